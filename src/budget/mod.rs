@@ -200,15 +200,17 @@ pub enum BudgetMode {
 pub enum Estimate {
     /// The most expensive of the last `calls` receipts of the same endpoint (of
     /// those settled in the budget's current period, when there are any: an
-    /// outlier weighs on its own period only); `initial_usd` until there is any
-    /// that cost more than $0; either at most the budget's limit. `calls` is at
-    /// most [`MAX_RECENT_CALLS`]. A call that was not fully priced weighs at its
-    /// priced cost, a lower bound of what it cost: while the receipts looked at
-    /// are all such, the estimate is no less than `initial_usd`.
+    /// outlier weighs on its own period only); at most the budget's limit.
+    /// `calls` is at most [`MAX_RECENT_CALLS`]. A call that was not fully
+    /// priced weighs at its priced cost, a lower bound of what it cost. While
+    /// the receipts looked at hold no whole cost above $0 (none, lower bounds,
+    /// receipts of $0), they are no estimate on their own: it is no less than
+    /// the endpoint's latest whole cost above $0, however long ago, or
+    /// `initial_usd` until there is one.
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
-        /// Estimate while the endpoint has no history (above $0).
+        /// Estimate while the endpoint has no whole cost above $0 (above $0).
         initial_usd: Decimal,
     },
     /// Always the same figure.
@@ -518,24 +520,32 @@ impl Tracked {
     /// the receipts settled in the current period when there are any: one
     /// outlier (a weekend's idle hours on an amortized receipt) held at the limit
     /// would otherwise let one call through per period, for as many periods as it
-    /// takes to settle `calls` more. And recent receipts that cost nothing
-    /// (credits, a free trial) are no estimate: the initial one stands, or an
-    /// unpriced call would count at $0. Nor are receipts only part of whose cost
-    /// is known, on their own: their priced part is a lower bound (the data lines
-    /// of a call whose compute has no price, a few millionths of a dollar), so
-    /// the estimate from them alone is no less than the initial one, or a call
-    /// of no known price would soon count at next to nothing.
-    fn estimate(&self, history: Option<&VecDeque<Remembered>>) -> Decimal {
+    /// takes to settle `calls` more. And receipts that hold no whole cost above
+    /// $0 are no estimate on their own: receipts that cost nothing (credits, a
+    /// free trial, a $0 override) would make an unpriced call count at $0, and
+    /// the priced part of one not fully priced is a lower bound (the data lines
+    /// of a call whose compute has no price, a few millionths of a dollar),
+    /// which would soon make calls of no known price count at next to nothing.
+    /// The estimate from them is no less than what the endpoint is known to
+    /// cost: its latest whole cost above $0 (its calls cost $3 each yesterday,
+    /// and today's compute has no price: $3 each, not the initial $0.01), or,
+    /// before it has one, the initial figure.
+    fn estimate(&self, history: Option<&History>) -> Decimal {
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
             Estimate::RecentMax { calls, initial_usd } => {
-                let recent = || history.into_iter().flat_map(|h| h.iter().rev().take(calls));
+                let recent = || {
+                    history
+                        .into_iter()
+                        .flat_map(|h| h.recent.iter().rev().take(calls))
+                };
                 let since = self.state.period_start;
                 let in_period = most(recent().filter(|r| since.is_some_and(|s| r.at >= s)));
+                let known = history.and_then(|h| h.last_whole).unwrap_or(initial_usd);
                 match in_period.or_else(|| most(recent())) {
-                    Some((usd, true)) if !usd.is_zero() => usd,
-                    Some((usd, _)) => usd.max(initial_usd),
-                    None => initial_usd,
+                    Some((usd, true)) => usd,
+                    Some((usd, false)) => usd.max(known),
+                    None => known,
                 }
                 .min(self.budget.limit_usd)
             }
@@ -624,9 +634,8 @@ struct BudgetsInner {
     /// Budgets for each value of a tag, each with the value budgets begun from
     /// it (their places in `tracked`, by value).
     per_value: Vec<(Budget, HashMap<String, usize>)>,
-    /// Each endpoint's most recent costs and when they settled, newest last, at
-    /// most `recent_len`.
-    recent: HashMap<String, VecDeque<Remembered>>,
+    /// Each endpoint's recent costs.
+    recent: HashMap<String, History>,
     /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
     recent_len: usize,
     /// Holds of async invocations that lapse at a set time (see
@@ -702,12 +711,43 @@ struct Remembered {
     lower_bound: bool,
 }
 
-/// The most of `pool`, and whether any of it is a whole cost (not a lower
-/// bound); `None` when it is empty.
+impl Remembered {
+    /// Whether it is a whole cost above $0: an estimate on its own (a lower
+    /// bound, or a receipt of $0, is not).
+    fn whole(&self) -> bool {
+        !self.lower_bound && !self.usd.is_zero()
+    }
+}
+
+/// What an endpoint's settled calls are remembered at, for its estimates.
+#[derive(Debug, Default)]
+struct History {
+    /// Its most recent calls, newest last, at most `recent_len`.
+    recent: VecDeque<Remembered>,
+    /// Its latest whole cost above $0 (see [`Remembered::whole`]), however
+    /// long ago: the least an estimate is while its recent calls hold none.
+    last_whole: Option<Decimal>,
+}
+
+impl History {
+    /// Remembers a settled call, keeping the `len` most recent.
+    fn push(&mut self, call: Remembered, len: usize) {
+        if call.whole() {
+            self.last_whole = Some(call.usd);
+        }
+        self.recent.push_back(call);
+        while self.recent.len() > len {
+            self.recent.pop_front();
+        }
+    }
+}
+
+/// The most of `pool`, and whether any of it is a whole cost above $0 (see
+/// [`Remembered::whole`]); `None` when it is empty.
 fn most<'a>(pool: impl Iterator<Item = &'a Remembered>) -> Option<(Decimal, bool)> {
     pool.fold(None, |most, r| {
         let (usd, whole) = most.unwrap_or((r.usd, false));
-        Some((usd.max(r.usd), whole || !r.lower_bound))
+        Some((usd.max(r.usd), whole || r.whole()))
     })
 }
 
@@ -1398,15 +1438,17 @@ impl Budgets {
         // (one $12 call would make every later call not fully priced count at
         // the limit, for good), nor at another budget's floor (a fixed estimate
         // is no receipt).
-        let history = recent.entry(reservation.endpoint.clone()).or_default();
-        history.push_back(Remembered {
-            at: now,
-            usd: reservation.settled_usd + cost_usd,
-            lower_bound: !fully_priced,
-        });
-        while history.len() > *recent_len {
-            history.pop_front();
-        }
+        recent
+            .entry(reservation.endpoint.clone())
+            .or_default()
+            .push(
+                Remembered {
+                    at: now,
+                    usd: reservation.settled_usd + cost_usd,
+                    lower_bound: !fully_priced,
+                },
+                *recent_len,
+            );
         let mut alerts = Vec::new();
         let mut beyond = Vec::new();
         for &i in &covering {
@@ -2343,6 +2385,84 @@ mod tests {
         // 100 × 0.01 = $1 spent: a 101st would make 1.01 > 1.
         assert_eq!(budgets.status(at)[0].spent_usd, dec("1"));
         assert!(budgets.reserve("exotic", &no_tags, at).is_err());
+    }
+
+    #[test]
+    fn calls_whose_compute_lost_its_price_count_at_the_endpoints_last_whole_cost_not_the_initial() {
+        // $100 a day on `exotic`, the default estimate: the most of the last 20
+        // calls, $0.01 before the first.
+        let budget = Budget::enforce(
+            BudgetScope::endpoint("exotic"),
+            BudgetPeriod::Day,
+            dec("100"),
+        )
+        .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
+        let call = |usd: &str, priced: Priced, when| -> Option<Decimal> {
+            let r = budgets.reserve("exotic", &no_tags, when).ok()?;
+            let held = r.held_usd();
+            r.settle(&no_tags, dec(usd), priced, when);
+            Some(held)
+        };
+        // 1 December: five calls of $3.00 each, fully priced; the first held at
+        // the initial $0.01, the others at the day's $3.
+        assert_eq!(call("3.00", Priced::Fully, at(1, 12)), Some(dec("0.01")));
+        for _ in 2..=5 {
+            assert_eq!(call("3.00", Priced::Fully, at(1, 12)), Some(dec("3.00")));
+        }
+        // 2 December: the instance type is gone from the price data, so compute
+        // has no price. Each call's 128 KiB in is priced: 2^17 / 2^30 GB = 2^-13
+        // GB x $0.016 = $0.000001953125, a lower bound of its cost. The first
+        // is held at the last 20 calls' most, $3, and counts max(0.000001953125,
+        // 3) = $3. The ones after it have only the day's lower bounds to go by:
+        // they are held, and count, at no less than the endpoint's latest whole
+        // cost, $3 (at the initial $0.01, 1 + (100 - 3) / 0.01 = 9,701 calls
+        // would go, some $29,100 of instance time at $3 a call). The n-th fits
+        // while 3 x (n - 1) + 3 <= 100, n <= 33.3: 33 go (past the 20 calls
+        // looked back over: 1 December's $3 calls are out of the window by
+        // then), spending 33 x 3 = $99; the 34th would make 99 + 3 = 102 > 100.
+        for n in 1..=33 {
+            assert_eq!(
+                call("0.000001953125", Priced::Partly, at(2, 12)),
+                Some(dec("3.00")),
+                "call {n}"
+            );
+        }
+        assert_eq!(budgets.status(at(2, 12))[0].spent_usd, dec("99.00"));
+        assert_eq!(call("0.000001953125", Priced::Partly, at(2, 12)), None);
+    }
+
+    #[test]
+    fn a_receipt_of_zero_is_no_whole_cost_beside_lower_bounds() {
+        // $1 a day on `exotic`, the default estimate ($0.01 before the first
+        // call). Its variant `credits` runs on an instance priced free by a $0
+        // override: its calls' receipts are fully priced at $0. Its variant
+        // `new` runs on an instance type with no price: compute unpriced, each
+        // call's 1 KiB in priced, 1,024 / 2^30 GB x $0.016 =
+        // $0.0000000152587890625, $0.000000015259 to the receipt's 12 places.
+        let budget =
+            Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let call = |usd: &str, priced: Priced| {
+            let r = budgets.reserve("exotic", &no_tags, at).unwrap();
+            let held = r.held_usd();
+            r.settle(&no_tags, dec(usd), priced, at);
+            held
+        };
+        // A call to `credits`: held at $0.01, counts its $0.
+        assert_eq!(call("0", Priced::Fully), dec("0.01"));
+        // Two calls to `new`. The $0 receipt is no estimate: each is held at the
+        // initial $0.01 and counts max(0.000000015259, 0.01) = $0.01. (Were the
+        // $0 receipt a whole cost, the second would be held at, and count, the
+        // first's $0.000000015259: 65 million calls to the dollar.)
+        assert_eq!(call("0.000000015259", Priced::Partly), dec("0.01"));
+        assert_eq!(call("0.000000015259", Priced::Partly), dec("0.01"));
+        // 0 + 0.01 + 0.01 = $0.02 spent.
+        assert_eq!(budgets.status(at)[0].spent_usd, dec("0.02"));
     }
 
     #[test]

@@ -33,8 +33,12 @@
 //!   part only; both count it among `unpriced_calls`;
 //! - a settled call is remembered at its priced cost (all its parts'), a
 //!   lower bound when it was not fully priced; an estimate from the recent
-//!   costs is their most, and no less than the initial figure while they are
-//!   all lower bounds (or none, or $0);
+//!   costs is their most, and while they hold no whole cost above $0 (none,
+//!   lower bounds, $0 receipts: no estimate on their own) no less than the
+//!   endpoint's latest whole cost above $0, however long ago, or the initial
+//!   figure before it has one (its compute's price gone today, calls that
+//!   cost $3 yesterday are estimated at $3, not at the initial $0.01, which
+//!   would let some 10,000 of them through a $100 limit);
 //! - spend, unpriced calls and alerts start again at each period's start, in
 //!   UTC; what is held stays held across it;
 //! - each of 50, 80 and 100 % is alerted once per period, at the settlement
@@ -396,9 +400,9 @@ impl Model {
 
     /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
     /// the most of its endpoint's last `calls` receipts (of those in its
-    /// current period, if any are), the initial figure while that is $0 or
-    /// there are none, and no less than it while they are all lower bounds; at
-    /// most the limit.
+    /// current period, if any are), and while they hold no whole cost above $0,
+    /// no less than the endpoint's latest such cost of all (the initial figure
+    /// before there is one); at most the limit.
     fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
         let b = &self.budgets[i];
         let Some(calls) = b.spec.recent else {
@@ -418,12 +422,17 @@ impl Model {
             true => last.iter().map(|(_, usd, lower)| (*usd, *lower)).collect(),
         };
         let most = pool.iter().map(|(usd, _)| *usd).max();
-        let all_lower = pool.iter().all(|(_, lower)| *lower);
+        let whole = |usd: &Decimal, lower: bool| !lower && !usd.is_zero();
+        let any_whole = pool.iter().any(|(usd, lower)| whole(usd, *lower));
+        let known = history
+            .iter()
+            .rev()
+            .find(|(_, usd, lower)| whole(usd, *lower))
+            .map_or(initial, |(_, usd, _)| *usd);
         let estimate = match most {
-            None => initial,
-            Some(most) if most.is_zero() => initial,
-            Some(most) if all_lower => most.max(initial),
-            Some(most) => most,
+            None => known,
+            Some(most) if any_whole => most,
+            Some(most) => most.max(known),
         };
         estimate.min(b.limit())
     }
