@@ -30,9 +30,10 @@
 //! a call whose only unpriced line is that counts at its priced cost plus that
 //! bound (at $0.016 per GB, $0.016 more), not at its estimate. Later estimates
 //! are of what calls are known to have cost, never of what they were counted
-//! at: a call not fully priced is remembered at its priced cost, as a lower
-//! bound (see [`Estimate::RecentMax`]), so one expensive call does not make
-//! every later one count at its figure.
+//! at: a call not fully priced is remembered at its priced cost plus the
+//! bound of what it left unpriced, when that has one, else at its priced cost,
+//! as a lower bound (see [`Estimate::RecentMax`]), so one expensive call does
+//! not make every later one count at its figure.
 //!
 //! An **alerting** budget never rejects; it calls back (and logs a WARN) the first
 //! time spend crosses 50 %, 80 % and 100 % of the limit in each period. It counts
@@ -202,7 +203,9 @@ pub enum Estimate {
     /// those settled in the budget's current period, when there are any: an
     /// outlier weighs on its own period only); at most the budget's limit.
     /// `calls` is at most [`MAX_RECENT_CALLS`]. A call that was not fully
-    /// priced weighs at its priced cost, a lower bound of what it cost. While
+    /// priced weighs at its priced cost, a lower bound of what it cost, unless
+    /// what it left unpriced has a known bound (see the module's docs): then
+    /// at its priced cost plus that bound, a whole cost. While
     /// the receipts looked at hold no whole cost above $0 (none, lower bounds,
     /// receipts of $0), they are no estimate on their own: it is no less than
     /// the endpoint's latest whole cost above $0, however long ago, or
@@ -705,9 +708,10 @@ impl ProvisionalCharge {
 struct Remembered {
     /// When it settled.
     at: DateTime<Utc>,
-    /// Its priced cost (all its parts').
+    /// Its priced cost (all its parts'), plus the bound of what they left
+    /// unpriced when that has one (see [`Priced::AllBut`]).
     usd: Decimal,
-    /// It was not fully priced: it cost `usd` or more.
+    /// Some line of no known bound was unpriced: it cost `usd` or more.
     lower_bound: bool,
 }
 
@@ -1437,15 +1441,27 @@ impl Budgets {
         // floor, an estimate that would otherwise feed the estimates after it
         // (one $12 call would make every later call not fully priced count at
         // the limit, for good), nor at another budget's floor (a fixed estimate
-        // is no receipt).
+        // is no receipt). One whose unpriced lines have a known bound is
+        // known to cost at most its priced cost plus that bound: remembered at
+        // that, a whole cost (an estimate a little above the call, never below;
+        // as a lower bound it would leave every such call at no less than the
+        // initial estimate).
+        let (known, lower_bound) = match priced {
+            Priced::Fully => (reservation.settled_usd + cost_usd, false),
+            Priced::AllBut { unpriced_usd } => (
+                (reservation.settled_usd + cost_usd).saturating_add(unpriced_usd),
+                false,
+            ),
+            Priced::Partly => (reservation.settled_usd + cost_usd, true),
+        };
         recent
             .entry(reservation.endpoint.clone())
             .or_default()
             .push(
                 Remembered {
                     at: now,
-                    usd: reservation.settled_usd + cost_usd,
-                    lower_bound: !fully_priced,
+                    usd: known,
+                    lower_bound,
                 },
                 *recent_len,
             );
@@ -2298,32 +2314,73 @@ mod tests {
         };
         let spent = |when| budgets.status(when)[0].spent_usd;
         // 1 December, 09:00: a job of $0.05 priced, held at the initial $0.01,
-        // counts its priced cost and its input's bound: 0.05 + 0.016 = $0.066.
+        // counts its priced cost and its input's bound: 0.05 + 0.016 = $0.066,
+        // and is remembered at that, the most it can have cost.
         assert_eq!(job("0.05", at(1, 9, 0)), Some(dec("0.01")));
         assert_eq!(spent(at(1, 9, 0)), dec("0.066"));
-        // 23:00: one long job, $12 priced, held at the day's most, $0.05; it
+        // 23:00: one long job, $12 priced, held at the day's most, $0.066; it
         // counts 12 + 0.016 = 12.016 (the day: 0.066 + 12.016 = 12.082).
-        assert_eq!(job("12", at(1, 23, 0)), Some(dec("0.05")));
+        assert_eq!(job("12", at(1, 23, 0)), Some(dec("0.066")));
         assert_eq!(spent(at(1, 23, 0)), dec("12.082"));
         // 2 December, 00:10: nothing settled yet today, so the estimate is the
-        // most of the last 20, $12, at most the $10 limit: 0 + 0 + 10 ≤ 10, it
-        // goes. Its priced cost is $0.05: it counts 0.05 + 0.016 = $0.066, not
-        // its $10 estimate, and is remembered at $0.05, not at $10.
+        // most of the last 20, $12.016, at most the $10 limit: 0 + 0 + 10 ≤ 10,
+        // it goes. Its priced cost is $0.05: it counts 0.05 + 0.016 = $0.066,
+        // not its $10 estimate, and is remembered at $0.066, not at $10.
         assert_eq!(job("0.05", at(2, 0, 10)), Some(dec("10")));
         assert_eq!(spent(at(2, 0, 10)), dec("0.066"));
-        // The day's estimate is then its own $0.05. The n-th job of the day fits
-        // while 0.066 × (n − 1) + 0.05 ≤ 10, n − 1 ≤ 9.95 ÷ 0.066 = 150.7…: jobs 2
-        // to 151 go, each held at $0.05, spending 151 × 0.066 = $9.966 in all;
-        // the 152nd would make 9.966 + 0.05 = 10.016 > 10.
+        // The day's estimate is then its own $0.066. The n-th job of the day
+        // fits while 0.066 × (n − 1) + 0.066 ≤ 10, n ≤ 10 ÷ 0.066 = 151.5…: jobs
+        // 2 to 151 go, each held at $0.066, spending 151 × 0.066 = $9.966 in
+        // all; the 152nd would make 9.966 + 0.066 = 10.032 > 10.
         for n in 2..=151 {
-            assert_eq!(job("0.05", at(2, 1, 0)), Some(dec("0.05")), "job {n}");
+            assert_eq!(job("0.05", at(2, 1, 0)), Some(dec("0.066")), "job {n}");
         }
         assert_eq!(spent(at(2, 1, 0)), dec("9.966"));
         assert_eq!(job("0.05", at(2, 1, 0)), None, "job 152");
-        // 3 December: the last 20 calls are 2 December's $0.05 jobs: the first
-        // job of the day is held at $0.05, not at the limit.
-        assert_eq!(job("0.05", at(3, 0, 10)), Some(dec("0.05")));
+        // 3 December: the last 20 calls are 2 December's $0.066 jobs: the first
+        // job of the day is held at $0.066, not at the limit.
+        assert_eq!(job("0.05", at(3, 0, 10)), Some(dec("0.066")));
         assert_eq!(spent(at(3, 0, 10)), dec("0.066"));
+    }
+
+    #[test]
+    fn jobs_whose_only_unpriced_line_has_a_bound_are_estimated_from_it_not_from_the_initial_figure()
+    {
+        // $10 a day on `jobs`, each call estimated at the most of the last 20,
+        // $2 before the first.
+        let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls: 20,
+                initial_usd: dec("2"),
+            })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let no_tags = BTreeMap::new();
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // Every job is submitted from S3 without its size: its data in is
+        // unpriced, at most 2³⁰ bytes = 1 GB × $0.016 = $0.016; its
+        // settlement, compute and data out, is $0.05, all priced.
+        let job = || {
+            let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
+            let held = hold.held_usd();
+            let input = Priced::AllBut {
+                unpriced_usd: dec("0.016"),
+            };
+            hold.settle_part(&no_tags, Decimal::ZERO, input, at);
+            hold.settle(&no_tags, dec("0.05"), Priced::Fully, at);
+            held
+        };
+        // The first is held at the initial $2 and counts 0.05 + 0.016 = $0.066.
+        assert_eq!(job(), dec("2"));
+        // It cost at most $0.066, a whole cost: the next nine are held at that
+        // (remembered at its $0.05 priced, a lower bound, each would be held at
+        // no less than the initial $2 for good).
+        for n in 2..=10 {
+            assert_eq!(job(), dec("0.066"), "job {n}");
+        }
+        // 10 × 0.066 = $0.66 counted.
+        assert_eq!(budgets.status(at)[0].spent_usd, dec("0.66"));
     }
 
     #[test]

@@ -31,7 +31,9 @@
 //!   been estimated at), unless every part it left unpriced has a bound: then
 //!   its priced cost and those bounds; an alerting budget counts the priced
 //!   part only; both count it among `unpriced_calls`;
-//! - a settled call is remembered at its priced cost (all its parts'), a
+//! - a settled call is remembered at its priced cost (all its parts'), plus
+//!   the bounds of what they left unpriced when every such line has one (the
+//!   most it can have cost: an estimate, as a fully priced cost is), else a
 //!   lower bound when it was not fully priced; an estimate from the recent
 //!   costs is their most, and while they hold no whole cost above $0 (none,
 //!   lower bounds, $0 receipts: no estimate on their own) no less than the
@@ -321,8 +323,9 @@ struct Model {
     configured: usize,
     /// Each value's budget: (template's spec index, value) → index.
     begun: Vec<((usize, String), usize)>,
-    /// Every receipt of each endpoint: when, its priced cost, and whether that
-    /// is a lower bound (it was not fully priced).
+    /// Every receipt of each endpoint: when, what it is known to have cost (see
+    /// `settle`), and whether that is a lower bound (some line of no known
+    /// bound was unpriced).
     history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
     /// How many lapses were set.
     lapses_set: u64,
@@ -626,7 +629,14 @@ impl Model {
         // floor is an estimate, which fed back would make every later call
         // not fully priced count at it (one $12 call, at the limit, for good);
         // and a floor of one budget (a fixed estimate) is none of another's.
-        self.history[r.endpoint].push((now, r.settled + cost, !fully));
+        // With a bound on every line left unpriced, at the most it can have
+        // cost, a whole cost: as a lower bound (its priced part) it would keep
+        // every such call's estimate at no less than the initial figure.
+        let known = match (fully, r.unbounded) {
+            (false, false) => r.settled + cost + r.bounds,
+            _ => r.settled + cost,
+        };
+        self.history[r.endpoint].push((now, known, r.unbounded));
         let enforced: Vec<bool> = self.budgets.iter().map(|b| b.spec.enforce).collect();
         let charged = |i: usize| match (fully, r.unbounded) {
             (true, _) => cost,
