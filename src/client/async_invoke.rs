@@ -295,7 +295,8 @@ const DATA_OUT_UNKNOWN: &str =
 /// The note on the receipt of a submission SageMaker accepted but whose caller
 /// dropped it before its receipt was made (a timeout while the endpoint's rates
 /// were found): queued, it is billed as submitted; its [`PendingInference`] was
-/// never handed over, so no settlement will bill its compute.
+/// never handed over, so no settlement will bill its compute (enforced budgets
+/// count it at no less than its estimate).
 pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the caller after \
     SageMaker accepted it, before its receipt was made: billed as submitted; its pending \
     invocation was lost with it, so its compute (AsyncInf instance-hours) is never settled \

@@ -1286,16 +1286,17 @@ impl Meter {
         cost: &Cost,
         prepared: &Prepared,
     ) {
+        self.settle_priced(reservation, cost, priced_for_budgets(cost, prepared));
+    }
+
+    /// Settles a reservation to the receipt's cost, priced `priced` as enforced
+    /// budgets count it.
+    fn settle_priced(&self, reservation: Option<Reservation>, cost: &Cost, priced: Priced) {
         let Some(r) = reservation else {
             return;
         };
         let now = self.now();
-        let beyond = r.settle(
-            &cost.tags,
-            cost.cost_usd,
-            priced_for_budgets(cost, prepared),
-            now.into(),
-        );
+        let beyond = r.settle(&cost.tags, cost.cost_usd, priced, now.into());
         // A fleet budget's charge for a call not fully priced counts in the table too.
         #[cfg(feature = "fleet")]
         if !beyond.is_empty()
@@ -1902,7 +1903,17 @@ impl Meter {
         phase: Phase,
     ) -> Cost {
         let cost = self.bill_phase(call, prepared, phase);
-        self.settle(reservation, &cost, prepared);
+        // A submission receipt that settles the whole reservation is of an
+        // invocation whose pending half was lost with its dropped call: its
+        // compute, nearly all it costs, runs but is never settled on a
+        // receipt, and has no known bound. It counts at no less than the
+        // estimate, whatever the submission's own lines (an input in S3 of
+        // unstated size would otherwise count at the fee and its 1 GB bound).
+        let priced = match phase {
+            Phase::Submitted => Priced::Partly,
+            Phase::Whole | Phase::Settled => priced_for_budgets(&cost, prepared),
+        };
+        self.settle_priced(reservation, &cost, priced);
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
     }

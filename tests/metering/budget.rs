@@ -955,3 +955,63 @@ async fn a_panicking_alert_callback_neither_fails_the_call_nor_loses_its_spend()
     assert_eq!(call(&client).await.unwrap(), dec("0.001"));
     assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.002"));
 }
+
+#[tokio::test]
+async fn an_async_submission_dropped_after_sagemaker_accepted_it_counts_at_its_estimate() {
+    let fake = fake().await;
+    // A silent control plane: discovery gives up after 2 s; the submission is
+    // accepted (202) at once.
+    *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
+    // $1 a day on `rt`, each invocation estimated at a fixed $0.50; data in at
+    // us-east-1's $0.016 a GB, and a fee of $1 per 1,000 inferences.
+    let budget = Budget::enforce(BudgetScope::endpoint("rt"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.50") })
+        .unwrap();
+    let receipts = Receipts::default();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(NoPrices)
+        .discovery_timeout(Duration::from_secs(2))
+        .price_override(
+            PriceKey::DataIn {
+                region: "us-east-1".to_owned(),
+            },
+            dec("0.016"),
+        )
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(budget)
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    // From S3, its size not given; dropped (a timeout) after SageMaker accepted
+    // it, while the endpoint's profile is still looked up: its pending
+    // invocation is lost with it, and nothing will settle its compute.
+    let submit = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .send();
+    let dropped = tokio::time::timeout(Duration::from_millis(500), submit).await;
+    assert!(dropped.is_err(), "still finding the endpoint's profile");
+    // Its receipt is made once discovery gives up (in the background), and
+    // its budget settled before any sink sees it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receipts.all().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no receipt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let cost = receipts.all().remove(0);
+    // The submission's lines: the fee, 1 / 1,000 = $0.001, priced; data in
+    // unpriced (its size unknown).
+    assert_eq!(cost.cost_usd, dec("0.001"));
+    assert!(!cost.is_fully_priced(), "{cost:#?}");
+    // SageMaker runs the job all the same: the invocation counts at no less
+    // than its estimate, max(0.001, 0.50) = $0.50, nothing left held; not at
+    // its fee and its input's 1 GB bound, 0.001 + 2³⁰ bytes = 1 GB × $0.016
+    // = $0.017, as if its compute were priced.
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        (dec("0.50"), Decimal::ZERO, 1)
+    );
+}
