@@ -12,14 +12,14 @@
 //! reserved when it is submitted, the submission receipt is charged against it,
 //! and the rest of the estimate stays held until the invocation is settled (its
 //! compute, nearly all its cost, arrives then), so queued work counts against
-//! the budget. Dropping the pending invocation unsettled releases the hold (so
-//! does settling it with another client's meter, or serialising it to settle
-//! elsewhere and dropping it here: the settlement then counts against the
-//! settling client's budgets, unreserved). Once SageMaker must have run or
-//! dropped the request, the hold lapses: the invocation counts as run, what it
-//! held is charged, provisionally, to the current period, and its settlement
-//! replaces that charge (the rule, worked: the Budgets section of
-//! `docs/library.md`).
+//! the budget. Dropping the pending invocation unsettled releases the hold.
+//! Once SageMaker must have run or dropped the request, the hold lapses: the
+//! invocation counts as run, what it held is charged, provisionally, to the
+//! current period, and its settlement replaces that charge (dropped, the
+//! pending invocation keeps it). A copy of the invocation settled through the
+//! same budgets settles it, hold or charge and all; one settled elsewhere has
+//! its hold taken back here (the rules, worked, and their limits: the Budgets
+//! section of `docs/library.md`).
 //!
 //! A call whose receipt could not be fully priced (an unknown price: its receipt
 //! says `Unpriced`) counts against enforced budgets at no less than the estimate
@@ -649,17 +649,23 @@ struct BudgetsInner {
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
     /// The provisional charges of lapsed holds, by the hold's number, until
-    /// the invocation settles (which replaces them) or is dropped (which keeps
-    /// them), or the period after the last of them ends (see
-    /// [`Provisional::forget_at`]): one entry per async invocation whose hold
-    /// lapsed and that is still pending, for at most two periods of its
-    /// longest budget.
+    /// the invocation settles here (through any copy: that replaces them) or
+    /// elsewhere (that takes them back), or the period after the last of them
+    /// ends (see [`Provisional::forget_at`]); a pending invocation dropped
+    /// unsettled leaves them charged, and remembered: one entry per async
+    /// invocation whose hold lapsed and that was not settled, for at most two
+    /// periods of its longest budget.
     provisional: HashMap<u64, Provisional>,
     /// The same entries by when each is forgotten, soonest first: pruned as the
     /// holds lapse, in O(log n) a call.
     forgetting: BTreeSet<HoldKey>,
-    /// The provisional charges of fleet budgets not yet handed to the fleet
-    /// (see [`Budgets::take_lapsed_charges`]).
+    /// The key of each hold in `expiring` or `provisional` by its invocation's
+    /// call (see [`Invocation::call`]): a settlement of any copy of the
+    /// invocation takes it over (see [`Reservation::of_call`]).
+    by_call: HashMap<String, HoldKey>,
+    /// The provisional charges of fleet budgets, and what was taken back of
+    /// them outside a settlement here (see [`Reservation::settled_elsewhere`]),
+    /// not yet handed to the fleet (see [`Budgets::take_lapsed_charges`]).
     lapsed_charges: Vec<BeyondReceipt>,
 }
 
@@ -671,6 +677,31 @@ struct Provisional {
     /// period ends last: a settlement after it no longer finds the charges
     /// (nor would it replace them: see [`ProvisionalCharge::replaced`]).
     forget_at: DateTime<Utc>,
+    invocation: Invocation,
+}
+
+/// The async invocation a hold kept by the budgets is of, and what a
+/// settlement of a copy of it takes over besides the hold.
+#[derive(Debug, Clone)]
+struct Invocation {
+    /// What identifies it in this process (its endpoint, call id and
+    /// submission time, as the meter tells duplicate settlements apart).
+    call: String,
+    /// What its parts settled so far cost (its submission).
+    settled_usd: Decimal,
+    /// How fully they were priced.
+    priced: Priced,
+}
+
+/// What [`BudgetsInner::reclaim`] takes back of a hold kept by the budgets.
+#[derive(Default)]
+struct Reclaimed {
+    /// What it still held on each budget (it had not lapsed).
+    held: Vec<(usize, Decimal)>,
+    /// What it was charged when it lapsed, while remembered.
+    charged: Vec<ProvisionalCharge>,
+    /// Its invocation, unless nothing was found.
+    invocation: Option<Invocation>,
 }
 
 /// What a lapsed hold charged one budget, provisionally.
@@ -764,6 +795,7 @@ type HoldKey = (DateTime<Utc>, u64);
 struct ExpiringHold {
     endpoint: String,
     indexes: Vec<(usize, Decimal)>,
+    invocation: Invocation,
 }
 
 impl BudgetsInner {
@@ -821,12 +853,7 @@ impl BudgetsInner {
     /// the alerts the charges raise (none with a fleet: it raises them from
     /// the charges of its budgets, queued in `lapsed_charges`).
     fn release_lapsed(&mut self, now: DateTime<Utc>, fleet: bool) -> Vec<AlertToRaise> {
-        while let Some(&(forget_at, n)) = self.forgetting.first()
-            && forget_at <= now
-        {
-            self.forgetting.pop_first();
-            self.provisional.remove(&n);
-        }
+        self.forget(now);
         let mut alerts = Vec::new();
         while let Some(entry) = self.expiring.first_entry()
             && entry.key().0 <= now
@@ -861,8 +888,14 @@ impl BudgetsInner {
                 }
             }
             self.forgetting.insert((forget_at, n));
-            self.provisional
-                .insert(n, Provisional { charges, forget_at });
+            self.provisional.insert(
+                n,
+                Provisional {
+                    charges,
+                    forget_at,
+                    invocation: hold.invocation,
+                },
+            );
             if !std::mem::replace(&mut self.warned_lapsed, true) {
                 tracing::warn!(target: "sagemeter::budget", endpoint = %hold.endpoint,
                     held_usd = %usd, until = %until,
@@ -880,18 +913,53 @@ impl BudgetsInner {
         alerts
     }
 
+    /// Forgets the provisional charges due to be forgotten by `now` (see
+    /// [`Provisional::forget_at`]).
+    fn forget(&mut self, now: DateTime<Utc>) {
+        while let Some(&(forget_at, n)) = self.forgetting.first()
+            && forget_at <= now
+        {
+            self.forgetting.pop_first();
+            if let Some(charged) = self.provisional.remove(&n) {
+                self.unindex(&charged.invocation.call, n);
+            }
+        }
+    }
+
     /// Takes back the hold `key`: what it still holds, if it has not lapsed;
     /// else what it was charged provisionally, if that is still remembered.
-    fn reclaim(&mut self, key: HoldKey) -> (Vec<(usize, Decimal)>, Vec<ProvisionalCharge>) {
-        if let Some(hold) = self.expiring.remove(&key) {
-            return (hold.indexes, Vec::new());
+    fn reclaim(&mut self, key: HoldKey) -> Reclaimed {
+        let (held, charged, invocation) = if let Some(hold) = self.expiring.remove(&key) {
+            (hold.indexes, Vec::new(), hold.invocation)
+        } else if let Some(charged) = self.provisional.remove(&key.1) {
+            self.forgetting.remove(&(charged.forget_at, key.1));
+            (Vec::new(), charged.charges, charged.invocation)
+        } else {
+            return Reclaimed::default();
+        };
+        self.unindex(&invocation.call, key.1);
+        Reclaimed {
+            held,
+            charged,
+            invocation: Some(invocation),
         }
-        match self.provisional.remove(&key.1) {
-            Some(charged) => {
-                self.forgetting.remove(&(charged.forget_at, key.1));
-                (Vec::new(), charged.charges)
-            }
-            None => (Vec::new(), Vec::new()),
+    }
+
+    /// The key of the hold `reservation` settles: its own, or for a
+    /// reservation of nothing settling a copy of an async invocation, the
+    /// hold of that invocation that the budgets keep, if any.
+    fn hold_of(&self, reservation: &Reservation) -> Option<HoldKey> {
+        reservation.lapsing.or_else(|| {
+            let call = reservation.call.as_ref()?;
+            self.by_call.get(call).copied()
+        })
+    }
+
+    /// Takes the hold numbered `n` out of `by_call` (unless another holds the
+    /// call's place there).
+    fn unindex(&mut self, call: &str, n: u64) {
+        if self.by_call.get(call).is_some_and(|key| key.1 == n) {
+            self.by_call.remove(call);
         }
     }
 }
@@ -1025,6 +1093,9 @@ pub(crate) struct Reservation {
     /// under this key (and `indexes` is empty) until it lapses (then what it
     /// was charged, under the key's number) or is taken back.
     lapsing: Option<HoldKey>,
+    /// Set by [`of_call`](Self::of_call) on a reservation of nothing: the
+    /// async invocation whose copy it settles.
+    call: Option<String>,
 }
 
 impl Budgets {
@@ -1064,6 +1135,7 @@ impl Budgets {
                 warned_lapsed: false,
                 provisional: HashMap::new(),
                 forgetting: BTreeSet::new(),
+                by_call: HashMap::new(),
                 lapsed_charges: Vec::new(),
             }),
             fleet,
@@ -1187,6 +1259,7 @@ impl Budgets {
             settled_usd: Decimal::ZERO,
             priced: Priced::Fully,
             lapsing: None,
+            call: None,
         })
     }
 
@@ -1309,6 +1382,7 @@ impl Budgets {
             settled_usd: Decimal::ZERO,
             priced: Priced::Fully,
             lapsing: None,
+            call: None,
         }
     }
 
@@ -1332,7 +1406,7 @@ impl Budgets {
             && inner.expiring.contains_key(&key)
         {
             reservation.lapsing = None;
-            reservation.indexes = inner.reclaim(key).0;
+            reservation.indexes = inner.reclaim(key).held;
         }
         let tracked = &mut inner.tracked;
         for (i, held) in reservation.indexes.iter_mut() {
@@ -1343,6 +1417,15 @@ impl Budgets {
         }
         reservation.settled_usd += cost_usd;
         reservation.priced = reservation.priced.and(priced);
+        // A copy's settlement takes over the parts settled so far with the
+        // charge.
+        if let Some(key) = reservation.lapsing
+            && let Some(charged) = inner.provisional.get_mut(&key.1)
+        {
+            charged.invocation.settled_usd = reservation.settled_usd;
+            charged.invocation.priced = reservation.priced;
+        }
+        let tracked = &mut inner.tracked;
         let mut alerts = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
@@ -1369,13 +1452,25 @@ impl Budgets {
         now: DateTime<Utc>,
     ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
         let mut inner = self.lock();
+        inner.forget(now);
         let covering = inner.covering(&reservation.endpoint, tags);
-        // What its hold was charged provisionally, if it lapsed: replaced now.
-        let provisional = match reservation.lapsing.take() {
+        // What its hold still holds, or was charged provisionally if it
+        // lapsed: replaced now. A copy's settlement takes over the hold of
+        // its invocation, and its parts settled so far, as the original's
+        // settlement would.
+        let key = inner.hold_of(reservation);
+        let own = reservation.lapsing.take();
+        let provisional = match key {
             Some(key) => {
-                let (held, provisional) = inner.reclaim(key);
-                reservation.indexes = held;
-                provisional
+                let reclaimed = inner.reclaim(key);
+                reservation.indexes.extend(reclaimed.held);
+                if own.is_none()
+                    && let Some(invocation) = reclaimed.invocation
+                {
+                    reservation.settled_usd += invocation.settled_usd;
+                    reservation.priced = reservation.priced.and(invocation.priced);
+                }
+                reclaimed.charged
             }
             None => Vec::new(),
         };
@@ -1539,8 +1634,9 @@ impl Budgets {
     }
 
     /// The provisional charges of fleet budgets made since the last call (holds
-    /// that lapsed), for the fleet to add to the budgets' items as charges
-    /// beyond the receipts.
+    /// that lapsed), and what was taken back of them for invocations settled
+    /// elsewhere (below $0), for the fleet to add to the budgets' items as
+    /// charges beyond the receipts.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn take_lapsed_charges(&self) -> Vec<BeyondReceipt> {
         std::mem::take(&mut self.lock().lapsed_charges)
@@ -1661,7 +1757,10 @@ impl Reservation {
     /// must have run or expired it; one kept unsettled past that (a lost
     /// notification, a settler that comes late) must not hold an enforced budget
     /// for ever, nor free room for more work while its own may still be billed.
-    pub(crate) fn expire_at(&mut self, until: DateTime<Utc>) {
+    /// The budgets keep it as the hold of the invocation `call` (see
+    /// [`Invocation::call`]): a settlement of any copy of it through them
+    /// settles it (see [`of_call`](Self::of_call)).
+    pub(crate) fn expire_at(&mut self, until: DateTime<Utc>, call: &str) {
         let Some(budgets) = &self.budgets else {
             return;
         };
@@ -1676,9 +1775,73 @@ impl Reservation {
             ExpiringHold {
                 endpoint: self.endpoint.clone(),
                 indexes: std::mem::take(&mut self.indexes),
+                invocation: Invocation {
+                    call: call.to_owned(),
+                    settled_usd: self.settled_usd,
+                    priced: self.priced,
+                },
             },
         );
+        inner.by_call.insert(call.to_owned(), key);
         self.lapsing = Some(key);
+    }
+
+    /// Makes this reservation of nothing (see [`Budgets::unreserved`]) the
+    /// settlement of a copy of the async invocation `call` (a serialised
+    /// pending invocation read back, a notification delivered again): settled,
+    /// it takes over what the budgets keep of the invocation (see
+    /// [`expire_at`](Self::expire_at)), its hold or the provisional charge of
+    /// its lapsed hold, and its parts settled so far, as the original's
+    /// settlement would; the original then holds nothing.
+    pub(crate) fn of_call(mut self, call: String) -> Self {
+        self.call = Some(call);
+        self
+    }
+
+    /// Takes back what the budgets keep of this async invocation (or, for a
+    /// reservation of nothing made [`of_call`](Self::of_call), of its
+    /// invocation), settled and counted elsewhere: by another client's meter,
+    /// or (a duplicate settlement here) by another process of the fleet. A
+    /// hold still held is released; a provisional charge of its lapsed hold is
+    /// replaced as a settlement of $0 here would replace it (see
+    /// [`ProvisionalCharge::replaced`]): taken back in its own period, kept
+    /// after it. A fleet budget's charge taken back is queued for the fleet
+    /// (see [`Budgets::take_lapsed_charges`]).
+    pub(crate) fn settled_elsewhere(mut self, now: DateTime<Utc>) {
+        let Some(budgets) = self.budgets.take() else {
+            return;
+        };
+        let mut inner = budgets.lock();
+        inner.forget(now);
+        let reclaimed = match inner.hold_of(&self) {
+            Some(key) => inner.reclaim(key),
+            None => Reclaimed::default(),
+        };
+        self.lapsing = None;
+        let BudgetsInner {
+            tracked,
+            lapsed_charges,
+            ..
+        } = &mut *inner;
+        for (i, held) in reclaimed.held.into_iter().chain(self.indexes.drain(..)) {
+            tracked[i].state.release(held);
+        }
+        for charge in reclaimed.charged {
+            let t = &mut tracked[charge.budget];
+            t.roll(now);
+            let current = t.state.period_start.unwrap_or(now);
+            let back = charge.replaced(t.budget.period, current, Decimal::ZERO);
+            if back.is_zero() {
+                continue;
+            }
+            t.state.spent = (t.state.spent + back).max(Decimal::ZERO);
+            if t.fleet {
+                lapsed_charges.push(BeyondReceipt {
+                    budget: charge.budget,
+                    usd: back,
+                });
+            }
+        }
     }
 }
 
@@ -1698,10 +1861,14 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(budgets) = self.budgets.take() {
             let mut inner = budgets.lock();
-            // A hold charged provisionally when it lapsed stays charged: the
-            // work ran (or SageMaker dropped it), and no settlement will come here.
-            if let Some(key) = self.lapsing.take() {
-                self.indexes = inner.reclaim(key).0;
+            // A hold still held is released. One charged provisionally when it
+            // lapsed stays charged (the work ran, or SageMaker dropped it), and
+            // remembered: a copy of the invocation may yet be settled here,
+            // which replaces the charge.
+            if let Some(key) = self.lapsing.take()
+                && inner.expiring.contains_key(&key)
+            {
+                self.indexes = inner.reclaim(key).held;
             }
             for (i, estimate) in self.indexes.drain(..) {
                 inner.tracked[i].state.release(estimate);
@@ -2620,11 +2787,25 @@ mod tests {
     /// or dropped it: RequestTTLSeconds 300 + InvocationTimeoutSeconds 60 =
     /// 360 s = 6 min on. `None`: refused.
     fn submit_job(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Option<Reservation> {
+        static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let no_tags = BTreeMap::new();
         let mut hold = budgets.reserve("jobs", &no_tags, at).ok()?;
         hold.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, at);
-        hold.expire_at(at + TimeDelta::seconds(300 + 60));
+        hold.expire_at(at + TimeDelta::seconds(300 + 60), &format!("job-{n}"));
         Some(hold)
+    }
+
+    /// An async job submitted to `jobs` at `at` as invocation `call`, its
+    /// submission receipt $0.0001 (so it holds 0.50 − 0.0001 = $0.4999), its
+    /// hold lapsing at SageMaker's defaults, 6 h in the queue + 15 min to run
+    /// = 6 h 15 min on.
+    fn submit_job_as(budgets: &Arc<Budgets>, at: DateTime<Utc>, call: &str) -> Reservation {
+        let no_tags = BTreeMap::new();
+        let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
+        hold.settle_part(&no_tags, dec("0.0001"), Priced::Fully, at);
+        hold.expire_at(at + TimeDelta::minutes(6 * 60 + 15), call);
+        hold
     }
 
     #[test]
@@ -2727,9 +2908,119 @@ mod tests {
         // 12:06: the other's hold lapses: charged its $0.50 as run.
         assert_eq!(spent_held(at(12, 6)), (dec("0.50"), Decimal::ZERO));
         // Dropped now, unsettled, it keeps the charge (the work ran, or
-        // SageMaker dropped it: counted as run), and nothing is kept of it.
+        // SageMaker dropped it: counted as run), remembered until the day
+        // after ends: a copy of it may yet be settled here.
         drop(late);
         assert_eq!(spent_held(at(12, 7)), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(budgets.lock().provisional.len(), 1);
+        assert_eq!(budgets.lock().by_call.len(), 1);
+        // Forgotten once 2 December ends: nothing is kept of it.
+        let after = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
+        assert_eq!(spent_held(after), (Decimal::ZERO, Decimal::ZERO));
+        assert!(budgets.lock().provisional.is_empty());
+        assert!(budgets.lock().by_call.is_empty());
+    }
+
+    #[test]
+    fn a_copy_settled_here_settles_the_invocation_its_original_holds_nothing_after() {
+        // $10 a day on `jobs`, each job estimated at a fixed $0.50.
+        let (budgets, _) = jobs_at_fifty_cents();
+        let no_tags = BTreeMap::new();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        let spent_held = |when| {
+            let status = &budgets.status(when)[0];
+            (status.spent_usd, status.reserved_usd)
+        };
+        // 00:00: a job, its submission $0.0001: spent 0.0001, held $0.4999
+        // until 06:15. Its pending invocation is serialised, and the copy
+        // handed to a worker of the same process (same client, same meter).
+        let original = submit_job_as(&budgets, at(0, 0), "job-a");
+        assert_eq!(spent_held(at(0, 0)), (dec("0.0001"), dec("0.4999")));
+        // 05:00: the worker settles the copy: $0.30. It takes over the
+        // original's hold, released as the original's settlement would
+        // release it: 0.0001 + 0.30 = $0.3001 spent, nothing held.
+        budgets
+            .unreserved("jobs")
+            .of_call("job-a".to_owned())
+            .settle(&no_tags, dec("0.30"), Priced::Fully, at(5, 0));
+        assert_eq!(spent_held(at(5, 0)), (dec("0.3001"), Decimal::ZERO));
+        // 06:15: nothing left to lapse; the original, dropped, holds nothing:
+        // $0.3001 for a job of 0.0001 + 0.30, counted once. (Before, the
+        // hold lapsed and was charged, 0.3001 + 0.4999 = $0.80, and kept.)
+        assert_eq!(spent_held(at(6, 15)), (dec("0.3001"), Decimal::ZERO));
+        drop(original);
+        assert_eq!(spent_held(at(6, 16)), (dec("0.3001"), Decimal::ZERO));
+
+        // 07:00: another job; its hold lapses at 13:15 and is charged as run:
+        // 0.3001 + 0.0001 + 0.4999 = $0.8001 spent. Its original is dropped
+        // at 13:30 and keeps the charge.
+        let original = submit_job_as(&budgets, at(7, 0), "job-b");
+        assert_eq!(spent_held(at(13, 15)), (dec("0.8001"), Decimal::ZERO));
+        drop(original);
+        assert_eq!(spent_held(at(13, 30)), (dec("0.8001"), Decimal::ZERO));
+        // 14:00, the same day: a copy settles at $0.30; it replaces the
+        // charge: 0.8001 − 0.4999 + 0.30 = $0.6002, the two jobs at 0.0001 +
+        // 0.30 = $0.3001 each. (Before, the charge was forgotten with the
+        // original and the copy counted on top of it: $1.1001.)
+        budgets
+            .unreserved("jobs")
+            .of_call("job-b".to_owned())
+            .settle(&no_tags, dec("0.30"), Priced::Fully, at(14, 0));
+        assert_eq!(spent_held(at(14, 0)), (dec("0.6002"), Decimal::ZERO));
+        assert!(budgets.lock().provisional.is_empty());
+        assert!(budgets.lock().by_call.is_empty());
+    }
+
+    #[test]
+    fn a_lapsed_holds_charge_is_taken_back_when_its_invocation_is_settled_elsewhere() {
+        // A fleet's $1 a day, each call estimated at $0.01.
+        let budgets = fleet_budgets();
+        let no_tags = BTreeMap::new();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        budgets.status(t0); // the day begun: its lease granted
+        budgets.grant(
+            0,
+            BudgetPeriod::Day.start_of(t0),
+            dec("1"),
+            t0 + TimeDelta::hours(1),
+        );
+        // Two async jobs; each submission's receipt is $0.001, so each holds
+        // 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
+        let job = |call: &str| {
+            let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
+            hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
+            hold.expire_at(t0 + TimeDelta::minutes(6), call);
+            hold
+        };
+        let (a, b) = (job("job-a"), job("job-b"));
+        // 12:03: `a` is settled by another process of the fleet (here its
+        // settlement is a duplicate): its hold, still held, is released.
+        a.settled_elsewhere(t0 + TimeDelta::minutes(3));
+        let status = &budgets.status(t0 + TimeDelta::minutes(3))[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("0.002"), dec("0.009"))
+        );
+        // 12:06: `b`'s hold lapses: charged $0.009 as run, 0.002 + 0.009 =
+        // $0.011, and handed to the fleet beyond the receipts.
+        let lapsed = t0 + TimeDelta::minutes(6);
+        assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.011"));
+        let charge = |usd: &str| BeyondReceipt {
+            budget: 0,
+            usd: dec(usd),
+        };
+        assert_eq!(budgets.take_lapsed_charges(), vec![charge("0.009")]);
+        // 12:10, the same day: another process settles `b` first; here it is
+        // a duplicate. Its charge is taken back, here (0.011 − 0.009 =
+        // $0.002, the two submissions) and in the fleet's table, where the
+        // other process's receipt counts it: −$0.009 beyond the receipts.
+        // (Kept, the table would count the job twice.)
+        b.settled_elsewhere(t0 + TimeDelta::minutes(10));
+        assert_eq!(
+            budgets.status(t0 + TimeDelta::minutes(10))[0].spent_usd,
+            dec("0.002")
+        );
+        assert_eq!(budgets.take_lapsed_charges(), vec![charge("-0.009")]);
         assert!(budgets.lock().provisional.is_empty());
     }
 
@@ -2750,13 +3041,13 @@ mod tests {
         );
         // Two async jobs held at the fixed $0.01; each submission's receipt is
         // $0.001, so each holds 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
-        let job = || {
+        let job = |call: &str| {
             let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
             hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
-            hold.expire_at(t0 + TimeDelta::minutes(6));
+            hold.expire_at(t0 + TimeDelta::minutes(6), call);
             hold
         };
-        let (a, b) = (job(), job());
+        let (a, b) = (job("job-a"), job("job-b"));
         assert!(budgets.take_lapsed_charges().is_empty());
         // At the lapse each is charged its $0.009 here, and handed to the fleet
         // as a charge beyond the receipts: 0.002 + 2 × 0.009 = $0.02 spent.

@@ -25,6 +25,19 @@
 //!   the next, only what the settlement passes the charge by is charged;
 //!   later, the charge is forgotten and the settlement counts as one nothing
 //!   was held for. Dropped, or a part settled, it stays charged;
+//! - a copy of an async invocation settled here (its serialised pending
+//!   invocation read back) is its settlement, whether the original is kept
+//!   or was dropped after its lapse: what the original holds, or was charged
+//!   when it lapsed (until forgotten), and its parts settled so far go with
+//!   it, and the original holds nothing after; were it counted unreserved
+//!   beside them, a job settled through a copy would count its settlement
+//!   and its lapsed hold's charge ($0.30 and $0.4999: $0.80 for $0.30). A
+//!   copy of an invocation whose hold is neither held nor charged here counts
+//!   as a call nothing was held for;
+//! - an async invocation settled elsewhere (another client's meter, another
+//!   process of the fleet) has its hold released here, and its lapsed hold's
+//!   charge replaced as a settlement of $0 would replace it: taken back in
+//!   its own period, kept after it;
 //! - a settled call adds its cost to every budget covering it, and one not
 //!   fully priced (any of its parts) adds to an enforced budget no less than
 //!   what it held there (or, holding nothing there, than what it would have
@@ -191,6 +204,17 @@ enum Op {
     /// An open call is released unsettled (failed unbilled, cancelled, an
     /// async invocation dropped).
     Drop { which: usize },
+    /// A copy of an async invocation (picked by index among those open, then
+    /// those dropped after their lapse) is settled here, unreserved; an open
+    /// original is dropped after it.
+    Copy {
+        which: usize,
+        cost: Cost,
+        priced: Pricing,
+    },
+    /// An open async invocation is settled elsewhere (another client's meter,
+    /// another process of the fleet: its settlement here is a duplicate).
+    Elsewhere { which: usize },
     /// A call settled without a reservation here (an async invocation
     /// settled by another client's meter).
     Unreserved {
@@ -272,6 +296,8 @@ impl MBudget {
 
 #[derive(Debug, Clone)]
 struct MRes {
+    /// Which async invocation it is (unique in a run), for its copies.
+    call: String,
     endpoint: usize,
     tags: BTreeMap<String, String>,
     /// What it holds on each budget (by the model's index), while held here.
@@ -329,6 +355,9 @@ struct Model {
     history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
     /// How many lapses were set.
     lapses_set: u64,
+    /// Async invocations dropped after their holds lapsed, charged: a copy
+    /// settled here replaces the charge, until it is forgotten.
+    gone: Vec<MRes>,
 }
 
 /// A refusal: the budget and the figures it refused with.
@@ -354,6 +383,7 @@ impl Model {
             begun: Vec::new(),
             history: Default::default(),
             lapses_set: 0,
+            gone: Vec::new(),
         }
     }
 
@@ -455,6 +485,42 @@ impl Model {
         if !r.holds.is_empty() && r.lapse.is_none() && r.charged.is_none() {
             r.lapse = Some((until, self.lapses_set));
             self.lapses_set += 1;
+        }
+    }
+
+    /// When what `r` was charged when its hold lapsed is forgotten: once the
+    /// period after each charge's has ended, for every budget charged.
+    fn forget_at(&self, r: &MRes) -> Option<DateTime<Utc>> {
+        let charged = r.charged.as_ref()?;
+        charged
+            .iter()
+            .map(|&(i, _, start)| {
+                let period = self.budgets[i].spec.period;
+                let next = period_start(period, next_period(period, start));
+                period_start(period, next_period(period, next))
+            })
+            .max()
+    }
+
+    /// Whether a copy of `r` settled at `now` settles it: its hold is still
+    /// held (its lapse set), or its charge still remembered.
+    fn kept(&self, r: &MRes, now: DateTime<Utc>) -> bool {
+        r.lapse.is_some() || self.forget_at(r).is_some_and(|at| now < at)
+    }
+
+    /// `r` settled elsewhere at `now`: a hold still held is released (it goes
+    /// with `r`); a charge of its lapsed hold still remembered is taken back
+    /// in its own period (replaced by $0), kept in the next.
+    fn settled_elsewhere(&mut self, r: MRes, now: DateTime<Utc>) {
+        if !self.kept(&r, now) {
+            return;
+        }
+        for (i, usd, start) in r.charged.unwrap_or_default() {
+            let b = &mut self.budgets[i];
+            b.roll(now);
+            if b.start == Some(start) {
+                b.spent = (b.spent - usd).max(Decimal::ZERO);
+            }
         }
     }
 
@@ -786,6 +852,9 @@ fn op(figures: Figures) -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), cost(figures), pricing(figures), lapse)
             .prop_map(|(which, cost, priced, lapse_s)| Op::Part { which, cost, priced, lapse_s }),
         1 => any::<usize>().prop_map(|which| Op::Drop { which }),
+        1 => (any::<usize>(), cost(figures), pricing(figures))
+            .prop_map(|(which, cost, priced)| Op::Copy { which, cost, priced }),
+        1 => any::<usize>().prop_map(|which| Op::Elsewhere { which }),
         2 => (0usize..ENDPOINTS.len(), team, tenant, usd, pricing(figures)).prop_map(
             |(endpoint, team, tenant, cost, priced)| Op::Unreserved { endpoint, team, tenant, cost, priced }
         ),
@@ -879,6 +948,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                         prop_assert_eq!(reservation.held_usd(), sum, "step {}: held", step);
                         let estimate = holds.iter().map(|(_, usd)| *usd).max();
                         mopen.push(MRes {
+                            call: format!("call-{step}"),
                             endpoint: *endpoint,
                             tags,
                             holds,
@@ -955,7 +1025,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 reservation.settle_part(&r.tags, usd, priced.told(), now);
                 if let Some(s) = lapse_s {
                     let until = now + TimeDelta::seconds(*s);
-                    reservation.expire_at(until);
+                    reservation.expire_at(until, &r.call);
                     model.set_lapse(&mut r, until);
                 }
                 mopen[k] = r.clone();
@@ -964,7 +1034,64 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
             Op::Drop { which } if !open.is_empty() => {
                 let k = which % open.len();
                 drop(open.remove(k));
-                mopen.remove(k);
+                let r = mopen.remove(k);
+                // Charged when its hold lapsed: the charge stays, remembered
+                // for a copy's settlement.
+                if r.charged.is_some() {
+                    model.gone.push(r);
+                }
+            }
+            Op::Copy {
+                which,
+                cost,
+                priced,
+            } if !open.is_empty() || !model.gone.is_empty() => {
+                let k = which % (open.len() + model.gone.len());
+                let r = match k < open.len() {
+                    true => mopen[k].clone(),
+                    false => model.gone[k - open.len()].clone(),
+                };
+                let usd = figure(*cost, r.estimate);
+                let copy = budgets
+                    .unreserved(ENDPOINTS[r.endpoint])
+                    .of_call(r.call.clone());
+                if model.kept(&r, now) {
+                    // The copy settles the invocation, as the original would.
+                    let mut r = r;
+                    expected = model.settle(specs, &mut r, usd, *priced, now);
+                    copy.settle(&r.tags, usd, priced.told(), now);
+                    if k < open.len() {
+                        drop(open.remove(k));
+                        mopen.remove(k);
+                    } else {
+                        model.gone.remove(k - open.len());
+                    }
+                } else {
+                    // Nothing kept of it here: counted as a call nothing was
+                    // held for; an open original stays open.
+                    let mut fresh = MRes {
+                        holds: Vec::new(),
+                        lapse: None,
+                        charged: None,
+                        settled: Decimal::ZERO,
+                        unpriced: false,
+                        unbounded: false,
+                        bounds: Decimal::ZERO,
+                        ..r.clone()
+                    };
+                    expected = model.settle(specs, &mut fresh, usd, *priced, now);
+                    copy.settle(&r.tags, usd, priced.told(), now);
+                    if k >= open.len() {
+                        model.gone.remove(k - open.len());
+                    }
+                }
+            }
+            Op::Elsewhere { which } if !open.is_empty() => {
+                let k = which % open.len();
+                let (reservation, _) = open.remove(k);
+                let r = mopen.remove(k);
+                model.settled_elsewhere(r, now);
+                reservation.settled_elsewhere(now);
             }
             Op::Unreserved {
                 endpoint,
@@ -974,6 +1101,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 priced,
             } => {
                 let mut r = MRes {
+                    call: format!("call-{step}"),
                     endpoint: *endpoint,
                     tags: tags(*team, *tenant),
                     holds: Vec::new(),
@@ -1091,7 +1219,10 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
         run.specs.iter().map(|s| s.budget(&alerts)).collect(),
         false,
     ));
-    let mut open: Vec<(Reservation, BTreeMap<String, String>)> = Vec::new();
+    // Each open call with its tags and its invocation's call; the calls
+    // dropped, for their copies.
+    let mut open: Vec<(Reservation, BTreeMap<String, String>, String)> = Vec::new();
+    let mut gone: Vec<(String, BTreeMap<String, String>, String)> = Vec::new();
     let mut now = run.start;
     for (step, (gap, op)) in run.steps.iter().enumerate() {
         now += TimeDelta::milliseconds(*gap);
@@ -1103,7 +1234,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
             } => {
                 let tags = tags(*team, *tenant);
                 match budgets.reserve(ENDPOINTS[*endpoint], &tags, now) {
-                    Ok(reservation) => open.push((reservation, tags)),
+                    Ok(reservation) => open.push((reservation, tags, format!("call-{step}"))),
                     Err(Refusal::Exceeded(Error::BudgetExceeded { .. })) => {}
                     Err(other) => {
                         return Err(TestCaseError::fail(format!("step {step}: {other:?}")));
@@ -1115,7 +1246,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
                 cost,
                 priced,
             } if !open.is_empty() => {
-                let (reservation, tags) = open.remove(which % open.len());
+                let (reservation, tags, _) = open.remove(which % open.len());
                 let usd = figure(*cost, reservation.held_usd());
                 reservation.settle(&tags, usd, priced.told(), now);
             }
@@ -1126,15 +1257,39 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
                 lapse_s,
             } if !open.is_empty() => {
                 let k = which % open.len();
-                let (reservation, tags) = &mut open[k];
+                let (reservation, tags, call) = &mut open[k];
                 let usd = figure(*cost, reservation.held_usd());
                 reservation.settle_part(tags, usd, priced.told(), now);
                 if let Some(s) = lapse_s {
-                    reservation.expire_at(now + TimeDelta::seconds(*s));
+                    reservation.expire_at(now + TimeDelta::seconds(*s), call);
                 }
             }
             Op::Drop { which } if !open.is_empty() => {
-                drop(open.remove(which % open.len()));
+                let (reservation, tags, call) = open.remove(which % open.len());
+                gone.push((reservation.endpoint.clone(), tags, call));
+            }
+            Op::Copy {
+                which,
+                cost,
+                priced,
+            } if !open.is_empty() || !gone.is_empty() => {
+                let k = which % (open.len() + gone.len());
+                let (endpoint, tags, call) = match k < open.len() {
+                    true => {
+                        let (reservation, tags, call) = open.remove(k);
+                        (reservation.endpoint.clone(), tags, call)
+                    }
+                    false => gone.remove(k - open.len()),
+                };
+                let usd = figure(*cost, Decimal::ONE);
+                budgets
+                    .unreserved(&endpoint)
+                    .of_call(call)
+                    .settle(&tags, usd, priced.told(), now);
+            }
+            Op::Elsewhere { which } if !open.is_empty() => {
+                let (reservation, _, _) = open.remove(which % open.len());
+                reservation.settled_elsewhere(now);
             }
             Op::Unreserved {
                 endpoint,
@@ -1172,7 +1327,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
             );
         }
     }
-    for ((reservation, tags), settle) in open.into_iter().zip(&run.finish) {
+    for ((reservation, tags, _), settle) in open.into_iter().zip(&run.finish) {
         if *settle {
             let usd = reservation.held_usd();
             reservation.settle(&tags, usd, Priced::Fully, now);

@@ -32,16 +32,16 @@
 //! the rest stays held by the [`PendingInference`] until it is settled, when the
 //! settlement receipt is charged and the hold released. So queued work counts
 //! against the budget before its compute is billed. Dropping the pending
-//! invocation unsettled releases its hold, and so does settling it with another
-//! client's meter of its region (or serialising it to settle elsewhere and dropping
-//! it here; a meter of another region refuses it and gives it back, hold and all,
-//! in a [`SettleRefused`]):
-//! its settlement then counts against the settling client's budgets, unreserved.
-//! A hold also lapses on its own once SageMaker must have run or expired the
-//! request: `RequestTTLSeconds` (default and at most 6 h) plus
-//! `InvocationTimeoutSeconds` (default 15 min, at most 1 h) after submission, on
-//! the meter's clock. It is released then (one WARN per client), nothing charged; a
-//! later settlement still bills what the caller reports.
+//! invocation unsettled releases its hold. The hold lapses once SageMaker must
+//! have run or expired the request (`RequestTTLSeconds` plus
+//! `InvocationTimeoutSeconds` after submission, on the meter's clock): it is
+//! then charged as run, provisionally (one WARN per client); the settlement
+//! replaces that charge, and a pending invocation dropped after the lapse keeps
+//! it. A copy settled with the same client's meter settles the invocation, hold
+//! or charge and all; settled with another client's meter, the invocation counts
+//! there, unreserved, and its hold here is taken back (a meter of another region
+//! refuses it and gives it back, hold and all, in a [`SettleRefused`]). The
+//! rules, worked, and their limits: the Budgets section of `docs/library.md`.
 //!
 //! A settlement whose future is dropped (a timeout, a cancelled task) while it
 //! looks up the endpoint's rates still finishes in the background: its receipt is
@@ -234,11 +234,15 @@ impl InvokeEndpointAsync {
         let tags = receipt.tags().clone();
         let started_at = receipt.started_at();
         let (cost, prepared) = receipt.make_rated(usage, call_id, notes, Phase::Submitted);
+        let submitted_at = DateTime::<Utc>::from(started_at);
         if let Some(hold) = &mut hold {
             meter.settle_part(hold, &cost, &prepared);
             // Past this SageMaker has run the request or dropped it: a pending
             // invocation kept unsettled (a lost notification) holds no longer.
-            hold.expire_at(DateTime::<Utc>::from(started_at + lifetime));
+            // Kept by the budgets as this invocation's: a copy settled here
+            // settles it.
+            let call = settled_key(&endpoint, &cost.call_id, submitted_at);
+            hold.expire_at(DateTime::<Utc>::from(started_at + lifetime), &call);
         }
 
         let pending = PendingInference {
@@ -247,7 +251,7 @@ impl InvokeEndpointAsync {
             inference_id: output.inference_id().map(str::to_owned),
             output_location: output.output_location().map(str::to_owned),
             failure_location: output.failure_location().map(str::to_owned),
-            submitted_at: DateTime::<Utc>::from(started_at),
+            submitted_at,
             variant: cost.variant.clone(),
             tags,
             invocation_timeout_seconds: Some(processing_limit.as_secs()),
@@ -412,8 +416,12 @@ impl Deref for AsyncInvocation {
 ///
 /// While it exists it holds the rest of the invocation's budget estimate (the
 /// estimate less what the submission cost), so that enforced budgets count queued
-/// work; dropping it unsettled releases that hold. A copy
-/// read back from its serialised form holds nothing.
+/// work; dropping it unsettled releases that hold, unless the hold has lapsed
+/// (SageMaker must have run or expired the request by then): the charge it was
+/// turned into is then kept.
+/// A copy read back from its serialised form holds nothing of its own, but
+/// settled with the submitting client's meter it settles the invocation, hold or
+/// charge and all (the rules: the Budgets section of `docs/library.md`).
 #[non_exhaustive]
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingInference {
@@ -510,9 +518,9 @@ impl PendingInference {
 /// settle it with a meter of its region ([`PendingInference::region`]).
 ///
 /// `?` in a function returning sagemeter's [`Result`](crate::Result) turns it into
-/// the [`Error::Config`] it carries, dropping the pending invocation (and
-/// releasing its hold): its compute is then billed only if a copy of its record is
-/// settled elsewhere.
+/// the [`Error::Config`] it carries, dropping the pending invocation (and its
+/// hold, as [`PendingInference`] says): its compute is then billed only if a copy
+/// of its record is settled elsewhere.
 #[derive(Debug)]
 pub struct SettleRefused {
     pending: PendingInference,
@@ -850,6 +858,7 @@ impl Settlement {
     /// The settlement of `pending` as `completion` says it ended. The output body is
     /// read here (its size and tokens), never kept.
     fn new(meter: &Meter, pending: PendingInference, completion: AsyncCompletion<'_>) -> Self {
+        let call = settled_key(&pending.endpoint, &pending.call_id, pending.submitted_at);
         let PendingInference {
             endpoint,
             call_id,
@@ -860,11 +869,18 @@ impl Settlement {
             hold,
             ..
         } = pending;
-        // The hold is settled here only if it is this meter's budgets'; another
-        // client's hold is released, and the settlement counts unreserved.
+        // The hold is settled here only if it is this meter's budgets'. Another
+        // client's is taken back there, the invocation settled here; the
+        // settlement counts unreserved, unless these budgets keep a hold of
+        // the invocation (this is a copy), which it takes over.
         let hold = match hold.0 {
             Some(hold) if hold.is_of(&meter.inner.budgets) => Some(hold),
-            _ => meter.reserve_nothing(&endpoint),
+            theirs => {
+                if let Some(theirs) = theirs {
+                    theirs.settled_elsewhere(meter.now().into());
+                }
+                meter.reserve_nothing(&endpoint).map(|r| r.of_call(call))
+            }
         };
         let submitted = SystemTime::from(submitted_at);
         let mut notes = vec![format!(
@@ -1024,8 +1040,15 @@ impl Settlement {
         let Settlement {
             meter, call, hold, ..
         } = self;
-        // Released, nothing charged: the first settlement was.
-        drop(hold);
+        // Nothing charged: the first settlement was. Its hold, if the first
+        // was not made here (another process of the fleet made it), is taken
+        // back (see `Reservation::settled_elsewhere`), in the fleet's table
+        // too; the first made here took it over already.
+        if let Some(hold) = hold {
+            let now = meter.now();
+            hold.settled_elsewhere(now.into());
+            meter.charge_lapsed(now);
+        }
         let FinishedCall {
             endpoint,
             request_id,

@@ -1203,9 +1203,10 @@ impl Meter {
     }
 
     /// Hands the fleet the provisional charges its budgets made when async
-    /// holds lapsed (at a reservation or a status), to count in the table as
+    /// holds lapsed (at a reservation or a status), and what was taken back of
+    /// them for invocations settled elsewhere, to count in the table as
     /// charges beyond the receipts.
-    fn charge_lapsed(&self, now: SystemTime) {
+    pub(crate) fn charge_lapsed(&self, now: SystemTime) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             let charges = self.inner.budgets.take_lapsed_charges();

@@ -3034,3 +3034,150 @@ async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_th
         "the lease given back, the fleet has committed the settlement alone: {item:?}"
     );
 }
+
+#[tokio::test]
+async fn a_copy_settled_after_the_original_was_dropped_takes_its_lapsed_charge_back_in_the_table() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    let fleet = FakeFleet::start("lapsed-copy", "jobs", 1).await;
+    // 2027-01-15 08:00:00 UTC on the process's clock.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    // $1 a day on `jobs`, each job estimated at $0.05.
+    let client = fleet
+        .process(None)
+        .await
+        .time_source(SharedTimeSource::new(time.clone()))
+        .budget(enforced(
+            BudgetScope::endpoint("jobs"),
+            BudgetPeriod::Day,
+            "1",
+            "0.05",
+        ))
+        .build()
+        .unwrap();
+    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
+    let conf = Emulator::shared().sdk_config().await;
+    // Its submission: 0 bytes in at $0.016/GB = $0: the whole $0.05 stays
+    // held. Its pending invocation is written to a queue for a worker of
+    // the same process.
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let original = invocation.into_parts().2;
+    let copy: sagemeter::client::PendingInference =
+        serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
+    // 14:15 (6 h + 15 min on, SageMaker's defaults): not settled yet, the
+    // hold is charged as run, $0.05 beyond $0 of receipts in the table. The
+    // original is dropped: the charge stays.
+    time.advance(Duration::from_secs(22_500));
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.05"));
+    drop(original);
+    flushed(&client).await;
+    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (Decimal::ZERO, dec("0.05")),
+        "{item:?}"
+    );
+    // 14:20, the same day: the worker settles the copy, 10 s at $0.23/h and
+    // no output: 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12
+    // places). It replaces the $0.05 charged, here and in the table: the
+    // receipt is the spend, the charge taken back. (Counted beside the
+    // charge, the table would keep $0.05 beyond the receipt.)
+    time.advance(Duration::from_secs(300));
+    let settled = client
+        .meter()
+        .settle_async(
+            copy,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.cost_usd, dec("0.000638888889"));
+    assert_eq!(
+        client.meter().budget_status()[0].spent_usd,
+        dec("0.000638888889")
+    );
+    client.meter().shutdown().await.unwrap();
+    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (dec("0.000638888889"), Decimal::ZERO),
+        "{item:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back_in_the_table() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    let fleet = FakeFleet::start("lapsed-duplicate", "jobs", 1).await;
+    // One clock for both processes: 2027-01-15 08:00:00 UTC.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    // Each: $1 a day on `jobs`, each job estimated at $0.05.
+    let process = || async {
+        fleet
+            .process(None)
+            .await
+            .time_source(SharedTimeSource::new(time.clone()))
+            .budget(enforced(
+                BudgetScope::endpoint("jobs"),
+                BudgetPeriod::Day,
+                "1",
+                "0.05",
+            ))
+            .build()
+            .unwrap()
+    };
+    let (submitter, worker) = (process().await, process().await);
+    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
+    let conf = Emulator::shared().sdk_config().await;
+    // The submitter: 0 bytes in at $0.016/GB = $0, the whole $0.05 held.
+    let invocation = crate::support::submit_async(&submitter, "jobs", 0).await;
+    let original = invocation.into_parts().2;
+    let copy: sagemeter::client::PendingInference =
+        serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
+    // 14:15: the hold lapses, charged as run: $0.05 beyond the receipts.
+    time.advance(Duration::from_secs(22_500));
+    assert_eq!(submitter.meter().budget_status()[0].spent_usd, dec("0.05"));
+    flushed(&submitter).await;
+    // 14:20: the other process settles a copy first: 10 s at $0.23/h and no
+    // output, 10/3600 × 0.23 = 0.000638888889 (12 places).
+    time.advance(Duration::from_secs(300));
+    let completion = || {
+        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(0)
+    };
+    let first = worker
+        .meter()
+        .settle_async(copy, completion())
+        .await
+        .unwrap();
+    assert_eq!(first.cost_usd, dec("0.000638888889"));
+    // 14:21: the submitter settles the original: a duplicate of the other
+    // process's settlement, billed nowhere; its $0.05 charge is taken back,
+    // here (spent $0) and in the table. (Kept, the table would count the job
+    // at 0.000638888889 + 0.05.)
+    time.advance(Duration::from_secs(60));
+    let again = submitter
+        .meter()
+        .settle_async(original, completion())
+        .await
+        .unwrap();
+    assert!(again.is_duplicate_settlement(), "{again:#?}");
+    assert_eq!(
+        submitter.meter().budget_status()[0].spent_usd,
+        Decimal::ZERO
+    );
+    submitter.meter().shutdown().await.unwrap();
+    worker.meter().shutdown().await.unwrap();
+    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (dec("0.000638888889"), Decimal::ZERO),
+        "{item:?}"
+    );
+}

@@ -1015,3 +1015,118 @@ async fn an_async_submission_dropped_after_sagemaker_accepted_it_counts_at_its_e
         (dec("0.50"), Decimal::ZERO, 1)
     );
 }
+
+/// $10 a day on `jobs`, each async job estimated at a fixed $0.50.
+fn ten_dollars_a_day_at_fifty_cents_a_job() -> Budget {
+    Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.50") })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_async_invocation_settled_through_a_copy_is_charged_once_whatever_becomes_of_the_original()
+ {
+    let fake = fake().await;
+    // 2027-01-15 08:00:00 UTC on the client's clock.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    // `jobs`: $0.001 a submission (its fee; data free), 10 s of compute at
+    // $36/h = 10 / 3,600 × 36 = $0.10 a settlement.
+    let (client, _) =
+        ten_cents_per_ten_seconds_with(builder, ten_dollars_a_day_at_fifty_cents_a_job());
+    let spent_held = || {
+        let status = &client.meter().budget_status()[0];
+        (status.spent_usd, status.reserved_usd)
+    };
+    let ten_seconds = || AsyncCompletion::processed_for(Duration::from_secs(10));
+    // A copy of a pending invocation, as a worker of the same process reads
+    // it back (from a queue, a database), settled with the same client.
+    let settle_copy = |copy: String| {
+        let copy: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+        client.meter().settle_async(copy, ten_seconds())
+    };
+
+    // 08:00: job `a`: its $0.001 fee spent, 0.50 − 0.001 = $0.499 held until
+    // SageMaker's defaults run out, 6 h in the queue + 15 min to run = 14:15.
+    let (_, _, a) = submit_async(&client, "jobs", 1024).await.into_parts();
+    let copy_of_a = serde_json::to_string(&a).unwrap();
+    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    // 08:01: its copy settles: $0.10. It takes over the original's hold:
+    // 0.001 + 0.10 = $0.101 spent, nothing held.
+    time.advance(Duration::from_secs(60));
+    let settled = settle_copy(copy_of_a).await.unwrap();
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+    // 14:15: nothing lapses; the original, dropped, changes nothing. (Before,
+    // its hold lapsed at 14:15 and was charged, 0.101 + 0.499 = $0.60, and
+    // dropping it kept that.)
+    time.advance(Duration::from_secs(22_500 - 60));
+    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+    drop(a);
+    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+
+    // 14:15: job `b`: 0.101 + 0.001 = $0.102 spent, $0.499 held until 20:30.
+    let (_, _, b) = submit_async(&client, "jobs", 1024).await.into_parts();
+    let copy_of_b = serde_json::to_string(&b).unwrap();
+    assert_eq!(spent_held(), (dec("0.102"), dec("0.499")));
+    // 20:30: its hold lapses, charged as run: 0.102 + 0.499 = $0.601. The
+    // original is dropped: the charge stays.
+    time.advance(Duration::from_secs(22_500));
+    assert_eq!(spent_held(), (dec("0.601"), Decimal::ZERO));
+    drop(b);
+    assert_eq!(spent_held(), (dec("0.601"), Decimal::ZERO));
+    // 21:00, the same day: its copy settles at $0.10 and replaces the charge:
+    // 0.601 − 0.499 + 0.10 = $0.202, the two jobs at 0.001 + 0.10 = $0.101
+    // each. (Before, dropping the original forgot the charge and the copy
+    // counted beside it: 0.601 + 0.10 = $0.701.)
+    time.advance(Duration::from_secs(30 * 60));
+    let settled = settle_copy(copy_of_b).await.unwrap();
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    assert_eq!(spent_held(), (dec("0.202"), Decimal::ZERO));
+    assert_eq!(client.meter().totals().client_usd, dec("0.202"));
+}
+
+#[tokio::test]
+async fn an_async_invocation_settled_by_another_clients_meter_takes_its_lapsed_charge_back_here() {
+    let fake = fake().await;
+    // One clock for both clients: 2027-01-15 08:00:00 UTC.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let client = |fake_config| {
+        let builder =
+            Client::builder(&fake_config).time_source(SharedTimeSource::new(time.clone()));
+        ten_cents_per_ten_seconds_with(builder, ten_dollars_a_day_at_fifty_cents_a_job()).0
+    };
+    let (submitter, settler) = (
+        client(fake.sdk_config().await),
+        client(fake.sdk_config().await),
+    );
+    // 08:00: submitted by one client: its $0.001 fee spent there, $0.499 held
+    // until 14:15 (6 h + 15 min, SageMaker's defaults).
+    let (_, _, pending) = submit_async(&submitter, "jobs", 1024).await.into_parts();
+    // 14:15: not settled yet: charged there as run, 0.001 + 0.499 = $0.50.
+    time.advance(Duration::from_secs(22_500));
+    let status = &submitter.meter().budget_status()[0];
+    assert_eq!(status.spent_usd, dec("0.50"));
+    // 14:20: the other client's meter settles it: 10 s at $36/h = $0.10,
+    // counted in that client's budget, unreserved. Settled there, its charge
+    // here is taken back: the submitter counts its $0.001 fee alone (kept,
+    // the job would count $0.50 here and $0.10 there).
+    time.advance(Duration::from_secs(300));
+    let settled = settler
+        .meter()
+        .settle_async(
+            pending,
+            AsyncCompletion::processed_for(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    assert_eq!(settler.meter().budget_status()[0].spent_usd, dec("0.10"));
+    let status = &submitter.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), Decimal::ZERO)
+    );
+}
