@@ -125,6 +125,9 @@ pub(crate) fn break_even(
     // The plans cross or part beyond MAX_BREAK_EVEN_CALLS (on the last, unbounded
     // segment, one between two kinks past it, or where a stretch of equal cost ends).
     let mut crosses_beyond = false;
+    // Where they do, when a decimal holds it: the verdict above the last event is
+    // the one below these.
+    let mut beyond: Vec<Decimal> = Vec::new();
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
         // The difference's slope right of `u`.
@@ -158,6 +161,7 @@ pub(crate) fn break_even(
                         events.push(end);
                     } else if parts {
                         crosses_beyond = true;
+                        beyond.push(end);
                     }
                 }
             }
@@ -177,6 +181,7 @@ pub(crate) fn break_even(
             // Past MAX_BREAK_EVEN_CALLS, on the last segment or between two kinks
             // beyond it (provisioned concurrency can serve more calls than that).
             crosses_beyond = true;
+            beyond.push(root);
         }
     }
     events.sort();
@@ -201,10 +206,16 @@ pub(crate) fn break_even(
         .enumerate()
     {
         let last = i == events.len();
-        let probe = if last {
-            add(lo, lo.max(Decimal::ONE))
+        // The last range runs on past MAX_BREAK_EVEN_CALLS: its verdict is the one
+        // before the plans cross or part again beyond it, not one past that.
+        let next = if last {
+            beyond.iter().copied().filter(|x| *x > lo).min()
         } else {
-            add(lo, hi).and_then(|x| div(x, Decimal::TWO))
+            Some(hi)
+        };
+        let probe = match next {
+            Some(hi) => add(lo, hi).and_then(|x| div(x, Decimal::TWO)),
+            None => add(lo, lo.max(Decimal::ONE)),
         };
         let v = probe.and_then(verdict).map_err(crossing)?;
         let to = (!last).then_some(hi);

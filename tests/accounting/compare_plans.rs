@@ -661,6 +661,95 @@ fn a_crossing_between_two_kinks_past_the_largest_volume_is_said_to_be_beyond() {
 }
 
 #[test]
+fn the_cheaper_plan_above_the_last_crossing_is_the_one_before_they_cross_again_beyond() {
+    // Over a year (31,536,000 s) at a mean latency of 5 ns (billed 1 ms a call):
+    // - 4 GB, 100 provisioned at 0.0000156 USD/s: 100 × 0.0000156 × 31,536,000 =
+    //   49,196.16 USD; a call 0.001 × 0.0000233 = 0.0000000233 USD up to
+    //   100 × 31,536,000 ÷ 0.000000005 = 630,720,000,000,000,000 calls, then
+    //   0.001 × 0.00006 = 0.00000006 USD (on demand);
+    // - 2 GB, 200 provisioned at 0.0000048 USD/s: 200 × 0.0000048 × 31,536,000 =
+    //   30,274.56 USD; a call 0.001 × 0.000035 = 0.000000035 USD up to
+    //   1,261,440,000,000,000,000 calls, then 0.001 × 0.00008 = 0.00000008 USD.
+    // They cross where 18,921.6 = 0.0000000117 U: U = 1,617,230,769,230.77; past
+    // the first kink the 4 GB plan is 18,921.6 − 0.0000000117 × 6.3072 × 10^17 =
+    // −7,379,405,078.4 USD dearer and gains 0.000000025 a call: U = 6.3072 × 10^17 +
+    // 7,379,405,078.4 ÷ 0.000000025 = 925,896,203,136,000,000 (below 10^18); past
+    // the second kink (8,388,594,921.6 USD dearer, 0.00000002 a call less) they
+    // cross again at 1.26144 × 10^18 + 4.1942974608 × 10^17 ≈ 1.68 × 10^18, beyond.
+    // So the 2 GB plan is the cheaper above 925,896,203,136,000,000 up to 10^18,
+    // though the 4 GB plan is the cheaper again at twice that.
+    let profile = UsageProfile::builder()
+        .period(Period::Year)
+        .calls_per_period(1_000_000)
+        .mean_latency(Duration::from_nanos(5))
+        .build()
+        .unwrap();
+    let mut rates = RateTable::new(REGION);
+    for (memory_gb, on_demand, standing, usage) in [
+        (4, "0.00006", "0.0000156", "0.0000233"),
+        (2, "0.00008", "0.0000048", "0.000035"),
+    ] {
+        rates = rates
+            .with_rate(PriceKey::serverless(REGION, memory_gb), d(on_demand))
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: REGION.into(),
+                    memory_gb,
+                },
+                d(standing),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: REGION.into(),
+                    memory_gb,
+                },
+                d(usage),
+            )
+            .unwrap();
+    }
+    let provisioned = |mb, n| {
+        Plan::from(
+            ServerlessPlan::new(mb)
+                .unwrap()
+                .with_provisioned_concurrency(n)
+                .unwrap(),
+        )
+    };
+    let comparison = Comparison::compute(
+        &profile,
+        &[provisioned(4096, 100), provisioned(2048, 200)],
+        &rates,
+    )
+    .unwrap();
+    let be = &comparison.break_evens[0];
+    let (four, two) = (
+        "serverless 4096 MB, 100 provisioned",
+        "serverless 2048 MB, 200 provisioned",
+    );
+    let cheaper: Vec<Option<&str>> = be.regions.iter().map(|r| r.cheaper.as_deref()).collect();
+    assert_eq!(
+        cheaper,
+        vec![Some(two), Some(four), Some(two)],
+        "{:?}",
+        be.regions
+    );
+    let points: Vec<Decimal> = be
+        .points
+        .iter()
+        .map(|p| p.calls_per_period.round_dp(2))
+        .collect();
+    assert_eq!(points, vec![d("1617230769230.77"), d("925896203136000000")]);
+    assert!(
+        be.summary
+            .contains("(up to 10^18 calls per year: they cross again beyond)"),
+        "{}",
+        be.summary
+    );
+}
+
+#[test]
 fn plans_that_part_only_past_the_largest_volume_report_no_point_there() {
     // Serverless 1 GB, 200 provisioned at 1 ns over a year, twice: standing charge
     // and inference rate the same, 200 × 0.0000048 × 31,536,000 = 30,274.56 USD and
