@@ -38,6 +38,14 @@ pub const MAX_BREAK_EVEN_CALLS: u64 = 1_000_000_000_000_000_000;
 /// ("ml.m5.xlarge x1 would be cheaper only above 3,358,000 calls per month, beyond
 /// the 3,285,000 it can serve at 1 call per instance: pay per use is cheaper at
 /// every volume it can serve").
+///
+/// Two plans that both charge by the calls answered with HTTP 2XX (pay per use, a
+/// subscription) are compared in answered calls over their fees' periods, where
+/// their figures are exact, and the volumes found there are then given in calls
+/// made: with one call in three answered, 0.0125 USD a call against 500 USD a day
+/// for 40,000 calls, 0.0125 each above, break even at 40,000 × 3 = 120,000 calls a
+/// day and cost the same above it, not a rounding residue of `40,000 ÷ 0.333…3`
+/// calls at `0.0125 × 0.333…3` apart.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakEven {
@@ -88,6 +96,10 @@ pub struct Region {
     pub cheaper: Option<String>,
 }
 
+/// A range of volumes `[from, to)` (`to` `None`: no upper end) and which plan is
+/// cheaper in it.
+type Range = (Decimal, Option<Decimal>, Verdict);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     A,
@@ -100,7 +112,6 @@ pub(crate) fn break_even(
     b: &PlanCost,
     profile: &UsageProfile,
 ) -> Result<BreakEven, CompareError> {
-    let (ca, cb) = (&a.curve, &b.curve);
     let pair = format!("`{}` and `{}`", a.plan.name, b.plan.name);
     let crossing = |o: Overflow| {
         o.of(
@@ -109,7 +120,234 @@ pub(crate) fn break_even(
         )
     };
     let max_calls = Decimal::from(MAX_BREAK_EVEN_CALLS);
+    // Where the cheaper plan changes, in the volumes the pair is compared in, and
+    // back in calls made (`x` the volume compared, `u` the calls made).
+    let frame = Frame::of(a, b, profile).map_err(crossing)?;
+    let (ca, cb) = match &frame {
+        Some(f) => (&f.curves[0], &f.curves[1]),
+        None => (&a.curve, &b.curve),
+    };
+    let limit = match &frame {
+        Some(f) => f.volume(max_calls).map_err(crossing)?,
+        None => max_calls,
+    };
+    let (split, crosses_beyond) = split(ca, cb, limit).map_err(crossing)?;
+    let calls = |x: Decimal| match &frame {
+        Some(f) => f.calls(x),
+        None => Ok(x),
+    };
+    let mut regions: Vec<Range> = Vec::new();
+    // Each point: the calls made there, and the volume compared.
+    let mut ends: Vec<(Decimal, Decimal)> = Vec::new();
+    for (from, to, v) in split {
+        let to = match to {
+            Some(x) => {
+                let u = calls(x).map_err(crossing)?;
+                ends.push((u, x));
+                Some(u)
+            }
+            None => None,
+        };
+        regions.push((calls(from).map_err(crossing)?, to, v));
+    }
 
+    let name = |v: Verdict| match v {
+        Verdict::A => Some(a.plan.name.clone()),
+        Verdict::B => Some(b.plan.name.clone()),
+        Verdict::Same => None,
+    };
+    let points: Vec<BreakEvenPoint> = ends
+        .iter()
+        .map(|&(u, x)| {
+            let at = |figure: &str| {
+                let what = format!(
+                    "{figure} where plans {pair} break even ({} calls per {})",
+                    fmt_calls(u),
+                    profile.period
+                );
+                move |o: Overflow| o.of(what.clone(), HINT_BREAK_EVEN)
+            };
+            let mut utilisation = BTreeMap::new();
+            for p in [a, b] {
+                let busy = utilisation_at(p, profile, u)
+                    .map_err(at(&format!("the utilisation of `{}`", p.plan.name)))?;
+                if let Some(x) = busy {
+                    utilisation.insert(p.plan.name.clone(), x);
+                }
+            }
+            Ok(BreakEvenPoint {
+                calls_per_period: u,
+                cost_usd: ca
+                    .try_cost_usd(x)
+                    .and_then(|y| match &frame {
+                        Some(f) => f.usd(y),
+                        None => Ok(y),
+                    })
+                    .map_err(at("the cost"))?,
+                utilisation,
+                beyond_capacity: [a, b]
+                    .iter()
+                    .filter(|p| p.capacity_calls.is_some_and(|c| u > c))
+                    .map(|p| p.plan.name.clone())
+                    .collect(),
+            })
+        })
+        .collect::<Result<_, CompareError>>()?;
+    let summary = summarise(a, b, &regions, &points, profile, crosses_beyond)?;
+    Ok(BreakEven {
+        plans: [a.plan.name.clone(), b.plan.name.clone()],
+        points,
+        regions: regions
+            .into_iter()
+            .map(|(from, to, v)| Region {
+                from_calls: from,
+                to_calls: to,
+                cheaper: name(v),
+            })
+            .collect(),
+        summary,
+        capacity_calls: [a, b]
+            .iter()
+            .filter_map(|p| Some((p.plan.name.clone(), p.capacity_calls?)))
+            .collect(),
+    })
+}
+
+/// The volumes and costs two plans are compared in, when not the calls made and USD
+/// of their curves.
+///
+/// A fee per inference and a subscription charge by the calls answered with HTTP
+/// 2XX, a share `s` of the calls made: in calls made their curves hold `s × price`
+/// per call and a quota lasting `included ÷ s` calls, rounded when `s` is not a
+/// finite decimal (1/3), and a fee or quota amortised over another period is
+/// rounded too (× 730 h ÷ 24 h). Where two such plans cost the same, or meet at a
+/// quota's end, the rounded curves would differ by a residue, and cross in a
+/// sliver of volumes that is no range at all. So a pair of them is compared in
+/// answered calls per `H` hours, `H` the least common multiple of the
+/// subscriptions' periods in hours (the compared period's when neither plan is
+/// one), with costs per `H` hours, where every figure is exact:
+/// a fee per inference is its price per answered call, a subscription charging its
+/// fee every `h` hours `fee × H ÷ h` with `included × H ÷ h` calls. A volume `x`
+/// there is `x × P ÷ (H × s)` calls made per period of `P` hours, and a cost `y`
+/// is `y × P ÷ H` USD.
+struct Frame {
+    /// Each plan's cost in the volumes and costs compared.
+    curves: [CostCurve; 2],
+    /// Calls made per period = volume compared × `calls.0 ÷ calls.1`.
+    calls: (Decimal, Decimal),
+    /// USD per period = cost compared × `usd.0 ÷ usd.1`.
+    usd: (Decimal, Decimal),
+}
+
+impl Frame {
+    /// The frame of two plans that both charge by the calls answered, when their
+    /// curves in calls made may be rounded; `None` to compare the curves as they are.
+    fn of(a: &PlanCost, b: &PlanCost, profile: &UsageProfile) -> Result<Option<Frame>, Overflow> {
+        // What a plan charges for the calls answered: a price per call, or a fee
+        // every so many hours with its quota and overage.
+        enum Charges {
+            PerCall(Decimal),
+            Fee(Decimal, u64, Option<(Decimal, Decimal)>),
+        }
+        let charges = |p: &PlanCost| match &p.plan.model {
+            PlanModel::PerInference(x) => Some(Charges::PerCall(x.usd_per_call)),
+            PlanModel::Subscription(x) => Some(Charges::Fee(
+                x.fee_usd,
+                x.period.whole_hours(),
+                x.included_calls.zip(x.overage_usd_per_call),
+            )),
+            _ => None,
+        };
+        let (Some(ga), Some(gb)) = (charges(a), charges(b)) else {
+            return Ok(None);
+        };
+        let hours = profile.period.whole_hours();
+        // The share answered, as the engine prices it (`None`: every call), as a
+        // ratio: the answered calls per period over the calls when they give it.
+        let share = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
+        let (answered, made) = match (share, profile.answered_calls_per_period) {
+            (None, _) => (Decimal::ONE, Decimal::ONE),
+            (Some(s), _) if s.is_zero() => return Ok(None),
+            (Some(s), Some(n))
+                if !n.is_zero() && div(n, profile.calls_per_period).ok() == Some(s) =>
+            {
+                (n, profile.calls_per_period)
+            }
+            (Some(s), _) => (s, Decimal::ONE),
+        };
+        let periods: Vec<u64> = [&ga, &gb]
+            .into_iter()
+            .filter_map(|g| match g {
+                Charges::Fee(_, h, _) => Some(*h),
+                Charges::PerCall(_) => None,
+            })
+            .collect();
+        if share.is_none() && periods.iter().all(|h| *h == hours) {
+            // Every figure is as stated: the curves are exact.
+            return Ok(None);
+        }
+        let lcm = |x: u64, y: u64| {
+            let (mut m, mut n) = (x, y);
+            while n != 0 {
+                (m, n) = (n, m % n);
+            }
+            x / m * y
+        };
+        let common = periods.into_iter().reduce(lcm).unwrap_or(hours);
+        let curve = |g: &Charges| -> Result<CostCurve, Overflow> {
+            Ok(match g {
+                Charges::PerCall(x) => CostCurve::linear(Decimal::ZERO, *x),
+                Charges::Fee(fee, h, quota) => {
+                    let times = Decimal::from(common / h);
+                    let mut curve = CostCurve::linear(mul(*fee, times)?, Decimal::ZERO);
+                    if let Some((included, overage)) = quota {
+                        curve.included_calls = Some(mul(*included, times)?);
+                        curve.overage_usd_per_call = Some(*overage);
+                    }
+                    curve
+                }
+            })
+        };
+        let (hours, common) = (Decimal::from(hours), Decimal::from(common));
+        Ok(Some(Frame {
+            curves: [curve(&ga)?, curve(&gb)?],
+            calls: (mul(hours, made)?, mul(common, answered)?),
+            usd: (hours, common),
+        }))
+    }
+
+    /// Calls made per period at the volume `x` compared.
+    fn calls(&self, x: Decimal) -> Result<Decimal, Overflow> {
+        scale(x, self.calls).map(|u| u.normalize())
+    }
+
+    /// The volume compared at `u` calls made per period.
+    fn volume(&self, u: Decimal) -> Result<Decimal, Overflow> {
+        scale(u, (self.calls.1, self.calls.0))
+    }
+
+    /// USD per period at the cost `y` compared.
+    fn usd(&self, y: Decimal) -> Result<Decimal, Overflow> {
+        scale(y, self.usd).map(|x| x.normalize())
+    }
+}
+
+/// `x × by.0 ÷ by.1`: multiplied first, exact when it can be; divided first when the
+/// product is beyond a decimal.
+fn scale(x: Decimal, by: (Decimal, Decimal)) -> Result<Decimal, Overflow> {
+    mul(x, by.0)
+        .and_then(|y| div(y, by.1))
+        .or_else(|_| div(x, by.1).and_then(|y| mul(y, by.0)))
+}
+
+/// Where the cheaper of the curves `ca` and `cb` changes: the ranges of volume from
+/// 0 up with the verdict in each, the changes up to `max_calls` only, and whether
+/// they cross or part again beyond it.
+fn split(
+    ca: &CostCurve,
+    cb: &CostCurve,
+    max_calls: Decimal,
+) -> Result<(Vec<Range>, bool), Overflow> {
     // Segments on which the difference is linear: split at each curve's kink.
     let mut starts = vec![Decimal::ZERO];
     starts.extend(
@@ -134,10 +372,9 @@ pub(crate) fn break_even(
         let slope_at = |u: Decimal| {
             ca.try_marginal_usd_per_call(u)
                 .and_then(|ma| sub(ma, cb.try_marginal_usd_per_call(u)?))
-                .map_err(crossing)
         };
         let slope = slope_at(lo)?;
-        let at_lo = difference(ca, cb, lo).map_err(crossing)?;
+        let at_lo = difference(ca, cb, lo)?;
         if slope.is_zero() {
             if at_lo.is_zero() {
                 // The plans coincide on this whole segment: its ends are events, those
@@ -198,7 +435,7 @@ pub(crate) fn break_even(
             Verdict::Same
         })
     };
-    let mut regions: Vec<(Decimal, Option<Decimal>, Verdict)> = Vec::new();
+    let mut regions: Vec<Range> = Vec::new();
     let mut lo = Decimal::ZERO;
     for (i, &hi) in events
         .iter()
@@ -217,7 +454,7 @@ pub(crate) fn break_even(
             Some(hi) => add(lo, hi).and_then(|x| div(x, Decimal::TWO)),
             None => add(lo, lo.max(Decimal::ONE)),
         };
-        let v = probe.and_then(verdict).map_err(crossing)?;
+        let v = probe.and_then(verdict)?;
         let to = (!last).then_some(hi);
         match regions.last_mut() {
             Some(prev) if prev.2 == v => prev.1 = to,
@@ -226,61 +463,7 @@ pub(crate) fn break_even(
         lo = hi;
     }
 
-    let name = |v: Verdict| match v {
-        Verdict::A => Some(a.plan.name.clone()),
-        Verdict::B => Some(b.plan.name.clone()),
-        Verdict::Same => None,
-    };
-    let points: Vec<BreakEvenPoint> = regions
-        .iter()
-        .filter_map(|r| r.1)
-        .map(|u| {
-            let at = |figure: &str| {
-                let what = format!(
-                    "{figure} where plans {pair} break even ({} calls per {})",
-                    fmt_calls(u),
-                    profile.period
-                );
-                move |o: Overflow| o.of(what.clone(), HINT_BREAK_EVEN)
-            };
-            let mut utilisation = BTreeMap::new();
-            for p in [a, b] {
-                let busy = utilisation_at(p, profile, u)
-                    .map_err(at(&format!("the utilisation of `{}`", p.plan.name)))?;
-                if let Some(x) = busy {
-                    utilisation.insert(p.plan.name.clone(), x);
-                }
-            }
-            Ok(BreakEvenPoint {
-                calls_per_period: u,
-                cost_usd: ca.try_cost_usd(u).map_err(at("the cost"))?,
-                utilisation,
-                beyond_capacity: [a, b]
-                    .iter()
-                    .filter(|p| p.capacity_calls.is_some_and(|c| u > c))
-                    .map(|p| p.plan.name.clone())
-                    .collect(),
-            })
-        })
-        .collect::<Result<_, CompareError>>()?;
-    let summary = summarise(a, b, &regions, &points, profile, crosses_beyond)?;
-    Ok(BreakEven {
-        plans: [a.plan.name.clone(), b.plan.name.clone()],
-        points,
-        regions: regions
-            .into_iter()
-            .map(|(from, to, v)| Region {
-                from_calls: from,
-                to_calls: to,
-                cheaper: name(v),
-            })
-            .collect(),
-        summary,
-        capacity_calls: [a, b]
-            .iter()
-            .filter_map(|p| Some((p.plan.name.clone(), p.capacity_calls?)))
-            .collect(),
-    })
+    Ok((regions, crosses_beyond))
 }
 
 /// `cost_a(u) − cost_b(u)`, part by part: fixed parts, per-call parts, overage. Two
@@ -324,7 +507,7 @@ fn utilisation_at(
 fn summarise(
     a: &PlanCost,
     b: &PlanCost,
-    regions: &[(Decimal, Option<Decimal>, Verdict)],
+    regions: &[Range],
     points: &[BreakEvenPoint],
     profile: &UsageProfile,
     crosses_beyond: bool,
@@ -394,7 +577,7 @@ fn summarise(
 fn summarise_costs(
     a: &PlanCost,
     b: &PlanCost,
-    regions: &[(Decimal, Option<Decimal>, Verdict)],
+    regions: &[Range],
     points: &[BreakEvenPoint],
     profile: &UsageProfile,
     crosses_beyond: bool,

@@ -73,7 +73,7 @@ impl Period {
         }
     }
 
-    fn whole_hours(self) -> u64 {
+    pub(crate) fn whole_hours(self) -> u64 {
         match self {
             Period::Day => 24,
             Period::Month => 730,

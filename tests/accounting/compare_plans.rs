@@ -2480,3 +2480,102 @@ mod chart {
         !crc
     }
 }
+
+/// One call in three answered: the share, 1/3, is 0.333…3 at 28 digits. Pay per
+/// use at 0.0125 USD a call against 500 USD a day for 40,000 calls, 0.0125 USD each
+/// above: the quota lasts 40,000 × 3 = 120,000 calls made, below it the fee is the
+/// dearer, above it both cost 0.0125 × the answered calls. The plans cost the same
+/// above the quota, not one a rounding residue less.
+#[test]
+fn a_quota_priced_like_pay_per_use_costs_the_same_above_it_when_a_third_are_answered() {
+    // 3 calls in an hour, 1 answered: 72 calls a day, 24 answered.
+    let totals = UsageTotals::new(3, Duration::from_secs(3_600)).with_answered_calls(1);
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    assert_eq!(profile.calls_per_period, d("72"));
+    assert_eq!(profile.answered_calls_per_period, Some(d("24")));
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota_per(Period::Day, "500", 40_000, "0.0125"),
+    ];
+    let comparison = compute(&profile, &plans);
+    // At 72 calls a day: pay per use 24 answered × 0.0125 = 0.30 USD, the
+    // subscription its 500 USD fee.
+    assert_eq!(cost(&comparison, "pay per use"), d("0.3"));
+    assert_eq!(cost(&comparison, "subscription"), d("500"));
+    let be = &comparison.break_evens[0];
+    // Below the quota: 500 = 0.0125 × U ÷ 3 → U = 500 × 3 ÷ 0.0125 = 120,000 calls
+    // made, 40,000 answered, just where the quota runs out. Above it: 500 + 0.0125 ×
+    // (U ÷ 3 − 40,000) = 0.0125 × U ÷ 3, pay per use's cost at every volume.
+    let cheaper: Vec<Option<&str>> = be.regions.iter().map(|r| r.cheaper.as_deref()).collect();
+    assert_eq!(cheaper, vec![Some("pay per use"), None], "{:?}", be.regions);
+    // From the counts, 40,000 answered of 24 in 72 are 40,000 × 72 ÷ 24 = 120,000
+    // calls made exactly, where both cost 500 USD.
+    assert_eq!(be.points.len(), 1, "{:?}", be.points);
+    assert_eq!(be.points[0].calls_per_period, d("120000"));
+    assert_eq!(be.points[0].cost_usd, d("500"));
+    assert_eq!(
+        be.summary,
+        "pay per use is cheaper below 120,000 calls per day, the same above 120,000"
+    );
+    // Stated as the share alone, 0.333…3 at 28 digits: the same verdicts, the
+    // point 40,000 ÷ 0.333…3 within a hair of 120,000.
+    let mut stated = profile.clone();
+    stated.answered_calls_per_period = None;
+    let be = compute(&stated, &plans).break_evens.remove(0);
+    let cheaper: Vec<Option<&str>> = be.regions.iter().map(|r| r.cheaper.as_deref()).collect();
+    assert_eq!(cheaper, vec![Some("pay per use"), None], "{:?}", be.regions);
+    let at = be.points[0].calls_per_period;
+    assert!((at - d("120000")).abs() < d("0.000000001"), "{at}");
+    assert_eq!(be.points[0].cost_usd, d("500"));
+}
+
+/// One call in three answered, pay per use at 0.50 USD per 1,000 calls against 500
+/// USD a day for 1,000,000 calls, 0.001 USD each above: at the quota's end the
+/// answered calls cost 1,000,000 × 0.0005 = 500 USD under pay per use too, and
+/// above it the subscription adds 0.001 a call to pay per use's 0.0005. The plans
+/// touch at 3,000,000 calls made and pay per use is cheaper at every other volume:
+/// not a sliver around the touch where the subscription is.
+#[test]
+fn pay_per_use_that_meets_a_fee_at_its_quotas_end_is_cheaper_on_both_sides() {
+    let mut profile = UsageProfile::builder()
+        .period(Period::Day)
+        .calls_per_period(72)
+        .build()
+        .unwrap();
+    profile.answered_per_call = Some(Decimal::ONE / Decimal::from(3));
+    let plans = [
+        Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
+        subscription_with_quota_per(Period::Day, "500", 1_000_000, "0.001"),
+    ];
+    let be = compute(&profile, &plans).break_evens.remove(0);
+    assert!(be.points.is_empty(), "{:?}", be.regions);
+    assert_eq!(be.regions.len(), 1);
+    // At 72 calls a day, 24 answered: 24 × 0.0005 = 0.012 USD against 500.
+    assert_eq!(
+        be.summary,
+        "pay per use is cheaper at every volume: it never breaks even with subscription \
+         (499.99 USD less at 72 calls per day)"
+    );
+}
+
+/// Every call answered, a fee of 500 USD a day for 40,000 calls, 0.0125 USD each
+/// above, against pay per use at 0.0125, over a month: the fee is 500 × 730 ÷ 24 =
+/// 15,208.33… USD for 40,000 × 730 ÷ 24 = 1,216,666.66… calls, neither a finite
+/// decimal. Pay per use reaches the fee where the quota ends, and above it both cost
+/// 0.0125 a call: the same, not a rounding residue apart.
+#[test]
+fn a_daily_quota_priced_like_pay_per_use_costs_the_same_above_it_over_a_month() {
+    let plans = [
+        pay_per_use("0.0125"),
+        subscription_with_quota_per(Period::Day, "500", 40_000, "0.0125"),
+    ];
+    let be = compute(&monthly(1_000), &plans).break_evens.remove(0);
+    let cheaper: Vec<Option<&str>> = be.regions.iter().map(|r| r.cheaper.as_deref()).collect();
+    assert_eq!(cheaper, vec![Some("pay per use"), None], "{:?}", be.regions);
+    let at = be.points[0].calls_per_period;
+    assert_eq!(at.round_dp(6), d("1216666.666667"));
+    assert_eq!(
+        be.summary,
+        "pay per use is cheaper below 1,216,667 calls per month, the same above 1,216,667"
+    );
+}
