@@ -450,6 +450,8 @@ impl<'a> UsageType<'a> {
 
     /// `text` without its region prefix, as [`parse`](Self::parse) reads it:
     /// `USE1-Train:ml.p3.2xlarge` → `Train:ml.p3.2xlarge`; unchanged without one.
+    /// (The account view's labels only.)
+    #[cfg(feature = "account")]
     pub(crate) fn without_region_prefix(text: &'a str) -> &'a str {
         let head = text.split_once(':').map_or(text, |(head, _)| head);
         match region_prefix(head) {
