@@ -89,11 +89,6 @@ pub(crate) fn period_of_sk(sk: &str) -> Option<(BudgetPeriod, DateTime<Utc>, &st
     Some((period, at, tail))
 }
 
-/// When the period starting at `start` ends.
-pub(crate) fn period_end(period: BudgetPeriod, start: DateTime<Utc>) -> DateTime<Utc> {
-    period.end_of(start)
-}
-
 /// `usd` in whole pico-USD, rounded half to even at 12 places (receipts already
 /// are); `None` beyond `i128`.
 pub(crate) fn to_pico(usd: Decimal) -> Option<i128> {
@@ -143,7 +138,7 @@ mod tests {
             assert_eq!(period_of_sk(sk), Some((period, start, "")));
         }
         assert_eq!(
-            period_end(BudgetPeriod::Month, BudgetPeriod::Month.start_of(at)),
+            BudgetPeriod::Month.end_of(BudgetPeriod::Month.start_of(at)),
             Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
         );
     }

@@ -258,7 +258,7 @@ impl PeriodKey {
         if self.start.is_none_or(|current| start > current) {
             *self = PeriodKey {
                 start: Some(start),
-                end: keys::period_end(period, start),
+                end: period.end_of(start),
                 sk: keys::period_sk(period, start),
             };
         }
@@ -453,7 +453,7 @@ impl State {
     /// made if it is new.
     fn budget_item(&mut self, budget: &Budget, pk: &str, start: DateTime<Utc>) -> &mut Item {
         let sk = self.period_sk(budget.period(), start);
-        let end = keys::period_end(budget.period(), start);
+        let end = budget.period().end_of(start);
         self.item(pk, &sk, || Item::spend(end))
     }
 }
@@ -1503,7 +1503,7 @@ impl Fleet {
             let day_sk = state.period_sk(BudgetPeriod::Day, day);
             for (pk, _) in loads.iter() {
                 // An endpoint with calls in flight and none finished yet today.
-                let end = keys::period_end(BudgetPeriod::Day, day);
+                let end = BudgetPeriod::Day.end_of(day);
                 state.item(pk, &day_sk, || Item::spend(end));
             }
             // The endpoint whose (day's) item is under `pk`, if this process
@@ -2290,7 +2290,7 @@ impl Fleet {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.period_sk(budget.period(), period_start)
         };
-        let end = keys::period_end(budget.period(), period_start);
+        let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;
         let mut seen = (0, 0);
