@@ -8,8 +8,7 @@ use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::break_even::{BreakEven, break_even};
 use super::format::{calls as fmt_calls, percent, usd};
 use super::{
-    CompareError, MAX_SERVERLESS_CONCURRENCY, PerTokenPlan, Period, Plan, PlanModel, RateTable,
-    SubscriptionPlan, UsageProfile,
+    CompareError, PerTokenPlan, Period, Plan, PlanModel, RateTable, SubscriptionPlan, UsageProfile,
 };
 use crate::pricing::{PriceKey, PriceSource, Rate};
 
@@ -133,9 +132,10 @@ pub struct PlanCost {
     pub provisioned_seconds: Option<Decimal>,
     /// The most calls per period the plan can serve, spread evenly: instance and
     /// savings plans `count × running hours × 3600 s × m ÷ mean latency`; serverless
-    /// `200 × the period's seconds ÷ mean latency`, 200 being the most calls a
-    /// serverless endpoint serves at once
-    /// ([`MAX_SERVERLESS_CONCURRENCY`](super::MAX_SERVERLESS_CONCURRENCY)). `None`
+    /// `c × the period's seconds ÷ mean latency`, `c` being the most calls the
+    /// serverless endpoint serves at once, its
+    /// [`max_concurrency`](super::ServerlessPlan::max_concurrency) (at most
+    /// [`MAX_SERVERLESS_CONCURRENCY`](super::MAX_SERVERLESS_CONCURRENCY), 200). `None`
     /// for instances when the latency is unknown (capacity not checked, and a note
     /// says so) and for prices per call, per token and subscriptions (the seller's
     /// capacity, not modelled). Adding instances as traffic grows (auto-scaling) is
@@ -790,10 +790,10 @@ fn price_plan(
                             "with the calls spread evenly, the provisioned concurrency serves \
                              up to {} calls per {period}; AWS bills each call beyond it at the \
                              on-demand rate, {} USD/s, up to the endpoint's maximum \
-                             concurrency of {MAX_SERVERLESS_CONCURRENCY} (peaks spill over \
-                             sooner: a lower bound)",
+                             concurrency of {} (peaks spill over sooner: a lower bound)",
                             fmt_calls(included),
-                            on_demand.usd_per_unit.normalize()
+                            on_demand.usd_per_unit.normalize(),
+                            p.max_concurrency()
                         ));
                         used.push(on_demand.clone());
                         (Some(included.normalize()), Some(extra.normalize()))
@@ -996,13 +996,14 @@ fn price_plan(
         .map_err(overflow("the calls the plan can serve"))?;
     if let Some(u) = utilisation
         && u > Decimal::ONE
-        && let PlanModel::Serverless(_) = plan.model
+        && let PlanModel::Serverless(p) = &plan.model
     {
         notes.push(format!(
             "busy {} of the provisioned concurrency's time: the calls beyond it are served \
-             and billed on demand up to the endpoint's maximum concurrency of \
-             {MAX_SERVERLESS_CONCURRENCY}{}; provision more to pay the inference rate",
+             and billed on demand up to the endpoint's maximum concurrency of {}{}; \
+             provision more to pay the inference rate",
             percent(u),
+            p.max_concurrency(),
             capacity
                 .map(|c| format!(" ({} calls per {period})", served(c.calls)))
                 .unwrap_or_default()
@@ -1045,8 +1046,8 @@ pub(crate) fn calls_at_once(plan: &Plan) -> u32 {
 /// maximum concurrency of 200".
 pub(crate) fn capacity_basis(plan: &Plan) -> String {
     match (&plan.model, calls_at_once(plan)) {
-        (PlanModel::Serverless(_), _) => {
-            format!("at its maximum concurrency of {MAX_SERVERLESS_CONCURRENCY}")
+        (PlanModel::Serverless(p), _) => {
+            format!("at its maximum concurrency of {}", p.max_concurrency())
         }
         (_, 1) => "at 1 call per instance".into(),
         (_, m) => format!("at {m} calls per instance"),
@@ -1094,8 +1095,8 @@ fn capacity(
     let hours = hours.unwrap_or_else(|| period.hours());
     let instances = count > 0;
     let serving = match (&plan.model, provisioned_seconds) {
-        (PlanModel::Serverless(_), _) => mul(
-            Decimal::from(MAX_SERVERLESS_CONCURRENCY),
+        (PlanModel::Serverless(p), _) => mul(
+            Decimal::from(p.max_concurrency()),
             mul(period.hours(), Decimal::from(3600))?,
         )?,
         (_, Some(seconds)) if instances => mul(seconds, Decimal::from(calls_at_once(plan)))?,

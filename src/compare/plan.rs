@@ -270,27 +270,28 @@ const MAX_VOLUME_GB: u32 = 512;
 /// the endpoint's maximum concurrency. Peaks spill over sooner, so the plan's cost
 /// is a lower bound for uneven traffic.
 ///
-/// A serverless endpoint serves at most [`MAX_SERVERLESS_CONCURRENCY`] (200) calls at
-/// once, AWS's limit on its maximum concurrency: at most `200 × the period's seconds
-/// ÷ the mean latency` calls per period, its capacity, checked when compared (calls
-/// beyond it are throttled, not served).
+/// A serverless endpoint serves at most its maximum concurrency `c` of calls at once
+/// (`MaxConcurrency` in its endpoint configuration, 1 to
+/// [`MAX_SERVERLESS_CONCURRENCY`] (200); unset here: 200, AWS's limit): at most
+/// `c × the period's seconds ÷ the mean latency` calls per period, its capacity,
+/// checked when compared (calls beyond it are throttled, not served).
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerlessPlan {
     /// Memory size in MB: 1024, 2048, 3072, 4096, 5120 or 6144.
     pub memory_mb: u32,
-    /// Provisioned concurrency, when configured (1 to 200).
+    /// Provisioned concurrency, when configured (1 to the maximum concurrency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provisioned_concurrency: Option<u32>,
+    /// The endpoint's maximum concurrency (`MaxConcurrency`, 1 to 200); `None` =
+    /// 200, the most AWS allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }
 
 /// The most calls a serverless endpoint serves at once: AWS's limit on its maximum
 /// concurrency (`MaxConcurrency`, 1 to 200).
 pub const MAX_SERVERLESS_CONCURRENCY: u32 = 200;
-
-/// The most provisioned concurrency a serverless variant takes (at most its maximum
-/// concurrency).
-const MAX_PROVISIONED_CONCURRENCY: u32 = MAX_SERVERLESS_CONCURRENCY;
 
 impl ServerlessPlan {
     /// A serverless endpoint with `memory_mb` of memory.
@@ -298,16 +299,30 @@ impl ServerlessPlan {
         let plan = ServerlessPlan {
             memory_mb,
             provisioned_concurrency: None,
+            max_concurrency: None,
         };
         plan.validate()?;
         Ok(plan)
     }
 
-    /// With `n` provisioned concurrency (1 to 200).
+    /// With `n` provisioned concurrency (1 to the maximum concurrency).
     pub fn with_provisioned_concurrency(mut self, n: u32) -> Result<Self, CompareError> {
         self.provisioned_concurrency = Some(n);
         self.validate()?;
         Ok(self)
+    }
+
+    /// With a maximum concurrency of `n` (1 to 200), the endpoint configuration's
+    /// `MaxConcurrency`: the most calls it serves at once, which bounds its capacity.
+    pub fn with_max_concurrency(mut self, n: u32) -> Result<Self, CompareError> {
+        self.max_concurrency = Some(n);
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// The most calls it serves at once: its maximum concurrency, 200 when unset.
+    pub fn max_concurrency(&self) -> u32 {
+        self.max_concurrency.unwrap_or(MAX_SERVERLESS_CONCURRENCY)
     }
 
     /// The memory size in GB, as the price list keys it (`memory_mb / 1024`).
@@ -360,15 +375,29 @@ impl ServerlessPlan {
             });
         }
         if let Some(n) = self
+            .max_concurrency
+            .filter(|n| !(1..=MAX_SERVERLESS_CONCURRENCY).contains(n))
+        {
+            return Err(CompareError::OutOfRange {
+                what: "serverless maximum concurrency",
+                value: n.to_string(),
+                hint: "a serverless endpoint's maximum concurrency is 1 to 200; leave it unset \
+                       for 200"
+                    .into(),
+            });
+        }
+        let max = self.max_concurrency();
+        if let Some(n) = self
             .provisioned_concurrency
-            .filter(|n| !(1..=MAX_PROVISIONED_CONCURRENCY).contains(n))
+            .filter(|n| !(1..=max).contains(n))
         {
             return Err(CompareError::OutOfRange {
                 what: "provisioned concurrency",
                 value: n.to_string(),
-                hint: "a serverless variant's provisioned concurrency is 1 to 200 (at most its \
-                       maximum concurrency); leave it unset for none"
-                    .into(),
+                hint: format!(
+                    "a serverless variant's provisioned concurrency is 1 to its maximum \
+                     concurrency ({max}); leave it unset for none"
+                ),
             });
         }
         Ok(())

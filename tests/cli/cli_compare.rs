@@ -515,6 +515,89 @@ serverless 2048 MB   24,000.00           0.0480  over capacity  override
 }
 
 #[test]
+fn a_serverless_maximum_concurrency_below_200_bounds_its_capacity() {
+    // 50,000,000 calls of 1.2 s a month: a mean concurrency of 50,000,000 × 1.2 s ÷
+    // (730 × 3,600 s = 2,628,000 s) = 22.83. At the default maximum of 200 that is
+    // served (200 × 2,628,000 ÷ 1.2 = 438,000,000 calls); an endpoint configured
+    // with MaxConcurrency 20 serves at most 20 × 2,628,000 s ÷ 1.2 s = 43,800,000.
+    // Billed either way: 50,000,000 × 1.2 s × 0.00004 = 2,400.00.
+    let serverless = [
+        "compare",
+        "--calls",
+        "50000000",
+        "--latency-ms",
+        "1200",
+        "--serverless",
+        "2048",
+        "--serverless-usd-per-second",
+        "0.00004",
+        "--json",
+    ];
+    let json = json_of(sagemeter().args(serverless));
+    assert_eq!(json["plans"][0]["capacity_calls"], "438000000");
+    assert_eq!(json["plans"][0]["over_capacity"], false);
+    assert_eq!(json["cheapest"], "serverless 2048 MB");
+
+    let json = json_of(
+        sagemeter()
+            .args(serverless)
+            .args(["--serverless-max-concurrency", "20"]),
+    );
+    let plan = &json["plans"][0];
+    assert_eq!(plan["plan"]["max_concurrency"], 20);
+    assert_eq!(plan["capacity_calls"], "43800000");
+    assert_eq!(plan["over_capacity"], true);
+    assert_eq!(plan["cost_usd"], "2400");
+    assert_eq!(json["cheapest"], serde_json::Value::Null);
+    let notes = plan["notes"].as_array().unwrap();
+    assert!(
+        notes.iter().any(|n| n
+            == "over capacity: serves at most 43,800,000 calls per month at its maximum \
+                concurrency of 20 at 1200 ms a call, fewer than the 50,000,000 to serve (a \
+                mean concurrency of 22.8): the calls beyond it would be throttled, not served"),
+        "{notes:?}"
+    );
+
+    // Provisioned concurrency is at most the maximum concurrency (AWS refuses an
+    // endpoint configuration with more); the maximum is 1 to 200.
+    for args in [
+        &[
+            "--serverless-max-concurrency",
+            "20",
+            "--provisioned-concurrency",
+            "21",
+        ][..],
+        &["--serverless-max-concurrency", "0"],
+        &["--serverless-max-concurrency", "201"],
+    ] {
+        let out = sagemeter()
+            .args(["compare", "--calls", "100", "--latency-ms", "100"])
+            .args([
+                "--serverless",
+                "2048",
+                "--serverless-usd-per-second",
+                "0.00004",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+    }
+    let out = sagemeter()
+        .args(["compare", "--calls", "100", "--latency-ms", "100"])
+        .args(["--serverless", "2048", "--serverless-max-concurrency", "20"])
+        .args(["--provisioned-concurrency", "21"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("provisioned concurrency is out of range (got 21)")
+            && stderr.contains("maximum concurrency (20)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn hours_apply_to_the_savings_plan_whose_commitment_is_billed_every_hour() {
     // ml.m5.xlarge at 0.23 USD/h running 400 of the month's 730 h:
     // on demand 400 × 0.23 = 92.00; pay per use 100,000 × 0.001 = 100.00;

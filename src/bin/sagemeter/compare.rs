@@ -209,12 +209,18 @@ pub struct CompareArgs {
         allow_negative_numbers = true, help_heading = "Plans")]
     pub serverless: Option<u32>,
     /// With --serverless: also a plan with this many provisioned concurrency (1 to
-    /// 200), paid per second provisioned, busy or not; calls at its inference rate,
-    /// those beyond what it serves at the on-demand rate, up to the endpoint's
-    /// maximum concurrency of 200.
+    /// the maximum concurrency), paid per second provisioned, busy or not; calls at
+    /// its inference rate, those beyond what it serves at the on-demand rate, up to
+    /// the endpoint's maximum concurrency.
     #[arg(long, value_name = "N", requires = "serverless", allow_negative_numbers = true,
         value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Plans")]
     pub provisioned_concurrency: Option<u32>,
+    /// With --serverless: the endpoint's maximum concurrency (its `MaxConcurrency`,
+    /// 1 to 200; default 200, the most AWS allows): the most calls it serves at
+    /// once, which bounds the calls it can serve in the period.
+    #[arg(long, value_name = "N", requires = "serverless", allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=200), help_heading = "Plans")]
+    pub serverless_max_concurrency: Option<u32>,
 
     // --- stated rates ---
     /// State the instance-hour rate instead of looking it up.
@@ -1235,7 +1241,10 @@ fn serverless_plans(args: &CompareArgs) -> Result<Vec<ServerlessPlan>, CompareEr
     let Some(mb) = args.serverless else {
         return Ok(Vec::new());
     };
-    let on_demand = ServerlessPlan::new(mb)?;
+    let mut on_demand = ServerlessPlan::new(mb)?;
+    if let Some(n) = args.serverless_max_concurrency {
+        on_demand = on_demand.with_max_concurrency(n)?;
+    }
     let provisioned = args
         .provisioned_concurrency
         .map(|n| on_demand.clone().with_provisioned_concurrency(n))
