@@ -525,12 +525,26 @@ impl TotalsInner {
         self.monotonic.then(Instant::now)
     }
 
-    /// The wall clock stepped back from `from` (the last reading before the step,
-    /// if known) to `now` (NTP, a VM resumed): each accrual first counts its
-    /// standing capacity up to `from`, which stood in real time, then goes on from
-    /// the new time, as the sharing clocks do, rather than stand still until it
-    /// caught up (while the receipts' allocations go on).
+    /// The wall clock stepped back from `from` (the last reading before the step
+    /// the clock that saw it had, if known) to `now` (NTP, a VM resumed): each
+    /// accrual first counts its standing capacity up to the last reading before
+    /// the step (`from`, or another sharing clock's later one), which stood in
+    /// real time, then goes on from the new time, as the sharing clocks do,
+    /// rather than stand still until it caught up (while the receipts'
+    /// allocations go on). Every sharing clock whose last event is after `now`
+    /// goes on from `now` too: the step is counted once, not again by each
+    /// clock that sees it at its next event.
     fn clock_stepped_back(&mut self, from: Option<SystemTime>, now: SystemTime) {
+        let mut from = from;
+        for endpoint in &mut self.endpoints {
+            let clock = &mut endpoint.sharing;
+            if let Some(last) = clock.last_event.filter(|last| *last > now) {
+                from = Some(from.map_or(last, |from| from.max(last)));
+                clock.last_event = Some(now);
+                clock.load_since = Some(now);
+                clock.last_event_mono = None;
+            }
+        }
         for variant in self
             .endpoints
             .iter_mut()
@@ -2061,6 +2075,59 @@ mod tests {
         assert_eq!(
             accrual.accrued_usd,
             "0.033635555556".parse::<Decimal>().unwrap()
+        );
+    }
+
+    /// 1 × ml.g5.xlarge at $1.408/h accrued over a call from 0 to `accrued_to`
+    /// s; endpoint `e`'s sharing clock last moved at `e_at` s and another
+    /// endpoint's, `other`, at `other_at` s. The wall clock then steps back to
+    /// 40 s: `e` sees it at 40 s, `other` at 41 s, and a call runs 41–50 s.
+    /// Returns what the variant accrued in all.
+    fn stepped_back_to_40_seen_by_two_clocks(accrued_to: u64, e_at: u64, other_at: u64) -> Decimal {
+        use super::InstanceClock;
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(1), t(0));
+        let clock = |started: u64, ended: u64| InstanceClock {
+            standing: g5_xlarge(1),
+            started_at: t(started),
+            ended_at: t(ended),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, accrued_to));
+        totals.call_started_on("e", None, t(0)).end(t(e_at), false);
+        totals
+            .call_started_on("other", None, t(0))
+            .end(t(other_at), false);
+        drop(totals.call_started_on("e", None, t(40)));
+        drop(totals.call_started_on("other", None, t(41)));
+        record_clock(&totals, endpoint, variant, clock(41, 50))
+            .accrual
+            .unwrap()
+            .accrued_usd
+    }
+
+    #[test]
+    fn a_wall_clock_step_back_seen_by_two_sharing_clocks_is_counted_once() {
+        // What stood in real time: 0–100 s up to the step, then 40–50 s lived
+        // again after it: 110 s × $1.408/h ÷ 3600 = $0.0430222… (not 40–100 s
+        // counted again when the second clock sees the step at 41 s: 100 + 60
+        // + 9 = 169 s, $0.066097777778).
+        assert_eq!(
+            stepped_back_to_40_seen_by_two_clocks(100, 100, 100),
+            "0.043022222222".parse::<Decimal>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_wall_clock_step_back_counts_up_to_the_latest_reading_of_any_clock() {
+        // The accrual last moved at 80 s, `e` at 90 s, `other` at 100 s: the
+        // last reading before the step was 100 s, whichever clock sees the step
+        // first. 0–100 s, then 40–50 s: 110 s × $1.408/h ÷ 3600 = $0.0430222…
+        // (not 0–90 s and 40–50 s, 100 s, $0.039111111111, up to the first
+        // clock's reading only; nor 0–90, 40–100 and 41–50 s, 159 s,
+        // $0.062186666667, the step counted by each clock).
+        assert_eq!(
+            stepped_back_to_40_seen_by_two_clocks(80, 90, 100),
+            "0.043022222222".parse::<Decimal>().unwrap()
         );
     }
 
