@@ -569,6 +569,18 @@ impl TotalsInner {
         }
     }
 
+    /// Moves the sharing clock of the endpoint at `index` to `now` (see
+    /// [`SharingClock::advance`]; `mono`: the monotonic clock now), and
+    /// handles a step back of the wall clock it sees, as a call joining it does.
+    fn advance_clock(&mut self, index: usize, now: SystemTime, mono: Option<Instant>) {
+        let per_instance = self.per_instance;
+        let clock = &mut self.endpoints[index].sharing;
+        let before = clock.last_event;
+        if clock.advance(now, per_instance, mono) {
+            self.clock_stepped_back(before, now);
+        }
+    }
+
     /// The slot of `endpoint`, made on first use.
     fn endpoint_slot(&mut self, endpoint: &str) -> EndpointSlot {
         let next = self.endpoints.len();
@@ -1239,12 +1251,10 @@ impl Totals {
     /// refreshed).
     pub(crate) fn set_instances(&self, endpoint: EndpointSlot, instances: u32, now: SystemTime) {
         let mut inner = self.lock();
-        let per_instance = inner.per_instance;
-        let mono = inner.mono_now();
-        let clock = &mut inner.endpoints[endpoint.0].sharing;
-        if clock.instances != instances {
-            clock.advance(now, per_instance, mono);
-            clock.instances = instances;
+        if inner.endpoints[endpoint.0].sharing.instances != instances {
+            let mono = inner.mono_now();
+            inner.advance_clock(endpoint.0, now, mono);
+            inner.endpoints[endpoint.0].sharing.instances = instances;
         }
     }
 
@@ -1301,14 +1311,14 @@ impl Totals {
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn take_loads(&self, now: SystemTime) -> Vec<(String, u64)> {
         let mut inner = self.lock();
-        let per_instance = inner.per_instance;
         let mono = inner.mono_now();
-        inner
-            .endpoints
-            .iter_mut()
-            .filter_map(|endpoint| {
+        (0..inner.endpoints.len())
+            .filter_map(|index| {
+                // A step back first seen here is handled here: the clock's last
+                // event is the new time afterwards, and no later event sees it.
+                inner.advance_clock(index, now, mono);
+                let endpoint = &mut inner.endpoints[index];
                 let clock = &mut endpoint.sharing;
-                clock.advance(now, per_instance, mono);
                 let since = clock.load_since.replace(now);
                 let load = std::mem::take(&mut clock.load_fs);
                 let span_fs = since
@@ -2129,6 +2139,47 @@ mod tests {
             stepped_back_to_40_seen_by_two_clocks(80, 90, 100),
             "0.043022222222".parse::<Decimal>().unwrap()
         );
+    }
+
+    /// 1 × ml.g5.xlarge at $1.408/h accrued over a call 0–100 s, endpoint `e`'s
+    /// sharing clock last moved at 100 s; the wall clock steps back to 40 s and
+    /// `first_seen` sees it at 40 s, before any call; then a call runs 40–50 s.
+    /// Returns what the variant accrued in all.
+    fn stepped_back_to_40_first_seen_by(
+        first_seen: impl FnOnce(&Totals, super::EndpointSlot),
+    ) -> Decimal {
+        use super::InstanceClock;
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_xlarge(1), t(0));
+        let clock = |started: u64, ended: u64| InstanceClock {
+            standing: g5_xlarge(1),
+            started_at: t(started),
+            ended_at: t(ended),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, 100));
+        totals.call_started_on("e", None, t(0)).end(t(100), false);
+        first_seen(&totals, endpoint);
+        record_clock(&totals, endpoint, variant, clock(40, 50))
+            .accrual
+            .unwrap()
+            .accrued_usd
+    }
+
+    #[test]
+    fn a_wall_clock_step_back_first_seen_by_a_fleet_flush_or_a_scale_is_counted() {
+        // What stood in real time: 0–100 s up to the step, then 40–50 s lived
+        // again after it: 110 s × $1.408/h ÷ 3600 = $0.0430222… (not 100 s,
+        // $0.039111111111, the accrual standing still at 100 s until the wall
+        // clock caught up with it).
+        let expected = "0.043022222222".parse::<Decimal>().unwrap();
+        let flushed = stepped_back_to_40_first_seen_by(|totals, _| {
+            totals.take_loads(t(40));
+        });
+        assert_eq!(flushed, expected, "seen by a fleet flush");
+        let scaled = stepped_back_to_40_first_seen_by(|totals, endpoint| {
+            totals.set_instances(endpoint, 2, t(40));
+        });
+        assert_eq!(scaled, expected, "seen by an instance count changed");
     }
 
     #[test]
