@@ -1237,6 +1237,36 @@ impl Totals {
         stood
     }
 
+    /// The variants of `endpoint` for which `gone` holds (an update of the
+    /// endpoint to a config without them, as a profile found at `now` says)
+    /// stand at nothing from `now` on, as a deleted endpoint's do: what accrued
+    /// until now is at the rate in force before, and the time until one comes
+    /// back is not charged at the old rate. Returns those whose rate this
+    /// changed, each with where the replaced rate came from (one that stood at
+    /// nothing already is not listed again at every refresh).
+    pub(crate) fn variants_gone(
+        &self,
+        endpoint: EndpointSlot,
+        gone: impl Fn(&str) -> bool,
+        now: SystemTime,
+    ) -> Vec<(String, RateFrom)> {
+        let mut inner = self.lock();
+        let mono = inner.mono_now();
+        let mut stood = Vec::new();
+        for state in &mut inner.endpoints[endpoint.0].variants {
+            if !gone(&state.name) {
+                continue;
+            }
+            let before = state.standing.clone();
+            if let Some(from) = state.stand_at_nothing(now, mono)
+                && state.standing != before
+            {
+                stood.push((state.name.to_string(), from));
+            }
+        }
+        stood
+    }
+
     /// Nothing of `variant` stands from `now` on (a serverless variant without
     /// provisioned concurrency, as its latest profile says): its standing capacity
     /// costs nothing from then on, what accrued until now is at the rate in force

@@ -1769,6 +1769,30 @@ impl Meter {
             #[cfg(not(feature = "fleet"))]
             let _ = (profiled, usd_per_hour, from, terms);
         }
+        // A variant the profile no longer has (an update to a config without
+        // it): nothing of it stands from now on, here and in the fleet's
+        // accrual, as when the endpoint is deleted.
+        let gone = clocks.variants_gone(
+            totals,
+            |name| !profile.variants.iter().any(|v| v.name == name),
+            now,
+        );
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.inner.fleet {
+            for (variant, from) in gone {
+                fleet.set_standing(
+                    &profile.endpoint,
+                    &variant,
+                    Decimal::ZERO,
+                    from,
+                    no_terms(),
+                    now,
+                    described,
+                );
+            }
+        }
+        #[cfg(not(feature = "fleet"))]
+        let _ = gone;
         clocks.set_instances(totals, profile.instance_count(), now);
         let only_variant = profile.variants.len() == 1;
         for variant in &profile.variants {

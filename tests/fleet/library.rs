@@ -2846,6 +2846,73 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_serverless()
     client.meter().shutdown().await.unwrap();
 }
 
+/// Endpoint `scaled` updated at 01:00 to a config whose only variant is Canary,
+/// and rolled back to AllTraffic at 10:00: the fleet's accrual of AllTraffic has
+/// its instance for the hour it stood, nothing for the nine hours between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_dropped() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("variant-dropped");
+    create_table(&conf, &table).await.unwrap();
+    let fake = scaled_fake().await;
+    let time = ManualTimeSource::new(midnight().into());
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let client = discovered_m5(&fake.sdk_config().await, time.clone(), &table, &ddb)
+        .discovery_refresh(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+    // 00:00: the first call (AllTraffic, 1 × ml.m5.xlarge at $0.23/h).
+    call_endpoint(&client, "scaled").await;
+    flushed(&client).await;
+    // 01:00: updated to a config of Canary alone; the refresh loop sees it.
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("Canary", "ml.m5.xlarge", 1)],
+    );
+    time.advance(hour);
+    let mut canary = false;
+    for _ in 0..500 {
+        canary = client
+            .meter()
+            .endpoint_profile("scaled")
+            .await
+            .is_ok_and(|profile| profile.variants[0].name == "Canary");
+        if canary && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(canary, "the refresh did not see the update");
+    flushed(&client).await;
+    // 10:00: rolled back to AllTraffic; the refresh sees it, then a call.
+    time.advance(9 * hour);
+    fake.add_endpoint(
+        "scaled",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    let mut back = false;
+    for _ in 0..500 {
+        back = client
+            .meter()
+            .endpoint_profile("scaled")
+            .await
+            .is_ok_and(|profile| profile.variants[0].name == "AllTraffic");
+        if back && client.meter().background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(back, "the refresh did not see the rollback");
+    let cost = call_endpoint(&client, "scaled").await;
+    // AWS billed AllTraffic's instance at $0.23/h for 00:00-01:00 and nothing
+    // while Canary ran alone: $0.23, not 10 h × $0.23 = $2.30.
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.23"), "{accrual:?}");
+    client.meter().shutdown().await.unwrap();
+}
+
 /// The cost model's worked example on the emulator's table, its term dated at
 /// noon (the fleet's accrual is of a UTC day, which a term dated at midnight
 /// begins): 1 × ml.m5.xlarge at $0.23/h, $0.20/h announced from

@@ -216,6 +216,41 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
 }
 
 #[tokio::test]
+async fn a_variant_dropped_by_an_update_and_brought_back_accrues_nothing_for_the_hours_between() {
+    let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    call(&client, "rt").await; // t = 0: AllTraffic, 1 × ml.g5.xlarge, the accrual begins
+
+    // t = 60 s: the endpoint is updated to a config whose only variant is
+    // Canary; the refresh loop sees AllTraffic gone.
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("Canary", "ml.g5.xlarge", 1)],
+    );
+    time.advance(Duration::from_secs(60));
+    assert!(refreshed(&fake, &client, 2).await);
+
+    // t = 10 h: rolled back to a config of AllTraffic; the refresh loop sees it.
+    time.advance(Duration::from_secs(10 * 3600 - 60));
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    assert!(refreshed(&fake, &client, 3).await);
+    // t = 12 h: the next call; AllTraffic's instance has stood since its
+    // profile was found at 10 h.
+    time.advance(Duration::from_secs(2 * 3600));
+    let next = call(&client, "rt").await;
+    // AWS billed AllTraffic's instance for the 60 s it stood before the update,
+    // nothing while the endpoint ran Canary alone, then 2 h of it: 1.408 × 60 /
+    // 3600 = 0.0234666… + 1.408 × 2 = 2.816 → 2.8394666… (not 1.408 × 12 h =
+    // 16.896 at the rate it had before the update).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.839467"));
+}
+
+#[tokio::test]
 async fn an_async_invocation_is_one_call_in_the_totals_however_many_receipts() {
     let fake = g5_endpoint(1).await;
     let client = Client::builder(&fake.sdk_config().await)
