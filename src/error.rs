@@ -522,7 +522,14 @@ impl Error {
                 );
                 busy || sdk_retryable(source, true)
             }
-            Error::InvokeWithResponseStream { source, .. } => sdk_retryable(source, true),
+            Error::InvokeWithResponseStream { source, .. } => {
+                let busy = matches!(
+                    source.as_service_error(),
+                    Some(InvokeEndpointWithResponseStreamError::ModelError(model))
+                        if matches!(model.original_status_code(), Some(429 | 503))
+                );
+                busy || sdk_retryable(source, true)
+            }
             // A submission cut off may have been queued: it would run twice, and
             // the first has no receipt.
             Error::InvokeAsync { source, .. } => sdk_retryable(source, false),
@@ -723,6 +730,24 @@ mod tests {
         };
         assert!(busy(429).is_retryable() && busy(503).is_retryable());
         assert!(!busy(500).is_retryable());
+        // The same on a response stream: busy before the stream began.
+        let busy_streaming = |status: i32| {
+            let raw = HttpResponse::new(StatusCode::try_from(424).unwrap(), SdkBody::empty());
+            let err = ModelError::builder()
+                .original_status_code(status)
+                .meta(ErrorMetadata::builder().code("ModelError").build())
+                .build();
+            Error::InvokeWithResponseStream {
+                endpoint: "rt".into(),
+                source: Box::new(SdkError::service_error(
+                    InvokeEndpointWithResponseStreamError::ModelError(err),
+                    raw,
+                )),
+                cost: None,
+            }
+        };
+        assert!(busy_streaming(429).is_retryable() && busy_streaming(503).is_retryable());
+        assert!(!busy_streaming(500).is_retryable());
         // Timed out: the receipt bills it, the retry will be billed too.
         assert!(invoke(SdkError::timeout_error("took too long")).is_retryable());
         // An async submission timed out may have been queued: not retried unseen.
