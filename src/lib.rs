@@ -69,6 +69,8 @@ mod background;
 mod chart;
 mod config_error;
 mod error;
+#[cfg(test)]
+mod test_alloc;
 mod util;
 
 /// The maps looked up on every call (endpoint names, price keys): a fast,

@@ -229,14 +229,38 @@ struct TgiDetailsObject {
     input_length: Option<u64>,
     prompt_tokens: Option<u64>,
     /// With `best_of`, the other sequences generated (the chosen one is above):
-    /// generated work too, on the same prompt.
-    #[serde(default)]
-    best_of_sequences: Vec<TgiBestOf>,
+    /// generated work too, on the same prompt. Their output summed as they are
+    /// read ([`sum_best_of`]).
+    #[serde(default, deserialize_with = "sum_best_of")]
+    best_of_sequences: Summed,
 }
 
+/// One of `best_of_sequences`, read only for its count.
 #[derive(Deserialize)]
 struct TgiBestOf {
     generated_tokens: Option<u64>,
+}
+
+/// `best_of_sequences`' output counts summed as they are read, as [`TgiBatch`]
+/// sums its generations: nothing is kept per sequence, so a long array costs no
+/// memory (kept whole, 16 bytes a sequence: a 24 MB body of `{},` took 134 MB or
+/// more).
+fn sum_best_of<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Summed, D::Error> {
+    struct Sum;
+    impl<'de> serde::de::Visitor<'de> for Sum {
+        type Value = Summed;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of TGI sequences")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Summed, A::Error> {
+            let mut sum = Summed::default();
+            while let Some(sequence) = seq.next_element::<TgiBestOf>()? {
+                sum.add(sequence.generated_tokens);
+            }
+            Ok(sum)
+        }
+    }
+    deserializer.deserialize_seq(Sum)
 }
 
 impl TgiGenerated {
@@ -248,9 +272,7 @@ impl TgiGenerated {
         };
         let mut output = Summed::default();
         output.add(details.generated_tokens);
-        for sequence in &details.best_of_sequences {
-            output.add(sequence.generated_tokens);
-        }
+        output.merge(details.best_of_sequences);
         let input = match details.prefill.len() {
             0 => details.input_length.or(details.prompt_tokens),
             n => Some(n as u64),
@@ -283,6 +305,15 @@ impl Summed {
             (Summed::Nothing, Some(n)) => Summed::Known(n),
             (Summed::Known(sum), Some(n)) => Summed::Known(sum.saturating_add(n)),
         };
+    }
+
+    /// Adds the parts `other` summed, as if each had been added here.
+    fn merge(&mut self, other: Summed) {
+        match other {
+            Summed::Nothing => {}
+            Summed::Known(n) => self.add(Some(n)),
+            Summed::Unknown => self.add(None),
+        }
     }
 
     fn known(self) -> Option<u64> {
@@ -974,6 +1005,42 @@ mod tests {
             {"generated_text":"y","generated_tokens":15,"prefill":[{},{},{},{}]},
             {"generated_text":"z","generated_tokens":5,"prefill":[{},{},{},{}]}]}}]"#;
         assert_eq!(detect_tokens(body), Some(TokenUsage::new(4, 40)));
+    }
+
+    #[test]
+    fn tgi_best_of_sequences_are_summed_without_keeping_them() {
+        // A million other sequences of 1 token each and the chosen one's 1 token:
+        // 1,000,000 + 1 = 1,000,001 out (no prompt count: input unknown).
+        let entries = 1_000_000;
+        let mut body = String::from(r#"{"details":{"generated_tokens":1,"best_of_sequences":["#);
+        for i in 0..entries {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(r#"{"generated_tokens":1}"#);
+        }
+        body.push_str("]}}");
+        let (usage, peak) =
+            crate::test_alloc::peak_held_during(|| TgiDetails.count(body.as_bytes()));
+        let usage = usage.unwrap();
+        assert_eq!(usage.output, Some(1_000_001));
+        assert_eq!(usage.input, None);
+        // Kept whole, the sequences alone took 16 bytes each: 16 MB at the least.
+        assert!(
+            peak < 4 * 1024 * 1024,
+            "reading {} bytes held up to {peak} bytes at once",
+            body.len()
+        );
+        // A sequence without its count leaves the output unknown, as before.
+        let missing = br#"{"details":{"generated_tokens":1,"prefill":[{}],
+            "best_of_sequences":[{"generated_tokens":2},{}]}}"#;
+        assert_eq!(
+            TgiDetails.count(missing),
+            Some(TokenUsage {
+                input: Some(1),
+                output: None
+            })
+        );
     }
 
     #[test]

@@ -355,47 +355,7 @@ impl<'de> Visitor<'de> for OnDemand<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-
-    /// Counts the bytes the current thread holds (allocated minus freed) and the peak,
-    /// so a test can show that reading a large file keeps little of it.
-    struct CountingAllocator;
-
-    thread_local! {
-        static HELD: Cell<isize> = const { Cell::new(0) };
-        static PEAK: Cell<isize> = const { Cell::new(0) };
-    }
-
-    fn count(delta: isize) {
-        let _ = HELD.try_with(|held| {
-            let now = held.get() + delta;
-            held.set(now);
-            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-        });
-    }
-
-    // SAFETY: every call is passed to the system allocator unchanged; only counters move.
-    unsafe impl GlobalAlloc for CountingAllocator {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count(layout.size() as isize);
-            // SAFETY: same layout as given.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            count(-(layout.size() as isize));
-            // SAFETY: allocated by System with this layout.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            count(new_size as isize - layout.size() as isize);
-            // SAFETY: as `System.realloc` requires, from the caller.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: CountingAllocator = CountingAllocator;
+    use crate::test_alloc::peak_held_during;
 
     fn product(sku: &str, instance: &str, component: &str) -> String {
         format!(
@@ -704,10 +664,7 @@ mod tests {
             bytes: &mut bytes,
         };
         let reader = std::io::BufReader::with_capacity(64 * 1024, counted);
-        let held_before = HELD.with(Cell::get);
-        PEAK.with(|peak| peak.set(held_before));
-        let offer = read_offer(reader, &filter).unwrap();
-        let peak = PEAK.with(Cell::get) - held_before;
+        let (offer, peak) = peak_held_during(|| read_offer(reader, &filter).unwrap());
 
         assert_eq!(offer.products_read, products as u64);
         assert_eq!(offer.documents.len(), 1);
