@@ -58,7 +58,7 @@ use crate::billing::{LineItem, SETTLEMENT_NOTE, SettledBefore, SettledBy};
 use crate::budget::Reservation;
 use crate::config_error::ConfigError;
 use crate::endpoint::EndpointKind;
-use crate::usage::{Operation, Outcome, TokenUsage, Usage};
+use crate::usage::{Operation, Outcome, TokenUsage, TokensUnseen, Usage};
 use crate::{Cost, Error, Result};
 use aws_sdk_sagemakerruntime::error::SdkError;
 use aws_sdk_sagemakerruntime::operation::RequestId;
@@ -977,7 +977,7 @@ impl Settlement {
                 .output
                 .and_then(|body| meter.count_tokens(body, completion.output_content_type))
         });
-        let mut tokens_unseen = None;
+        let mut tokens_unseen = TokensUnseen::default();
         if let Some(tokens) = tokens {
             usage = usage.with_tokens(tokens);
             tokens_unseen = usage.drop_implausible_tokens(&mut notes);

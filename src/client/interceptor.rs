@@ -7,7 +7,7 @@ use super::call::{
 use super::meter::{Meter, Phase, Targets};
 use crate::billing::{INTERCEPTOR_NOTE, LineItem};
 use crate::budget::Refusal;
-use crate::usage::{Operation, Outcome};
+use crate::usage::{Operation, Outcome, TokensUnseen};
 use aws_sdk_sagemakerruntime::error::ProvideErrorMetadata;
 use aws_sdk_sagemakerruntime::operation::RequestId;
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{
@@ -446,7 +446,9 @@ impl Intercept for MeteringInterceptor {
         if unseen {
             let call = &mut to_price.call;
             call.unknown.extend(not_seen(call.usage.operation));
-            call.tokens_unseen = tokens_unseen(call.usage.operation);
+            call.tokens_unseen = tokens_unseen(call.usage.operation)
+                .map(TokensUnseen::both)
+                .unwrap_or_default();
         }
         finish_in_background(to_price, Phase::Whole);
         Ok(())

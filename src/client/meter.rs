@@ -22,7 +22,8 @@ use crate::totals::{
     Totals, TotalsSnapshot, VariantSlot, no_storage_terms, no_terms,
 };
 use crate::usage::{
-    StreamTokens, TokenCounter, TokenUsage, Usage, detect_tokens, is_event_stream, is_plain_text,
+    StreamTokens, TokenCounter, TokenUsage, TokensUnseen, Usage, detect_tokens, is_event_stream,
+    is_plain_text,
 };
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
@@ -692,9 +693,11 @@ pub(crate) struct FinishedCall {
     pub unknown: Vec<(LineItem, String)>,
     /// Why the response's token counts were not seen, when whoever metered the
     /// call could not read the response (the SDK interceptor, for a stream or an
-    /// async output): its token lines without counts are unpriced with this
-    /// reason, not with advice to configure a token counter that cannot help.
-    pub tokens_unseen: Option<String>,
+    /// async output: both directions), or why a count it reported was not counted
+    /// (beyond any model's: that direction alone): that direction's token line
+    /// without a count is unpriced with this reason, not with advice to configure
+    /// a token counter that cannot help.
+    pub tokens_unseen: TokensUnseen,
 }
 
 /// The rate of a call on a serverless variant with provisioned concurrency that
@@ -2305,11 +2308,15 @@ impl Meter {
                 };
             }
         }
-        if let Some(reason) = tokens_unseen {
-            for line in lines.iter_mut().filter(|l| {
-                matches!(l.item, LineItem::InputTokens | LineItem::OutputTokens)
-                    && matches!(l.price, LinePrice::Unpriced { .. })
-            }) {
+        for (item, reason) in [
+            (LineItem::InputTokens, tokens_unseen.input),
+            (LineItem::OutputTokens, tokens_unseen.output),
+        ] {
+            let Some(reason) = reason else { continue };
+            for line in lines
+                .iter_mut()
+                .filter(|l| l.item == item && matches!(l.price, LinePrice::Unpriced { .. }))
+            {
                 line.price = LinePrice::Unpriced {
                     reason: reason.clone(),
                 };

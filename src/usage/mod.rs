@@ -182,13 +182,14 @@ impl Usage {
 
     /// Leaves out a token count beyond any model's ([`MAX_TOKENS_PER_CALL`]), with
     /// a note saying so: a broken or hostile container's `u64::MAX` would price
-    /// per-token plans at any sum and make the ledger's sums overflow. Returns the
-    /// (last) note when one was left out: why a per-token line has no count.
-    pub(crate) fn drop_implausible_tokens(&mut self, notes: &mut Vec<String>) -> Option<String> {
-        let mut dropped = None;
-        for (count, what) in [
-            (&mut self.input_tokens, "input"),
-            (&mut self.output_tokens, "output"),
+    /// per-token plans at any sum and make the ledger's sums overflow. Returns each
+    /// direction's note when its count was left out: why that per-token line has
+    /// no count (the other's keeps its own reason).
+    pub(crate) fn drop_implausible_tokens(&mut self, notes: &mut Vec<String>) -> TokensUnseen {
+        let mut dropped = TokensUnseen::default();
+        for (count, reason, what) in [
+            (&mut self.input_tokens, &mut dropped.input, "input"),
+            (&mut self.output_tokens, &mut dropped.output, "output"),
         ] {
             if let Some(n) = count.take_if(|n| *n > MAX_TOKENS_PER_CALL) {
                 let note = format!(
@@ -196,10 +197,31 @@ impl Usage {
                      writes in a call (at most 10^9 are counted): not counted"
                 );
                 notes.push(note.clone());
-                dropped = Some(note);
+                *reason = Some(note);
             }
         }
         dropped
+    }
+}
+
+/// Why a call's token counts were not seen or not counted, each direction on its
+/// own (`None`: that per-token line, if unpriced, keeps the reason billing gave
+/// it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TokensUnseen {
+    /// The input tokens' reason.
+    pub(crate) input: Option<String>,
+    /// The output tokens' reason.
+    pub(crate) output: Option<String>,
+}
+
+impl TokensUnseen {
+    /// The same reason for both directions: the response was not read.
+    pub(crate) fn both(reason: String) -> Self {
+        TokensUnseen {
+            input: Some(reason.clone()),
+            output: Some(reason),
+        }
     }
 }
 

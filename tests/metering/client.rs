@@ -1408,6 +1408,53 @@ async fn a_token_count_beyond_any_model_is_not_counted_and_says_so() {
     );
 }
 
+/// A count left out for being beyond any model says so on its own line only: the
+/// other direction's line keeps its own reason. A TGI answer reports no input
+/// count and, here, 5,000,000,000 output tokens (above the 10^9 counted): the
+/// input line asks for a counter, the output line names the count left out.
+#[tokio::test]
+async fn a_token_count_left_out_leaves_the_other_lines_reason_alone() {
+    let fake = fake_with_demo_endpoints().await;
+    fake.set_response_body(
+        br#"[{"generated_text":"x","details":{"generated_tokens":5000000000}}]"#,
+    );
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(FixedPrices::us_east_1())
+        .usage_charges(
+            "rt",
+            UsageCharges::default().per_1000_tokens(dec("1"), dec("1")),
+        )
+        .build()
+        .unwrap();
+    let response = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    let cost = response.cost();
+    assert_eq!(cost.usage.input_tokens, None);
+    assert_eq!(cost.usage.output_tokens, None);
+    let reason = |item: LineItem| {
+        let line = cost.lines.iter().find(|l| l.item == item).unwrap();
+        match &line.price {
+            sagemeter::billing::LinePrice::Unpriced { reason } => reason.clone(),
+            priced => panic!("{item:?} should be unpriced: {priced:?}"),
+        }
+    };
+    let input = reason(LineItem::InputTokens);
+    assert!(
+        input.contains("did not report its input tokens") && !input.contains("5000000000"),
+        "{input}"
+    );
+    let output = reason(LineItem::OutputTokens);
+    assert!(
+        output.contains("5000000000 output tokens") && !output.contains("TokenCounter"),
+        "{output}"
+    );
+}
+
 #[tokio::test]
 async fn every_call_logs_one_info_cost_line_without_the_payload() {
     let logs = logs::capture();
