@@ -19,7 +19,8 @@
 //! - A receipt is *acknowledged* when `record` accepted it into the queue.
 //!   Every acknowledged receipt is handed to the target before the
 //!   next `flush`/`shutdown` returns, or that call returns the write error that
-//!   lost it (and counts it in `lost_on_error`).
+//!   lost it (and counts it in `lost_on_error`). A `flush` dropped before it
+//!   returned (a timeout) passes its error on to the next (see [`Reply`]).
 //! - A full queue never blocks the call: `record` drops the receipt, counts it in
 //!   `dropped_full`, and logs a WARN at most once per [`WARN_EVERY`].
 //! - After `shutdown` every `record` is refused (counted in `refused_closed`), and
@@ -258,6 +259,52 @@ pub(crate) fn shared_error(e: Arc<io::Error>) -> io::Error {
     io::Error::new(e.kind(), e)
 }
 
+/// Flush errors whose callers stopped waiting (a flush cancelled by a timeout)
+/// after the writer had replied: the writer's next flush reply, or its final
+/// result, returns one of them.
+pub(crate) type Unclaimed = Arc<Mutex<Option<io::Error>>>;
+
+/// Takes an unclaimed flush error, if there is one.
+pub(crate) fn take_unclaimed(unclaimed: &Unclaimed) -> Option<io::Error> {
+    unclaimed.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// The caller's side of a flush's reply. A flush that is cancelled drops it
+/// unread: it closes the channel, so that a reply the writer has yet to send
+/// comes back to the writer (which keeps its error for the next flush), and
+/// keeps an error already sent in [`Unclaimed`]. Either way the next flush or
+/// shutdown returns it: an acknowledged receipt is never lost silently.
+pub(crate) struct Reply {
+    rx: oneshot::Receiver<io::Result<()>>,
+    unclaimed: Unclaimed,
+}
+
+impl Reply {
+    /// The writer's sending half, and this.
+    pub(crate) fn channel(unclaimed: &Unclaimed) -> (oneshot::Sender<io::Result<()>>, Reply) {
+        let (tx, rx) = oneshot::channel();
+        let unclaimed = unclaimed.clone();
+        (tx, Reply { rx, unclaimed })
+    }
+
+    /// The writer's reply; `Err` when the writer dropped the sender unanswered.
+    pub(crate) async fn recv(&mut self) -> Result<io::Result<()>, oneshot::error::RecvError> {
+        (&mut self.rx).await
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        self.rx.close();
+        if let Ok(Err(e)) = self.rx.try_recv() {
+            self.unclaimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(e);
+        }
+    }
+}
+
 /// Options of a background writer.
 pub(crate) struct Options {
     /// What the sink is, for messages (`ledger`, `emf`).
@@ -281,6 +328,8 @@ pub(crate) struct BackgroundWriter {
     warn: WarnLimiter,
     /// How the writer thread ended, once it has.
     ended: watch::Receiver<Ended>,
+    /// Errors of flushes cancelled after the writer replied.
+    unclaimed: Unclaimed,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -322,6 +371,7 @@ impl BackgroundWriter {
         let counters = Arc::new(Counters::default());
         let pool = Arc::new(LinePool::default());
         let (end, ended) = watch::channel(None);
+        let unclaimed = Unclaimed::default();
         let worker = Worker {
             end,
             kind: options.kind,
@@ -332,6 +382,7 @@ impl BackgroundWriter {
             lines: Vec::with_capacity(BATCH),
             unsynced: false,
             error: None,
+            unclaimed: unclaimed.clone(),
             counters: counters.clone(),
             pool: pool.clone(),
         };
@@ -372,6 +423,7 @@ impl BackgroundWriter {
             counters,
             warn: WarnLimiter::new(),
             ended,
+            unclaimed,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -478,11 +530,11 @@ impl BackgroundWriter {
     /// (and fsynced when `sync`). After a shutdown, waits for the writer to
     /// finish and returns how it ended.
     pub(crate) async fn flush(&self, sync: bool) -> Result<(), LedgerError> {
-        let (ack, done) = oneshot::channel();
+        let (ack, mut done) = Reply::channel(&self.unclaimed);
         if self.tx().send(Msg::Flush { sync, ack }).await.is_err() {
             return self.ended().await;
         }
-        match done.await {
+        match done.recv().await {
             Ok(result) => result.map_err(|source| self.write_error(source)),
             Err(_) => self.ended().await,
         }
@@ -568,6 +620,8 @@ struct Worker<T> {
     unsynced: bool,
     /// The first write error since the last flush reply.
     error: Option<io::Error>,
+    /// Errors of flushes cancelled after their reply was sent.
+    unclaimed: Unclaimed,
     counters: Arc<Counters>,
     /// Where written lines' buffers go back to.
     pool: Arc<LinePool>,
@@ -596,7 +650,12 @@ impl<T: Target> Worker<T> {
                     }
                     Msg::Flush { sync, ack } => {
                         let result = self.flush(sync);
-                        let _ = ack.send(result);
+                        // Its caller gave up waiting (a flush cancelled by a
+                        // timeout): the error is nobody's yet, and is kept for
+                        // the next flush or shutdown, which would say Ok otherwise.
+                        if let Err(Err(e)) = ack.send(result) {
+                            self.error.get_or_insert(e);
+                        }
                     }
                     Msg::Shutdown { ack } => {
                         // No new messages; the ones queued are still drained below.
@@ -701,7 +760,11 @@ impl<T: Target> Worker<T> {
                 }
             }
         }
-        match self.error.take() {
+        match self
+            .error
+            .take()
+            .or_else(|| take_unclaimed(&self.unclaimed))
+        {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -1118,6 +1181,51 @@ mod tests {
             (stats.accepted, stats.written, stats.lost_on_error),
             (3, 1, 2)
         );
+    }
+
+    #[tokio::test]
+    async fn the_error_of_a_cancelled_flush_is_reported_by_the_next_flush() {
+        let h = gated(8);
+        h.fail.store(true, Ordering::SeqCst);
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap(); // writing "a", which will fail
+        {
+            // A flush given up on (a timeout): its Flush is queued, nobody waits.
+            let mut flush = Box::pin(h.writer.flush(false));
+            assert!(poll_once(flush.as_mut()).is_none(), "queued behind a");
+        }
+        h.open_gate();
+        // "a" was acknowledged and never written: the next flush says so.
+        let err = h.writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        // Said once: the flush after it has nothing more to report.
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "");
+    }
+
+    #[tokio::test]
+    async fn the_error_of_a_flush_cancelled_after_its_reply_is_reported_by_the_next_flush() {
+        let h = gated(8);
+        h.fail.store(true, Ordering::SeqCst);
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap(); // writing "a", which will fail
+        let mut flush = Box::pin(h.writer.flush(false));
+        assert!(poll_once(flush.as_mut()).is_none(), "queued behind a");
+        h.writer.try_record(&cost("b")).unwrap(); // queued behind the flush
+        h.open.send(()).unwrap(); // "a" fails
+        // The writer replies to the flush, then takes "b": when it writes "b",
+        // the reply (the error) is waiting in the flush, which is then dropped
+        // unread (its timeout fired first).
+        h.entered.recv().unwrap();
+        drop(flush);
+        h.fail.store(false, Ordering::SeqCst);
+        h.open_gate();
+        let err = h.writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        assert!(err.to_string().contains("disk on fire"), "{err}");
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "b\n");
     }
 
     #[test]

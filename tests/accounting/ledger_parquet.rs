@@ -554,6 +554,44 @@ async fn every_shutdown_after_a_failed_final_close_returns_its_error() {
     }
 }
 
+/// A flush given up on (its timeout fired) drops its reply: whether the writer
+/// had replied yet or not, the error it carried (a receipt lost) is returned by
+/// the next flush, never swallowed with the next flush saying `Ok`.
+#[tokio::test]
+async fn the_error_of_a_cancelled_flush_is_returned_by_the_next_flush() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Receipts(tmp.path().join("receipts"));
+    let (_time, clock) = clock();
+    let ledger = ParquetLedger::rolling(dir.path())
+        .time_source(clock)
+        .open()
+        .unwrap();
+    let mut inexact = typical(1);
+    // 13 decimal places: DECIMAL(38,12) would have to round it, so it is lost.
+    inexact.cost_usd = "0.0000000000001".parse().unwrap();
+    // Dropped at once (most likely before the writer replies), then after the
+    // writer has surely replied.
+    for (lost, wait) in [(1, Duration::ZERO), (2, Duration::from_millis(300))] {
+        ledger.record(&typical(0));
+        ledger.record(&inexact);
+        {
+            let mut flush = Box::pin(ledger.flush());
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(flush.as_mut().poll(&mut cx).is_pending(), "queued");
+            std::thread::sleep(wait);
+        }
+        let err = ledger.flush().await.unwrap_err();
+        assert!(
+            matches!(err, LedgerError::Write { lost: l, .. } if l == lost),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("0.0000000000001"), "{err}");
+        ledger.flush().await.unwrap();
+    }
+    ledger.shutdown().await.unwrap();
+    assert_eq!(read_dir(dir.path()).len(), 2);
+}
+
 #[tokio::test]
 async fn files_are_owner_only_and_a_directory_others_can_read_is_refused() {
     let dir = tempfile::tempdir().unwrap();

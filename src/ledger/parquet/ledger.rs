@@ -4,7 +4,9 @@
 use super::file::{ParquetFileWriter, PushError};
 use super::naming::{self, ParquetName};
 use crate::billing::Cost;
-use crate::ledger::writer::{Counters, Ended, WarnLimiter, shared_error, wait_ended};
+use crate::ledger::writer::{
+    Counters, Ended, Reply, Unclaimed, WarnLimiter, shared_error, take_unclaimed, wait_ended,
+};
 use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
 use crate::sink::CostSink;
 use crate::util::BoxFuture;
@@ -179,6 +181,7 @@ impl ParquetLedgerBuilder {
         let (tx, rx) = mpsc::channel(self.capacity);
         let counters = Arc::new(Counters::default());
         let (end, ended) = watch::channel(None);
+        let unclaimed = Unclaimed::default();
         let worker = Worker {
             end,
             dir: self.dir.clone(),
@@ -192,6 +195,7 @@ impl ParquetLedgerBuilder {
             counters: counters.clone(),
             current: None,
             error: None,
+            unclaimed: unclaimed.clone(),
             lock: Some(lock),
         };
         let open_err = |source| LedgerError::Open {
@@ -225,6 +229,7 @@ impl ParquetLedgerBuilder {
                 counters,
                 warn: WarnLimiter::new(),
                 ended,
+                unclaimed,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -279,11 +284,11 @@ impl ParquetLedger {
     /// count of receipts lost so far. After [`shutdown`](Self::shutdown), waits
     /// for the writer to finish and returns how it ended.
     pub async fn flush(&self) -> Result<(), LedgerError> {
-        let (ack, done) = oneshot::channel();
+        let (ack, mut done) = Reply::channel(&self.shared.unclaimed);
         if self.shared.tx().send(Msg::Flush { ack }).await.is_err() {
             return self.shared.ended().await;
         }
-        match done.await {
+        match done.recv().await {
             Ok(result) => result.map_err(|source| self.shared.write_error(source)),
             Err(_) => self.shared.ended().await,
         }
@@ -357,6 +362,8 @@ struct Shared {
     warn: WarnLimiter,
     /// How the writer thread ended, once it has.
     ended: watch::Receiver<Ended>,
+    /// Errors of flushes cancelled after the writer replied.
+    unclaimed: Unclaimed,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -469,6 +476,8 @@ struct Worker {
     current: Option<(ParquetName, ParquetFileWriter)>,
     /// The first error since the last flush reply.
     error: Option<io::Error>,
+    /// Errors of flushes cancelled after their reply was sent.
+    unclaimed: Unclaimed,
     /// The directory's lock file, locked until the writer stops.
     lock: Option<std::fs::File>,
 }
@@ -484,7 +493,12 @@ impl Worker {
                 match msg {
                     Msg::Receipt(cost) => self.write(&cost, period),
                     Msg::Flush { ack } => {
-                        let _ = ack.send(self.flush());
+                        // Its caller gave up waiting (a flush cancelled by a
+                        // timeout): the error is kept for the next flush or
+                        // shutdown, which would say Ok otherwise.
+                        if let Err(Err(e)) = ack.send(self.flush()) {
+                            self.error.get_or_insert(e);
+                        }
                     }
                     Msg::Shutdown { ack } => {
                         // No new messages; the ones queued are still drained.
@@ -623,7 +637,11 @@ impl Worker {
 
     fn flush(&mut self) -> io::Result<()> {
         self.close();
-        match self.error.take() {
+        match self
+            .error
+            .take()
+            .or_else(|| take_unclaimed(&self.unclaimed))
+        {
             Some(e) => Err(e),
             None => Ok(()),
         }
