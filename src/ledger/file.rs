@@ -658,12 +658,22 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
     }
     // Only a ledger is appended to: the torn-tail repair below would cut the end
     // off any other file (a token file named by mistake has no final newline).
-    if meta.len() > 0
-        && let Some(Err(e @ LedgerError::NotALedger { .. })) =
-            super::LedgerReader::new(io::BufReader::new(&file), path).next()
-        && !lost_first_write(&file).map_err(open_err)?
-    {
-        return Err(e);
+    // A first line over the readers' limit (a JSON dump without newlines) is no
+    // ledger either: the repair would find no line start and cut the whole file.
+    if meta.len() > 0 {
+        let mut reader = super::LedgerReader::new(io::BufReader::new(&file), path);
+        let refused = match reader.next() {
+            Some(Err(e @ LedgerError::NotALedger { .. })) => Some(e),
+            Some(Err(LedgerError::Corrupt { path, source, .. })) if !reader.read_any() => {
+                Some(LedgerError::NotALedger { path, source })
+            }
+            _ => None,
+        };
+        if let Some(e) = refused
+            && !lost_first_write(&file).map_err(open_err)?
+        {
+            return Err(e);
+        }
     }
     let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
     Ok((file, len))

@@ -276,6 +276,12 @@ impl<R: BufRead> LedgerReader<R> {
         self.line
     }
 
+    /// Whether a line (a record or a definition) has been read whole: an error
+    /// before any is about the file's first line.
+    pub(crate) fn read_any(&self) -> bool {
+        self.read_any
+    }
+
     fn next_record(&mut self) -> Option<Result<Cost, LedgerError>> {
         loop {
             self.buf.clear();

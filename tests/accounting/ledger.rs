@@ -215,6 +215,29 @@ async fn a_file_that_is_no_ledger_is_refused_not_cut() {
     );
 }
 
+/// A file whose first line is longer than a ledger line may be (16 MiB; a JSON
+/// dump without newlines) is no ledger: refused and left whole, where the
+/// torn-tail repair, finding no line start, would have cut it to nothing. A run of
+/// zeros as long (a first write lost to a power cut) is still a ledger.
+#[tokio::test]
+async fn a_file_whose_first_line_is_over_16_mib_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dump.json");
+    let len = (16 << 20) + 1;
+    fs::write(&path, vec![b'A'; len]).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    let err = JsonlLedger::open(&path).unwrap_err();
+    assert!(matches!(err, LedgerError::NotALedger { .. }), "{err:?}");
+    assert!(err.to_string().contains("longer than 16 MiB"), "{err}");
+    assert_eq!(fs::metadata(&path).unwrap().len(), len as u64);
+
+    let zeros = dir.path().join("calls.jsonl");
+    fs::write(&zeros, vec![0u8; len]).unwrap();
+    fs::set_permissions(&zeros, fs::Permissions::from_mode(0o600)).unwrap();
+    write_receipts(&zeros, 1).await;
+    assert_eq!(call_ids(&zeros).len(), 1);
+}
+
 /// A crash during a new ledger's very first write leaves one torn line: that is
 /// still a ledger, cut and written on.
 #[tokio::test]
