@@ -403,6 +403,15 @@ pub(super) struct FileHooks {
     before_truncate: Option<Arc<dyn Fn() -> io::Result<()> + Send + Sync>>,
 }
 
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Landed {
+    /// At the end of the file as this process knew it.
+    InPlace,
+    /// Earlier: the file was cut shorter under the write, which was cut back off.
+    Early,
+}
+
 /// A [`FileHooks::write`]: writes (some of) the bytes to the file, or fails.
 type WriteHook = Arc<dyn Fn(&mut File, &[u8]) -> io::Result<()> + Send + Sync>;
 
@@ -459,7 +468,37 @@ impl FileTarget {
         (out, added, added_bytes)
     }
 
-    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+    /// Appends the lines `bytes` (`lines`), after the definitions they need
+    /// that the file does not hold yet.
+    fn write_batch(&mut self, bytes: &[u8], lines: &[LineMeta]) -> io::Result<Landed> {
+        let defined = &self.defined;
+        let all_defined = lines
+            .iter()
+            .all(|line| line.refs.ids().iter().all(|id| defined.contains(*id)));
+        if all_defined {
+            return self.append(bytes);
+        }
+        // Rare: a definition this file does not hold yet (a new price, a new file).
+        let (with_definitions, added, added_bytes) = self.with_definitions(bytes, lines);
+        let written = self.append(&with_definitions);
+        match written {
+            Ok(Landed::InPlace) => self.definition_bytes += added_bytes,
+            // Everything written to the file is forgotten (`restart`).
+            Ok(Landed::Early) => {}
+            Err(_) => {
+                for id in added {
+                    self.defined.remove(id);
+                }
+            }
+        }
+        written
+    }
+
+    /// Appends `bytes`. [`Landed::Early`] when the file was cut shorter between
+    /// [`notice_truncation`](Self::notice_truncation) and the write (`O_APPEND`
+    /// put the bytes at the new end, before any definition they refer to): they
+    /// are cut back off and the file is taken as cut shorter, to be written again.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<Landed> {
         self.undamage()?;
         let written = match &self.hooks.write {
             Some(write) => write(&mut self.file, bytes),
@@ -467,9 +506,19 @@ impl FileTarget {
         };
         match written {
             Ok(()) => {
-                self.good_len += bytes.len() as u64;
                 self.unsynced = true;
-                Ok(())
+                let expected = self.good_len + bytes.len() as u64;
+                match write_end(&mut self.file) {
+                    Some(end) if end < expected => {
+                        let start = end.saturating_sub(bytes.len() as u64);
+                        self.cut_shorter_under_write(start)?;
+                        Ok(Landed::Early)
+                    }
+                    _ => {
+                        self.good_len = expected;
+                        Ok(Landed::InPlace)
+                    }
+                }
             }
             Err(e) => {
                 // E.g. disk full part-way: cut the partial line so the next write
@@ -487,6 +536,36 @@ impl FileTarget {
         }
     }
 
+    /// The bytes just written landed at `start`, before the file's length as
+    /// this process knew it: the file was cut shorter under the write. They are
+    /// cut back off with the rest of the line cut in two, if any (they refer to
+    /// definitions the file no longer holds), and the file goes on as cut shorter.
+    fn cut_shorter_under_write(&mut self, start: u64) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        tracing::warn!(target: "sagemeter", was = self.good_len, now = start,
+            "ledger: the file was cut shorter by another program during a write (a \
+             copytruncate rotation?); the write is cut back off and made again with the \
+             definitions it needs");
+        self.restart(start.min(len))?;
+        if len > self.good_len
+            && let Err(e) = self.truncate()
+        {
+            // Until cut off, nothing is appended (see `undamage`).
+            self.damaged = true;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Goes on in a file cut to `len` bytes, from its last whole line (set as
+    /// the length to cut back to), as in a new file: no definitions written yet.
+    fn restart(&mut self, len: u64) -> io::Result<()> {
+        self.good_len = last_line_end(&self.file, len)?;
+        self.definition_bytes = 0;
+        self.defined = Defined::default();
+        Ok(())
+    }
+
     /// Another program cut the file shorter than this process wrote it (logrotate's
     /// `copytruncate`, `truncate -s 0`): the definitions written before are gone,
     /// and receipts appended after referring to them would read back as damage.
@@ -500,12 +579,10 @@ impl FileTarget {
                  rotation?); the definitions its next receipts need are written again");
             // Cut in the middle of a line, the file goes back to its last whole line:
             // a line appended to a fragment would not read.
-            self.good_len = last_line_end(&self.file, len)?;
+            self.restart(len)?;
             if self.good_len < len {
                 self.truncate()?;
             }
-            self.definition_bytes = 0;
-            self.defined = Defined::default();
         }
         Ok(())
     }
@@ -562,6 +639,19 @@ fn last_line_end(file: &File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
+/// Where the last write to `file` ended: its offset, which `O_APPEND` moves to
+/// the end of what it wrote (`None` when it cannot be told).
+#[cfg(unix)]
+fn write_end(file: &mut File) -> Option<u64> {
+    file.stream_position().ok()
+}
+
+/// Elsewhere where an append lands is not told.
+#[cfg(not(unix))]
+fn write_end(_: &mut File) -> Option<u64> {
+    None
+}
+
 /// Elsewhere a file cut in the middle of a line is taken as it is.
 #[cfg(not(unix))]
 fn last_line_end(_: &File, len: u64) -> io::Result<u64> {
@@ -572,25 +662,20 @@ impl Target for FileTarget {
     /// All or nothing: a failed write is cut back off (no line of it is written).
     fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
         self.notice_truncation()?;
-        let defined = &self.defined;
-        let all_defined = lines
-            .iter()
-            .all(|line| line.refs.ids().iter().all(|id| defined.contains(*id)));
-        if all_defined {
-            return Ok(self.append(bytes)?);
+        if self.write_batch(bytes, lines)? == Landed::InPlace {
+            return Ok(());
         }
-        // Rare: a definition this file does not hold yet (a new price, a new file).
-        let (with_definitions, added, added_bytes) = self.with_definitions(bytes, lines);
-        let written = self.append(&with_definitions);
-        match written {
-            Ok(()) => self.definition_bytes += added_bytes,
-            Err(_) => {
-                for id in added {
-                    self.defined.remove(id);
-                }
-            }
+        // Cut shorter between the check above and the write: written again,
+        // after the definitions it needs. Once: a file cut under this write too
+        // loses the batch (counted and reported as any failed write).
+        if self.write_batch(bytes, lines)? == Landed::InPlace {
+            return Ok(());
         }
-        Ok(written?)
+        Err(io::Error::other(
+            "the ledger file was cut shorter by another program during two writes in a \
+             row (a rotation?): the receipts were cut back off, not written",
+        )
+        .into())
     }
 
     fn sync(&mut self) -> io::Result<()> {
@@ -950,6 +1035,105 @@ mod tests {
             )),
             "{err}"
         );
+    }
+
+    /// The ledger lines of receipts with these call ids, as the writer encodes
+    /// them (referring to definitions in `dict`).
+    fn receipts(dict: &Dictionary, ids: &[&str]) -> (Vec<u8>, Vec<LineMeta>) {
+        let (mut bytes, mut metas) = (Vec::new(), Vec::new());
+        for id in ids {
+            let cost: Cost = serde_json::from_value(serde_json::json!({
+                "call_id": id, "at": "2026-11-02T10:00:00Z", "endpoint": "rt",
+                "variant": "AllTraffic", "allocation": "busy_time",
+                "usage": {"operation": "invoke_endpoint", "latency_us": 1000, "bytes_in": 1,
+                          "bytes_out": 1, "variant": "AllTraffic", "outcome": "ok"},
+                "lines": [], "cost_usd": "0", "currency": "USD",
+                "running_client_usd": "0", "running_endpoint_usd": "0"
+            }))
+            .unwrap();
+            let (start, mut refs) = (bytes.len(), super::super::Refs::default());
+            super::super::compact::write_record(&cost, dict, &mut bytes, &mut refs);
+            assert!(!refs.ids().is_empty(), "the line refers to a definition");
+            metas.push(LineMeta {
+                len: bytes.len() - start,
+                refs,
+                receipt: true,
+            });
+        }
+        (bytes, metas)
+    }
+
+    fn call_ids(path: &Path) -> Vec<String> {
+        let read = crate::ledger::read_all(path).unwrap();
+        read.records.into_iter().map(|c| c.call_id).collect()
+    }
+
+    /// A copytruncate between the truncation check and the `O_APPEND` write puts
+    /// the batch at offset 0, without the definitions it refers to: it is cut
+    /// back off and written again after them, and the file reads and opens.
+    #[test]
+    fn a_file_cut_shorter_under_a_write_gets_the_write_again_with_its_definitions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let dict = Arc::new(Dictionary::default());
+        let (file, len) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(file, len, dict.clone());
+        let (a, a_lines) = receipts(&dict, &["a"]);
+        target.write_lines(&a, &a_lines).unwrap();
+
+        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let left = cuts.clone();
+        target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                file.set_len(0)?; // another program's truncate, just before the write
+            }
+            file.write_all(bytes)
+        }));
+        let (b, b_lines) = receipts(&dict, &["b"]);
+        target.write_lines(&b, &b_lines).unwrap();
+        assert_eq!(call_ids(&path), ["b"]);
+        let (c, c_lines) = receipts(&dict, &["c"]);
+        target.write_lines(&c, &c_lines).unwrap();
+        assert_eq!(call_ids(&path), ["b", "c"]);
+        assert_eq!(target.good_len, std::fs::metadata(&path).unwrap().len());
+
+        // Cut under both writes, each time by its last byte (in the middle of
+        // the last line): the batch is lost (said), and the file goes back to its
+        // last whole line each time: before "c", then before "b".
+        cuts.store(2, Ordering::SeqCst);
+        let left = cuts.clone();
+        target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
+            if left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                file.set_len(file.metadata()?.len() - 1)?;
+            }
+            file.write_all(bytes)
+        }));
+        let (d, d_lines) = receipts(&dict, &["d"]);
+        let failure = target.write_lines(&d, &d_lines).unwrap_err();
+        assert_eq!(failure.written, 0);
+        assert!(
+            failure.source.to_string().contains("cut shorter"),
+            "{failure:?}"
+        );
+        assert_eq!(
+            call_ids(&path),
+            Vec::<String>::new(),
+            "the definitions only"
+        );
+        assert_eq!(target.good_len, std::fs::metadata(&path).unwrap().len());
+        let (e, e_lines) = receipts(&dict, &["e"]);
+        target.write_lines(&e, &e_lines).unwrap();
+        assert_eq!(call_ids(&path), ["e"]);
+
+        drop(target);
+        assert!(open_ledger_file(&path).is_ok(), "the file opens again");
+        assert_eq!(call_ids(&path), ["e"]);
     }
 
     #[test]
