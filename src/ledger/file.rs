@@ -172,6 +172,12 @@ impl JsonlLedgerBuilder {
 
     /// A rolling ledger only: keeps the `files` newest files and removes older
     /// ones when a new file starts (default: keeps everything).
+    ///
+    /// It counts files, not hours or days: every file counts, and a size roll
+    /// ([`max_bytes`](Self::max_bytes)) adds files to a period. At 1 GiB an hour
+    /// in files of 256 MiB, 4 files an hour, `keep_files(24 * 31)` (744 files)
+    /// keeps 744 / 4 = 186 hours, 7.75 days, not 31. For a period, keep the
+    /// periods times the most files a period makes (see `docs/ledger.md`).
     pub fn keep_files(mut self, files: usize) -> Self {
         self.rolling().keep_files = Some(files);
         self
@@ -283,10 +289,12 @@ impl JsonlLedger {
     ///
     /// ```no_run
     /// use sagemeter::ledger::{JsonlLedger, RollEvery};
+    /// // 31 days, while an hour writes less than 1 GiB: files of 256 MiB make
+    /// // at most 4 files an hour, so 4 x 24 x 31 = 2,976 files (about 744 GiB).
     /// let ledger = JsonlLedger::rolling("/var/lib/myservice/receipts")
     ///     .roll_every(RollEvery::Hour)
     ///     .max_bytes(256 << 20)
-    ///     .keep_files(24 * 31)
+    ///     .keep_files(4 * 24 * 31)
     ///     .open()?;
     /// # Ok::<(), sagemeter::ledger::LedgerError>(())
     /// ```

@@ -37,10 +37,12 @@ const PARQUET_DIR_LOCK: &str = ".sagemeter-parquet.lock";
 /// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
 /// use sagemeter::ledger::RollEvery;
 /// use sagemeter::ledger::parquet::ParquetLedger;
+/// // 31 days, while an hour has at most 2,000,000 receipts, no flush and no restart:
+/// // at most 2 files an hour, so 2 x 24 x 31 = 1,488 files.
 /// let ledger = ParquetLedger::rolling("/var/lib/myservice/receipts")
 ///     .roll_every(RollEvery::Hour)
 ///     .max_rows(1_000_000)
-///     .keep_files(24 * 31)
+///     .keep_files(2 * 24 * 31)
 ///     .open()?;
 /// let client = sagemeter::Client::builder(&sdk_config)
 ///     .sink(ledger.clone()) // a cheap handle: keep one to flush and shut down
@@ -132,6 +134,13 @@ impl ParquetLedgerBuilder {
 
     /// Keeps the `files` newest files and removes older ones whenever a file is
     /// closed (default: keeps everything).
+    ///
+    /// It counts files, not hours or days: every file counts, and
+    /// [`max_rows`](Self::max_rows), each [`flush`](ParquetLedger::flush) and
+    /// each process start add files to a period. An hourly ledger flushed every
+    /// 15 minutes makes 4 files an hour: `keep_files(24 * 31)` (744 files) keeps
+    /// 744 / 4 = 186 hours, 7.75 days, not 31. For a period, keep the periods
+    /// times the most files a period makes (see `docs/ledger-parquet.md`).
     pub fn keep_files(mut self, files: usize) -> Self {
         self.keep_files = Some(files);
         self
