@@ -231,7 +231,6 @@ impl InvokeEndpointAsync {
         ];
         let call_id = submission_call_id(&output);
         let endpoint = receipt.endpoint().to_owned();
-        let tags = receipt.tags().clone();
         let started_at = receipt.started_at();
         let (cost, prepared) = receipt.make_rated(usage, call_id, notes, Phase::Submitted);
         let submitted_at = DateTime::<Utc>::from(started_at);
@@ -253,7 +252,10 @@ impl InvokeEndpointAsync {
             failure_location: output.failure_location().map(str::to_owned),
             submitted_at,
             variant: cost.variant.clone(),
-            tags,
+            // The receipt's: the call's tags over the client's default tags, so
+            // that a settlement by another client (another process) is
+            // attributed, and counted in tag budgets, as the submission was.
+            tags: cost.tags.clone(),
             invocation_timeout_seconds: Some(processing_limit.as_secs()),
             region: Some(meter.endpoint_region().to_owned()),
             hold: Hold(hold),
@@ -432,6 +434,10 @@ pub struct PendingInference {
     failure_location: Option<String>,
     submitted_at: DateTime<Utc>,
     variant: Option<String>,
+    /// The submission receipt's tags: the call's own over the submitting
+    /// client's default tags. A settling meter's default tags add the keys
+    /// these lack; on a clash these win. Records kept by earlier versions hold
+    /// the call's own tags only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     tags: BTreeMap<String, String>,
     /// The request's `InvocationTimeoutSeconds` (its default when not set): the most

@@ -658,11 +658,6 @@ impl Receipt {
         &self.parts.endpoint
     }
 
-    /// The call's tags.
-    pub(crate) fn tags(&self) -> &BTreeMap<String, String> {
-        &self.parts.tags
-    }
-
     /// A usage record for this call, `latency` long, with its bytes in.
     pub(crate) fn usage(&self, latency: Duration) -> Usage {
         self.parts.usage(latency)

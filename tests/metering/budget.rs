@@ -1130,3 +1130,102 @@ async fn an_async_invocation_settled_by_another_clients_meter_takes_its_lapsed_c
         (dec("0.001"), Decimal::ZERO)
     );
 }
+
+#[tokio::test]
+async fn an_async_invocation_settled_by_another_client_keeps_the_submitting_clients_default_tags() {
+    let fake = fake().await;
+    // `jobs` in both clients as `ten_cents_per_ten_seconds` has it: the $1 per
+    // 1,000 fee ($0.001) on each submission, 10 s of AsyncInf at $36/h =
+    // 10 / 3,600 × 36 = $0.10 on each settlement, data free.
+    // The submitting client tags all it calls team=search.
+    let (submitter, _) = ten_cents_per_ten_seconds_on(
+        Client::builder(&fake.sdk_config().await).default_tag("team", "search"),
+        ten_dollars_a_day_at_fifty_cents_a_job(),
+    );
+    let submitter = submitter.build().unwrap();
+    // The settling process has no default tags, and an enforced day budget of
+    // $10 on team=search.
+    let team_search = || {
+        Budget::enforce(
+            BudgetScope::tag("team", "search"),
+            BudgetPeriod::Day,
+            dec("10"),
+        )
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.50") })
+        .unwrap()
+    };
+    let (settler, _) =
+        ten_cents_per_ten_seconds_with(Client::builder(&fake.sdk_config().await), team_search());
+    let submit = || {
+        submitter
+            .invoke_endpoint_async()
+            .endpoint_name("jobs")
+            .input_location("s3://fake-bucket/input/1.json")
+            .input_bytes(1024)
+            .tag("job", "nightly")
+            .send()
+    };
+    let submitted = submit().await.unwrap();
+    let search_and_nightly = |extra: &[(&str, &str)]| {
+        let mut tags: std::collections::BTreeMap<String, String> = [
+            ("job".to_owned(), "nightly".to_owned()),
+            ("team".to_owned(), "search".to_owned()),
+        ]
+        .into();
+        tags.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        tags
+    };
+    assert_eq!(submitted.cost().tags, search_and_nightly(&[]));
+    // Its record goes through a queue to the other process.
+    let copy: sagemeter::client::PendingInference =
+        serde_json::from_str(&serde_json::to_string(submitted.pending()).unwrap()).unwrap();
+    let settled = settler
+        .meter()
+        .settle_async(
+            copy,
+            AsyncCompletion::processed_for(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    // Its receipt is the submitter's team's, as the submission's was.
+    assert_eq!(settled.cost_usd, dec("0.10"));
+    assert_eq!(settled.tags, search_and_nightly(&[]));
+    // Counted in team=search's budget there, unreserved: the $0.10 of compute
+    // alone (the fee is on the submission receipt, charged where it was
+    // submitted).
+    let status = &settler.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.10"), Decimal::ZERO)
+    );
+    assert_eq!(
+        settler.meter().totals().by_tag["team"]["search"],
+        dec("0.10")
+    );
+
+    // A settler with default tags of its own adds the keys the record lacks
+    // (host); on a clash (team) the record's win: the job is still search's,
+    // and another $0.10 counts in team=search's budget, none in ops'.
+    let (other, _) = ten_cents_per_ten_seconds_with(
+        Client::builder(&fake.sdk_config().await)
+            .default_tag("team", "ops")
+            .default_tag("host", "worker-2"),
+        team_search(),
+    );
+    let (_, _, pending) = submit().await.unwrap().into_parts();
+    let settled = other
+        .meter()
+        .settle_async(
+            pending,
+            AsyncCompletion::processed_for(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.tags, search_and_nightly(&[("host", "worker-2")]));
+    assert_eq!(other.meter().budget_status()[0].spent_usd, dec("0.10"));
+}
