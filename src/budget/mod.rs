@@ -1798,6 +1798,21 @@ impl Reservation {
         self
     }
 
+    /// Lets go of this async invocation's hold without taking it back, for a
+    /// duplicate settlement of it made by the meter that made the first: the
+    /// first settlement (of the original or of a copy) takes over what the
+    /// budgets keep of the invocation when it finishes (see
+    /// [`Budgets::settle`]), which may be after this one is made, or took it
+    /// over already. Taken back here, a hold still held would be released
+    /// while its work is billed later, and a lapsed hold's charge made in an
+    /// earlier period would be left charged beside the whole settlement. What
+    /// it holds of its own (nothing once [`expire_at`](Self::expire_at) gave
+    /// it to the budgets) is released, as dropping it releases it.
+    pub(crate) fn detach(mut self) {
+        self.lapsing = None;
+        self.call = None;
+    }
+
     /// Takes back what the budgets keep of this async invocation (or, for a
     /// reservation of nothing made [`of_call`](Self::of_call), of its
     /// invocation), settled and counted elsewhere: by another client's meter,

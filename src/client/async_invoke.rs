@@ -1041,19 +1041,30 @@ impl Settlement {
 
     /// The receipt of a duplicate settlement: what the caller reported, billed
     /// nowhere (no lines, no totals, sinks or budgets), with a note saying where
-    /// the first settlement was made. The invocation's budget hold is released.
+    /// the first settlement was made. The invocation's budget hold goes to the
+    /// first settlement made here; one made by another process of the fleet
+    /// has it taken back here.
     fn duplicate(self, earlier: SettledBefore) -> Cost {
         let Settlement {
             meter, call, hold, ..
         } = self;
-        // Nothing charged: the first settlement was. Its hold, if the first
-        // was not made here (another process of the fleet made it), is taken
-        // back (see `Reservation::settled_elsewhere`), in the fleet's table
-        // too; the first made here took it over already.
+        // Nothing charged: the first settlement was, or will be.
         if let Some(hold) = hold {
-            let now = meter.now();
-            hold.settled_elsewhere(now.into());
-            meter.charge_lapsed(now);
+            match earlier.by {
+                // Made here, the first settlement takes the hold over when it
+                // finishes: a duplicate found at once (two settled together)
+                // comes before that, and must leave the hold where it finds
+                // it.
+                SettledBy::ThisClient => hold.detach(),
+                // Made by another process of the fleet, the first settlement
+                // never will: the hold is taken back (see
+                // `Reservation::settled_elsewhere`), in the fleet's table too.
+                SettledBy::Fleet => {
+                    let now = meter.now();
+                    hold.settled_elsewhere(now.into());
+                    meter.charge_lapsed(now);
+                }
+            }
         }
         let FinishedCall {
             endpoint,

@@ -1120,7 +1120,9 @@ impl Meter {
     /// returns an explicit **duplicate** receipt: [`Cost::is_duplicate_settlement`]
     /// is true, its note says when and where the invocation was settled, it bills
     /// nothing (no lines, `cost_usd` 0) and is recorded nowhere: no totals, sinks,
-    /// ledger or budget charge (the invocation's budget hold is released). Not a
+    /// ledger or budget charge (the invocation's budget hold goes to the first
+    /// settlement, even one still in flight, when this meter made it; when
+    /// another process of the fleet did, it is taken back here). Not a
     /// copy of the first receipt, which another process may have made: summing
     /// the receipts returned never counts an invocation twice. When the fleet
     /// table cannot be written, the settlement is billed (nothing lost) and its

@@ -1229,3 +1229,106 @@ async fn an_async_invocation_settled_by_another_client_keeps_the_submitting_clie
     assert_eq!(settled.tags, search_and_nightly(&[("host", "worker-2")]));
     assert_eq!(other.meter().budget_status()[0].spent_usd, dec("0.10"));
 }
+
+#[tokio::test]
+async fn a_duplicate_settled_while_the_first_settlement_is_in_flight_leaves_it_the_hold() {
+    let fake = fake().await;
+    // `jobs`: $0.001 a submission (its fee; data free), 80 s of AsyncInf at
+    // $36/h = 80 / 3,600 × 36 = $0.80 a settlement; $10 a day, $0.50 a job.
+    let (client, _) = ten_cents_per_ten_seconds_with(
+        Client::builder(&fake.sdk_config().await),
+        ten_dollars_a_day_at_fifty_cents_a_job(),
+    );
+    let spent_held = || {
+        let status = &client.meter().budget_status()[0];
+        (status.spent_usd, status.reserved_usd)
+    };
+    let eighty_seconds = || AsyncCompletion::processed_for(Duration::from_secs(80));
+    let copy_of = |pending: &sagemeter::client::PendingInference| {
+        serde_json::from_str::<sagemeter::client::PendingInference>(
+            &serde_json::to_string(pending).unwrap(),
+        )
+        .unwrap()
+    };
+
+    // Job `a`: its $0.001 fee spent, 0.50 − 0.001 = $0.499 held.
+    let a = submit_async(&client, "jobs", 1024).await;
+    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    // Its notification comes twice at once: the original and a copy are
+    // settled together. The copy's is the duplicate, made before the first
+    // is done: the hold stays held until the first settlement takes it over.
+    let copy = copy_of(a.pending());
+    let first = a.settle(eighty_seconds());
+    let second = client.meter().settle_async(copy, eighty_seconds());
+    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    let (first, second) = tokio::join!(first, second);
+    let second = second.unwrap();
+    assert_eq!(first.cost_usd, dec("0.80"));
+    assert!(second.is_duplicate_settlement(), "{second:#?}");
+    // The hold replaced by the settlement: 0.001 + 0.80 = $0.801, none held.
+    assert_eq!(spent_held(), (dec("0.801"), Decimal::ZERO));
+
+    // Job `b`: 0.801 + 0.001 = $0.802 spent, $0.499 held. A copy settled
+    // first, the original (which holds the hold) second: the original's is
+    // the duplicate, and must not take the hold from under the copy's.
+    let (_, _, b) = submit_async(&client, "jobs", 1024).await.into_parts();
+    assert_eq!(spent_held(), (dec("0.802"), dec("0.499")));
+    let copy = copy_of(&b);
+    let first = client.meter().settle_async(copy, eighty_seconds());
+    let second = client.meter().settle_async(b, eighty_seconds());
+    assert_eq!(spent_held(), (dec("0.802"), dec("0.499")));
+    let (first, second) = tokio::join!(first, second);
+    assert_eq!(first.unwrap().cost_usd, dec("0.80"));
+    assert!(second.unwrap().is_duplicate_settlement());
+    // 0.802 + 0.80 = $1.602, none held.
+    assert_eq!(spent_held(), (dec("1.602"), Decimal::ZERO));
+}
+
+#[tokio::test]
+async fn a_duplicate_settled_with_the_first_the_day_after_a_lapse_leaves_it_the_lapsed_charge() {
+    let fake = fake().await;
+    // 2027-01-15 08:00:00 UTC on the client's clock.
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    // `jobs`: $0.001 a submission (its fee; data free), 80 s of AsyncInf at
+    // $36/h = 80 / 3,600 × 36 = $0.80 a settlement; $10 a day, $0.50 a job.
+    let (client, _) =
+        ten_cents_per_ten_seconds_with(builder, ten_dollars_a_day_at_fifty_cents_a_job());
+    let spent_held = || {
+        let status = &client.meter().budget_status()[0];
+        (status.spent_usd, status.reserved_usd)
+    };
+    // Day 1, 08:00: the fee spent, 0.50 − 0.001 = $0.499 held until
+    // SageMaker's defaults run out, 6 h queued + 15 min to run = 14:15.
+    let (_, _, original) = submit_async(&client, "jobs", 1024).await.into_parts();
+    let copy = serde_json::to_string(&original).unwrap();
+    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    // 14:15: the hold lapses and is charged as run: 0.001 + 0.499 = $0.50.
+    time.advance(Duration::from_secs(22_500));
+    assert_eq!(spent_held(), (dec("0.50"), Decimal::ZERO));
+    // Day 2, 09:00 (14:15 + 9 h 45 min to midnight + 9 h = 67,500 s): a new
+    // day, nothing spent yet.
+    time.advance(Duration::from_secs(67_500));
+    assert_eq!(spent_held(), (Decimal::ZERO, Decimal::ZERO));
+    // Two copies of its notification settled together: $0.80. In the period
+    // after the charge's, the settlement counts only what it passes the
+    // charge by (the job counts at the more of the two, once): 0.80 − 0.499 =
+    // $0.301 today. Had the duplicate taken the charge away first, the
+    // settlement would count whole, $0.80 today beside the $0.499 of
+    // yesterday.
+    let settle_copy = || {
+        let copy: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+        client.meter().settle_async(
+            copy,
+            AsyncCompletion::processed_for(Duration::from_secs(80)),
+        )
+    };
+    let (first, second) = tokio::join!(settle_copy(), settle_copy());
+    assert_eq!(first.unwrap().cost_usd, dec("0.80"));
+    assert!(second.unwrap().is_duplicate_settlement());
+    assert_eq!(spent_held(), (dec("0.301"), Decimal::ZERO));
+    // The original, dropped now, changes nothing.
+    drop(original);
+    assert_eq!(spent_held(), (dec("0.301"), Decimal::ZERO));
+}
