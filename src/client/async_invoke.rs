@@ -626,6 +626,18 @@ impl<'a> AsyncCompletion<'a> {
         Self::with(BilledDuration::CompletedAt(at))
     }
 
+    /// The request expired in SageMaker's queue (its `RequestTTLSeconds`
+    /// passed) before the model worked on it: 0 s of compute, no output
+    /// (0 bytes out), [failed](Self::failed). Its settlement receipt is fully
+    /// priced, at $0, and enforced budgets count the invocation at its
+    /// submission's cost, its hold released. Prefer it to
+    /// `processed_for(Duration::ZERO).failed()`, which states no output size:
+    /// its data out is left unpriced, and budgets count the invocation at no
+    /// less than its estimate.
+    pub fn expired() -> Self {
+        Self::processed_for(Duration::ZERO).output_bytes(0).failed()
+    }
+
     fn with(duration: BilledDuration) -> Self {
         AsyncCompletion {
             duration,
@@ -668,7 +680,7 @@ impl<'a> AsyncCompletion<'a> {
     /// billed all the same; the receipt's outcome is `error`, and its per-token
     /// lines, if the endpoint has per-token prices, are 0 tokens at $0 (a failed
     /// inference answered none), whatever was counted. A request that expired
-    /// in the queue, never processed, is `processed_for(Duration::ZERO).failed()`.
+    /// in the queue, never processed, is [`expired`](Self::expired).
     pub fn failed(mut self) -> Self {
         self.failed = true;
         self

@@ -1332,3 +1332,66 @@ async fn a_duplicate_settled_with_the_first_the_day_after_a_lapse_leaves_it_the_
     drop(original);
     assert_eq!(spent_held(), (dec("0.301"), Decimal::ZERO));
 }
+
+#[tokio::test]
+async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_nothing() {
+    use sagemeter::billing::LineItem;
+    let fake = fake().await;
+    // `jobs` as `ten_cents_per_ten_seconds` has it ($36/h of AsyncInf, $1 per
+    // 1,000 submissions, data in free), but data out priced at us-east-1's
+    // $0.016 a GB; $1 a day, each job estimated at a fixed $0.50.
+    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.50") })
+        .unwrap();
+    let (builder, _) =
+        ten_cents_per_ten_seconds_on(Client::builder(&fake.sdk_config().await), budget);
+    let client = builder
+        .price_override(
+            PriceKey::DataOut {
+                region: "us-east-1".to_owned(),
+            },
+            dec("0.016"),
+        )
+        .build()
+        .unwrap();
+    let spent_held_unpriced = || {
+        let status = &client.meter().budget_status()[0];
+        (status.spent_usd, status.reserved_usd, status.unpriced_calls)
+    };
+    // Submitted: the $0.001 fee, fully priced; 0.50 − 0.001 = $0.499 held.
+    let submitted = submit_async(&client, "jobs", 1024).await;
+    assert!(
+        submitted.cost().is_fully_priced(),
+        "{:#?}",
+        submitted.cost()
+    );
+    assert_eq!(spent_held_unpriced(), (dec("0.001"), dec("0.499"), 0));
+    // Its TTL passed in the queue: the model never saw it, and it wrote no
+    // output. 0 s × $36/h = $0 of compute, 0 bytes × $0.016/GB = $0 out.
+    let settled = submitted.settle(AsyncCompletion::expired()).await;
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, Decimal::ZERO);
+    assert_eq!(settled.usage.outcome, sagemeter::usage::Outcome::Error);
+    assert_eq!(settled.usage.latency, Duration::ZERO);
+    let data_out = settled
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::DataOut)
+        .expect("a data-out line");
+    assert_eq!(data_out.quantity, Decimal::ZERO);
+    assert_eq!(data_out.cost_usd(), Some(Decimal::ZERO));
+    // The job counts its fee alone: $0.001, nothing held, none unpriced.
+    assert_eq!(spent_held_unpriced(), (dec("0.001"), Decimal::ZERO, 0));
+
+    // Settled stating no output size instead, data out is unpriced (a failed
+    // job may have written a failure object of any size), and the job counts
+    // at no less than its estimate: 0.001 + max(0, 0.499 held) = $0.50, so
+    // spent 0.001 + 0.001 + 0.499 = $0.501.
+    let submitted = submit_async(&client, "jobs", 1024).await;
+    let settled = submitted
+        .settle(AsyncCompletion::processed_for(Duration::ZERO).failed())
+        .await;
+    assert!(!settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(spent_held_unpriced(), (dec("0.501"), Decimal::ZERO, 1));
+}
