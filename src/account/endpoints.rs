@@ -233,7 +233,8 @@ pub struct EndpointRow {
     pub usd_per_hour: Option<Decimal>,
     /// The least fresh source among the rates used (live, cache, snapshot).
     pub price_source: Option<PriceOrigin>,
-    /// Invocations in the window (CloudWatch); `None` when CloudWatch did not
+    /// Invocations over [`window_hours`](Self::window_hours) (CloudWatch), the
+    /// span the window cost is measured over; `None` when CloudWatch did not
     /// answer, and for asynchronous endpoints (SageMaker publishes no
     /// `Invocations` for them).
     pub invocations: Option<u64>,
@@ -371,6 +372,16 @@ impl Draft {
         }
     }
 
+    /// Where the row's span begins: its creation, or `window_start` when it is
+    /// older; never after `now` (a creation time after now, another host's clock
+    /// or a garbled answer, leaves an empty span, not one in the future). Its
+    /// calls are counted, and its cost measured, from there to `now`.
+    fn span_start(&self, window_start: SystemTime, now: SystemTime) -> SystemTime {
+        self.created
+            .map_or(window_start, |c| c.max(window_start))
+            .min(now)
+    }
+
     /// An inference component's row, under its variant's `variant`: dated as the
     /// variant, no rates of its own, `standing` its part of the variant's.
     fn component(row: EndpointRow, variant: &Draft, standing: Option<(Decimal, Decimal)>) -> Draft {
@@ -443,11 +454,12 @@ impl Account {
                     endpoint: d.row.endpoint.clone(),
                     variant: d.row.variant.clone()?,
                     component: d.row.inference_component.clone(),
+                    start: d.span_start(start, now),
                 })
             })
             .collect();
         let mut warnings = Vec::new();
-        let usage = match metrics::fetch(&self.cloudwatch, &targets, start, now).await {
+        let usage = match metrics::fetch(&self.cloudwatch, &targets, now).await {
             Ok(usage) => Some(usage),
             Err(err) => {
                 tracing::warn!(target: "sagemeter::account", error = %err,
@@ -1144,6 +1156,8 @@ fn finish(
     window_start: SystemTime,
     options: &EndpointsOptions,
 ) {
+    // The span CloudWatch was asked about: the calls and the cost are of the same.
+    let from = draft.span_start(window_start, now);
     let row = &mut draft.row;
     // No datapoint of an asynchronous endpoint is "no calls": none is published.
     let used = if row.kind == VariantKind::AsyncInstance {
@@ -1152,12 +1166,6 @@ fn finish(
     } else {
         used
     };
-    // A creation time after now (another host's clock, or a garbled answer) leaves
-    // an empty window, not one that starts in the future.
-    let from = draft
-        .created
-        .map_or(window_start, |c| c.max(window_start))
-        .min(now);
     let seconds = now.duration_since(from).unwrap_or_default().as_secs();
     // Updated within the window (a new config: another instance type or count):
     // the window's figures take the deployment described now for all of it. An

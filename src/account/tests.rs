@@ -2686,3 +2686,172 @@ async fn an_asynchronous_endpoint_scaled_to_zero_has_no_window_cost_of_zero() {
     assert_eq!(view.totals.unpriced, 0);
     assert_eq!(view.totals.usd_per_hour, Decimal::ZERO);
 }
+
+/// ListEndpoints answering each of `endpoints` in service, created (and come into
+/// service) the given hours before [`noon`].
+fn listed_aged(endpoints: &'static [(&'static str, u64)]) -> Rule {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(move || {
+        let mut list = ListEndpointsOutput::builder();
+        for (name, hours_ago) in endpoints {
+            let mut endpoint = summary(name, EndpointStatus::InService);
+            let created =
+                aws_smithy_types::DateTime::from_secs(1_796_212_800 - *hours_ago as i64 * 3600);
+            endpoint.creation_time = Some(created);
+            endpoint.last_modified_time = Some(created);
+            list = list.endpoints(endpoint);
+        }
+        list.build()
+    })
+}
+
+/// GetMetricData answering each query by its endpoint (`EndpointName`, else
+/// `InferenceComponentName`) and the request's start, from `answers`: (name,
+/// hours before [`noon`] the span starts, invocations, ModelLatency in µs). A
+/// query `answers` does not foresee gets a billion calls, which no figure below
+/// survives.
+fn metrics_by_start(answers: &'static [(&'static str, u64, f64, f64)]) -> Rule {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(move |request| {
+        let start = request.start_time().map(|t| t.secs()).unwrap_or_default();
+        let mut output = GetMetricDataOutput::builder();
+        for query in request.metric_data_queries() {
+            let id = query.id().unwrap_or_default();
+            let name = query
+                .metric_stat()
+                .and_then(|s| s.metric())
+                .and_then(|m| {
+                    m.dimensions()
+                        .iter()
+                        .find(|d| {
+                            matches!(
+                                d.name(),
+                                Some("EndpointName") | Some("InferenceComponentName")
+                            )
+                        })
+                        .and_then(|d| d.value())
+                })
+                .unwrap_or_default();
+            let found = answers.iter().find(|(n, hours_ago, _, _)| {
+                *n == name && start == 1_796_212_800 - *hours_ago as i64 * 3600
+            });
+            let value = match (found, id.starts_with('i')) {
+                (Some((_, _, calls, _)), true) => *calls,
+                (Some((_, _, _, latency_us)), false) => *latency_us,
+                (None, _) => 1e9,
+            };
+            output = output
+                .metric_data_results(MetricDataResult::builder().id(id).values(value).build());
+        }
+        output.build()
+    })
+}
+
+/// An endpoint deleted and re-created under the same name 2 hours ago: CloudWatch
+/// holds the calls of both under the same `EndpointName`. Its calls are counted
+/// over the span its cost is measured over, since its re-creation, not over the
+/// window; another endpoint, older than the window, is asked over the window, in
+/// a request of its own.
+#[tokio::test]
+async fn calls_are_counted_over_the_span_the_cost_is_measured_over() {
+    let list = listed_aged(&[("llm", 2), ("steady", 1000)]);
+    let [a, b] = described("llm", EndpointStatus::InService, 1);
+    let [c, d] = described("steady", EndpointStatus::InService, 1);
+    // llm: over the 24 h window 2,400 calls and 1,200 s of ModelLatency (those of
+    // the endpoint deleted included); since its re-creation 200 calls, 100 s.
+    // steady: 480 calls, 4,320 s over the window.
+    let metrics = metrics_by_start(&[
+        ("llm", 24, 2400.0, 1.2e9),
+        ("llm", 2, 200.0, 1e8),
+        ("steady", 24, 480.0, 4.32e9),
+    ]);
+    let view = last_day(&account(&[&list, &a, &b, &c, &d], &[&metrics], &[])).await;
+    let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
+
+    // llm: 1 × ml.m5.xlarge at $0.23/h for 2 h = $0.46, over its 200 calls:
+    // 0.46 × 1,000 ÷ 200 = $2.30 per 1,000 (not 0.46 × 1,000 ÷ 2,400 = 0.1917).
+    // Model time 100 s ÷ (1 instance × 7,200 s) = 0.013888… → 0.0139, below 10 %:
+    // underused (not 1,200 ÷ 7,200 = 0.1667).
+    let llm = row("llm");
+    assert_eq!(llm.window_hours, Decimal::from(2));
+    assert_eq!(llm.invocations, Some(200));
+    assert_eq!(llm.window_cost_usd, Some(Decimal::new(46, 2)));
+    assert_eq!(llm.usd_per_1000_invocations, Some(Decimal::new(23, 1)));
+    assert_eq!(llm.utilisation, Some(Decimal::new(139, 4)));
+    assert_eq!(llm.flags, [Flag::Underused]);
+
+    // steady: $0.23 × 24 h = $5.52 over 480 calls = $11.50 per 1,000; 4,320 s ÷
+    // 86,400 s = 0.05.
+    let steady = row("steady");
+    assert_eq!(steady.invocations, Some(480));
+    assert_eq!(steady.usd_per_1000_invocations, Some(Decimal::new(115, 1)));
+    assert_eq!(steady.utilisation, Some(Decimal::new(5, 2)));
+    // One request per distinct start.
+    assert_eq!(metrics.num_calls(), 2);
+}
+
+/// Targets of two starts: 60 of one (two requests, 50 targets and 100 queries the
+/// most a request holds), 3 of the other (one more), every id unique across the
+/// requests, and every target answered with its own figure.
+#[tokio::test]
+async fn metric_requests_are_one_set_per_start_chunked_with_unique_ids() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<(i64, Vec<String>)>>> = Arc::default();
+    let record = seen.clone();
+    let metrics =
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(move |request| {
+            let ids: Vec<String> = request
+                .metric_data_queries()
+                .iter()
+                .map(|q| q.id().unwrap_or_default().to_owned())
+                .collect();
+            let start = request.start_time().map(|t| t.secs()).unwrap_or_default();
+            record.lock().unwrap().push((start, ids.clone()));
+            // Target k called k + 1 times.
+            let mut output = GetMetricDataOutput::builder();
+            for id in ids.iter().filter(|id| id.starts_with('i')) {
+                let k: f64 = id[1..].parse().unwrap();
+                output = output.metric_data_results(
+                    MetricDataResult::builder().id(id).values(k + 1.0).build(),
+                );
+            }
+            output.build()
+        });
+    let client = mocked_client!(aws_sdk_cloudwatch, &[&metrics]);
+    let (day_ago, hours_ago) = (
+        noon() - Duration::from_secs(86_400),
+        noon() - Duration::from_secs(7200),
+    );
+    // Interleaved: targets 0, 2, 4 start 2 hours ago, the others a day ago.
+    let targets: Vec<metrics::Target> = (0..63)
+        .map(|k| metrics::Target {
+            endpoint: format!("e{k}"),
+            variant: "AllTraffic".into(),
+            component: None,
+            start: if k < 6 && k % 2 == 0 {
+                hours_ago
+            } else {
+                day_ago
+            },
+        })
+        .collect();
+    let usage = metrics::fetch(&client, &targets, noon()).await.unwrap();
+    for (k, used) in usage.iter().enumerate() {
+        assert_eq!(
+            used.as_ref().unwrap().invocations,
+            k as u64 + 1,
+            "target {k}"
+        );
+    }
+    let seen = seen.lock().unwrap();
+    let sizes: Vec<(i64, usize)> = seen.iter().map(|(s, ids)| (*s, ids.len())).collect();
+    let (day, hours) = (1_796_212_800 - 86_400, 1_796_212_800 - 7200);
+    assert_eq!(sizes, [(day, 100), (day, 20), (hours, 6)]);
+    let mut ids: Vec<&String> = seen.iter().flat_map(|(_, ids)| ids).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 126);
+}
