@@ -243,7 +243,11 @@ pub struct EndpointRow {
     /// The burn over those hours (its ML storage prorated over the calendar months
     /// they fall in), plus serverless compute estimated from `ModelLatency` × the
     /// serverless rate; `None` when unpriced (a serverless variant used in the
-    /// window without a per-second rate is). Data processed is not in it:
+    /// window without a per-second rate is), and when not known from the
+    /// deployment now (scaled to zero after calls in the window; asynchronous at
+    /// zero instances; `Deleting`, `OutOfService` or a status not known here,
+    /// billed earlier for a time not known: see [`ViewTotals::window_unpriced`]).
+    /// Data processed is not in it:
     /// CloudWatch publishes no byte counts for endpoints.
     pub window_cost_usd: Option<Decimal>,
     /// window cost ÷ invocations × 1,000, when there were invocations (and the
@@ -279,7 +283,17 @@ pub struct EndpointsView {
     /// What could not be seen (e.g. CloudWatch not allowed), one sentence each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the view as a whole leaves out, one sentence each: the cost of
+    /// endpoints deleted within the window, which `ListEndpoints` no longer lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
+
+/// The view's note on endpoints deleted within the window: `ListEndpoints` lists
+/// the endpoints there are now, and AWS billed a deleted one until its deletion.
+const DELETED_NOT_LISTED: &str = "endpoints deleted within the window are not listed \
+     (ListEndpoints lists the endpoints there are now): what they cost in the window until \
+     their deletion is not in the totals";
 
 /// What the account's endpoints cost.
 #[non_exhaustive]
@@ -301,8 +315,10 @@ pub struct ViewTotals {
     pub unpriced: usize,
     /// Variants whose burn is known and whose window cost is not (scaled to zero
     /// now, after calls in the window, or asynchronous and scaled to zero now,
-    /// their use not known): not in `window_cost_usd`, which is then less than the
-    /// window cost. Left out of JSON when 0.
+    /// their use not known; or endpoints `Deleting`, `OutOfService` or in a status
+    /// not known here, billed earlier for a time not known): not in
+    /// `window_cost_usd`, which is then less than the window cost. Left out of JSON
+    /// when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub window_unpriced: usize,
 }
@@ -539,6 +555,7 @@ impl Account {
             rows,
             totals,
             warnings,
+            notes: vec![DELETED_NOT_LISTED.to_owned()],
         })
     }
 
@@ -1012,6 +1029,15 @@ fn billed_in(status: &str) -> bool {
     )
 }
 
+/// Statuses not billed now in which an endpoint may have been billed earlier in
+/// the window, for a time nothing here tells: `Deleting` and `OutOfService` (its
+/// instances were billed while it was in service, until its deletion began or it
+/// went out of service), and any status not known here. Only `Creating` and
+/// `Failed` are taken for not billed in the window at all.
+fn billed_before(status: &str) -> bool {
+    !billed_in(status) && !matches!(status, "Creating" | "Failed")
+}
+
 /// The row of an endpoint that could not be described.
 fn undescribed(listed: &Listed, err: &DiscoveryError) -> Draft {
     let reason = match err {
@@ -1257,6 +1283,17 @@ fn finish(
              known from the deployment now{model_time}"
         ));
     }
+    // Billed until its deletion began, or it went out of service, for a time
+    // nothing here tells: not a window cost of $0 either.
+    let billed_earlier = billed_before(&row.status);
+    if billed_earlier {
+        row.notes.push(format!(
+            "{} now: billed for its instances while it was in service, until then, which may \
+             be within the window: its instance-hours in the window are not known from here, \
+             nor its window cost, cost per 1,000 calls and utilisation",
+            row.status
+        ));
+    }
     if async_at_zero {
         row.notes.push(
             "scaled to zero now (0 instances): an asynchronous endpoint scales out for the \
@@ -1268,7 +1305,7 @@ fn finish(
     }
     if let Some(burn) = row
         .usd_per_hour
-        .filter(|_| !scaled_to_zero_in_use && !async_at_zero)
+        .filter(|_| !scaled_to_zero_in_use && !async_at_zero && !billed_earlier)
     {
         let hours = Decimal::from(seconds) / Decimal::from(3600);
         let mut cost = match draft.standing {
@@ -1316,6 +1353,7 @@ fn finish(
             );
         } else if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
             && !row.deploying
+            && !billed_earlier
             && instances > 0
             && seconds > 0
             && let Some(model) = model_seconds
@@ -1357,7 +1395,8 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
         }
         match row.window_cost_usd {
             Some(cost) => t.window_cost_usd += cost,
-            // Its burn is known, its window's cost is not (scaled to zero since).
+            // Its burn is known, its window's cost is not (scaled to zero since, or
+            // deleting: billed earlier for a time not known).
             None if row.usd_per_hour.is_some() => t.window_unpriced += 1,
             None => {}
         }

@@ -2855,3 +2855,121 @@ async fn metric_requests_are_one_set_per_start_chunked_with_unique_ids() {
     ids.dedup();
     assert_eq!(ids.len(), 126);
 }
+
+/// An endpoint being deleted, and one out of service whose endpoint config is
+/// gone (not described), were billed while in service, which may be within the
+/// window, for a time nothing here tells: no window cost of $0, no $0 per 1,000
+/// calls, no utilisation; counted in `window_unpriced`, with a note. A `Failed`
+/// endpoint is not billed, and costs the window $0. The view says that endpoints
+/// deleted within the window are not listed at all.
+#[tokio::test]
+async fn a_deleting_or_out_of_service_endpoint_has_no_window_cost_of_zero() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigError;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("going", EndpointStatus::Deleting))
+            .endpoints(summary("out", EndpointStatus::OutOfService))
+            .endpoints(summary("broken", EndpointStatus::Failed))
+            .endpoints(summary("serving", EndpointStatus::InService))
+            .build()
+    });
+    let [a, b] = described("going", EndpointStatus::Deleting, 1);
+    let [c, d] = described("broken", EndpointStatus::Failed, 1);
+    let [e, f] = described("serving", EndpointStatus::InService, 1);
+    let out = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+        .match_requests(|r| r.endpoint_name() == Some("out"))
+        .then_output(|| {
+            DescribeEndpointOutput::builder()
+                .endpoint_name("out")
+                .endpoint_config_name("out-config")
+                .endpoint_status(EndpointStatus::OutOfService)
+                .production_variants(
+                    ProductionVariantSummary::builder()
+                        .variant_name("AllTraffic")
+                        .current_instance_count(1)
+                        .build(),
+                )
+                .build()
+        });
+    let out_config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(|r| r.endpoint_config_name() == Some("out-config"))
+        .then_error(|| {
+            DescribeEndpointConfigError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder()
+                    .code("ValidationException")
+                    .message("Could not find endpoint configuration \"out-config\".")
+                    .build(),
+            )
+        });
+    // going (i0): 300 calls and 150 s of ModelLatency in the window; broken (i1)
+    // none; serving (i2): 100 calls, 100 s.
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        let result =
+            |id: &str, value: f64| MetricDataResult::builder().id(id).values(value).build();
+        GetMetricDataOutput::builder()
+            .metric_data_results(result("i0", 300.0))
+            .metric_data_results(result("l0", 1.5e8))
+            .metric_data_results(result("i2", 100.0))
+            .metric_data_results(result("l2", 1e8))
+            .build()
+    });
+    let account = account(
+        &[&list, &a, &b, &c, &d, &e, &f, &out, &out_config],
+        &[&metrics],
+        &[],
+    );
+    let view = last_day(&account).await;
+    let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
+
+    // Deleting: not billed now ($0/h), but its 300 calls ran on an instance billed
+    // at $0.23/h for a time not known: not 0 × 24 h = $0, nor $0 per 1,000, nor
+    // 150 s ÷ 86,400 s = 0.0017 of an instance (underused).
+    let going = row("going");
+    assert_eq!(going.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(going.invocations, Some(300));
+    assert_eq!(going.window_cost_usd, None, "{going:?}");
+    assert_eq!(going.usd_per_1000_invocations, None, "{going:?}");
+    assert_eq!(going.utilisation, None, "{going:?}");
+    assert!(going.flags.is_empty(), "{:?}", going.flags);
+    assert!(
+        going
+            .notes
+            .iter()
+            .any(|n| n.starts_with(
+                "Deleting now: billed for its instances while it was in service, until then"
+            ) && n.contains("its instance-hours in the window are not known from here")),
+        "{:?}",
+        going.notes
+    );
+    // Out of service, its config gone: not described, its window cost not known.
+    let out = row("out");
+    assert_eq!(out.variant, None);
+    assert_eq!(out.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(out.window_cost_usd, None, "{out:?}");
+    assert!(
+        out.notes
+            .iter()
+            .any(|n| n.starts_with("OutOfService now: ")),
+        "{:?}",
+        out.notes
+    );
+    // Failed: not billed, $0 over the window, as before.
+    assert_eq!(row("broken").window_cost_usd, Some(Decimal::ZERO));
+    // The totals: serving's $0.23 × 24 h = $5.52 alone; going and out counted as
+    // window costs not known, not as $0.
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(552, 2));
+    assert_eq!(view.totals.window_unpriced, 2);
+    assert_eq!(view.totals.unpriced, 0);
+    assert_eq!(
+        view.notes,
+        [
+            "endpoints deleted within the window are not listed (ListEndpoints lists the \
+             endpoints there are now): what they cost in the window until their deletion is \
+             not in the totals"
+        ]
+    );
+}

@@ -160,11 +160,15 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     if t.window_unpriced > 0 {
         writeln!(
             out,
-            "{} variants scaled to zero now, after calls in the window or (asynchronous) \
-             with their use not known: their window cost is not known, not in the window's \
-             total (see their notes)",
+            "{} variants whose window cost is not known from the deployment now (scaled to \
+             zero after calls in the window, asynchronous at zero with their use not known, \
+             or deleting or out of service, billed earlier for a time not known): not in \
+             the window's total (see their notes)",
             t.window_unpriced
         )?;
+    }
+    for note in &view.notes {
+        writeln!(out, "{note}")?;
     }
     if components {
         writeln!(
