@@ -242,7 +242,8 @@ pub struct EndpointRow {
     pub window_hours: Decimal,
     /// The burn over those hours (its ML storage prorated over the calendar months
     /// they fall in), plus serverless compute estimated from `ModelLatency` × the
-    /// serverless rate; `None` when unpriced (a serverless variant used in the
+    /// serverless rate (with provisioned concurrency n, at most n × those hours'
+    /// seconds of it at its inference rate, the rest on demand); `None` when unpriced (a serverless variant used in the
     /// window without a per-second rate is), and when not known from the
     /// deployment now (scaled to zero after calls in the window; asynchronous at
     /// zero instances; `Deleting`, `OutOfService` or a status not known here,
@@ -343,10 +344,17 @@ struct Draft {
     created: Option<SystemTime>,
     /// The endpoint's `LastModifiedTime`.
     modified: Option<SystemTime>,
-    /// Serverless: USD per second of compute, to price `ModelLatency`.
+    /// Serverless: USD per second of compute, to price `ModelLatency` (with
+    /// provisioned concurrency, its inference rate: for the compute it serves).
     per_use_usd_per_second: Option<Decimal>,
     /// Serverless: why that rate is unknown, when it is.
     per_use_unpriced: Option<String>,
+    /// Serverless with provisioned concurrency: the on-demand serverless rate,
+    /// USD per second, for the compute beyond what the provisioned concurrency
+    /// serves.
+    beyond_usd_per_second: Option<Decimal>,
+    /// Serverless with provisioned concurrency: why that rate is unknown, when it is.
+    beyond_unpriced: Option<String>,
     /// Instance variants: what an instance has, as its rate said (for the shares
     /// of inference components).
     instance: Option<InstanceResources>,
@@ -379,6 +387,8 @@ impl Draft {
             modified,
             per_use_usd_per_second: None,
             per_use_unpriced: None,
+            beyond_usd_per_second: None,
+            beyond_unpriced: None,
             instance: None,
             instance_from: None,
             shares_variant_metrics: false,
@@ -625,6 +635,8 @@ impl Account {
         let mut row = EndpointRow::listed(listed, Some(variant.name.clone()));
         let mut per_use_usd_per_second = None;
         let mut per_use_unpriced = None;
+        let mut beyond_usd_per_second = None;
+        let mut beyond_unpriced = None;
         let mut instance = None;
         let mut instance_from = None;
         let mut standing = None;
@@ -684,6 +696,20 @@ impl Account {
                     },
                     Err(err) => per_use_unpriced = Some(err.to_string()),
                 }
+                // Compute beyond the provisioned concurrency is billed on demand.
+                if provisioned_concurrency.is_some() {
+                    let on_demand = VariantBilling::Serverless {
+                        memory_mb: *memory_mb,
+                        provisioned_concurrency: None,
+                    };
+                    match compute_key(&self.region, profile.kind, &on_demand) {
+                        Ok(key) => match self.rate(&key, &mut row).await {
+                            Ok(rate) => beyond_usd_per_second = Some(rate.usd_per_unit),
+                            Err(reason) => beyond_unpriced = Some(reason),
+                        },
+                        Err(err) => beyond_unpriced = Some(err.to_string()),
+                    }
+                }
                 self.serverless_burn(*memory_mb, *provisioned_concurrency, &mut row)
                     .await
             }
@@ -707,6 +733,8 @@ impl Account {
             modified: listed.modified,
             per_use_usd_per_second,
             per_use_unpriced,
+            beyond_usd_per_second,
+            beyond_unpriced,
             instance,
             instance_from,
             shares_variant_metrics: false,
@@ -1229,6 +1257,15 @@ fn finish(
         ));
     }
 
+    // Provisioned concurrency n serves at most n × the span's seconds of compute;
+    // the rest ran on demand (see docs/cost-model.md): (served, beyond, n).
+    let provisioned_split = match (row.kind, row.provisioned_concurrency, model_seconds) {
+        (VariantKind::Serverless, Some(n), Some(s)) => {
+            let cap = Decimal::from(n) * Decimal::from(seconds);
+            Some((s.min(cap), (s - cap).max(Decimal::ZERO), n))
+        }
+        _ => None,
+    };
     if row.kind == VariantKind::Serverless
         && let Some(reason) = &draft.per_use_unpriced
     {
@@ -1247,6 +1284,29 @@ fn finish(
             row.notes.push(format!(
                 "the serverless per-second rate is unknown ({reason}): calls would be unpriced"
             ));
+        }
+    } else if let Some(reason) = &draft.beyond_unpriced
+        && row.provisioned_concurrency.is_some()
+    {
+        // Compute beyond the provisioned concurrency, with no on-demand rate: its
+        // cost is unknown, as any compute without its rate is. Within it, the
+        // on-demand rate is not needed.
+        match provisioned_split {
+            Some((_, beyond, n)) if beyond > Decimal::ZERO && row.usd_per_hour.is_some() => {
+                row.usd_per_hour = None;
+                row.flags.push(Flag::Unpriced);
+                row.unpriced_reason = Some(format!(
+                    "{} s of compute in the window (CloudWatch ModelLatency) beyond the {} s \
+                     its provisioned concurrency of {n} serves over {seconds} s is billed at \
+                     the on-demand serverless rate, which is unknown: {reason}",
+                    beyond.round_dp(6).normalize(),
+                    (Decimal::from(n) * Decimal::from(seconds)).normalize(),
+                ));
+            }
+            _ => row.notes.push(format!(
+                "the on-demand serverless rate is unknown ({reason}): compute beyond the \
+                 provisioned concurrency would be unpriced"
+            )),
         }
     }
     // No instance now (scaled to zero), yet calls in the window: they ran on
@@ -1317,14 +1377,30 @@ fn finish(
         };
         if row.kind == VariantKind::Serverless {
             match (model_seconds, draft.per_use_usd_per_second) {
-                (Some(s), Some(rate)) => {
-                    cost += s * rate;
-                    row.notes.push(
-                        "serverless compute estimated from CloudWatch ModelLatency × the \
-                         serverless rate"
-                            .into(),
-                    );
-                }
+                (Some(s), Some(rate)) => match provisioned_split {
+                    None => {
+                        cost += s * rate;
+                        row.notes.push(
+                            "serverless compute estimated from CloudWatch ModelLatency × the \
+                             serverless rate"
+                                .into(),
+                        );
+                    }
+                    Some((served, beyond, n)) => {
+                        // Unpriced above when there is compute beyond and no rate for it.
+                        let on_demand = draft.beyond_usd_per_second.unwrap_or_default();
+                        cost += served * rate + beyond * on_demand;
+                        row.notes.push(format!(
+                            "serverless compute estimated from CloudWatch ModelLatency: up to \
+                             provisioned concurrency × the window's seconds ({n} × {seconds} s) \
+                             at the provisioned-concurrency inference rate, {} s beyond it at \
+                             the on-demand serverless rate; calls beyond the provisioned \
+                             concurrency at peaks while the sum stays below that cap are priced \
+                             at the inference rate here, so the estimate is a lower bound",
+                            beyond.round_dp(6).normalize()
+                        ));
+                    }
+                },
                 (None, _) if latency_us.is_none() && used.is_some_and(|u| u.invocations > 0) => row
                     .notes
                     .push("no ModelLatency in CloudWatch: serverless compute not counted".into()),

@@ -2973,3 +2973,126 @@ async fn a_deleting_or_out_of_service_endpoint_has_no_window_cost_of_zero() {
         ]
     );
 }
+
+/// A serverless variant of 2 GB with a provisioned concurrency of 1.
+fn serverless_2gb_pc_1() -> ProductionVariant {
+    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
+    ProductionVariant::builder()
+        .variant_name("AllTraffic")
+        .model_name("provisioned-model")
+        .serverless_config(
+            ProductionVariantServerlessConfig::builder()
+                .memory_size_in_mb(2048)
+                .max_concurrency(10)
+                .provisioned_concurrency(1)
+                .build(),
+        )
+        .build()
+}
+
+/// The view of `provisioned` (2 GB, provisioned concurrency 1) over 24 h, with
+/// CloudWatch's `calls` and ModelLatency (`latency_us`), priced by `prices`.
+async fn provisioned_view(
+    calls: &'static [f64],
+    latency_us: &'static [f64],
+    prices: impl PriceSource + 'static,
+) -> EndpointsView {
+    let list = listed_alone("provisioned");
+    let [a, b] = described_variant("provisioned", serverless_2gb_pc_1, false);
+    let metrics = metrics_of_variant_0(calls, latency_us);
+    let account = Account {
+        prices: std::sync::Arc::new(prices),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    last_day(&account).await
+}
+
+/// Calls beyond the provisioned concurrency are billed at the on-demand serverless
+/// rate (docs/cost-model.md): a provisioned concurrency of n serves at most n × the
+/// window's seconds of compute, and the rest of CloudWatch's ModelLatency is priced
+/// on demand.
+#[tokio::test]
+async fn compute_beyond_the_provisioned_concurrency_is_priced_at_the_on_demand_rate() {
+    // 100,000 calls and 500,000 s (5e11 µs) of ModelLatency over 24 h.
+    let view = provisioned_view(&[100_000.0], &[5e11], Snapshot::bundled()).await;
+    let row = &view.rows[0];
+    assert_eq!(row.provisioned_concurrency, Some(1));
+    // The bundled snapshot, us-east-1, 2 GB: provisioned concurrency standing
+    // $0.00001/s, its inference $0.0000233/s, on demand $0.00004/s.
+    // Standing: 1 × 0.00001 × 3,600 = $0.036/h; × 24 h = $0.864.
+    assert_eq!(row.usd_per_hour, Some(Decimal::new(36, 3)));
+    // Served by the provisioned concurrency: at most 1 × 86,400 s,
+    // × 0.0000233 = $2.01312. Beyond it: 500,000 − 86,400 = 413,600 s,
+    // × 0.00004 = $16.544. In all 0.864 + 2.01312 + 16.544 = $19.42112 (not
+    // 0.864 + 500,000 × 0.0000233 = $12.514).
+    assert_eq!(row.window_cost_usd, Some(Decimal::new(1_942_112, 5)));
+    // Over 100,000 calls: 19.42112 × 1,000 ÷ 100,000 = $0.1942112 per 1,000.
+    assert_eq!(
+        row.usd_per_1000_invocations,
+        Some(Decimal::new(1_942_112, 7))
+    );
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    let note = row
+        .notes
+        .iter()
+        .find(|n| n.starts_with("serverless compute estimated from CloudWatch ModelLatency"))
+        .unwrap_or_else(|| panic!("{:?}", row.notes));
+    assert!(note.contains("(1 × 86400 s)"), "{note}");
+    assert!(note.contains("413600 s beyond it"), "{note}");
+    assert!(note.contains("a lower bound"), "{note}");
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(1_942_112, 5));
+}
+
+/// Without the on-demand serverless rate, compute beyond the provisioned
+/// concurrency is unpriced, as any compute without its rate is: never $0. Below
+/// the cap the rate is not needed.
+#[tokio::test]
+async fn compute_beyond_the_provisioned_concurrency_without_the_on_demand_rate_is_unpriced() {
+    let provisioned_rates = || {
+        let (region, memory_gb) = ("us-east-1".to_owned(), 2);
+        OnlyThese(vec![
+            (
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb,
+                },
+                Decimal::new(1, 5),
+            ),
+            (
+                PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
+                Decimal::new(233, 7),
+            ),
+        ])
+    };
+    // 500,000 s of ModelLatency: 413,600 s beyond the 1 × 86,400 s served.
+    let view = provisioned_view(&[100_000.0], &[5e11], provisioned_rates()).await;
+    let row = &view.rows[0];
+    assert_eq!(row.flags, [Flag::Unpriced]);
+    assert_eq!(row.usd_per_hour, None);
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.usd_per_1000_invocations, None);
+    let reason = row.unpriced_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "413600 s of compute in the window (CloudWatch ModelLatency) beyond the 86400 s \
+             its provisioned concurrency of 1 serves over 86400 s is billed at the on-demand \
+             serverless rate, which is unknown"
+        ),
+        "{reason}"
+    );
+    assert_eq!(view.totals.unpriced, 1);
+
+    // 50,000 s, within the 86,400 s: 0.864 + 50,000 × 0.0000233 = 0.864 + 1.165
+    // = $2.029, the on-demand rate's absence noted.
+    let view = provisioned_view(&[10_000.0], &[5e10], provisioned_rates()).await;
+    let row = &view.rows[0];
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    assert_eq!(row.window_cost_usd, Some(Decimal::new(2029, 3)));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("the on-demand serverless rate is unknown")),
+        "{:?}",
+        row.notes
+    );
+}
