@@ -408,12 +408,19 @@ impl Draft {
             .min(now)
     }
 
-    /// An inference component's row, under its variant's `variant`: dated as the
-    /// variant, no rates of its own, `standing` its part of the variant's.
-    fn component(row: EndpointRow, variant: &Draft, standing: Option<(Decimal, Decimal)>) -> Draft {
+    /// An inference component's row, under its variant's `variant`: dated from
+    /// the component's creation (its variant's when not given), no rates of its
+    /// own, `standing` its part of the variant's.
+    fn component(
+        row: EndpointRow,
+        component: &crate::endpoint::ComponentProfile,
+        variant: &Draft,
+        standing: Option<(Decimal, Decimal)>,
+    ) -> Draft {
+        let created = component.created.map(SystemTime::from).or(variant.created);
         Draft {
             standing,
-            ..Draft::bare(row, variant.created, variant.modified)
+            ..Draft::bare(row, created, variant.modified)
         }
     }
 }
@@ -837,7 +844,7 @@ impl Account {
                         ),
                         None => "its variant has no instance now: it reserves nothing".into(),
                     });
-                    Draft::component(row, variant_draft, variant_draft.standing)
+                    Draft::component(row, component, variant_draft, variant_draft.standing)
                 })
                 .collect();
         }
@@ -916,7 +923,7 @@ impl Account {
                     }
                 }
             }
-            drafts.push(Draft::component(row, variant_draft, standing));
+            drafts.push(Draft::component(row, component, variant_draft, standing));
         }
         let unreserved = unreserved_fraction(
             *instance_count,

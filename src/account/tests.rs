@@ -3096,3 +3096,156 @@ async fn compute_beyond_the_provisioned_concurrency_without_the_on_demand_rate_i
         row.notes
     );
 }
+
+/// The bundled snapshot's rates, ml.m5.xlarge's carrying its resources (4 vCPUs,
+/// 16 GiB, no accelerator) as a live rate does.
+#[derive(Debug)]
+struct M5WithResources;
+
+impl PriceSource for M5WithResources {
+    fn price<'a>(
+        &'a self,
+        key: &'a PriceKey,
+    ) -> crate::pricing::BoxFuture<'a, Result<crate::pricing::Rate, crate::pricing::PriceError>>
+    {
+        Box::pin(async move {
+            let rate = Snapshot::bundled().price(key).await?;
+            Ok(match key {
+                PriceKey::Hosting { instance_type, .. } if instance_type == "ml.m5.xlarge" => {
+                    rate.with_instance(crate::pricing::InstanceResources::new(4, 16, 0))
+                }
+                _ => rate,
+            })
+        })
+    }
+}
+
+/// An inference component created 2 hours ago on an endpoint a year older: its
+/// copies have held their share of the instances for 2 hours, and its calls are
+/// counted since then.
+#[tokio::test]
+async fn an_inference_components_window_starts_at_its_own_creation() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::operation::describe_inference_component::DescribeInferenceComponentOutput;
+    use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
+    use aws_sdk_sagemaker::types::{
+        InferenceComponentComputeResourceRequirements, InferenceComponentRuntimeConfigSummary,
+        InferenceComponentSpecificationSummary, InferenceComponentSummary,
+    };
+    let two_hours_ago = aws_smithy_types::DateTime::from_secs(1_796_212_800 - 7200);
+    let list = listed_alone("hosted");
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
+        DescribeEndpointOutput::builder()
+            .endpoint_name("hosted")
+            .endpoint_config_name("hosted-config")
+            .endpoint_status(EndpointStatus::InService)
+            .production_variants(
+                ProductionVariantSummary::builder()
+                    .variant_name("AllTraffic")
+                    .current_instance_count(2)
+                    .build(),
+            )
+            .build()
+    });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
+        DescribeEndpointConfigOutput::builder()
+            .endpoint_config_name("hosted-config")
+            .production_variants(
+                ProductionVariant::builder()
+                    .variant_name("AllTraffic")
+                    .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
+                    .initial_instance_count(2)
+                    .build(),
+            )
+            .build()
+    });
+    let components =
+        mock!(aws_sdk_sagemaker::Client::list_inference_components).then_output(move || {
+            ListInferenceComponentsOutput::builder()
+                .inference_components(
+                    InferenceComponentSummary::builder()
+                        .inference_component_name("chat")
+                        .inference_component_arn("arn:ic/chat")
+                        .endpoint_name("hosted")
+                        .endpoint_arn("arn:endpoint/hosted")
+                        .variant_name("AllTraffic")
+                        .creation_time(two_hours_ago)
+                        .last_modified_time(two_hours_ago)
+                        .build(),
+                )
+                .build()
+        });
+    // One copy of 4 vCPUs and 8 GiB: all of an ml.m5.xlarge's 4 vCPUs, so a whole
+    // instance of the 2.
+    let chat =
+        mock!(aws_sdk_sagemaker::Client::describe_inference_component).then_output(move || {
+            DescribeInferenceComponentOutput::builder()
+                .inference_component_name("chat")
+                .inference_component_arn("arn:ic/chat")
+                .endpoint_name("hosted")
+                .endpoint_arn("arn:endpoint/hosted")
+                .variant_name("AllTraffic")
+                .specification(
+                    InferenceComponentSpecificationSummary::builder()
+                        .compute_resource_requirements(
+                            InferenceComponentComputeResourceRequirements::builder()
+                                .number_of_cpu_cores_required(4.0)
+                                .min_memory_required_in_mb(8192)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .runtime_config(
+                    InferenceComponentRuntimeConfigSummary::builder()
+                        .current_copy_count(1)
+                        .desired_copy_count(1)
+                        .build(),
+                )
+                .creation_time(two_hours_ago)
+                .last_modified_time(two_hours_ago)
+                .build()
+        });
+    // The variant (i0) and the component (i1), whatever the span asked: 200 calls
+    // and 3,600 s of ModelLatency, all within the component's 2 hours.
+    let metrics =
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(|request| {
+            let mut output = GetMetricDataOutput::builder();
+            for query in request.metric_data_queries() {
+                let id = query.id().unwrap_or_default();
+                let value = if id.starts_with('i') { 200.0 } else { 3.6e9 };
+                output = output
+                    .metric_data_results(MetricDataResult::builder().id(id).values(value).build());
+            }
+            output.build()
+        });
+    let account = Account {
+        prices: std::sync::Arc::new(M5WithResources),
+        ..account(
+            &[&list, &endpoint, &config, &components, &chat],
+            &[&metrics],
+            &[],
+        )
+    };
+    let view = last_day(&account).await;
+    let (variant, chat) = (&view.rows[0], &view.rows[1]);
+    assert_eq!(chat.inference_component.as_deref(), Some("chat"));
+    // The variant: 2 × $0.23 = $0.46/h over the whole 24 h: $11.04.
+    assert_eq!(variant.window_cost_usd, Some(Decimal::new(1104, 2)));
+    // chat: 1 copy of 1 instance on 2 = 0.5 of the variant: $0.23/h, for the 2 h
+    // since its creation: $0.46 (not 24 h × 0.23 = $5.52); over its 200 calls
+    // 0.46 × 1,000 ÷ 200 = $2.30 per 1,000 (not $27.60); utilisation 3,600 s ÷
+    // (1 copy × 7,200 s) = 0.5 (not 3,600 ÷ 86,400 = 0.0417).
+    assert_eq!(chat.reserved_share, Some(Decimal::new(5, 1)));
+    assert_eq!(chat.usd_per_hour, Some(Decimal::new(23, 2)));
+    assert_eq!(chat.window_hours, Decimal::from(2));
+    assert_eq!(chat.window_cost_usd, Some(Decimal::new(46, 2)));
+    assert_eq!(chat.invocations, Some(200));
+    assert_eq!(chat.usd_per_1000_invocations, Some(Decimal::new(23, 1)));
+    assert_eq!(chat.utilisation, Some(Decimal::new(5, 1)));
+    assert!(chat.flags.is_empty(), "{:?}", chat.flags);
+    // Asked over its own span, in a request of its own.
+    assert_eq!(metrics.num_calls(), 2);
+}

@@ -79,6 +79,11 @@ pub struct ComponentProfile {
     /// the adapter reserves nothing of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
+    /// When the component was created (`CreationTime`), when given: its copies
+    /// have held their share of the instances since, often well after the
+    /// endpoint's creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ComponentProfile {
@@ -96,6 +101,7 @@ impl ComponentProfile {
             per_copy,
             status: None,
             base: None,
+            created: None,
         }
     }
 
@@ -113,7 +119,14 @@ impl ComponentProfile {
             per_copy: CopyReservation::default(),
             status: None,
             base: Some(base.into()),
+            created: None,
         }
+    }
+
+    /// The same component, created at `at` (for overrides and tests).
+    pub fn created_at(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
+        self.created = Some(at);
+        self
     }
 
     /// Whether this is an adapter of another component.
@@ -309,6 +322,9 @@ async fn describe_one(
             .inference_component_status()
             .map(|s| s.as_str().to_owned()),
         base,
+        created: described
+            .creation_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
     }))
 }
 
