@@ -88,6 +88,7 @@ pub(crate) async fn fetch(
     let mut bill = Bill::default();
     let mut token: Option<String> = None;
     loop {
+        let sent = token.take();
         let answer = client
             .get_cost_and_usage()
             .time_period(period.clone())
@@ -96,7 +97,7 @@ pub(crate) async fn fetch(
             .metrics("UsageQuantity")
             .filter(filter.clone())
             .set_group_by(Some(groups.clone()))
-            .set_next_page_token(token.take())
+            .set_next_page_token(sent.clone())
             .send()
             .await
             .map_err(|e| from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", e))?;
@@ -178,6 +179,11 @@ pub(crate) async fn fetch(
             }
         }
         match answer.next_page_token() {
+            Some(t) if sent.as_deref() == Some(t) => {
+                return Err(AccountError::RepeatedPageToken {
+                    operation: "GetCostAndUsage",
+                });
+            }
             Some(t) if !t.is_empty() => token = Some(t.to_owned()),
             _ => break,
         }

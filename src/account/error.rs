@@ -78,6 +78,17 @@ pub enum AccountError {
     /// An option cannot work (e.g. an empty tag key).
     #[error("{0}")]
     Invalid(String),
+    /// A paginated API answered, as the token of its next page, the token it had
+    /// just been sent: reading on would ask for the same page without end, and
+    /// stopping there would leave out the pages after it.
+    #[error(
+        "{operation} answered the page token it had just been sent as its next page's: \
+         stopped rather than ask for the same page again without end"
+    )]
+    RepeatedPageToken {
+        /// The API operation, e.g. `GetMetricData`.
+        operation: &'static str,
+    },
 }
 
 impl fmt::Debug for AccountError {
@@ -119,6 +130,10 @@ impl fmt::Debug for AccountError {
                 .finish(),
             AccountError::LedgerRead(e) => f.debug_tuple("LedgerRead").field(e).finish(),
             AccountError::Invalid(message) => f.debug_tuple("Invalid").field(message).finish(),
+            AccountError::RepeatedPageToken { operation } => f
+                .debug_struct("RepeatedPageToken")
+                .field("operation", operation)
+                .finish(),
         }
     }
 }

@@ -87,12 +87,13 @@ async fn read_pages(
 ) -> Result<(), AccountError> {
     let mut next_token: Option<String> = None;
     loop {
+        let sent = next_token.take();
         let answer = client
             .get_metric_data()
             .set_metric_data_queries(Some(queries.clone()))
             .start_time(start.into())
             .end_time(end.into())
-            .set_next_token(next_token.take())
+            .set_next_token(sent.clone())
             .send()
             .await
             .map_err(|e| from_sdk("GetMetricData", "cloudwatch:GetMetricData", e))?;
@@ -138,6 +139,11 @@ async fn read_pages(
             }
         }
         match answer.next_token() {
+            Some(token) if sent.as_deref() == Some(token) => {
+                return Err(AccountError::RepeatedPageToken {
+                    operation: "GetMetricData",
+                });
+            }
             Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
             _ => break,
         }

@@ -3249,3 +3249,80 @@ async fn an_inference_components_window_starts_at_its_own_creation() {
     // Asked over its own span, in a request of its own.
     assert_eq!(metrics.num_calls(), 2);
 }
+
+/// GetMetricData and GetCostAndUsage answering, page after page, the token they
+/// were sent: an error naming the API after the second page, not a loop without
+/// end (each guarded by a timeout, so that the old loop fails the test rather than
+/// hang it).
+#[tokio::test]
+async fn a_page_token_answered_back_as_the_next_one_is_an_error_not_a_loop() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    let limit = Duration::from_secs(10);
+
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        GetMetricDataOutput::builder()
+            .metric_data_results(MetricDataResult::builder().id("i0").values(1.0).build())
+            .next_token("again")
+            .build()
+    });
+    let client = mocked_client!(aws_sdk_cloudwatch, &[&metrics]);
+    let targets = [metrics::Target {
+        endpoint: "e".into(),
+        variant: "AllTraffic".into(),
+        component: None,
+        start: noon() - Duration::from_secs(86_400),
+    }];
+    let err = tokio::time::timeout(limit, metrics::fetch(&client, &targets, noon()))
+        .await
+        .expect("GetMetricData's pages end")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountError::RepeatedPageToken {
+                operation: "GetMetricData"
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().starts_with(
+            "GetMetricData answered the page token it had just been sent as its next page's"
+        ),
+        "{err}"
+    );
+    // The first page (no token) and the second (`again`, answered `again`).
+    assert_eq!(metrics.num_calls(), 2);
+
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
+        GetCostAndUsageOutput::builder()
+            .next_page_token("again")
+            .build()
+    });
+    let client = mocked_client!(aws_sdk_costexplorer, &[&bill]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let read = bill::fetch(
+        &client,
+        "us-east-1",
+        CALLER,
+        since,
+        since + chrono::Days::new(1),
+        None,
+    );
+    let err = tokio::time::timeout(limit, read)
+        .await
+        .expect("GetCostAndUsage's pages end")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AccountError::RepeatedPageToken {
+                operation: "GetCostAndUsage"
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(bill.num_calls(), 2);
+}
