@@ -2799,7 +2799,9 @@ async fn metric_requests_are_one_set_per_start_chunked_with_unique_ids() {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
     use aws_sdk_cloudwatch::types::MetricDataResult;
     use std::sync::{Arc, Mutex};
-    let seen: Arc<Mutex<Vec<(i64, Vec<String>)>>> = Arc::default();
+    // Each request's start (seconds) and query ids.
+    type Requests = Vec<(i64, Vec<String>)>;
+    let seen: Arc<Mutex<Requests>> = Arc::default();
     let record = seen.clone();
     let metrics =
         mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(move |request| {
