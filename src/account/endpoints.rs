@@ -243,13 +243,13 @@ pub struct EndpointRow {
     /// The burn over those hours (its ML storage prorated over the calendar months
     /// they fall in), plus serverless compute estimated from `ModelLatency` × the
     /// serverless rate (with provisioned concurrency n, at most n × those hours'
-    /// seconds of it at its inference rate, the rest on demand); `None` when unpriced (a serverless variant used in the
-    /// window without a per-second rate is), and when not known from the
-    /// deployment now (scaled to zero after calls in the window; asynchronous at
-    /// zero instances; `Deleting`, `OutOfService` or a status not known here,
-    /// billed earlier for a time not known: see [`ViewTotals::window_unpriced`]).
-    /// Data processed is not in it:
-    /// CloudWatch publishes no byte counts for endpoints.
+    /// seconds of it at its inference rate, the rest on demand); `None` when
+    /// unpriced (a serverless variant used in the window without a per-second rate
+    /// is), and when not known from the deployment now (scaled to zero after calls
+    /// in the window; asynchronous at zero instances; `Deleting`, `OutOfService` or
+    /// a status not known here, billed earlier for a time not known: see
+    /// [`ViewTotals::window_unpriced`]). Data processed is not in it: CloudWatch
+    /// publishes no byte counts for endpoints.
     pub window_cost_usd: Option<Decimal>,
     /// window cost ÷ invocations × 1,000, when there were invocations (and the
     /// window cost is known).
