@@ -89,6 +89,10 @@ struct VariantState {
     /// The monotonic clock at `last_accrual_at`, when the totals keep one.
     last_accrual_mono: Option<Instant>,
     last_call_at: Option<SystemTime>,
+    /// This process's calls to the variant and the fleet's, smoothed over the
+    /// fleet's last flush intervals (`None` without a fleet): amortised gaps
+    /// are this process's share.
+    fleet_share: Option<(u64, u64)>,
     /// What the capacity accrued since the previous call an amortised receipt
     /// charged (`None` until the first: only [`Allocation::Amortized`] keeps it).
     ///
@@ -614,9 +618,6 @@ impl Default for TotalsInner {
 struct EndpointTotals {
     /// Shared, so that a snapshot copies it under the lock without allocating.
     name: Arc<str>,
-    /// This process's calls and the fleet's, smoothed over the fleet's last flush
-    /// intervals (`None` without a fleet): amortised gaps are this process's share.
-    fleet_share: Option<(u64, u64)>,
     /// The endpoint's processor-sharing clock.
     sharing: SharingClock,
     /// `None` until a call to the endpoint is recorded.
@@ -1463,12 +1464,11 @@ impl Totals {
     ) -> AmortizedShare {
         let mut inner = self.lock();
         let mono = inner.mono_now();
-        let endpoint = &mut inner.endpoints[variant.endpoint];
-        let share = match endpoint.fleet_share {
+        let state = &mut inner.endpoints[variant.endpoint].variants[variant.variant];
+        let share = match state.fleet_share {
             Some((local, fleet)) if fleet > 0 && local <= fleet => Some((local, fleet)),
             _ => None,
         };
-        let state = &mut endpoint.variants[variant.variant];
         let gap = state
             .last_call_at
             .map(|prev| now.duration_since(prev).unwrap_or_default());
@@ -1512,23 +1512,33 @@ impl Totals {
         AmortizedShare::Accrued(parts)
     }
 
-    /// This process made `local` of the fleet's last `fleet` calls to `endpoint`.
+    /// This process made `local` of the fleet's last `fleet` calls to `variant`
+    /// of `endpoint` (a variant this process has no slot of is left out: it has
+    /// no gaps to charge).
     ///
     /// The share is of the counts smoothed over the last several flushes (each
     /// older one weighing 3/4 of the next): one interval's counts swing with
     /// whether another process's write fell in it, and the ratio of swinging
     /// counts leans high (the mean of `local / fleet` exceeds `local / mean fleet`).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn set_fleet_share(&self, endpoint: &str, local: u64, fleet: u64) {
+    pub(crate) fn set_fleet_share(&self, endpoint: &str, variant: &str, local: u64, fleet: u64) {
         let mut inner = self.lock();
-        if let Some(&index) = inner.slots.get(endpoint) {
-            let (local_acc, fleet_acc) = inner.endpoints[index].fleet_share.unwrap_or_default();
-            let smooth = |acc: u64, x: u64| (acc - acc / 4).saturating_add(x.saturating_mul(1024));
-            inner.endpoints[index].fleet_share = Some((
-                smooth(local_acc, local.min(fleet)),
-                smooth(fleet_acc, fleet),
-            ));
-        }
+        let Some(&index) = inner.slots.get(endpoint) else {
+            return;
+        };
+        let Some(state) = inner.endpoints[index]
+            .variants
+            .iter_mut()
+            .find(|v| &*v.name == variant)
+        else {
+            return;
+        };
+        let (local_acc, fleet_acc) = state.fleet_share.unwrap_or_default();
+        let smooth = |acc: u64, x: u64| (acc - acc / 4).saturating_add(x.saturating_mul(1024));
+        state.fleet_share = Some((
+            smooth(local_acc, local.min(fleet)),
+            smooth(fleet_acc, fleet),
+        ));
     }
 
     /// Adds one receipt's total, and accrues the variant's instance cost up to the
@@ -1792,11 +1802,14 @@ mod tests {
     fn a_fleet_share_of_huge_counts_saturates() {
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
+        let variant = totals.variant_slot(endpoint, "v");
         for _ in 0..3 {
-            totals.set_fleet_share("e", u64::MAX / 2, u64::MAX);
+            totals.set_fleet_share("e", "v", u64::MAX / 2, u64::MAX);
         }
         let inner = totals.lock();
-        let (local, fleet) = inner.endpoints[endpoint.0].fleet_share.unwrap();
+        let (local, fleet) = inner.endpoints[endpoint.0].variants[variant.variant]
+            .fleet_share
+            .unwrap();
         assert_eq!(fleet, u64::MAX);
         assert!(local <= fleet);
     }

@@ -290,6 +290,14 @@ fn add<'a>(
                 item.pending.variants.insert(variant.to_owned(), pico);
             }
         }
+        if calls > 0 {
+            match item.pending.variant_calls.get_mut(variant) {
+                Some(count) => *count = count.saturating_add(calls),
+                None => {
+                    item.pending.variant_calls.insert(variant.to_owned(), calls);
+                }
+            }
+        }
     }
     item
 }
@@ -314,10 +322,10 @@ struct State {
     /// The load last published per endpoint (thousandths of a call in flight),
     /// when not 0: an endpoint not here last published 0, or nothing.
     published: FastMap<String, u64>,
-    /// Per endpoint, its item's calls as the last write returned them (with the
-    /// item's sort key): the fleet's calls between two writes give this process's
-    /// share of them, for amortised allocation.
-    fleet_calls: FastMap<String, (String, u64)>,
+    /// Per endpoint, per variant, its item's calls to the variant as the last
+    /// write returned them (with the item's sort key): the fleet's calls between
+    /// two writes give this process's share of them, for amortised allocation.
+    fleet_calls: FastMap<String, FastMap<String, (String, u64)>>,
     /// Per endpoint, per variant, the standing rate this process's profile gives
     /// now.
     standing_seen: FastMap<String, FastMap<String, SeenRate>>,
@@ -1650,7 +1658,7 @@ impl Fleet {
                     Added::Applied {
                         spent,
                         unpriced,
-                        calls,
+                        variant_calls,
                         accruals,
                         lease_granted,
                         others_load,
@@ -1670,12 +1678,21 @@ impl Fleet {
                         }
                         item.confirm_rates();
                         if let Some(endpoint) = &write.endpoint {
-                            shares.push((
-                                endpoint.clone(),
-                                write.sk.clone(),
-                                calls,
-                                write.delta.calls,
-                            ));
+                            for (variant, fleet_calls) in variant_calls {
+                                let local = write
+                                    .delta
+                                    .variant_calls
+                                    .get(&variant)
+                                    .copied()
+                                    .unwrap_or(0);
+                                shares.push((
+                                    endpoint.clone(),
+                                    variant,
+                                    write.sk.clone(),
+                                    fleet_calls,
+                                    local,
+                                ));
+                            }
                         }
                         item.known = spent;
                         passed.push((write.pk.clone(), write.sk.clone(), spent, unpriced));
@@ -1777,21 +1794,31 @@ impl Fleet {
             .unwrap_or_else(|e| e.into_inner()) = failure;
         failed.extend(writes.map(|w| (w.pk, w.sk, None)));
         self.raise_local_alerts(failed, now.into());
-        // This process's share of the fleet's calls since its previous write.
-        for (endpoint, sk, fleet_calls, local_calls) in shares {
+        // This process's share of the fleet's calls to each variant since the
+        // previous answer that held the variant's count: its calls between the
+        // two are this write's (a write in between without its calls added none).
+        for (endpoint, variant, sk, fleet_calls, local_calls) in shares {
             let previous = {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                state
-                    .fleet_calls
-                    .insert(endpoint.clone(), (sk.clone(), fleet_calls))
+                let variants = state.fleet_calls.entry_ref(endpoint.as_str()).or_default();
+                match variants.get_mut(variant.as_str()) {
+                    Some(known) => Some(std::mem::replace(known, (sk.clone(), fleet_calls))),
+                    None => {
+                        variants.insert(variant.clone(), (sk.clone(), fleet_calls));
+                        None
+                    }
+                }
             };
             if let Some((previous_sk, previous)) = previous
                 && previous_sk == sk
                 && fleet_calls > previous
             {
-                shared
-                    .totals
-                    .set_fleet_share(&endpoint, local_calls, fleet_calls - previous);
+                shared.totals.set_fleet_share(
+                    &endpoint,
+                    &variant,
+                    local_calls,
+                    fleet_calls - previous,
+                );
             }
         }
         // The fleet's other processes' calls in flight share the instances from now:

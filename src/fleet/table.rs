@@ -83,6 +83,9 @@ pub(crate) fn alert_mark_of(name: &str) -> Option<(BudgetMode, i128)> {
 }
 /// Per variant spend, `variant:<name>` (endpoint spend items).
 pub(crate) const VARIANT_PREFIX: &str = "variant:";
+/// Per variant calls, `calls:<variant>` (endpoint spend items): every process's
+/// calls served by the variant, whose share of them prices its amortised gaps.
+pub(crate) const VARIANT_CALLS_PREFIX: &str = "calls:";
 /// A process's lease of the budget, `lease_granted:<process>`: the amount
 /// granted, pico-USD (spend items of budgets).
 pub(crate) const GRANTED_PREFIX: &str = "lease_granted:";
@@ -356,6 +359,8 @@ pub(crate) struct Delta {
     pub unpriced: i128,
     /// Per variant (endpoint items).
     pub variants: BTreeMap<String, i128>,
+    /// Calls per variant (endpoint items), of `calls`.
+    pub variant_calls: BTreeMap<String, u64>,
     /// Compute allocated per variant (endpoint items), for the fleet's accrual.
     pub allocated: BTreeMap<String, i128>,
     /// Per variant, the earliest start (epoch ms) of this process's calls in the
@@ -429,6 +434,7 @@ impl Delta {
             && self.calls == 0
             && self.unpriced == 0
             && self.variants.values().all(|v| *v == 0)
+            && self.variant_calls.values().all(|c| *c == 0)
             && self.allocated.values().all(|v| *v == 0)
             && self.rates.is_empty()
     }
@@ -475,6 +481,17 @@ fn accruals_in(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, Fleet
     found
 }
 
+/// The calls per variant an item's returned attributes hold.
+fn variant_calls_in(item: &HashMap<String, AttributeValue>) -> BTreeMap<String, u64> {
+    item.keys()
+        .filter_map(|name| {
+            let variant = name.strip_prefix(VARIANT_CALLS_PREFIX)?;
+            let calls = int(item, name).and_then(|c| u64::try_from(c).ok())?;
+            Some((variant.to_owned(), calls))
+        })
+        .collect()
+}
+
 /// This process's load on an endpoint, published with a write of its item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Load {
@@ -515,8 +532,9 @@ pub(crate) enum Added {
         spent: i128,
         /// What its budgets were charged beyond the receipts, after it.
         unpriced: i128,
-        /// The item's calls after it.
-        calls: u64,
+        /// The item's calls per variant after it (those the answer holds: every
+        /// variant the write added calls to, and all when it read the item back).
+        variant_calls: BTreeMap<String, u64>,
         /// The variants' fleet accruals after it (those the write touched).
         accruals: BTreeMap<String, FleetAccrual>,
         /// What the item holds granted to this process after it, when the
@@ -737,6 +755,15 @@ impl Table {
                 .expression_attribute_names(format!("#v{i}"), format!("{VARIANT_PREFIX}{variant}"))
                 .expression_attribute_values(format!(":v{i}"), n(*pico));
         }
+        for (i, (variant, calls)) in delta.variant_calls.iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            request = request
+                .expression_attribute_names(
+                    format!("#c{i}"),
+                    format!("{VARIANT_CALLS_PREFIX}{variant}"),
+                )
+                .expression_attribute_values(format!(":c{i}"), n(i128::from(*calls)));
+        }
         for (i, (variant, pico)) in delta.allocated.iter().enumerate() {
             adds.push(format!("#a{i} :a{i}"));
             request = request
@@ -820,10 +847,7 @@ impl Table {
                 Ok(Some(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
                     unpriced: item.and_then(|a| int(a, UNPRICED)).unwrap_or(0),
-                    calls: item
-                        .and_then(|a| int(a, CALLS))
-                        .and_then(|c| u64::try_from(c).ok())
-                        .unwrap_or(0),
+                    variant_calls: item.map(variant_calls_in).unwrap_or_default(),
                     accruals: item.map(accruals_in).unwrap_or_default(),
                     lease_granted: if held {
                         Some(item.and_then(|a| int(a, &granted_name)).unwrap_or(0))

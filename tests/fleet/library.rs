@@ -1028,6 +1028,125 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amortized_allocation_charges_each_variant_once_when_processes_call_different_ones() {
+    use sagemeter::billing::Allocation;
+    use sagemeter::pricing::PriceKey;
+
+    // Endpoint `ab`: variants A and B, each one ml.m5.xlarge at $0.23/h. One
+    // process calls only A (TargetVariant), the other only B. AWS bills both
+    // instances: 2 x 0.23 = $0.46/h. Each process made all of its variant's
+    // calls, so its share of them is 1 and it charges its variant's instance
+    // whole: 0.23 + 0.23 = $0.46/h in all. (A share of the endpoint's calls,
+    // 1/2 each, would charge 0.115 + 0.115 = $0.23/h, half the bill.)
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("variants");
+    create_table(&conf, &table).await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "ab",
+        vec![
+            FakeVariant::instance("A", "ml.m5.xlarge", 1),
+            FakeVariant::instance("B", "ml.m5.xlarge", 1),
+        ],
+    );
+    let rate = dec("0.23");
+    let flush = Duration::from_millis(100);
+    let region = "us-east-1";
+    let client = || async {
+        Client::builder(&fake.sdk_config().await)
+            .without_discovery()
+            .without_metrics()
+            .endpoint_profile(EndpointProfile::new(
+                "ab",
+                vec![
+                    VariantProfile::instance("A", "ml.m5.xlarge", 1),
+                    VariantProfile::instance("B", "ml.m5.xlarge", 1),
+                ],
+            ))
+            .price_override(PriceKey::hosting(region, "ml.m5.xlarge"), rate)
+            .price_override(
+                PriceKey::DataIn {
+                    region: region.into(),
+                },
+                dec("0.016"),
+            )
+            .price_override(
+                PriceKey::DataOut {
+                    region: region.into(),
+                },
+                dec("0.016"),
+            )
+            .fleet(
+                FleetConfig::dynamodb(&table)
+                    .dynamodb_client(ddb.clone())
+                    .flush_every(flush),
+            )
+            .allocation(Allocation::Amortized)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (client().await, client().await);
+    // As in the test above: every 20 ms each, the first second a warm-up (a
+    // share is known from a process's second write's answer), the 2 s after it
+    // counted, the window taken on both clocks.
+    let started = std::time::Instant::now();
+    let started_wall = std::time::SystemTime::now();
+    let warm_up = Duration::from_secs(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (c, variant) in [(a.clone(), "A"), (b.clone(), "B")] {
+        tasks.spawn(async move {
+            let mut charged = Decimal::ZERO;
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            while started.elapsed() < warm_up + Duration::from_secs(2) {
+                tick.tick().await;
+                let counted = started.elapsed() >= warm_up;
+                let response = c
+                    .invoke_endpoint()
+                    .endpoint_name("ab")
+                    .target_variant(variant)
+                    .body(Blob::new("{}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let cost = compute_usd(response.cost());
+                if counted {
+                    charged += cost;
+                }
+            }
+            charged
+        });
+    }
+    let mut charged = Decimal::ZERO;
+    while let Some(part) = tasks.join_next().await {
+        charged += part.unwrap();
+    }
+    let window = started.elapsed() - warm_up;
+    let wall_window = std::time::SystemTime::now()
+        .duration_since(started_wall)
+        .unwrap_or_default()
+        .saturating_sub(warm_up);
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+    // Both instances over the window: 2 x $0.23/h x its hours.
+    let instances_cost = Decimal::from(2) * rate * hours(window);
+    let wall_instances_cost = Decimal::from(2) * rate * hours(window.max(wall_window));
+    // Each process's first counted call is charged its gap back into the
+    // warm-up (one tick); three intervals of both instances cover it.
+    let lag = Decimal::from(2) * rate * hours(flush * 3);
+    assert!(
+        charged <= wall_instances_cost + lag,
+        "charged ${charged} for ${instances_cost} of instance time (${wall_instances_cost} \
+         on the wall clock, +${lag})"
+    );
+    assert!(
+        charged >= instances_cost * dec("0.8"),
+        "charged ${charged} for ${instances_cost} of instance time: each variant's \
+         instance is to be charged whole by the one process calling it"
+    );
+}
+
 async fn call_endpoint(client: &Client, endpoint: &str) -> Cost {
     client
         .invoke_endpoint()
