@@ -102,7 +102,7 @@
 //!
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
-//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `allocated:<variant>`, `accrual_from:<variant>`, `rate:<variant>:<epoch ms>`, `inflight:<process>`, `inflight_at:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget) with `alert_by:<mode>:<limit>:<percent>` (the process that marked each threshold), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
+//! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `calls:<variant>`, `allocated:<variant>`, `accrual_from:<variant>`, `rate:<variant>:<epoch ms>`, `inflight:<process>`, `inflight_at:<process>`, `inflight_for:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget) with `alert_by:<mode>:<limit>:<percent>` (the process that marked each threshold), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
 //! | `settled#<call id>` | `endpoint#<name>` | `settled_by`, `settled_at_ms`, `expires_at`: an async invocation settled (see [`Meter::settle_async`](crate::Meter::settle_async)); kept 14 days |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and

@@ -1861,12 +1861,12 @@ impl Fleet {
     fn loads(&self, now: SystemTime, now_ms: i64) -> FastMap<String, (String, Load)> {
         let shared = &self.shared;
         let taken = shared.totals.take_loads(now);
-        // Loads older than three flush intervals (at least a second) are of
-        // processes that are gone or idle; written on their clocks, which may be
-        // behind this one by the skew allowed.
-        let stale_ms = millis(shared.config.flush_every.saturating_mul(3))
-            .max(1000)
-            .saturating_add(millis(shared.config.clock_skew));
+        // Loads older than three flush intervals (at least a second) of their
+        // writer's and of this process's are of processes that are gone or idle;
+        // written on their clocks, which may be behind this one by the skew
+        // allowed.
+        let horizon_ms = millis(shared.config.flush_every.saturating_mul(3)).max(1000);
+        let skew_ms = millis(shared.config.clock_skew);
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut loads = FastMap::default();
         // Endpoints this process stops reading the others' load of (idle here,
@@ -1883,7 +1883,8 @@ impl Fleet {
             let load = Load {
                 milli,
                 now_ms,
-                fresh_after_ms: now_ms - stale_ms,
+                horizon_ms,
+                skew_ms,
             };
             loads.insert(pk, (endpoint, load));
         }
@@ -1905,7 +1906,8 @@ impl Fleet {
             let load = Load {
                 milli: 0,
                 now_ms,
-                fresh_after_ms: now_ms - stale_ms,
+                horizon_ms,
+                skew_ms,
             };
             loads.insert(pk, (endpoint, load));
         }
@@ -2651,7 +2653,7 @@ impl Fleet {
     }
 
     /// Removes this process's attributes (`seq:`, `lease_seq:`, `inflight:`,
-    /// `inflight_at:`) from every item it wrote whose writes are all acknowledged
+    /// `inflight_at:`, `inflight_for:`) from every item it wrote whose writes are all acknowledged
     /// and that holds no lease of it, once shut down: an item keeps those only of
     /// the processes still running (or that crashed), not of every process that
     /// ever wrote it. Nothing is lost if this fails; a WARN says so.

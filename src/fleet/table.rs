@@ -98,6 +98,11 @@ pub(crate) const UNTIL_PREFIX: &str = "lease_until:";
 pub(crate) const LOAD_PREFIX: &str = "inflight:";
 /// When that was written, epoch ms, `inflight_at:<process>`.
 pub(crate) const LOAD_AT_PREFIX: &str = "inflight_at:";
+/// How long after that the load still counts, ms, `inflight_for:<process>`: the
+/// writer's own horizon (three of its flush intervals, at least a second), as
+/// it writes its load again only once an interval. Absent (written by a
+/// version before it): the reader's own horizon.
+pub(crate) const LOAD_FOR_PREFIX: &str = "inflight_for:";
 /// Compute allocated to a variant's calls by every process, `allocated:<variant>`,
 /// pico-USD (endpoint items).
 pub(crate) const ALLOCATED_PREFIX: &str = "allocated:";
@@ -305,13 +310,15 @@ pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<
 /// whoever shows the figure names these instead. Sorted.
 pub(crate) fn unreadable_figures(item: &HashMap<String, AttributeValue>) -> Vec<String> {
     const FIGURES: [&str; 5] = [SPENT, CALLS, UNPRICED, COMMITTED, LIMIT];
-    const PER_NAME: [&str; 10] = [
+    const PER_NAME: [&str; 12] = [
         VARIANT_PREFIX,
+        VARIANT_CALLS_PREFIX,
         GRANTED_PREFIX,
         USED_PREFIX,
         UNTIL_PREFIX,
         LOAD_PREFIX,
         LOAD_AT_PREFIX,
+        LOAD_FOR_PREFIX,
         ALLOCATED_PREFIX,
         ACCRUAL_FROM_PREFIX,
         SEQ_PREFIX,
@@ -499,8 +506,13 @@ pub(crate) struct Load {
     pub milli: u64,
     /// Now, epoch ms.
     pub now_ms: i64,
-    /// Loads written before this (epoch ms) are stale: their process is gone or idle.
-    pub fresh_after_ms: i64,
+    /// How long a load counts after it was written, ms, by this process's
+    /// flush interval (three of them, at least a second): published with its
+    /// load, and the least it gives another's. A load older than its writer's
+    /// horizon and this one's (plus `skew_ms`) is of a process gone or idle.
+    pub horizon_ms: i64,
+    /// How far behind this process's clock another's may be, ms.
+    pub skew_ms: i64,
 }
 
 /// How a write to a spend item counts its spend against the item's budget.
@@ -565,15 +577,25 @@ pub(crate) struct LeaseHeld {
     pub until_ms: i64,
 }
 
-/// The loads other processes wrote to an endpoint item since `fresh_after_ms`,
-/// summed, in thousandths of a call.
-fn others_load(item: &HashMap<String, AttributeValue>, process: &str, fresh_after_ms: i64) -> u64 {
+/// The loads other processes wrote to an endpoint item that still count at
+/// `load.now_ms`, summed, in thousandths of a call: each written within the
+/// longer of its writer's horizon and this process's, plus the skew allowed (a
+/// writer flushing every 10 s writes its load every 10 s: it counts 30 s, not
+/// the 3 s of a reader flushing every 250 ms).
+fn others_load(item: &HashMap<String, AttributeValue>, process: &str, load: Load) -> u64 {
     item.keys()
         .filter_map(|name| name.strip_prefix(LOAD_PREFIX))
         .filter(|p| *p != process)
         .filter(|p| {
-            int(item, &format!("{LOAD_AT_PREFIX}{p}"))
-                .is_some_and(|at| at >= i128::from(fresh_after_ms))
+            let horizon = int(item, &format!("{LOAD_FOR_PREFIX}{p}"))
+                .map_or(i128::from(load.horizon_ms), |theirs| {
+                    theirs.max(i128::from(load.horizon_ms))
+                });
+            int(item, &format!("{LOAD_AT_PREFIX}{p}")).is_some_and(|at| {
+                at.saturating_add(horizon)
+                    .saturating_add(i128::from(load.skew_ms))
+                    >= i128::from(load.now_ms)
+            })
         })
         .filter_map(|p| int(item, &format!("{LOAD_PREFIX}{p}")))
         .map(|milli| u64::try_from(milli).unwrap_or(0))
@@ -814,11 +836,14 @@ impl Table {
         if let Some(load) = load {
             sets.push("#load = :load".to_owned());
             sets.push("#load_at = :load_at".to_owned());
+            sets.push("#load_for = :load_for".to_owned());
             request = request
                 .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
                 .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+                .expression_attribute_names("#load_for", format!("{LOAD_FOR_PREFIX}{process}"))
                 .expression_attribute_values(":load", n(i128::from(load.milli)))
-                .expression_attribute_values(":load_at", n(i128::from(load.now_ms)));
+                .expression_attribute_values(":load_at", n(i128::from(load.now_ms)))
+                .expression_attribute_values(":load_for", n(i128::from(load.horizon_ms)));
         }
         let held = matches!(lease, LeaseUse::Held { .. });
         let request = request
@@ -854,9 +879,7 @@ impl Table {
                     } else {
                         None
                     },
-                    others_load: load.map(|load| {
-                        item.map_or(0, |a| others_load(a, process, load.fresh_after_ms))
-                    }),
+                    others_load: load.map(|load| item.map_or(0, |a| others_load(a, process, load))),
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
@@ -1030,7 +1053,7 @@ impl Table {
             .update_item()
             .table_name(&self.name)
             .set_key(Some(self.key(pk, sk)))
-            .update_expression("REMOVE #seq, #lseq, #load, #load_at, #used, #until")
+            .update_expression("REMOVE #seq, #lseq, #load, #load_at, #load_for, #used, #until")
             .condition_expression(format!(
                 "attribute_exists({PK}) AND attribute_not_exists(#granted)"
             ))
@@ -1038,6 +1061,7 @@ impl Table {
             .expression_attribute_names("#lseq", format!("{LEASE_SEQ_PREFIX}{process}"))
             .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
             .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+            .expression_attribute_names("#load_for", format!("{LOAD_FOR_PREFIX}{process}"))
             .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
             .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
             .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
@@ -1359,6 +1383,57 @@ mod tests {
         );
         assert_eq!(alert_mark_of(ALERTED), None);
         assert_eq!(alert_mark_of("alerted:other:1"), None);
+    }
+
+    /// A writer flushing every 10 s refreshes its load every 10 s: it counts for
+    /// its own three intervals (30 s) plus the skew, not for the reader's. With
+    /// 1 x ml.g5.xlarge at $1.408/h, S (flushing every 10 s) holding 3 calls and
+    /// C (every 250 ms) holding 1, n = 4 and C is allocated 1/4 of the instance,
+    /// $0.352/h; were S's load dropped 4 s of every 10 (C's cut-off 3 x 250 ms,
+    /// at least 1 s, + 5 s skew = 6 s), C would be allocated 0.6 x 1/4 + 0.4 x 1 =
+    /// 0.55 instance, $0.7744/h, and S and C together 130 % of the bill.
+    #[test]
+    fn another_process_load_counts_for_its_own_flush_intervals() {
+        let n = |v: i64| AttributeValue::N(v.to_string());
+        let now_ms = 1_800_000_000_000;
+        let item = HashMap::from([
+            // S: flushes every 10 s, its load written 8 s ago.
+            (format!("{LOAD_PREFIX}s"), n(3000)),
+            (format!("{LOAD_AT_PREFIX}s"), n(now_ms - 8_000)),
+            (format!("{LOAD_FOR_PREFIX}s"), n(30_000)),
+            // C, the reader itself: never its own load.
+            (format!("{LOAD_PREFIX}c"), n(1000)),
+            (format!("{LOAD_AT_PREFIX}c"), n(now_ms)),
+            (format!("{LOAD_FOR_PREFIX}c"), n(1000)),
+        ]);
+        // C flushes every 250 ms: its horizon is 3 x 250 ms, at least 1 s.
+        let load = Load {
+            milli: 1000,
+            now_ms,
+            horizon_ms: 1000,
+            skew_ms: 5000,
+        };
+        assert_eq!(others_load(&item, "c", load), 3000, "8 s < 30 s + 5 s");
+        // 36 s after it was written, S's load is past its horizon and the skew.
+        let later = Load {
+            now_ms: now_ms + 28_000,
+            ..load
+        };
+        assert_eq!(others_load(&item, "c", later), 0, "36 s > 30 s + 5 s");
+        // A writer that publishes no horizon (a version before it) is judged by
+        // the reader's: 8 s > 1 s + 5 s.
+        let mut old = item.clone();
+        old.remove(&format!("{LOAD_FOR_PREFIX}s"));
+        assert_eq!(others_load(&old, "c", load), 0);
+        // A writer with a shorter horizon than the reader's is judged by the
+        // reader's: 8 s <= 10 s + 5 s.
+        let mut quick = item.clone();
+        quick.insert(format!("{LOAD_FOR_PREFIX}s"), n(1000));
+        let slow_reader = Load {
+            horizon_ms: 10_000,
+            ..load
+        };
+        assert_eq!(others_load(&quick, "c", slow_reader), 3000);
     }
 
     #[test]

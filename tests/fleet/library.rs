@@ -1502,11 +1502,12 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
-    const PER_PROCESS: [&str; 7] = [
+    const PER_PROCESS: [&str; 8] = [
         "seq:",
         "lease_seq:",
         "inflight:",
         "inflight_at:",
+        "inflight_for:",
         "lease_granted:",
         "lease_used:",
         "lease_until:",
@@ -1553,7 +1554,13 @@ async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
         }
         flushed(&client).await;
         let running = per_process_attributes(&conf, &table).await;
-        for kind in ["seq:", "lease_seq:", "inflight:", "lease_granted:"] {
+        for kind in [
+            "seq:",
+            "lease_seq:",
+            "inflight:",
+            "inflight_for:",
+            "lease_granted:",
+        ] {
             assert!(
                 running.iter().any(|name| name.starts_with(kind)),
                 "run {run}: no {kind} while it runs: {running:?}"
