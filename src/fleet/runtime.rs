@@ -538,11 +538,12 @@ struct Item {
     first_call_ns: BTreeMap<String, i128>,
     /// This process's first-call rates and the terms it noted, by variant and
     /// epoch ms, not yet compared with the stretches the table holds (its
-    /// answer to the next write): a first call's rate is written only where it
-    /// is news to the table ([`Item::is_news`]), so that the many short runs of
-    /// a day (`sagemeter invoke` from cron) do not each add one to the item; a
-    /// term only where it replaces the stretch the table holds before its date
-    /// ([`term_replaces`]).
+    /// answer to the next write): a first call's rate, or a change its profile
+    /// saw after, is written only where it is news to the table
+    /// ([`Item::is_news`]), so that the many short runs of a day (`sagemeter
+    /// invoke` from cron) do not each add one to the item, nor every process one
+    /// per scaling change; a term only where it replaces the stretch the table
+    /// holds before its date ([`term_replaces`]).
     unconfirmed: BTreeMap<(String, i64), Unconfirmed>,
     /// Per variant, until when (epoch ms) this process has noted the terms its
     /// rates announced in the item ([`Item::note_terms`]): from its first call
@@ -556,9 +557,10 @@ struct Item {
 /// A stretch this process would write, until compared with the table's.
 #[derive(Debug, Clone)]
 enum Unconfirmed {
-    /// Its rate at its first call to the variant in the period, with when the
-    /// profile that gave it was described (see [`SeenRate`]).
-    FirstCall(StandingStretch, Option<i64>),
+    /// Its rate at its first call to the variant in the period, or a change
+    /// of the rate its profile saw after, with when the profile that gave it
+    /// was described (see [`SeenRate`]).
+    Seen(StandingStretch, Option<i64>),
     /// A term its rate announced, from the term's date, with the hourly cost
     /// (pico-USD) this process applied just before that date.
     Term(StandingStretch, i128),
@@ -653,7 +655,7 @@ impl Item {
                 {
                     self.unconfirmed.insert(
                         (variant.to_owned(), seen.since_ms),
-                        Unconfirmed::FirstCall(seen.stretch.clone(), described_ms),
+                        Unconfirmed::Seen(seen.stretch.clone(), described_ms),
                     );
                 }
             }
@@ -671,7 +673,7 @@ impl Item {
             );
             self.unconfirmed.insert(
                 (variant.to_owned(), started_ms),
-                Unconfirmed::FirstCall(own, described_ms),
+                Unconfirmed::Seen(own, described_ms),
             );
         }
         // The terms of the rate this process applies now (its profile's, else
@@ -750,7 +752,7 @@ impl Item {
                 self.unconfirmed
                     .iter()
                     .filter_map(|(at, unconfirmed)| match unconfirmed {
-                        Unconfirmed::FirstCall(stretch, described_ms)
+                        Unconfirmed::Seen(stretch, described_ms)
                             if self.is_news(&at.0, at.1, stretch, *described_ms) =>
                         {
                             Some((at, stretch))
@@ -765,7 +767,7 @@ impl Item {
             .range((variant.to_owned(), i64::MIN)..=(variant.to_owned(), i64::MAX))
             .filter_map(|((_, ms), unconfirmed)| match unconfirmed {
                 Unconfirmed::Term(stretch, before) => Some((*ms, stretch, *before)),
-                Unconfirmed::FirstCall(..) => None,
+                Unconfirmed::Seen(..) => None,
             })
             .peekable();
         let merged;
@@ -815,7 +817,7 @@ impl Item {
     fn confirm_rates(&mut self) {
         for ((variant, ms), unconfirmed) in std::mem::take(&mut self.unconfirmed) {
             let stretch = match unconfirmed {
-                Unconfirmed::FirstCall(stretch, described_ms) => self
+                Unconfirmed::Seen(stretch, described_ms) => self
                     .is_news(&variant, ms, &stretch, described_ms)
                     .then_some(stretch),
                 Unconfirmed::Term(stretch, before) => {
@@ -1249,7 +1251,9 @@ impl Fleet {
     /// source's answer announced (`terms`, oldest first: each in force from its
     /// date). Once this process has noted the variant's rate in today's endpoint
     /// item (at its first call to it today), a change of the hourly cost is
-    /// noted there too, from `now`, and each term from its date once that date
+    /// noted there too, from `now`, where the table's answer to the next write
+    /// holds another rate then (not when another process wrote the change
+    /// first), and each term from its date once that date
     /// is past (here, or at the next call): the fleet's accrual prices each
     /// stretch of the day at its own rate. A change of source alone at the same
     /// cost is not a new stretch (a price refreshed from the cache each time
@@ -1324,10 +1328,14 @@ impl Fleet {
         }
         let rate = given.stretch.clone();
         seen.insert(variant.to_owned(), given);
+        // Written where the table's answer to the next write holds another
+        // rate then: every process sees a scaling change, the first to write
+        // it dates it.
         if let Some(item) = state.variant_item_today(endpoint, variant, now) {
-            item.pending
-                .rates
-                .insert((variant.to_owned(), now_ms), rate);
+            item.unconfirmed.insert(
+                (variant.to_owned(), now_ms),
+                Unconfirmed::Seen(rate, described_ms),
+            );
         }
     }
 
@@ -1556,6 +1564,7 @@ impl Fleet {
                             || load.is_some())
                     {
                         seq += 1;
+                        item.pending.read_back = !item.unconfirmed.is_empty();
                         item.unacked = Some((seq, std::mem::take(&mut item.pending)));
                     }
                     if let Some((seq, delta)) = &item.unacked {
@@ -4264,6 +4273,47 @@ mod tests {
         );
         assert_eq!(next.accrued_usd, dec("0.10"), "{next:?}");
         assert!(table.stretch("2026-09-01", midnight).is_some());
+    }
+
+    /// A scaling change every process sees is written once, by the first to
+    /// see it: X and B both call at 11:00 at $0.23/h (1 × ml.m5.xlarge); X's
+    /// profile shows 2 instances ($0.46/h) at 12:00:10, B's at 12:00:40. B's
+    /// write finds X's stretch at that rate and adds none (20 processes would
+    /// otherwise add 20 stretches per change to the day's item). B's accrual at
+    /// 12:01 is X's dating: 11:00 to 12:00:10 at 0.23 = 3,610 s × 0.23 / 3,600
+    /// = 0.2306388…, then 50 s × 0.46 / 3,600 = 0.0063888…: $0.237027777778
+    /// (B's own dating would say 3,640 s × 0.23 + 20 s × 0.46 = $0.235111111111).
+    #[tokio::test]
+    async fn a_scaling_change_another_process_wrote_first_is_not_written_again() {
+        let table = StretchTable::default();
+        let (x, b) = (table.process(), table.process());
+        let eleven = utc("2026-09-01T11:00:00Z");
+        let none = crate::totals::no_terms;
+        call(&x, at(eleven), "0.23", LIVE, none());
+        written(&x).await;
+        call(&b, at(eleven), "0.23", LIVE, none());
+        written(&b).await;
+        let seen_by = |fleet: &Fleet, t: DateTime<Utc>| {
+            fleet.set_standing(
+                "chat",
+                "AllTraffic",
+                dec("0.46"),
+                LIVE,
+                none(),
+                t.into(),
+                Some(t.into()),
+            );
+        };
+        let (by_x, by_b) = (utc("2026-09-01T12:00:10Z"), utc("2026-09-01T12:00:40Z"));
+        seen_by(&x, by_x);
+        written(&x).await;
+        seen_by(&b, by_b);
+        written(&b).await;
+        assert_eq!(table.rates_sent(), [rate_name(eleven), rate_name(by_x)]);
+        let of_b = call(&b, at(utc("2026-09-01T12:01:00Z")), "0.46", LIVE, none());
+        assert_eq!(of_b.accrued_usd, dec("0.237027777778"), "{of_b:?}");
+        written(&b).await;
+        assert_eq!(table.rates_sent(), [rate_name(eleven), rate_name(by_x)]);
     }
 
     /// Two processes on the variant of the worked example: A's Price List

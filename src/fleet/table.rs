@@ -377,6 +377,9 @@ pub(crate) struct Delta {
     /// (endpoint items): each written if the item holds none of that variant
     /// and time.
     pub rates: BTreeMap<(String, i64), StandingStretch>,
+    /// The write reads the whole item back: this process has stretches to
+    /// compare with those the table holds.
+    pub read_back: bool,
 }
 
 /// A variant's standing rate from a time on, as an endpoint item holds it.
@@ -859,7 +862,11 @@ impl Table {
             // A write of the variants' accruals reads the other processes'
             // standing rates back: all of the item.
             .return_values(
-                if held || load.is_some() || !delta.rates.is_empty() || !delta.allocated.is_empty()
+                if held
+                    || load.is_some()
+                    || delta.read_back
+                    || !delta.rates.is_empty()
+                    || !delta.allocated.is_empty()
                 {
                     ReturnValue::AllNew
                 } else {
