@@ -21,7 +21,7 @@ use crate::{CliError, GlobalArgs, aws, failure};
 use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
-use sagemeter::billing::LinePrice;
+use sagemeter::billing::{Accrual, LinePrice};
 use sagemeter::endpoint::{DiscoveryError, EndpointProfile, VariantBilling};
 use sagemeter::report::nearest_rank;
 use sagemeter::{Cost, Metered};
@@ -455,12 +455,67 @@ struct Summary {
     /// Distinct reasons some lines could not be priced.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     unpriced_reasons: BTreeSet<String>,
-    /// The endpoint's wall-clock instance cost while it was being called, and the
-    /// share of it the receipts allocated (instance endpoints only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    accrual: Option<sagemeter::billing::Accrual>,
+    /// The latest receipt's accrual (as on receipts): its variant's wall-clock
+    /// standing cost while it was being called, and the share of it the receipts
+    /// allocated (instance and provisioned-concurrency variants only).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_latest"
+    )]
+    accrual: Option<LatestAccrual>,
+    /// The latest accrual of each variant, keyed by variant: an accrual is one
+    /// variant's, so the latest receipt's says nothing of the others. Written only
+    /// when two or more variants have one.
+    #[serde(
+        skip_serializing_if = "fewer_than_two",
+        serialize_with = "serialize_accruals"
+    )]
+    accruals: BTreeMap<String, LatestAccrual>,
     /// How the endpoint is deployed, when it could be described.
     endpoint_profile: Option<EndpointProfile>,
+}
+
+/// An accrual, and the running client total of the receipt that carried it: that
+/// total rises in the order receipts are recorded (the order their accruals were
+/// taken), which concurrent workers may not hand them over in.
+#[derive(Debug, Clone)]
+struct LatestAccrual {
+    running_client_usd: Decimal,
+    accrual: Accrual,
+}
+
+impl LatestAccrual {
+    /// Keeps `cost`'s accrual in `slot` when it was recorded after the one there
+    /// (a receipt recorded at the same running total, a $0 one, replaces it).
+    fn keep_latest(slot: &mut Option<LatestAccrual>, cost: &Cost, accrual: &Accrual) {
+        if slot
+            .as_ref()
+            .is_none_or(|kept| cost.running_client_usd >= kept.running_client_usd)
+        {
+            *slot = Some(LatestAccrual {
+                running_client_usd: cost.running_client_usd,
+                accrual: accrual.clone(),
+            });
+        }
+    }
+}
+
+fn serialize_latest<S: serde::Serializer>(
+    latest: &Option<LatestAccrual>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    latest.as_ref().map(|l| &l.accrual).serialize(serializer)
+}
+
+fn serialize_accruals<S: serde::Serializer>(
+    accruals: &BTreeMap<String, LatestAccrual>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(accruals.iter().map(|(variant, l)| (variant, &l.accrual)))
+}
+
+fn fewer_than_two(accruals: &BTreeMap<String, LatestAccrual>) -> bool {
+    accruals.len() < 2
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -1087,14 +1142,16 @@ fn add(summary: &mut Summary, latencies: &mut Vec<Duration>, cost: &Cost) {
         summary.unpriced_reasons.insert(reason.to_owned());
     }
     summary.unpriced_calls += u32::from(unpriced);
-    // Accrual only grows: keep the latest.
-    if let Some(accrual) = &cost.accrual
-        && summary
-            .accrual
-            .as_ref()
-            .is_none_or(|a| accrual.accrued_usd >= a.accrued_usd)
-    {
-        summary.accrual = Some(accrual.clone());
+    // The latest, not the largest: an accrual is its variant's (another variant's
+    // may be smaller), and with a fleet it restarts at the fleet's UTC midnight.
+    if let Some(accrual) = &cost.accrual {
+        LatestAccrual::keep_latest(&mut summary.accrual, cost, accrual);
+        let variant = cost.variant.as_deref().unwrap_or("-");
+        let mut kept = summary.accruals.remove(variant);
+        LatestAccrual::keep_latest(&mut kept, cost, accrual);
+        summary
+            .accruals
+            .extend(kept.map(|k| (variant.to_owned(), k)));
     }
 }
 
@@ -1238,36 +1295,49 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     for reason in &s.unpriced_reasons {
         writeln!(out, "  UNPRICED         {}", crate::output::for_cli(reason))?;
     }
-    if let Some(accrual) = &s.accrual {
-        let utilisation = accrual.utilisation.map_or_else(
-            || "-".to_owned(),
-            |u| format!("{}%", (u * Decimal::from(100)).round_dp(2).normalize()),
-        );
+    // One variant's accrual each: named when there are several.
+    let several = s.accruals.len() > 1;
+    for (variant, latest) in &s.accruals {
+        let name = if several {
+            format!("{variant}: ")
+        } else {
+            String::new()
+        };
+        write_accrual(out, &name, &latest.accrual)?;
+    }
+    Ok(())
+}
+
+/// The text summary's lines of one variant's accrual, each after `name`.
+fn write_accrual(out: &mut dyn Write, name: &str, accrual: &Accrual) -> std::io::Result<()> {
+    let utilisation = accrual.utilisation.map_or_else(
+        || "-".to_owned(),
+        |u| format!("{}%", (u * Decimal::from(100)).round_dp(2).normalize()),
+    );
+    writeln!(
+        out,
+        "  instances        {name}accrued {} while metered; receipts allocated {} (utilisation {utilisation})",
+        usd(accrual.accrued_usd),
+        usd(accrual.allocated_usd)
+    )?;
+    if let Some(storage) = accrual.storage_usd {
         writeln!(
             out,
-            "  instances        accrued {} while metered; receipts allocated {} (utilisation {utilisation})",
-            usd(accrual.accrued_usd),
-            usd(accrual.allocated_usd)
+            "  ML storage       {name}accrued {} while metered (on no receipt)",
+            usd(storage)
         )?;
-        if let Some(storage) = accrual.storage_usd {
-            writeln!(
-                out,
-                "  ML storage       accrued {} while metered (on no receipt)",
-                usd(storage)
-            )?;
-        }
-        // As the receipts' fallbacks are named (price source, price note).
-        let fallbacks: Vec<String> = accrual
-            .fallbacks()
-            .map(|f| format!("{} ({})", f.price_source, f.charge.as_str()))
-            .collect();
-        if !fallbacks.is_empty() {
-            writeln!(
-                out,
-                "  accrual priced   from a fallback: {}",
-                fallbacks.join(", ")
-            )?;
-        }
+    }
+    // As the receipts' fallbacks are named (price source, price note).
+    let fallbacks: Vec<String> = accrual
+        .fallbacks()
+        .map(|f| format!("{} ({})", f.price_source, f.charge.as_str()))
+        .collect();
+    if !fallbacks.is_empty() {
+        writeln!(
+            out,
+            "  accrual priced   {name}from a fallback: {}",
+            fallbacks.join(", ")
+        )?;
     }
     Ok(())
 }
@@ -1310,6 +1380,68 @@ mod tests {
             lost.starts_with("the ledger spend.jsonl is missing 4 receipt(s): 3 dropped"),
             "{lost}"
         );
+    }
+
+    /// A receipt of `variant` carrying an accrual of `accrued` dollars, recorded
+    /// when the client's running total reached `running_client`.
+    fn receipt_with_accrual(variant: &str, accrued: &str, running_client: &str) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": format!("req-{variant}"), "at": "2026-11-02T10:01:00Z",
+            "endpoint": "rt", "region": "us-east-1", "variant": variant,
+            "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint", "latency_us": 100000, "bytes_in": 2,
+                      "bytes_out": 2, "outcome": "ok"},
+            "lines": [], "cost_usd": "0.001", "currency": "USD",
+            "running_client_usd": running_client, "running_endpoint_usd": running_client,
+            "accrual": {"accrued_usd": accrued, "allocated_usd": "0.001",
+                        "utilisation": null}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_summary_keeps_the_latest_accrual_and_each_variants_own() {
+        // A 60 s run on an endpoint of two variants, each on 1 instance:
+        // A on ml.g4dn.xlarge at $0.7364/h accrues 0.7364 × 60 / 3,600 = 0.012273333;
+        // B on ml.m5.xlarge at $0.23/h accrues 0.23 × 60 / 3,600 = 0.003833333.
+        // A's receipt was recorded first (running total 0.001), B's after (0.002):
+        // the latest accrual is B's, though smaller, whichever is handed over first.
+        let a = receipt_with_accrual("A", "0.012273333", "0.001");
+        let b = receipt_with_accrual("B", "0.003833333", "0.002");
+        for order in [[&a, &b], [&b, &a]] {
+            let mut summary = Summary::default();
+            let mut latencies = Vec::new();
+            for cost in order {
+                add(&mut summary, &mut latencies, cost);
+            }
+            let json = serde_json::to_value(&summary).unwrap();
+            assert_eq!(json["accrual"]["accrued_usd"], "0.003833333", "{json}");
+            assert_eq!(
+                json["accruals"]["A"]["accrued_usd"], "0.012273333",
+                "{json}"
+            );
+            assert_eq!(
+                json["accruals"]["B"]["accrued_usd"], "0.003833333",
+                "{json}"
+            );
+            let mut text = Vec::new();
+            write_summary(&mut text, &summary).unwrap();
+            let text = String::from_utf8(text).unwrap();
+            let instances: Vec<&str> = text.lines().filter(|l| l.contains("instances")).collect();
+            assert_eq!(instances.len(), 2, "{text}");
+            assert!(instances[0].contains("A: accrued $0.012273333"), "{text}");
+            assert!(instances[1].contains("B: accrued $0.003833333"), "{text}");
+        }
+        // Of one variant, the later receipt's accrual (A after 30 s: 0.7364 × 30 / 3,600 =
+        // 0.006136667, then after 60 s), and no per-variant map.
+        let earlier = receipt_with_accrual("A", "0.006136667", "0.001");
+        let later = receipt_with_accrual("A", "0.012273333", "0.002");
+        let mut summary = Summary::default();
+        add(&mut summary, &mut Vec::new(), &later);
+        add(&mut summary, &mut Vec::new(), &earlier);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["accrual"]["accrued_usd"], "0.012273333", "{json}");
+        assert!(json.get("accruals").is_none(), "{json}");
     }
 
     #[test]
