@@ -386,6 +386,62 @@ fn is_json_content_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
+/// Whether `body` is one JSON value, and if not, why (serde_json's message, as when
+/// parsing it into a `serde_json::Value`), without building it: a 25 MB array of
+/// zeros as a `Value` holds hundreds of MB before anything is sent.
+///
+/// Not `serde::de::IgnoredAny`: serde_json skips the strings of a value it ignores
+/// without checking that they are UTF-8 (JSON is), and its numbers without
+/// checking their range (`1e999` would pass). Strings here are parsed
+/// as a `Value`'s are (borrowed from the body, or unescaped into one reused buffer),
+/// numbers too, to the same nesting limit.
+fn check_json(body: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<JsonCheck>(body).map(|_| ())
+}
+
+/// A JSON value seen and dropped, every part of it parsed ([`check_json`]).
+struct JsonCheck;
+
+impl<'de> serde::Deserialize<'de> for JsonCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(JsonCheck)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonCheck {
+    type Value = JsonCheck;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_unit<E>(self) -> Result<JsonCheck, E> {
+        Ok(JsonCheck)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonCheck, A::Error> {
+        while seq.next_element::<JsonCheck>()?.is_some() {}
+        Ok(JsonCheck)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<JsonCheck, A::Error> {
+        while map.next_entry::<JsonCheck, JsonCheck>()?.is_some() {}
+        Ok(JsonCheck)
+    }
+}
+
 /// One finished call, as the workers hand it over.
 struct Finished {
     /// 0-based, in sending order.
@@ -589,7 +645,7 @@ pub async fn run(
     }
     if args.body.is_some()
         && is_json_content_type(&args.content_type)
-        && let Err(e) = serde_json::from_slice::<serde_json::Value>(&body)
+        && let Err(e) = check_json(&body)
     {
         return Err(CliError::Usage(format!(
             "the body is not valid JSON ({e}); fix it, or send it as it is with another \
@@ -1442,6 +1498,60 @@ mod tests {
         let json = serde_json::to_value(&summary).unwrap();
         assert_eq!(json["accrual"]["accrued_usd"], "0.012273333", "{json}");
         assert!(json.get("accruals").is_none(), "{json}");
+    }
+
+    #[test]
+    fn a_large_json_body_is_checked_without_being_held() {
+        // 25 MB of `[0,0,…]`: as a `serde_json::Value`, 12.5 million values of
+        // 32 bytes or more (several hundred MB).
+        let zeros = 12_500_000;
+        let mut body = Vec::with_capacity(2 * zeros + 1);
+        body.push(b'[');
+        for _ in 0..zeros - 1 {
+            body.extend_from_slice(b"0,");
+        }
+        body.extend_from_slice(b"0]");
+        let (checked, peak) = crate::test_alloc::peak_held_during(|| check_json(&body));
+        assert!(checked.is_ok());
+        assert!(peak < 1 << 20, "{peak} bytes held to check 25 MB");
+    }
+
+    #[test]
+    fn a_json_body_is_refused_as_a_parsed_value_would_be() {
+        let value_error = |body: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .err()
+                .map(|e| e.to_string())
+        };
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for body in [
+            &br#"{"a": [1, 2.5, -3e4, true, null, "x\u00e9"], "b": {}}"#[..],
+            br#""\ud83d\ude00""#,
+            b"",
+            br#"{"a": }"#,
+            b"[1, 2",
+            b"{} {}",
+            br#"{"a" 1}"#,
+            b"[01]",
+            b"[1e999]",
+            br#"["\ud800"]"#,
+            br#"["\q"]"#,
+            b"[\"\xff\"]",
+            b"{\"\xc3\": 1}",
+            b"\xff",
+            deep.as_bytes(),
+        ] {
+            assert_eq!(
+                check_json(body).err().map(|e| e.to_string()),
+                value_error(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Not vacuous: each kind of body is met.
+        assert!(check_json(br#"{"a": [1]}"#).is_ok());
+        assert!(check_json(b"[\"\xff\"]").is_err());
+        assert!(check_json(deep.as_bytes()).is_err());
     }
 
     #[test]

@@ -46,6 +46,10 @@ mod price_history;
 mod reconcile;
 mod report;
 mod stream;
+/// The test build's global allocator, counting what each thread holds (the library's).
+#[cfg(test)]
+#[path = "../../test_alloc.rs"]
+mod test_alloc;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
