@@ -742,6 +742,79 @@ async fn an_interrupt_stops_new_calls_and_every_call_sent_reaches_the_ledger() {
     }
 }
 
+/// An interrupted run whose ledger could not take every receipt (its writes fail
+/// once the file would pass a size limit) exits 1, not 130: 130 says the ledger
+/// holds every receipt printed. Its stderr says both.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_run_whose_ledger_lost_receipts_exits_1() {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: u64 = 8 * 1024;
+    let fake = fake_rt().await;
+    *fake.state.latency.lock().unwrap() = Duration::from_millis(20);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.args([
+        "invoke",
+        "rt",
+        "--body",
+        "{}",
+        "-n",
+        "100000",
+        "-c",
+        "4",
+        "--json",
+        "--ledger",
+        ledger.to_str().unwrap(),
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec, only signal(2) and setrlimit(2), both
+    // async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A write past LIMIT bytes fails (EFBIG) rather than killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("the sagemeter binary");
+    let mut stdout = child.stdout.take().unwrap();
+    // More receipts than LIMIT bytes of ledger hold, then the interrupt.
+    let (child, printed) = tokio::task::spawn_blocking(move || {
+        let mut printed = String::new();
+        for _ in 0..60 {
+            printed.push_str(&read_line(&mut stdout));
+        }
+        kill(&child, libc::SIGINT);
+        std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();
+        (child, printed)
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = wait_for_exit(child).await;
+    let lines = json_lines(printed.as_bytes());
+    let receipts = lines.iter().filter(|l| l["type"] == "receipt").count();
+    let in_ledger = ledger_receipts(&ledger).len();
+    assert!(
+        in_ledger < receipts,
+        "{in_ledger} of {receipts} receipts in the ledger: {stderr}"
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["stopped_by"], "SIGINT", "{summary}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(stderr.contains("is missing"), "{stderr}");
+}
+
 /// A reader that stops reading (`| less`, a stalled log shipper) blocks the
 /// output: new calls wait for it rather than pile their responses up, and an
 /// interrupt still stops new calls at once, not when the reader comes back.

@@ -739,18 +739,30 @@ pub async fn run(
     {
         problems.push(lost);
     }
+    after_shutdown(result, &problems)
+}
+
+/// The run's `result` once the client is shut down, with what the shutdown found
+/// wrong (`problems`: the ledger lost receipts or could not be flushed), if
+/// anything: that fails the run (exit 1), also an interrupted one, whose 130 or
+/// 143 says every receipt printed is in the ledger. Said on stderr in any case.
+fn after_shutdown(result: Result<(), CliError>, problems: &[String]) -> Result<(), CliError> {
     if problems.is_empty() {
         return result;
     }
-    let after = CliError::failed(problems.join("; "));
+    let after = problems.join("; ");
     match result {
-        Ok(()) => Err(after),
+        Ok(()) => Err(CliError::failed(after)),
         // The reader left (exit 0): what the ledger lost is the news.
         Err(CliError::Failed(e))
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
         {
-            Err(after)
+            Err(CliError::failed(after))
+        }
+        // Exit 1, saying both: the interrupt, and what the ledger lost.
+        Err(CliError::Interrupted { message, .. }) => {
+            Err(CliError::failed(format!("{message}; {after}")))
         }
         Err(e) => {
             eprint(&format!("error: {after}"));
@@ -1552,6 +1564,30 @@ mod tests {
         assert!(check_json(br#"{"a": [1]}"#).is_ok());
         assert!(check_json(b"[\"\xff\"]").is_err());
         assert!(check_json(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_interrupted_run_whose_ledger_lost_receipts_exits_1_saying_both() {
+        let interrupted = || {
+            Err(CliError::Interrupted {
+                code: 130,
+                message: "interrupted by SIGINT: 5 call(s) finished".to_owned(),
+            })
+        };
+        let lost = ["the ledger spend.jsonl is missing 2 receipt(s)".to_owned()];
+        // The ledger lost nothing: 130.
+        assert!(matches!(
+            after_shutdown(interrupted(), &[]),
+            Err(CliError::Interrupted { code: 130, .. })
+        ));
+        let error = after_shutdown(interrupted(), &lost).unwrap_err();
+        assert_eq!(error.exit_code(), 1);
+        assert_eq!(
+            error.to_string(),
+            "interrupted by SIGINT: 5 call(s) finished; the ledger spend.jsonl is missing 2 \
+             receipt(s)"
+        );
+        assert_eq!(after_shutdown(Ok(()), &lost).unwrap_err().exit_code(), 1);
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! override it for one run.
 //!
 //! Exit codes: 0 success; 1 a command failed (`error: …` on stderr); 2 invalid
-//! arguments (nothing was sent); 130/143 `invoke` interrupted (SIGINT/SIGTERM).
+//! arguments (nothing was sent); 130/143 `invoke` interrupted (SIGINT/SIGTERM), its
+//! ledger missing no receipt (1 if it is).
 //!
 //! Layout: one module per subcommand (`invoke`, `price`, `report`, `compare`, …),
 //! each with a `#[derive(clap::Args)]` struct and an async `run(args, .., out)`
