@@ -557,10 +557,12 @@ struct Item {
 /// A stretch this process would write, until compared with the table's.
 #[derive(Debug, Clone)]
 enum Unconfirmed {
-    /// Its rate at its first call to the variant in the period, or a change
-    /// of the rate its profile saw after, with when the profile that gave it
-    /// was described (see [`SeenRate`]).
-    Seen(StandingStretch, Option<i64>),
+    /// Its rate at its first call to the variant in the period, with when the
+    /// profile that gave it was described (see [`SeenRate`]).
+    FirstCall(StandingStretch, Option<i64>),
+    /// A change of the rate its profile saw after its first call (or while
+    /// that call ran), with when the profile that gave it was described.
+    Change(StandingStretch, Option<i64>),
     /// A term its rate announced, from the term's date, with the hourly cost
     /// (pico-USD) this process applied just before that date.
     Term(StandingStretch, i128),
@@ -655,7 +657,7 @@ impl Item {
                 {
                     self.unconfirmed.insert(
                         (variant.to_owned(), seen.since_ms),
-                        Unconfirmed::Seen(seen.stretch.clone(), described_ms),
+                        Unconfirmed::Change(seen.stretch.clone(), described_ms),
                     );
                 }
             }
@@ -673,7 +675,7 @@ impl Item {
             );
             self.unconfirmed.insert(
                 (variant.to_owned(), started_ms),
-                Unconfirmed::Seen(own, described_ms),
+                Unconfirmed::FirstCall(own, described_ms),
             );
         }
         // The terms of the rate this process applies now (its profile's, else
@@ -752,8 +754,13 @@ impl Item {
                 self.unconfirmed
                     .iter()
                     .filter_map(|(at, unconfirmed)| match unconfirmed {
-                        Unconfirmed::Seen(stretch, described_ms)
-                            if self.is_news(&at.0, at.1, stretch, *described_ms) =>
+                        Unconfirmed::FirstCall(stretch, described_ms)
+                            if self.is_news(&at.0, at.1, stretch, *described_ms, true) =>
+                        {
+                            Some((at, stretch))
+                        }
+                        Unconfirmed::Change(stretch, described_ms)
+                            if self.is_news(&at.0, at.1, stretch, *described_ms, false) =>
                         {
                             Some((at, stretch))
                         }
@@ -767,7 +774,7 @@ impl Item {
             .range((variant.to_owned(), i64::MIN)..=(variant.to_owned(), i64::MAX))
             .filter_map(|((_, ms), unconfirmed)| match unconfirmed {
                 Unconfirmed::Term(stretch, before) => Some((*ms, stretch, *before)),
-                Unconfirmed::Seen(..) => None,
+                Unconfirmed::FirstCall(..) | Unconfirmed::Change(..) => None,
             })
             .peekable();
         let merged;
@@ -817,8 +824,11 @@ impl Item {
     fn confirm_rates(&mut self) {
         for ((variant, ms), unconfirmed) in std::mem::take(&mut self.unconfirmed) {
             let stretch = match unconfirmed {
-                Unconfirmed::Seen(stretch, described_ms) => self
-                    .is_news(&variant, ms, &stretch, described_ms)
+                Unconfirmed::FirstCall(stretch, described_ms) => self
+                    .is_news(&variant, ms, &stretch, described_ms, true)
+                    .then_some(stretch),
+                Unconfirmed::Change(stretch, described_ms) => self
+                    .is_news(&variant, ms, &stretch, described_ms, false)
                     .then_some(stretch),
                 Unconfirmed::Term(stretch, before) => {
                     term_replaces(self.held(&variant, ms, true), ms, before).then_some(stretch)
@@ -854,29 +864,36 @@ impl Item {
             })
     }
 
-    /// Whether this process's first-call rate `stretch` of `variant` from `ms`
-    /// is news to the table (its last answer). Not when the stretch the table
-    /// holds then has the same rate; nor when that stretch began after the
-    /// profile giving this rate was described (`described_ms`: another process
-    /// saw the endpoint later, its rate is the newer, and this process's own is
-    /// only stale until its next refresh); nor when this rate is the held
+    /// Whether this process's rate `stretch` of `variant` from `ms` (its first
+    /// call's where `first_call`, else a change its profile saw) is news to the
+    /// table (its last answer). Not when the stretch the table holds then has
+    /// the same rate; nor when that stretch began after the profile giving this
+    /// rate was described (`described_ms`: another process saw the endpoint
+    /// later, its rate is the newer, and this process's own is only stale until
+    /// its next refresh); nor, for a first call's, when this rate is the held
     /// stretch's at the prices before one or more of the terms the table holds
     /// by then ([`Item::before_terms`]: this process has not seen them yet, its
     /// look-up predates the answer announcing them, or fell back to a price
-    /// without terms).
+    /// without terms). A change is a rate this process's profile moved to from
+    /// the one it applied, so a match of that kind is a scaling change at the
+    /// new prices (a term of 0.30 → 0.20 an hour, 2 instances at 0.40 after it,
+    /// a scale-out to 3 at 0.20 is 0.60, as 2 at 0.30 were): it is written.
     fn is_news(
         &self,
         variant: &str,
         ms: i64,
         stretch: &StandingStretch,
         described_ms: Option<i64>,
+        first_call: bool,
     ) -> bool {
         let Some((since, then)) = self.held(variant, ms, true) else {
             return true;
         };
         let held = then.pico_per_hour == stretch.pico_per_hour;
         let newer = described_ms.is_some_and(|described| since > described);
-        !held && !newer && !self.before_terms(variant, since, then, stretch.pico_per_hour)
+        !held
+            && !newer
+            && !(first_call && self.before_terms(variant, since, then, stretch.pico_per_hour))
     }
 
     /// Whether `rate` (pico-USD an hour) is that of `held`, the stretch of
@@ -890,10 +907,10 @@ impl Item {
     /// `r_old`. Compared exactly, in integers (`rate` × the product of the
     /// `r_new` = the held rate × the product of the `r_old`, each ratio reduced
     /// first); a product beyond `i128`, or a rate of zero, is not equal (the
-    /// rate is news). Another count at the new prices whose rate happens to be
-    /// the same (a term of 0.30 → 0.20 an hour, 2 instances at 0.40 after it: 3
-    /// at 0.20 are 0.60, as 2 at 0.30) is taken for the stale one too: the
-    /// rate alone does not tell them apart.
+    /// rate is news). A first call at another count at the new prices whose
+    /// rate happens to be the same (a term of 0.30 → 0.20 an hour, 2 instances
+    /// at 0.40 after it: 3 at 0.20 are 0.60, as 2 at 0.30) is taken for the
+    /// stale one too: the rate alone does not tell them apart.
     fn before_terms(&self, variant: &str, since: i64, held: &StandingStretch, rate: i128) -> bool {
         if rate <= 0 || held.pico_per_hour <= 0 {
             return false;
@@ -1334,7 +1351,7 @@ impl Fleet {
         if let Some(item) = state.variant_item_today(endpoint, variant, now) {
             item.unconfirmed.insert(
                 (variant.to_owned(), now_ms),
-                Unconfirmed::Seen(rate, described_ms),
+                Unconfirmed::Change(rate, described_ms),
             );
         }
     }
@@ -4314,6 +4331,49 @@ mod tests {
         assert_eq!(of_b.accrued_usd, dec("0.237027777778"), "{of_b:?}");
         written(&b).await;
         assert_eq!(table.rates_sent(), [rate_name(eleven), rate_name(by_x)]);
+    }
+
+    /// A scaling change after a term is written even where its rate is the
+    /// held stretch's before the term: 2 × ml.m5.xlarge, $0.30/h each, the
+    /// Price List announcing $0.20/h from 12:00. X's first call is at 00:00 at
+    /// 2 × 0.30 = $0.60/h; it calls again at 12:30 and notes the 12:00 term, 2 ×
+    /// 0.20 = $0.40/h. At 15:00 autoscaling adds an instance: 3 × 0.20 =
+    /// $0.60/h, the rate of 2 before the term, but a change X's profile saw,
+    /// not a stale look-up. AWS bills 00:00–12:00 at 0.60, 12:00–15:00 at
+    /// 0.40, 15:00–16:00 at 0.60: 7.20 + 1.20 + 0.60 = $9.00 at 16:00 (with
+    /// the change dropped, 7.20 + 4 h × 0.40 = $8.80).
+    #[tokio::test]
+    async fn a_scaling_change_at_the_rate_a_term_replaced_is_written() {
+        let table = StretchTable::default();
+        let x = table.process();
+        let midnight = utc("2026-09-01T00:00:00Z");
+        let noon = utc("2026-09-01T12:00:00Z");
+        let three = utc("2026-09-01T15:00:00Z");
+        let none = crate::totals::no_terms;
+        call(&x, at(midnight), "0.60", LIVE, announced_usd(noon, "0.40"));
+        written(&x).await;
+        call(
+            &x,
+            at(utc("2026-09-01T12:30:00Z")),
+            "0.40",
+            cached_term(),
+            none(),
+        );
+        written(&x).await;
+        assert_eq!(table.rates_sent(), [rate_name(midnight), rate_name(noon)]);
+        x.set_standing(
+            "chat",
+            "AllTraffic",
+            dec("0.60"),
+            LIVE,
+            none(),
+            three.into(),
+            Some(three.into()),
+        );
+        written(&x).await;
+        assert!(table.rates_sent().contains(&rate_name(three)));
+        let later = call(&x, at(utc("2026-09-01T16:00:00Z")), "0.60", LIVE, none());
+        assert_eq!(later.accrued_usd, dec("9.00"), "{later:?}");
     }
 
     /// Two processes on the variant of the worked example: A's Price List
