@@ -545,7 +545,11 @@ impl TotalsInner {
             if let Some(last) = clock.last_event.filter(|last| *last > now) {
                 from = Some(from.map_or(last, |from| from.max(last)));
                 clock.last_event = Some(now);
+                // The load before the step is not averaged over the moments
+                // since the new time: the next flush publishes the calls in
+                // flight from it on.
                 clock.load_since = Some(now);
+                clock.load_fs = 0;
                 clock.last_event_mono = None;
             }
         }
@@ -696,7 +700,10 @@ impl SharingClock {
                 .is_ok_and(|back| back > CLOCK_STEPPED_BACK)
             {
                 self.last_event = Some(now);
+                // As in [`TotalsInner::clock_stepped_back`]: the load before the step
+                // is not averaged over the span since the new time.
                 self.load_since = Some(now);
+                self.load_fs = 0;
                 self.last_event_mono = mono;
                 return true;
             }
@@ -2223,6 +2230,34 @@ mod tests {
             totals.set_instances(endpoint, 2, t(40));
         });
         assert_eq!(scaled, expected, "seen by an instance count changed");
+    }
+
+    /// The load published after a wall-clock step back is the calls in flight
+    /// since the new time, not the load before the step over the moment since
+    /// it. `other` has 3 calls in flight from 100 s, `e` 2; both published at
+    /// 100 s. `other` moves at 109 s (the others' load read), `e` at 109 s (a
+    /// third call); `e`'s fourth call, at 49 s, sees the step. The flush at 50 s
+    /// publishes 1 s × 3 calls ÷ 1 s = 3 calls for `other`, 3,000 thousandths,
+    /// and 1 s × 4 ÷ 1 s = 4,000 for `e` (not 9 s × 3 + 1 s × 3 = 30 call-s ÷
+    /// 1 s = 30,000, nor 9 s × 2 + 1 s × 4 = 22 call-s, 22,000: another process
+    /// would then allocate 1/31 of an instance to a call of its own, not 1/4).
+    #[test]
+    fn the_load_published_after_a_wall_clock_step_back_is_from_the_new_time() {
+        let totals = Totals::default();
+        let mut calls: Vec<_> = (0..3)
+            .map(|_| totals.call_started_on("other", None, t(100)))
+            .collect();
+        calls.extend((0..2).map(|_| totals.call_started_on("e", None, t(100))));
+        let mut first = totals.take_loads(t(100));
+        first.sort();
+        assert_eq!(first, [("e".to_owned(), 2_000), ("other".to_owned(), 3_000)]);
+        totals.set_others_load("other", 1_000, t(109));
+        calls.push(totals.call_started_on("e", None, t(109)));
+        calls.push(totals.call_started_on("e", None, t(49)));
+        let mut loads = totals.take_loads(t(50));
+        loads.sort();
+        assert_eq!(loads, [("e".to_owned(), 4_000), ("other".to_owned(), 3_000)]);
+        drop(calls);
     }
 
     #[test]
