@@ -1728,7 +1728,7 @@ impl Meter {
     fn set_capacity(
         &self,
         totals: EndpointSlot,
-        profile: &EndpointProfile,
+        profile: &Arc<EndpointProfile>,
         rates: &[VariantRates],
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
@@ -1776,12 +1776,22 @@ impl Meter {
         }
         // A variant the profile no longer has (an update to a config without
         // it): nothing of it stands from now on, here and in the fleet's
-        // accrual, as when the endpoint is deleted.
-        let gone = clocks.variants_gone(
-            totals,
-            |name| !profile.variants.iter().any(|v| v.name == name),
-            now,
-        );
+        // accrual, as when the endpoint is deleted. Only by discovery's current
+        // answer: a profile taken before a refresh stored a newer one (and
+        // applied it) lacks the variants the update brought, which stand.
+        let gone = if self
+            .inner
+            .discovery
+            .is_current(&profile.endpoint, profile)
+        {
+            clocks.variants_gone(
+                totals,
+                |name| !profile.variants.iter().any(|v| v.name == name),
+                now,
+            )
+        } else {
+            Vec::new()
+        };
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             for (variant, from) in gone {
@@ -2707,6 +2717,73 @@ mod tests {
     use super::worse_of;
     use crate::pricing::PriceOrigin;
     use std::sync::Arc;
+
+    /// A profile taken before a refresh stored a newer one, applied after it,
+    /// leaves the variants the newer one brought standing. Endpoint `ab` was
+    /// updated from a config of variant A to one of B (1 × ml.m5.xlarge,
+    /// $0.23/h): {B} is applied at 0 and B called then; a profile of {A} taken
+    /// before the update is applied at 10 min. AWS bills B's instance the whole
+    /// hour: at 60 min B has accrued 1 h × 0.23 = $0.23 (with B standing at
+    /// nothing from 10 min, 10 min × 0.23 = $0.038333…).
+    #[test]
+    fn a_profile_older_than_the_one_applied_leaves_its_variants_standing() {
+        use crate::endpoint::{EndpointProfile, VariantProfile};
+        use crate::pricing::PriceKey;
+        use crate::totals::InstanceClock;
+        use aws_smithy_async::test_util::ManualTimeSource;
+        use aws_smithy_async::time::SharedTimeSource;
+        use rust_decimal::Decimal;
+        use std::collections::BTreeMap;
+        use std::time::{Duration, SystemTime};
+        let usd = |s: &str| s.parse::<Decimal>().unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
+        let minutes = |n: u64| t0 + Duration::from_secs(60 * n);
+        let sdk_config = aws_types::SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+                ),
+            )
+            .build();
+        let region = || "us-east-1".to_owned();
+        let profile = |variant: &str| {
+            EndpointProfile::new(
+                "ab",
+                vec![VariantProfile::instance(variant, "ml.m5.xlarge", 1)],
+            )
+        };
+        let meter = crate::Client::builder(&sdk_config)
+            .without_discovery()
+            .endpoint_profile(profile("B"))
+            .time_source(SharedTimeSource::new(ManualTimeSource::new(t0)))
+            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), usd("0.23"))
+            .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
+            .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
+            .build_meter()
+            .unwrap();
+        let current = meter.prepare_now("ab", t0).expect("at hand");
+        let super::Standing::Stands(standing) = current.rates[0].standing() else {
+            panic!("B's instance stands");
+        };
+        let totals = &meter.inner.totals;
+        let b = totals.variant_slot(current.totals, "B");
+        let call_at = |at| {
+            let clock = InstanceClock {
+                standing: standing.clone(),
+                started_at: at,
+                ended_at: at,
+            };
+            let (endpoint, none) = (current.totals, BTreeMap::new());
+            totals.record(&none, endpoint, Some(b), Decimal::ZERO, None, Some(clock), None, true)
+        };
+        call_at(t0);
+        let stale = Arc::new(profile("A"));
+        meter.set_capacity(current.totals, &stale, &[], minutes(10));
+        let accrual = call_at(minutes(60)).accrual.expect("B accrues");
+        assert_eq!(accrual.accrued_usd, usd("0.23"), "{accrual:?}");
+    }
 
     #[test]
     fn a_standing_rate_summed_from_two_keeps_the_fallbacks_provenance() {

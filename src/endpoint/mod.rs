@@ -780,6 +780,25 @@ impl Discovery {
         cache.get(endpoint)?.profile.as_ref().map(|(_, at)| *at)
     }
 
+    /// Whether `profile` is `endpoint`'s current answer: the override, or the
+    /// profile cached now (the same, or an equal one described again). Not for
+    /// one a caller took before a refresh stored another, nor when none is
+    /// cached (the endpoint was found deleted since): applied after the newer
+    /// one, its view of which variants stand is out of date.
+    pub(crate) fn is_current(&self, endpoint: &str, profile: &Arc<EndpointProfile>) -> bool {
+        let same = |current: &Arc<EndpointProfile>| {
+            Arc::ptr_eq(current, profile) || **current == **profile
+        };
+        if let Some(current) = self.inner.overrides.get(endpoint) {
+            return same(current);
+        }
+        let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(endpoint)
+            .and_then(|slot| slot.profile.as_ref())
+            .is_some_and(|(current, _)| same(current))
+    }
+
     /// The answer [`profile`](Self::profile) gives without waiting at `now` (on the
     /// discovery's clock), handed to `f` by reference: the override or a usable
     /// cached answer; `None` when the endpoint must be described first. A caller
