@@ -2250,13 +2250,19 @@ mod tests {
         calls.extend((0..2).map(|_| totals.call_started_on("e", None, t(100))));
         let mut first = totals.take_loads(t(100));
         first.sort();
-        assert_eq!(first, [("e".to_owned(), 2_000), ("other".to_owned(), 3_000)]);
+        assert_eq!(
+            first,
+            [("e".to_owned(), 2_000), ("other".to_owned(), 3_000)]
+        );
         totals.set_others_load("other", 1_000, t(109));
         calls.push(totals.call_started_on("e", None, t(109)));
         calls.push(totals.call_started_on("e", None, t(49)));
         let mut loads = totals.take_loads(t(50));
         loads.sort();
-        assert_eq!(loads, [("e".to_owned(), 4_000), ("other".to_owned(), 3_000)]);
+        assert_eq!(
+            loads,
+            [("e".to_owned(), 4_000), ("other".to_owned(), 3_000)]
+        );
         drop(calls);
     }
 

@@ -1779,11 +1779,7 @@ impl Meter {
         // accrual, as when the endpoint is deleted. Only by discovery's current
         // answer: a profile taken before a refresh stored a newer one (and
         // applied it) lacks the variants the update brought, which stand.
-        let gone = if self
-            .inner
-            .discovery
-            .is_current(&profile.endpoint, profile)
-        {
+        let gone = if self.inner.discovery.is_current(&profile.endpoint, profile) {
             clocks.variants_gone(
                 totals,
                 |name| !profile.variants.iter().any(|v| v.name == name),
@@ -2776,7 +2772,16 @@ mod tests {
                 ended_at: at,
             };
             let (endpoint, none) = (current.totals, BTreeMap::new());
-            totals.record(&none, endpoint, Some(b), Decimal::ZERO, None, Some(clock), None, true)
+            totals.record(
+                &none,
+                endpoint,
+                Some(b),
+                Decimal::ZERO,
+                None,
+                Some(clock),
+                None,
+                true,
+            )
         };
         call_at(t0);
         let stale = Arc::new(profile("A"));

@@ -891,9 +891,8 @@ impl Item {
         };
         let held = then.pico_per_hour == stretch.pico_per_hour;
         let newer = described_ms.is_some_and(|described| since > described);
-        !held
-            && !newer
-            && !(first_call && self.before_terms(variant, since, then, stretch.pico_per_hour))
+        let stale = first_call && self.before_terms(variant, since, then, stretch.pico_per_hour);
+        !(held || newer || stale)
     }
 
     /// Whether `rate` (pico-USD an hour) is that of `held`, the stretch of
