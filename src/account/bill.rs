@@ -10,7 +10,7 @@ use aws_sdk_costexplorer::types::{
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::str::FromStr;
 
 /// The `SERVICE` dimension value of SageMaker in Cost Explorer.
@@ -87,8 +87,14 @@ pub(crate) async fn fetch(
 
     let mut bill = Bill::default();
     let mut token: Option<String> = None;
+    // Every token sent: one answered again, even pages later (A, B, A), would
+    // read the same pages without end.
+    let mut sent_before: HashSet<String> = HashSet::new();
     loop {
         let sent = token.take();
+        if let Some(t) = &sent {
+            sent_before.insert(t.clone());
+        }
         let answer = client
             .get_cost_and_usage()
             .time_period(period.clone())
@@ -179,7 +185,7 @@ pub(crate) async fn fetch(
             }
         }
         match answer.next_page_token() {
-            Some(t) if sent.as_deref() == Some(t) => {
+            Some(t) if sent_before.contains(t) => {
                 return Err(AccountError::RepeatedPageToken {
                     operation: "GetCostAndUsage",
                 });

@@ -78,12 +78,13 @@ pub enum AccountError {
     /// An option cannot work (e.g. an empty tag key).
     #[error("{0}")]
     Invalid(String),
-    /// A paginated API answered, as the token of its next page, the token it had
-    /// just been sent: reading on would ask for the same page without end, and
-    /// stopping there would leave out the pages after it.
+    /// A paginated API answered, as the token of its next page, a token it had
+    /// already been sent (the one just sent, or one pages before): reading on
+    /// would ask for the same pages without end, and stopping there would leave
+    /// out the pages after them.
     #[error(
-        "{operation} answered the page token it had just been sent as its next page's: \
-         stopped rather than ask for the same page again without end"
+        "{operation} answered a page token it had already been sent as its next page's: \
+         stopped rather than ask for the same pages again without end"
     )]
     RepeatedPageToken {
         /// The API operation, e.g. `GetMetricData`.

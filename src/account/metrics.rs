@@ -2,7 +2,7 @@
 
 use super::error::{AccountError, from_sdk};
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 /// One variant whose metrics are asked for.
@@ -86,8 +86,14 @@ async fn read_pages(
     usage: &mut [Result<VariantUsage, String>],
 ) -> Result<(), AccountError> {
     let mut next_token: Option<String> = None;
+    // Every token sent: one answered again, even pages later (A, B, A), would
+    // read the same pages without end.
+    let mut sent_before: HashSet<String> = HashSet::new();
     loop {
         let sent = next_token.take();
+        if let Some(token) = &sent {
+            sent_before.insert(token.clone());
+        }
         let answer = client
             .get_metric_data()
             .set_metric_data_queries(Some(queries.clone()))
@@ -139,7 +145,7 @@ async fn read_pages(
             }
         }
         match answer.next_token() {
-            Some(token) if sent.as_deref() == Some(token) => {
+            Some(token) if sent_before.contains(token) => {
                 return Err(AccountError::RepeatedPageToken {
                     operation: "GetMetricData",
                 });

@@ -3252,79 +3252,141 @@ async fn an_inference_components_window_starts_at_its_own_creation() {
     assert_eq!(metrics.num_calls(), 2);
 }
 
-/// GetMetricData and GetCostAndUsage answering, page after page, the token they
-/// were sent: an error naming the API after the second page, not a loop without
-/// end (each guarded by a timeout, so that the old loop fails the test rather than
-/// hang it).
-#[tokio::test]
-async fn a_page_token_answered_back_as_the_next_one_is_an_error_not_a_loop() {
-    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-    use aws_sdk_cloudwatch::types::MetricDataResult;
-    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
-    let limit = Duration::from_secs(10);
+/// How many calls a page-token mock answers with a next token: past it, none, so
+/// that a loop the guard no longer stops ends there and fails the test's
+/// assertions rather than hang CI (a timeout would not fire: the mocked calls
+/// never wait, so the loop never yields to it).
+const PAGE_TOKEN_CALLS: usize = 10;
 
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        GetMetricDataOutput::builder()
-            .metric_data_results(MetricDataResult::builder().id("i0").values(1.0).build())
-            .next_token("again")
-            .build()
-    });
-    let client = mocked_client!(aws_sdk_cloudwatch, &[&metrics]);
+/// The next token `answer` gives to `sent`, or none once `calls` has passed
+/// [`PAGE_TOKEN_CALLS`].
+fn bounded_token(
+    calls: &std::sync::atomic::AtomicUsize,
+    sent: Option<&str>,
+    answer: fn(Option<&str>) -> &'static str,
+) -> Option<&'static str> {
+    let before = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    (before < PAGE_TOKEN_CALLS).then(|| answer(sent))
+}
+
+/// GetMetricData over one target, from a day before noon to noon.
+async fn metric_pages(client: &aws_sdk_cloudwatch::Client) -> Result<(), AccountError> {
     let targets = [metrics::Target {
         endpoint: "e".into(),
         variant: "AllTraffic".into(),
         component: None,
         start: noon() - Duration::from_secs(86_400),
     }];
-    let err = tokio::time::timeout(limit, metrics::fetch(&client, &targets, noon()))
+    metrics::fetch(client, &targets, noon()).await.map(|_| ())
+}
+
+/// GetCostAndUsage over 2026-11-29.
+async fn bill_pages(client: &aws_sdk_costexplorer::Client) -> Result<(), AccountError> {
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let until = since + chrono::Days::new(1);
+    bill::fetch(client, "us-east-1", CALLER, since, until, None)
         .await
-        .expect("GetMetricData's pages end")
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AccountError::RepeatedPageToken {
-                operation: "GetMetricData"
-            }
-        ),
-        "{err:?}"
+        .map(|_| ())
+}
+
+/// GetMetricData and GetCostAndUsage answering the token their pages are asked
+/// with by `answer`, at most [`PAGE_TOKEN_CALLS`] times: what each read ends
+/// with, and how many calls each made.
+async fn paged_by(
+    answer: fn(Option<&str>) -> &'static str,
+) -> [(Result<(), AccountError>, usize); 2] {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let metrics =
+        mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_compute_output(move |request| {
+            GetMetricDataOutput::builder()
+                .metric_data_results(MetricDataResult::builder().id("i0").values(1.0).build())
+                .set_next_token(
+                    bounded_token(&counted, request.next_token(), answer).map(str::to_owned),
+                )
+                .build()
+        });
+    let read = metric_pages(&mocked_client!(aws_sdk_cloudwatch, &[&metrics])).await;
+    assert_eq!(
+        metrics.num_calls(),
+        calls.load(std::sync::atomic::Ordering::SeqCst)
     );
+    let metric_read = (read, metrics.num_calls());
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_compute_output(
+        move |request| {
+            GetCostAndUsageOutput::builder()
+                .set_next_page_token(
+                    bounded_token(&counted, request.next_page_token(), answer).map(str::to_owned),
+                )
+                .build()
+        },
+    );
+    let read = bill_pages(&mocked_client!(aws_sdk_costexplorer, &[&bill])).await;
+    assert_eq!(
+        bill.num_calls(),
+        calls.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    [metric_read, (read, bill.num_calls())]
+}
+
+/// Whether `read` ended with the repeated-token error naming `operation`.
+fn repeated_token(read: &Result<(), AccountError>, operation: &str) -> bool {
+    matches!(read, Err(AccountError::RepeatedPageToken { operation: o }) if *o == operation)
+}
+
+/// GetMetricData and GetCostAndUsage answering, page after page, the token they
+/// were sent: an error naming the API after the second page, not a loop without
+/// end.
+#[tokio::test]
+async fn a_page_token_answered_back_as_the_next_one_is_an_error_not_a_loop() {
+    let [(metric_read, metric_calls), (bill_read, bill_calls)] = paged_by(|_| "again").await;
     assert!(
-        err.to_string().starts_with(
-            "GetMetricData answered the page token it had just been sent as its next page's"
+        repeated_token(&metric_read, "GetMetricData"),
+        "{metric_read:?}"
+    );
+    let message = metric_read.unwrap_err().to_string();
+    assert!(
+        message.starts_with(
+            "GetMetricData answered a page token it had already been sent as its next page's"
         ),
-        "{err}"
+        "{message}"
     );
     // The first page (no token) and the second (`again`, answered `again`).
-    assert_eq!(metrics.num_calls(), 2);
-
-    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
-        GetCostAndUsageOutput::builder()
-            .next_page_token("again")
-            .build()
-    });
-    let client = mocked_client!(aws_sdk_costexplorer, &[&bill]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let read = bill::fetch(
-        &client,
-        "us-east-1",
-        CALLER,
-        since,
-        since + chrono::Days::new(1),
-        None,
-    );
-    let err = tokio::time::timeout(limit, read)
-        .await
-        .expect("GetCostAndUsage's pages end")
-        .unwrap_err();
+    assert_eq!(metric_calls, 2);
     assert!(
-        matches!(
-            err,
-            AccountError::RepeatedPageToken {
-                operation: "GetCostAndUsage"
-            }
-        ),
-        "{err:?}"
+        repeated_token(&bill_read, "GetCostAndUsage"),
+        "{bill_read:?}"
     );
-    assert_eq!(bill.num_calls(), 2);
+    assert_eq!(bill_calls, 2);
+}
+
+/// A token answered again pages after it was sent (none → `a`, `a` → `b`,
+/// `b` → `a`): the same error after the third page, not a loop through `a` and
+/// `b` without end.
+#[tokio::test]
+async fn a_page_token_answered_again_pages_later_is_an_error_not_a_loop() {
+    let [(metric_read, metric_calls), (bill_read, bill_calls)] = paged_by(|sent| match sent {
+        None | Some("b") => "a",
+        Some(_) => "b",
+    })
+    .await;
+    assert!(
+        repeated_token(&metric_read, "GetMetricData"),
+        "{metric_read:?}"
+    );
+    assert_eq!(metric_calls, 3);
+    assert!(
+        repeated_token(&bill_read, "GetCostAndUsage"),
+        "{bill_read:?}"
+    );
+    assert_eq!(bill_calls, 3);
 }
