@@ -246,8 +246,9 @@ pub struct EndpointRow {
     /// seconds of it at its inference rate, the rest on demand); `None` when
     /// unpriced (a serverless variant used in the window without a per-second rate
     /// is), and when not known from the deployment now (scaled to zero after calls
-    /// in the window; asynchronous at zero instances; `Deleting`, `OutOfService` or
-    /// a status not known here, billed earlier for a time not known: see
+    /// in the window; asynchronous at zero instances; `Deleting`, `OutOfService`,
+    /// `Failed` after serving in the window (see [`failed_after_serving`]) or a
+    /// status not known here, billed earlier for a time not known: see
     /// [`ViewTotals::window_unpriced`]). Data processed is not in it: CloudWatch
     /// publishes no byte counts for endpoints.
     pub window_cost_usd: Option<Decimal>,
@@ -316,8 +317,9 @@ pub struct ViewTotals {
     pub unpriced: usize,
     /// Variants whose burn is known and whose window cost is not (scaled to zero
     /// now, after calls in the window, or asynchronous and scaled to zero now,
-    /// their use not known; or endpoints `Deleting`, `OutOfService` or in a status
-    /// not known here, billed earlier for a time not known): not in
+    /// their use not known; or endpoints `Deleting`, `OutOfService`, `Failed`
+    /// after serving in the window, or in a status not known here, billed earlier
+    /// for a time not known): not in
     /// `window_cost_usd`, which is then less than the window cost. Left out of JSON
     /// when 0.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -1067,10 +1069,24 @@ fn billed_in(status: &str) -> bool {
 /// Statuses not billed now in which an endpoint may have been billed earlier in
 /// the window, for a time nothing here tells: `Deleting` and `OutOfService` (its
 /// instances were billed while it was in service, until its deletion began or it
-/// went out of service), and any status not known here. Only `Creating` and
-/// `Failed` are taken for not billed in the window at all.
+/// went out of service), and any status not known here. `Creating` is taken for
+/// not billed in the window at all, and so is `Failed` unless
+/// [`failed_after_serving`].
 fn billed_before(status: &str) -> bool {
     !billed_in(status) && !matches!(status, "Creating" | "Failed")
+}
+
+/// Whether an endpoint `Failed` now may have been billed in the window's span:
+/// `Failed` is also an update's or a re-scaling's failure, after the endpoint
+/// served. It did if it served calls in the span (`used`), or if it was
+/// `updated` within the span (its `LastModifiedTime`, when it failed, in the span
+/// and more than [`UPDATED_AFTER`] after its creation): an update failed there,
+/// not its creation. One whose creation failed, or that failed before the span,
+/// was not billed in it.
+fn failed_after_serving(status: &str, used: Option<VariantUsage>, updated: bool) -> bool {
+    let served =
+        used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
+    status == "Failed" && (served || updated)
 }
 
 /// The row of an endpoint that could not be described.
@@ -1232,12 +1248,21 @@ fn finish(
     // the window's figures take the deployment described now for all of it. An
     // endpoint's LastModifiedTime is also when it came into service, minutes after
     // its creation: an hour past it is an update.
-    if let (Some(modified), Some(created)) = (draft.modified, draft.created)
-        && modified > from
-        && modified <= now
-        && modified
-            .duration_since(created)
-            .is_ok_and(|d| d > UPDATED_AFTER)
+    let updated = draft.modified.filter(|&modified| {
+        modified > from
+            && modified <= now
+            && draft.created.is_some_and(|created| {
+                modified
+                    .duration_since(created)
+                    .is_ok_and(|d| d > UPDATED_AFTER)
+            })
+    });
+    // Billed until its deletion began, it went out of service or it failed after
+    // serving, for a time nothing here tells: no window figures (said below).
+    let failed_late = failed_after_serving(&row.status, used, updated.is_some());
+    let billed_earlier = billed_before(&row.status) || failed_late;
+    if let Some(modified) = updated
+        && !billed_earlier
     {
         let at = crate::util::utc(modified).map_or_else(String::new, |t| {
             format!(
@@ -1350,14 +1375,18 @@ fn finish(
              known from the deployment now{model_time}"
         ));
     }
-    // Billed until its deletion began, or it went out of service, for a time
-    // nothing here tells: not a window cost of $0 either.
-    let billed_earlier = billed_before(&row.status);
+    // Billed earlier (see `billed_earlier`): not a window cost of $0 either.
     if billed_earlier {
+        let why = if failed_late {
+            " (it served calls in the window, or an update failed in it: `Failed` is not \
+             only a creation's failure)"
+        } else {
+            ""
+        };
         row.notes.push(format!(
             "{} now: billed for its instances while it was in service, until then, which may \
-             be within the window: its instance-hours in the window are not known from here, \
-             nor its window cost, cost per 1,000 calls and utilisation",
+             be within the window{why}: its instance-hours in the window are not known from \
+             here, nor its window cost, cost per 1,000 calls and utilisation",
             row.status
         ));
     }

@@ -2976,6 +2976,128 @@ async fn a_deleting_or_out_of_service_endpoint_has_no_window_cost_of_zero() {
     );
 }
 
+/// [`summary`] of an endpoint created `created_h` hours before noon and last
+/// modified `modified_h` hours before it.
+fn summary_dated(
+    name: &str,
+    status: EndpointStatus,
+    created_h: i64,
+    modified_h: i64,
+) -> EndpointSummary {
+    let hours_ago = |h: i64| aws_smithy_types::DateTime::from_secs(1_796_212_800 - h * 3600);
+    EndpointSummary::builder()
+        .endpoint_name(name)
+        .endpoint_arn(format!(
+            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
+        ))
+        .endpoint_status(status)
+        .creation_time(hours_ago(created_h))
+        .last_modified_time(hours_ago(modified_h))
+        .build()
+}
+
+/// `Failed` is also an update's failure (SageMaker: "could not be created,
+/// updated, or re-scaled"): an endpoint failed after serving in the window was
+/// billed in it until it failed, for a time nothing here tells. One that served
+/// calls in the window, or whose last modification (its failure) is in the window
+/// long after its creation, has no window cost of $0, no $0 per 1,000 calls and
+/// no utilisation, and is counted in `window_unpriced`; one that failed long
+/// before the window, without calls, still costs it $0.
+#[tokio::test]
+async fn a_failed_endpoint_that_served_in_the_window_has_no_window_cost_of_zero() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            // Created 1,000 h ago, its update failed 2 h ago.
+            .endpoints(summary_dated("updated", EndpointStatus::Failed, 1000, 2))
+            // Created and failed 1,000 h ago, yet CloudWatch counts calls.
+            .endpoints(summary_dated("called", EndpointStatus::Failed, 1000, 1000))
+            // Created 1,000 h ago, failed 500 h ago, no call since.
+            .endpoints(summary_dated(
+                "long-gone",
+                EndpointStatus::Failed,
+                1000,
+                500,
+            ))
+            // Created 1,000 h ago, its update failed 3 h ago, no call counted.
+            .endpoints(summary_dated("quiet", EndpointStatus::Failed, 1000, 3))
+            .build()
+    });
+    let [a, b] = described("updated", EndpointStatus::Failed, 1);
+    let [c, d] = described("called", EndpointStatus::Failed, 1);
+    let [e, f] = described("long-gone", EndpointStatus::Failed, 1);
+    let [g, h] = described("quiet", EndpointStatus::Failed, 1);
+    // updated (i0) and called (i1): 300 calls and 150 s of ModelLatency each;
+    // long-gone (i2) and quiet (i3): none.
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        let result =
+            |id: &str, value: f64| MetricDataResult::builder().id(id).values(value).build();
+        GetMetricDataOutput::builder()
+            .metric_data_results(result("i0", 300.0))
+            .metric_data_results(result("l0", 1.5e8))
+            .metric_data_results(result("i1", 300.0))
+            .metric_data_results(result("l1", 1.5e8))
+            .build()
+    });
+    let account = account(&[&list, &a, &b, &c, &d, &e, &f, &g, &h], &[&metrics], &[]);
+    let view = last_day(&account).await;
+    let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
+
+    // 1 × ml.m5.xlarge at $0.23/h in service until its update failed 2 h ago:
+    // AWS billed at least 22 h × 0.23 = $5.06 of the window, not $0/h × 24 h = $0,
+    // nor $0 per 1,000 calls, nor 150 s ÷ 86,400 s = 0.0017 of an instance
+    // (underused). Its burn now is $0 (not billed while Failed).
+    for name in ["updated", "called"] {
+        let failed = row(name);
+        assert_eq!(failed.usd_per_hour, Some(Decimal::ZERO), "{name}");
+        assert_eq!(failed.invocations, Some(300), "{name}");
+        assert_eq!(failed.window_cost_usd, None, "{failed:?}");
+        assert_eq!(failed.usd_per_1000_invocations, None, "{failed:?}");
+        assert_eq!(failed.utilisation, None, "{failed:?}");
+        assert!(failed.flags.is_empty(), "{:?}", failed.flags);
+        assert!(
+            failed.notes.iter().any(|n| n.starts_with(
+                "Failed now: billed for its instances while it was in service, until then"
+            ) && n
+                .contains("its instance-hours in the window are not known from here")),
+            "{:?}",
+            failed.notes
+        );
+    }
+    // Its window figures are not known: no note that they take the deployment now.
+    assert!(
+        !row("updated")
+            .notes
+            .iter()
+            .any(|n| n.starts_with("updated within the window")),
+        "{:?}",
+        row("updated").notes
+    );
+    // Its update failed 3 h ago: in service for the 21 h before, whether called
+    // or not (21 × 0.23 = $4.83 at least), so not $0 either; idle is not said of
+    // it, as its burn now is $0.
+    let quiet = row("quiet");
+    assert_eq!(quiet.invocations, Some(0));
+    assert_eq!(quiet.window_cost_usd, None, "{quiet:?}");
+    assert!(quiet.flags.is_empty(), "{:?}", quiet.flags);
+    // Failed 500 h ago, no call in the window: not billed in it, $0.
+    let gone = row("long-gone");
+    assert_eq!(gone.window_cost_usd, Some(Decimal::ZERO), "{gone:?}");
+    assert!(
+        !gone
+            .notes
+            .iter()
+            .any(|n| n.starts_with("Failed now: billed")),
+        "{:?}",
+        gone.notes
+    );
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+    assert_eq!(view.totals.window_unpriced, 3);
+    assert_eq!(view.totals.unpriced, 0);
+}
+
 /// A serverless variant of 2 GB with a provisioned concurrency of 1.
 fn serverless_2gb_pc_1() -> ProductionVariant {
     use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
