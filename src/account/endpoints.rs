@@ -1426,13 +1426,27 @@ fn finish(
                         // Unpriced above when there is compute beyond and no rate for it.
                         let on_demand = draft.beyond_usd_per_second.unwrap_or_default();
                         cost += served * rate + beyond * on_demand;
+                        // A lower bound only if n held all window: an update within
+                        // it may have changed n, and more n before than now
+                        // overstates, less understates.
+                        let bound = if updated.is_some() {
+                            format!(
+                                "; updated within the window, it may have had another \
+                                 provisioned concurrency before: today's ({n}) is taken for \
+                                 the whole window, standing and cap alike, which can overstate \
+                                 or understate what was billed"
+                            )
+                        } else {
+                            "; calls beyond the provisioned concurrency at peaks while the sum \
+                             stays below that cap are priced at the inference rate here, so \
+                             the estimate is a lower bound"
+                                .to_owned()
+                        };
                         row.notes.push(format!(
                             "serverless compute estimated from CloudWatch ModelLatency: up to \
                              provisioned concurrency × the window's seconds ({n} × {seconds} s) \
                              at the provisioned-concurrency inference rate, {} s beyond it at \
-                             the on-demand serverless rate; calls beyond the provisioned \
-                             concurrency at peaks while the sum stays below that cap are priced \
-                             at the inference rate here, so the estimate is a lower bound",
+                             the on-demand serverless rate{bound}",
                             beyond.round_dp(6).normalize()
                         ));
                     }

@@ -3121,7 +3121,16 @@ async fn provisioned_view(
     latency_us: &'static [f64],
     prices: impl PriceSource + 'static,
 ) -> EndpointsView {
-    let list = listed_alone("provisioned");
+    provisioned_view_listed(listed_alone("provisioned"), calls, latency_us, prices).await
+}
+
+/// [`provisioned_view`], ListEndpoints answering by `list`.
+async fn provisioned_view_listed(
+    list: Rule,
+    calls: &'static [f64],
+    latency_us: &'static [f64],
+    prices: impl PriceSource + 'static,
+) -> EndpointsView {
     let [a, b] = described_variant("provisioned", serverless_2gb_pc_1, false);
     let metrics = metrics_of_variant_0(calls, latency_us);
     let account = Account {
@@ -3165,6 +3174,71 @@ async fn compute_beyond_the_provisioned_concurrency_is_priced_at_the_on_demand_r
     assert!(note.contains("413600 s beyond it"), "{note}");
     assert!(note.contains("a lower bound"), "{note}");
     assert_eq!(view.totals.window_cost_usd, Decimal::new(1_942_112, 5));
+}
+
+/// The provisioned-concurrency split takes today's provisioned concurrency for
+/// the whole window: a lower bound only when the endpoint was not updated within
+/// it. Updated an hour ago (from a provisioned concurrency of 4, say), the note
+/// says the figure can overstate or understate, and does not call it a lower
+/// bound.
+#[tokio::test]
+async fn a_provisioned_split_updated_within_the_window_is_not_called_a_lower_bound() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    // 300,000 s (3e11 µs) of ModelLatency over 24 h, the endpoint created 1,000 h
+    // ago and modified 1 h ago.
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary_dated(
+                "provisioned",
+                EndpointStatus::InService,
+                1000,
+                1,
+            ))
+            .build()
+    });
+    let view = provisioned_view_listed(list, &[30_000.0], &[3e11], Snapshot::bundled()).await;
+    let row = &view.rows[0];
+    // Today's provisioned concurrency of 1 for all 24 h (bundled us-east-1, 2 GB:
+    // standing $0.00001/s, inference $0.0000233/s, on demand $0.00004/s):
+    // 0.036/h × 24 = 0.864, + 86,400 s × 0.0000233 = 2.01312, + (300,000 −
+    // 86,400) = 213,600 s × 0.00004 = 8.544: $11.42112. Had it been 4 until 1 h
+    // ago, evenly over those 23 h, AWS billed 4 × 82,800 s × 0.00001 + 1 × 3,600 s
+    // × 0.00001 = 3.348, + 300,000 × 0.0000233 = 6.99 (all within 4 × 82,800 s):
+    // $10.338, less than the figure: no lower bound.
+    assert_eq!(row.window_cost_usd, Some(Decimal::new(1_142_112, 5)));
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("updated within the window at ")),
+        "{:?}",
+        row.notes
+    );
+    assert!(
+        !row.notes.iter().any(|n| n.contains("a lower bound")),
+        "{:?}",
+        row.notes
+    );
+    let note = row
+        .notes
+        .iter()
+        .find(|n| n.starts_with("serverless compute estimated from CloudWatch ModelLatency"))
+        .unwrap_or_else(|| panic!("{:?}", row.notes));
+    assert!(
+        note.contains("today's (1) is taken for the whole window")
+            && note.contains("can overstate or understate"),
+        "{note}"
+    );
+
+    // Not updated within the window (created and modified long before it): the
+    // same figure, a lower bound.
+    let view = provisioned_view(&[30_000.0], &[3e11], Snapshot::bundled()).await;
+    let row = &view.rows[0];
+    assert_eq!(row.window_cost_usd, Some(Decimal::new(1_142_112, 5)));
+    assert!(
+        row.notes.iter().any(|n| n.contains("a lower bound")),
+        "{:?}",
+        row.notes
+    );
 }
 
 /// Without the on-demand serverless rate, compute beyond the provisioned
