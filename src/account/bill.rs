@@ -2,6 +2,7 @@
 //! and account.
 
 use super::error::{AccountError, from_sdk};
+use super::pages::PageTokens;
 use super::usage_class::UsageClass;
 use aws_sdk_costexplorer::types::{
     DateInterval, Dimension, DimensionValues, Expression, Granularity, GroupDefinition,
@@ -10,7 +11,7 @@ use aws_sdk_costexplorer::types::{
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 /// The `SERVICE` dimension value of SageMaker in Cost Explorer.
@@ -86,15 +87,8 @@ pub(crate) async fn fetch(
     groups.push(group(GroupDefinitionType::Dimension, "USAGE_TYPE"));
 
     let mut bill = Bill::default();
-    let mut token: Option<String> = None;
-    // Every token sent: one answered again, even pages later (A, B, A), would
-    // read the same pages without end.
-    let mut sent_before: HashSet<String> = HashSet::new();
+    let mut pages = PageTokens::default();
     loop {
-        let sent = token.take();
-        if let Some(t) = &sent {
-            sent_before.insert(t.clone());
-        }
         let answer = client
             .get_cost_and_usage()
             .time_period(period.clone())
@@ -103,7 +97,7 @@ pub(crate) async fn fetch(
             .metrics("UsageQuantity")
             .filter(filter.clone())
             .set_group_by(Some(groups.clone()))
-            .set_next_page_token(sent.clone())
+            .set_next_page_token(pages.send_next())
             .send()
             .await
             .map_err(|e| from_sdk("GetCostAndUsage", "ce:GetCostAndUsage", e))?;
@@ -184,14 +178,8 @@ pub(crate) async fn fetch(
                 });
             }
         }
-        match answer.next_page_token() {
-            Some(t) if sent_before.contains(t) => {
-                return Err(AccountError::RepeatedPageToken {
-                    operation: "GetCostAndUsage",
-                });
-            }
-            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-            _ => break,
+        if !pages.read_on(answer.next_page_token(), "GetCostAndUsage")? {
+            break;
         }
     }
     Ok(bill)

@@ -247,8 +247,8 @@ pub struct EndpointRow {
     /// unpriced (a serverless variant used in the window without a per-second rate
     /// is), and when not known from the deployment now (scaled to zero after calls
     /// in the window; asynchronous at zero instances; `Deleting`, `OutOfService`,
-    /// `Failed` after serving in the window (see [`failed_after_serving`]) or a
-    /// status not known here, billed earlier for a time not known: see
+    /// `Failed` after serving in the window (calls in it, or an update that failed
+    /// in it) or a status not known here, billed earlier for a time not known: see
     /// [`ViewTotals::window_unpriced`]). Data processed is not in it: CloudWatch
     /// publishes no byte counts for endpoints.
     pub window_cost_usd: Option<Decimal>,

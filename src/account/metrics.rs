@@ -1,8 +1,9 @@
 //! Invocations and model time per variant, from CloudWatch (`GetMetricData`).
 
 use super::error::{AccountError, from_sdk};
+use super::pages::PageTokens;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// One variant whose metrics are asked for.
@@ -85,21 +86,14 @@ async fn read_pages(
     end: SystemTime,
     usage: &mut [Result<VariantUsage, String>],
 ) -> Result<(), AccountError> {
-    let mut next_token: Option<String> = None;
-    // Every token sent: one answered again, even pages later (A, B, A), would
-    // read the same pages without end.
-    let mut sent_before: HashSet<String> = HashSet::new();
+    let mut pages = PageTokens::default();
     loop {
-        let sent = next_token.take();
-        if let Some(token) = &sent {
-            sent_before.insert(token.clone());
-        }
         let answer = client
             .get_metric_data()
             .set_metric_data_queries(Some(queries.clone()))
             .start_time(start.into())
             .end_time(end.into())
-            .set_next_token(sent.clone())
+            .set_next_token(pages.send_next())
             .send()
             .await
             .map_err(|e| from_sdk("GetMetricData", "cloudwatch:GetMetricData", e))?;
@@ -144,14 +138,8 @@ async fn read_pages(
                 _ => {}
             }
         }
-        match answer.next_token() {
-            Some(token) if sent_before.contains(token) => {
-                return Err(AccountError::RepeatedPageToken {
-                    operation: "GetMetricData",
-                });
-            }
-            Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
-            _ => break,
+        if !pages.read_on(answer.next_token(), "GetMetricData")? {
+            break;
         }
     }
     Ok(())

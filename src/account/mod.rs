@@ -48,6 +48,7 @@ mod bill;
 mod endpoints;
 mod error;
 mod metrics;
+mod pages;
 #[cfg(test)]
 mod props;
 mod reconcile;

@@ -973,26 +973,50 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
     };
     let (a, b) = (client().await, client().await);
     // Each process calls every 20 ms: each alone would charge the two instances'
-    // whole cost, together twice that without the fleet. A process's share of the
-    // fleet's calls is known from the answer to its second write (a flush interval
-    // apart, each after up to an interval of calls); until then both charge their
-    // gaps whole. That warm-up is three intervals when the emulator answers at
-    // once, and was measured at four with the two cores loaded by other tests, so
-    // the first second is not counted: what is compared is the 2 s after it.
+    // whole cost, together twice that without the fleet.
+    let charged = charged_after_warm_up([(a, None), (b, None)], "two").await;
+    charged.assert_charges_instances_once(2, rate, flush, "");
+}
+
+/// What two processes' receipts charged for compute, calling `endpoint` (each
+/// its variant, when given) every 20 ms, and over what time.
+struct ChargedTogether {
+    charged: Decimal,
+    /// The counted window on the monotonic clock.
+    window: Duration,
+    /// The same on the wall clock, which receipts measure gaps on and a loaded VM
+    /// can step.
+    wall_window: Duration,
+}
+
+/// Both processes call every 20 ms for 3 s; the first second is a warm-up, not
+/// counted. A process's share of the fleet's calls is known from the answer to its
+/// second write (a flush interval apart, each after up to an interval of calls);
+/// until then both charge their gaps whole. That warm-up is three intervals when
+/// the emulator answers at once, and was measured at four with the two cores
+/// loaded by other tests, so what is compared is the 2 s after the first second.
+/// Both are shut down after.
+async fn charged_after_warm_up(
+    processes: [(Client, Option<&'static str>); 2],
+    endpoint: &'static str,
+) -> ChargedTogether {
     let started = std::time::Instant::now();
-    // Receipts measure gaps on the wall clock, which a loaded VM can step: the
-    // window is taken on both clocks, the longer bounding from above.
     let started_wall = std::time::SystemTime::now();
     let warm_up = Duration::from_secs(1);
     let mut tasks = tokio::task::JoinSet::new();
-    for c in [a.clone(), b.clone()] {
+    for (c, variant) in processes.clone() {
         tasks.spawn(async move {
             let mut charged = Decimal::ZERO;
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             while started.elapsed() < warm_up + Duration::from_secs(2) {
                 tick.tick().await;
                 let counted = started.elapsed() >= warm_up;
-                let cost = compute_usd(&call_endpoint(&c, "two").await);
+                let mut call = c.invoke_endpoint().endpoint_name(endpoint);
+                if let Some(variant) = variant {
+                    call = call.target_variant(variant);
+                }
+                let response = call.body(Blob::new("{}")).send().await.unwrap();
+                let cost = compute_usd(response.cost());
                 if counted {
                     charged += cost;
                 }
@@ -1009,23 +1033,44 @@ async fn amortized_allocation_charges_the_instances_once_across_the_fleet() {
         .duration_since(started_wall)
         .unwrap_or_default()
         .saturating_sub(warm_up);
-    a.meter().shutdown().await.unwrap();
-    b.meter().shutdown().await.unwrap();
-    let instances_cost = Decimal::from(2) * rate * hours(window);
-    let wall_instances_cost = Decimal::from(2) * rate * hours(window.max(wall_window));
-    // The first counted call of each process is also charged its gap back into the
-    // warm-up (one tick), and a flush's news of the other's calls is up to an
-    // interval old: three intervals of both instances cover both.
-    let lag = Decimal::from(2) * rate * hours(flush * 3);
-    assert!(
-        charged <= wall_instances_cost + lag,
-        "charged ${charged} for ${instances_cost} of instance time (${wall_instances_cost} \
-         on the wall clock, +${lag})"
-    );
-    assert!(
-        charged >= instances_cost * dec("0.8"),
-        "charged ${charged} for ${instances_cost} of instance time"
-    );
+    for (c, _) in &processes {
+        c.meter().shutdown().await.unwrap();
+    }
+    ChargedTogether {
+        charged,
+        window,
+        wall_window,
+    }
+}
+
+impl ChargedTogether {
+    /// The receipts charged `instances` instances at `rate` an hour over the
+    /// window once: at most their cost on the wall clock plus a lag of three
+    /// flush intervals of them (each process's first counted call is charged its
+    /// gap back into the warm-up, and a flush's news of the other's calls is up to
+    /// an interval old), at least 0.8 of it.
+    fn assert_charges_instances_once(
+        &self,
+        instances: u32,
+        rate: Decimal,
+        flush: Duration,
+        why: &str,
+    ) {
+        let charged = self.charged;
+        let instances = Decimal::from(instances);
+        let instances_cost = instances * rate * hours(self.window);
+        let wall_instances_cost = instances * rate * hours(self.window.max(self.wall_window));
+        let lag = instances * rate * hours(flush * 3);
+        assert!(
+            charged <= wall_instances_cost + lag,
+            "charged ${charged} for ${instances_cost} of instance time (${wall_instances_cost} \
+             on the wall clock, +${lag})"
+        );
+        assert!(
+            charged >= instances_cost * dec("0.8"),
+            "charged ${charged} for ${instances_cost} of instance time{why}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1088,62 +1133,15 @@ async fn amortized_allocation_charges_each_variant_once_when_processes_call_diff
             .unwrap()
     };
     let (a, b) = (client().await, client().await);
-    // As in the test above: every 20 ms each, the first second a warm-up (a
-    // share is known from a process's second write's answer), the 2 s after it
-    // counted, the window taken on both clocks.
-    let started = std::time::Instant::now();
-    let started_wall = std::time::SystemTime::now();
-    let warm_up = Duration::from_secs(1);
-    let mut tasks = tokio::task::JoinSet::new();
-    for (c, variant) in [(a.clone(), "A"), (b.clone(), "B")] {
-        tasks.spawn(async move {
-            let mut charged = Decimal::ZERO;
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            while started.elapsed() < warm_up + Duration::from_secs(2) {
-                tick.tick().await;
-                let counted = started.elapsed() >= warm_up;
-                let response = c
-                    .invoke_endpoint()
-                    .endpoint_name("ab")
-                    .target_variant(variant)
-                    .body(Blob::new("{}"))
-                    .send()
-                    .await
-                    .unwrap();
-                let cost = compute_usd(response.cost());
-                if counted {
-                    charged += cost;
-                }
-            }
-            charged
-        });
-    }
-    let mut charged = Decimal::ZERO;
-    while let Some(part) = tasks.join_next().await {
-        charged += part.unwrap();
-    }
-    let window = started.elapsed() - warm_up;
-    let wall_window = std::time::SystemTime::now()
-        .duration_since(started_wall)
-        .unwrap_or_default()
-        .saturating_sub(warm_up);
-    a.meter().shutdown().await.unwrap();
-    b.meter().shutdown().await.unwrap();
-    // Both instances over the window: 2 x $0.23/h x its hours.
-    let instances_cost = Decimal::from(2) * rate * hours(window);
-    let wall_instances_cost = Decimal::from(2) * rate * hours(window.max(wall_window));
-    // Each process's first counted call is charged its gap back into the
-    // warm-up (one tick); three intervals of both instances cover it.
-    let lag = Decimal::from(2) * rate * hours(flush * 3);
-    assert!(
-        charged <= wall_instances_cost + lag,
-        "charged ${charged} for ${instances_cost} of instance time (${wall_instances_cost} \
-         on the wall clock, +${lag})"
-    );
-    assert!(
-        charged >= instances_cost * dec("0.8"),
-        "charged ${charged} for ${instances_cost} of instance time: each variant's \
-         instance is to be charged whole by the one process calling it"
+    // As in the test above: every 20 ms each, the first second a warm-up, the
+    // 2 s after it counted: both instances over the window, 2 x $0.23/h x its
+    // hours.
+    let charged = charged_after_warm_up([(a, Some("A")), (b, Some("B"))], "ab").await;
+    charged.assert_charges_instances_once(
+        2,
+        rate,
+        flush,
+        ": each variant's instance is to be charged whole by the one process calling it",
     );
 }
 
