@@ -335,6 +335,12 @@ fn sdk_refused<E, R>(err: &SdkError<E, R>) -> bool {
     }
 }
 
+/// A model error passing on a model server's "busy" answer (its original status
+/// 429 or 503: overloaded, not ready): a retry may get past it, on any operation.
+fn model_busy(original_status_code: Option<i32>) -> bool {
+    matches!(original_status_code, Some(429 | 503))
+}
+
 /// Whether an SDK error is one a retry may get past without doing the work twice
 /// unseen (see [`Error::is_retryable`]): a failure in transit only when the
 /// connection was never made (a request that went out may have run), and a
@@ -515,19 +521,21 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Invoke { source, .. } => {
-                let busy = matches!(
-                    source.as_service_error(),
-                    Some(InvokeEndpointError::ModelError(model))
-                        if matches!(model.original_status_code(), Some(429 | 503))
-                );
+                let busy = match source.as_service_error() {
+                    Some(InvokeEndpointError::ModelError(model)) => {
+                        model_busy(model.original_status_code())
+                    }
+                    _ => false,
+                };
                 busy || sdk_retryable(source, true)
             }
             Error::InvokeWithResponseStream { source, .. } => {
-                let busy = matches!(
-                    source.as_service_error(),
-                    Some(InvokeEndpointWithResponseStreamError::ModelError(model))
-                        if matches!(model.original_status_code(), Some(429 | 503))
-                );
+                let busy = match source.as_service_error() {
+                    Some(InvokeEndpointWithResponseStreamError::ModelError(model)) => {
+                        model_busy(model.original_status_code())
+                    }
+                    _ => false,
+                };
                 busy || sdk_retryable(source, true)
             }
             // A submission cut off may have been queued: it would run twice, and
