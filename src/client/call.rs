@@ -2176,7 +2176,7 @@ impl Intercept for AttemptWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     /// A request whose watch opens a call (refused, named `name`) and which, as
     /// the outer one, polls another gated request inside its own poll.
     struct Opens(&'static str);
@@ -2241,15 +2241,7 @@ mod tests {
     /// A meter of `sls`, one 3 GB serverless variant in us-east-1, priced at
     /// 0.00006 USD/s (data at 0.016 USD/GB), with nothing to discover.
     fn serverless_meter() -> Meter {
-        let sdk_config = aws_types::SdkConfig::builder()
-            .region(aws_types::region::Region::new("us-east-1"))
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
-                ),
-            )
-            .build();
+        let sdk_config = sdk_config();
         let region = || "us-east-1".to_owned();
         crate::Client::builder(&sdk_config)
             .without_discovery()
@@ -2265,6 +2257,19 @@ mod tests {
             .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
             .build_meter()
             .unwrap()
+    }
+
+    /// An SDK config for us-east-1 with test credentials, reaching nothing.
+    pub(in crate::client) fn sdk_config() -> aws_types::SdkConfig {
+        aws_types::SdkConfig::builder()
+            .region(aws_types::region::Region::new("us-east-1"))
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(
+                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
+                ),
+            )
+            .build()
     }
 
     fn usd(s: &str) -> rust_decimal::Decimal {

@@ -2734,15 +2734,7 @@ mod tests {
         let usd = |s: &str| s.parse::<Decimal>().unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
         let minutes = |n: u64| t0 + Duration::from_secs(60 * n);
-        let sdk_config = aws_types::SdkConfig::builder()
-            .region(aws_types::region::Region::new("us-east-1"))
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(
-                    aws_credential_types::Credentials::new("test", "test", None, None, "tests"),
-                ),
-            )
-            .build();
+        let sdk_config = crate::client::call::tests::sdk_config();
         let region = || "us-east-1".to_owned();
         let profile = |variant: &str| {
             EndpointProfile::new(

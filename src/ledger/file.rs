@@ -1050,15 +1050,7 @@ mod tests {
     fn receipts(dict: &Dictionary, ids: &[&str]) -> (Vec<u8>, Vec<LineMeta>) {
         let (mut bytes, mut metas) = (Vec::new(), Vec::new());
         for id in ids {
-            let cost: Cost = serde_json::from_value(serde_json::json!({
-                "call_id": id, "at": "2026-11-02T10:00:00Z", "endpoint": "rt",
-                "variant": "AllTraffic", "allocation": "busy_time",
-                "usage": {"operation": "invoke_endpoint", "latency_us": 1000, "bytes_in": 1,
-                          "bytes_out": 1, "variant": "AllTraffic", "outcome": "ok"},
-                "lines": [], "cost_usd": "0", "currency": "USD",
-                "running_client_usd": "0", "running_endpoint_usd": "0"
-            }))
-            .unwrap();
+            let cost = super::super::writer::tests::cost(id);
             let (start, mut refs) = (bytes.len(), super::super::Refs::default());
             super::super::compact::write_record(&cost, dict, &mut bytes, &mut refs);
             assert!(!refs.ids().is_empty(), "the line refers to a definition");

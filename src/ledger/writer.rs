@@ -815,7 +815,7 @@ impl Target for StreamTarget {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::pin::Pin;
     use std::sync::mpsc as std_mpsc;
@@ -861,7 +861,9 @@ mod tests {
         })
     }
 
-    fn cost(id: &str) -> Cost {
+    /// A receipt of `rt` with this call id, costing nothing (the ledger's tests'
+    /// receipt).
+    pub(in crate::ledger) fn cost(id: &str) -> Cost {
         serde_json::from_value(serde_json::json!({
             "call_id": id, "at": "2026-11-02T10:00:00Z", "endpoint": "rt",
             "variant": "AllTraffic", "allocation": "busy_time",

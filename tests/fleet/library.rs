@@ -3150,14 +3150,43 @@ async fn a_term_announced_ahead_reaches_the_fleets_accrual_at_its_date() {
 
 #[tokio::test]
 async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_the_charge_back() {
+    let item = lapsed_hold_then_settled("lapsed-hold", false).await;
+    assert_eq!(
+        item.committed_usd,
+        Some(dec("0.000638888889")),
+        "the lease given back, the fleet has committed the settlement alone: {item:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_copy_settled_after_the_original_was_dropped_takes_its_lapsed_charge_back_in_the_table() {
+    // The original is dropped after the lapse: the charge stays until the
+    // worker's copy settles. (Counted beside the charge, the table would keep
+    // $0.05 beyond the receipt.)
+    lapsed_hold_then_settled("lapsed-copy", true).await;
+}
+
+/// `jobs` under an enforced $1 a day, each job estimated at $0.05, on a process
+/// whose clock starts at 2027-01-15 08:00:00 UTC. One job is submitted with 0
+/// bytes in at $0.016/GB = $0 (its compute is billed at settlement): the whole
+/// $0.05 stays held. At 14:15 (SageMaker's defaults, 6 h in its queue and 15 min
+/// to run, 22,500 s on) it has run the request or dropped it, and its
+/// notification is late: the hold is charged as run, $0.05 spent and nothing
+/// held, and the fleet's item counts it beyond the receipts ($0 of them). At
+/// 14:20, the same day, it is settled: 10 s of compute at $0.23/h and no output,
+/// 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12 places), replacing the
+/// $0.05 charged in the process (0.05 − 0.05 + 0.000638888889) and in the table:
+/// the receipt is its spend, the charge beyond it taken back. With `copy`, the
+/// original pending invocation is dropped at 14:15 and a serde copy of it (a
+/// worker's, from a queue) is what settles. Returns the table's item after the
+/// process shut down.
+async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
     use aws_smithy_async::test_util::ManualTimeSource;
     use aws_smithy_async::time::SharedTimeSource;
     use std::time::UNIX_EPOCH;
 
-    let fleet = FakeFleet::start("lapsed-hold", "jobs", 1).await;
-    // 2027-01-15 08:00:00 UTC on the process's clock.
+    let fleet = FakeFleet::start(name, "jobs", 1).await;
     let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    // $1 a day on `jobs`, each job estimated at $0.05.
     let client = fleet
         .process(None)
         .await
@@ -3172,21 +3201,24 @@ async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_th
         .unwrap();
     let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
     let conf = Emulator::shared().sdk_config().await;
-    // Its submission: 0 bytes in at $0.016/GB = $0 (its compute is billed at
-    // settlement): the whole $0.05 stays held.
     let invocation = crate::support::submit_async(&client, "jobs", 0).await;
     assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
-    let pending = invocation.into_parts().2;
-    // SageMaker's defaults, 6 h in its queue and 15 min to run: by 22,500 s on
-    // (14:15) it has run the request or dropped it. Its notification is late:
-    // the hold is charged as run, $0.05 spent and nothing held, and the
-    // fleet's item counts it beyond the receipts ($0 of them).
+    let original = invocation.into_parts().2;
+    let copied: Option<sagemeter::client::PendingInference> =
+        copy.then(|| serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap());
     time.advance(Duration::from_secs(22_500));
     let status = &client.meter().budget_status()[0];
     assert_eq!(
         (status.spent_usd, status.reserved_usd),
         (dec("0.05"), Decimal::ZERO)
     );
+    let pending = match copied {
+        Some(copied) => {
+            drop(original);
+            copied
+        }
+        None => original,
+    };
     flushed(&client).await;
     let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
     assert_eq!(
@@ -3194,10 +3226,6 @@ async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_th
         (Decimal::ZERO, dec("0.05")),
         "{item:?}"
     );
-    // 14:20, the same day: settled, 10 s of compute at $0.23/h and no output:
-    // 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12 places). It replaces
-    // the $0.05 charged, in the process (0.05 − 0.05 + 0.000638888889) and in
-    // the table: the receipt is its spend, the charge beyond it taken back.
     time.advance(Duration::from_secs(300));
     let settled = client
         .meter()
@@ -3216,88 +3244,11 @@ async fn a_lapsed_async_hold_is_charged_in_the_table_and_its_settlement_takes_th
     client.meter().shutdown().await.unwrap();
     let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
     assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd, item.committed_usd),
-        (
-            dec("0.000638888889"),
-            Decimal::ZERO,
-            Some(dec("0.000638888889"))
-        ),
-        "the lease given back, the fleet has committed the settlement alone: {item:?}"
-    );
-}
-
-#[tokio::test]
-async fn a_copy_settled_after_the_original_was_dropped_takes_its_lapsed_charge_back_in_the_table() {
-    use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
-    use std::time::UNIX_EPOCH;
-
-    let fleet = FakeFleet::start("lapsed-copy", "jobs", 1).await;
-    // 2027-01-15 08:00:00 UTC on the process's clock.
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    // $1 a day on `jobs`, each job estimated at $0.05.
-    let client = fleet
-        .process(None)
-        .await
-        .time_source(SharedTimeSource::new(time.clone()))
-        .budget(enforced(
-            BudgetScope::endpoint("jobs"),
-            BudgetPeriod::Day,
-            "1",
-            "0.05",
-        ))
-        .build()
-        .unwrap();
-    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
-    let conf = Emulator::shared().sdk_config().await;
-    // Its submission: 0 bytes in at $0.016/GB = $0: the whole $0.05 stays
-    // held. Its pending invocation is written to a queue for a worker of
-    // the same process.
-    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
-    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
-    let original = invocation.into_parts().2;
-    let copy: sagemeter::client::PendingInference =
-        serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
-    // 14:15 (6 h + 15 min on, SageMaker's defaults): not settled yet, the
-    // hold is charged as run, $0.05 beyond $0 of receipts in the table. The
-    // original is dropped: the charge stays.
-    time.advance(Duration::from_secs(22_500));
-    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.05"));
-    drop(original);
-    flushed(&client).await;
-    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
-    assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd),
-        (Decimal::ZERO, dec("0.05")),
-        "{item:?}"
-    );
-    // 14:20, the same day: the worker settles the copy, 10 s at $0.23/h and
-    // no output: 10/3600 × 0.23 = $0.000638888… → 0.000638888889 (12
-    // places). It replaces the $0.05 charged, here and in the table: the
-    // receipt is the spend, the charge taken back. (Counted beside the
-    // charge, the table would keep $0.05 beyond the receipt.)
-    time.advance(Duration::from_secs(300));
-    let settled = client
-        .meter()
-        .settle_async(
-            copy,
-            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
-                .output_bytes(0),
-        )
-        .await
-        .unwrap();
-    assert_eq!(settled.cost_usd, dec("0.000638888889"));
-    assert_eq!(
-        client.meter().budget_status()[0].spent_usd,
-        dec("0.000638888889")
-    );
-    client.meter().shutdown().await.unwrap();
-    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
-    assert_eq!(
         (item.spent_usd, item.unpriced_charge_usd),
         (dec("0.000638888889"), Decimal::ZERO),
         "{item:?}"
     );
+    item
 }
 
 #[tokio::test]
