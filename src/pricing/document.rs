@@ -981,14 +981,17 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// as of `now`.
 ///
 /// Of a product's several dated on-demand terms, the one in effect then counts (the
-/// latest `effectiveDate` not after `now`); a term published ahead of its date is
-/// used only when none is in effect yet, and the receipt's note says so (that
-/// product's date only, when it is the one chosen). When any term of a product has
-/// no readable `effectiveDate`, its terms cannot be put in order, so every term of
-/// that product counts and rule 6 takes the highest rate among them (the
-/// conservative choice: no term that may be in effect is left out, so the receipt
-/// does not under-state cost; the rate's own `effectiveDate` is on the receipt).
-/// Without `now` (tests), every term counts.
+/// latest `effectiveDate` not after `now`). A product whose every term is ahead of
+/// `now` (announced for later) is left out while another product for the key has a
+/// term in effect (AWS bills that one until the new one's date, whatever rule 6
+/// would prefer; the price history's rule too). Only when no product has is a term
+/// ahead of its date used, each product's earliest, and the receipt's note says so
+/// (that product's date only, when it is the one chosen). When any term of a
+/// product has no readable `effectiveDate`, its terms cannot be put in order, so
+/// every term of that product counts (the product is in effect) and rule 6 takes
+/// the highest rate among them (the conservative choice: no term that may be in
+/// effect is left out, so the receipt does not under-state cost; the rate's own
+/// `effectiveDate` is on the receipt). Without `now` (tests), every term counts.
 ///
 /// The rules, in order:
 ///
@@ -1079,6 +1082,16 @@ pub(crate) fn select_rate_at(
             )));
         }
         return Err(PriceError::NotFound { key: key.clone() });
+    }
+    // A product announced for later is not the price while another is in effect
+    // (see `only_ahead_of`). Only when none is in effect yet is a term ahead of
+    // its date the best guess, noted below.
+    if let Some(now) = now
+        && products
+            .iter()
+            .any(|(_, _, doc)| !doc.on_demand.is_empty() && !only_ahead_of(doc, now))
+    {
+        products.retain(|(_, _, doc)| !only_ahead_of(doc, now));
     }
 
     let mut candidates = Vec::new();
@@ -1301,8 +1314,10 @@ pub(crate) fn term_dates(
 
 /// Whether every on-demand term of `doc` is dated after `at`: the product is
 /// announced, but none of its terms is in effect yet (AWS bills the term whose
-/// `effectiveDate` has passed). A product with an undated or unreadable term, or with
-/// no term, is not: [`select_rate_at`] takes such terms as they are.
+/// `effectiveDate` has passed). [`select_rate_at`] leaves such a product out while
+/// another for the key is in effect, the price history always. A product with an
+/// undated or unreadable term, or with no term, is not: [`select_rate_at`] takes
+/// such terms as they are.
 pub(crate) fn only_ahead_of(doc: &PriceDocument, at: chrono::DateTime<chrono::Utc>) -> bool {
     !doc.on_demand.is_empty()
         && doc.on_demand.iter().all(|t| {
@@ -1317,9 +1332,9 @@ pub(crate) fn only_ahead_of(doc: &PriceDocument, at: chrono::DateTime<chrono::Ut
 /// whose `effectiveDate` is not after `now` (a price change published ahead of its
 /// date, or one superseded, is not the price now); when every dated term is still
 /// ahead (a single one too), the earliest of them, with its date (a receipt's
-/// best guess; the price history leaves such a product out instead, see
-/// [`only_ahead_of`]). Undated or
-/// unreadable dates, or no `now`: every term, as they are.
+/// best guess when no product for the key is in effect; otherwise
+/// [`select_rate_at`] leaves such a product out, see [`only_ahead_of`]). Undated
+/// or unreadable dates, or no `now`: every term, as they are.
 fn terms_in_effect(
     terms: &[OnDemandTerm],
     now: Option<chrono::DateTime<chrono::Utc>>,
@@ -1851,6 +1866,51 @@ mod tests {
             "{reason}"
         );
         assert!(!reason.contains("2099"), "{reason}");
+    }
+
+    #[test]
+    fn a_product_announced_for_later_does_not_outbid_the_one_in_effect() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        // Two products of usagetype USE1-Host:ml.m5.xlarge: SKUA's only term in
+        // effect from 2026-05-01 at $0.23/h, SKUB's only term announced for
+        // 2026-12-01 at $0.30/h. AWS bills SKUA's $0.23 until 2026-12-01: November
+        // is 30 days = 720 h, 720 × $0.23 = $165.60 an instance, where $0.30 would
+        // say 720 × $0.30 = $216.00, $50.40 over.
+        let product = |sku: &str, date: &str, usd: &str| {
+            let mut doc = hosting_with_terms([("JRTCKXETXF", date, usd)]);
+            doc.sku = sku.to_owned();
+            doc
+        };
+        let docs = [
+            product("SKUA", "2026-05-01T00:00:00Z", "0.2300000000"),
+            product("SKUB", "2026-12-01T00:00:00Z", "0.3000000000"),
+        ];
+        let november = "2026-11-01T00:00:00Z".parse().unwrap();
+        let chosen = select_rate_at(&key, &docs, Some(november)).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("SKUA", dec("0.23"))
+        );
+        assert_eq!(
+            chosen.effective_date.as_deref(),
+            Some("2026-05-01T00:00:00Z")
+        );
+        assert_eq!(chosen.reason, None, "SKUB is not a price of November");
+        // From 2026-12-01 both are in effect, equally good evidence: the higher,
+        // $0.30, as rule 6 says.
+        let december = "2026-12-01T00:00:00Z".parse().unwrap();
+        let chosen = select_rate_at(&key, &docs, Some(december)).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("SKUB", dec("0.30"))
+        );
+        let reason = chosen.reason.unwrap();
+        assert!(
+            reason
+                .starts_with("2 prices matched hosting ml.m5.xlarge in us-east-1; chose SKU SKUB"),
+            "{reason}"
+        );
+        assert!(!reason.contains("not in effect"), "{reason}");
     }
 
     /// The on-demand serverless document for 2 GB in us-east-1 as AWS shapes it: a

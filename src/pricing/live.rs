@@ -1113,6 +1113,66 @@ mod tests {
         );
     }
 
+    /// Two products for the key in one answer: SKUA's term in effect, SKUB's only
+    /// term announced for later. The rate is SKUA's until SKUB's date, and SKUB's
+    /// date is the term announced ahead, from which the rate is SKUB's.
+    #[tokio::test]
+    async fn a_product_announced_for_later_is_the_next_term_not_the_rate_now() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let product = |sku: &str, date: &str, usd: &str| {
+            format!(
+                r#"{{"product":{{"sku":"{sku}","productFamily":"ML Instance","attributes":{{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"Hosting","usagetype":"USE1-Host:ml.m5.xlarge"}}}},"serviceCode":"AmazonSageMaker","terms":{{"OnDemand":{{"{sku}.JRTCKXETXF":{{"effectiveDate":"{date}","priceDimensions":{{"{sku}.JRTCKXETXF.6YS6EN2CT7":{{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{{"USD":"{usd}"}}}}}}}}}}}}}}"#
+            )
+        };
+        let a = product("SKUA", "2026-05-01T00:00:00Z", "0.2300000000");
+        let b = product("SKUB", "2026-12-01T00:00:00Z", "0.3000000000");
+        let rule = mock!(Client::get_products).then_output(move || {
+            GetProductsOutput::builder()
+                .price_list(a.clone())
+                .price_list(b.clone())
+                .build()
+        });
+        let time = ManualTimeSource::new(at("2026-11-01T00:00:00Z").into());
+        let rate = announcing(&rule, &time)
+            .price(&PriceKey::hosting("us-east-1", "ml.m5.xlarge"))
+            .await
+            .unwrap();
+        // November at SKUA's $0.23/h: 720 h × $0.23 = $165.60 an instance, not
+        // 720 h × $0.30 = $216.00 ($50.40 over).
+        assert_eq!(
+            (
+                rate.usd_per_unit,
+                rate.provenance.sku.as_deref(),
+                rate.provenance.effective_date.as_deref(),
+                rate.provenance.note.as_deref(),
+            ),
+            (
+                rust_decimal::Decimal::new(23, 2),
+                Some("SKUA"),
+                Some("2026-05-01T00:00:00Z"),
+                None
+            )
+        );
+        // From 2026-12-01 SKUB's $0.30/h, the higher of the two then in effect.
+        let next = rate.next_term.as_deref().expect("SKUB's term announced");
+        assert_eq!(next.on, at("2026-12-01T00:00:00Z"));
+        let december = next.rate.as_ref().unwrap();
+        assert_eq!(
+            (
+                december.usd_per_unit,
+                december.provenance.sku.as_deref(),
+                december.provenance.effective_date.as_deref(),
+                december.next_term.is_none()
+            ),
+            (
+                rust_decimal::Decimal::new(30, 2),
+                Some("SKUB"),
+                Some("2026-12-01T00:00:00Z"),
+                true
+            )
+        );
+    }
+
     /// The answer's terms announced ahead come with the rate: each its own rate,
     /// SKU, effective date and the answer's fetch time, noted as announced, chained
     /// in date order.

@@ -419,12 +419,26 @@ fn model(
 ) -> Result<Vec<Expected>, PriceError> {
     let key = kind.key();
     // Rule 1: products that price the key.
-    let fitting: Vec<(&Product, u8)> = products
+    let mut fitting: Vec<(&Product, u8)> = products
         .iter()
         .filter_map(|p| p.fit.rank().map(|rank| (p, rank)))
         .collect();
     if fitting.is_empty() {
         return Err(PriceError::NotFound { key });
+    }
+    // A product whose every term is dated after `now` is announced for later: while
+    // another product for the key has a term in effect (dated no later, or
+    // undated), it is not a price now, and is left out.
+    if let Some(now) = now {
+        let only_ahead = |p: &Product| {
+            p.terms.iter().all(|t| {
+                t.date
+                    .is_some_and(|d| d.parse::<DateTime<Utc>>().unwrap() > now)
+            })
+        };
+        if fitting.iter().any(|(p, _)| !only_ahead(p)) {
+            fitting.retain(|(p, _)| !only_ahead(p));
+        }
     }
 
     struct Candidate<'a> {
