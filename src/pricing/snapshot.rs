@@ -806,9 +806,22 @@ mod tests {
             }),
             dec("2.8026")
         );
+        // The live Price List's Hosting rate, "25.2510000000" = $25.251 an hour,
+        // seen 2026-07-27: newer than the $25.2512883 of 2026-05-20 the row held.
+        let p4d = s
+            .get(&PriceKey::hosting("us-east-1", "ml.p4d.24xlarge"))
+            .unwrap();
         assert_eq!(
-            get(PriceKey::hosting("us-east-1", "ml.p4d.24xlarge")),
-            dec("25.2512883")
+            (p4d.usd_per_unit, p4d.provenance.effective_date.as_deref()),
+            (dec("25.251"), Some("2026-07-27"))
+        );
+        assert!(
+            p4d.provenance
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("live GetProducts")),
+            "{:?}",
+            p4d.provenance.note
         );
         assert_eq!(
             get(PriceKey::hosting("us-east-2", "ml.g6.xlarge")),
