@@ -981,17 +981,19 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// as of `now`.
 ///
 /// Of a product's several dated on-demand terms, the one in effect then counts (the
-/// latest `effectiveDate` not after `now`). A product whose every term is ahead of
-/// `now` (announced for later) is left out while another product for the key has a
-/// term in effect (AWS bills that one until the new one's date, whatever rule 6
-/// would prefer; the price history's rule too). Only when no product has is a term
-/// ahead of its date used, each product's earliest, and the receipt's note says so
-/// (that product's date only, when it is the one chosen). When any term of a
-/// product has no readable `effectiveDate`, its terms cannot be put in order, so
-/// every term of that product counts (the product is in effect) and rule 6 takes
-/// the highest rate among them (the conservative choice: no term that may be in
-/// effect is left out, so the receipt does not under-state cost; the rate's own
-/// `effectiveDate` is on the receipt). Without `now` (tests), every term counts.
+/// latest `effectiveDate` not after `now`; several of that one date cannot be told
+/// apart, so all count and rule 6 takes the highest rate). A product whose every
+/// term is ahead of `now` (announced for later) is left out while another product
+/// for the key has a term in effect (AWS bills that one until the new one's date,
+/// whatever rule 6 would prefer; the price history's rule too). Only when no
+/// product has is a term ahead of its date used, each product's earliest (all of
+/// that date), and the receipt's note says so (that product's date only, when it
+/// is the one chosen). When any term of a product has no readable `effectiveDate`,
+/// its terms cannot be put in order, so every term of that product counts (the
+/// product is in effect) and rule 6 takes the highest rate among them (the
+/// conservative choice: no term that may be in effect is left out, so the receipt
+/// does not under-state cost; the rate's own `effectiveDate` is on the receipt).
+/// Without `now` (tests), every term counts.
 ///
 /// The rules, in order:
 ///
@@ -1328,10 +1330,11 @@ pub(crate) fn only_ahead_of(doc: &PriceDocument, at: chrono::DateTime<chrono::Ut
         })
 }
 
-/// The on-demand terms of a product in effect at `now`: of dated terms, the latest
-/// whose `effectiveDate` is not after `now` (a price change published ahead of its
-/// date, or one superseded, is not the price now); when every dated term is still
-/// ahead (a single one too), the earliest of them, with its date (a receipt's
+/// The on-demand terms of a product in effect at `now`: of dated terms, those of the
+/// latest `effectiveDate` not after `now` (a price change published ahead of its
+/// date, or one superseded, is not the price now; several of that one date are all
+/// returned, as they cannot be told apart); when every dated term is still
+/// ahead (a single one too), those of the earliest date, with it (a receipt's
 /// best guess when no product for the key is in effect; otherwise
 /// [`select_rate_at`] leaves such a product out, see [`only_ahead_of`]). Undated
 /// or unreadable dates, or no `now`: every term, as they are.
@@ -1349,17 +1352,27 @@ fn terms_in_effect(
     let (Some(now), Some(dated)) = (now, dated) else {
         return (terms.iter().collect(), None);
     };
-    if let Some(&(_, current)) = dated
+    // Every term of the chosen date: terms of one date cannot be told apart, so
+    // all count and rule 6 takes the highest rate (not the one listed last).
+    let of_date = |chosen| {
+        dated
+            .iter()
+            .filter(|(date, _)| *date == chosen)
+            .map(|&(_, term)| term)
+            .collect()
+    };
+    if let Some(current) = dated
         .iter()
-        .filter(|(date, _)| *date <= now)
-        .max_by_key(|(date, _)| *date)
+        .map(|(date, _)| *date)
+        .filter(|d| *d <= now)
+        .max()
     {
-        return (vec![current], None);
+        return (of_date(current), None);
     }
-    match dated.iter().min_by_key(|(date, _)| *date) {
-        Some(&(date, earliest)) => (
-            vec![earliest],
-            Some(date.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    match dated.iter().map(|(date, _)| *date).min() {
+        Some(earliest) => (
+            of_date(earliest),
+            Some(earliest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         ),
         None => (terms.iter().collect(), None),
     }
@@ -1664,6 +1677,41 @@ mod tests {
                 chosen.reason
             );
         }
+    }
+
+    #[test]
+    fn terms_of_one_date_all_count_and_the_highest_is_taken() {
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        // Two terms of one product, both effective 2026-05-01: nothing tells which
+        // AWS bills, so both count and the higher, $0.30/h, is the rate (the
+        // conservative choice: 720 h × $0.30 = $216.00 a 30-day month, where
+        // $0.23 could under-state it by 720 × $0.07 = $50.40), whichever is
+        // listed last.
+        let tied = hosting_with_terms([
+            ("AAAAAAAAAA", "2026-05-01T00:00:00Z", "0.3000000000"),
+            ("ZZZZZZZZZZ", "2026-05-01T00:00:00Z", "0.2300000000"),
+        ]);
+        let now = "2026-11-01T00:00:00Z".parse().unwrap();
+        let chosen = select_rate_at(&key, std::slice::from_ref(&tied), Some(now)).unwrap();
+        assert_eq!(chosen.usd_per_unit, dec("0.30"));
+        assert_eq!(chosen.rate_code, "JDZQJFUVUR8SUWHS.AAAAAAAAAA.6YS6EN2CT7");
+        let reason = chosen.reason.unwrap();
+        assert!(
+            reason.contains("the highest of 2 equally good") && reason.contains("at $0.23"),
+            "{reason}"
+        );
+        // The same when both are still ahead: the earliest date's terms, noted.
+        let before = "2026-04-01T00:00:00Z".parse().unwrap();
+        let chosen = select_rate_at(&key, &[tied], Some(before)).unwrap();
+        assert_eq!(chosen.usd_per_unit, dec("0.30"));
+        assert!(
+            chosen
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.ends_with("not in effect until 2026-05-01T00:00:00Z")),
+            "{:?}",
+            chosen.reason
+        );
     }
 
     #[test]

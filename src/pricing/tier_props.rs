@@ -352,12 +352,11 @@ fn product(kind: Kind, sku: &'static str) -> impl Strategy<Value = Product> {
         .boxed(),
         _ => prop_oneof![5 => Just(Fit::Exact), 1 => Just(Fit::Other)].boxed(),
     };
-    (fit, prop::collection::vec(term(kind), 1..=2)).prop_map(move |(fit, mut terms)| {
-        // A product's dated terms have dates of their own.
-        if terms.len() == 2 && terms[0].date.is_some() && terms[0].date == terms[1].date {
-            terms[1].date = None;
-        }
-        Product { sku, fit, terms }
+    // Two terms of one date now and then too (the term dates are few).
+    (fit, prop::collection::vec(term(kind), 1..=2)).prop_map(move |(fit, terms)| Product {
+        sku,
+        fit,
+        terms,
     })
 }
 
@@ -460,10 +459,12 @@ fn model(
     let mut ahead: Vec<(&str, &str)> = Vec::new();
 
     for &(product, rank) in &fitting {
-        // The term in effect: the latest dated one not after `now`; when every
-        // one is ahead, the earliest, noted. A product with an undated term cannot
-        // have its terms put in order: all of them count (rule 6 then takes the
-        // highest rate, as none that may be in effect is left out); no `now`: all.
+        // The terms in effect: those of the latest date not after `now` (terms of
+        // one date cannot be told apart: all count, rule 6 takes the highest);
+        // when every one is ahead, those of the earliest date, noted. A product
+        // with an undated term cannot have its terms put in order: all of them
+        // count (rule 6 then takes the highest rate, as none that may be in
+        // effect is left out); no `now`: all.
         let mut terms: Vec<(usize, &Term)> = product.terms.iter().enumerate().collect();
         if let Some(now) = now
             && terms.iter().all(|(_, t)| t.date.is_some())
@@ -471,17 +472,18 @@ fn model(
             let date = |t: &Term| t.date.unwrap().parse::<DateTime<Utc>>().unwrap();
             let in_effect = terms
                 .iter()
-                .filter(|(_, t)| date(t) <= now)
-                .max_by_key(|(_, t)| date(t))
-                .copied();
-            terms = match in_effect {
-                Some(term) => vec![term],
+                .map(|(_, t)| date(t))
+                .filter(|d| *d <= now)
+                .max();
+            let chosen = match in_effect {
+                Some(chosen) => chosen,
                 None => {
-                    let earliest = *terms.iter().min_by_key(|(_, t)| date(t)).unwrap();
-                    ahead.push((product.sku, earliest.1.date.unwrap()));
-                    vec![earliest]
+                    let earliest = terms.iter().min_by_key(|(_, t)| date(t)).unwrap().1;
+                    ahead.push((product.sku, earliest.date.unwrap()));
+                    date(earliest)
                 }
             };
+            terms.retain(|(_, t)| date(t) == chosen);
         }
         for (t, term) in terms {
             // Rules 2 and 3: the right unit, a USD price.
