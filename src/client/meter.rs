@@ -2062,6 +2062,10 @@ impl Meter {
         let component = targets.component.as_deref();
         match &prepared.profile {
             Ok(profile) => {
+                // Priced on a profile kept while its refresh fails: said so.
+                if let Some(note) = self.inner.discovery.refresh_failing_note(&endpoint) {
+                    notes.push(note);
+                }
                 // A call to an inference component is served by its variant.
                 let targeted = targets.variant.as_deref().or_else(|| {
                     component

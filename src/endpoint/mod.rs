@@ -463,6 +463,12 @@ struct Slot {
     /// When refreshing the profile last failed (the profile is kept meanwhile):
     /// the next refresh waits `retry_failed_after`, not one per call.
     refresh_failed: Option<SystemTime>,
+    /// Since when refreshing the profile has failed, every try since, and why
+    /// it failed last (the error's text, which carries no identity or signed
+    /// request: see [`redact_identity`]). Cleared when a refresh lands a profile
+    /// (or finds the endpoint deleted): receipts priced on the kept profile say
+    /// so meanwhile ([`Discovery::refresh_failing_note`]).
+    failing: Option<(SystemTime, String)>,
     /// A refresh in the background was dropped before it landed (with a runtime
     /// made for one call): the next call past the pause discovers on its way.
     refresh_dropped: bool,
@@ -496,6 +502,9 @@ struct DiscoveryInner {
     request_timeout: Duration,
     time: SharedTimeSource,
     background: Arc<crate::background::Background>,
+    /// How many slots have [`Slot::failing`] set: none (nearly always), and a
+    /// receipt's look for the note takes no lock.
+    failing: std::sync::atomic::AtomicUsize,
     /// Told of each endpoint whose refresh found a profile other than the one
     /// cached, once the new one is stored: the meter applies it to the accrual
     /// and sharing clocks then, not at the endpoint's next call.
@@ -556,6 +565,7 @@ impl Discovery {
                 cache: RwLock::default(),
                 refresh_after,
                 retry_failed_after: refresh_after.min(Duration::from_secs(30)),
+                failing: std::sync::atomic::AtomicUsize::new(0),
                 request_timeout,
                 time,
                 background,
@@ -778,6 +788,38 @@ impl Discovery {
         }
         let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
         cache.get(endpoint)?.profile.as_ref().map(|(_, at)| *at)
+    }
+
+    /// The note a receipt priced on `endpoint`'s discovered profile carries while
+    /// refreshing that profile fails (throttled, denied, the control plane
+    /// down): when the profile was described, since when its refresh has failed
+    /// and why. The profile is kept meanwhile (the best figure there is), but an
+    /// endpoint scaled since is priced at the count it had: the receipt says so.
+    /// `None` while refreshes land, and for a profile set by hand.
+    pub(crate) fn refresh_failing_note(&self, endpoint: &str) -> Option<String> {
+        // Nearly always none fails: no lock taken then.
+        if self
+            .inner
+            .failing
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0
+            || self.inner.overrides.contains_key(endpoint)
+        {
+            return None;
+        }
+        let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+        let slot = cache.get(endpoint)?;
+        let ((_, described), (since, reason)) = slot.profile.as_ref().zip(slot.failing.as_ref())?;
+        let at = |t: SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        Some(format!(
+            "endpoint profile described at {}; refreshing it has failed since {} ({reason}): \
+             priced on that profile, which may not show the instances running now",
+            at(*described),
+            at(*since)
+        ))
     }
 
     /// Whether `profile` is `endpoint`'s current answer: the override, or the
@@ -1008,6 +1050,7 @@ impl DiscoveryInner {
                 error: None,
                 refreshing: false,
                 refresh_failed: None,
+                failing: None,
                 refresh_dropped: false,
                 stale_seen: false,
                 found: false,
@@ -1020,7 +1063,8 @@ impl DiscoveryInner {
                 .fetch_max(epoch_millis(now), std::sync::atomic::Ordering::Relaxed);
             slot.refresh_failed = None;
             slot.refresh_dropped = false;
-            match &result {
+            let was_failing = slot.failing.take();
+            let answer = match &result {
                 Ok(profile) => {
                     // Changed: another profile, or one of an endpoint found deleted
                     // before (created again: its instances stand from now on).
@@ -1062,11 +1106,25 @@ impl DiscoveryInner {
                         }
                         Some((p, _)) => {
                             slot.refresh_failed = Some(now);
+                            let since = was_failing.as_ref().map_or(now, |(since, _)| *since);
+                            slot.failing = Some((since, err.to_string()));
                             Ok(p.clone())
                         }
                     }
                 }
+            };
+            match (was_failing.is_some(), slot.failing.is_some()) {
+                (false, true) => {
+                    self.failing
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                (true, false) => {
+                    self.failing
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => {}
             }
+            answer
         };
         if changed && let Some(hook) = self.on_refreshed.get() {
             hook(endpoint.to_owned()).await;

@@ -3786,16 +3786,44 @@ async fn a_failing_profile_refresh_is_retried_after_a_pause_not_on_every_call() 
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     };
-    invoke(&client, "rt").await.unwrap();
+    // Whether a receipt says it was priced on a profile whose refresh fails.
+    let kept_note = |cost: &sagemeter::Cost| {
+        cost.notes
+            .iter()
+            .find(|n| n.contains("refreshing it has failed"))
+            .cloned()
+    };
+    // Described at 08:00:00 (the manual clock's start, 1,800,000,000 s).
+    let first = invoke(&client, "rt").await.unwrap();
+    assert_eq!(kept_note(first.cost()), None, "freshly described");
     let described = fake.describe_calls();
     *fake.state.describe_error.lock().unwrap() = Some("ThrottlingException".into());
     time.advance(Duration::from_secs(61)); // the profile is due for a refresh
-    for _ in 0..20 {
+    for i in 0..20 {
         let response = invoke(&client, "rt").await.unwrap();
         assert!(
             response.cost().is_fully_priced(),
             "the last good profile is kept"
         );
+        // The first call started the refresh, which may land after its receipt;
+        // every call after it is priced on the kept profile, and says so: when
+        // it was described (08:00:00), since when refreshing it fails (61 s on),
+        // and why, with no caller's identity.
+        if i > 0 {
+            let note = kept_note(response.cost()).expect("the kept profile is noted");
+            assert!(
+                note.starts_with(
+                    "endpoint profile described at 2027-01-15T08:00:00Z; refreshing it has \
+                     failed since 2027-01-15T08:01:01Z (could not discover endpoint `rt`: "
+                ),
+                "{note}"
+            );
+            assert!(note.contains("priced on that profile"), "{note}");
+            assert!(
+                note.contains("<principal>") && !note.contains("User: test"),
+                "{note}"
+            );
+        }
         settle().await;
     }
     assert_eq!(
@@ -3809,9 +3837,10 @@ async fn a_failing_profile_refresh_is_retried_after_a_pause_not_on_every_call() 
     invoke(&client, "rt").await.unwrap();
     settle().await;
     assert_eq!(fake.describe_calls() - described, 2);
-    invoke(&client, "rt").await.unwrap();
+    let fresh = invoke(&client, "rt").await.unwrap();
     settle().await;
     assert_eq!(fake.describe_calls() - described, 2, "fresh again");
+    assert_eq!(kept_note(fresh.cost()), None, "refreshed: no note");
 }
 
 #[tokio::test]
