@@ -2262,11 +2262,12 @@ impl Meter {
                         billing = Some(v.billing.clone());
                     }
                     None => {
-                        let reason = match usage.variant.as_deref() {
+                        let override_set = profile.source == ProfileSource::Override;
+                        let reason = match (usage.variant.as_deref(), targeted) {
                             // SageMaker served the call from a variant the cached
                             // profile does not know (a blue/green deployment since
                             // it was described): not billed as another variant.
-                            Some(named) if profile.source == ProfileSource::Override => {
+                            (Some(named), _) if override_set => {
                                 variant = Some(named.to_owned());
                                 format!(
                                     "SageMaker named variant `{named}`, which the profile set \
@@ -2274,13 +2275,33 @@ impl Meter {
                                      does not have: add it to the profile"
                                 )
                             }
-                            Some(named) if !profile.variants.is_empty() => {
+                            (Some(named), _) if !profile.variants.is_empty() => {
                                 self.inner.discovery.refresh_soon(&endpoint, self.now());
                                 variant = Some(named.to_owned());
                                 format!(
                                     "profile is stale: SageMaker named `{named}`, a variant \
                                      the profile of endpoint `{endpoint}` does not have; it is \
                                      being described again"
+                                )
+                            }
+                            // SageMaker named none (the call failed), and the
+                            // caller targeted a variant the profile lacks (added
+                            // since it was described, or none of that name): not
+                            // billed as the profile's only (or heaviest) variant.
+                            (None, Some(targeted)) if !profile.variants.is_empty() => {
+                                let then = if override_set {
+                                    "add it to the profile set for the endpoint \
+                                     (ClientBuilder::endpoint_profile)"
+                                } else {
+                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                    "the profile is described again (at most every 10 s, or \
+                                     discovery_refresh when shorter)"
+                                };
+                                format!(
+                                    "the call targeted variant `{targeted}` (TargetVariant), \
+                                     which the profile of endpoint `{endpoint}` does not have \
+                                     (added since it was described, or no such variant): its \
+                                     instances are not known; {then}"
                                 )
                             }
                             _ => format!("endpoint `{endpoint}` has no production variants"),

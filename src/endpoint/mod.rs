@@ -271,8 +271,10 @@ impl EndpointProfile {
     /// value says how the choice was made when SageMaker did not name it.
     ///
     /// `None` when SageMaker named a variant the profile does not have (the
-    /// profile is stale, e.g. after a blue/green deployment): the call is not
-    /// another variant's, whose instances may be priced quite differently.
+    /// profile is stale, e.g. after a blue/green deployment), or, SageMaker
+    /// naming none (a failed call), when the caller targeted one it does not
+    /// have: the call is not another variant's, whose instances may be priced
+    /// quite differently.
     ///
     /// While a deployment brings up a new fleet for the variant, the note says
     /// so: SageMaker does not say which fleet served a call while traffic
@@ -301,8 +303,11 @@ impl EndpointProfile {
         if let Some(invoked) = invoked {
             return by_name(invoked).map(|v| (v, None));
         }
-        if let Some(v) = targeted.and_then(by_name) {
-            return Some((v, Some("variant taken from TargetVariant")));
+        // A variant targeted that the profile lacks (added since it was
+        // described, or no such variant) is not another's: the only variant's
+        // instances may be priced quite differently.
+        if let Some(targeted) = targeted {
+            return by_name(targeted).map(|v| (v, Some("variant taken from TargetVariant")));
         }
         match self.variants.as_slice() {
             [] => None,
@@ -1765,6 +1770,22 @@ mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(alongside, ["Shadow"]);
+    }
+
+    /// A failed call (SageMaker names no variant) that targeted `B`, on a profile
+    /// of `A` alone (ml.m5.large, $0.115/h; `B` added since, on ml.g5.12xlarge at
+    /// $7.09/h): not `A`'s, whose 60 s would price it at 0.115 / 60 =
+    /// $0.001917 where `B`'s cost 7.09 / 60 = $0.118167.
+    #[test]
+    fn a_targeted_variant_the_profile_lacks_is_not_the_only_one() {
+        let profile =
+            EndpointProfile::new("e", vec![VariantProfile::instance("A", "ml.m5.large", 1)]);
+        assert!(profile.variant_for(None, Some("B")).is_none());
+        // Targeting the one it has, or nothing, is still `A`.
+        let (targeted, note) = profile.variant_for(None, Some("A")).unwrap();
+        assert_eq!(targeted.name, "A");
+        assert_eq!(note.as_deref(), Some("variant taken from TargetVariant"));
+        assert_eq!(profile.variant_for(None, None).unwrap().0.name, "A");
     }
 
     /// A SageMaker client answered by `rules` (any that matches).

@@ -312,6 +312,61 @@ async fn a_settlement_accrues_the_instances_for_its_processing_not_since_the_sub
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.234667"));
 }
 
+/// A failed call names no variant: one that targeted a variant the profile
+/// lacks (added since it was described) is not priced as the profile's only
+/// one. Here 60 s targeted at `B` (ml.g5.12xlarge, $7.09/h: 7.09 / 60 =
+/// $0.118167 of it) while the profile has only `AllTraffic` (ml.g5.xlarge,
+/// $1.408/h): not 1.408 / 60 = $0.023467 at `AllTraffic`'s rate, but unpriced,
+/// saying which variant.
+#[tokio::test]
+async fn a_failed_call_targeting_a_variant_the_profile_lacks_is_unpriced_not_the_only_variants() {
+    let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(Prices::us_east_1())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    // Described at t = 0: `AllTraffic` alone.
+    client.meter().endpoint_profile("rt").await.unwrap();
+    // An update adds `B`; the cached profile does not know it yet.
+    fake.add_endpoint(
+        "rt",
+        vec![
+            FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1),
+            FakeVariant::instance("B", "ml.g5.12xlarge", 1),
+        ],
+    );
+    fake.fail_invocations(424, "ModelError", "boom");
+    fake.hold();
+    let sent = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .target_variant("B")
+        .body(Blob::new("{}"))
+        .send();
+    let failed = tokio::spawn(sent);
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(60));
+    fake.release();
+    let cost = match failed.await.unwrap().unwrap_err() {
+        sagemeter::Error::Invoke { cost, .. } => *cost.expect("the model ran: a receipt"),
+        other => panic!("not an invoke error: {other:?}"),
+    };
+    assert_eq!(cost.usage.variant, None, "not put on `AllTraffic`");
+    let compute = compute(&cost);
+    match &compute.price {
+        LinePrice::Unpriced { reason } => assert!(
+            reason.contains("the call targeted variant `B` (TargetVariant)")
+                && !reason.contains("no production variants"),
+            "{reason}"
+        ),
+        priced => panic!("billed as the only variant: {priced:?}"),
+    }
+    assert_eq!(compute.quantity, Decimal::ZERO);
+    assert!(cost.accrual.is_none(), "not `AllTraffic`'s accrual");
+}
+
 #[tokio::test]
 async fn a_variant_sagemaker_names_but_the_profile_lacks_is_unpriced_not_billed_as_another() {
     let fake = g5_endpoint(1).await;
