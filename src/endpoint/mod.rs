@@ -482,6 +482,11 @@ struct Slot {
     /// endpoint with a deployment under way, at its next tick, not at the next
     /// quiet round. Cleared when a profile is stored.
     stale_seen: bool,
+    /// Found not to exist (deleted, or not created yet) by its last answer other
+    /// than a failure: the next profile found is a change the hook hears of (its
+    /// instances stand from then on), however many retries failed between (a
+    /// throttled one keeps no `NotFound` in `error`).
+    not_found: bool,
     /// Whether a profile was ever found for it (a slot that never had one is
     /// forgotten once not asked for in [`FORGET_FAILED_AFTER`]).
     found: bool,
@@ -1058,6 +1063,7 @@ impl DiscoveryInner {
                 failing: None,
                 refresh_dropped: false,
                 stale_seen: false,
+                not_found: false,
                 found: false,
                 asked: std::sync::atomic::AtomicU64::new(0),
             });
@@ -1075,8 +1081,9 @@ impl DiscoveryInner {
                     // before (created again: its instances stand from now on).
                     changed = match &slot.profile {
                         Some((old, _)) => **old != **profile,
-                        None => matches!(slot.error, Some((DiscoveryError::NotFound { .. }, _))),
+                        None => slot.not_found,
                     };
+                    slot.not_found = false;
                     // Said once a deployment, not at every refresh of it.
                     if let Some(reason) = &profile.pending_storage_unknown
                         && slot
@@ -1097,6 +1104,7 @@ impl DiscoveryInner {
                     // hook hears of (its instances are gone).
                     changed = slot.profile.is_some();
                     slot.profile = None;
+                    slot.not_found = true;
                     slot.error = Some((err.clone(), now));
                     result
                 }

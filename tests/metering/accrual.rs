@@ -215,6 +215,64 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.839467"));
 }
 
+/// An endpoint deleted and created again, with a retry of its discovery
+/// throttled in between: the refresh that finds it again still applies its
+/// instances (the throttled retry does not make the deletion forgotten), so
+/// they accrue from then, not from the next call.
+#[tokio::test]
+async fn an_endpoint_created_again_after_a_throttled_retry_accrues_from_when_it_is_found() {
+    let fake = g5_endpoint(2).await;
+    let (time, shared) = manual_clock();
+    let conf = fake.sdk_config().await;
+    // A throttled DescribeEndpoint fails at once, not after the SDK's retries.
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&conf)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let client = Client::builder(&conf)
+        .sagemaker_client(sagemaker)
+        .price_source(Prices::us_east_1())
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // t = 0: 2 × ml.g5.xlarge, the accrual begins
+
+    // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
+    fake.remove_endpoint("rt");
+    time.advance(Duration::from_secs(60));
+    assert!(refreshed(&fake, &client, 2).await);
+
+    // t = 91 s: created again, but DescribeEndpoint is throttled: the call
+    // gets the failure of the last look and has it retried, which fails.
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    );
+    *fake.state.describe_error.lock().unwrap() = Some("ThrottlingException".into());
+    time.advance(Duration::from_secs(31));
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 3).await);
+
+    // t = 122 s: no longer throttled; the call's retry finds the endpoint.
+    *fake.state.describe_error.lock().unwrap() = None;
+    time.advance(Duration::from_secs(31));
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 4).await);
+
+    // t = 2 h 122 s: the next call.
+    time.advance(Duration::from_secs(2 * 3600));
+    let next = call(&client, "rt").await;
+    // AWS billed the 2 instances for the 60 s before the deletion, nothing
+    // until they were found again at 122 s, then 2 h of them: 2 × 1.408 = 2.816
+    // per hour; 2.816 × 60 / 3600 = 0.0469333… + 2.816 × 2 = 5.632 →
+    // 5.6789333… (not 0.0469333…, the 2 h left at $0 until a call applied the
+    // instances).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("5.678933"));
+}
+
 #[tokio::test]
 async fn a_variant_dropped_by_an_update_and_brought_back_accrues_nothing_for_the_hours_between() {
     let fake = g5_endpoint(1).await;
