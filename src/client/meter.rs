@@ -1725,6 +1725,12 @@ impl Meter {
     /// copies; and what each variant's standing capacity accrues at from then.
     /// Returns each component's slot (its clock and running total), so that calls
     /// find it without a look-up.
+    ///
+    /// Only by discovery's current answer (the override, or the profile cached
+    /// now; see `Discovery::is_current`):
+    /// a profile a call took before a refresh stored a newer one (and applied
+    /// it), applied after it, changes no count or rate, or it would put back
+    /// the ones from before the refresh until the next one.
     fn set_capacity(
         &self,
         totals: EndpointSlot,
@@ -1732,6 +1738,42 @@ impl Meter {
         rates: &[VariantRates],
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
+        let current = self.inner.discovery.is_current(&profile.endpoint, profile);
+        if current {
+            self.set_standing_and_instances(totals, profile, rates, now);
+        }
+        let clocks = &self.inner.totals;
+        profile
+            .components
+            .iter()
+            .map(|component| {
+                let clock = component_clock(&profile.endpoint, &component.name);
+                let slot = clocks.endpoint_slot(&clock);
+                // An adapter's calls share its base's copies with the base's own:
+                // they join the base's clock (its running total stays its own).
+                let base = component
+                    .base
+                    .as_deref()
+                    .map(|base| component_clock(&profile.endpoint, base));
+                clocks.share_clock(&clock, base.as_deref());
+                if current && !component.is_adapter() {
+                    clocks.set_instances(slot, component.copies, now);
+                }
+                (component.name.clone(), slot)
+            })
+            .collect()
+    }
+
+    /// [`set_capacity`](Self::set_capacity)'s variants: each one's standing rate
+    /// and instances from `now` on, the endpoint's instances, and nothing
+    /// standing of a variant `profile` (discovery's current answer) lacks.
+    fn set_standing_and_instances(
+        &self,
+        totals: EndpointSlot,
+        profile: &Arc<EndpointProfile>,
+        rates: &[VariantRates],
+        now: SystemTime,
+    ) {
         let clocks = &self.inner.totals;
         // When this profile was described: one look-up for all its variants.
         #[cfg(feature = "fleet")]
@@ -1776,18 +1818,12 @@ impl Meter {
         }
         // A variant the profile no longer has (an update to a config without
         // it): nothing of it stands from now on, here and in the fleet's
-        // accrual, as when the endpoint is deleted. Only by discovery's current
-        // answer: a profile taken before a refresh stored a newer one (and
-        // applied it) lacks the variants the update brought, which stand.
-        let gone = if self.inner.discovery.is_current(&profile.endpoint, profile) {
-            clocks.variants_gone(
-                totals,
-                |name| !profile.variants.iter().any(|v| v.name == name),
-                now,
-            )
-        } else {
-            Vec::new()
-        };
+        // accrual, as when the endpoint is deleted.
+        let gone = clocks.variants_gone(
+            totals,
+            |name| !profile.variants.iter().any(|v| v.name == name),
+            now,
+        );
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             for (variant, from) in gone {
@@ -1815,25 +1851,6 @@ impl Meter {
             let clock = variant_clock(&profile.endpoint, &variant.name);
             clocks.set_variant_instances(totals, &clock, instances, now);
         }
-        profile
-            .components
-            .iter()
-            .map(|component| {
-                let clock = component_clock(&profile.endpoint, &component.name);
-                let slot = clocks.endpoint_slot(&clock);
-                // An adapter's calls share its base's copies with the base's own:
-                // they join the base's clock (its running total stays its own).
-                let base = component
-                    .base
-                    .as_deref()
-                    .map(|base| component_clock(&profile.endpoint, base));
-                clocks.share_clock(&clock, base.as_deref());
-                if !component.is_adapter() {
-                    clocks.set_instances(slot, component.copies, now);
-                }
-                (component.name.clone(), slot)
-            })
-            .collect()
     }
 
     /// Profile and rates of `endpoint`: at hand, else discovered and priced.
@@ -2739,16 +2756,14 @@ mod tests {
     use crate::pricing::PriceOrigin;
     use std::sync::Arc;
 
-    /// A profile taken before a refresh stored a newer one, applied after it,
-    /// leaves the variants the newer one brought standing. Endpoint `ab` was
-    /// updated from a config of variant A to one of B (1 × ml.m5.xlarge,
-    /// $0.23/h): {B} is applied at 0 and B called then; a profile of {A} taken
-    /// before the update is applied at 10 min. AWS bills B's instance the whole
-    /// hour: at 60 min B has accrued 1 h × 0.23 = $0.23 (with B standing at
-    /// nothing from 10 min, 10 min × 0.23 = $0.038333…).
-    #[test]
-    fn a_profile_older_than_the_one_applied_leaves_its_variants_standing() {
-        use crate::endpoint::{EndpointProfile, VariantProfile};
+    /// Endpoint `ab`'s accrual at 60 min (its variant `B` on ml.m5.xlarge at
+    /// $0.23/h): `applied` (set for it) applied at 0 and `B` called then;
+    /// `stale`, a profile taken before `applied` was stored, applied with its
+    /// rates at 10 min; `B` called again at 60 min.
+    fn accrued_with_an_older_profile_applied(
+        applied: crate::endpoint::EndpointProfile,
+        stale: crate::endpoint::EndpointProfile,
+    ) -> rust_decimal::Decimal {
         use crate::pricing::PriceKey;
         use crate::totals::InstanceClock;
         use aws_smithy_async::test_util::ManualTimeSource;
@@ -2761,15 +2776,9 @@ mod tests {
         let minutes = |n: u64| t0 + Duration::from_secs(60 * n);
         let sdk_config = crate::client::call::tests::sdk_config();
         let region = || "us-east-1".to_owned();
-        let profile = |variant: &str| {
-            EndpointProfile::new(
-                "ab",
-                vec![VariantProfile::instance(variant, "ml.m5.xlarge", 1)],
-            )
-        };
         let meter = crate::Client::builder(&sdk_config)
             .without_discovery()
-            .endpoint_profile(profile("B"))
+            .endpoint_profile(applied)
             .time_source(SharedTimeSource::new(ManualTimeSource::new(t0)))
             .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), usd("0.23"))
             .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
@@ -2778,7 +2787,7 @@ mod tests {
             .unwrap();
         let current = meter.prepare_now("ab", t0).expect("at hand");
         let super::Standing::Stands(standing) = current.rates[0].standing() else {
-            panic!("B's instance stands");
+            panic!("B's instances stand");
         };
         let totals = &meter.inner.totals;
         let b = totals.variant_slot(current.totals, "B");
@@ -2801,10 +2810,53 @@ mod tests {
             )
         };
         call_at(t0);
-        let stale = Arc::new(profile("A"));
-        meter.set_capacity(current.totals, &stale, &[], minutes(10));
+        let stale = Arc::new(stale);
+        let stale_rates: Vec<_> = stale
+            .variants
+            .iter()
+            .map(|v| {
+                let slot = totals.variant_slot(current.totals, &v.name);
+                meter
+                    .variant_rates_now(&stale, v, meter.hosted(&stale), slot)
+                    .expect("at hand")
+            })
+            .collect();
+        meter.set_capacity(current.totals, &stale, &stale_rates, minutes(10));
         let accrual = call_at(minutes(60)).accrual.expect("B accrues");
-        assert_eq!(accrual.accrued_usd, usd("0.23"), "{accrual:?}");
+        accrual.accrued_usd
+    }
+
+    /// Endpoint `ab` of one variant, `variant`, on `count` ml.m5.xlarge.
+    fn ab(variant: &str, count: u32) -> crate::endpoint::EndpointProfile {
+        use crate::endpoint::{EndpointProfile, VariantProfile};
+        EndpointProfile::new(
+            "ab",
+            vec![VariantProfile::instance(variant, "ml.m5.xlarge", count)],
+        )
+    }
+
+    /// A profile taken before a refresh stored a newer one, applied after it,
+    /// leaves the variants the newer one brought standing. Endpoint `ab` was
+    /// updated from a config of variant A to one of B (1 × ml.m5.xlarge,
+    /// $0.23/h): {B} is applied at 0 and B called then; a profile of {A} taken
+    /// before the update is applied at 10 min. AWS bills B's instance the whole
+    /// hour: at 60 min B has accrued 1 h × 0.23 = $0.23 (with B standing at
+    /// nothing from 10 min, 10 min × 0.23 = $0.038333…).
+    #[test]
+    fn a_profile_older_than_the_one_applied_leaves_its_variants_standing() {
+        let accrued = accrued_with_an_older_profile_applied(ab("B", 1), ab("A", 1));
+        assert_eq!(accrued, "0.23".parse().unwrap());
+    }
+
+    /// Nor does it put back the instance count from before the newer one:
+    /// B scaled out to 4 × ml.m5.xlarge ($0.23/h each), applied at 0; a profile
+    /// of B × 1 taken before, applied at 10 min. AWS bills the 4 instances the
+    /// whole hour: 4 × 0.23 × 1 h = $0.92 (not 0.92 × 10/60 + 0.23 × 50/60 =
+    /// 0.153333… + 0.191666… = $0.345 with the older count from 10 min).
+    #[test]
+    fn a_profile_older_than_the_one_applied_leaves_its_instance_count() {
+        let accrued = accrued_with_an_older_profile_applied(ab("B", 4), ab("B", 1));
+        assert_eq!(accrued, "0.92".parse().unwrap());
     }
 
     #[test]
