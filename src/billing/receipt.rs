@@ -247,8 +247,8 @@ pub struct AccrualSource {
     pub charge: AccrualCharge,
     /// Where the rate came from.
     pub price_source: PriceOrigin,
-    /// Why that source was used, when it is a fallback (the rate's
-    /// [`Provenance::note`]; the latest stretch's when several had one).
+    /// The rate's [`Provenance::note`] (why that source was used, when it is a
+    /// fallback; the latest stretch's when several had one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<Arc<str>>,
 }
@@ -263,14 +263,14 @@ impl AccrualSource {
         }
     }
 
-    /// Whether the rate is a fallback: the bundled snapshot, or a cached price
-    /// served with a note (older than its TTL, or kept after a failed refresh).
+    /// Whether the rate is a fallback, by the rule of a receipt line's
+    /// ([`Provenance::is_fallback`]): the bundled snapshot, or a cached price the
+    /// cache's own note calls stale, kept after a failed refresh or the fallback
+    /// source's. A cached live price keeps its answer's explanatory note (which
+    /// charge a provisioned-concurrency SKU is, an announced term in effect) and is
+    /// no fallback for it.
     pub fn is_fallback(&self) -> bool {
-        match self.price_source {
-            PriceOrigin::Snapshot => true,
-            PriceOrigin::Cache => self.note.is_some(),
-            _ => false,
-        }
+        crate::pricing::is_fallback(self.price_source, self.note.as_deref())
     }
 }
 
@@ -789,5 +789,50 @@ mod tests {
             &["settlement of the async invocation submitted at 2026-12-01T10:00:00+00:00"],
         );
         assert!(settlement.is_async_settlement());
+    }
+
+    #[test]
+    fn a_cached_rate_is_a_fallback_by_the_caches_own_notes_not_by_having_a_note() {
+        let source = |origin, note: Option<&str>| {
+            AccrualSource::new(AccrualCharge::Capacity, origin, note.map(Arc::from))
+        };
+        // A live answer's notes, kept when the cache serves the answer again: a
+        // fresh price, no fallback.
+        let pc = "SKU PCUSAGE is the standing charge per second provisioned per its group \
+                  (ServerlessInference); skipped 1 $0 row(s)";
+        let announced = "rate of the term effective 2026-09-01T00:00:00Z, announced in the \
+                         Price List answer fetched 2026-08-31T22:00:00Z";
+        let changed = "price changed: 0.2 per hour (effective 2026-09-01), was 0.23 \
+                       (effective 2026-05-01) (-13.04%)";
+        for note in [pc, announced, changed, "skipped 2 $0 row(s)"] {
+            assert!(
+                !source(PriceOrigin::Cache, Some(note)).is_fallback(),
+                "{note}"
+            );
+            assert!(
+                !source(PriceOrigin::Live, Some(note)).is_fallback(),
+                "{note}"
+            );
+        }
+        assert!(!source(PriceOrigin::Cache, None).is_fallback());
+        // The cache's own notes: stale, replaced by a term, kept after a failed
+        // refresh (after a change note too), the fallback's after a failure.
+        let stale = format!("cached price older than its TTL; a refresh is under way; {pc}");
+        let replaced = "cached price replaced by a term effective 2026-09-01T00:00:00Z; a \
+                        refresh is under way";
+        let kept = format!(
+            "{changed}; refresh failed (price source unavailable: HTTP 500); kept the last \
+             good price, fetched 2026-08-31T22:00:00Z; {announced}"
+        );
+        let primary = "primary price source failed (HTTP 500); bundled price snapshot";
+        for note in [stale.as_str(), replaced, kept.as_str()] {
+            assert!(
+                source(PriceOrigin::Cache, Some(note)).is_fallback(),
+                "{note}"
+            );
+        }
+        assert!(source(PriceOrigin::Snapshot, Some(primary)).is_fallback());
+        assert!(source(PriceOrigin::Snapshot, None).is_fallback());
+        assert!(!source(PriceOrigin::Override, None).is_fallback());
     }
 }

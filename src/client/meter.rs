@@ -894,15 +894,11 @@ fn alongside_storage_terms(
         .collect()
 }
 
-/// The provenance to keep for a standing rate summed from two: a fallback's (the
-/// bundled snapshot, or a cached price served with a note) over a rate's that is
-/// not, so the sum never claims a better source than its worst part.
+/// The provenance to keep for a standing rate summed from two: a fallback's
+/// ([`Provenance::is_fallback`](crate::pricing::Provenance::is_fallback)) over a
+/// rate's that is not, so the sum never claims a better source than its worst part.
 fn worse_of(own: Option<RateFrom>, extra: &Option<RateFrom>) -> Option<RateFrom> {
-    let fallback = |from: &RateFrom| match from.0 {
-        PriceOrigin::Snapshot => true,
-        PriceOrigin::Cache => from.1.is_some(),
-        _ => false,
-    };
+    let fallback = |from: &RateFrom| crate::pricing::is_fallback(from.0, from.1.as_deref());
     match (own, extra) {
         (Some(own), Some(extra)) if !fallback(&own) && fallback(extra) => Some(extra.clone()),
         (None, extra) => extra.clone(),
@@ -2871,9 +2867,18 @@ mod tests {
         assert_eq!(worse_of(snapshot.clone(), &live), snapshot);
         // Both live: the production variant's own.
         assert_eq!(worse_of(live.clone(), &live), live);
-        // A cache hit with no note is no fallback; one kept after a failed refresh is.
-        let kept = Some((PriceOrigin::Cache, Some(note)));
+        // A cache hit with no note, or with its live answer's explanatory note, is
+        // no fallback; one kept after a failed refresh is.
+        let kept: Option<crate::totals::RateFrom> = Some((
+            PriceOrigin::Cache,
+            Some("refresh failed (HTTP 500); kept the last good price".into()),
+        ));
         assert_eq!(worse_of(Some((PriceOrigin::Cache, None)), &kept), kept);
+        let explained: Option<crate::totals::RateFrom> = Some((
+            PriceOrigin::Cache,
+            Some("SKU PCUSAGE is the standing charge per second provisioned".into()),
+        ));
+        assert_eq!(worse_of(explained.clone(), &kept), kept);
     }
 
     #[test]

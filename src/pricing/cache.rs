@@ -28,6 +28,41 @@ pub const DEFAULT_FAILURE_BACKOFF: Duration = Duration::from_secs(60);
 /// The note on a rate served past its TTL while its refresh runs.
 const STALE_NOTE: &str = "cached price older than its TTL; a refresh is under way";
 
+/// How the note on a rate served past the date of a later term its answer listed
+/// without a rate for it begins: "cached price replaced by a term effective <date>;
+/// a refresh is under way".
+const REPLACED_NOTE_START: &str = "cached price replaced by a term effective ";
+
+/// How the note on the last good rate, kept after a failed refresh, begins:
+/// "refresh failed (<error>); kept the last good price, fetched <time>".
+const FAILED_NOTE_START: &str = "refresh failed (";
+
+/// How the note on the fallback source's rate, when the primary failed and no
+/// good price is known, begins: "primary price source failed (<error>)".
+const PRIMARY_FAILED_NOTE_START: &str = "primary price source failed (";
+
+/// Whether a rate's provenance `note` (its parts joined by `; `, the latest
+/// first) holds one of the notes the cache puts on a rate it serves in place of a
+/// fresh answer: stale (past its TTL, or past the date of a term announced
+/// without a rate), kept after a failed refresh, or the fallback source's after
+/// the primary failed. A rate's other notes (which charge a SKU is, an announced
+/// term in effect, a price change, $0 rows skipped) are no fallback's. Ledgers of
+/// every version carry these notes, and the rule reads them back: reworded, those
+/// ledgers would be misread.
+pub(crate) fn is_fallback_note(note: &str) -> bool {
+    [
+        STALE_NOTE,
+        REPLACED_NOTE_START,
+        FAILED_NOTE_START,
+        PRIMARY_FAILED_NOTE_START,
+    ]
+    .iter()
+    .any(|start| {
+        note.match_indices(start)
+            .any(|(at, _)| at == 0 || note[..at].ends_with("; "))
+    })
+}
+
 /// A cache in front of a primary price source: TTL, single flight, last good price,
 /// failure backoff and a fallback source.
 ///
@@ -200,7 +235,7 @@ impl Good {
         let replaced = next.map(|next| {
             let NextTerm { on, rate: by } = *next;
             let note = format!(
-                "cached price replaced by a term effective {}; a refresh is under way",
+                "{REPLACED_NOTE_START}{}; a refresh is under way",
                 on.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
             Replaced {
@@ -816,7 +851,7 @@ impl Inner {
                     Some(g) => {
                         let fetched = chrono::DateTime::<chrono::Utc>::from(g.fetched);
                         let kept = format!(
-                            "refresh failed ({error}); kept the last good price, fetched {}",
+                            "{FAILED_NOTE_START}{error}); kept the last good price, fetched {}",
                             fetched.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                         );
                         (
@@ -899,7 +934,7 @@ impl Inner {
         match fallback.price(key).await {
             Ok(rate) => Ok(Rate::with_note_before(
                 rate,
-                &format!("primary price source failed ({error})"),
+                &format!("{PRIMARY_FAILED_NOTE_START}{error})"),
             )),
             Err(fallback_error) => Err(match error {
                 // The primary (the Price List) has no such product: the fallback's
@@ -1152,6 +1187,8 @@ mod tests {
         script: Mutex<VecDeque<Result<Decimal, PriceError>>>,
         /// When set, each call waits for a permit.
         gate: Option<Arc<Semaphore>>,
+        /// The note on every rate answered (a live answer's own), if any.
+        note: Option<&'static str>,
     }
 
     impl Scripted {
@@ -1191,9 +1228,12 @@ mod tests {
                         reason: "script exhausted".into(),
                     })
                 })?;
-                let provenance = Provenance::new(PriceOrigin::Live)
+                let mut provenance = Provenance::new(PriceOrigin::Live)
                     .with_sku("SKU1")
                     .with_effective_date("2026-05-01T00:00:00Z");
+                if let Some(note) = self.note {
+                    provenance = provenance.with_note(note);
+                }
                 Ok(Rate::new(key.clone(), usd, provenance))
             })
         }
@@ -1492,6 +1532,59 @@ mod tests {
             (usd("0.25"), None)
         );
         assert_eq!(primary.calls(), 3);
+    }
+
+    /// A live answer's own note (which charge a provisioned-concurrency SKU is)
+    /// stays on the rate the cache serves again: a fresh cached rate with it is no
+    /// fallback (`sagemeter invoke` and `report` do not call it one); the same rate
+    /// served stale, or kept after a failed refresh, is.
+    #[tokio::test]
+    async fn a_cached_rate_with_its_answers_note_is_no_fallback_until_stale_or_kept() {
+        use crate::billing::{AccrualCharge, AccrualSource};
+        const PC: &str = "SKU PCUSAGE is the standing charge per second provisioned per its \
+                          group (ServerlessInference)";
+        let fallback = |rate: &Rate| {
+            let p = &rate.provenance;
+            let accrual = AccrualSource::new(AccrualCharge::Capacity, p.source, p.note.clone());
+            assert_eq!(p.is_fallback(), accrual.is_fallback(), "{p:?}");
+            accrual.is_fallback()
+        };
+        let time = clock();
+        let primary = Arc::new(Scripted {
+            script: Mutex::new([Ok(usd("0.0000018")), Err(throttled())].into()),
+            note: Some(PC),
+            ..Default::default()
+        });
+        let prices = cache(primary.clone(), &time);
+        let live = prices.price(&key()).await.unwrap();
+        assert_eq!(live.provenance.note.as_deref(), Some(PC));
+        assert!(!fallback(&live));
+        time.advance(Duration::from_secs(60));
+        let cached = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            (cached.provenance.source, cached.provenance.note.as_deref()),
+            (PriceOrigin::Cache, Some(PC))
+        );
+        assert!(!fallback(&cached));
+
+        time.advance(Duration::from_secs(3600));
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(
+            stale.provenance.note.as_deref(),
+            Some(format!("{REFRESHING}; {PC}").as_str())
+        );
+        assert!(fallback(&stale));
+        until(|| !prices.is_fetching(&key())).await;
+        let kept = prices.price(&key()).await.unwrap();
+        assert!(
+            kept.provenance
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("refresh failed (") && n.ends_with(PC)),
+            "{kept:?}"
+        );
+        assert!(fallback(&kept));
+        assert_eq!(primary.calls(), 2);
     }
 
     #[tokio::test]

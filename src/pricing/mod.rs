@@ -269,7 +269,8 @@ pub enum PriceOrigin {
     /// Fetched from the AWS Price List API for this look-up.
     Live,
     /// A Price List answer kept from an earlier look-up (fresh within its TTL, or the
-    /// last good price kept because a refresh failed; [`Provenance::note`] says which).
+    /// last good price kept because a refresh failed; [`Provenance::note`] says which,
+    /// and [`Provenance::is_fallback`] reads it).
     Cache,
     /// The public price snapshot bundled in the crate.
     Snapshot,
@@ -347,6 +348,23 @@ impl Provenance {
         self.note = Some(note.into());
         self
     }
+
+    /// Whether the rate is a fallback: the bundled snapshot, or a rate the cache
+    /// served in place of a fresh answer, as its note says (older than its TTL or
+    /// past the date of a term announced without a rate, while a refresh runs; the
+    /// last good price kept after a failed refresh; the fallback source's after
+    /// the primary failed). A cached rate is no fallback for having a note: a live
+    /// answer's note (which charge a SKU is, an announced term in effect, $0 rows
+    /// skipped, a price change) stays on it when the cache serves it again.
+    pub fn is_fallback(&self) -> bool {
+        is_fallback(self.source, self.note.as_deref())
+    }
+}
+
+/// [`Provenance::is_fallback`] of a rate from `source` with provenance `note`:
+/// one rule for receipts, accruals and every ledger reader.
+pub(crate) fn is_fallback(source: PriceOrigin, note: Option<&str>) -> bool {
+    source == PriceOrigin::Snapshot || note.is_some_and(cache::is_fallback_note)
 }
 
 /// What one instance of a type has, as the Price List's product attributes say

@@ -99,7 +99,8 @@
 //! - **Accrual fallbacks** ([`Report::accrual_fallbacks`]): each variant and
 //!   standing charge whose accrual, on a receipt in the range, was priced (for
 //!   some stretch since its process began metering) from a fallback: the bundled
-//!   snapshot, or a cached price served with a note ([`AccrualSource::is_fallback`]).
+//!   snapshot, or a cached price served stale or kept after a failed refresh, as
+//!   the cache's note says ([`AccrualSource::is_fallback`]).
 
 #[cfg(feature = "charts")]
 pub mod chart;
@@ -1926,17 +1927,19 @@ mod tests {
             context(2, "g"),
             r#"{"v":2,"origin":3,"charge":"capacity","price_source":"snapshot","note":"primary price source failed (HTTP 500)"}"#.to_owned(),
             r#"{"v":2,"origin":4,"charge":"capacity","price_source":"live"}"#.to_owned(),
-            r#"{"v":2,"origin":5,"charge":"storage","price_source":"cache","note":"refresh failed; kept the last good price"}"#.to_owned(),
+            r#"{"v":2,"origin":5,"charge":"storage","price_source":"cache","note":"refresh failed (HTTP 500); kept the last good price"}"#.to_owned(),
+            r#"{"v":2,"origin":6,"charge":"capacity","price_source":"cache","note":"SKU PCUSAGE is the standing charge per second provisioned per its group (ServerlessInference)"}"#.to_owned(),
             // e: priced from the snapshot, then live too (the snapshot's stretch
-            // is still in its accrual); f: live only; g: its storage from a kept
-            // cached price, written whole.
+            // is still in its accrual); f: live, then a fresh cached price with its
+            // answer's note (no fallback); g: its storage from a kept cached
+            // price, written whole.
             receipt(0, 0, "3"),
             receipt(0, 1, "3,4"),
-            receipt(1, 2, "4"),
+            receipt(1, 2, "4,6"),
             receipt(
                 2,
                 3,
-                r#"4,{"charge":"storage","price_source":"cache","note":"refresh failed; kept the last good price"}"#,
+                r#"4,{"charge":"storage","price_source":"cache","note":"refresh failed (HTTP 500); kept the last good price"}"#,
             ),
         ];
         let path = dir.path().join("calls.jsonl");
@@ -1968,7 +1971,7 @@ mod tests {
                     "g",
                     AccrualCharge::Storage,
                     PriceOrigin::Cache,
-                    Some("refresh failed; kept the last good price")
+                    Some("refresh failed (HTTP 500); kept the last good price")
                 ),
             ]
         );

@@ -78,7 +78,8 @@ fn every_field() -> Vec<Cost> {
                             {"charge": "capacity", "price_source": "snapshot",
                              "note": "primary \"failed\"\n東京"},
                             {"charge": "capacity", "price_source": "live"},
-                            {"charge": "storage", "price_source": "cache", "note": "kept"}
+                            {"charge": "storage", "price_source": "cache",
+                             "note": "refresh failed (HTTP 500); kept the last good price"}
                         ]},
             "tags": {"team": "search\\ranking", "\u{1f}odd key": "🙂", "": ""},
             "notes": ["a note with a \"quote\"", ""]
