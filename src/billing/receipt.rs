@@ -468,6 +468,16 @@ impl Cost {
             .all(|l| matches!(l.price, LinePrice::Priced { .. }))
     }
 
+    /// True when some line was priced from a fallback
+    /// ([`Provenance::is_fallback`]: the bundled snapshot, or a cached price
+    /// served stale or kept after a failed refresh).
+    pub fn is_priced_from_fallback(&self) -> bool {
+        self.lines.iter().any(|l| match &l.price {
+            LinePrice::Priced { provenance, .. } => provenance.is_fallback(),
+            LinePrice::Unpriced { .. } => false,
+        })
+    }
+
     /// Reasons of the unpriced lines.
     pub fn unpriced_reasons(&self) -> impl Iterator<Item = &str> {
         self.lines.iter().filter_map(|l| match &l.price {

@@ -505,6 +505,8 @@ struct PriceDef {
     unit: QuantityUnit,
     usd_per_unit: Decimal,
     provenance: Provenance,
+    /// Whether it is a fallback ([`Provenance::is_fallback`]), told once.
+    fallback: bool,
 }
 
 /// A context definition, as read.
@@ -543,17 +545,19 @@ pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Resu
     }
     if let Some(id) = line.price {
         let missing = |name| de::Error::custom(format_args!("price {id} has no `{name}`"));
+        let provenance = Provenance {
+            source: line.source.ok_or_else(|| missing("source"))?,
+            sku: line.sku.map(|s| s.into()),
+            effective_date: line.effective_date.map(|s| s.into()),
+            fetched_at: line.fetched_at,
+            note: line.note.map(|s| s.into()),
+        };
         let def = PriceDef {
             item: line.item.ok_or_else(|| missing("item"))?,
             unit: line.unit.ok_or_else(|| missing("unit"))?,
             usd_per_unit: line.usd_per_unit.ok_or_else(|| missing("usd_per_unit"))?,
-            provenance: Provenance {
-                source: line.source.ok_or_else(|| missing("source"))?,
-                sku: line.sku.map(|s| s.into()),
-                effective_date: line.effective_date.map(|s| s.into()),
-                fetched_at: line.fetched_at,
-                note: line.note.map(|s| s.into()),
-            },
+            fallback: provenance.is_fallback(),
+            provenance,
         };
         defs.prices.insert(id, def);
         return Ok(None);
@@ -727,13 +731,20 @@ pub(crate) fn report_row<'a>(
     report_row.output_tokens = row.tout;
     report_row.fully_priced = row.l.all_priced;
     // Every line's price must be defined, as the full reader requires: a receipt
-    // referring to none is damage, not a priced call.
-    if let Some(ids) = &row.l.ids
-        && let Some(id) = ids.iter().find(|id| !defs.prices.contains_key(id))
-    {
-        return Err(de::Error::custom(format_args!(
-            "price {id} is not defined before it"
-        )));
+    // referring to none is damage, not a priced call. A line is priced from a
+    // fallback as its price's provenance says (told once per definition).
+    if let Some(ids) = &row.l.ids {
+        report_row.fallback_priced = row.l.fallback;
+        for id in ids.iter() {
+            match defs.prices.get(id) {
+                Some(price) => report_row.fallback_priced |= price.fallback,
+                None => {
+                    return Err(de::Error::custom(format_args!(
+                        "price {id} is not defined before it"
+                    )));
+                }
+            }
+        }
     }
     // The whole receipt, built once and only when the fast read cannot tell: a
     // receipt of more lines than it keeps (building it checks their prices), or
@@ -744,6 +755,9 @@ pub(crate) fn report_row<'a>(
     } else {
         None
     };
+    if let Some(cost) = &whole {
+        report_row.fallback_priced = cost.is_priced_from_fallback();
+    }
     report_row.outcome = row.outcome.unwrap_or(Outcome::Ok);
     report_row.parts = row.parts;
     // Only the fallbacks among the accrual's sources: the report lists those.
@@ -803,10 +817,12 @@ struct AccrualSources {
 }
 
 /// Whether every entry of a receipt's `l` is priced (a reference to a price, or a
-/// whole line whose price has `"status":"priced"`), and the price ids referred
-/// to (`None` past [`MAX_LINE_REFS`]), read without allocating.
+/// whole line whose price has `"status":"priced"`), whether a whole line was
+/// priced from a fallback, and the price ids referred to (`None` past
+/// [`MAX_LINE_REFS`]), read without allocating.
 struct AllPriced {
     all_priced: bool,
+    fallback: bool,
     ids: Option<PriceIds>,
 }
 
@@ -815,6 +831,7 @@ impl Default for AllPriced {
     fn default() -> Self {
         AllPriced {
             all_priced: true,
+            fallback: false,
             ids: Some(PriceIds::default()),
         }
     }
@@ -859,16 +876,22 @@ impl<'de> Deserialize<'de> for AllPriced {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AllPriced, A::Error> {
                 let mut all_priced = true;
+                let mut fallback = false;
                 let mut ids = Some(PriceIds::default());
                 while let Some(entry) = seq.next_element::<Priced>()? {
                     all_priced &= entry.priced;
+                    fallback |= entry.fallback;
                     if let (Some(id), Some(kept)) = (entry.id, ids.as_mut())
                         && !kept.push(id)
                     {
                         ids = None;
                     }
                 }
-                Ok(AllPriced { all_priced, ids })
+                Ok(AllPriced {
+                    all_priced,
+                    fallback,
+                    ids,
+                })
             }
         }
         d.deserialize_seq(Lines)
@@ -876,10 +899,11 @@ impl<'de> Deserialize<'de> for AllPriced {
 }
 
 /// One entry of `l`: priced or not, and the price it refers to (a whole line
-/// carries its own).
+/// carries its own, and says whether it is a fallback).
 struct Priced {
     priced: bool,
     id: Option<u32>,
+    fallback: bool,
 }
 
 impl<'de> Deserialize<'de> for Priced {
@@ -888,6 +912,14 @@ impl<'de> Deserialize<'de> for Priced {
         struct Status<'a> {
             #[serde(borrow)]
             status: Cow<'a, str>,
+            #[serde(borrow)]
+            provenance: Option<Origin<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct Origin<'a> {
+            source: PriceOrigin,
+            #[serde(borrow)]
+            note: Option<Cow<'a, str>>,
         }
         #[derive(Deserialize)]
         struct Whole<'a> {
@@ -918,13 +950,19 @@ impl<'de> Deserialize<'de> for Priced {
                 Ok(Priced {
                     priced: true,
                     id: Some(id),
+                    fallback: false,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Priced, A::Error> {
                 let whole = Whole::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let priced = whole.price.status == "priced";
                 Ok(Priced {
-                    priced: whole.price.status == "priced",
+                    priced,
                     id: None,
+                    fallback: priced
+                        && whole.price.provenance.is_some_and(|p| {
+                            crate::pricing::is_fallback(p.source, p.note.as_deref())
+                        }),
                 })
             }
         }

@@ -77,6 +77,13 @@
 //!   one whose submission and settlement both have one counts twice);
 //!   `unpriced_share` = unpriced_calls ÷ calls, at most 1. When it is not zero,
 //!   cost figures are lower bounds.
+//! - **Fallback prices**: `fallback_priced_calls` counts calls with at least one
+//!   line priced from a fallback
+//!   ([`Provenance::is_fallback`](crate::pricing::Provenance::is_fallback): the bundled
+//!   snapshot, or a cached price served stale or kept after a failed refresh),
+//!   whose cost may not be at AWS's current prices. An asynchronous invocation
+//!   counts by each of its receipts that has one (the two are not paired), the
+//!   count at most the calls.
 //! - **Async not settled here**: `unsettled_async_calls` counts submissions (not
 //!   failed ones) beyond the settlements in the ledgers, whose compute, billed at
 //!   settlement, is in no figure: cost figures are then lower bounds;
@@ -387,6 +394,9 @@ pub struct ReportRow<'a> {
     /// Where the rates of the receipt's accrual came from (at least every
     /// fallback among them; empty without an accrual or in older ledgers).
     pub accrual_priced_from: Cow<'a, [AccrualSource]>,
+    /// Some line was priced from a fallback
+    /// ([`Cost::is_priced_from_fallback`]).
+    pub fallback_priced: bool,
 }
 
 /// Which receipt of a call a [`ReportRow`] is. An asynchronous invocation
@@ -445,6 +455,7 @@ impl<'a> ReportRow<'a> {
             parts: None,
             part: CallPart::Whole,
             accrual_priced_from: Cow::Borrowed(&[]),
+            fallback_priced: false,
         }
     }
 
@@ -473,6 +484,7 @@ impl<'a> ReportRow<'a> {
                 Some(accrual) => Cow::Borrowed(&accrual.priced_from),
                 None => Cow::Borrowed(&[]),
             },
+            fallback_priced: cost.is_priced_from_fallback(),
         }
     }
 
@@ -649,6 +661,11 @@ pub struct GroupSummary {
     /// elsewhere, or before the range): cost without a call counted.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub settlements_without_submission: u64,
+    /// Calls with at least one line priced from a fallback (the bundled snapshot,
+    /// or a cached price served stale or kept after a failed refresh): their cost
+    /// may not be at AWS's current prices. At most [`calls`](Self::calls).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fallback_priced_calls: u64,
     /// Start of the first call.
     pub first_at: Option<DateTime<Utc>>,
     /// Start of the last call.
@@ -831,6 +848,8 @@ struct Acc {
     cost_with_both_tokens: Decimal,
     both_tokens: Decimal,
     unpriced_calls: u64,
+    /// Receipts with a line priced from a fallback.
+    fallback_priced: u64,
     errors: u64,
     cancelled: u64,
     async_submissions: u64,
@@ -903,6 +922,7 @@ impl Acc {
         if !row.fully_priced {
             self.unpriced_calls += 1;
         }
+        self.fallback_priced += u64::from(row.fallback_priced);
         match row.outcome {
             Outcome::Error => self.errors += 1,
             Outcome::Cancelled => self.cancelled += 1,
@@ -961,6 +981,7 @@ impl Acc {
         )?;
         self.both_tokens += other.both_tokens;
         self.unpriced_calls += other.unpriced_calls;
+        self.fallback_priced += other.fallback_priced;
         self.errors += other.errors;
         self.cancelled += other.cancelled;
         self.async_submissions += other.async_submissions;
@@ -1038,6 +1059,9 @@ impl Acc {
             settlements_without_submission: self
                 .async_settlements
                 .saturating_sub(self.async_submissions),
+            // An asynchronous invocation's two receipts are not paired: each with
+            // a fallback line counts, at most the calls.
+            fallback_priced_calls: self.fallback_priced.min(self.calls),
             first_at: self.first_at,
             last_at: self.last_at,
         };
@@ -1715,6 +1739,13 @@ pub fn render_table(report: &Report) -> String {
             report.total.settlements_without_submission
         ));
     }
+    if report.total.fallback_priced_calls > 0 {
+        out.push_str(&format!(
+            "note: {} of {} calls priced (in part) from the bundled snapshot or a stale cache: \
+             their cost may not be at AWS's current prices\n",
+            report.total.fallback_priced_calls, report.total.calls
+        ));
+    }
     if report.approximate_percentiles {
         out.push_str(
             "note: more than 4,096 calls in a group or in the total: their p50/p95 are observed \
@@ -1860,6 +1891,111 @@ mod tests {
         let path = dir.join("calls.jsonl");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// A serverless (3 GB) call of endpoint `endpoint` at second `i`, its compute
+    /// (2 s at $0.00006 per second) priced from `source` with `note`.
+    fn serverless_call(i: u64, endpoint: &str, source: &str, note: Option<&str>) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": format!("{endpoint}-{i}"),
+            "at": DateTime::from_timestamp(1_780_000_000 + i as i64, 0).unwrap(),
+            "endpoint": endpoint, "variant": "AllTraffic",
+            "billing": {"kind": "serverless", "memory_mb": 3072},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 2_000_000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "2", "unit": "seconds",
+                       "price": {"status": "priced", "usd_per_unit": "0.00006",
+                                 "cost_usd": "0.00012",
+                                 "provenance": {"source": source, "sku": "SKU3GB",
+                                                "effective_date": "2026-05-20",
+                                                "fetched_at": null, "note": note}}}],
+            "cost_usd": "0.00012", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn calls_priced_from_a_fallback_are_counted_and_noted_in_every_format() {
+        // A service in a private subnet (no Price List) priced everything from the
+        // bundled snapshot: 1,000 serverless 3 GB calls of 2 s at $0.00006 per
+        // second = 1,000 × $0.00012 = $0.12. Another endpoint's call was priced
+        // from a fresh cached live price with its answer's note: no fallback.
+        let mut receipts: Vec<Cost> = (0..1000)
+            .map(|i| {
+                serverless_call(
+                    i,
+                    "private",
+                    "snapshot",
+                    Some("primary price source failed (HTTP 500); bundled price snapshot"),
+                )
+            })
+            .collect();
+        receipts.push(serverless_call(
+            1000,
+            "public",
+            "cache",
+            Some("SKU PC3GB is the standing charge per second provisioned per its group (x)"),
+        ));
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let check = |report: &Report, path: &str| {
+            let group = |key: &str| report.groups.iter().find(|g| g.key == key).unwrap();
+            assert_eq!(group("private").cost_usd, Decimal::new(12, 2), "{path}");
+            assert_eq!(group("private").fallback_priced_calls, 1000, "{path}");
+            assert_eq!(group("public").fallback_priced_calls, 0, "{path}");
+            assert_eq!(
+                (report.total.calls, report.total.fallback_priced_calls),
+                (1001, 1000),
+                "{path}"
+            );
+            assert!(report.accrual_fallbacks.is_empty(), "{path}");
+            let table = render_table(report);
+            assert!(
+                table.contains(
+                    "note: 1000 of 1001 calls priced (in part) from the bundled snapshot or a \
+                     stale cache"
+                ),
+                "{path}: {table}"
+            );
+            let json = serde_json::to_value(report).unwrap();
+            assert_eq!(json["total"]["fallback_priced_calls"], 1000, "{path}");
+        };
+        let in_memory = summarize(&receipts, &options).unwrap();
+        check(&in_memory, "in memory");
+
+        let dir = tempfile::tempdir().unwrap();
+        // Format 1: each receipt whole, as serde writes it.
+        let format_1 = dir.path().join("format1.jsonl");
+        let text: String = receipts
+            .iter()
+            .map(|c| format!("{{\"v\":1,{}\n", &serde_json::to_string(c).unwrap()[1..]))
+            .collect();
+        std::fs::write(&format_1, text).unwrap();
+        // Format 2, as the ledger writes it: the fast read tells the fallback by
+        // the price definitions the lines refer to.
+        let format_2 = dir.path().join("format2.jsonl");
+        let ledger = crate::ledger::JsonlLedger::open(&format_2).unwrap();
+        for cost in &receipts {
+            ledger.try_record(cost).unwrap();
+        }
+        drop(ledger);
+        let mut paths = vec![format_1, format_2];
+        #[cfg(feature = "parquet")]
+        {
+            let parquet = dir.path().join("calls.parquet");
+            let mut out = crate::ledger::parquet::ParquetFileWriter::create(&parquet).unwrap();
+            for cost in &receipts {
+                out.write(cost).unwrap();
+            }
+            out.finish().unwrap();
+            paths.push(parquet);
+        }
+        for path in paths {
+            let report = report_file(&path, &options).unwrap();
+            check(&report, &path.display().to_string());
+            assert_eq!(report.total, in_memory.total, "{}", path.display());
+        }
     }
 
     #[test]

@@ -49,7 +49,46 @@ struct LineSpec {
     derived: bool,
     mantissa: u64,
     scale: u32,
+    /// Where its price came from: an index into [`PRICE_SOURCES`].
+    source: usize,
 }
+
+/// A priced line's price source and note, and whether that is a fallback as
+/// `cost-model.md` defines one (the bundled snapshot, or a cached price the
+/// cache's own note calls stale or kept after a failed refresh; a cached live
+/// price with its answer's note is none).
+const PRICE_SOURCES: [(&str, Option<&str>, bool); 6] = [
+    ("live", None, false),
+    (
+        "cache",
+        Some("SKU PC1 is the standing charge per second provisioned per its group (x)"),
+        false,
+    ),
+    (
+        "cache",
+        Some(
+            "rate of the term effective 2026-12-01T00:00:00Z, announced in the Price List answer fetched 2026-11-30T20:00:00Z",
+        ),
+        false,
+    ),
+    (
+        "snapshot",
+        Some("primary price source failed (HTTP 500); bundled price snapshot"),
+        true,
+    ),
+    (
+        "cache",
+        Some("cached price older than its TTL; a refresh is under way; skipped 1 $0 row(s)"),
+        true,
+    ),
+    (
+        "cache",
+        Some(
+            "price changed: 0.2 per hour (effective x), was 0.3 (effective y); refresh failed (HTTP 500); kept the last good price, fetched 2026-11-30T20:00:00Z",
+        ),
+        true,
+    ),
+];
 
 /// One generated call, before it is made receipts.
 #[derive(Debug, Clone)]
@@ -103,12 +142,14 @@ fn line_spec() -> impl Strategy<Value = LineSpec> {
         any::<bool>(),
         prop_oneof![Just(0u64), 1u64..1_000, 1u64..10_000_000_000],
         prop_oneof![Just(12u32), Just(9), Just(6), Just(2), Just(0)],
+        prop_oneof![4 => Just(0usize), 1 => 1..PRICE_SOURCES.len()],
     )
-        .prop_map(|(priced, derived, mantissa, scale)| LineSpec {
+        .prop_map(|(priced, derived, mantissa, scale, source)| LineSpec {
             priced,
             derived,
             mantissa,
             scale,
+            source,
         })
 }
 
@@ -239,10 +280,11 @@ fn lines_json(
                 dec(spec.mantissa, spec.scale)
             };
             total += cost;
+            let (source, note, _) = PRICE_SOURCES[spec.source];
             json!({"status": "priced", "usd_per_unit": rate.to_string(),
                    "cost_usd": cost.to_string(),
-                   "provenance": {"source": "live", "sku": "S", "effective_date": "2026-11-01",
-                                  "fetched_at": null, "note": null}})
+                   "provenance": {"source": source, "sku": "S", "effective_date": "2026-11-01",
+                                  "fetched_at": null, "note": note}})
         } else {
             json!({"status": "unpriced", "reason": "no rate for \"it\""})
         };
@@ -269,6 +311,8 @@ struct Facts {
     latency_us: u64,
     tokens: (Option<u64>, Option<u64>),
     unpriced: bool,
+    /// Some line priced from a fallback.
+    fallback: bool,
     outcome: u8,
     /// A response stream's receipt (its parts received: its 200 arrived).
     stream: bool,
@@ -327,6 +371,7 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
                     derived: true,
                     mantissa: 160,
                     scale: 4,
+                    source: 0,
                 });
             }
             let (lines, cost) = lines_json(&specs, items, bytes, tokens);
@@ -400,6 +445,7 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
                 latency_us,
                 tokens,
                 unpriced: specs.iter().any(|s| !s.priced),
+                fallback: specs.iter().any(|s| s.priced && PRICE_SOURCES[s.source].2),
                 outcome,
                 stream,
             };
@@ -582,6 +628,8 @@ struct Model {
     both_cost: Decimal,
     both_tokens: u128,
     unpriced: u64,
+    /// Receipts with a line priced from a fallback.
+    fallback: u64,
     errors: u64,
     cancelled: u64,
     submissions: u64,
@@ -625,6 +673,7 @@ impl Model {
             self.both_tokens += u128::from(i) + u128::from(o);
         }
         self.unpriced += u64::from(f.unpriced);
+        self.fallback += u64::from(f.fallback);
         self.errors += u64::from(f.outcome == 1);
         self.cancelled += u64::from(f.outcome == 2);
         match f.part {
@@ -699,6 +748,14 @@ fn check_group(got: &GroupSummary, want: &Model, total: bool) -> Result<(), Test
         }
     };
     prop_assert_eq!(got.unpriced_share, share, "unpriced share of {}", key);
+    // Each receipt with a fallback line, at most the calls (an asynchronous
+    // invocation's two receipts are not paired).
+    prop_assert_eq!(
+        got.fallback_priced_calls,
+        want.fallback.min(want.calls),
+        "fallback-priced calls of {}",
+        key
+    );
     prop_assert_eq!(got.errors, want.errors, "errors of {}", key);
     prop_assert_eq!(got.cancelled, want.cancelled, "cancelled of {}", key);
     if !total {

@@ -294,6 +294,63 @@ fn a_full_table_or_too_many_lines_write_the_receipt_whole() {
     assert_same(&read_back(&file), &costs[..1]);
 }
 
+/// The report's fast read tells a receipt priced (in part) from a fallback by
+/// the price definitions its lines refer to, or by a line written whole (the
+/// table full), as the receipt itself tells it.
+#[test]
+fn the_fast_read_tells_a_line_priced_from_a_fallback_by_its_definition_or_written_whole() {
+    let with_data_from = |call: u32, source: PriceOrigin, note: Option<&str>| {
+        let mut cost = typical(call, 2_000);
+        for line in &mut cost.lines[1..] {
+            if let LinePrice::Priced { provenance, .. } = &mut line.price {
+                provenance.source = source;
+                provenance.note = note.map(Into::into);
+            }
+        }
+        cost
+    };
+    // Compute live; data in and out from: the snapshot (a fallback), live, a
+    // fresh cached live price with its answer's note (none), a cached price kept
+    // after a failed refresh (a fallback).
+    let costs = [
+        typical(0, 2_000),
+        with_data_from(1, PriceOrigin::Live, None),
+        with_data_from(
+            2,
+            PriceOrigin::Cache,
+            Some("SKU D is the charge per GB processed in (x)"),
+        ),
+        with_data_from(
+            3,
+            PriceOrigin::Cache,
+            Some("refresh failed (HTTP 500); kept the last good price, fetched x"),
+        ),
+    ];
+    let want = [true, false, false, true];
+    for (cost, want) in costs.iter().zip(want) {
+        assert_eq!(cost.is_priced_from_fallback(), want, "{:?}", cost.lines);
+    }
+    // Every price defined; the compute price alone (the data lines whole); none.
+    for dict in [
+        Dictionary::default(),
+        Dictionary::with_limit(2),
+        Dictionary::with_limit(1),
+    ] {
+        let file = file_of(&costs, &dict);
+        let mut defs = Definitions::default();
+        let mut told = Vec::new();
+        for line in file.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if line.starts_with(RECEIPT_PREFIX) {
+                let row = report_row(line, &defs, &GroupBy::Endpoint).unwrap();
+                told.push(row.fallback_priced);
+            } else {
+                read_line(line, &mut defs).unwrap();
+            }
+        }
+        assert_eq!(told, want, "{}", String::from_utf8_lossy(&file));
+    }
+}
+
 /// A definition longer than any real one (a SKU of 100 KB from a misbehaving price
 /// source) gets no id: the price is written inside the receipt, whose line the
 /// writer checks, and no definition line is longer than a reader takes.

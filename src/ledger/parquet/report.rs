@@ -1,12 +1,14 @@
 //! A report over Parquet ledger files: only the columns a report reads (and of
-//! the cost lines only their `reason`, set on unpriced lines, and their `item`),
-//! row groups spread over every core.
+//! the cost lines only their `reason`, set on unpriced lines, their `item`, and
+//! their price's `source` and `note`, which say a fallback priced it), row groups
+//! spread over every core.
 
 use super::decode::named as parse_named;
 use super::reader::{builder_of, parquet_error};
 use super::schema::{col, line};
 use crate::billing::{LineItem, is_settlement};
 use crate::ledger::LedgerError;
+use crate::pricing::PriceOrigin;
 use crate::report::{CallPart, GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
 use crate::usage::{Operation, Outcome};
 use arrow_array::cast::AsArray;
@@ -280,7 +282,8 @@ fn row_group(
 ) -> Result<(), ReportError> {
     let by = part.options().by.clone();
     let builder = builder_of(open.clone(), path)?;
-    // Leaves: the report's columns, the lines' status, and the tags when grouping by one.
+    // Leaves: the report's columns, the lines' status, item and price source, and
+    // the tags when grouping by one.
     let leaves: Vec<usize> = builder
         .parquet_schema()
         .columns()
@@ -291,9 +294,9 @@ fn row_group(
             let root = parts[0].as_str();
             COLUMNS.contains(&root)
                 || (root == col::LINES
-                    && parts
-                        .last()
-                        .is_some_and(|p| p == line::REASON || p == line::ITEM))
+                    && parts.last().is_some_and(|p| {
+                        [line::REASON, line::ITEM, line::SOURCE, line::NOTE].contains(&p.as_str())
+                    }))
                 || (root == col::TAGS && matches!(by, GroupBy::Tag(_)))
                 || (root == col::INFERENCE_COMPONENT && by == GroupBy::Component)
                 || (root == col::TARGET_MODEL && by == GroupBy::Model)
@@ -410,12 +413,19 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         .as_struct_opt()
         .and_then(|lines| lines.column_by_name(line::REASON))
         .ok_or_else(|| mistyped("lines.reason"))?;
-    let items = lines
-        .values()
-        .as_struct_opt()
-        .and_then(|lines| lines.column_by_name(line::ITEM))
-        .and_then(|items| items.as_string_opt::<i32>())
-        .ok_or_else(|| mistyped("lines.item"))?;
+    let line_strings = |name: &str| {
+        lines
+            .values()
+            .as_struct_opt()
+            .and_then(|lines| lines.column_by_name(name))
+            .and_then(|column| column.as_string_opt::<i32>())
+            .ok_or_else(|| mistyped(&format!("lines.{name}")))
+    };
+    let items = line_strings(line::ITEM)?;
+    // A priced line's price source and note (null on unpriced lines).
+    let (sources, line_notes) = (line_strings(line::SOURCE)?, line_strings(line::NOTE)?);
+    // The same price on run after run of lines: told once per run.
+    let mut last_price: Option<(&str, Option<&str>, bool)> = None;
     let tags = match by {
         GroupBy::Tag(_) => Some(
             column(col::TAGS)?
@@ -522,6 +532,26 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         };
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
         row.fully_priced = (from..to).all(|l| reason.is_null(l));
+        for l in (from..to).filter(|&l| sources.is_valid(l)) {
+            let (source, note) = (
+                sources.value(l),
+                line_notes.is_valid(l).then(|| line_notes.value(l)),
+            );
+            let fallback = match last_price {
+                Some((s, n, fallback)) if s == source && n == note => fallback,
+                _ => {
+                    let origin: PriceOrigin =
+                        parse_named(source, "lines.source").map_err(|e| format!("row {i}: {e}"))?;
+                    let fallback = crate::pricing::is_fallback(origin, note);
+                    last_price = Some((source, note, fallback));
+                    fallback
+                }
+            };
+            if fallback {
+                row.fallback_priced = true;
+                break;
+            }
+        }
         let op: Operation =
             parse_named(operation.value(i), col::OPERATION).map_err(|e| format!("row {i}: {e}"))?;
         if op == Operation::InvokeEndpointAsync {
