@@ -22,8 +22,6 @@ pub(crate) use component::{
     unreserved_fraction,
 };
 
-#[cfg(feature = "parquet")]
-pub(crate) use receipt::is_settlement;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
     SettledBefore, SettledBy, StandingPart,
@@ -31,6 +29,8 @@ pub use receipt::{
 pub(crate) use receipt::{
     BEYOND_PROVISIONED_NOTE_END, INTERCEPTOR_NOTE, SETTLEMENT_NOTE, amount, no_standing_parts,
 };
+#[cfg(feature = "parquet")]
+pub(crate) use receipt::{is_by_interceptor, is_settlement};
 
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};

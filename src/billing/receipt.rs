@@ -425,7 +425,22 @@ pub(crate) fn is_settlement<'a>(
     settlement_line || bytes_out > 0 || has_tokens
 }
 
+/// Whether a receipt with these notes is one `MeteringInterceptor` made
+/// ([`INTERCEPTOR_NOTE`]): of an async invocation, the call's only receipt (see
+/// [`is_settlement`]); one rule for receipts and for ledger rows read without
+/// making a receipt.
+pub(crate) fn is_by_interceptor<'a>(mut notes: impl Iterator<Item = &'a str>) -> bool {
+    notes.any(|note| note == INTERCEPTOR_NOTE)
+}
+
 impl Cost {
+    /// Whether `MeteringInterceptor` made this receipt (noted "metered by the SDK
+    /// interceptor"): of an `InvokeEndpointAsync` call, the invocation's only
+    /// receipt, neither its submission nor its settlement.
+    pub(crate) fn is_by_interceptor(&self) -> bool {
+        is_by_interceptor(self.notes.iter().map(String::as_str))
+    }
+
     /// Whether this is the second receipt of an asynchronous invocation
     /// (`InvokeEndpointAsync`), its **settlement** (compute, data out, tokens),
     /// rather than its submission (data in, the per-inference fee): one call, two

@@ -776,10 +776,12 @@ pub(crate) fn report_row<'a>(
         }
     }
     if context.operation == Operation::InvokeEndpointAsync {
-        // Submission or settlement: told as `Cost::is_async_settlement` tells it,
-        // from the whole receipt (its lines' items, data out, tokens, notes).
+        // Submission, settlement, or the interceptor's only receipt: told as
+        // `Cost::is_async_settlement` tells it, from the whole receipt (its lines'
+        // items, data out, tokens, notes).
         let settlement = whole.as_ref().is_some_and(Cost::is_async_settlement);
-        report_row.part = CallPart::of(context.operation, settlement);
+        let by_interceptor = whole.as_ref().is_some_and(Cost::is_by_interceptor);
+        report_row.part = CallPart::of(context.operation, settlement, by_interceptor);
     }
     Ok(report_row)
 }

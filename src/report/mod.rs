@@ -36,7 +36,11 @@
 //!   unpriced lines and outcome but no call ([`CallPart`]). The settlement's `at`
 //!   is the submission's, so both fall in the same groups and range. A group can
 //!   hold a settlement without its submission (e.g. one whose submission is in
-//!   another ledger file not reported): its cost counts, with no call.
+//!   another ledger file not reported): its cost counts, with no call. The one
+//!   receipt `MeteringInterceptor` makes of an asynchronous invocation (noted
+//!   "metered by the SDK interceptor"; it makes no settlement) is the whole call
+//!   ([`CallPart::AsyncOnly`]): it counts the call, its cost (in the cost per
+//!   call) and its latency, awaits no settlement, and is not an answered call.
 //! - **cost_usd**: the exact sum of the receipts' `cost_usd` (priced lines only).
 //! - **usd_per_1000_calls**: cost_usd × 1000 ÷ calls.
 //! - **Percentiles** (cost per call, latency): nearest rank. For p in (0, 100]
@@ -414,15 +418,31 @@ pub enum CallPart {
     /// The settlement of an asynchronous invocation (compute, data out, tokens;
     /// [`Cost::is_async_settlement`]): it adds its cost, not a call.
     AsyncSettlement,
+    /// The only receipt of an asynchronous invocation: the one
+    /// `MeteringInterceptor` makes (noted "metered by the SDK interceptor"; it
+    /// makes no settlement). It counts the call, its cost (the cost per call
+    /// too) and its latency; it awaits no settlement, and does not say the
+    /// invocation was answered (its output, in S3, is not seen).
+    AsyncOnly,
 }
 
 impl CallPart {
     /// The part of `operation`'s call a receipt is, given whether it is a
-    /// settlement ([`Cost::is_async_settlement`]).
-    pub(crate) fn of(operation: crate::usage::Operation, settlement: bool) -> Self {
-        match (operation, settlement) {
-            (crate::usage::Operation::InvokeEndpointAsync, true) => CallPart::AsyncSettlement,
-            (crate::usage::Operation::InvokeEndpointAsync, false) => CallPart::AsyncSubmission,
+    /// settlement ([`Cost::is_async_settlement`]) and whether the SDK interceptor
+    /// made it (its notes say so).
+    pub(crate) fn of(
+        operation: crate::usage::Operation,
+        settlement: bool,
+        by_interceptor: bool,
+    ) -> Self {
+        match (operation, settlement, by_interceptor) {
+            (crate::usage::Operation::InvokeEndpointAsync, _, true) => CallPart::AsyncOnly,
+            (crate::usage::Operation::InvokeEndpointAsync, true, false) => {
+                CallPart::AsyncSettlement
+            }
+            (crate::usage::Operation::InvokeEndpointAsync, false, false) => {
+                CallPart::AsyncSubmission
+            }
             _ => CallPart::Whole,
         }
     }
@@ -479,7 +499,11 @@ impl<'a> ReportRow<'a> {
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
             parts: cost.usage.parts,
-            part: CallPart::of(cost.usage.operation, cost.is_async_settlement()),
+            part: CallPart::of(
+                cost.usage.operation,
+                cost.is_async_settlement(),
+                cost.is_by_interceptor(),
+            ),
             accrual_priced_from: match &cost.accrual {
                 Some(accrual) => Cow::Borrowed(&accrual.priced_from),
                 None => Cow::Borrowed(&[]),
@@ -492,9 +516,10 @@ impl<'a> ReportRow<'a> {
     /// can report tokens (see `billing::answered_2xx`): a call answered, a
     /// response stream whose 200 arrived, an asynchronous invocation's settlement
     /// that succeeded. Not a submission: its invocation is answered by its
-    /// settlement, if at all.
+    /// settlement, if at all; nor the interceptor's only receipt of one, which
+    /// does not see the answer.
     fn answered(&self) -> bool {
-        self.part != CallPart::AsyncSubmission
+        matches!(self.part, CallPart::Whole | CallPart::AsyncSettlement)
             && (self.outcome == Outcome::Ok || self.parts.is_some())
     }
 }
@@ -1916,6 +1941,50 @@ mod tests {
         .unwrap()
     }
 
+    /// The report of `receipts` in memory, then of a format-1 file, a format-2
+    /// file (as the ledger writes it: its fast read) and a Parquet file of them,
+    /// each named; every file's total the same as the one in memory.
+    fn reports_in_every_format(
+        receipts: &[Cost],
+        options: &ReportOptions,
+    ) -> Vec<(String, Report)> {
+        let in_memory = summarize(receipts, options).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // Format 1: each receipt whole, as serde writes it.
+        let format_1 = dir.path().join("format1.jsonl");
+        let text: String = receipts
+            .iter()
+            .map(|c| format!("{{\"v\":1,{}\n", &serde_json::to_string(c).unwrap()[1..]))
+            .collect();
+        std::fs::write(&format_1, text).unwrap();
+        let format_2 = dir.path().join("format2.jsonl");
+        let ledger = crate::ledger::JsonlLedger::open(&format_2).unwrap();
+        for cost in receipts {
+            ledger.try_record(cost).unwrap();
+        }
+        drop(ledger);
+        let mut paths = vec![format_1, format_2];
+        #[cfg(feature = "parquet")]
+        {
+            let parquet = dir.path().join("calls.parquet");
+            let mut out = crate::ledger::parquet::ParquetFileWriter::create(&parquet).unwrap();
+            for cost in receipts {
+                out.write(cost).unwrap();
+            }
+            out.finish().unwrap();
+            paths.push(parquet);
+        }
+        let mut reports = Vec::new();
+        for path in paths {
+            let report = report_file(&path, options).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert_eq!(report.total, in_memory.total, "{name}");
+            reports.push((name, report));
+        }
+        reports.insert(0, ("in memory".to_owned(), in_memory));
+        reports
+    }
+
     #[test]
     fn calls_priced_from_a_fallback_are_counted_and_noted_in_every_format() {
         // A service in a private subnet (no Price List) priced everything from the
@@ -1961,40 +2030,80 @@ mod tests {
             let json = serde_json::to_value(report).unwrap();
             assert_eq!(json["total"]["fallback_priced_calls"], 1000, "{path}");
         };
-        let in_memory = summarize(&receipts, &options).unwrap();
-        check(&in_memory, "in memory");
+        for (path, report) in reports_in_every_format(&receipts, &options) {
+            check(&report, &path);
+        }
+    }
 
-        let dir = tempfile::tempdir().unwrap();
-        // Format 1: each receipt whole, as serde writes it.
-        let format_1 = dir.path().join("format1.jsonl");
-        let text: String = receipts
-            .iter()
-            .map(|c| format!("{{\"v\":1,{}\n", &serde_json::to_string(c).unwrap()[1..]))
+    #[test]
+    fn the_interceptors_only_receipt_of_an_async_call_is_the_call_not_a_submission() {
+        // Ten InvokeEndpointAsync calls through a plain SDK client with
+        // MeteringInterceptor: one receipt each, the invocation's only one (the
+        // interceptor makes no settlement), data in priced, compute and data out
+        // unseen (unpriced). 1 MiB in = 2²⁰ ÷ 2³⁰ = 0.0009765625 GB × $0.016 per GB
+        // = $0.000015625 a call; ten calls $0.00015625.
+        let receipts: Vec<Cost> = (0..10)
+            .map(|i| {
+                serde_json::from_value(serde_json::json!({
+                    "call_id": format!("inference-{i}"),
+                    "at": DateTime::from_timestamp(1_780_000_000 + i, 0).unwrap(),
+                    "endpoint": "jobs", "variant": "AllTraffic",
+                    "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge",
+                                "instance_count": 1},
+                    "allocation": "processor_sharing",
+                    "usage": {"operation": "InvokeEndpointAsync",
+                              "latency_us": 40_000 + i * 1_000, "bytes_in": 1_048_576,
+                              "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+                    "lines": [
+                        {"item": "data_in", "quantity": "0.0009765625", "unit": "gigabytes",
+                         "price": {"status": "priced", "usd_per_unit": "0.016",
+                                   "cost_usd": "0.000015625",
+                                   "provenance": {"source": "live", "sku": "DATAIN",
+                                                  "effective_date": "2026-05-01",
+                                                  "fetched_at": null, "note": null}}},
+                        {"item": "compute", "quantity": "0", "unit": "instance_hours",
+                         "price": {"status": "unpriced",
+                                   "reason": "the interceptor does not see the job run"}},
+                        {"item": "data_out", "quantity": "0", "unit": "gigabytes",
+                         "price": {"status": "unpriced",
+                                   "reason": "the interceptor does not see the output"}}
+                    ],
+                    "cost_usd": "0.000015625", "currency": "USD", "region": "us-east-1",
+                    "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null,
+                    "notes": [crate::billing::INTERCEPTOR_NOTE]
+                }))
+                .unwrap()
+            })
             .collect();
-        std::fs::write(&format_1, text).unwrap();
-        // Format 2, as the ledger writes it: the fast read tells the fallback by
-        // the price definitions the lines refer to.
-        let format_2 = dir.path().join("format2.jsonl");
-        let ledger = crate::ledger::JsonlLedger::open(&format_2).unwrap();
-        for cost in &receipts {
-            ledger.try_record(cost).unwrap();
-        }
-        drop(ledger);
-        let mut paths = vec![format_1, format_2];
-        #[cfg(feature = "parquet")]
-        {
-            let parquet = dir.path().join("calls.parquet");
-            let mut out = crate::ledger::parquet::ParquetFileWriter::create(&parquet).unwrap();
-            for cost in &receipts {
-                out.write(cost).unwrap();
-            }
-            out.finish().unwrap();
-            paths.push(parquet);
-        }
-        for path in paths {
-            let report = report_file(&path, &options).unwrap();
-            check(&report, &path.display().to_string());
-            assert_eq!(report.total, in_memory.total, "{}", path.display());
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        for (path, report) in reports_in_every_format(&receipts, &options) {
+            let t = &report.total;
+            assert_eq!(
+                (t.calls, t.cost_usd),
+                (10, Decimal::new(15_625, 8)),
+                "{path}"
+            );
+            // Every call's cost is its receipt's: p50 and p95 $0.000015625.
+            assert_eq!(
+                t.cost_per_call_p50_usd,
+                Some(Decimal::new(15_625, 9)),
+                "{path}"
+            );
+            assert_eq!(
+                t.cost_per_call_p95_usd,
+                Some(Decimal::new(15_625, 9)),
+                "{path}"
+            );
+            // Latencies 40 … 49 ms: p50 rank ⌈5⌉ = 44 ms, p95 rank ⌈9.5⌉ = 49 ms.
+            assert_eq!(t.latency_p50_ms, Some(Decimal::new(44_000, 3)), "{path}");
+            assert_eq!(t.latency_p95_ms, Some(Decimal::new(49_000, 3)), "{path}");
+            // Nothing awaits a settlement; the interceptor did not see an answer.
+            assert_eq!(t.unsettled_async_calls, 0, "{path}");
+            assert_eq!(t.settlements_without_submission, 0, "{path}");
+            assert_eq!(t.answered_calls, 0, "{path}");
+            assert_eq!(t.unpriced_calls, 10, "{path}");
+            let table = render_table(&report);
+            assert!(!table.contains("no settlement"), "{path}: {table}");
         }
     }
 

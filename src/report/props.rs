@@ -39,6 +39,9 @@ enum Kind {
     FailedSubmission,
     /// A settlement whose submission is in no ledger read: cost without a call.
     Orphan,
+    /// `InvokeEndpointAsync` metered by the SDK interceptor: its one receipt, the
+    /// whole call (it makes no settlement).
+    Intercepted,
 }
 
 /// One priced or unpriced cost line of a receipt.
@@ -161,6 +164,7 @@ fn call_spec() -> impl Strategy<Value = CallSpec> {
         1 => Just(Kind::Unsettled),
         1 => Just(Kind::FailedSubmission),
         1 => Just(Kind::Orphan),
+        1 => Just(Kind::Intercepted),
     ];
     let tokens = (
         prop::option::weighted(0.5, 0u64..5_000),
@@ -323,6 +327,8 @@ enum Part {
     Whole,
     Submission,
     Settlement,
+    /// The interceptor's only receipt of an asynchronous invocation.
+    Only,
 }
 
 /// The receipts of the calls, each with its facts and its destination, in the
@@ -360,6 +366,15 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
                     &call.settlement_lines,
                     &["compute", "data_out"],
                     (0, 9_000 + u64::from(call.nanos % 10_000)),
+                    call.tokens,
+                ),
+                // Data in priced; compute and data out the interceptor does not
+                // see (its lines as drawn); tokens as a response might have
+                // carried, never an answer's (see `Model::add`).
+                Part::Only => (
+                    &call.lines,
+                    &["data_in", "compute", "data_out", "inference"],
+                    (100 + call.secs as u64, 0),
                     call.tokens,
                 ),
             };
@@ -408,6 +423,9 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
                     crate::billing::SETTLEMENT_NOTE,
                     at.to_rfc3339()
                 ));
+            }
+            if part == Part::Only {
+                notes.push(crate::billing::INTERCEPTOR_NOTE.to_owned());
             }
             let mut receipt = json!({
                 "call_id": format!("call-{i}-{n}"), "at": at,
@@ -459,6 +477,7 @@ fn receipts(calls: &[CallSpec]) -> Vec<(Cost, Facts, usize)> {
             ],
             Kind::Unsettled | Kind::FailedSubmission => &[(Part::Submission, call.dest)],
             Kind::Orphan => &[(Part::Settlement, call.settlement_dest)],
+            Kind::Intercepted => &[(Part::Only, call.dest)],
         };
         for (n, (part, dest)) in parts.iter().enumerate() {
             let (cost, facts) = make(*part, n as u8);
@@ -653,10 +672,11 @@ impl Model {
         }
         // Answered with HTTP 2XX: a call that succeeded, a stream (its 200
         // arrived, however it ended), a settlement that succeeded; never a
-        // submission. Only those report tokens.
+        // submission, nor the interceptor's only receipt of an asynchronous
+        // invocation (it does not see the answer). Only those report tokens.
         let answered = match f.part {
-            Part::Submission => false,
-            _ => f.outcome == 0 || f.stream,
+            Part::Submission | Part::Only => false,
+            Part::Whole | Part::Settlement => f.outcome == 0 || f.stream,
         };
         let tokens = match answered {
             true => f.tokens,

@@ -6,7 +6,7 @@
 use super::decode::named as parse_named;
 use super::reader::{builder_of, parquet_error};
 use super::schema::{col, line};
-use crate::billing::{LineItem, is_settlement};
+use crate::billing::{LineItem, is_by_interceptor, is_settlement};
 use crate::ledger::LedgerError;
 use crate::pricing::PriceOrigin;
 use crate::report::{CallPart, GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
@@ -561,13 +561,15 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("row {i}: {e}"))?;
             let notes = notes.value_offsets();
+            let row_notes =
+                || (notes[i] as usize..notes[i + 1] as usize).map(|n| note_texts.value(n));
             let settlement = is_settlement(
                 line_items,
                 whole(bytes_out, i, col::BYTES_OUT)?,
                 input.is_valid(i) || output.is_valid(i),
-                (notes[i] as usize..notes[i + 1] as usize).map(|n| note_texts.value(n)),
+                row_notes(),
             );
-            row.part = CallPart::of(op, settlement);
+            row.part = CallPart::of(op, settlement, is_by_interceptor(row_notes()));
         }
         if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
             if fallbacks.0 != Some(json) {
