@@ -667,9 +667,33 @@ struct SharingClock {
     /// The monotonic clock at `last_event`, when the totals keep one (see
     /// [`Totals::with_monotonic_reference`]).
     last_event_mono: Option<Instant>,
+    /// The provisioned concurrency the clock's calls are served on before any
+    /// goes on demand: that of the endpoint's only variant, when it is
+    /// serverless with provisioned concurrency (`None`: none, or not known yet).
+    provisioned: Option<u32>,
+    /// This process's calls whose attempt in flight holds a slot of the
+    /// provisioned concurrency (see [`take_slot`](Self::take_slot)).
+    on_slots: u32,
 }
 
 impl SharingClock {
+    /// A call's attempt goes out: it takes a slot of the provisioned concurrency
+    /// when one is free, and is served on demand otherwise, as AWS serves a
+    /// request only while every provisioned slot is busy. Returns the slots busy
+    /// before it (the fleet's others, as last read, rounded down, taken for
+    /// calls on slots) and whether it took one. While the provisioned
+    /// concurrency is not known (the endpoint's profile is not applied yet),
+    /// every attempt takes one: the slots busy are then the calls in flight.
+    fn take_slot(&mut self) -> (u32, bool) {
+        let others = u32::try_from(self.others_milli / 1000).unwrap_or(u32::MAX);
+        let busy = self.on_slots.saturating_add(others);
+        let free = self.provisioned.is_none_or(|slots| busy < slots);
+        if free {
+            self.on_slots += 1;
+        }
+        (busy, free)
+    }
+
     /// [`advance`](Self::advance) to a time read a while ago (a load the fleet
     /// read before its writes, a stream's last part): taken to be the last event
     /// when it is before it, never for the wall clock stepping back, which would
@@ -778,7 +802,9 @@ impl fmt::Debug for ClockSeat {
 
 impl ClockSeat {
     /// The call's first attempt joins the clock at `now`: in flight on it until
-    /// that attempt steps off ([`CallShare::step_off`]) or the call leaves.
+    /// that attempt steps off ([`CallShare::step_off`]) or the call leaves, on
+    /// a slot of the provisioned concurrency if one is free
+    /// ([`SharingClock::take_slot`]; the call is on demand otherwise).
     pub(crate) fn join(&self, now: SystemTime) -> CallShare {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
@@ -787,18 +813,18 @@ impl ClockSeat {
         let before = clock.last_event;
         let stepped_back = clock.advance(now, per_instance, mono);
         clock.in_flight += 1;
+        let (slots_busy_at_start, on_slot) = clock.take_slot();
         let since_fs = clock.allocated_fs;
-        let others = u32::try_from(clock.others_milli / 1000).unwrap_or(u32::MAX);
-        let in_flight_at_start = clock.in_flight.saturating_add(others);
         if stepped_back {
             inner.clock_stepped_back(before, now);
         }
         CallShare {
             totals: self.totals.clone(),
             endpoint: self.endpoint,
-            in_flight_at_start,
+            slots_busy_at_start,
             seat: Mutex::new(Seat {
                 since_fs: Some(since_fs),
+                on_slot,
                 ..Seat::default()
             }),
         }
@@ -818,10 +844,13 @@ impl ClockSeat {
 pub(crate) struct CallShare {
     totals: Arc<Mutex<TotalsInner>>,
     endpoint: usize,
-    /// The calls in flight on the clock as the call's first attempt joined it,
-    /// itself included (and the fleet's others, as last read, rounded down); a
-    /// later attempt's rejoining does not change it.
-    pub(crate) in_flight_at_start: u32,
+    /// The slots of the provisioned concurrency busy as the call's first attempt
+    /// joined the clock, itself not included (see [`SharingClock::take_slot`]):
+    /// when they are all the provisioned concurrency, AWS served the call on
+    /// demand. A call is billed at one rate, its first attempt's: a later
+    /// attempt's rejoining does not change it (though it takes a slot, or not,
+    /// as any attempt does).
+    pub(crate) slots_busy_at_start: u32,
     /// Where the call is on the clock. Locked before the totals, never after.
     seat: Mutex<Seat>,
 }
@@ -839,6 +868,10 @@ struct Seat {
     latest_fs: u128,
     /// Whether the call left the clock for good: only the first leaving counts.
     left: bool,
+    /// Whether its attempt in flight holds a slot of the provisioned
+    /// concurrency, given back as the attempt steps off or the call leaves
+    /// (dropped too).
+    on_slot: bool,
 }
 
 impl fmt::Debug for CallShare {
@@ -916,16 +949,19 @@ impl CallShare {
     }
 
     /// The call's next attempt's request goes out at `now`: it is in flight on
-    /// the clock again. Nothing when it is on it already, or left it.
+    /// the clock again, on a slot of the provisioned concurrency if one is free.
+    /// Nothing when it is on it already, or left it.
     pub(crate) fn rejoin(&self, now: SystemTime) {
         let mut seat = self.seat();
         if seat.left || seat.since_fs.is_some() {
             return;
         }
-        seat.since_fs = Some(self.move_clock(MoveTo::Now(now), |clock| {
+        let (since_fs, on_slot) = self.move_clock(MoveTo::Now(now), |clock| {
             clock.in_flight += 1;
-            clock.allocated_fs
-        }));
+            (clock.allocated_fs, clock.take_slot().1)
+        });
+        seat.since_fs = Some(since_fs);
+        seat.on_slot = on_slot;
     }
 
     /// Leaves the clock for good (see [`MoveTo`]), if it has not left yet: an
@@ -944,8 +980,12 @@ impl CallShare {
         let Some(since_fs) = seat.since_fs.take() else {
             return;
         };
+        let on_slot = std::mem::take(&mut seat.on_slot);
         let stretch = self.move_clock(to, |clock| {
             clock.in_flight = clock.in_flight.saturating_sub(1);
+            if on_slot {
+                clock.on_slots = clock.on_slots.saturating_sub(1);
+            }
             clock.allocated_fs.saturating_sub(since_fs)
         });
         seat.latest_fs = stretch;
@@ -1294,6 +1334,14 @@ impl Totals {
             inner.advance_clock(endpoint.0, now, mono);
             inner.endpoints[endpoint.0].sharing.instances = instances;
         }
+    }
+
+    /// The provisioned concurrency `endpoint`'s calls are served on before any
+    /// goes on demand (see [`ClockSeat::join`]), from now on: its only
+    /// variant's, when it is serverless with provisioned concurrency; `None`
+    /// otherwise.
+    pub(crate) fn set_provisioned(&self, endpoint: EndpointSlot, provisioned: Option<u32>) {
+        self.lock().endpoints[endpoint.0].sharing.provisioned = provisioned;
     }
 
     /// How many instances serve the variant whose sharing clock is named `clock`,
@@ -1870,7 +1918,9 @@ mod tests {
         let b = totals.call_started_on("e", None, ms(0));
         b.step_off(ms(500), true);
         b.rejoin(ms(1_500));
-        assert_eq!(b.in_flight_at_start, 2);
+        // A held the one slot counted (no provisioned concurrency known: every
+        // attempt takes one) as B joined.
+        assert_eq!(b.slots_busy_at_start, 1);
         assert_eq!(
             a.end(ms(2_000), false).hours(),
             "0.000416666666666666".parse::<Decimal>().unwrap()
@@ -1949,6 +1999,46 @@ mod tests {
         );
     }
 
+    /// AWS serves a call on demand only while every slot of the provisioned
+    /// concurrency is busy. Provisioned concurrency 1: A runs 0–1 s, B 0.5–2 s,
+    /// C from 1.2 s. A takes the slot (none busy); B finds it busy: on demand,
+    /// no slot taken; A gives it back at 1 s, so C finds it free (B, on
+    /// demand, holds none) and takes it, though 2 calls were in flight then.
+    #[test]
+    fn a_call_takes_a_free_provisioned_slot_whatever_runs_on_demand() {
+        let totals = Totals::default();
+        let slot = totals.endpoint_slot("e");
+        totals.set_provisioned(slot, Some(1));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let on_slots = || totals.lock().endpoints[slot.0].sharing.on_slots;
+        let a = totals.call_started_on("e", None, ms(0));
+        assert_eq!(a.slots_busy_at_start, 0);
+        let b = totals.call_started_on("e", None, ms(500));
+        assert_eq!(b.slots_busy_at_start, 1, "B: the one slot busy");
+        assert_eq!(on_slots(), 1);
+        a.end(ms(1_000), false);
+        assert_eq!(on_slots(), 0, "A gave its slot back");
+        let c = totals.call_started_on("e", None, ms(1_200));
+        assert_eq!(c.slots_busy_at_start, 0, "C: the slot free");
+        // C's attempt fails at 1.3 s: its slot is free while it backs off, and
+        // a call D joining then takes it; C's retry at 1.4 s finds it busy and
+        // takes none, and dropped at 1.5 s, gives back nothing.
+        c.step_off(ms(1_300), true);
+        assert_eq!(on_slots(), 0);
+        let d = totals.call_started_on("e", None, ms(1_350));
+        assert_eq!(d.slots_busy_at_start, 0);
+        c.rejoin(ms(1_400));
+        assert_eq!(on_slots(), 1);
+        drop(c);
+        assert_eq!(on_slots(), 1, "D's slot");
+        // D dropped mid-attempt: its slot is given back.
+        drop(d);
+        assert_eq!(on_slots(), 0);
+        b.end(ms(2_000), false);
+        assert_eq!(on_slots(), 0);
+    }
+
     #[test]
     fn a_call_dropped_while_backing_off_leaves_the_clock_once() {
         let totals = Totals::default();
@@ -1958,9 +2048,9 @@ mod tests {
         b.step_off(at(1), false);
         drop(b);
         // A call then is alone: 1 s on one instance, 1/3600 h, not ½ of it; and
-        // the clock counts it alone in flight.
+        // the clock counts it alone in flight, no slot busy before it.
         let a = totals.call_started_on("e", None, at(2));
-        assert_eq!(a.in_flight_at_start, 1);
+        assert_eq!(a.slots_busy_at_start, 0);
         assert_eq!(
             a.end(at(3), false).hours(),
             "0.000277777777777777".parse::<Decimal>().unwrap()
@@ -2016,16 +2106,18 @@ mod tests {
         totals.set_others_load("e", 8000, at(0));
         let kept = Duration::from_secs(10);
         totals.forget_others_loads(&["e".to_owned()], at(5), kept);
-        // At 5 s, kept: a call starts with 8 others (9 in all).
+        // At 5 s, kept: a call starts with the 8 others taken for busy slots.
         assert_eq!(
-            totals.call_started_on("e", None, at(5)).in_flight_at_start,
-            9
+            totals.call_started_on("e", None, at(5)).slots_busy_at_start,
+            8
         );
         totals.forget_others_loads(&["e".to_owned()], at(11), kept);
         // At 11 s, forgotten: a call starts alone.
         assert_eq!(
-            totals.call_started_on("e", None, at(11)).in_flight_at_start,
-            1
+            totals
+                .call_started_on("e", None, at(11))
+                .slots_busy_at_start,
+            0
         );
     }
 

@@ -1015,7 +1015,7 @@ impl Settlement {
                 notes,
                 shared_time: None,
                 serverless_ms: None,
-                in_flight_at_start: None,
+                slots_busy_at_start: None,
                 unknown,
                 tokens_unseen,
             },

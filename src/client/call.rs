@@ -1239,7 +1239,7 @@ impl CallParts {
             )],
         };
         let billed = bill_attempts(&mut usage, &attempts, &mut notes);
-        let in_flight_at_start = attempts.in_flight_at_start();
+        let slots_busy_at_start = attempts.slots_busy_at_start();
         let call = FinishedCall {
             endpoint,
             request_id,
@@ -1250,7 +1250,7 @@ impl CallParts {
             notes,
             shared_time: attempts.share_until(ended, billed.latest_only),
             serverless_ms: billed.serverless_ms,
-            in_flight_at_start,
+            slots_busy_at_start,
             unknown,
             tokens_unseen,
         };
@@ -1758,10 +1758,11 @@ impl AttemptProbe {
         Some(share.end(ended, latest))
     }
 
-    /// The calls in flight on the sharing clock as this one's first attempt
-    /// joined it, itself included (see [`CallShare::in_flight_at_start`]).
-    pub(crate) fn in_flight_at_start(&self) -> Option<u32> {
-        self.0.share.get().map(|share| share.in_flight_at_start)
+    /// The slots of the provisioned concurrency busy on the sharing clock as
+    /// this call's first attempt joined it (see
+    /// [`CallShare::slots_busy_at_start`]).
+    pub(crate) fn slots_busy_at_start(&self) -> Option<u32> {
+        self.0.share.get().map(|share| share.slots_busy_at_start)
     }
 
     /// When the latest request went out, after the call started (zero when none
@@ -2289,6 +2290,106 @@ pub(super) mod tests {
         };
         let parts = call.in_flight.into_parts();
         (meter, prepared, parts)
+    }
+
+    /// Serverless 2 GB with provisioned concurrency 1 (`pc` in us-east-1): its
+    /// inference duration at 0.0000233 USD/s, standing at 0.00001 USD/s, calls
+    /// beyond it at the on-demand 0.00004 USD/s.
+    #[tokio::test]
+    async fn a_call_that_finds_the_provisioned_slot_free_is_billed_on_it_whatever_runs_on_demand() {
+        let sdk_config = sdk_config();
+        let r = || "us-east-1".to_owned();
+        let meter = crate::Client::builder(&sdk_config)
+            .without_discovery()
+            .endpoint_profile(crate::endpoint::EndpointProfile::new(
+                "pc",
+                vec![
+                    crate::endpoint::VariantProfile::serverless("AllTraffic", 2048)
+                        .with_provisioned_concurrency(1),
+                ],
+            ))
+            .price_override(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: r(),
+                    memory_gb: 2,
+                },
+                usd("0.0000233"),
+            )
+            .price_override(
+                PriceKey::ProvisionedConcurrency {
+                    region: r(),
+                    memory_gb: 2,
+                },
+                usd("0.00001"),
+            )
+            .price_override(PriceKey::serverless("us-east-1", 2), usd("0.00004"))
+            .price_override(PriceKey::DataIn { region: r() }, usd("0.016"))
+            .price_override(PriceKey::DataOut { region: r() }, usd("0.016"))
+            .build_meter()
+            .unwrap();
+        let prepared = meter
+            .prepare_now("pc", meter.now())
+            .expect("the profile and rates are at hand");
+        let begin = || {
+            let request = CallRequest::new(&Some("pc".into()), None, BTreeMap::new());
+            let Ok(call) =
+                Call::begin::<super::super::invoke::InvokeEndpointOperation>(&meter, request, None)
+            else {
+                panic!("the call begins");
+            };
+            call.in_flight.into_parts()
+        };
+        // Each call answered `took_ms` after its request, which went out as it
+        // began.
+        let finish = |parts: CallParts, took_ms: u64| {
+            parts
+                .attempts
+                .attempt_ended(1, AttemptEnd::AnsweredOk, ms(took_ms));
+            let usage = parts.usage(Duration::from_millis(took_ms));
+            parts
+                .finish(usage, None, Vec::new(), meter.now())
+                .price(&prepared, Phase::Whole)
+        };
+        let compute = |cost: &Cost| {
+            let line = cost.lines.iter().find(|l| l.item == LineItem::Compute);
+            line.and_then(|l| l.cost_usd()).unwrap()
+        };
+        // A runs 0–1.0 s, B 0.5–2.0 s, C 1.2–1.7 s (in that order of events).
+        let (a, b, c) = (begin(), begin(), begin());
+        assert!(a.attempts.attempt_sent(1, 0));
+        assert!(b.attempts.attempt_sent(1, 0));
+        let a = finish(a, 1_000);
+        assert!(c.attempts.attempt_sent(1, 0));
+        let c = finish(c, 500);
+        let b = finish(b, 1_500);
+        // A on the slot: 1.0 s × 0.0000233 = 0.0000233 USD.
+        assert!(!a.is_beyond_provisioned(), "{:?}", a.notes);
+        assert_eq!(compute(&a), usd("0.0000233"));
+        // B finds A on the one slot: on demand, 1.5 s × 0.00004 = 0.00006 USD.
+        assert!(b.is_beyond_provisioned(), "{:?}", b.notes);
+        assert!(
+            b.notes.iter().any(|n| n.starts_with(
+                "the call started while the provisioned concurrency of 1 was all busy \
+                 (1 calls on it)"
+            )),
+            "{:?}",
+            b.notes
+        );
+        assert_eq!(compute(&b), usd("0.00006"));
+        // C starts at 1.2 s, A's slot free since 1.0 s and B on demand (2 calls
+        // were in flight, but 1 on the slot): AWS serves C on the slot,
+        // 0.5 s × 0.0000233 = 0.00001165 USD; not 0.5 × 0.00004 = 0.00002.
+        assert!(!c.is_beyond_provisioned(), "{:?}", c.notes);
+        assert_eq!(compute(&c), usd("0.00001165"));
+        // The accrual's allocation holds what the provisioned concurrency
+        // served: A and C, 0.0000233 + 0.00001165 = 0.00003495 USD; B's is not.
+        for cost in [&c, &b] {
+            let accrual = cost
+                .accrual
+                .as_ref()
+                .expect("provisioned concurrency accrues");
+            assert_eq!(accrual.allocated_usd, usd("0.00003495"));
+        }
     }
 
     #[tokio::test]

@@ -681,11 +681,11 @@ pub(crate) struct FinishedCall {
     /// reached the model: each rounded up on its own, as AWS bills each request
     /// (`None`: the latency, rounded up).
     pub serverless_ms: Option<u64>,
-    /// The calls in flight on the call's sharing clock as its first attempt
-    /// joined it, itself included (see `CallShare::in_flight_at_start`): a
-    /// serverless call beyond the provisioned concurrency is billed at the
+    /// The slots of the provisioned concurrency busy on the call's sharing clock
+    /// as its first attempt joined it (see `CallShare::slots_busy_at_start`): a
+    /// serverless call that started with all of them busy is billed at the
     /// on-demand rate.
-    pub in_flight_at_start: Option<u32>,
+    pub slots_busy_at_start: Option<u32>,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
     /// output not given): each is unpriced with its reason, never a $0 from a
@@ -701,14 +701,15 @@ pub(crate) struct FinishedCall {
 }
 
 /// The rate of a call on a serverless variant with provisioned concurrency that
-/// started with more calls in flight than it provides (`in_flight_at_start`,
-/// itself included; `None` when the count is not the variant's): AWS serves it on
-/// demand and bills it at the on-demand serverless rate (an unpriced line when that
-/// rate could not be found), not the provisioned concurrency's inference rate.
-/// With the note saying so. `None` for any other call.
+/// started while every slot of it was busy (`slots_busy_at_start`, not the call
+/// itself; `None` when the count is not the variant's): AWS serves it on demand
+/// and bills it at the on-demand serverless rate (an unpriced line when that rate
+/// could not be found), not the provisioned concurrency's inference rate. A call
+/// that started with a slot free is served on it, however many calls are in
+/// flight on demand. With the note saying so. `None` for any other call.
 fn beyond_provisioned<'a>(
     billing: &VariantBilling,
-    in_flight_at_start: Option<u32>,
+    slots_busy_at_start: Option<u32>,
     rates: &'a VariantRates,
 ) -> Option<(&'a RateResult, String)> {
     let VariantBilling::Serverless {
@@ -718,16 +719,33 @@ fn beyond_provisioned<'a>(
     else {
         return None;
     };
-    let in_flight = in_flight_at_start.filter(|n| n > provisioned)?;
+    let busy = slots_busy_at_start.filter(|n| n >= provisioned)?;
     let rate = rates.beyond_provisioned.as_ref()?;
     Some((
         rate,
         format!(
-            "the call started with {in_flight} calls in flight (itself included), beyond the \
-             provisioned concurrency of {provisioned}: {}",
+            "the call started while the provisioned concurrency of {provisioned} was all busy \
+             ({busy} calls on it): served beyond it, {}",
             crate::billing::BEYOND_PROVISIONED_NOTE_END
         ),
     ))
+}
+
+/// The provisioned concurrency the calls on `profile`'s endpoint clock are
+/// served on before any goes on demand: its only variant's, when that is
+/// serverless with provisioned concurrency (with several variants, SageMaker
+/// routes by weight, and the endpoint's calls are not one variant's).
+fn clock_provisioned(profile: &EndpointProfile) -> Option<u32> {
+    match profile.variants.as_slice() {
+        [only] => match only.billing {
+            VariantBilling::Serverless {
+                provisioned_concurrency,
+                ..
+            } => provisioned_concurrency,
+            VariantBilling::Instance { .. } => None,
+        },
+        _ => None,
+    }
 }
 
 /// Whether `profile` shows no copy of the inference component `name` (an
@@ -1837,6 +1855,7 @@ impl Meter {
         #[cfg(not(feature = "fleet"))]
         let _ = gone;
         clocks.set_instances(totals, profile.instance_count(), now);
+        clocks.set_provisioned(totals, clock_provisioned(profile));
         let only_variant = profile.variants.len() == 1;
         for variant in &profile.variants {
             let instances = match variant.billing {
@@ -2029,7 +2048,7 @@ impl Meter {
             mut notes,
             shared_time,
             serverless_ms,
-            in_flight_at_start,
+            slots_busy_at_start,
             unknown,
             tokens_unseen,
         } = call;
@@ -2194,9 +2213,9 @@ impl Meter {
                             (None, None) => {
                                 // Counted on the endpoint's clock: the variant's
                                 // calls only when it is the endpoint's one.
-                                let in_flight =
-                                    in_flight_at_start.filter(|_| profile.variants.len() == 1);
-                                let rate = match beyond_provisioned(&v.billing, in_flight, rates) {
+                                let busy =
+                                    slots_busy_at_start.filter(|_| profile.variants.len() == 1);
+                                let rate = match beyond_provisioned(&v.billing, busy, rates) {
                                     Some((rate, note)) => {
                                         notes.push(note);
                                         on_demand = true;

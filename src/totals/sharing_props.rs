@@ -13,6 +13,12 @@
 //! event (a call that waited for the lock, a time read a while ago) is taken
 //! to be at it; one more than a second behind (not read a while ago) is the
 //! wall clock stepping back, and time goes on from it, nothing elapsed.
+//!
+//! With a provisioned concurrency of `p` slots (or none known), the model also
+//! says which attempts hold a slot: one that goes out while fewer than `p`
+//! are held takes one (any, when none is known), and gives it back as it
+//! steps off or its call leaves or is dropped; a call's slots busy as it
+//! joined are those held then.
 
 use super::{CallShare, EndpointSlot, Totals};
 use proptest::prelude::*;
@@ -124,6 +130,8 @@ fn event() -> impl Strategy<Value = Event> {
 #[derive(Debug, Default)]
 struct ModelCall {
     on: bool,
+    /// Its attempt in flight holds a slot of the provisioned concurrency.
+    on_slot: bool,
     left: bool,
     dropped: bool,
     /// The current stretch: its share so far, its steps, its wall time (ms).
@@ -151,6 +159,9 @@ enum Leave {
 struct Model {
     m: u128,
     k: u32,
+    /// The provisioned concurrency (`None`: not known, every attempt takes a
+    /// slot).
+    slots: Option<u32>,
     /// The clock's last event: a reading before it is taken to be at it.
     last: Option<u64>,
     calls: Vec<ModelCall>,
@@ -164,10 +175,11 @@ struct Model {
 }
 
 impl Model {
-    fn new(m: u32) -> Self {
+    fn new(m: u32, slots: Option<u32>) -> Self {
         Model {
             m: u128::from(m),
             k: 0,
+            slots,
             last: None,
             calls: Vec::new(),
             always: 0,
@@ -179,6 +191,16 @@ impl Model {
 
     fn in_flight(&self) -> u32 {
         self.calls.iter().filter(|c| c.on).count() as u32
+    }
+
+    fn on_slots(&self) -> u32 {
+        self.calls.iter().filter(|c| c.on_slot).count() as u32
+    }
+
+    /// An attempt goes out: the slots busy before it, and whether it takes one.
+    fn take_slot(&self) -> (u32, bool) {
+        let busy = self.on_slots();
+        (busy, self.slots.is_none_or(|p| busy < p))
     }
 
     /// Time moves to `reading`: a reading at or before the last event adds
@@ -216,18 +238,23 @@ impl Model {
         self.last = Some(reading);
     }
 
-    fn join(&mut self, reading: u64) {
+    /// Returns the slots busy as the call joined.
+    fn join(&mut self, reading: u64) -> u32 {
         self.advance(reading);
+        let (busy, on_slot) = self.take_slot();
         self.calls.push(ModelCall {
             on: true,
+            on_slot,
             ..ModelCall::default()
         });
+        busy
     }
 
     /// Call `i`'s current stretch ends at the last event.
     fn off(&mut self, i: usize, billed: bool) {
         let call = &mut self.calls[i];
         call.on = false;
+        call.on_slot = false;
         call.latest = std::mem::take(&mut call.current);
         call.latest_steps = std::mem::take(&mut call.current_steps);
         let ms = std::mem::take(&mut call.current_ms);
@@ -254,6 +281,7 @@ impl Model {
         }
         self.advance(reading);
         self.calls[i].on = true;
+        self.calls[i].on_slot = self.take_slot().1;
         true
     }
 
@@ -314,20 +342,28 @@ fn check_share(got: Decimal, want: u128, steps: u128, what: &str) -> Result<u128
     Ok(got)
 }
 
-/// The clock's calls in flight, allocation and last event.
-fn clock(totals: &Totals, slot: EndpointSlot) -> (u32, u128, Option<SystemTime>) {
+/// The clock's calls in flight, allocation, last event and calls on slots of
+/// the provisioned concurrency.
+fn clock(totals: &Totals, slot: EndpointSlot) -> (u32, u128, Option<SystemTime>, u32) {
     let inner = totals.lock();
     let clock = &inner.endpoints[slot.0].sharing;
-    (clock.in_flight, clock.allocated_fs, clock.last_event)
+    (
+        clock.in_flight,
+        clock.allocated_fs,
+        clock.last_event,
+        clock.on_slots,
+    )
 }
 
 /// Runs `events` on one endpoint (`m` calls per instance at full speed, `k0`
-/// instances from the start) and on the model, checking after each.
-fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
+/// instances from the start, `slots` of provisioned concurrency) and on the
+/// model, checking after each.
+fn run(m: u32, k0: u32, slots: Option<u32>, events: &[Event]) -> Result<(), TestCaseError> {
     let totals = Totals::with_max_concurrency_per_instance(m);
     let slot = totals.endpoint_slot("e");
+    totals.set_provisioned(slot, slots);
     let seat = totals.seat_on("e", None);
-    let mut model = Model::new(m);
+    let mut model = Model::new(m, slots);
     let mut now = START_MS;
     // How far the wall clock stepped back, all told.
     let mut behind = 0;
@@ -360,8 +396,8 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
         let changed = match &event.op {
             Op::Join if shares.len() < MAX_CALLS => {
                 let share = seat.join(at(reading));
-                model.join(reading);
-                prop_assert_eq!(share.in_flight_at_start, model.in_flight());
+                let busy = model.join(reading);
+                prop_assert_eq!(share.slots_busy_at_start, busy);
                 shares.push(Some(share));
                 true
             }
@@ -416,6 +452,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
         };
         let after = clock(&totals, slot);
         prop_assert_eq!(after.0, model.in_flight(), "in flight after step {}", step);
+        prop_assert_eq!(after.3, model.on_slots(), "on slots after step {}", step);
         if !changed {
             prop_assert_eq!(after, before, "step {} changed the clock", step);
         }
@@ -441,6 +478,7 @@ fn run(m: u32, k0: u32, events: &[Event]) -> Result<(), TestCaseError> {
     }
     drop(shares);
     prop_assert_eq!(clock(&totals, slot).0, 0, "calls in flight once all left");
+    prop_assert_eq!(clock(&totals, slot).3, 0, "slots held once all left");
     // All billed shares together at most k × the time some call was in flight
     // (k as it was each time): 36 × Σ got ≤ 10 × instance-ms·10¹²; the model's
     // whole allocation too (a check of the model).
@@ -460,14 +498,16 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     /// Random calls on one endpoint against the model: every share read, the
-    /// calls in flight after every event, the clock, and the bounds.
+    /// calls in flight and on provisioned slots after every event, the clock,
+    /// and the bounds.
     #[test]
     fn the_sharing_clock_allocates_min_of_one_mth_and_k_nths(
         m in 1u32..=4,
         k0 in instances(),
+        slots in prop::option::of(0u32..=3),
         events in prop::collection::vec(event(), 1..40),
     ) {
-        run(m, k0, &events)?;
+        run(m, k0, slots, &events)?;
     }
 }
 

@@ -2694,7 +2694,7 @@ async fn provisioned_concurrency_accrues_its_standing_charge_and_calls_pay_the_i
 
 /// A call that starts while the provisioned concurrency is all busy is served on
 /// demand, and AWS bills it at the on-demand serverless rate: with 1 provisioned
-/// and 2 calls in flight, one call pays the provisioned inference rate
+/// and 2 calls in flight from the start, one call pays the provisioned inference rate
 /// (0.0000233 USD/s at 2 GB) and the other the on-demand rate (0.00004 USD/s),
 /// each on its billed seconds (latency rounded up to the millisecond). The
 /// accrual's allocation holds only what the provisioned concurrency served.
@@ -2724,7 +2724,7 @@ async fn a_call_beyond_the_provisioned_concurrency_pays_the_on_demand_rate() {
     let beyond = |cost: &sagemeter::Cost| {
         cost.notes
             .iter()
-            .any(|n| n.contains("beyond the provisioned concurrency of 1"))
+            .any(|n| n.contains("the provisioned concurrency of 1 was all busy"))
     };
     // Whatever the allocation: it shares instance time, and a serverless call is
     // billed by its own duration (amortised, the call beyond was once billed at
