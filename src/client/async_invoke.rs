@@ -349,7 +349,6 @@ impl MeteredOperation for AsyncOperation {
     type Error = InvokeEndpointAsyncError;
     const OPERATION: Operation = Operation::InvokeEndpointAsync;
     const RECEIPT_WHEN_DROPPED: bool = false;
-    const FAILURE_CAN_REACH_MODEL: bool = false;
 
     fn error(
         endpoint: String,

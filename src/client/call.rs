@@ -97,8 +97,8 @@ pub(crate) trait MeteredOperation {
     const RECEIPT_WHEN_DROPPED: bool = true;
     /// Whether a failure can have reached the model ([`reached_model`]); not for
     /// an async submission, which only queues the request, whatever a proxy or an
-    /// emulator answers.
-    const FAILURE_CAN_REACH_MODEL: bool = true;
+    /// emulator answers ([`Operation::failure_can_reach_model`]).
+    const FAILURE_CAN_REACH_MODEL: bool = Self::OPERATION.failure_can_reach_model();
     /// Whether the model is done with the call when SageMaker answers (it then
     /// leaves its endpoint's sharing clock, however long its receipt waits for
     /// the endpoint's rates); not for a response stream, generating until it ends.
@@ -821,7 +821,9 @@ fn failed<O: MeteredOperation>(
 /// such as resolving credentials or an adaptive rate limiter's wait, nor throttled
 /// and refused attempts, nor the back-off between attempts), and, when there were
 /// retries, the request's bytes as data in once for each attempt that reached the
-/// model (SageMaker processed, and bills, every request it received). Notes are
+/// model (SageMaker processed, and bills, every request it received); an async
+/// submission's once, the one SageMaker accepted being the only one billed
+/// ([`Operation::failure_can_reach_model`]). Notes are
 /// added only when there were several attempts. A probe that saw no attempt
 /// leaves the call's wall time; one that saw attempts, none of which it took
 /// for reaching the model, bills the latest from its request on. Returns which
@@ -853,7 +855,14 @@ pub(crate) fn bill_attempts(
         usage.latency = wall.saturating_sub(attempts.latest_sent_after_start());
         billed_time.latest_only = true;
     }
-    if count > 1 {
+    if count > 1 && !usage.operation.failure_can_reach_model() {
+        // An async submission: the attempts before the accepted one queued
+        // nothing, whether they timed out or were refused.
+        notes.push(format!(
+            "{count} attempts: the submission SageMaker accepted is billed, {} were not",
+            count - 1
+        ));
+    } else if count > 1 {
         let billed = model.attempts;
         if billed > 1 {
             billed_time.serverless_ms = Some(model.serverless_ms);

@@ -410,7 +410,7 @@ impl Intercept for MeteringInterceptor {
             }
             // An async submission only queues the request: its failure did not
             // reach the model.
-            Some(Err(_)) if start.operation == Operation::InvokeEndpointAsync => return Ok(()),
+            Some(Err(_)) if !start.operation.failure_can_reach_model() => return Ok(()),
             Some(Err(err)) => {
                 // The model ran (and the time is billed) when it answered with an
                 // error, or when an attempt timed out after sending (as for a

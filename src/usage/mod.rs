@@ -42,6 +42,15 @@ impl Operation {
             Operation::InvokeEndpointAsync => "InvokeEndpointAsync",
         }
     }
+
+    /// Whether a request of this operation that failed can have reached the
+    /// model, and is billed as if it ran: not an asynchronous submission, which
+    /// only queues its input. SageMaker queued nothing for a submission it did
+    /// not accept (timed out, refused): of a retried submission, the one it
+    /// accepted is billed, its data in once and one inference.
+    pub(crate) const fn failure_can_reach_model(self) -> bool {
+        !matches!(self, Operation::InvokeEndpointAsync)
+    }
 }
 
 impl fmt::Display for Operation {

@@ -5011,6 +5011,61 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
     assert_eq!(data_in.cost_usd(), Some(dec("0.00003125")));
 }
 
+/// An async submission only queues its input: SageMaker bills the data in of the
+/// submission it accepted, once, not of one that timed out.
+#[tokio::test]
+async fn a_retried_async_submission_bills_its_data_in_once() {
+    let fake = fake_with_demo_endpoints().await;
+    let timeouts = TimeoutConfig::builder()
+        .operation_attempt_timeout(Duration::from_millis(300))
+        .build();
+    let client = timing_out_client(&fake, 2, Duration::from_millis(10), timeouts, |b| b).await;
+    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    // Attempt 1 is held past its 300 ms timeout after it was sent; attempt 2 is
+    // let through and accepted (202).
+    fake.hold();
+    let submissions = || {
+        fake.state
+            .async_submissions
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    let submit = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1 << 29)
+        .send();
+    let release = async {
+        while submissions() < 2 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        fake.release();
+    };
+    let (submitted, ()) = tokio::join!(submit, release);
+    let submitted = submitted.unwrap();
+    let cost = submitted.cost();
+    assert_eq!(submissions(), 2);
+    assert_eq!(cost.usage.attempts, 2);
+    crate::support::receipts::assert_noted(
+        cost,
+        "2 attempts: the submission SageMaker accepted is billed, 1 were not",
+    );
+    assert!(
+        !cost
+            .notes
+            .iter()
+            .any(|n| n.contains("once for each") || n.contains("timed out")),
+        "{:?}",
+        cost.notes
+    );
+    // One input queued: 2²⁹ B / 2³⁰ B/GB = 0.5 GB × 0.016 USD/GB = 0.008 USD
+    // (not 2 × 0.5 GB = 1 GB, 0.016 USD).
+    assert_eq!(cost.usage.bytes_in, 1 << 29);
+    let data_in = line(cost, LineItem::DataIn);
+    assert_eq!(data_in.quantity, dec("0.5"));
+    assert_eq!(data_in.cost_usd(), Some(dec("0.008")));
+}
+
 /// An `SdkConfig` made by hand without a behavior version: the SDK's clients
 /// panic when built from it; sagemeter gives it the latest (as `aws_config`'s
 /// `behavior-version-latest` does for configs it loads) and the client works.
