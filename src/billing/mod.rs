@@ -698,26 +698,35 @@ fn no_tokens_note(usage: &Usage, direction: &str) -> String {
 
 /// Per-inference and per-token lines, as configured.
 ///
-/// The per-inference fee is one call for a call that got a successful (HTTP 2XX)
-/// answer ([`answered_2xx`]), as AWS Marketplace charges by default; a call that
-/// got none (a model error, a call cancelled before its answer) has the line at
-/// 0 calls, $0, saying why. A container can report another count in its
-/// response's `X-Amzn-Inference-Metering` header; SageMaker's runtime API does
-/// not document passing it on to the caller and the SDK's output has no field
-/// for it, so it is not read: receipts count one per 2XX answer (a known limit).
+/// The per-inference fee is one call for each successful (HTTP 2XX) answer the
+/// call got, as AWS Marketplace charges by default: `answers_2xx`, those its
+/// attempts were seen to get (a success whose body was cut off and which the
+/// SDK tried again is one, its retry's success another), at least one when the
+/// call was answered ([`answered_2xx`]: its attempts may not have been seen). A
+/// call that got none (a model error, a call cancelled before its answer) has
+/// the line at 0 calls, $0, saying why. A container can report another count in
+/// its response's `X-Amzn-Inference-Metering` header; SageMaker's runtime API
+/// does not document passing it on to the caller and the SDK's output has no
+/// field for it, so it is not read: receipts count one per 2XX answer (a known
+/// limit).
 ///
 /// The per-token lines charge the tokens a 2XX answer reported; one that did not
 /// report a count has that line unpriced (a `TokenCounter` can count it). A call
 /// that got no 2XX answer answered no tokens: its token lines are 0 tokens, $0,
 /// priced, saying why, as its fee line is (not unpriced, which would advise a
 /// `TokenCounter` that cannot help and count the call as unpriced).
-pub(crate) fn usage_charge_lines(usage: &Usage, charges: &UsageCharges) -> Vec<CostLine> {
+pub(crate) fn usage_charge_lines(
+    usage: &Usage,
+    answers_2xx: u32,
+    charges: &UsageCharges,
+) -> Vec<CostLine> {
     let thousand = Decimal::from(1000);
     let configured = Provenance::new(PriceOrigin::Override).with_note("configured per endpoint");
     let mut lines = Vec::new();
     if let Some(p) = charges.usd_per_1000_calls {
-        let (calls, provenance) = if answered_2xx(usage) {
-            (Decimal::ONE, configured.clone())
+        let inferences = answers_2xx.max(u32::from(answered_2xx(usage)));
+        let (calls, provenance) = if inferences > 0 {
+            (Decimal::from(inferences), configured.clone())
         } else {
             (
                 Decimal::ZERO,

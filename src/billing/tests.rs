@@ -194,7 +194,7 @@ fn per_inference_and_per_token_charges_add_lines() {
     let charges = UsageCharges::default()
         .per_1000_calls(dec("0.70"))
         .per_1000_tokens(dec("0.0005"), dec("0.0015"));
-    let lines = usage_charge_lines(&usage, &charges);
+    let lines = usage_charge_lines(&usage, 0, &charges);
     let costs: Vec<_> = lines.iter().map(|l| (l.item, l.cost_usd())).collect();
     assert_eq!(
         costs,
@@ -203,6 +203,29 @@ fn per_inference_and_per_token_charges_add_lines() {
             (LineItem::InputTokens, Some(dec("0.000006"))),
             (LineItem::OutputTokens, Some(dec("0.000045"))),
         ]
+    );
+}
+
+/// AWS Marketplace charges one inference for each successful (HTTP 2XX) answer:
+/// a call whose success was cut off (its body unread), tried again by the SDK
+/// and answered again got two, 2 × $0.50 / 1,000 = $0.001; one whose success
+/// was cut off and whose retry got a model error got one, $0.0005, though the
+/// call failed.
+#[test]
+fn the_per_inference_fee_is_charged_for_each_successful_answer_of_the_calls_attempts() {
+    let charges = UsageCharges::default().per_1000_calls(dec("0.50"));
+    let twice = usage_charge_lines(&call(10), 2, &charges);
+    assert_eq!(twice[0].item, LineItem::Inference);
+    assert_eq!(twice[0].quantity, Decimal::from(2));
+    assert_eq!(twice[0].cost_usd(), Some(dec("0.001")));
+    let failed = call(10).with_outcome(Outcome::Error);
+    let then_error = usage_charge_lines(&failed, 1, &charges);
+    assert_eq!(then_error[0].quantity, Decimal::ONE);
+    assert_eq!(then_error[0].cost_usd(), Some(dec("0.0005")));
+    // Attempts not seen (0): the call's answer counts one.
+    assert_eq!(
+        usage_charge_lines(&call(10), 0, &charges)[0].quantity,
+        Decimal::ONE
     );
 }
 
@@ -219,7 +242,7 @@ fn the_per_inference_fee_is_charged_only_on_a_successful_answer() {
         } else {
             Outcome::Ok
         };
-        let lines = usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+        let lines = usage_charge_lines(&call(10).with_outcome(outcome), 0, &charges);
         assert_eq!(lines.len(), 1);
         let want_calls = if outcome == Outcome::Ok { 1 } else { 0 };
         assert_eq!(lines[0].quantity, Decimal::from(want_calls), "{outcome:?}");
@@ -227,7 +250,7 @@ fn the_per_inference_fee_is_charged_only_on_a_successful_answer() {
     }
     assert_eq!(total, dec("0.45"));
     // The model error's line says why it charges nothing.
-    let error = usage_charge_lines(&call(10).with_outcome(Outcome::Error), &charges);
+    let error = usage_charge_lines(&call(10).with_outcome(Outcome::Error), 0, &charges);
     match &error[0].price {
         LinePrice::Priced { provenance, .. } => {
             let note = provenance.note.as_deref().unwrap_or_default();
@@ -252,13 +275,13 @@ fn a_stream_that_opened_is_one_inference_however_it_ended() {
         .with_outcome(outcome);
         // A stream's parts are counted from its 200 on.
         usage.parts = opened.then_some(3);
-        usage_charge_lines(&usage, &charges)[0].cost_usd()
+        usage_charge_lines(&usage, 0, &charges)[0].cost_usd()
     };
     assert_eq!(stream(Outcome::Error, true), Some(dec("0.0005")));
     assert_eq!(stream(Outcome::Cancelled, true), Some(dec("0.0005")));
     assert_eq!(stream(Outcome::Ok, true), Some(dec("0.0005")));
     assert_eq!(stream(Outcome::Error, false), Some(Decimal::ZERO));
-    let dropped = usage_charge_lines(&call(10).with_outcome(Outcome::Cancelled), &charges);
+    let dropped = usage_charge_lines(&call(10).with_outcome(Outcome::Cancelled), 0, &charges);
     assert_eq!(dropped[0].cost_usd(), Some(Decimal::ZERO));
 }
 
@@ -270,7 +293,7 @@ fn a_stream_that_opened_is_one_inference_however_it_ended() {
 fn a_cancelled_calls_fee_note_says_it_may_have_been_answered_after() {
     let charges = UsageCharges::default().per_1000_calls(dec("0.50"));
     let note = |outcome: Outcome| {
-        let lines = usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+        let lines = usage_charge_lines(&call(10).with_outcome(outcome), 0, &charges);
         assert_eq!(lines[0].cost_usd(), Some(Decimal::ZERO), "{outcome:?}");
         match &lines[0].price {
             LinePrice::Priced { provenance, .. } => {
@@ -304,7 +327,8 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
     let charges = UsageCharges::default()
         .per_1000_calls(dec("0.50"))
         .per_1000_tokens(dec("0.0005"), dec("0.0015"));
-    let lines_of = |outcome: Outcome| usage_charge_lines(&call(10).with_outcome(outcome), &charges);
+    let lines_of =
+        |outcome: Outcome| usage_charge_lines(&call(10).with_outcome(outcome), 0, &charges);
     let notes = |outcome: Outcome| -> Vec<String> {
         let lines = lines_of(outcome);
         assert_eq!(
@@ -366,7 +390,7 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
     let failed = Usage::new(Operation::InvokeEndpointAsync, Duration::from_secs(1))
         .with_outcome(Outcome::Error)
         .with_tokens(TokenUsage::new(1_000, 200));
-    for line in &usage_charge_lines(&failed, &charges)[1..] {
+    for line in &usage_charge_lines(&failed, 0, &charges)[1..] {
         assert_eq!(
             (line.quantity, line.cost_usd()),
             (Decimal::ZERO, Some(Decimal::ZERO))
@@ -374,7 +398,11 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
     }
     // A 2XX answer that reported its tokens is charged them: 1,000 × 0.0005 / 1,000
     // = $0.0005 in, 200 × 0.0015 / 1,000 = $0.0003 out, next to its $0.0005 fee.
-    let answered = usage_charge_lines(&call(10).with_tokens(TokenUsage::new(1_000, 200)), &charges);
+    let answered = usage_charge_lines(
+        &call(10).with_tokens(TokenUsage::new(1_000, 200)),
+        0,
+        &charges,
+    );
     assert_eq!(
         answered.iter().map(|l| l.cost_usd()).collect::<Vec<_>>(),
         [
@@ -388,7 +416,7 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
 #[test]
 fn per_token_charges_without_token_counts_are_unpriced() {
     let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
-    let lines = usage_charge_lines(&call(100), &charges);
+    let lines = usage_charge_lines(&call(100), 0, &charges);
     assert_eq!(lines.len(), 2);
     assert!(lines.iter().all(|l| l.cost_usd().is_none()));
 }
@@ -403,7 +431,7 @@ fn a_missing_token_count_is_named_on_its_own_line() {
         output: Some(100),
     });
     let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
-    let lines = usage_charge_lines(&usage, &charges);
+    let lines = usage_charge_lines(&usage, 0, &charges);
     assert_eq!(lines[1].cost_usd(), Some(dec("0.00015")));
     match &lines[0].price {
         LinePrice::Unpriced { reason } => assert_eq!(

@@ -1015,6 +1015,8 @@ impl Settlement {
                 shared_time: None,
                 serverless_ms: None,
                 slots_busy_at_start: None,
+                // A settlement bills no inference: its submission did.
+                answers_2xx: 0,
                 unknown,
                 tokens_unseen,
             },

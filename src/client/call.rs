@@ -1260,6 +1260,7 @@ impl CallParts {
             shared_time: attempts.share_until(ended, billed.latest_only),
             serverless_ms: billed.serverless_ms,
             slots_busy_at_start,
+            answers_2xx: attempts.answers_2xx(),
             unknown,
             tokens_unseen,
         };
@@ -1674,6 +1675,9 @@ struct AttemptLog {
     /// The number of the latest attempt SageMaker answered with a success (for a
     /// stream, its headers; 0: none).
     answered_ok: AtomicU32,
+    /// Attempts SageMaker answered with a success (HTTP 2XX), one whose body was
+    /// cut off included: AWS Marketplace charges an inference for each.
+    answers_2xx: AtomicU32,
     /// Attempts that timed out after their request went out (billed, see
     /// [`timed_out_after_sending`]).
     timed_out: AtomicU32,
@@ -1721,6 +1725,7 @@ impl AttemptProbe {
             last_billed_us: AtomicU64::new(0),
             billed_ms: AtomicU64::new(0),
             answered_ok: AtomicU32::new(0),
+            answers_2xx: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
             seat,
@@ -1806,6 +1811,12 @@ impl AttemptProbe {
     /// Attempts that timed out after their request went out.
     pub(crate) fn timed_out(&self) -> u32 {
         self.0.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// Attempts SageMaker answered with a success (HTTP 2XX), a success whose
+    /// body was cut off (and which the SDK tried again) included.
+    pub(crate) fn answers_2xx(&self) -> u32 {
+        self.0.answers_2xx.load(Ordering::Relaxed)
     }
 
     /// The attempts of a call that ended `end` after it started which used the
@@ -1932,7 +1943,7 @@ impl AttemptProbe {
                 // A success whose body could not be read (cut off): the model ran,
                 // and the SDK may try again after a back-off, off the clock.
                 200..300 if matches!(context.output_or_error(), Some(Err(_))) => {
-                    AttemptEnd::ModelError
+                    AttemptEnd::AnsweredCutOff
                 }
                 200..300 => AttemptEnd::AnsweredOk,
                 status if status_reached_model(status) || model_error_reply(context) => {
@@ -1986,7 +1997,13 @@ impl AttemptProbe {
         }
         match end {
             AttemptEnd::NotRun => return,
-            AttemptEnd::AnsweredOk => log.answered_ok.store(attempt, Ordering::Relaxed),
+            AttemptEnd::AnsweredOk => {
+                log.answered_ok.store(attempt, Ordering::Relaxed);
+                log.answers_2xx.fetch_add(1, Ordering::Relaxed);
+            }
+            AttemptEnd::AnsweredCutOff => {
+                log.answers_2xx.fetch_add(1, Ordering::Relaxed);
+            }
             AttemptEnd::TimedOut => {
                 log.timed_out.fetch_add(1, Ordering::Relaxed);
             }
@@ -2007,8 +2024,10 @@ impl AttemptProbe {
 enum AttemptEnd {
     /// SageMaker answered with a success (the model ran).
     AnsweredOk,
-    /// SageMaker answered with the model's error, or with a success whose body
-    /// could not be read (the model ran).
+    /// SageMaker answered with a success whose body could not be read (cut
+    /// off): the model ran, and the SDK may try again.
+    AnsweredCutOff,
+    /// SageMaker answered with the model's error (the model ran).
     ModelError,
     /// It timed out after its request went out ([`timed_out_after_sending`]):
     /// billed as if the model ran until then.

@@ -686,6 +686,11 @@ pub(crate) struct FinishedCall {
     /// serverless call that started with all of them busy is billed at the
     /// on-demand rate.
     pub slots_busy_at_start: Option<u32>,
+    /// The successful (HTTP 2XX) answers SageMaker gave the call's attempts, as
+    /// they were seen (a success whose body was cut off, and which the SDK
+    /// tried again, included): the inferences AWS Marketplace charges (see
+    /// `billing::usage_charge_lines`; 0 when none was seen).
+    pub answers_2xx: u32,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
     /// output not given): each is unpriced with its reason, never a $0 from a
@@ -2049,6 +2054,7 @@ impl Meter {
             shared_time,
             serverless_ms,
             slots_busy_at_start,
+            answers_2xx,
             unknown,
             tokens_unseen,
         } = call;
@@ -2360,7 +2366,7 @@ impl Meter {
         let [data_in, data_out] = &prepared.data;
         lines.extend(data_lines(&usage, data_in, data_out));
         if let Some(charges) = charges {
-            lines.extend(usage_charge_lines(&usage, charges));
+            lines.extend(usage_charge_lines(&usage, answers_2xx, charges));
         }
         lines.retain(|l| billed(l.item));
         // A line stated free of charge costs nothing whatever its quantity.

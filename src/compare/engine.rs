@@ -1404,7 +1404,7 @@ mod tests {
             if let Some(tokens) = tokens {
                 usage = usage.with_tokens(tokens);
             }
-            let lines = usage_charge_lines(&usage, &charges);
+            let lines = usage_charge_lines(&usage, 0, &charges);
             let usd: Decimal = lines.iter().filter_map(|l| l.cost_usd()).sum();
             receipts_usd += usd;
             let at = format!("2026-05-20T10:{:02}:00Z", i * 15);

@@ -2129,7 +2129,8 @@ async fn backing_off(way_in: WayIn) {
 /// clock while it backs off, as after any failed attempt. Call A's model runs
 /// 0–1 s alone on one ml.m5.xlarge; call B's first attempt is answered 200 with
 /// a body cut short at 0, B backs off until 1 s, its second attempt is answered
-/// at once.
+/// at once. With a Marketplace fee of $0.50 per 1,000 inferences, each of B's
+/// two 200s is an inference charged.
 #[tokio::test]
 async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -2140,6 +2141,7 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
         .await
         .time_source(shared)
         .sink(receipts.clone())
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.50")))
         .build()
         .unwrap();
     // B's SageMaker: the first answer's body is cut off, the next is whole.
@@ -2209,6 +2211,15 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     );
     // B's two attempts took no time on the meter's clock.
     assert_eq!(line(b.cost(), LineItem::Compute).quantity, Decimal::ZERO);
+    // AWS Marketplace charges an inference for each 2XX answer: A's one is
+    // $0.50 / 1,000 = $0.0005; B's two, the cut-off 200 and its retry's,
+    // 2 × $0.50 / 1,000 = $0.001.
+    let fee = |cost: &sagemeter::Cost| {
+        let line = line(cost, LineItem::Inference);
+        (line.quantity, line.cost_usd())
+    };
+    assert_eq!(fee(a.cost()), (Decimal::ONE, Some(dec("0.0005"))));
+    assert_eq!(fee(b.cost()), (Decimal::from(2), Some(dec("0.001"))));
 }
 
 /// A call whose first attempt reached the model, timed out and was retried is
