@@ -11,13 +11,19 @@ use std::time::Duration;
 
 /// What tells a receipt from every other: its endpoint, call id, start, latency
 /// and cost (a call id alone does not: an async invocation has two receipts).
-type ReceiptKey = (
+/// The call id is `None` only in a Parquet file another tool rewrote with a null
+/// one (`report` reads such a file: it needs no call id), and then the rest tells
+/// it; the cost is compared without trailing zeros (`1.5` is `1.500000`).
+pub(crate) type ReceiptKey = (
     String,
-    String,
+    Option<String>,
     chrono::DateTime<chrono::Utc>,
     Duration,
     Decimal,
 );
+
+/// A [`ReceiptKey`] without its call id.
+type Moment = (String, chrono::DateTime<chrono::Utc>, Duration, Decimal);
 
 /// Tells ledger files that begin with the same receipt, one file at a time: the
 /// readers of many ledgers (`report`, `reconcile`, `compare --from-ledger`) give
@@ -26,7 +32,9 @@ type ReceiptKey = (
 /// receipts from elsewhere than its start is not told.
 #[derive(Debug, Clone, Default)]
 pub struct FirstReceipts {
-    seen: HashMap<ReceiptKey, PathBuf>,
+    /// The files noted, by their first receipt's key without its call id, with
+    /// that call id.
+    seen: HashMap<Moment, Vec<(Option<String>, PathBuf)>>,
 }
 
 impl FirstReceipts {
@@ -38,21 +46,38 @@ impl FirstReceipts {
     /// Notes that `file` begins with `first`; [`LedgerError::SameReceipts`] when a
     /// file noted before began with the same receipt.
     pub fn note(&mut self, file: &Path, first: &Cost) -> Result<(), LedgerError> {
-        let key = (
-            first.endpoint.clone(),
-            first.call_id.clone(),
-            first.at,
-            first.usage.latency,
-            first.cost_usd.normalize(),
-        );
-        match self.seen.get(&key) {
-            Some(earlier) => Err(LedgerError::SameReceipts {
+        self.note_key(
+            file,
+            (
+                first.endpoint.clone(),
+                Some(first.call_id.clone()),
+                first.at,
+                first.usage.latency,
+                first.cost_usd,
+            ),
+        )
+    }
+
+    /// [`note`](Self::note) of a first receipt known only by its key: what a
+    /// report reads of a Parquet file, whose other columns may be of types the
+    /// receipt reader refuses (a copy another tool rewrote).
+    pub(crate) fn note_key(&mut self, file: &Path, key: ReceiptKey) -> Result<(), LedgerError> {
+        let (endpoint, call_id, at, latency, cost) = key;
+        let files = self
+            .seen
+            .entry((endpoint, at, latency, cost.normalize()))
+            .or_default();
+        let earlier = files.iter().find(|(seen, _)| {
+            seen.is_none() || call_id.is_none() || seen.as_deref() == call_id.as_deref()
+        });
+        match earlier {
+            Some((seen, earlier)) => Err(LedgerError::SameReceipts {
                 first: earlier.clone(),
                 second: file.to_owned(),
-                call_id: first.call_id.clone(),
+                call_id: (seen.clone().or(call_id)).unwrap_or_else(|| "null".to_owned()),
             }),
             None => {
-                self.seen.insert(key, file.to_owned());
+                files.push((call_id, file.to_owned()));
                 Ok(())
             }
         }

@@ -57,7 +57,8 @@ pub enum LedgerError {
         first: PathBuf,
         /// The file that begins as it does.
         second: PathBuf,
-        /// The call id of the receipt both begin with.
+        /// The call id of the receipt both begin with (`null` when both are
+        /// Parquet files another tool rewrote with a null one).
         call_id: String,
     },
     /// The path exists but is not a regular file.

@@ -1572,10 +1572,12 @@ fn refuse_same_receipts(jsonl: &[PathBuf], parquet: &[PathBuf]) -> Result<(), Re
             firsts.note(path, &cost)?;
         }
     }
+    // Keyed from the key columns alone, as the report reads them: a copy another
+    // tool rewrote (a cost at scale 6, a null currency) is told too.
     #[cfg(feature = "parquet")]
     for path in parquet {
-        if let Some(Ok(cost)) = crate::ledger::parquet::ParquetReader::first(path) {
-            firsts.note(path, &cost)?;
+        if let Some(Ok(key)) = crate::ledger::parquet::first_key(path) {
+            firsts.note_key(path, key)?;
         }
     }
     #[cfg(not(feature = "parquet"))]

@@ -58,7 +58,7 @@ pub use file::{PARQUET_FORMAT_VERSION, ParquetFileSummary, ParquetFileWriter, in
 pub use ledger::{ParquetLedger, ParquetLedgerBuilder};
 pub use reader::{ParquetReader, parquet_files, read_all};
 
-pub(crate) use report::report;
+pub(crate) use report::{first_key, report};
 
 use crate::ledger::{LedgerError, LedgerReader, TornTail};
 use std::path::{Path, PathBuf};

@@ -76,20 +76,7 @@ pub(crate) fn record_batches(
     path: &Path,
     columns: Option<&[&str]>,
 ) -> Result<ParquetRecordBatchReader, LedgerError> {
-    batches_of(path, columns, READ_BATCH_ROWS, None)
-}
-
-/// [`record_batches`] in batches of `rows`, the first `limit` rows only.
-fn batches_of(
-    path: &Path,
-    columns: Option<&[&str]>,
-    rows: usize,
-    limit: Option<usize>,
-) -> Result<ParquetRecordBatchReader, LedgerError> {
-    let mut builder = builder(path)?.with_batch_size(rows);
-    if let Some(limit) = limit {
-        builder = builder.with_limit(limit);
-    }
+    let mut builder = builder(path)?.with_batch_size(READ_BATCH_ROWS);
     if let Some(columns) = columns {
         let roots = builder.parquet_schema().root_schema().get_fields();
         let indices = columns
@@ -151,15 +138,6 @@ impl ParquetReader {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LedgerError> {
         let path = path.as_ref();
         Ok(Self::of_batches(path, record_batches(path, None)?))
-    }
-
-    /// The file's first receipt, decoded alone (`None` for a file without one):
-    /// what telling two files apart needs, without a whole batch of every column.
-    pub(crate) fn first(path: &Path) -> Option<Result<Cost, LedgerError>> {
-        match batches_of(path, None, 1, Some(1)) {
-            Ok(batches) => Self::of_batches(path, batches).next(),
-            Err(e) => Some(Err(e)),
-        }
     }
 
     /// The receipts of `batches`, read from `path`.

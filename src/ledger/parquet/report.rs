@@ -9,6 +9,7 @@ use super::schema::{col, line};
 use crate::billing::{LineItem, is_by_interceptor, is_settlement};
 use crate::ledger::LedgerError;
 use crate::pricing::PriceOrigin;
+use crate::ledger::copies::ReceiptKey;
 use crate::report::{CallPart, GroupBy, ReportBuilder, ReportError, ReportOptions, ReportRow};
 use crate::usage::{Operation, Outcome};
 use arrow_array::cast::AsArray;
@@ -590,6 +591,106 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     Ok(())
 }
 
+/// The key of `path`'s first receipt (see [`FirstReceipts`](crate::ledger::FirstReceipts)),
+/// read from the columns that make it alone and as a report reads them: the cost
+/// at its column's own scale, a call id that is absent or null as none. So a copy
+/// another tool rewrote (`cost_usd` as `decimal128(38,6)`, a null `currency`,
+/// `memory_mb` as a double), which the receipt reader refuses and a report reads,
+/// is told as a copy. `None` for a file without rows; an error when a key column
+/// does not read as a report reads it (the report refuses that file too).
+pub(crate) fn first_key(path: &Path) -> Option<Result<ReceiptKey, LedgerError>> {
+    let key = || -> Result<Option<ReceiptKey>, LedgerError> {
+        let builder = super::reader::builder(path)?;
+        let wanted = [
+            col::ENDPOINT,
+            col::CALL_ID,
+            col::AT,
+            col::LATENCY_US,
+            col::COST_USD,
+        ];
+        let roots: Vec<usize> = (builder.parquet_schema().root_schema().get_fields().iter())
+            .enumerate()
+            .filter(|(_, f)| wanted.contains(&f.name()))
+            .map(|(i, _)| i)
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let batch = builder
+            .with_projection(mask)
+            .with_batch_size(1)
+            .with_limit(1)
+            .build()
+            .map_err(|e| parquet_error(path, "cannot read the file", e))?
+            .next()
+            .transpose()
+            .map_err(|e| parquet_error(path, "cannot read a row group", e))?;
+        match batch {
+            Some(batch) if batch.num_rows() > 0 => {
+                first_row_key(&batch)
+                    .map(Some)
+                    .map_err(|message| LedgerError::Parquet {
+                        path: path.to_owned(),
+                        row: Some(1),
+                        message,
+                        source: None,
+                    })
+            }
+            _ => Ok(None),
+        }
+    };
+    key().transpose()
+}
+
+/// The key of `batch`'s first row, its columns read as [`rows`] reads them.
+fn first_row_key(batch: &RecordBatch) -> Result<ReceiptKey, String> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| format!("no column `{name}`"))
+    };
+    let mistyped = |name: &str| format!("column `{name}` is not of the ledger's type");
+    let valid = |array: &dyn Array, name: &str| match array.is_valid(0) {
+        true => Ok(()),
+        false => Err(format!("`{name}` is null")),
+    };
+    let endpoint = column(col::ENDPOINT)?
+        .as_string_opt::<i32>()
+        .ok_or_else(|| mistyped(col::ENDPOINT))?;
+    valid(endpoint, col::ENDPOINT)?;
+    let at = column(col::AT)?
+        .as_primitive_opt::<TimestampNanosecondType>()
+        .ok_or_else(|| mistyped(col::AT))?;
+    valid(at, col::AT)?;
+    let latency = column(col::LATENCY_US)?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| mistyped(col::LATENCY_US))?;
+    valid(latency, col::LATENCY_US)?;
+    let latency = u64::try_from(latency.value(0))
+        .map_err(|_| format!("`{}` is negative ({})", col::LATENCY_US, latency.value(0)))?;
+    let cost = column(col::COST_USD)?
+        .as_primitive_opt::<Decimal128Type>()
+        .ok_or_else(|| mistyped(col::COST_USD))?;
+    valid(cost, col::COST_USD)?;
+    let cost_usd = money(cost.value(0), cost.scale()).ok_or_else(|| {
+        format!(
+            "`cost_usd` {}e{} does not fit a decimal",
+            cost.value(0),
+            -i32::from(cost.scale())
+        )
+    })?;
+    // A report does not read it: absent, of another type or null, it is none.
+    let call_id = batch
+        .column_by_name(col::CALL_ID)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .and_then(|c| c.is_valid(0).then(|| c.value(0).to_owned()));
+    Ok((
+        endpoint.value(0).to_owned(),
+        call_id,
+        DateTime::from_timestamp_nanos(at.value(0)),
+        std::time::Duration::from_micros(latency),
+        cost_usd,
+    ))
+}
+
 /// The amount `mantissa` × 10^-`scale`, exactly, whatever the column's scale
 /// (sagemeter writes 12; a file rewritten by another tool may have another);
 /// `None` when it does not fit a [`Decimal`]. Trailing zeros are dropped when the
@@ -833,6 +934,65 @@ mod tests {
             }
             other => panic!("not an error on the null cost: {other:?}"),
         }
+    }
+
+    /// A copy rewritten by another tool, which the receipt reader refuses and the
+    /// report reads, is still told as a copy: reported with its original, its
+    /// receipts would count twice ($1.50 reported as $3.00 over 2 calls).
+    #[test]
+    fn a_rewritten_copy_reported_with_its_original_is_refused_not_counted_twice() {
+        use arrow_array::{Decimal128Array, StringArray};
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let (a, b) = (dir.path().join("a.parquet"), dir.path().join("b.parquet"));
+        write(&a, &[receipt(0, "1.5", 10)]);
+        let same = |b: &Path| match report_files([&a, &b.to_owned()], &options) {
+            Err(ReportError::Ledger(LedgerError::SameReceipts {
+                first,
+                second,
+                call_id,
+            })) => {
+                assert_eq!((first, second), (a.clone(), b.to_owned()));
+                call_id
+            }
+            other => panic!("{} not refused as a copy: {other:?}", b.display()),
+        };
+
+        // decimal128(38,6): 1.5 USD is 1_500_000 × 10⁻⁶, the same cost as the
+        // original's 1_500_000_000_000 × 10⁻¹².
+        std::fs::copy(&a, &b).unwrap();
+        rewrite_cost(
+            &b,
+            Decimal128Array::from(vec![1_500_000])
+                .with_precision_and_scale(38, 6)
+                .unwrap(),
+        );
+        assert!(
+            super::super::read_all(&b).is_err(),
+            "the receipt reader refuses it"
+        );
+        assert_eq!(report_files([&b], &options).unwrap().total.calls, 1);
+        assert_eq!(same(&b), "r0");
+
+        // A null currency (the report reads none) or a null call id (the rest of
+        // the first row tells it).
+        for column in [col::CURRENCY, col::CALL_ID] {
+            let b = dir.path().join(format!("{column}.parquet"));
+            std::fs::copy(&a, &b).unwrap();
+            rewrite_column(&b, column, Arc::new(StringArray::from(vec![None::<&str>])));
+            assert!(super::super::read_all(&b).is_err(), "{column}");
+            assert_eq!(same(&b), "r0", "{column}");
+        }
+
+        // Another receipt at the same time on the same endpoint is no copy: the
+        // two files report together, $1.50 + $1.25 = $2.75 over 2 calls.
+        let c = dir.path().join("c.parquet");
+        let mut other = receipt(0, "1.25", 10);
+        other.call_id = "r1".to_owned();
+        write(&c, &[other]);
+        let both = report_files([&a, &c], &options).unwrap();
+        assert_eq!(both.total.calls, 2);
+        assert_eq!(both.total.cost_usd, Decimal::new(275, 2));
     }
 
     #[test]
