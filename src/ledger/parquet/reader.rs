@@ -210,8 +210,10 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<Vec<Cost>, LedgerError> {
 
 /// The Parquet ledger files at `path`, in the order to read them: a file is
 /// itself; a directory gives a [`ParquetLedger`](super::ParquetLedger)'s files
-/// oldest first, then its other `*.parquet` files by name. Files still being
-/// written (`.sagemeter-….parquet.tmp`) and other hidden files are not listed. A directory without any is an error.
+/// oldest first, then its other `*.parquet` files by name, symbolic links to
+/// files among them. Files still being written (`.sagemeter-….parquet.tmp`),
+/// other hidden files, and links to nothing are not listed. A directory without
+/// any is an error.
 pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
     let path = path.as_ref();
     let open_err = |source| LedgerError::Open {
@@ -226,20 +228,29 @@ pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError
     let mut others = Vec::new();
     for entry in std::fs::read_dir(path).map_err(open_err)? {
         let entry = entry.map_err(open_err)?;
-        let file = entry.path();
-        if !entry.file_type().map_err(open_err)?.is_file() {
-            continue;
-        }
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
         if name.starts_with('.') {
             continue;
         }
-        match naming::parse(&name) {
-            Some((parsed, false)) => rolled.push((parsed, file)),
-            _ if name.ends_with(".parquet") => others.push(file),
-            _ => {}
+        let rolled_name = match naming::parse(&name) {
+            Some((parsed, false)) => Some(parsed),
+            _ if name.ends_with(".parquet") => None,
+            _ => continue,
+        };
+        let file = entry.path();
+        // A symbolic link to a file is that file, as the JSON Lines listing takes it.
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => continue,
+            // Removed since it was listed (retention), or a link to nothing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LedgerError::Open { path: file, source }),
+        }
+        match rolled_name {
+            Some(parsed) => rolled.push((parsed, file)),
+            None => others.push(file),
         }
     }
     rolled.sort();

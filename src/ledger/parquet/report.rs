@@ -995,6 +995,40 @@ mod tests {
         assert_eq!(both.total.cost_usd, Decimal::new(275, 2));
     }
 
+    /// A directory's symbolic link to a Parquet file elsewhere is listed and
+    /// counted, as a JSON Lines directory's is; a link to nothing is skipped.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_reports_the_parquet_files_its_symbolic_links_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (archive, elsewhere) = (dir.path().join("archive"), dir.path().join("elsewhere"));
+        std::fs::create_dir(&archive).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        write(&archive.join("2026-11.parquet"), &[receipt(0, "0.25", 0)]);
+        write(&elsewhere.join("2026-12.parquet"), &[receipt(1, "0.50", 0)]);
+        std::os::unix::fs::symlink(
+            elsewhere.join("2026-12.parquet"),
+            archive.join("2026-12.parquet"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            elsewhere.join("removed.parquet"),
+            archive.join("removed.parquet"),
+        )
+        .unwrap();
+        assert_eq!(
+            super::super::parquet_files(&archive).unwrap(),
+            [
+                archive.join("2026-11.parquet"),
+                archive.join("2026-12.parquet")
+            ]
+        );
+        // $0.25 + $0.50 = $0.75 over 2 calls.
+        let report = report_files([&archive], &ReportOptions::new(GroupBy::Endpoint)).unwrap();
+        assert_eq!(report.total.calls, 2);
+        assert_eq!(report.total.cost_usd, Decimal::new(75, 2));
+    }
+
     #[test]
     fn sums_of_parquet_rows_that_overflow_are_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
