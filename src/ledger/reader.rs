@@ -176,11 +176,33 @@ pub(crate) fn is_parquet_name(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "parquet")
 }
 
+/// Whether the entry `name` of a directory, at `file`, is a Parquet ledger file
+/// a listing takes: a `*.parquet` name, not hidden (being written, or another
+/// tool's), that is a file or a symbolic link to one (as the JSON Lines listing
+/// takes them). One removed since it was listed (retention), or a link to
+/// nothing, is not; any other error finding what it is, is one.
+pub(crate) fn is_listed_parquet(name: &str, file: &Path) -> Result<bool, LedgerError> {
+    if name.starts_with('.') || !name.ends_with(".parquet") {
+        return Ok(false);
+    }
+    match std::fs::metadata(file) {
+        Ok(meta) => Ok(meta.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(source) => Err(LedgerError::Open {
+            path: file.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// The ledger files at `path` of either format, in the order to read them: the
 /// JSON Lines files as [`ledger_files`] lists them, then, with the `parquet`
 /// feature, the Parquet files (a `*.parquet` path, or a directory's, as
 /// `parquet::parquet_files` lists them). A directory with
-/// neither is an error. What `report` and `reconcile` read.
+/// neither is an error, and so is one whose Parquet files cannot be listed.
+/// Without the feature, a `*.parquet` path or a directory holding a Parquet
+/// ledger file is an error naming the feature: its receipts are not left out.
+/// What `report` and `reconcile` read.
 pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
     let path = path.as_ref();
     #[cfg(feature = "parquet")]
@@ -189,7 +211,7 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
             return Ok(vec![path.to_owned()]);
         }
         if path.is_dir() {
-            let parquet = super::parquet::parquet_files(path).unwrap_or_default();
+            let parquet = super::parquet::parquet_files_in(path)?;
             let mut files = match ledger_files(path) {
                 Ok(files) => files,
                 Err(_) if !parquet.is_empty() => Vec::new(),
@@ -199,7 +221,61 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
             return Ok(files);
         }
     }
+    #[cfg(not(feature = "parquet"))]
+    {
+        if is_parquet_name(path) {
+            return Err(without_parquet(path, path));
+        }
+        if path.is_dir()
+            && let Some(file) = parquet_file_in(path)?
+        {
+            return Err(without_parquet(path, &file));
+        }
+    }
     ledger_files(path)
+}
+
+/// The first by name of the Parquet ledger files ([`is_listed_parquet`]) of the
+/// directory `dir`, if it holds any: what a sagemeter built without the `parquet`
+/// feature cannot read, and refuses rather than leave out of a directory's report.
+#[cfg(any(test, not(feature = "parquet")))]
+fn parquet_file_in(dir: &Path) -> Result<Option<PathBuf>, LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut first: Option<PathBuf> = None;
+    for entry in std::fs::read_dir(dir).map_err(open_err)? {
+        let entry = entry.map_err(open_err)?;
+        let file = entry.path();
+        if let Some(name) = entry.file_name().to_str()
+            && is_listed_parquet(name, &file)?
+            && first.as_ref().is_none_or(|first| file < *first)
+        {
+            first = Some(file);
+        }
+    }
+    Ok(first)
+}
+
+/// Why a sagemeter built without the `parquet` feature refuses `path`: it is, or
+/// holds, the Parquet ledger `file`.
+#[cfg(any(test, not(feature = "parquet")))]
+fn without_parquet(path: &Path, file: &Path) -> LedgerError {
+    let what = match path == file {
+        true => "it is a Parquet ledger".to_owned(),
+        false => format!("it holds Parquet ledger files ({} …)", file.display()),
+    };
+    LedgerError::Open {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!(
+                "{what}, which this sagemeter, built without the `parquet` feature, does not \
+                 read; rebuild it with `--features parquet`, or name its JSON Lines files"
+            ),
+        ),
+    }
 }
 
 /// A streaming reader: an iterator of receipts, one line at a time.
@@ -445,6 +521,59 @@ mod tests {
         let mut reader = LedgerReader::new(text.as_bytes(), "mem.jsonl");
         let items: Vec<_> = reader.by_ref().collect();
         (items, reader.torn_tail)
+    }
+
+    /// A directory's Parquet files that cannot be listed are an error, not a
+    /// report of its JSON Lines files alone: `loop.parquet`, a link to itself,
+    /// may be a ledger, and its receipts would be left out without a word.
+    #[cfg(all(unix, feature = "parquet"))]
+    #[test]
+    fn a_directory_whose_parquet_files_cannot_be_listed_is_an_error_not_its_jsonl_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("calls.jsonl"), format!("{RECORD}\n")).unwrap();
+        let looped = dir.path().join("loop.parquet");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        match any_ledger_files(dir.path()) {
+            Err(LedgerError::Open { path, .. }) => assert_eq!(path, looped),
+            other => panic!("not an error naming the file: {other:?}"),
+        }
+        // Removed, it is no error: the JSON Lines file alone.
+        std::fs::remove_file(&looped).unwrap();
+        assert_eq!(
+            any_ledger_files(dir.path()).unwrap(),
+            [dir.path().join("calls.jsonl")]
+        );
+    }
+
+    /// What a sagemeter built without the `parquet` feature refuses in a
+    /// directory (rather than report its JSON Lines files and leave the Parquet
+    /// ones out): its first `*.parquet` file by name, a link to one too; not a
+    /// hidden one (being written), a link to nothing, or a directory.
+    #[cfg(unix)]
+    #[test]
+    fn a_parquet_file_in_a_directory_is_found_for_a_build_without_the_feature_to_refuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        std::fs::write(path.join("calls.jsonl"), format!("{RECORD}\n")).unwrap();
+        std::fs::write(path.join(".sagemeter-2026-12-02T10.parquet.tmp"), b"").unwrap();
+        std::fs::write(path.join(".hidden.parquet"), b"").unwrap();
+        std::fs::create_dir(path.join("a-directory.parquet")).unwrap();
+        std::os::unix::fs::symlink(path.join("gone"), path.join("a-gone.parquet")).unwrap();
+        assert_eq!(parquet_file_in(path).unwrap(), None);
+
+        std::fs::write(path.join("sagemeter-2026-12-02T10.parquet"), b"PAR1").unwrap();
+        std::fs::write(path.join("elsewhere"), b"PAR1").unwrap();
+        std::os::unix::fs::symlink(path.join("elsewhere"), path.join("b-link.parquet")).unwrap();
+        let first = path.join("b-link.parquet");
+        assert_eq!(parquet_file_in(path).unwrap(), Some(first.clone()));
+        let said = without_parquet(path, &first).to_string();
+        assert!(said.contains("`parquet` feature"), "{said}");
+        assert!(said.contains("b-link.parquet"), "{said}");
+        assert!(
+            without_parquet(&first, &first)
+                .to_string()
+                .contains("it is a Parquet ledger"),
+        );
     }
 
     #[test]

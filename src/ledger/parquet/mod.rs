@@ -56,6 +56,7 @@ mod schema;
 
 pub use file::{PARQUET_FORMAT_VERSION, ParquetFileSummary, ParquetFileWriter, in_progress};
 pub use ledger::{ParquetLedger, ParquetLedgerBuilder};
+pub(crate) use reader::parquet_files_in;
 pub use reader::{ParquetReader, parquet_files, read_all};
 
 pub(crate) use report::{first_key, report};

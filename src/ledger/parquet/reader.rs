@@ -216,47 +216,14 @@ pub fn read_all(path: impl AsRef<Path>) -> Result<Vec<Cost>, LedgerError> {
 /// any is an error.
 pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError> {
     let path = path.as_ref();
-    let open_err = |source| LedgerError::Open {
+    let meta = std::fs::metadata(path).map_err(|source| LedgerError::Open {
         path: path.to_owned(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(open_err)?;
+    })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
-    let mut rolled = Vec::new();
-    let mut others = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(open_err)? {
-        let entry = entry.map_err(open_err)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let rolled_name = match naming::parse(&name) {
-            Some((parsed, false)) => Some(parsed),
-            _ if name.ends_with(".parquet") => None,
-            _ => continue,
-        };
-        let file = entry.path();
-        // A symbolic link to a file is that file, as the JSON Lines listing takes it.
-        match std::fs::metadata(&file) {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => continue,
-            // Removed since it was listed (retention), or a link to nothing.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(LedgerError::Open { path: file, source }),
-        }
-        match rolled_name {
-            Some(parsed) => rolled.push((parsed, file)),
-            None => others.push(file),
-        }
-    }
-    rolled.sort();
-    others.sort();
-    let mut files: Vec<PathBuf> = rolled.into_iter().map(|(_, p)| p).collect();
-    files.extend(others);
+    let files = parquet_files_in(path)?;
     if files.is_empty() {
         return Err(LedgerError::Open {
             path: path.to_owned(),
@@ -266,5 +233,35 @@ pub fn parquet_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError
             ),
         });
     }
+    Ok(files)
+}
+
+/// The Parquet ledger files of the directory `dir`, as [`parquet_files`] lists
+/// them; none is no error here (a directory of JSON Lines files).
+pub(crate) fn parquet_files_in(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut rolled = Vec::new();
+    let mut others = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(open_err)? {
+        let entry = entry.map_err(open_err)?;
+        let file = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !crate::ledger::reader::is_listed_parquet(&name, &file)? {
+            continue;
+        }
+        match naming::parse(&name) {
+            Some((parsed, false)) => rolled.push((parsed, file)),
+            _ => others.push(file),
+        }
+    }
+    rolled.sort();
+    others.sort();
+    let mut files: Vec<PathBuf> = rolled.into_iter().map(|(_, p)| p).collect();
+    files.extend(others);
     Ok(files)
 }
