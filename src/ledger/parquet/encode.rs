@@ -2,14 +2,15 @@
 //! `RecordBatch` of the [schema](super::schema).
 //!
 //! [`Columns::push`] converts everything that can fail first (amounts to
-//! `DECIMAL(38,12)`, times to nanoseconds, counts to `int64`) and only then
-//! appends: a receipt that cannot be stored exactly leaves no partial row.
+//! `DECIMAL(38,12)`, times to nanoseconds, counts to `int64`), checks that the
+//! batch's text columns have room for the receipt's text, and only then appends:
+//! a receipt that cannot be stored exactly leaves no partial row.
 //!
 //! Every type is taken apart without `..`, as in the JSONL line writer: a field
 //! added to a receipt type does not compile until it has a column.
 
 use super::decimal::{Scales, to_money};
-use super::schema::{self, MONEY_PRECISION, MONEY_SCALE, TIMEZONE};
+use super::schema::{self, MONEY_PRECISION, MONEY_SCALE, TIMEZONE, col};
 use crate::billing::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
@@ -36,6 +37,26 @@ impl std::fmt::Display for Unencodable {
 }
 
 impl std::error::Error for Unencodable {}
+
+/// The most bytes of text one column of a batch holds: its offsets are `i32`
+/// (2 GiB; Arrow panics past them).
+pub(crate) const MAX_COLUMN_BYTES: usize = i32::MAX as usize;
+
+/// Why [`Columns::push`] appended nothing.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The receipt's text does not fit beside the batch's rows: write the batch
+    /// out and push it again (never said of an empty batch).
+    Full,
+    /// The receipt cannot be stored as it is, in any batch.
+    Unencodable(Unencodable),
+}
+
+impl From<Unencodable> for Refused {
+    fn from(e: Unencodable) -> Self {
+        Refused::Unencodable(e)
+    }
+}
 
 /// The name serde gives a quantity unit (`rename_all = "snake_case"`).
 pub(crate) fn unit_name(unit: QuantityUnit) -> &'static str {
@@ -90,6 +111,47 @@ fn offset(len: usize, what: &str) -> Result<i32, Unencodable> {
     i32::try_from(len).map_err(|_| Unencodable(format!("too many {what} in one batch")))
 }
 
+/// How a variant is billed, as its columns hold it: `billing_kind`,
+/// `instance_type`, `instance_count`, `memory_mb`, `provisioned_concurrency`.
+type BillingValues<'a> = (
+    Option<&'static str>,
+    Option<&'a str>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn billing_values(billing: Option<&VariantBilling>) -> BillingValues<'_> {
+    match billing {
+        Some(VariantBilling::Instance {
+            instance_type,
+            instance_count,
+        }) => (
+            Some("instance"),
+            Some(instance_type.as_str()),
+            Some(i64::from(*instance_count)),
+            None,
+            None,
+        ),
+        Some(VariantBilling::Serverless {
+            memory_mb,
+            provisioned_concurrency,
+        }) => (
+            Some("serverless"),
+            None,
+            None,
+            Some(i64::from(*memory_mb)),
+            provisioned_concurrency.map(i64::from),
+        ),
+        None => (None, None, None, None, None),
+    }
+}
+
+/// The bytes of an optional text (none for `None`).
+fn text_len(text: Option<&str>) -> usize {
+    text.map_or(0, str::len)
+}
+
 /// What a line needs that could fail, converted before anything is appended.
 struct LineValues {
     cost_usd: Option<(i128, u32)>,
@@ -99,6 +161,8 @@ struct LineValues {
 /// Rows being collected into one record batch.
 pub(crate) struct Columns {
     rows: usize,
+    /// The most bytes of text a column holds ([`MAX_COLUMN_BYTES`]; less in tests).
+    column_bytes: usize,
     call_id: StringBuilder,
     at: TimestampNanosecondBuilder,
     day: Date32Builder,
@@ -151,6 +215,13 @@ pub(crate) struct Columns {
     scratch: Vec<LineValues>,
 }
 
+/// The line columns of text ([`LineColumns::texts`]).
+const LINE_TEXTS: usize = 10;
+/// The longest text of a line's quantity or price.
+const DECIMAL_TEXT: usize = crate::billing::amount::MAX_LEN;
+const PRICED: &str = "priced";
+const UNPRICED: &str = "unpriced";
+
 /// The fields of the rows' cost lines, one entry per line.
 struct LineColumns {
     offsets: Vec<i32>,
@@ -187,6 +258,7 @@ impl Default for Columns {
     fn default() -> Self {
         Columns {
             rows: 0,
+            column_bytes: MAX_COLUMN_BYTES,
             call_id: StringBuilder::new(),
             at: timestamp_builder(),
             day: Date32Builder::new(),
@@ -258,9 +330,17 @@ impl Columns {
         self.rows
     }
 
-    /// Appends one receipt as a row, or leaves every column as it was and says why
-    /// it cannot be stored exactly.
-    pub(crate) fn push(&mut self, cost: &Cost) -> Result<(), Unencodable> {
+    /// At most `bytes` of text in each column of a batch, so that a test reaches
+    /// the limit without gigabytes.
+    #[cfg(test)]
+    pub(crate) fn set_column_bytes(&mut self, bytes: usize) {
+        self.column_bytes = bytes;
+    }
+
+    /// Appends one receipt as a row, or leaves every column as it was and says
+    /// why: it cannot be stored exactly, or its text does not fit beside the
+    /// batch's rows ([`Refused::Full`]).
+    pub(crate) fn push(&mut self, cost: &Cost) -> Result<(), Refused> {
         let Cost {
             call_id,
             at,
@@ -351,7 +431,39 @@ impl Columns {
             unreserved,
         ];
         self.scratch.clear();
+        // The text the lines add to each line column, in `LineColumns::texts`'
+        // order (a decimal's text at its longest).
+        let mut line_text = [0usize; LINE_TEXTS];
         for line in lines {
+            let added: [usize; LINE_TEXTS] = match &line.price {
+                LinePrice::Priced { provenance, .. } => [
+                    item_name(line.item).len(),
+                    DECIMAL_TEXT,
+                    unit_name(line.unit).len(),
+                    PRICED.len(),
+                    DECIMAL_TEXT,
+                    provenance.source.as_str().len(),
+                    text_len(provenance.sku.as_deref()),
+                    text_len(provenance.effective_date.as_deref()),
+                    text_len(provenance.note.as_deref()),
+                    0,
+                ],
+                LinePrice::Unpriced { reason } => [
+                    item_name(line.item).len(),
+                    DECIMAL_TEXT,
+                    unit_name(line.unit).len(),
+                    UNPRICED.len(),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    reason.len(),
+                ],
+            };
+            for (sum, added) in line_text.iter_mut().zip(added) {
+                *sum = sum.saturating_add(added);
+            }
             let values = match &line.price {
                 LinePrice::Priced {
                     cost_usd,
@@ -375,6 +487,99 @@ impl Columns {
         let line_end = offset(self.lines.item.len() + lines.len(), "cost lines")?;
         let tag_end = offset(self.tag_keys.len() + tags.len(), "tags")?;
         let note_end = offset(self.notes.len() + notes.len(), "notes")?;
+        let priced_from = match accrual.as_ref().map(|a| &a.priced_from) {
+            Some(sources) if !sources.is_empty() => {
+                self.priced_from_text.clear();
+                crate::ledger::line::accrual_sources(&mut self.priced_from_text, sources);
+                true
+            }
+            _ => false,
+        };
+        let standing_parts = match accrual.as_ref().map(|a| &a.standing_parts) {
+            Some(parts) if !parts.is_empty() => Some(
+                serde_json::to_string(&**parts)
+                    .map_err(|e| Unencodable(format!("`standing_parts` does not write: {e}")))?,
+            ),
+            _ => None,
+        };
+        let billing = billing_values(billing.as_ref());
+
+        // The text each column would hold with the receipt's, against what a
+        // batch's column holds.
+        let sum = |texts: &mut dyn Iterator<Item = usize>| {
+            texts.fold(0usize, |sum, len| sum.saturating_add(len))
+        };
+        let row_texts = [
+            (col::CALL_ID, &self.call_id, call_id.len()),
+            (col::ENDPOINT, &self.endpoint, endpoint.len()),
+            (col::VARIANT, &self.variant, text_len(variant.as_deref())),
+            (
+                col::INFERENCE_COMPONENT,
+                &self.inference_component,
+                text_len(inference_component.as_deref()),
+            ),
+            (
+                col::TARGET_MODEL,
+                &self.target_model,
+                text_len(target_model.as_deref()),
+            ),
+            (col::BILLING_KIND, &self.billing_kind, text_len(billing.0)),
+            (col::INSTANCE_TYPE, &self.instance_type, text_len(billing.1)),
+            (col::ALLOCATION, &self.allocation, allocation.as_str().len()),
+            (col::OPERATION, &self.operation, operation.as_str().len()),
+            (
+                col::USAGE_VARIANT,
+                &self.usage_variant,
+                text_len(usage_variant.as_deref()),
+            ),
+            (col::OUTCOME, &self.outcome, outcome.as_str().len()),
+            (col::CURRENCY, &self.currency, currency.len()),
+            (col::REGION, &self.region, text_len(region.as_deref())),
+            (
+                col::ACCRUAL_PRICED_FROM,
+                &self.accrual_priced_from,
+                match priced_from {
+                    true => self.priced_from_text.len(),
+                    false => 0,
+                },
+            ),
+            (
+                col::ACCRUAL_STANDING_PARTS,
+                &self.accrual_standing_parts,
+                text_len(standing_parts.as_deref()),
+            ),
+            (
+                "tags.key",
+                &self.tag_keys,
+                sum(&mut tags.keys().map(String::len)),
+            ),
+            (
+                "tags.value",
+                &self.tag_values,
+                sum(&mut tags.values().map(String::len)),
+            ),
+            (
+                col::NOTES,
+                &self.notes,
+                sum(&mut notes.iter().map(String::len)),
+            ),
+        ];
+        let texts = row_texts.into_iter().chain(
+            (self.lines.texts().into_iter().zip(line_text))
+                .map(|((name, column), added)| (name, column, added)),
+        );
+        for (name, column, added) in texts {
+            if added > self.column_bytes {
+                return Err(Refused::Unencodable(Unencodable(format!(
+                    "{added} bytes of text in `{name}`, more than the {} bytes a column of a \
+                     Parquet batch holds; the receipt was not written",
+                    self.column_bytes
+                ))));
+            }
+            if column.values_slice().len() + added > self.column_bytes {
+                return Err(Refused::Full);
+            }
+        }
 
         // Nothing below fails.
         self.call_id.append_value(call_id);
@@ -385,7 +590,7 @@ impl Columns {
         self.inference_component
             .append_option(inference_component.as_deref());
         self.target_model.append_option(target_model.as_deref());
-        self.append_billing(billing.as_ref());
+        self.append_billing(billing);
         self.allocation.append_value(allocation.as_str());
         self.operation.append_value(operation.as_str());
         self.latency_us.append_value(latency_us);
@@ -423,25 +628,16 @@ impl Columns {
             }
         }
         self.amount_scales.append_value(scales.0);
-        match accrual.as_ref().map(|a| &a.priced_from) {
-            Some(sources) if !sources.is_empty() => {
-                self.priced_from_text.clear();
-                crate::ledger::line::accrual_sources(&mut self.priced_from_text, sources);
+        match priced_from {
+            true => {
                 // Written by `accrual_sources` from UTF-8 text and ASCII.
                 let text = std::str::from_utf8(&self.priced_from_text)
                     .expect("the JSON of accrual sources is UTF-8");
                 self.accrual_priced_from.append_value(text);
             }
-            _ => self.accrual_priced_from.append_null(),
+            false => self.accrual_priced_from.append_null(),
         }
-        match accrual.as_ref().map(|a| &a.standing_parts) {
-            Some(parts) if !parts.is_empty() => {
-                let text = serde_json::to_string(&**parts)
-                    .map_err(|e| Unencodable(format!("`standing_parts` does not write: {e}")))?;
-                self.accrual_standing_parts.append_value(text);
-            }
-            _ => self.accrual_standing_parts.append_null(),
-        }
+        self.accrual_standing_parts.append_option(standing_parts);
         self.currency.append_value(currency);
         self.region.append_option(region.as_deref());
 
@@ -458,30 +654,8 @@ impl Columns {
         Ok(())
     }
 
-    fn append_billing(&mut self, billing: Option<&VariantBilling>) {
-        let (kind, instance_type, instance_count, memory_mb, pc) = match billing {
-            Some(VariantBilling::Instance {
-                instance_type,
-                instance_count,
-            }) => (
-                Some("instance"),
-                Some(instance_type.as_str()),
-                Some(i64::from(*instance_count)),
-                None,
-                None,
-            ),
-            Some(VariantBilling::Serverless {
-                memory_mb,
-                provisioned_concurrency,
-            }) => (
-                Some("serverless"),
-                None,
-                None,
-                Some(i64::from(*memory_mb)),
-                provisioned_concurrency.map(i64::from),
-            ),
-            None => (None, None, None, None, None),
-        };
+    fn append_billing(&mut self, billing: BillingValues<'_>) {
+        let (kind, instance_type, instance_count, memory_mb, pc) = billing;
         self.billing_kind.append_option(kind);
         self.instance_type.append_option(instance_type);
         self.instance_count.append_option(instance_count);
@@ -563,6 +737,22 @@ impl Columns {
 }
 
 impl LineColumns {
+    /// The columns of text, in the order `Columns::push` counts their bytes.
+    fn texts(&self) -> [(&'static str, &StringBuilder); LINE_TEXTS] {
+        [
+            ("lines.item", &self.item),
+            ("lines.quantity", &self.quantity),
+            ("lines.unit", &self.unit),
+            ("lines.status", &self.status),
+            ("lines.usd_per_unit", &self.usd_per_unit),
+            ("lines.source", &self.source),
+            ("lines.sku", &self.sku),
+            ("lines.effective_date", &self.effective_date),
+            ("lines.note", &self.note),
+            ("lines.reason", &self.reason),
+        ]
+    }
+
     fn push(&mut self, line: &CostLine, values: &LineValues) {
         let CostLine {
             item,
@@ -588,7 +778,7 @@ impl LineColumns {
                     fetched_at: _,
                     note,
                 } = provenance;
-                self.status.append_value("priced");
+                self.status.append_value(PRICED);
                 self.usd_per_unit
                     .append_value(crate::billing::amount::text(usd_per_unit, &mut text));
                 self.cost_usd.append_option(values.cost_usd.map(|(v, _)| v));
@@ -602,7 +792,7 @@ impl LineColumns {
                 self.reason.append_null();
             }
             LinePrice::Unpriced { reason } => {
-                self.status.append_value("unpriced");
+                self.status.append_value(UNPRICED);
                 self.usd_per_unit.append_null();
                 self.cost_usd.append_null();
                 self.cost_usd_scale.append_null();

@@ -1,7 +1,7 @@
 //! One Parquet ledger file: written under an in-progress name, renamed to its
 //! final name once its footer is written and fsynced.
 
-use super::encode::{Columns, Unencodable};
+use super::encode::{Columns, Refused, Unencodable};
 use super::schema::{self, FORMAT_KEY, WRITER_KEY};
 use crate::billing::Cost;
 use crate::ledger::LedgerError;
@@ -20,7 +20,8 @@ pub const PARQUET_FORMAT_VERSION: u32 = 1;
 /// Suffix of a file being written (see [`in_progress`]).
 pub(crate) const IN_PROGRESS_SUFFIX: &str = ".tmp";
 
-/// Rows per record batch handed to the Parquet writer.
+/// Rows per record batch handed to the Parquet writer (fewer when a text column
+/// would pass [`MAX_COLUMN_BYTES`](super::encode::MAX_COLUMN_BYTES)).
 pub(crate) const BATCH_ROWS: usize = 4096;
 /// Rows per row group (the unit a reader skips or reads; held in memory until full).
 pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -175,7 +176,7 @@ impl ParquetFileWriter {
 
     /// Adds one receipt. A receipt that cannot be stored exactly (an amount with
     /// more than 12 decimal places, a time outside 1677–2262, a count beyond
-    /// `i64`) is refused with [`LedgerError::Parquet`] and nothing of it is
+    /// `i64`, more than 2 GiB of text in one column) is refused with [`LedgerError::Parquet`] and nothing of it is
     /// written; the file goes on. Any other error loses the file
     /// ([`LedgerError::Write`]).
     pub fn write(&mut self, cost: &Cost) -> Result<(), LedgerError> {
@@ -201,7 +202,29 @@ impl ParquetFileWriter {
                 "the file was already finished or lost",
             )));
         }
-        self.columns.push(cost).map_err(PushError::Unencodable)?;
+        let pushed = match self.columns.push(cost) {
+            // Its text would take a column of the batch past what one holds: the
+            // batch is written out first, and the receipt starts the next one.
+            Err(Refused::Full) => {
+                if let Err(e) = self.write_batch() {
+                    // Lost with the file's other receipts.
+                    self.rows += 1;
+                    return Err(PushError::Failed(e));
+                }
+                self.columns.push(cost)
+            }
+            pushed => pushed,
+        };
+        match pushed {
+            Ok(()) => {}
+            Err(Refused::Unencodable(e)) => return Err(PushError::Unencodable(e)),
+            // Never said of an empty batch.
+            Err(Refused::Full) => {
+                return Err(PushError::Unencodable(Unencodable(
+                    "its text does not fit an empty batch".to_owned(),
+                )));
+            }
+        }
         self.rows += 1;
         if self.columns.rows() >= BATCH_ROWS {
             self.write_batch().map_err(PushError::Failed)?;
@@ -283,5 +306,71 @@ impl Drop for ParquetFileWriter {
     /// An unfinished file is removed: without its footer no reader could use it.
     fn drop(&mut self) {
         self.abandon();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A call whose tag `big` is `value` (no lines).
+    fn receipt(i: u64, value: String) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": format!("r{i}"), "at": format!("2026-12-02T10:00:{:02}Z", i % 60),
+            "endpoint": "e", "variant": "AllTraffic", "billing": null,
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [], "cost_usd": "0.25", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null,
+            "tags": {"big": value}
+        }))
+        .unwrap()
+    }
+
+    /// A receipt whose text would take a column of the batch past what one
+    /// holds (2 GiB; 1,000 bytes here) is written to the next batch, the batch
+    /// before it written out first: every receipt reads back, in order. One whose
+    /// text fits no batch is refused, and the file goes on.
+    #[test]
+    fn a_receipt_whose_text_would_overflow_a_batch_column_starts_the_next_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.parquet");
+        let mut out = ParquetFileWriter::create(&path).unwrap();
+        out.columns.set_column_bytes(1000);
+        let tagged = |i: u64| receipt(i, char::from(b'a' + i as u8).to_string().repeat(300));
+        let receipts: Vec<Cost> = (0..7).map(tagged).collect();
+        let in_writer = |out: &ParquetFileWriter| out.writer.as_ref().unwrap().in_progress_rows();
+        // Tag values of 300 bytes: 3 fit in 1,000 (900), a 4th would make 1,200.
+        for cost in &receipts[..3] {
+            out.write(cost).unwrap();
+        }
+        assert_eq!((out.columns.rows(), in_writer(&out)), (3, 0));
+        out.write(&receipts[3]).unwrap();
+        assert_eq!(
+            (out.columns.rows(), in_writer(&out)),
+            (1, 3),
+            "the batch went first"
+        );
+
+        // 1,001 bytes fit no batch: refused, nothing of it kept, the file goes on.
+        let err = out.write(&receipt(99, "z".repeat(1001))).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1001 bytes of text in `tags.value`"),
+            "{err}"
+        );
+        assert_eq!((out.columns.rows(), in_writer(&out)), (1, 3));
+        for cost in &receipts[4..] {
+            out.write(cost).unwrap();
+        }
+        // Batches of 3, 3 and 1 rows.
+        assert_eq!((out.columns.rows(), in_writer(&out)), (1, 6));
+        assert_eq!(out.finish().unwrap().rows, 7);
+        let read = super::super::read_all(&path).unwrap();
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::to_value(&receipts).unwrap()
+        );
     }
 }

@@ -86,7 +86,8 @@ const PARQUET_DIR_LOCK: &str = ".sagemeter-parquet.lock";
 /// # Writing never blocks a call
 /// `record` (on the call path) clones the receipt into a bounded queue
 /// ([`DEFAULT_CAPACITY`], see [`capacity`](ParquetLedgerBuilder::capacity)); one
-/// writer thread turns receipts into record batches of 4,096 rows and row groups
+/// writer thread turns receipts into record batches of 4,096 rows (fewer when one
+/// column's text would pass the 2 GiB a batch's column holds) and row groups
 /// of 65,536 rows (Snappy-compressed). When the queue is full the receipt is
 /// dropped, counted in [`SinkStats::dropped_full`] and in the metric
 /// `sagemeter_sink_dropped_total{sink="parquet_ledger",reason="full"}`, and a WARN
@@ -96,7 +97,8 @@ const PARQUET_DIR_LOCK: &str = ".sagemeter-parquet.lock";
 /// # Exactness
 /// Amounts are stored exactly or not at all: a receipt with an amount that has
 /// more than 12 decimal places (receipts round to 10⁻¹² USD, so only a receipt
-/// made by hand can), or a time outside 1677–2262, is not written. It is counted
+/// made by hand can), a time outside 1677–2262, or more than 2 GiB of text in
+/// one column, is not written. It is counted
 /// in [`SinkStats::lost_on_error`], logged as an ERROR, and reported by the next
 /// `flush` or `shutdown` ([`LedgerError::Write`]); the other receipts are written.
 ///
