@@ -215,6 +215,27 @@ pub enum LedgerError {
     },
 }
 
+/// The checks of a queue capacity set with the builder option `option`: at
+/// least 1 and at most [`MAX_CAPACITY`](super::MAX_CAPACITY), either of which
+/// the queue's channel would panic on.
+pub(crate) fn capacity_checks(
+    capacity: usize,
+    option: &'static str,
+) -> [(bool, &'static str, &'static str); 2] {
+    [
+        (
+            capacity == 0,
+            option,
+            "the queue capacity must be at least 1",
+        ),
+        (
+            capacity > super::MAX_CAPACITY,
+            option,
+            "the queue capacity must be at most ledger::MAX_CAPACITY (usize::MAX >> 3)",
+        ),
+    ]
+}
+
 /// The first of `checks` that fails (whether an option cannot work, the builder
 /// option, what is wrong with it), as [`LedgerError::InvalidOption`], found in
 /// `within` (the ledger it is about) when given. What every ledger and EMF

@@ -17,6 +17,15 @@ use std::time::Duration;
 /// Receipts queued for the writer by default (about 1–2 KB each in memory).
 pub const DEFAULT_CAPACITY: usize = 8192;
 
+/// The most receipts a queue may hold, Tokio's channel limit (`usize::MAX >> 3`,
+/// 2^61 − 1 on a 64-bit target). [`JsonlLedgerBuilder::capacity`], the Parquet
+/// ledger's and [`EmfSinkBuilder::capacity`](crate::sink::EmfSinkBuilder::capacity)
+/// refuse more, as they refuse 0, with [`LedgerError::InvalidOption`] before
+/// anything is created; [`Queued::with_capacity`](crate::sink::Queued::with_capacity)
+/// holds at most this many. Memory is taken only as receipts wait, but a queue
+/// anywhere near this size bounds nothing.
+pub const MAX_CAPACITY: usize = usize::MAX >> 3;
+
 /// An append-only JSON Lines ledger: one line per call, never a payload.
 ///
 /// ```no_run
@@ -136,8 +145,8 @@ struct RollOptions {
 }
 
 impl JsonlLedgerBuilder {
-    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`]).
-    /// More absorbs longer disk stalls at the cost of memory.
+    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`];
+    /// 1 to [`MAX_CAPACITY`]). More absorbs longer disk stalls at the cost of memory.
     pub fn capacity(mut self, receipts: usize) -> Self {
         self.capacity = receipts;
         self
@@ -207,14 +216,10 @@ impl JsonlLedgerBuilder {
         let path = self.path;
         // Checked before anything is touched (the writer checks the first two again).
         let roll = self.roll.as_ref();
+        let capacity = super::capacity_checks(self.capacity, "JsonlLedgerBuilder::capacity");
         super::check_options(
             Some(&format_args!("ledger {}", path.display())),
-            [
-                (
-                    self.capacity == 0,
-                    "JsonlLedgerBuilder::capacity",
-                    "the queue capacity must be at least 1",
-                ),
+            capacity.into_iter().chain([
                 (
                     self.sync_every.is_some_and(|d| d.is_zero()),
                     "JsonlLedgerBuilder::sync_every",
@@ -230,7 +235,7 @@ impl JsonlLedgerBuilder {
                     "JsonlLedgerBuilder::keep_files",
                     "keep_files must be at least 1",
                 ),
-            ],
+            ]),
         )?;
         let options = Options {
             kind: "ledger",
@@ -1018,6 +1023,38 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use crate::ledger::writer::test_lines as lines;
+
+    /// A capacity beyond Tokio's channel limit (whose channel would panic) is
+    /// refused like 0, the file or directory not created; the limit itself is
+    /// taken.
+    #[test]
+    fn a_capacity_beyond_the_limit_is_refused_before_anything_is_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("spend.jsonl");
+        let dir = tmp.path().join("receipts");
+        for capacity in [MAX_CAPACITY + 1, usize::MAX] {
+            for builder in [
+                JsonlLedger::builder(&file),
+                JsonlLedger::rolling(&dir),
+                JsonlLedger::builder(&dir).keep_files(3),
+            ] {
+                let err = builder.capacity(capacity).open().unwrap_err();
+                assert!(
+                    matches!(&err, LedgerError::InvalidOption(c)
+                        if c.option == "JsonlLedgerBuilder::capacity"),
+                    "{capacity}: {err:?}"
+                );
+                assert!(err.to_string().contains("at most"), "{err}");
+            }
+        }
+        assert!(!file.exists() && !dir.exists(), "nothing created");
+        let ledger = JsonlLedger::builder(&file)
+            .capacity(MAX_CAPACITY)
+            .open()
+            .unwrap();
+        assert!(file.exists());
+        drop(ledger);
+    }
 
     /// A ledger file another user owns is refused, naming both ids (run by any
     /// user: the process's id is given, not taken from the OS).

@@ -22,14 +22,14 @@ mod writer;
 
 pub use copies::FirstReceipts;
 pub use error::{LedgerError, ParseError};
-pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder, is_being_written};
+pub use file::{DEFAULT_CAPACITY, JsonlLedger, JsonlLedgerBuilder, MAX_CAPACITY, is_being_written};
 pub use reader::{LedgerRead, LedgerReader, TornTail, any_ledger_files, ledger_files, read_all};
 pub use rolling::RollEvery;
 pub(crate) use writer::{Counters, WarnLimiter};
 pub use writer::{Refused, SinkStats};
 
 pub(crate) use compact::{Definitions, RECEIPT_PREFIX, Refs, report_row};
-pub(crate) use error::check_options;
+pub(crate) use error::{capacity_checks, check_options};
 pub(crate) use reader::{
     FileId, LineError, MAX_LINE_BYTES, is_parquet_name, line_text, line_too_long, read_record,
     torn_tail,

@@ -351,21 +351,17 @@ impl BackgroundWriter {
         target: impl Target,
     ) -> Result<Self, LedgerError> {
         // The builders check these, naming their own options; a queue of none
-        // would panic, so they are checked again here.
+        // (or of more than Tokio's channel takes) would panic, so they are
+        // checked again here.
         super::check_options(
             None,
-            [
-                (
-                    options.capacity == 0,
-                    "capacity",
-                    "the queue capacity must be at least 1",
-                ),
-                (
+            super::capacity_checks(options.capacity, "capacity")
+                .into_iter()
+                .chain([(
                     options.sync_every.is_some_and(|d| d.is_zero()),
                     "sync_every",
                     "sync_every must be longer than zero",
-                ),
-            ],
+                )]),
         )?;
         let (tx, rx) = mpsc::channel(options.capacity);
         let counters = Arc::new(Counters::default());
@@ -1251,19 +1247,25 @@ pub(super) mod tests {
         assert!(!limiter.should_warn());
     }
 
+    /// A queue of none, or of more than Tokio's channel takes (it would panic).
     #[test]
-    fn zero_capacity_is_rejected() {
-        let err = BackgroundWriter::start(
-            Options {
-                kind: "test",
-                name: "test".into(),
-                capacity: 0,
-                sync_every: None,
-            },
-            encode_call_id(),
-            StreamTarget(Box::new(io::sink())),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("capacity"), "{err}");
+    fn a_capacity_of_zero_or_beyond_the_limit_is_rejected() {
+        for capacity in [0, super::super::MAX_CAPACITY + 1, usize::MAX] {
+            let err = BackgroundWriter::start(
+                Options {
+                    kind: "test",
+                    name: "test".into(),
+                    capacity,
+                    sync_every: None,
+                },
+                encode_call_id(),
+                StreamTarget(Box::new(io::sink())),
+            )
+            .unwrap_err();
+            assert!(
+                matches!(&err, LedgerError::InvalidOption(c) if c.option == "capacity"),
+                "{capacity}: {err:?}"
+            );
+        }
     }
 }

@@ -108,7 +108,8 @@ impl EmfSinkBuilder {
         self
     }
 
-    /// How many receipts may wait for the writer (default 8192).
+    /// How many receipts may wait for the writer (default 8192; 1 to
+    /// [`MAX_CAPACITY`](crate::ledger::MAX_CAPACITY)).
     pub fn capacity(mut self, receipts: usize) -> Self {
         self.capacity = receipts;
         self
@@ -119,11 +120,7 @@ impl EmfSinkBuilder {
         validate_namespace(&self.namespace)?;
         crate::ledger::check_options(
             None,
-            [(
-                self.capacity == 0,
-                "EmfSinkBuilder::capacity",
-                "the queue capacity must be at least 1",
-            )],
+            crate::ledger::capacity_checks(self.capacity, "EmfSinkBuilder::capacity"),
         )?;
         let (name, out) = self
             .out
@@ -656,10 +653,13 @@ mod tests {
                 "{err:?}"
             );
         }
-        let err = EmfSink::builder().capacity(0).build().unwrap_err();
-        assert!(
-            matches!(&err, LedgerError::InvalidOption(c) if c.option == "EmfSinkBuilder::capacity"),
-            "{err:?}"
-        );
+        // None, or more than Tokio's channel takes (it would panic).
+        for capacity in [0, crate::ledger::MAX_CAPACITY + 1, usize::MAX] {
+            let err = EmfSink::builder().capacity(capacity).build().unwrap_err();
+            assert!(
+                matches!(&err, LedgerError::InvalidOption(c) if c.option == "EmfSinkBuilder::capacity"),
+                "{capacity}: {err:?}"
+            );
+        }
     }
 }

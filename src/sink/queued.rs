@@ -86,7 +86,9 @@ impl<S: CostSink + 'static> Queued<S> {
         Self::with_capacity(sink, DEFAULT_QUEUE_CAPACITY)
     }
 
-    /// `sink` behind a queue of `capacity` receipts (at least 1).
+    /// `sink` behind a queue of `capacity` receipts: at least 1 and at most
+    /// [`MAX_CAPACITY`](crate::ledger::MAX_CAPACITY) (Tokio's channel limit), a
+    /// capacity outside that range being taken as the nearest of the two.
     ///
     /// # Panics
     /// If the thread cannot be started (the OS refused one), as
@@ -103,7 +105,7 @@ impl<S: CostSink + 'static> Queued<S> {
         capacity: usize,
         recorder: Option<Arc<dyn metrics::Recorder + Send + Sync>>,
     ) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, crate::ledger::MAX_CAPACITY);
         let sink = Arc::new(sink);
         let counters = Arc::new(Counters::default());
         let (tx, mut rx) = mpsc::channel::<Msg>(capacity);
@@ -506,6 +508,17 @@ mod tests {
                 self.0.lock().unwrap().push(format!("{event:?}"));
             }
         }
+    }
+
+    /// A capacity beyond Tokio's channel limit (which would panic) is taken as
+    /// the limit, and the queue works.
+    #[tokio::test]
+    async fn a_capacity_beyond_the_limit_is_taken_as_the_limit() {
+        let queued = Queued::with_capacity(Changes::default(), usize::MAX);
+        assert_eq!(queued.capacity, crate::ledger::MAX_CAPACITY);
+        queued.record(&cost("a"));
+        queued.shutdown().await.unwrap();
+        assert_eq!(*queued.inner().events.lock().unwrap(), ["a"]);
     }
 
     #[tokio::test]

@@ -154,7 +154,8 @@ impl ParquetLedgerBuilder {
         self
     }
 
-    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`]).
+    /// How many receipts may wait for the writer (default [`DEFAULT_CAPACITY`];
+    /// 1 to [`MAX_CAPACITY`](crate::ledger::MAX_CAPACITY)).
     pub fn capacity(mut self, receipts: usize) -> Self {
         self.capacity = receipts;
         self
@@ -164,14 +165,11 @@ impl ParquetLedgerBuilder {
     /// when another writer has it) and starts the writer. The first file is
     /// created when the first receipt comes.
     pub fn open(self) -> Result<ParquetLedger, LedgerError> {
+        let capacity =
+            crate::ledger::capacity_checks(self.capacity, "ParquetLedgerBuilder::capacity");
         crate::ledger::check_options(
             Some(&format_args!("Parquet ledger {}", self.dir.display())),
-            [
-                (
-                    self.capacity == 0,
-                    "ParquetLedgerBuilder::capacity",
-                    "the queue capacity must be at least 1",
-                ),
+            capacity.into_iter().chain([
                 (
                     self.max_rows == Some(0),
                     "ParquetLedgerBuilder::max_rows",
@@ -182,7 +180,7 @@ impl ParquetLedgerBuilder {
                     "ParquetLedgerBuilder::keep_files",
                     "keep_files must be at least 1",
                 ),
-            ],
+            ]),
         )?;
         crate::ledger::rolling::make_dir(&self.dir)?;
         // One writer per directory: two would pick the same next file name, and
@@ -686,5 +684,30 @@ impl Worker {
                     "Parquet ledger: could not remove a file beyond the retention count"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A capacity beyond Tokio's channel limit (whose channel would panic) is
+    /// refused like 0, the directory not made.
+    #[test]
+    fn a_capacity_beyond_the_limit_is_refused_before_anything_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        for capacity in [0, crate::ledger::MAX_CAPACITY + 1, usize::MAX] {
+            let err = ParquetLedger::rolling(&dir)
+                .capacity(capacity)
+                .open()
+                .unwrap_err();
+            assert!(
+                matches!(&err, LedgerError::InvalidOption(c)
+                    if c.option == "ParquetLedgerBuilder::capacity"),
+                "{capacity}: {err:?}"
+            );
+        }
+        assert!(!dir.exists(), "nothing made");
     }
 }
