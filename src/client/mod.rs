@@ -347,6 +347,26 @@ impl std::fmt::Debug for ClientBuilder {
     }
 }
 
+/// The SDK config the builder makes its clients from (runtime, discovery, fleet
+/// table, Price List): `sdk_config` itself, or, when it has no region, it with
+/// the endpoints' region, without which those clients could send nothing
+/// ("Missing Region") while the meter says its calls go to `endpoint_region`.
+fn with_region_of_endpoints(
+    sdk_config: aws_types::SdkConfig,
+    endpoint_region: &str,
+) -> aws_types::SdkConfig {
+    if sdk_config
+        .region()
+        .is_some_and(|r| !r.as_ref().trim().is_empty())
+    {
+        return sdk_config;
+    }
+    sdk_config
+        .into_builder()
+        .region(aws_types::region::Region::new(endpoint_region.to_owned()))
+        .build()
+}
+
 impl ClientBuilder {
     fn new(sdk_config: &aws_types::SdkConfig) -> Self {
         ClientBuilder {
@@ -393,7 +413,9 @@ impl ClientBuilder {
     /// the SDK config's, else this one; a
     /// [`sagemaker_client`](Self::sagemaker_client) (or, without one, the SDK
     /// config) must be for it too while discovery is on. The fleet table uses the
-    /// SDK config's region.
+    /// SDK config's region. An SDK config with no region gets the endpoints' for
+    /// the clients made from it (runtime, discovery, fleet table, Price List), which
+    /// would otherwise send nothing ("Missing Region").
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
@@ -711,6 +733,7 @@ impl ClientBuilder {
                 })?,
             }
         }
+        self.sdk_config = with_region_of_endpoints(self.sdk_config, &endpoint_region);
         let mut price_overrides = crate::FastMap::default();
         for (key, usd, free) in self.price_overrides {
             const OPTION: &str = "ClientBuilder::price_override";

@@ -980,3 +980,45 @@ async fn a_request_of_another_regions_client_overridden_into_the_meters_region_i
     assert_other_region(&err, "Client::from_parts");
     assert_eq!(fake.requests(), 1);
 }
+
+/// An SDK config with no region, `region("us-east-1")`: the meter says its calls
+/// go to us-east-1, and the runtime client the builder makes sends them there,
+/// not nowhere ("Missing Region", every call failing).
+#[tokio::test]
+async fn a_regionless_sdk_configs_runtime_client_calls_the_region_set_on_the_builder() {
+    let (http, request) = aws_smithy_http_client::test_util::capture_request(None);
+    let no_region = SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("test", "test", None, None, "static"),
+            ),
+        )
+        .http_client(http)
+        .build();
+    assert!(no_region.region().is_none());
+    let client = Client::builder(&no_region)
+        .region("us-east-1")
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
+        ))
+        .price_source(crate::support::NoPrices)
+        .build()
+        .unwrap();
+    assert_eq!(client.meter().endpoint_region(), "us-east-1");
+    let _ = client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+        .send()
+        .await;
+    let sent = request.expect_request();
+    let host = sent.uri().to_owned();
+    assert!(host.contains("runtime.sagemaker.us-east-1."), "{host}");
+    // Signed for it too.
+    let auth = sent.headers().get("authorization").unwrap_or_default();
+    assert!(auth.contains("/us-east-1/sagemaker/aws4_request"), "{auth}");
+}
