@@ -311,8 +311,9 @@ pub(crate) fn never_connected(
 /// the request (`ConstructionFailure`), or, in the attempt, get the credentials
 /// to sign it or resolve its endpoint (the orchestrator reports these as a
 /// `DispatchFailure` with no response, the credentials provider's or endpoint
-/// resolver's error as its cause; nothing is sent before they are done).
-fn sdk_refused<E, R>(err: &SdkError<E, R>) -> bool {
+/// resolver's error as its cause; nothing is sent before they are done). The
+/// fleet table's errors are told apart by it too.
+pub(crate) fn sdk_refused<E, R>(err: &SdkError<E, R>) -> bool {
     match err {
         SdkError::ConstructionFailure(_) => true,
         SdkError::DispatchFailure(failure) => failure.as_connector_error().is_some_and(|err| {

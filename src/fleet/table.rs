@@ -165,6 +165,9 @@ pub(crate) enum Failure {
     Unreachable,
     /// The credentials lack the IAM permission for the request.
     Denied,
+    /// Never sent: the SDK could not get the credentials to sign it (an expired
+    /// SSO session, say), resolve the table's endpoint, or build the request.
+    NotSent,
     /// Anything else (validation, say).
     Other,
 }
@@ -176,6 +179,7 @@ impl Failure {
             Failure::NoTable => "table not found",
             Failure::Unreachable => "unreachable",
             Failure::Denied => "access denied",
+            Failure::NotSent => "not sent",
             Failure::Other => "request failed",
         }
     }
@@ -200,10 +204,18 @@ impl fmt::Display for TableError {
     }
 }
 
-impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for TableError {
+impl<E> From<SdkError<E, HttpResponse>> for TableError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     fn from(err: SdkError<E, HttpResponse>) -> Self {
         let code = err.code().unwrap_or_default();
+        // Refused by the SDK before anything was sent (the credentials, the
+        // endpoint, the request itself): applied nothing, and no connection
+        // was tried.
+        let not_sent = crate::error::sdk_refused(&err);
         let kind = match (&err, code) {
+            _ if not_sent => Failure::NotSent,
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => Failure::Unreachable,
             (_, "ResourceNotFoundException") => Failure::NoTable,
             (_, "AccessDeniedException" | "AccessDenied") => Failure::Denied,
@@ -217,7 +229,7 @@ impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for T
             _ => Failure::Other,
         };
         let maybe_applied = match &err {
-            SdkError::ConstructionFailure(_) => false,
+            _ if not_sent => false,
             SdkError::ServiceError(e) => {
                 kind == Failure::Throttled || e.raw().status().is_server_error()
             }
@@ -230,7 +242,11 @@ impl<E: ProvideErrorMetadata + fmt::Debug> From<SdkError<E, HttpResponse>> for T
                 .trim()
                 .to_owned(),
             None => match &err {
-                SdkError::DispatchFailure(_) => "could not connect".to_owned(),
+                // Why, safe to show: without the caller's identity, a URL's
+                // password, a signed request, a credential process's output.
+                SdkError::DispatchFailure(_) | SdkError::ConstructionFailure(_) => {
+                    crate::redact::error_chain(&err)
+                }
                 SdkError::TimeoutError(_) => "timed out".to_owned(),
                 _ => code.to_owned(),
             },
@@ -1376,6 +1392,58 @@ fn other(err: impl fmt::Display) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request the SDK never sent (no credentials to sign it: an expired SSO
+    /// session; no endpoint: no region) says why, applied nothing, and is not
+    /// taken for an unreachable table; one that failed in transit may have been
+    /// applied. Nothing secret of a credential provider's reaches the message.
+    #[test]
+    fn a_request_never_sent_says_why_and_applied_nothing() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let failed = |cause: Box<dyn std::error::Error + Send + Sync>| {
+            TableError::from(SdkError::<UpdateItemError, HttpResponse>::dispatch_failure(
+                ConnectorError::other(cause, None),
+            ))
+        };
+        let expired = failed(Box::new(CredentialsError::provider_error(
+            "the SSO session has expired",
+        )));
+        assert_eq!(expired.kind, Failure::NotSent);
+        assert!(!expired.maybe_applied);
+        assert!(
+            expired.message.contains("SSO session has expired"),
+            "{expired}"
+        );
+        let no_region = failed(Box::new(
+            aws_smithy_http::endpoint::ResolveEndpointError::message(
+                "A region must be set when sending requests to S3.",
+            ),
+        ));
+        assert_eq!(no_region.kind, Failure::NotSent);
+        assert!(!no_region.maybe_applied);
+        // A credential_process's output (a secret in it) and the caller's identity
+        // are not said.
+        let process = failed(Box::new(CredentialsError::provider_error(
+            "external process exited with code 1. Stderr: password=CPSECRET",
+        )));
+        let denied = failed(Box::new(CredentialsError::provider_error(
+            "AccessDenied: User: arn:aws:iam::123456789012:user/alice is not authorized to \
+             perform: sts:AssumeRole",
+        )));
+        for said in [process.to_string(), denied.to_string()] {
+            for secret in ["CPSECRET", "123456789012", "alice"] {
+                assert!(!said.contains(secret), "{said}");
+            }
+        }
+        // A connection reset may have sent it.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let lost = TableError::from(SdkError::<UpdateItemError, HttpResponse>::dispatch_failure(
+            ConnectorError::io(reset.into()),
+        ));
+        assert_eq!(lost.kind, Failure::Unreachable);
+        assert!(lost.maybe_applied);
+    }
 
     #[test]
     fn each_budget_of_an_item_has_its_own_alert_mark() {
