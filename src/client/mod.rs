@@ -347,6 +347,20 @@ impl std::fmt::Debug for ClientBuilder {
     }
 }
 
+/// How far from the system clock the SDK config's time source may read at build
+/// and still be taken for it.
+const SYSTEM_CLOCK_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// Whether `time` reads the system clock: within [`SYSTEM_CLOCK_TOLERANCE`] of it
+/// now. A manual clock (a test's) is set to a time of its own.
+fn reads_the_system_clock(time: &SharedTimeSource) -> bool {
+    let (read, system) = (time.now(), std::time::SystemTime::now());
+    let apart = read
+        .duration_since(system)
+        .unwrap_or_else(|behind| behind.duration());
+    apart <= SYSTEM_CLOCK_TOLERANCE
+}
+
 /// The SDK config the builder makes its clients from (runtime, discovery, fleet
 /// table, Price List): `sdk_config` itself, or, when it has no region, it with
 /// the endpoints' region, without which those clients could send nothing
@@ -611,6 +625,14 @@ impl ClientBuilder {
     }
 
     /// The clock for accrual and caches (default: the SDK config's time source).
+    ///
+    /// The system clock's steps forward (NTP, a VM resumed) are not time the
+    /// instances served or stood: they are checked against the monotonic clock and
+    /// not counted. A clock set here moves as it says (a test's manual clock), and
+    /// so does the SDK config's unless it reads within a second of the system
+    /// clock when the client is built (taken then for the system clock, as is no
+    /// time source at all): a manual clock set on the SDK config at a time of its
+    /// own is counted as it moves.
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
         self
@@ -833,7 +855,13 @@ impl ClientBuilder {
             sinks.push(metrics.clone());
         }
         sinks.extend(self.sinks);
-        let time_from_sdk_config = self.time.is_none();
+        // The system clock's steps forward are checked against the monotonic
+        // clock; a clock of the application's moves as it says (see `time_source`).
+        let system_clock = match (&self.time, self.sdk_config.time_source()) {
+            (Some(_), _) => false,
+            (None, None) => true,
+            (None, Some(sdk_time)) => reads_the_system_clock(&sdk_time),
+        };
         let time = self
             .time
             .or_else(|| self.sdk_config.time_source())
@@ -869,11 +897,8 @@ impl ClientBuilder {
         let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));
         #[cfg(not(feature = "fleet"))]
         let budgets = Arc::new(Budgets::new(self.budgets, false));
-        // Only the SDK config's time source (the system clock) is checked against
-        // the monotonic clock for steps forward: one set here is the
-        // application's (a test's manual clock), moving as it says.
         let totals = Totals::with_max_concurrency_per_instance(self.max_concurrency_per_instance)
-            .with_monotonic_reference(time_from_sdk_config);
+            .with_monotonic_reference(system_clock);
         #[cfg(feature = "fleet")]
         let fleet = self.fleet.map(|config| {
             crate::fleet::Fleet::new(

@@ -2419,6 +2419,71 @@ async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
     assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
 }
 
+/// A client of an SDK config whose time source is a manual clock (no
+/// `ClientBuilder::time_source`): `chat` on 1 x ml.g5.xlarge at 1.408 USD/h,
+/// called while its clock is moved by `advance`; its compute line.
+async fn compute_of_a_call_on_the_sdk_configs_clock(
+    time: ManualTimeSource,
+    advance: Duration,
+) -> Decimal {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "chat",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let config = fake
+        .sdk_config()
+        .await
+        .to_builder()
+        .time_source(SharedTimeSource::new(time.clone()))
+        .build();
+    let mut prices = FixedPrices::us_east_1();
+    prices
+        .0
+        .insert(PriceKey::hosting("us-east-1", "ml.g5.xlarge"), dec("1.408"));
+    let client = Client::builder(&config)
+        .without_discovery()
+        .without_metrics()
+        .endpoint_profile(EndpointProfile::new(
+            "chat",
+            vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 1)],
+        ))
+        .price_source(prices)
+        .build()
+        .unwrap();
+    fake.hold();
+    let call = tokio::spawn(invoke(&client, "chat"));
+    fake.wait_for_invocations(1).await;
+    time.advance(advance);
+    fake.release();
+    let ok = call.await.unwrap().unwrap();
+    line_cost(ok.cost(), LineItem::Compute)
+}
+
+/// A manual clock set on the SDK config (not on the builder) moves as it says:
+/// the call's 2 s on it are billed, not the few milliseconds that really passed.
+/// Alone on its one instance for 2 s: 2/3600 h = 0.000555555555555555 (18
+/// places, rounded down) x 1.408 USD/h = 0.00078222222222222144 ->
+/// 0.000782222222 (12 places, rounded down), $0.000782222.
+#[tokio::test]
+async fn a_manual_clock_on_the_sdk_config_is_billed_as_it_moves() {
+    let (time, _) = manual_clock();
+    let compute = compute_of_a_call_on_the_sdk_configs_clock(time, Duration::from_secs(2)).await;
+    assert_eq!(compute, dec("0.000782222222"));
+}
+
+/// An SDK config clock that reads the system clock's time is taken for it: a
+/// jump of 10 s forward during a call that really took far less is a step of
+/// the clock (NTP, a VM resumed), not time the instance served, and is not
+/// billed. 10 s would be 10/3600 x 1.408 = $0.003911111; one second of it
+/// 1/3600 x 1.408 = $0.000391111, more than the call really took.
+#[tokio::test]
+async fn an_sdk_config_clock_reading_the_system_time_is_checked_for_steps() {
+    let time = ManualTimeSource::new(std::time::SystemTime::now());
+    let compute = compute_of_a_call_on_the_sdk_configs_clock(time, Duration::from_secs(10)).await;
+    assert!(compute < dec("0.000391111"), "{compute}");
+}
+
 #[tokio::test]
 async fn an_invoke_dropped_before_anything_was_sent_makes_no_receipt() {
     let fake = fake_with_demo_endpoints().await;
