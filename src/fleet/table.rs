@@ -166,7 +166,8 @@ pub(crate) enum Failure {
     /// The credentials lack the IAM permission for the request.
     Denied,
     /// Never sent: the SDK could not get the credentials to sign it (an expired
-    /// SSO session, say), resolve the table's endpoint, or build the request.
+    /// SSO session, say) or resolve the table's endpoint. (A request it could
+    /// not build is [`Other`](Self::Other), applying nothing too.)
     NotSent,
     /// Anything else (validation, say).
     Other,
@@ -215,7 +216,7 @@ where
         // was tried.
         let not_sent = crate::error::sdk_refused(&err);
         let kind = match (&err, code) {
-            _ if not_sent => Failure::NotSent,
+            (SdkError::DispatchFailure(_), _) if not_sent => Failure::NotSent,
             (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => Failure::Unreachable,
             (_, "ResourceNotFoundException") => Failure::NoTable,
             (_, "AccessDeniedException" | "AccessDenied") => Failure::Denied,
@@ -1436,6 +1437,15 @@ mod tests {
                 assert!(!said.contains(secret), "{said}");
             }
         }
+        // One the SDK could not build applied nothing either, and says why.
+        let unbuilt = TableError::from(
+            SdkError::<UpdateItemError, HttpResponse>::construction_failure(
+                aws_smithy_types::error::operation::BuildError::missing_field("key", "no key"),
+            ),
+        );
+        assert_eq!(unbuilt.kind, Failure::Other);
+        assert!(!unbuilt.maybe_applied);
+        assert!(unbuilt.message.contains("key"), "{unbuilt}");
         // A connection reset may have sent it.
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         let lost = TableError::from(SdkError::<UpdateItemError, HttpResponse>::dispatch_failure(
