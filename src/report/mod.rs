@@ -1965,6 +1965,7 @@ mod tests {
             ledger.try_record(cost).unwrap();
         }
         drop(ledger);
+        #[cfg_attr(not(feature = "parquet"), allow(unused_mut))]
         let mut paths = vec![format_1, format_2];
         #[cfg(feature = "parquet")]
         {
