@@ -89,7 +89,12 @@ pub enum Error {
         #[source]
         source: Box<SdkError<ResponseStreamError, RawMessage>>,
     },
-    /// `InvokeEndpointAsync` was not accepted: nothing was queued, nothing is billed.
+    /// `InvokeEndpointAsync` failed. Not accepted, nothing was queued and `cost` is
+    /// `None`. A submission SageMaker accepted (answered 2XX) but whose answer
+    /// could not be read, and which the SDK's retries then failed, is queued all
+    /// the same: `cost` holds its receipt (data in and the per-inference fee of
+    /// each accepted submission; its compute cannot be settled, its output
+    /// location being unknown).
     #[error("InvokeEndpointAsync on endpoint `{endpoint}` failed")]
     InvokeAsync {
         /// The endpoint that was called.
@@ -97,6 +102,8 @@ pub enum Error {
         /// The SDK's error, untouched (boxed: it is large).
         #[source]
         source: Box<SdkError<InvokeEndpointAsyncError, HttpResponse>>,
+        /// The receipt of the failed submission, when SageMaker accepted it.
+        cost: Option<Box<Cost>>,
     },
     /// The endpoint does not exist (in this account and region), and the call has
     /// no receipt. A failed call that reached the model is [`Error::Invoke`] with
@@ -221,10 +228,15 @@ impl fmt::Debug for Error {
                 .debug_struct("ResponseStream")
                 .field("source", &StreamSummary(source))
                 .finish(),
-            Error::InvokeAsync { endpoint, source } => f
+            Error::InvokeAsync {
+                endpoint,
+                source,
+                cost,
+            } => f
                 .debug_struct("InvokeAsync")
                 .field("endpoint", endpoint)
                 .field("source", &SdkSummary(source))
+                .field("cost", cost)
                 .finish(),
             Error::UnknownEndpoint { endpoint, source } => f
                 .debug_struct("UnknownEndpoint")
@@ -494,7 +506,7 @@ impl Error {
             Error::InvokeWithResponseStream { source, cost, .. } => {
                 cost.is_none() && sdk_refused(source)
             }
-            Error::InvokeAsync { source, .. } => sdk_refused(source),
+            Error::InvokeAsync { source, cost, .. } => cost.is_none() && sdk_refused(source),
             _ => false,
         }
     }
@@ -550,16 +562,17 @@ impl Error {
     }
 
     /// The receipt of a failed call that reached the model (a model error, or a
-    /// call the SDK timed out after sending it): [`Error::Invoke`]'s or
-    /// [`Error::InvokeWithResponseStream`]'s `cost`. `None` for a failure that did
-    /// not reach the model (nothing billed) and for every other error; a stream
+    /// call the SDK timed out after sending it), or of a failed async submission
+    /// SageMaker accepted: [`Error::Invoke`]'s, [`Error::InvokeWithResponseStream`]'s
+    /// or [`Error::InvokeAsync`]'s `cost`. `None` for a failure that did not reach
+    /// the model (nothing billed) and for every other error; a stream
     /// that failed midway ([`Error::ResponseStream`]) has its receipt on the
     /// stream ([`MeteredEventReceiver::cost`](crate::client::MeteredEventReceiver::cost)).
     pub fn cost(&self) -> Option<&Cost> {
         match self {
-            Error::Invoke { cost, .. } | Error::InvokeWithResponseStream { cost, .. } => {
-                cost.as_deref()
-            }
+            Error::Invoke { cost, .. }
+            | Error::InvokeWithResponseStream { cost, .. }
+            | Error::InvokeAsync { cost, .. } => cost.as_deref(),
             _ => None,
         }
     }
@@ -763,6 +776,7 @@ mod tests {
         let submitted = Error::InvokeAsync {
             endpoint: "rt".into(),
             source: Box::new(SdkError::timeout_error("took too long")),
+            cost: None,
         };
         assert!(!submitted.is_retryable());
         // An I/O failure once connected: the request may have run.

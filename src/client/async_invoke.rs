@@ -204,7 +204,7 @@ impl InvokeEndpointAsync {
         .refused(refused);
         // Not accepted: nothing queued, nothing billed. Accepted, then dropped
         // while the endpoint's rates are found: queued, so its submission is still
-        // billed (see `dropped_submission_notes`).
+        // billed (see `DROPPED_SUBMISSION_NOTE`).
         // A Client's runtime client carries the AttemptWatch, which an override
         // keeps.
         let read: ReadOutput<InvokeEndpointAsyncOutput> = read_submission;
@@ -216,12 +216,23 @@ impl InvokeEndpointAsync {
         )
         .await?;
         let mut receipt = answered.receipt;
+        let output = match answered.result {
+            Ok(output) => output,
+            // Failed after SageMaker accepted an attempt (billable() returns
+            // every other failed submission as an error): queued all the same.
+            Err(source) => {
+                let mut usage = receipt.usage(answered.latency);
+                usage.outcome = Outcome::Error;
+                let notes = vec![ACCEPTED_THEN_FAILED_NOTE.to_owned()];
+                let endpoint = receipt.endpoint().to_owned();
+                // Its reservation is settled with it: no settlement will come.
+                let cost = receipt.make(usage, None, notes, Phase::Submitted);
+                return Err(AsyncOperation::error(endpoint, source, Some(cost)));
+            }
+        };
         // The estimate stays held until the settlement (the compute, nearly all of
         // the cost, is billed then): the submission only charges its own part.
         let mut hold = receipt.take_reservation();
-        let Ok(output) = answered.result else {
-            unreachable!("billable() returns every failed submission as an error")
-        };
 
         let usage = receipt.usage(answered.latency);
         let notes = vec![
@@ -308,6 +319,18 @@ pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the call
     invocation was lost with it, so its compute (AsyncInf instance-hours) is never settled \
     on a receipt";
 
+/// The note on the receipt of a submission that failed after SageMaker accepted
+/// one of its attempts (a 2XX answer whose body was cut off, then retries that
+/// failed): its input is queued, and its data in and per-inference fee are
+/// billed as a submission's; the accepted answer was not read, so neither its
+/// inference id nor its output location is known, and its compute is never
+/// settled on a receipt. Enforced budgets count it at no less than its
+/// estimate, as a dropped submission ([`DROPPED_SUBMISSION_NOTE`]).
+pub(crate) const ACCEPTED_THEN_FAILED_NOTE: &str = "the submission failed after SageMaker \
+    accepted it (a 2XX answer that could not be read): queued, it is billed as submitted; its \
+    output location is unknown, so the job's compute (AsyncInf instance-hours) cannot be \
+    metered on a settlement receipt";
+
 /// SageMaker's bound on an async request: at most `RequestTTLSeconds` in the queue
 /// (default and at most 6 h), then at most `InvocationTimeoutSeconds` to run
 /// (default 15 min, at most 1 h). Values SageMaker would refuse are taken at
@@ -339,11 +362,13 @@ fn seconds_or(set: Option<i32>, default: u64, max: u64) -> u64 {
         .map_or(default, |s| s.min(max))
 }
 
-/// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission is never
-/// billed (nothing was queued), and one dropped before SageMaker answered makes no
+/// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission none
+/// of whose attempts SageMaker accepted is not billed (nothing was queued), one
+/// that failed after it accepted an attempt is billed as submitted
+/// ([`ACCEPTED_THEN_FAILED_NOTE`]), and one dropped before SageMaker answered makes no
 /// receipt (whether it was queued is unknown); one dropped after SageMaker
-/// accepted it is billed as submitted ([`dropped_submission_notes`]).
-struct AsyncOperation;
+/// accepted it is billed as submitted ([`DROPPED_SUBMISSION_NOTE`]).
+pub(crate) struct AsyncOperation;
 
 impl MeteredOperation for AsyncOperation {
     type Error = InvokeEndpointAsyncError;
@@ -353,11 +378,12 @@ impl MeteredOperation for AsyncOperation {
     fn error(
         endpoint: String,
         source: SdkError<InvokeEndpointAsyncError, HttpResponse>,
-        _cost: Option<Cost>,
+        cost: Option<Cost>,
     ) -> Error {
         Error::InvokeAsync {
             endpoint,
             source: Box::new(source),
+            cost: cost.map(Box::new),
         }
     }
 }

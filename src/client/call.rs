@@ -95,10 +95,6 @@ pub(crate) trait MeteredOperation {
     /// Whether a call dropped after sending gets a `cancelled` receipt (not for an
     /// async submission: whether SageMaker queued it is unknown).
     const RECEIPT_WHEN_DROPPED: bool = true;
-    /// Whether a failure can have reached the model ([`reached_model`]); not for
-    /// an async submission, which only queues the request, whatever a proxy or an
-    /// emulator answers ([`Operation::failure_can_reach_model`]).
-    const FAILURE_CAN_REACH_MODEL: bool = Self::OPERATION.failure_can_reach_model();
     /// Whether the model is done with the call when SageMaker answers (it then
     /// leaves its endpoint's sharing clock, however long its receipt waits for
     /// the endpoint's rates); not for a response stream, generating until it ends.
@@ -118,6 +114,26 @@ pub(crate) trait MeteredOperation {
 pub(crate) fn reached_model<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
         .is_some_and(|e| is_model_error_code(e.code()))
+}
+
+/// Whether a failed call of `operation` is billed (has a receipt). An async
+/// submission only queues its input ([`Operation::failure_can_reach_model`]): it
+/// is billed when SageMaker accepted one of its attempts, a 2XX answer, one whose
+/// body was cut off (and which the SDK tried again) included; whatever a proxy or
+/// an emulator answers, a failed submission with no 2XX queued nothing. Any other
+/// call is billed when it reached the model: SageMaker answered with the model's
+/// error (`model_error`, see [`reached_model`]), or one of its attempts reached
+/// it ([`AttemptProbe::any_ran`]).
+pub(crate) fn failure_billed(
+    operation: Operation,
+    model_error: bool,
+    attempts: &AttemptProbe,
+) -> bool {
+    if operation.failure_can_reach_model() {
+        model_error || attempts.any_ran()
+    } else {
+        attempts.answers_2xx() > 0
+    }
 }
 
 /// [`reached_model`] for an error code.
@@ -563,19 +579,23 @@ pub(crate) struct Answered<T, E> {
 }
 
 impl<T, E: ProvideErrorMetadata> Answered<T, E> {
-    /// A failure none of whose attempts reached the model has no receipt: it is
+    /// A failure that is not billed ([`failure_billed`]) has no receipt: it is
     /// returned as `O`'s error (or [`Error::UnknownEndpoint`]) here, and its
     /// reservation is released. Anything else goes on to make its receipt: a
-    /// success, a model error, or a failure after an attempt that reached the model
-    /// (one the SDK timed out after sending, then retried or gave up on).
+    /// success, a model error, a failure after an attempt that reached the model
+    /// (one the SDK timed out after sending, then retried or gave up on), or an
+    /// async submission that failed after SageMaker accepted one of its attempts.
     pub(crate) fn billable<O: MeteredOperation<Error = E>>(self) -> Result<Self>
     where
         E: std::error::Error + Send + Sync + 'static,
     {
         match self.result {
             Err(err)
-                if !O::FAILURE_CAN_REACH_MODEL
-                    || !(reached_model(&err) || self.receipt.parts.attempts.any_ran()) =>
+                if !failure_billed(
+                    O::OPERATION,
+                    reached_model(&err),
+                    &self.receipt.parts.attempts,
+                ) =>
             {
                 Err(self.receipt.error::<O>(err, None))
             }
@@ -822,9 +842,9 @@ fn failed<O: MeteredOperation>(
 /// and refused attempts, nor the back-off between attempts), and, when there were
 /// retries, the request's bytes as data in once for each attempt that reached the
 /// model (SageMaker processed, and bills, every request it received); an async
-/// submission's once, the one SageMaker accepted being the only one billed
-/// ([`Operation::failure_can_reach_model`]). Notes are
-/// added only when there were several attempts. A probe that saw no attempt
+/// submission's once for each submission SageMaker accepted
+/// ([`bill_submissions`]). Notes are added only when there were several
+/// attempts. A probe that saw no attempt
 /// leaves the call's wall time; one that saw attempts, none of which it took
 /// for reaching the model, bills the latest from its request on. Returns which
 /// attempts' processor share is billed (the latest alone, in that case) and the
@@ -855,13 +875,8 @@ pub(crate) fn bill_attempts(
         usage.latency = wall.saturating_sub(attempts.latest_sent_after_start());
         billed_time.latest_only = true;
     }
-    if count > 1 && !usage.operation.failure_can_reach_model() {
-        // An async submission: the attempts before the accepted one queued
-        // nothing, whether they timed out or were refused.
-        notes.push(format!(
-            "{count} attempts: the submission SageMaker accepted is billed, {} were not",
-            count - 1
-        ));
+    if !usage.operation.failure_can_reach_model() {
+        bill_submissions(usage, attempts, notes);
     } else if count > 1 {
         let billed = model.attempts;
         if billed > 1 {
@@ -888,6 +903,41 @@ pub(crate) fn bill_attempts(
         }
     }
     billed_time
+}
+
+/// An async submission's data in: SageMaker queues the input of each attempt it
+/// accepts (a 2XX answer, one whose body was cut off and which the SDK tried
+/// again included: with no idempotency token, the retry is queued again), and
+/// processes, and bills, each. The submissions billed are the attempts answered
+/// 2XX, at least one when the call succeeded; the per-inference fee is charged
+/// for each of them too ([`usage_charge_lines`](crate::billing::usage_charge_lines)).
+/// An attempt that timed out after its request was sent may have been queued as
+/// well, unseen: a note then says the figures are a lower bound. Nothing else of
+/// an attempt queued anything.
+fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+    let count = attempts.count();
+    let accepted = attempts
+        .answers_2xx()
+        .max(u32::from(usage.outcome == Outcome::Ok));
+    if accepted > 1 {
+        usage.bytes_in = usage.bytes_in.saturating_mul(u64::from(accepted));
+    }
+    if count <= 1 {
+        return;
+    }
+    notes.push(format!(
+        "{count} attempts: {accepted} accepted by SageMaker (a 2XX answer, one whose body was \
+         cut off included), each a submission queued and billed: its data in and \
+         per-inference fee"
+    ));
+    let timed_out = attempts.timed_out();
+    if timed_out > 0 {
+        notes.push(format!(
+            "{timed_out} of the attempts timed out after the request was sent: SageMaker may \
+             have queued them as well, unbilled here, so data in and the per-inference fee \
+             are a lower bound"
+        ));
+    }
 }
 
 /// Which of a call's attempts are billed, beyond its latency: the processor
@@ -1180,8 +1230,15 @@ fn early_receipt<O: MeteredOperation, T>(
             Some((usage, request_id, Vec::new()))
         }
         Err(err) => {
-            if !O::FAILURE_CAN_REACH_MODEL || !(reached_model(err) || parts.attempts.any_ran()) {
+            if !failure_billed(O::OPERATION, reached_model(err), &parts.attempts) {
                 return None;
+            }
+            if !O::OPERATION.failure_can_reach_model() {
+                // Queued, though the call failed: no request id nor output
+                // location of the accepted submission is known.
+                usage.outcome = Outcome::Error;
+                let notes = vec![super::async_invoke::ACCEPTED_THEN_FAILED_NOTE.to_owned()];
+                return Some((usage, None, notes));
             }
             let request_id = err
                 .as_service_error()
@@ -2611,6 +2668,144 @@ pub(super) mod tests {
             cost.notes
                 .iter()
                 .any(|n| n.starts_with("1 of the attempts timed out after the request was sent")),
+            "{:?}",
+            cost.notes
+        );
+    }
+
+    /// An async submission of `bytes_in` bytes begun on [`serverless_meter`]'s
+    /// `sls`, with a Marketplace fee of 0.50 USD per 1,000 inferences on it: the
+    /// meter, its rates, and the call's parts to feed attempts to.
+    fn async_submission_begun(bytes_in: u64) -> (Meter, Arc<Prepared>, CallParts) {
+        let meter = crate::Client::builder(&sdk_config())
+            .without_discovery()
+            .endpoint_profile(crate::endpoint::EndpointProfile::new(
+                "sls",
+                vec![crate::endpoint::VariantProfile::serverless(
+                    "AllTraffic",
+                    3072,
+                )],
+            ))
+            .price_override(PriceKey::serverless("us-east-1", 3), usd("0.00006"))
+            .price_override(
+                PriceKey::DataIn {
+                    region: "us-east-1".into(),
+                },
+                usd("0.016"),
+            )
+            .price_override(
+                PriceKey::DataOut {
+                    region: "us-east-1".into(),
+                },
+                usd("0.016"),
+            )
+            .usage_charges(
+                "sls",
+                crate::billing::UsageCharges::default().per_1000_calls(usd("0.50")),
+            )
+            .build_meter()
+            .unwrap();
+        let prepared = meter
+            .prepare_now("sls", meter.now())
+            .expect("the profile and rates are at hand");
+        let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new())
+            .input_bytes(Some(bytes_in));
+        let Ok(call) =
+            Call::begin::<super::super::async_invoke::AsyncOperation>(&meter, request, None)
+        else {
+            panic!("the call begins");
+        };
+        (meter, prepared, call.in_flight.into_parts())
+    }
+
+    /// A submission's receipt of `parts`, its attempts fed, accepted.
+    fn submitted(meter: &Meter, prepared: &Prepared, parts: CallParts) -> Cost {
+        let usage = parts.usage(Duration::from_millis(140));
+        parts
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(prepared, Phase::Submitted)
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_accepted_twice_bills_both_inputs_queued() {
+        // 2²⁹ B in S3. Attempt 1 out at 0, answered 202 at 20 ms but its body
+        // cut off: SageMaker queued the input, and the SDK tries again (a
+        // transient response error), with no idempotency token; attempt 2, out at
+        // 120 ms, is answered 202 at 140 ms: queued a second time.
+        let (meter, prepared, parts) = async_submission_begun(1 << 29);
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
+        let cost = submitted(&meter, &prepared, parts);
+        // AWS processes both queued inputs: 2 × 2²⁹ B = 2³⁰ B = 1 GB × 0.016
+        // USD/GB = 0.016 USD (not 0.5 GB, 0.008 USD).
+        assert_eq!(cost.usage.bytes_in, 1 << 30);
+        let line = |item| cost.lines.iter().find(|l| l.item == item).unwrap();
+        assert_eq!(line(LineItem::DataIn).quantity, usd("1"));
+        assert_eq!(line(LineItem::DataIn).cost_usd(), Some(usd("0.016")));
+        // And an inference for each 202: 2 × 0.50 / 1,000 = 0.001 USD.
+        assert_eq!(line(LineItem::Inference).cost_usd(), Some(usd("0.001")));
+        assert_eq!(cost.cost_usd, usd("0.017"));
+        assert!(
+            cost.notes.iter().any(|n| n.starts_with(
+                "2 attempts: 2 accepted by SageMaker (a 2XX answer, one whose body was cut off \
+                 included)"
+            )),
+            "{:?}",
+            cost.notes
+        );
+        // Neither attempt is said not to be billed, nor to have timed out.
+        assert!(
+            !cost
+                .notes
+                .iter()
+                .any(|n| n.contains("were not") || n.contains("timed out")),
+            "{:?}",
+            cost.notes
+        );
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_after_a_timed_out_attempt_bills_one_input_at_least() {
+        // 2²⁹ B. Attempt 1 out at 0, timed out after sending at 100 ms (SageMaker
+        // may or may not have queued it: nobody knows); attempt 2, out at 120 ms,
+        // answered 202 at 140 ms.
+        let (meter, prepared, parts) = async_submission_begun(1 << 29);
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::TimedOut, ms(100));
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
+        let cost = submitted(&meter, &prepared, parts);
+        // The accepted one, seen: 0.5 GB × 0.016 USD/GB = 0.008 USD, and one
+        // inference, 0.50 / 1,000 = 0.0005 USD; at least that.
+        assert_eq!(cost.usage.bytes_in, 1 << 29);
+        assert_eq!(cost.cost_usd, usd("0.0085"));
+        assert!(
+            cost.notes
+                .iter()
+                .any(|n| n.starts_with("2 attempts: 1 accepted by SageMaker")),
+            "{:?}",
+            cost.notes
+        );
+        assert!(
+            cost.notes.iter().any(|n| n
+                == "1 of the attempts timed out after the request was sent: SageMaker may have \
+                    queued them as well, unbilled here, so data in and the per-inference fee \
+                    are a lower bound"),
+            "{:?}",
+            cost.notes
+        );
+        assert!(
+            !cost.notes.iter().any(|n| n.contains("were not")),
             "{:?}",
             cost.notes
         );

@@ -1,8 +1,9 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
+use super::async_invoke::ACCEPTED_THEN_FAILED_NOTE;
 use super::call::{
-    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, finish_in_background,
-    is_model_error_code, timed_out_after_sending,
+    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, failure_billed,
+    finish_in_background, is_model_error_code, timed_out_after_sending,
 };
 use super::meter::{Meter, Phase, Targets};
 use crate::billing::{INTERCEPTOR_NOTE, LineItem};
@@ -408,9 +409,18 @@ impl Intercept for MeteringInterceptor {
                     return Ok(());
                 }
             }
-            // An async submission only queues the request: its failure did not
-            // reach the model.
-            Some(Err(_)) if !start.operation.failure_can_reach_model() => return Ok(()),
+            // An async submission only queues the request: failed, it is billed
+            // only if SageMaker accepted one of its attempts (a 2XX answer cut
+            // off, then retries that failed), as a Client's submission is.
+            Some(Err(_)) if !start.operation.failure_can_reach_model() => {
+                if !failure_billed(start.operation, false, &start.attempts) {
+                    return Ok(());
+                }
+                usage.outcome = Outcome::Error;
+                notes.push(ACCEPTED_THEN_FAILED_NOTE.to_owned());
+                unseen = true;
+                None
+            }
             Some(Err(err)) => {
                 // The model ran (and the time is billed) when it answered with an
                 // error, or when an attempt timed out after sending (as for a

@@ -45,9 +45,10 @@ impl Operation {
 
     /// Whether a request of this operation that failed can have reached the
     /// model, and is billed as if it ran: not an asynchronous submission, which
-    /// only queues its input. SageMaker queued nothing for a submission it did
-    /// not accept (timed out, refused): of a retried submission, the one it
-    /// accepted is billed, its data in once and one inference.
+    /// only queues its input. Such a submission is billed for each of its
+    /// attempts SageMaker accepted (answered 2XX, even cut off), its data in and
+    /// one inference each, whether the call then succeeded or failed; one with no
+    /// 2XX answer queued nothing seen (see `client::call::bill_submissions`).
     pub(crate) const fn failure_can_reach_model(self) -> bool {
         !matches!(self, Operation::InvokeEndpointAsync)
     }

@@ -5088,7 +5088,8 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
 }
 
 /// An async submission only queues its input: SageMaker bills the data in of the
-/// submission it accepted, once, not of one that timed out.
+/// submission it was seen to accept, once, not of one that timed out (which may
+/// have been queued too, unseen: a lower bound, as its note says).
 #[tokio::test]
 async fn a_retried_async_submission_bills_its_data_in_once() {
     let fake = fake_with_demo_endpoints().await;
@@ -5124,22 +5125,152 @@ async fn a_retried_async_submission_bills_its_data_in_once() {
     assert_eq!(cost.usage.attempts, 2);
     crate::support::receipts::assert_noted(
         cost,
-        "2 attempts: the submission SageMaker accepted is billed, 1 were not",
+        "2 attempts: 1 accepted by SageMaker (a 2XX answer, one whose body was cut off \
+         included), each a submission queued and billed: its data in and per-inference fee",
+    );
+    // The attempt that timed out may have been queued too, unseen: not said
+    // not to be, and the figures are said to be a lower bound.
+    crate::support::receipts::assert_noted(
+        cost,
+        "1 of the attempts timed out after the request was sent: SageMaker may have queued \
+         them as well, unbilled here, so data in and the per-inference fee are a lower bound",
     );
     assert!(
         !cost
             .notes
             .iter()
-            .any(|n| n.contains("once for each") || n.contains("timed out")),
+            .any(|n| n.contains("once for each") || n.contains("were not")),
         "{:?}",
         cost.notes
     );
-    // One input queued: 2²⁹ B / 2³⁰ B/GB = 0.5 GB × 0.016 USD/GB = 0.008 USD
-    // (not 2 × 0.5 GB = 1 GB, 0.016 USD).
+    // One input seen queued: 2²⁹ B / 2³⁰ B/GB = 0.5 GB × 0.016 USD/GB = 0.008
+    // USD (not 2 × 0.5 GB = 1 GB, 0.016 USD, for an attempt not seen accepted).
     assert_eq!(cost.usage.bytes_in, 1 << 29);
     let data_in = line(cost, LineItem::DataIn);
     assert_eq!(data_in.quantity, dec("0.5"));
     assert_eq!(data_in.cost_usd(), Some(dec("0.008")));
+}
+
+/// An async submission whose 202 answer is cut off was queued: the SDK tries
+/// again (reading the body failed, a transient response error), and SageMaker
+/// refusing every retry does not unqueue it. The call fails with the receipt of
+/// what SageMaker will process: the input's data in and an inference, with its
+/// budget reservation settled, not released.
+#[tokio::test]
+async fn an_async_submission_accepted_then_failing_its_retries_carries_its_receipt() {
+    use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let budget = |budget: sagemeter::Result<Budget>| {
+        budget
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.05") })
+            .unwrap()
+    };
+    let meter = rt_on_one_m5(&fake)
+        .await
+        .sink(receipts.clone())
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.50")))
+        .budget(budget(Budget::enforce(
+            BudgetScope::endpoint("rt"),
+            BudgetPeriod::Day,
+            dec("1"),
+        )))
+        .budget(budget(Budget::alert(
+            BudgetScope::endpoint("rt"),
+            BudgetPeriod::Day,
+            dec("1"),
+        )))
+        .build_meter()
+        .unwrap();
+    let (url, requests) = crate::support::accepting_once_then_unavailable().await;
+    let client = Client::from_parts(
+        aws_sdk_sagemakerruntime::Client::from_conf(
+            crate::support::three_attempts_at(&fake.sdk_config().await, &url).build(),
+        ),
+        meter.clone(),
+    );
+    let err = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1 << 29)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(
+        matches!(&err, Error::InvokeAsync { cost: Some(_), .. }),
+        "{err:?}"
+    );
+    assert!(!err.refused_before_sending());
+    // SageMaker's last word: the retries' 503.
+    let Error::InvokeAsync { source, .. } = &err else {
+        unreachable!()
+    };
+    assert_eq!(
+        source.as_service_error().and_then(|e| e.meta().code()),
+        Some("ServiceUnavailable")
+    );
+    let cost = err.cost().expect("the accepted submission's receipt");
+    assert_eq!(
+        cost.usage.operation,
+        sagemeter::usage::Operation::InvokeEndpointAsync
+    );
+    assert_eq!(cost.usage.outcome, Outcome::Error);
+    assert_eq!(cost.usage.attempts, 3);
+    // One input queued: 2²⁹ B / 2³⁰ B/GB = 0.5 GB × 0.016 USD/GB = 0.008 USD,
+    // and one inference, 0.50 USD / 1,000 = 0.0005 USD: 0.0085 USD. No compute
+    // here: nothing will settle it.
+    assert_eq!(cost.usage.bytes_in, 1 << 29);
+    let data_in = line(cost, LineItem::DataIn);
+    assert_eq!(data_in.quantity, dec("0.5"));
+    assert_eq!(data_in.cost_usd(), Some(dec("0.008")));
+    let fee = line(cost, LineItem::Inference);
+    assert_eq!(
+        (fee.quantity, fee.cost_usd()),
+        (Decimal::ONE, Some(dec("0.0005")))
+    );
+    assert!(
+        cost.lines.iter().all(|l| l.item != LineItem::Compute),
+        "{cost:#?}"
+    );
+    assert_eq!(cost.cost_usd, dec("0.0085"));
+    crate::support::receipts::assert_noted(
+        cost,
+        "3 attempts: 1 accepted by SageMaker (a 2XX answer, one whose body was cut off \
+         included), each a submission queued and billed: its data in and per-inference fee",
+    );
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("its output location is unknown, so the job's compute")),
+        "{:?}",
+        cost.notes
+    );
+    // Nothing of the answer's body on the receipt.
+    assert!(!format!("{cost:?}").contains("InferenceId"), "{cost:#?}");
+    // The same receipt in the sinks, once.
+    let recorded = receipts.all();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].call_id, cost.call_id);
+    assert_eq!(recorded[0].cost_usd, dec("0.0085"));
+    // Its reservation is settled, not released: the alerting budget counts the
+    // receipt's 0.0085 USD; the enforced one counts it at no less than its 0.05
+    // USD estimate, the job's compute running with no receipt to settle it.
+    let status = meter.budget_status();
+    let spent = |mode| {
+        let status = status.iter().find(|s| s.mode == mode).unwrap();
+        (status.spent_usd, status.reserved_usd)
+    };
+    assert_eq!(
+        spent(sagemeter::budget::BudgetMode::Alert),
+        (dec("0.0085"), Decimal::ZERO)
+    );
+    assert_eq!(
+        spent(sagemeter::budget::BudgetMode::Enforce),
+        (dec("0.05"), Decimal::ZERO)
+    );
 }
 
 /// An `SdkConfig` made by hand without a behavior version: the SDK's clients

@@ -200,6 +200,56 @@ async fn the_interceptor_holds_an_async_submissions_estimate_and_charges_it_so_s
     assert_eq!(receipts.all().len(), 2, "the refused call has no receipt");
 }
 
+/// A submission whose 202 answer is cut off was queued all the same: when the
+/// SDK's retries are then refused (503), the interceptor still makes its one
+/// receipt, an error's, with the inference it was, and charges its estimate.
+#[tokio::test]
+async fn an_async_submission_accepted_then_failing_its_retries_has_its_receipt_from_the_interceptor()
+ {
+    let fake = jobs_fake().await;
+    let (meter, _, receipts) = interceptor_on_jobs(&fake, "1").await;
+    let (url, requests) = crate::support::accepting_once_then_unavailable().await;
+    let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+        crate::support::three_attempts_at(&fake.sdk_config().await, &url)
+            .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+            .build(),
+    );
+    submit(&sdk).await.expect_err("its retries are refused");
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let all = receipts_made(&meter, &receipts, 1).await;
+    assert_eq!(all.len(), 1, "one receipt: {all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.operation, Operation::InvokeEndpointAsync);
+    assert_eq!(cost.usage.outcome, sagemeter::usage::Outcome::Error);
+    assert_eq!(cost.usage.attempts, 3);
+    // The one 202 is an inference: 1 / 1,000 USD, the only priced money (data
+    // is free of charge here, compute unseen).
+    let fee = cost
+        .lines
+        .iter()
+        .find(|l| l.item == LineItem::Inference)
+        .expect("a fee line");
+    assert_eq!(
+        (fee.quantity, fee.cost_usd()),
+        (Decimal::ONE, Some(dec("0.001")))
+    );
+    assert_eq!(cost.cost_usd, dec("0.001"));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("its output location is unknown, so the job's compute")),
+        "{:?}",
+        cost.notes
+    );
+    // Settled, not released: its compute unpriced, it counts at its 0.05
+    // estimate; nothing is still held.
+    let status = &meter.budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.05"), Decimal::ZERO)
+    );
+}
+
 /// An endpoint priced by the token alone (`UsageCharges::alone`, no per-call
 /// fee): the interceptor's one receipt of an async call has only token lines
 /// (no compute, no data, no fee line to tell it from a settlement by). It is

@@ -60,6 +60,82 @@ pub fn intercepted(
     )
 }
 
+/// A SageMaker Runtime that accepts the first request it is sent (202, as an
+/// `InvokeEndpointAsync` submission is accepted) but cuts its answer's body off
+/// short of its `Content-Length`, and refuses every later one with 503
+/// `ServiceUnavailable`: its URL, and the count of requests it answered.
+pub async fn accepting_once_then_unavailable()
+-> (String, std::sync::Arc<std::sync::atomic::AtomicU32>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                // The whole request (its headers, and the body they announce),
+                // so that the answer is not a reset of unread bytes.
+                let whole = |request: &[u8]| {
+                    let text = String::from_utf8_lossy(request).to_ascii_lowercase();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        return false;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |n| n.trim().parse::<usize>().unwrap_or(0));
+                    request.len() >= end + 4 + length
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !whole(&request) {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer: &[u8] = match seen.fetch_add(1, Ordering::SeqCst) {
+                    // 15 of the 100 bytes announced.
+                    0 => {
+                        b"HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n\
+                        X-Amzn-SageMaker-OutputLocation: s3://fake-bucket/output/1.out\r\n\
+                        Connection: close\r\nContent-Length: 100\r\n\r\n{\"InferenceId\":"
+                    }
+                    _ => {
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                        x-amzn-ErrorType: ServiceUnavailable\r\nConnection: close\r\n\
+                        Content-Length: 25\r\n\r\n{\"message\":\"unavailable\"}"
+                    }
+                };
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}"), requests)
+}
+
+/// An SDK client configuration from `config`, for SageMaker at `url`, trying
+/// each request 3 times, 5 ms apart and more.
+pub fn three_attempts_at(
+    config: &aws_types::SdkConfig,
+    url: &str,
+) -> aws_sdk_sagemakerruntime::config::Builder {
+    aws_sdk_sagemakerruntime::config::Builder::from(config)
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(std::time::Duration::from_millis(5)),
+        )
+        .endpoint_url(url)
+}
+
 /// A client of a fake's `rt` endpoint (2 × ml.m5.xlarge) priced from overrides
 /// only, with a fixed profile: no discovery, no Price List. us-east-1's public
 /// rates: ml.m5.xlarge hosting 0.23 USD/h, data in and out 0.016 USD/GB.

@@ -240,13 +240,12 @@ fn write_receipt(
 }
 
 fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result<(), CliError> {
-    let receipt = match &e {
-        sagemeter::Error::InvokeWithResponseStream { cost, .. } => cost.as_deref(),
-        _ => None,
-    };
+    // A stream's that reached the model, or a submission's SageMaker accepted.
+    let receipt = e.cost();
     let message = crate::failure::describe(&e);
     match receipt {
-        // Billed (the model ran): its receipt, as for a call that did not fail.
+        // Billed (the model ran, or the input was queued): its receipt, as for a
+        // call that did not fail.
         Some(cost) => write_receipt(args, out, Some(cost), Some(&message))?,
         None if args.json => json_line(
             out,
