@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::arith::{HINT_INPUTS, div, mul};
 use super::{CompareError, Period, check};
-use crate::usage::Operation;
+use crate::report::CallPart;
 
 /// The same work, described once, so every plan can price it.
 ///
@@ -180,7 +180,10 @@ impl UsageProfile {
     /// Asynchronous invocations whose settlement is not among the totals
     /// ([`UsageTotals::unsettled_async_calls`]) count as calls and with their data in,
     /// but their model time, data out and tokens are not known yet: the mean latency,
-    /// bytes out and tokens per call are taken over the other calls.
+    /// bytes out and tokens per call are taken over the other calls
+    /// ([`UsageTotals::settled_calls`]). So are those metered by the SDK interceptor
+    /// ([`UsageTotals::intercepted_async_calls`]), whose figures no settlement
+    /// brings.
     ///
     /// A call whose response did not report its tokens
     /// ([`UsageTotals::calls_with_tokens_in`], `…_out`) is left out of that
@@ -226,15 +229,18 @@ impl UsageProfile {
                 hint: "totals must cover some time to be scaled to a period".into(),
             });
         }
-        if totals.unsettled_async_calls > totals.calls {
+        let Some(settled) = totals.settled_calls() else {
             return Err(CompareError::Inconsistent {
                 problem: format!(
-                    "the totals count {} unsettled asynchronous calls among {} calls",
-                    totals.unsettled_async_calls, totals.calls
+                    "the totals count {} unsettled asynchronous calls and {} metered by the \
+                     SDK interceptor among {} calls",
+                    totals.unsettled_async_calls, totals.intercepted_async_calls, totals.calls
                 ),
-                hint: "unsettled calls are part of the calls: count them in both".into(),
+                hint: "unsettled and intercepted calls are part of the calls: count them in \
+                       both"
+                    .into(),
             });
-        }
+        };
         if let Some(answered) = totals.answered_calls
             && answered > totals.calls
         {
@@ -275,7 +281,6 @@ impl UsageProfile {
                 (total * 2 + n as u128) / (n as u128 * 2)
             }
         };
-        let settled = totals.calls - totals.unsettled_async_calls;
         // Exact means of what is counted (a u64 total over a u64 count fits a Decimal).
         let per_call = |total: u64, n: u64| -> Decimal {
             if n == 0 {
@@ -756,6 +761,16 @@ pub struct UsageTotals {
     /// time, data out, tokens) is not in these totals yet: submitted, not settled.
     #[serde(default)]
     pub unsettled_async_calls: u64,
+    /// Asynchronous invocations among [`calls`](Self::calls) metered by the SDK
+    /// interceptor (`MeteringInterceptor`, its receipts noted "metered by the SDK
+    /// interceptor"): one receipt each, the whole call, which awaits no settlement.
+    /// It holds the call's data in and per-inference fee, but not its model time,
+    /// data out or tokens: the interceptor does not see the job run nor its output.
+    /// Not among the [`unsettled_async_calls`](Self::unsettled_async_calls); like
+    /// them, not among the [`settled_calls`](Self::settled_calls) the means of
+    /// those figures are over.
+    #[serde(default)]
+    pub intercepted_async_calls: u64,
     /// Calls among [`calls`](Self::calls) answered with HTTP 2XX, each asynchronous
     /// invocation once, at its submission: the calls a per-inference fee charges
     /// (see [`UsageProfile::answered_per_call`]). [`UsageTotals::from_receipts`]
@@ -797,12 +812,19 @@ impl UsageTotals {
     /// submission. A submission without its settlement (not settled yet, or settled
     /// into another ledger) is a call, counted in
     /// [`unsettled_async_calls`](Self::unsettled_async_calls); a settlement without
-    /// its submission is a call too.
+    /// its submission is a call too. The one receipt `MeteringInterceptor` makes of
+    /// an asynchronous invocation (noted "metered by the SDK interceptor", told as
+    /// `sagemeter report` tells it) is the whole call, which awaits no settlement:
+    /// counted in [`intercepted_async_calls`](Self::intercepted_async_calls), not
+    /// among the unsettled, with its data in; its latency, the time to queue the
+    /// request, is not busy time, and its model time, data out and tokens are not
+    /// seen.
     ///
     /// A call answered with HTTP 2XX (a synchronous call whose answer came, a
     /// stream whose 200 arrived; an asynchronous invocation whose submission was
-    /// accepted, or whose settlement is here) is counted in
-    /// [`answered_calls`](Self::answered_calls): a model error (HTTP 424) ran, but
+    /// accepted, or whose settlement is here; one the interceptor metered, accepted)
+    /// is counted in [`answered_calls`](Self::answered_calls): a model error (HTTP
+    /// 424) ran, but
     /// is charged no inference. A call cancelled before its answer came (an
     /// asynchronous invocation at its submission, and not settled here) is not
     /// answered either, as its receipt charged none, and is counted in
@@ -811,7 +833,8 @@ impl UsageTotals {
     /// carry tokens is counted in
     /// [`answered_token_calls`](Self::answered_token_calls): an answered synchronous
     /// call; an asynchronous invocation by its settlement, answered unless its
-    /// inference failed, or, not settled here, by its accepted submission.
+    /// inference failed, or, not settled here (or metered by the interceptor), by
+    /// its accepted submission.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range). A receipt whose compute line
@@ -910,6 +933,24 @@ impl UsageTotals {
         self.unsettled_async_calls = calls;
         self
     }
+
+    /// Sets how many of the calls are asynchronous invocations metered by the SDK
+    /// interceptor (see [`intercepted_async_calls`](Self::intercepted_async_calls)).
+    pub fn with_intercepted_async_calls(mut self, calls: u64) -> Self {
+        self.intercepted_async_calls = calls;
+        self
+    }
+
+    /// The calls whose model time, data out and tokens are in these totals: every
+    /// call but the asynchronous invocations not settled yet and those metered by
+    /// the SDK interceptor, whose figures are not known. The mean latency, bytes
+    /// out and tokens per call are over them. `None` when those invocations are
+    /// more than the calls (inconsistent totals).
+    pub fn settled_calls(&self) -> Option<u64> {
+        self.calls
+            .checked_sub(self.unsettled_async_calls)?
+            .checked_sub(self.intercepted_async_calls)
+    }
 }
 
 /// `Duration` as a decimal number of milliseconds, e.g. `"800"` or `"12.5"`.
@@ -967,10 +1008,11 @@ pub struct ReceiptTotals {
     /// here).
     starts: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
     start_count: u64,
-    /// Synchronous calls answered with HTTP 2XX (asynchronous invocations are
-    /// counted by [`Halves`]).
+    /// Calls of one receipt answered with HTTP 2XX (synchronous calls, and
+    /// asynchronous invocations metered by the SDK interceptor, accepted; the
+    /// others are counted by [`Halves`]).
     answered: u64,
-    /// Synchronous calls cancelled before their answer came.
+    /// Calls of one receipt cancelled before their answer came.
     cancelled: u64,
     /// Receipts answered with HTTP 2XX that reported input tokens, and output
     /// tokens.
@@ -1050,50 +1092,68 @@ impl ReceiptTotals {
         };
         let totals = &mut self.totals;
         let u = &cost.usage;
-        // A synchronous call's start; an asynchronous invocation's is counted once
+        // Which receipt of its call this is, as `report` tells it.
+        let part = CallPart::of_receipt(cost);
+        // A call's start; an asynchronous invocation's two receipts count one,
         // per invocation, when the totals are finished.
         let mut start = false;
-        if u.operation == Operation::InvokeEndpointAsync {
-            let key = (cost.endpoint.clone(), cost.call_id.clone());
-            let halves = self.invocations.entry(key).or_default();
-            halves.at = Some(halves.at.map_or(cost.at, |at| at.min(cost.at)));
-            if cost.is_async_settlement() {
-                halves.settlements += 1;
-                if crate::billing::answered_2xx(u) {
-                    halves.settled_ok += 1;
+        match part {
+            CallPart::AsyncSubmission | CallPart::AsyncSettlement => {
+                let key = (cost.endpoint.clone(), cost.call_id.clone());
+                let halves = self.invocations.entry(key).or_default();
+                halves.at = Some(halves.at.map_or(cost.at, |at| at.min(cost.at)));
+                if part == CallPart::AsyncSettlement {
+                    halves.settlements += 1;
+                    if crate::billing::answered_2xx(u) {
+                        halves.settled_ok += 1;
+                    }
+                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                    self.billed = self.billed.saturating_add(billed_ms(u.latency));
+                } else {
+                    halves.submissions += 1;
+                    if crate::billing::answered_2xx(u) {
+                        halves.accepted += 1;
+                    } else if u.outcome == crate::usage::Outcome::Cancelled {
+                        halves.cancelled += 1;
+                    }
                 }
-                totals.busy_time = totals.busy_time.saturating_add(u.latency);
-                self.billed = self.billed.saturating_add(billed_ms(u.latency));
-            } else {
-                halves.submissions += 1;
+            }
+            CallPart::Whole | CallPart::AsyncOnly => {
+                totals.calls = totals.calls.saturating_add(1);
                 if crate::billing::answered_2xx(u) {
-                    halves.accepted += 1;
+                    self.answered = self.answered.saturating_add(1);
                 } else if u.outcome == crate::usage::Outcome::Cancelled {
-                    halves.cancelled += 1;
+                    self.cancelled = self.cancelled.saturating_add(1);
                 }
+                if part == CallPart::AsyncOnly {
+                    // The interceptor's only receipt of an asynchronous invocation:
+                    // the whole call, accepted or not as a submission is, that no
+                    // settlement will follow. Its latency is the time to queue the
+                    // request, not model time; its model time, data out and tokens
+                    // are not seen (not zero): left out of their means.
+                    totals.intercepted_async_calls =
+                        totals.intercepted_async_calls.saturating_add(1);
+                } else {
+                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
+                    self.billed = self.billed.saturating_add(billed_ms(u.latency));
+                }
+                start = true;
             }
-        } else {
-            totals.calls = totals.calls.saturating_add(1);
-            if crate::billing::answered_2xx(u) {
-                self.answered = self.answered.saturating_add(1);
-            } else if u.outcome == crate::usage::Outcome::Cancelled {
-                self.cancelled = self.cancelled.saturating_add(1);
-            }
-            totals.busy_time = totals.busy_time.saturating_add(u.latency);
-            self.billed = self.billed.saturating_add(billed_ms(u.latency));
-            start = true;
         }
         totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
-        totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
+        // A settled receipt (a synchronous call, an asynchronous invocation's
+        // settlement) only: a submission, or the interceptor's receipt, holds no
+        // data out nor tokens.
+        let settled = matches!(part, CallPart::Whole | CallPart::AsyncSettlement);
+        if settled {
+            totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
+        }
         // A call not answered with HTTP 2XX had no tokens to report, and its
         // receipt's token lines charge none (0 tokens, priced): counted apart, not
-        // as a call that did not report them. A settled one (a synchronous call, an
-        // asynchronous invocation's settlement) only: a submission carries no tokens.
-        if !crate::billing::answered_2xx(u) {
-            if u.operation != Operation::InvokeEndpointAsync || cost.is_async_settlement() {
-                self.unanswered_settled = self.unanswered_settled.saturating_add(1);
-            }
-        } else {
+        // as a call that did not report them.
+        if settled && !crate::billing::answered_2xx(u) {
+            self.unanswered_settled = self.unanswered_settled.saturating_add(1);
+        } else if settled {
             // A count the response did not report is unknown, not zero: it is left
             // out of the sums and of the calls they are over.
             if let Some(tokens) = u.input_tokens {

@@ -447,6 +447,17 @@ impl CallPart {
         }
     }
 
+    /// The part of its call `cost` is: [`CallPart::of`] its operation, whether it
+    /// is a settlement ([`Cost::is_async_settlement`]) and whether the SDK
+    /// interceptor made it. One rule for `report` and for `compare --from-ledger`.
+    pub(crate) fn of_receipt(cost: &Cost) -> Self {
+        CallPart::of(
+            cost.usage.operation,
+            cost.is_async_settlement(),
+            cost.is_by_interceptor(),
+        )
+    }
+
     /// True for the receipts that count a call (all but settlements).
     fn counts_the_call(self) -> bool {
         self != CallPart::AsyncSettlement
@@ -499,11 +510,7 @@ impl<'a> ReportRow<'a> {
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
             parts: cost.usage.parts,
-            part: CallPart::of(
-                cost.usage.operation,
-                cost.is_async_settlement(),
-                cost.is_by_interceptor(),
-            ),
+            part: CallPart::of_receipt(cost),
             accrual_priced_from: match &cost.accrual {
                 Some(accrual) => Cow::Borrowed(&accrual.priced_from),
                 None => Cow::Borrowed(&[]),

@@ -1021,6 +1021,98 @@ fn a_submission_not_yet_settled_is_a_call_whose_model_time_is_not_guessed() {
     assert_eq!(profile.tokens_out_per_call, d("45"));
 }
 
+/// The one receipt `MeteringInterceptor` makes of the `InvokeEndpointAsync` call
+/// `i` (noted "metered by the SDK interceptor": it makes no settlement), one a
+/// minute from 10:00:00: 1 MiB in, priced; compute and data out not seen, unpriced;
+/// its latency, 40 + i ms, the time SageMaker took to queue the request.
+fn intercepted_async_receipt(i: u32) -> Cost {
+    let provenance = serde_json::json!({"source": "snapshot", "sku": null,
+        "effective_date": "2026-05-20", "fetched_at": null, "note": null});
+    serde_json::from_value(serde_json::json!({
+        "call_id": format!("inference-{i}"), "at": format!("2026-05-20T10:{i:02}:00Z"),
+        "endpoint": "nightly-batch", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpointAsync", "latency_us": 40_000 + i * 1_000,
+                  "bytes_in": 1_048_576, "bytes_out": 0, "variant": "AllTraffic",
+                  "outcome": "ok"},
+        "lines": [
+            {"item": "data_in", "quantity": "0.0009765625", "unit": "gigabytes",
+             "price": {"status": "priced", "usd_per_unit": "0.016",
+                       "cost_usd": "0.000015625", "provenance": provenance}},
+            {"item": "compute", "quantity": "0", "unit": "instance_hours",
+             "price": {"status": "unpriced",
+                       "reason": "the interceptor does not see the job run"}},
+            {"item": "data_out", "quantity": "0", "unit": "gigabytes",
+             "price": {"status": "unpriced",
+                       "reason": "the interceptor does not see the output"}}
+        ],
+        "cost_usd": "0.000015625", "currency": "USD", "region": REGION,
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "notes": ["metered by the SDK interceptor"]
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_interceptors_only_receipt_of_an_async_call_is_the_call_not_a_submission() {
+    // Ten InvokeEndpointAsync calls through a plain SDK client with
+    // MeteringInterceptor, one a minute from 10:00:00: one receipt each, the whole
+    // call, which no settlement follows.
+    let receipts: Vec<Cost> = (0..10).map(intercepted_async_receipt).collect();
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
+    assert_eq!(totals.calls, 10);
+    // None awaits a settlement: they are counted apart, as the interceptor's.
+    assert_eq!(totals.unsettled_async_calls, 0);
+    assert_eq!(totals.intercepted_async_calls, 10);
+    // Accepted (HTTP 2XX): the per-inference fee's calls, as a submission's.
+    assert_eq!(totals.answered_calls, Some(10));
+    // Data in is known: 10 × 2^20 B. Their latencies (40 … 49 ms) are the time to
+    // queue each request, not model time, and their model time, data out and
+    // tokens are not seen: no busy time, and no call the means are over.
+    assert_eq!((totals.bytes_in, totals.bytes_out), (10 << 20, 0));
+    assert_eq!(totals.busy_time, Duration::ZERO);
+    assert_eq!(totals.settled_calls(), Some(0));
+    // 10 starts a minute apart, 9 gaps: 9 × 60 s × 10 / 9 = 600 s (longer than
+    // 10:00:00 to the last end, 10:09:00.049).
+    assert_eq!(totals.observed, Duration::from_secs(600));
+
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 10 calls × 86,400 s / 600 s = 1,440 calls a day, 1 MiB in each, all answered
+    assert_eq!(profile.calls_per_period, d("1440"));
+    assert_eq!(profile.bytes_in_per_call, d("1048576"));
+    assert_eq!(profile.answered_per_call, Some(d("1")));
+    assert_eq!(profile.mean_latency, Duration::ZERO);
+
+    // An always-on ml.m5.xlarge over a day: 24 h × 0.23 USD/h = 5.52 USD; each
+    // call's data in 2^20 / 2^30 = 0.0009765625 GB × 0.016 USD/GB = 0.000015625
+    // USD (the receipts' own figure), × 1,440 calls = 0.0225 USD: 5.5425 USD.
+    let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap())];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    let row = comparison.plan("ml.m5.xlarge x1").unwrap();
+    assert_eq!(row.curve.usd_per_call, d("0.000015625"));
+    assert_eq!(row.cost_usd, d("5.5425"));
+    assert!(
+        !row.notes.iter().any(|n| n.contains("settle")),
+        "{:?}",
+        row.notes
+    );
+
+    // With a synchronous call of 200 ms and 400 B out at 10:10:00, the means of
+    // model time and data out are that call's, not diluted by the ten calls whose
+    // figures were not seen: 200 ms and 400 B a call (not 200 ms / 11).
+    let mut receipts = receipts;
+    let mut sync =
+        serde_json::to_value(sync_receipt("c-1", "2026-05-20T10:10:00Z", 200_000)).unwrap();
+    sync["usage"]["bytes_out"] = 400.into();
+    receipts.push(serde_json::from_value(sync).unwrap());
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
+    assert_eq!((totals.calls, totals.settled_calls()), (11, Some(1)));
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    assert_eq!(profile.mean_latency, Duration::from_millis(200));
+    assert_eq!(profile.bytes_out_per_call, d("400"));
+}
+
 #[test]
 fn synchronous_calls_and_async_invocations_count_one_each() {
     let mut receipts = three_async_invocations();

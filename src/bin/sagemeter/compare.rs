@@ -78,7 +78,8 @@ pub struct CompareArgs {
     /// rolling ledger's) is read as one ledger. An async invocation's two receipts (submission and
     /// settlement) are one call. --latency-ms, --bytes-in/-out and --tokens-in/-out,
     /// when given, replace the ledger's figure (e.g. the latency of async calls not
-    /// settled yet, which the ledger cannot know). When the calls counted (after
+    /// settled yet, or metered by the SDK interceptor, which the ledger cannot
+    /// know). When the calls counted (after
     /// --endpoint, --since, --until) were made in several regions, --region must
     /// name one of them: it takes that region's calls alone.
     #[arg(long, value_name = "LEDGER|DIR", conflicts_with_all = ["calls", "calls_per_day"], help_heading = "Usage profile")]
@@ -1155,7 +1156,7 @@ fn override_ledger_figures(
 /// came had no tokens to report (its receipt charged none), and is no call that
 /// did not report them.
 fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
-    let settled = totals.calls.saturating_sub(totals.unsettled_async_calls);
+    let settled = totals.settled_calls().unwrap_or(0);
     let unanswered = totals.unanswered_settled_calls.unwrap_or(0);
     let could = settled.saturating_sub(unanswered);
     let tokens_in = totals.calls_with_tokens_in.unwrap_or(could);
@@ -1205,7 +1206,7 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
 /// The ledger's mean model time per settled call in milliseconds, to the
 /// nanosecond (as [`UsageProfile::from_totals`] takes it).
 fn mean_latency_ms(totals: &UsageTotals) -> Decimal {
-    let settled = totals.calls.saturating_sub(totals.unsettled_async_calls);
+    let settled = totals.settled_calls().unwrap_or(0);
     if settled == 0 {
         return Decimal::ZERO;
     }
