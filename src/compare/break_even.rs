@@ -264,7 +264,7 @@ impl Frame {
         let hours = profile.period.whole_hours();
         // The share answered, as the engine prices it (`None`: every call), as a
         // ratio: the answered calls per period over the calls when they give it.
-        let share = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
+        let share = profile.answered_per_call.filter(|s| *s != Decimal::ONE);
         let (answered, made) = match (share, profile.answered_calls_per_period) {
             (None, _) => (Decimal::ONE, Decimal::ONE),
             (Some(s), _) if s.is_zero() => return Ok(None),

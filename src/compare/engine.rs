@@ -524,8 +524,10 @@ fn token_calls(
             tokens_out: (t.out_share, t.out_per_period),
         };
     }
+    // The calls answered, at most every call: a call answered twice (charged two
+    // inferences) reported its tokens once.
     let calls = match (profile.tokens_reported, answered) {
-        (Some(_), Some(share)) => (share, charged_calls),
+        (Some(_), Some(share)) if share < Decimal::ONE => (share, charged_calls),
         _ => every,
     };
     TokenCalls {
@@ -568,13 +570,14 @@ fn price_plan(
     let latency_seconds = Decimal::from_i128_with_scale(profile.mean_latency.as_nanos() as i128, 9);
     let mut used: Vec<Rate> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    // The share of calls a per-inference fee, a quota or a per-token price counts
-    // (answered with HTTP 2XX), when some were not.
-    let answered = profile.answered_per_call.filter(|s| *s < Decimal::ONE);
-    // The calls that fee, quota or price charges at the profile's volume: the answered
-    // calls per period as metered (one division, as the calls per period: 48 of 72
-    // a day are 48), else calls × share; the share, rounded at 28 digits when it
-    // is not a finite decimal (2/3), prices other volumes only.
+    // The inferences per call a per-inference fee or a quota counts (HTTP 2XX
+    // answers; a per-token price, the calls answered), when they are not one a
+    // call: some calls were not answered, or some answered twice.
+    let answered = profile.answered_per_call.filter(|s| *s != Decimal::ONE);
+    // The inferences that fee or quota charges at the profile's volume: the
+    // inferences per period as metered (one division, as the calls per period: 48
+    // of 72 a day are 48), else calls × share; the share, rounded at 28 digits when
+    // it is not a finite decimal (2/3), prices other volumes only.
     let charged_calls = match (answered, profile.answered_calls_per_period) {
         (None, _) => calls,
         (Some(_), Some(answered_calls)) => answered_calls,
@@ -592,10 +595,11 @@ fn price_plan(
         )
     {
         notes.push(format!(
-            "charges the calls answered with HTTP 2XX, {} of the calls metered ({} per \
-             {period}), as AWS Marketplace charges inferences: not model errors; a call \
-             cancelled before its answer came counts as unanswered, though AWS charges it \
-             if SageMaker answered it afterwards (a lower bound)",
+            "charges the inferences, one per HTTP 2XX answer, {} of the calls metered ({} \
+             per {period}), as AWS Marketplace charges them: not model errors; a call whose \
+             answer was cut off and tried again, answered again, twice; a call cancelled \
+             before its answer came counts as unanswered, though AWS charges it if SageMaker \
+             answered it afterwards (a lower bound)",
             percent(share),
             fmt_calls(charged_calls)
         ));
@@ -809,9 +813,9 @@ fn price_plan(
             }
         }
         PlanModel::PerInference(p) => {
-            // A fee per inference: one per call answered with HTTP 2XX. At the
-            // profile's volume, the answered calls themselves; the curve's price per
-            // call made, `share × price`, may be rounded.
+            // A fee per inference: one per HTTP 2XX answer. At the profile's volume,
+            // the inferences themselves; the curve's price per call made, `share ×
+            // price`, may be rounded.
             let per_call = match answered {
                 Some(share) => {
                     exact_cost = Some(

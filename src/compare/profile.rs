@@ -70,21 +70,25 @@ pub struct UsageProfile {
     /// for a profile stated by hand, whose figures are known for every call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_reported: Option<TokensReported>,
-    /// Mean inferences charged per call (0 to 1): the share of the calls answered
-    /// with HTTP 2XX, what a per-inference fee or a subscription's quota counts (AWS
-    /// Marketplace charges one inference per 2XX answer by default, not a model
-    /// error; a call cancelled before its answer came counts as unanswered, as its
-    /// receipt charged none, though AWS charges it if SageMaker answered it after
-    /// its caller left: a lower bound), when the profile comes from metered calls
-    /// that counted them
-    /// ([`UsageProfile::from_totals`] with [`UsageTotals::answered_calls`]). Compute
-    /// and data are priced for every call, as they ran. `None` for a profile stated
-    /// by hand: every call is answered.
+    /// Mean inferences charged per call: the HTTP 2XX answers per call made, what a
+    /// per-inference fee or a subscription's quota counts (AWS Marketplace charges
+    /// one inference per 2XX answer by default, not a model error; a call cancelled
+    /// before its answer came counts as unanswered, as its receipt charged none,
+    /// though AWS charges it if SageMaker answered it after its caller left: a
+    /// lower bound), when the profile comes from metered calls that counted them
+    /// ([`UsageProfile::from_totals`] with [`UsageTotals::inferences`] or
+    /// [`UsageTotals::answered_calls`]). The share of the calls answered, 0 to 1,
+    /// unless some call was answered twice (a 2XX answer cut off and tried again,
+    /// then answered again, is two inferences): then it can pass 1. Compute and data
+    /// are priced for every call, as they ran. `None` for a profile stated by hand:
+    /// one inference a call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_per_call: Option<Decimal>,
-    /// The calls answered with HTTP 2XX in one period, when the profile comes from
-    /// metered calls that counted them: `answered × seconds(period) /
-    /// seconds(observed)`, one division as [`calls_per_period`](Self::calls_per_period)
+    /// The inferences charged (HTTP 2XX answers, see
+    /// [`answered_per_call`](Self::answered_per_call)) in one period, when the
+    /// profile comes from metered calls that counted them: `inferences ×
+    /// seconds(period) / seconds(observed)`, one division as
+    /// [`calls_per_period`](Self::calls_per_period)
     /// is, so that what a per-inference fee or a quota charges at the profile's
     /// volume is exact (48 of 72 calls a day are 48, where 72 ×
     /// [`answered_per_call`](Self::answered_per_call), 72 × 0.666…7 at 28 digits,
@@ -199,14 +203,15 @@ impl UsageProfile {
     /// carry tokens ([`UsageTotals::answered_token_calls`], else the answered calls),
     /// or those that reported it if the totals count more.
     ///
-    /// With [`UsageTotals::answered_calls`] (the receipts' path fills it), the
-    /// profile's [`answered_per_call`](Self::answered_per_call) is `answered / calls`:
-    /// a per-inference plan and a subscription's quota count those calls, as AWS
-    /// Marketplace charges one inference per HTTP 2XX answer, while compute and data
-    /// are priced for every call. The answered calls per period
-    /// ([`answered_calls_per_period`](Self::answered_calls_per_period)) are scaled as
-    /// the calls are, `answered × seconds(period) / seconds(observed)`, exact where
-    /// the share need not be (2 of 3 is 0.666…7 at 28 digits).
+    /// With [`UsageTotals::inferences`], else [`UsageTotals::answered_calls`] (the
+    /// receipts' path fills both), the profile's
+    /// [`answered_per_call`](Self::answered_per_call) is `inferences / calls`: a
+    /// per-inference plan and a subscription's quota count those inferences, as AWS
+    /// Marketplace charges one per HTTP 2XX answer, while compute and data are
+    /// priced for every call. The inferences per period
+    /// ([`answered_calls_per_period`](Self::answered_calls_per_period)) are scaled
+    /// as the calls are, `inferences × seconds(period) / seconds(observed)`, exact
+    /// where the share need not be (2 of 3 is 0.666…7 at 28 digits).
     ///
     /// ```
     /// use sagemeter::compare::{Period, UsageProfile, UsageTotals};
@@ -267,10 +272,14 @@ impl UsageProfile {
                 })
         };
         let calls_per_period = per_period(totals.calls, "calls")?;
-        // None without calls: there is nothing to charge either way.
-        let answered_calls = totals.answered_calls.filter(|_| totals.calls > 0);
-        let answered_calls_per_period = answered_calls
-            .map(|answered| per_period(answered, "answered calls"))
+        // The inferences a fee or a quota charges; None without calls: there is
+        // nothing to charge either way.
+        let inferences = totals
+            .inferences
+            .or(totals.answered_calls)
+            .filter(|_| totals.calls > 0);
+        let answered_calls_per_period = inferences
+            .map(|n| per_period(n, "inferences"))
             .transpose()?;
         // Rounded to the nearest nanosecond. u128 holds twice any total here (at most
         // u64::MAX seconds in nanoseconds, ≈ 1.8 × 10^28) plus a count.
@@ -390,7 +399,7 @@ impl UsageProfile {
             tokens_in_per_call: per_call(totals.tokens_in, tokens_in_calls),
             tokens_out_per_call: per_call(totals.tokens_out, tokens_out_calls),
             tokens_reported,
-            answered_per_call: answered_calls.map(|answered| per_call(answered, totals.calls)),
+            answered_per_call: inferences.map(|n| per_call(n, totals.calls)),
             answered_calls_per_period,
             token_calls,
         };
@@ -502,15 +511,9 @@ impl UsageProfile {
         }
         if let Some(share) = self.answered_per_call {
             check::not_negative(
-                "answered calls per call",
+                "inferences per call",
                 share,
-                "a share of calls cannot be negative",
-            )?;
-            check::at_most(
-                "answered calls per call",
-                share,
-                Decimal::ONE,
-                "answered calls are part of the calls: at most 1 per call",
+                "a count of inferences cannot be negative",
             )?;
         }
         if let Some(answered) = self.answered_calls_per_period {
@@ -523,15 +526,9 @@ impl UsageProfile {
                 });
             }
             check::not_negative(
-                "answered calls per period",
+                "inferences per period",
                 answered,
-                "a count of calls cannot be negative",
-            )?;
-            check::at_most(
-                "answered calls per period",
-                answered,
-                self.calls_per_period,
-                "answered calls are part of the calls: at most the calls per period",
+                "a count of inferences cannot be negative",
             )?;
         }
         if let Some(t) = self.token_calls {
@@ -777,6 +774,17 @@ pub struct UsageTotals {
     /// counts them; `None` when not counted apart: every call was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_calls: Option<u64>,
+    /// The inferences a per-inference fee or a subscription's quota counts, one per
+    /// HTTP 2XX answer: the [`answered_calls`](Self::answered_calls) and the answers
+    /// beyond a call's first (a 2XX answer whose body was cut off and which the SDK
+    /// tried again is one, its retry's another; cut off and then failed, its one),
+    /// each asynchronous invocation at its submission. [`UsageTotals::from_receipts`]
+    /// counts them from each receipt's per-inference line, where it has one (an
+    /// endpoint with a per-inference fee configured: other receipts do not record
+    /// a call's answers), else one per answered call. `None` when not counted
+    /// apart: the answered calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inferences: Option<u64>,
     /// Calls among [`calls`](Self::calls) cancelled (dropped, or timed out by the
     /// SDK) before their answer came, not among the
     /// [`answered_calls`](Self::answered_calls): SageMaker may have answered them
@@ -928,6 +936,14 @@ impl UsageTotals {
         self
     }
 
+    /// Sets how many inferences the calls were charged (see
+    /// [`inferences`](Self::inferences)): what a per-inference plan and a quota
+    /// count, in place of the answered calls.
+    pub fn with_inferences(mut self, inferences: u64) -> Self {
+        self.inferences = Some(inferences);
+        self
+    }
+
     /// Sets how many of the calls are asynchronous invocations not settled yet.
     pub fn with_unsettled_async_calls(mut self, calls: u64) -> Self {
         self.unsettled_async_calls = calls;
@@ -1014,6 +1030,8 @@ pub struct ReceiptTotals {
     answered: u64,
     /// Calls of one receipt cancelled before their answer came.
     cancelled: u64,
+    /// The inferences those calls were charged ([`inferences`]).
+    inferences: u64,
     /// Receipts answered with HTTP 2XX that reported input tokens, and output
     /// tokens.
     calls_with_tokens_in: u64,
@@ -1032,6 +1050,8 @@ struct Halves {
     accepted: u64,
     /// Submissions cancelled before SageMaker's answer came.
     cancelled: u64,
+    /// The inferences the submissions were charged ([`inferences`]).
+    inferences: u64,
     settlements: u64,
     /// Settlements answered with HTTP 2XX: the inference's answer, whose tokens
     /// are charged (a failed one answered none).
@@ -1039,6 +1059,21 @@ struct Halves {
     /// When it was submitted: its receipts' start (a settlement's is its
     /// submission's too).
     at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The inferences a receipt charged: its per-inference line's quantity, one per
+/// HTTP 2XX answer of its call's attempts, when it has one (its endpoint has a
+/// per-inference fee configured); else one if its call was answered with HTTP
+/// 2XX (`answered`), which it never charges fewer than.
+fn inferences(cost: &crate::Cost, answered: bool) -> u64 {
+    use crate::billing::LineItem;
+    use rust_decimal::prelude::ToPrimitive;
+    cost.lines
+        .iter()
+        .filter(|l| l.item == LineItem::Inference)
+        .filter_map(|l| l.quantity.to_u64())
+        .fold(0, u64::saturating_add)
+        .max(u64::from(answered))
 }
 
 /// The serverless seconds a receipt bills: its compute line's quantity in
@@ -1111,7 +1146,10 @@ impl ReceiptTotals {
                     self.billed = self.billed.saturating_add(billed_ms(u.latency));
                 } else {
                     halves.submissions += 1;
-                    if crate::billing::answered_2xx(u) {
+                    let accepted = crate::billing::answered_2xx(u);
+                    halves.inferences =
+                        halves.inferences.saturating_add(inferences(cost, accepted));
+                    if accepted {
                         halves.accepted += 1;
                     } else if u.outcome == crate::usage::Outcome::Cancelled {
                         halves.cancelled += 1;
@@ -1120,7 +1158,9 @@ impl ReceiptTotals {
             }
             CallPart::Whole | CallPart::AsyncOnly => {
                 totals.calls = totals.calls.saturating_add(1);
-                if crate::billing::answered_2xx(u) {
+                let answered = crate::billing::answered_2xx(u);
+                self.inferences = self.inferences.saturating_add(inferences(cost, answered));
+                if answered {
                     self.answered = self.answered.saturating_add(1);
                 } else if u.outcome == crate::usage::Outcome::Cancelled {
                     self.cancelled = self.cancelled.saturating_add(1);
@@ -1199,6 +1239,7 @@ impl ReceiptTotals {
         }
         let mut totals = self.totals;
         let mut answered = self.answered;
+        let mut inferences = self.inferences;
         let mut answered_tokens = self.answered;
         let mut cancelled = self.cancelled;
         for halves in self.invocations.values() {
@@ -1206,6 +1247,8 @@ impl ReceiptTotals {
             // was accepted (SageMaker ran it).
             let answered_here = halves.accepted.max(halves.settlements);
             answered = answered.saturating_add(answered_here);
+            // Its submission's inferences, one at least for an answered invocation.
+            inferences = inferences.saturating_add(halves.inferences.max(answered_here));
             // Its answer, whose tokens are charged: its settlement's, a failed
             // inference none (its fee is charged at the accepted submission all the
             // same); not settled yet, its accepted submission's, at the mean.
@@ -1226,6 +1269,7 @@ impl ReceiptTotals {
                 .saturating_add(halves.submissions.saturating_sub(halves.settlements));
         }
         totals.answered_calls = Some(answered);
+        totals.inferences = Some(inferences);
         totals.answered_token_calls = Some(answered_tokens);
         totals.cancelled_calls = Some(cancelled);
         totals.billed_busy_time = Some(self.billed);

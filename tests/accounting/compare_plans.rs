@@ -1260,6 +1260,82 @@ async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_no
     );
 }
 
+/// A synchronous call's receipt like [`sync_receipt_ending`], whose per-inference
+/// line (0.50 USD per 1,000 inferences, configured for the endpoint) charged
+/// `inferences`: one per HTTP 2XX answer of its attempts.
+fn sync_receipt_charging(call_id: &str, at: &str, outcome: &str, inferences: u64) -> Cost {
+    let mut cost =
+        serde_json::to_value(sync_receipt_ending(call_id, at, 100_000, outcome)).unwrap();
+    let usd = Decimal::from(inferences) * d("0.0005");
+    cost["lines"] = serde_json::json!([
+        {"item": "inference", "quantity": inferences.to_string(), "unit": "calls",
+         "price": {"status": "priced", "usd_per_unit": "0.0005",
+                   "cost_usd": usd.to_string(),
+                   "provenance": {"source": "override", "sku": null, "effective_date": null,
+                                  "fetched_at": null, "note": "configured per endpoint"}}}
+    ]);
+    cost["cost_usd"] = usd.to_string().into();
+    serde_json::from_value(cost).unwrap()
+}
+
+/// A per-inference fee and a quota count the inferences the receipts charged, one
+/// per HTTP 2XX answer: a call whose 2XX answer was cut off, tried again by the
+/// SDK and answered again was charged two, and one cut off then failed one.
+#[tokio::test]
+async fn a_fee_and_a_quota_count_the_inferences_the_receipts_charged_not_only_the_answered_calls() {
+    // 6 calls of 100 ms in one hour, one every 10 min from 10:00 (6 starts 5 gaps
+    // apart: 5 × 10 min × 6 / 5 = 60 min), each receipt's fee line at 0.50 USD per
+    // 1,000 inferences: c-0 and c-2 answered, 1 inference each; c-1 and c-5 answered
+    // twice (a 200 cut off, tried again, 200 again), 2 each; c-3 a 200 cut off and
+    // then a model error on the retry, 1; c-4 a model error, 0. The receipts
+    // charged 1 + 2 + 1 + 1 + 0 + 2 = 7 inferences, 7 × 0.0005 = 0.0035 USD in the
+    // hour, for 4 calls answered.
+    let receipts = [
+        sync_receipt_charging("c-0", "2026-05-20T10:00:00Z", "ok", 1),
+        sync_receipt_charging("c-1", "2026-05-20T10:10:00Z", "ok", 2),
+        sync_receipt_charging("c-2", "2026-05-20T10:20:00Z", "ok", 1),
+        sync_receipt_charging("c-3", "2026-05-20T10:30:00Z", "error", 1),
+        sync_receipt_charging("c-4", "2026-05-20T10:40:00Z", "error", 0),
+        sync_receipt_charging("c-5", "2026-05-20T10:50:00Z", "ok", 2),
+    ];
+    let totals = UsageTotals::from_receipts(&receipts).unwrap();
+    assert_eq!(
+        (totals.calls, totals.answered_calls, totals.inferences),
+        (6, Some(4), Some(7))
+    );
+    let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+    // 6 calls an hour × 24 = 144 calls a day, 7 × 24 = 168 inferences
+    assert_eq!(profile.calls_per_period, d("144"));
+    assert_eq!(profile.answered_calls_per_period, Some(d("168")));
+
+    let plans = [
+        // --per-1000 0.50: 0.0005 USD an inference
+        Plan::from(PerInferencePlan::per_thousand_calls(d("0.50")).unwrap()),
+        // 5 USD a day for 150 inferences, 0.001 USD each above
+        subscription_with_quota_per(Period::Day, "5", 150, "0.001"),
+    ];
+    let comparison = priced(&profile, &plans).await.unwrap();
+    // 168 × 0.0005 = 0.084 USD, the receipts' 0.0035 USD of the hour × 24 (not the
+    // 4 answered calls' 96 a day × 0.0005 = 0.048)
+    assert_eq!(cost(&comparison, "pay per use"), d("0.084"));
+    // 168 − 150 included = 18 × 0.001 = 0.018; + 5 = 5.018 USD (not 96 answered,
+    // within the quota: 5)
+    assert_eq!(cost(&comparison, "subscription"), d("5.018"));
+    // In calls made, 7 / 6 inferences each: 0.0005 × 7 / 6 USD a call.
+    let row = comparison.plan("pay per use").unwrap();
+    assert_eq!(
+        row.curve.usd_per_call,
+        d("0.0005") * (Decimal::from(7) / Decimal::from(6))
+    );
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.contains("116.7%") && n.contains("168 per day") && n.contains("HTTP 2XX")),
+        "{:?}",
+        row.notes
+    );
+}
+
 /// Two of three calls answered: the share, 2/3, is 0.666…67 at 28 digits, but a
 /// fee or a quota at the profile's volume charges the answered calls themselves,
 /// scaled as the calls are, exactly.

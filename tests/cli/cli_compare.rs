@@ -2815,6 +2815,83 @@ fn a_per_inference_plan_from_a_ledger_charges_the_answered_calls_and_says_so() {
 }
 
 #[test]
+fn a_per_inference_plan_from_a_ledger_charges_the_inferences_its_receipts_charged() {
+    use sagemeter::Decimal;
+    // 6 calls in one hour, one every 10 min from 10:00 (6 starts 5 gaps apart: 5 ×
+    // 10 min × 6 / 5 = 60 min), each receipt's fee line at 0.50 USD per 1,000
+    // inferences: c-1 and c-5 answered twice (a 200 cut off, tried again, 200
+    // again), c-3 a 200 cut off then a model error, c-4 a model error: 1 + 2 + 1 +
+    // 1 + 0 + 2 = 7 inferences, 7 × 0.0005 = 0.0035 USD in the hour, 4 calls
+    // answered.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let calls = [
+        ("ok", 1u64),
+        ("ok", 2),
+        ("ok", 1),
+        ("error", 1),
+        ("error", 0),
+        ("ok", 2),
+    ];
+    let lines: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (outcome, inferences))| {
+            let mut line: serde_json::Value = serde_json::from_str(&call_in(
+                "vendor-model",
+                "us-east-1",
+                &format!("c-{i}"),
+                &format!("2026-05-20T10:{:02}:00Z", i * 10),
+            ))
+            .unwrap();
+            line["usage"]["outcome"] = (*outcome).into();
+            let usd = Decimal::from(*inferences) * Decimal::new(5, 4);
+            line["lines"] = serde_json::json!([
+                {"item": "inference", "quantity": inferences.to_string(), "unit": "calls",
+                 "price": {"status": "priced", "usd_per_unit": "0.0005",
+                           "cost_usd": usd.to_string(),
+                           "provenance": {"source": "override", "sku": null,
+                                          "effective_date": null, "fetched_at": null,
+                                          "note": "configured per endpoint"}}}
+            ]);
+            line["cost_usd"] = usd.to_string().into();
+            line.to_string()
+        })
+        .collect();
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--per-1000", "0.50", "--period", "day", "--json"]),
+    );
+    // 6 × 24 = 144 calls a day, 7 × 24 = 168 inferences: 168 × 0.0005 = 0.084 USD,
+    // the receipts' 0.0035 USD × 24 (not 4 answered × 24 = 96 × 0.0005 = 0.048)
+    assert_eq!(json["profile"]["calls_per_period"], "144", "{json}");
+    assert_eq!(
+        json["profile"]["answered_calls_per_period"], "168",
+        "{json}"
+    );
+    assert_eq!(
+        plan_cost(&json, "pay per use"),
+        Some("0.084".into()),
+        "{json}"
+    );
+    let note = "4 of 6 calls answered with HTTP 2XX, 7 inferences charged (one per 2XX \
+                answer: a call whose answer was cut off and tried again, answered again, is \
+                two): per-inference plans and a subscription's included calls count the \
+                inferences";
+    assert!(
+        json["ledger_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(note)),
+        "{json}"
+    );
+}
+
+#[test]
 fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite_decimal() {
     // 3 calls in one hour, at 10:00, 10:20 and 10:40 (3 starts 2 gaps apart: 2 × 20
     // min × 3 / 2 = 60 min); the second was a model error: 2 of 3 answered, a share

@@ -1177,27 +1177,39 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
 }
 
 /// A line when some of the ledger's calls got no HTTP 2XX answer (model errors,
-/// calls cancelled before their answer): per-inference and subscription plans
-/// charge the answered ones, as AWS Marketplace does and the receipts did, and
-/// per-token plans their tokens, as the receipts did (a call not answered
-/// reported none). A
+/// calls cancelled before their answer), or some got more than one: per-inference
+/// and subscription plans charge the inferences, one per 2XX answer, as AWS
+/// Marketplace does and the receipts did, and per-token plans the answered calls'
+/// tokens, as the receipts did (a call not answered reported none). A
 /// cancelled call may have been answered after its caller left, and then AWS
 /// charged it: the line says how many were cancelled, the answered calls being a
 /// lower bound by as many.
 fn answered_note(totals: &UsageTotals) -> Option<String> {
     let answered = totals.answered_calls?;
+    let inferences = totals.inferences.unwrap_or(answered);
     let cancelled = match totals.cancelled_calls {
         Some(n) if n > 0 => format!(" ({n} cancelled: a lower bound)"),
         _ => String::new(),
     };
-    (answered < totals.calls).then(|| {
+    let (charged, counted) = if inferences == answered {
+        (String::new(), "those")
+    } else {
+        (
+            format!(
+                ", {inferences} inferences charged (one per 2XX answer: a call whose answer \
+                 was cut off and tried again, answered again, is two)"
+            ),
+            "the inferences",
+        )
+    };
+    (answered < totals.calls || inferences != answered).then(|| {
         format!(
-            "{answered} of {} calls answered with HTTP 2XX{cancelled}: per-inference plans \
-             and a subscription's included calls count those, as AWS Marketplace charges \
-             inferences, and per-token plans charge their tokens, as the receipts did (not \
-             model errors; a call cancelled before its answer came counts as unanswered, \
-             though AWS charges it if SageMaker answered it afterwards); compute and data \
-             are priced for every call",
+            "{answered} of {} calls answered with HTTP 2XX{cancelled}{charged}: per-inference \
+             plans and a subscription's included calls count {counted}, as AWS Marketplace \
+             charges inferences, and per-token plans charge the answered calls' tokens, as \
+             the receipts did (not model errors; a call cancelled before its answer came \
+             counts as unanswered, though AWS charges it if SageMaker answered it \
+             afterwards); compute and data are priced for every call",
             totals.calls
         )
     })
