@@ -2892,6 +2892,54 @@ fn a_per_inference_plan_from_a_ledger_charges_the_inferences_its_receipts_charge
 }
 
 #[test]
+fn the_interceptors_async_calls_in_a_ledger_await_no_settlement() {
+    // Ten InvokeEndpointAsync calls through a plain SDK client with
+    // MeteringInterceptor, one a minute from 10:00 (10 starts 9 gaps apart: 9 × 60
+    // s × 10 / 9 = 600 s): one receipt each, the whole call, 1 MiB in (2^20 / 2^30
+    // = 0.0009765625 GB × 0.016 USD = 0.000015625 USD), noted "metered by the SDK
+    // interceptor".
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let lines: Vec<String> = (0..10)
+        .map(|i| {
+            let mut line: serde_json::Value = serde_json::from_str(&call_in(
+                "jobs",
+                "us-east-1",
+                &format!("inference-{i}"),
+                &format!("2026-05-20T10:{i:02}:00Z"),
+            ))
+            .unwrap();
+            line["usage"]["operation"] = "InvokeEndpointAsync".into();
+            line["usage"]["latency_us"] = (40_000 + i * 1_000).into();
+            line["usage"]["bytes_in"] = 1_048_576.into();
+            line["notes"] = serde_json::json!(["metered by the SDK interceptor"]);
+            line.to_string()
+        })
+        .collect();
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(["--per-call", "0.01", "--period", "day", "--json"]),
+    );
+    // 10 calls × 86,400 s / 600 s = 1,440 a day, 1 MiB in each; the model time,
+    // data out and tokens the interceptor did not see are not taken as 0: no mean.
+    assert_eq!(json["ledger_sample"]["calls"], 10, "{json}");
+    assert_eq!(json["profile"]["calls_per_period"], "1440", "{json}");
+    assert_eq!(json["profile"]["bytes_in_per_call"], "1048576", "{json}");
+    assert_eq!(json["profile"]["mean_latency_ms"], "0", "{json}");
+    // 1,440 × 0.01 = 14.40 USD
+    assert_eq!(
+        plan_cost(&json, "pay per use"),
+        Some("14.4".into()),
+        "{json}"
+    );
+    let notes = json["ledger_notes"].to_string();
+    assert!(!notes.contains("settle"), "{notes}");
+}
+
+#[test]
 fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite_decimal() {
     // 3 calls in one hour, at 10:00, 10:20 and 10:40 (3 starts 2 gaps apart: 2 × 20
     // min × 3 / 2 = 60 min); the second was a model error: 2 of 3 answered, a share
