@@ -539,7 +539,18 @@ async fn every_shutdown_after_a_failed_final_close_returns_its_error() {
         .unwrap();
     ledger.record(&typical(0));
     ledger.record(&typical(1));
-    fs::remove_dir_all(&dir).unwrap();
+    // The writer may be creating its file while the directory is removed (the
+    // removal then finds it not empty): tried again until the directory is gone.
+    // Whether the file was made before or not, both receipts are lost.
+    for attempt in 1.. {
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => break,
+            Err(_) if attempt < 100 => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("removing {}: {e}", dir.display()),
+        }
+    }
     let first = ledger.shutdown().await.unwrap_err();
     assert!(
         matches!(first, LedgerError::Write { lost: 2, .. }),
