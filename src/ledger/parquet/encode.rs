@@ -3,8 +3,8 @@
 //!
 //! [`Columns::push`] converts everything that can fail first (amounts to
 //! `DECIMAL(38,12)`, times to nanoseconds, counts to `int64`), checks that the
-//! batch's text columns have room for the receipt's text, and only then appends:
-//! a receipt that cannot be stored exactly leaves no partial row.
+//! row group's text columns have room for the receipt's text, and only then
+//! appends: a receipt that cannot be stored exactly leaves no partial row.
 //!
 //! Every type is taken apart without `..`, as in the JSONL line writer: a field
 //! added to a receipt type does not compile until it has a column.
@@ -38,15 +38,18 @@ impl std::fmt::Display for Unencodable {
 
 impl std::error::Error for Unencodable {}
 
-/// The most bytes of text one column of a batch holds: its offsets are `i32`
-/// (2 GiB; Arrow panics past them).
+/// The most bytes of text one column of a row group holds: a batch's offsets are
+/// `i32` (2 GiB; Arrow panics past them when writing, and a reader fails past
+/// them when it decodes a row group's column as one batch, as the ledger's
+/// readers may).
 pub(crate) const MAX_COLUMN_BYTES: usize = i32::MAX as usize;
 
 /// Why [`Columns::push`] appended nothing.
 #[derive(Debug)]
 pub(crate) enum Refused {
-    /// The receipt's text does not fit beside the batch's rows: write the batch
-    /// out and push it again (never said of an empty batch).
+    /// The receipt's text does not fit beside the open row group's rows: write
+    /// the batch out, close the row group ([`Columns::row_group_closed`]) and
+    /// push it again (never said of an empty row group).
     Full,
     /// The receipt cannot be stored as it is, in any batch.
     Unencodable(Unencodable),
@@ -161,8 +164,12 @@ struct LineValues {
 /// Rows being collected into one record batch.
 pub(crate) struct Columns {
     rows: usize,
-    /// The most bytes of text a column holds ([`MAX_COLUMN_BYTES`]; less in tests).
+    /// The most bytes of text a column of a row group holds ([`MAX_COLUMN_BYTES`];
+    /// less in tests).
     column_bytes: usize,
+    /// The text of each column ([`Columns::text_columns`]) in the batches taken
+    /// since the open row group began.
+    group_text: [usize; TEXT_COLUMNS],
     call_id: StringBuilder,
     at: TimestampNanosecondBuilder,
     day: Date32Builder,
@@ -217,6 +224,10 @@ pub(crate) struct Columns {
 
 /// The line columns of text ([`LineColumns::texts`]).
 const LINE_TEXTS: usize = 10;
+/// The row's own columns of text ([`Columns::row_text_columns`]).
+const ROW_TEXTS: usize = 18;
+/// Every column of text.
+const TEXT_COLUMNS: usize = ROW_TEXTS + LINE_TEXTS;
 /// The longest text of a line's quantity or price.
 const DECIMAL_TEXT: usize = crate::billing::amount::MAX_LEN;
 const PRICED: &str = "priced";
@@ -259,6 +270,7 @@ impl Default for Columns {
         Columns {
             rows: 0,
             column_bytes: MAX_COLUMN_BYTES,
+            group_text: [0; TEXT_COLUMNS],
             call_id: StringBuilder::new(),
             at: timestamp_builder(),
             day: Date32Builder::new(),
@@ -330,16 +342,53 @@ impl Columns {
         self.rows
     }
 
-    /// At most `bytes` of text in each column of a batch, so that a test reaches
-    /// the limit without gigabytes.
+    /// At most `bytes` of text in each column of a row group, so that a test
+    /// reaches the limit without gigabytes.
     #[cfg(test)]
     pub(crate) fn set_column_bytes(&mut self, bytes: usize) {
         self.column_bytes = bytes;
     }
 
+    /// The row group the batches taken so far went to is closed: the next batch
+    /// starts a new one, with all a column holds for each column.
+    pub(crate) fn row_group_closed(&mut self) {
+        self.group_text = [0; TEXT_COLUMNS];
+    }
+
+    /// The row's own columns of text, in the order `push` counts their bytes.
+    fn row_text_columns(&self) -> [(&'static str, &StringBuilder); ROW_TEXTS] {
+        [
+            (col::CALL_ID, &self.call_id),
+            (col::ENDPOINT, &self.endpoint),
+            (col::VARIANT, &self.variant),
+            (col::INFERENCE_COMPONENT, &self.inference_component),
+            (col::TARGET_MODEL, &self.target_model),
+            (col::BILLING_KIND, &self.billing_kind),
+            (col::INSTANCE_TYPE, &self.instance_type),
+            (col::ALLOCATION, &self.allocation),
+            (col::OPERATION, &self.operation),
+            (col::USAGE_VARIANT, &self.usage_variant),
+            (col::OUTCOME, &self.outcome),
+            (col::CURRENCY, &self.currency),
+            (col::REGION, &self.region),
+            (col::ACCRUAL_PRICED_FROM, &self.accrual_priced_from),
+            (col::ACCRUAL_STANDING_PARTS, &self.accrual_standing_parts),
+            ("tags.key", &self.tag_keys),
+            ("tags.value", &self.tag_values),
+            (col::NOTES, &self.notes),
+        ]
+    }
+
+    /// Every column of text: the row's own, then the lines'.
+    fn text_columns(&self) -> impl Iterator<Item = (&'static str, &StringBuilder)> {
+        self.row_text_columns()
+            .into_iter()
+            .chain(self.lines.texts())
+    }
+
     /// Appends one receipt as a row, or leaves every column as it was and says
-    /// why: it cannot be stored exactly, or its text does not fit beside the
-    /// batch's rows ([`Refused::Full`]).
+    /// why: it cannot be stored exactly, or its text does not fit beside the open
+    /// row group's rows ([`Refused::Full`]).
     pub(crate) fn push(&mut self, cost: &Cost) -> Result<(), Refused> {
         let Cost {
             call_id,
@@ -505,78 +554,48 @@ impl Columns {
         let billing = billing_values(billing.as_ref());
 
         // The text each column would hold with the receipt's, against what a
-        // batch's column holds.
+        // column of a row group holds (its readers decode a row group's column
+        // at once): the batches already handed to the writer for the open row
+        // group count too.
         let sum = |texts: &mut dyn Iterator<Item = usize>| {
             texts.fold(0usize, |sum, len| sum.saturating_add(len))
         };
-        let row_texts = [
-            (col::CALL_ID, &self.call_id, call_id.len()),
-            (col::ENDPOINT, &self.endpoint, endpoint.len()),
-            (col::VARIANT, &self.variant, text_len(variant.as_deref())),
-            (
-                col::INFERENCE_COMPONENT,
-                &self.inference_component,
-                text_len(inference_component.as_deref()),
-            ),
-            (
-                col::TARGET_MODEL,
-                &self.target_model,
-                text_len(target_model.as_deref()),
-            ),
-            (col::BILLING_KIND, &self.billing_kind, text_len(billing.0)),
-            (col::INSTANCE_TYPE, &self.instance_type, text_len(billing.1)),
-            (col::ALLOCATION, &self.allocation, allocation.as_str().len()),
-            (col::OPERATION, &self.operation, operation.as_str().len()),
-            (
-                col::USAGE_VARIANT,
-                &self.usage_variant,
-                text_len(usage_variant.as_deref()),
-            ),
-            (col::OUTCOME, &self.outcome, outcome.as_str().len()),
-            (col::CURRENCY, &self.currency, currency.len()),
-            (col::REGION, &self.region, text_len(region.as_deref())),
-            (
-                col::ACCRUAL_PRICED_FROM,
-                &self.accrual_priced_from,
-                match priced_from {
-                    true => self.priced_from_text.len(),
-                    false => 0,
-                },
-            ),
-            (
-                col::ACCRUAL_STANDING_PARTS,
-                &self.accrual_standing_parts,
-                text_len(standing_parts.as_deref()),
-            ),
-            (
-                "tags.key",
-                &self.tag_keys,
-                sum(&mut tags.keys().map(String::len)),
-            ),
-            (
-                "tags.value",
-                &self.tag_values,
-                sum(&mut tags.values().map(String::len)),
-            ),
-            (
-                col::NOTES,
-                &self.notes,
-                sum(&mut notes.iter().map(String::len)),
-            ),
+        // In `text_columns`' order.
+        let row_added: [usize; ROW_TEXTS] = [
+            call_id.len(),
+            endpoint.len(),
+            text_len(variant.as_deref()),
+            text_len(inference_component.as_deref()),
+            text_len(target_model.as_deref()),
+            text_len(billing.0),
+            text_len(billing.1),
+            allocation.as_str().len(),
+            operation.as_str().len(),
+            text_len(usage_variant.as_deref()),
+            outcome.as_str().len(),
+            currency.len(),
+            text_len(region.as_deref()),
+            match priced_from {
+                true => self.priced_from_text.len(),
+                false => 0,
+            },
+            text_len(standing_parts.as_deref()),
+            sum(&mut tags.keys().map(String::len)),
+            sum(&mut tags.values().map(String::len)),
+            sum(&mut notes.iter().map(String::len)),
         ];
-        let texts = row_texts.into_iter().chain(
-            (self.lines.texts().into_iter().zip(line_text))
-                .map(|((name, column), added)| (name, column, added)),
-        );
-        for (name, column, added) in texts {
+        let added = row_added.into_iter().chain(line_text);
+        for (((name, column), added), earlier) in
+            self.text_columns().zip(added).zip(self.group_text)
+        {
             if added > self.column_bytes {
                 return Err(Refused::Unencodable(Unencodable(format!(
                     "{added} bytes of text in `{name}`, more than the {} bytes a column of a \
-                     Parquet batch holds; the receipt was not written",
+                     Parquet row group holds; the receipt was not written",
                     self.column_bytes
                 ))));
             }
-            if column.values_slice().len() + added > self.column_bytes {
+            if earlier.saturating_add(column.values_slice().len() + added) > self.column_bytes {
                 return Err(Refused::Full);
             }
         }
@@ -663,8 +682,16 @@ impl Columns {
         self.provisioned_concurrency.append_option(pc);
     }
 
-    /// The rows collected so far as a record batch; the columns start empty again.
+    /// The rows collected so far as a record batch, counted in the open row
+    /// group's text; the columns start empty again.
     pub(crate) fn take_batch(&mut self) -> RecordBatch {
+        let mut taken = [0; TEXT_COLUMNS];
+        for (len, (_, column)) in taken.iter_mut().zip(self.text_columns()) {
+            *len = column.values_slice().len();
+        }
+        for (sum, len) in self.group_text.iter_mut().zip(taken) {
+            *sum += len;
+        }
         let lines = self.lines.take();
         let tag_entries = StructArray::new(
             match schema::tag_entries().data_type() {

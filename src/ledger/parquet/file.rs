@@ -21,9 +21,12 @@ pub const PARQUET_FORMAT_VERSION: u32 = 1;
 pub(crate) const IN_PROGRESS_SUFFIX: &str = ".tmp";
 
 /// Rows per record batch handed to the Parquet writer (fewer when a text column
-/// would pass [`MAX_COLUMN_BYTES`](super::encode::MAX_COLUMN_BYTES)).
+/// of the row group would pass [`MAX_COLUMN_BYTES`](super::encode::MAX_COLUMN_BYTES)).
 pub(crate) const BATCH_ROWS: usize = 4096;
-/// Rows per row group (the unit a reader skips or reads; held in memory until full).
+/// Rows per row group (the unit a reader skips or reads; held in memory until
+/// full): fewer when a text column would pass
+/// [`MAX_COLUMN_BYTES`](super::encode::MAX_COLUMN_BYTES), so that a reader can
+/// decode any column of a row group as one batch.
 pub(crate) const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// What was written to one file.
@@ -203,10 +206,11 @@ impl ParquetFileWriter {
             )));
         }
         let pushed = match self.columns.push(cost) {
-            // Its text would take a column of the batch past what one holds: the
-            // batch is written out first, and the receipt starts the next one.
+            // Its text would take a column of the row group past what one holds:
+            // the batch is written out and the row group closed first, and the
+            // receipt starts the next one.
             Err(Refused::Full) => {
-                if let Err(e) = self.write_batch() {
+                if let Err(e) = self.close_row_group() {
                     // Lost with the file's other receipts.
                     self.rows += 1;
                     return Err(PushError::Failed(e));
@@ -218,10 +222,10 @@ impl ParquetFileWriter {
         match pushed {
             Ok(()) => {}
             Err(Refused::Unencodable(e)) => return Err(PushError::Unencodable(e)),
-            // Never said of an empty batch.
+            // Never said of an empty row group.
             Err(Refused::Full) => {
                 return Err(PushError::Unencodable(Unencodable(
-                    "its text does not fit an empty batch".to_owned(),
+                    "its text does not fit an empty row group".to_owned(),
                 )));
             }
         }
@@ -239,11 +243,32 @@ impl ParquetFileWriter {
         }
         let batch = self.columns.take_batch();
         let result = match &mut self.writer {
-            Some(writer) => writer.write(&batch).map_err(to_io),
+            Some(writer) => writer.write(&batch).map_err(to_io).map(|()| {
+                // Full (`ROW_GROUP_ROWS`), the writer closed the row group.
+                if writer.in_progress_rows() == 0 {
+                    self.columns.row_group_closed();
+                }
+            }),
             None => Err(io::Error::other("the file was already finished or lost")),
         };
         if result.is_err() {
             self.abandon();
+        }
+        result
+    }
+
+    /// Hands the collected rows to the Parquet writer and closes the row group,
+    /// before its text would pass what a column of one holds; on failure the
+    /// file is lost.
+    fn close_row_group(&mut self) -> io::Result<()> {
+        self.write_batch()?;
+        let result = match &mut self.writer {
+            Some(writer) => writer.flush().map_err(to_io),
+            None => Err(io::Error::other("the file was already finished or lost")),
+        };
+        match result {
+            Ok(()) => self.columns.row_group_closed(),
+            Err(_) => self.abandon(),
         }
         result
     }
@@ -328,49 +353,140 @@ mod tests {
         .unwrap()
     }
 
-    /// A receipt whose text would take a column of the batch past what one
-    /// holds (2 GiB; 1,000 bytes here) is written to the next batch, the batch
-    /// before it written out first: every receipt reads back, in order. One whose
-    /// text fits no batch is refused, and the file goes on.
+    /// The row groups of the finished file `path`: rows, and the most bytes of
+    /// text any one column of each decodes to (as the writer measured them).
+    fn row_groups(path: &Path) -> Vec<(i64, i64)> {
+        let file = File::open(path).unwrap();
+        let builder =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        builder
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|group| {
+                // Set for the columns of text alone.
+                let text = group.columns().iter();
+                let text = text.filter_map(|c| c.unencoded_byte_array_data_bytes());
+                let text = text.max().expect("the writer measures its text");
+                (group.num_rows(), text)
+            })
+            .collect()
+    }
+
+    /// A receipt whose text would take a column of the row group past what one
+    /// holds (2 GiB; 1,000 bytes here) starts the next row group, the batch
+    /// before it written out and its row group closed first: every receipt reads
+    /// back, in order. One whose text fits no row group is refused, and the file
+    /// goes on.
     #[test]
-    fn a_receipt_whose_text_would_overflow_a_batch_column_starts_the_next_batch() {
+    fn a_receipt_whose_text_would_overflow_a_row_group_column_starts_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.parquet");
         let mut out = ParquetFileWriter::create(&path).unwrap();
         out.columns.set_column_bytes(1000);
         let tagged = |i: u64| receipt(i, char::from(b'a' + i as u8).to_string().repeat(300));
         let receipts: Vec<Cost> = (0..7).map(tagged).collect();
-        let in_writer = |out: &ParquetFileWriter| out.writer.as_ref().unwrap().in_progress_rows();
+        // Rows in the batch being collected, and in the row groups written.
+        let written = |out: &ParquetFileWriter| {
+            let writer = out.writer.as_ref().unwrap();
+            let groups = writer.flushed_row_groups().iter().map(|g| g.num_rows());
+            (out.columns.rows(), groups.collect::<Vec<_>>())
+        };
         // Tag values of 300 bytes: 3 fit in 1,000 (900), a 4th would make 1,200.
         for cost in &receipts[..3] {
             out.write(cost).unwrap();
         }
-        assert_eq!((out.columns.rows(), in_writer(&out)), (3, 0));
+        assert_eq!(written(&out), (3, vec![]));
         out.write(&receipts[3]).unwrap();
-        assert_eq!(
-            (out.columns.rows(), in_writer(&out)),
-            (1, 3),
-            "the batch went first"
-        );
+        assert_eq!(written(&out), (1, vec![3]), "the row group went first");
 
-        // 1,001 bytes fit no batch: refused, nothing of it kept, the file goes on.
+        // 1,001 bytes fit no row group: refused, nothing of it kept, the file
+        // goes on.
         let err = out.write(&receipt(99, "z".repeat(1001))).unwrap_err();
         assert!(
             err.to_string()
                 .contains("1001 bytes of text in `tags.value`"),
             "{err}"
         );
-        assert_eq!((out.columns.rows(), in_writer(&out)), (1, 3));
+        assert_eq!(written(&out), (1, vec![3]));
         for cost in &receipts[4..] {
             out.write(cost).unwrap();
         }
-        // Batches of 3, 3 and 1 rows.
-        assert_eq!((out.columns.rows(), in_writer(&out)), (1, 6));
+        assert_eq!(written(&out), (1, vec![3, 3]));
         assert_eq!(out.finish().unwrap().rows, 7);
+        // Row groups of 3, 3 and 1 rows: 900, 900 and 300 bytes of tag values.
+        assert_eq!(row_groups(&path), [(3, 900), (3, 900), (1, 300)]);
         let read = super::super::read_all(&path).unwrap();
         assert_eq!(
             serde_json::to_value(&read).unwrap(),
             serde_json::to_value(&receipts).unwrap()
+        );
+    }
+
+    /// The text of a row group's earlier batches counts: with 100,000 bytes a
+    /// column, receipts with 20-byte tag values make row groups of 5,000 rows
+    /// (5,000 × 20 = 100,000 bytes; a 5,001st would make 100,020), though a batch
+    /// of 4,096 rows (81,920 bytes) fits. So no row group holds more text in a
+    /// column than a batch holds, and every reader reads a row group at once:
+    /// every receipt reads back, in batches that never span row groups, and a
+    /// report by tag counts them all.
+    #[test]
+    fn a_row_group_holds_no_more_text_in_a_column_than_a_batch_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tagged.parquet");
+        let mut out = ParquetFileWriter::create(&path).unwrap();
+        out.columns.set_column_bytes(100_000);
+        // Tags `big` = 20 × `a`, `b` or `c`, by turns.
+        let receipts: Vec<Cost> = (0..12_000u64)
+            .map(|i| receipt(i, char::from(b'a' + (i % 3) as u8).to_string().repeat(20)))
+            .collect();
+        for cost in &receipts {
+            out.write(cost).unwrap();
+        }
+        assert_eq!(out.finish().unwrap().rows, 12_000);
+        // 12,000 rows: 5,000 + 5,000 + 2,000 (2,000 × 20 = 40,000 bytes). The
+        // other texts are shorter (`processor_sharing`, 17 bytes a row: 85,000).
+        assert_eq!(
+            row_groups(&path),
+            [(5_000, 100_000), (5_000, 100_000), (2_000, 40_000)]
+        );
+
+        // Read a row group at a time (8,192 rows at most), not 8,192 + 3,808.
+        let batches: Vec<usize> = super::super::reader::record_batches(&path, None)
+            .unwrap()
+            .map(|batch| batch.unwrap().num_rows())
+            .collect();
+        assert_eq!(batches, [5_000, 5_000, 2_000]);
+        let read = super::super::read_all(&path).unwrap();
+        assert_eq!(read.len(), 12_000);
+        assert!(
+            read.iter()
+                .zip(&receipts)
+                .all(|(a, b)| a.call_id == b.call_id && a.tags == b.tags),
+            "every receipt reads back, in order"
+        );
+
+        // By tag `big`: 4,000 calls each at $0.25 = $1,000.00; 12,000 in all,
+        // $3,000.00.
+        let options = crate::report::ReportOptions::new(crate::report::GroupBy::Tag("big".into()));
+        let report = crate::report::report_files([&path], &options).unwrap();
+        let groups: Vec<(String, u64, rust_decimal::Decimal)> = report
+            .groups
+            .iter()
+            .map(|g| (g.key.clone(), g.calls, g.cost_usd))
+            .collect();
+        let thousand = rust_decimal::Decimal::from(1000);
+        assert_eq!(
+            groups,
+            [
+                ("a".repeat(20), 4_000, thousand),
+                ("b".repeat(20), 4_000, thousand),
+                ("c".repeat(20), 4_000, thousand),
+            ]
+        );
+        assert_eq!(
+            (report.total.calls, report.total.cost_usd),
+            (12_000, rust_decimal::Decimal::from(3000))
         );
     }
 }

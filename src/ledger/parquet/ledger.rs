@@ -86,9 +86,9 @@ const PARQUET_DIR_LOCK: &str = ".sagemeter-parquet.lock";
 /// # Writing never blocks a call
 /// `record` (on the call path) clones the receipt into a bounded queue
 /// ([`DEFAULT_CAPACITY`], see [`capacity`](ParquetLedgerBuilder::capacity)); one
-/// writer thread turns receipts into record batches of 4,096 rows (fewer when one
-/// column's text would pass the 2 GiB a batch's column holds) and row groups
-/// of 65,536 rows (Snappy-compressed). When the queue is full the receipt is
+/// writer thread turns receipts into record batches of 4,096 rows and row groups
+/// of 65,536 rows (Snappy-compressed), fewer when one column's text would take
+/// the row group past the 2 GiB a batch's column holds. When the queue is full the receipt is
 /// dropped, counted in [`SinkStats::dropped_full`] and in the metric
 /// `sagemeter_sink_dropped_total{sink="parquet_ledger",reason="full"}`, and a WARN
 /// is logged at most once every 10 s; [`try_record`](Self::try_record) hands a

@@ -2,18 +2,66 @@
 //! [`read_all`]) or only some columns ([`record_batches`]).
 
 use super::decode::decode;
+use super::encode::MAX_COLUMN_BYTES;
 use super::file::PARQUET_FORMAT_VERSION;
 use super::naming;
 use super::schema::FORMAT_KEY;
 use crate::billing::Cost;
 use crate::ledger::LedgerError;
+use arrow_array::RecordBatch;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
+use parquet::basic::Type as PhysicalType;
+use parquet::file::metadata::RowGroupMetaData;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-/// Rows decoded at a time.
+/// Rows decoded at a time, at most.
 const READ_BATCH_ROWS: usize = 8192;
+
+/// The rows to decode at a time from a row group of `rows` rows whose largest
+/// column of text holds `bytes`: all `most` when that column fits what one
+/// batch's column holds (`cap`, 2 GiB: its offsets are `i32`), else the share of
+/// the rows that `cap` holds at the row group's mean, at least one. A batch
+/// never spans row groups (see [`record_batches`]), so a row group sagemeter
+/// wrote, whose columns never pass `cap`, always reads.
+pub(super) fn batch_rows(rows: i64, bytes: i64, cap: usize, most: usize) -> usize {
+    let (Ok(rows), Ok(bytes)) = (u128::try_from(rows), u128::try_from(bytes)) else {
+        return most;
+    };
+    if bytes <= cap as u128 {
+        return most;
+    }
+    let share = rows * cap as u128 / bytes;
+    usize::try_from(share).unwrap_or(usize::MAX).clamp(1, most)
+}
+
+/// [`batch_rows`] for the row group `group`, read for the leaves `mask` takes:
+/// its largest column of text by the bytes it decodes to (as its writer measured
+/// them; else its uncompressed size).
+pub(super) fn group_batch_rows(
+    group: &RowGroupMetaData,
+    mask: &ProjectionMask,
+    most: usize,
+) -> usize {
+    let bytes = group
+        .columns()
+        .iter()
+        .enumerate()
+        .filter(|(i, column)| {
+            mask.leaf_included(*i) && column.column_type() == PhysicalType::BYTE_ARRAY
+        })
+        .map(|(_, column)| {
+            column
+                .unencoded_byte_array_data_bytes()
+                .unwrap_or_else(|| column.uncompressed_size())
+        })
+        .max()
+        .unwrap_or(0);
+    batch_rows(group.num_rows(), bytes, MAX_COLUMN_BYTES, most)
+}
 
 pub(super) fn parquet_error(
     path: &Path,
@@ -38,7 +86,18 @@ pub(super) fn builder_of<R: parquet::file::reader::ChunkReader + 'static>(
     file: R,
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<R>, LedgerError> {
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| {
+    let metadata = metadata_of(&file, path)?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(
+        file, metadata,
+    ))
+}
+
+/// The footer of `file` (named `path` in errors), its format version checked.
+fn metadata_of<R: parquet::file::reader::ChunkReader>(
+    file: &R,
+    path: &Path,
+) -> Result<ArrowReaderMetadata, LedgerError> {
+    let metadata = ArrowReaderMetadata::load(file, Default::default()).map_err(|e| {
         parquet_error(
             path,
             "not a readable Parquet file (a file whose writer never closed it has no \
@@ -46,7 +105,7 @@ pub(super) fn builder_of<R: parquet::file::reader::ChunkReader + 'static>(
             e,
         )
     })?;
-    let version = builder
+    let version = metadata
         .metadata()
         .file_metadata()
         .key_value_metadata()
@@ -66,19 +125,25 @@ pub(super) fn builder_of<R: parquet::file::reader::ChunkReader + 'static>(
         }
         Some(Err(e)) => return Err(parquet_error(path, format!("bad {FORMAT_KEY}"), e)),
     }
-    Ok(builder)
+    Ok(metadata)
 }
 
 /// Record batches of `path` with only the named top-level columns (all of them
 /// for `None`), in file order: what a report over a few columns reads instead of
 /// whole receipts. Unknown names are an error.
+///
+/// Each row group is read on its own, in batches of [`group_batch_rows`]: a batch
+/// that took rows of two row groups could hold more text in a column than a
+/// batch holds even when neither row group does.
 pub(crate) fn record_batches(
     path: &Path,
     columns: Option<&[&str]>,
-) -> Result<ParquetRecordBatchReader, LedgerError> {
-    let mut builder = builder(path)?.with_batch_size(READ_BATCH_ROWS);
+) -> Result<RecordBatches, LedgerError> {
+    let file = crate::ledger::file::open_to_read(path)?;
+    let metadata = metadata_of(&file, path)?;
+    let mut mask = ProjectionMask::all();
     if let Some(columns) = columns {
-        let roots = builder.parquet_schema().root_schema().get_fields();
+        let roots = metadata.parquet_schema().root_schema().get_fields();
         let indices = columns
             .iter()
             .map(|name| {
@@ -93,12 +158,88 @@ pub(crate) fn record_batches(
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        builder = builder.with_projection(mask);
+        mask = ProjectionMask::roots(metadata.parquet_schema(), indices);
     }
-    builder
-        .build()
-        .map_err(|e| parquet_error(path, "cannot read the file", e))
+    Ok(RecordBatches {
+        path: path.to_owned(),
+        file,
+        metadata,
+        mask,
+        next_group: 0,
+        reader: None,
+    })
+}
+
+/// The record batches of one file, a row group at a time ([`record_batches`]).
+/// The iterator ends after an error.
+pub(crate) struct RecordBatches {
+    path: PathBuf,
+    file: File,
+    metadata: ArrowReaderMetadata,
+    mask: ProjectionMask,
+    /// The row group to read after `reader`'s.
+    next_group: usize,
+    /// The batches of the row group being read.
+    reader: Option<ParquetRecordBatchReader>,
+}
+
+impl RecordBatches {
+    /// A reader of the row group `group` alone.
+    fn open_group(&self, group: usize) -> Result<ParquetRecordBatchReader, LedgerError> {
+        let rows = group_batch_rows(
+            self.metadata.metadata().row_group(group),
+            &self.mask,
+            READ_BATCH_ROWS,
+        );
+        // Read by `File`'s `ChunkReader`, which seeks before every read.
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| parquet_error(&self.path, "cannot read the file", e))?;
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+            .with_projection(self.mask.clone())
+            .with_row_groups(vec![group])
+            .with_batch_size(rows)
+            .build()
+            .map_err(|e| parquet_error(&self.path, "cannot read the file", e))
+    }
+
+    /// Reads no further.
+    fn stop(&mut self) {
+        self.reader = None;
+        self.next_group = self.metadata.metadata().num_row_groups();
+    }
+}
+
+impl Iterator for RecordBatches {
+    type Item = Result<RecordBatch, LedgerError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(reader) = &mut self.reader {
+                match reader.next() {
+                    Some(Ok(batch)) => return Some(Ok(batch)),
+                    Some(Err(e)) => {
+                        self.stop();
+                        return Some(Err(parquet_error(&self.path, "cannot read the file", e)));
+                    }
+                    None => self.reader = None,
+                }
+            }
+            let group = self.next_group;
+            if group >= self.metadata.metadata().num_row_groups() {
+                return None;
+            }
+            self.next_group += 1;
+            match self.open_group(group) {
+                Ok(reader) => self.reader = Some(reader),
+                Err(e) => {
+                    self.stop();
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// A streaming reader of one Parquet ledger file: an iterator of receipts,
@@ -114,7 +255,7 @@ pub(crate) fn record_batches(
 /// ```
 pub struct ParquetReader {
     path: PathBuf,
-    batches: ParquetRecordBatchReader,
+    batches: RecordBatches,
     decoded: std::vec::IntoIter<Cost>,
     /// Rows of the batches decoded so far.
     rows: u64,
@@ -141,7 +282,7 @@ impl ParquetReader {
     }
 
     /// The receipts of `batches`, read from `path`.
-    fn of_batches(path: &Path, batches: ParquetRecordBatchReader) -> Self {
+    fn of_batches(path: &Path, batches: RecordBatches) -> Self {
         ParquetReader {
             path: path.to_owned(),
             batches,
@@ -155,7 +296,7 @@ impl ParquetReader {
     fn next_batch(&mut self) -> Option<Result<(), LedgerError>> {
         let batch = match self.batches.next()? {
             Ok(batch) => batch,
-            Err(e) => return Some(Err(parquet_error(&self.path, "cannot read the file", e))),
+            Err(e) => return Some(Err(e)),
         };
         let mut costs = Vec::with_capacity(batch.num_rows());
         let decoded = decode(&batch, &mut costs);
@@ -264,4 +405,34 @@ pub(crate) fn parquet_files_in(dir: &Path) -> Result<Vec<PathBuf>, LedgerError> 
     let mut files: Vec<PathBuf> = rolled.into_iter().map(|(_, p)| p).collect();
     files.extend(others);
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows a batch takes of a row group, worked by hand from its rows and
+    /// the bytes of its largest column of text.
+    #[test]
+    fn a_row_groups_batch_takes_the_share_of_its_rows_that_one_batchs_text_holds() {
+        const CAP: usize = i32::MAX as usize; // 2,147,483,647 bytes
+        // 4,096 receipts with 600,000-byte tag values: 2,457,600,000 bytes.
+        // 4,096 × 2,147,483,647 = 8,796,093,018,112; ÷ 2,457,600,000 = 3,579.1:
+        // 3,579 rows hold 2,147,400,000 bytes, 3,580 would hold 2,148,000,000.
+        assert_eq!(batch_rows(4_096, 2_457_600_000, CAP, 8_192), 3_579);
+        // Up to the cap, all of today's 8,192 (16,384 for a report).
+        assert_eq!(batch_rows(65_536, 2_147_483_647, CAP, 8_192), 8_192);
+        assert_eq!(batch_rows(65_536, 1_000, CAP, 16_384), 16_384);
+        // Twice the cap over 100,000 rows: 50,000 rows hold the cap, more than
+        // 8,192.
+        assert_eq!(batch_rows(100_000, 4_294_967_294, CAP, 8_192), 8_192);
+        // 10 rows, 35 bytes, 10 a batch: 10 × 10 ÷ 35 = 2.86, 2 rows.
+        assert_eq!(batch_rows(10, 35, 10, 8), 2);
+        // A row alone past the cap: one row at a time, not none.
+        assert_eq!(batch_rows(65_536, 1_000_000_000_000_000, CAP, 8_192), 1);
+        assert_eq!(batch_rows(0, 11, 10, 8), 1);
+        // Figures no writer writes (negative): as before, the most.
+        assert_eq!(batch_rows(-1, 11, 10, 8), 8);
+        assert_eq!(batch_rows(10, -1, 10, 8), 8);
+    }
 }

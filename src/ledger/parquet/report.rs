@@ -4,7 +4,7 @@
 //! spread over every core.
 
 use super::decode::named as parse_named;
-use super::reader::{builder_of, parquet_error};
+use super::reader::{builder_of, group_batch_rows, parquet_error};
 use super::schema::{col, line};
 use crate::billing::{LineItem, is_by_interceptor, is_settlement};
 use crate::ledger::LedgerError;
@@ -306,10 +306,13 @@ fn row_group(
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::leaves(builder.parquet_schema(), leaves);
+    // At most 16,384 rows at a time, fewer when a column of text would pass what
+    // a batch holds.
+    let batch_rows = group_batch_rows(builder.metadata().row_group(group), &mask, 16 * 1024);
     let reader = builder
         .with_projection(mask)
         .with_row_groups(vec![group])
-        .with_batch_size(16 * 1024)
+        .with_batch_size(batch_rows)
         .build()
         .map_err(|e| parquet_error(path, "cannot read the file", e))?;
     for batch in reader {
