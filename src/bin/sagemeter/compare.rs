@@ -449,7 +449,8 @@ impl std::fmt::Display for SkippedLine {
 /// as Parquet, as is a directory that holds Parquet files and no JSON Lines
 /// ledger; a directory holding both is refused rather than counted twice (a
 /// ledger next to its conversion), as are two files that begin with the same
-/// receipt (a copy of a ledger next to it).
+/// receipt (a copy of a ledger next to it). Parquet files are listed as `report`
+/// lists them ([`parquet_ledger_files`]).
 ///
 /// Only the receipts `args` asks for are counted (`--endpoint`, `--since`,
 /// `--until`). With `stated` (`--region`), only that region's calls when the
@@ -697,28 +698,27 @@ fn ledger_region(
 }
 
 /// The files of a Parquet ledger at `path`: `None` when `path` is JSON Lines (a
-/// file not named `.parquet`, or a directory without Parquet files).
-#[cfg(feature = "parquet")]
+/// file not named `.parquet`, or a directory without Parquet files). Listed as
+/// `report` and `reconcile` list them ([`sagemeter::ledger::any_ledger_files`]):
+/// a directory whose Parquet files cannot be listed is an error naming the entry,
+/// and without the `parquet` feature a `.parquet` path, or a directory holding
+/// one, is refused naming the feature, rather than its Parquet receipts left out.
 fn parquet_ledger_files(path: &Path) -> Result<Option<Vec<PathBuf>>, BoxError> {
-    use sagemeter::ledger::parquet;
-    if path.is_dir() {
-        let files = parquet::parquet_files(path).unwrap_or_default();
-        if files.is_empty() {
-            return Ok(None);
-        }
-        if sagemeter::ledger::ledger_files(path).is_ok() {
-            return Err(format!(
-                "{} holds both JSON Lines and Parquet ledgers: the same receipts may be in \
-                 both (a ledger next to its conversion); give one format's file",
-                path.display()
-            )
-            .into());
-        }
-        Ok(Some(files))
-    } else if path.extension().is_some_and(|x| x == "parquet") {
-        Ok(Some(vec![path.to_owned()]))
-    } else {
-        Ok(None)
+    let is_parquet = |file: &Path| file.extension().is_some_and(|x| x == "parquet");
+    if !path.is_dir() && !is_parquet(path) {
+        return Ok(None);
+    }
+    let (parquet, jsonl): (Vec<PathBuf>, Vec<PathBuf>) =
+        (sagemeter::ledger::any_ledger_files(path)?.into_iter()).partition(|f| is_parquet(f));
+    match (parquet.is_empty(), jsonl.is_empty()) {
+        (true, _) => Ok(None),
+        (false, true) => Ok(Some(parquet)),
+        (false, false) => Err(format!(
+            "{} holds both JSON Lines and Parquet ledgers: the same receipts may be in \
+             both (a ledger next to its conversion); give one format's file",
+            path.display()
+        )
+        .into()),
     }
 }
 
@@ -730,22 +730,8 @@ fn parquet_receipts(
     sagemeter::ledger::parquet::ParquetReader::open(file)
 }
 
-/// Without the `parquet` feature a `.parquet` file is refused by name, not read as
-/// a damaged JSON Lines ledger.
-#[cfg(not(feature = "parquet"))]
-fn parquet_ledger_files(path: &Path) -> Result<Option<Vec<PathBuf>>, BoxError> {
-    if path.extension().is_some_and(|x| x == "parquet") {
-        return Err(format!(
-            "{} is a Parquet ledger: this sagemeter was built without Parquet; rebuild with \
-             --features parquet",
-            path.display()
-        )
-        .into());
-    }
-    Ok(None)
-}
-
-/// Without the `parquet` feature there are no Parquet files to read.
+/// Without the `parquet` feature there are no Parquet files to read
+/// ([`parquet_ledger_files`] refuses them).
 #[cfg(not(feature = "parquet"))]
 fn parquet_receipts(
     _: &Path,
@@ -1715,5 +1701,48 @@ mod tests {
         assert_eq!(s("3600"), "60 min");
         assert_eq!(s("11520"), "3.2 h");
         assert_eq!(s("527040"), "6.1 days");
+    }
+
+    /// A ledger directory whose Parquet files cannot be listed is an error naming
+    /// the entry, as `report` and `reconcile` say it, not a comparison of its JSON
+    /// Lines calls alone: `loop.parquet`, a link to itself, may be a ledger whose
+    /// calls would be left out without a word.
+    #[cfg(all(unix, feature = "parquet"))]
+    #[test]
+    fn a_ledger_directory_whose_parquet_files_cannot_be_listed_is_an_error_naming_the_entry() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: CompareArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let receipt = serde_json::json!({
+            "call_id": "c-1", "at": "2026-05-20T10:00:00Z", "endpoint": "realtime",
+            "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1200, "bytes_in": 100,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [], "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        });
+        std::fs::write(dir.path().join("calls.jsonl"), format!("{receipt}\n")).unwrap();
+        let looped = dir.path().join("loop.parquet");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let args = <Cli as clap::Parser>::try_parse_from([
+            "compare".as_ref(),
+            "--from-ledger".as_ref(),
+            dir.path().as_os_str(),
+            "--per-call".as_ref(),
+            "0.01".as_ref(),
+        ])
+        .unwrap()
+        .args;
+        match read_ledger(dir.path(), &args, None) {
+            Err(e) => assert!(e.to_string().contains("loop.parquet"), "{e}"),
+            Ok(read) => panic!("read {} calls, not an error", read.totals.calls),
+        }
+        // Removed, it is no error: the JSON Lines ledger's one call.
+        std::fs::remove_file(&looped).unwrap();
+        let read = read_ledger(dir.path(), &args, None).unwrap();
+        assert_eq!(read.totals.calls, 1);
     }
 }
