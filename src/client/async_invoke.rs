@@ -367,7 +367,8 @@ fn seconds_or(set: Option<i32>, default: u64, max: u64) -> u64 {
 /// that failed after it accepted an attempt is billed as submitted
 /// ([`ACCEPTED_THEN_FAILED_NOTE`]), and one dropped before SageMaker answered makes no
 /// receipt (whether it was queued is unknown); one dropped after SageMaker
-/// accepted it is billed as submitted ([`DROPPED_SUBMISSION_NOTE`]).
+/// accepted it (answered, or an attempt answered 2XX and then retried) is billed
+/// as submitted ([`DROPPED_SUBMISSION_NOTE`]).
 pub(crate) struct AsyncOperation;
 
 impl MeteredOperation for AsyncOperation {

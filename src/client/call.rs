@@ -93,7 +93,8 @@ pub(crate) trait MeteredOperation {
     /// The operation, as receipts name it.
     const OPERATION: Operation;
     /// Whether a call dropped after sending gets a `cancelled` receipt (not for an
-    /// async submission: whether SageMaker queued it is unknown).
+    /// async submission: whether SageMaker queued it is unknown, unless it
+    /// accepted an attempt, see [`failure_billed`]).
     const RECEIPT_WHEN_DROPPED: bool = true;
     /// Whether the model is done with the call when SageMaker answers (it then
     /// leaves its endpoint's sharing clock, however long its receipt waits for
@@ -1427,6 +1428,24 @@ impl Drop for CallInFlight {
             finish_now_or_in_background(call, now, phase);
             return;
         }
+        if !parts.operation.failure_can_reach_model()
+            && failure_billed(parts.operation, false, &parts.attempts)
+        {
+            // An async submission SageMaker accepted (a 2XX answer cut off, the
+            // SDK retrying it when the caller went away) is queued all the same:
+            // billed as one that failed after it was accepted, its reservation
+            // settled on it (no settlement will come).
+            let mut usage = parts.usage(parts.started.elapsed());
+            usage.outcome = Outcome::Error;
+            let notes = vec![
+                super::async_invoke::ACCEPTED_THEN_FAILED_NOTE.to_owned(),
+                super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned(),
+            ];
+            let now = parts.meter.now();
+            let call = parts.finish(usage, None, notes, now);
+            finish_now_or_in_background(call, now, Phase::Submitted);
+            return;
+        }
         if !parts.receipt_when_dropped {
             return;
         }
@@ -2677,7 +2696,15 @@ pub(super) mod tests {
     /// `sls`, with a Marketplace fee of 0.50 USD per 1,000 inferences on it: the
     /// meter, its rates, and the call's parts to feed attempts to.
     fn async_submission_begun(bytes_in: u64) -> (Meter, Arc<Prepared>, CallParts) {
-        let meter = crate::Client::builder(&sdk_config())
+        async_submission_begun_on(bytes_in, |builder| builder)
+    }
+
+    /// [`async_submission_begun`], its meter's builder finished by `more`.
+    fn async_submission_begun_on(
+        bytes_in: u64,
+        more: impl FnOnce(crate::ClientBuilder) -> crate::ClientBuilder,
+    ) -> (Meter, Arc<Prepared>, CallParts) {
+        let builder = crate::Client::builder(&sdk_config())
             .without_discovery()
             .endpoint_profile(crate::endpoint::EndpointProfile::new(
                 "sls",
@@ -2702,9 +2729,8 @@ pub(super) mod tests {
             .usage_charges(
                 "sls",
                 crate::billing::UsageCharges::default().per_1000_calls(usd("0.50")),
-            )
-            .build_meter()
-            .unwrap();
+            );
+        let meter = more(builder).build_meter().unwrap();
         let prepared = meter
             .prepare_now("sls", meter.now())
             .expect("the profile and rates are at hand");
@@ -2808,6 +2834,69 @@ pub(super) mod tests {
             !cost.notes.iter().any(|n| n.contains("were not")),
             "{:?}",
             cost.notes
+        );
+    }
+
+    /// Every receipt a meter makes, kept.
+    #[derive(Debug, Default, Clone)]
+    struct Kept(Arc<std::sync::Mutex<Vec<Cost>>>);
+
+    impl crate::sink::CostSink for Kept {
+        fn record(&self, cost: &Cost) {
+            self.0.lock().unwrap().push(cost.clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_dropped_while_retrying_an_accepted_attempt_is_billed() {
+        use crate::budget::{Budget, BudgetMode, BudgetPeriod, BudgetScope, Estimate};
+        // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD. Attempt 1
+        // out at 0, answered 202 at 20 ms but its body cut off: SageMaker queued
+        // the input. The SDK tries again: attempt 2 is out at 120 ms when the
+        // caller drops the call (a timeout, Ctrl-C).
+        let kept = Kept::default();
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.sink(kept.clone()).budget(
+                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
+                    .unwrap()
+                    .estimate(Estimate::Fixed { usd: usd("0.05") })
+                    .unwrap(),
+            )
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        drop(CallInFlight::new(parts));
+        // The accepted submission is queued, whatever became of its caller: one
+        // input, 2²⁹ B / 2³⁰ B/GB = 0.5 GB × 0.016 USD/GB = 0.008 USD, and one
+        // inference, 0.50 USD / 1,000 = 0.0005 USD: 0.0085 USD (its compute
+        // runs too, unseen).
+        let receipts = kept.0.lock().unwrap().clone();
+        assert_eq!(receipts.len(), 1, "{receipts:#?}");
+        let cost = &receipts[0];
+        assert_eq!(cost.usage.operation, Operation::InvokeEndpointAsync);
+        assert_eq!(cost.usage.outcome, Outcome::Error);
+        assert_eq!(cost.usage.bytes_in, 1 << 29);
+        assert_eq!(cost.cost_usd, usd("0.0085"));
+        for note in [
+            super::super::async_invoke::ACCEPTED_THEN_FAILED_NOTE,
+            super::super::async_invoke::DROPPED_SUBMISSION_NOTE,
+        ] {
+            assert!(cost.notes.iter().any(|n| n == note), "{:?}", cost.notes);
+        }
+        // Its reservation is settled on it, not released at 0 USD: the enforced
+        // budget counts it at no less than its 0.05 USD estimate (no settlement
+        // will bill its compute), and holds nothing more.
+        let status = meter.budget_status();
+        let status = status
+            .iter()
+            .find(|s| s.mode == BudgetMode::Enforce)
+            .unwrap();
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (usd("0.05"), rust_decimal::Decimal::ZERO)
         );
     }
 
