@@ -527,7 +527,9 @@ impl Error {
     /// shut down; a configuration), nor for what may have run unseen: a failure in
     /// transit after the connection was made, and an `InvokeEndpointAsync`
     /// submission cut off by a timeout (SageMaker may have queued it: a retry
-    /// would run it twice, the first without a receipt). The SDK has already
+    /// would run it twice, the first without a receipt) or that SageMaker
+    /// accepted before it failed (it has a [`cost`](Self::cost): queued, a retry
+    /// would run it twice). The SDK has already
     /// retried what its retry policy retries. A stream that failed midway
     /// ([`Error::ResponseStream`]) was billed to the failure on the stream's
     /// receipt, not on this error.
@@ -552,8 +554,11 @@ impl Error {
                 busy || sdk_retryable(source, true)
             }
             // A submission cut off may have been queued: it would run twice, and
-            // the first has no receipt.
-            Error::InvokeAsync { source, .. } => sdk_retryable(source, false),
+            // the first has no receipt. One with a receipt was queued: it would
+            // run twice.
+            Error::InvokeAsync { source, cost, .. } => {
+                cost.is_none() && sdk_retryable(source, false)
+            }
             Error::ResponseStream { source } => sdk_retryable(source, true),
             // The table may answer again; a meter shut down will not lease again.
             Error::BudgetUnavailable { reason, .. } => reason != SHUT_DOWN_UNAVAILABLE,

@@ -5204,6 +5204,9 @@ async fn an_async_submission_accepted_then_failing_its_retries_carries_its_recei
         "{err:?}"
     );
     assert!(!err.refused_before_sending());
+    // Queued already: a retry would run the job twice, though the last answer
+    // (a 503) alone would be retryable.
+    assert!(!err.is_retryable());
     // SageMaker's last word: the retries' 503.
     let Error::InvokeAsync { source, .. } = &err else {
         unreachable!()
