@@ -1064,16 +1064,22 @@ struct Halves {
 /// The inferences a receipt charged: its per-inference line's quantity, one per
 /// HTTP 2XX answer of its call's attempts, when it has one (its endpoint has a
 /// per-inference fee configured); else one if its call was answered with HTTP
-/// 2XX (`answered`), which it never charges fewer than.
+/// 2XX (`answered`), or is an async submission SageMaker accepted before the
+/// call failed (outcome `error`: only such a submission has a receipt), which it
+/// never charges fewer than.
 fn inferences(cost: &crate::Cost, answered: bool) -> u64 {
     use crate::billing::LineItem;
     use rust_decimal::prelude::ToPrimitive;
+    let u = &cost.usage;
+    let accepted_then_failed = u.operation == crate::usage::Operation::InvokeEndpointAsync
+        && u.outcome == crate::usage::Outcome::Error
+        && !cost.is_async_settlement();
     cost.lines
         .iter()
         .filter(|l| l.item == LineItem::Inference)
         .filter_map(|l| l.quantity.to_u64())
         .fold(0, u64::saturating_add)
-        .max(u64::from(answered))
+        .max(u64::from(answered || accepted_then_failed))
 }
 
 /// The serverless seconds a receipt bills: its compute line's quantity in

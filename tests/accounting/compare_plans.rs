@@ -1113,6 +1113,68 @@ async fn the_interceptors_only_receipt_of_an_async_call_is_the_call_not_a_submis
     assert_eq!(profile.bytes_out_per_call, d("400"));
 }
 
+/// The receipt of an `InvokeEndpointAsync` submission of 2^29 B that failed after
+/// SageMaker accepted it (a 202 whose body was cut off, then two 503s), submitted
+/// at `at`: outcome `error`, its data in, no per-inference line (no fee
+/// configured); made by `MeteringInterceptor` when `intercepted`, else by `Client`.
+fn accepted_then_failed_receipt(call_id: &str, at: &str, intercepted: bool) -> Cost {
+    let provenance = serde_json::json!({"source": "snapshot", "sku": null,
+        "effective_date": "2026-05-20", "fetched_at": null, "note": null});
+    let mut notes = vec![
+        "3 attempts: 1 accepted by SageMaker (a 2XX answer, one whose body was cut off \
+         included), each a submission queued and billed: its data in and per-inference fee",
+        "the submission failed after SageMaker accepted it (a 2XX answer that could not be \
+         read): queued, it is billed as submitted; its output location is unknown, so the \
+         job's compute (AsyncInf instance-hours) cannot be metered on a settlement receipt",
+    ];
+    if intercepted {
+        notes.insert(0, "metered by the SDK interceptor");
+    }
+    serde_json::from_value(serde_json::json!({
+        "call_id": call_id, "at": at, "endpoint": "realtime", "variant": null,
+        "allocation": "busy_time",
+        "usage": {"operation": "InvokeEndpointAsync", "latency_us": 300_000,
+                  "bytes_in": 1u64 << 29, "bytes_out": 0, "variant": null,
+                  "outcome": "error", "attempts": 3},
+        "lines": [
+            {"item": "data_in", "quantity": "0.5", "unit": "gigabytes",
+             "price": {"status": "priced", "usd_per_unit": "0.016",
+                       "cost_usd": "0.008", "provenance": provenance}}
+        ],
+        "cost_usd": "0.008", "currency": "USD", "region": REGION,
+        "running_client_usd": "0", "running_endpoint_usd": "0", "notes": notes
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_async_submission_accepted_then_failed_counts_its_inference_without_a_fee_line() {
+    // One InvokeEndpoint call answered 200 at 10:00, and at 10:10 an async
+    // submission SageMaker accepted (a 202 cut off) before its retries failed:
+    // queued, it runs, one inference, though its receipt has no per-inference line
+    // (no fee configured) and its outcome is `error`. 2 inferences over 2 calls:
+    // 1 a call (not 1 / 2 = 0.5, the answered call's alone). Through `Client` (its
+    // submission receipt) and through `MeteringInterceptor` (its only receipt).
+    for intercepted in [false, true] {
+        let receipts = [
+            sync_receipt("c-1", "2026-05-20T10:00:00Z", 100_000),
+            accepted_then_failed_receipt("a-1", "2026-05-20T10:10:00Z", intercepted),
+        ];
+        let totals = UsageTotals::from_receipts(&receipts).unwrap();
+        assert_eq!(
+            (totals.calls, totals.inferences),
+            (2, Some(2)),
+            "intercepted: {intercepted}"
+        );
+        let profile = UsageProfile::from_totals(&totals, Period::Day).unwrap();
+        assert_eq!(
+            profile.answered_per_call,
+            Some(d("1")),
+            "intercepted: {intercepted}"
+        );
+    }
+}
+
 #[test]
 fn synchronous_calls_and_async_invocations_count_one_each() {
     let mut receipts = three_async_invocations();
