@@ -1739,6 +1739,24 @@ impl Meter {
         }
     }
 
+    /// What follows a profile found wanting on a receipt: for a profile the
+    /// caller set, `fix` (what to put right in it); a discovered one is
+    /// described again soon.
+    fn profile_put_right(
+        &self,
+        profile: &EndpointProfile,
+        endpoint: &str,
+        fix: &'static str,
+    ) -> &'static str {
+        if profile.source == ProfileSource::Override {
+            fix
+        } else {
+            self.inner.discovery.refresh_soon(endpoint, self.now());
+            "the profile is described again (at most every 10 s, or discovery_refresh when \
+             shorter)"
+        }
+    }
+
     /// What the sharing clocks share from `now` on: the endpoint's instances, each
     /// variant's (for calls that target it), and each inference component's
     /// copies; and what each variant's standing capacity accrues at from then.
@@ -2140,14 +2158,12 @@ impl Meter {
                                     ..
                                 }
                             ) {
-                                let then = if profile.source == ProfileSource::Override {
+                                let then = self.profile_put_right(
+                                    profile,
+                                    &endpoint,
                                     "set it right in the profile set for the endpoint \
-                                     (ClientBuilder::endpoint_profile)"
-                                } else {
-                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
-                                    "the profile is described again (at most every 10 s, or \
-                                     discovery_refresh when shorter)"
-                                };
+                                     (ClientBuilder::endpoint_profile)",
+                                );
                                 // Fleets billed alongside (a shadow, a deployment's
                                 // new fleet) may still stand: then the accrual is
                                 // not 0.
@@ -2264,14 +2280,12 @@ impl Meter {
                                 if profile.component(name).is_none()
                                     && rates.component(name).is_none() =>
                             {
-                                let then = if profile.source == ProfileSource::Override {
+                                let then = self.profile_put_right(
+                                    profile,
+                                    &endpoint,
                                     "add it to the profile set for the endpoint \
-                                     (ClientBuilder::endpoint_profile)"
-                                } else {
-                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
-                                    "the profile is described again (at most every 10 s, or \
-                                     discovery_refresh when shorter)"
-                                };
+                                     (ClientBuilder::endpoint_profile)",
+                                );
                                 lines.push(unpriced(
                                     LineItem::Compute,
                                     Decimal::ZERO,
@@ -2327,14 +2341,12 @@ impl Meter {
                             // since it was described, or none of that name): not
                             // billed as the profile's only (or heaviest) variant.
                             (None, Some(targeted)) if !profile.variants.is_empty() => {
-                                let then = if override_set {
+                                let then = self.profile_put_right(
+                                    profile,
+                                    &endpoint,
                                     "add it to the profile set for the endpoint \
-                                     (ClientBuilder::endpoint_profile)"
-                                } else {
-                                    self.inner.discovery.refresh_soon(&endpoint, self.now());
-                                    "the profile is described again (at most every 10 s, or \
-                                     discovery_refresh when shorter)"
-                                };
+                                     (ClientBuilder::endpoint_profile)",
+                                );
                                 format!(
                                     "the call targeted variant `{targeted}` (TargetVariant), \
                                      which the profile of endpoint `{endpoint}` does not have \
