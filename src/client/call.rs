@@ -2744,12 +2744,21 @@ pub(super) mod tests {
         (meter, prepared, call.in_flight.into_parts())
     }
 
-    /// A submission's receipt of `parts`, its attempts fed, accepted.
-    fn submitted(meter: &Meter, prepared: &Prepared, parts: CallParts) -> Cost {
+    /// The receipt of an async submission of `bytes_in` B, accepted: its
+    /// attempt 1, out at 0, ended `first` at `first_at` µs, and its attempt 2,
+    /// out at 120 ms, was answered 202 at 140 ms.
+    fn submitted_on_attempt_2(bytes_in: u64, first: AttemptEnd, first_at: u64) -> Cost {
+        let (meter, prepared, parts) = async_submission_begun(bytes_in);
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts.attempts.attempt_ended(1, first, first_at);
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
         let usage = parts.usage(Duration::from_millis(140));
         parts
             .finish(usage, None, Vec::new(), meter.now())
-            .price(prepared, Phase::Submitted)
+            .price(&prepared, Phase::Submitted)
     }
 
     #[tokio::test]
@@ -2758,16 +2767,7 @@ pub(super) mod tests {
         // cut off: SageMaker queued the input, and the SDK tries again (a
         // transient response error), with no idempotency token; attempt 2, out at
         // 120 ms, is answered 202 at 140 ms: queued a second time.
-        let (meter, prepared, parts) = async_submission_begun(1 << 29);
-        assert!(parts.attempts.attempt_sent(1, 0));
-        parts
-            .attempts
-            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
-        assert!(parts.attempts.attempt_sent(2, ms(120)));
-        parts
-            .attempts
-            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
-        let cost = submitted(&meter, &prepared, parts);
+        let cost = submitted_on_attempt_2(1 << 29, AttemptEnd::AnsweredCutOff, ms(20));
         // AWS processes both queued inputs: 2 × 2²⁹ B = 2³⁰ B = 1 GB × 0.016
         // USD/GB = 0.016 USD (not 0.5 GB, 0.008 USD).
         assert_eq!(cost.usage.bytes_in, 1 << 30);
@@ -2801,16 +2801,7 @@ pub(super) mod tests {
         // 2²⁹ B. Attempt 1 out at 0, timed out after sending at 100 ms (SageMaker
         // may or may not have queued it: nobody knows); attempt 2, out at 120 ms,
         // answered 202 at 140 ms.
-        let (meter, prepared, parts) = async_submission_begun(1 << 29);
-        assert!(parts.attempts.attempt_sent(1, 0));
-        parts
-            .attempts
-            .attempt_ended(1, AttemptEnd::TimedOut, ms(100));
-        assert!(parts.attempts.attempt_sent(2, ms(120)));
-        parts
-            .attempts
-            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
-        let cost = submitted(&meter, &prepared, parts);
+        let cost = submitted_on_attempt_2(1 << 29, AttemptEnd::TimedOut, ms(100));
         // The accepted one, seen: 0.5 GB × 0.016 USD/GB = 0.008 USD, and one
         // inference, 0.50 / 1,000 = 0.0005 USD; at least that.
         assert_eq!(cost.usage.bytes_in, 1 << 29);

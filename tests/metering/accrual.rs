@@ -82,6 +82,13 @@ fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
 /// `instances` ml.g5.xlarge.
 async fn g5_endpoint(instances: u32) -> FakeSageMaker {
     let fake = FakeSageMaker::start().await;
+    put_g5(&fake, instances);
+    fake
+}
+
+/// Puts `rt` on `fake` (again, or anew): one variant, `AllTraffic`, on
+/// `instances` ml.g5.xlarge.
+fn put_g5(fake: &FakeSageMaker, instances: u32) {
     fake.add_endpoint(
         "rt",
         vec![FakeVariant::instance(
@@ -90,7 +97,6 @@ async fn g5_endpoint(instances: u32) -> FakeSageMaker {
             instances,
         )],
     );
-    fake
 }
 
 /// Waits (a few seconds at most) until `fake` has been described `n` times and
@@ -109,12 +115,27 @@ async fn refreshed(fake: &FakeSageMaker, client: &Client, n: u64) -> bool {
 /// A client of `fake` on the meter's clock `time` whose profiles are refreshed
 /// every 100 ms of real time (a refresh loop runs while no call comes).
 async fn refreshing_client(fake: &FakeSageMaker, time: SharedTimeSource) -> Client {
-    Client::builder(&fake.sdk_config().await)
+    refreshing(&fake.sdk_config().await, time).build().unwrap()
+}
+
+/// The builder of a [`refreshing_client`] of `conf`, for a test to add to.
+fn refreshing(conf: &aws_types::SdkConfig, time: SharedTimeSource) -> sagemeter::ClientBuilder {
+    Client::builder(conf)
         .price_source(Prices::us_east_1())
         .discovery_refresh(Duration::from_millis(100))
         .time_source(time)
-        .build()
-        .unwrap()
+}
+
+/// t = 60 s on `time`: `rt` is deleted, and the refresh loop finds it gone (the
+/// 2nd DescribeEndpoint).
+async fn deleted_at_60_s(
+    fake: &FakeSageMaker,
+    time: &aws_smithy_async::test_util::ManualTimeSource,
+    client: &Client,
+) {
+    fake.remove_endpoint("rt");
+    time.advance(Duration::from_secs(60));
+    assert!(refreshed(fake, client, 2).await);
 }
 
 #[tokio::test]
@@ -190,17 +211,12 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
     call(&client, "rt").await; // t = 0: 1 × ml.g5.xlarge, the accrual begins
 
     // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
-    fake.remove_endpoint("rt");
-    time.advance(Duration::from_secs(60));
-    assert!(refreshed(&fake, &client, 2).await);
+    deleted_at_60_s(&fake, &time, &client).await;
 
     // t = 10 h: created again. The first call gets the failure of the last look
     // at once and has it looked at again; the next is priced on the new profile.
     time.advance(Duration::from_secs(10 * 3600 - 60));
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    put_g5(&fake, 1);
     call(&client, "rt").await;
     assert!(refreshed(&fake, &client, 3).await);
     // t = 12 h: the next call; the new instance has stood since its profile was
@@ -230,26 +246,18 @@ async fn an_endpoint_created_again_after_a_throttled_retry_accrues_from_when_it_
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .build(),
     );
-    let client = Client::builder(&conf)
+    let client = refreshing(&conf, shared)
         .sagemaker_client(sagemaker)
-        .price_source(Prices::us_east_1())
-        .discovery_refresh(Duration::from_millis(100))
-        .time_source(shared)
         .build()
         .unwrap();
     call(&client, "rt").await; // t = 0: 2 × ml.g5.xlarge, the accrual begins
 
     // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
-    fake.remove_endpoint("rt");
-    time.advance(Duration::from_secs(60));
-    assert!(refreshed(&fake, &client, 2).await);
+    deleted_at_60_s(&fake, &time, &client).await;
 
     // t = 91 s: created again, but DescribeEndpoint is throttled: the call
     // gets the failure of the last look and has it retried, which fails.
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
-    );
+    put_g5(&fake, 2);
     *fake.state.describe_error.lock().unwrap() = Some("ThrottlingException".into());
     time.advance(Duration::from_secs(31));
     call(&client, "rt").await;
@@ -291,10 +299,7 @@ async fn a_variant_dropped_by_an_update_and_brought_back_accrues_nothing_for_the
 
     // t = 10 h: rolled back to a config of AllTraffic; the refresh loop sees it.
     time.advance(Duration::from_secs(10 * 3600 - 60));
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
+    put_g5(&fake, 1);
     assert!(refreshed(&fake, &client, 3).await);
     // t = 12 h: the next call; AllTraffic's instance has stood since its
     // profile was found at 10 h.
@@ -649,10 +654,7 @@ async fn fixed(
     profile: sagemeter::endpoint::EndpointProfile,
     shared: SharedTimeSource,
 ) -> Client {
-    fake.add_endpoint(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 2)],
-    );
+    put_g5(fake, 2);
     Client::builder(&fake.sdk_config().await)
         .without_discovery()
         .endpoint_profile(profile)

@@ -5057,14 +5057,21 @@ async fn an_async_submission_accepted_then_dropped_while_its_price_is_found_keep
     assert_eq!(client.meter().totals().client_usd, dec("0.009"));
 }
 
-#[tokio::test]
-async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_model() {
-    let fake = fake_with_demo_endpoints().await;
+/// A [`timing_out_client`] on `fake` that tries twice, 10 ms apart, each attempt
+/// timing out after 300 ms, with `rt`'s profile and rates already at hand.
+async fn two_attempts_of_300_ms(fake: &FakeSageMaker) -> Client {
     let timeouts = TimeoutConfig::builder()
         .operation_attempt_timeout(Duration::from_millis(300))
         .build();
-    let client = timing_out_client(&fake, 2, Duration::from_millis(10), timeouts, |b| b).await;
-    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    let client = timing_out_client(fake, 2, Duration::from_millis(10), timeouts, |b| b).await;
+    invoke(&client, "rt").await.unwrap();
+    client
+}
+
+#[tokio::test]
+async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_model() {
+    let fake = fake_with_demo_endpoints().await;
+    let client = two_attempts_of_300_ms(&fake).await;
     // Attempt 1 reaches the model and times out after sending; attempt 2 answers.
     fake.next_latencies(&[Duration::from_secs(2), Duration::ZERO]);
     let mebibyte = vec![b' '; 1 << 20];
@@ -5093,11 +5100,7 @@ async fn a_retried_call_bills_data_in_once_for_each_attempt_that_reached_the_mod
 #[tokio::test]
 async fn a_retried_async_submission_bills_its_data_in_once() {
     let fake = fake_with_demo_endpoints().await;
-    let timeouts = TimeoutConfig::builder()
-        .operation_attempt_timeout(Duration::from_millis(300))
-        .build();
-    let client = timing_out_client(&fake, 2, Duration::from_millis(10), timeouts, |b| b).await;
-    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
+    let client = two_attempts_of_300_ms(&fake).await;
     // Attempt 1 is held past its 300 ms timeout after it was sent; attempt 2 is
     // let through and accepted (202).
     fake.hold();
@@ -5244,12 +5247,9 @@ async fn an_async_submission_accepted_then_failing_its_retries_carries_its_recei
         "3 attempts: 1 accepted by SageMaker (a 2XX answer, one whose body was cut off \
          included), each a submission queued and billed: its data in and per-inference fee",
     );
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n.contains("its output location is unknown, so the job's compute")),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted_containing(
+        cost,
+        "its output location is unknown, so the job's compute",
     );
     // Nothing of the answer's body on the receipt.
     assert!(!format!("{cost:?}").contains("InferenceId"), "{cost:#?}");

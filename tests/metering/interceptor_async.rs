@@ -234,12 +234,9 @@ async fn an_async_submission_accepted_then_failing_its_retries_has_its_receipt_f
         (Decimal::ONE, Some(dec("0.001")))
     );
     assert_eq!(cost.cost_usd, dec("0.001"));
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n.contains("its output location is unknown, so the job's compute")),
-        "{:?}",
-        cost.notes
+    crate::support::receipts::assert_noted_containing(
+        cost,
+        "its output location is unknown, so the job's compute",
     );
     // Settled, not released: its compute unpriced, it counts at its 0.05
     // estimate; nothing is still held.

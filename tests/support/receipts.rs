@@ -52,3 +52,13 @@ pub fn assert_noted(cost: &Cost, note: &str) {
         cost.notes
     );
 }
+
+/// Asserts that one of the receipt's notes contains `part`.
+#[track_caller]
+pub fn assert_noted_containing(cost: &Cost, part: &str) {
+    assert!(
+        cost.notes.iter().any(|n| n.contains(part)),
+        "no note containing {part:?} among {:?}",
+        cost.notes
+    );
+}
