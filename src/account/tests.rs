@@ -933,6 +933,21 @@ fn async_g5_account(
     }
 }
 
+/// GetMetricData answering each query id given with its one value (the rest:
+/// no datapoint).
+fn metric_answers(answers: &'static [(&'static str, f64)]) -> Rule {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::MetricDataResult;
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(move || {
+        let mut output = GetMetricDataOutput::builder();
+        for &(id, value) in answers {
+            output = output
+                .metric_data_results(MetricDataResult::builder().id(id).values(value).build());
+        }
+        output.build()
+    })
+}
+
 /// GetMetricData answering `i0` and `l0` with the values given (none: no datapoint).
 fn metrics_of_variant_0(invocations: &'static [f64], latency_us: &'static [f64]) -> Rule {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
@@ -2866,8 +2881,6 @@ async fn metric_requests_are_one_set_per_start_chunked_with_unique_ids() {
 /// deleted within the window are not listed at all.
 #[tokio::test]
 async fn a_deleting_or_out_of_service_endpoint_has_no_window_cost_of_zero() {
-    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-    use aws_sdk_cloudwatch::types::MetricDataResult;
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigError;
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
@@ -2909,16 +2922,7 @@ async fn a_deleting_or_out_of_service_endpoint_has_no_window_cost_of_zero() {
         });
     // going (i0): 300 calls and 150 s of ModelLatency in the window; broken (i1)
     // none; serving (i2): 100 calls, 100 s.
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        let result =
-            |id: &str, value: f64| MetricDataResult::builder().id(id).values(value).build();
-        GetMetricDataOutput::builder()
-            .metric_data_results(result("i0", 300.0))
-            .metric_data_results(result("l0", 1.5e8))
-            .metric_data_results(result("i2", 100.0))
-            .metric_data_results(result("l2", 1e8))
-            .build()
-    });
+    let metrics = metric_answers(&[("i0", 300.0), ("l0", 1.5e8), ("i2", 100.0), ("l2", 1e8)]);
     let account = account(
         &[&list, &a, &b, &c, &d, &e, &f, &out, &out_config],
         &[&metrics],
@@ -3005,8 +3009,6 @@ fn summary_dated(
 /// before the window, without calls, still costs it $0.
 #[tokio::test]
 async fn a_failed_endpoint_that_served_in_the_window_has_no_window_cost_of_zero() {
-    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-    use aws_sdk_cloudwatch::types::MetricDataResult;
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
     let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
         ListEndpointsOutput::builder()
@@ -3031,16 +3033,7 @@ async fn a_failed_endpoint_that_served_in_the_window_has_no_window_cost_of_zero(
     let [g, h] = described("quiet", EndpointStatus::Failed, 1);
     // updated (i0) and called (i1): 300 calls and 150 s of ModelLatency each;
     // long-gone (i2) and quiet (i3): none.
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        let result =
-            |id: &str, value: f64| MetricDataResult::builder().id(id).values(value).build();
-        GetMetricDataOutput::builder()
-            .metric_data_results(result("i0", 300.0))
-            .metric_data_results(result("l0", 1.5e8))
-            .metric_data_results(result("i1", 300.0))
-            .metric_data_results(result("l1", 1.5e8))
-            .build()
-    });
+    let metrics = metric_answers(&[("i0", 300.0), ("l0", 1.5e8), ("i1", 300.0), ("l1", 1.5e8)]);
     let account = account(&[&list, &a, &b, &c, &d, &e, &f, &g, &h], &[&metrics], &[]);
     let view = last_day(&account).await;
     let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();

@@ -2346,9 +2346,13 @@ pub(super) mod tests {
     /// A meter of `sls`, one 3 GB serverless variant in us-east-1, priced at
     /// 0.00006 USD/s (data at 0.016 USD/GB), with nothing to discover.
     fn serverless_meter() -> Meter {
-        let sdk_config = sdk_config();
+        serverless_builder().build_meter().unwrap()
+    }
+
+    /// [`serverless_meter`]'s builder, for tests that add to it.
+    fn serverless_builder() -> crate::ClientBuilder {
         let region = || "us-east-1".to_owned();
-        crate::Client::builder(&sdk_config)
+        crate::Client::builder(&sdk_config())
             .without_discovery()
             .endpoint_profile(crate::endpoint::EndpointProfile::new(
                 "sls",
@@ -2360,8 +2364,6 @@ pub(super) mod tests {
             .price_override(PriceKey::serverless("us-east-1", 3), usd("0.00006"))
             .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
             .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
-            .build_meter()
-            .unwrap()
     }
 
     /// An SDK config for us-east-1 with test credentials, reaching nothing.
@@ -2704,32 +2706,10 @@ pub(super) mod tests {
         bytes_in: u64,
         more: impl FnOnce(crate::ClientBuilder) -> crate::ClientBuilder,
     ) -> (Meter, Arc<Prepared>, CallParts) {
-        let builder = crate::Client::builder(&sdk_config())
-            .without_discovery()
-            .endpoint_profile(crate::endpoint::EndpointProfile::new(
-                "sls",
-                vec![crate::endpoint::VariantProfile::serverless(
-                    "AllTraffic",
-                    3072,
-                )],
-            ))
-            .price_override(PriceKey::serverless("us-east-1", 3), usd("0.00006"))
-            .price_override(
-                PriceKey::DataIn {
-                    region: "us-east-1".into(),
-                },
-                usd("0.016"),
-            )
-            .price_override(
-                PriceKey::DataOut {
-                    region: "us-east-1".into(),
-                },
-                usd("0.016"),
-            )
-            .usage_charges(
-                "sls",
-                crate::billing::UsageCharges::default().per_1000_calls(usd("0.50")),
-            );
+        let builder = serverless_builder().usage_charges(
+            "sls",
+            crate::billing::UsageCharges::default().per_1000_calls(usd("0.50")),
+        );
         let meter = more(builder).build_meter().unwrap();
         let prepared = meter
             .prepare_now("sls", meter.now())
