@@ -1619,6 +1619,14 @@ mod tests {
         parse_price_value(&doc).unwrap()
     }
 
+    /// [`hosting_with_terms`]'s product as SKU `sku`, with one on-demand term
+    /// effective `date` at `usd` an hour.
+    fn hosting_sku(sku: &str, date: &str, usd: &str) -> PriceDocument {
+        let mut doc = hosting_with_terms([("JRTCKXETXF", date, usd)]);
+        doc.sku = sku.to_owned();
+        doc
+    }
+
     #[test]
     fn of_a_product_s_terms_the_one_in_effect_now_prices_it() {
         let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
@@ -1893,14 +1901,9 @@ mod tests {
         let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
         // Two products for the key, each with only a term ahead of its date; the same
         // usagetype, so the higher rate, $0.30, is chosen over $0.23.
-        let product = |sku: &str, date: &str, usd: &str| {
-            let mut doc = hosting_with_terms([("JRTCKXETXF", date, usd)]);
-            doc.sku = sku.to_owned();
-            doc
-        };
         let docs = [
-            product("SKUA", "2099-01-01T00:00:00Z", "0.2300000000"),
-            product("SKUB", "2098-01-01T00:00:00Z", "0.3000000000"),
+            hosting_sku("SKUA", "2099-01-01T00:00:00Z", "0.2300000000"),
+            hosting_sku("SKUB", "2098-01-01T00:00:00Z", "0.3000000000"),
         ];
         let chosen = select_rate_at(&key, &docs, Some(now)).unwrap();
         assert_eq!(
@@ -1924,14 +1927,9 @@ mod tests {
         // 2026-12-01 at $0.30/h. AWS bills SKUA's $0.23 until 2026-12-01: November
         // is 30 days = 720 h, 720 × $0.23 = $165.60 an instance, where $0.30 would
         // say 720 × $0.30 = $216.00, $50.40 over.
-        let product = |sku: &str, date: &str, usd: &str| {
-            let mut doc = hosting_with_terms([("JRTCKXETXF", date, usd)]);
-            doc.sku = sku.to_owned();
-            doc
-        };
         let docs = [
-            product("SKUA", "2026-05-01T00:00:00Z", "0.2300000000"),
-            product("SKUB", "2026-12-01T00:00:00Z", "0.3000000000"),
+            hosting_sku("SKUA", "2026-05-01T00:00:00Z", "0.2300000000"),
+            hosting_sku("SKUB", "2026-12-01T00:00:00Z", "0.3000000000"),
         ];
         let november = "2026-11-01T00:00:00Z".parse().unwrap();
         let chosen = select_rate_at(&key, &docs, Some(november)).unwrap();
