@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates <repo>/.venv (if missing or broken) and installs localstack/requirements.txt
 # into it, every version as localstack/constraints.txt pins it. Idempotent: a venv that already satisfies the requirements is left alone.
-# Works from any cwd. Env: PYTHON (interpreter to build the venv with, default python3).
+# Works from any cwd. Env: PYTHON (interpreter to build the venv with, default python3;
+# 3.11 or newer, the oldest the pinned versions install on).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,8 +31,14 @@ import os, sys
 assert sys.prefix != sys.base_prefix
 assert os.path.realpath(sys.prefix) == os.path.realpath(sys.argv[1])
 PY
+    new_enough "$venv/bin/python" &&
     "$venv/bin/python" -m pip --version >/dev/null 2>&1
 }
+
+# The pins in constraints.txt come from Python 3.11; several (networkx, regex,
+# rpds-py, joserfc, pycparser) publish nothing for older interpreters, where pip
+# would stop with "No matching distribution" and no word of why.
+new_enough() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; }
 
 # Fast path: venv healthy, requirements unchanged since the last successful install,
 # and the server entry point still there.
@@ -43,6 +50,10 @@ fi
 
 if ! venv_ok; then
   command -v "$py" >/dev/null 2>&1 || { echo "install.sh: '$py' not found; set PYTHON=/path/to/python3" >&2; exit 1; }
+  new_enough "$py" || {
+    echo "install.sh: '$py' is Python $("$py" -c 'import platform; print(platform.python_version())' 2>/dev/null || echo '?'); the emulator needs 3.11 or newer: set PYTHON=/path/to/python3.11" >&2
+    exit 1
+  }
   echo "install.sh: creating virtualenv at $venv" >&2
   rm -rf "$venv"
   if ! "$py" -m venv "$venv"; then

@@ -34,6 +34,13 @@ venv_py="$root/.venv/bin/python"
 
 say() { echo "up.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
+# Whether a Docker engine answers, within 10 s where timeout(1) exists (GNU; macOS
+# has none without coreutils).
+docker_answers() {
+  command -v docker >/dev/null 2>&1 || return 1
+  if command -v timeout >/dev/null 2>&1; then timeout 10 docker info >/dev/null 2>&1
+  else docker info >/dev/null 2>&1; fi
+}
 
 case "$port" in ''|*[!0-9]*) die "SAGEMETER_EMULATOR_PORT must be a port number, got '$port'";; esac
 command -v python3 >/dev/null 2>&1 || die "python3 is required"
@@ -95,8 +102,7 @@ rm -f "$pidfile"
 
 if [ "$mode" = auto ]; then
   # Without a token LocalStack cannot serve SageMaker: moto, even where Docker runs.
-  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ] && command -v docker >/dev/null 2>&1 \
-      && timeout 10 docker info >/dev/null 2>&1; then
+  if [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ] && docker_answers; then
     mode=localstack
   else
     mode=moto
@@ -108,8 +114,7 @@ mkdir -p "$state"
 case "$mode" in
   localstack)
     [ -n "${LOCALSTACK_AUTH_TOKEN:-}" ] || die "LocalStack's SageMaker needs LOCALSTACK_AUTH_TOKEN; export it, or use the Docker-free path: SAGEMETER_EMULATOR=moto $0"
-    command -v docker >/dev/null 2>&1 && timeout 10 docker info >/dev/null 2>&1 \
-      || die "no Docker engine answers (docker info failed); use SAGEMETER_EMULATOR=moto $0"
+    docker_answers || die "no Docker engine answers (docker info failed); use SAGEMETER_EMULATOR=moto $0"
     if docker compose version >/dev/null 2>&1; then compose=(docker compose)
     elif command -v docker-compose >/dev/null 2>&1; then compose=(docker-compose)
     else die "neither 'docker compose' nor 'docker-compose' is installed; use SAGEMETER_EMULATOR=moto $0"; fi
