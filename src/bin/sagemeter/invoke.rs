@@ -482,7 +482,9 @@ struct Summary {
     /// Sum of every receipt (failed calls that the model answered are billed too).
     total_cost_usd: Decimal,
     /// total ÷ calls × 1,000; `null` when no call was billed (no receipt: $0
-    /// would be a figure nothing stands behind).
+    /// would be a figure nothing stands behind), or when every receipt has a line
+    /// no source could price (the figure would be what was priced, not the cost).
+    /// With some such receipts it leaves their lines out, as the total does.
     cost_per_1000_calls_usd: Option<Decimal>,
     /// Receipts with a line that could not be priced: `total_cost_usd` leaves those
     /// lines out (see `unpriced_reasons`).
@@ -1070,11 +1072,7 @@ async fn run_with(
         None if summary.not_sent > 0 => stopped_by,
         None => None,
     };
-    if summary.calls > 0 && !summary.by_price_source.is_empty() {
-        summary.cost_per_1000_calls_usd = Some(sagemeter::billing::round_cost(
-            summary.total_cost_usd * Decimal::from(1000) / Decimal::from(summary.calls),
-        ));
-    }
+    summary.cost_per_1000_calls_usd = cost_per_1000_calls(&summary);
     debug_assert_eq!(
         summary.total_cost_usd + summary.cancelled_usd.unwrap_or_default(),
         client.meter().totals().client_usd,
@@ -1173,6 +1171,18 @@ async fn warm_prices(meter: &sagemeter::Meter, profile: &EndpointProfile) {
         });
     }
     while lookups.join_next().await.is_some() {}
+}
+
+/// The summary's cost per 1,000 calls: none without a receipt, nor when every
+/// receipt has an unpriced line (a lower bound of unknown distance, e.g. the data
+/// lines alone when no source prices the compute).
+fn cost_per_1000_calls(summary: &Summary) -> Option<Decimal> {
+    if summary.calls == 0 || summary.receipts == 0 || summary.unpriced_calls >= summary.receipts {
+        return None;
+    }
+    Some(sagemeter::billing::round_cost(
+        summary.total_cost_usd * Decimal::from(1000) / Decimal::from(summary.calls),
+    ))
 }
 
 /// Adds one receipt to the summary.
@@ -1314,8 +1324,18 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
             usd(s.total_cost_usd)
         )?,
     }
-    if let Some(per_1000) = s.cost_per_1000_calls_usd {
-        writeln!(out, "  per 1,000 calls  {} USD", usd(per_1000))?;
+    match (s.cost_per_1000_calls_usd, s.unpriced_calls) {
+        (Some(per_1000), 0) => writeln!(out, "  per 1,000 calls  {} USD", usd(per_1000))?,
+        (Some(per_1000), n) => writeln!(
+            out,
+            "  per 1,000 calls  {} USD, without the unpriced lines of {n} call(s)",
+            usd(per_1000)
+        )?,
+        (None, n) if n > 0 => writeln!(
+            out,
+            "  per 1,000 calls  not known: every call has a line no source could price"
+        )?,
+        (None, _) => {}
     }
     let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1} ms"));
     writeln!(
@@ -1465,6 +1485,90 @@ mod tests {
                         "utilisation": null}
         }))
         .unwrap()
+    }
+
+    /// A receipt of 2 B in and 420 B out on ml.zz9.large, an instance type no
+    /// source prices: its compute line is unpriced, its data lines priced at
+    /// $0.016/GB (2 × 0.016 / 2^30 = $0.000000000030, 420 × 0.016 / 2^30 =
+    /// $0.000000006259; $0.000000006289 together).
+    fn receipt_without_compute(id: u32) -> Cost {
+        let priced = |usd: &str| {
+            serde_json::json!({"status": "priced", "usd_per_unit": "0.016", "cost_usd": usd,
+                "provenance": {"source": "snapshot", "sku": null, "effective_date": null,
+                               "fetched_at": null, "note": null}})
+        };
+        serde_json::from_value(serde_json::json!({
+            "call_id": format!("req-{id}"), "at": "2026-11-02T10:01:00Z",
+            "endpoint": "odd", "region": "us-east-1", "variant": "AllTraffic",
+            "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint", "latency_us": 50000, "bytes_in": 2,
+                      "bytes_out": 420, "outcome": "ok"},
+            "lines": [
+                {"item": "compute", "quantity": "0.0000138888888888888888888889",
+                 "unit": "instance_hours",
+                 "price": {"status": "unpriced", "reason": "no price for hosting ml.zz9.large"}},
+                {"item": "data_in", "quantity": "0.000000001862645149230957031250",
+                 "unit": "gigabytes", "price": priced(
+                 "0.000000000030")},
+                {"item": "data_out", "quantity": "0.000000391155481338500976562500",
+                 "unit": "gigabytes", "price": priced(
+                 "0.000000006259")}],
+            "cost_usd": "0.000000006289", "currency": "USD",
+            "running_client_usd": "0.000000006289", "running_endpoint_usd": "0.000000006289"
+        }))
+        .unwrap()
+    }
+
+    /// The summary of `costs`, as the run makes it, in JSON and in text.
+    fn summary_of(costs: &[Cost]) -> (serde_json::Value, String) {
+        let mut summary = Summary::default();
+        let mut latencies = Vec::new();
+        for cost in costs {
+            summary.calls += 1;
+            add(&mut summary, &mut latencies, cost);
+        }
+        summary.cost_per_1000_calls_usd = cost_per_1000_calls(&summary);
+        let mut text = Vec::new();
+        write_summary(&mut text, &summary).unwrap();
+        (
+            serde_json::to_value(&summary).unwrap(),
+            String::from_utf8(text).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_cost_per_1000_calls_is_not_known_when_every_call_has_an_unpriced_line() {
+        // Every receipt's compute is unpriced: the data lines alone would say
+        // $0.000006289 per 1,000 calls, where a 50 ms share of one $0.23/h
+        // instance alone is 0.23 × 0.05 / 3,600 × 1,000 = $0.0031944: no figure.
+        let (json, text) = summary_of(&[receipt_without_compute(1), receipt_without_compute(2)]);
+        assert_eq!(
+            json["cost_per_1000_calls_usd"],
+            serde_json::Value::Null,
+            "{json}"
+        );
+        assert_eq!(json["unpriced_calls"], 2, "{json}");
+        assert!(
+            text.contains(
+                "  per 1,000 calls  not known: every call has a line no source could price\n"
+            ),
+            "{text}"
+        );
+        // One whole receipt ($0.001) beside one without compute: (0.001 +
+        // 0.000000006289) × 1,000 / 2 = $0.5000031445, said to leave a line out.
+        let whole = receipt_with_accrual("A", "0.001", "0.001");
+        let (json, text) = summary_of(&[whole, receipt_without_compute(1)]);
+        let per_1000: Decimal = json["cost_per_1000_calls_usd"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{json}"));
+        assert_eq!(per_1000, Decimal::new(5_000_031_445, 10), "{json}");
+        assert!(
+            text.contains(
+                "  per 1,000 calls  $0.5000031445 USD, without the unpriced lines of 1 call(s)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
