@@ -13,7 +13,8 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Days are UTC; --until is the day after the last, as in Cost Explorer. Without --since and \
---until, the ledgers' first and last days (from no earlier than Cost Explorer keeps, 13 months).
+--until, the ledgers' first and last days (from no earlier than Cost Explorer keeps, 13 months; \
+to today at the latest: receipts dated later are left out).
 Billed is Cost Explorer's AmortizedCost (usage a Savings Plan or reservation covers at its \
 effective rate). The difference is explained in parts: idle instance time, calls outside \
 sagemeter, storage and standing charges, discounts, other SageMaker charges; what is left is \
@@ -163,7 +164,9 @@ fn other_regions_only(metered: &Metered) -> String {
 
 /// The days to reconcile: `--since` and `--until`, or else the ledgers' first day
 /// (no earlier than Cost Explorer keeps, said on stderr) and the day after their
-/// last. A day the user did not give is never named as a flag in an error.
+/// last, today at the latest (a receipt dated later, by a writer's clock ahead,
+/// is left out, said on stderr). A day the user did not give is never named as a
+/// flag in an error.
 fn days(
     args: &ReconcileArgs,
     ledger_days: Option<(NaiveDate, NaiveDate)>,
@@ -179,10 +182,22 @@ fn days(
                 .into(),
         ));
     };
-    let until = args
-        .until
-        .unwrap_or_else(|| last.succ_opt().unwrap_or(last));
+    // Cost Explorer has costs up to today: a later day is refused as in the
+    // future, and no receipt of it can be compared yet.
+    let tomorrow = today.succ_opt().unwrap_or(today);
+    let after_last = last.succ_opt().unwrap_or(last);
+    let (until, ahead) = match args.until {
+        Some(until) => (until, false),
+        None if after_last > tomorrow => (tomorrow, true),
+        None => (after_last, false),
+    };
     let since = match args.since {
+        Some(since) if since >= until && ahead => {
+            return Err(CliError::Usage(format!(
+                "--since {since} is after today ({today}, UTC): Cost Explorer has costs up to \
+                 today"
+            )));
+        }
         Some(since) if since >= until => {
             return Err(CliError::Usage(format!(
                 "--since {since} is after the ledgers' last day, {last}: add --until"
@@ -203,6 +218,13 @@ fn days(
                      for 13 months: from {earliest} on"
                 ));
             }
+            if ahead && first > today {
+                return Err(CliError::Usage(format!(
+                    "the ledgers' receipts ({first} to {last}) are all dated after today \
+                     ({today}, UTC): Cost Explorer has no costs of those days yet (is the \
+                     clock of the process that wrote them ahead?)"
+                )));
+            }
             let since = first.max(earliest);
             if since >= until {
                 return Err(CliError::Usage(format!(
@@ -213,6 +235,13 @@ fn days(
             since
         }
     };
+    if ahead {
+        output::eprint(&format!(
+            "reconcile: the ledgers hold receipts up to {last}, after today ({today}, UTC): \
+             Cost Explorer has no costs of those days yet, so the receipts dated after today \
+             are left out (is the clock of the process that wrote them ahead?)"
+        ));
+    }
     Ok((since, until))
 }
 
@@ -368,6 +397,44 @@ mod tests {
         assert_eq!(
             days(&args(Some("2020-01-01"), Some("2020-01-02")), None, today).unwrap(),
             (day("2020-01-01"), day("2020-01-02"))
+        );
+    }
+
+    #[test]
+    fn receipts_dated_after_today_end_the_days_at_today_not_at_an_until_refused_as_future() {
+        // Today 2026-12-04 (UTC); the last receipt 2026-12-05T00:00:30Z, its
+        // writer's clock ahead. The day after it, 2026-12-06, would be refused as
+        // in the future (Cost Explorer has costs up to today): the days end with
+        // today, --until 2026-12-05.
+        let today = day("2026-12-04");
+        let ahead = Some((day("2026-11-30"), day("2026-12-05")));
+        assert_eq!(
+            days(&args(None, None), ahead, today).unwrap(),
+            (day("2026-11-30"), day("2026-12-05"))
+        );
+        assert_eq!(
+            days(&args(Some("2026-12-01"), None), ahead, today).unwrap(),
+            (day("2026-12-01"), day("2026-12-05"))
+        );
+        // A last receipt of today itself: the day after it, as before.
+        let to_today = Some((day("2026-11-30"), day("2026-12-04")));
+        assert_eq!(
+            days(&args(None, None), to_today, today).unwrap(),
+            (day("2026-11-30"), day("2026-12-05"))
+        );
+        // Every receipt after today: nothing Cost Explorer can answer, said
+        // without a flag the user did not give.
+        let all_ahead = Some((day("2026-12-05"), day("2026-12-06")));
+        let message = usage(days(&args(None, None), all_ahead, today));
+        assert!(
+            message.contains("all dated after today") && !message.contains("--"),
+            "{message}"
+        );
+        // A --since after today: said as the user's, not as the ledgers' last day.
+        let message = usage(days(&args(Some("2026-12-05"), None), ahead, today));
+        assert!(
+            message.contains("--since 2026-12-05 is after today") && !message.contains("--until"),
+            "{message}"
         );
     }
 
