@@ -226,6 +226,9 @@ pub struct Metered {
     torn_tails: Vec<(String, TornTail)>,
     /// The files read (by device and inode, or canonical path), each read once.
     files_read: std::collections::HashSet<crate::ledger::FileId>,
+    /// The ledgers those files are of: a plain file, or a rolling ledger's
+    /// directory (by device and inode, or canonical path).
+    ledgers_read: std::collections::HashSet<crate::ledger::FileId>,
     /// Each file's first receipt: a copy of a ledger read with it is refused.
     first_receipts: crate::ledger::FirstReceipts,
 }
@@ -268,6 +271,7 @@ impl Metered {
             call_tags: HashMap::new(),
             torn_tails: Vec::new(),
             files_read: std::collections::HashSet::new(),
+            ledgers_read: std::collections::HashSet::new(),
             first_receipts: crate::ledger::FirstReceipts::new(),
         }
     }
@@ -296,15 +300,16 @@ impl Metered {
                 "reconcile: this ledger file was read already; its receipts count once");
             return Ok(());
         }
-        let run = match rolling_dir_of(path) {
-            Some(dir) => dir.display().to_string(),
-            None => name.clone(),
+        let (run, ledger) = match rolling_dir_of(path) {
+            Some(dir) => (dir.display().to_string(), crate::ledger::FileId::of(dir)),
+            None => (name.clone(), file.clone()),
         };
         #[cfg(feature = "parquet")]
         if crate::ledger::is_parquet_name(path) {
             let reader = crate::ledger::parquet::ParquetReader::open(path)?;
             self.read_receipts(path, &name, &run, reader)?;
             self.files_read.insert(file);
+            self.ledgers_read.insert(ledger);
             return Ok(());
         }
         let mut reader = LedgerReader::open(path)?;
@@ -313,6 +318,7 @@ impl Metered {
             self.torn_tails.push((name, torn.clone()));
         }
         self.files_read.insert(file);
+        self.ledgers_read.insert(ledger);
         Ok(())
     }
 
@@ -548,9 +554,18 @@ impl Metered {
     }
 
     /// Receipts read of this region (those without a region included), of every
-    /// day read.
+    /// day read. A reconciliation compares those of its days only:
+    /// [`Reconciliation::receipts`] counts them.
     pub fn receipts(&self) -> u64 {
         self.receipts
+    }
+
+    /// The ledgers [`read_ledger`](Self::read_ledger) (or
+    /// [`read_ledgers`](Self::read_ledgers)) read: each file once however often
+    /// it was named, and a rolling ledger's files (one directory) as one ledger.
+    /// Receipts given to [`add`](Self::add) are of no ledger read.
+    pub fn ledgers_read(&self) -> usize {
+        self.ledgers_read.len()
     }
 
     /// The region whose receipts are gathered.
@@ -810,6 +825,10 @@ pub struct Reconciliation {
     pub since: NaiveDate,
     /// The day after the last.
     pub until: NaiveDate,
+    /// The receipts compared: the region's (those without a region included) of
+    /// the days from `since` to `until` (excluded), not the ledgers' every receipt
+    /// ([`Metered::receipts`]).
+    pub receipts: u64,
     /// `usage-type` or `tag:KEY`.
     pub group_by: String,
     /// The Cost Explorer metric the billed amounts are: `AmortizedCost` (usage a
@@ -997,12 +1016,14 @@ impl Account {
                 judged_estimated.join(", ")
             ));
         }
-        self.notes(metered, options, &mut notes)?;
+        let within = metered.tally(options.since, options.until)?;
+        self.notes(metered, &within, options, &mut notes);
         Ok(Reconciliation {
             region: self.region.clone(),
             account: options.account.clone(),
             since: options.since,
             until: options.until,
+            receipts: within.receipts,
             group_by: options.group_by.to_string(),
             billed_metric: bill::BILLED_METRIC.to_owned(),
             tolerance_usd: tolerance,
@@ -1232,15 +1253,16 @@ impl Account {
         Ok(tags)
     }
 
-    /// The notes on `metered`: each count is of the receipts of the days
-    /// reconciled, the one on the receipts outside them aside.
+    /// The notes on `metered`, `within` its tally of the days reconciled: each
+    /// count is of the receipts of those days, the one on the receipts outside
+    /// them aside.
     fn notes(
         &self,
         metered: &Metered,
+        within: &DayTally,
         options: &ReconcileOptions,
         notes: &mut Vec<String>,
-    ) -> Result<(), AccountError> {
-        let within = metered.tally(options.since, options.until)?;
+    ) {
         if metered.receipts == 0 {
             notes.push("no receipts: everything billed is outside sagemeter".into());
         } else if within.receipts == 0 {
@@ -1306,7 +1328,6 @@ impl Account {
                 within.fees_usd.normalize()
             ));
         }
-        Ok(())
     }
 }
 
@@ -1746,6 +1767,11 @@ mod tests {
             m.read_ledger(file).unwrap();
         }
         assert_eq!(m.receipts(), 3);
+        assert_eq!(
+            m.ledgers_read(),
+            1,
+            "a rolling ledger's three files are one ledger"
+        );
         assert_eq!(accrual(&m), (d("0.46"), d("0.02")));
 
         // The same receipts as three ledgers (three processes, one call each): each
@@ -1757,6 +1783,7 @@ mod tests {
             m.read_ledger(&path).unwrap();
         }
         assert_eq!(accrual(&m), (Decimal::ZERO, Decimal::ZERO));
+        assert_eq!(m.ledgers_read(), 3);
 
         // A copy of a ledger read with it would count its receipts twice: refused,
         // naming both files.
@@ -1772,6 +1799,7 @@ mod tests {
             "{err}"
         );
         assert_eq!(m.receipts(), 3, "nothing of the copy counted");
+        assert_eq!(m.ledgers_read(), 3, "nor the copy as a ledger");
     }
 
     /// Two processes of a fleet, each with its own ledger: every receipt carries the
@@ -1963,6 +1991,7 @@ mod tests {
         std::fs::hard_link(&path, &hard_link).unwrap();
         m.read_ledger(&hard_link).unwrap();
         assert_eq!(m.receipts(), 3);
+        assert_eq!(m.ledgers_read(), 1, "one file by three paths is one ledger");
         // Three calls' compute lines of 0.0000000639 each, once.
         let cost: Decimal = m.cells.values().map(|c| c.cost_usd).sum();
         assert_eq!(cost, d("0.0000001917"));

@@ -2404,6 +2404,8 @@ async fn the_notes_count_the_receipts_of_the_days_reconciled_only() {
     )]);
     let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     assert_eq!(r.days[0].metered_usd, Decimal::new(46, 2));
+    // Compared: the region's receipts of 11-29, a and b (not d and e of 11-30).
+    assert_eq!(r.receipts, 2);
     // Of 11-29: b without a region, c left out, a's 2 unpriced lines and its
     // $0.0005 fee (not 2, 3, 3 lines and $0.0005 + $0.0005 = $0.001); the
     // receipts of 11-30 are said to be outside the days.
@@ -2429,6 +2431,7 @@ async fn the_notes_count_the_receipts_of_the_days_reconciled_only() {
         .await
         .unwrap();
     assert_eq!(r.days[0].parts.outside_usd, Decimal::new(23, 2));
+    assert_eq!(r.receipts, 0);
     let want = [
         "no receipts of these days: everything billed is outside sagemeter",
         "receipts from 2026-11-29 to 2026-11-30; only those from 2026-11-28 to the day \

@@ -368,6 +368,79 @@ fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_
     assert_eq!(idle(&[&t10_1, &t10]), "0.23".parse::<Decimal>().unwrap());
     // The same as the directory.
     assert_eq!(idle(&[dir.path()]), "0.23".parse::<Decimal>().unwrap());
+    // Its two files and its directory named: one ledger, its three receipts once.
+    let out = run(&[
+        "reconcile",
+        t10_1.to_str().unwrap(),
+        t10.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+        "--since",
+        &since,
+        "--until",
+        &until,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("3 receipts from 1 ledger against"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reconcile_counts_the_receipts_of_the_days_compared_and_each_ledger_once() {
+    // One ledger: a receipt yesterday and one 3 days ago. Reconciling yesterday
+    // and today compares the first only; the ledger, named twice, is one.
+    let today = Utc::now().date_naive();
+    let yesterday = today - Days::days(1);
+    let three_days_ago = today - Days::days(3);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    std::fs::write(
+        &ledger,
+        format!(
+            "{}\n{}\n",
+            rolled_receipt(&format!("{three_days_ago}T10:00:00Z"), "0"),
+            rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0")
+        ),
+    )
+    .unwrap();
+    let ledger = ledger.to_str().unwrap();
+    // The seeded bill's days (the same request as the other reconcile tests').
+    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
+    let out = run(&[
+        "reconcile",
+        ledger,
+        ledger,
+        "--since",
+        &since,
+        "--until",
+        &until,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("1 receipt from 1 ledger against"),
+        "{text}"
+    );
+    let r = ok_json(&[
+        "reconcile",
+        ledger,
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--json",
+    ]);
+    assert_eq!(r["receipts"], 1, "{r:#}");
 }
 
 #[test]

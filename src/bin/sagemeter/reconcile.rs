@@ -123,7 +123,7 @@ pub async fn run(
         writeln!(out)?;
         return Ok(());
     }
-    render(&reconciliation, files.len(), metered.receipts(), out)?;
+    render(&reconciliation, metered.ledgers_read(), out)?;
     Ok(())
 }
 
@@ -257,17 +257,21 @@ fn ledger_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, CliError> {
     Ok(files)
 }
 
-fn render(
-    r: &Reconciliation,
-    ledgers: usize,
-    receipts: u64,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+/// The reconciliation as tables, headed by the receipts compared (of its days)
+/// and the ledgers read (a rolling ledger's directory once, a file named twice
+/// once).
+fn render(r: &Reconciliation, ledgers: usize, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{receipts} {} from {ledgers} ledger(s) against Cost Explorer ({}), Amazon SageMaker \
-         in {} of {}, {} to {} (UTC days, the last excluded), by {}",
-        if receipts == 1 { "receipt" } else { "receipts" },
+        "{} {} from {ledgers} {} against Cost Explorer ({}), Amazon SageMaker in {} of {}, {} \
+         to {} (UTC days, the last excluded), by {}",
+        r.receipts,
+        if r.receipts == 1 {
+            "receipt"
+        } else {
+            "receipts"
+        },
+        if ledgers == 1 { "ledger" } else { "ledgers" },
         r.billed_metric,
         r.region,
         r.account.as_deref().map_or_else(
