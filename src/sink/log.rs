@@ -11,7 +11,11 @@ use crate::billing::Cost;
 /// `endpoint`, `region` (the client's, when known: two clients of one process can call
 /// endpoints of the same name in two regions), `variant`, `inference_component` and
 /// `target_model` (when the call named one), `operation`, `outcome`,
-/// `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
+/// `invocations` (1, but 0 on the settlement of an asynchronous invocation,
+/// [`Cost::is_async_settlement`]: one `InvokeEndpointAsync` call has two receipts
+/// and two lines, its submission's and its settlement's, with the same `call_id`
+/// and `operation`, so that a sum of `invocations` counts the call once, as EMF's
+/// `Invocations` and `sagemeter_invocations_total` do), `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
 /// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
 /// `cost_usd`, `running_usd`, `running_fleet_usd` (with a fleet), `price_source`
 /// (`unpriced` when nothing could be
@@ -22,7 +26,7 @@ use crate::billing::Cost;
 ///
 /// ```text
 /// INFO sagemeter: sagemaker call cost call_id=8c5e0a6f-… endpoint=chat-prod region=us-east-1 variant="AllTraffic"
-///   operation="InvokeEndpoint" outcome="ok" latency_ms=250.0 bytes_in=23 bytes_out=412
+///   operation="InvokeEndpoint" outcome="ok" invocations=1 latency_ms=250.0 bytes_in=23 bytes_out=412
 ///   cost_usd=0.000015972222 running_usd=0.000015972222 price_source="live" fully_priced=true
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +46,7 @@ impl CostSink for CostLogSink {
             target_model = cost.target_model.as_deref(),
             operation = u.operation.as_str(),
             outcome = u.outcome.as_str(),
+            invocations = u8::from(!cost.is_async_settlement()),
             latency_ms = millis(u.latency),
             bytes_in = u.bytes_in,
             bytes_out = u.bytes_out,
@@ -99,8 +104,84 @@ pub(crate) fn millis(d: std::time::Duration) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Tags, millis};
+    use super::{CostLogSink, Tags, millis};
+    use crate::billing::Cost;
+    use crate::sink::CostSink;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    /// Where the test's subscriber writes its JSON lines.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The `fields` of the cost lines `CostLogSink` logs for `costs`.
+    fn logged(costs: &[&Cost]) -> Vec<serde_json::Value> {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for cost in costs {
+                CostLogSink.record(cost);
+            }
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone())
+            .collect()
+    }
+
+    #[test]
+    fn an_async_invocations_settlement_line_counts_no_invocation_and_its_submission_one() {
+        // The submission (data in) of an InvokeEndpointAsync call, then its
+        // settlement (data out, the client's note): same call id, operation and
+        // outcome.
+        let submission: Cost = serde_json::from_value(serde_json::json!({
+            "call_id": "req-1", "at": "2026-11-02T10:00:00.250Z", "endpoint": "rt",
+            "region": "us-east-1", "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "invoke_endpoint_async", "latency_us": 250500,
+                      "bytes_in": 1, "bytes_out": 0, "outcome": "ok"},
+            "lines": [], "cost_usd": "0.00000002", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap();
+        let mut settlement = submission.clone();
+        settlement.usage.bytes_out = 2048;
+        settlement.cost_usd = "0.000042".parse().unwrap();
+        settlement.notes = vec![format!(
+            "{} submitted at 2026-11-02T10:00:00.250+00:00",
+            crate::billing::SETTLEMENT_NOTE
+        )];
+        let mut sync = submission.clone();
+        sync.usage.operation = crate::usage::Operation::InvokeEndpoint;
+        sync.usage.bytes_out = 2048;
+        let lines = logged(&[&submission, &settlement, &sync]);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines[..2] {
+            assert_eq!(line["call_id"], "req-1");
+            assert_eq!(line["operation"], "InvokeEndpointAsync");
+            assert_eq!(line["outcome"], "ok");
+        }
+        // Σ invocations over the two lines: the one call, once.
+        assert_eq!(lines[0]["invocations"], 1, "{:?}", lines[0]);
+        assert_eq!(lines[1]["invocations"], 0, "{:?}", lines[1]);
+        assert_eq!(lines[1]["cost_usd"], "0.000042");
+        // A call with one receipt is one invocation.
+        assert_eq!(lines[2]["invocations"], 1, "{:?}", lines[2]);
+    }
 
     #[test]
     fn tags_read_back_as_the_tags_they_were_and_never_break_the_line() {
