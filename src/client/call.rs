@@ -626,22 +626,25 @@ pub(crate) struct Receipt {
     /// When the call left its endpoint's sharing clock (on the meter's clock): when
     /// the SDK answered (a cold look-up of the endpoint's rates may finish later,
     /// and the instance was not busy with the call meanwhile); `None`: when its
-    /// receipt is made (a stream, in flight until it ends).
+    /// receipt is made, unless it leaves before (a stream, in flight until it ends
+    /// or hands over its `[DONE]`: [`leave_clock_at`](Self::leave_clock_at)).
     in_flight_until: Option<SystemTime>,
 }
 
 impl Receipt {
     /// The call stays on its endpoint's sharing clock until its receipt is made
-    /// (a response stream: the model is busy until the stream ends).
+    /// (a response stream: the model is busy until the stream ends), unless it
+    /// leaves before ([`leave_clock_at`](Self::leave_clock_at)).
     pub(crate) fn in_flight_until_made(mut self) -> Self {
         self.in_flight_until = None;
         self
     }
 
     /// The call left its endpoint's sharing clock at `at` (on the meter's clock),
-    /// before its receipt is made: a stream that ended at its last part. Other
-    /// calls may have moved the clock on since: it leaves at the latest of them
-    /// then (see [`CallShare::leave_late`](crate::totals::CallShare::leave_late)).
+    /// before its receipt is made: a stream that ended at its last part, or that
+    /// handed over the part that carries its `[DONE]`. Other calls may have moved
+    /// the clock on since: it leaves at the latest of them then (see
+    /// [`CallShare::leave_late`](crate::totals::CallShare::leave_late)).
     pub(crate) fn leave_clock_at(&mut self, at: SystemTime) {
         self.parts.attempts.leave_clock_late(at);
     }

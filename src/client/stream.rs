@@ -8,6 +8,13 @@
 //! when `recv()` hands them over: a caller that reads slowly is billed for the time
 //! it took, as sagemeter sees no part before it is read.
 //!
+//! A stream leaves its endpoint's sharing clock (and gives back its slot of
+//! provisioned concurrency) when it ends, fails or is dropped, or earlier, when
+//! `recv()` hands over the part that carries its `[DONE]` event (see
+//! [`StreamTokens::done`]): the model has sent all, and a caller that stops
+//! reading there and keeps the stream shares the endpoint with no one. A stream
+//! with no such marker is in flight until its end is read or it is dropped.
+//!
 //! The stream is handed over as soon as SageMaker answers, even on the first call
 //! to an endpoint whose profile and rates are still being found: its end then
 //! waits for them (`recv()` returns the end once they are), and that wait is not
@@ -210,6 +217,7 @@ async fn invoke_endpoint_with_response_stream(
                 tokens,
                 last_part_at: None,
                 ended_at: None,
+                left_clock: false,
             };
             Ok(MeteredResponseStream::new(output, call))
         }
@@ -260,13 +268,19 @@ struct StreamCall {
     /// When it ended, failed or was dropped, once known: its receipt may be made
     /// a little later, once its endpoint's rates are found.
     ended_at: Option<(Instant, SystemTime)>,
+    /// Whether it left its endpoint's sharing clock: at its `[DONE]` part, or
+    /// as it ended, failed or was dropped. Once only.
+    left_clock: bool,
 }
 
 impl StreamCall {
-    /// Measures one payload part. The bytes are read for tokens, never kept.
+    /// Measures one payload part. The bytes are read for tokens, never kept. The
+    /// part that carries the stream's `[DONE]` leaves the sharing clock at its
+    /// time: the model has sent all, however long the caller keeps the stream.
     fn part(&mut self, bytes: &[u8]) {
         let now = Instant::now();
-        self.last_part_at = Some((now, self.receipt.meter().now()));
+        let wall = self.receipt.meter().now();
+        self.last_part_at = Some((now, wall));
         let usage = &mut self.usage;
         if usage.time_to_first_byte.is_none() {
             // From when the stream's request went out, as its latency is.
@@ -275,6 +289,9 @@ impl StreamCall {
         usage.parts = Some(usage.parts.unwrap_or(0).saturating_add(1));
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);
+        if self.tokens.done() {
+            self.leave_clock_at(wall);
+        }
     }
 
     /// When the stream ended, failed or was dropped: noted now the first time.
@@ -291,7 +308,15 @@ impl StreamCall {
     /// left once: `finish` leaving it again changes nothing).
     fn leave_clock(&mut self, ended: bool) {
         let (_, wall) = self.billed_until(ended);
-        self.receipt.leave_clock_at(wall);
+        self.leave_clock_at(wall);
+    }
+
+    /// Leaves the sharing clock at `wall` (on the meter's clock), unless it left
+    /// already (at its `[DONE]` part, or before a wait for the rates).
+    fn leave_clock_at(&mut self, wall: SystemTime) {
+        if !std::mem::replace(&mut self.left_clock, true) {
+            self.receipt.leave_clock_at(wall);
+        }
     }
 
     /// What the stream is billed to, on the monotonic clock and on the meter's:
@@ -308,11 +333,11 @@ impl StreamCall {
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
     /// A stream that ended is billed to its last part, and leaves the sharing
-    /// clock then; one that failed or was dropped, to when that happened
-    /// ([`billed_until`](Self::billed_until)).
+    /// clock then (if not at its `[DONE]` part already); one that failed or was
+    /// dropped, to when that happened ([`billed_until`](Self::billed_until)).
     fn finish(mut self, outcome: Outcome, note: Option<String>) -> Cost {
         let (ended, wall) = self.billed_until(outcome == Outcome::Ok);
-        self.receipt.leave_clock_at(wall);
+        self.leave_clock_at(wall);
         let StreamCall {
             receipt,
             request_id,

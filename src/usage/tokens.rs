@@ -451,6 +451,9 @@ pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
 /// the last event), so a later report replaces an earlier one, field by field: nothing
 /// is added twice, and cached prompt tokens stay counted once.
 ///
+/// [`done`](Self::done) says when an event read so far was `[DONE]`, the end marker
+/// of OpenAI-compatible streams.
+///
 /// ```
 /// use sagemeter::usage::{StreamTokens, TokenUsage};
 /// let mut tokens = StreamTokens::new();
@@ -464,6 +467,8 @@ pub struct StreamTokens {
     skipping: bool,
     plain_text: bool,
     usage: TokenUsage,
+    /// Whether an event read so far was `[DONE]`.
+    done: bool,
 }
 
 impl fmt::Debug for StreamTokens {
@@ -491,6 +496,7 @@ impl StreamTokens {
             skipping: false,
             plain_text: false,
             usage: TokenUsage::default(),
+            done: false,
         }
     }
 
@@ -561,6 +567,16 @@ impl StreamTokens {
         (!self.usage.is_empty()).then_some(self.usage)
     }
 
+    /// Whether an event read so far was `[DONE]` (an SSE `data: [DONE]` line, or a
+    /// bare `[DONE]` line), the marker OpenAI-compatible servers end a stream
+    /// with: the model has nothing more to send. A line is read once its newline
+    /// has arrived (or at [`finish`](Self::finish)). Never for a plain-text
+    /// stream, whose text is the model's own (see
+    /// [`content_type`](Self::content_type)).
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
     /// Reads what is left (a last line without a newline) and returns the tokens the
     /// stream reported, `None` when it said nothing about tokens.
     pub fn finish(&mut self) -> Option<TokenUsage> {
@@ -589,7 +605,11 @@ impl StreamTokens {
             None if matches!(line.first(), Some(b'{') | Some(b'[')) => line,
             None => return,
         };
-        if event.is_empty() || event == b"[DONE]" {
+        if event == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        if event.is_empty() {
             return;
         }
         let reported = match &self.counter {
@@ -1233,6 +1253,29 @@ mod tests {
             stream_of(&[b": keep-alive\n\nevent: ping\ndata: [DONE]\n\n"]),
             None
         );
+    }
+
+    #[test]
+    fn done_is_the_done_line_once_its_newline_has_arrived_however_the_parts_split_it() {
+        let mut tokens = StreamTokens::new();
+        tokens.push(b"data: {\"choices\":[]}\n\ndata: [DO");
+        assert!(!tokens.done());
+        tokens.push(b"NE]");
+        assert!(!tokens.done(), "the line may go on");
+        tokens.push(b"\r\n\r\n");
+        assert!(tokens.done());
+        // A bare line too, as the bare JSON lines are read.
+        let mut tokens = StreamTokens::new();
+        tokens.push(b"{\"generated_text\":\"a\"}\n[DONE]\n");
+        assert!(tokens.done());
+        // Not an event that only starts so, nor a comment, nor a plain-text
+        // stream's line (the model's own text).
+        let mut tokens = StreamTokens::new();
+        tokens.push(b"data: [DONE] or not\n: [DONE]\ndata: \"[DONE]\"\n");
+        assert!(!tokens.done());
+        let mut tokens = StreamTokens::new().content_type(Some("text/plain"));
+        tokens.push(b"data: [DONE]\n\n");
+        assert!(!tokens.done());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! whole stream; per-token and per-inference charges on top of compute or alone.
 
 use crate::support::by_hand::{gigabytes, hours, r12, serverless_seconds};
+use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
 use crate::support::receipts::{NoPriceList, Receipts, line};
 use crate::support::{AttemptsEnded, intercepted};
@@ -802,6 +803,152 @@ async fn a_stream_let_go_while_another_runs_leaves_the_other_its_whole_share() {
     assert!(
         in_flight_us + Decimal::from(200_000) >= latency_us,
         "{in_flight_us} µs of the instance for a {latency_us} µs stream"
+    );
+}
+
+/// On the meter's clock (a manual one): stream S to `endpoint` is sent at 0 s,
+/// read to its `[DONE]` at 1 s and kept until 10 s, as a caller that breaks out of
+/// its loop there and keeps the response in scope does; an `InvokeEndpoint` call
+/// C to the same endpoint (through a fake runtime, on the same meter) goes out at
+/// 2 s and is answered at 4 s, after `c_takes` of real time. Processor sharing.
+/// Returns S's and C's receipts.
+async fn a_call_while_a_stream_is_kept_after_done(
+    endpoint: &str,
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+    c_takes: Duration,
+) -> (Cost, Cost) {
+    let time = aws_smithy_async::test_util::ManualTimeSource::new(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    );
+    let h = harness(
+        |_| Script::new().parts(openai_parts()),
+        |b| {
+            configure(
+                b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
+                    .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone())),
+            )
+        },
+    )
+    .await;
+    // C's runtime only answers: what the endpoint is, is the meter's profile.
+    let runtime = FakeSageMaker::start().await;
+    runtime.add_endpoint(endpoint, vec![FakeVariant::serverless(VARIANT, 2048)]);
+    let c_client = Client::from_parts(
+        aws_sdk_sagemakerruntime::Client::new(&runtime.sdk_config().await),
+        h.client.meter().clone(),
+    );
+    // 0 s: S is sent; 1 s: it is read to its `[DONE]`.
+    let mut s = open(&h.client, endpoint).await;
+    let s_receipt = s.receipt();
+    time.advance(Duration::from_secs(1));
+    read_to_done(&mut s).await;
+    // 2 s: C goes out; 4 s: it is answered.
+    time.advance(Duration::from_secs(1));
+    runtime.hold();
+    runtime.next_latencies(&[c_takes]);
+    let name = endpoint.to_owned();
+    let c = tokio::spawn(async move {
+        c_client
+            .invoke_endpoint()
+            .endpoint_name(name)
+            .content_type("application/json")
+            .body(Blob::new("{}"))
+            .send()
+            .await
+    });
+    runtime.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(2));
+    runtime.release();
+    let c = c.await.unwrap().expect("C is answered");
+    // 10 s: S is let go.
+    time.advance(Duration::from_secs(6));
+    drop(s);
+    (s_receipt.await.unwrap(), c.cost().clone())
+}
+
+/// A stream kept after its `[DONE]` is not in flight any more: it left its
+/// endpoint's sharing clock at that part, and a call that runs while it is kept
+/// has the instance to itself.
+#[tokio::test]
+async fn a_call_while_a_stream_is_kept_after_its_done_has_the_instance_to_itself() {
+    const M5: &str = "rt-m5"; // ml.m5.xlarge × 1 at 0.23 USD/h
+    let (s, c) = a_call_while_a_stream_is_kept_after_done(
+        M5,
+        |b| {
+            b.endpoint_profile(EndpointProfile::new(
+                M5,
+                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+            ))
+            .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), dec("0.23"))
+        },
+        Duration::ZERO,
+    )
+    .await;
+    // C: alone on the one instance 2–4 s (S left at 1 s): 2 s = 2/3600 h =
+    // 0.000555555555555555 h (rounded down at 18 places); 2/3600 × 0.23 =
+    // 0.000127777777777777… USD, rounded down to 0.000127777777. Not half of it
+    // (1 s, 0.000063888888), as if S, kept, were still in flight beside it.
+    let compute = line(&c, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("0.000555555555555555"));
+    assert_eq!(compute.cost_usd(), Some(dec("0.000127777777")));
+    // S: alone 0–1 s, to its `[DONE]`: 1/3600 h = 0.000277777777777777 h;
+    // 1/3600 × 0.23 = 0.0000638888… USD, rounded down to 0.000063888888.
+    let compute = line(&s, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("0.000277777777777777"));
+    assert_eq!(compute.cost_usd(), Some(dec("0.000063888888")));
+}
+
+/// A stream kept after its `[DONE]` gives back its slot of the provisioned
+/// concurrency at that part: a serverless call that starts while it is kept is
+/// served on the free slot, as AWS serves it, at the provisioned inference rate.
+#[tokio::test]
+async fn a_call_while_a_stream_is_kept_after_its_done_is_served_on_the_slot_it_gave_back() {
+    const PC: &str = "llm-serverless-pc"; // 2048 MB, provisioned concurrency 1
+    let region = || REGION.to_owned();
+    let (_, c) = a_call_while_a_stream_is_kept_after_done(
+        PC,
+        |b| {
+            b.endpoint_profile(EndpointProfile::new(
+                PC,
+                vec![VariantProfile::serverless(VARIANT, 2048).with_provisioned_concurrency(1)],
+            ))
+            // us-east-1, 2 GB with provisioned concurrency: 0.00001 USD per
+            // second provisioned (standing, on no receipt), 0.0000233 USD per
+            // second of inference duration; on demand 0.00004 USD per second
+            // (the builder's).
+            .price_override(
+                PriceKey::ProvisionedConcurrency {
+                    region: region(),
+                    memory_gb: 2,
+                },
+                dec("0.00001"),
+            )
+            .price_override(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region(),
+                    memory_gb: 2,
+                },
+                dec("0.0000233"),
+            )
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    // C: on the one provisioned slot, free since S's `[DONE]` at 1 s: its billed
+    // seconds (its latency rounded up to the ms: 1 s the fake took, and a few ms)
+    // × 0.0000233 USD/s, 1 × 0.0000233 = 0.0000233 USD for 1.000 s. Not on demand
+    // at 0.00004 USD/s (0.00004 USD for 1.000 s), as if S, kept, still held the
+    // slot.
+    let compute = line(&c, LineItem::Compute);
+    assert!(compute.quantity >= dec("1"), "{}", compute.quantity);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(serverless_seconds(c.usage.latency) * dec("0.0000233")))
+    );
+    assert!(
+        !c.notes.iter().any(|n| n.contains("was all busy")),
+        "{:?}",
+        c.notes
     );
 }
 
