@@ -2258,7 +2258,12 @@ impl Meter {
                             // zero, or still being created when it was described):
                             // a call proves one now, of a share not known yet.
                             (Some(name), _) if no_copies(profile, name) => {
-                                self.inner.discovery.refresh_soon(&endpoint, self.now());
+                                let then = self.profile_put_right(
+                                    profile,
+                                    &endpoint,
+                                    "set its copies in the profile set for the endpoint \
+                                     (ClientBuilder::endpoint_profile)",
+                                );
                                 lines.push(unpriced(
                                     LineItem::Compute,
                                     Decimal::ZERO,
@@ -2267,8 +2272,7 @@ impl Meter {
                                         "the endpoint's profile shows no copy of inference \
                                          component `{name}` (scaled to zero, or still being \
                                          created when described): what the call's copy holds \
-                                         of the instances is not known; the profile is \
-                                         refreshed"
+                                         of the instances is not known; {then}"
                                     ),
                                 ));
                             }

@@ -15,6 +15,7 @@ use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, LinePrice};
+use sagemeter::endpoint::{ComponentProfile, CopyReservation, EndpointProfile, VariantProfile};
 use sagemeter::ledger::JsonlLedger;
 use sagemeter::pricing::{InstanceResources, PriceKey};
 use sagemeter::report::{GroupBy, ReportOptions, report_file};
@@ -479,6 +480,43 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
         "{reason}"
     );
     assert!(!large.is_fully_priced());
+}
+
+/// A profile set by hand that shows no copy of the component called: the reason
+/// says to set its copies in that profile, which no refresh would change.
+#[tokio::test]
+async fn a_component_with_no_copy_in_a_profile_set_by_hand_says_to_set_its_copies_there() {
+    let fake = shared_endpoint().await;
+    let pricelist = price_list().await;
+    let (_time, shared) = manual_clock();
+    let profile = EndpointProfile::new(
+        "shared",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
+    )
+    .with_component(ComponentProfile::new(
+        "llama",
+        "AllTraffic",
+        0,
+        CopyReservation::accelerators(Decimal::ONE),
+    ));
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .endpoint_profile(profile)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let cost = call(&client, Some("llama"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
+        panic!("a component with no copy priced: {:?}", compute(&cost));
+    };
+    assert!(
+        reason.contains("shows no copy of inference component `llama`")
+            && reason.contains("set its copies in the profile set for the endpoint")
+            && reason.contains("ClientBuilder::endpoint_profile"),
+        "{reason}"
+    );
+    assert!(!reason.contains("described again"), "{reason}");
+    assert!(!reason.contains("the profile is refreshed"), "{reason}");
 }
 
 #[tokio::test]
