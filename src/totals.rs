@@ -895,6 +895,11 @@ enum MoveTo {
 }
 
 impl CallShare {
+    /// The sharing clock the call joined (for telling whose clock it is).
+    pub(crate) fn clock(&self) -> EndpointSlot {
+        EndpointSlot(self.endpoint)
+    }
+
     fn seat(&self) -> std::sync::MutexGuard<'_, Seat> {
         self.seat.lock().unwrap_or_else(|e| e.into_inner())
     }

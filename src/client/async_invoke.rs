@@ -1040,6 +1040,7 @@ impl Settlement {
                 tags,
                 notes,
                 shared_time: None,
+                clock: None,
                 serverless_ms: None,
                 slots_busy_at_start: None,
                 // A settlement bills no inference: its submission did.

@@ -445,7 +445,7 @@ impl Call {
         let started_at = meter.now();
         let started = Instant::now();
         // Joined when the first request goes out (see `AttemptProbe`).
-        let seat = targets.seat(&meter.inner.totals, &endpoint);
+        let seat = targets.seat(meter, &endpoint, started_at);
         // The fleet publishes this process's calls in flight from the first call on.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &meter.inner.fleet {
@@ -1319,6 +1319,7 @@ impl CallParts {
             tags,
             notes,
             shared_time: attempts.share_until(ended, billed.latest_only),
+            clock: attempts.clock(),
             serverless_ms: billed.serverless_ms,
             slots_busy_at_start,
             answers_2xx: attempts.answers_2xx(),
@@ -1849,6 +1850,11 @@ impl AttemptProbe {
             share.step_off(ended, false);
         }
         Some(share.end(ended, latest))
+    }
+
+    /// The sharing clock the call joined (`None` when it never joined one).
+    pub(crate) fn clock(&self) -> Option<crate::totals::EndpointSlot> {
+        self.0.share.get().map(CallShare::clock)
     }
 
     /// The slots of the provisioned concurrency busy on the sharing clock as

@@ -311,7 +311,7 @@ impl Intercept for MeteringInterceptor {
             };
             let started_at = self.meter.now();
             // Joined when the first request goes out (see `AttemptProbe`).
-            let seat = targets.seat(&self.meter.inner.totals, endpoint);
+            let seat = targets.seat(&self.meter, endpoint, started_at);
             let started = Instant::now();
             let attempts = AttemptProbe::on_clock(started, seat, self.meter.inner.time.clone());
             let parts = CallParts {

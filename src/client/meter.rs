@@ -603,10 +603,28 @@ impl Targets {
 
     /// The call's place on `endpoint`'s processor-sharing clock
     /// ([`clock_key`](Self::clock_key); a target variant's before the endpoint's
-    /// profile made it: the endpoint's), found when the call begins; it joins
-    /// the clock when its first request goes out (see
-    /// [`AttemptProbe`](super::call::AttemptProbe)).
-    pub(crate) fn seat(&self, totals: &Totals, endpoint: &str) -> ClockSeat {
+    /// profile made it: the endpoint's), found when the call begins (at `now`,
+    /// on `meter`'s clock); it joins the clock when its first request goes out
+    /// (see [`AttemptProbe`](super::call::AttemptProbe)).
+    ///
+    /// An adapter's call takes its seat on its base component's clock as soon as
+    /// a profile is at hand (the override, or one cached: warmed by
+    /// [`Meter::endpoint_profile`], or found by an earlier call whose own
+    /// profile is not applied yet), not only once a call's profile was applied
+    /// to the clocks: seated on a clock of its own, it would be allocated a
+    /// copy's time that the base's calls are allocated too. Before any profile
+    /// is known, it cannot be told from a component with copies of its own: its
+    /// receipt says so (see `Meter::adapter_apart`).
+    pub(crate) fn seat(&self, meter: &Meter, endpoint: &str, now: SystemTime) -> ClockSeat {
+        let totals = &meter.inner.totals;
+        if let Some(component) = &self.component
+            && let Some(Some(base)) = meter.inner.discovery.profile_now(endpoint, now, |answer| {
+                let base = answer.ok()?.component(component)?.base.as_deref()?;
+                Some(component_clock(endpoint, base))
+            })
+        {
+            return totals.seat_on(&base, None);
+        }
         let clock = self.clock_key(endpoint);
         let or_else = (self.component.is_none() && self.variant.is_some()).then_some(endpoint);
         totals.seat_on(&clock, or_else)
@@ -677,6 +695,8 @@ pub(crate) struct FinishedCall {
     /// call's billed attempts, exact in instance-femtoseconds (see
     /// `CallShare::end`), when the call was on the clock.
     pub shared_time: Option<crate::billing::SharedTime>,
+    /// The sharing clock that allocated `shared_time` (`None`: on no clock).
+    pub clock: Option<crate::totals::EndpointSlot>,
     /// On a serverless variant, the milliseconds billed when several attempts
     /// reached the model: each rounded up on its own, as AWS bills each request
     /// (`None`: the latency, rounded up).
@@ -1757,6 +1777,36 @@ impl Meter {
         }
     }
 
+    /// Why an adapter's call (to `name`, on `profile`'s endpoint) was allocated
+    /// on a clock other than its base component's (`clock`, the one it joined):
+    /// it began before any profile of the endpoint was at hand, so it could not
+    /// be told from a component with copies of its own (see [`Targets::seat`]).
+    /// Its share is then what it would be alone on a copy while calls to the
+    /// base (and its other adapters) in flight meanwhile were allocated as if it
+    /// were not there: together more than the copies' time. `None` for any
+    /// other call (most: not an adapter, or on its base's clock).
+    fn adapter_apart(
+        &self,
+        profile: &EndpointProfile,
+        name: &str,
+        clock: Option<crate::totals::EndpointSlot>,
+    ) -> Option<String> {
+        let base = profile.component(name)?.base.as_deref()?;
+        let clock = clock?;
+        let totals = &self.inner.totals;
+        if clock == totals.endpoint_slot(&component_clock(&profile.endpoint, base)) {
+            return None;
+        }
+        Some(format!(
+            "inference component `{name}` is an adapter of `{base}`, whose copies its calls \
+             share, but this call began before the endpoint's profile was known and was \
+             allocated on a clock of its own, as if alone on a copy: calls to `{base}` in \
+             flight meanwhile were each allocated as if it were not there, so the copy's \
+             time they shared may be charged more than once; later calls share `{base}`'s \
+             clock"
+        ))
+    }
+
     /// What the sharing clocks share from `now` on: the endpoint's instances, each
     /// variant's (for calls that target it), and each inference component's
     /// copies; and what each variant's standing capacity accrues at from then.
@@ -2070,6 +2120,7 @@ impl Meter {
             tags,
             mut notes,
             shared_time,
+            clock: shared_clock,
             serverless_ms,
             slots_busy_at_start,
             answers_2xx,
@@ -2302,15 +2353,24 @@ impl Meter {
                                     ),
                                 ));
                             }
-                            (Some(name), _) => lines.push(component_compute_line(
-                                name,
-                                rates.component(name),
-                                &v.billing,
-                                &usage,
-                                self.inner.allocation,
-                                shared_time,
-                                &rates.compute,
-                            )),
+                            (Some(name), _) => {
+                                if self.inner.allocation == Allocation::ProcessorSharing
+                                    && shared_time.is_some()
+                                    && let Some(note) =
+                                        self.adapter_apart(profile, name, shared_clock)
+                                {
+                                    notes.push(note);
+                                }
+                                lines.push(component_compute_line(
+                                    name,
+                                    rates.component(name),
+                                    &v.billing,
+                                    &usage,
+                                    self.inner.allocation,
+                                    shared_time,
+                                    &rates.compute,
+                                ));
+                            }
                         }
                         usage.variant.get_or_insert_with(|| v.name.clone());
                         variant_slot = Some(rates.totals);

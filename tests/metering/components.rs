@@ -427,6 +427,116 @@ async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
     );
 }
 
+/// The first calls of a fresh client, an adapter's and its base's at once: once
+/// the endpoint's profile is at hand (warmed by `endpoint_profile`, or set by
+/// hand), the adapter's call takes its seat on its base's clock from its start,
+/// and the two share the base's one copy, as in the test above.
+#[tokio::test]
+async fn an_adapter_s_first_call_shares_its_base_s_copy_once_the_profile_is_at_hand() {
+    let fake = shared_endpoint().await;
+    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    // Warmed: described, not yet applied to the sharing clocks by any call.
+    let warmed = client_of(&fake, &pricelist, shared.clone()).await;
+    warmed.meter().endpoint_profile("shared").await.unwrap();
+    // Set by hand: at hand from the start, applied by a call's pricing only.
+    let by_hand = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .endpoint_profile(
+            EndpointProfile::new(
+                "shared",
+                vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
+            )
+            .with_component(ComponentProfile::new(
+                "small",
+                "AllTraffic",
+                1,
+                CopyReservation::accelerators(Decimal::ONE),
+            ))
+            .with_component(ComponentProfile::adapter(
+                "small-lora",
+                "AllTraffic",
+                "small",
+            )),
+        )
+        .time_source(shared)
+        .build()
+        .unwrap();
+    for client in [&warmed, &by_hand] {
+        // small's one copy holds 1 of an ml.g5.12xlarge's 4 GPUs: a share of 0.25.
+        // Two calls on it for 0.01 h: 0.005 copy-hours each × 0.25 = 0.00125
+        // instance-hours × 7.09 USD = 0.0088625 USD each; together 0.017725, the
+        // copy's cost over the 36 s (0.01 × 0.25 × 7.09), not twice it.
+        let both = held_for_36_seconds(
+            &fake,
+            client,
+            &time,
+            &[(Some("small-lora"), None), (Some("small"), None)],
+        )
+        .await;
+        for cost in &both {
+            assert_eq!(
+                compute(cost).cost_usd(),
+                Some(dec("0.0088625")),
+                "{:?}",
+                cost.inference_component
+            );
+            assert!(
+                !cost.notes.iter().any(|n| n.contains("clock of its own")),
+                "{:?}",
+                cost.notes
+            );
+        }
+    }
+}
+
+/// Before any profile of the endpoint is known, an adapter's call cannot be told
+/// from a component with copies of its own: it is allocated on a clock of its
+/// own, and its receipt says so.
+#[tokio::test]
+async fn an_adapter_s_call_begun_before_any_profile_says_it_was_allocated_apart() {
+    let fake = shared_endpoint().await;
+    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let pricelist = price_list().await;
+    let (time, shared) = manual_clock();
+    let client = client_of(&fake, &pricelist, shared).await;
+    let both = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small-lora"), None), (Some("small"), None)],
+    )
+    .await;
+    // Each alone on a copy for 0.01 h at the base's share: 0.01 × 0.25 × 7.09 =
+    // 0.017725 USD; together twice the copy's cost over the 36 s.
+    let [adapter, base] = &both[..] else {
+        unreachable!()
+    };
+    assert_eq!(compute(adapter).cost_usd(), Some(dec("0.017725")));
+    assert_eq!(compute(base).cost_usd(), Some(dec("0.017725")));
+    assert!(
+        adapter.notes.iter().any(|n| n.contains(
+            "`small-lora` is an adapter of `small`, whose copies its calls share, but this \
+             call began before the endpoint's profile was known"
+        )),
+        "{:?}",
+        adapter.notes
+    );
+    // Later calls share the base's clock: half of the copy each.
+    let later = held_for_36_seconds(
+        &fake,
+        &client,
+        &time,
+        &[(Some("small-lora"), None), (Some("small"), None)],
+    )
+    .await;
+    for cost in &later {
+        assert_eq!(compute(cost).cost_usd(), Some(dec("0.0088625")));
+        assert!(!cost.notes.iter().any(|n| n.contains("clock of its own")));
+    }
+}
+
 /// The data lines of a receipt (in and out), to take them apart from compute.
 fn data(cost: &Cost) -> Decimal {
     cost.lines
