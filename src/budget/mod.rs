@@ -54,6 +54,7 @@
 
 use crate::config_error::ConfigError;
 use crate::{Error, Result};
+use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Datelike, TimeZone, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -1025,6 +1026,9 @@ pub(crate) struct Budgets {
     inner: Mutex<BudgetsInner>,
     /// Shared with a fleet: it raises the alerts.
     fleet: bool,
+    /// The meter's clock: a reservation dropped, which is given no time,
+    /// charges the holds lapsed by it first (see [`Reservation::expire_at`]).
+    time: SharedTimeSource,
 }
 
 impl fmt::Debug for Budgets {
@@ -1071,8 +1075,9 @@ impl Priced {
 }
 
 /// An estimate held against budgets until the call settles. Dropping it without
-/// settling releases it (failed or cancelled call, or an async invocation whose
-/// pending half was dropped unsettled).
+/// settling releases it (a call that never reached the model, or an async
+/// invocation whose pending half was dropped unsettled before its hold lapsed:
+/// see [`expire_at`](Self::expire_at)).
 ///
 /// A call billed in parts (an async invocation: its submission, then its
 /// settlement) settles each part but the last with [`settle_part`](Self::settle_part),
@@ -1100,8 +1105,9 @@ pub(crate) struct Reservation {
 
 impl Budgets {
     /// The client's budgets; with `fleet`, enforced ones spend only what they
-    /// lease from the fleet table, and alerts are raised by the fleet.
-    pub(crate) fn new(budgets: Vec<Budget>, fleet: bool) -> Self {
+    /// lease from the fleet table, and alerts are raised by the fleet. `time`
+    /// is the meter's clock, the one the times it gives them are read from.
+    pub(crate) fn new(budgets: Vec<Budget>, fleet: bool, time: SharedTimeSource) -> Self {
         let recent_len = budgets
             .iter()
             .map(|b| match b.estimate {
@@ -1139,7 +1145,13 @@ impl Budgets {
                 lapsed_charges: Vec::new(),
             }),
             fleet,
+            time,
         }
+    }
+
+    /// Now, on the meter's clock.
+    fn now(&self) -> DateTime<Utc> {
+        self.time.now().into()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -1736,9 +1748,12 @@ impl Reservation {
             .is_some_and(|b| Arc::ptr_eq(b, budgets))
     }
 
-    /// What it still holds, summed over its budgets, USD (nothing once lapsed).
+    /// What it still holds, summed over its budgets, USD (nothing once its
+    /// lapse time has passed on the meter's clock, whether or not the budgets
+    /// have charged it yet).
     pub(crate) fn held_usd(&self) -> Decimal {
         match (self.lapsing, &self.budgets) {
+            (Some(key), Some(budgets)) if key.0 <= budgets.now() => Decimal::ZERO,
             (Some(key), Some(budgets)) => budgets
                 .lock()
                 .expiring
@@ -1750,13 +1765,15 @@ impl Reservation {
         }
     }
 
-    /// Makes what it still holds lapse at `until` (on the clock the budgets are
-    /// given): from then on the budgets themselves charge it, provisionally (at
-    /// their next reservation or status), settling it replaces that charge, and
-    /// dropping it keeps it. For an async invocation, `until` is when SageMaker
-    /// must have run or expired it; one kept unsettled past that (a lost
-    /// notification, a settler that comes late) must not hold an enforced budget
-    /// for ever, nor free room for more work while its own may still be billed.
+    /// Makes what it still holds lapse at `until` (on the meter's clock, the
+    /// one the budgets are given): from then on the budgets themselves charge
+    /// it, provisionally (at their next reservation or status, or when any
+    /// reservation of theirs is dropped, this one included), settling it
+    /// replaces that charge, and dropping it keeps it. For an async
+    /// invocation, `until` is when SageMaker must have run or expired it; one
+    /// kept unsettled past that (a lost notification, a settler that comes
+    /// late) must not hold an enforced budget for ever, nor free room for more
+    /// work while its own may still be billed.
     /// The budgets keep it as the hold of the invocation `call` (see
     /// [`Invocation::call`]): a settlement of any copy of it through them
     /// settles it (see [`of_call`](Self::of_call)).
@@ -1874,8 +1891,17 @@ fn raise_all(alerts: Vec<AlertToRaise>) {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if let Some(budgets) = self.budgets.take() {
+        let Some(budgets) = self.budgets.take() else {
+            return;
+        };
+        let alerts = {
             let mut inner = budgets.lock();
+            // The holds lapsed by now on the meter's clock are charged first,
+            // this one's among them: dropped after its lapse time, a pending
+            // invocation keeps its charge whether or not a reservation or a
+            // status came between (a fleet's charges are queued for it, as
+            // there).
+            let alerts = inner.release_lapsed(budgets.now(), budgets.fleet);
             // A hold still held is released. One charged provisionally when it
             // lapsed stays charged (the work ran, or SageMaker dropped it), and
             // remembered: a copy of the invocation may yet be settled here,
@@ -1888,7 +1914,10 @@ impl Drop for Reservation {
             for (i, estimate) in self.indexes.drain(..) {
                 inner.tracked[i].state.release(estimate);
             }
-        }
+            alerts
+        };
+        // Raised outside the lock: a callback may look at the budgets.
+        raise_all(alerts);
     }
 }
 
@@ -1935,10 +1964,18 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_async::test_util::ManualTimeSource;
     use chrono::TimeDelta;
 
     fn dec(s: &str) -> Decimal {
         s.parse().unwrap()
+    }
+
+    /// A meter's clock stopped at the Unix epoch, before every time these
+    /// tests give: a reservation dropped finds no hold lapsed by it (the tests
+    /// of drops after a lapse keep a clock of their own, set as they go).
+    fn stopped() -> SharedTimeSource {
+        SharedTimeSource::new(aws_smithy_async::time::StaticTimeSource::from_secs(0))
     }
 
     /// A fleet's $1 a day, each call estimated at $0.01.
@@ -1947,7 +1984,7 @@ mod tests {
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.01") })
             .unwrap();
-        Arc::new(Budgets::new(vec![budget], true))
+        Arc::new(Budgets::new(vec![budget], true, stopped()))
     }
 
     /// One $0.01 call at `at`, if its reservation fits.
@@ -1972,7 +2009,7 @@ mod tests {
         .unwrap()
         .estimate(Estimate::Fixed { usd: dec("0.6") })
         .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![each], false));
+        let budgets = Arc::new(Budgets::new(vec![each], false, stopped()));
         let now = Utc::now();
         let tag = |v: &str| BTreeMap::from([("tenant".to_owned(), v.to_owned())]);
         // 0.6 held on each of the bound's values, one call each.
@@ -2010,7 +2047,7 @@ mod tests {
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.25") })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![alert, enforced], false));
+        let budgets = Arc::new(Budgets::new(vec![alert, enforced], false, stopped()));
         let settle = |usd: &str, priced: Priced| {
             let reservation = budgets.reserve("chat", &BTreeMap::new(), day(1)).unwrap();
             reservation.settle(&BTreeMap::new(), dec(usd), priced, day(1));
@@ -2105,7 +2142,7 @@ mod tests {
             .estimate(Estimate::Fixed { usd: dec("0.10") })
             .unwrap()
             .on_alert(move |a| seen.lock().unwrap().push(a.threshold_percent));
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         // 10 calls of 0.10 at 10:00:30 spend the hour's 1.00 (10 × 0.10), passing
         // 50, 80 and 100 %.
@@ -2149,7 +2186,7 @@ mod tests {
                 initial_usd: dec("0.01"),
             })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // One 5 USD call, then 70 of 0.01: 71 receipts, all within the last 100.
@@ -2217,7 +2254,7 @@ mod tests {
         // $2 an hour, each call estimated at the most of the last 20 receipts.
         let budget =
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Hour, dec("2")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         // 10:05: one call (estimated at the initial $0.01) that cost $3.
@@ -2246,7 +2283,7 @@ mod tests {
     fn the_default_estimate_under_a_smaller_limit_is_the_limit_not_a_lock_out() {
         // $0.005 a day, the default estimate ($0.01 before the first receipt).
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.005")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // Held at the limit: 0 + 0 + 0.005 ≤ 0.005, the first call goes.
@@ -2265,7 +2302,7 @@ mod tests {
                 initial_usd: dec("0.05"),
             })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // Two calls priced at $0 (credits), then one whose price is unknown.
@@ -2290,7 +2327,7 @@ mod tests {
                 initial_usd: dec("0.01"),
             })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let day = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
         // 1 December: a call of $1; 2 December: one of $0.10.
@@ -2337,7 +2374,7 @@ mod tests {
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.05") })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
@@ -2389,6 +2426,7 @@ mod tests {
                 budget("0.0000000000000000000000000003"),
             ],
             false,
+            stopped(),
         ));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -2434,7 +2472,7 @@ mod tests {
                 initial_usd: dec("0.6666666666666666666666666667"),
             })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // One call holds 0.6666666666666666666666666667; a receipt of $10
@@ -2459,7 +2497,7 @@ mod tests {
         let budget = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
             .unwrap()
             .on_alert(|_| panic!("the application's alert handler failed"));
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // 0.006 of 0.01 passes 50 %: the callback panics, the settlement goes on.
@@ -2474,7 +2512,7 @@ mod tests {
         // calls, $0.01 before the first.
         let budget =
             Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
         // Each job is submitted from S3 without its size: its submission's one
@@ -2537,7 +2575,7 @@ mod tests {
                 initial_usd: dec("2"),
             })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // Every job is submitted from S3 without its size: its data in is
@@ -2573,7 +2611,7 @@ mod tests {
         // (how many is unknown); the output tokens are priced, at $0.01 per 1,000.
         let budget =
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
         let call = |usd: &str, when| -> Option<Decimal> {
@@ -2607,7 +2645,7 @@ mod tests {
         // 12 places; nothing out.
         let budget =
             Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // Each is held at $0.01 and counts max(0.000000015259, 0.01) = $0.01: its
@@ -2636,7 +2674,7 @@ mod tests {
             dec("100"),
         )
         .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
         let call = |usd: &str, priced: Priced, when| -> Option<Decimal> {
@@ -2683,7 +2721,7 @@ mod tests {
         // $0.0000000152587890625, $0.000000015259 to the receipt's 12 places.
         let budget =
             Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false));
+        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let call = |usd: &str, priced: Priced| {
@@ -2714,7 +2752,7 @@ mod tests {
             .unwrap();
         let chat =
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![client, chat], false));
+        let budgets = Arc::new(Budgets::new(vec![client, chat], false, stopped()));
         let no_tags = BTreeMap::new();
         let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         // A call with nothing priced ($0; its compute has no price) holds $5 on
@@ -2780,8 +2818,9 @@ mod tests {
     type Raised = Arc<Mutex<Vec<(u32, Decimal)>>>;
 
     /// $10 a day on `jobs`, each call estimated at a fixed $0.50; its alerts
-    /// pushed to the list returned.
-    fn jobs_at_fifty_cents() -> (Arc<Budgets>, Raised) {
+    /// pushed to the list returned; the meter's clock, at 1 December 2026
+    /// 00:00 UTC until set.
+    fn jobs_at_fifty_cents() -> (Arc<Budgets>, Raised, ManualTimeSource) {
         let raised = Arc::new(Mutex::new(Vec::new()));
         let seen = raised.clone();
         let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
@@ -2793,7 +2832,14 @@ mod tests {
                     .unwrap()
                     .push((a.threshold_percent, a.spent_usd))
             });
-        (Arc::new(Budgets::new(vec![budget], false)), raised)
+        let clock =
+            ManualTimeSource::new(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().into());
+        let time = SharedTimeSource::new(clock.clone());
+        (
+            Arc::new(Budgets::new(vec![budget], false, time)),
+            raised,
+            clock,
+        )
     }
 
     /// An async job submitted to `jobs` at `at`, as the client submits it: its
@@ -2825,7 +2871,7 @@ mod tests {
 
     #[test]
     fn a_lapsed_hold_is_charged_so_a_late_settler_does_not_let_five_times_the_limit_through() {
-        let (budgets, raised) = jobs_at_fifty_cents();
+        let (budgets, raised, _) = jobs_at_fifty_cents();
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         let spent_held = |when| {
@@ -2874,7 +2920,7 @@ mod tests {
 
     #[test]
     fn a_settlement_the_day_after_its_hold_lapsed_charges_what_it_passes_the_charge_by() {
-        let (budgets, _) = jobs_at_fifty_cents();
+        let (budgets, _, _) = jobs_at_fifty_cents();
         let no_tags = BTreeMap::new();
         let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
         let spent = |when| budgets.status(when)[0].spent_usd;
@@ -2907,7 +2953,7 @@ mod tests {
 
     #[test]
     fn a_pending_invocation_dropped_after_its_hold_lapsed_keeps_the_charge() {
-        let (budgets, _) = jobs_at_fifty_cents();
+        let (budgets, _, clock) = jobs_at_fifty_cents();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         let spent_held = |when| {
             let status = &budgets.status(when)[0];
@@ -2918,6 +2964,7 @@ mod tests {
         let late = submit_job(&budgets, at(12, 0)).unwrap();
         // 12:05: one is dropped before its hold lapses (handed off to be
         // settled elsewhere): released, nothing charged.
+        clock.set_time(at(12, 5).into());
         drop(early);
         assert_eq!(spent_held(at(12, 5)), (Decimal::ZERO, dec("0.50")));
         // 12:06: the other's hold lapses: charged its $0.50 as run.
@@ -2925,6 +2972,7 @@ mod tests {
         // Dropped now, unsettled, it keeps the charge (the work ran, or
         // SageMaker dropped it: counted as run), remembered until the day
         // after ends: a copy of it may yet be settled here.
+        clock.set_time(at(12, 7).into());
         drop(late);
         assert_eq!(spent_held(at(12, 7)), (dec("0.50"), Decimal::ZERO));
         assert_eq!(budgets.lock().provisional.len(), 1);
@@ -2937,9 +2985,106 @@ mod tests {
     }
 
     #[test]
+    fn jobs_dropped_after_their_lapse_keep_their_charge_though_nothing_looked_at_the_budgets() {
+        let (budgets, raised, clock) = jobs_at_fifty_cents();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        // 00:00: 20 jobs hold 20 × 0.50 = $10, the whole limit; their holds
+        // lapse at 00:06 (300 s in the queue + 60 s to run).
+        let jobs: Vec<Reservation> = (1..=20)
+            .map(|n| submit_job(&budgets, at(0, 0)).unwrap_or_else(|| panic!("job {n}")))
+            .collect();
+        // 00:10: the 20 pending invocations are dropped unsettled, no call
+        // nor status having come since 00:00. The first drop charges every
+        // hold lapsed by 00:10 on the meter's clock, its own among them: 20 ×
+        // 0.50 = $10 spent, nothing held; the others find theirs charged and
+        // keep it. (Released instead, each would give back its $0.50: $0
+        // spent, and 20 more jobs let through.)
+        clock.set_time(at(0, 10).into());
+        drop(jobs);
+        // The charges raised the alerts a settlement would, after the lock
+        // was let go: 10 × 0.50 = $5 is 50 % of $10, 16 × 0.50 = $8 is 80 %,
+        // 20 × 0.50 = $10 is 100 %.
+        assert_eq!(
+            std::mem::take(&mut *raised.lock().unwrap()),
+            vec![(50, dec("5")), (80, dec("8")), (100, dec("10"))]
+        );
+        let status = &budgets.status(at(0, 10))[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("10"), Decimal::ZERO)
+        );
+        // A 21st is refused: 10 + 0 + 0.50 > 10.
+        assert!(submit_job(&budgets, at(0, 10)).is_none(), "job 21");
+        assert_eq!(budgets.lock().provisional.len(), 20, "kept for copies");
+    }
+
+    #[test]
+    fn a_fleet_budgets_hold_lapsed_before_its_drop_is_queued_for_the_fleet() {
+        // A fleet's $1 a day, each call estimated at $0.01, on a clock at
+        // 12:00.
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.01") })
+            .unwrap();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let budgets = Arc::new(Budgets::new(
+            vec![budget],
+            true,
+            SharedTimeSource::new(clock.clone()),
+        ));
+        let no_tags = BTreeMap::new();
+        budgets.status(t0); // the day begun: its lease granted
+        budgets.grant(
+            0,
+            BudgetPeriod::Day.start_of(t0),
+            dec("1"),
+            t0 + TimeDelta::hours(1),
+        );
+        // An async job whose submission's receipt is $0.001 holds 0.01 −
+        // 0.001 = $0.009 until 12:06.
+        let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
+        hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
+        hold.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        // 12:10: dropped unsettled, nothing having looked at the budgets
+        // since 12:00: its $0.009 is charged as run, 0.001 + 0.009 = $0.01,
+        // and queued for the fleet beyond the receipts, as a status would
+        // have queued it (released instead: $0.001, and nothing queued).
+        clock.set_time((t0 + TimeDelta::minutes(10)).into());
+        drop(hold);
+        assert_eq!(
+            budgets.take_lapsed_charges(),
+            vec![BeyondReceipt {
+                budget: 0,
+                usd: dec("0.009")
+            }]
+        );
+        let status = &budgets.status(t0 + TimeDelta::minutes(10))[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("0.01"), Decimal::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_holds_figure_is_nothing_once_its_lapse_time_has_passed() {
+        let (budgets, _, clock) = jobs_at_fifty_cents();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        // 00:00: a job holds its $0.50 (its submission $0) until 00:06.
+        let job = submit_job(&budgets, at(0, 0)).unwrap();
+        clock.set_time(at(0, 5).into());
+        assert_eq!(job.held_usd(), dec("0.50"));
+        // 00:06 on the meter's clock: lapsed, charged as run whenever the
+        // budgets are next looked at, and held no more, though they were not.
+        clock.set_time(at(0, 6).into());
+        assert_eq!(job.held_usd(), Decimal::ZERO);
+        assert_eq!(budgets.lock().expiring.len(), 1, "not charged yet");
+    }
+
+    #[test]
     fn a_copy_settled_here_settles_the_invocation_its_original_holds_nothing_after() {
         // $10 a day on `jobs`, each job estimated at a fixed $0.50.
-        let (budgets, _) = jobs_at_fifty_cents();
+        let (budgets, _, clock) = jobs_at_fifty_cents();
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         let spent_held = |when| {
@@ -2963,6 +3108,7 @@ mod tests {
         // $0.3001 for a job of 0.0001 + 0.30, counted once. (Before, the
         // hold lapsed and was charged, 0.3001 + 0.4999 = $0.80, and kept.)
         assert_eq!(spent_held(at(6, 15)), (dec("0.3001"), Decimal::ZERO));
+        clock.set_time(at(6, 16).into());
         drop(original);
         assert_eq!(spent_held(at(6, 16)), (dec("0.3001"), Decimal::ZERO));
 
@@ -2971,6 +3117,7 @@ mod tests {
         // at 13:30 and keeps the charge.
         let original = submit_job_as(&budgets, at(7, 0), "job-b");
         assert_eq!(spent_held(at(13, 15)), (dec("0.8001"), Decimal::ZERO));
+        clock.set_time(at(13, 30).into());
         drop(original);
         assert_eq!(spent_held(at(13, 30)), (dec("0.8001"), Decimal::ZERO));
         // 14:00, the same day: a copy settles at $0.30; it replaces the

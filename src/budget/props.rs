@@ -16,7 +16,8 @@
 //! - a call's estimate is held until it settles; a part settled lowers what it
 //!   holds by as much (not below 0);
 //! - what an async invocation still holds at its lapse time is charged, as
-//!   run, at the budgets' next reservation or status (raising alerts as a
+//!   run, at the budgets' next reservation or status, or when any call's
+//!   reservation is dropped (its own among them; raising alerts as a
 //!   settlement would): SageMaker has run it or dropped it by then, and were
 //!   it only released, more work would be let in while its own may still be
 //!   billed (20 jobs filling a limit, lapsing every 6 min and settled every
@@ -63,6 +64,7 @@
 //! shares of the limit are compared by cross-multiplying, never dividing.
 
 use super::*;
+use aws_smithy_async::test_util::ManualTimeSource;
 use chrono::{NaiveDate, TimeDelta};
 use proptest::prelude::*;
 
@@ -201,8 +203,9 @@ enum Op {
         priced: Pricing,
         lapse_s: Option<i64>,
     },
-    /// An open call is released unsettled (failed unbilled, cancelled, an
-    /// async invocation dropped).
+    /// An open call is dropped unsettled (one that never reached the model, an
+    /// async invocation dropped): the holds lapsed by then are charged, then
+    /// what it still holds is released.
     Drop { which: usize },
     /// A copy of an async invocation (picked by index among those open, then
     /// those dropped after their lapse) is settled here, unreserved; an open
@@ -524,8 +527,8 @@ impl Model {
         }
     }
 
-    /// The budgets' next reservation or status: what every lapse due by `now`
-    /// holds is charged, soonest first (in the order they were set, when at
+    /// The budgets' next reservation, status or reservation dropped: what
+    /// every lapse due by `now` holds is charged, soonest first (in the order they were set, when at
     /// once), as run, in each budget's period of `now`; the alerts it raises.
     fn release_lapsed(&mut self, open: &mut [MRes], now: DateTime<Utc>) -> Alerts {
         let mut due: Vec<(DateTime<Utc>, u64, usize)> = open
@@ -920,9 +923,12 @@ fn raised(alerts: &Arc<Mutex<Vec<BudgetAlert>>>) -> Alerts {
 /// Plays `run` against the budgets and the model; the first difference found.
 fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
     let alerts = Arc::new(Mutex::new(Vec::new()));
+    // The meter's clock, at each step's time: a reservation dropped reads it.
+    let clock = ManualTimeSource::new(run.start.into());
     let budgets = Arc::new(Budgets::new(
         run.specs.iter().map(|s| s.budget(&alerts)).collect(),
         false,
+        SharedTimeSource::new(clock.clone()),
     ));
     let mut model = Model::new(&run.specs);
     let mut open: Vec<(Reservation, MRes)> = Vec::new();
@@ -930,6 +936,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
     let specs = &run.specs;
     for (step, (gap, op)) in run.steps.iter().enumerate() {
         now += TimeDelta::milliseconds(*gap);
+        clock.set_time(now.into());
         let mut expected: Alerts = Vec::new();
         let mut mopen: Vec<MRes> = open.iter().map(|(_, m)| m.clone()).collect();
         match op {
@@ -1033,6 +1040,9 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
             }
             Op::Drop { which } if !open.is_empty() => {
                 let k = which % open.len();
+                // Every hold lapsed by now is charged first, its own among
+                // them, whether or not a reservation or status came since.
+                expected = model.release_lapsed(&mut mopen, now);
                 drop(open.remove(k));
                 let r = mopen.remove(k);
                 // Charged when its hold lapsed: the charge stays, remembered
@@ -1061,8 +1071,11 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     expected = model.settle(specs, &mut r, usd, *priced, now);
                     copy.settle(&r.tags, usd, priced.told(), now);
                     if k < open.len() {
+                        // The original, dropped, charges the other holds
+                        // lapsed by now (its own went with the copy).
                         drop(open.remove(k));
                         mopen.remove(k);
+                        expected.extend(model.release_lapsed(&mut mopen, now));
                     } else {
                         model.gone.remove(k - open.len());
                     }
@@ -1215,9 +1228,11 @@ fn compare(
 /// only once its share of the limit is spent, and nothing stays held.
 fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
     let alerts = Arc::new(Mutex::new(Vec::new()));
+    let clock = ManualTimeSource::new(run.start.into());
     let budgets = Arc::new(Budgets::new(
         run.specs.iter().map(|s| s.budget(&alerts)).collect(),
         false,
+        SharedTimeSource::new(clock.clone()),
     ));
     // Each open call with its tags and its invocation's call; the calls
     // dropped, for their copies.
@@ -1226,6 +1241,7 @@ fn play(run: &Run) -> std::result::Result<(), TestCaseError> {
     let mut now = run.start;
     for (step, (gap, op)) in run.steps.iter().enumerate() {
         now += TimeDelta::milliseconds(*gap);
+        clock.set_time(now.into());
         match op {
             Op::Reserve {
                 endpoint,

@@ -1247,9 +1247,9 @@ impl Meter {
     }
 
     /// Hands the fleet the provisional charges its budgets made when async
-    /// holds lapsed (at a reservation or a status), and what was taken back of
-    /// them for invocations settled elsewhere, to count in the table as
-    /// charges beyond the receipts.
+    /// holds lapsed (at a reservation, a status or a reservation dropped), and
+    /// what was taken back of them for invocations settled elsewhere, to count
+    /// in the table as charges beyond the receipts.
     pub(crate) fn charge_lapsed(&self, now: SystemTime) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {

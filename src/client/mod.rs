@@ -894,9 +894,13 @@ impl ClientBuilder {
             fleet.validate(&self.budgets)?;
         }
         #[cfg(feature = "fleet")]
-        let budgets = Arc::new(Budgets::new(self.budgets, self.fleet.is_some()));
+        let budgets = Arc::new(Budgets::new(
+            self.budgets,
+            self.fleet.is_some(),
+            time.clone(),
+        ));
         #[cfg(not(feature = "fleet"))]
-        let budgets = Arc::new(Budgets::new(self.budgets, false));
+        let budgets = Arc::new(Budgets::new(self.budgets, false, time.clone()));
         let totals = Totals::with_max_concurrency_per_instance(self.max_concurrency_per_instance)
             .with_monotonic_reference(system_clock);
         #[cfg(feature = "fleet")]

@@ -2927,7 +2927,8 @@ mod tests {
             ))
             .http_client(SharedHttpClient::new(Silent))
             .build();
-        let budgets = Arc::new(Budgets::new(budgets, true));
+        let time = SharedTimeSource::default();
+        let budgets = Arc::new(Budgets::new(budgets, true, time.clone()));
         let sdk_config = aws_types::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
@@ -2936,7 +2937,7 @@ mod tests {
             &sdk_config,
             budgets.clone(),
             Totals::default(),
-            SharedTimeSource::default(),
+            time,
         );
         (fleet, budgets)
     }
@@ -3083,11 +3084,15 @@ mod tests {
                     .with_rule(&rule),
             )
             .build();
-        let budgets = Arc::new(Budgets::new(budgets, true));
+        let clock = ManualTimeSource::new(start.into());
+        let budgets = Arc::new(Budgets::new(
+            budgets,
+            true,
+            SharedTimeSource::new(clock.clone()),
+        ));
         let sdk_config = aws_types::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        let clock = ManualTimeSource::new(start.into());
         let fleet = Fleet::new(
             config.dynamodb_client(aws_sdk_dynamodb::Client::from_conf(conf)),
             &sdk_config,

@@ -921,6 +921,64 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_is_charged_its_hold_onc
 }
 
 #[tokio::test]
+async fn a_pending_invocation_dropped_after_its_lapse_keeps_the_charge_though_no_status_came_between()
+ {
+    let fake = fake().await;
+    let budget = Budget::enforce(
+        BudgetScope::endpoint("jobs"),
+        BudgetPeriod::Day,
+        dec("0.10"),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed { usd: dec("0.05") })
+    .unwrap();
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    let (client, _) = ten_cents_per_ten_seconds_with(builder, budget);
+    // At most 1 h in SageMaker's queue, then at most 10 min to run: by 4,200 s
+    // after submission it has run or expired.
+    let (_, _, pending) = client
+        .invoke_endpoint_async()
+        .endpoint_name("jobs")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1024)
+        .request_ttl_seconds(3600)
+        .invocation_timeout_seconds(600)
+        .send()
+        .await
+        .unwrap()
+        .into_parts();
+    // Spent: the submission's fee, 1 USD / 1,000 = 0.001; held: the estimate
+    // less it, 0.05 − 0.001 = 0.049.
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.001"), dec("0.049"))
+    );
+    assert!(
+        format!("{pending:?}").contains("hold: 0.049 USD"),
+        "{pending:?}"
+    );
+    // 4,200 s on, with no call nor status between: the hold has lapsed on the
+    // meter's clock, and the pending invocation shows it holds nothing.
+    time.advance(Duration::from_secs(4200));
+    assert!(
+        format!("{pending:?}").contains("hold: 0 USD"),
+        "{pending:?}"
+    );
+    // Dropped unsettled now, it keeps the charge: its 0.049 counted as run,
+    // 0.001 + 0.049 = 0.05 spent, nothing held. (Released, it would leave
+    // 0.001 spent, as if SageMaker had never run it.)
+    drop(pending);
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("0.05"), Decimal::ZERO)
+    );
+}
+
+#[tokio::test]
 async fn a_pending_invocation_dropped_unsettled_releases_its_hold() {
     let fake = fake().await;
     let budget = Budget::enforce(
