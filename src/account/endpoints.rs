@@ -346,6 +346,10 @@ struct Draft {
     created: Option<SystemTime>,
     /// The endpoint's `LastModifiedTime`.
     modified: Option<SystemTime>,
+    /// How long after `created` a `LastModifiedTime` is taken for an update, not
+    /// for the endpoint's coming into service (or its creation's failure): see
+    /// [`updated_after`].
+    updated_after: Duration,
     /// Serverless: USD per second of compute, to price `ModelLatency` (with
     /// provisioned concurrency, its inference rate: for the compute it serves).
     per_use_usd_per_second: Option<Decimal>,
@@ -387,6 +391,7 @@ impl Draft {
             row,
             created,
             modified,
+            updated_after: PROVISIONING_MARGIN,
             per_use_usd_per_second: None,
             per_use_unpriced: None,
             beyond_usd_per_second: None,
@@ -422,6 +427,7 @@ impl Draft {
         let created = component.created.map(SystemTime::from).or(variant.created);
         Draft {
             standing,
+            updated_after: variant.updated_after,
             ..Draft::bare(row, created, variant.modified)
         }
     }
@@ -740,6 +746,7 @@ impl Account {
             row,
             created: listed.created,
             modified: listed.modified,
+            updated_after: updated_after(profile),
             per_use_usd_per_second,
             per_use_unpriced,
             beyond_usd_per_second,
@@ -1080,9 +1087,9 @@ fn billed_before(status: &str) -> bool {
 /// `Failed` is also an update's or a re-scaling's failure, after the endpoint
 /// served. It did if it served calls in the span (`used`), or if it was
 /// `updated` within the span (its `LastModifiedTime`, when it failed, in the span
-/// and more than [`UPDATED_AFTER`] after its creation): an update failed there,
-/// not its creation. One whose creation failed, or that failed before the span,
-/// was not billed in it.
+/// and later after its creation than its creation may take, [`updated_after`]):
+/// an update failed there, not its creation. One whose creation failed, or that
+/// failed before the span, was not billed in it.
 fn failed_after_serving(status: &str, used: Option<VariantUsage>, updated: bool) -> bool {
     let served =
         used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
@@ -1221,9 +1228,27 @@ const ASYNC_NOT_COUNTED: &str = "asynchronous endpoint: SageMaker publishes no C
      `Invocations` for it, so its calls, cost per 1,000 calls, utilisation and idleness \
      are not known here";
 
+/// What an endpoint's creation may take beyond its config's timeouts (the
+/// instances' provisioning, the model's registration): an hour. Without the
+/// timeouts (an endpoint not described, or a config setting neither), the
+/// whole of what a creation is taken to take.
+const PROVISIONING_MARGIN: Duration = Duration::from_secs(3600);
+
 /// How long after its creation an endpoint's `LastModifiedTime` is taken for an
-/// update, not for its coming into service.
-const UPDATED_AFTER: Duration = Duration::from_secs(3600);
+/// update, not for its coming into service or its creation's failure: the
+/// longest its config lets a variant's instances take to come up (the model
+/// data download's timeout and the container startup health check's, each up
+/// to an hour, added), and [`PROVISIONING_MARGIN`].
+fn updated_after(profile: &EndpointProfile) -> Duration {
+    profile
+        .variants
+        .iter()
+        .chain(&profile.shadow_variants)
+        .filter_map(VariantProfile::startup_timeouts)
+        .max()
+        .unwrap_or_default()
+        + PROVISIONING_MARGIN
+}
 
 /// Adds the window's figures and the flags.
 fn finish(
@@ -1246,15 +1271,16 @@ fn finish(
     let seconds = now.duration_since(from).unwrap_or_default().as_secs();
     // Updated within the window (a new config: another instance type or count):
     // the window's figures take the deployment described now for all of it. An
-    // endpoint's LastModifiedTime is also when it came into service, minutes after
-    // its creation: an hour past it is an update.
+    // endpoint's LastModifiedTime is also when it came into service, or when its
+    // creation failed, as late as its config's timeouts let it: only past them
+    // and a margin is it an update.
     let updated = draft.modified.filter(|&modified| {
         modified > from
             && modified <= now
             && draft.created.is_some_and(|created| {
                 modified
                     .duration_since(created)
-                    .is_ok_and(|d| d > UPDATED_AFTER)
+                    .is_ok_and(|d| d > draft.updated_after)
             })
     });
     // Billed until its deletion began, it went out of service or it failed after

@@ -3094,6 +3094,173 @@ async fn a_failed_endpoint_that_served_in_the_window_has_no_window_cost_of_zero(
     assert_eq!(view.totals.unpriced, 0);
 }
 
+/// [`summary`] of an endpoint created `created_min` minutes before noon and
+/// last modified `modified_min` minutes before it.
+fn summary_minutes(
+    name: &str,
+    status: EndpointStatus,
+    created_min: i64,
+    modified_min: i64,
+) -> EndpointSummary {
+    let minutes_ago = |m: i64| aws_smithy_types::DateTime::from_secs(1_796_212_800 - m * 60);
+    EndpointSummary::builder()
+        .endpoint_name(name)
+        .endpoint_arn(format!(
+            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
+        ))
+        .endpoint_status(status)
+        .creation_time(minutes_ago(created_min))
+        .last_modified_time(minutes_ago(modified_min))
+        .build()
+}
+
+/// DescribeEndpoint and DescribeEndpointConfig of `name`: 1 × ml.g5.48xlarge,
+/// its config's `ModelDataDownloadTimeoutInSeconds` and
+/// `ContainerStartupHealthCheckTimeoutInSeconds` as given.
+fn described_large(
+    name: &'static str,
+    status: EndpointStatus,
+    download_s: Option<i32>,
+    startup_s: Option<i32>,
+) -> [Rule; 2] {
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+        .match_requests(move |r| r.endpoint_name() == Some(name))
+        .then_output(move || {
+            DescribeEndpointOutput::builder()
+                .endpoint_name(name)
+                .endpoint_config_name(format!("{name}-config"))
+                .endpoint_status(status.clone())
+                .production_variants(
+                    ProductionVariantSummary::builder()
+                        .variant_name("AllTraffic")
+                        .current_instance_count(1)
+                        .build(),
+                )
+                .build()
+        });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(move |r| r.endpoint_config_name() == Some(&format!("{name}-config")))
+        .then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name(format!("{name}-config"))
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .model_name(format!("{name}-model"))
+                        .instance_type(ProductionVariantInstanceType::MlG548Xlarge)
+                        .initial_instance_count(1)
+                        .set_model_data_download_timeout_in_seconds(download_s)
+                        .set_container_startup_health_check_timeout_in_seconds(startup_s)
+                        .build(),
+                )
+                .build()
+        });
+    [endpoint, config]
+}
+
+/// An endpoint's creation may take as long as its config's timeouts let it (the
+/// model data download's and the container startup health check's, up to an
+/// hour each) and a margin of an hour: a `LastModifiedTime` within that of its
+/// creation is its coming into service or its creation's failure, not an
+/// update. A `Failed` endpoint whose creation failed after 1 h 45 min was never
+/// billed ($0 in the window, not counted as unknown), and one that came into
+/// service after 1 h 20 min was not updated in the window; a failure past the
+/// timeouts and the margin is still an update's.
+#[tokio::test]
+async fn a_creation_as_slow_as_its_configs_timeouts_is_not_taken_for_an_update() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            // Created 09:00; its health check never passed: Failed at 10:45.
+            .endpoints(summary_minutes(
+                "slow-create",
+                EndpointStatus::Failed,
+                180,
+                75,
+            ))
+            // Created 09:00, in service at 10:20.
+            .endpoints(summary_minutes(
+                "slow-serve",
+                EndpointStatus::InService,
+                180,
+                100,
+            ))
+            // Created 16:00 yesterday, its update failed at 10:00.
+            .endpoints(summary_minutes(
+                "failed-update",
+                EndpointStatus::Failed,
+                1200,
+                120,
+            ))
+            // As slow-create, its config setting neither timeout.
+            .endpoints(summary_minutes("untimed", EndpointStatus::Failed, 180, 75))
+            .build()
+    });
+    let [a, b] = described_large(
+        "slow-create",
+        EndpointStatus::Failed,
+        Some(3600),
+        Some(3600),
+    );
+    let [c, d] = described_large(
+        "slow-serve",
+        EndpointStatus::InService,
+        Some(3600),
+        Some(3600),
+    );
+    let [e, f] = described_large(
+        "failed-update",
+        EndpointStatus::Failed,
+        Some(3600),
+        Some(3600),
+    );
+    let [g, h] = described_large("untimed", EndpointStatus::Failed, None, None);
+    let account = account(
+        &[&list, &a, &b, &c, &d, &e, &f, &g, &h],
+        &[&no_metrics()],
+        &[],
+    );
+    let view = last_day(&account).await;
+    let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
+    let said = |name: &str, start: &str| row(name).notes.iter().any(|n| n.starts_with(start));
+
+    // Its creation may take 3,600 s (download) + 3,600 s (health check) + 1 h
+    // (margin) = 3 h, to 12:00: failing at 10:45, after 1 h 45 min, its creation
+    // failed. SageMaker bills an endpoint's instances from when it is in
+    // service, which it never was: $0 over the window, not unknown.
+    let slow = row("slow-create");
+    assert_eq!(slow.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(slow.window_cost_usd, Some(Decimal::ZERO), "{slow:?}");
+    assert!(
+        !said("slow-create", "Failed now: billed"),
+        "{:?}",
+        slow.notes
+    );
+    // In service from 10:20, 1 h 20 min after its creation: no update. Its
+    // window, from its creation at 09:00 to noon, is 3 h × $20.36 (1 ×
+    // ml.g5.48xlarge, us-east-1) = $61.08.
+    let serving = row("slow-serve");
+    assert!(
+        !said("slow-serve", "updated within the window"),
+        "{:?}",
+        serving.notes
+    );
+    assert_eq!(serving.window_cost_usd, Some(Decimal::new(6108, 2)));
+    // Failed at 10:00, 18 h after its creation, past the 3 h its creation may
+    // take: an update failed, after the endpoint was billed for a time not known.
+    assert_eq!(row("failed-update").window_cost_usd, None);
+    assert!(said("failed-update", "Failed now: billed"));
+    // No timeouts set: an hour is all a creation is taken to take, so the same
+    // failure at 1 h 45 min is taken for an update's.
+    assert_eq!(row("untimed").window_cost_usd, None);
+    // $61.08 in all; failed-update's and untimed's windows are not known.
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(6108, 2));
+    assert_eq!(view.totals.window_unpriced, 2);
+    assert_eq!(view.totals.unpriced, 0);
+}
+
 /// A serverless variant of 2 GB with a provisioned concurrency of 1.
 fn serverless_2gb_pc_1() -> ProductionVariant {
     use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;

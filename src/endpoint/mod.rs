@@ -60,6 +60,16 @@ pub struct VariantProfile {
     /// come or not.
     #[serde(default)]
     pub volume_size_gb: Option<u32>,
+    /// The endpoint config's `ModelDataDownloadTimeoutInSeconds`, when set: how
+    /// long SageMaker may take to download the model to each instance (up to
+    /// 3,600 s) before the endpoint's creation or update fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_data_download_timeout_s: Option<u32>,
+    /// The endpoint config's `ContainerStartupHealthCheckTimeoutInSeconds`, when
+    /// set: how long the container may take to pass its health check (up to
+    /// 3,600 s) before the endpoint's creation or update fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_startup_timeout_s: Option<u32>,
 }
 
 impl VariantProfile {
@@ -73,6 +83,8 @@ impl VariantProfile {
             },
             weight: None,
             volume_size_gb: None,
+            model_data_download_timeout_s: None,
+            container_startup_timeout_s: None,
         }
     }
 
@@ -86,6 +98,8 @@ impl VariantProfile {
             },
             weight: None,
             volume_size_gb: None,
+            model_data_download_timeout_s: None,
+            container_startup_timeout_s: None,
         }
     }
 
@@ -93,6 +107,19 @@ impl VariantProfile {
     pub fn with_volume_size_gb(mut self, gb: u32) -> Self {
         self.volume_size_gb = Some(gb);
         self
+    }
+
+    /// How long its instances may take to come up by its config's timeouts: the
+    /// model data download's and the container startup health check's, added
+    /// (one not set counts nothing); `None` when neither is set.
+    pub fn startup_timeouts(&self) -> Option<Duration> {
+        let (download, startup) = (
+            self.model_data_download_timeout_s,
+            self.container_startup_timeout_s,
+        );
+        (download.is_some() || startup.is_some()).then(|| {
+            Duration::from_secs(u64::from(download.unwrap_or(0)) + u64::from(startup.unwrap_or(0)))
+        })
     }
 
     /// Whether anything of the variant is up: an instance variant with at least
@@ -1406,6 +1433,12 @@ fn pending_variant_profile(
         volume_size_gb: configured
             .and_then(|c| c.volume_size_in_gb())
             .and_then(|gb| u32::try_from(gb).ok()),
+        model_data_download_timeout_s: configured
+            .and_then(|c| c.model_data_download_timeout_in_seconds())
+            .and_then(|s| u32::try_from(s).ok()),
+        container_startup_timeout_s: configured
+            .and_then(|c| c.container_startup_health_check_timeout_in_seconds())
+            .and_then(|s| u32::try_from(s).ok()),
     })
 }
 
@@ -1462,6 +1495,12 @@ fn variant_profile(
         volume_size_gb: configured
             .volume_size_in_gb()
             .and_then(|gb| u32::try_from(gb).ok()),
+        model_data_download_timeout_s: configured
+            .model_data_download_timeout_in_seconds()
+            .and_then(|s| u32::try_from(s).ok()),
+        container_startup_timeout_s: configured
+            .container_startup_health_check_timeout_in_seconds()
+            .and_then(|s| u32::try_from(s).ok()),
     })
 }
 
