@@ -155,8 +155,10 @@ impl Update {
 impl Accruals {
     /// What the accrual of `cost` (read from run `run`, its instance time of the
     /// `classes`, each with its share, the receipt's own first) adds: `accrued` and
-    /// `allocated` are its running figures, each within ±10¹². A figure below half
-    /// the run's highest is a new process starting over.
+    /// `allocated` are its running figures, each within ±10¹². A new process
+    /// starting over begins a new run: a figure below half the run's highest, or
+    /// a process's first call ([`process_first_call`]) that cannot be the run's
+    /// next receipt (see [`continues`]).
     ///
     /// The increment is split by UTC day and kind exactly, and added to what the
     /// run's stretches hold exactly: when that needs more digits than a `Decimal`
@@ -173,10 +175,10 @@ impl Accruals {
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
         let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
         let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
-        let previous = self
-            .runs
-            .get(&key)
-            .filter(|run| accrued >= run.accrued / Decimal::TWO);
+        let first_call = process_first_call(cost, accrued, allocated);
+        let previous = self.runs.get(&key).filter(|run| {
+            accrued >= run.accrued / Decimal::TWO && (!first_call || continues(run, accrued))
+        });
         let Some(previous) = previous else {
             let run = Run {
                 id: self.next_run,
@@ -188,7 +190,7 @@ impl Accruals {
             // instances' time during the call, an increment like any other (left
             // out, the idle time of that call, instance time less its share, would
             // be missing from the day). Anything else only starts the count.
-            let (pieces, allocated_usd) = match process_first_call(cost, accrued, allocated) {
+            let (pieces, allocated_usd) = match first_call {
                 true => (
                     self.pieces(&key, run.id, cost.at, end, accrued, &classes)?,
                     allocated,
@@ -413,6 +415,18 @@ fn shared_out(
     )
 }
 
+/// Whether a receipt whose figures are those of its process's first call
+/// (`accrued`, its running allocation its own compute) can be `run`'s next
+/// receipt all the same: only when the run was allocated nothing so far (its
+/// calls' compute priced at $0), and its accrual has not fallen. A process's
+/// later call has a running allocation of what the run's last receipt carried
+/// and its own compute: more than its own once the run was allocated anything.
+/// So a process restarted on the same ledger begins a new run however much its
+/// first call accrued against the last process's figure.
+fn continues(run: &Run, accrued: Decimal) -> bool {
+    run.allocated.is_zero() && accrued >= run.accrued
+}
+
 /// Whether `cost` is its process's first call on its variant: the running
 /// allocation is the call's own compute, and the accrual no more than its
 /// instances over the call (and a minute, for calls in flight beside it). A
@@ -602,6 +616,149 @@ mod tests {
             *usd_per_unit = Decimal::ONE;
         }
         assert!(!process_first_call(&small, Decimal::ONE, Decimal::ONE));
+    }
+
+    /// A call of 1 × ml.g5.xlarge at $1.408/h, begun at `at` and lasting
+    /// `latency_s`, its compute line `compute` USD.
+    fn g5_call(id: &str, at: &str, latency_s: u64, compute: &str) -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
+                        "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": latency_s * 1_000_000,
+                      "bytes_in": 1, "bytes_out": 1, "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "0", "unit": "instance_hours",
+                       "price": {"status": "priced", "usd_per_unit": "1.408",
+                                 "cost_usd": compute, "provenance": {"source": "snapshot",
+                                 "sku": null, "effective_date": null, "fetched_at": null,
+                                 "note": null}}}],
+            "cost_usd": compute, "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        }))
+        .unwrap()
+    }
+
+    /// Reads `receipts` (a call and its running accrued and allocated) of one
+    /// ledger: the instance time accrued on 2026-12-02, and the compute
+    /// allocated to the calls counted.
+    fn read(receipts: &[(Cost, &str, &str)]) -> (Decimal, Decimal) {
+        let class = UsageClass::instance_time("ml.g5.xlarge", false);
+        let mut accruals = Accruals::default();
+        let mut allocated = Decimal::ZERO;
+        for (cost, accrued, running) in receipts {
+            let update = accruals
+                .update(
+                    "ledger",
+                    cost,
+                    vec![(class.clone(), Decimal::ONE)],
+                    accrued.parse().unwrap(),
+                    running.parse().unwrap(),
+                )
+                .unwrap();
+            allocated += update.allocated_usd;
+            accruals.apply(update);
+        }
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let days = accruals.by_day().unwrap();
+        assert_eq!(days.len(), 1, "{days:?}");
+        (days[&(day, "rt", &class)], allocated)
+    }
+
+    /// A process restarted on the same ledger is a new run from its first call,
+    /// however much that call accrued against the last process's figure: its
+    /// accrual counts from zero again, and the last process's counts whole.
+    #[test]
+    fn a_restarted_process_is_a_new_run_from_its_first_call() {
+        // 1 × ml.g5.xlarge at $1.408/h: $0.000391111… a second. Process A's
+        // calls: 10:00:00 for 30 s ($0.011733333333), 10:02:30 for 30 s; its
+        // accrual at 10:03:00, 180 s: $0.0704; its allocation 2 × 0.011733333333.
+        // Process B's, on the same ledger: 11:00:00 for 90 s, accrued and
+        // allocated 90 s = $0.0352 (half A's last accrual, no less); then
+        // 11:09:30 for 30 s, accrued 600 s = $0.234666666667 (1.408 ÷ 6), allocated
+        // 0.0352 + 0.011733333333.
+        let (accrued, allocated) = read(&[
+            (
+                g5_call("a1", "2026-12-02T10:00:00Z", 30, "0.011733333333"),
+                "0.011733333333",
+                "0.011733333333",
+            ),
+            (
+                g5_call("a2", "2026-12-02T10:02:30Z", 30, "0.011733333333"),
+                "0.0704",
+                "0.023466666666",
+            ),
+            (
+                g5_call("b1", "2026-12-02T11:00:00Z", 90, "0.0352"),
+                "0.0352",
+                "0.0352",
+            ),
+            (
+                g5_call("b2", "2026-12-02T11:09:30Z", 30, "0.011733333333"),
+                "0.234666666667",
+                "0.046933333333",
+            ),
+        ]);
+        // The day's instance time is each process's whole accrual: 0.0704 +
+        // 0.234666666667 = 0.305066666667 (not B's last figure alone, with its
+        // first 90 s taken for A's again).
+        assert_eq!(accrued, "0.305066666667".parse::<Decimal>().unwrap());
+        // And the calls' compute, each counted once: 3 × 0.011733333333 + 0.0352.
+        assert_eq!(allocated, "0.070399999999".parse::<Decimal>().unwrap());
+    }
+
+    /// A process's second call soon after its first accrued no more than a first
+    /// call could (its own time and a minute), but its running allocation holds
+    /// the first call's compute too: the run goes on, its time counted once.
+    #[test]
+    fn a_second_call_soon_after_the_first_goes_on_with_its_run() {
+        // 10:00:00 for 30 s ($0.011733333333), then 10:00:40 for 30 s: accrued
+        // 70 s × 1.408 ÷ 3,600 = $0.027377777778, within the $0.0352 of its own
+        // 30 s and a minute; allocated 2 × 0.011733333333.
+        let (accrued, allocated) = read(&[
+            (
+                g5_call("a1", "2026-12-02T10:00:00Z", 30, "0.011733333333"),
+                "0.011733333333",
+                "0.011733333333",
+            ),
+            (
+                g5_call("a2", "2026-12-02T10:00:40Z", 30, "0.011733333333"),
+                "0.027377777778",
+                "0.023466666666",
+            ),
+        ]);
+        // The process's 70 s, once (a new run would add its first 30 s again:
+        // 0.011733333333 + 0.027377777778).
+        assert_eq!(accrued, "0.027377777778".parse::<Decimal>().unwrap());
+        assert_eq!(allocated, "0.023466666666".parse::<Decimal>().unwrap());
+    }
+
+    /// A run allocated nothing so far (calls of no measured time) can go on with
+    /// a receipt whose running allocation is its own compute: that is the
+    /// process's later call, not a new process, while its accrual has not fallen.
+    #[test]
+    fn a_call_after_calls_allocated_nothing_goes_on_with_its_run() {
+        // 10:00:00 and 10:00:10, each of no time: accrued 0, then 10 s =
+        // $0.003911111111, allocated nothing. Then 10:00:20 for 30 s: accrued
+        // 50 s = $0.019555555556 (within its own 30 s and a minute, $0.0352),
+        // allocated its own $0.011733333333.
+        let (accrued, allocated) = read(&[
+            (g5_call("c1", "2026-12-02T10:00:00Z", 0, "0"), "0", "0"),
+            (
+                g5_call("c2", "2026-12-02T10:00:10Z", 0, "0"),
+                "0.003911111111",
+                "0",
+            ),
+            (
+                g5_call("c3", "2026-12-02T10:00:20Z", 30, "0.011733333333"),
+                "0.019555555556",
+                "0.011733333333",
+            ),
+        ]);
+        // Counted from the first receipt read: 0.019555555556 in all (a new run
+        // at the third would add the first 10 s again: + 0.003911111111).
+        assert_eq!(accrued, "0.019555555556".parse::<Decimal>().unwrap());
+        assert_eq!(allocated, "0.011733333333".parse::<Decimal>().unwrap());
     }
 
     #[test]

@@ -191,8 +191,10 @@ struct DayTally {
 /// and variant, each over the time since the ledger's previous receipt of the
 /// variant and split at UTC midnight in proportion to time. A ledger's first
 /// receipt of a variant is where counting starts (the ledger may begin long after
-/// its process did), and a figure that falls to less than half of the highest
-/// seen is a new process starting over (one process writes a ledger at a time).
+/// its process did), and a process's first call (unless the ledger's run was
+/// allocated nothing so far), or a figure that falls to less than half of the
+/// highest seen, is a new process starting over (one process writes a ledger at
+/// a time).
 /// Time that several ledgers' accruals cover for the same variant (replicas, each
 /// with its own ledger) is counted once, at the highest of their rates. The files
 /// of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`, or
