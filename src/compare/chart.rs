@@ -417,11 +417,13 @@ pub fn render_trend_svg(projection: &Projection) -> Result<String, CompareError>
 }
 
 /// Where a commitment's cheaper side changes: the month, the commitment's cost in
-/// it, and whether it stops (true) or starts being cheaper.
+/// it, and whether it stops (true) or starts being cheaper. None for a pair with a
+/// plan that cannot serve the calls: the two are not weighed.
 fn crossovers(projection: &Projection) -> Vec<(u32, f64, bool)> {
     let mut marks: Vec<(u32, f64, bool)> = projection
         .commitments
         .iter()
+        .filter(|o| o.over_capacity.is_empty())
         .filter_map(|o| {
             let (month, stops) = match (o.stops_being_cheaper_in_month, o.becomes_cheaper_in_month)
             {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arith::{HINT_INPUTS, Overflow, add, div, mul, sub};
 use super::engine::{PlanCost, provisioned_usd, storage_usd};
-use super::format::usd;
+use super::format::{self, usd};
 use super::trend::round_factor;
 use super::{BYTES_PER_GB, CompareError, Comparison, Period, PlanModel, PriceTrend, TrendRate};
 use crate::pricing::PriceKey;
@@ -32,7 +32,10 @@ pub const MAX_HORIZON_MONTHS: u32 = 120;
 ///
 /// Subscriptions and savings plans are the commitments; each is set against every
 /// plan paid as used (instances, serverless, per call, per token) in a
-/// [`CommitmentOutlook`].
+/// [`CommitmentOutlook`]. A plan that cannot serve the calls
+/// ([`over_capacity`](super::PlanCost::over_capacity); the volume, so its capacity,
+/// is the same every month) is never named the cheapest while another can, and a
+/// commitment is not weighed against it (nor it against one): its outlook says so.
 ///
 /// Costs are exact decimals: a month's cost is today's cost of each part times that
 /// month's factor (12 places), summed; nothing is rounded to cents but the text.
@@ -83,9 +86,15 @@ pub struct Projection {
     pub plans: Vec<PlanProjection>,
     /// The name of the cheapest plan in each month (the first in the comparison's
     /// order, on a tie), of those that can serve the work (not
-    /// [`over_capacity`](super::PlanCost::over_capacity)); of all plans when none
+    /// [`over_capacity`](PlanProjection::over_capacity)); of all plans when none
     /// can.
     pub cheapest_by_month: Vec<String>,
+    /// The name of the plan cheapest over the whole horizon (least
+    /// [`total_usd`](PlanProjection::total_usd)), of the same plans as
+    /// [`cheapest_by_month`](Self::cheapest_by_month) and first on a tie likewise.
+    /// Empty only in a projection read back from before it was recorded.
+    #[serde(default)]
+    pub cheapest_over_horizon: String,
     /// Every commitment against every plan paid as used, in the comparison's order.
     pub commitments: Vec<CommitmentOutlook>,
 }
@@ -153,6 +162,11 @@ pub struct PlanProjection {
     pub cumulative_usd: Vec<Decimal>,
     /// The cost of the whole horizon (the last cumulative cost).
     pub total_usd: Decimal,
+    /// The plan cannot serve the comparison's calls
+    /// ([`PlanCost::over_capacity`]): it is never named the cheapest while another
+    /// plan can, and no commitment is weighed against it.
+    #[serde(default)]
+    pub over_capacity: bool,
 }
 
 /// A commitment (subscription, savings plan) against a plan paid as used, month by
@@ -162,6 +176,12 @@ pub struct PlanProjection {
 /// same counts as not cheaper. Only the first change is reported: a savings plan
 /// renewed at lower prices can become cheaper again later, which
 /// [`PlanProjection::monthly_usd`] shows.
+///
+/// When either plan cannot serve the calls ([`over_capacity`](Self::over_capacity)
+/// not empty) the two are not weighed: no month is cheaper, nothing is cheaper over
+/// the horizon, and the summary names the plan that cannot serve them, e.g.
+/// "savings plan ml.m5.xlarge x1 (1 yr) cannot serve 4,000,000 calls per month: it is
+/// not weighed against pay per use".
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitmentOutlook {
@@ -169,19 +189,30 @@ pub struct CommitmentOutlook {
     pub commitment: String,
     /// The plan paid as used.
     pub pay_per_use: String,
-    /// Whether the commitment is cheaper in month 1, at today's prices.
+    /// Whether the commitment is cheaper in month 1, at today's prices; false when
+    /// either plan is over capacity.
     pub cheaper_in_month_1: bool,
     /// The first month in which the commitment, cheaper until then, is not cheaper;
-    /// `None` when it stays cheaper, or was not cheaper in month 1.
+    /// `None` when it stays cheaper, was not cheaper in month 1, or either plan is
+    /// over capacity.
     pub stops_being_cheaper_in_month: Option<u32>,
     /// The first month in which the commitment, not cheaper until then, is cheaper
-    /// (prices rising); `None` when there is no such month.
+    /// (prices rising); `None` when there is no such month or either plan is over
+    /// capacity.
     pub becomes_cheaper_in_month: Option<u32>,
     /// What paying per use costs over the horizon minus what the commitment costs;
-    /// negative when the commitment costs more.
+    /// negative when the commitment costs more. With a plan over capacity, only the
+    /// difference of the two costs: not a saving, as one of them cannot serve the
+    /// calls.
     pub saving_over_horizon_usd: Decimal,
-    /// Whether the commitment costs less over the whole horizon.
+    /// Whether the commitment costs less over the whole horizon, both plans serving
+    /// the calls; false when either is over capacity.
     pub cheaper_over_horizon: bool,
+    /// The plans of the pair that cannot serve the calls
+    /// ([`PlanProjection::over_capacity`]), the commitment first. Empty when both
+    /// can: only then are the two weighed.
+    #[serde(default)]
+    pub over_capacity: Vec<String>,
     /// The outlook in one sentence, e.g. "savings plan ml.m5.xlarge x1 (1 yr) stops
     /// being cheaper than ml.m5.xlarge x1 in month 8 at -20%/year; over 12 months it
     /// still saves 41.20 USD".
@@ -253,38 +284,30 @@ impl Projection {
                 monthly_usd,
                 total_usd: running.normalize(),
                 cumulative_usd,
+                over_capacity: row.over_capacity,
             });
         }
 
-        // Of the plans that can serve the work (the volume, so each plan's capacity,
-        // is the same every month); of all of them when none can.
-        let can_serve: Vec<&PlanProjection> = plans
-            .iter()
-            .zip(&comparison.plans)
-            .filter(|(_, row)| !row.over_capacity)
-            .map(|(plan, _)| plan)
-            .collect();
-        let candidates: Vec<&PlanProjection> = if can_serve.is_empty() {
-            plans.iter().collect()
-        } else {
-            can_serve
-        };
+        let candidates = candidates(&plans);
         let cheapest_by_month = (0..horizon_months as usize)
-            .map(|i| {
-                let mut best = candidates[0];
-                for plan in &candidates[1..] {
-                    if plan.monthly_usd[i] < best.monthly_usd[i] {
-                        best = plan;
-                    }
-                }
-                best.name.clone()
-            })
+            .map(|i| cheapest(&candidates, |p| p.monthly_usd.get(i).copied()))
             .collect();
+        let cheapest_over_horizon = cheapest(&candidates, |p| Some(p.total_usd));
 
+        let work = Work {
+            calls: comparison.profile.calls_per_period,
+            period: comparison.period,
+        };
         let mut commitments = Vec::new();
         for commitment in plans.iter().filter(|p| p.basis == PriceBasis::Commitment) {
             for pay_per_use in plans.iter().filter(|p| p.basis != PriceBasis::Commitment) {
-                commitments.push(outlook(commitment, pay_per_use, trend, horizon_months)?);
+                commitments.push(outlook(
+                    commitment,
+                    pay_per_use,
+                    trend,
+                    horizon_months,
+                    work,
+                )?);
             }
         }
 
@@ -294,6 +317,7 @@ impl Projection {
             factors,
             plans,
             cheapest_by_month,
+            cheapest_over_horizon,
             commitments,
         })
     }
@@ -336,6 +360,35 @@ impl TrendFactors {
             by_month,
         })
     }
+}
+
+/// The plans the cheapest is chosen from: those that can serve the work (the volume,
+/// so each plan's capacity, is the same every month); all of them when none can.
+fn candidates(plans: &[PlanProjection]) -> Vec<&PlanProjection> {
+    let can_serve: Vec<&PlanProjection> = plans.iter().filter(|p| !p.over_capacity).collect();
+    if can_serve.is_empty() {
+        plans.iter().collect()
+    } else {
+        can_serve
+    }
+}
+
+/// The name of the candidate with the least `cost`, the first on a tie; a plan
+/// without the figure (a projection read back short) is passed over. Empty when no
+/// candidate has it.
+fn cheapest(
+    candidates: &[&PlanProjection],
+    cost: impl Fn(&PlanProjection) -> Option<Decimal>,
+) -> String {
+    let mut best: Option<(&PlanProjection, Decimal)> = None;
+    for plan in candidates {
+        if let Some(c) = cost(plan)
+            && best.is_none_or(|(_, b)| c < b)
+        {
+            best = Some((plan, c));
+        }
+    }
+    best.map(|(p, _)| p.name.clone()).unwrap_or_default()
 }
 
 fn check_horizon(months: u32) -> Result<(), CompareError> {
@@ -544,12 +597,25 @@ fn parts(
     })
 }
 
+/// The calls a comparison serves, for the words of an outlook.
+#[derive(Clone, Copy)]
+struct Work {
+    calls: Decimal,
+    period: Period,
+}
+
 fn outlook(
     commitment: &PlanProjection,
     pay_per_use: &PlanProjection,
     trend: &PriceTrend,
     horizon_months: u32,
+    work: Work,
 ) -> Result<CommitmentOutlook, CompareError> {
+    let over_capacity: Vec<String> = [commitment, pay_per_use]
+        .into_iter()
+        .filter(|p| p.over_capacity)
+        .map(|p| p.name.clone())
+        .collect();
     let cheaper: Vec<bool> = commitment
         .monthly_usd
         .iter()
@@ -579,6 +645,31 @@ fn outlook(
         .normalize();
 
     let (c, p, h) = (&commitment.name, &pay_per_use.name, horizon_months);
+    if !over_capacity.is_empty() {
+        // A plan that cannot serve the calls is no alternative: neither cheaper nor a
+        // saving is claimed, only what cannot serve them.
+        let cannot = format!(
+            "cannot serve {} calls per {}",
+            format::calls(work.calls),
+            work.period
+        );
+        let summary = match (commitment.over_capacity, pay_per_use.over_capacity) {
+            (true, false) => format!("{c} {cannot}: it is not weighed against {p}"),
+            (false, true) => format!("{p} {cannot}: {c} is not weighed against it"),
+            _ => format!("{c} and {p} {cannot}: they are not weighed against each other"),
+        };
+        return Ok(CommitmentOutlook {
+            commitment: c.clone(),
+            pay_per_use: p.clone(),
+            cheaper_in_month_1: false,
+            stops_being_cheaper_in_month: None,
+            becomes_cheaper_in_month: None,
+            saving_over_horizon_usd: saving,
+            cheaper_over_horizon: false,
+            over_capacity,
+            summary,
+        });
+    }
     let months = if h == 1 {
         "1 month".to_string()
     } else {
@@ -619,6 +710,7 @@ fn outlook(
         becomes_cheaper_in_month: becomes,
         saving_over_horizon_usd: saving,
         cheaper_over_horizon: saving > Decimal::ZERO,
+        over_capacity,
         summary,
     })
 }

@@ -149,10 +149,12 @@ impl fmt::Display for Comparison {
 }
 
 /// The month-by-month table the CLI prints after the comparison: each plan's cost in
-/// each month, the cheapest that month, the totals over the horizon, how each plan's
-/// price moves, and each commitment's outlook in a sentence. A projection read back
-/// (it is `Deserialize`) that holds fewer months than its `horizon_months` shows the
-/// months it holds, a month missing from one plan as `-`; it never panics.
+/// each month, the cheapest that month, the totals over the horizon (the cheapest
+/// named of the plans that can serve the calls, those over capacity listed under the
+/// table), how each plan's price moves, and each commitment's outlook in a sentence.
+/// A projection read back (it is `Deserialize`) that holds fewer months than its
+/// `horizon_months` shows the months it holds, a month missing from one plan as `-`;
+/// it never panics.
 ///
 /// ```text
 /// Price trend: AWS on-demand rates -1%/month (monthly factor 0.99) over 6 months; month 1 is at today's prices
@@ -237,19 +239,13 @@ impl fmt::Display for Projection {
             .collect();
         let mut total = vec!["total".to_string()];
         total.extend(self.plans.iter().map(|p| usd(p.total_usd, 2)));
-        let cheapest_total = self
-            .plans
-            .iter()
-            .reduce(|best, p| {
-                if p.total_usd < best.total_usd {
-                    p
-                } else {
-                    best
-                }
-            })
-            .map(|p| p.name.clone())
-            .unwrap_or_default();
-        total.push(cheapest_total);
+        // Chosen as each month's cheapest is, of the plans that can serve the calls;
+        // a projection read back from before it was recorded shows `-`.
+        total.push(if self.cheapest_over_horizon.is_empty() {
+            missing()
+        } else {
+            self.cheapest_over_horizon.clone()
+        });
         rows.push(total);
 
         let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -276,6 +272,24 @@ impl fmt::Display for Projection {
                 }
             }
             writeln!(f, "{}", line.trim_end())?;
+        }
+        let over: Vec<&str> = self
+            .plans
+            .iter()
+            .filter(|p| p.over_capacity)
+            .map(|p| p.name.as_str())
+            .collect();
+        if !over.is_empty() && over.len() == self.plans.len() {
+            writeln!(
+                f,
+                "No plan can serve the calls: the cheapest is named of them all"
+            )?;
+        } else if !over.is_empty() {
+            writeln!(
+                f,
+                "Over capacity, never named the cheapest: {}",
+                over.join(", ")
+            )?;
         }
 
         writeln!(f)?;

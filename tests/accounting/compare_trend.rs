@@ -347,6 +347,111 @@ fn a_commitment_never_cheaper_says_what_it_costs_more() {
     );
 }
 
+// ------------------------------------------------------------ capacity
+
+/// 4,000,000 calls a month of 800 ms: one instance serves 730 h × 3,600 s ÷ 0.8 s =
+/// 3,285,000 calls, fewer, so the instance and the savings plan on it are over
+/// capacity; a price per call has no capacity here (the seller's).
+fn beyond_one_instance() -> UsageProfile {
+    monthly(4_000_000)
+}
+
+#[test]
+fn the_cheapest_over_the_horizon_is_of_the_plans_that_can_serve_the_calls() {
+    // pay per use 4,000,000 × 0.00005 = 200 a month, 12 × 200 = 2,400 over 12 months;
+    // the savings plan uses 0.23 × (1 − 0.64) = 0.0828 ≤ 0.1 committed: 0.1 × 730 = 73
+    // a month, 12 × 73 = 876, cheaper, but it cannot serve the calls.
+    let sp = "savings plan ml.m5.xlarge x1 (1 yr)";
+    let plans = [
+        instance(1),
+        savings_plan(1, "0.1", "0.64", SavingsPlanTerm::OneYear),
+        Plan::from(PerInferencePlan::per_call(d("0.00005")).unwrap()),
+    ];
+    let trend = PriceTrend::uniform("-20%/year".parse().unwrap());
+    let projection = project(&beyond_one_instance(), &plans, &trend, 12);
+    let pay_per_use = projection.plan("pay per use").unwrap();
+    assert_eq!(pay_per_use.total_usd, d("2400"));
+    assert!(!pay_per_use.over_capacity);
+    let savings = projection.plan(sp).unwrap();
+    assert_eq!(savings.total_usd, d("876"));
+    assert!(savings.over_capacity);
+    assert!(projection.plan(INSTANCE).unwrap().over_capacity);
+    assert_eq!(projection.cheapest_by_month, ["pay per use"; 12]);
+    assert_eq!(projection.cheapest_over_horizon, "pay per use");
+    let text = projection.to_string();
+    let total = text.lines().find(|l| l.starts_with("total")).unwrap();
+    assert!(total.ends_with("  pay per use"), "{text}");
+
+    // No saving is claimed for a plan that cannot serve the calls: 2,400 − 876 =
+    // 1,524 is what the two would cost, not advice.
+    let outlook = projection.outlook(sp, "pay per use").unwrap();
+    assert_eq!(outlook.over_capacity, [sp]);
+    assert_eq!(outlook.saving_over_horizon_usd, d("1524"));
+    assert_eq!(
+        (
+            outlook.cheaper_in_month_1,
+            outlook.stops_being_cheaper_in_month,
+            outlook.becomes_cheaper_in_month,
+            outlook.cheaper_over_horizon
+        ),
+        (false, None, None, false)
+    );
+    assert_eq!(
+        outlook.summary,
+        "savings plan ml.m5.xlarge x1 (1 yr) cannot serve 4,000,000 calls per month: it is \
+         not weighed against pay per use"
+    );
+    let both = projection.outlook(sp, INSTANCE).unwrap();
+    assert_eq!(both.over_capacity, [sp, INSTANCE]);
+    assert_eq!(
+        both.summary,
+        "savings plan ml.m5.xlarge x1 (1 yr) and ml.m5.xlarge x1 cannot serve 4,000,000 \
+         calls per month: they are not weighed against each other"
+    );
+    assert!(!text.contains("saves"), "{text}");
+
+    let json = serde_json::to_value(&projection).unwrap();
+    assert_eq!(json["cheapest_over_horizon"], "pay per use");
+    assert_eq!(json["plans"][1]["over_capacity"], true);
+    assert_eq!(json["commitments"][0]["over_capacity"][0], sp);
+}
+
+#[test]
+fn a_commitment_is_not_weighed_against_a_plan_that_cannot_serve_the_calls() {
+    // The subscription of 160 against the instance (167.90 × 0.99^(k − 1)) would stop
+    // being cheaper in month 6 (above); at 4,000,000 calls the instance serves only
+    // 3,285,000, so there is no crossover to report.
+    let plans = [instance(1), subscription("160")];
+    let projection = project(&beyond_one_instance(), &plans, &per_month("-1"), 12);
+    let outlook = projection.outlook("subscription", INSTANCE).unwrap();
+    assert_eq!(outlook.over_capacity, [INSTANCE]);
+    assert_eq!(outlook.stops_being_cheaper_in_month, None);
+    assert!(!outlook.cheaper_over_horizon);
+    assert_eq!(
+        outlook.summary,
+        "ml.m5.xlarge x1 cannot serve 4,000,000 calls per month: subscription is not \
+         weighed against it"
+    );
+    // 12 × 160 = 1,920 for the only plan that can serve the calls
+    assert_eq!(projection.cheapest_by_month, ["subscription"; 12]);
+    assert_eq!(projection.cheapest_over_horizon, "subscription");
+    assert!(
+        projection
+            .to_string()
+            .contains("\nOver capacity, never named the cheapest: ml.m5.xlarge x1\n")
+    );
+
+    // The instance alone cannot serve them either: the cheapest is named of all plans
+    // (one), and the table says none can.
+    let alone = project(&beyond_one_instance(), &[instance(1)], &per_month("-1"), 2);
+    assert_eq!(alone.cheapest_over_horizon, INSTANCE);
+    assert!(
+        alone
+            .to_string()
+            .contains("\nNo plan can serve the calls: the cheapest is named of them all\n")
+    );
+}
+
 // ------------------------------------------------------------ yearly rates, periods, horizons
 
 #[test]
