@@ -25,7 +25,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::path::Path;
 
 use super::format::calls as fmt_calls;
-use super::{CompareError, Comparison, CostCurve, Projection};
+use super::{CompareError, Comparison, CostCurve, PlanCost, Projection};
 
 /// Pixel size of a chart.
 pub const SIZE: (u32, u32) = (1100, 650);
@@ -100,19 +100,18 @@ impl crate::chart::Drawing for Months<'_> {
 }
 
 /// One line per plan, in data units: the points where its slope changes, from 0 to
-/// `x_max` calls.
+/// `x_max` calls, or to the plan's capacity
+/// ([`capacity_calls`](super::PlanCost::capacity_calls)) when that is less: a plan
+/// serves no more calls than that, so its line ends there.
 pub fn plan_lines(comparison: &Comparison, x_max: Decimal) -> Vec<(String, Vec<(f64, f64)>)> {
     comparison
         .plans
         .iter()
         .map(|row| {
+            let end = line_end(row, x_max);
             let mut xs = vec![Decimal::ZERO];
-            xs.extend(
-                row.curve
-                    .kink()
-                    .filter(|k| *k > Decimal::ZERO && *k < x_max),
-            );
-            xs.push(x_max);
+            xs.extend(row.curve.kink().filter(|k| *k > Decimal::ZERO && *k < end));
+            xs.push(end);
             let points = xs
                 .into_iter()
                 .map(|x| (f(x), cost_f64(&row.curve, x)))
@@ -120,6 +119,14 @@ pub fn plan_lines(comparison: &Comparison, x_max: Decimal) -> Vec<(String, Vec<(
             (row.plan.name.clone(), points)
         })
         .collect()
+}
+
+/// Where a plan's line ends: at `x_max`, or at its capacity when that is less.
+fn line_end(row: &PlanCost, x_max: Decimal) -> Decimal {
+    row.capacity_calls
+        .filter(|c| *c < x_max)
+        .unwrap_or(x_max)
+        .max(Decimal::ZERO)
 }
 
 /// The cost at `calls` as a point to draw: exact when it fits in a decimal, else in
@@ -271,15 +278,31 @@ fn draw<DB: DrawingBackend>(
         .draw()
         .map_err(err)?;
 
-    for (i, (name, points)) in lines.into_iter().enumerate() {
+    for (i, ((name, points), row)) in lines.into_iter().zip(&comparison.plans).enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
+        // A line ending at the plan's capacity says so, in the legend and with a bar
+        // across its end.
+        let ends = row.capacity_calls.filter(|c| *c < x_max_dec);
+        let last = points.last().copied();
+        let label = match ends {
+            Some(c) => format!("{name} (serves up to {} calls)", fmt_calls(c)),
+            None => name,
+        };
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(3)))
             .map_err(err)?
-            .label(name)
+            .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(3))
             });
+        if let (Some(_), Some(end)) = (ends, last) {
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at(end)
+                        + PathElement::new(vec![(0, -10), (0, 10)], colour.stroke_width(3)),
+                ))
+                .map_err(err)?;
+        }
     }
 
     // Where you are now.
@@ -304,26 +327,53 @@ fn draw<DB: DrawingBackend>(
     }
 
     // Break-even points: a marker on the crossing, a dotted drop line to the calls
-    // axis, and the call volume written just above the axis (stacked when close).
+    // axis, and the call volume written just above the axis (stacked when close). A
+    // crossing beyond the capacity of a plan of the pair, one it would make only at
+    // volumes it cannot serve, has a hollow marker of its own.
     let (mut marks, mut beyond): (Vec<_>, Vec<_>) = comparison
         .break_evens
         .iter()
         .flat_map(|be| be.points.iter())
-        .map(|p| (f(p.calls_per_period), f(p.cost_usd)))
-        .partition(|(x, _)| *x <= x_max);
-    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
-    marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
-    let marks: Vec<(f64, f64, String)> = marks
+        .map(|p| {
+            (
+                f(p.calls_per_period),
+                f(p.cost_usd),
+                !p.beyond_capacity.is_empty(),
+            )
+        })
+        .partition(|(x, _, _)| *x <= x_max);
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+    marks.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1 && a.2 == b.2);
+    let marks: Vec<Mark> = marks
         .into_iter()
-        .map(|(x, y)| (x, y, format!("{} calls", compact(x))))
+        .map(|(x, y, hollow)| Mark {
+            x,
+            y,
+            text: format!("{} calls", compact(x)),
+            hollow,
+        })
         .collect();
-    draw_marks(&mut chart, &marks, "break-even point")?;
+    draw_marks(
+        &mut chart,
+        &marks,
+        "break-even point",
+        "break-even beyond a plan's capacity",
+    )?;
     // Crossings past the axis (it ends near the profile's volume) are named in the
     // legend, not left out unsaid.
-    beyond.sort_by(|a, b| a.0.total_cmp(&b.0));
-    beyond.dedup_by(|a, b| a.0 == b.0);
+    beyond.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.2.cmp(&b.2)));
+    beyond.dedup_by(|a, b| a.0 == b.0 && a.2 == b.2);
     if !beyond.is_empty() {
-        let at: Vec<String> = beyond.iter().map(|(x, _)| compact(*x)).collect();
+        let at: Vec<String> = beyond
+            .iter()
+            .map(|(x, _, past_capacity)| {
+                if *past_capacity {
+                    format!("{} (beyond a plan's capacity)", compact(*x))
+                } else {
+                    compact(*x)
+                }
+            })
+            .collect();
         chart
             .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
             .map_err(err)?
@@ -341,20 +391,30 @@ fn draw<DB: DrawingBackend>(
     draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)
 }
 
+/// A point where plans cross, to mark: where, its label, and whether its ring is
+/// hollow (a crossing of a kind apart, e.g. beyond a plan's capacity).
+struct Mark {
+    x: f64,
+    y: f64,
+    text: String,
+    hollow: bool,
+}
+
 /// Marks the points where plans cross, each labelled: a dotted drop line to the x
 /// axis, its label just above the axis (stacked when close), and a ring on the
-/// point, with `legend` naming the rings.
+/// point, with `legend` naming the filled rings and `hollow_legend` the hollow ones.
 fn draw_marks<'a, DB: DrawingBackend + 'a>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
-    marks: &[(f64, f64, String)],
+    marks: &[Mark],
     legend: &str,
+    hollow_legend: &str,
 ) -> Result<(), String> {
     if marks.is_empty() {
         return Ok(());
     }
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     let grey = RGBColor(120, 120, 120);
-    for &(x, y, _) in marks {
+    for &Mark { x, y, .. } in marks {
         chart
             .draw_series(DashedLineSeries::new(
                 vec![(x, 0.0), (x, y)],
@@ -365,7 +425,7 @@ fn draw_marks<'a, DB: DrawingBackend + 'a>(
             .map_err(err)?;
     }
     let label_style = ("sans-serif", 14).into_font().color(&BLACK);
-    let labels = stacked(marks.iter().map(|(x, _, text)| (*x, text.clone())), |x| {
+    let labels = stacked(marks.iter().map(|m| (m.x, m.text.clone())), |x| {
         chart.backend_coord(&(x, 0.0)).0
     });
     chart
@@ -373,15 +433,29 @@ fn draw_marks<'a, DB: DrawingBackend + 'a>(
             EmptyElement::at((x, 0.0)) + Text::new(text, (4, -20 - 18 * row), label_style.clone())
         }))
         .map_err(err)?;
-    chart
-        .draw_series(marks.iter().map(|&(x, y, _)| {
-            EmptyElement::at((x, y))
-                + Circle::new((0, 0), 6, BLACK.filled())
-                + Circle::new((0, 0), 9, BLACK.stroke_width(2))
-        }))
-        .map_err(err)?
-        .label(legend)
-        .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
+    let (hollow, filled): (Vec<&Mark>, Vec<&Mark>) = marks.iter().partition(|m| m.hollow);
+    if !filled.is_empty() {
+        chart
+            .draw_series(filled.iter().map(|m| {
+                EmptyElement::at((m.x, m.y))
+                    + Circle::new((0, 0), 6, BLACK.filled())
+                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
+            }))
+            .map_err(err)?
+            .label(legend)
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
+    }
+    if !hollow.is_empty() {
+        chart
+            .draw_series(hollow.iter().map(|m| {
+                EmptyElement::at((m.x, m.y))
+                    + Circle::new((0, 0), 7, WHITE.filled())
+                    + Circle::new((0, 0), 7, BLACK.stroke_width(2))
+            }))
+            .map_err(err)?
+            .label(hollow_legend)
+            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.stroke_width(2)));
+    }
     Ok(())
 }
 
@@ -527,7 +601,7 @@ fn draw_trend<DB: DrawingBackend>(
 
     // Crossovers: a ring on the commitment's cost, a dotted drop line to the month
     // axis, and "month N" just above it (stacked when close).
-    let marks: Vec<(f64, f64, String)> = crossovers(projection)
+    let marks: Vec<Mark> = crossovers(projection)
         .into_iter()
         .map(|(month, y, stops)| {
             let text = if stops {
@@ -535,10 +609,15 @@ fn draw_trend<DB: DrawingBackend>(
             } else {
                 format!("month {month}: commitment cheaper")
             };
-            (month as f64, y, text)
+            Mark {
+                x: month as f64,
+                y,
+                text,
+                hollow: false,
+            }
         })
         .collect();
-    draw_marks(&mut chart, &marks, "commitment crosses paying per use")?;
+    draw_marks(&mut chart, &marks, "commitment crosses paying per use", "")?;
     draw_legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
@@ -587,6 +666,85 @@ mod tests {
         ] {
             assert!(svg.contains(text), "{text} missing");
         }
+    }
+
+    /// 4,000,000 calls a month of 800 ms against one ml.m5.xlarge at 0.23 USD/h and a
+    /// price of 0.00005 USD a call.
+    fn beyond_one_instance(more: &[crate::compare::Plan]) -> Comparison {
+        use crate::compare::{InstancePlan, PerInferencePlan, Plan, RateTable, UsageProfile};
+        use crate::pricing::PriceKey;
+        let profile = UsageProfile::builder()
+            .calls_per_period(4_000_000)
+            .mean_latency(std::time::Duration::from_millis(800))
+            .build()
+            .unwrap();
+        let mut plans = vec![
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+            Plan::from(PerInferencePlan::per_call(Decimal::new(5, 5)).unwrap()),
+        ];
+        plans.extend_from_slice(more);
+        let rates = RateTable::new("us-east-1")
+            .with_rate(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                Decimal::new(23, 2),
+            )
+            .unwrap();
+        Comparison::compute(&profile, &plans, &rates).unwrap()
+    }
+
+    #[test]
+    fn a_plan_line_ends_at_its_capacity_and_a_break_even_beyond_it_is_marked_apart() {
+        let comparison = beyond_one_instance(&[]);
+        // The axis runs to 1.2 × 4,000,000 = 4,800,000 calls. One instance serves
+        // 730 h × 3,600 s ÷ 0.8 s = 3,285,000 calls: its line ends there, at
+        // 730 × 0.23 = 167.90; pay per use runs to the axis' end, 4,800,000 × 0.00005
+        // = 240.
+        let x_max = x_max(&comparison);
+        assert_eq!(x_max, Decimal::from(4_800_000));
+        let lines = plan_lines(&comparison, x_max);
+        let line = |name: &str| lines.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        let instance = line("ml.m5.xlarge x1");
+        let (x, y) = *instance.last().unwrap();
+        assert!(x <= 3_285_000.0, "{x}");
+        assert_eq!((x, y), (3_285_000.0, 167.90));
+        assert_eq!(*line("pay per use").last().unwrap(), (4_800_000.0, 240.0));
+
+        // They cost the same at 167.90 ÷ 0.00005 = 3,358,000 calls, beyond the
+        // instance's capacity: a mark of its own, not a break-even point.
+        let be = &comparison.break_evens[0].points[0];
+        assert_eq!(be.calls_per_period, Decimal::from(3_358_000));
+        let svg = render_svg(&comparison).unwrap();
+        for text in [
+            "ml.m5.xlarge x1 (serves up to 3,285,000 calls)",
+            "break-even beyond a plan&apos;s capacity",
+            "3.36M calls",
+        ] {
+            assert!(svg.contains(text), "{text} missing");
+        }
+        assert!(!svg.contains(">break-even point<"), "{svg}");
+    }
+
+    #[test]
+    fn the_trend_chart_marks_no_crossover_with_a_plan_over_capacity() {
+        use crate::compare::{Plan, SubscriptionPlan};
+        // The subscription of 160 would stop being cheaper than the instance
+        // (167.90 × 0.99^(k − 1)) in month 6, as above, but the instance serves only
+        // 3,285,000 of the 4,000,000 calls.
+        let subscription = Plan::from(
+            SubscriptionPlan::builder()
+                .fee_usd(Decimal::from(160))
+                .build()
+                .unwrap(),
+        );
+        let comparison = beyond_one_instance(&[subscription]);
+        let trend = "-1%/month"
+            .parse::<super::super::TrendRate>()
+            .unwrap()
+            .into();
+        let projection = Projection::compute(&comparison, &trend, 12).unwrap();
+        assert!(crossovers(&projection).is_empty());
+        let svg = render_trend_svg(&projection).unwrap();
+        assert!(!svg.contains("commitment no longer cheaper"), "{svg}");
     }
 
     #[test]
