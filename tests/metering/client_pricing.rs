@@ -115,10 +115,17 @@ async fn reachable_price_list_gives_live_receipts_with_sku_and_effective_date() 
 }
 
 async fn faulted(fault: Fault) {
-    let logs = logs::capture();
-
     let s = setup().await;
     s.pricelist.set_fault(Some(fault.clone()));
+    falls_back_to_the_snapshot(&s, &format!("{fault:?}")).await;
+}
+
+/// Makes 20 calls while the Price List is at fault (`fault` names it): every call
+/// goes through, the first waits at most about a second, every receipt's compute
+/// line is priced from the snapshot with a note, no retry storm, and one WARN per
+/// distinct failure and key. Gives the receipts.
+async fn falls_back_to_the_snapshot(s: &Setup, fault: &str) -> Vec<Cost> {
+    let logs = logs::capture();
     let started = Instant::now();
     let mut receipts = Vec::new();
     for _ in 0..20 {
@@ -127,29 +134,29 @@ async fn faulted(fault: Fault) {
     assert_eq!(
         s.sagemaker.invocations(),
         20,
-        "{fault:?}: every call went through"
+        "{fault}: every call went through"
     );
     // The first call waited at most about a second for pricing; the rest did not wait.
     assert!(
         started.elapsed() < Duration::from_secs(4),
-        "{fault:?}: {:?}",
+        "{fault}: {:?}",
         started.elapsed()
     );
     for cost in &receipts {
         let provenance = cost
             .compute_provenance()
             .expect("snapshot has ml.m5.xlarge");
-        assert_eq!(provenance.source, PriceOrigin::Snapshot, "{fault:?}");
+        assert_eq!(provenance.source, PriceOrigin::Snapshot, "{fault}");
         assert!(
             provenance.note.as_deref().is_some_and(|n| !n.is_empty()),
-            "{fault:?}"
+            "{fault}"
         );
         assert!(cost.cost_usd > Decimal::ZERO);
     }
     // No retry storm: one request per key (compute, data in, data out) within the backoff.
     assert!(
         s.pricelist.request_count() <= 3 * 2,
-        "{fault:?}: {} requests",
+        "{fault}: {} requests",
         s.pricelist.request_count()
     );
     // One WARN per distinct failure and key, not one per call.
@@ -160,9 +167,10 @@ async fn faulted(fault: Fault) {
         .collect();
     assert!(
         (1..=3).contains(&warns.len()),
-        "{fault:?}: {} warnings: {warns:#?}",
+        "{fault}: {} warnings: {warns:#?}",
         warns.len()
     );
+    receipts
 }
 
 #[tokio::test]
@@ -183,6 +191,61 @@ async fn slow_price_list_falls_back_within_about_a_second() {
 #[tokio::test]
 async fn garbage_from_the_price_list_falls_back_to_the_snapshot() {
     faulted(Fault::GarbageBody).await;
+}
+
+/// The credentials lack `pricing:GetProducts`: AccessDeniedException on every
+/// look-up. The receipt's note says the request was refused and what to grant.
+#[tokio::test]
+async fn refused_price_list_falls_back_to_the_snapshot() {
+    let s = setup().await;
+    s.pricelist.set_fault(Some(Fault::AccessDenied));
+    let receipts = falls_back_to_the_snapshot(&s, "AccessDenied").await;
+    for cost in &receipts {
+        // The bundled snapshot lists ml.m5.xlarge hosting in us-east-1 at $0.23 an
+        // hour, not the $0.24 the (refused) Price List holds.
+        assert_eq!(rate_of(cost), dec("0.23"));
+        let note = cost.compute_provenance().unwrap().note.clone().unwrap();
+        assert!(
+            note.contains("refused the request (AccessDeniedException")
+                && note.contains("pricing:GetProducts"),
+            "{note}"
+        );
+    }
+}
+
+/// The Price List answers in good form, but quotes ml.m5.xlarge hosting at
+/// $2,000,000 an hour: above the $1,000,000 a unit no SageMaker price comes near,
+/// so the document is refused as garbage and the compute line priced from the
+/// snapshot, the note naming the bound; data in and out stay on the Price List's.
+#[tokio::test]
+async fn a_price_above_a_million_dollars_a_unit_falls_back_to_the_snapshot() {
+    let s = setup().await;
+    s.pricelist.set_documents([
+        docs::hosting("us-east-1", "ml.m5.xlarge", "2000000"),
+        docs::data_in("us-east-1", "0.0160000000"),
+        docs::data_out("us-east-1", "0.0160000000"),
+    ]);
+    let receipts = falls_back_to_the_snapshot(&s, "price above $1M").await;
+    for cost in &receipts {
+        // The bundled snapshot's ml.m5.xlarge hosting rate in us-east-1: $0.23 an hour.
+        assert_eq!(rate_of(cost), dec("0.23"));
+        let note = cost.compute_provenance().unwrap().note.clone().unwrap();
+        assert!(
+            note.contains("\"2000000\", above 1000000 USD per unit"),
+            "{note}"
+        );
+        let data_in = cost
+            .lines
+            .iter()
+            .find(|l| l.item == LineItem::DataIn)
+            .unwrap();
+        // From the Price List: live on the first call, from the cache after.
+        assert!(
+            matches!(&data_in.price, sagemeter::billing::LinePrice::Priced { provenance, .. }
+                if matches!(provenance.source, PriceOrigin::Live | PriceOrigin::Cache)),
+            "{data_in:?}"
+        );
+    }
 }
 
 #[tokio::test]
