@@ -37,7 +37,8 @@ fn priced(builder: sagemeter::ClientBuilder) -> sagemeter::ClientBuilder {
 
 /// 10,000 calls over 64 concurrent tasks: the running totals equal the sum of the
 /// receipts to the last digit (overall and per endpoint), the ledger holds exactly
-/// 10,000 records with the same sum, and the metrics counters agree.
+/// 10,000 records with the same sum, and the micro-dollar counter is that sum
+/// truncated to the micro-dollar, per label set.
 #[tokio::test]
 async fn ten_thousand_concurrent_calls_add_up_exactly_in_totals_ledger_and_metrics() {
     // A local recorder sees this thread's events: the runtime is current-thread, so
@@ -121,21 +122,42 @@ async fn ten_thousand_concurrent_calls_add_up_exactly_in_totals_ledger_and_metri
     }
 
     let mut invocations = 0;
-    let mut micro_usd = 0;
+    // The micro-dollar counter's series, by their `endpoint` label.
+    let mut micro_usd: HashMap<String, Vec<u64>> = HashMap::new();
     for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
         match (key.key().name(), value) {
             ("sagemeter_invocations_total", DebugValue::Counter(n)) => invocations += n,
-            ("sagemeter_cost_micro_usd_total", DebugValue::Counter(n)) => micro_usd += n,
+            ("sagemeter_cost_micro_usd_total", DebugValue::Counter(n)) => {
+                let endpoint = key
+                    .key()
+                    .labels()
+                    .find(|l| l.key() == "endpoint")
+                    .unwrap()
+                    .value()
+                    .to_owned();
+                micro_usd.entry(endpoint).or_default().push(n);
+            }
             _ => {}
         }
     }
     assert_eq!(invocations, CALLS as u64);
-    // The micro-dollar counter is the exact total, truncated (per label set).
-    let micro = sum * Decimal::from(1_000_000);
-    assert!(
-        Decimal::from(micro_usd) <= micro && micro - Decimal::from(micro_usd) < Decimal::from(2),
-        "counter {micro_usd} µ$ vs exact {micro} µ$"
-    );
+    // Each endpoint's calls have one label set (one region, variant and price
+    // source), so its counter is the exact sum of its receipts truncated to the
+    // micro-dollar: ⌊Σ × 10⁶⌋, the sub-micro-dollar remainders carried, not lost.
+    assert_eq!(micro_usd.len(), 2, "{micro_usd:?}");
+    for endpoint in ["rt", "sls"] {
+        let per: Decimal = receipts
+            .iter()
+            .filter(|c| c.endpoint == endpoint)
+            .map(|c| c.cost_usd)
+            .sum();
+        let truncated = u64::try_from((per * Decimal::from(1_000_000)).floor()).unwrap();
+        assert_eq!(
+            micro_usd[endpoint],
+            [truncated],
+            "{endpoint}: Σ receipts {per} USD"
+        );
+    }
 }
 
 /// A distinctive marker in request and response bodies (and custom attributes)
