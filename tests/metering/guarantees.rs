@@ -4,6 +4,7 @@
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
+use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use rust_decimal::Decimal;
@@ -206,7 +207,7 @@ async fn payloads_and_credentials_never_leak() {
         messages.push(format!("{} {:?}", r.cost(), r.cost()));
     }
     // Failing calls: the model's error text and the request both carry the marker.
-    *fake.state.invoke_error.lock().unwrap() = Some((424, "ModelError".into()));
+    fake.fail_invocations(424, "ModelError", &format!("model said: {MARKER}"));
     let err = client
         .invoke_endpoint()
         .endpoint_name("rt")
@@ -214,7 +215,16 @@ async fn payloads_and_credentials_never_leak() {
         .send()
         .await
         .unwrap_err();
+    // The SDK error inside keeps the model's message (so it did carry the marker).
+    let sagemeter::Error::Invoke { source, .. } = &err else {
+        panic!("expected Error::Invoke, got {err}")
+    };
+    let Some(InvokeEndpointError::ModelError(model)) = source.as_service_error() else {
+        panic!("expected a ModelError")
+    };
+    assert!(model.message().is_some_and(|m| m.contains(MARKER)));
     messages.push(err.to_string());
+    messages.push(format!("{err:?}"));
     // The request builders, body set: their Debug names the endpoint, and neither
     // the body nor the SDK client's configuration (credentials).
     let builders = [
