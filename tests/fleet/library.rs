@@ -762,9 +762,10 @@ async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait()
     assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.05"), 5));
 }
 
-/// A sink whose shutdown never ends (a broker that is down).
-#[derive(Debug)]
-struct Hangs;
+/// A sink whose shutdown never ends (a broker that is down); it notes when its
+/// shutdown was asked for.
+#[derive(Debug, Clone, Default)]
+struct Hangs(std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>);
 
 impl sagemeter::sink::CostSink for Hangs {
     fn record(&self, _cost: &Cost) {}
@@ -772,18 +773,24 @@ impl sagemeter::sink::CostSink for Hangs {
         "broker-down"
     }
     fn shutdown(&self) -> sagemeter::sink::BoxFuture<'_, std::io::Result<()>> {
+        self.0
+            .lock()
+            .unwrap()
+            .get_or_insert_with(std::time::Instant::now);
         Box::pin(std::future::pending())
     }
 }
 
 /// `shutdown_within(t)` is over within `t` in all, a slow table and a hung sink
 /// included (a pod's grace period is a bound on the whole), and the ledger still
-/// gets its time and its receipts.
+/// gets its time and its receipts: the fleet's last write has until three
+/// quarters of `t`, the sinks the last quarter.
 #[tokio::test]
 async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
     let (conf, table, proxy) = behind_proxy("grace").await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = sagemeter::ledger::JsonlLedger::open(dir.path().join("l.jsonl")).unwrap();
+    let hangs = Hangs::default();
     let client = Client::builder(&conf)
         .without_discovery()
         .without_metrics()
@@ -792,25 +799,34 @@ async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
             UsageCharges::default().per_1000_calls(dec("10")).alone(),
         )
         .fleet(proxied(&table, &proxy, &conf))
-        .sink(Hangs)
+        .sink(hangs.clone())
         .sink(ledger)
         .build()
         .unwrap();
     call(&client).await.unwrap();
+    // The table answers in 3 s, after the whole grace period.
     proxy.set(Fault::Slow(Duration::from_secs(3)));
     let started = std::time::Instant::now();
     let err = client
         .meter()
-        .shutdown_within(Duration::from_millis(1200))
+        .shutdown_within(Duration::from_secs(2))
         .await
         .unwrap_err()
         .to_string();
     let took = started.elapsed();
-    // The table's last write (until 900 ms) and the sinks (the rest) used to take
-    // 1.2 s each, 2.4 s in all; the bound leaves a loaded machine 0.9 s.
-    assert!(took < Duration::from_millis(2100), "{took:?}");
+    // No call in flight: the fleet's last write waits for the table until three
+    // quarters of 2 s (1.5 s), then the sinks are shut down with the last quarter
+    // (0.5 s), 2 s in all. Were the fleet given the whole of what is left, the
+    // sinks would start at 2 s and end at 2.5 s: a loaded machine is left 0.45 s
+    // on the sinks' start and 0.5 s on the whole, and either bound catches that.
+    let sinks_started = hangs.0.lock().unwrap().expect("the sink was shut down") - started;
     assert!(
-        err.contains("sink `broker-down` did not finish within 1.2s"),
+        sinks_started >= Duration::from_millis(1450) && sinks_started < Duration::from_millis(1950),
+        "sinks shut down {sinks_started:?} in"
+    );
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(
+        err.contains("sink `broker-down` did not finish within 2s"),
         "{err}"
     );
     let written = std::fs::read_to_string(dir.path().join("l.jsonl")).unwrap();
