@@ -817,11 +817,12 @@ pub(super) mod tests {
     use std::sync::mpsc as std_mpsc;
 
     /// A target that blocks every write until the test lets it go, and keeps
-    /// what it was given.
+    /// what it was given and how much of it each sync made durable.
     struct Gated {
         entered: std_mpsc::Sender<()>,
         gate: std_mpsc::Receiver<()>,
         out: Arc<Mutex<Vec<u8>>>,
+        synced: Arc<Mutex<Vec<usize>>>,
         fail: Arc<AtomicBool>,
         panic: Arc<AtomicBool>,
     }
@@ -840,6 +841,8 @@ pub(super) mod tests {
             Ok(())
         }
         fn sync(&mut self) -> io::Result<()> {
+            let written = self.out.lock().unwrap().len();
+            self.synced.lock().unwrap().push(written);
             Ok(())
         }
     }
@@ -880,6 +883,8 @@ pub(super) mod tests {
         /// Says a write has started (and is waiting for `open`).
         entered: std_mpsc::Receiver<()>,
         out: Arc<Mutex<Vec<u8>>>,
+        /// The bytes written by the time of each sync, in order.
+        synced: Arc<Mutex<Vec<usize>>>,
         fail: Arc<AtomicBool>,
         /// Makes the next write let through panic.
         panic: Arc<AtomicBool>,
@@ -908,6 +913,10 @@ pub(super) mod tests {
         fn written(&self) -> String {
             String::from_utf8(self.out.lock().unwrap().clone()).unwrap()
         }
+
+        fn synced(&self) -> Vec<usize> {
+            self.synced.lock().unwrap().clone()
+        }
     }
 
     /// A writer blocked writing "a", its queue of `capacity` (at most 3) full
@@ -927,11 +936,13 @@ pub(super) mod tests {
         let (open, gate) = std_mpsc::sync_channel(0);
         let (entered_tx, entered) = std_mpsc::channel();
         let out = Arc::new(Mutex::new(Vec::new()));
+        let synced = Arc::new(Mutex::new(Vec::new()));
         let fail = Arc::new(AtomicBool::new(false));
         let panic = Arc::new(AtomicBool::new(false));
         let writer = BackgroundWriter::start(
             Options {
-                kind: "test",
+                // The JSONL ledgers' kind: the writer as they run it.
+                kind: "ledger",
                 name: "test".into(),
                 capacity,
                 sync_every: None,
@@ -941,6 +952,7 @@ pub(super) mod tests {
                 entered: entered_tx,
                 gate,
                 out: out.clone(),
+                synced: synced.clone(),
                 fail: fail.clone(),
                 panic: panic.clone(),
             },
@@ -951,6 +963,7 @@ pub(super) mod tests {
             writer,
             entered,
             out,
+            synced,
             fail,
             panic,
         }
@@ -994,12 +1007,61 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_and_never_blocks_and_every_accepted_receipt_is_written()
     {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        // The drops are counted on the recording thread: this test's.
+        let recorder = DebuggingRecorder::new();
+        let _metrics = metrics::set_default_local_recorder(&recorder);
         let h = blocked_with_full_queue(2);
         // The sink's own path drops what does not fit, without waiting.
         h.writer.record(&cost("d"));
         h.writer.record(&cost("e"));
         h.open_gate();
         assert_eq!(h.flushed().await, ("a\nb\nc\n".to_owned(), 3, 3, 2));
+        // And says so in sagemeter_sink_dropped_total{sink="ledger",reason="full"}.
+        let dropped: Vec<(Vec<(String, String)>, u64)> = recorder
+            .snapshotter()
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == "sagemeter_sink_dropped_total")
+            .map(|(k, _, _, v)| {
+                let mut labels: Vec<(String, String)> = k
+                    .key()
+                    .labels()
+                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
+                    .collect();
+                labels.sort();
+                let n = match v {
+                    DebugValue::Counter(n) => n,
+                    other => panic!("{other:?}"),
+                };
+                (labels, n)
+            })
+            .collect();
+        let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            dropped,
+            [(vec![label("reason", "full"), label("sink", "ledger")], 2)]
+        );
+    }
+
+    /// `flush(true)` (a ledger's `sync()`) and `shutdown()` each make what was
+    /// written before them durable; a plain flush only writes.
+    #[tokio::test]
+    async fn a_sync_and_a_shutdown_each_sync_what_was_written_before_them() {
+        let h = gated(8);
+        h.open_gate();
+        h.writer.try_record(&cost("a")).unwrap();
+        h.writer.flush(true).await.unwrap();
+        assert_eq!(h.synced(), [2], "a\\n written, then synced");
+        h.writer.try_record(&cost("b")).unwrap();
+        h.writer.flush(false).await.unwrap();
+        assert_eq!(h.written(), "a\nb\n");
+        assert_eq!(h.synced(), [2], "a flush without sync does not sync");
+        h.writer.try_record(&cost("c")).unwrap();
+        h.writer.shutdown().await.unwrap();
+        assert_eq!(h.written(), "a\nb\nc\n");
+        assert_eq!(h.synced(), [2, 6], "the shutdown synced a, b and c");
     }
 
     #[tokio::test]
