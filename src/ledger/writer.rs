@@ -36,6 +36,7 @@ use crate::billing::Cost;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -368,6 +369,10 @@ impl BackgroundWriter {
         let pool = Arc::new(LinePool::default());
         let (end, ended) = watch::channel(None);
         let unclaimed = Unclaimed::default();
+        let tick_pending = Arc::new(AtomicBool::new(false));
+        // The sync thread waits on this between ticks; the worker drops the
+        // sender when it ends, which wakes the thread to stop.
+        let (sync_stop, sync_stopped) = std::sync::mpsc::channel::<()>();
         let worker = Worker {
             end,
             kind: options.kind,
@@ -381,6 +386,8 @@ impl BackgroundWriter {
             unclaimed: unclaimed.clone(),
             counters: counters.clone(),
             pool: pool.clone(),
+            tick_pending: tick_pending.clone(),
+            _sync_stop: sync_stop,
         };
         let thread = std::thread::Builder::new()
             .name(format!("sagemeter-{}", options.kind))
@@ -392,14 +399,27 @@ impl BackgroundWriter {
         if let Some(every) = options.sync_every {
             let weak = tx.downgrade();
             // The ticker holds only a weak sender: it never keeps the queue open.
+            // It queues at most one tick at a time: when an fsync takes longer
+            // than `every`, ticks would otherwise pile up in the receipts' queue
+            // faster than the writer clears them (each one an fsync), until the
+            // queue is full and receipts are dropped. With one, the writer
+            // fsyncs as often as the disk allows, each fsync covering every line
+            // written before it.
             std::thread::Builder::new()
                 .name(format!("sagemeter-{}-sync", options.kind))
                 .spawn(move || {
-                    loop {
-                        std::thread::sleep(every);
+                    // Stops as soon as the writer ends (its sender dropped).
+                    while let Err(RecvTimeoutError::Timeout) = sync_stopped.recv_timeout(every) {
                         let Some(tx) = weak.upgrade() else { break };
-                        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
-                            break;
+                        if tick_pending.swap(true, Ordering::AcqRel) {
+                            continue; // the last tick is still queued
+                        }
+                        match tx.try_send(Msg::Tick) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                tick_pending.store(false, Ordering::Release);
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
                         }
                     }
                 })
@@ -621,6 +641,10 @@ struct Worker<T> {
     counters: Arc<Counters>,
     /// Where written lines' buffers go back to.
     pool: Arc<LinePool>,
+    /// Set while a [`Msg::Tick`] is queued (the sync thread queues at most one).
+    tick_pending: Arc<AtomicBool>,
+    /// Dropped with the worker: tells the sync thread (if any) to stop.
+    _sync_stop: std::sync::mpsc::Sender<()>,
 }
 
 impl<T: Target> Worker<T> {
@@ -659,6 +683,9 @@ impl<T: Target> Worker<T> {
                         shutdown_acks.push(ack);
                     }
                     Msg::Tick => {
+                        // Taken off the queue: the next tick may be queued, and
+                        // covers whatever comes in during this fsync.
+                        self.tick_pending.store(false, Ordering::Release);
                         if self.unsynced || !self.buf.is_empty() {
                             let result = self.flush(true);
                             if let Err(e) = result {
@@ -1328,6 +1355,109 @@ pub(super) mod tests {
                 matches!(&err, LedgerError::InvalidOption(c) if c.option == "capacity"),
                 "{capacity}: {err:?}"
             );
+        }
+    }
+
+    /// `sync_every` shorter than an fsync takes: the writer fsyncs back to back,
+    /// ticks never pile up in the receipts' queue, and nothing is dropped.
+    ///
+    /// Figures: a tick every 10 ms, each fsync 20 ms. Queued unmerged, 100 ticks
+    /// a second arrive and 1 s / 20 ms = 50 are cleared, so the backlog grows by
+    /// 50 ticks plus half the receipts a second: a queue of 64 fills within about
+    /// a quarter of a second and about half the receipts after that are refused.
+    /// With one tick queued at a time, the writer has at most one tick and the
+    /// receipts of one fsync, 20 ms / 2 ms = 10, queued: 11 of 64 slots.
+    #[test]
+    fn a_sync_slower_than_sync_every_keeps_one_tick_queued_and_drops_nothing() {
+        struct SlowSync {
+            lines: Arc<AtomicU64>,
+            syncs: Arc<AtomicU64>,
+        }
+        impl Target for SlowSync {
+            fn write_lines(&mut self, _: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
+                self.lines.fetch_add(lines.len() as u64, Ordering::SeqCst);
+                Ok(())
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                std::thread::sleep(Duration::from_millis(20));
+                self.syncs.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+        let (lines, syncs) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "test",
+                name: "test".into(),
+                capacity: 64,
+                sync_every: Some(Duration::from_millis(10)),
+            },
+            encode_call_id(),
+            SlowSync {
+                lines: lines.clone(),
+                syncs: syncs.clone(),
+            },
+        )
+        .unwrap();
+        // A receipt every 2 ms (at least: a loaded machine sleeps longer) for 1 s.
+        let receipts = 500;
+        let mut refused = 0;
+        for i in 0..receipts {
+            if writer.try_record(&cost(&i.to_string())).is_err() {
+                refused += 1;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let during = syncs.load(Ordering::SeqCst);
+        let stats = writer.stats();
+        drop(writer); // writes and fsyncs the rest, and waits for it
+        assert_eq!(refused, 0, "receipts refused by a full queue");
+        assert_eq!((stats.accepted, stats.dropped_full), (receipts, 0));
+        assert_eq!(lines.load(Ordering::SeqCst), receipts, "all written");
+        // About 1 s / 20 ms = 50 back to back; 10 leaves room for a loaded machine.
+        assert!(during >= 10, "only {during} fsyncs in a second");
+    }
+
+    /// The names of this process's threads (Linux truncates them to 15 bytes).
+    #[cfg(target_os = "linux")]
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_owned())
+            .collect()
+    }
+
+    /// The sync thread stops when the writer does, not up to `sync_every` later.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_sync_thread_stops_with_the_writer_not_an_interval_later() {
+        // Its own kind: the thread is `sagemeter-tick-sync`, seen as its first 15
+        // bytes, which no other thread has (the writer's is `sagemeter-tick`).
+        let sync_thread = "sagemeter-tick-";
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "tick",
+                name: "test".into(),
+                capacity: 8,
+                sync_every: Some(Duration::from_secs(3600)),
+            },
+            encode_call_id(),
+            StreamTarget(Box::new(io::sink())),
+        )
+        .unwrap();
+        // A new thread names itself once it runs.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !thread_names().iter().any(|n| n == sync_thread) {
+            assert!(Instant::now() < deadline, "no sync thread");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        writer.try_record(&cost("a")).unwrap();
+        drop(writer);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while thread_names().iter().any(|n| n == sync_thread) {
+            assert!(Instant::now() < deadline, "the sync thread still runs");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
