@@ -7,8 +7,17 @@
 //!
 //! Without `AWS_ENDPOINT_URL`, the calls go to the in-process fake SageMaker the
 //! tests use (`tests/support/fake_sagemaker.rs`), started on a loopback port.
-//! With `AWS_ENDPOINT_URL=http://localhost:4566` they go to the local emulator
-//! seeded by `localstack/up.sh` (endpoint `demo-realtime`, `ml.m5.xlarge` × 2).
+//! With it they go to the local emulator seeded by `localstack/up.sh` (endpoint
+//! `demo-realtime`, `ml.m5.xlarge` × 2); the SDK signs its calls, so it needs a
+//! region (`us-east-1` when none is configured) and credentials, any will do:
+//!
+//! ```text
+//! bash localstack/up.sh
+//! AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=us-east-1 \
+//!   AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+//!   cargo run --example prometheus
+//! bash localstack/down.sh
+//! ```
 //! Either way the price is a fixed override and the endpoint's deployment is
 //! stated (no Price List, no discovery), so the figures are reproducible.
 //!
@@ -90,6 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. The metered client (built after the recorder, so the metrics are described).
     let client = sagemeter::Client::builder(&sdk_config)
+        // The calls' region and the prices' (the SDK config may have none).
+        .region(&region)
         .without_discovery()
         .endpoint_profile(EndpointProfile::new(
             endpoint.clone(),
