@@ -126,13 +126,25 @@ pub struct JsonlLedger {
 }
 
 /// Options of a [`JsonlLedger`]; [`open`](Self::open) checks them.
+///
+/// [`JsonlLedger::builder`] makes a ledger of one file,
+/// [`JsonlLedger::rolling`] one of many files in a directory. The rolling
+/// options ([`roll_every`](Self::roll_every), [`max_bytes`](Self::max_bytes),
+/// [`keep_files`](Self::keep_files), [`time_source`](Self::time_source)) are
+/// for the latter: on a ledger of one file, `open` refuses them with
+/// [`LedgerError::InvalidOption`], touching nothing, rather than making a
+/// directory where a file was meant.
 #[derive(Debug, Clone)]
 pub struct JsonlLedgerBuilder {
     path: PathBuf,
     capacity: usize,
     sync_every: Option<Duration>,
-    /// Set for a rolling ledger (`path` is then its directory).
-    roll: Option<RollOptions>,
+    /// A rolling ledger (`path` is then its directory), made by
+    /// [`JsonlLedger::rolling`].
+    rolling: bool,
+    roll: RollOptions,
+    /// The first rolling option set, which `open` refuses on a plain ledger.
+    roll_option_set: Option<&'static str>,
 }
 
 /// How a rolling ledger rolls.
@@ -164,7 +176,7 @@ impl JsonlLedgerBuilder {
 
     /// A rolling ledger only: a new file every UTC hour (the default) or day.
     pub fn roll_every(mut self, every: RollEvery) -> Self {
-        self.rolling().every = every;
+        self.rolling_option("JsonlLedgerBuilder::roll_every").every = every;
         self
     }
 
@@ -178,7 +190,8 @@ impl JsonlLedgerBuilder {
     /// receipts need again: a file appended to by many short runs holds fewer
     /// receipts than `bytes` suggests.
     pub fn max_bytes(mut self, bytes: u64) -> Self {
-        self.rolling().max_bytes = Some(bytes);
+        self.rolling_option("JsonlLedgerBuilder::max_bytes")
+            .max_bytes = Some(bytes);
         self
     }
 
@@ -191,34 +204,34 @@ impl JsonlLedgerBuilder {
     /// keeps 744 / 4 = 186 hours, 7.75 days, not 31. For a period, keep the
     /// periods times the most files a period makes (see `docs/ledger.md`).
     pub fn keep_files(mut self, files: usize) -> Self {
-        self.rolling().keep_files = Some(files);
+        self.rolling_option("JsonlLedgerBuilder::keep_files")
+            .keep_files = Some(files);
         self
     }
 
     /// A rolling ledger only: the clock that decides the hour or day (default:
     /// the system's).
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
-        self.rolling().time = Some(time);
+        self.rolling_option("JsonlLedgerBuilder::time_source").time = Some(time);
         self
     }
 
-    /// The rolling options; setting any of them makes the ledger a rolling one.
-    fn rolling(&mut self) -> &mut RollOptions {
-        self.roll.get_or_insert_with(|| RollOptions {
-            every: RollEvery::Hour,
-            max_bytes: None,
-            keep_files: None,
-            time: None,
-        })
+    /// The rolling options, `option` about to be set: noted, for `open` to
+    /// refuse on a ledger of one file.
+    fn rolling_option(&mut self, option: &'static str) -> &mut RollOptions {
+        self.roll_option_set.get_or_insert(option);
+        &mut self.roll
     }
 
     /// Opens (or creates) the file, or for a rolling ledger the directory (mode
     /// 0700) and its current file, and starts the writer. Refuses with
-    /// [`LedgerError::Locked`] while another writer has the ledger open.
+    /// [`LedgerError::Locked`] while another writer has the ledger open, and
+    /// with [`LedgerError::InvalidOption`] an option that cannot work, such as a
+    /// rolling ledger's on a ledger of one file.
     pub fn open(self) -> Result<JsonlLedger, LedgerError> {
         let path = self.path;
         // Checked before anything is touched (the writer checks the first two again).
-        let roll = self.roll.as_ref();
+        let roll = &self.roll;
         let capacity = super::capacity_checks(self.capacity, "JsonlLedgerBuilder::capacity");
         super::check_options(
             Some(&format_args!("ledger {}", path.display())),
@@ -229,12 +242,18 @@ impl JsonlLedgerBuilder {
                     "sync_every must be longer than zero",
                 ),
                 (
-                    roll.is_some_and(|r| r.max_bytes == Some(0)),
+                    !self.rolling && self.roll_option_set.is_some(),
+                    self.roll_option_set.unwrap_or_default(),
+                    "this option is a rolling ledger's, and JsonlLedger::builder opens a ledger \
+                     of one file: for a directory of files, use JsonlLedger::rolling(dir)",
+                ),
+                (
+                    roll.max_bytes == Some(0),
                     "JsonlLedgerBuilder::max_bytes",
                     "max_bytes must be at least 1",
                 ),
                 (
-                    roll.is_some_and(|r| r.keep_files == Some(0)),
+                    roll.keep_files == Some(0),
                     "JsonlLedgerBuilder::keep_files",
                     "keep_files must be at least 1",
                 ),
@@ -248,26 +267,24 @@ impl JsonlLedgerBuilder {
         };
         let dict = Arc::new(Dictionary::default());
         let encode = encode_record(dict.clone());
-        let writer = match self.roll {
-            None => {
-                let (file, len) = open_ledger_file(&path)?;
-                BackgroundWriter::start(options, encode, FileTarget::new(file, len, dict))?
-            }
-            Some(roll) => {
-                let target = RollingTarget::open(
-                    Rolling {
-                        dir: path.clone(),
-                        every: roll.every,
-                        max_bytes: roll.max_bytes,
-                        keep_files: roll.keep_files,
-                        time: roll
-                            .time
-                            .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
-                    },
-                    dict,
-                )?;
-                BackgroundWriter::start(options, encode, target)?
-            }
+        let writer = if self.rolling {
+            let roll = self.roll;
+            let target = RollingTarget::open(
+                Rolling {
+                    dir: path.clone(),
+                    every: roll.every,
+                    max_bytes: roll.max_bytes,
+                    keep_files: roll.keep_files,
+                    time: roll
+                        .time
+                        .unwrap_or_else(|| SharedTimeSource::new(SystemTimeSource::new())),
+                },
+                dict,
+            )?;
+            BackgroundWriter::start(options, encode, target)?
+        } else {
+            let (file, len) = open_ledger_file(&path)?;
+            BackgroundWriter::start(options, encode, FileTarget::new(file, len, dict))?
         };
         Ok(JsonlLedger {
             writer: Arc::new(writer),
@@ -307,16 +324,28 @@ impl JsonlLedger {
     /// # Ok::<(), sagemeter::ledger::LedgerError>(())
     /// ```
     pub fn rolling(dir: impl AsRef<Path>) -> JsonlLedgerBuilder {
-        Self::builder(dir).roll_every(RollEvery::Hour)
+        JsonlLedgerBuilder {
+            rolling: true,
+            ..Self::builder(dir)
+        }
     }
 
-    /// Options: queue capacity, periodic `fsync`, and rolling.
+    /// Options of a ledger of one file at `path`: queue capacity and periodic
+    /// `fsync`. A rolling ledger's options are refused on it (see
+    /// [`JsonlLedgerBuilder`]): for those, [`rolling`](Self::rolling).
     pub fn builder(path: impl AsRef<Path>) -> JsonlLedgerBuilder {
         JsonlLedgerBuilder {
             path: path.as_ref().to_owned(),
             capacity: DEFAULT_CAPACITY,
             sync_every: None,
-            roll: None,
+            rolling: false,
+            roll: RollOptions {
+                every: RollEvery::Hour,
+                max_bytes: None,
+                keep_files: None,
+                time: None,
+            },
+            roll_option_set: None,
         }
     }
 
@@ -1039,7 +1068,7 @@ mod tests {
             for builder in [
                 JsonlLedger::builder(&file),
                 JsonlLedger::rolling(&dir),
-                JsonlLedger::builder(&dir).keep_files(3),
+                JsonlLedger::rolling(&dir).keep_files(3),
             ] {
                 let err = builder.capacity(capacity).open().unwrap_err();
                 assert!(
@@ -1224,5 +1253,61 @@ mod tests {
         let (d, d_lines) = lines('d', 1);
         target.write_lines(&d, &d_lines).unwrap();
         assert_eq!(read(), "a1\nd1\n");
+    }
+
+    /// A rolling ledger's option on a ledger of one file is refused by `open`,
+    /// naming the option, before anything is made: no directory where a file
+    /// was meant, and an existing ledger file is left as it is.
+    #[test]
+    fn a_rolling_option_on_a_ledger_of_one_file_is_refused_and_nothing_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let new = tmp.path().join("a.jsonl");
+        let existing = tmp.path().join("b.jsonl");
+        drop(JsonlLedger::open(&existing).unwrap());
+        let before = std::fs::read(&existing).unwrap();
+        let clock = || SharedTimeSource::new(SystemTimeSource::new());
+        for path in [&new, &existing] {
+            let b = || JsonlLedger::builder(path);
+            for (builder, option) in [
+                (b().max_bytes(1 << 20), "max_bytes"),
+                (b().keep_files(3), "keep_files"),
+                (b().roll_every(RollEvery::Day), "roll_every"),
+                (b().time_source(clock()), "time_source"),
+                // The first one set is named, ahead of its own checks.
+                (b().keep_files(0).max_bytes(0), "keep_files"),
+            ] {
+                let err = builder
+                    .sync_every(Duration::from_secs(1))
+                    .open()
+                    .unwrap_err();
+                let LedgerError::InvalidOption(c) = &err else {
+                    panic!("{option}: {err:?}")
+                };
+                assert_eq!(c.option, format!("JsonlLedgerBuilder::{option}"));
+                assert!(err.to_string().contains("JsonlLedger::rolling"), "{err}");
+            }
+        }
+        assert!(!new.exists(), "no file or directory made");
+        assert!(std::fs::metadata(&existing).unwrap().is_file());
+        assert_eq!(std::fs::read(&existing).unwrap(), before);
+
+        // The same options make a rolling ledger of `rolling`, and none is needed
+        // for a ledger of one file.
+        let dir = tmp.path().join("receipts");
+        let rolling = JsonlLedger::rolling(&dir)
+            .max_bytes(1 << 20)
+            .keep_files(3)
+            .time_source(clock())
+            .open()
+            .unwrap();
+        assert!(dir.is_dir());
+        drop(rolling);
+        drop(
+            JsonlLedger::builder(&new)
+                .sync_every(Duration::from_secs(1))
+                .open()
+                .unwrap(),
+        );
+        assert!(new.is_file());
     }
 }
