@@ -461,8 +461,12 @@ impl Budget {
 
     /// Called once per threshold per period when spend crosses it, where the
     /// crossing is seen: in the call that crossed it, before that call returns
-    /// (with a fleet, possibly in its background flush). Hand slow work (a page, a
-    /// webhook) to a task or a channel rather than block there. A panic in it is
+    /// (with a fleet, possibly in its background flush). A crossing made by
+    /// the lapsed hold of a pending async invocation that is dropped is raised
+    /// at the budgets' next call (a reservation or a settlement) or status,
+    /// never inside the drop: a caller may drop pending invocations while
+    /// holding a lock this callback takes. Hand slow work (a page, a webhook)
+    /// to a task or a channel rather than block there. A panic in it is
     /// caught and logged.
     pub fn on_alert(mut self, f: impl Fn(&BudgetAlert) + Send + Sync + 'static) -> Self {
         self.on_alert = Some(Arc::new(f));
@@ -668,6 +672,11 @@ struct BudgetsInner {
     /// them outside a settlement here (see [`Reservation::settled_elsewhere`]),
     /// not yet handed to the fleet (see [`Budgets::take_lapsed_charges`]).
     lapsed_charges: Vec<BeyondReceipt>,
+    /// The alerts crossed by the lapsed holds a dropped reservation charged
+    /// (see [`Reservation`]'s `Drop`), raised at the budgets' next call or
+    /// status, outside the lock: a drop is no call, and may come while its
+    /// caller holds a lock the callback takes.
+    deferred_alerts: Vec<AlertToRaise>,
 }
 
 /// What a lapsed hold was charged: each budget's charge and the start of the
@@ -1143,6 +1152,7 @@ impl Budgets {
                 forgetting: BTreeSet::new(),
                 by_call: HashMap::new(),
                 lapsed_charges: Vec::new(),
+                deferred_alerts: Vec::new(),
             }),
             fleet,
             time,
@@ -1189,7 +1199,8 @@ impl Budgets {
     ) -> std::result::Result<Reservation, Refusal> {
         let (reserved, alerts) = {
             let mut inner = self.lock();
-            let alerts = inner.release_lapsed(now, self.fleet);
+            let mut alerts = std::mem::take(&mut inner.deferred_alerts);
+            alerts.extend(inner.release_lapsed(now, self.fleet));
             (
                 self.reserve_locked(&mut inner, endpoint, tags, now, unleased),
                 alerts,
@@ -1437,8 +1448,8 @@ impl Budgets {
             charged.invocation.settled_usd = reservation.settled_usd;
             charged.invocation.priced = reservation.priced;
         }
+        let mut alerts = std::mem::take(&mut inner.deferred_alerts);
         let tracked = &mut inner.tracked;
-        let mut alerts = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
             t.roll(now);
@@ -1490,6 +1501,7 @@ impl Budgets {
             tracked,
             recent,
             recent_len,
+            deferred_alerts,
             ..
         } = &mut *inner;
         // Each budget in the period of `now` before anything is worked out: an
@@ -1572,7 +1584,7 @@ impl Budgets {
                 },
                 *recent_len,
             );
-        let mut alerts = Vec::new();
+        let mut alerts = std::mem::take(deferred_alerts);
         let mut beyond = Vec::new();
         for &i in &covering {
             let t = &mut tracked[i];
@@ -1622,7 +1634,8 @@ impl Budgets {
     /// Spent and reserved per budget, for inspection.
     pub(crate) fn status(&self, now: DateTime<Utc>) -> Vec<BudgetStatus> {
         let mut inner = self.lock();
-        let alerts = inner.release_lapsed(now, self.fleet);
+        let mut alerts = std::mem::take(&mut inner.deferred_alerts);
+        alerts.extend(inner.release_lapsed(now, self.fleet));
         let status: Vec<BudgetStatus> = inner
             .tracked
             .iter_mut()
@@ -1845,6 +1858,7 @@ impl Reservation {
         };
         let mut inner = budgets.lock();
         inner.forget(now);
+        let alerts = std::mem::take(&mut inner.deferred_alerts);
         let reclaimed = match inner.hold_of(&self) {
             Some(key) => inner.reclaim(key),
             None => Reclaimed::default(),
@@ -1874,6 +1888,9 @@ impl Reservation {
                 });
             }
         }
+        drop(inner);
+        // Raised outside the lock: a callback may look at the budgets.
+        raise_all(alerts);
     }
 }
 
@@ -1894,30 +1911,29 @@ impl Drop for Reservation {
         let Some(budgets) = self.budgets.take() else {
             return;
         };
-        let alerts = {
-            let mut inner = budgets.lock();
-            // The holds lapsed by now on the meter's clock are charged first,
-            // this one's among them: dropped after its lapse time, a pending
-            // invocation keeps its charge whether or not a reservation or a
-            // status came between (a fleet's charges are queued for it, as
-            // there).
-            let alerts = inner.release_lapsed(budgets.now(), budgets.fleet);
-            // A hold still held is released. One charged provisionally when it
-            // lapsed stays charged (the work ran, or SageMaker dropped it), and
-            // remembered: a copy of the invocation may yet be settled here,
-            // which replaces the charge.
-            if let Some(key) = self.lapsing.take()
-                && inner.expiring.contains_key(&key)
-            {
-                self.indexes = inner.reclaim(key).held;
-            }
-            for (i, estimate) in self.indexes.drain(..) {
-                inner.tracked[i].state.release(estimate);
-            }
-            alerts
-        };
-        // Raised outside the lock: a callback may look at the budgets.
-        raise_all(alerts);
+        let mut inner = budgets.lock();
+        // The holds lapsed by now on the meter's clock are charged first,
+        // this one's among them: dropped after its lapse time, a pending
+        // invocation keeps its charge whether or not a reservation or a
+        // status came between (a fleet's charges are queued for it, as
+        // there). The alerts the charges cross are queued, not raised: a drop
+        // is no call, and its caller may hold a lock the callback takes
+        // (clearing a list of pending invocations under it). The budgets'
+        // next call or status raises them.
+        let alerts = inner.release_lapsed(budgets.now(), budgets.fleet);
+        inner.deferred_alerts.extend(alerts);
+        // A hold still held is released. One charged provisionally when it
+        // lapsed stays charged (the work ran, or SageMaker dropped it), and
+        // remembered: a copy of the invocation may yet be settled here, which
+        // replaces the charge.
+        if let Some(key) = self.lapsing.take()
+            && inner.expiring.contains_key(&key)
+        {
+            self.indexes = inner.reclaim(key).held;
+        }
+        for (i, estimate) in self.indexes.drain(..) {
+            inner.tracked[i].state.release(estimate);
+        }
     }
 }
 
@@ -3001,14 +3017,15 @@ mod tests {
         // spent, and 20 more jobs let through.)
         clock.set_time(at(0, 10).into());
         drop(jobs);
-        // The charges raised the alerts a settlement would, after the lock
-        // was let go: 10 × 0.50 = $5 is 50 % of $10, 16 × 0.50 = $8 is 80 %,
-        // 20 × 0.50 = $10 is 100 %.
+        // The charges cross the alerts a settlement would, raised at the
+        // budgets' next status, not in the drop: 10 × 0.50 = $5 is 50 % of
+        // $10, 16 × 0.50 = $8 is 80 %, 20 × 0.50 = $10 is 100 %.
+        assert!(raised.lock().unwrap().is_empty(), "not in the drop");
+        let status = &budgets.status(at(0, 10))[0];
         assert_eq!(
             std::mem::take(&mut *raised.lock().unwrap()),
             vec![(50, dec("5")), (80, dec("8")), (100, dec("10"))]
         );
-        let status = &budgets.status(at(0, 10))[0];
         assert_eq!(
             (status.spent_usd, status.reserved_usd),
             (dec("10"), Decimal::ZERO)
@@ -3016,6 +3033,70 @@ mod tests {
         // A 21st is refused: 10 + 0 + 0.50 > 10.
         assert!(submit_job(&budgets, at(0, 10)).is_none(), "job 21");
         assert_eq!(budgets.lock().provisional.len(), 20, "kept for copies");
+    }
+
+    #[test]
+    fn jobs_dropped_under_a_lock_their_alert_callback_takes_do_not_deadlock() {
+        // $10 a day on `jobs`, each call estimated at a fixed $0.50, whose
+        // alert callback looks at the pending jobs, kept in a list under the
+        // caller's own lock.
+        type Pending = Arc<Mutex<Vec<Reservation>>>;
+        let jobs: Pending = Arc::new(Mutex::new(Vec::new()));
+        let raised = Arc::new(Mutex::new(Vec::new()));
+        let (held, seen) = (jobs.clone(), raised.clone());
+        let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.50") })
+            .unwrap()
+            .on_alert(move |a| {
+                let pending = held.lock().unwrap().len();
+                seen.lock()
+                    .unwrap()
+                    .push((a.threshold_percent, a.spent_usd, pending));
+            });
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        let clock = ManualTimeSource::new(at(0, 0).into());
+        let budgets = Arc::new(Budgets::new(
+            vec![budget],
+            false,
+            SharedTimeSource::new(clock.clone()),
+        ));
+        // 00:00: 20 jobs hold 20 × 0.50 = $10, the whole limit; their holds
+        // lapse at 00:06 (300 s in the queue + 60 s to run).
+        for n in 1..=20 {
+            let job = submit_job(&budgets, at(0, 0)).unwrap_or_else(|| panic!("job {n}"));
+            jobs.lock().unwrap().push(job);
+        }
+        // 00:10: another thread clears the list under its lock, nothing having
+        // looked at the budgets since 00:00. The first drop charges the 20
+        // lapsed holds, 20 × 0.50 = $10, crossing 50, 80 and 100 %; raised in
+        // the drop, the callback would wait for the lock its caller holds.
+        clock.set_time(at(0, 10).into());
+        let (done, ended) = std::sync::mpsc::channel();
+        let clearing = jobs.clone();
+        std::thread::spawn(move || {
+            clearing.lock().unwrap().clear();
+            done.send(()).unwrap();
+        });
+        ended
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the jobs are dropped: no alert raised under the caller's lock");
+        assert!(raised.lock().unwrap().is_empty(), "not in the drop");
+        // The budgets' next status raises them, outside every lock, the list
+        // empty by then: 10 × 0.50 = $5 is 50 % of $10, 16 × 0.50 = $8 is
+        // 80 %, 20 × 0.50 = $10 is 100 %; $10 spent, nothing held.
+        let status = &budgets.status(at(0, 10))[0];
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (dec("10"), Decimal::ZERO)
+        );
+        assert_eq!(
+            std::mem::take(&mut *raised.lock().unwrap()),
+            vec![(50, dec("5"), 0), (80, dec("8"), 0), (100, dec("10"), 0)]
+        );
+        // Once: a status after raises nothing again.
+        budgets.status(at(0, 11));
+        assert!(raised.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -17,8 +17,9 @@
 //!   holds by as much (not below 0);
 //! - what an async invocation still holds at its lapse time is charged, as
 //!   run, at the budgets' next reservation or status, or when any call's
-//!   reservation is dropped (its own among them; raising alerts as a
-//!   settlement would): SageMaker has run it or dropped it by then, and were
+//!   reservation is dropped (its own among them; the alerts raised as a
+//!   settlement would raise them, a drop's at the budgets' next call or
+//!   status, never inside the drop): SageMaker has run it or dropped it by then, and were
 //!   it only released, more work would be let in while its own may still be
 //!   billed (20 jobs filling a limit, lapsing every 6 min and settled every
 //!   30, would let 100 through). Its settlement replaces the charge: in the
@@ -938,6 +939,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
         now += TimeDelta::milliseconds(*gap);
         clock.set_time(now.into());
         let mut expected: Alerts = Vec::new();
+        // The alerts of lapses a drop charged: raised at the status after.
+        let mut deferred: Alerts = Vec::new();
         let mut mopen: Vec<MRes> = open.iter().map(|(_, m)| m.clone()).collect();
         match op {
             Op::Reserve {
@@ -1041,8 +1044,9 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
             Op::Drop { which } if !open.is_empty() => {
                 let k = which % open.len();
                 // Every hold lapsed by now is charged first, its own among
-                // them, whether or not a reservation or status came since.
-                expected = model.release_lapsed(&mut mopen, now);
+                // them, whether or not a reservation or status came since;
+                // its alerts wait for the budgets' next call or status.
+                deferred = model.release_lapsed(&mut mopen, now);
                 drop(open.remove(k));
                 let r = mopen.remove(k);
                 // Charged when its hold lapsed: the charge stays, remembered
@@ -1072,10 +1076,11 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     copy.settle(&r.tags, usd, priced.told(), now);
                     if k < open.len() {
                         // The original, dropped, charges the other holds
-                        // lapsed by now (its own went with the copy).
+                        // lapsed by now (its own went with the copy), their
+                        // alerts raised at the status after.
                         drop(open.remove(k));
                         mopen.remove(k);
-                        expected.extend(model.release_lapsed(&mut mopen, now));
+                        deferred = model.release_lapsed(&mut mopen, now);
                     } else {
                         model.gone.remove(k - open.len());
                     }
@@ -1143,9 +1148,10 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
             step,
             now
         );
-        // The status: every lapse due charged (its alerts raised), every
-        // period rolled to now.
-        let lapsed = model.release_lapsed(&mut mopen, now);
+        // The status: the alerts a drop left raised, every lapse due charged
+        // (its alerts raised after them), every period rolled to now.
+        let mut lapsed = deferred;
+        lapsed.extend(model.release_lapsed(&mut mopen, now));
         for (slot, m) in open.iter_mut().zip(&mopen) {
             slot.1 = m.clone();
         }
