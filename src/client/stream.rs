@@ -10,7 +10,8 @@
 //!
 //! A stream leaves its endpoint's sharing clock (and gives back its slot of
 //! provisioned concurrency) when it ends, fails or is dropped, or earlier, when
-//! `recv()` hands over the part that carries its `[DONE]` event (see
+//! `recv()` hands over the part that carries its `[DONE]` event (an SSE
+//! `data: [DONE]` line in a stream of server-sent events, see
 //! [`StreamTokens::done`]): the model has sent all, and a caller that stops
 //! reading there and keeps the stream shares the endpoint with no one. A stream
 //! with no such marker is in flight until its end is read or it is dropped.

@@ -451,8 +451,8 @@ pub const MAX_STREAM_EVENT_BYTES: usize = 4 << 20;
 /// the last event), so a later report replaces an earlier one, field by field: nothing
 /// is added twice, and cached prompt tokens stay counted once.
 ///
-/// [`done`](Self::done) says when an event read so far was `[DONE]`, the end marker
-/// of OpenAI-compatible streams.
+/// [`done`](Self::done) says when an SSE event read so far was `data: [DONE]`, the
+/// end marker of OpenAI-compatible streams.
 ///
 /// ```
 /// use sagemeter::usage::{StreamTokens, TokenUsage};
@@ -466,8 +466,11 @@ pub struct StreamTokens {
     line: Vec<u8>,
     skipping: bool,
     plain_text: bool,
+    /// Whether a `data: [DONE]` line ends the stream: it is server-sent
+    /// events (`text/event-stream`), or of no stated type.
+    event_stream: bool,
     usage: TokenUsage,
-    /// Whether an event read so far was `[DONE]`.
+    /// Whether a `data: [DONE]` line was read in an event stream.
     done: bool,
 }
 
@@ -495,6 +498,7 @@ impl StreamTokens {
             line: Vec::new(),
             skipping: false,
             plain_text: false,
+            event_stream: true,
             usage: TokenUsage::default(),
             done: false,
         }
@@ -513,9 +517,11 @@ impl StreamTokens {
     /// line the model writes as `{"usage": …}` is not a count from the server),
     /// and a [`TokenCounter`] is given its parts joined, once, when it ends (none
     /// over [`MAX_STREAM_EVENT_BYTES`]). Events of any other type, or of none
-    /// stated, are read.
+    /// stated, are read. Only server-sent events (`text/event-stream`), or a
+    /// stream of no stated type, end at `data: [DONE]` (see [`done`](Self::done)).
     pub fn content_type(mut self, content_type: Option<&str>) -> Self {
         self.plain_text = content_type.is_some_and(is_plain_text);
+        self.event_stream = content_type.is_none_or(is_event_stream);
         self
     }
 
@@ -567,12 +573,15 @@ impl StreamTokens {
         (!self.usage.is_empty()).then_some(self.usage)
     }
 
-    /// Whether an event read so far was `[DONE]` (an SSE `data: [DONE]` line, or a
-    /// bare `[DONE]` line), the marker OpenAI-compatible servers end a stream
-    /// with: the model has nothing more to send. A line is read once its newline
-    /// has arrived (or at [`finish`](Self::finish)). Never for a plain-text
-    /// stream, whose text is the model's own (see
-    /// [`content_type`](Self::content_type)).
+    /// Whether an SSE `data: [DONE]` line was read so far, the marker
+    /// OpenAI-compatible servers (vLLM's among them) end a stream of
+    /// server-sent events with: the model has nothing more to send. A line is
+    /// read once its newline has arrived (or at [`finish`](Self::finish)). Only
+    /// in a stream of `text/event-stream`, or of no stated type (see
+    /// [`content_type`](Self::content_type)): in any other (plain text, JSON
+    /// lines, `application/octet-stream`), a `[DONE]` line is the model's own
+    /// text or data, and the stream may go on after it. A bare `[DONE]` line
+    /// is no marker either.
     pub fn done(&self) -> bool {
         self.done
     }
@@ -599,14 +608,15 @@ impl StreamTokens {
 
     fn event_line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let event = match line.strip_prefix(b"data:") {
-            Some(data) => data.strip_prefix(b" ").unwrap_or(data),
+        let (event, sse) = match line.strip_prefix(b"data:") {
+            Some(data) => (data.strip_prefix(b" ").unwrap_or(data), true),
             // Bare JSON lines; anything else is an SSE field (`event:`, `id:`, `: comment`).
-            None if matches!(line.first(), Some(b'{') | Some(b'[')) => line,
+            None if matches!(line.first(), Some(b'{') | Some(b'[')) => (line, false),
             None => return,
         };
         if event == b"[DONE]" {
-            self.done = true;
+            // The end marker only as an SSE data line of an event stream.
+            self.done |= sse && self.event_stream;
             return;
         }
         if event.is_empty() {
@@ -1264,10 +1274,16 @@ mod tests {
         assert!(!tokens.done(), "the line may go on");
         tokens.push(b"\r\n\r\n");
         assert!(tokens.done());
-        // A bare line too, as the bare JSON lines are read.
+        // So in a stream said to be server-sent events, parameters and case
+        // aside.
+        let mut tokens = StreamTokens::new().content_type(Some("Text/Event-Stream; charset=utf-8"));
+        tokens.push(b"data: [DONE]\n\n");
+        assert!(tokens.done());
+        // Not a bare line: that is the model's text or a JSON lines stream's,
+        // which may go on after it.
         let mut tokens = StreamTokens::new();
         tokens.push(b"{\"generated_text\":\"a\"}\n[DONE]\n");
-        assert!(tokens.done());
+        assert!(!tokens.done());
         // Not an event that only starts so, nor a comment, nor a plain-text
         // stream's line (the model's own text).
         let mut tokens = StreamTokens::new();
@@ -1276,6 +1292,33 @@ mod tests {
         let mut tokens = StreamTokens::new().content_type(Some("text/plain"));
         tokens.push(b"data: [DONE]\n\n");
         assert!(!tokens.done());
+    }
+
+    #[test]
+    fn a_done_line_in_a_stream_that_is_not_server_sent_events_is_no_end() {
+        // A custom container streaming raw bytes, whose model writes `[DONE]`
+        // on a line of its own and goes on.
+        for content_type in [
+            "application/octet-stream",
+            "application/jsonlines",
+            "application/json",
+        ] {
+            let mut tokens = StreamTokens::new().content_type(Some(content_type));
+            tokens.push(b"Plan:\n[DONE]\nStep 2\n");
+            assert!(!tokens.done(), "{content_type}");
+            // Nor an SSE-looking line: the stream is not server-sent events.
+            tokens.push(b"data: [DONE]\n\n");
+            assert!(!tokens.done(), "{content_type}");
+            tokens.finish();
+            assert!(!tokens.done(), "{content_type}");
+        }
+        // Of no stated type, a `data: [DONE]` line is the marker (as an
+        // OpenAI-compatible server sends it); a bare one is not.
+        let mut tokens = StreamTokens::new().content_type(None);
+        tokens.push(b"Plan:\n[DONE]\nStep 2\n");
+        assert!(!tokens.done());
+        tokens.push(b"data: [DONE]\n\n");
+        assert!(tokens.done());
     }
 
     #[test]

@@ -952,6 +952,64 @@ async fn a_call_while_a_stream_is_kept_after_its_done_is_served_on_the_slot_it_g
     );
 }
 
+/// A custom container streaming raw bytes (`application/octet-stream`), whose
+/// model writes `[DONE]` on a line of its own mid-stream and goes on: that line
+/// is the model's text, not an end marker, and the stream stays on its
+/// endpoint's sharing clock to its last part. On the meter's clock (a manual
+/// one): sent at 0 s, its first part ("Plan:\n[DONE]\n") read at 1 s, its
+/// second at 10 s, its end read then; processor sharing, alone on one
+/// ml.m5.xlarge at 0.23 USD/h.
+#[tokio::test]
+async fn a_done_line_in_a_raw_stream_does_not_take_it_off_the_clock_before_its_last_part() {
+    const M5: &str = "rt-m5"; // ml.m5.xlarge × 1 at 0.23 USD/h
+    let time = aws_smithy_async::test_util::ManualTimeSource::new(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+    );
+    let h = harness(
+        |_| {
+            Script::new()
+                .content_type("application/octet-stream")
+                .part("Plan:\n[DONE]\n")
+                .part("Step 2: the rest of the answer\n")
+        },
+        |b| {
+            b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
+                .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+                .endpoint_profile(EndpointProfile::new(
+                    M5,
+                    vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+                ))
+                .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), dec("0.23"))
+        },
+    )
+    .await;
+    let mut response = open(&h.client, M5).await;
+    assert_eq!(response.content_type(), Some("application/octet-stream"));
+    let receipt = response.receipt();
+    let mut next_part = async || match response.body.recv().await.unwrap() {
+        Some(ResponseStream::PayloadPart(part)) => Some(part.bytes().unwrap().as_ref().to_vec()),
+        Some(other) => panic!("{other:?}"),
+        None => None,
+    };
+    // 1 s: the part with the model's own `[DONE]` line.
+    time.advance(Duration::from_secs(1));
+    assert_eq!(next_part().await.unwrap(), b"Plan:\n[DONE]\n");
+    // 10 s: the next part, then the end.
+    time.advance(Duration::from_secs(9));
+    assert!(next_part().await.unwrap().starts_with(b"Step 2"));
+    assert_eq!(next_part().await, None);
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Ok);
+    // Alone on the one instance 0–10 s, to its last part: 10 s = 10/3600 h =
+    // 0.002777777777777777… h (rounded down at 18 places); 10/3600 × 0.23 =
+    // 0.000638888888… USD, rounded down to 0.000638888888. Not 1 s
+    // (1/3600 × 0.23 = 0.000063888888), as if the model's `[DONE]` line ended
+    // the stream at 1 s.
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(compute.quantity, dec("0.002777777777777777"));
+    assert_eq!(compute.cost_usd(), Some(dec("0.000638888888")));
+}
+
 /// A stream whose first attempt was refused (503, before the model) is off its
 /// endpoint's sharing clock while the SDK backs off, and on it from its second
 /// attempt's request to the stream's end. On the meter's clock: stream A runs
