@@ -1072,9 +1072,14 @@ impl Meter {
                  reach no sink (the totals and budgets count them)"
             ));
         }
-        // The fleet's last increments, and the leases' unused parts given back.
+        // The fleet's last increments, and the leases' unused parts given back;
+        // with them the budgets' provisional charges not yet handed over (a
+        // pending invocation dropped after its hold lapsed queues one, with no
+        // call to hand it on): given back, a lapsed hold's lease would return
+        // what the job may have cost.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
+            self.charge_lapsed(self.now());
             problems.extend(fleet.shutdown(left().saturating_sub(quarter)).await);
         }
         // Never less than a quarter: neither step above waits past its share,
@@ -1249,7 +1254,8 @@ impl Meter {
     /// Hands the fleet the provisional charges its budgets made when async
     /// holds lapsed (at a reservation, a status or a reservation dropped), and
     /// what was taken back of them for invocations settled elsewhere, to count
-    /// in the table as charges beyond the receipts.
+    /// in the table as charges beyond the receipts. Also done at shutdown, and
+    /// by each of the fleet's flushes (a drop has no call after it to do it).
     pub(crate) fn charge_lapsed(&self, now: SystemTime) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {

@@ -1515,14 +1515,23 @@ impl Fleet {
         result
     }
 
-    /// Writes what is pending, retries what was not acknowledged, renews leases
-    /// about to lapse, raises the alerts the new figures pass. Returns whether
+    /// Writes what is pending (with the budgets' provisional charges queued
+    /// since: see [`Budgets::take_lapsed_charges`]), retries what was not
+    /// acknowledged, renews leases about to lapse, raises the alerts the new
+    /// figures pass. Returns whether
     /// nothing is left unwritten (an item whose earlier write is retried sends
     /// its newer increments at the next flush).
     pub(crate) async fn flush(&self) -> bool {
         let shared = &self.shared;
         let _one = shared.flushing.lock().await;
         let now = shared.time.now();
+        // The budgets' provisional charges not handed over yet: a pending
+        // invocation dropped after its hold lapsed queues one, with no call
+        // after it to hand it on.
+        let lapsed = shared.budgets.take_lapsed_charges();
+        if !lapsed.is_empty() {
+            self.charge_beyond_receipts(&lapsed, now);
+        }
         let now_ms = epoch_ms(now);
         let ttl_ms = millis(shared.config.lease_ttl);
         let renew_within = renew_within(shared.config.lease_ttl, shared.config.flush_every);

@@ -3268,6 +3268,82 @@ async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
 }
 
 #[tokio::test]
+async fn a_pending_invocation_dropped_after_its_lapse_just_before_shutdown_leaves_its_charge_in_the_table()
+ {
+    dropped_after_its_lapse("lapsed-drop-shutdown", false).await;
+}
+
+#[tokio::test]
+async fn a_pending_invocation_dropped_after_its_lapse_has_its_charge_written_at_the_next_flush() {
+    dropped_after_its_lapse("lapsed-drop-flush", true).await;
+}
+
+/// `jobs` under an enforced $1 a day, each job estimated at $0.05, on a process
+/// whose clock starts at 2027-01-15 08:00:00 UTC. One job is submitted with 0
+/// bytes in at $0.016/GB = $0: the whole $0.05 stays held. At 14:15
+/// (SageMaker's defaults, 6 h in its queue and 15 min to run, 22,500 s on) its
+/// hold has lapsed, and its pending invocation is dropped, no call or status
+/// having come since: the drop charges the $0.05 as run, queued for the fleet.
+/// With `flush`, the next flush of the fleet writes it: the item counts $0 of
+/// receipts and 0 + 0.05 = $0.05 beyond them. Then (or at once) the process
+/// shuts down, handing the charge to the table before its last write if no
+/// flush did: the same figures, and, the lease given back, the fleet has
+/// committed $0.05 (the job may have run). Left in the queue, the table would
+/// count $0 and the lease's whole unused part would go back, as if SageMaker
+/// had never run it.
+async fn dropped_after_its_lapse(name: &str, flush: bool) {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    let fleet = FakeFleet::start(name, "jobs", 1).await;
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let client = fleet
+        .process(None)
+        .await
+        .time_source(SharedTimeSource::new(time.clone()))
+        .budget(enforced(
+            BudgetScope::endpoint("jobs"),
+            BudgetPeriod::Day,
+            "1",
+            "0.05",
+        ))
+        .build()
+        .unwrap();
+    let conf = Emulator::shared().sdk_config().await;
+    let jobs = || async {
+        let status = fleet_status(&conf, &fleet.table).await.unwrap();
+        scope(&status, &BudgetScope::endpoint("jobs")).clone()
+    };
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let pending = invocation.into_parts().2;
+    time.advance(Duration::from_secs(22_500));
+    drop(pending);
+    if flush {
+        flushed(&client).await;
+        let item = jobs().await;
+        assert_eq!(
+            (item.spent_usd, item.unpriced_charge_usd),
+            (Decimal::ZERO, dec("0.05")),
+            "{item:?}"
+        );
+    }
+    client.meter().shutdown().await.unwrap();
+    let item = jobs().await;
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (Decimal::ZERO, dec("0.05")),
+        "{item:?}"
+    );
+    assert_eq!(
+        (item.committed_usd, item.leases),
+        (Some(dec("0.05")), 0),
+        "{item:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back_in_the_table() {
     use aws_smithy_async::test_util::ManualTimeSource;
     use aws_smithy_async::time::SharedTimeSource;
