@@ -1772,14 +1772,15 @@ impl Meter {
         &self,
         profile: &EndpointProfile,
         endpoint: &str,
-        fix: &'static str,
-    ) -> &'static str {
+        fix: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> std::borrow::Cow<'static, str> {
         if profile.source == ProfileSource::Override {
-            fix
+            fix.into()
         } else {
             self.inner.discovery.refresh_soon(endpoint, self.now());
             "the profile is described again (at most every 10 s, or discovery_refresh when \
              shorter)"
+                .into()
         }
     }
 
@@ -2314,22 +2315,39 @@ impl Meter {
                             // The profile shows no copy of the component (scaled to
                             // zero, or still being created when it was described):
                             // a call proves one now, of a share not known yet.
+                            // An adapter has no copies of its own (none to set): it
+                            // runs on its base's, which the reason names.
                             (Some(name), _) if no_copies(profile, name) => {
-                                let then = self.profile_put_right(
-                                    profile,
-                                    &endpoint,
-                                    "set its copies in the profile set for the endpoint \
-                                     (ClientBuilder::endpoint_profile)",
-                                );
+                                let base = profile.component(name).and_then(|c| c.base.as_deref());
+                                let (what, fix) = match base {
+                                    Some(base) => (
+                                        format!(
+                                            "inference component `{base}`, the base adapter \
+                                             `{name}` runs on"
+                                        ),
+                                        format!(
+                                            "set the copies of its base `{base}` in the profile \
+                                             set for the endpoint \
+                                             (ClientBuilder::endpoint_profile)"
+                                        ),
+                                    ),
+                                    None => (
+                                        format!("inference component `{name}`"),
+                                        "set its copies in the profile set for the endpoint \
+                                         (ClientBuilder::endpoint_profile)"
+                                            .to_owned(),
+                                    ),
+                                };
+                                let then = self.profile_put_right(profile, &endpoint, fix);
                                 lines.push(unpriced(
                                     LineItem::Compute,
                                     Decimal::ZERO,
                                     QuantityUnit::InstanceHours,
                                     format!(
-                                        "the endpoint's profile shows no copy of inference \
-                                         component `{name}` (scaled to zero, or still being \
-                                         created when described): what the call's copy holds \
-                                         of the instances is not known; {then}"
+                                        "the endpoint's profile shows no copy of {what} (scaled \
+                                         to zero, or still being created when described): what \
+                                         the call's copy holds of the instances is not known; \
+                                         {then}"
                                     ),
                                 ));
                             }

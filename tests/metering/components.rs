@@ -629,6 +629,55 @@ async fn a_component_with_no_copy_in_a_profile_set_by_hand_says_to_set_its_copie
     assert!(!reason.contains("the profile is refreshed"), "{reason}");
 }
 
+/// A profile set by hand whose adapter's base shows no copy: the adapter has no
+/// copies of its own to set (it runs on its base's), so the reason names the
+/// base as the component whose copies to set.
+#[tokio::test]
+async fn an_adapter_whose_base_has_no_copy_in_a_profile_set_by_hand_says_to_set_the_bases_copies() {
+    let fake = shared_endpoint().await;
+    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let pricelist = price_list().await;
+    let (_time, shared) = manual_clock();
+    let profile = EndpointProfile::new(
+        "shared",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
+    )
+    .with_component(ComponentProfile::new(
+        "small",
+        "AllTraffic",
+        0,
+        CopyReservation::accelerators(Decimal::ONE),
+    ))
+    .with_component(ComponentProfile::adapter(
+        "small-lora",
+        "AllTraffic",
+        "small",
+    ));
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .endpoint_profile(profile)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let cost = call(&client, Some("small-lora"), None).await;
+    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
+        panic!(
+            "an adapter whose base has no copy priced: {:?}",
+            compute(&cost)
+        );
+    };
+    assert!(
+        reason.contains("shows no copy of inference component `small`")
+            && reason.contains("the base adapter `small-lora` runs on")
+            && reason.contains("set the copies of its base `small` in the profile set")
+            && reason.contains("ClientBuilder::endpoint_profile"),
+        "{reason}"
+    );
+    // Not the adapter's own copies, which an adapter's profile holds at 0.
+    assert!(!reason.contains("set its copies"), "{reason}");
+    assert!(!reason.contains("described again"), "{reason}");
+}
+
 #[tokio::test]
 async fn the_discovery_time_limit_bounds_all_its_requests_together() {
     // Each control-plane request answers after 150 ms; discovering `shared` takes
