@@ -678,8 +678,9 @@ impl Inner {
         drop(caller);
         match landed {
             Ok(answer) => answer,
-            // The primary panicked, or the runtime is shutting down; the flight's
-            // guard has let the next caller fetch.
+            // The runtime is shutting down, or the fetch panicked outside the
+            // primary's look-up (whose panic `asked` turns into a failure that
+            // lands); the flight's guard has let the next caller fetch.
             Err(error) => {
                 let what = if error.is_panic() {
                     "panicked"
@@ -715,7 +716,8 @@ impl Inner {
             }
         };
         let mut gone = std::pin::pin!(gone);
-        let mut asking = self.primary.price(&key);
+        let asking = asked(self.primary.as_ref(), &key);
+        let mut asking = std::pin::pin!(asking);
         let result = tokio::select! {
             biased;
             result = &mut asking => result,
@@ -967,9 +969,33 @@ impl Inner {
     }
 }
 
+/// What `primary` answers for `key`, a panic of its look-up (in `price` or in
+/// polling its future) turned into an [`PriceError::Unavailable`]: a failure like
+/// any other, recorded with its backoff and its answer for the callers waiting,
+/// rather than an unwinding fetch that records nothing and lets each of them ask
+/// again.
+async fn asked(primary: &dyn PriceSource, key: &PriceKey) -> Result<Rate, PriceError> {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let panicked = || PriceError::Unavailable {
+        reason: "the price look-up panicked".into(),
+    };
+    let Ok(mut asking) = catch_unwind(AssertUnwindSafe(|| primary.price(key))) else {
+        return Err(panicked());
+    };
+    // Polled no more once it panicked: the closure answers `Ready` then.
+    std::future::poll_fn(move |cx| {
+        match catch_unwind(AssertUnwindSafe(|| asking.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => std::task::Poll::Ready(Err(panicked())),
+        }
+    })
+    .await
+}
+
 /// The single flight of one key while its fetch runs: ended by the fetch landing,
-/// else by this guard when the fetch is dropped or its primary panics, so that the
-/// callers waiting for it look again (and one of them fetches).
+/// else by this guard when the fetch is dropped or panics outside the primary's
+/// look-up (a panic of the primary itself lands as a failure, see [`asked`]), so
+/// that the callers waiting for it look again (and one of them fetches).
 struct Flight {
     slot: Arc<Slot>,
     landed: bool,
@@ -1189,6 +1215,8 @@ mod tests {
         gate: Option<Arc<Semaphore>>,
         /// The note on every rate answered (a live answer's own), if any.
         note: Option<&'static str>,
+        /// From this call on (counted from 1), each call panics once past the gate.
+        panics_from: Option<usize>,
     }
 
     impl Scripted {
@@ -1218,9 +1246,12 @@ mod tests {
     impl PriceSource for Scripted {
         fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
             Box::pin(async move {
-                self.calls.fetch_add(1, Ordering::SeqCst);
+                let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
                 if let Some(gate) = &self.gate {
                     gate.acquire().await.unwrap().forget();
+                }
+                if self.panics_from.is_some_and(|from| call >= from) {
+                    panic!("the scripted primary panics on call {call}");
                 }
                 let next = self.script.lock().unwrap().pop_front();
                 let usd = next.unwrap_or_else(|| {
@@ -1815,6 +1846,100 @@ mod tests {
             );
         }
         assert_eq!(primary.calls(), 1);
+    }
+
+    /// How the note on the fallback's rate begins after the primary's look-up panicked.
+    const PANICKED: &str =
+        "primary price source failed (price source unavailable: the price look-up panicked)";
+
+    #[tokio::test]
+    async fn a_primary_that_panics_is_one_failed_request_for_all_its_callers_and_backs_off() {
+        let time = clock();
+        let gate = Arc::new(Semaphore::new(0));
+        let primary = Arc::new(Scripted {
+            gate: Some(gate.clone()),
+            panics_from: Some(1),
+            ..Default::default()
+        });
+        let prices = Arc::new(cache(primary.clone(), &time));
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect();
+        until(|| primary.calls() == 1).await;
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        // A permit for every caller: were the waiters to fetch again after the
+        // panic, each would reach the primary.
+        gate.add_permits(100);
+        for task in tasks {
+            let rate = task.await.unwrap().unwrap();
+            // The fallback's rate: AWS's on-demand price for ml.m5.xlarge real-time
+            // hosting in us-east-1 is $0.23 per instance-hour (the bundled snapshot's
+            // row), noted with the primary's failure.
+            assert_eq!(
+                (rate.provenance.source, rate.usd_per_unit),
+                (PriceOrigin::Snapshot, usd("0.23"))
+            );
+            let note = rate.provenance.note.unwrap_or_default();
+            assert!(note.starts_with(PANICKED), "{note}");
+        }
+        assert_eq!(primary.calls(), 1);
+        // Within the backoff (60 s) the primary is left alone.
+        time.advance(Duration::from_secs(59));
+        let later = prices.price(&key()).await.unwrap();
+        assert_eq!(later.provenance.source, PriceOrigin::Snapshot);
+        assert!(
+            later
+                .provenance
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with(PANICKED),
+            "{later:?}"
+        );
+        assert_eq!(primary.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refresh_that_panics_keeps_the_last_good_price_and_backs_off() {
+        let time = clock();
+        let primary = Arc::new(Scripted {
+            script: Mutex::new([Ok(usd("0.23"))].into_iter().collect()),
+            panics_from: Some(2),
+            ..Default::default()
+        });
+        let prices = cache(primary.clone(), &time);
+        prices.price(&key()).await.unwrap();
+        time.advance(Duration::from_secs(3600));
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+        until(|| !prices.is_fetching(&key())).await;
+        assert_eq!(primary.calls(), 2);
+
+        // The panic is the refresh's failure: the last good price, saying why, for
+        // the backoff, not a refresh started by every call.
+        for _ in 0..10 {
+            let kept = prices.price(&key()).await.unwrap();
+            assert_eq!(
+                (kept.provenance.source, kept.usd_per_unit),
+                (PriceOrigin::Cache, usd("0.23"))
+            );
+            assert_eq!(
+                kept.provenance.note.as_deref(),
+                Some(
+                    "refresh failed (price source unavailable: the price look-up panicked); \
+                     kept the last good price, fetched 2026-05-28T20:26:40Z"
+                )
+            );
+        }
+        time.advance(Duration::from_secs(59));
+        prices.price(&key()).await.unwrap();
+        assert!(!prices.is_fetching(&key()));
+        assert_eq!(primary.calls(), 2);
     }
 
     #[tokio::test]
