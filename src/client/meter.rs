@@ -1,10 +1,10 @@
 //! The [`Meter`]: discovery, pricing, billing and recording for any call.
 
 use crate::billing::{
-    Allocation, AmortizedShare, CopyShare, Cost, CostLine, LineItem, LinePrice,
-    MAX_SANE_USD_PER_UNIT, QuantityUnit, RateResult, ResourcesFrom, UsageCharges,
-    amortized_compute_lines, check_usd_per_unit, component_compute_line, compute_key, compute_line,
-    copy_share, data_lines, fit_to_instances, unpriced, unreserved_fraction, usage_charge_lines,
+    Allocation, AmortizedShare, CopyShare, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
+    RateResult, ResourcesFrom, UsageCharges, amortized_compute_lines, component_compute_line,
+    compute_key, compute_line, copy_share, data_lines, fit_to_instances, unpriced,
+    unreserved_fraction, usage_charge_lines,
 };
 use crate::budget::{BudgetStatus, Budgets, LeaseWant, Priced, Refusal, Reservation};
 use crate::config_error::ConfigError;
@@ -14,7 +14,8 @@ use crate::endpoint::{
 };
 use crate::ledger::WarnLimiter;
 use crate::pricing::{
-    InstanceResources, PriceError, PriceKey, PriceOrigin, PriceSource, Provenance, Rate,
+    InstanceResources, PriceKey, PriceOrigin, PriceSource, Provenance, Rate, is_plausible_usd,
+    plausible,
 };
 use crate::sink::CostSink;
 use crate::totals::{
@@ -555,29 +556,6 @@ impl Prepared {
     }
 }
 
-/// A price source's rate, unless no SageMaker price comes near it: the built-in
-/// sources refuse such prices where they read them, but a custom [`PriceSource`]
-/// could still hand one over, and the variant's standing costs (rate × instances ×
-/// 3,600) must not overflow. A $0 rate is refused too (never a silent $0: a price
-/// that is free on purpose is an override marked so). Overrides are checked when
-/// they are configured.
-fn plausible(rate: RateResult) -> RateResult {
-    match rate {
-        Ok(rate) if rate.usd_per_unit.is_zero() => Err(PriceError::ZeroOnly {
-            reason: format!("the price source gave 0 USD per unit for {}", rate.key),
-            key: rate.key,
-        }),
-        Ok(rate) if check_usd_per_unit(rate.usd_per_unit).is_err() => Err(PriceError::Malformed {
-            reason: format!(
-                "the price source gave {} USD per unit for {}: not a price (SageMaker \
-                 prices are from 0 to {MAX_SANE_USD_PER_UNIT} USD per unit)",
-                rate.usd_per_unit, rate.key
-            ),
-        }),
-        rate => rate,
-    }
-}
-
 /// What a request targets beyond its endpoint: the production variant
 /// (`TargetVariant`), the inference component (`InferenceComponentName`) and the
 /// model of a multi-model endpoint (`TargetModel`).
@@ -797,9 +775,10 @@ fn usable_terms(rate: &Rate) -> impl Iterator<Item = (SystemTime, &Rate)> {
     let mut next = rate.next_term.as_deref();
     std::iter::from_fn(move || {
         let term = next?;
-        let rate = term.rate.as_ref().filter(|rate| {
-            !rate.usd_per_unit.is_zero() && check_usd_per_unit(rate.usd_per_unit).is_ok()
-        })?;
+        let rate = term
+            .rate
+            .as_ref()
+            .filter(|rate| is_plausible_usd(rate.usd_per_unit))?;
         next = rate.next_term.as_deref();
         Some((term.on.into(), rate))
     })
@@ -1435,6 +1414,8 @@ impl Meter {
         if let Some(rate) = self.rate_now(key) {
             return rate;
         }
+        // The variant's standing costs (rate × instances × 3,600) must not
+        // overflow, and no call is priced at a silent $0.
         plausible(self.inner.prices.price(key).await)
     }
 

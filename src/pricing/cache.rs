@@ -771,12 +771,15 @@ impl Inner {
         detached: bool,
     ) -> Result<Rate, PriceError> {
         let now = self.time.now();
+        // A term the answer announced may be in effect already (it landed after
+        // that date): its rate, as from then. One that is no price ($0, or beyond
+        // any SageMaker price, from a custom source) is a failed look-up: it
+        // neither replaces the last good price (told as a change to $0) nor is
+        // served.
+        let result = super::plausible(result.map(|rate| in_effect(rate, now)));
         let answer = match result {
-            Ok(rate) => {
+            Ok(mut rate) => {
                 let _telling = slot.tell.lock().unwrap_or_else(PoisonError::into_inner);
-                // A term the answer announced may be in effect already (it landed
-                // after that date): its rate, as from then.
-                let mut rate = in_effect(rate, now);
                 // Kept with the entry, not on the rates served.
                 let next = rate.next_term.take();
                 let change = {
@@ -1644,6 +1647,96 @@ mod tests {
         );
         assert_eq!(prices.price_now(&key()), Some(Ok(kept)));
         assert_eq!(primary.calls(), 2);
+    }
+
+    /// A cache in front of `primary` whose observer collects the changes it tells.
+    fn observed(
+        primary: Arc<Scripted>,
+        time: &ManualTimeSource,
+    ) -> (CachedPrices, Arc<Mutex<Vec<PriceChange>>>) {
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let observer = told.clone();
+        let prices = CachedPrices::builder(primary)
+            .fallback(Snapshot::bundled())
+            .ttl(Duration::from_secs(3600))
+            .failure_backoff(Duration::from_secs(60))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .on_change(move |change| observer.lock().unwrap().push(change.clone()))
+            .build();
+        (prices, told)
+    }
+
+    #[tokio::test]
+    async fn a_refresh_answering_no_price_is_a_failed_refresh_not_a_change() {
+        // $0, and $1,000,001 (one dollar above the sane bound of $1,000,000 per
+        // unit): neither is a SageMaker price.
+        for (answer, error) in [
+            (
+                "0",
+                "the price source gave 0 USD per unit for hosting ml.m5.xlarge in us-east-1; \
+                 not priced at $0",
+            ),
+            (
+                "1000001",
+                "malformed price document: the price source gave 1000001 USD per unit for \
+                 hosting ml.m5.xlarge in us-east-1: not a price (SageMaker prices are from 0 \
+                 to 1000000 USD per unit)",
+            ),
+        ] {
+            let time = clock();
+            let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd(answer))]);
+            let (prices, told) = observed(primary.clone(), &time);
+            prices.price(&key()).await.unwrap();
+            time.advance(Duration::from_secs(3600));
+            let stale = prices.price(&key()).await.unwrap();
+            assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+            until(|| !prices.is_fetching(&key())).await;
+
+            // The last good $0.23 is kept, saying why, for every call until the
+            // retry; no change to the answer is told.
+            for _ in 0..10 {
+                let kept = prices.price(&key()).await.unwrap();
+                assert_eq!(
+                    (kept.provenance.source, kept.usd_per_unit),
+                    (PriceOrigin::Cache, usd("0.23")),
+                    "{answer}"
+                );
+                let expected = format!(
+                    "refresh failed ({error}); kept the last good price, fetched \
+                     2026-05-28T20:26:40Z"
+                );
+                assert_eq!(kept.provenance.note.as_deref(), Some(expected.as_str()));
+            }
+            assert!(told.lock().unwrap().is_empty(), "{answer}: {told:?}");
+            assert_eq!(primary.calls(), 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_first_answer_of_zero_is_a_failure_and_the_fallback_prices_the_key() {
+        let time = clock();
+        let primary = Scripted::answering([Ok(usd("0")), Ok(usd("0"))]);
+        let (prices, told) = observed(primary.clone(), &time);
+        for _ in 0..3 {
+            let rate = prices.price(&key()).await.unwrap();
+            // The snapshot's row: AWS's on-demand price for ml.m5.xlarge hosting in
+            // us-east-1, $0.23 per instance-hour.
+            assert_eq!(
+                (rate.provenance.source, rate.usd_per_unit),
+                (PriceOrigin::Snapshot, usd("0.23"))
+            );
+            let note = rate.provenance.note.unwrap_or_default();
+            assert!(
+                note.starts_with(
+                    "primary price source failed (the price source gave 0 USD per unit for \
+                     hosting ml.m5.xlarge in us-east-1; not priced at $0)"
+                ),
+                "{note}"
+            );
+        }
+        // Within the backoff: asked once.
+        assert_eq!(primary.calls(), 1);
+        assert!(told.lock().unwrap().is_empty(), "{told:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -629,6 +629,36 @@ fn covers_text(regions: &[String], here: &str, region: &str) -> String {
     }
 }
 
+/// Whether `usd` per unit can be a SageMaker price a source gives: above $0 (never
+/// a silent $0: a price that is free on purpose is an override marked so) and not
+/// above [`MAX_SANE_USD_PER_UNIT`].
+pub(crate) fn is_plausible_usd(usd: Decimal) -> bool {
+    !usd.is_zero() && crate::billing::check_usd_per_unit(usd).is_ok()
+}
+
+/// A price source's rate, unless it is no price ([`is_plausible_usd`]): $0 is
+/// [`PriceError::ZeroOnly`], a negative rate or one beyond any SageMaker price
+/// [`PriceError::Malformed`]. The built-in sources refuse such prices where they
+/// read them, but a custom [`PriceSource`] could still hand one over: the meter
+/// then leaves the line unpriced with the reason, and [`CachedPrices`] takes it as
+/// a failed look-up (the last good price kept, else the fallback's).
+pub(crate) fn plausible(rate: Result<Rate, PriceError>) -> Result<Rate, PriceError> {
+    match rate {
+        Ok(rate) if rate.usd_per_unit.is_zero() => Err(PriceError::ZeroOnly {
+            reason: format!("the price source gave 0 USD per unit for {}", rate.key),
+            key: rate.key,
+        }),
+        Ok(rate) if !is_plausible_usd(rate.usd_per_unit) => Err(PriceError::Malformed {
+            reason: format!(
+                "the price source gave {} USD per unit for {}: not a price (SageMaker \
+                 prices are from 0 to {MAX_SANE_USD_PER_UNIT} USD per unit)",
+                rate.usd_per_unit, rate.key
+            ),
+        }),
+        rate => rate,
+    }
+}
+
 /// Anything that can price a [`PriceKey`].
 ///
 /// Implementations must be cheap to call repeatedly: a warm look-up is on every
