@@ -361,7 +361,7 @@ fn is_currency_code(code: &str) -> bool {
 
 /// At most the first 200 characters of a document's text, for an error or a note: a
 /// hostile or garbled document must not make every receipt's note megabytes long.
-fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn clip(text: &str) -> std::borrow::Cow<'_, str> {
     const KEEP: usize = 200;
     match text.char_indices().nth(KEEP) {
         None => text.into(),

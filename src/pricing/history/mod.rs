@@ -56,7 +56,7 @@ pub use download::default_cache_dir;
 pub use trend::{SizeTrend, Trend, years_between};
 pub use versions::PriceListVersion;
 
-use super::document::{PriceDocument, only_ahead_of, select_rate_at, term_dates};
+use super::document::{PriceDocument, clip, only_ahead_of, select_rate_at, term_dates};
 use super::{InstanceResources, PriceError, PriceKey, PriceUnit};
 use aws_sdk_pricing::config::{BehaviorVersion, Region};
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
@@ -843,7 +843,10 @@ impl PriceListHistory {
                     .join(format!("{}.json", version.region))
             });
         if let Some(path) = cached.as_ref().filter(|p| p.is_file()) {
-            match parse_file(path.clone(), filter.clone()).await {
+            match parse_file(path.clone(), filter.clone())
+                .await
+                .and_then(|offer| of_version(offer, version))
+            {
                 Ok(offer) => return Ok(offer),
                 Err(why) => {
                     // Only whole, readable files are moved into the cache: this one was
@@ -882,7 +885,7 @@ impl PriceListHistory {
         let part = PartFile(part);
         let result = async {
             download::download(&self.connector, &url, file, &part.0, self.max_file_bytes).await?;
-            parse_file(part.0.clone(), filter.clone()).await
+            of_version(parse_file(part.0.clone(), filter.clone()).await?, version)
         }
         .await;
         if let (Ok(_), Some(path)) = (&result, keep)
@@ -895,6 +898,21 @@ impl PriceListHistory {
             );
         }
         result
+    }
+}
+
+/// `offer`, read from the file of `version`, unless the file names another
+/// version: its rates are not that version's (a proxy, or a URL answering another
+/// version's file), so it is neither read as it nor kept in the cache under its
+/// name. A file that names no version is taken as the one asked for.
+fn of_version(offer: Offer, version: &PriceListVersion) -> Result<Offer, String> {
+    match offer.version.as_deref() {
+        Some(found) if found != version.version => Err(format!(
+            "the file downloaded for it is version `{}`, not {}",
+            clip(found),
+            version.version
+        )),
+        _ => Ok(offer),
     }
 }
 

@@ -18,7 +18,7 @@
 //! same document `GetProducts` answers with, so [`select_rate_at`](super::super::document)
 //! chooses among them exactly as it does for live prices.
 
-use super::super::document::{PriceDocument, may_price, parse_price_value};
+use super::super::document::{PriceDocument, clip, may_price, parse_price_value};
 use super::super::live::filter_pairs;
 use super::super::{PriceError, PriceKey};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -166,12 +166,21 @@ pub(crate) fn read_offer(reader: impl Read, filter: &OfferFilter) -> Result<Offe
                 .into(),
         ));
     }
-    if let Some(code) = raw
-        .offer_code
-        .as_deref()
-        .filter(|c| *c != "AmazonSageMaker")
-    {
-        return Err(OfferError::Shape(format!("its offerCode is `{code}`")));
+    // Any other JSON object (`{}`, a proxy's `{"message": "ok"}`) is no offer file:
+    // read as one it would list no product, and be kept as a version that
+    // dropped every price.
+    match raw.offer_code.as_deref() {
+        Some("AmazonSageMaker") => {}
+        Some(code) => {
+            return Err(OfferError::Shape(format!(
+                "its offerCode is `{}`",
+                clip(code)
+            )));
+        }
+        None => return Err(OfferError::Shape("it has no offerCode".into())),
+    }
+    if !raw.seen_products {
+        return Err(OfferError::Shape("it has no `products`".into()));
     }
 
     let mut offer = Offer {
@@ -210,6 +219,8 @@ struct RawOffer {
     /// The candidates' `terms.OnDemand.<SKU>` objects.
     on_demand: BTreeMap<String, Value>,
     terms_before_products: bool,
+    /// Whether the file has `products` (an empty object is a file of no product).
+    seen_products: bool,
 }
 
 struct OfferVisitor<'f> {
@@ -225,21 +236,20 @@ impl<'de> Visitor<'de> for OfferVisitor<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawOffer, A::Error> {
         let mut raw = RawOffer::default();
-        let mut seen_products = false;
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
                 "version" => raw.version = map.next_value()?,
                 "publicationDate" => raw.publication_date = map.next_value()?,
                 "offerCode" => raw.offer_code = map.next_value()?,
                 "products" => {
-                    seen_products = true;
+                    raw.seen_products = true;
                     map.next_value_seed(Products {
                         filter: self.filter,
                         raw: &mut raw,
                     })?;
                 }
                 "terms" => {
-                    if !seen_products {
+                    if !raw.seen_products {
                         raw.terms_before_products = true;
                     }
                     map.next_value_seed(Terms { raw: &mut raw })?;
@@ -537,6 +547,24 @@ mod tests {
             read_offer(&ec2[..], &filter).unwrap_err().to_string(),
             "not an AmazonSageMaker offer file: its offerCode is `AmazonEC2`"
         );
+        // Any JSON object is not an offer file: one from a proxy or a captive
+        // portal would read as a version listing nothing.
+        for (body, why) in [
+            (&b"{}"[..], "it has no offerCode"),
+            (&br#"{"message":"ok"}"#[..], "it has no offerCode"),
+            (
+                &br#"{"offerCode": "AmazonSageMaker", "version": "20250301000000"}"#[..],
+                "it has no `products`",
+            ),
+        ] {
+            let err = read_offer(body, &filter).unwrap_err();
+            assert_eq!(
+                err,
+                OfferError::Shape(why.into()),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         let reversed = format!(
             r#"{{"terms": {{"OnDemand": {{ {} }} }}, "products": {{ {} }} }}"#,
             on_demand("A", "1.0"),

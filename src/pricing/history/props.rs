@@ -237,6 +237,11 @@ enum File {
     NotJson,
     /// `ListPriceLists` offers it as `csv` only.
     CsvOnly,
+    /// Served as a JSON object that is no offer file (`{}`, what a proxy may
+    /// answer) with HTTP 200.
+    NoOffer,
+    /// Served as another version's file (whole, its `version` another id).
+    OtherVersion,
 }
 
 #[derive(Debug, Clone)]
@@ -367,6 +372,14 @@ fn offer_file(version: &Version) -> Vec<u8> {
     match version.file {
         File::CutShort => text.as_bytes()[..text.len() / 2].to_vec(),
         File::NotJson => b"<html><body>Service Unavailable</body></html>".to_vec(),
+        File::NoOffer => b"{}".to_vec(),
+        // Ids are `YYYYMMDDHH0000`: one ending in 99 is no version's.
+        File::OtherVersion => text
+            .replace(
+                &format!(r#""version":"{}""#, version.id),
+                &format!(r#""version":"{}99""#, &version.id[..12]),
+            )
+            .into_bytes(),
         File::Whole | File::CsvOnly => text.into_bytes(),
     }
 }
@@ -428,6 +441,8 @@ fn file() -> impl Strategy<Value = File> {
         1 => Just(File::CutShort),
         1 => Just(File::NotJson),
         1 => Just(File::CsvOnly),
+        1 => Just(File::NoOffer),
+        1 => Just(File::OtherVersion),
     ]
 }
 
@@ -799,7 +814,7 @@ fn model(case: &Case) -> Expected {
     }
     let mut expected = Expected::default();
     for (v, _) in &found {
-        if matches!(v.file, File::Whole | File::CutShort | File::NotJson) {
+        if v.file != File::CsvOnly {
             expected.downloads.insert(v.id.clone());
         }
         if v.whole() {
@@ -876,6 +891,13 @@ fn model(case: &Case) -> Expected {
             File::CutShort => ("the file is cut short", Vec::new()),
             File::NotJson => ("the file is not valid JSON", Vec::new()),
             File::CsvOnly => ("no JSON file offered (formats: csv)", Vec::new()),
+            // Docs: any other JSON object, or another version's file, is not the
+            // version's: not read, not cached.
+            File::NoOffer => (
+                "not an AmazonSageMaker offer file: it has no offerCode",
+                Vec::new(),
+            ),
+            File::OtherVersion => ("the file downloaded for it is version", Vec::new()),
         };
         // Docs: unknown until the next version read for one of its keys (carried
         // on past it below, once the days whose rate is known are worked out).
@@ -940,6 +962,10 @@ fn model(case: &Case) -> Expected {
             File::CsvOnly => "could not be read: no JSON file offered (formats: csv)",
             File::CutShort => "could not be read: the file is cut short",
             File::NotJson => "could not be read: the file is not valid JSON",
+            File::NoOffer => {
+                "could not be read: not an AmazonSageMaker offer file: it has no offerCode"
+            }
+            File::OtherVersion => "could not be read: the file downloaded for it is version",
             File::Whole if !b.readable(case.kind) => "could not be read",
             File::Whole
                 if opening
@@ -1457,5 +1483,62 @@ proptest! {
     #[test]
     fn the_history_follows_the_published_versions_as_documented(case in case()) {
         run(case)?;
+    }
+}
+
+/// A version whose file is any JSON object but an offer file (`{}`, as a proxy may
+/// answer with HTTP 200), or another version's file, is missing, its rates unknown
+/// until the next version read, and is not cached: read again, it is downloaded
+/// again. Neither is read as a version that lists nothing (a false "no longer
+/// listed") or as the other version's rates.
+#[test]
+fn a_file_that_is_not_the_versions_offer_file_is_missing_and_not_cached() {
+    let m5 = |from: NaiveDate, units: i128| Product {
+        what: What::Xlarge,
+        sku: "M5XLHOST01",
+        terms: vec![Term {
+            date: from,
+            price: Price::Flat(units),
+        }],
+        broken: false,
+    };
+    for file in [File::NoOffer, File::OtherVersion] {
+        // December 2023: ml.m5.xlarge at $0.23 an hour; March 2024 (not read):
+        // $0.20; May 2024: $0.20.
+        let versions = vec![
+            Version {
+                id: "20231201000000".into(),
+                effective: day(2023, 12, 1),
+                products: vec![m5(day(2023, 12, 1), 2_300_000_000)],
+                file: File::Whole,
+            },
+            Version {
+                id: "20240301000000".into(),
+                effective: day(2024, 3, 1),
+                products: vec![m5(day(2024, 3, 1), 2_000_000_000)],
+                file,
+            },
+            Version {
+                id: "20240501000000".into(),
+                effective: day(2024, 5, 1),
+                products: vec![m5(day(2024, 3, 1), 2_000_000_000)],
+                file: File::Whole,
+            },
+        ];
+        let case = Case {
+            kind: Kind::Hosting,
+            since: day(2024, 1, 1),
+            until: day(2024, 6, 1),
+            versions,
+            damage: None,
+        };
+        let expected = model(&case);
+        let missing: Vec<(&str, Option<NaiveDate>)> = expected
+            .missing
+            .iter()
+            .map(|m| (m.version.as_str(), m.unknown_until))
+            .collect();
+        assert_eq!(missing, [("20240301000000", Some(day(2024, 5, 1)))]);
+        run(case).unwrap_or_else(|e| panic!("{file:?}: {e}"));
     }
 }
