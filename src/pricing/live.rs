@@ -1,6 +1,9 @@
 //! Live prices from the AWS Price List Query API (`GetProducts`).
 
-use super::document::{PriceDocument, Selection, parse_price_document, select_rate_at, term_dates};
+use super::document::{
+    PriceDocument, Selection, may_price, parse_price_document, parse_price_value, select_rate_at,
+    term_dates,
+};
 use super::{
     BoxFuture, InstanceResources, NextTerm, PriceError, PriceKey, PriceOrigin, PriceSource,
     Provenance, Rate,
@@ -272,6 +275,21 @@ impl LivePrices {
         for doc in &docs {
             match parse_price_document(doc) {
                 Ok(d) => parsed.push(d),
+                // One that may price the key may be the term in effect, or the
+                // higher of two: the others' rate could under-state the price, so
+                // the look-up fails (the next source in the chain prices the call,
+                // saying so) rather than choose without it.
+                Err(e) if may_price_unreadable(key, doc) => {
+                    let why = match e {
+                        PriceError::Malformed { reason } => reason,
+                        other => other.to_string(),
+                    };
+                    return Err(PriceError::Malformed {
+                        reason: format!(
+                            "a price document that may price {key} could not be read: {why}"
+                        ),
+                    });
+                }
                 Err(e) => {
                     bad += 1;
                     first_error.get_or_insert(e);
@@ -615,6 +633,20 @@ fn error_code(err: &GetProductsError) -> Option<&str> {
         GetProductsError::ThrottlingException(_) => Some("ThrottlingException"),
         _ => None,
     })
+}
+
+/// Whether a `PriceList` element that could not be read as a price document may
+/// price `key`: its product's attributes can be read, and say it may ([`may_price`],
+/// the rule the offer files' reader applies to their products). One that is not
+/// JSON, or whose product cannot be read either (no SKU), says nothing of what it
+/// prices, and one whose attributes say it prices something else (a Training
+/// product, for hosting) cannot: those are skipped, noted on the rate.
+fn may_price_unreadable(key: &PriceKey, element: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(element) else {
+        return false;
+    };
+    parse_price_value(&serde_json::json!({ "product": value["product"] }))
+        .is_ok_and(|doc| may_price(key, &doc))
 }
 
 /// How many terms announced ahead of their dates a live rate carries the rates
@@ -1373,6 +1405,64 @@ mod tests {
             told[0].change_percent(),
             Some(rust_decimal::Decimal::new(-1304, 2))
         );
+    }
+
+    /// A document for the key whose price cannot be read may be the term in effect,
+    /// or the higher of two: the rate of the good one alone ($0.23, where the other
+    /// may say $0.25) could under-state the price, so the look-up fails as
+    /// malformed (the chain's next source prices the call, saying so). One whose
+    /// attributes say it prices something else (Training), or cannot be read, is
+    /// skipped, noted.
+    #[tokio::test]
+    async fn an_unreadable_document_that_may_price_the_key_fails_the_look_up() {
+        let document = |sku: &str, component: &str, usage: &str, usd: &str| {
+            format!(
+                r#"{{"product":{{"sku":"{sku}","productFamily":"ML Instance","attributes":{{"regionCode":"us-east-1","instanceName":"ml.m5.xlarge","component":"{component}","usagetype":"{usage}"}}}},"serviceCode":"AmazonSageMaker","terms":{{"OnDemand":{{"{sku}.JRTCKXETXF":{{"effectiveDate":"2026-05-01T00:00:00Z","priceDimensions":{{"{sku}.JRTCKXETXF.6YS6EN2CT7":{{"unit":"Hrs","beginRange":"0","endRange":"Inf","pricePerUnit":{{"USD":"{usd}"}}}}}}}}}}}}}}"#
+            )
+        };
+        let good = document("GOOD", "Hosting", "USE1-Host:ml.m5.xlarge", "0.2300000000");
+        let key = PriceKey::hosting("us-east-1", "ml.m5.xlarge");
+        let answer = |other: String| {
+            let good = good.clone();
+            mock!(Client::get_products).then_output(move || {
+                GetProductsOutput::builder()
+                    .price_list(good.clone())
+                    .price_list(other.clone())
+                    .build()
+            })
+        };
+
+        // The same attributes, its price written "0.25 USD".
+        let hosting = document("SECOND", "Hosting", "USE1-Host:ml.m5.xlarge", "0.25 USD");
+        let err = mocked(&[&answer(hosting)]).price(&key).await.unwrap_err();
+        let PriceError::Malformed { reason } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(
+            reason.starts_with(
+                "a price document that may price hosting ml.m5.xlarge in us-east-1 could not \
+                 be read: "
+            ) && reason.contains("\"0.25 USD\""),
+            "{reason}"
+        );
+
+        // A Training product never prices hosting, and one whose product cannot
+        // be read (no SKU) says nothing of what it prices: skipped, noted; $0.23
+        // stands.
+        let training = document("TRAIN", "Training", "USE1-Train:ml.m5.xlarge", "0.25 USD");
+        let nameless = document("X", "Hosting", "USE1-Host:ml.m5.xlarge", "0.25 USD")
+            .replace(r#""sku":"X","#, "");
+        for other in [training, nameless] {
+            let rate = mocked(&[&answer(other)]).price(&key).await.unwrap();
+            assert_eq!(
+                (rate.usd_per_unit, rate.provenance.sku.as_deref()),
+                (rust_decimal::Decimal::new(23, 2), Some("GOOD"))
+            );
+            assert_eq!(
+                rate.provenance.note.as_deref(),
+                Some("skipped 1 unreadable price document(s)")
+            );
+        }
     }
 
     #[tokio::test]
