@@ -196,7 +196,9 @@ impl JsonlLedgerBuilder {
     }
 
     /// A rolling ledger only: keeps the `files` newest files and removes older
-    /// ones when a new file starts (default: keeps everything).
+    /// ones when a new file starts (default: keeps everything). Newest is by name,
+    /// of the files named at or before the one being written: after the clock is
+    /// stepped back, files named later are left alone until it reaches them.
     ///
     /// It counts files, not hours or days: every file counts, and a size roll
     /// ([`max_bytes`](Self::max_bytes)) adds files to a period. At 1 GiB an hour

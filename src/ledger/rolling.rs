@@ -293,13 +293,19 @@ impl RollingTarget {
     }
 
     /// Removes the oldest files beyond the retention count, never `current`.
+    ///
+    /// Only files named at or before `current` are counted (and removed): a file
+    /// named later was written while the clock was ahead (it was stepped back),
+    /// and counting it as the newest would remove the files being written now.
+    /// It counts once the clock reaches its period (and the writer reopens it).
     fn remove_old(&self, current: &FileName) {
         let Some(keep) = self.rolling.keep_files else {
             return;
         };
-        let Ok(files) = rolled_files(&self.rolling.dir) else {
+        let Ok(mut files) = rolled_files(&self.rolling.dir) else {
             return;
         };
+        files.retain(|(name, _)| name <= current);
         let excess = files.len().saturating_sub(keep);
         for (name, path) in files.into_iter().take(excess) {
             if name == *current {
@@ -569,6 +575,81 @@ mod tests {
         assert!(err.to_string().contains("disk on fire"), "{err}");
         // Reported once; the next sync is of the current file only.
         target.sync().unwrap();
+    }
+
+    /// A clock 3 hours fast, stepped back: `keep_files(2)` keeps the files the
+    /// clock has reached, and never removes the file just written for one named
+    /// later. Hourly files: a1 at 09:30 (T09), b1 at 10:30 (T10); NTP steps the
+    /// clock back to 07:30: c1 goes to T07, and at 08:00:01 d1 to T08. Of the
+    /// files at or before T08 there are 2 (T07, T08): none is beyond 2, so c1,
+    /// written 30 s before, stays; T09 and T10 are not counted yet (they are
+    /// reopened when the clock reaches 09:00 and 10:00).
+    #[tokio::test]
+    async fn a_clock_stepped_back_keeps_the_files_it_writes_not_the_ones_named_later() {
+        use crate::ledger::JsonlLedger;
+        use crate::ledger::writer::tests::cost;
+        /// A clock set by hand that can go back (`ManualTimeSource` cannot).
+        #[derive(Debug, Clone)]
+        struct Stepped(Arc<Mutex<SystemTime>>);
+        impl Stepped {
+            fn set_time(&self, now: SystemTime) {
+                *self.0.lock().unwrap() = now;
+            }
+        }
+        impl aws_smithy_async::time::TimeSource for Stepped {
+            fn now(&self) -> SystemTime {
+                *self.0.lock().unwrap()
+            }
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let at = |t: &str| SystemTime::from(t.parse::<DateTime<Utc>>().unwrap());
+        let clock = Stepped(Arc::new(Mutex::new(at("2026-12-02T09:30:00Z"))));
+        let ledger = JsonlLedger::rolling(&dir)
+            .keep_files(2)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        // A line's file is picked by the clock when the writer writes it: each
+        // flush writes the receipt before the clock moves on.
+        let mut c1 = cost("c1");
+        c1.cost_usd = "0.0042".parse().unwrap();
+        for (now, receipt) in [
+            ("2026-12-02T09:30:00Z", cost("a1")),
+            ("2026-12-02T10:30:00Z", cost("b1")),
+            ("2026-12-02T07:30:00Z", c1),
+            ("2026-12-02T08:00:01Z", cost("d1")),
+        ] {
+            clock.set_time(at(now));
+            ledger.try_record(&receipt).unwrap();
+            ledger.flush().await.unwrap();
+        }
+        ledger.shutdown().await.unwrap();
+        let file = |hour: &str| dir.join(format!("sagemeter-2026-12-02T{hour}.jsonl"));
+        for hour in ["07", "08", "09", "10"] {
+            assert!(file(hour).exists(), "T{hour} removed");
+        }
+        let read = crate::ledger::read_all(file("07")).unwrap().records;
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].call_id, "c1");
+        assert_eq!(read[0].cost_usd, "0.0042".parse().unwrap());
+
+        // At 10:00:01 the clock has reached every file: T10 is reopened (for
+        // e1), and the files at or before it are T07 to T10, 2 beyond 2: the
+        // oldest two, T07 and T08, are removed.
+        clock.set_time(at("2026-12-02T10:00:01Z"));
+        let ledger = JsonlLedger::rolling(&dir)
+            .keep_files(2)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        ledger.try_record(&cost("e1")).unwrap();
+        ledger.shutdown().await.unwrap();
+        let kept: Vec<bool> = ["07", "08", "09", "10"]
+            .iter()
+            .map(|hour| file(hour).exists())
+            .collect();
+        assert_eq!(kept, [false, false, true, true]);
     }
 
     #[test]
