@@ -14,6 +14,7 @@ use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -119,6 +120,8 @@ pub struct ParquetLedgerBuilder {
     keep_files: Option<usize>,
     time: Option<SharedTimeSource>,
     capacity: usize,
+    /// How often the clock is looked at ([`TICK`]; shorter in tests).
+    tick: Duration,
 }
 
 impl ParquetLedgerBuilder {
@@ -161,6 +164,13 @@ impl ParquetLedgerBuilder {
         self
     }
 
+    /// How often the writer looks at the clock when no receipt comes.
+    #[cfg(test)]
+    fn tick(mut self, every: Duration) -> Self {
+        self.tick = every;
+        self
+    }
+
     /// Makes the directory (0700) if needed, locks it ([`LedgerError::Locked`]
     /// when another writer has it) and starts the writer. The first file is
     /// created when the first receipt comes.
@@ -191,6 +201,10 @@ impl ParquetLedgerBuilder {
         let counters = Arc::new(Counters::default());
         let (end, ended) = watch::channel(None);
         let unclaimed = Unclaimed::default();
+        let tick_pending = Arc::new(AtomicBool::new(false));
+        // The ticker waits on this between ticks; the worker drops the sender
+        // when it ends, which wakes the ticker to stop.
+        let (tick_stop, tick_stopped) = std::sync::mpsc::channel::<()>();
         let worker = Worker {
             end,
             dir: self.dir.clone(),
@@ -206,6 +220,8 @@ impl ParquetLedgerBuilder {
             error: None,
             unclaimed: unclaimed.clone(),
             lock: Some(lock),
+            tick_pending: tick_pending.clone(),
+            _tick_stop: tick_stop,
         };
         let open_err = |source| LedgerError::Open {
             path: self.dir.clone(),
@@ -216,15 +232,27 @@ impl ParquetLedgerBuilder {
             .spawn(move || worker.run())
             .map_err(open_err)?;
         let weak = tx.downgrade();
+        let every = self.tick;
         // The ticker holds only a weak sender: it never keeps the queue open.
-        std::thread::Builder::new()
+        // It queues at most one tick at a time: while the writer is busy (a
+        // file's footer and fsync, a row group written out, a slow disk), ticks
+        // would otherwise gather in the receipts' queue, one a second, taking
+        // room from receipts; one tick looks at the clock for all of them.
+        let ticker = std::thread::Builder::new()
             .name("sagemeter-parquet-tick".into())
             .spawn(move || {
-                loop {
-                    std::thread::sleep(TICK);
+                // Stops as soon as the writer ends (its sender dropped).
+                while let Err(RecvTimeoutError::Timeout) = tick_stopped.recv_timeout(every) {
                     let Some(tx) = weak.upgrade() else { break };
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Msg::Tick) {
-                        break;
+                    if tick_pending.swap(true, Ordering::AcqRel) {
+                        continue; // the last tick is still queued
+                    }
+                    match tx.try_send(Msg::Tick) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            tick_pending.store(false, Ordering::Release);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => break,
                     }
                 }
             })
@@ -240,6 +268,7 @@ impl ParquetLedgerBuilder {
                 ended,
                 unclaimed,
                 thread: Mutex::new(Some(thread)),
+                ticker: Mutex::new(Some(ticker)),
             }),
         })
     }
@@ -273,6 +302,7 @@ impl ParquetLedger {
             keep_files: None,
             time: None,
             capacity: DEFAULT_CAPACITY,
+            tick: TICK,
         }
     }
 
@@ -374,6 +404,8 @@ struct Shared {
     /// Errors of flushes cancelled after the writer replied.
     unclaimed: Unclaimed,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The thread that queues ticks; it ends with the writer thread.
+    ticker: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -453,7 +485,8 @@ impl Shared {
 
 impl Drop for Shared {
     /// Dropping the last handle closes the queue; the writer drains it, closes
-    /// its file and stops, and this waits for it.
+    /// its file and stops, and this waits for it (and for the ticker, which
+    /// stops with it).
     fn drop(&mut self) {
         drop(self.tx.take());
         let thread = self
@@ -466,6 +499,14 @@ impl Drop for Shared {
         {
             tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
                 "the Parquet ledger's writer thread panicked");
+        }
+        let ticker = self
+            .ticker
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(ticker) = ticker {
+            let _ = ticker.join();
         }
     }
 }
@@ -489,6 +530,10 @@ struct Worker {
     unclaimed: Unclaimed,
     /// The directory's lock file, locked until the writer stops.
     lock: Option<std::fs::File>,
+    /// Set while a [`Msg::Tick`] is queued (the ticker queues at most one).
+    tick_pending: Arc<AtomicBool>,
+    /// Dropped with the worker: tells the ticker to stop.
+    _tick_stop: std::sync::mpsc::Sender<()>,
 }
 
 impl Worker {
@@ -515,6 +560,8 @@ impl Worker {
                         shutdown_acks.push(ack);
                     }
                     Msg::Tick => {
+                        // Taken off the queue: the next tick may be queued.
+                        self.tick_pending.store(false, Ordering::Release);
                         if self
                             .current
                             .as_ref()
@@ -690,6 +737,98 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::writer::tests::cost;
+    use std::time::{Instant, SystemTime};
+
+    /// A clock stuck at 2026-12-02T07:30Z that holds whoever reads it while
+    /// `held`, and notes that it was read: a writer held there is busy.
+    #[derive(Debug, Clone)]
+    struct HeldClock {
+        held: Arc<AtomicBool>,
+        read: Arc<AtomicBool>,
+    }
+
+    impl aws_smithy_async::time::TimeSource for HeldClock {
+        fn now(&self) -> SystemTime {
+            self.read.store(true, Ordering::SeqCst);
+            while self.held.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            "2026-12-02T07:30:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+                .into()
+        }
+    }
+
+    /// Lets a [`HeldClock`] go when dropped (a failing test too, whose
+    /// ledger's drop would otherwise wait on its writer for ever).
+    struct Release(Arc<AtomicBool>);
+
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// While the writer is busy, the ticker queues no tick behind the one the
+    /// writer has: ticks take no room from receipts, and none is dropped.
+    ///
+    /// Figures: a tick every 10 ms, the writer held for 300 ms (at least: a
+    /// loaded machine sleeps longer) on the clock it reads when the first tick
+    /// wakes it. Queued one by one, 300 / 10 = 30 ticks would wait in a queue of
+    /// 64, and of 64 receipts offered then 64 - 30 = 34 would be taken, 30
+    /// refused. With the held tick still pending, none is queued: all 64 go in.
+    #[tokio::test]
+    async fn a_busy_writer_has_no_ticks_piling_up_in_the_queue_and_drops_no_receipt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let clock = HeldClock {
+            held: Arc::new(AtomicBool::new(true)),
+            read: Arc::new(AtomicBool::new(false)),
+        };
+        let ledger = ParquetLedger::rolling(&dir)
+            .capacity(64)
+            .tick(Duration::from_millis(10))
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        let release = Release(clock.held.clone());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !clock.read.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "no tick woke the writer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let refused = (0..64)
+            .filter(|i| ledger.try_record(&cost(&format!("r{i}"))).is_err())
+            .count();
+        drop(release);
+        ledger.shutdown().await.unwrap();
+        assert_eq!(refused, 0, "receipts refused by a queue full of ticks");
+        let stats = ledger.stats();
+        assert_eq!((stats.accepted, stats.written), (64, 64));
+    }
+
+    /// The ticker stops when the writer does, not up to a tick later (here an
+    /// hour).
+    #[tokio::test]
+    async fn the_ticker_stops_with_the_writer_not_a_tick_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ledger = ParquetLedger::rolling(tmp.path().join("receipts"))
+            .tick(Duration::from_secs(3600))
+            .open()
+            .unwrap();
+        // Taken from the ledger, whose drop would otherwise wait for it.
+        let ticker = ledger.shared.ticker.lock().unwrap().take().unwrap();
+        ledger.try_record(&cost("a")).unwrap();
+        ledger.shutdown().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ticker.is_finished() {
+            assert!(Instant::now() < deadline, "the ticker still runs");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 
     /// A capacity beyond Tokio's channel limit (whose channel would panic) is
     /// refused like 0, the directory not made.
