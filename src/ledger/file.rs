@@ -197,7 +197,7 @@ impl JsonlLedgerBuilder {
 
     /// A rolling ledger only: keeps the `files` newest files and removes older
     /// ones when a new file starts (default: keeps everything). Newest is by name,
-    /// of the files named at or before the one being written: after the clock is
+    /// of the files of the clock's hour or day or earlier: after the clock is
     /// stepped back, files named later are left alone until it reaches them.
     ///
     /// It counts files, not hours or days: every file counts, and a size roll

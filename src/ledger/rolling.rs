@@ -467,12 +467,37 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use aws_smithy_async::test_util::ManualTimeSource;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, SystemTime};
+
+    /// A clock set by hand that, unlike `ManualTimeSource`, can be set back.
+    #[derive(Debug, Clone)]
+    pub(in crate::ledger) struct SteppedClock(Arc<Mutex<SystemTime>>);
+
+    impl SteppedClock {
+        /// A clock showing `now` (RFC 3339).
+        pub(in crate::ledger) fn at(now: &str) -> SteppedClock {
+            let clock = SteppedClock(Arc::new(Mutex::new(SystemTime::UNIX_EPOCH)));
+            clock.set(now);
+            clock
+        }
+
+        /// Sets it to `now` (RFC 3339), forward or back.
+        pub(in crate::ledger) fn set(&self, now: &str) {
+            let now: DateTime<Utc> = now.parse().unwrap();
+            *self.0.lock().unwrap() = now.into();
+        }
+    }
+
+    impl aws_smithy_async::time::TimeSource for SteppedClock {
+        fn now(&self) -> SystemTime {
+            *self.0.lock().unwrap()
+        }
+    }
 
     /// A rolling ledger's target in `dir` (made 0700) at 2026-12-02T07:30Z, files
     /// of at most `max_bytes`, and its clock.
@@ -588,23 +613,9 @@ mod tests {
     async fn a_clock_stepped_back_keeps_the_files_it_writes_not_the_ones_named_later() {
         use crate::ledger::JsonlLedger;
         use crate::ledger::writer::tests::cost;
-        /// A clock set by hand that can go back (`ManualTimeSource` cannot).
-        #[derive(Debug, Clone)]
-        struct Stepped(Arc<Mutex<SystemTime>>);
-        impl Stepped {
-            fn set_time(&self, now: SystemTime) {
-                *self.0.lock().unwrap() = now;
-            }
-        }
-        impl aws_smithy_async::time::TimeSource for Stepped {
-            fn now(&self) -> SystemTime {
-                *self.0.lock().unwrap()
-            }
-        }
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ledger");
-        let at = |t: &str| SystemTime::from(t.parse::<DateTime<Utc>>().unwrap());
-        let clock = Stepped(Arc::new(Mutex::new(at("2026-12-02T09:30:00Z"))));
+        let clock = SteppedClock::at("2026-12-02T09:30:00Z");
         let ledger = JsonlLedger::rolling(&dir)
             .keep_files(2)
             .time_source(SharedTimeSource::new(clock.clone()))
@@ -620,7 +631,7 @@ mod tests {
             ("2026-12-02T07:30:00Z", c1),
             ("2026-12-02T08:00:01Z", cost("d1")),
         ] {
-            clock.set_time(at(now));
+            clock.set(now);
             ledger.try_record(&receipt).unwrap();
             ledger.flush().await.unwrap();
         }
@@ -637,7 +648,7 @@ mod tests {
         // At 10:00:01 the clock has reached every file: T10 is reopened (for
         // e1), and the files at or before it are T07 to T10, 2 beyond 2: the
         // oldest two, T07 and T08, are removed.
-        clock.set_time(at("2026-12-02T10:00:01Z"));
+        clock.set("2026-12-02T10:00:01Z");
         let ledger = JsonlLedger::rolling(&dir)
             .keep_files(2)
             .time_source(SharedTimeSource::new(clock.clone()))

@@ -138,7 +138,9 @@ impl ParquetLedgerBuilder {
     }
 
     /// Keeps the `files` newest files and removes older ones whenever a file is
-    /// closed (default: keeps everything).
+    /// closed (default: keeps everything). Newest is by name, of the files of
+    /// the clock's hour or day or earlier: after the clock is stepped back,
+    /// files named later are left alone until it reaches them.
     ///
     /// It counts files, not hours or days: every file counts, and
     /// [`max_rows`](Self::max_rows), each [`flush`](ParquetLedger::flush) and
@@ -704,10 +706,16 @@ impl Worker {
     }
 
     /// Removes the oldest finished files beyond the retention count.
+    ///
+    /// Only files of the clock's hour or day or earlier are counted (and
+    /// removed): a file named later was written while the clock was ahead (it
+    /// was stepped back), and counting it as the newest would remove the file
+    /// just closed. It counts once the clock reaches its period.
     fn remove_old(&self) {
         let Some(keep) = self.keep_files else {
             return;
         };
+        let now = self.period();
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
@@ -720,6 +728,7 @@ impl Worker {
                     _ => None,
                 }
             })
+            .filter(|(name, _)| *name < now || name.same_period(&now))
             .collect();
         files.sort();
         let excess = files.len().saturating_sub(keep);
@@ -808,6 +817,56 @@ mod tests {
         assert_eq!(refused, 0, "receipts refused by a queue full of ticks");
         let stats = ledger.stats();
         assert_eq!((stats.accepted, stats.written), (64, 64));
+    }
+
+    /// A clock 3 hours fast, stepped back: `keep_files(2)` keeps the file just
+    /// closed, not only the ones named later. Hourly files, each closed by a
+    /// flush: a1 at 09:30 (T09), b1 at 10:30 (T10); the clock is stepped back to
+    /// 07:30: c1 (T07), then d1 at 08:00:01 (T08). Of the files at or before the
+    /// clock's hour there are then 2 (T07, T08): none beyond 2, so c1 stays (it
+    /// was removed as its file closed, the oldest of T07, T09, T10). T09 and T10
+    /// count once the clock reaches them: at 10:00:01, e1's file (T10.1) makes
+    /// T07 to T10.1 five files, 3 beyond 2: T07, T08 and T09 are removed.
+    #[tokio::test]
+    async fn a_clock_stepped_back_keeps_the_files_it_writes_not_the_ones_named_later() {
+        use crate::ledger::rolling::tests::SteppedClock;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let clock = SteppedClock::at("2026-12-02T09:30:00Z");
+        let ledger = ParquetLedger::rolling(&dir)
+            .keep_files(2)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        let mut c1 = cost("c1");
+        c1.cost_usd = "0.0042".parse().unwrap();
+        for (now, receipt) in [
+            ("2026-12-02T09:30:00Z", cost("a1")),
+            ("2026-12-02T10:30:00Z", cost("b1")),
+            ("2026-12-02T07:30:00Z", c1),
+            ("2026-12-02T08:00:01Z", cost("d1")),
+        ] {
+            clock.set(now);
+            ledger.try_record(&receipt).unwrap();
+            ledger.flush().await.unwrap();
+        }
+        let file = |name: &str| dir.join(format!("sagemeter-2026-12-02T{name}.parquet"));
+        for hour in ["07", "08", "09", "10"] {
+            assert!(file(hour).exists(), "T{hour} removed");
+        }
+        let read = crate::ledger::parquet::read_all(file("07")).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].call_id, "c1");
+        assert_eq!(read[0].cost_usd, "0.0042".parse().unwrap());
+
+        clock.set("2026-12-02T10:00:01Z");
+        ledger.try_record(&cost("e1")).unwrap();
+        ledger.shutdown().await.unwrap();
+        let kept: Vec<bool> = ["07", "08", "09", "10", "10.1"]
+            .iter()
+            .map(|name| file(name).exists())
+            .collect();
+        assert_eq!(kept, [false, false, false, true, true]);
     }
 
     /// The ticker stops when the writer does, not up to a tick later (here an
