@@ -64,6 +64,10 @@
 //!   a mean over the calls that reported it (`tokens_reported`) on the answered
 //!   calls, `s × tokens × price`, and a mean over every call on every call,
 //!   `tokens × price`.
+//! - Which plan is cheaper in a range of volumes is decided exactly, but for
+//!   rounding residues ([`Diff`]): two plans that cost the same by AWS's rules
+//!   cost the same, though a share of 1/3 held at 28 digits leaves their lines
+//!   5 × 10^-32 a call apart.
 //!
 //! Inputs whose products leave a `Decimal` (prices of 10^9 USD, 10^15 calls, 10^9
 //! tokens, 1 TiB payloads, 10,000 instances) are an error, never a panic; when they
@@ -1029,53 +1033,119 @@ enum Verdict {
     Same,
 }
 
-fn verdict(a: &Line, b: &Line, u: &Q) -> Verdict {
-    let d = a.cost(u) - b.cost(u);
-    if d < zero() {
+/// Which plan a difference `cost_a − cost_b` makes cheaper.
+fn sign(d: &Q) -> Verdict {
+    if *d < zero() {
         Verdict::A
-    } else if d > zero() {
+    } else if *d > zero() {
         Verdict::B
     } else {
         Verdict::Same
     }
 }
 
-/// Where the cheaper of two plans changes, exactly: the points up to
-/// `MAX_BREAK_EVEN_CALLS` (ascending), the verdict in each range from 0 up (one more
-/// than the points), and whether it changes again beyond.
+/// How far a line's slope right of `u` may be from the model's: its per-call
+/// figure's bound, and past the kink its overage's.
+fn slope_err(line: &Line, u: &Q) -> Q {
+    match (&line.quota, line.kink()) {
+        (Some((_, (_, oe))), Some((k, _))) if *u >= k => &line.per_call.1 + oe,
+        _ => line.per_call.1.clone(),
+    }
+}
+
+/// `cost_a − cost_b` as the verdicts take it: linear between the kinks, so its
+/// values there (`marks`, from 0 up) and its slope past the last make it, each
+/// taken for 0 when within what the figures' rounding may make of it
+/// ([`line_err`], [`slope_err`]). A share of 1/3 held at 28 digits leaves the
+/// lines of plans that cost the same a residue apart (500 tokens × 3 USD ÷ 10^6 ×
+/// 0.333…3 = 0.00049999…95 against 0.0005 a call, 5 × 10^-32 short), which is no
+/// difference: AWS's rules price both at 0.0005, and so does the code, its
+/// figures rounding to the same decimal. The figures generated (decimals of a few
+/// places, times shares of 1/3, 2/3 or 9/10, or bytes ÷ 2^30) differ by far more
+/// than a bound (about 10^-26 of a figure) when they differ at all: 0.0125
+/// against 0.0125000000000001, the closest prices, by 10^-16 a call.
+struct Diff {
+    marks: Vec<Q>,
+    values: Vec<Q>,
+    tail: Q,
+}
+
+impl Diff {
+    fn of(a: &Line, b: &Line) -> Diff {
+        let within = |x: Q, bound: Q| if abs(&x) <= bound { zero() } else { x };
+        let mut marks = vec![zero()];
+        marks.extend(
+            [a.kink(), b.kink()]
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .filter(|k| *k > zero()),
+        );
+        marks.sort();
+        marks.dedup();
+        let values = marks
+            .iter()
+            .map(|u| within(a.cost(u) - b.cost(u), line_err(a, u) + line_err(b, u)))
+            .collect();
+        let last = marks.last().unwrap();
+        let tail = within(
+            a.slope(last, true) - b.slope(last, true),
+            slope_err(a, last) + slope_err(b, last),
+        );
+        Diff {
+            marks,
+            values,
+            tail,
+        }
+    }
+
+    /// The difference at `u`: interpolated between the marks, or on from the last.
+    fn at(&self, u: &Q) -> Q {
+        let n = self.marks.iter().take_while(|m| *m <= u).count();
+        let i = n.max(1) - 1;
+        match (self.marks.get(i + 1), self.values.get(i + 1)) {
+            (Some(m1), Some(v1)) => {
+                let (m0, v0) = (&self.marks[i], &self.values[i]);
+                v0 + (v1 - v0) * (u - m0) / (m1 - m0)
+            }
+            _ => &self.values[i] + &self.tail * (u - &self.marks[i]),
+        }
+    }
+
+    fn verdict(&self, u: &Q) -> Verdict {
+        sign(&self.at(u))
+    }
+}
+
+/// Where the cheaper of two plans changes, exactly (but for rounding residues,
+/// [`Diff`]): the points up to `MAX_BREAK_EVEN_CALLS` (ascending), the verdict in
+/// each range from 0 up (one more than the points), and whether it changes again
+/// beyond.
 struct Split {
     points: Vec<Q>,
     verdicts: Vec<Verdict>,
     beyond: bool,
+    diff: Diff,
 }
 
-/// `cost_a − cost_b` is linear between the kinks; its sign changes at a kink or
-/// where it crosses zero between two (found by interpolating its values at the two
-/// ends), or after the last kink (from its value there and the slope beyond).
+/// `cost_a − cost_b` ([`Diff`]) is linear between the kinks; its sign changes at a
+/// kink or where it crosses zero between two (found by interpolating its values at
+/// the two ends), or after the last kink (from its value there and the slope
+/// beyond).
 fn split(a: &Line, b: &Line) -> Split {
-    let diff = |u: &Q| a.cost(u) - b.cost(u);
-    let mut marks = vec![zero()];
-    marks.extend(
-        [a.kink(), b.kink()]
-            .into_iter()
-            .flatten()
-            .map(|(k, _)| k)
-            .filter(|k| *k > zero()),
-    );
-    marks.sort();
-    marks.dedup();
+    let diff = Diff::of(a, b);
+    let marks = &diff.marks;
     let mut candidates = marks.clone();
-    for w in marks.windows(2) {
-        let (d0, d1) = (diff(&w[0]), diff(&w[1]));
-        if (d0 < zero() && d1 > zero()) || (d0 > zero() && d1 < zero()) {
-            candidates.push(&w[0] + &d0 * (&w[1] - &w[0]) / (&d0 - &d1));
+    for (w, d) in marks.windows(2).zip(diff.values.windows(2)) {
+        let (d0, d1) = (&d[0], &d[1]);
+        if (*d0 < zero() && *d1 > zero()) || (*d0 > zero() && *d1 < zero()) {
+            candidates.push(&w[0] + d0 * (&w[1] - &w[0]) / (d0 - d1));
         }
     }
-    let last = marks.last().unwrap().clone();
-    let slope = a.slope(&last, true) - b.slope(&last, true);
-    if slope != zero() {
-        let root = &last - diff(&last) / slope;
-        if root > last {
+    let last = marks.last().unwrap();
+    if diff.tail != zero() {
+        let root = last - diff.values.last().unwrap() / &diff.tail;
+        if root > *last {
             candidates.push(root);
         }
     }
@@ -1089,7 +1159,7 @@ fn split(a: &Line, b: &Line) -> Split {
             Some(to) => (from + to) / qi(2),
             None => from + qi(1),
         };
-        let v = verdict(a, b, &probe);
+        let v = diff.verdict(&probe);
         if verdicts.last() != Some(&v) {
             if !verdicts.is_empty() {
                 points.push(from.clone());
@@ -1111,6 +1181,7 @@ fn split(a: &Line, b: &Line) -> Split {
         points,
         verdicts,
         beyond,
+        diff,
     }
 }
 
@@ -1365,7 +1436,7 @@ fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
                     .iter()
                     .all(|p| p == r || *p <= below || *p >= above);
                 if alone && below >= zero() {
-                    let (left, right) = (verdict(a, b, &below), verdict(a, b, &above));
+                    let (left, right) = (model.diff.verdict(&below), model.diff.verdict(&above));
                     prop_assert_ne!(left, right);
                     prop_assert_eq!(left, verdicts[n]);
                     prop_assert_eq!(right, verdicts[n + 1]);
@@ -1626,4 +1697,144 @@ proptest! {
             Err(e) => prop_assert!(false, "{e}"),
         }
     }
+}
+
+/// A case of two plans over a period, with the token shares of a ledger's profile.
+fn pair_case(
+    period: Period,
+    tokens: (u64, u64),
+    token_calls: (Decimal, Decimal),
+    specs: [Spec; 2],
+) -> Case {
+    let serverless = ServerlessRates {
+        on_demand: dec("0.00002"),
+        standing: dec("0.0000048"),
+        usage: dec("0.0000233"),
+    };
+    Case {
+        token_calls: Some(token_calls),
+        ..Case::from_parts((
+            period,
+            Decimal::from(1000),
+            1_000_000,
+            0,
+            0,
+            tokens.0,
+            tokens.1,
+            Rates {
+                hosting: [dec("0.23"), dec("0.23")],
+                storage: dec("0.14"),
+                data_in: dec("0.016"),
+                data_out: dec("0.016"),
+                serverless: vec![serverless; 6],
+            },
+            specs.into(),
+        ))
+    }
+}
+
+/// The case a run of the property test shrank to: 500 tokens in at 3 USD per
+/// million, charged on a third of the calls (a ledger's `token_calls`, 1/3 held as
+/// 0.333…3 at 28 digits), against 0.50 USD per 1,000 calls. By AWS's rules (here:
+/// the receipts' token lines) both cost the same a call made:
+///   per token:     500 × 3 ÷ 1,000,000 = 0.0015 USD a call that carries tokens,
+///                  × 1/3 of the calls = 0.0005 USD a call made;
+///   per 1,000:     0.50 ÷ 1,000 = 0.0005 USD a call.
+/// At the share held, 0.0015 × 0.333…3 = 0.00049999…95 (32 places), 5 × 10^-32
+/// short of 0.0005: a residue of the rounding, no difference, so the two cost the
+/// same at every volume, in the code and in the model.
+#[test]
+fn a_third_of_the_calls_charged_tokens_at_the_price_per_call_cost_the_same_at_every_volume() {
+    let third = Decimal::ONE / Decimal::from(3);
+    let case = pair_case(
+        Period::Month,
+        (500, 256),
+        (third, Decimal::ZERO),
+        [
+            Spec::PerMillionTokens {
+                input: dec("3"),
+                output: dec("15"),
+            },
+            Spec::PerThousand(dec("0.5")),
+        ],
+    );
+    let comparison = Comparison::compute(
+        &profile(&case, case.calls),
+        &plans(&case),
+        &rate_table(&case),
+    )
+    .unwrap();
+    // Both curves hold 0.0005 a call: 0.00049999…95 rounds to it at 28 places.
+    for i in 0..2 {
+        let curve = &comparison.plan(&name(i)).unwrap().curve;
+        assert_eq!(curve.usd_per_call, dec("0.0005"), "{}", name(i));
+    }
+    let be = &comparison.break_evens[0];
+    assert!(be.points.is_empty(), "{:?}", be.points);
+    assert_eq!(be.regions.len(), 1);
+    assert_eq!(be.regions[0].cheaper, None);
+    assert_eq!(
+        be.summary,
+        "plan 0 and plan 1 cost the same at every volume"
+    );
+    // The model says so too, and the whole case checks out.
+    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
+    let model = split(&lines[0], &lines[1]);
+    assert_eq!(model.verdicts, [Verdict::Same]);
+    assert!(model.points.is_empty() && !model.beyond);
+    check_case(&case, false).unwrap();
+}
+
+/// The same residue in a slope: 1 output token at 15 USD per million on two
+/// thirds of the calls (0.666…67 at 28 digits) is
+///   1 × 15 ÷ 1,000,000 × 2/3 = 0.00001 USD a call made,
+/// the overage of a subscription of 500 USD a day with no calls included, 0.00001
+/// a call from the first. Equal slopes: the per-token plan costs 500 USD a day
+/// less at every volume and never breaks even, where the residue (0.000015 ×
+/// 0.666…67 = 0.00001000…0005, 34 places, 5 × 10^-34 a call steeper) would have
+/// it cross at 500 ÷ (5 × 10^-34) = 10^36 calls a day, beyond 10^18.
+#[test]
+fn two_thirds_of_the_calls_charged_tokens_at_a_subscriptions_overage_never_break_even() {
+    let two_thirds = Decimal::TWO / Decimal::from(3);
+    let case = pair_case(
+        Period::Day,
+        (1, 1),
+        (Decimal::ZERO, two_thirds),
+        [
+            Spec::PerMillionTokens {
+                input: dec("0"),
+                output: dec("15"),
+            },
+            Spec::Subscription {
+                fee: dec("500"),
+                period: Period::Day,
+                quota: Some((dec("0"), dec("0.00001"))),
+            },
+        ],
+    );
+    let comparison = Comparison::compute(
+        &profile(&case, case.calls),
+        &plans(&case),
+        &rate_table(&case),
+    )
+    .unwrap();
+    assert_eq!(
+        comparison.plan("plan 0").unwrap().curve.usd_per_call,
+        dec("0.00001")
+    );
+    let be = &comparison.break_evens[0];
+    assert!(be.points.is_empty(), "{:?}", be.points);
+    assert_eq!(be.regions.len(), 1);
+    assert_eq!(be.regions[0].cheaper.as_deref(), Some("plan 0"));
+    // 1,000 calls a day: 500 + 1,000 × 0.00001 = 500.01 against 1,000 × 0.00001.
+    assert_eq!(
+        be.summary,
+        "plan 0 is cheaper at every volume: it never breaks even with plan 1 \
+         (500.00 USD less at 1,000 calls per day)"
+    );
+    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
+    let model = split(&lines[0], &lines[1]);
+    assert_eq!(model.verdicts, [Verdict::A]);
+    assert!(model.points.is_empty() && !model.beyond);
+    check_case(&case, false).unwrap();
 }
