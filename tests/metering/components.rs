@@ -10,6 +10,7 @@
 use crate::support::fake_pricelist::{FakePriceList, docs};
 use crate::support::fake_sagemaker::{FakeComponent, FakeSageMaker, FakeVariant};
 use crate::support::manual_clock;
+use crate::support::receipts::assert_not_noted_containing;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -55,6 +56,55 @@ async fn client_of(
         .time_source(time)
         .build()
         .unwrap()
+}
+
+/// A client as [`client_of`] makes, given `profile` for its endpoint instead of
+/// describing it.
+async fn client_with_profile(
+    fake: &FakeSageMaker,
+    pricelist: &FakePriceList,
+    profile: EndpointProfile,
+    time: SharedTimeSource,
+) -> Client {
+    Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .endpoint_profile(profile)
+        .time_source(time)
+        .build()
+        .unwrap()
+}
+
+/// A profile of `shared` set by hand: its 2 × ml.g5.12xlarge, hosting `component`
+/// with `copies` copies of 1 GPU each.
+fn profile_by_hand(component: &str, copies: u32) -> EndpointProfile {
+    EndpointProfile::new(
+        "shared",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
+    )
+    .with_component(ComponentProfile::new(
+        component,
+        "AllTraffic",
+        copies,
+        CopyReservation::accelerators(Decimal::ONE),
+    ))
+}
+
+/// [`profile_by_hand`] of `small` with `copies` copies, and its adapter
+/// `small-lora`.
+fn lora_profile_by_hand(copies: u32) -> EndpointProfile {
+    profile_by_hand("small", copies).with_component(ComponentProfile::adapter(
+        "small-lora",
+        "AllTraffic",
+        "small",
+    ))
+}
+
+/// [`shared_endpoint`] with `small-lora`, a LoRA adapter of `small`, as AWS
+/// describes adapters: no variant, no compute requirements, no copies.
+async fn shared_endpoint_with_lora() -> FakeSageMaker {
+    let fake = shared_endpoint().await;
+    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    fake
 }
 
 async fn price_list() -> FakePriceList {
@@ -123,6 +173,46 @@ async fn held_for_36_seconds(
         costs.push(running.await.unwrap());
     }
     costs
+}
+
+/// [`held_for_36_seconds`] of a call to `small-lora` and one to `small` at once:
+/// their receipts, in that order.
+async fn lora_and_base_held_for_36_seconds(
+    fake: &FakeSageMaker,
+    client: &Client,
+    time: &ManualTimeSource,
+) -> Vec<Cost> {
+    held_for_36_seconds(
+        fake,
+        client,
+        time,
+        &[(Some("small-lora"), None), (Some("small"), None)],
+    )
+    .await
+}
+
+/// Asserts that each receipt's compute costs `usd` and that none says its call
+/// was allocated on a clock of its own.
+#[track_caller]
+fn assert_each_costs_on_a_shared_clock(costs: &[Cost], usd: Decimal) {
+    for cost in costs {
+        assert_eq!(
+            compute(cost).cost_usd(),
+            Some(usd),
+            "{:?}",
+            cost.inference_component
+        );
+        assert_not_noted_containing(cost, "clock of its own");
+    }
+}
+
+/// Why the receipt's compute line is unpriced; it must be.
+#[track_caller]
+fn unpriced_reason(cost: &Cost) -> &str {
+    let LinePrice::Unpriced { reason } = &compute(cost).price else {
+        panic!("expected an unpriced compute line: {cost:#?}");
+    };
+    reason
 }
 
 #[tokio::test]
@@ -340,12 +430,7 @@ async fn a_call_to_a_component_created_since_the_profile_has_it_described_again(
     fake.add_component("shared", FakeComponent::gpus("fresh", "AllTraffic", 1, 1.0));
     time.advance(Duration::from_secs(11));
     let first = call(&client, Some("fresh"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&first).price else {
-        panic!(
-            "a component the profile lacks priced: {:?}",
-            compute(&first)
-        );
-    };
+    let reason = unpriced_reason(&first);
     assert!(
         reason.contains("`fresh` is not among the variant's components")
             && reason.contains("described again"),
@@ -378,8 +463,7 @@ async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
     // 4 GPUs), described as AWS describes adapters: no variant, no compute
     // requirements, no copies. AWS bills the instances; the adapter's calls run on
     // the base's copy.
-    let fake = shared_endpoint().await;
-    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let fake = shared_endpoint_with_lora().await;
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
     let client = client_of(&fake, &pricelist, shared).await;
@@ -404,21 +488,8 @@ async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
 
     // With a call to the base at the same time, the two share the one copy: half
     // of it each for 0.01 h = 0.005 copy-hours × 0.25 × 7.09 = 0.0088625 USD.
-    let both = held_for_36_seconds(
-        &fake,
-        &client,
-        &time,
-        &[(Some("small-lora"), None), (Some("small"), None)],
-    )
-    .await;
-    for cost in &both {
-        assert_eq!(
-            compute(cost).cost_usd(),
-            Some(dec("0.0088625")),
-            "{:?}",
-            cost.inference_component
-        );
-    }
+    let both = lora_and_base_held_for_36_seconds(&fake, &client, &time).await;
+    assert_each_costs_on_a_shared_clock(&both, dec("0.0088625"));
     // Each keeps its own running total: the adapter 0.017725 + 0.0088625.
     let totals = client.meter().totals();
     assert_eq!(
@@ -433,61 +504,21 @@ async fn an_adapter_runs_on_its_base_component_s_copies_at_the_base_s_share() {
 /// and the two share the base's one copy, as in the test above.
 #[tokio::test]
 async fn an_adapter_s_first_call_shares_its_base_s_copy_once_the_profile_is_at_hand() {
-    let fake = shared_endpoint().await;
-    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let fake = shared_endpoint_with_lora().await;
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
     // Warmed: described, not yet applied to the sharing clocks by any call.
     let warmed = client_of(&fake, &pricelist, shared.clone()).await;
     warmed.meter().endpoint_profile("shared").await.unwrap();
     // Set by hand: at hand from the start, applied by a call's pricing only.
-    let by_hand = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .endpoint_profile(
-            EndpointProfile::new(
-                "shared",
-                vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
-            )
-            .with_component(ComponentProfile::new(
-                "small",
-                "AllTraffic",
-                1,
-                CopyReservation::accelerators(Decimal::ONE),
-            ))
-            .with_component(ComponentProfile::adapter(
-                "small-lora",
-                "AllTraffic",
-                "small",
-            )),
-        )
-        .time_source(shared)
-        .build()
-        .unwrap();
+    let by_hand = client_with_profile(&fake, &pricelist, lora_profile_by_hand(1), shared).await;
     for client in [&warmed, &by_hand] {
         // small's one copy holds 1 of an ml.g5.12xlarge's 4 GPUs: a share of 0.25.
         // Two calls on it for 0.01 h: 0.005 copy-hours each × 0.25 = 0.00125
         // instance-hours × 7.09 USD = 0.0088625 USD each; together 0.017725, the
         // copy's cost over the 36 s (0.01 × 0.25 × 7.09), not twice it.
-        let both = held_for_36_seconds(
-            &fake,
-            client,
-            &time,
-            &[(Some("small-lora"), None), (Some("small"), None)],
-        )
-        .await;
-        for cost in &both {
-            assert_eq!(
-                compute(cost).cost_usd(),
-                Some(dec("0.0088625")),
-                "{:?}",
-                cost.inference_component
-            );
-            assert!(
-                !cost.notes.iter().any(|n| n.contains("clock of its own")),
-                "{:?}",
-                cost.notes
-            );
-        }
+        let both = lora_and_base_held_for_36_seconds(&fake, client, &time).await;
+        assert_each_costs_on_a_shared_clock(&both, dec("0.0088625"));
     }
 }
 
@@ -496,18 +527,11 @@ async fn an_adapter_s_first_call_shares_its_base_s_copy_once_the_profile_is_at_h
 /// own, and its receipt says so.
 #[tokio::test]
 async fn an_adapter_s_call_begun_before_any_profile_says_it_was_allocated_apart() {
-    let fake = shared_endpoint().await;
-    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
+    let fake = shared_endpoint_with_lora().await;
     let pricelist = price_list().await;
     let (time, shared) = manual_clock();
     let client = client_of(&fake, &pricelist, shared).await;
-    let both = held_for_36_seconds(
-        &fake,
-        &client,
-        &time,
-        &[(Some("small-lora"), None), (Some("small"), None)],
-    )
-    .await;
+    let both = lora_and_base_held_for_36_seconds(&fake, &client, &time).await;
     // Each alone on a copy for 0.01 h at the base's share: 0.01 × 0.25 × 7.09 =
     // 0.017725 USD; together twice the copy's cost over the 36 s.
     let [adapter, base] = &both[..] else {
@@ -523,18 +547,10 @@ async fn an_adapter_s_call_begun_before_any_profile_says_it_was_allocated_apart(
         "{:?}",
         adapter.notes
     );
-    // Later calls share the base's clock: half of the copy each.
-    let later = held_for_36_seconds(
-        &fake,
-        &client,
-        &time,
-        &[(Some("small-lora"), None), (Some("small"), None)],
-    )
-    .await;
-    for cost in &later {
-        assert_eq!(compute(cost).cost_usd(), Some(dec("0.0088625")));
-        assert!(!cost.notes.iter().any(|n| n.contains("clock of its own")));
-    }
+    // Later calls share the base's clock: half of the copy each, 0.005
+    // copy-hours × 0.25 × 7.09 = 0.0088625 USD.
+    let later = lora_and_base_held_for_36_seconds(&fake, &client, &time).await;
+    assert_each_costs_on_a_shared_clock(&later, dec("0.0088625"));
 }
 
 /// The data lines of a receipt (in and out), to take them apart from compute.
@@ -582,9 +598,7 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
     // (billing it as one copy would bill capacity the accrual counts as
     // unreserved), so its compute is unpriced, saying why, never a guess.
     let large = call(&client, Some("large"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&large).price else {
-        panic!("a component with no copy priced: {:?}", compute(&large));
-    };
+    let reason = unpriced_reason(&large);
     assert!(
         reason.contains("shows no copy of inference component `large`"),
         "{reason}"
@@ -592,33 +606,27 @@ async fn copies_asked_for_but_not_deployed_hold_nothing_and_a_vanished_component
     assert!(!large.is_fully_priced());
 }
 
+/// Why a call to `component` of `fake`'s `shared`, by a client given `profile`,
+/// has its compute unpriced; it must be.
+async fn unpriced_under_a_profile_by_hand(
+    fake: &FakeSageMaker,
+    profile: EndpointProfile,
+    component: &str,
+) -> String {
+    let pricelist = price_list().await;
+    let (_time, shared) = manual_clock();
+    let client = client_with_profile(fake, &pricelist, profile, shared).await;
+    let cost = call(&client, Some(component), None).await;
+    unpriced_reason(&cost).to_owned()
+}
+
 /// A profile set by hand that shows no copy of the component called: the reason
 /// says to set its copies in that profile, which no refresh would change.
 #[tokio::test]
 async fn a_component_with_no_copy_in_a_profile_set_by_hand_says_to_set_its_copies_there() {
     let fake = shared_endpoint().await;
-    let pricelist = price_list().await;
-    let (_time, shared) = manual_clock();
-    let profile = EndpointProfile::new(
-        "shared",
-        vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
-    )
-    .with_component(ComponentProfile::new(
-        "llama",
-        "AllTraffic",
-        0,
-        CopyReservation::accelerators(Decimal::ONE),
-    ));
-    let client = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .endpoint_profile(profile)
-        .time_source(shared)
-        .build()
-        .unwrap();
-    let cost = call(&client, Some("llama"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
-        panic!("a component with no copy priced: {:?}", compute(&cost));
-    };
+    let reason =
+        unpriced_under_a_profile_by_hand(&fake, profile_by_hand("llama", 0), "llama").await;
     assert!(
         reason.contains("shows no copy of inference component `llama`")
             && reason.contains("set its copies in the profile set for the endpoint")
@@ -634,38 +642,9 @@ async fn a_component_with_no_copy_in_a_profile_set_by_hand_says_to_set_its_copie
 /// base as the component whose copies to set.
 #[tokio::test]
 async fn an_adapter_whose_base_has_no_copy_in_a_profile_set_by_hand_says_to_set_the_bases_copies() {
-    let fake = shared_endpoint().await;
-    fake.add_component("shared", FakeComponent::adapter("small-lora", "small"));
-    let pricelist = price_list().await;
-    let (_time, shared) = manual_clock();
-    let profile = EndpointProfile::new(
-        "shared",
-        vec![VariantProfile::instance("AllTraffic", "ml.g5.12xlarge", 2)],
-    )
-    .with_component(ComponentProfile::new(
-        "small",
-        "AllTraffic",
-        0,
-        CopyReservation::accelerators(Decimal::ONE),
-    ))
-    .with_component(ComponentProfile::adapter(
-        "small-lora",
-        "AllTraffic",
-        "small",
-    ));
-    let client = Client::builder(&fake.sdk_config().await)
-        .pricing_config(&pricelist.sdk_config("us-east-1"))
-        .endpoint_profile(profile)
-        .time_source(shared)
-        .build()
-        .unwrap();
-    let cost = call(&client, Some("small-lora"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
-        panic!(
-            "an adapter whose base has no copy priced: {:?}",
-            compute(&cost)
-        );
-    };
+    let fake = shared_endpoint_with_lora().await;
+    let reason =
+        unpriced_under_a_profile_by_hand(&fake, lora_profile_by_hand(0), "small-lora").await;
     assert!(
         reason.contains("shows no copy of inference component `small`")
             && reason.contains("the base adapter `small-lora` runs on")
@@ -729,9 +708,7 @@ async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why(
         .build()
         .unwrap();
     let cost = call(&unknown, Some("small"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
-        panic!("expected an unpriced compute line: {cost:#?}");
-    };
+    let reason = unpriced_reason(&cost);
     assert!(
         reason.starts_with(
             "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \
@@ -741,9 +718,7 @@ async fn without_the_instance_s_resources_a_component_call_is_unpriced_with_why(
     );
     // A component the endpoint does not host: unpriced too, never the whole variant.
     let cost = call(&unknown, Some("nope"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
-        panic!("expected an unpriced compute line");
-    };
+    let reason = unpriced_reason(&cost);
     assert!(
         reason.contains("`nope` is not among the variant's components"),
         "{reason}"
@@ -781,9 +756,7 @@ async fn a_component_priced_from_the_snapshot_says_the_snapshot_carries_no_resou
         .build()
         .unwrap();
     let cost = call(&client, Some("small"), None).await;
-    let LinePrice::Unpriced { reason } = &compute(&cost).price else {
-        panic!("expected an unpriced compute line: {cost:#?}");
-    };
+    let reason = unpriced_reason(&cost);
     assert!(
         reason.starts_with(
             "inference component `small`: the accelerators of an ml.g5.12xlarge are unknown \

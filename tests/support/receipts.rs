@@ -62,3 +62,13 @@ pub fn assert_noted_containing(cost: &Cost, part: &str) {
         cost.notes
     );
 }
+
+/// Asserts that none of the receipt's notes contains `part`.
+#[track_caller]
+pub fn assert_not_noted_containing(cost: &Cost, part: &str) {
+    assert!(
+        !cost.notes.iter().any(|n| n.contains(part)),
+        "a note containing {part:?} among {:?}",
+        cost.notes
+    );
+}
