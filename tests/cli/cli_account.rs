@@ -34,14 +34,24 @@ fn run(args: &[&str]) -> Output {
     sagemeter(args).output().expect("run sagemeter")
 }
 
-fn ok_json(args: &[&str]) -> Value {
+/// `sagemeter args`, which must succeed: what it wrote on its standard output.
+fn ok_stdout(args: &[&str]) -> Vec<u8> {
     let out = run(args);
     assert!(
         out.status.success(),
         "sagemeter {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("one JSON document")
+    out.stdout
+}
+
+/// [`ok_stdout`] as text.
+fn ok_text(args: &[&str]) -> String {
+    String::from_utf8_lossy(&ok_stdout(args)).into_owned()
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    serde_json::from_slice(&ok_stdout(args)).expect("one JSON document")
 }
 
 fn dec(v: &Value) -> Decimal {
@@ -134,13 +144,7 @@ fn endpoints_prices_the_demo_account_and_flags_the_idle_and_underused_ones() {
     );
 
     // The table says the same, by burn.
-    let out = run(&["endpoints"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = ok_text(&["endpoints"]);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[1].starts_with("ENDPOINT"), "{table}");
     assert!(
@@ -188,7 +192,7 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("calls.jsonl");
     let ledger_arg = ledger.to_str().unwrap();
-    let out = run(&[
+    ok_stdout(&[
         "invoke",
         REALTIME_ENDPOINT,
         "--body",
@@ -198,24 +202,16 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
         "--ledger",
         ledger_arg,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     let today = Utc::now().date_naive();
     let yesterday = (today - Days::days(1)).to_string();
     let tomorrow = (today + Days::days(1)).to_string();
-    let r = ok_json(&[
-        "reconcile",
-        ledger_arg,
-        "--since",
+    let r = ok_json(&reconcile_over(
+        &[ledger_arg],
         &yesterday,
-        "--until",
         &tomorrow,
-        "--json",
-    ]);
+        &["--json"],
+    ));
     // Yesterday: the seeded bill, $13.9872 (48 h × $0.23 + 24 h × $0.115 + 720 s ×
     // $0.00006 + 0.05 GB × $0.016 + 0.2 GB × $0.016 + 1 GB-month × $0.14), all of
     // it outside sagemeter or standing (nothing was metered); today is estimated.
@@ -238,12 +234,7 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     assert_eq!(days[0]["verdict"], "explained");
     assert_eq!(days[1]["verdict"], "not_settled");
     // Today's three calls are metered on the hosting row.
-    let host_today = r["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|row| row["day"] == today.to_string() && row["group"] == "Host:ml.m5.xlarge")
-        .expect("today's hosting row");
+    let host_today = hosting_row(&r, &today.to_string());
     assert!(
         dec(&host_today["metered_usd"]) > Decimal::ZERO,
         "{host_today:#}"
@@ -319,72 +310,91 @@ fn rolled_receipt(at: &str, accrued: &str) -> String {
     .to_string()
 }
 
+/// Writes `receipts` to `path`, a line each.
+fn write_ledger(path: &std::path::Path, receipts: &[String]) {
+    std::fs::write(path, receipts.join("\n") + "\n").unwrap();
+}
+
+/// The seeded bill's days, yesterday and today (UTC): yesterday, and the
+/// `--since` and `--until` that ask for them.
+fn seeded_bill_days() -> (chrono::NaiveDate, String, String) {
+    let today = Utc::now().date_naive();
+    let yesterday = today - Days::days(1);
+    (
+        yesterday,
+        yesterday.to_string(),
+        (today + Days::days(1)).to_string(),
+    )
+}
+
+/// `reconcile` of `ledgers` over the days from `since` to before `until`, then
+/// `more`.
+fn reconcile_over<'a>(
+    ledgers: &[&'a str],
+    since: &'a str,
+    until: &'a str,
+    more: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec!["reconcile"];
+    args.extend(ledgers);
+    args.extend(["--since", since, "--until", until]);
+    args.extend(more);
+    args
+}
+
+/// The row of `day`'s hosting of ml.m5.xlarge in a reconciliation's JSON.
+fn hosting_row<'a>(r: &'a Value, day: &str) -> &'a Value {
+    r["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["day"] == day && row["group"] == "Host:ml.m5.xlarge")
+        .unwrap_or_else(|| panic!("{day}'s hosting row: {r:#}"))
+}
+
 #[test]
 fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_named_in() {
     // A rolling ledger of one process, one instance at $0.23/h: file T10 holds its
     // receipts of 10:00 (where the count starts, at 0) and 10:30 (0.115 accrued),
     // T10.1 (after a size roll) the one of 11:00 (0.23): 1 h × $0.23 = $0.23 of
     // instance time, none of it allocated to the 1 ms calls: $0.23 idle.
-    let today = Utc::now().date_naive();
-    let yesterday = today - Days::days(1);
+    // The seeded bill's days (the same request as the other reconcile test's).
+    let (yesterday, since, until) = seeded_bill_days();
     let dir = tempfile::tempdir().unwrap();
     let t10 = dir.path().join(format!("sagemeter-{yesterday}T10.jsonl"));
     let t10_1 = dir.path().join(format!("sagemeter-{yesterday}T10.1.jsonl"));
-    std::fs::write(
+    write_ledger(
         &t10,
-        format!(
-            "{}\n{}\n",
+        &[
             rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0"),
-            rolled_receipt(&format!("{yesterday}T10:30:00Z"), "0.115")
-        ),
-    )
-    .unwrap();
-    std::fs::write(
+            rolled_receipt(&format!("{yesterday}T10:30:00Z"), "0.115"),
+        ],
+    );
+    write_ledger(
         &t10_1,
-        format!(
-            "{}\n",
-            rolled_receipt(&format!("{yesterday}T11:00:00Z"), "0.23")
-        ),
-    )
-    .unwrap();
-    // The seeded bill's days (the same request as the other reconcile test's).
-    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
+        &[rolled_receipt(&format!("{yesterday}T11:00:00Z"), "0.23")],
+    );
     let idle = |files: &[&std::path::Path]| {
-        let mut args = vec!["reconcile"];
-        args.extend(files.iter().map(|f| f.to_str().unwrap()));
-        args.extend(["--since", &since, "--until", &until, "--json"]);
-        let r = ok_json(&args);
-        let host = r["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["day"] == since && row["group"] == "Host:ml.m5.xlarge")
-            .cloned()
-            .unwrap_or_else(|| panic!("yesterday's hosting row: {r:#}"));
+        let files: Vec<&str> = files.iter().map(|f| f.to_str().unwrap()).collect();
+        let r = ok_json(&reconcile_over(&files, &since, &until, &["--json"]));
         assert_eq!(r["billed_metric"], "AmortizedCost");
-        dec(&host["parts"]["idle_instance_usd"])
+        dec(&hosting_row(&r, &since)["parts"]["idle_instance_usd"])
     };
     // As a glob names them: `T10.1.jsonl` before `T10.jsonl` ('1' < 'j').
     assert_eq!(idle(&[&t10_1, &t10]), "0.23".parse::<Decimal>().unwrap());
     // The same as the directory.
     assert_eq!(idle(&[dir.path()]), "0.23".parse::<Decimal>().unwrap());
     // Its two files and its directory named: one ledger, its three receipts once.
-    let out = run(&[
-        "reconcile",
-        t10_1.to_str().unwrap(),
-        t10.to_str().unwrap(),
-        dir.path().to_str().unwrap(),
-        "--since",
+    let text = ok_text(&reconcile_over(
+        &[
+            t10_1.to_str().unwrap(),
+            t10.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ],
         &since,
-        "--until",
         &until,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        &[],
+    ));
     assert!(
         text.starts_with("3 receipts from 1 ledger against"),
         "{text}"
@@ -395,51 +405,25 @@ fn reconcile_reads_a_rolling_ledgers_files_oldest_first_whatever_order_they_are_
 fn reconcile_counts_the_receipts_of_the_days_compared_and_each_ledger_once() {
     // One ledger: a receipt yesterday and one 3 days ago. Reconciling yesterday
     // and today compares the first only; the ledger, named twice, is one.
-    let today = Utc::now().date_naive();
-    let yesterday = today - Days::days(1);
-    let three_days_ago = today - Days::days(3);
+    // The seeded bill's days (the same request as the other reconcile tests').
+    let (yesterday, since, until) = seeded_bill_days();
+    let three_days_ago = yesterday - Days::days(2);
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(
+    write_ledger(
         &ledger,
-        format!(
-            "{}\n{}\n",
+        &[
             rolled_receipt(&format!("{three_days_ago}T10:00:00Z"), "0"),
-            rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0")
-        ),
-    )
-    .unwrap();
-    let ledger = ledger.to_str().unwrap();
-    // The seeded bill's days (the same request as the other reconcile tests').
-    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
-    let out = run(&[
-        "reconcile",
-        ledger,
-        ledger,
-        "--since",
-        &since,
-        "--until",
-        &until,
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0"),
+        ],
     );
+    let ledger = ledger.to_str().unwrap();
+    let text = ok_text(&reconcile_over(&[ledger, ledger], &since, &until, &[]));
     assert!(
         text.starts_with("1 receipt from 1 ledger against"),
         "{text}"
     );
-    let r = ok_json(&[
-        "reconcile",
-        ledger,
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--json",
-    ]);
+    let r = ok_json(&reconcile_over(&[ledger], &since, &until, &["--json"]));
     assert_eq!(r["receipts"], 1, "{r:#}");
 }
 
@@ -449,8 +433,8 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
     // eu-west-1 call of the same endpoint. Reconciling us-east-1 (the seeded
     // bill's region) meters the first (0.000000277 h × $0.23 = $0.00000006371) and
     // leaves the other out, saying so.
-    let today = Utc::now().date_naive();
-    let yesterday = today - Days::days(1);
+    // The seeded bill's days (the same request as the other reconcile tests').
+    let (yesterday, since, until) = seeded_bill_days();
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("mixed.jsonl");
     let us = rolled_receipt(&format!("{yesterday}T10:00:00Z"), "0");
@@ -458,28 +442,11 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
         serde_json::from_str(&rolled_receipt(&format!("{yesterday}T10:05:00Z"), "0")).unwrap();
     eu["region"] = "eu-west-1".into();
     eu["call_id"] = "call-eu".into();
-    std::fs::write(&ledger, format!("{us}\n{eu}\n")).unwrap();
+    write_ledger(&ledger, &[us, eu.to_string()]);
     let ledger = ledger.to_str().unwrap();
-    // The seeded bill's days (the same request as the other reconcile tests').
-    let (since, until) = (yesterday.to_string(), (today + Days::days(1)).to_string());
-    let r = ok_json(&[
-        "reconcile",
-        ledger,
-        "--since",
-        &since,
-        "--until",
-        &until,
-        "--json",
-    ]);
-    let host = r["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|row| row["day"] == since && row["group"] == "Host:ml.m5.xlarge")
-        .cloned()
-        .unwrap_or_else(|| panic!("yesterday's hosting row: {r:#}"));
+    let r = ok_json(&reconcile_over(&[ledger], &since, &until, &["--json"]));
     assert_eq!(
-        dec(&host["metered_usd"]),
+        dec(&hosting_row(&r, &since)["metered_usd"]),
         // 0.000000277 × 0.23 = 0.00000006371
         "0.00000006371".parse::<Decimal>().unwrap()
     );
@@ -494,22 +461,12 @@ fn reconcile_takes_the_regions_receipts_of_a_ledger_two_regions_share() {
     // The caller's account (STS: the emulator's 123456789012) by default, its id
     // not written; --account names it (the same request to Cost Explorer here).
     assert_eq!(r["account"], Value::Null);
-    let out = run(&[
-        "reconcile",
-        ledger,
-        "--since",
+    let text = ok_text(&reconcile_over(
+        &[ledger],
         &since,
-        "--until",
         &until,
-        "--account",
-        "123456789012",
-    ]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        &["--account", "123456789012"],
+    ));
     assert!(
         text.contains("Amazon SageMaker in us-east-1 of account 123456789012"),
         "{text}"
