@@ -5,6 +5,7 @@ use super::*;
 use crate::account::EndpointsView;
 use crate::pricing::{PriceKey, PriceSource, Snapshot};
 use aws_config::BehaviorVersion;
+use aws_sdk_sagemaker::types::builders::ProductionVariantBuilder;
 use aws_sdk_sagemaker::types::{
     EndpointStatus, EndpointSummary, ProductionVariant, ProductionVariantInstanceType,
     ProductionVariantSummary,
@@ -82,14 +83,20 @@ fn caller_identity() -> Rule {
 const CALLER: &str = "123456789012";
 
 fn summary(name: &str, status: EndpointStatus) -> EndpointSummary {
+    summary_at(name, status, 1_700_000_000, 1_700_000_000)
+}
+
+/// ListEndpoints' summary of `name`, created at `created` and last modified at
+/// `modified` (seconds since the epoch).
+fn summary_at(name: &str, status: EndpointStatus, created: i64, modified: i64) -> EndpointSummary {
     EndpointSummary::builder()
         .endpoint_name(name)
         .endpoint_arn(format!(
             "arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
         ))
         .endpoint_status(status)
-        .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
-        .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+        .creation_time(aws_smithy_types::DateTime::from_secs(created))
+        .last_modified_time(aws_smithy_types::DateTime::from_secs(modified))
         .build()
 }
 
@@ -122,6 +129,27 @@ fn described_with(
     volume_gb: Option<i32>,
     shadow: Option<i32>,
 ) -> [Rule; 2] {
+    described_as(
+        name,
+        status,
+        count,
+        ProductionVariantInstanceType::MlM5Xlarge,
+        shadow,
+        move |variant| variant.set_volume_size_in_gb(volume_gb),
+    )
+}
+
+/// DescribeEndpoint and DescribeEndpointConfig of `name`: `count` × `instance`
+/// in its variant `AllTraffic`, which `more` sets more of in the config, and a
+/// shadow variant (`Shadow`) of `shadow` instances of ml.g5.xlarge.
+fn described_as(
+    name: &'static str,
+    status: EndpointStatus,
+    count: i32,
+    instance: ProductionVariantInstanceType,
+    shadow: Option<i32>,
+    more: impl Fn(ProductionVariantBuilder) -> ProductionVariantBuilder + Send + Sync + 'static,
+) -> [Rule; 2] {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
@@ -153,13 +181,14 @@ fn described_with(
             DescribeEndpointConfigOutput::builder()
                 .endpoint_config_name(format!("{name}-config"))
                 .production_variants(
-                    ProductionVariant::builder()
-                        .variant_name("AllTraffic")
-                        .model_name(format!("{name}-model"))
-                        .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
-                        .initial_instance_count(count)
-                        .set_volume_size_in_gb(volume_gb)
-                        .build(),
+                    more(
+                        ProductionVariant::builder()
+                            .variant_name("AllTraffic")
+                            .model_name(format!("{name}-model"))
+                            .instance_type(instance.clone())
+                            .initial_instance_count(count),
+                    )
+                    .build(),
                 )
                 .set_shadow_production_variants(shadow.map(|n| {
                     vec![
@@ -2991,16 +3020,7 @@ fn summary_dated(
     created_h: i64,
     modified_h: i64,
 ) -> EndpointSummary {
-    let hours_ago = |h: i64| aws_smithy_types::DateTime::from_secs(1_796_212_800 - h * 3600);
-    EndpointSummary::builder()
-        .endpoint_name(name)
-        .endpoint_arn(format!(
-            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
-        ))
-        .endpoint_status(status)
-        .creation_time(hours_ago(created_h))
-        .last_modified_time(hours_ago(modified_h))
-        .build()
+    summary_minutes(name, status, created_h * 60, modified_h * 60)
 }
 
 /// `Failed` is also an update's failure (SageMaker: "could not be created,
@@ -3102,16 +3122,14 @@ fn summary_minutes(
     created_min: i64,
     modified_min: i64,
 ) -> EndpointSummary {
-    let minutes_ago = |m: i64| aws_smithy_types::DateTime::from_secs(1_796_212_800 - m * 60);
-    EndpointSummary::builder()
-        .endpoint_name(name)
-        .endpoint_arn(format!(
-            "arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}"
-        ))
-        .endpoint_status(status)
-        .creation_time(minutes_ago(created_min))
-        .last_modified_time(minutes_ago(modified_min))
-        .build()
+    // Noon, 2026-12-02T12:00:00Z, in seconds since the epoch.
+    let minutes_ago = |m: i64| 1_796_212_800 - m * 60;
+    summary_at(
+        name,
+        status,
+        minutes_ago(created_min),
+        minutes_ago(modified_min),
+    )
 }
 
 /// DescribeEndpoint and DescribeEndpointConfig of `name`: 1 × ml.g5.48xlarge,
@@ -3123,41 +3141,18 @@ fn described_large(
     download_s: Option<i32>,
     startup_s: Option<i32>,
 ) -> [Rule; 2] {
-    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
-    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
-    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
-        .match_requests(move |r| r.endpoint_name() == Some(name))
-        .then_output(move || {
-            DescribeEndpointOutput::builder()
-                .endpoint_name(name)
-                .endpoint_config_name(format!("{name}-config"))
-                .endpoint_status(status.clone())
-                .production_variants(
-                    ProductionVariantSummary::builder()
-                        .variant_name("AllTraffic")
-                        .current_instance_count(1)
-                        .build(),
-                )
-                .build()
-        });
-    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
-        .match_requests(move |r| r.endpoint_config_name() == Some(&format!("{name}-config")))
-        .then_output(move || {
-            DescribeEndpointConfigOutput::builder()
-                .endpoint_config_name(format!("{name}-config"))
-                .production_variants(
-                    ProductionVariant::builder()
-                        .variant_name("AllTraffic")
-                        .model_name(format!("{name}-model"))
-                        .instance_type(ProductionVariantInstanceType::MlG548Xlarge)
-                        .initial_instance_count(1)
-                        .set_model_data_download_timeout_in_seconds(download_s)
-                        .set_container_startup_health_check_timeout_in_seconds(startup_s)
-                        .build(),
-                )
-                .build()
-        });
-    [endpoint, config]
+    described_as(
+        name,
+        status,
+        1,
+        ProductionVariantInstanceType::MlG548Xlarge,
+        None,
+        move |variant| {
+            variant
+                .set_model_data_download_timeout_in_seconds(download_s)
+                .set_container_startup_health_check_timeout_in_seconds(startup_s)
+        },
+    )
 }
 
 /// An endpoint's creation may take as long as its config's timeouts let it (the
@@ -3198,30 +3193,25 @@ async fn a_creation_as_slow_as_its_configs_timeouts_is_not_taken_for_an_update()
             .endpoints(summary_minutes("untimed", EndpointStatus::Failed, 180, 75))
             .build()
     });
-    let [a, b] = described_large(
-        "slow-create",
-        EndpointStatus::Failed,
-        Some(3600),
-        Some(3600),
-    );
-    let [c, d] = described_large(
-        "slow-serve",
-        EndpointStatus::InService,
-        Some(3600),
-        Some(3600),
-    );
-    let [e, f] = described_large(
-        "failed-update",
-        EndpointStatus::Failed,
-        Some(3600),
-        Some(3600),
-    );
-    let [g, h] = described_large("untimed", EndpointStatus::Failed, None, None);
-    let account = account(
-        &[&list, &a, &b, &c, &d, &e, &f, &g, &h],
-        &[&no_metrics()],
-        &[],
-    );
+    // Each config's timeouts an hour (3,600 s), untimed's none.
+    let timed = [
+        ("slow-create", EndpointStatus::Failed),
+        ("slow-serve", EndpointStatus::InService),
+        ("failed-update", EndpointStatus::Failed),
+    ];
+    let described: Vec<Rule> = timed
+        .into_iter()
+        .flat_map(|(name, status)| described_large(name, status, Some(3600), Some(3600)))
+        .chain(described_large(
+            "untimed",
+            EndpointStatus::Failed,
+            None,
+            None,
+        ))
+        .collect();
+    let mut sagemaker = vec![&list];
+    sagemaker.extend(&described);
+    let account = account(&sagemaker, &[&no_metrics()], &[]);
     let view = last_day(&account).await;
     let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
     let said = |name: &str, start: &str| row(name).notes.iter().any(|n| n.starts_with(start));
