@@ -4,7 +4,7 @@
 
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::receipts::Receipts;
-use crate::support::{NoPrices, submit_async};
+use crate::support::{NoPrices, manual_clock, submit_async};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_smithy_async::test_util::ManualTimeSource;
 use aws_smithy_async::time::SharedTimeSource;
@@ -48,6 +48,12 @@ fn capped(scope: BudgetScope, period: BudgetPeriod, limit_usd: &str) -> Budget {
         .unwrap()
         .estimate(Estimate::Fixed { usd: dec("0.001") })
         .unwrap()
+}
+
+/// What the client's (first) budget has spent, and what it holds.
+fn spent_held(client: &Client) -> (Decimal, Decimal) {
+    let status = &client.meter().budget_status()[0];
+    (status.spent_usd, status.reserved_usd)
 }
 
 async fn with_budget(fake: &FakeSageMaker, budget: Budget) -> Client {
@@ -247,11 +253,7 @@ async fn a_failed_call_releases_its_reservation() {
         call(&client).await,
         Err(Error::Invoke { cost: None, .. })
     ));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (Decimal::ZERO, Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (Decimal::ZERO, Decimal::ZERO));
     *fake.state.invoke_error.lock().unwrap() = None;
     call(&client)
         .await
@@ -463,20 +465,28 @@ async fn a_budget_beyond_any_bill_is_refused_when_configured_and_the_largest_one
         .unwrap();
     let client = with_budget(&fake, budget).await;
     assert_eq!(call(&client).await.unwrap(), dec("0.001"));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), Decimal::ZERO));
 }
 
 /// An enforced budget of $1 a day on `endpoint`, counting an unpriced call at a
 /// fixed $0.05.
 fn day_of_a_dollar_estimating_five_cents(endpoint: &str) -> Budget {
-    Budget::enforce(BudgetScope::endpoint(endpoint), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.05") })
-        .unwrap()
+    daily(endpoint, "1", "0.05")
+}
+
+/// `limit_usd` a day on `endpoint`, each call (or async job) estimated at a
+/// fixed `estimate_usd`.
+fn daily(endpoint: &str, limit_usd: &str, estimate_usd: &str) -> Budget {
+    Budget::enforce(
+        BudgetScope::endpoint(endpoint),
+        BudgetPeriod::Day,
+        dec(limit_usd),
+    )
+    .unwrap()
+    .estimate(Estimate::Fixed {
+        usd: dec(estimate_usd),
+    })
+    .unwrap()
 }
 
 #[tokio::test]
@@ -497,11 +507,7 @@ async fn an_unpriced_async_settlement_counts_at_the_rest_of_its_invocations_esti
     // The submission is fully priced (the fee): it counts 0.001 USD, and the
     // invocation holds the rest of its estimate, 0.05 − 0.001 = 0.049.
     assert!(submitted.cost().is_fully_priced());
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), dec("0.049"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.049")));
     let settled = submitted
         .settle(sagemeter::client::AsyncCompletion::processed_for(
             Duration::from_secs(90),
@@ -529,6 +535,18 @@ async fn ten_cents_per_ten_seconds(fake: &FakeSageMaker, budget: Budget) -> (Cli
 fn ten_cents_per_ten_seconds_with(builder: ClientBuilder, budget: Budget) -> (Client, Receipts) {
     let (builder, receipts) = ten_cents_per_ten_seconds_on(builder, budget);
     (builder.build().unwrap(), receipts)
+}
+
+/// [`ten_cents_per_ten_seconds`] on a manual clock the test moves on, from
+/// 2027-01-15 08:00:00 UTC.
+async fn ten_cents_per_ten_seconds_on_a_manual_clock(
+    fake: &FakeSageMaker,
+    budget: Budget,
+) -> (Client, Receipts, ManualTimeSource) {
+    let (time, shared) = manual_clock();
+    let builder = Client::builder(&fake.sdk_config().await).time_source(shared);
+    let (client, receipts) = ten_cents_per_ten_seconds_with(builder, budget);
+    (client, receipts, time)
 }
 
 /// `builder` set up as [`ten_cents_per_ten_seconds`] says, its receipts recorded,
@@ -568,10 +586,7 @@ pub(crate) fn ten_cents_per_ten_seconds_on(
 async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_the_estimate() {
     let fake = fake().await;
     // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.50") })
-        .unwrap();
+    let budget = daily("jobs", "1", "0.50");
     // `jobs` as `ten_cents_per_ten_seconds` has it ($36/h of AsyncInf, $1 per
     // 1,000 submissions), but data processed priced at us-east-1's $0.016 a GB,
     // in and out.
@@ -611,11 +626,7 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
     let first = submit().await.unwrap();
     assert!(!first.cost().is_fully_priced());
     assert_eq!(first.cost().cost_usd, dec("0.001"));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), dec("0.499"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     // Settled with its output's size: 10 s at $36/h = 10 / 3,600 × 36 = $0.10 of
     // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625: all priced.
     let settled = first
@@ -652,14 +663,7 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
 #[tokio::test]
 async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
     let fake = fake().await;
-    let budget = Budget::enforce(
-        BudgetScope::endpoint("jobs"),
-        BudgetPeriod::Day,
-        dec("0.20"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.05") })
-    .unwrap();
+    let budget = daily("jobs", "0.20", "0.05");
     let (client, receipts) = ten_cents_per_ten_seconds(&fake, budget).await;
 
     // Each accepted invocation counts at its 0.05 estimate until it settles: its
@@ -669,11 +673,7 @@ async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
     for _ in 0..4 {
         accepted.push(submit_async(&client, "jobs", 1024).await);
     }
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.004"), dec("0.196"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.004"), dec("0.196")));
     let refused = client
         .invoke_endpoint_async()
         .endpoint_name("jobs")
@@ -695,11 +695,7 @@ async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
         assert!(settled.is_fully_priced(), "{settled:#?}");
         assert_eq!(settled.cost_usd, dec("0.10"));
     }
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.404"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.404"), Decimal::ZERO));
     let receipted: Decimal = receipts.all().iter().map(|c| c.cost_usd).sum();
     assert_eq!(receipted, dec("0.404"));
 }
@@ -753,11 +749,7 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
     // settlement = $0.101, in the totals, the budget, the sinks and the ledger.
     let totals = client.meter().totals();
     assert_eq!((totals.client_usd, totals.calls), (dec("0.101"), 1));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.101"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.101"), Decimal::ZERO));
     assert_eq!(receipts.all().len(), 2, "submission + one settlement");
     client.meter().flush().await.unwrap();
     let ledger = sagemeter::ledger::read_all(&path).unwrap().records;
@@ -770,10 +762,7 @@ async fn an_async_invocation_settled_twice_is_billed_counted_and_charged_once() 
 async fn a_duplicate_settlement_is_told_by_a_typed_fact_not_by_the_wording_of_its_notes() {
     let fake = fake().await;
     let budget = day_of_a_dollar_estimating_five_cents("jobs");
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let builder =
-        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
-    let (client, receipts) = ten_cents_per_ten_seconds_with(builder, budget);
+    let (client, receipts, time) = ten_cents_per_ten_seconds_on_a_manual_clock(&fake, budget).await;
     let invocation = submit_async(&client, "jobs", 1024).await;
     let copy = serde_json::to_string(invocation.pending()).unwrap();
     let ten_seconds = || AsyncCompletion::processed_for(Duration::from_secs(10));
@@ -829,61 +818,45 @@ async fn second_settlement(
         .unwrap()
 }
 
+/// An accepted async invocation of `jobs` (its 1,024 bytes of input in the
+/// fake's bucket) that may wait `ttl` seconds in SageMaker's queue and then run
+/// for 600 s; without a `ttl`, SageMaker's defaults (6 h and 15 min).
+async fn submit_bounded(client: &Client, ttl: Option<i32>) -> sagemeter::client::AsyncInvocation {
+    client
+        .invoke_endpoint_async()
+        .endpoint_name("jobs")
+        .input_location("s3://fake-bucket/input/1.json")
+        .input_bytes(1024)
+        // The SDK builder's `set_*` setters, on sagemeter's builder.
+        .set_request_ttl_seconds(ttl)
+        .set_invocation_timeout_seconds(ttl.map(|_| 600))
+        .send()
+        .await
+        .expect("the fake queues the submission")
+}
+
 #[tokio::test]
 async fn a_pending_invocation_kept_past_sagemakers_bound_is_charged_its_hold_once_and_only_once() {
     let fake = fake().await;
-    let budget = Budget::enforce(
-        BudgetScope::endpoint("jobs"),
-        BudgetPeriod::Day,
-        dec("0.10"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.05") })
-    .unwrap();
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let builder =
-        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
-    let (client, _) = ten_cents_per_ten_seconds_with(builder, budget);
-    let submit = |ttl: Option<i32>| {
-        client
-            .invoke_endpoint_async()
-            .endpoint_name("jobs")
-            .input_location("s3://fake-bucket/input/1.json")
-            .input_bytes(1024)
-            // The SDK builder's `set_*` setters, on sagemeter's builder.
-            .set_request_ttl_seconds(ttl)
-            .set_invocation_timeout_seconds(ttl.map(|_| 600))
-            .send()
-    };
+    let budget = daily("jobs", "0.10", "0.05");
+    let (client, _, time) = ten_cents_per_ten_seconds_on_a_manual_clock(&fake, budget).await;
     // At most 1 h in SageMaker's queue, then at most 10 min to run: by 4,200 s
     // after submission it has run or expired. Its notification is lost: the
     // pending half is kept, never settled nor dropped.
-    let (_, _, lost) = submit(Some(3600)).await.unwrap().into_parts();
+    let (_, _, lost) = submit_bounded(&client, Some(3600)).await.into_parts();
     // Held: the estimate less the 0.001 submission fee, 0.05 − 0.001 = 0.049.
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), dec("0.049"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.049")));
     time.advance(Duration::from_secs(4199));
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
     time.advance(Duration::from_secs(1));
     // 4,200 s: the invocation counts as run; its hold is charged,
     // provisionally: 0.001 + 0.049 = 0.05 spent, nothing held.
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.05"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.05"), Decimal::ZERO));
     // Another invocation (SageMaker's defaults: 6 h + 15 min) fits, 0.05 + 0.05
     // = 0.10 of 0.10, and holds its own 0.049 (spent 0.05 + its 0.001 fee);
     // settling or dropping the lapsed one must not release that.
-    let (_, _, second) = submit(None).await.unwrap().into_parts();
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.051"), dec("0.049"))
-    );
+    let (_, _, second) = submit_bounded(&client, None).await.into_parts();
+    assert_eq!(spent_held(&client), (dec("0.051"), dec("0.049")));
     // The lost output turns up after all, the same day: its 10 s are billed
     // (0.10) and replace the 0.049 charged for it, 0.051 − 0.049 + 0.10 =
     // 0.102; the other invocation's hold stands.
@@ -896,66 +869,30 @@ async fn a_pending_invocation_kept_past_sagemakers_bound_is_charged_its_hold_onc
         .await
         .unwrap();
     assert_eq!(settled.cost_usd, dec("0.10"));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.102"), dec("0.049"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.102"), dec("0.049")));
     // The second lapses at 6 h 15 min = 22,500 s, not before (15:25 UTC, the
     // same day as the 08:00 start): its 0.049 charged, 0.102 + 0.049 = 0.151.
     time.advance(Duration::from_secs(22_499));
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
     time.advance(Duration::from_secs(1));
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.151"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.151"), Decimal::ZERO));
     // Dropped unsettled after that, it keeps the charge.
     drop(second);
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.151"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.151"), Decimal::ZERO));
 }
 
 #[tokio::test]
 async fn a_pending_invocation_dropped_after_its_lapse_keeps_the_charge_though_no_status_came_between()
  {
     let fake = fake().await;
-    let budget = Budget::enforce(
-        BudgetScope::endpoint("jobs"),
-        BudgetPeriod::Day,
-        dec("0.10"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.05") })
-    .unwrap();
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let builder =
-        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
-    let (client, _) = ten_cents_per_ten_seconds_with(builder, budget);
+    let budget = daily("jobs", "0.10", "0.05");
+    let (client, _, time) = ten_cents_per_ten_seconds_on_a_manual_clock(&fake, budget).await;
     // At most 1 h in SageMaker's queue, then at most 10 min to run: by 4,200 s
     // after submission it has run or expired.
-    let (_, _, pending) = client
-        .invoke_endpoint_async()
-        .endpoint_name("jobs")
-        .input_location("s3://fake-bucket/input/1.json")
-        .input_bytes(1024)
-        .request_ttl_seconds(3600)
-        .invocation_timeout_seconds(600)
-        .send()
-        .await
-        .unwrap()
-        .into_parts();
+    let (_, _, pending) = submit_bounded(&client, Some(3600)).await.into_parts();
     // Spent: the submission's fee, 1 USD / 1,000 = 0.001; held: the estimate
     // less it, 0.05 − 0.001 = 0.049.
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), dec("0.049"))
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.049")));
     assert!(
         format!("{pending:?}").contains("hold: 0.049 USD"),
         "{pending:?}"
@@ -971,34 +908,19 @@ async fn a_pending_invocation_dropped_after_its_lapse_keeps_the_charge_though_no
     // 0.001 + 0.049 = 0.05 spent, nothing held. (Released, it would leave
     // 0.001 spent, as if SageMaker had never run it.)
     drop(pending);
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.05"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.05"), Decimal::ZERO));
 }
 
 #[tokio::test]
 async fn a_pending_invocation_dropped_unsettled_releases_its_hold() {
     let fake = fake().await;
-    let budget = Budget::enforce(
-        BudgetScope::endpoint("jobs"),
-        BudgetPeriod::Day,
-        dec("0.05"),
-    )
-    .unwrap()
-    .estimate(Estimate::Fixed { usd: dec("0.05") })
-    .unwrap();
+    let budget = daily("jobs", "0.05", "0.05");
     let (client, _) = ten_cents_per_ten_seconds(&fake, budget).await;
     let (_, _, pending) = submit_async(&client, "jobs", 1024).await.into_parts();
     // Handed off (to be settled elsewhere): still held, 0.05 − 0.001 = 0.049.
     assert_eq!(client.meter().budget_status()[0].reserved_usd, dec("0.049"));
     drop(pending);
-    let status = &client.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&client), (dec("0.001"), Decimal::ZERO));
 }
 
 #[tokio::test]
@@ -1076,10 +998,7 @@ async fn an_async_submission_dropped_after_sagemaker_accepted_it_counts_at_its_e
 
 /// $10 a day on `jobs`, each async job estimated at a fixed $0.50.
 fn ten_dollars_a_day_at_fifty_cents_a_job() -> Budget {
-    Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.50") })
-        .unwrap()
+    daily("jobs", "10", "0.50")
 }
 
 #[tokio::test]
@@ -1087,17 +1006,13 @@ async fn an_async_invocation_settled_through_a_copy_is_charged_once_whatever_bec
  {
     let fake = fake().await;
     // 2027-01-15 08:00:00 UTC on the client's clock.
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let builder =
-        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
     // `jobs`: $0.001 a submission (its fee; data free), 10 s of compute at
     // $36/h = 10 / 3,600 × 36 = $0.10 a settlement.
-    let (client, _) =
-        ten_cents_per_ten_seconds_with(builder, ten_dollars_a_day_at_fifty_cents_a_job());
-    let spent_held = || {
-        let status = &client.meter().budget_status()[0];
-        (status.spent_usd, status.reserved_usd)
-    };
+    let (client, _, time) = ten_cents_per_ten_seconds_on_a_manual_clock(
+        &fake,
+        ten_dollars_a_day_at_fifty_cents_a_job(),
+    )
+    .await;
     let ten_seconds = || AsyncCompletion::processed_for(Duration::from_secs(10));
     // A copy of a pending invocation, as a worker of the same process reads
     // it back (from a queue, a database), settled with the same client.
@@ -1110,31 +1025,31 @@ async fn an_async_invocation_settled_through_a_copy_is_charged_once_whatever_bec
     // SageMaker's defaults run out, 6 h in the queue + 15 min to run = 14:15.
     let (_, _, a) = submit_async(&client, "jobs", 1024).await.into_parts();
     let copy_of_a = serde_json::to_string(&a).unwrap();
-    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     // 08:01: its copy settles: $0.10. It takes over the original's hold:
     // 0.001 + 0.10 = $0.101 spent, nothing held.
     time.advance(Duration::from_secs(60));
     let settled = settle_copy(copy_of_a).await.unwrap();
     assert_eq!(settled.cost_usd, dec("0.10"));
-    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.101"), Decimal::ZERO));
     // 14:15: nothing lapses; the original, dropped, changes nothing. (Before,
     // its hold lapsed at 14:15 and was charged, 0.101 + 0.499 = $0.60, and
     // dropping it kept that.)
     time.advance(Duration::from_secs(22_500 - 60));
-    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.101"), Decimal::ZERO));
     drop(a);
-    assert_eq!(spent_held(), (dec("0.101"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.101"), Decimal::ZERO));
 
     // 14:15: job `b`: 0.101 + 0.001 = $0.102 spent, $0.499 held until 20:30.
     let (_, _, b) = submit_async(&client, "jobs", 1024).await.into_parts();
     let copy_of_b = serde_json::to_string(&b).unwrap();
-    assert_eq!(spent_held(), (dec("0.102"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.102"), dec("0.499")));
     // 20:30: its hold lapses, charged as run: 0.102 + 0.499 = $0.601. The
     // original is dropped: the charge stays.
     time.advance(Duration::from_secs(22_500));
-    assert_eq!(spent_held(), (dec("0.601"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.601"), Decimal::ZERO));
     drop(b);
-    assert_eq!(spent_held(), (dec("0.601"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.601"), Decimal::ZERO));
     // 21:00, the same day: its copy settles at $0.10 and replaces the charge:
     // 0.601 − 0.499 + 0.10 = $0.202, the two jobs at 0.001 + 0.10 = $0.101
     // each. (Before, dropping the original forgot the charge and the copy
@@ -1142,7 +1057,7 @@ async fn an_async_invocation_settled_through_a_copy_is_charged_once_whatever_bec
     time.advance(Duration::from_secs(30 * 60));
     let settled = settle_copy(copy_of_b).await.unwrap();
     assert_eq!(settled.cost_usd, dec("0.10"));
-    assert_eq!(spent_held(), (dec("0.202"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.202"), Decimal::ZERO));
     assert_eq!(client.meter().totals().client_usd, dec("0.202"));
 }
 
@@ -1182,11 +1097,7 @@ async fn an_async_invocation_settled_by_another_clients_meter_takes_its_lapsed_c
         .unwrap();
     assert_eq!(settled.cost_usd, dec("0.10"));
     assert_eq!(settler.meter().budget_status()[0].spent_usd, dec("0.10"));
-    let status = &submitter.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.001"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&submitter), (dec("0.001"), Decimal::ZERO));
 }
 
 #[tokio::test]
@@ -1256,11 +1167,7 @@ async fn an_async_invocation_settled_by_another_client_keeps_the_submitting_clie
     // Counted in team=search's budget there, unreserved: the $0.10 of compute
     // alone (the fee is on the submission receipt, charged where it was
     // submitted).
-    let status = &settler.meter().budget_status()[0];
-    assert_eq!(
-        (status.spent_usd, status.reserved_usd),
-        (dec("0.10"), Decimal::ZERO)
-    );
+    assert_eq!(spent_held(&settler), (dec("0.10"), Decimal::ZERO));
     assert_eq!(
         settler.meter().totals().by_tag["team"]["search"],
         dec("0.10")
@@ -1297,10 +1204,6 @@ async fn a_duplicate_settled_while_the_first_settlement_is_in_flight_leaves_it_t
         Client::builder(&fake.sdk_config().await),
         ten_dollars_a_day_at_fifty_cents_a_job(),
     );
-    let spent_held = || {
-        let status = &client.meter().budget_status()[0];
-        (status.spent_usd, status.reserved_usd)
-    };
     let eighty_seconds = || AsyncCompletion::processed_for(Duration::from_secs(80));
     let copy_of = |pending: &sagemeter::client::PendingInference| {
         serde_json::from_str::<sagemeter::client::PendingInference>(
@@ -1311,64 +1214,60 @@ async fn a_duplicate_settled_while_the_first_settlement_is_in_flight_leaves_it_t
 
     // Job `a`: its $0.001 fee spent, 0.50 − 0.001 = $0.499 held.
     let a = submit_async(&client, "jobs", 1024).await;
-    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     // Its notification comes twice at once: the original and a copy are
     // settled together. The copy's is the duplicate, made before the first
     // is done: the hold stays held until the first settlement takes it over.
     let copy = copy_of(a.pending());
     let first = a.settle(eighty_seconds());
     let second = client.meter().settle_async(copy, eighty_seconds());
-    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     let (first, second) = tokio::join!(first, second);
     let second = second.unwrap();
     assert_eq!(first.cost_usd, dec("0.80"));
     assert!(second.is_duplicate_settlement(), "{second:#?}");
     // The hold replaced by the settlement: 0.001 + 0.80 = $0.801, none held.
-    assert_eq!(spent_held(), (dec("0.801"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.801"), Decimal::ZERO));
 
     // Job `b`: 0.801 + 0.001 = $0.802 spent, $0.499 held. A copy settled
     // first, the original (which holds the hold) second: the original's is
     // the duplicate, and must not take the hold from under the copy's.
     let (_, _, b) = submit_async(&client, "jobs", 1024).await.into_parts();
-    assert_eq!(spent_held(), (dec("0.802"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.802"), dec("0.499")));
     let copy = copy_of(&b);
     let first = client.meter().settle_async(copy, eighty_seconds());
     let second = client.meter().settle_async(b, eighty_seconds());
-    assert_eq!(spent_held(), (dec("0.802"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.802"), dec("0.499")));
     let (first, second) = tokio::join!(first, second);
     assert_eq!(first.unwrap().cost_usd, dec("0.80"));
     assert!(second.unwrap().is_duplicate_settlement());
     // 0.802 + 0.80 = $1.602, none held.
-    assert_eq!(spent_held(), (dec("1.602"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("1.602"), Decimal::ZERO));
 }
 
 #[tokio::test]
 async fn a_duplicate_settled_with_the_first_the_day_after_a_lapse_leaves_it_the_lapsed_charge() {
     let fake = fake().await;
     // 2027-01-15 08:00:00 UTC on the client's clock.
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let builder =
-        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
     // `jobs`: $0.001 a submission (its fee; data free), 80 s of AsyncInf at
     // $36/h = 80 / 3,600 × 36 = $0.80 a settlement; $10 a day, $0.50 a job.
-    let (client, _) =
-        ten_cents_per_ten_seconds_with(builder, ten_dollars_a_day_at_fifty_cents_a_job());
-    let spent_held = || {
-        let status = &client.meter().budget_status()[0];
-        (status.spent_usd, status.reserved_usd)
-    };
+    let (client, _, time) = ten_cents_per_ten_seconds_on_a_manual_clock(
+        &fake,
+        ten_dollars_a_day_at_fifty_cents_a_job(),
+    )
+    .await;
     // Day 1, 08:00: the fee spent, 0.50 − 0.001 = $0.499 held until
     // SageMaker's defaults run out, 6 h queued + 15 min to run = 14:15.
     let (_, _, original) = submit_async(&client, "jobs", 1024).await.into_parts();
     let copy = serde_json::to_string(&original).unwrap();
-    assert_eq!(spent_held(), (dec("0.001"), dec("0.499")));
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     // 14:15: the hold lapses and is charged as run: 0.001 + 0.499 = $0.50.
     time.advance(Duration::from_secs(22_500));
-    assert_eq!(spent_held(), (dec("0.50"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.50"), Decimal::ZERO));
     // Day 2, 09:00 (14:15 + 9 h 45 min to midnight + 9 h = 67,500 s): a new
     // day, nothing spent yet.
     time.advance(Duration::from_secs(67_500));
-    assert_eq!(spent_held(), (Decimal::ZERO, Decimal::ZERO));
+    assert_eq!(spent_held(&client), (Decimal::ZERO, Decimal::ZERO));
     // Two copies of its notification settled together: $0.80. In the period
     // after the charge's, the settlement counts only what it passes the
     // charge by (the job counts at the more of the two, once): 0.80 − 0.499 =
@@ -1385,10 +1284,10 @@ async fn a_duplicate_settled_with_the_first_the_day_after_a_lapse_leaves_it_the_
     let (first, second) = tokio::join!(settle_copy(), settle_copy());
     assert_eq!(first.unwrap().cost_usd, dec("0.80"));
     assert!(second.unwrap().is_duplicate_settlement());
-    assert_eq!(spent_held(), (dec("0.301"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.301"), Decimal::ZERO));
     // The original, dropped now, changes nothing.
     drop(original);
-    assert_eq!(spent_held(), (dec("0.301"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.301"), Decimal::ZERO));
 }
 
 #[tokio::test]
@@ -1398,10 +1297,7 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
     // `jobs` as `ten_cents_per_ten_seconds` has it ($36/h of AsyncInf, $1 per
     // 1,000 submissions, data in free), but data out priced at us-east-1's
     // $0.016 a GB; $1 a day, each job estimated at a fixed $0.50.
-    let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.50") })
-        .unwrap();
+    let budget = daily("jobs", "1", "0.50");
     let (builder, _) =
         ten_cents_per_ten_seconds_on(Client::builder(&fake.sdk_config().await), budget);
     let client = builder
