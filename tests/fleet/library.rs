@@ -7,9 +7,10 @@ use crate::support::emulator::{Emulator, REALTIME_ENDPOINT};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fault_proxy::{Fault, FaultProxy};
 use crate::support::receipts::Receipts;
-use crate::support::{GatedPrices, NoPrices, m5_priced_by_overrides};
+use crate::support::{GatedPrices, NoPrices, m5_priced_by_overrides, manual_clock};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sagemakerruntime::primitives::Blob;
+use aws_smithy_async::time::SharedTimeSource;
 use rust_decimal::Decimal;
 use sagemeter::billing::{LineItem, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
@@ -127,6 +128,40 @@ impl FakeFleet {
             .without_metrics()
             .fleet(fleet)
     }
+
+    /// One process of the fleet on the clock `time`, under an enforced $1 a day
+    /// on `jobs`, each job estimated at $0.05.
+    async fn jobs_process(&self, time: SharedTimeSource) -> Client {
+        self.process(None)
+            .await
+            .time_source(time)
+            .budget(enforced(
+                BudgetScope::endpoint("jobs"),
+                BudgetPeriod::Day,
+                "1",
+                "0.05",
+            ))
+            .build()
+            .unwrap()
+    }
+
+    /// The table's item of `jobs` for the day.
+    async fn jobs_item(&self) -> FleetScopeStatus {
+        let conf = Emulator::shared().sdk_config().await;
+        let status = fleet_status(&conf, &self.table).await.unwrap();
+        scope(&status, &BudgetScope::endpoint("jobs")).clone()
+    }
+}
+
+/// Asserts that the table's `item` counts `receipts_usd` of receipts and
+/// `charge_usd` charged beyond them (lapsed holds).
+#[track_caller]
+fn assert_receipts_and_charge(item: &FleetScopeStatus, receipts_usd: Decimal, charge_usd: Decimal) {
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (receipts_usd, charge_usd),
+        "{item:?}"
+    );
 }
 
 /// An enforced budget of `limit` USD on `scope` per `period`, each call estimated
@@ -3182,6 +3217,26 @@ async fn a_copy_settled_after_the_original_was_dropped_takes_its_lapsed_charge_b
     lapsed_hold_then_settled("lapsed-copy", true).await;
 }
 
+/// A fleet `name` of `jobs`, one process of it ([`FakeFleet::jobs_process`]) on
+/// a manual clock from 2027-01-15 08:00:00 UTC, and the pending half of a job
+/// that process submitted with 0 bytes in, whose receipt must cost $0.
+async fn a_job_submitted_at_nothing(
+    name: &str,
+) -> (
+    FakeFleet,
+    aws_smithy_async::test_util::ManualTimeSource,
+    Client,
+    sagemeter::client::PendingInference,
+) {
+    let fleet = FakeFleet::start(name, "jobs", 1).await;
+    let (time, shared) = manual_clock();
+    let client = fleet.jobs_process(shared).await;
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let pending = invocation.into_parts().2;
+    (fleet, time, client, pending)
+}
+
 /// `jobs` under an enforced $1 a day, each job estimated at $0.05, on a process
 /// whose clock starts at 2027-01-15 08:00:00 UTC. One job is submitted with 0
 /// bytes in at $0.016/GB = $0 (its compute is billed at settlement): the whole
@@ -3197,29 +3252,7 @@ async fn a_copy_settled_after_the_original_was_dropped_takes_its_lapsed_charge_b
 /// worker's, from a queue) is what settles. Returns the table's item after the
 /// process shut down.
 async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
-    use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
-    use std::time::UNIX_EPOCH;
-
-    let fleet = FakeFleet::start(name, "jobs", 1).await;
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let client = fleet
-        .process(None)
-        .await
-        .time_source(SharedTimeSource::new(time.clone()))
-        .budget(enforced(
-            BudgetScope::endpoint("jobs"),
-            BudgetPeriod::Day,
-            "1",
-            "0.05",
-        ))
-        .build()
-        .unwrap();
-    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
-    let conf = Emulator::shared().sdk_config().await;
-    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
-    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
-    let original = invocation.into_parts().2;
+    let (fleet, time, client, original) = a_job_submitted_at_nothing(name).await;
     let copied: Option<sagemeter::client::PendingInference> =
         copy.then(|| serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap());
     time.advance(Duration::from_secs(22_500));
@@ -3236,12 +3269,7 @@ async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
         None => original,
     };
     flushed(&client).await;
-    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
-    assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd),
-        (Decimal::ZERO, dec("0.05")),
-        "{item:?}"
-    );
+    assert_receipts_and_charge(&fleet.jobs_item().await, Decimal::ZERO, dec("0.05"));
     time.advance(Duration::from_secs(300));
     let settled = client
         .meter()
@@ -3258,12 +3286,8 @@ async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
         dec("0.000638888889")
     );
     client.meter().shutdown().await.unwrap();
-    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
-    assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd),
-        (dec("0.000638888889"), Decimal::ZERO),
-        "{item:?}"
-    );
+    let item = fleet.jobs_item().await;
+    assert_receipts_and_charge(&item, dec("0.000638888889"), Decimal::ZERO);
     item
 }
 
@@ -3292,50 +3316,16 @@ async fn a_pending_invocation_dropped_after_its_lapse_has_its_charge_written_at_
 /// count $0 and the lease's whole unused part would go back, as if SageMaker
 /// had never run it.
 async fn dropped_after_its_lapse(name: &str, flush: bool) {
-    use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
-    use std::time::UNIX_EPOCH;
-
-    let fleet = FakeFleet::start(name, "jobs", 1).await;
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
-    let client = fleet
-        .process(None)
-        .await
-        .time_source(SharedTimeSource::new(time.clone()))
-        .budget(enforced(
-            BudgetScope::endpoint("jobs"),
-            BudgetPeriod::Day,
-            "1",
-            "0.05",
-        ))
-        .build()
-        .unwrap();
-    let conf = Emulator::shared().sdk_config().await;
-    let jobs = || async {
-        let status = fleet_status(&conf, &fleet.table).await.unwrap();
-        scope(&status, &BudgetScope::endpoint("jobs")).clone()
-    };
-    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
-    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
-    let pending = invocation.into_parts().2;
+    let (fleet, time, client, pending) = a_job_submitted_at_nothing(name).await;
     time.advance(Duration::from_secs(22_500));
     drop(pending);
     if flush {
         flushed(&client).await;
-        let item = jobs().await;
-        assert_eq!(
-            (item.spent_usd, item.unpriced_charge_usd),
-            (Decimal::ZERO, dec("0.05")),
-            "{item:?}"
-        );
+        assert_receipts_and_charge(&fleet.jobs_item().await, Decimal::ZERO, dec("0.05"));
     }
     client.meter().shutdown().await.unwrap();
-    let item = jobs().await;
-    assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd),
-        (Decimal::ZERO, dec("0.05")),
-        "{item:?}"
-    );
+    let item = fleet.jobs_item().await;
+    assert_receipts_and_charge(&item, Decimal::ZERO, dec("0.05"));
     assert_eq!(
         (item.committed_usd, item.leases),
         (Some(dec("0.05")), 0),
@@ -3345,31 +3335,14 @@ async fn dropped_after_its_lapse(name: &str, flush: bool) {
 
 #[tokio::test]
 async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back_in_the_table() {
-    use aws_smithy_async::test_util::ManualTimeSource;
-    use aws_smithy_async::time::SharedTimeSource;
-    use std::time::UNIX_EPOCH;
-
     let fleet = FakeFleet::start("lapsed-duplicate", "jobs", 1).await;
     // One clock for both processes: 2027-01-15 08:00:00 UTC.
-    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let (time, shared) = manual_clock();
     // Each: $1 a day on `jobs`, each job estimated at $0.05.
-    let process = || async {
-        fleet
-            .process(None)
-            .await
-            .time_source(SharedTimeSource::new(time.clone()))
-            .budget(enforced(
-                BudgetScope::endpoint("jobs"),
-                BudgetPeriod::Day,
-                "1",
-                "0.05",
-            ))
-            .build()
-            .unwrap()
-    };
-    let (submitter, worker) = (process().await, process().await);
-    let jobs = |status: &[FleetScopeStatus]| scope(status, &BudgetScope::endpoint("jobs")).clone();
-    let conf = Emulator::shared().sdk_config().await;
+    let (submitter, worker) = (
+        fleet.jobs_process(shared.clone()).await,
+        fleet.jobs_process(shared).await,
+    );
     // The submitter: 0 bytes in at $0.016/GB = $0, the whole $0.05 held.
     let invocation = crate::support::submit_async(&submitter, "jobs", 0).await;
     let original = invocation.into_parts().2;
@@ -3408,10 +3381,9 @@ async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back
     );
     submitter.meter().shutdown().await.unwrap();
     worker.meter().shutdown().await.unwrap();
-    let item = jobs(&fleet_status(&conf, &fleet.table).await.unwrap());
-    assert_eq!(
-        (item.spent_usd, item.unpriced_charge_usd),
-        (dec("0.000638888889"), Decimal::ZERO),
-        "{item:?}"
+    assert_receipts_and_charge(
+        &fleet.jobs_item().await,
+        dec("0.000638888889"),
+        Decimal::ZERO,
     );
 }
