@@ -9,8 +9,8 @@
 use crate::support::by_hand::{gigabytes, hours, r12, serverless_seconds};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
-use crate::support::receipts::{NoPriceList, Receipts, line};
-use crate::support::{AttemptsEnded, intercepted};
+use crate::support::receipts::{NoPriceList, Receipts, assert_not_noted_containing, line};
+use crate::support::{AttemptsEnded, intercepted, manual_clock};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
 use aws_sdk_sagemakerruntime::types::error::ResponseStreamError;
@@ -817,15 +817,13 @@ async fn a_call_while_a_stream_is_kept_after_done(
     configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
     c_takes: Duration,
 ) -> (Cost, Cost) {
-    let time = aws_smithy_async::test_util::ManualTimeSource::new(
-        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    );
+    let (time, shared) = manual_clock();
     let h = harness(
         |_| Script::new().parts(openai_parts()),
         |b| {
             configure(
                 b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
-                    .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone())),
+                    .time_source(shared),
             )
         },
     )
@@ -847,23 +845,24 @@ async fn a_call_while_a_stream_is_kept_after_done(
     runtime.hold();
     runtime.next_latencies(&[c_takes]);
     let name = endpoint.to_owned();
-    let c = tokio::spawn(async move {
-        c_client
-            .invoke_endpoint()
-            .endpoint_name(name)
-            .content_type("application/json")
-            .body(Blob::new("{}"))
-            .send()
-            .await
-    });
+    let c = tokio::spawn(async move { crate::support::call(&c_client, &name).await });
     runtime.wait_for_invocations(1).await;
     time.advance(Duration::from_secs(2));
     runtime.release();
-    let c = c.await.unwrap().expect("C is answered");
+    let c = c.await.unwrap();
     // 10 s: S is let go.
     time.advance(Duration::from_secs(6));
     drop(s);
-    (s_receipt.await.unwrap(), c.cost().clone())
+    (s_receipt.await.unwrap(), c)
+}
+
+/// `b` with `endpoint` one ml.m5.xlarge (variant `VARIANT`) at 0.23 USD/h.
+fn one_m5(b: ClientBuilder, endpoint: &str) -> ClientBuilder {
+    b.endpoint_profile(EndpointProfile::new(
+        endpoint,
+        vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
+    ))
+    .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), dec("0.23"))
 }
 
 /// A stream kept after its `[DONE]` is not in flight any more: it left its
@@ -872,18 +871,8 @@ async fn a_call_while_a_stream_is_kept_after_done(
 #[tokio::test]
 async fn a_call_while_a_stream_is_kept_after_its_done_has_the_instance_to_itself() {
     const M5: &str = "rt-m5"; // ml.m5.xlarge × 1 at 0.23 USD/h
-    let (s, c) = a_call_while_a_stream_is_kept_after_done(
-        M5,
-        |b| {
-            b.endpoint_profile(EndpointProfile::new(
-                M5,
-                vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
-            ))
-            .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), dec("0.23"))
-        },
-        Duration::ZERO,
-    )
-    .await;
+    let (s, c) =
+        a_call_while_a_stream_is_kept_after_done(M5, |b| one_m5(b, M5), Duration::ZERO).await;
     // C: alone on the one instance 2–4 s (S left at 1 s): 2 s = 2/3600 h =
     // 0.000555555555555555 h (rounded down at 18 places); 2/3600 × 0.23 =
     // 0.000127777777777777… USD, rounded down to 0.000127777777. Not half of it
@@ -945,11 +934,7 @@ async fn a_call_while_a_stream_is_kept_after_its_done_is_served_on_the_slot_it_g
         compute.cost_usd(),
         Some(r12(serverless_seconds(c.usage.latency) * dec("0.0000233")))
     );
-    assert!(
-        !c.notes.iter().any(|n| n.contains("was all busy")),
-        "{:?}",
-        c.notes
-    );
+    assert_not_noted_containing(&c, "was all busy");
 }
 
 /// A custom container streaming raw bytes (`application/octet-stream`), whose
@@ -962,9 +947,7 @@ async fn a_call_while_a_stream_is_kept_after_its_done_is_served_on_the_slot_it_g
 #[tokio::test]
 async fn a_done_line_in_a_raw_stream_does_not_take_it_off_the_clock_before_its_last_part() {
     const M5: &str = "rt-m5"; // ml.m5.xlarge × 1 at 0.23 USD/h
-    let time = aws_smithy_async::test_util::ManualTimeSource::new(
-        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    );
+    let (time, shared) = manual_clock();
     let h = harness(
         |_| {
             Script::new()
@@ -973,13 +956,11 @@ async fn a_done_line_in_a_raw_stream_does_not_take_it_off_the_clock_before_its_l
                 .part("Step 2: the rest of the answer\n")
         },
         |b| {
-            b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
-                .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
-                .endpoint_profile(EndpointProfile::new(
-                    M5,
-                    vec![VariantProfile::instance(VARIANT, "ml.m5.xlarge", 1)],
-                ))
-                .price_override(PriceKey::hosting(REGION, "ml.m5.xlarge"), dec("0.23"))
+            one_m5(
+                b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
+                    .time_source(shared),
+                M5,
+            )
         },
     )
     .await;
@@ -1017,9 +998,7 @@ async fn a_done_line_in_a_raw_stream_does_not_take_it_off_the_clock_before_its_l
 /// stream then runs 1–1.5 s.
 #[tokio::test]
 async fn a_stream_retried_after_a_refusal_is_off_the_sharing_clock_while_backing_off() {
-    let time = aws_smithy_async::test_util::ManualTimeSource::new(
-        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    );
+    let (time, shared) = manual_clock();
     // The first request (A's) and the third (B's second attempt) stream; the
     // second (B's first attempt) is refused.
     let requests = Arc::new(std::sync::atomic::AtomicU32::new(0));
@@ -1033,7 +1012,7 @@ async fn a_stream_retried_after_a_refusal_is_off_the_sharing_clock_while_backing
             },
             |b| {
                 b.allocation(sagemeter::billing::Allocation::ProcessorSharing)
-                    .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
+                    .time_source(shared)
             },
         )
         .await
