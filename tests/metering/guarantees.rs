@@ -36,6 +36,15 @@ fn priced(builder: sagemeter::ClientBuilder) -> sagemeter::ClientBuilder {
         .price_override(PriceKey::DataOut { region: r.clone() }, dec("0.016"))
 }
 
+/// What the receipts of `endpoint` among `receipts` cost in all.
+fn sum_of(receipts: &[Cost], endpoint: &str) -> Decimal {
+    receipts
+        .iter()
+        .filter(|c| c.endpoint == endpoint)
+        .map(|c| c.cost_usd)
+        .sum()
+}
+
 /// 10,000 calls over 64 concurrent tasks: the running totals equal the sum of the
 /// receipts to the last digit (overall and per endpoint), the ledger holds exactly
 /// 10,000 records with the same sum, and the micro-dollar counter is that sum
@@ -92,11 +101,7 @@ async fn ten_thousand_concurrent_calls_add_up_exactly_in_totals_ledger_and_metri
         "running total = Σ receipts, every digit"
     );
     for endpoint in ["rt", "sls"] {
-        let per: Decimal = receipts
-            .iter()
-            .filter(|c| c.endpoint == endpoint)
-            .map(|c| c.cost_usd)
-            .sum();
+        let per = sum_of(&receipts, endpoint);
         assert_eq!(totals.by_endpoint[endpoint], per, "{endpoint}");
     }
     // Running totals on receipts are distinct prefix sums ending at the total.
@@ -147,11 +152,7 @@ async fn ten_thousand_concurrent_calls_add_up_exactly_in_totals_ledger_and_metri
     // micro-dollar: ⌊Σ × 10⁶⌋, the sub-micro-dollar remainders carried, not lost.
     assert_eq!(micro_usd.len(), 2, "{micro_usd:?}");
     for endpoint in ["rt", "sls"] {
-        let per: Decimal = receipts
-            .iter()
-            .filter(|c| c.endpoint == endpoint)
-            .map(|c| c.cost_usd)
-            .sum();
+        let per = sum_of(&receipts, endpoint);
         let truncated = u64::try_from((per * Decimal::from(1_000_000)).floor()).unwrap();
         assert_eq!(
             micro_usd[endpoint],
