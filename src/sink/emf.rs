@@ -373,41 +373,8 @@ fn encode_emf(namespace: String) -> Encode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sink::test_support::{Buffer, async_submission, cost, settlement_of};
     use serde_json::json;
-    use std::sync::Mutex;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    fn cost(variant: Option<&str>, outcome: &str) -> Cost {
-        serde_json::from_value(json!({
-            "call_id": "req-1", "at": "2026-11-02T10:00:00.250Z", "endpoint": "rt",
-            "region": "us-east-1", "variant": variant, "allocation": "busy_time",
-            "usage": {"operation": "invoke_endpoint", "latency_us": 250500, "bytes_in": 1,
-                      "bytes_out": 1, "outcome": outcome},
-            "lines": [], "cost_usd": "0.000015972222", "currency": "USD",
-            "running_client_usd": "0", "running_endpoint_usd": "0"
-        }))
-        .unwrap()
-    }
-
-    /// The JSON documents written to `buffer`, one per line.
-    fn documents(buffer: &Buffer) -> Vec<serde_json::Value> {
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
 
     #[tokio::test]
     async fn each_call_is_one_emf_document_in_the_spec_shape() {
@@ -420,7 +387,7 @@ mod tests {
         sink.record(&cost(Some("AllTraffic"), "ok"));
         sink.record(&cost(None, "error"));
         sink.flush().await.unwrap();
-        let lines = documents(&buffer);
+        let lines = buffer.json_lines();
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0],
@@ -470,7 +437,7 @@ mod tests {
             sink.record(call);
         }
         sink.flush().await.unwrap();
-        let lines = documents(&buffer);
+        let lines = buffer.json_lines();
         let regions: Vec<&str> = lines
             .iter()
             .map(|l| l["Region"].as_str().unwrap())
@@ -498,7 +465,7 @@ mod tests {
             sink.record(&call);
         }
         sink.flush().await.unwrap();
-        let lines = documents(&buffer);
+        let lines = buffer.json_lines();
         assert_eq!(lines.len(), 2);
         assert_eq!(
             lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
@@ -539,16 +506,8 @@ mod tests {
             .unwrap();
         // The submission (data in), then the settlement (processing time, data
         // out, the client's note) of the same InvokeEndpointAsync call.
-        let mut submission = cost(Some("AllTraffic"), "ok");
-        submission.usage.operation = crate::usage::Operation::InvokeEndpointAsync;
-        submission.usage.bytes_out = 0;
-        let mut settlement = submission.clone();
-        settlement.usage.bytes_out = 2048;
-        settlement.cost_usd = "0.000042".parse().unwrap();
-        settlement.notes = vec![format!(
-            "{} submitted at 2026-11-02T10:00:00.250+00:00",
-            crate::billing::SETTLEMENT_NOTE
-        )];
+        let submission = async_submission();
+        let settlement = settlement_of(&submission);
         assert!(!submission.is_async_settlement());
         assert!(settlement.is_async_settlement());
         let before = chrono::Utc::now().timestamp_millis();
@@ -556,7 +515,7 @@ mod tests {
         sink.record(&settlement);
         sink.flush().await.unwrap();
         let after = chrono::Utc::now().timestamp_millis();
-        let lines = documents(&buffer);
+        let lines = buffer.json_lines();
         assert_eq!(lines.len(), 2);
         // The submission is dated by its start (2026-11-02T10:00:00.250Z); the
         // settlement by when its cost became known, so that an alarm's period
@@ -597,7 +556,7 @@ mod tests {
         sink.record(&unpriced);
         sink.record(&cost(Some("AllTraffic"), "ok"));
         sink.flush().await.unwrap();
-        let lines = documents(&buffer);
+        let lines = buffer.json_lines();
         assert_eq!(lines.len(), 2);
         // A metric CloudWatch extracts, declared as such: Sum(Unpriced) counts
         // the calls whose CostUSD is not the whole cost.
@@ -628,7 +587,7 @@ mod tests {
         blank.inference_component = Some("llama\u{e9}\n".into());
         sink.record(&blank);
         sink.flush().await.unwrap();
-        let line = &documents(&buffer)[0];
+        let line = &buffer.json_lines()[0];
         assert_eq!(line["Endpoint"], "unknown");
         assert_eq!(line["Variant"], "unknown");
         assert_eq!(line["InferenceComponent"], "unknown");

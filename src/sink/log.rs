@@ -107,22 +107,8 @@ mod tests {
     use super::{CostLogSink, Tags, millis};
     use crate::billing::Cost;
     use crate::sink::CostSink;
-    use std::sync::{Arc, Mutex};
+    use crate::sink::test_support::{Buffer, async_submission, settlement_of};
     use std::time::Duration;
-
-    /// Where the test's subscriber writes its JSON lines.
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// The `fields` of the cost lines `CostLogSink` logs for `costs`.
     fn logged(costs: &[&Cost]) -> Vec<serde_json::Value> {
@@ -138,9 +124,10 @@ mod tests {
                 CostLogSink.record(cost);
             }
         });
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["fields"].clone())
+        buffer
+            .json_lines()
+            .into_iter()
+            .map(|l| l["fields"].clone())
             .collect()
     }
 
@@ -149,22 +136,8 @@ mod tests {
         // The submission (data in) of an InvokeEndpointAsync call, then its
         // settlement (data out, the client's note): same call id, operation and
         // outcome.
-        let submission: Cost = serde_json::from_value(serde_json::json!({
-            "call_id": "req-1", "at": "2026-11-02T10:00:00.250Z", "endpoint": "rt",
-            "region": "us-east-1", "variant": "AllTraffic", "allocation": "busy_time",
-            "usage": {"operation": "invoke_endpoint_async", "latency_us": 250500,
-                      "bytes_in": 1, "bytes_out": 0, "outcome": "ok"},
-            "lines": [], "cost_usd": "0.00000002", "currency": "USD",
-            "running_client_usd": "0", "running_endpoint_usd": "0"
-        }))
-        .unwrap();
-        let mut settlement = submission.clone();
-        settlement.usage.bytes_out = 2048;
-        settlement.cost_usd = "0.000042".parse().unwrap();
-        settlement.notes = vec![format!(
-            "{} submitted at 2026-11-02T10:00:00.250+00:00",
-            crate::billing::SETTLEMENT_NOTE
-        )];
+        let submission = async_submission();
+        let settlement = settlement_of(&submission);
         let mut sync = submission.clone();
         sync.usage.operation = crate::usage::Operation::InvokeEndpoint;
         sync.usage.bytes_out = 2048;

@@ -37,6 +37,8 @@ mod emf;
 mod log;
 mod metrics;
 mod queued;
+#[cfg(test)]
+mod test_support;
 
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
