@@ -10,9 +10,9 @@
 
 use sagemeter::Decimal;
 use sagemeter::compare::{
-    CompareError, Comparison, InstancePlan, PerInferencePlan, Period, Plan, PriceBasis, PriceTrend,
-    Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan,
-    TrendRate, UsageProfile,
+    CommitmentOutlook, CompareError, Comparison, InstancePlan, PerInferencePlan, Period, Plan,
+    PriceBasis, PriceTrend, Projection, RateTable, SavingsPlan, SavingsPlanTerm, ServerlessPlan,
+    SubscriptionPlan, TrendRate, UsageProfile,
 };
 use sagemeter::pricing::PriceKey;
 use std::str::FromStr;
@@ -319,6 +319,22 @@ fn rising_prices_keep_a_commitment_cheaper_or_make_it_cheaper() {
     );
 }
 
+/// Asserts that `outlook` finds its commitment cheaper in no month (not in
+/// month 1, becoming so in none) nor over the horizon.
+#[track_caller]
+fn assert_never_cheaper(outlook: &CommitmentOutlook) {
+    assert_eq!(
+        (
+            outlook.cheaper_in_month_1,
+            outlook.stops_being_cheaper_in_month,
+            outlook.becomes_cheaper_in_month,
+            outlook.cheaper_over_horizon
+        ),
+        (false, None, None, false),
+        "{outlook:?}"
+    );
+}
+
 #[test]
 fn a_commitment_never_cheaper_says_what_it_costs_more() {
     // 200 against 167.90 falling 1 % a month: dearer every month;
@@ -330,15 +346,7 @@ fn a_commitment_never_cheaper_says_what_it_costs_more() {
         6,
     );
     let outlook = projection.outlook("subscription", INSTANCE).unwrap();
-    assert_eq!(
-        (
-            outlook.cheaper_in_month_1,
-            outlook.stops_being_cheaper_in_month,
-            outlook.becomes_cheaper_in_month,
-            outlook.cheaper_over_horizon
-        ),
-        (false, None, None, false)
-    );
+    assert_never_cheaper(&outlook);
     assert_eq!(outlook.saving_over_horizon_usd, d("-217.45170844279"));
     assert_eq!(
         outlook.summary,
@@ -387,15 +395,7 @@ fn the_cheapest_over_the_horizon_is_of_the_plans_that_can_serve_the_calls() {
     let outlook = projection.outlook(sp, "pay per use").unwrap();
     assert_eq!(outlook.over_capacity, [sp]);
     assert_eq!(outlook.saving_over_horizon_usd, d("1524"));
-    assert_eq!(
-        (
-            outlook.cheaper_in_month_1,
-            outlook.stops_being_cheaper_in_month,
-            outlook.becomes_cheaper_in_month,
-            outlook.cheaper_over_horizon
-        ),
-        (false, None, None, false)
-    );
+    assert_never_cheaper(&outlook);
     assert_eq!(
         outlook.summary,
         "savings plan ml.m5.xlarge x1 (1 yr) cannot serve 4,000,000 calls per month: it is \
