@@ -5,6 +5,7 @@
 use crate::support::fake_pricelist::{self, FakePriceList, Fault, docs};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::logs;
+use crate::support::receipts::line;
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use rust_decimal::Decimal;
 use sagemeter::billing::LineItem;
@@ -72,6 +73,15 @@ fn compute(cost: &Cost) -> &sagemeter::billing::CostLine {
         .iter()
         .find(|l| l.item == LineItem::Compute)
         .unwrap()
+}
+
+/// Where the rate of the receipt's data-in line came from; the line must be
+/// priced.
+fn data_in_origin(cost: &Cost) -> PriceOrigin {
+    match &line(cost, LineItem::DataIn).price {
+        sagemeter::billing::LinePrice::Priced { provenance, .. } => provenance.source,
+        other => panic!("data in not priced: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -234,15 +244,10 @@ async fn a_price_above_a_million_dollars_a_unit_falls_back_to_the_snapshot() {
             note.contains("\"2000000\", above 1000000 USD per unit"),
             "{note}"
         );
-        let data_in = cost
-            .lines
-            .iter()
-            .find(|l| l.item == LineItem::DataIn)
-            .unwrap();
         // From the Price List: live on the first call, from the cache after.
+        let data_in = data_in_origin(cost);
         assert!(
-            matches!(&data_in.price, sagemeter::billing::LinePrice::Priced { provenance, .. }
-                if matches!(provenance.source, PriceOrigin::Live | PriceOrigin::Cache)),
+            matches!(data_in, PriceOrigin::Live | PriceOrigin::Cache),
             "{data_in:?}"
         );
     }
@@ -297,15 +302,7 @@ async fn a_document_in_an_unexpected_unit_is_not_used() {
     let cost = call(&s.client).await;
     let provenance = cost.compute_provenance().unwrap();
     assert_eq!(provenance.source, PriceOrigin::Snapshot, "{provenance:?}");
-    let data_in = cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::DataIn)
-        .unwrap();
-    assert!(
-        matches!(&data_in.price, sagemeter::billing::LinePrice::Priced { provenance, .. } if provenance.source == PriceOrigin::Live),
-        "{data_in:?}"
-    );
+    assert_eq!(data_in_origin(&cost), PriceOrigin::Live);
 }
 
 /// When AWS changes a price, the refresh after the cache's TTL finds it: the call
