@@ -434,27 +434,38 @@ fn draw_marks<'a, DB: DrawingBackend + 'a>(
         }))
         .map_err(err)?;
     let (hollow, filled): (Vec<&Mark>, Vec<&Mark>) = marks.iter().partition(|m| m.hollow);
-    if !filled.is_empty() {
+    // Each kind of ring: its marks, the disc inside and the ring around it (radius
+    // and style), its legend, and the legend's key. A filled ring is a black disc
+    // in a ring of its own; a hollow one, a white disc ringed in black.
+    let kinds = [
+        (
+            filled,
+            (6, BLACK.filled()),
+            (9, BLACK.stroke_width(2)),
+            legend,
+            BLACK.filled(),
+        ),
+        (
+            hollow,
+            (7, WHITE.filled()),
+            (7, BLACK.stroke_width(2)),
+            hollow_legend,
+            BLACK.stroke_width(2),
+        ),
+    ];
+    for (marks, (inner, inside), (outer, around), label, key) in kinds {
+        if marks.is_empty() {
+            continue;
+        }
         chart
-            .draw_series(filled.iter().map(|m| {
+            .draw_series(marks.iter().map(|m| {
                 EmptyElement::at((m.x, m.y))
-                    + Circle::new((0, 0), 6, BLACK.filled())
-                    + Circle::new((0, 0), 9, BLACK.stroke_width(2))
+                    + Circle::new((0, 0), inner, inside)
+                    + Circle::new((0, 0), outer, around)
             }))
             .map_err(err)?
-            .label(legend)
-            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.filled()));
-    }
-    if !hollow.is_empty() {
-        chart
-            .draw_series(hollow.iter().map(|m| {
-                EmptyElement::at((m.x, m.y))
-                    + Circle::new((0, 0), 7, WHITE.filled())
-                    + Circle::new((0, 0), 7, BLACK.stroke_width(2))
-            }))
-            .map_err(err)?
-            .label(hollow_legend)
-            .legend(|(x, y)| Circle::new((x + 12, y), 6, BLACK.stroke_width(2)));
+            .label(label)
+            .legend(move |(x, y)| Circle::new((x + 12, y), 6, key));
     }
     Ok(())
 }
