@@ -1994,13 +1994,25 @@ mod tests {
         SharedTimeSource::new(aws_smithy_async::time::StaticTimeSource::from_secs(0))
     }
 
+    /// What the (first) budget has spent and holds at `now`: its status, which
+    /// raises the alerts due.
+    fn spent_held(budgets: &Budgets, now: DateTime<Utc>) -> (Decimal, Decimal) {
+        let status = &budgets.status(now)[0];
+        (status.spent_usd, status.reserved_usd)
+    }
+
     /// A fleet's $1 a day, each call estimated at $0.01.
     fn fleet_budgets() -> Arc<Budgets> {
+        fleet_budgets_on(stopped())
+    }
+
+    /// [`fleet_budgets`] on the meter's clock `time`.
+    fn fleet_budgets_on(time: SharedTimeSource) -> Arc<Budgets> {
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.01") })
             .unwrap();
-        Arc::new(Budgets::new(vec![budget], true, stopped()))
+        Arc::new(Budgets::new(vec![budget], true, time))
     }
 
     /// One $0.01 call at `at`, if its reservation fits.
@@ -2396,27 +2408,15 @@ mod tests {
         let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
         // The submission costs 0.001: spent 0.001, held 0.05 − 0.001 = 0.049.
         hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, at);
-        let status = &budgets.status(at)[0];
-        assert_eq!(
-            (status.spent_usd, status.reserved_usd),
-            (dec("0.001"), dec("0.049"))
-        );
+        assert_eq!(spent_held(&budgets, at), (dec("0.001"), dec("0.049")));
         // The settlement costs 0.10: spent 0.101, nothing held.
         hold.settle(&no_tags, dec("0.10"), Priced::Fully, at);
-        let status = &budgets.status(at)[0];
-        assert_eq!(
-            (status.spent_usd, status.reserved_usd),
-            (dec("0.101"), Decimal::ZERO)
-        );
+        assert_eq!(spent_held(&budgets, at), (dec("0.101"), Decimal::ZERO));
         // Dropped unsettled, a hold is released (spend stays).
         let mut dropped = budgets.reserve("jobs", &no_tags, at).unwrap();
         dropped.settle_part(&no_tags, dec("0.001"), Priced::Fully, at);
         drop(dropped);
-        let status = &budgets.status(at)[0];
-        assert_eq!(
-            (status.spent_usd, status.reserved_usd),
-            (dec("0.102"), Decimal::ZERO)
-        );
+        assert_eq!(spent_held(&budgets, at), (dec("0.102"), Decimal::ZERO));
     }
 
     #[test]
@@ -2839,23 +2839,27 @@ mod tests {
     fn jobs_at_fifty_cents() -> (Arc<Budgets>, Raised, ManualTimeSource) {
         let raised = Arc::new(Mutex::new(Vec::new()));
         let seen = raised.clone();
+        let (budgets, clock) = jobs_at_fifty_cents_alerting(move |a| {
+            seen.lock()
+                .unwrap()
+                .push((a.threshold_percent, a.spent_usd))
+        });
+        (budgets, raised, clock)
+    }
+
+    /// [`jobs_at_fifty_cents`], its alerts given to `on_alert`.
+    fn jobs_at_fifty_cents_alerting(
+        on_alert: impl Fn(&BudgetAlert) + Send + Sync + 'static,
+    ) -> (Arc<Budgets>, ManualTimeSource) {
         let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.50") })
             .unwrap()
-            .on_alert(move |a| {
-                seen.lock()
-                    .unwrap()
-                    .push((a.threshold_percent, a.spent_usd))
-            });
+            .on_alert(on_alert);
         let clock =
             ManualTimeSource::new(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap().into());
         let time = SharedTimeSource::new(clock.clone());
-        (
-            Arc::new(Budgets::new(vec![budget], false, time)),
-            raised,
-            clock,
-        )
+        (Arc::new(Budgets::new(vec![budget], false, time)), clock)
     }
 
     /// An async job submitted to `jobs` at `at`, as the client submits it: its
@@ -2890,17 +2894,13 @@ mod tests {
         let (budgets, raised, _) = jobs_at_fifty_cents();
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
-        let spent_held = |when| {
-            let status = &budgets.status(when)[0];
-            (status.spent_usd, status.reserved_usd)
-        };
         // 00:00: 20 jobs hold 20 × 0.50 = $10, the whole limit; a 21st would
         // make 10 + 0.50 > 10.
         let jobs: Vec<Reservation> = (1..=20)
             .map(|n| submit_job(&budgets, at(0, 0)).unwrap_or_else(|| panic!("job {n}")))
             .collect();
         assert!(submit_job(&budgets, at(0, 0)).is_none(), "job 21");
-        assert_eq!(spent_held(at(0, 0)), (Decimal::ZERO, dec("10")));
+        assert_eq!(spent_held(&budgets, at(0, 0)), (Decimal::ZERO, dec("10")));
         // 00:06: the 20 holds lapse, the settler not yet run (every 30 min).
         // Each is charged its $0.50 as run: 20 × 0.50 = $10 spent, nothing held,
         // and a 21st is refused still: 10 + 0 + 0.50 > 10. (Released instead,
@@ -2909,7 +2909,7 @@ mod tests {
         for m in [6, 12, 18, 24] {
             assert!(submit_job(&budgets, at(0, m)).is_none(), "00:{m:02}");
         }
-        assert_eq!(spent_held(at(0, 24)), (dec("10"), Decimal::ZERO));
+        assert_eq!(spent_held(&budgets, at(0, 24)), (dec("10"), Decimal::ZERO));
         // The charges raised the alerts a settlement would: 10 × 0.50 = $5 is
         // 50 % of $10, 16 × 0.50 = $8 is 80 %, 20 × 0.50 = $10 is 100 %.
         assert_eq!(
@@ -2922,7 +2922,7 @@ mod tests {
         for job in jobs {
             job.settle(&no_tags, dec("0.50"), Priced::Fully, at(0, 30));
         }
-        assert_eq!(spent_held(at(0, 30)), (dec("10"), Decimal::ZERO));
+        assert_eq!(spent_held(&budgets, at(0, 30)), (dec("10"), Decimal::ZERO));
         assert!(raised.lock().unwrap().is_empty());
         assert!(
             submit_job(&budgets, at(0, 30)).is_none(),
@@ -2971,10 +2971,6 @@ mod tests {
     fn a_pending_invocation_dropped_after_its_hold_lapsed_keeps_the_charge() {
         let (budgets, _, clock) = jobs_at_fifty_cents();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
-        let spent_held = |when| {
-            let status = &budgets.status(when)[0];
-            (status.spent_usd, status.reserved_usd)
-        };
         // 12:00: two jobs hold 2 × 0.50 = $1.
         let early = submit_job(&budgets, at(12, 0)).unwrap();
         let late = submit_job(&budgets, at(12, 0)).unwrap();
@@ -2982,20 +2978,29 @@ mod tests {
         // settled elsewhere): released, nothing charged.
         clock.set_time(at(12, 5).into());
         drop(early);
-        assert_eq!(spent_held(at(12, 5)), (Decimal::ZERO, dec("0.50")));
+        assert_eq!(
+            spent_held(&budgets, at(12, 5)),
+            (Decimal::ZERO, dec("0.50"))
+        );
         // 12:06: the other's hold lapses: charged its $0.50 as run.
-        assert_eq!(spent_held(at(12, 6)), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(12, 6)),
+            (dec("0.50"), Decimal::ZERO)
+        );
         // Dropped now, unsettled, it keeps the charge (the work ran, or
         // SageMaker dropped it: counted as run), remembered until the day
         // after ends: a copy of it may yet be settled here.
         clock.set_time(at(12, 7).into());
         drop(late);
-        assert_eq!(spent_held(at(12, 7)), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(12, 7)),
+            (dec("0.50"), Decimal::ZERO)
+        );
         assert_eq!(budgets.lock().provisional.len(), 1);
         assert_eq!(budgets.lock().by_call.len(), 1);
         // Forgotten once 2 December ends: nothing is kept of it.
         let after = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
-        assert_eq!(spent_held(after), (Decimal::ZERO, Decimal::ZERO));
+        assert_eq!(spent_held(&budgets, after), (Decimal::ZERO, Decimal::ZERO));
         assert!(budgets.lock().provisional.is_empty());
         assert!(budgets.lock().by_call.is_empty());
     }
@@ -3021,15 +3026,12 @@ mod tests {
         // budgets' next status, not in the drop: 10 × 0.50 = $5 is 50 % of
         // $10, 16 × 0.50 = $8 is 80 %, 20 × 0.50 = $10 is 100 %.
         assert!(raised.lock().unwrap().is_empty(), "not in the drop");
-        let status = &budgets.status(at(0, 10))[0];
+        let status = spent_held(&budgets, at(0, 10));
         assert_eq!(
             std::mem::take(&mut *raised.lock().unwrap()),
             vec![(50, dec("5")), (80, dec("8")), (100, dec("10"))]
         );
-        assert_eq!(
-            (status.spent_usd, status.reserved_usd),
-            (dec("10"), Decimal::ZERO)
-        );
+        assert_eq!(status, (dec("10"), Decimal::ZERO));
         // A 21st is refused: 10 + 0 + 0.50 > 10.
         assert!(submit_job(&budgets, at(0, 10)).is_none(), "job 21");
         assert_eq!(budgets.lock().provisional.len(), 20, "kept for copies");
@@ -3044,23 +3046,13 @@ mod tests {
         let jobs: Pending = Arc::new(Mutex::new(Vec::new()));
         let raised = Arc::new(Mutex::new(Vec::new()));
         let (held, seen) = (jobs.clone(), raised.clone());
-        let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
-            .unwrap()
-            .estimate(Estimate::Fixed { usd: dec("0.50") })
-            .unwrap()
-            .on_alert(move |a| {
-                let pending = held.lock().unwrap().len();
-                seen.lock()
-                    .unwrap()
-                    .push((a.threshold_percent, a.spent_usd, pending));
-            });
+        let (budgets, clock) = jobs_at_fifty_cents_alerting(move |a| {
+            let pending = held.lock().unwrap().len();
+            seen.lock()
+                .unwrap()
+                .push((a.threshold_percent, a.spent_usd, pending));
+        });
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
-        let clock = ManualTimeSource::new(at(0, 0).into());
-        let budgets = Arc::new(Budgets::new(
-            vec![budget],
-            false,
-            SharedTimeSource::new(clock.clone()),
-        ));
         // 00:00: 20 jobs hold 20 × 0.50 = $10, the whole limit; their holds
         // lapse at 00:06 (300 s in the queue + 60 s to run).
         for n in 1..=20 {
@@ -3085,11 +3077,7 @@ mod tests {
         // The budgets' next status raises them, outside every lock, the list
         // empty by then: 10 × 0.50 = $5 is 50 % of $10, 16 × 0.50 = $8 is
         // 80 %, 20 × 0.50 = $10 is 100 %; $10 spent, nothing held.
-        let status = &budgets.status(at(0, 10))[0];
-        assert_eq!(
-            (status.spent_usd, status.reserved_usd),
-            (dec("10"), Decimal::ZERO)
-        );
+        assert_eq!(spent_held(&budgets, at(0, 10)), (dec("10"), Decimal::ZERO));
         assert_eq!(
             std::mem::take(&mut *raised.lock().unwrap()),
             vec![(50, dec("5"), 0), (80, dec("8"), 0), (100, dec("10"), 0)]
@@ -3103,17 +3091,9 @@ mod tests {
     fn a_fleet_budgets_hold_lapsed_before_its_drop_is_queued_for_the_fleet() {
         // A fleet's $1 a day, each call estimated at $0.01, on a clock at
         // 12:00.
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
-            .unwrap()
-            .estimate(Estimate::Fixed { usd: dec("0.01") })
-            .unwrap();
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let clock = ManualTimeSource::new(t0.into());
-        let budgets = Arc::new(Budgets::new(
-            vec![budget],
-            true,
-            SharedTimeSource::new(clock.clone()),
-        ));
+        let budgets = fleet_budgets_on(SharedTimeSource::new(clock.clone()));
         let no_tags = BTreeMap::new();
         budgets.status(t0); // the day begun: its lease granted
         budgets.grant(
@@ -3140,9 +3120,8 @@ mod tests {
                 usd: dec("0.009")
             }]
         );
-        let status = &budgets.status(t0 + TimeDelta::minutes(10))[0];
         assert_eq!(
-            (status.spent_usd, status.reserved_usd),
+            spent_held(&budgets, t0 + TimeDelta::minutes(10)),
             (dec("0.01"), Decimal::ZERO)
         );
     }
@@ -3168,15 +3147,14 @@ mod tests {
         let (budgets, _, clock) = jobs_at_fifty_cents();
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
-        let spent_held = |when| {
-            let status = &budgets.status(when)[0];
-            (status.spent_usd, status.reserved_usd)
-        };
         // 00:00: a job, its submission $0.0001: spent 0.0001, held $0.4999
         // until 06:15. Its pending invocation is serialised, and the copy
         // handed to a worker of the same process (same client, same meter).
         let original = submit_job_as(&budgets, at(0, 0), "job-a");
-        assert_eq!(spent_held(at(0, 0)), (dec("0.0001"), dec("0.4999")));
+        assert_eq!(
+            spent_held(&budgets, at(0, 0)),
+            (dec("0.0001"), dec("0.4999"))
+        );
         // 05:00: the worker settles the copy: $0.30. It takes over the
         // original's hold, released as the original's settlement would
         // release it: 0.0001 + 0.30 = $0.3001 spent, nothing held.
@@ -3184,23 +3162,38 @@ mod tests {
             .unreserved("jobs")
             .of_call("job-a".to_owned())
             .settle(&no_tags, dec("0.30"), Priced::Fully, at(5, 0));
-        assert_eq!(spent_held(at(5, 0)), (dec("0.3001"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(5, 0)),
+            (dec("0.3001"), Decimal::ZERO)
+        );
         // 06:15: nothing left to lapse; the original, dropped, holds nothing:
         // $0.3001 for a job of 0.0001 + 0.30, counted once. (Before, the
         // hold lapsed and was charged, 0.3001 + 0.4999 = $0.80, and kept.)
-        assert_eq!(spent_held(at(6, 15)), (dec("0.3001"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(6, 15)),
+            (dec("0.3001"), Decimal::ZERO)
+        );
         clock.set_time(at(6, 16).into());
         drop(original);
-        assert_eq!(spent_held(at(6, 16)), (dec("0.3001"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(6, 16)),
+            (dec("0.3001"), Decimal::ZERO)
+        );
 
         // 07:00: another job; its hold lapses at 13:15 and is charged as run:
         // 0.3001 + 0.0001 + 0.4999 = $0.8001 spent. Its original is dropped
         // at 13:30 and keeps the charge.
         let original = submit_job_as(&budgets, at(7, 0), "job-b");
-        assert_eq!(spent_held(at(13, 15)), (dec("0.8001"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(13, 15)),
+            (dec("0.8001"), Decimal::ZERO)
+        );
         clock.set_time(at(13, 30).into());
         drop(original);
-        assert_eq!(spent_held(at(13, 30)), (dec("0.8001"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(13, 30)),
+            (dec("0.8001"), Decimal::ZERO)
+        );
         // 14:00, the same day: a copy settles at $0.30; it replaces the
         // charge: 0.8001 − 0.4999 + 0.30 = $0.6002, the two jobs at 0.0001 +
         // 0.30 = $0.3001 each. (Before, the charge was forgotten with the
@@ -3209,7 +3202,10 @@ mod tests {
             .unreserved("jobs")
             .of_call("job-b".to_owned())
             .settle(&no_tags, dec("0.30"), Priced::Fully, at(14, 0));
-        assert_eq!(spent_held(at(14, 0)), (dec("0.6002"), Decimal::ZERO));
+        assert_eq!(
+            spent_held(&budgets, at(14, 0)),
+            (dec("0.6002"), Decimal::ZERO)
+        );
         assert!(budgets.lock().provisional.is_empty());
         assert!(budgets.lock().by_call.is_empty());
     }
@@ -3239,9 +3235,8 @@ mod tests {
         // 12:03: `a` is settled by another process of the fleet (here its
         // settlement is a duplicate): its hold, still held, is released.
         a.settled_elsewhere(t0 + TimeDelta::minutes(3));
-        let status = &budgets.status(t0 + TimeDelta::minutes(3))[0];
         assert_eq!(
-            (status.spent_usd, status.reserved_usd),
+            spent_held(&budgets, t0 + TimeDelta::minutes(3)),
             (dec("0.002"), dec("0.009"))
         );
         // 12:06: `b`'s hold lapses: charged $0.009 as run, 0.002 + 0.009 =
