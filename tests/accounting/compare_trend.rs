@@ -346,7 +346,7 @@ fn a_commitment_never_cheaper_says_what_it_costs_more() {
         6,
     );
     let outlook = projection.outlook("subscription", INSTANCE).unwrap();
-    assert_never_cheaper(&outlook);
+    assert_never_cheaper(outlook);
     assert_eq!(outlook.saving_over_horizon_usd, d("-217.45170844279"));
     assert_eq!(
         outlook.summary,
@@ -395,7 +395,7 @@ fn the_cheapest_over_the_horizon_is_of_the_plans_that_can_serve_the_calls() {
     let outlook = projection.outlook(sp, "pay per use").unwrap();
     assert_eq!(outlook.over_capacity, [sp]);
     assert_eq!(outlook.saving_over_horizon_usd, d("1524"));
-    assert_never_cheaper(&outlook);
+    assert_never_cheaper(outlook);
     assert_eq!(
         outlook.summary,
         "savings plan ml.m5.xlarge x1 (1 yr) cannot serve 4,000,000 calls per month: it is \
