@@ -463,8 +463,8 @@ impl Budget {
     /// crossing is seen: in the call that crossed it, before that call returns
     /// (with a fleet, possibly in its background flush). A crossing made by
     /// the lapsed hold of a pending async invocation that is dropped is raised
-    /// at the budgets' next call (a reservation or a settlement) or status,
-    /// never inside the drop: a caller may drop pending invocations while
+    /// at the budgets' next call (a reservation or a settlement), status or
+    /// the meter's shutdown, never inside the drop: a caller may drop pending invocations while
     /// holding a lock this callback takes. Hand slow work (a page, a webhook)
     /// to a task or a channel rather than block there. A panic in it is
     /// caught and logged.

@@ -1013,7 +1013,11 @@ impl Meter {
     /// dropped) to make their receipts, and for background work (profile
     /// refreshes, pricing of calls seen by the interceptor), both within half of
     /// `timeout` (pricing a call may wait for a `DescribeEndpoint`, 5 s at most by
-    /// default); then stops background work from starting, writes the fleet's
+    /// default), and meanwhile does what [`budget_status`](Self::budget_status)
+    /// does: raises the budgets' queued alerts (see
+    /// [`Budget::on_alert`](crate::budget::Budget::on_alert)) and charges the
+    /// async holds lapsed by now, within that half too; then stops background
+    /// work from starting, writes the fleet's
     /// last increments (until three quarters of it have passed), then flushes and
     /// closes every sink, all at once, in the time left (at least a quarter: the
     /// ledgers are never left without time; a sink that hangs holds up neither
@@ -1034,8 +1038,26 @@ impl Meter {
         let started = tokio::time::Instant::now();
         let left = || timeout.saturating_sub(started.elapsed());
         let (half, quarter) = (timeout / 2, timeout / 4);
+        // Meanwhile, what `budget_status` does: the alerts that pending
+        // invocations dropped after their holds lapsed left queued are raised,
+        // the holds lapsed by now charged (their alerts raised too), and a
+        // fleet handed its charges. A batch that drops its lapsed jobs and
+        // shuts down has no call or status after the drop to do it. On a
+        // thread of its own and waited for within the calls' half: an alert
+        // callback that blocks holds up neither the shutdown nor the calls.
+        let budgets_done = async {
+            if self.inner.budgets.is_empty() {
+                return true;
+            }
+            let meter = self.clone();
+            let status = tokio::task::spawn_blocking(move || {
+                meter.budget_status();
+            });
+            tokio::time::timeout(half, status).await.is_ok()
+        };
         // Background work goes on meanwhile: a call's receipt may be made there.
-        let calls_done = self.inner.calls.idle_within(half).await;
+        let (budgets_done, calls_done) =
+            tokio::join!(budgets_done, self.inner.calls.idle_within(half));
         let in_flight = self.calls_in_flight();
         let idle = self
             .inner
@@ -1053,9 +1075,10 @@ impl Meter {
         }
         // The fleet's last increments, and the leases' unused parts given back;
         // with them the budgets' provisional charges not yet handed over (a
-        // pending invocation dropped after its hold lapsed queues one, with no
-        // call to hand it on): given back, a lapsed hold's lease would return
-        // what the job may have cost.
+        // hold lapsed by the start, charged above, or a pending invocation
+        // dropped after its hold lapsed since, each queueing one with no call
+        // to hand it on): given back, a lapsed hold's lease would return what
+        // the job may have cost.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             self.charge_lapsed(self.now());
@@ -1069,6 +1092,11 @@ impl Meter {
             |sink| sink.shutdown(),
         );
         problems.extend(sinks.await);
+        if !budgets_done {
+            problems.push(format!(
+                "the budgets' alert callbacks still running after {half:?}"
+            ));
+        }
         if !idle {
             problems.push(format!(
                 "{} background task(s) still running after {half:?}",

@@ -3387,3 +3387,55 @@ async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back
         Decimal::ZERO,
     );
 }
+
+#[tokio::test]
+async fn a_hold_that_lapsed_unreleased_before_shutdown_leaves_its_charge_in_the_table() {
+    use aws_smithy_async::test_util::ManualTimeSource;
+    use aws_smithy_async::time::SharedTimeSource;
+    use std::time::UNIX_EPOCH;
+
+    // `jobs` under an enforced $1 a day, each job estimated at $0.05, on a
+    // process whose clock starts at 2027-01-15 08:00:00 UTC. One job is
+    // submitted with 0 bytes in at $0.016/GB = $0: the whole $0.05 stays held.
+    let fleet = FakeFleet::start("lapsed-kept-shutdown", "jobs", 1).await;
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let client = fleet
+        .process(None)
+        .await
+        .time_source(SharedTimeSource::new(time.clone()))
+        .budget(enforced(
+            BudgetScope::endpoint("jobs"),
+            BudgetPeriod::Day,
+            "1",
+            "0.05",
+        ))
+        .build()
+        .unwrap();
+    let conf = Emulator::shared().sdk_config().await;
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let pending = invocation.into_parts().2;
+    // 14:15 (SageMaker's defaults, 6 h in its queue + 15 min to run = 22,500 s
+    // on): its hold has lapsed, and the process shuts down with the pending
+    // invocation still kept, no call, status or drop having come since. The
+    // shutdown charges the $0.05 as run and hands it to the table before its
+    // last write: $0 of receipts, 0 + 0.05 = $0.05 beyond them, and the lease
+    // given back, $0.05 committed. (Before, the hold was never charged: $0
+    // beyond the receipts, and the lease's whole unused part went back, as
+    // if SageMaker had never run the job.)
+    time.advance(Duration::from_secs(22_500));
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &fleet.table).await.unwrap();
+    let item = scope(&status, &BudgetScope::endpoint("jobs")).clone();
+    assert_eq!(
+        (item.spent_usd, item.unpriced_charge_usd),
+        (Decimal::ZERO, dec("0.05")),
+        "{item:?}"
+    );
+    assert_eq!(
+        (item.committed_usd, item.leases),
+        (Some(dec("0.05")), 0),
+        "{item:?}"
+    );
+    drop(pending);
+}

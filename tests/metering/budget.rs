@@ -1349,3 +1349,97 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
     assert!(!settled.is_fully_priced(), "{settled:#?}");
     assert_eq!(spent_held_unpriced(), (dec("0.501"), Decimal::ZERO, 1));
 }
+
+/// `jobs` as [`ten_cents_per_ten_seconds`] has it, under $10 a day with each job
+/// estimated at a fixed $0.50, on a clock at 2027-01-15 08:00:00 UTC, its
+/// alerts (threshold, spent) recorded.
+async fn ten_dollars_a_day_of_jobs_on_a_clock(
+    fake: &FakeSageMaker,
+    on_alert: impl Fn(&sagemeter::budget::BudgetAlert) + Send + Sync + 'static,
+) -> (Client, ManualTimeSource) {
+    let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    let builder =
+        Client::builder(&fake.sdk_config().await).time_source(SharedTimeSource::new(time.clone()));
+    let budget = ten_dollars_a_day_at_fifty_cents_a_job().on_alert(on_alert);
+    let (client, _) = ten_cents_per_ten_seconds_with(builder, budget);
+    (client, time)
+}
+
+#[tokio::test]
+async fn a_batch_that_drops_its_lapsed_jobs_and_shuts_down_sees_their_alerts() {
+    let fake = fake().await;
+    let raised = Arc::new(Mutex::new(Vec::new()));
+    let seen = raised.clone();
+    let (client, time) = ten_dollars_a_day_of_jobs_on_a_clock(&fake, move |a| {
+        seen.lock()
+            .unwrap()
+            .push((a.threshold_percent, a.spent_usd));
+    })
+    .await;
+    // 08:00: 20 jobs, each its $0.001 fee spent and 0.50 − 0.001 = $0.499
+    // held: 20 × 0.50 = $10, the whole limit; 20 × 0.001 = $0.02 spent, no
+    // threshold passed. Their holds lapse at 14:15 (SageMaker's defaults: 6 h
+    // in its queue + 15 min to run = 22,500 s).
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        pending.push(submit_async(&client, "jobs", 1024).await.into_parts().2);
+    }
+    assert!(raised.lock().unwrap().is_empty());
+    // 14:16: the batch gives up on them and drops them, nothing having looked
+    // at the budgets since 08:00, then shuts down.
+    time.advance(Duration::from_secs(22_560));
+    drop(pending);
+    assert!(raised.lock().unwrap().is_empty(), "not in the drop");
+    client
+        .meter()
+        .shutdown_within(Duration::from_secs(1))
+        .await
+        .unwrap();
+    // The shutdown raises what the drops charged, one hold at a time on top
+    // of the $0.02 of fees: 0.02 + 10 × 0.499 = $5.01 passes 50 % of $10
+    // ($5), 0.02 + 16 × 0.499 = $8.004 passes 80 % ($8), 0.02 + 20 × 0.499
+    // = $10.00 reaches 100 %. (Before, nothing: they waited for a call or a
+    // status that never came.)
+    assert_eq!(
+        std::mem::take(&mut *raised.lock().unwrap()),
+        vec![(50, dec("5.01")), (80, dec("8.004")), (100, dec("10.00"))]
+    );
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd),
+        (dec("10"), Decimal::ZERO)
+    );
+    assert!(raised.lock().unwrap().is_empty(), "raised once");
+}
+
+#[tokio::test]
+async fn an_alert_callback_that_blocks_at_shutdown_does_not_hold_it_past_its_timeout() {
+    let fake = fake().await;
+    // The callback blocks until the test lets it go.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Mutex::new(blocked);
+    let (client, time) = ten_dollars_a_day_of_jobs_on_a_clock(&fake, move |_| {
+        let _ = blocked.lock().unwrap().recv();
+    })
+    .await;
+    // 20 jobs fill the $10; dropped after their lapse, their charges pass 50,
+    // 80 and 100 %, raised at the shutdown.
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        pending.push(submit_async(&client, "jobs", 1024).await.into_parts().2);
+    }
+    time.advance(Duration::from_secs(22_560));
+    drop(pending);
+    // Over within its 1 s (and a margin), the callback still blocked, saying
+    // so: the alerts are raised within the half the calls in flight have.
+    let began = std::time::Instant::now();
+    let shut = client.meter().shutdown_within(Duration::from_secs(1)).await;
+    let took = began.elapsed();
+    assert!(took < Duration::from_millis(1_250), "{took:?}");
+    let problem = shut.unwrap_err().to_string();
+    assert!(
+        problem.contains("alert callbacks still running"),
+        "{problem}"
+    );
+    drop(release);
+}
