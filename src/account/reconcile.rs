@@ -829,7 +829,9 @@ pub struct Reconciliation {
     pub until: NaiveDate,
     /// The receipts compared: the region's (those without a region included) of
     /// the days from `since` to `until` (excluded), not the ledgers' every receipt
-    /// ([`Metered::receipts`]).
+    /// ([`Metered::receipts`]). 0 in a reconciliation saved before it was
+    /// written down.
+    #[serde(default)]
     pub receipts: u64,
     /// `usage-type` or `tag:KEY`.
     pub group_by: String,
@@ -2398,5 +2400,30 @@ mod tests {
         for bad in ["tag:", "endpoint", "tag:a$b"] {
             assert!(bad.parse::<GroupBy>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_reconciliation_saved_before_it_counted_its_receipts_reads_back() {
+        // `reconcile --json` of a day billed $0.23, written before `receipts`
+        // was: it reads back, `receipts` 0 (not known).
+        let saved = r#"{"region":"us-east-1","account":null,"since":"2026-11-29",
+            "until":"2026-11-30","group_by":"usage-type","billed_metric":"AmortizedCost",
+            "tolerance_usd":"0.01","rows":[],"days":[],"notes":[]}"#;
+        let read: Reconciliation = serde_json::from_str(saved).unwrap();
+        assert_eq!(read.receipts, 0);
+        assert_eq!(
+            (read.since, read.until),
+            (day("2026-11-29"), day("2026-11-30"))
+        );
+        assert_eq!(read.tolerance_usd, d("0.01"));
+        // Written now, it carries them, and reads back the same.
+        let again = serde_json::to_value(Reconciliation {
+            receipts: 300,
+            ..read
+        })
+        .unwrap();
+        assert_eq!(again["receipts"], 300);
+        let back: Reconciliation = serde_json::from_value(again).unwrap();
+        assert_eq!(back.receipts, 300);
     }
 }
