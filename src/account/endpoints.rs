@@ -746,7 +746,7 @@ impl Account {
             row,
             created: listed.created,
             modified: listed.modified,
-            updated_after: updated_after(profile),
+            updated_after: updated_after(profile, listed.created),
             per_use_usd_per_second,
             per_use_unpriced,
             beyond_usd_per_second,
@@ -1238,8 +1238,15 @@ const PROVISIONING_MARGIN: Duration = Duration::from_secs(3600);
 /// update, not for its coming into service or its creation's failure: the
 /// longest its config lets a variant's instances take to come up (the model
 /// data download's timeout and the container startup health check's, each up
-/// to an hour, added), and [`PROVISIONING_MARGIN`].
-fn updated_after(profile: &EndpointProfile) -> Duration {
+/// to an hour, added), and [`PROVISIONING_MARGIN`]. Those of the config it was
+/// created with: one created after the endpoint (`created`) came with an
+/// update, and says nothing of how long its creation took, which is then taken
+/// to take the margin alone.
+fn updated_after(profile: &EndpointProfile, created: Option<SystemTime>) -> Duration {
+    let config_created = profile.config_created.map(SystemTime::from);
+    if config_created.zip(created).is_some_and(|(c, e)| c > e) {
+        return PROVISIONING_MARGIN;
+    }
     profile
         .variants
         .iter()

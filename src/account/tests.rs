@@ -3739,3 +3739,112 @@ async fn a_page_token_answered_again_pages_later_is_an_error_not_a_loop() {
     );
     assert_eq!(bill_calls, 3);
 }
+
+/// [`described_large`], its endpoint config created `config_min` minutes
+/// before noon (DescribeEndpointConfig's `CreationTime`).
+fn described_large_config_created(
+    name: &'static str,
+    status: EndpointStatus,
+    download_s: Option<i32>,
+    startup_s: Option<i32>,
+    config_min: i64,
+) -> [Rule; 2] {
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    let [endpoint, _] = described_large(name, status, download_s, startup_s);
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(move |r| r.endpoint_config_name() == Some(&format!("{name}-config")))
+        .then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name(format!("{name}-config"))
+                .creation_time(aws_smithy_types::DateTime::from_secs(
+                    1_796_212_800 - config_min * 60,
+                ))
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .model_name(format!("{name}-model"))
+                        .instance_type(ProductionVariantInstanceType::MlG548Xlarge)
+                        .initial_instance_count(1)
+                        .set_model_data_download_timeout_in_seconds(download_s)
+                        .set_container_startup_health_check_timeout_in_seconds(startup_s)
+                        .build(),
+                )
+                .build()
+        });
+    [endpoint, config]
+}
+
+/// The timeouts that tell how long an endpoint's creation may take are those of
+/// the config it was created with. One whose config was created after it (it
+/// came with an update) was not created with it: its creation is taken to take
+/// the hour's margin alone, and a `LastModifiedTime` past that is an update.
+#[tokio::test]
+async fn an_endpoint_updated_to_a_config_with_long_timeouts_is_still_seen_updated() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            // Created 09:00 on a config of no timeouts, updated at 09:40 to one
+            // created at 09:35 (both timeouts 3,600 s), modified 10:50.
+            .endpoints(summary_minutes(
+                "updated",
+                EndpointStatus::InService,
+                180,
+                70,
+            ))
+            // Created 09:00 on its config of 08:55 (both timeouts 3,600 s), in
+            // service at 10:50.
+            .endpoints(summary_minutes(
+                "created-slowly",
+                EndpointStatus::InService,
+                180,
+                70,
+            ))
+            .build()
+    });
+    let [a, b] = described_large_config_created(
+        "updated",
+        EndpointStatus::InService,
+        Some(3600),
+        Some(3600),
+        145,
+    );
+    let [c, d] = described_large_config_created(
+        "created-slowly",
+        EndpointStatus::InService,
+        Some(3600),
+        Some(3600),
+        185,
+    );
+    let account = account(&[&list, &a, &b, &c, &d], &[&no_metrics()], &[]);
+    let view = last_day(&account).await;
+    let row = |name: &str| view.rows.iter().find(|r| r.endpoint == name).unwrap();
+    let said = |name: &str, start: &str| row(name).notes.iter().any(|n| n.starts_with(start));
+
+    // Its config is younger than it: its creation is taken to take an hour, to
+    // 10:00, and its LastModifiedTime at 10:50, 1 h 50 min after its
+    // creation, is an update (not its coming into service, as the config's
+    // 3,600 s + 3,600 s + 1 h = 3 h would have it). Its window, from its
+    // creation at 09:00 to noon at the deployment described now, 1 ×
+    // ml.g5.48xlarge (us-east-1, $20.36/h): 3 h × 20.36 = $61.08.
+    let updated = row("updated");
+    assert!(
+        said(
+            "updated",
+            "updated within the window at 2026-12-02T10:50:00Z"
+        ),
+        "{:?}",
+        updated.notes
+    );
+    assert_eq!(updated.window_cost_usd, Some(Decimal::new(6108, 2)));
+    // Created with its config: 3 h for its creation, to 12:00, so 10:50 is
+    // its coming into service, no update. Counted from its creation, as every
+    // endpoint in service is (a change soon after it is not told from its
+    // coming into service): 3 h × 20.36 = $61.08.
+    let slow = row("created-slowly");
+    assert!(
+        !said("created-slowly", "updated within the window"),
+        "{:?}",
+        slow.notes
+    );
+    assert_eq!(slow.window_cost_usd, Some(Decimal::new(6108, 2)));
+}

@@ -198,6 +198,12 @@ pub struct EndpointProfile {
     /// its new fleet has been billed since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_since: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the endpoint config the endpoint runs was created
+    /// (`DescribeEndpointConfig`'s `CreationTime`). One created after the
+    /// endpoint came with an update: the endpoint was not created with it, so
+    /// its timeouts say nothing of how long the endpoint's creation took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_created: Option<chrono::DateTime<chrono::Utc>>,
     /// Inference components hosted on the variants' instances (empty for an endpoint
     /// whose variants carry their model), by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -217,6 +223,7 @@ impl EndpointProfile {
             pending_variants: Vec::new(),
             pending_storage_unknown: None,
             pending_since: None,
+            config_created: None,
             components: Vec::new(),
             source: ProfileSource::Override,
         }
@@ -1388,6 +1395,9 @@ pub(crate) fn profile_from_descriptions(
         pending_since: described
             .pending_deployment_summary()
             .and_then(|p| p.start_time())
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        config_created: config
+            .creation_time()
             .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         components: Vec::new(),
         source: ProfileSource::Discovered,
