@@ -180,6 +180,36 @@ pub(crate) struct LineMeta {
     pub(crate) receipt: bool,
 }
 
+/// Starts the thread that asks a writer to look at its clock every `every`: it
+/// queues `tick()` among the receipts, at most one at a time (`pending` is set
+/// when one is queued; the writer clears it as it takes the tick), so that a
+/// writer slower than the interval finds one tick behind it, not a pile taking
+/// room from receipts. It holds only a weak sender, never keeping the queue open,
+/// and stops as soon as the writer ends (`stopped` disconnects when the writer
+/// drops its sender).
+pub(crate) fn spawn_ticker<M: Send + 'static>(
+    name: String,
+    every: Duration,
+    stopped: std::sync::mpsc::Receiver<()>,
+    weak: mpsc::WeakSender<M>,
+    pending: Arc<AtomicBool>,
+    tick: fn() -> M,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name).spawn(move || {
+        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+            let Some(tx) = weak.upgrade() else { break };
+            if pending.swap(true, Ordering::AcqRel) {
+                continue; // the last tick is still queued
+            }
+            match tx.try_send(tick()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => pending.store(false, Ordering::Release),
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    })
+}
+
 /// `n` receipt lines of 3 bytes, `a1\n`, `a2\n`, ... (for `prefix` `a`), that refer
 /// to no definition: the bytes and their metadata, for the targets' tests.
 #[cfg(test)]
@@ -397,36 +427,23 @@ impl BackgroundWriter {
                 source,
             })?;
         if let Some(every) = options.sync_every {
-            let weak = tx.downgrade();
-            // The ticker holds only a weak sender: it never keeps the queue open.
-            // It queues at most one tick at a time: when an fsync takes longer
-            // than `every`, ticks would otherwise pile up in the receipts' queue
-            // faster than the writer clears them (each one an fsync), until the
-            // queue is full and receipts are dropped. With one, the writer
-            // fsyncs as often as the disk allows, each fsync covering every line
-            // written before it.
-            std::thread::Builder::new()
-                .name(format!("sagemeter-{}-sync", options.kind))
-                .spawn(move || {
-                    // Stops as soon as the writer ends (its sender dropped).
-                    while let Err(RecvTimeoutError::Timeout) = sync_stopped.recv_timeout(every) {
-                        let Some(tx) = weak.upgrade() else { break };
-                        if tick_pending.swap(true, Ordering::AcqRel) {
-                            continue; // the last tick is still queued
-                        }
-                        match tx.try_send(Msg::Tick) {
-                            Ok(()) => {}
-                            Err(mpsc::error::TrySendError::Full(_)) => {
-                                tick_pending.store(false, Ordering::Release);
-                            }
-                            Err(mpsc::error::TrySendError::Closed(_)) => break,
-                        }
-                    }
-                })
-                .map_err(|source| LedgerError::Open {
-                    path: options.name.clone(),
-                    source,
-                })?;
+            // When an fsync takes longer than `every`, ticks would otherwise pile
+            // up in the receipts' queue faster than the writer clears them (each
+            // one an fsync), until the queue is full and receipts are dropped.
+            // With one at a time, the writer fsyncs as often as the disk allows,
+            // each fsync covering every line written before it.
+            spawn_ticker(
+                format!("sagemeter-{}-sync", options.kind),
+                every,
+                sync_stopped,
+                tx.downgrade(),
+                tick_pending,
+                || Msg::Tick,
+            )
+            .map_err(|source| LedgerError::Open {
+                path: options.name.clone(),
+                source,
+            })?;
         }
         Ok(BackgroundWriter {
             kind: options.kind,

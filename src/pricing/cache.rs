@@ -1288,6 +1288,19 @@ mod tests {
         PriceKey::hosting("us-east-1", "ml.m5.xlarge")
     }
 
+    /// `n` callers asking `prices` for [`key`] at once, each on a task of its own.
+    fn callers(
+        prices: &Arc<CachedPrices>,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<Result<Rate, PriceError>>> {
+        (0..n)
+            .map(|_| {
+                let prices = prices.clone();
+                tokio::spawn(async move { prices.price(&key()).await })
+            })
+            .collect()
+    }
+
     fn clock() -> ManualTimeSource {
         ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_780_000_000))
     }
@@ -1427,12 +1440,7 @@ mod tests {
         let primary = Scripted::gated([Ok(usd("0.23"))], gate.clone());
         let prices = Arc::new(cache(primary.clone(), &time));
 
-        let tasks: Vec<_> = (0..1000)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let tasks = callers(&prices, 1000);
         // Let every task reach the gate or the single flight, then open the gate.
         until(|| primary.calls() == 1).await;
         for _ in 0..100 {
@@ -1465,12 +1473,7 @@ mod tests {
         // A hundred callers after the TTL, the refresh held at the gate: every one
         // gets the stale rate, none waits (paused time: were one waiting, the
         // timeout would fire).
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let tasks = callers(&prices, 100);
         for task in tasks {
             let rate = tokio::time::timeout(Duration::from_secs(1), task)
                 .await
@@ -1926,12 +1929,7 @@ mod tests {
         let time = clock();
         let primary = Scripted::answering([Err(throttled())]);
         let prices = Arc::new(cache(primary.clone(), &time));
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let tasks = callers(&prices, 100);
         for task in tasks {
             assert_eq!(
                 task.await.unwrap().unwrap().provenance.source,
@@ -1955,12 +1953,7 @@ mod tests {
             ..Default::default()
         });
         let prices = Arc::new(cache(primary.clone(), &time));
-        let tasks: Vec<_> = (0..100)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let tasks = callers(&prices, 100);
         until(|| primary.calls() == 1).await;
         for _ in 0..100 {
             tokio::task::yield_now().await;
@@ -2240,12 +2233,7 @@ mod tests {
                 .time_source(SharedTimeSource::new(time.clone()))
                 .build(),
         );
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let tasks = callers(&prices, 10);
         until(|| primary.calls() == 1).await;
         for _ in 0..100 {
             tokio::task::yield_now().await; // the others queue behind the fetch
@@ -3238,12 +3226,7 @@ mod tests {
         cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(2 * 3600 + 1800));
-        let calls: Vec<_> = (0..16)
-            .map(|_| {
-                let prices = prices.clone();
-                tokio::spawn(async move { prices.price(&key()).await })
-            })
-            .collect();
+        let calls = callers(&prices, 16);
         let mut noted = 0;
         for call in calls {
             let rate = call.await.unwrap().unwrap();

@@ -3400,17 +3400,8 @@ async fn a_hold_that_lapsed_unreleased_before_shutdown_leaves_its_charge_in_the_
     let fleet = FakeFleet::start("lapsed-kept-shutdown", "jobs", 1).await;
     let time = ManualTimeSource::new(UNIX_EPOCH + Duration::from_secs(1_800_000_000));
     let client = fleet
-        .process(None)
-        .await
-        .time_source(SharedTimeSource::new(time.clone()))
-        .budget(enforced(
-            BudgetScope::endpoint("jobs"),
-            BudgetPeriod::Day,
-            "1",
-            "0.05",
-        ))
-        .build()
-        .unwrap();
+        .jobs_process(SharedTimeSource::new(time.clone()))
+        .await;
     let conf = Emulator::shared().sdk_config().await;
     let invocation = crate::support::submit_async(&client, "jobs", 0).await;
     assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);

@@ -5,7 +5,8 @@ use super::file::{ParquetFileWriter, PushError};
 use super::naming::{self, ParquetName};
 use crate::billing::Cost;
 use crate::ledger::writer::{
-    Counters, Ended, Reply, Unclaimed, WarnLimiter, shared_error, take_unclaimed, wait_ended,
+    Counters, Ended, Reply, Unclaimed, WarnLimiter, shared_error, spawn_ticker, take_unclaimed,
+    wait_ended,
 };
 use crate::ledger::{DEFAULT_CAPACITY, LedgerError, Refused, RollEvery, SinkStats};
 use crate::sink::CostSink;
@@ -14,7 +15,6 @@ use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -233,32 +233,19 @@ impl ParquetLedgerBuilder {
             .name("sagemeter-parquet".into())
             .spawn(move || worker.run())
             .map_err(open_err)?;
-        let weak = tx.downgrade();
-        let every = self.tick;
-        // The ticker holds only a weak sender: it never keeps the queue open.
-        // It queues at most one tick at a time: while the writer is busy (a
-        // file's footer and fsync, a row group written out, a slow disk), ticks
-        // would otherwise gather in the receipts' queue, one a second, taking
-        // room from receipts; one tick looks at the clock for all of them.
-        let ticker = std::thread::Builder::new()
-            .name("sagemeter-parquet-tick".into())
-            .spawn(move || {
-                // Stops as soon as the writer ends (its sender dropped).
-                while let Err(RecvTimeoutError::Timeout) = tick_stopped.recv_timeout(every) {
-                    let Some(tx) = weak.upgrade() else { break };
-                    if tick_pending.swap(true, Ordering::AcqRel) {
-                        continue; // the last tick is still queued
-                    }
-                    match tx.try_send(Msg::Tick) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            tick_pending.store(false, Ordering::Release);
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => break,
-                    }
-                }
-            })
-            .map_err(open_err)?;
+        // While the writer is busy (a file's footer and fsync, a row group written
+        // out, a slow disk), ticks would otherwise gather in the receipts' queue,
+        // one a second, taking room from receipts; one tick looks at the clock
+        // for all of them.
+        let ticker = spawn_ticker(
+            "sagemeter-parquet-tick".into(),
+            self.tick,
+            tick_stopped,
+            tx.downgrade(),
+            tick_pending,
+            || Msg::Tick,
+        )
+        .map_err(open_err)?;
         Ok(ParquetLedger {
             shared: Arc::new(Shared {
                 dir: self.dir,
