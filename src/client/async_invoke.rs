@@ -222,8 +222,8 @@ impl InvokeEndpointAsync {
             // every other failed submission as an error): queued all the same.
             Err(source) => {
                 let mut usage = receipt.usage(answered.latency);
-                usage.outcome = Outcome::Error;
-                let notes = vec![ACCEPTED_THEN_FAILED_NOTE.to_owned()];
+                let mut notes = Vec::new();
+                accepted_then_failed(&mut usage, &mut notes);
                 let endpoint = receipt.endpoint().to_owned();
                 // Its reservation is settled with it: no settlement will come.
                 let cost = receipt.make(usage, None, notes, Phase::Submitted);
@@ -330,6 +330,15 @@ pub(crate) const ACCEPTED_THEN_FAILED_NOTE: &str = "the submission failed after 
     accepted it (a 2XX answer that could not be read): queued, it is billed as submitted; its \
     output location is unknown, so the job's compute (AsyncInf instance-hours) cannot be \
     metered on a settlement receipt";
+
+/// Marks a submission that failed after SageMaker accepted one of its attempts:
+/// its outcome an error, and [`ACCEPTED_THEN_FAILED_NOTE`] added to its notes.
+/// Every receipt of such a submission is made through this (the `Client`'s, the
+/// SDK interceptor's, and a dropped call's).
+pub(super) fn accepted_then_failed(usage: &mut Usage, notes: &mut Vec<String>) {
+    usage.outcome = Outcome::Error;
+    notes.push(ACCEPTED_THEN_FAILED_NOTE.to_owned());
+}
 
 /// SageMaker's bound on an async request: at most `RequestTTLSeconds` in the queue
 /// (default and at most 6 h), then at most `InvocationTimeoutSeconds` to run

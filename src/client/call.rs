@@ -1240,8 +1240,8 @@ fn early_receipt<O: MeteredOperation, T>(
             if !O::OPERATION.failure_can_reach_model() {
                 // Queued, though the call failed: no request id nor output
                 // location of the accepted submission is known.
-                usage.outcome = Outcome::Error;
-                let notes = vec![super::async_invoke::ACCEPTED_THEN_FAILED_NOTE.to_owned()];
+                let mut notes = Vec::new();
+                super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
                 return Some((usage, None, notes));
             }
             let request_id = err
@@ -1440,11 +1440,9 @@ impl Drop for CallInFlight {
             // billed as one that failed after it was accepted, its reservation
             // settled on it (no settlement will come).
             let mut usage = parts.usage(parts.started.elapsed());
-            usage.outcome = Outcome::Error;
-            let notes = vec![
-                super::async_invoke::ACCEPTED_THEN_FAILED_NOTE.to_owned(),
-                super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned(),
-            ];
+            let mut notes = Vec::new();
+            super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
+            notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
             let now = parts.meter.now();
             let call = parts.finish(usage, None, notes, now);
             finish_now_or_in_background(call, now, Phase::Submitted);

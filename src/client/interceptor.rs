@@ -1,6 +1,6 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::async_invoke::ACCEPTED_THEN_FAILED_NOTE;
+use super::async_invoke::accepted_then_failed;
 use super::call::{
     AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, failure_billed,
     finish_in_background, is_model_error_code, timed_out_after_sending,
@@ -416,8 +416,7 @@ impl Intercept for MeteringInterceptor {
                 if !failure_billed(start.operation, false, &start.attempts) {
                     return Ok(());
                 }
-                usage.outcome = Outcome::Error;
-                notes.push(ACCEPTED_THEN_FAILED_NOTE.to_owned());
+                accepted_then_failed(&mut usage, &mut notes);
                 unseen = true;
                 None
             }
