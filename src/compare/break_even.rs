@@ -343,6 +343,12 @@ fn scale(x: Decimal, by: (Decimal, Decimal)) -> Result<Decimal, Overflow> {
 /// Where the cheaper of the curves `ca` and `cb` changes: the ranges of volume from
 /// 0 up with the verdict in each, the changes up to `max_calls` only, and whether
 /// they cross or part again beyond it.
+///
+/// `cost_a − cost_b` is linear between the curves' kinks: it is taken from its
+/// value at the start of each segment and its slope there, each taken for 0 when
+/// no larger than the rounding bounds of the figures it comes from ([`bound`]):
+/// two plans that cost the same by AWS's rules cost the same, though a share of
+/// 1/3 held at 28 places leaves their per-call prices 10^-28 apart.
 fn split(
     ca: &CostCurve,
     cb: &CostCurve,
@@ -366,15 +372,24 @@ fn split(
     // Where they do, when a decimal holds it: the verdict above the last event is
     // the one below these.
     let mut beyond: Vec<Decimal> = Vec::new();
+    // Each segment's start, the difference there and its slope right of it.
+    let mut segments: Vec<(Decimal, Decimal, Decimal)> = Vec::new();
     for (i, &lo) in starts.iter().enumerate() {
         let hi = starts.get(i + 1).copied();
-        // The difference's slope right of `u`.
+        // The difference's slope right of `u`, 0 within the prices' bounds.
         let slope_at = |u: Decimal| {
-            ca.try_marginal_usd_per_call(u)
-                .and_then(|ma| sub(ma, cb.try_marginal_usd_per_call(u)?))
+            let (ma, mb) = (
+                ca.try_marginal_usd_per_call(u)?,
+                cb.try_marginal_usd_per_call(u)?,
+            );
+            Ok(within(sub(ma, mb)?, add(bound(ma)?, bound(mb)?)?))
         };
         let slope = slope_at(lo)?;
-        let at_lo = difference(ca, cb, lo)?;
+        let at_lo = within(
+            difference(ca, cb, lo)?,
+            add(line_bound(ca, lo)?, line_bound(cb, lo)?)?,
+        );
+        segments.push((lo, at_lo, slope));
         if slope.is_zero() {
             if at_lo.is_zero() {
                 // The plans coincide on this whole segment: its ends are events, those
@@ -426,7 +441,12 @@ fn split(
 
     // The cheaper plan between consecutive events; merge neighbours with the same verdict.
     let verdict = |u: Decimal| -> Result<Verdict, Overflow> {
-        let d = difference(ca, cb, u)?;
+        let &(lo, at_lo, slope) = segments
+            .iter()
+            .rev()
+            .find(|s| s.0 <= u)
+            .expect("the first segment starts at 0");
+        let d = add(at_lo, mul(slope, sub(u, lo)?)?)?;
         Ok(if d < Decimal::ZERO {
             Verdict::A
         } else if d > Decimal::ZERO {
@@ -474,6 +494,35 @@ fn difference(ca: &CostCurve, cb: &CostCurve, u: Decimal) -> Result<Decimal, Ove
     let per_call = mul(sub(ca.usd_per_call, cb.usd_per_call)?, u)?;
     let d = add(fixed, per_call)?;
     sub(add(d, overage(ca, u)?)?, overage(cb, u)?)
+}
+
+/// How far a figure of a cost curve may be from the exact one it stands for:
+/// `10^-26 + |x| × 10^-25`, well above what rounding to a decimal's 28 places
+/// leaves (a price per call made, `price × share` with a share of 1/3 or 2/3, is
+/// rounded once or twice, to 10^-28 or a part in 10^28 of it) and far below any
+/// difference of prices stated in decimals.
+fn bound(x: Decimal) -> Result<Decimal, Overflow> {
+    add(Decimal::new(1, 26), mul(x.abs(), Decimal::new(1, 25))?)
+}
+
+/// How far a curve's cost at `u` calls may be from the exact one by its figures'
+/// bounds: its fixed part's, its price per call's × `u`, and above a quota's end
+/// its overage's × `u` and the included calls' × the overage.
+fn line_bound(curve: &CostCurve, u: Decimal) -> Result<Decimal, Overflow> {
+    let mut e = add(bound(curve.fixed_usd)?, mul(bound(curve.usd_per_call)?, u)?)?;
+    if let (Some(included), Some(overage)) = (curve.included_calls, curve.overage_usd_per_call)
+        && !overage.is_zero()
+        && u > included
+    {
+        e = add(e, mul(overage.abs(), bound(included)?)?)?;
+        e = add(e, mul(bound(overage)?, u)?)?;
+    }
+    Ok(e)
+}
+
+/// `x`, or 0 when it is no larger than `bound`: a rounding residue, no difference.
+fn within(x: Decimal, bound: Decimal) -> Decimal {
+    if x.abs() <= bound { Decimal::ZERO } else { x }
 }
 
 /// What the calls above a curve's included calls add at `u` calls.
@@ -758,9 +807,68 @@ fn summarise_costs(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Comparison, Period, Plan, RateTable, ServerlessPlan, UsageProfile};
+    use super::super::{
+        Comparison, PerInferencePlan, PerTokenPlan, Period, Plan, RateTable, ServerlessPlan,
+        TokenCalls, UsageProfile,
+    };
     use rust_decimal::Decimal;
     use std::time::Duration;
+
+    /// A per-token plan and a price per call that cost the same by AWS's rules cost
+    /// the same at every volume, though their lines in calls made are a rounding
+    /// step apart. 3,000 calls a day, 2,000 answered, each direction's tokens
+    /// charged on 1,000 of them (a third of the calls made):
+    ///   per token: 100 tokens × 1 USD ÷ 1,000,000 = 0.0001 USD a direction, on 1/3
+    ///              of the calls each: 0.0001 × 1/3 + 0.0001 × 1/3 = 0.0001 × 2/3
+    ///              a call made; 1,000 × 0.0001 + 1,000 × 0.0001 = 0.20 USD a day;
+    ///   per call:  0.0001 USD an answered call, 2/3 of the calls made: 0.0001 ×
+    ///              2/3 a call made; 2,000 × 0.0001 = 0.20 USD a day.
+    /// Held at 28 places, the shares leave the lines 0.0000666…666 against
+    /// 0.0000666…667 a call, 10^-28 apart: within their rounding, no difference.
+    #[test]
+    fn a_per_token_plan_a_rounding_step_from_a_price_per_call_costs_the_same() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        let third = Decimal::ONE / Decimal::from(3);
+        let mut profile = UsageProfile::builder()
+            .period(Period::Day)
+            .calls_per_period(3000)
+            .tokens_in_per_call(100)
+            .tokens_out_per_call(100)
+            .build()
+            .unwrap();
+        profile.answered_per_call = Some(Decimal::TWO / Decimal::from(3));
+        profile.answered_calls_per_period = Some(Decimal::from(2000));
+        profile.token_calls = Some(TokenCalls::new(
+            (third, Decimal::from(1000)),
+            (third, Decimal::from(1000)),
+        ));
+        profile.validate().unwrap();
+        let plans = [
+            Plan::from(PerTokenPlan::per_million_tokens(Decimal::ONE, Decimal::ONE).unwrap())
+                .named("per token"),
+            Plan::from(PerInferencePlan::per_call(d("0.0001")).unwrap()).named("per call"),
+        ];
+        let comparison =
+            Comparison::compute(&profile, &plans, &RateTable::new("us-east-1")).unwrap();
+        // The lines are a rounding step apart (the defect's premise)...
+        let per_call = |name: &str| comparison.plan(name).unwrap().curve.usd_per_call;
+        assert_ne!(per_call("per token"), per_call("per call"));
+        assert!((per_call("per token") - per_call("per call")).abs() <= d("1e-28"));
+        // ...and both cost 0.20 USD a day, each the cheapest.
+        for name in ["per token", "per call"] {
+            let row = comparison.plan(name).unwrap();
+            assert_eq!(row.cost_usd, d("0.2"), "{name}");
+            assert!(row.difference_to_cheapest_usd.is_zero(), "{name}");
+        }
+        let be = &comparison.break_evens[0];
+        assert!(be.points.is_empty(), "{:?}", be.points);
+        assert_eq!(be.regions.len(), 1);
+        assert_eq!(be.regions[0].cheaper, None);
+        assert_eq!(
+            be.summary,
+            "per token and per call cost the same at every volume"
+        );
+    }
 
     /// Two like plans whose common kink lies past the largest volume reported cost
     /// the same on both sides of it: they never part, beyond or not.
