@@ -1186,11 +1186,16 @@ fn split(a: &Line, b: &Line) -> Split {
 }
 
 /// How far the code's lines may be from the model's at `u`: each figure's bound
-/// ([`err`]) times its weight there.
+/// ([`err`]) times its weight there. A quota's figures weigh only where the code
+/// may charge the overage, above its end less that end's bound (`u > k − ke`):
+/// below, no call is beyond the quota in the code or the model, and the cost is
+/// the fixed part and the price per call alone, so a difference there (a fee at
+/// 0 calls) is never within the included calls' bound times the overage.
 fn line_err(line: &Line, u: &Q) -> Q {
     let mut e = &line.fixed.1 + &line.per_call.1 * u;
-    if let Some(((_, ke), (o, oe))) = &line.quota
+    if let Some(((k, ke), (o, oe))) = &line.quota
         && *o > zero()
+        && *u > k - ke
     {
         e += o * ke + oe * u;
     }
@@ -1837,4 +1842,74 @@ fn two_thirds_of_the_calls_charged_tokens_at_a_subscriptions_overage_never_break
     assert_eq!(model.verdicts, [Verdict::A]);
     assert!(model.points.is_empty() && !model.beyond);
     check_case(&case, false).unwrap();
+}
+
+/// The case a run of the overflow-sized property test found: a subscription of
+/// 0.0001 USD a month with 10^15 calls included and 10^9 USD a call beyond,
+/// against serverless at 1 GB and 10^9 USD a second, 1 ns a call (billed 1 ms),
+/// over a day (24 h of the month's 730). By AWS's rules (docs/cli.md):
+///   subscription: 0.0001 × 24 ÷ 730 = 0.0000032876712… USD a day for the
+///                 first 10^15 × 24 ÷ 730 = 32,876,712,328,767.1… calls, then
+///                 10^9 USD a call;
+///   serverless:   0.001 s × 10^9 = 10^6 USD a call, nothing at 0 calls.
+/// Serverless is cheaper up to 0.0000032876712… ÷ 10^6 = 3.2876712… × 10^-12
+/// calls, the subscription from there to where its overage catches up,
+///   0.0000032876712… + 10^9 × (V − 32,876,712,328,767.1…) = 10^6 × V,
+///   V = (10^9 × 32,876,712,328,767.1… − 0.0000032876712…) ÷ (10^9 − 10^6)
+///     ≈ 32,909,621,950,717.8 calls,
+/// and serverless again above. The included calls' rounding bound, times the
+/// 10^9 overage (about 0.0033 USD), is no bound at 0 calls, where no call is
+/// beyond the quota: the fee of 0.0000033 USD there is a difference.
+#[test]
+fn a_fee_a_day_below_a_quotas_rounding_times_its_overage_still_breaks_even_at_0_calls() {
+    let big = dec("1000000000");
+    let serverless = ServerlessRates {
+        on_demand: big,
+        standing: big,
+        usage: big,
+    };
+    let case = Case::from_parts((
+        Period::Day,
+        Decimal::from(1_000_000_000_000_000u64),
+        1,
+        0,
+        0,
+        1,
+        1,
+        Rates {
+            hosting: [big, big],
+            storage: big,
+            data_in: big,
+            data_out: big,
+            serverless: vec![serverless; 6],
+        },
+        vec![
+            Spec::Subscription {
+                fee: dec("0.0001"),
+                period: Period::Month,
+                quota: Some((dec("1000000000000000"), big)),
+            },
+            Spec::Serverless {
+                gb: 1,
+                provisioned: None,
+            },
+        ],
+    ));
+    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
+    let model = split(&lines[0], &lines[1]);
+    assert_eq!(model.verdicts, [Verdict::B, Verdict::A, Verdict::B]);
+    assert!(!model.beyond);
+    // The first crossing: 0.0001 × 24 ÷ 730 ÷ 10^6 = 24 ÷ (730 × 10^10) calls.
+    assert_eq!(
+        model.points[0],
+        Q::new(
+            BigInt::from(24),
+            BigInt::from(730) * BigInt::from(10).pow(10)
+        )
+    );
+    // The second: (10^9 × 10^15 × 24 ÷ 730 − 0.0001 × 24 ÷ 730) ÷ (10^9 − 10^6).
+    let t = Q::new(BigInt::from(24), BigInt::from(730));
+    let second = (qi(10i128.pow(24)) * &t - q(dec("0.0001")) * &t) / qi(999_000_000);
+    assert_eq!(model.points[1], second);
+    check_case(&case, true).unwrap();
 }
