@@ -432,8 +432,17 @@ fn split(
         } else if on_segment {
             // Past MAX_BREAK_EVEN_CALLS, on the last segment or between two kinks
             // beyond it (provisioned concurrency can serve more calls than that).
-            crosses_beyond = true;
-            beyond.push(root);
+            // A difference that only touches 0 at a kink, the same plan cheaper on
+            // the segment before as the slope leads to after, is no crossing.
+            let touches = root == lo && i > 0 && {
+                let (p_lo, p_at, p_slope) = segments[i - 1];
+                let end = add(p_at, mul(p_slope, sub(lo, p_lo)?)?)?;
+                !end.is_zero() && end.is_sign_negative() == slope.is_sign_negative()
+            };
+            if !touches {
+                crosses_beyond = true;
+                beyond.push(root);
+            }
         }
     }
     events.sort();

@@ -1913,3 +1913,73 @@ fn a_fee_a_day_below_a_quotas_rounding_times_its_overage_still_breaks_even_at_0_
     assert_eq!(model.points[1], second);
     check_case(&case, true).unwrap();
 }
+
+/// The case a run of the overflow-sized property test found: over a year
+/// (31,536,000 s), calls of 1 ns (billed 1 ms) with 2^40 bytes in, serverless at
+/// 3 GB with 200 provisioned (standing 0.0001 USD a second, inference duration
+/// 0.0001, on demand 0.23) against 4 GB on demand (0.0001 a second). By AWS's
+/// rules (docs/cli.md), both pay the same per call up to the provisioned
+/// concurrency's 200 × 31,536,000 s ÷ 10^-9 s = 6,307,200,000,000,000,000 calls
+/// (0.001 s × 0.0001 plus the same data in), and the first pays the standing
+///   200 × 0.0001 × 31,536,000 = 630,720 USD
+/// more; beyond, its calls cost 0.001 × (0.23 − 0.0001) = 0.0002299 USD more
+/// each. The lines never cross: 4 GB is cheaper at every volume up to the
+/// 6,307,200,000,000,000,000 calls it can serve, and never breaks even. Their
+/// difference at the kink, 630,720 USD, is within the code's bounds of the 2^40
+/// bytes' data charge × 6.3 × 10^18 calls, so it may take them to touch there,
+/// but the same plan is cheaper either side: no break-even beyond 10^18.
+#[test]
+fn a_touch_at_a_kink_beyond_10_18_calls_is_no_break_even() {
+    let rate = |on_demand: &str, standing: &str, usage: &str| ServerlessRates {
+        on_demand: dec(on_demand),
+        standing: dec(standing),
+        usage: dec(usage),
+    };
+    let big = dec("1000000000");
+    let mut serverless = vec![rate("1000000000", "1000000000", "1000000000"); 6];
+    serverless[2] = rate("0.23", "0.0001", "0.0001");
+    serverless[3] = rate("0.0001", "1000000000", "1000000000");
+    let case = Case::from_parts((
+        Period::Year,
+        Decimal::from(1_000_000_000_000_000u64),
+        1,
+        1 << 40,
+        0,
+        1,
+        1,
+        Rates {
+            hosting: [big, big],
+            storage: big,
+            data_in: big,
+            data_out: big,
+            serverless,
+        },
+        vec![
+            Spec::Serverless {
+                gb: 3,
+                provisioned: Some(200),
+            },
+            Spec::Serverless {
+                gb: 4,
+                provisioned: None,
+            },
+        ],
+    ));
+    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
+    let model = split(&lines[0], &lines[1]);
+    assert_eq!(model.verdicts, [Verdict::B]);
+    assert!(model.points.is_empty() && !model.beyond);
+    assert_eq!(model.diff.values, [qi(630_720), qi(630_720)]);
+    let comparison = Comparison::compute(
+        &profile(&case, case.calls),
+        &plans(&case),
+        &rate_table(&case),
+    )
+    .unwrap();
+    let s = &comparison.break_evens[0].summary;
+    assert!(
+        s.contains("it can serve") && s.contains("never breaks even"),
+        "{s}"
+    );
+    check_case(&case, true).unwrap();
+}
