@@ -1277,6 +1277,15 @@ mod tests {
         Decimal::from_str_exact(s).unwrap()
     }
 
+    /// Asserts `rate` came from `origin` at `usd` per unit.
+    #[track_caller]
+    fn assert_rate(rate: &Rate, origin: PriceOrigin, usd_per_unit: &str) {
+        assert_eq!(
+            (rate.provenance.source, rate.usd_per_unit),
+            (origin, usd(usd_per_unit))
+        );
+    }
+
     fn throttled() -> PriceError {
         PriceError::Unavailable {
             reason: "the Price List API throttled the request (ThrottlingException, HTTP 400)"
@@ -1418,10 +1427,7 @@ mod tests {
             panic!("the scripted primary answers at once");
         };
         let refreshed = refreshed.unwrap();
-        assert_eq!(
-            (refreshed.provenance.source, refreshed.usd_per_unit),
-            (PriceOrigin::Live, usd("0.25"))
-        );
+        assert_rate(&refreshed, PriceOrigin::Live, "0.25");
         // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%
         assert_eq!(
             refreshed.provenance.note.as_deref(),
@@ -1503,10 +1509,7 @@ mod tests {
         // path reuses what `price_now` answers for a while.
         assert_eq!(prices.price_now(&key()), None);
         let first = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (first.provenance.source, first.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.25"))
-        );
+        assert_rate(&first, PriceOrigin::Cache, "0.25");
         assert_eq!(
             first.provenance.note.as_deref(),
             Some(
@@ -1637,10 +1640,7 @@ mod tests {
         until(|| !prices.is_fetching(&key())).await;
 
         let kept = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (kept.provenance.source, kept.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.23"))
-        );
+        assert_rate(&kept, PriceOrigin::Cache, "0.23");
         assert_eq!(
             kept.provenance.note.as_deref(),
             Some(
@@ -1724,10 +1724,7 @@ mod tests {
             let rate = prices.price(&key()).await.unwrap();
             // The snapshot's row: AWS's on-demand price for ml.m5.xlarge hosting in
             // us-east-1, $0.23 per instance-hour.
-            assert_eq!(
-                (rate.provenance.source, rate.usd_per_unit),
-                (PriceOrigin::Snapshot, usd("0.23"))
-            );
+            assert_rate(&rate, PriceOrigin::Snapshot, "0.23");
             let note = rate.provenance.note.unwrap_or_default();
             assert!(
                 note.starts_with(
@@ -1837,10 +1834,7 @@ mod tests {
         prices.price(&key()).await.unwrap();
         until(|| !prices.is_fetching(&key())).await;
         let recovered = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (recovered.provenance.source, recovered.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.24"))
-        );
+        assert_rate(&recovered, PriceOrigin::Cache, "0.24");
         assert_eq!(primary.calls(), 3);
     }
 
@@ -1891,10 +1885,7 @@ mod tests {
         until(|| !prices.is_fetching(&key())).await;
         assert_eq!(primary.calls(), 2, "retried, not left alone for a day");
         let retried = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (retried.provenance.source, retried.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.24"))
-        );
+        assert_rate(&retried, PriceOrigin::Cache, "0.24");
     }
 
     #[tokio::test]
@@ -1966,10 +1957,7 @@ mod tests {
             // The fallback's rate: AWS's on-demand price for ml.m5.xlarge real-time
             // hosting in us-east-1 is $0.23 per instance-hour (the bundled snapshot's
             // row), noted with the primary's failure.
-            assert_eq!(
-                (rate.provenance.source, rate.usd_per_unit),
-                (PriceOrigin::Snapshot, usd("0.23"))
-            );
+            assert_rate(&rate, PriceOrigin::Snapshot, "0.23");
             let note = rate.provenance.note.unwrap_or_default();
             assert!(note.starts_with(PANICKED), "{note}");
         }
@@ -2010,10 +1998,7 @@ mod tests {
         // the backoff, not a refresh started by every call.
         for _ in 0..10 {
             let kept = prices.price(&key()).await.unwrap();
-            assert_eq!(
-                (kept.provenance.source, kept.usd_per_unit),
-                (PriceOrigin::Cache, usd("0.23"))
-            );
+            assert_rate(&kept, PriceOrigin::Cache, "0.23");
             assert_eq!(
                 kept.provenance.note.as_deref(),
                 Some(
@@ -2084,10 +2069,7 @@ mod tests {
         gate.add_permits(1);
         until(|| !prices.is_fetching(&key())).await;
         let recovered = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (recovered.provenance.source, recovered.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.24"))
-        );
+        assert_rate(&recovered, PriceOrigin::Cache, "0.24");
         assert_eq!(primary.calls(), 2);
     }
 
@@ -2105,10 +2087,7 @@ mod tests {
             panic!("the scripted primary answers at once");
         };
         let retried = retried.unwrap();
-        assert_eq!(
-            (retried.provenance.source, retried.usd_per_unit),
-            (PriceOrigin::Live, usd("0.24"))
-        );
+        assert_rate(&retried, PriceOrigin::Live, "0.24");
         assert_eq!(primary.calls(), 2);
     }
 
@@ -2146,10 +2125,7 @@ mod tests {
             .await
             .expect("answered without waiting for the fetch")
             .unwrap();
-        assert_eq!(
-            (next.provenance.source, next.usd_per_unit),
-            (PriceOrigin::Snapshot, usd("0.23"))
-        );
+        assert_rate(&next, PriceOrigin::Snapshot, "0.23");
         let note = next.provenance.note.unwrap();
         assert!(
             note.starts_with(
@@ -2169,10 +2145,7 @@ mod tests {
         })
         .await;
         let landed = prices.price(&key()).await.unwrap();
-        assert_eq!(
-            (landed.provenance.source, landed.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.24"))
-        );
+        assert_rate(&landed, PriceOrigin::Cache, "0.24");
         assert_eq!(primary.calls(), 1);
     }
 
@@ -2196,10 +2169,7 @@ mod tests {
         gate.add_permits(1);
         warming.await.unwrap();
         let cached = prices.price_now(&key()).unwrap().unwrap();
-        assert_eq!(
-            (cached.provenance.source, cached.usd_per_unit),
-            (PriceOrigin::Cache, usd("0.23"))
-        );
+        assert_rate(&cached, PriceOrigin::Cache, "0.23");
         prices.warm(&key()).await;
         assert_eq!(primary.calls(), 1, "a key at hand is not fetched again");
 
