@@ -814,6 +814,17 @@ fn summarise_costs(
     })
 }
 
+/// Asserts `be` finds two plans the same at every volume: no break-even point, one
+/// region with no cheaper plan, and `summary` saying so.
+#[cfg(test)]
+#[track_caller]
+pub(crate) fn assert_same_at_every_volume(be: &BreakEven, summary: &str) {
+    assert!(be.points.is_empty(), "{:?}", be.points);
+    assert_eq!(be.regions.len(), 1);
+    assert_eq!(be.regions[0].cheaper, None);
+    assert_eq!(be.summary, summary);
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{
@@ -869,13 +880,9 @@ mod tests {
             assert_eq!(row.cost_usd, d("0.2"), "{name}");
             assert!(row.difference_to_cheapest_usd.is_zero(), "{name}");
         }
-        let be = &comparison.break_evens[0];
-        assert!(be.points.is_empty(), "{:?}", be.points);
-        assert_eq!(be.regions.len(), 1);
-        assert_eq!(be.regions[0].cheaper, None);
-        assert_eq!(
-            be.summary,
-            "per token and per call cost the same at every volume"
+        super::assert_same_at_every_volume(
+            &comparison.break_evens[0],
+            "per token and per call cost the same at every volume",
         );
     }
 

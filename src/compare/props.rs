@@ -1774,13 +1774,9 @@ fn a_third_of_the_calls_charged_tokens_at_the_price_per_call_cost_the_same_at_ev
         let curve = &comparison.plan(&name(i)).unwrap().curve;
         assert_eq!(curve.usd_per_call, dec("0.0005"), "{}", name(i));
     }
-    let be = &comparison.break_evens[0];
-    assert!(be.points.is_empty(), "{:?}", be.points);
-    assert_eq!(be.regions.len(), 1);
-    assert_eq!(be.regions[0].cheaper, None);
-    assert_eq!(
-        be.summary,
-        "plan 0 and plan 1 cost the same at every volume"
+    super::break_even::assert_same_at_every_volume(
+        &comparison.break_evens[0],
+        "plan 0 and plan 1 cost the same at every volume",
     );
     // The model says so too, and the whole case checks out.
     let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
