@@ -11,7 +11,9 @@
 //!
 //! The argument is the window invocations are counted over (default 24h; 7d, 30d).
 //! IAM: sagemaker:ListEndpoints, sagemaker:DescribeEndpoint,
-//! sagemaker:DescribeEndpointConfig, cloudwatch:GetMetricData, pricing:GetProducts.
+//! sagemaker:DescribeEndpointConfig, cloudwatch:GetMetricData, pricing:GetProducts
+//! (and, for endpoints hosting inference components,
+//! sagemaker:ListInferenceComponents, sagemaker:DescribeInferenceComponent).
 
 use sagemeter::account::{Account, EndpointsOptions, Flag, Window};
 use std::process::ExitCode;
@@ -43,10 +45,12 @@ async fn run(window: Window) -> Result<(), Box<dyn std::error::Error>> {
     for warning in &view.warnings {
         eprintln!("warning: {warning}");
     }
+    // A component's row is a share of its variant's burn (and not in the totals):
+    // listing it next to its idle variant would count that burn twice.
     let idle: Vec<_> = view
         .rows
         .iter()
-        .filter(|r| r.flags.contains(&Flag::Idle))
+        .filter(|r| r.flags.contains(&Flag::Idle) && r.inference_component.is_none())
         .collect();
     if idle.is_empty() {
         println!("no idle endpoint in {} over the last {window}", view.region);

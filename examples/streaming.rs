@@ -60,7 +60,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (client, endpoint, _fake) = match endpoint {
         Some(endpoint) => {
             let sdk_config = aws_config::load_from_env().await;
-            (sagemeter::Client::new(&sdk_config), endpoint, None)
+            // `build()` says what is missing (no region, say) where `Client::new` panics.
+            (
+                sagemeter::Client::builder(&sdk_config).build()?,
+                endpoint,
+                None,
+            )
         }
         None => {
             let fake = fake_stream::FakeStream::start(|_| fake_completion()).await;

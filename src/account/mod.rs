@@ -28,7 +28,11 @@
 //! let sdk_config = aws_config::load_from_env().await;
 //! let account = Account::new(&sdk_config);
 //! let view = account.endpoints(&EndpointsOptions::new(Window::hours(24))).await?;
-//! for row in view.rows.iter().filter(|r| r.flags.contains(&Flag::Idle)) {
+//! // Whole variants: a component's row is a share of its variant's burn.
+//! let idle = |r: &&sagemeter::account::EndpointRow| {
+//!     r.flags.contains(&Flag::Idle) && r.inference_component.is_none()
+//! };
+//! for row in view.rows.iter().filter(idle) {
 //!     println!("{} burns ${:?}/h and nobody called it", row.endpoint, row.usd_per_hour);
 //! }
 //! # Ok(()) }
