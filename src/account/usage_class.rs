@@ -12,7 +12,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum UsageClass {
-    /// Real-time hosting instance-hours (`Host:<instance type>`).
+    /// Real-time hosting instance-hours (`Host:<instance type>`; `Hosting:` on a
+    /// GovCloud bill).
     Hosting {
         /// Instance type, e.g. `ml.m5.xlarge`.
         instance_type: String,
@@ -74,7 +75,8 @@ impl UsageClass {
         if detail.eq_ignore_ascii_case("Data-Bytes-Out") {
             return UsageClass::DataOut;
         }
-        if kind.eq_ignore_ascii_case("Host") {
+        // `Host` in most regions; a GovCloud bill reads `UGW1-Hosting:ml.g5.24xlarge`.
+        if kind.eq_ignore_ascii_case("Host") || kind.eq_ignore_ascii_case("Hosting") {
             if detail.starts_with("ml.") {
                 return UsageClass::Hosting {
                     instance_type: detail.to_owned(),
@@ -282,6 +284,13 @@ mod tests {
             ("AsyncInf:Data-Bytes-Out", UsageClass::DataOut),
             ("USE1-ServerlessInf:Data-Bytes-In", UsageClass::DataIn),
             ("USE1-Host:VolumeUsage.gp2", UsageClass::Storage),
+            // A GovCloud bill's hosting instance-hours.
+            (
+                "UGW1-Hosting:ml.g5.24xlarge",
+                UsageClass::Hosting {
+                    instance_type: "ml.g5.24xlarge".into(),
+                },
+            ),
             // Charges of no endpoint: their usage type, without its region
             // prefix as the others', with or without one.
             (

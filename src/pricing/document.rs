@@ -545,10 +545,11 @@ fn fit(key: &PriceKey, doc: &PriceDocument) -> Verdict {
     let usage = doc.attribute("usagetype").map(UsageType::parse);
     match key {
         PriceKey::Hosting { instance_type, .. } => {
-            instance_fit(doc, usage, "Host", "Hosting", instance_type).into()
+            // `Host` in most regions; a GovCloud bill shows `UGW1-Hosting:ml.g5.24xlarge`.
+            instance_fit(doc, usage, &["Host", "Hosting"], "Hosting", instance_type).into()
         }
         PriceKey::AsyncInference { instance_type, .. } => {
-            instance_fit(doc, usage, "AsyncInf", "AsyncInf", instance_type).into()
+            instance_fit(doc, usage, &["AsyncInf"], "AsyncInf", instance_type).into()
         }
         PriceKey::Serverless { memory_gb, .. } => match usage {
             Some(usage) => {
@@ -608,19 +609,19 @@ pub(crate) fn may_price(key: &PriceKey, doc: &PriceDocument) -> bool {
 }
 
 /// Instance-hour products: the component (`Hosting`, `AsyncInf`) or the usagetype kind
-/// (`Host`, `AsyncInf`) must say so, neither may say something else (a Training, Notebook,
+/// (`Host` or `Hosting`, `AsyncInf`) must say so, neither may say something else (a Training, Notebook,
 /// Studio or Cluster row, an upfront fee), and the instance must be named.
 fn instance_fit(
     doc: &PriceDocument,
     usage: Option<UsageType<'_>>,
-    usage_kind: &str,
+    usage_kinds: &[&str],
     component: &str,
     instance_type: &str,
 ) -> Option<Fit> {
     let component_says = doc
         .attribute("component")
         .map(|c| c.eq_ignore_ascii_case(component));
-    let usage_says = usage.map(|u| u.kind.eq_ignore_ascii_case(usage_kind));
+    let usage_says = usage.map(|u| usage_kinds.iter().any(|k| u.kind.eq_ignore_ascii_case(k)));
     if component_says == Some(false) || usage_says == Some(false) {
         return None; // another component's product
     }
@@ -998,7 +999,8 @@ fn term_price<'a>(dims: &[(&'a PriceDimension, Decimal)], want: PriceUnit) -> Te
 /// The rules, in order:
 ///
 /// 1. **Product**: it must price what the key means, recognised by attributes, never by
-///    SKU. Hosting needs `component=Hosting` or usagetype `…Host:<type>`, async inference
+///    SKU. Hosting needs `component=Hosting` or usagetype `…Host:<type>` (`…Hosting:<type>`
+///    on GovCloud), async inference
 ///    `component=AsyncInf` or `…AsyncInf:<type>`, and the instance named by
 ///    `instanceName` or the usagetype; a product whose component or usagetype says
 ///    anything else (Training, Notebook, Studio, Cluster, `TrainingPlanUpfrontFee`, ...)
@@ -1764,6 +1766,49 @@ mod tests {
         };
         assert!(reason.contains("none priced per Hrs"), "{reason}");
         assert!(reason.contains("Quantity"), "{reason}");
+    }
+
+    #[test]
+    fn hosting_usagetype_spelled_hosting_prices_the_instance_hour() {
+        // A GovCloud bill's Line Item Usage Type reads `UGW1-Hosting:ml.g5.24xlarge`,
+        // not `…-Host:…`. The product names its component and instance: its hourly rate
+        // is the hosting rate, so a 2 s call on one instance at 8.50 USD/h would carry
+        // 8.5 × 2 / 3600 USD, where the product was taken for another component's.
+        let json = doc_json(
+            "GOV",
+            "ML Instance",
+            json!({"regionCode": "us-gov-west-1", "instanceName": "ml.g5.24xlarge",
+                   "component": "Hosting", "usagetype": "UGW1-Hosting:ml.g5.24xlarge"}),
+            &[("Hrs", "0", "Inf", Some("8.5000000000"))],
+        );
+        let doc = parse_price_document(&json).unwrap();
+        let key = PriceKey::hosting("us-gov-west-1", "ml.g5.24xlarge");
+        assert_eq!(
+            select_rate(&key, &[doc.clone()]).unwrap().usd_per_unit,
+            dec("8.5")
+        );
+        // Spelled so, it is still no training or notebook row's kind.
+        let training = doc_json(
+            "GOVT",
+            "ML Instance",
+            json!({"regionCode": "us-gov-west-1", "instanceName": "ml.g5.24xlarge",
+                   "usagetype": "UGW1-Train:ml.g5.24xlarge"}),
+            &[("Hrs", "0", "Inf", Some("9.0000000000"))],
+        );
+        let training = parse_price_document(&training).unwrap();
+        assert!(matches!(
+            select_rate(&key, &[training]),
+            Err(PriceError::NotFound { .. })
+        ));
+        // Nor does it make an async key take the hosting product.
+        let async_key = PriceKey::AsyncInference {
+            region: "us-gov-west-1".into(),
+            instance_type: "ml.g5.24xlarge".into(),
+        };
+        assert!(matches!(
+            select_rate(&async_key, &[doc]),
+            Err(PriceError::NotFound { .. })
+        ));
     }
 
     #[test]
