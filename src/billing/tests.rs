@@ -443,6 +443,21 @@ fn a_missing_token_count_is_named_on_its_own_line() {
 }
 
 #[test]
+fn a_tgi_answer_with_null_best_of_sequences_has_its_tokens_priced() {
+    // TGI without best_of writes `"best_of_sequences": null`: 1 prefill token in,
+    // 5 generated out, so 1 × 0.0005 / 1000 = $0.0000005 in and
+    // 5 × 0.0015 / 1000 = $0.0000075 out: $0.000008 for the call's tokens.
+    let body = br#"{"generated_text":"hi","details":{"finish_reason":"length","generated_tokens":5,"seed":null,"prefill":[{"id":1,"text":"<s>","logprob":null}],"tokens":[],"best_of_sequences":null}}"#;
+    let tokens = crate::usage::detect_tokens(body).expect("the answer reports its tokens");
+    let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let lines = usage_charge_lines(&call(100).with_tokens(tokens), 0, &charges);
+    let costs = lines.iter().map(|l| l.cost_usd()).collect::<Vec<_>>();
+    assert_eq!(costs, [Some(dec("0.0000005")), Some(dec("0.0000075"))]);
+    let total: Decimal = costs.into_iter().flatten().sum();
+    assert_eq!(total, dec("0.000008"));
+}
+
+#[test]
 fn negative_usage_charges_are_rejected() {
     let charges = UsageCharges::default().per_1000_calls(dec("-1"));
     let err = charges.validate().unwrap_err();

@@ -222,15 +222,17 @@ struct TgiGenerated {
 #[derive(Deserialize)]
 struct TgiDetailsObject {
     generated_tokens: Option<u64>,
+    /// The prompt's tokens, when the request asked for them; absent or `null`
+    /// otherwise (then the prompt length is read from `input_length`).
     #[serde(default)]
-    prefill: Vec<serde::de::IgnoredAny>,
+    prefill: Option<Vec<serde::de::IgnoredAny>>,
     // Streamed `details` carry the prompt length instead of `prefill`
     // (`input_length` in TGI, `prompt_tokens` in some forks).
     input_length: Option<u64>,
     prompt_tokens: Option<u64>,
     /// With `best_of`, the other sequences generated (the chosen one is above):
     /// generated work too, on the same prompt. Their output summed as they are
-    /// read ([`sum_best_of`]).
+    /// read ([`sum_best_of`]); absent or `null` without `best_of`.
     #[serde(default, deserialize_with = "sum_best_of")]
     best_of_sequences: Summed,
 }
@@ -244,8 +246,27 @@ struct TgiBestOf {
 /// `best_of_sequences`' output counts summed as they are read, as [`TgiBatch`]
 /// sums its generations: nothing is kept per sequence, so a long array costs no
 /// memory (kept whole, 16 bytes a sequence: a 24 MB body of `{},` took 134 MB or
-/// more).
+/// more). A `null` (TGI's value without `best_of`) is no other sequence.
 fn sum_best_of<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Summed, D::Error> {
+    struct Sequences;
+    impl<'de> serde::de::Visitor<'de> for Sequences {
+        type Value = Summed;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array of TGI sequences or null")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Summed, E> {
+            Ok(Summed::Nothing)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Summed, E> {
+            Ok(Summed::Nothing)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Summed, D::Error> {
+            deserializer.deserialize_seq(Sum)
+        }
+    }
     struct Sum;
     impl<'de> serde::de::Visitor<'de> for Sum {
         type Value = Summed;
@@ -260,7 +281,7 @@ fn sum_best_of<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Summ
             Ok(sum)
         }
     }
-    deserializer.deserialize_seq(Sum)
+    deserializer.deserialize_option(Sequences)
 }
 
 impl TgiGenerated {
@@ -273,7 +294,7 @@ impl TgiGenerated {
         let mut output = Summed::default();
         output.add(details.generated_tokens);
         output.merge(details.best_of_sequences);
-        let input = match details.prefill.len() {
+        let input = match details.prefill.map_or(0, |prefill| prefill.len()) {
             0 => details.input_length.or(details.prompt_tokens),
             n => Some(n as u64),
         };
@@ -1038,6 +1059,29 @@ mod tests {
     }
 
     #[test]
+    fn tgi_null_prefill_or_best_of_sequences_are_absent_not_unreadable() {
+        // TGI writes `"best_of_sequences": null` without best_of and some servers
+        // `"prefill": null` without decoder_input_details: nothing, not an
+        // unreadable answer. One prefill token in, 5 generated out.
+        let best_of_null = br#"{"generated_text":"hi","details":{"finish_reason":"length","generated_tokens":5,"seed":null,"prefill":[{"id":1,"text":"<s>","logprob":null}],"tokens":[],"best_of_sequences":null}}"#;
+        assert_eq!(detect_tokens(best_of_null), Some(TokenUsage::new(1, 5)));
+        // No prefill: the prompt's 3 tokens from input_length, 5 out.
+        let prefill_null =
+            br#"{"generated_text":"hi","details":{"generated_tokens":5,"prefill":null,"input_length":3}}"#;
+        assert_eq!(detect_tokens(prefill_null), Some(TokenUsage::new(3, 5)));
+        // The same in a batch: 1 + 3 in, 5 + 5 out.
+        let mut batch = b"[".to_vec();
+        batch.extend_from_slice(best_of_null);
+        batch.push(b',');
+        batch.extend_from_slice(prefill_null);
+        batch.push(b']');
+        assert_eq!(detect_tokens(&batch), Some(TokenUsage::new(4, 10)));
+        // A best_of_sequences that is neither an array nor null stays unreadable.
+        let odd = br#"{"details":{"generated_tokens":5,"input_length":3,"best_of_sequences":3}}"#;
+        assert_eq!(detect_tokens(odd), None);
+    }
+
+    #[test]
     fn tgi_best_of_sequences_are_summed_without_keeping_them() {
         // A million other sequences of 1 token each and the chosen one's 1 token:
         // 1,000,000 + 1 = 1,000,001 out (no prompt count: input unknown).
@@ -1235,6 +1279,19 @@ mod tests {
             b"data:{\"index\":1,\"token\":{\"id\":1,\"text\":\"a\"},\"generated_text\":null,\"details\":null}\n\n",
             b"data:{\"index\":2,\"token\":{\"id\":2,\"text\":\"b\"},\"generated_text\":\"ab\",",
             b"\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2,\"input_length\":9}}\n\n",
+        ]);
+        assert_eq!(tokens, Some(TokenUsage::new(9, 2)));
+    }
+
+    #[test]
+    fn tgi_streamed_details_with_null_members_are_read() {
+        // The last event's details with null prefill and best_of_sequences: the
+        // prompt's 9 tokens from input_length, 2 generated.
+        let tokens = stream_of(&[
+            b"data:{\"index\":1,\"token\":{\"id\":1,\"text\":\"a\"},\"generated_text\":null,\"details\":null}\n\n",
+            b"data:{\"index\":2,\"token\":{\"id\":2,\"text\":\"b\"},\"generated_text\":\"ab\",",
+            b"\"details\":{\"finish_reason\":\"length\",\"generated_tokens\":2,\"input_length\":9,",
+            b"\"seed\":null,\"prefill\":null,\"best_of_sequences\":null}}\n\n",
         ]);
         assert_eq!(tokens, Some(TokenUsage::new(9, 2)));
     }
