@@ -198,8 +198,9 @@ pub(crate) fn is_listed_parquet(name: &str, file: &Path) -> Result<bool, LedgerE
 /// The ledger files at `path` of either format, in the order to read them: the
 /// JSON Lines files as [`ledger_files`] lists them, then, with the `parquet`
 /// feature, the Parquet files (a `*.parquet` path, or a directory's, as
-/// `parquet::parquet_files` lists them). A directory with
-/// neither is an error, and so is one whose Parquet files cannot be listed.
+/// `parquet::parquet_files` lists them). A path that does not exist is an error
+/// ([`LedgerError::Open`]), a `*.parquet` one too; so is a directory with
+/// neither, and one whose Parquet files cannot be listed.
 /// Without the feature, a `*.parquet` path or a directory holding a Parquet
 /// ledger file is an error naming the feature: its receipts are not left out.
 /// What `report` and `reconcile` read.
@@ -208,6 +209,12 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
     #[cfg(feature = "parquet")]
     {
         if is_parquet_name(path) {
+            // One named that does not exist (a typo) is an error, as a JSON Lines
+            // file is: not taken for one removed by retention while it was read.
+            std::fs::metadata(path).map_err(|source| LedgerError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
             return Ok(vec![path.to_owned()]);
         }
         if path.is_dir() {

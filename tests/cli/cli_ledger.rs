@@ -731,3 +731,26 @@ async fn a_warning_to_a_closed_stderr_is_no_panic() {
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "converted");
 }
+
+/// `report` of a Parquet file that does not exist (a typo, alone or next to a
+/// ledger that does) fails naming it (exit 1), as for a JSON Lines file: not a
+/// report of the others, nor an empty one, that exits 0.
+#[tokio::test]
+async fn a_report_of_a_missing_parquet_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let jan = dir.path().join("jan.jsonl");
+    write_jsonl(&jan, &[receipt(1, "2026-12-02T10:00:00Z")]).await;
+    let missing = dir.path().join("fab.parquet");
+    for args in [
+        vec![missing.as_path()],
+        vec![jan.as_path(), missing.as_path()],
+    ] {
+        sagemeter()
+            .arg("report")
+            .args(&args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("cannot open"))
+            .stderr(predicate::str::contains("fab.parquet"));
+    }
+}

@@ -939,6 +939,28 @@ mod tests {
         }
     }
 
+    /// A Parquet file named that does not exist (a typo) is an error naming it, as
+    /// a missing JSON Lines file is: not a report of the other files with the
+    /// missing one noted as removed by retention, nor an empty report.
+    #[test]
+    fn a_missing_parquet_file_named_is_an_error_not_a_removed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let jan = dir.path().join("jan.parquet");
+        write(&jan, &[receipt(0, "1.5", 10)]);
+        let missing = dir.path().join("missing.parquet");
+        for paths in [vec![&missing], vec![&jan, &missing]] {
+            match report_files(paths, &options) {
+                Err(ReportError::Ledger(LedgerError::Open { path, source })) => {
+                    assert_eq!(path, missing);
+                    assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                }
+                other => panic!("not an error naming the missing file: {other:?}"),
+            }
+        }
+        assert_eq!(report_files([&jan], &options).unwrap().total.calls, 1);
+    }
+
     /// A copy rewritten by another tool, which the receipt reader refuses and the
     /// report reads, is still told as a copy: reported with its original, its
     /// receipts would count twice ($1.50 reported as $3.00 over 2 calls).
