@@ -2505,6 +2505,83 @@ pub(super) mod tests {
         }
     }
 
+    /// Endpoint `ab`: variant A on 1 × ml.m5.xlarge at weight 1, B on 1 ×
+    /// ml.m5.xlarge at weight 0 (drained with UpdateEndpointWeightsAndCapacities),
+    /// $0.23/h each. Two calls naming no variant run together from 0 to 3,600 s.
+    /// SageMaker sends a call naming no variant only to variants of weight above
+    /// 0, so both are A's: one instance between two calls, `k` = 1, each
+    /// allocated min(1, 1/2) × 1 h = 0.5 instance-hours × $0.23 = $0.115 (not
+    /// min(1, 2/2) × 1 h × 0.23 = $0.23 each, as if B's instance took calls).
+    /// A accrues 1 × 1 h × $0.23 = $0.23, its receipts 0.115 + 0.115 = $0.23:
+    /// utilisation 1 (not 0.46 / 0.23 = 2).
+    #[tokio::test]
+    async fn a_variant_of_weight_zero_shares_no_call_that_names_no_variant() {
+        use aws_smithy_async::test_util::ManualTimeSource;
+        let sdk_config = sdk_config();
+        let r = || "us-east-1".to_owned();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
+        let time = ManualTimeSource::new(t0);
+        let weighted = |name: &str, weight: f32| {
+            let mut variant = crate::endpoint::VariantProfile::instance(name, "ml.m5.xlarge", 1);
+            variant.weight = Some(weight);
+            variant
+        };
+        let meter = crate::Client::builder(&sdk_config)
+            .without_discovery()
+            .endpoint_profile(crate::endpoint::EndpointProfile::new(
+                "ab",
+                vec![weighted("A", 1.0), weighted("B", 0.0)],
+            ))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), usd("0.23"))
+            .price_override(PriceKey::DataIn { region: r() }, usd("0.016"))
+            .price_override(PriceKey::DataOut { region: r() }, usd("0.016"))
+            .build_meter()
+            .unwrap();
+        let prepared = meter
+            .prepare_now("ab", t0)
+            .expect("the profile and rates are at hand");
+        let begin = || {
+            let request = CallRequest::new(&Some("ab".into()), None, BTreeMap::new());
+            let Ok(call) =
+                Call::begin::<super::super::invoke::InvokeEndpointOperation>(&meter, request, None)
+            else {
+                panic!("the call begins");
+            };
+            call.in_flight.into_parts()
+        };
+        let (first, second) = (begin(), begin());
+        assert!(first.attempts.attempt_sent(1, 0));
+        assert!(second.attempts.attempt_sent(1, 0));
+        time.advance(Duration::from_secs(3600));
+        let finish = |parts: CallParts| {
+            let took = Duration::from_secs(3600);
+            let took_us = u64::try_from(took.as_micros()).unwrap();
+            parts
+                .attempts
+                .attempt_ended(1, AttemptEnd::AnsweredOk, took_us);
+            let mut usage = parts.usage(took);
+            // SageMaker names the variant that served it (InvokedProductionVariant).
+            usage.variant = Some("A".into());
+            parts
+                .finish(usage, None, Vec::new(), meter.now())
+                .price(&prepared, Phase::Whole)
+        };
+        let (first, second) = (finish(first), finish(second));
+        for cost in [&first, &second] {
+            let compute = cost.lines.iter().find(|l| l.item == LineItem::Compute);
+            assert_eq!(
+                compute.and_then(|l| l.cost_usd()),
+                Some(usd("0.115")),
+                "{cost:?}"
+            );
+        }
+        let accrual = second.accrual.as_ref().expect("A accrues");
+        assert_eq!(accrual.accrued_usd, usd("0.23"));
+        assert_eq!(accrual.allocated_usd, usd("0.23"));
+        assert_eq!(accrual.utilisation, Some(rust_decimal::Decimal::ONE));
+    }
+
     #[tokio::test]
     async fn serverless_bills_each_attempt_that_reached_the_model_rounded_up_on_its_own() {
         let (meter, prepared, parts) =

@@ -1943,7 +1943,9 @@ impl Meter {
         }
         #[cfg(not(feature = "fleet"))]
         let _ = gone;
-        clocks.set_instances(totals, profile.instance_count(), now);
+        // The endpoint's clock is shared by the calls that name no variant:
+        // only the variants SageMaker routes those to count.
+        clocks.set_instances(totals, profile.routable_instance_count(), now);
         clocks.set_provisioned(totals, clock_provisioned(profile));
         let only_variant = profile.variants.len() == 1;
         for variant in &profile.variants {

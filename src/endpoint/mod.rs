@@ -282,8 +282,9 @@ impl EndpointProfile {
         self.components.iter().find(|c| c.name == name)
     }
 
-    /// The instances behind the endpoint's instance-backed variants, all together:
-    /// how many calls at once its processor-sharing clock shares them between.
+    /// The instances behind the endpoint's instance-backed variants, all together,
+    /// whatever their weights (the calls that name no variant share only
+    /// [`routable_instance_count`](Self::routable_instance_count)).
     pub fn instance_count(&self) -> u32 {
         self.variants
             .iter()
@@ -294,6 +295,32 @@ impl EndpointProfile {
             .fold(0u32, u32::saturating_add)
     }
 
+    /// The instances a call that names no variant (no `TargetVariant`) can be
+    /// routed to: those of the instance variants SageMaker sends such calls to,
+    /// every one whose weight is not 0 (a variant drained to weight 0 with
+    /// `UpdateEndpointWeightsAndCapacities` serves only the calls that target
+    /// it; a weight not known counts as routable). How many calls at once the
+    /// endpoint's processor-sharing clock, which such calls share, shares them
+    /// between. When every variant has weight 0 none is preferred, and all the
+    /// instances count, as in [`instance_count`](Self::instance_count).
+    pub fn routable_instance_count(&self) -> u32 {
+        self.routable()
+            .map(|v| match v.billing {
+                VariantBilling::Instance { instance_count, .. } => instance_count,
+                VariantBilling::Serverless { .. } => 0,
+            })
+            .fold(0u32, u32::saturating_add)
+    }
+
+    /// The variants a call that names no variant can be routed to: those whose
+    /// weight is not 0 (not known counts as routable), else, every weight being
+    /// 0, all of them.
+    fn routable(&self) -> impl Iterator<Item = &VariantProfile> {
+        let drained = |v: &VariantProfile| v.weight.is_some_and(|w| w <= 0.0);
+        let all = self.variants.iter().all(drained);
+        self.variants.iter().filter(move |v| all || !drained(v))
+    }
+
     /// Marks the endpoint as asynchronous.
     pub fn asynchronous(mut self) -> Self {
         self.kind = EndpointKind::Async;
@@ -301,7 +328,9 @@ impl EndpointProfile {
     }
 
     /// The variant that served a call: the one SageMaker named, else the one the
-    /// caller targeted, else the only one, else the heaviest by weight. The second
+    /// caller targeted, else the only one, else the heaviest by weight (of those
+    /// not drained to weight 0, as [`routable_instance_count`](Self::routable_instance_count)
+    /// counts them). The second
     /// value says how the choice was made when SageMaker did not name it.
     ///
     /// `None` when SageMaker named a variant the profile does not have (the
@@ -343,11 +372,13 @@ impl EndpointProfile {
         if let Some(targeted) = targeted {
             return by_name(targeted).map(|v| (v, Some("variant taken from TargetVariant")));
         }
+        // Of the variants such a call can be routed to: not one drained to
+        // weight 0 beside one of a weight not known (which ties at 0 here).
         match self.variants.as_slice() {
             [] => None,
             [only] => Some((only, None)),
-            many => many
-                .iter()
+            _ => self
+                .routable()
                 .max_by(|a, b| {
                     a.weight
                         .unwrap_or(0.0)
@@ -1843,6 +1874,34 @@ mod tests {
         assert_eq!(targeted.name, "A");
         assert_eq!(note.as_deref(), Some("variant taken from TargetVariant"));
         assert_eq!(profile.variant_for(None, None).unwrap().0.name, "A");
+    }
+
+    /// A variant drained to weight 0 takes no call that names no variant:
+    /// A (2 instances, weight not known) and B (3, weight 0) route such calls
+    /// to A's 2 instances alone, and a failed one (SageMaker names no variant)
+    /// is A's, not B's (both weigh 0 to the heaviest-variant choice, where the
+    /// last of a tie won). All drained, none is preferred: all 5 count.
+    #[test]
+    fn a_variant_of_weight_zero_is_not_routed_a_call_that_names_no_variant() {
+        let weighted = |name: &str, count: u32, weight: Option<f32>| {
+            let mut variant = VariantProfile::instance(name, "ml.m5.xlarge", count);
+            variant.weight = weight;
+            variant
+        };
+        let profile = EndpointProfile::new(
+            "e",
+            vec![weighted("A", 2, None), weighted("B", 3, Some(0.0))],
+        );
+        assert_eq!(profile.instance_count(), 5);
+        assert_eq!(profile.routable_instance_count(), 2);
+        assert_eq!(profile.variant_for(None, None).unwrap().0.name, "A");
+        // A call targeting B still reaches it.
+        assert_eq!(profile.variant_for(None, Some("B")).unwrap().0.name, "B");
+        let drained = EndpointProfile::new(
+            "e",
+            vec![weighted("A", 2, Some(0.0)), weighted("B", 3, Some(0.0))],
+        );
+        assert_eq!(drained.routable_instance_count(), 5);
     }
 
     /// A SageMaker client answered by `rules` (any that matches).
