@@ -419,7 +419,11 @@ impl VariantRates {
     /// fleet: [`EndpointProfile::billed_alongside`]), to this one's: the accrual
     /// then carries what AWS bills for it. `Err` (nothing added) with the reason
     /// when its rate is not known. The share of the instances no component
-    /// reserves stays a share of this variant's own instances.
+    /// reserves stays a share of this variant's own instances. Nothing is added
+    /// either while this variant's own standing rate is not known: its standing
+    /// stays unknown, so the last known rate (the others' in it) stays in
+    /// force, as it does without them; the extra's alone would price this
+    /// variant's instances at nothing.
     fn add_alongside(
         &mut self,
         extra: &VariantProfile,
@@ -433,11 +437,14 @@ impl VariantRates {
                 Ok(_) => Err("its standing rate is not known".to_owned()),
             };
         };
+        if matches!(self.standing(), Standing::Unknown) {
+            return Ok(());
+        }
         let own = self.standing_usd_per_hour;
         // Each part as AWS bills it, with the share of the accrual it pays for:
         // this variant's own nothing when nothing of it is standing (serverless
-        // without provisioned concurrency) or its rate is unknown, as the accrual
-        // then holds the others' capacity alone.
+        // without provisioned concurrency), as the accrual then holds the
+        // others' capacity alone.
         let mut parts = self.standing_parts.to_vec();
         if parts.is_empty() {
             // The first variant alongside: the standing rate is still its own.
@@ -2896,6 +2903,28 @@ mod tests {
         applied: crate::endpoint::EndpointProfile,
         stale: crate::endpoint::EndpointProfile,
     ) -> rust_decimal::Decimal {
+        accrued_with_a_later_profile(applied, stale, |meter, totals, stale, rates, at| {
+            meter.set_capacity(totals, stale, rates, at);
+        })
+    }
+
+    /// Endpoint `ab`'s accrual at 60 min, priced by overrides alone
+    /// (ml.m5.xlarge at $0.23/h, ml.g5.xlarge at $1.408/h; any other key is not
+    /// found): `applied` (set for it) applied at 0 and its first variant called
+    /// then; `later`, with its rates (each variant's with those billed
+    /// alongside it folded in, as a call's are), given to `apply` at 10 min;
+    /// the first variant called again at 60 min.
+    fn accrued_with_a_later_profile(
+        applied: crate::endpoint::EndpointProfile,
+        later: crate::endpoint::EndpointProfile,
+        apply: impl Fn(
+            &super::Meter,
+            crate::totals::EndpointSlot,
+            &Arc<crate::endpoint::EndpointProfile>,
+            &[super::VariantRates],
+            std::time::SystemTime,
+        ),
+    ) -> rust_decimal::Decimal {
         use crate::pricing::PriceKey;
         use crate::totals::InstanceClock;
         use aws_smithy_async::test_util::ManualTimeSource;
@@ -2908,21 +2937,27 @@ mod tests {
         let minutes = |n: u64| t0 + Duration::from_secs(60 * n);
         let sdk_config = crate::client::call::tests::sdk_config();
         let region = || "us-east-1".to_owned();
+        let called = applied.variants[0].name.clone();
+        let nothing =
+            crate::pricing::Snapshot::from_tsv("region\tkind\tkey\tunit\tusd\tsource\tas_of\n")
+                .unwrap();
         let meter = crate::Client::builder(&sdk_config)
             .without_discovery()
             .endpoint_profile(applied)
             .time_source(SharedTimeSource::new(ManualTimeSource::new(t0)))
+            .price_source(nothing)
             .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), usd("0.23"))
+            .price_override(PriceKey::hosting("us-east-1", "ml.g5.xlarge"), usd("1.408"))
             .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
             .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
             .build_meter()
             .unwrap();
         let current = meter.prepare_now("ab", t0).expect("at hand");
         let super::Standing::Stands(standing) = current.rates[0].standing() else {
-            panic!("B's instances stand");
+            panic!("{called}'s instances stand");
         };
         let totals = &meter.inner.totals;
-        let b = totals.variant_slot(current.totals, "B");
+        let slot = totals.variant_slot(current.totals, &called);
         let call_at = |at| {
             let clock = InstanceClock {
                 standing: standing.clone(),
@@ -2933,7 +2968,7 @@ mod tests {
             totals.record(
                 &none,
                 endpoint,
-                Some(b),
+                Some(slot),
                 Decimal::ZERO,
                 None,
                 Some(clock),
@@ -2942,19 +2977,26 @@ mod tests {
             )
         };
         call_at(t0);
-        let stale = Arc::new(stale);
-        let stale_rates: Vec<_> = stale
+        let later = Arc::new(later);
+        let later_rates: Vec<_> = later
             .variants
             .iter()
             .map(|v| {
                 let slot = totals.variant_slot(current.totals, &v.name);
-                meter
-                    .variant_rates_now(&stale, v, meter.hosted(&stale), slot)
-                    .expect("at hand")
+                let mut own = meter
+                    .variant_rates_now(&later, v, meter.hosted(&later), slot)
+                    .expect("at hand");
+                for extra in later.billed_alongside(v) {
+                    let extra_rates = meter
+                        .variant_rates_now(&later, extra, meter.hosted_nothing(), slot)
+                        .expect("at hand");
+                    meter.add_alongside(&mut own, &later.endpoint, v, extra, &extra_rates);
+                }
+                own
             })
             .collect();
-        meter.set_capacity(current.totals, &stale, &stale_rates, minutes(10));
-        let accrual = call_at(minutes(60)).accrual.expect("B accrues");
+        apply(&meter, current.totals, &later, &later_rates, minutes(10));
+        let accrual = call_at(minutes(60)).accrual.expect("it accrues");
         accrual.accrued_usd
     }
 
@@ -2989,6 +3031,31 @@ mod tests {
     fn a_profile_older_than_the_one_applied_leaves_its_instance_count() {
         let accrued = accrued_with_an_older_profile_applied(ab("B", 4), ab("B", 1));
         assert_eq!(accrued, "0.92".parse().unwrap());
+    }
+
+    /// A production variant's own rate not known leaves its last known standing
+    /// rate in force, shadow or not. Endpoint `ab`: A on 2 × ml.g5.xlarge
+    /// ($1.408/h) with a shadow S on 1 × ml.m5.xlarge ($0.23/h) stands at
+    /// 2 × 1.408 + 0.23 = $3.046/h from 0; at 10 min an update puts A on an
+    /// instance type no source prices. Its rate unknown, the hour accrues at
+    /// the last known rate: 3.046 × 1 h = $3.046 (not the shadow's alone from
+    /// 10 min, 3.046 × 10/60 + 0.23 × 50/60 = 0.507666… + 0.191666… =
+    /// $0.699333…, as if A's instances cost nothing).
+    #[test]
+    fn a_shadow_beside_a_variant_of_unknown_rate_leaves_the_last_known_rate() {
+        use crate::endpoint::{EndpointProfile, VariantProfile};
+        let with_shadow = |instance_type: &str| {
+            EndpointProfile::new("ab", vec![VariantProfile::instance("A", instance_type, 2)])
+                .with_shadow_variant(VariantProfile::instance("S", "ml.m5.xlarge", 1))
+        };
+        let accrued = accrued_with_a_later_profile(
+            with_shadow("ml.g5.xlarge"),
+            with_shadow("ml.unpriced.xlarge"),
+            |meter, totals, updated, rates, at| {
+                meter.set_standing_and_instances(totals, updated, rates, at);
+            },
+        );
+        assert_eq!(accrued, "3.046".parse().unwrap());
     }
 
     #[test]
