@@ -35,6 +35,13 @@ const LOCAL_ALERTS_AFTER: u32 = 3;
 /// it tried its reservation again and found others took the room).
 const LEASE_ROUNDS: usize = 3;
 
+/// Flushes a lease request waits for at most to write the spend recorded
+/// before it under a lease that lapsed here (see [`Fleet::write_before_lease`]):
+/// one retries the write in flight, the next writes what was recorded while it
+/// was (a flush sends an item's newer increments once its earlier write is
+/// acknowledged).
+const FLUSHES_BEFORE_LEASE: usize = 3;
+
 /// `wait` after `now`, or as far ahead as the clock goes (a wait too long for
 /// it is no limit).
 fn deadline_after(now: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
@@ -2353,6 +2360,7 @@ impl Fleet {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.period_sk(budget.period(), period_start)
         };
+        self.write_before_lease(pk, &sk).await?;
         let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;
@@ -2462,6 +2470,62 @@ impl Fleet {
             spent: seen.0,
             unspent: seen.1,
         })
+    }
+
+    /// Writes what this process recorded in the item before a new lease of it
+    /// is asked for, when its lease of the item lapsed here (or it holds none):
+    /// the fleet may have taken that lease back since, and then the spend is no
+    /// lease's use and adds to what the budget has committed (the flush finds
+    /// the lease gone). A lease granted first would make the table hold one of
+    /// this process again, and the write, applied after it, would count the
+    /// spend as the new lease's use, which this process still counts as room
+    /// to spend: the fleet would overspend by it. A lapsed lease is renewed or
+    /// found gone by the same flush. Flushes (each after the one in progress)
+    /// until the item holds no unwritten spend and no lapsed lease; a table that
+    /// does not take the write fails the lease, which is then not asked for.
+    async fn write_before_lease(&self, pk: &str, sk: &str) -> Result<(), LeaseFailure> {
+        for _ in 0..FLUSHES_BEFORE_LEASE {
+            if !self.owes_write_before_lease(pk, sk) {
+                return Ok(());
+            }
+            self.flush().await;
+        }
+        if !self.owes_write_before_lease(pk, sk) {
+            return Ok(());
+        }
+        let last = self
+            .shared
+            .last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let (kind, message) = last.unwrap_or_else(|| {
+            (
+                Failure::Unreachable,
+                "the spend recorded under a lapsed lease is not written yet".into(),
+            )
+        });
+        Err(LeaseFailure::Table(TableError {
+            kind,
+            message,
+            maybe_applied: false,
+        }))
+    }
+
+    /// Whether the item holds a lease of this process that lapsed here, or
+    /// holds none and has spend not written yet (see
+    /// [`write_before_lease`](Self::write_before_lease)).
+    fn owes_write_before_lease(&self, pk: &str, sk: &str) -> bool {
+        let now = DateTime::<Utc>::from(self.shared.time.now());
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(item) = state.items.get(pk).and_then(|m| m.get(sk)) else {
+            return false;
+        };
+        let used = |d: &Delta| d.spent != 0 || d.unpriced != 0;
+        match &item.lease {
+            Some(lease) => self.local_until(lease.until_ms) <= now,
+            None => item.unacked.as_ref().is_some_and(|(_, d)| used(d)) || used(&item.pending),
+        }
     }
 
     /// `amount` was leased, and the item now holds `granted` in all for this

@@ -1548,6 +1548,110 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     assert_eq!(fleet.leases, 0);
 }
 
+#[tokio::test]
+async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() {
+    let (conf, table, proxy) = behind_proxy("reclaimed-then-leased").await;
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
+    // 2 s after its last renewal and is taken back as soon as it lapsed.
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
+    let timings = |fleet: FleetConfig| {
+        fleet
+            .lease_percent(50)
+            .lease_ttl(Duration::from_secs(2))
+            .flush_every(Duration::from_millis(100))
+            .clock_skew(Duration::ZERO)
+    };
+    // Its lease requests may wait for a write held 1 s at the proxy.
+    let cut_off = per_call_client(
+        &conf,
+        timings(proxied(&table, &proxy, &conf)).lease_wait(Duration::from_secs(4)),
+        Some(budget()),
+    );
+    // A leases $0.05 (committed $0.05), spends $0.01 and writes it (its lease's
+    // use $0.01).
+    call(&cut_off).await.unwrap();
+    flushed(&cut_off).await;
+    // The table is unreachable for A: one more call within its lease ($0.02
+    // spent, $0.01 of it not written), then A is silent past its lease's end
+    // (here it gives up the $0.03 of the lease it had not spent).
+    proxy.set(Fault::Down);
+    call(&cut_off).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+
+    // B leases $0.05 (committed $0.10) and spends it in five calls. Its sixth
+    // finds no room and takes back A's lapsed lease as the table holds it
+    // (granted $0.05, used $0.01): committed $0.10 + $0.01 − $0.05 = $0.06; it
+    // leases the $0.04 left (committed $0.10) and spends $0.01. At shutdown it
+    // gives back the $0.03 it did not spend: committed $0.07, which is what the
+    // table knows was spent (A's $0.01 written, B's $0.06).
+    let other = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table)),
+        Some(budget()),
+    );
+    for i in 0..6 {
+        call(&other)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    other.meter().shutdown().await.unwrap();
+
+    // The table answers A's lease requests, but throttles its writes of spend
+    // to the fleet's item (the client budget's): the late $0.01 cannot be
+    // written, so no new lease is asked for and the call is refused (the table
+    // cannot be used); the table still holds $0.07 committed and no lease.
+    const FLEET_SPEND: &[&str] = &[":spent", "scope#fleet"];
+    proxy.set(Fault::ThrottleWhere(FLEET_SPEND));
+    let unwritten = call(&cut_off).await;
+    assert!(
+        matches!(unwritten, Err(Error::BudgetUnavailable { .. })),
+        "{unwritten:?}"
+    );
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.committed_usd, fleet.leases),
+        (dec("0.07"), Some(dec("0.07")), 0)
+    );
+
+    // Its writes of spend to the fleet's item now go through 1 s late: a call of A
+    // needs a new lease before its flush has written the late $0.01. That
+    // $0.01 is spend no lease of the table covers (its lease was taken back):
+    // written first, it adds to what is committed ($0.07 + $0.01 = $0.08), so A
+    // is leased only the $0.02 left (committed $0.10). Two calls spend it; the
+    // third would bring the fleet to $0.11 and is refused. (Had the late $0.01
+    // counted as the new lease's use, A would have been leased $0.03, spent all
+    // of it, and the fleet $0.11.)
+    proxy.set(Fault::SlowWhere(FLEET_SPEND, Duration::from_secs(1)));
+    for i in 0..2 {
+        call(&cut_off)
+            .await
+            .unwrap_or_else(|e| panic!("call {i} after the table answers: {e}"));
+    }
+    let refused = call(&cut_off).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::BudgetExceeded {
+                fleet_wide: true,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    proxy.set(Fault::None);
+    flushed(&cut_off).await;
+    cut_off.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    // Spent: A 2 × $0.01 + 2 × $0.01, B 6 × $0.01: $0.10 in 10 calls, the
+    // limit. Committed: $0.08 and A's second lease of $0.02, all spent (nothing
+    // given back): $0.10.
+    assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.10"), 10));
+    assert_eq!(fleet.committed_usd, Some(dec("0.10")), "{fleet:?}");
+    assert_eq!(fleet.leases, 0);
+}
+
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {

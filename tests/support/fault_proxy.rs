@@ -18,8 +18,15 @@ pub enum Fault {
     None,
     /// Answer every request `ProvisionedThroughputExceededException` (HTTP 400).
     Throttle,
+    /// Answer the requests that hold each of these texts as [`Fault::Throttle`]
+    /// does, and forward the others.
+    ThrottleWhere(&'static [&'static str]),
     /// Forward every request after this delay.
     Slow(Duration),
+    /// Forward the requests that hold each of these texts after this delay (a
+    /// DynamoDB write of spend names `:spent`, and its item's key), the others
+    /// at once.
+    SlowWhere(&'static [&'static str], Duration),
     /// Close every connection at once (the table is unreachable).
     Down,
     /// Forward every request, then close the connection without its response.
@@ -159,13 +166,11 @@ async fn serve(
         match now {
             Fault::Down => return Ok(()),
             Fault::Throttle => {
-                let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (fault proxy)"}"#;
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n\
-                     Content-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                client.write_all(response.as_bytes()).await?;
+                client.write_all(&throttled()).await?;
+                continue;
+            }
+            Fault::ThrottleWhere(texts) if texts.iter().all(|t| holds(&request, t)) => {
+                client.write_all(&throttled()).await?;
                 continue;
             }
             Fault::Deny(operation) if names_operation(&request, operation) => {
@@ -175,7 +180,14 @@ async fn serve(
                 return Ok(());
             }
             Fault::Slow(delay) => tokio::time::sleep(delay).await,
-            Fault::None | Fault::LoseResponses | Fault::Deny(_) => {}
+            Fault::SlowWhere(texts, delay) if texts.iter().all(|t| holds(&request, t)) => {
+                tokio::time::sleep(delay).await;
+            }
+            Fault::None
+            | Fault::SlowWhere(..)
+            | Fault::ThrottleWhere(_)
+            | Fault::LoseResponses
+            | Fault::Deny(_) => {}
         }
         let to = upstream.lock().unwrap().clone();
         let mut up = TcpStream::connect(to).await?;
@@ -199,6 +211,24 @@ fn head(request: &[u8]) -> String {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(request.len());
     String::from_utf8_lossy(&request[..end]).into_owned()
+}
+
+/// DynamoDB's answer to a throttled request.
+fn throttled() -> Vec<u8> {
+    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (fault proxy)"}"#;
+    format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.0\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Whether the request (its head or body) holds `text`.
+fn holds(request: &[u8], text: &str) -> bool {
+    request
+        .windows(text.len().max(1))
+        .any(|w| w == text.as_bytes())
 }
 
 /// Whether the request calls `operation`: `X-Amz-Target: <Service>.<operation>`
