@@ -388,7 +388,7 @@ pub(crate) struct Delta {
     /// Compute allocated per variant (endpoint items), for the fleet's accrual.
     pub allocated: BTreeMap<String, i128>,
     /// Per variant, the earliest start (epoch ms) of this process's calls in the
-    /// delta: the fleet keeps the first one written as its accrual's start.
+    /// delta: the fleet keeps the earliest one written as its accrual's start.
     pub first_call_ms: BTreeMap<String, i64>,
     /// Standing rates this process saw take effect, by variant and epoch ms
     /// (endpoint items): each written if the item holds none of that variant
@@ -893,11 +893,21 @@ impl Table {
         match request.send().await {
             Ok(out) => {
                 let item = out.attributes();
+                let mut accruals = item.map(accruals_in).unwrap_or_default();
+                for (variant, ms) in &delta.first_call_ms {
+                    let held = accruals.get(variant).and_then(|a| a.from_ms);
+                    if held.is_some_and(|held| held > *ms) {
+                        let lowered = self.lower_accrual_from(pk, sk, variant, *ms).await?;
+                        if let Some(accrual) = accruals.get_mut(variant) {
+                            accrual.from_ms = lowered.or(held);
+                        }
+                    }
+                }
                 Ok(Some(Added::Applied {
                     spent: item.and_then(|a| int(a, SPENT)).unwrap_or(0),
                     unpriced: item.and_then(|a| int(a, UNPRICED)).unwrap_or(0),
                     variant_calls: item.map(variant_calls_in).unwrap_or_default(),
-                    accruals: item.map(accruals_in).unwrap_or_default(),
+                    accruals,
                     lease_granted: if held {
                         Some(item.and_then(|a| int(a, &granted_name)).unwrap_or(0))
                     } else {
@@ -928,9 +938,59 @@ impl Table {
                 } else {
                     None
                 };
+                // The applied write's answer was lost: its accrual start may
+                // still be to lower.
+                if applied && let Some(item) = item {
+                    for (variant, ms) in &delta.first_call_ms {
+                        let held = int(item, &format!("{ACCRUAL_FROM_PREFIX}{variant}"));
+                        if held.is_some_and(|held| held > i128::from(*ms)) {
+                            self.lower_accrual_from(pk, sk, variant, *ms).await?;
+                        }
+                    }
+                }
                 let spent =
                     item.map(|a| (int(a, SPENT).unwrap_or(0), int(a, UNPRICED).unwrap_or(0)));
                 Ok(Some(Added::AlreadyApplied { lease, spent }))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Lowers `variant`'s accrual start in (`pk`, `sk`) to `from_ms` where the
+    /// item holds a later one: a call that started earlier but was written later
+    /// than another process's (`if_not_exists` kept the first written). Only
+    /// ever lowers, so it is applied as often as it is sent. The start the item
+    /// holds after it: `from_ms`, or an earlier one another process wrote
+    /// (`None`: the item holds none).
+    async fn lower_accrual_from(
+        &self,
+        pk: &str,
+        sk: &str,
+        variant: &str,
+        from_ms: i64,
+    ) -> Result<Option<i64>, TableError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.name)
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression("SET #f = :f")
+            .condition_expression("#f > :f")
+            .expression_attribute_names("#f", format!("{ACCRUAL_FROM_PREFIX}{variant}"))
+            .expression_attribute_values(":f", n(i128::from(from_ms)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(from_ms)),
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                let item = match e.err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
+                    _ => None,
+                };
+                Ok(item
+                    .and_then(|i| int(i, &format!("{ACCRUAL_FROM_PREFIX}{variant}")))
+                    .and_then(|v| i64::try_from(v).ok()))
             }
             Err(err) => Err(err.into()),
         }

@@ -2904,6 +2904,49 @@ async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_over
     p.b.meter().shutdown().await.unwrap();
 }
 
+/// The fleet's accrual begins at its earliest call, not at the first one
+/// written: B's call starts first but its write lands after A's shorter, later
+/// call's, and the day still accrues from B's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleets_accrual_begins_at_its_earliest_call_whichever_write_lands_first() {
+    let refresh = Duration::from_secs(24 * 3600);
+    let p = two_processes("earliest", refresh, refresh).await;
+    // Both described first, so that the calls run alone on their clocks.
+    p.a.meter().endpoint_profile("scaled").await.unwrap();
+    p.b.meter().endpoint_profile("scaled").await.unwrap();
+    // t0 + 1 s on A's clock: A's call, written first: the table's accrual
+    // starts at t0 + 1 s. (Each process has its own clock, so B's call, made
+    // after it here, can start before it on B's.)
+    p.time_a.advance(Duration::from_secs(1));
+    call_endpoint(&p.a, "scaled").await;
+    flushed(&p.a).await;
+    // t0 = 00:00:00 on B's clock: B's call starts, runs 2 s, and its write lands
+    // after A's.
+    p.fake.hold();
+    let b_call = tokio::spawn({
+        let b = p.b.clone();
+        async move { call_endpoint(&b, "scaled").await }
+    });
+    p.fake.wait_for_invocations(2).await;
+    p.time_b.advance(Duration::from_secs(2));
+    p.fake.release();
+    b_call.await.unwrap();
+    flushed(&p.b).await;
+    // t0 + 10 s: A calls, writes (reading the table back), and calls again.
+    p.time_a.advance(Duration::from_secs(9));
+    call_endpoint(&p.a, "scaled").await;
+    flushed(&p.a).await;
+    let cost = call_endpoint(&p.a, "scaled").await;
+    // 1 ml.m5.xlarge at $0.23/h from t0 to t0 + 10 s: 0.23 × 10 / 3,600 =
+    // $0.000638888…, to 12 places 0.000638888889. (From A's t0 + 1 s, the
+    // first written: 0.23 × 9 / 3,600 = $0.000575, short by 0.23 / 3,600 =
+    // $0.0000638888… for the second before it.)
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.000638888889"), "{accrual:?}");
+    p.a.meter().shutdown().await.unwrap();
+    p.b.meter().shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_runs_at_the_same_rate_add_one_standing_stretch_to_the_day_not_one_each() {
     use aws_smithy_async::test_util::ManualTimeSource;
