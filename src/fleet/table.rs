@@ -1254,24 +1254,34 @@ impl Table {
         }
     }
 
-    /// Every item of the table (for `fleet status`).
+    /// Every item of the table (for `fleet status`). A next page already asked
+    /// for (an emulator or proxy answering the start key it was sent) is an
+    /// error, not the same pages asked for again without end.
     pub(crate) async fn scan(&self) -> Result<Vec<HashMap<String, AttributeValue>>, TableError> {
         let mut items = Vec::new();
-        let mut start = None;
+        let mut asked: Vec<HashMap<String, AttributeValue>> = Vec::new();
         loop {
             let out = self
                 .client
                 .scan()
                 .table_name(&self.name)
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
+                .set_exclusive_start_key(asked.last().cloned())
                 .send()
                 .await?;
             items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
+            let Some(next) = out.last_evaluated_key() else {
                 return Ok(items);
+            };
+            if asked.iter().any(|start| start == next) {
+                return Err(other(format!(
+                    "the Scan of table `{}` answered a LastEvaluatedKey it had already been \
+                     sent as an ExclusiveStartKey: stopped rather than read the same pages \
+                     again without end (is the endpoint a DynamoDB that pages?)",
+                    self.name
+                )));
             }
+            asked.push(next.clone());
         }
     }
 
@@ -1453,6 +1463,95 @@ fn other(err: impl fmt::Display) -> TableError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A table whose every Scan answers `answer` (the SDK retrying none).
+    fn scanned(
+        answer: impl Fn(
+            &aws_sdk_dynamodb::operation::scan::ScanInput,
+        ) -> aws_sdk_dynamodb::operation::scan::ScanOutput
+        + Send
+        + Sync
+        + 'static,
+    ) -> Table {
+        use aws_smithy_mocks::{
+            MockResponse, MockResponseInterceptor, RuleMode, create_mock_http_client,
+        };
+        let rule = aws_smithy_mocks::mock!(aws_sdk_dynamodb::Client::scan)
+            .then_compute_response(move |input| MockResponse::Output(answer(input)));
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&rule),
+            )
+            .build();
+        Table {
+            client: Client::from_conf(conf),
+            name: "fleet".to_owned(),
+        }
+    }
+
+    /// A Scan answering, as its next page, the very page it was asked for (an
+    /// emulator or proxy that does not page) ends `fleet status` with an error
+    /// saying so, not in asking for that page again without end.
+    #[tokio::test]
+    async fn a_scan_answering_the_page_it_was_sent_again_stops_with_an_error() {
+        use aws_sdk_dynamodb::operation::scan::ScanOutput;
+        let page = HashMap::from([
+            (PK.to_owned(), s("scope#fleet")),
+            (SK.to_owned(), s("day#2026-12-02")),
+        ]);
+        let table = scanned(move |input| {
+            ScanOutput::builder()
+                .items(page.clone())
+                .set_last_evaluated_key(Some(
+                    input
+                        .exclusive_start_key()
+                        .cloned()
+                        .unwrap_or_else(|| page.clone()),
+                ))
+                .build()
+        });
+        let err = tokio::time::timeout(Duration::from_secs(5), table.scan())
+            .await
+            .expect("the scan ended")
+            .expect_err("a page answered again is an error");
+        assert_eq!(err.kind, Failure::Other);
+        assert!(!err.maybe_applied);
+        assert!(err.message.contains("LastEvaluatedKey"), "{err}");
+    }
+
+    /// A Scan whose pages each name the next (two of them) gathers both pages'
+    /// items.
+    #[tokio::test]
+    async fn a_scan_gathers_every_page() {
+        use aws_sdk_dynamodb::operation::scan::ScanOutput;
+        let item =
+            |sk: &str| HashMap::from([(PK.to_owned(), s("scope#fleet")), (SK.to_owned(), s(sk))]);
+        let (first, second) = (item("day#2026-12-01"), item("day#2026-12-02"));
+        let table = scanned(move |input| match input.exclusive_start_key() {
+            None => ScanOutput::builder()
+                .items(first.clone())
+                .last_evaluated_key(PK, s("scope#fleet"))
+                .last_evaluated_key(SK, s("day#2026-12-01"))
+                .build(),
+            Some(_) => ScanOutput::builder().items(second.clone()).build(),
+        });
+        let items = table.scan().await.unwrap();
+        let sks: Vec<&AttributeValue> = items.iter().filter_map(|i| i.get(SK)).collect();
+        assert_eq!(
+            sks,
+            [&s("day#2026-12-01"), &s("day#2026-12-02")],
+            "{items:?}"
+        );
+    }
 
     /// A request the SDK never sent (no credentials to sign it: an expired SSO
     /// session; no endpoint: no region) says why, applied nothing, and is not
