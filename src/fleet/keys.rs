@@ -28,23 +28,53 @@ pub(crate) fn scope_pk(scope: &BudgetScope) -> String {
     }
 }
 
+/// The most bytes DynamoDB takes in a partition key value (UTF-8).
+pub(crate) const MAX_PK_BYTES: usize = 2048;
+
 /// Whether the table can keep `scope`'s budget: [`scope_pk`] names it alone (not
 /// a tag key holding `=`, whose `tag:<key>=<value>` would also be another tag's:
-/// `a=b`=`c` and `a`=`b=c`), and it is one budget (not one per tag value, whose
+/// `a=b`=`c` and `a`=`b=c`) in at most [`MAX_PK_BYTES`] (DynamoDB refuses every
+/// request of a longer key), and it is one budget (not one per tag value, whose
 /// values are not known ahead). Else what is wrong, and what to do.
 pub(crate) fn check_scope(scope: &BudgetScope) -> Result<(), (String, &'static str)> {
-    match scope {
-        BudgetScope::Tag { key, .. } if key.contains('=') => Err((
-            format!("a fleet budget's tag key cannot hold `=` (got `{key}`)"),
-            "its table item would be shared with another tag's",
-        )),
-        BudgetScope::EachTagValue { key } => Err((
-            format!("a budget for each value of tag `{key}` is not kept across a fleet"),
-            "give each value its own BudgetScope::tag budget, or keep this one without \
-             the fleet",
-        )),
-        _ => Ok(()),
-    }
+    let too_long = |what: &str, hint| {
+        let bytes = scope_pk(scope).len();
+        (bytes > MAX_PK_BYTES).then(|| {
+            (
+                format!(
+                    "a fleet budget's {what} makes its table key {bytes} bytes long, more than \
+                     the {MAX_PK_BYTES} DynamoDB takes"
+                ),
+                hint,
+            )
+        })
+    };
+    let long = match scope {
+        BudgetScope::Tag { key, .. } if key.contains('=') => {
+            return Err((
+                format!("a fleet budget's tag key cannot hold `=` (got `{key}`)"),
+                "its table item would be shared with another tag's",
+            ));
+        }
+        BudgetScope::EachTagValue { key } => {
+            return Err((
+                format!("a budget for each value of tag `{key}` is not kept across a fleet"),
+                "give each value its own BudgetScope::tag budget, or keep this one without \
+                 the fleet",
+            ));
+        }
+        BudgetScope::Tag { .. } => too_long(
+            "tag key and value",
+            "keep the tag's key and value within 2,037 bytes together (UTF-8), or keep this \
+             budget without the fleet",
+        ),
+        BudgetScope::Endpoint { .. } => too_long(
+            "endpoint name",
+            "name the endpoint as SageMaker does (at most 63 characters)",
+        ),
+        BudgetScope::Client => None,
+    };
+    long.map_or(Ok(()), Err)
 }
 
 /// The scope a partition key names (the inverse of [`scope_pk`]).

@@ -1438,6 +1438,50 @@ async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_buil
     Client::builder(&conf).budget(budget).build().unwrap();
 }
 
+/// DynamoDB refuses a partition key over 2,048 bytes: a fleet budget whose item
+/// would have one is refused when the client is built, not by every lease and
+/// flush of it at run time.
+#[tokio::test]
+async fn a_fleet_budget_whose_table_key_dynamodb_would_refuse_is_refused_when_built() {
+    let emu = Emulator::shared();
+    let conf = emu.sdk_config().await;
+    let build = |scope: BudgetScope| {
+        Client::builder(&conf)
+            .fleet(FleetConfig::dynamodb("never-created"))
+            .budget(Budget::enforce(scope, BudgetPeriod::Day, dec("1")).unwrap())
+            .build()
+    };
+    // `scope#tag:t=` (12 bytes) and a 2,100-byte value: 2,112 bytes.
+    let err = build(BudgetScope::tag("t", "v".repeat(2100))).unwrap_err();
+    assert!(
+        matches!(&err, Error::Config(c) if c.option == "ClientBuilder::fleet"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("2112 bytes"), "{err}");
+    assert!(
+        !err.to_string().contains(&"v".repeat(100)),
+        "the value is not quoted whole: {err}"
+    );
+    // `scope#endpoint:` (15 bytes) and a 2,034-byte name: 2,049 bytes.
+    let err = build(BudgetScope::endpoint("e".repeat(2034))).unwrap_err();
+    assert!(matches!(&err, Error::Config(_)), "{err:?}");
+    assert!(err.to_string().contains("2049 bytes"), "{err}");
+    // 2,048 bytes exactly are kept: `scope#tag:t=` and 2,036 bytes.
+    build(BudgetScope::tag("t", "v".repeat(2036))).unwrap();
+    // Without a fleet, nothing keys the budget by that text.
+    Client::builder(&conf)
+        .budget(
+            Budget::enforce(
+                BudgetScope::tag("t", "v".repeat(2100)),
+                BudgetPeriod::Day,
+                dec("1"),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_short_of_lease_at_once_take_one_lease_between_them() {
     let (conf, table, proxy) = behind_proxy("one-lease").await;
