@@ -15,7 +15,7 @@
 //! (and, for endpoints hosting inference components,
 //! sagemaker:ListInferenceComponents, sagemaker:DescribeInferenceComponent).
 
-use sagemeter::account::{Account, EndpointsOptions, Flag, Window};
+use sagemeter::account::{Account, EndpointRow, EndpointsOptions, Flag, Window};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -46,11 +46,22 @@ async fn run(window: Window) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("warning: {warning}");
     }
     // A component's row is a share of its variant's burn (and not in the totals):
-    // listing it next to its idle variant would count that burn twice.
+    // next to its idle variant's row it would count that burn twice, so it is
+    // listed only when its variant serves calls (another component's).
+    let variant_idle = |r: &EndpointRow| {
+        view.rows.iter().any(|v| {
+            v.inference_component.is_none()
+                && v.endpoint == r.endpoint
+                && v.variant == r.variant
+                && v.flags.contains(&Flag::Idle)
+        })
+    };
     let idle: Vec<_> = view
         .rows
         .iter()
-        .filter(|r| r.flags.contains(&Flag::Idle) && r.inference_component.is_none())
+        .filter(|r| {
+            r.flags.contains(&Flag::Idle) && (r.inference_component.is_none() || !variant_idle(r))
+        })
         .collect();
     if idle.is_empty() {
         println!("no idle endpoint in {} over the last {window}", view.region);
@@ -61,7 +72,10 @@ async fn run(window: Window) -> Result<(), Box<dyn std::error::Error>> {
         view.region
     );
     for row in idle {
-        let name = format!("{}/{}", row.endpoint, row.variant.as_deref().unwrap_or("-"));
+        let mut name = format!("{}/{}", row.endpoint, row.variant.as_deref().unwrap_or("-"));
+        if let Some(component) = &row.inference_component {
+            name = format!("{name}/{component} (part of its variant's burn)");
+        }
         // A burn whose rate is unknown is said, never printed as $0.
         let (Some(per_hour), Some(window_cost)) = (row.usd_per_hour, row.window_cost_usd) else {
             println!(

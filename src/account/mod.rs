@@ -28,12 +28,10 @@
 //! let sdk_config = aws_config::load_from_env().await;
 //! let account = Account::new(&sdk_config);
 //! let view = account.endpoints(&EndpointsOptions::new(Window::hours(24))).await?;
-//! // Whole variants: a component's row is a share of its variant's burn.
-//! let idle = |r: &&sagemeter::account::EndpointRow| {
-//!     r.flags.contains(&Flag::Idle) && r.inference_component.is_none()
-//! };
-//! for row in view.rows.iter().filter(idle) {
-//!     println!("{} burns ${:?}/h and nobody called it", row.endpoint, row.usd_per_hour);
+//! for row in view.rows.iter().filter(|r| r.flags.contains(&Flag::Idle)) {
+//!     // A component's row (`inference_component`) is a share of its variant's burn.
+//!     let component = row.inference_component.as_deref().unwrap_or("");
+//!     println!("{} {component} burns ${:?}/h and nobody called it", row.endpoint, row.usd_per_hour);
 //! }
 //! # Ok(()) }
 //! ```
