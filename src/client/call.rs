@@ -185,10 +185,10 @@ fn connector_timed_out_after_connecting(err: &ConnectorError) -> bool {
     err.is_timeout() && !never_connected(err)
 }
 
-/// A call that has begun: checked, reserved, seated on its sharing clock, in its span.
+/// A call that has begun: checked, reserved, seated on its sharing clock, in its
+/// span (held by its part in flight, whose receipt on a drop is made in it).
 #[derive(Debug)]
 pub(crate) struct Call {
-    span: tracing::Span,
     in_flight: CallInFlight,
 }
 
@@ -452,23 +452,25 @@ impl Call {
             fleet.start_flushing();
         }
         Ok(Call {
-            span,
-            in_flight: CallInFlight(Some(CallParts {
-                meter: meter.clone(),
-                endpoint,
-                operation: O::OPERATION,
-                bytes_in,
-                targets,
-                tags,
-                reservation,
-                started_at,
-                started,
-                attempts: AttemptProbe::on_clock(started, seat, meter.inner.time.clone()),
-                receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
-                note: None,
-                answer: std::sync::OnceLock::new(),
-                counted: meter.inner.calls.enter(),
-            })),
+            in_flight: CallInFlight::in_span(
+                CallParts {
+                    meter: meter.clone(),
+                    endpoint,
+                    operation: O::OPERATION,
+                    bytes_in,
+                    targets,
+                    tags,
+                    reservation,
+                    started_at,
+                    started,
+                    attempts: AttemptProbe::on_clock(started, seat, meter.inner.time.clone()),
+                    receipt_when_dropped: O::RECEIPT_WHEN_DROPPED,
+                    note: None,
+                    answer: std::sync::OnceLock::new(),
+                    counted: meter.inner.calls.enter(),
+                },
+                span,
+            ),
         })
     }
 
@@ -483,7 +485,8 @@ impl Call {
         >,
         read: Option<ReadOutput<T>>,
     ) -> Answered<T, O::Error> {
-        let Call { span, in_flight } = self;
+        let Call { in_flight } = self;
+        let span = in_flight.span.clone();
         let parts = in_flight.parts();
         let on_answer = |result: &std::result::Result<T, SdkError<O::Error, HttpResponse>>,
                          latency: Duration,
@@ -1202,6 +1205,14 @@ impl ToPrice {
         self.meter
             .finish_settled(self.call, prepared, self.reservation, phase)
     }
+
+    /// [`price`](Self::price) in the call's `span`, then its cost recorded on it
+    /// (after the sinks, as [`Receipt::make`] does).
+    fn price_in(self, span: &tracing::Span, prepared: &Prepared, phase: Phase) -> Cost {
+        let cost = in_span(span, || self.price(prepared, phase));
+        record_on_span(span, &cost);
+        cost
+    }
 }
 
 /// What an operation reads from its output for the receipt (bytes out, tokens,
@@ -1227,45 +1238,61 @@ fn early_receipt<O: MeteredOperation, T>(
     latency: Duration,
     read: ReadOutput<T>,
 ) -> Option<(Usage, Option<String>, Vec<String>)> {
-    let mut usage = parts.usage(latency);
     match result {
         Ok(output) => {
+            let mut usage = parts.usage(latency);
             let request_id = read(output, &parts.meter, &mut usage);
             Some((usage, request_id, Vec::new()))
         }
-        Err(err) => {
-            if !failure_billed(O::OPERATION, reached_model(err), &parts.attempts) {
-                return None;
-            }
-            if !O::OPERATION.failure_can_reach_model() {
-                // Queued, though the call failed: no request id nor output
-                // location of the accepted submission is known.
-                let mut notes = Vec::new();
-                super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
-                return Some((usage, None, notes));
-            }
-            let request_id = err
-                .as_service_error()
-                .and_then(|e| e.meta().request_id())
-                .map(str::to_owned);
-            let mut notes = Vec::new();
-            if sdk_timed_out(err) {
-                usage.outcome = Outcome::Cancelled;
-                notes.push(SDK_TIMEOUT_NOTE.to_owned());
-            } else {
-                usage.outcome = Outcome::Error;
-            }
-            Some((usage, request_id, notes))
-        }
+        Err(err) => failure_receipt::<O>(parts, err, latency),
     }
+}
+
+/// The receipt a failure makes (see [`early_receipt`]): as an error (or
+/// `cancelled` when the SDK timed it out) when it reached the model; else none.
+fn failure_receipt<O: MeteredOperation>(
+    parts: &CallParts,
+    err: &SdkError<O::Error, HttpResponse>,
+    latency: Duration,
+) -> Option<(Usage, Option<String>, Vec<String>)> {
+    if !failure_billed(O::OPERATION, reached_model(err), &parts.attempts) {
+        return None;
+    }
+    let mut usage = parts.usage(latency);
+    if !O::OPERATION.failure_can_reach_model() {
+        // Queued, though the call failed: no request id nor output
+        // location of the accepted submission is known.
+        let mut notes = Vec::new();
+        super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
+        return Some((usage, None, notes));
+    }
+    let request_id = err
+        .as_service_error()
+        .and_then(|e| e.meta().request_id())
+        .map(str::to_owned);
+    let mut notes = Vec::new();
+    if sdk_timed_out(err) {
+        usage.outcome = Outcome::Cancelled;
+        notes.push(SDK_TIMEOUT_NOTE.to_owned());
+    } else {
+        usage.outcome = Outcome::Error;
+    }
+    Some((usage, request_id, notes))
 }
 
 /// A call whose request is about to go out or is out: dropped before the SDK
 /// answers (after a request went out), it makes the call's cancelled receipt.
 /// The [`MeteringInterceptor`](super::MeteringInterceptor) keeps one per call too,
 /// so that a call whose SDK future is dropped is billed the same way.
+///
+/// It holds the call's span (a metered call's; none for the interceptor's): the
+/// receipt made on a drop is priced in it and its cost recorded on it, now or
+/// in the background, as a receipt made when the caller waits is.
 #[derive(Debug)]
-pub(crate) struct CallInFlight(Option<CallParts>);
+pub(crate) struct CallInFlight {
+    parts: Option<CallParts>,
+    span: tracing::Span,
+}
 
 impl CallParts {
     /// A usage record for this call, `latency` long, with its bytes in.
@@ -1337,67 +1364,85 @@ impl CallParts {
 
 /// Prices `call` (the lines of `phase`) and settles its reservation in the
 /// background, where an SDK hook or a `Drop` cannot wait for the endpoint's
-/// profile and rates. Never lost: see [`FinishLater`].
-pub(super) fn finish_in_background(call: ToPrice, phase: Phase) {
+/// profile and rates; in the call's `span`, its cost recorded on it (a disabled
+/// span: none). Never lost: see [`FinishLater`].
+pub(super) fn finish_in_background(call: ToPrice, phase: Phase, span: tracing::Span) {
     let background = call.meter.inner.background.clone();
-    let later = FinishLater(Some((call, phase)));
+    let later = FinishLater {
+        call: Some((call, phase)),
+        span,
+    };
     // Refused (shut down, no runtime), the task is dropped unrun: `later` finishes.
     background.spawn(later.run());
 }
 
-/// A call to be finished in the background once its rates are found; dropped
-/// before (see [`NOT_WAITED`](super::meter::NOT_WAITED)), it is finished at once
-/// on what is at hand ([`Meter::prepare_at_hand`]), so that the totals, budgets
-/// and sinks still count it.
-struct FinishLater(Option<(ToPrice, Phase)>);
+/// A call to be finished in the background once its rates are found, in its
+/// span; dropped before (see [`NOT_WAITED`](super::meter::NOT_WAITED)), it is
+/// finished at once on what is at hand ([`Meter::prepare_at_hand`]), so that the
+/// totals, budgets and sinks still count it.
+struct FinishLater {
+    call: Option<(ToPrice, Phase)>,
+    span: tracing::Span,
+}
 
 impl FinishLater {
     async fn run(mut self) {
-        let Some((to_price, _)) = &self.0 else {
+        let Some((to_price, _)) = &self.call else {
             return;
         };
         let (meter, endpoint) = (to_price.meter.clone(), to_price.call.endpoint.clone());
         let prepared = meter.prepare(&endpoint).await;
-        if let Some((to_price, phase)) = self.0.take() {
-            to_price.price(&prepared, phase);
+        if let Some((to_price, phase)) = self.call.take() {
+            to_price.price_in(&self.span, &prepared, phase);
         }
     }
 }
 
 impl Drop for FinishLater {
     fn drop(&mut self) {
-        let Some((to_price, phase)) = self.0.take() else {
+        let Some((to_price, phase)) = self.call.take() else {
             return;
         };
-        tracing::warn!(target: "sagemeter", endpoint = %to_price.call.endpoint,
-            "a call was priced on the rates at hand, without waiting for the others: {}",
-            super::meter::NOT_WAITED);
+        in_span(&self.span, || {
+            tracing::warn!(target: "sagemeter", endpoint = %to_price.call.endpoint,
+                "a call was priced on the rates at hand, without waiting for the others: {}",
+                super::meter::NOT_WAITED);
+        });
         let prepared = to_price.meter.prepare_at_hand(&to_price.call.endpoint);
-        to_price.price(&prepared, phase);
+        to_price.price_in(&self.span, &prepared, phase);
     }
 }
 
 impl CallInFlight {
-    /// A call in flight with `parts`, its receipt made on drop unless taken.
+    /// A call in flight with `parts`, its receipt made on drop unless taken (in no
+    /// span).
     pub(crate) fn new(parts: CallParts) -> Self {
-        CallInFlight(Some(parts))
+        Self::in_span(parts, tracing::Span::none())
+    }
+
+    /// [`new`](Self::new), the receipt made on drop in the call's `span`.
+    fn in_span(parts: CallParts, span: tracing::Span) -> Self {
+        CallInFlight {
+            parts: Some(parts),
+            span,
+        }
     }
 
     /// The parts, for the one receipt of the call; `None` once taken (nothing is
     /// made on drop then).
     pub(crate) fn take(&mut self) -> Option<CallParts> {
-        self.0.take()
+        self.parts.take()
     }
 
     fn parts(&self) -> &CallParts {
-        match &self.0 {
+        match &self.parts {
             Some(parts) => parts,
             None => unreachable!("a CallInFlight holds its parts until into_parts"),
         }
     }
 
     fn into_parts(mut self) -> CallParts {
-        match self.0.take() {
+        match self.parts.take() {
             Some(parts) => parts,
             None => unreachable!("a CallInFlight holds its parts until into_parts"),
         }
@@ -1406,82 +1451,90 @@ impl CallInFlight {
 
 impl Drop for CallInFlight {
     fn drop(&mut self) {
-        let Some(mut parts) = self.0.take() else {
+        let Some(parts) = self.parts.take() else {
             return;
         };
-        if let Some(answer) = parts.answer.take() {
-            // The SDK had answered: billed as answered, until the answer. An async
-            // submission it accepted is queued (SageMaker will run it): billed as
-            // submitted, whatever became of the caller.
-            let Some((usage, request_id, mut notes)) = answer.receipt else {
-                return; // a failure that did not reach the model: no receipt
-            };
-            let phase = if parts.operation == Operation::InvokeEndpointAsync {
-                notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
-                Phase::Submitted
-            } else {
-                notes.push(
-                    "the caller dropped the call after the model answered, before its \
-                     receipt was made: billed as answered"
-                        .to_owned(),
-                );
-                Phase::Whole
-            };
-            let now = parts.meter.now();
-            let call = parts.finish(usage, request_id, notes, answer.answered_at);
-            finish_now_or_in_background(call, now, phase);
-            return;
-        }
-        if !parts.operation.failure_can_reach_model()
-            && failure_billed(parts.operation, false, &parts.attempts)
-        {
-            // An async submission SageMaker accepted (a 2XX answer cut off, the
-            // SDK retrying it when the caller went away) is queued all the same:
-            // billed as one that failed after it was accepted, its reservation
-            // settled on it (no settlement will come).
-            let mut usage = parts.usage(parts.started.elapsed());
-            let mut notes = Vec::new();
-            super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
-            notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
-            let now = parts.meter.now();
-            let call = parts.finish(usage, None, notes, now);
-            finish_now_or_in_background(call, now, Phase::Submitted);
-            return;
-        }
-        if !parts.receipt_when_dropped {
-            return;
-        }
-        if !parts.attempts.transmitted() {
-            return; // nothing reached SageMaker (or nothing to bill): no receipt
-        }
-        let wall = parts.started.elapsed();
-        if parts
-            .attempts
-            .model_time(wall, runs_on(parts.operation))
-            .attempts
-            == 0
-        {
-            // Every attempt so far was throttled or refused, and the SDK was
-            // backing off: the model never ran. The reservation is released.
-            return;
-        }
-        let mut usage = parts.usage(wall);
-        usage.outcome = Outcome::Cancelled;
-        let notes = vec![DROPPED_NOTE.to_owned()];
-        let now = parts.meter.now();
-        let call = parts.finish(usage, None, notes, now);
-        finish_now_or_in_background(call, now, Phase::Whole);
+        let span = &self.span;
+        in_span(span, || dropped(parts, span));
     }
 }
 
+/// The receipt of a call dropped in flight (see [`CallInFlight`]), if it has one,
+/// priced in its `span`.
+fn dropped(mut parts: CallParts, span: &tracing::Span) {
+    if let Some(answer) = parts.answer.take() {
+        // The SDK had answered: billed as answered, until the answer. An async
+        // submission it accepted is queued (SageMaker will run it): billed as
+        // submitted, whatever became of the caller.
+        let Some((usage, request_id, mut notes)) = answer.receipt else {
+            return; // a failure that did not reach the model: no receipt
+        };
+        let phase = if parts.operation == Operation::InvokeEndpointAsync {
+            notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
+            Phase::Submitted
+        } else {
+            notes.push(
+                "the caller dropped the call after the model answered, before its \
+                 receipt was made: billed as answered"
+                    .to_owned(),
+            );
+            Phase::Whole
+        };
+        let now = parts.meter.now();
+        let call = parts.finish(usage, request_id, notes, answer.answered_at);
+        finish_now_or_in_background(call, now, phase, span);
+        return;
+    }
+    if !parts.operation.failure_can_reach_model()
+        && failure_billed(parts.operation, false, &parts.attempts)
+    {
+        // An async submission SageMaker accepted (a 2XX answer cut off, the
+        // SDK retrying it when the caller went away) is queued all the same:
+        // billed as one that failed after it was accepted, its reservation
+        // settled on it (no settlement will come).
+        let mut usage = parts.usage(parts.started.elapsed());
+        let mut notes = Vec::new();
+        super::async_invoke::accepted_then_failed(&mut usage, &mut notes);
+        notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
+        let now = parts.meter.now();
+        let call = parts.finish(usage, None, notes, now);
+        finish_now_or_in_background(call, now, Phase::Submitted, span);
+        return;
+    }
+    if !parts.receipt_when_dropped {
+        return;
+    }
+    if !parts.attempts.transmitted() {
+        return; // nothing reached SageMaker (or nothing to bill): no receipt
+    }
+    let wall = parts.started.elapsed();
+    if parts
+        .attempts
+        .model_time(wall, runs_on(parts.operation))
+        .attempts
+        == 0
+    {
+        // Every attempt so far was throttled or refused, and the SDK was
+        // backing off: the model never ran. The reservation is released.
+        return;
+    }
+    let mut usage = parts.usage(wall);
+    usage.outcome = Outcome::Cancelled;
+    let notes = vec![DROPPED_NOTE.to_owned()];
+    let now = parts.meter.now();
+    let call = parts.finish(usage, None, notes, now);
+    finish_now_or_in_background(call, now, Phase::Whole, span);
+}
+
 /// Prices `call` (the lines of `phase`) and settles its reservation now if its
-/// endpoint's profile and rates are at hand (as of `now`), else in the background.
-fn finish_now_or_in_background(call: ToPrice, now: SystemTime, phase: Phase) {
+/// endpoint's profile and rates are at hand (as of `now`), else in the background;
+/// in the call's `span`, its cost recorded on it.
+fn finish_now_or_in_background(call: ToPrice, now: SystemTime, phase: Phase, span: &tracing::Span) {
     match call.meter.prepare_now(&call.call.endpoint, now) {
         Some(prepared) => {
-            call.price(&prepared, phase);
+            call.price_in(span, &prepared, phase);
         }
-        None => finish_in_background(call, phase),
+        None => finish_in_background(call, phase, span.clone()),
     }
 }
 

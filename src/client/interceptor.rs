@@ -459,7 +459,7 @@ impl Intercept for MeteringInterceptor {
                 .map(TokensUnseen::both)
                 .unwrap_or_default();
         }
-        finish_in_background(to_price, Phase::Whole);
+        finish_in_background(to_price, Phase::Whole, tracing::Span::none());
         Ok(())
     }
 }

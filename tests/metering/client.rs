@@ -2419,6 +2419,53 @@ async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
     assert_eq!(client.meter().totals().client_usd, cost.cost_usd);
 }
 
+/// The call's span closes with the cancelled receipt's figures, as a dropped
+/// stream's does: the receipt made on the drop is priced in the span and its cost
+/// recorded on it.
+#[tokio::test]
+async fn an_invoke_dropped_after_sending_closes_its_span_with_its_cancelled_cost() {
+    let (logs, _guard) = crate::support::spans::capture();
+    let fake = fake_with_demo_endpoints().await;
+    let (client, time, receipts) = shared_instances_client(&fake, 1).await;
+    fake.hold();
+    let call = tokio::spawn(invoke(&client, "rt"));
+    fake.wait_for_invocations(1).await;
+    time.advance(Duration::from_secs(2));
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    fake.release();
+
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    // Alone on its one ml.m5.xlarge (0.23 USD/h) for the 2 s until the drop:
+    // 2/3600 h × 0.23 = 0.000127777… → 0.000127777777 (rounded down); and the
+    // 2-byte body in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.
+    // 0.000127777777 + 0.00000000003 = 0.000127777807 USD.
+    assert_eq!(cost.cost_usd, dec("0.000127777807"));
+    let spans = logs.closed_spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let span = &spans[0];
+    let field = |name: &str| span.get(name).map(String::as_str);
+    assert_eq!(field("outcome"), Some("cancelled"), "{span:#?}");
+    assert_eq!(field("cost_usd"), Some("0.000127777807"), "{span:#?}");
+    assert_eq!(
+        field("gen_ai.usage.cost.amount"),
+        Some("f64:0.000127777807")
+    );
+    assert_eq!(field("gen_ai.usage.cost.currency"), Some("USD"));
+    assert_eq!(field("fully_priced"), Some("true"));
+    assert!(span.contains_key("price_source"), "{span:#?}");
+    // The cost line was logged inside the call's span.
+    let lines = logs.cost_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(
+        lines[0].get("@span").map(String::as_str),
+        Some("sagemaker.invoke")
+    );
+}
+
 /// A client of an SDK config whose time source is a manual clock (no
 /// `ClientBuilder::time_source`): `chat` on 1 x ml.g5.xlarge at 1.408 USD/h,
 /// called while its clock is moved by `advance`; its compute line.
@@ -4913,6 +4960,7 @@ async fn a_sink_that_panics_loses_neither_the_answer_nor_the_budget_charge_nor_t
 
 #[tokio::test]
 async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_answered() {
+    let (logs, _guard) = crate::support::spans::capture();
     let fake = fake_with_demo_endpoints().await;
     // A silent control plane: discovery gives up after 2 s; the invoke answers at once.
     *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
@@ -4951,6 +4999,20 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
         cost.usage.latency < gave_up_after,
         "billed {:?}, past the answer",
         cost.usage.latency
+    );
+    // Priced in the background, in the call's span: the span closes with the
+    // receipt's outcome and cost, and the cost line is logged in it.
+    client.shutdown().await.unwrap();
+    let spans = logs.closed_spans();
+    assert_eq!(spans.len(), 1, "{spans:#?}");
+    let field = |name: &str| spans[0].get(name).map(String::as_str);
+    assert_eq!(field("outcome"), Some("ok"), "{spans:#?}");
+    assert_eq!(field("cost_usd"), Some(cost.cost_usd.to_string().as_str()));
+    let lines = logs.cost_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(
+        lines[0].get("@span").map(String::as_str),
+        Some("sagemaker.invoke")
     );
 }
 

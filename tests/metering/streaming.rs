@@ -10,6 +10,7 @@ use crate::support::by_hand::{gigabytes, hours, r12, serverless_seconds};
 use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
 use crate::support::fake_stream::{FakeStream, REGION, Script, VARIANT};
 use crate::support::receipts::{NoPriceList, Receipts, assert_not_noted_containing, line};
+use crate::support::spans::Captured;
 use crate::support::{AttemptsEnded, intercepted, manual_clock};
 use aws_sdk_sagemakerruntime::primitives::Blob;
 use aws_sdk_sagemakerruntime::types::ResponseStream;
@@ -20,14 +21,8 @@ use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::pricing::PriceKey;
 use sagemeter::usage::{FnTokenCounter, Outcome, TokenUsage};
 use sagemeter::{Client, ClientBuilder, Cost, Decimal, Error};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::registry::LookupSpan;
 
 const LLM: &str = "llm-g5"; // ml.g5.xlarge × 1
 const SERVERLESS_LLM: &str = "llm-serverless"; // 2048 MB
@@ -94,9 +89,7 @@ async fn harness(
     scripts: impl Fn(&str) -> Script + Send + Sync + 'static,
     configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Harness {
-    let logs = Captured::default();
-    let logging =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
+    let (logs, logging) = crate::support::spans::capture();
     let fake = FakeStream::start(scripts).await;
     let receipts = Receipts::default();
     let conf = fake.sdk_config().await;
@@ -166,83 +159,6 @@ fn openai_parts() -> Vec<&'static str> {
 
 fn cost_lines(cost: &Cost) -> Decimal {
     cost.lines.iter().filter_map(|l| l.cost_usd()).sum()
-}
-
-// ---------------------------------------------------------------------------------
-// Log capture: the `sagemeter` events (cost lines) and `sagemaker.invoke` spans.
-
-type Fields = BTreeMap<String, String>;
-
-#[derive(Clone, Default)]
-struct Captured {
-    events: Arc<Mutex<Vec<Fields>>>,
-    open_spans: Arc<Mutex<HashMap<u64, Fields>>>,
-    closed_spans: Arc<Mutex<Vec<Fields>>>,
-}
-
-struct FieldsVisitor<'a>(&'a mut Fields);
-
-impl Visit for FieldsVisitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().to_owned(), format!("{value:?}"));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().to_owned(), value.to_owned());
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), value.to_string());
-    }
-    // A double is kept with its type, so that a test can tell it from text.
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0
-            .insert(field.name().to_owned(), format!("f64:{value}"));
-    }
-}
-
-impl<S: tracing::Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Captured {
-    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        if event.metadata().target() == "sagemeter" {
-            let mut fields = Fields::new();
-            event.record(&mut FieldsVisitor(&mut fields));
-            self.events.lock().unwrap().push(fields);
-        }
-    }
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, _: Context<'_, S>) {
-        if attrs.metadata().name() == "sagemaker.invoke" {
-            let mut fields = Fields::new();
-            attrs.record(&mut FieldsVisitor(&mut fields));
-            self.open_spans
-                .lock()
-                .unwrap()
-                .insert(id.into_u64(), fields);
-        }
-    }
-    fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(fields) = self.open_spans.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut FieldsVisitor(fields));
-        }
-    }
-    fn on_close(&self, id: Id, _: Context<'_, S>) {
-        if let Some(fields) = self.open_spans.lock().unwrap().remove(&id.into_u64()) {
-            self.closed_spans.lock().unwrap().push(fields);
-        }
-    }
-}
-
-impl Captured {
-    /// The cost log lines ("sagemaker call cost").
-    fn cost_lines(&self) -> Vec<Fields> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|e| e.get("message").is_some_and(|m| m == "sagemaker call cost"))
-            .cloned()
-            .collect()
-    }
-    fn closed_spans(&self) -> Vec<Fields> {
-        self.closed_spans.lock().unwrap().clone()
-    }
 }
 
 // ---------------------------------------------------------------------------------

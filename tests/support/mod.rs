@@ -18,6 +18,7 @@ pub mod fake_stream;
 pub mod fault_proxy;
 pub mod logs;
 pub mod receipts;
+pub mod spans;
 
 /// The counter `name` in `recorder`'s snapshot: each label set (as `(key, value)`
 /// pairs, in the key's order) with its count.
