@@ -518,10 +518,18 @@ impl Call {
                 send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
                     .await;
             // A failed call's receipt and error need the rates now; it left the
-            // clock when SageMaker answered, not once they are found.
+            // clock when SageMaker answered, not once they are found. Its receipt
+            // is kept meanwhile, for a drop before they are (as `on_answer` keeps
+            // an answer): the one it gets when its caller waits.
             let rates = match rates {
                 Rates::Later(_) if result.is_err() => {
                     parts.attempts.leave_clock_at(answered_at);
+                    if let Err(err) = &result {
+                        let _ = parts.answer.set(EarlyAnswer {
+                            answered_at,
+                            receipt: failure_receipt::<O>(parts, err, latency),
+                        });
+                    }
                     let waiting = parts.meter.prepare_waiting(&parts.endpoint);
                     Rates::Found(waiting.instrument(span.clone()).await)
                 }

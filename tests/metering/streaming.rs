@@ -1429,10 +1429,17 @@ const GATED: &str = "gated-llm";
 
 /// A harness whose `GATED` endpoint's rate waits on the returned gate.
 async fn gated_harness() -> (Harness, Arc<tokio::sync::Semaphore>) {
+    gated_harness_with(|| Script::new().parts(openai_parts())).await
+}
+
+/// [`gated_harness`], each request answered as `script` says.
+async fn gated_harness_with(
+    script: impl Fn() -> Script + Send + Sync + 'static,
+) -> (Harness, Arc<tokio::sync::Semaphore>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let prices = crate::support::GatedPrices { gate: gate.clone() };
     let h = harness(
-        |_| Script::new().parts(openai_parts()),
+        move |_| script(),
         |b| {
             b.endpoint_profile(EndpointProfile::new(
                 GATED,
@@ -1527,6 +1534,52 @@ async fn a_stream_dropped_before_its_rates_are_found_is_priced_when_they_are() {
         Some(r12(hours(cost.usage.latency) * dec("0.23")))
     );
     assert_eq!(h.receipts.all().len(), 1);
+}
+
+/// A stream that fails before it starts (`ModelStreamError`, 400, after the model
+/// ran), dropped while its endpoint's rates are still being found, gets the
+/// receipt it gets when its caller waits: an error, under SageMaker's request id,
+/// billed until SageMaker answered; not a cancelled one, timed to the drop.
+#[tokio::test]
+async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_billed_as_failed() {
+    let (h, gate) = gated_harness_with(|| Script::new().model_stream_error_at_start()).await;
+    let client = h.client.clone();
+    let sent = std::time::Instant::now();
+    let call = tokio::spawn(async move { send(&client, GATED).await.map(|_| ()) });
+    // SageMaker answers at once; the call then waits for the rates (gate shut).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while h.fake.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "still waiting for the rates");
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    let dropped_after = sent.elapsed();
+    gate.add_permits(1_000);
+    h.client.shutdown().await.unwrap();
+
+    let all = h.receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.outcome, Outcome::Error, "{:#?}", cost.notes);
+    // The fake's request id for its first request.
+    assert_eq!(cost.call_id, "fake-1");
+    // Billed until SageMaker answered (at once), not until the drop (≥ 300 ms on).
+    assert!(
+        cost.usage.latency + Duration::from_millis(300) <= dropped_after,
+        "{:?} billed, dropped after {dropped_after:?}",
+        cost.usage.latency
+    );
+    // Its time on one ml.m5.xlarge at 0.23 USD/h: latency/3600 h × 0.23 (300 ms
+    // would be 0.3/3600 × 0.23 = 0.0000191666… USD).
+    let compute = line(cost, LineItem::Compute);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(hours(cost.usage.latency) * dec("0.23"))),
+        "{cost:?}"
+    );
 }
 
 /// A stream request's own SDK settings (`config_override`) apply to it: its
