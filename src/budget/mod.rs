@@ -562,16 +562,16 @@ impl Tracked {
 
     /// What this process may spend in the period: the limit, or for a fleet
     /// budget what it holds a valid lease of (a lapsed lease is given up, past
-    /// what is already spent or reserved: the fleet may have reclaimed it).
+    /// what is already spent: the fleet may have reclaimed it). What calls in
+    /// flight hold is given up with it: the table counts their spend, written
+    /// late, as the use of whatever lease it holds of this process then (the
+    /// next one), so here it counts against that lease too.
     fn room(&mut self, now: DateTime<Utc>) -> Decimal {
         if !self.fleet {
             return self.budget.limit_usd;
         }
         if self.state.lease_until.is_some_and(|until| until <= now) {
-            let kept = self
-                .state
-                .leased
-                .min(self.state.spent + self.state.reserved);
+            let kept = self.state.leased.min(self.state.spent);
             self.state.lapsed += self.state.leased - kept;
             self.state.leased = kept;
             self.state.lease_until = None;
@@ -1335,7 +1335,9 @@ impl Budgets {
                 }
             }
             Renewal::Gone => {
-                state.leased = state.leased.min(state.spent + state.reserved);
+                // What calls in flight hold is no lease's: their spend, written
+                // late, is the next lease's use (see `Tracked::room`).
+                state.leased = state.leased.min(state.spent);
                 state.lease_until = None;
                 state.lapsed = Decimal::ZERO;
             }
@@ -2159,6 +2161,107 @@ mod tests {
         budgets.renew(0, day, Renewal::Gone);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
         assert!(!call(&budgets, lapsed), "what was gone stays gone");
+    }
+
+    /// Two $0.01 calls reserved under a $0.05 lease after one $0.01 call
+    /// settled: what a lease counts as room once `lapse` took the lease away.
+    fn held_across(lapse: impl Fn(&Arc<Budgets>, DateTime<Utc>, DateTime<Utc>)) -> Arc<Budgets> {
+        let budgets = fleet_budgets();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let day = BudgetPeriod::Day.start_of(t0);
+        assert!(!call(&budgets, t0), "nothing leased yet");
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        assert!(call(&budgets, t0));
+        let no_tags = BTreeMap::new();
+        let first = budgets.reserve("chat", &no_tags, t0).unwrap();
+        let second = budgets.reserve("chat", &no_tags, t0).unwrap();
+        let later = t0 + TimeDelta::seconds(31);
+        lapse(&budgets, day, later);
+        // The fleet leases the process $0.03 more; then the two calls settle
+        // at $0.01 each. The table writes their $0.02 late, as that lease's
+        // use: $0.01 of it is left to spend.
+        budgets.grant(0, day, dec("0.03"), later + TimeDelta::seconds(30));
+        first.settle(&no_tags, dec("0.01"), Priced::Fully, later);
+        second.settle(&no_tags, dec("0.01"), Priced::Fully, later);
+        budgets
+    }
+
+    #[test]
+    fn calls_in_flight_when_the_lease_is_found_gone_count_against_the_next_lease() {
+        let later = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 31).unwrap();
+        // Reclaimed while two calls were in flight: their $0.02 is the next
+        // lease's use, $0.03 − $0.02 = $0.01 is left, one $0.01 call.
+        let budgets = held_across(|b, day, _| b.renew(0, day, Renewal::Gone));
+        assert!(call(&budgets, later), "the $0.01 left of the new lease");
+        assert!(!call(&budgets, later), "the new lease is spent");
+        // Spent $0.01 + $0.02 + $0.01.
+        assert_eq!(budgets.status(later)[0].spent_usd, dec("0.04"));
+    }
+
+    #[test]
+    fn calls_in_flight_when_the_lease_lapsed_here_count_against_the_next_lease() {
+        let later = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 31).unwrap();
+        // The lease lapsed here (a call finds it so), and the table holds only
+        // part of it: the $0.03 leased next is all there is, $0.02 of it the
+        // two calls' use.
+        let budgets = held_across(|b, day, at| {
+            assert!(!call(b, at), "a lapsed lease is not spent");
+            let until = at + TimeDelta::seconds(30);
+            b.renew(
+                0,
+                day,
+                Renewal::Held {
+                    until,
+                    whole: false,
+                },
+            );
+        });
+        assert!(call(&budgets, later), "the $0.01 left of the new lease");
+        assert!(!call(&budgets, later), "the new lease is spent");
+    }
+
+    #[test]
+    fn calls_in_flight_settle_past_a_lease_found_gone_and_nothing_more_is_spent() {
+        let budgets = fleet_budgets();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let day = BudgetPeriod::Day.start_of(t0);
+        assert!(!call(&budgets, t0), "nothing leased yet");
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        assert!(call(&budgets, t0));
+        let no_tags = BTreeMap::new();
+        let first = budgets.reserve("chat", &no_tags, t0).unwrap();
+        let second = budgets.reserve("chat", &no_tags, t0).unwrap();
+        budgets.renew(0, day, Renewal::Gone);
+        // The two calls cost less than their estimates: $0.005 each.
+        first.settle(&no_tags, dec("0.005"), Priced::Fully, t0);
+        second.settle(&no_tags, dec("0.005"), Priced::Fully, t0);
+        // No lease: the two calls' $0.01 is spend past any lease, and what
+        // they held of their estimates ($0.01) is no room to spend.
+        assert!(!call(&budgets, t0), "no lease, no room");
+        assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.02"));
+    }
+
+    #[test]
+    fn a_lease_renewed_whole_after_it_lapsed_here_with_calls_in_flight_is_all_spendable() {
+        let budgets = fleet_budgets();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let day = BudgetPeriod::Day.start_of(t0);
+        assert!(!call(&budgets, t0), "nothing leased yet");
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        assert!(call(&budgets, t0));
+        let no_tags = BTreeMap::new();
+        let first = budgets.reserve("chat", &no_tags, t0).unwrap();
+        let second = budgets.reserve("chat", &no_tags, t0).unwrap();
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed), "a lapsed lease is not spent");
+        let until = t0 + TimeDelta::seconds(60);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        first.settle(&no_tags, dec("0.01"), Priced::Fully, lapsed);
+        second.settle(&no_tags, dec("0.01"), Priced::Fully, lapsed);
+        // The whole $0.05 again: $0.03 spent, two more $0.01 calls.
+        assert!(call(&budgets, lapsed));
+        assert!(call(&budgets, lapsed));
+        assert!(!call(&budgets, lapsed));
     }
 
     #[test]
