@@ -42,6 +42,18 @@ const LEASE_ROUNDS: usize = 3;
 /// acknowledged).
 const FLUSHES_BEFORE_LEASE: usize = 3;
 
+/// What is left to write before a lease request, after a flush (see
+/// [`Fleet::write_before_lease`]).
+enum Owed {
+    /// Nothing: the lease may be asked for. `renewed`: a lease that had lapsed
+    /// here was renewed.
+    Nothing { renewed: bool },
+    /// The flush wrote the item, but not all that is owed yet.
+    Written,
+    /// The flush's write of the item failed.
+    Failed,
+}
+
 /// `wait` after `now`, or as far ahead as the clock goes (a wait too long for
 /// it is no limit).
 fn deadline_after(now: tokio::time::Instant, wait: Duration) -> tokio::time::Instant {
@@ -530,6 +542,8 @@ struct Item {
     pending: Delta,
     /// Written, not yet acknowledged: sent again as it is (same sequence number).
     unacked: Option<(u64, Delta)>,
+    /// The sequence number of the item's last write acknowledged (0: none yet).
+    acked_seq: u64,
     /// This process's lease, when the item is a fleet budget's and one is held.
     lease: Option<Lease>,
     /// A lease request for the item went out and its answer never came: the table
@@ -602,6 +616,7 @@ impl Item {
             period_end,
             pending: Delta::default(),
             unacked: None,
+            acked_seq: 0,
             lease: None,
             lease_unanswered: false,
             failed_flushes: 0,
@@ -1688,6 +1703,7 @@ impl Fleet {
                     continue;
                 };
                 item.unacked = None;
+                item.acked_seq = item.acked_seq.max(write.seq);
                 item.marked = true;
                 item.failed_flushes = 0;
                 // Whether the write was applied as the lease's use, what the
@@ -2360,7 +2376,10 @@ impl Fleet {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.period_sk(budget.period(), period_start)
         };
-        self.write_before_lease(pk, &sk).await?;
+        if self.write_before_lease(pk, &sk).await? {
+            // Its lapsed lease renewed: the call may fit in it now.
+            return Ok(());
+        }
         let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;
@@ -2480,18 +2499,29 @@ impl Fleet {
     /// this process again, and the write, applied after it, would count the
     /// spend as the new lease's use, which this process still counts as room
     /// to spend: the fleet would overspend by it. A lapsed lease is renewed or
-    /// found gone by the same flush. Flushes (each after the one in progress)
-    /// until the item holds no unwritten spend and no lapsed lease; a table that
-    /// does not take the write fails the lease, which is then not asked for.
-    async fn write_before_lease(&self, pk: &str, sk: &str) -> Result<(), LeaseFailure> {
+    /// found gone by the same flush.
+    ///
+    /// Only the spend recorded before the call began to wait is written first:
+    /// calls settling meanwhile (through an SDK hook, or async invocations) add
+    /// to the item at any time, and spend recorded after this began counts
+    /// against the new lease here, as the table counts it when its write comes
+    /// after the lease. Flushes (each after the one in progress) until that
+    /// spend is acknowledged and no lease of the item lapsed here; stops at the
+    /// first flush whose write of the item failed, and the lease then fails
+    /// with that flush's failure and is not asked for. `Ok(true)`: a lease that
+    /// lapsed here was renewed, so the call tries its reservation again before
+    /// it leases more.
+    async fn write_before_lease(&self, pk: &str, sk: &str) -> Result<bool, LeaseFailure> {
+        let Some(through) = self.owed_before_lease(pk, sk) else {
+            return Ok(false);
+        };
         for _ in 0..FLUSHES_BEFORE_LEASE {
-            if !self.owes_write_before_lease(pk, sk) {
-                return Ok(());
-            }
             self.flush().await;
-        }
-        if !self.owes_write_before_lease(pk, sk) {
-            return Ok(());
+            match self.still_owed(pk, sk, through) {
+                Owed::Nothing { renewed } => return Ok(renewed),
+                Owed::Failed => break,
+                Owed::Written => {}
+            }
         }
         let last = self
             .shared
@@ -2499,32 +2529,69 @@ impl Fleet {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let (kind, message) = last.unwrap_or_else(|| {
-            (
-                Failure::Unreachable,
-                "the spend recorded under a lapsed lease is not written yet".into(),
-            )
-        });
-        Err(LeaseFailure::Table(TableError {
-            kind,
-            message,
-            maybe_applied: false,
-        }))
+        match last {
+            // The table took every write of the last flush: what is left is
+            // spend recorded since (or a renewal whose answer ended it at once),
+            // counted against the new lease.
+            None => Ok(false),
+            Some((kind, message)) => Err(LeaseFailure::Table(TableError {
+                kind,
+                message,
+                maybe_applied: false,
+            })),
+        }
     }
 
-    /// Whether the item holds a lease of this process that lapsed here, or
-    /// holds none and has spend not written yet (see
-    /// [`write_before_lease`](Self::write_before_lease)).
-    fn owes_write_before_lease(&self, pk: &str, sk: &str) -> bool {
+    /// What of the item must be written before a new lease of it is asked
+    /// for: `None` when its lease holds (or nothing was recorded in it),
+    /// else the sequence number up to which its writes must be acknowledged
+    /// (its write not acknowledged yet, or the next one, which takes what it
+    /// holds unwritten), with whether a lease of it lapsed here.
+    fn owed_before_lease(&self, pk: &str, sk: &str) -> Option<(u64, bool)> {
+        let now = DateTime::<Utc>::from(self.shared.time.now());
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let item = state.items.get(pk).and_then(|m| m.get(sk))?;
+        let used = |d: &Delta| d.spent != 0 || d.unpriced != 0;
+        let lapsed = match &item.lease {
+            Some(lease) if self.local_until(lease.until_ms) > now => return None,
+            Some(_) => true,
+            None => false,
+        };
+        let through = if used(&item.pending) {
+            // Taken whole by the item's next write, numbered after any so far.
+            state.seq.saturating_add(1)
+        } else {
+            match &item.unacked {
+                Some((seq, delta)) if used(delta) => *seq,
+                _ => 0,
+            }
+        };
+        (lapsed || through > item.acked_seq).then_some((through, lapsed))
+    }
+
+    /// Whether what [`owed_before_lease`](Self::owed_before_lease) found is
+    /// written, after a flush.
+    fn still_owed(&self, pk: &str, sk: &str, (through, lapsed): (u64, bool)) -> Owed {
         let now = DateTime::<Utc>::from(self.shared.time.now());
         let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(item) = state.items.get(pk).and_then(|m| m.get(sk)) else {
-            return false;
+            return Owed::Nothing { renewed: false };
         };
-        let used = |d: &Delta| d.spent != 0 || d.unpriced != 0;
-        match &item.lease {
-            Some(lease) => self.local_until(lease.until_ms) <= now,
-            None => item.unacked.as_ref().is_some_and(|(_, d)| used(d)) || used(&item.pending),
+        let done = match &item.lease {
+            // Renewed (or leased by another call meanwhile): what is not
+            // written yet is written as its use, and counted so here.
+            Some(lease) if self.local_until(lease.until_ms) > now => {
+                return Owed::Nothing { renewed: lapsed };
+            }
+            Some(_) => false,
+            None => item.acked_seq >= through,
+        };
+        if done {
+            Owed::Nothing { renewed: false }
+        } else if item.failed_flushes > 0 {
+            Owed::Failed
+        } else {
+            Owed::Written
         }
     }
 

@@ -1696,6 +1696,65 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     assert_eq!(fleet.leases, 0);
 }
 
+/// Spend recorded in a fleet budget's item while a call waits for its lease
+/// (calls through the SDK hook, which reserve against the whole limit and
+/// wait for no lease) is no reason to refuse the call: only what was recorded
+/// before it began waiting is written first, the rest counts against the new
+/// lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease_from_it() {
+    let (conf, table, proxy) = behind_proxy("recorded-while-leasing").await;
+    // $100 a day at $0.01 a call: far more than the calls below spend.
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "100", "0.01");
+    let client = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf).lease_wait(Duration::from_secs(5)),
+        Some(budget),
+    );
+    // Each write of spend to the fleet's item takes 100 ms at the proxy; calls
+    // through the SDK hook go on settling $0.01 each, one after the other, all
+    // the while: every write leaves newer spend behind it.
+    const FLEET_SPEND: &[&str] = &[":spent", "scope#fleet"];
+    proxy.set(Fault::SlowWhere(FLEET_SPEND, Duration::from_millis(100)));
+    let sdk = crate::support::intercepted(&conf, client.meter());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hooked = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut calls = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                sdk.invoke_endpoint()
+                    .endpoint_name(REALTIME_ENDPOINT)
+                    .content_type("application/json")
+                    .body(Blob::new(r#"{"inputs":"hook"}"#))
+                    .send()
+                    .await
+                    .unwrap();
+                calls += 1;
+            }
+            calls
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The metered call has no lease: it writes the spend recorded before it,
+    // then is leased.
+    let leased = call(&client).await;
+    assert!(leased.is_ok(), "{leased:?}");
+    stop.store(true, Ordering::Relaxed);
+    let hook_calls = hooked.await.unwrap();
+    assert!(hook_calls > 10, "{hook_calls} calls through the hook");
+    proxy.set(Fault::None);
+    flushed(&client).await;
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    // Every call at $0.01: the hook's and the metered one. What the lease did
+    // not use is given back at shutdown: committed is what was spent.
+    let spent = Decimal::from(hook_calls + 1) * dec("0.01");
+    assert_eq!((fleet.spent_usd, fleet.leases), (spent, 0), "{fleet:?}");
+    assert_eq!(fleet.committed_usd, Some(spent), "{fleet:?}");
+}
+
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
