@@ -1784,7 +1784,9 @@ mod tests {
         let doc = parse_price_document(&json).unwrap();
         let key = PriceKey::hosting("us-gov-west-1", "ml.g5.24xlarge");
         assert_eq!(
-            select_rate(&key, &[doc.clone()]).unwrap().usd_per_unit,
+            select_rate(&key, std::slice::from_ref(&doc))
+                .unwrap()
+                .usd_per_unit,
             dec("8.5")
         );
         // Spelled so, it is still no training or notebook row's kind.
