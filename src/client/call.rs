@@ -1481,11 +1481,16 @@ fn dropped(mut parts: CallParts, span: &tracing::Span) {
             notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
             Phase::Submitted
         } else {
-            notes.push(
-                "the caller dropped the call after the model answered, before its \
-                 receipt was made: billed as answered"
-                    .to_owned(),
-            );
+            // Only an answer says the model answered. A failure (a model error, an
+            // SDK timeout) keeps the receipt, notes and all, its caller gets when
+            // it waits.
+            if usage.outcome == Outcome::Ok {
+                notes.push(
+                    "the caller dropped the call after the model answered, before its \
+                     receipt was made: billed as answered"
+                        .to_owned(),
+                );
+            }
             Phase::Whole
         };
         let now = parts.meter.now();

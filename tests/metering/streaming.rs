@@ -89,10 +89,19 @@ async fn harness(
     scripts: impl Fn(&str) -> Script + Send + Sync + 'static,
     configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
 ) -> Harness {
+    harness_on(scripts, |conf| conf, configure).await
+}
+
+/// [`harness`], the fake's SDK config changed by `sdk` first (its timeouts, say).
+async fn harness_on(
+    scripts: impl Fn(&str) -> Script + Send + Sync + 'static,
+    sdk: impl FnOnce(aws_types::SdkConfig) -> aws_types::SdkConfig,
+    configure: impl FnOnce(ClientBuilder) -> ClientBuilder,
+) -> Harness {
     let (logs, logging) = crate::support::spans::capture();
     let fake = FakeStream::start(scripts).await;
     let receipts = Receipts::default();
-    let conf = fake.sdk_config().await;
+    let conf = sdk(fake.sdk_config().await);
     let client = configure(builder(&conf).sink(receipts.clone()))
         .build()
         .unwrap();
@@ -1436,10 +1445,19 @@ async fn gated_harness() -> (Harness, Arc<tokio::sync::Semaphore>) {
 async fn gated_harness_with(
     script: impl Fn() -> Script + Send + Sync + 'static,
 ) -> (Harness, Arc<tokio::sync::Semaphore>) {
+    gated_harness_on(script, |conf| conf).await
+}
+
+/// [`gated_harness_with`], the fake's SDK config changed by `sdk` first.
+async fn gated_harness_on(
+    script: impl Fn() -> Script + Send + Sync + 'static,
+    sdk: impl FnOnce(aws_types::SdkConfig) -> aws_types::SdkConfig,
+) -> (Harness, Arc<tokio::sync::Semaphore>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let prices = crate::support::GatedPrices { gate: gate.clone() };
-    let h = harness(
+    let h = harness_on(
         move |_| script(),
+        sdk,
         |b| {
             b.endpoint_profile(EndpointProfile::new(
                 GATED,
@@ -1566,6 +1584,8 @@ async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_bill
     assert_eq!(cost.usage.outcome, Outcome::Error, "{:#?}", cost.notes);
     // The fake's request id for its first request.
     assert_eq!(cost.call_id, "fake-1");
+    // Its caller waiting gets no note saying the model answered: nor does a drop.
+    assert_not_noted_containing(cost, "model answered");
     // Billed until SageMaker answered (at once), not until the drop (≥ 300 ms on).
     assert!(
         cost.usage.latency + Duration::from_millis(300) <= dropped_after,
@@ -1574,6 +1594,77 @@ async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_bill
     );
     // Its time on one ml.m5.xlarge at 0.23 USD/h: latency/3600 h × 0.23 (300 ms
     // would be 0.3/3600 × 0.23 = 0.0000191666… USD).
+    let compute = line(cost, LineItem::Compute);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(r12(hours(cost.usage.latency) * dec("0.23"))),
+        "{cost:?}"
+    );
+}
+
+/// A stream the SDK times out before it starts (its operation timeout passing
+/// before SageMaker answers), dropped while its endpoint's rates are still being
+/// found, gets the receipt its caller gets when it waits: cancelled, with the
+/// SDK-timeout note only (the model never answered: no note saying it did),
+/// billed until the timeout, not until the drop.
+#[tokio::test]
+async fn a_stream_timed_out_at_start_then_dropped_while_its_rates_are_found_is_billed_to_the_timeout()
+ {
+    const TIMEOUT: Duration = Duration::from_millis(500);
+    let (h, gate) = gated_harness_on(
+        || Script::new().answer_after(Duration::from_secs(30)),
+        |conf| {
+            conf.to_builder()
+                .timeout_config(
+                    aws_config::timeout::TimeoutConfig::builder()
+                        .operation_timeout(TIMEOUT)
+                        .build(),
+                )
+                .build()
+        },
+    )
+    .await;
+    let client = h.client.clone();
+    let sent = std::time::Instant::now();
+    let call = tokio::spawn(async move { send(&client, GATED).await.map(|_| ()) });
+    // The SDK gives up after 500 ms; the call then waits for the rates (gate shut).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while h.fake.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(TIMEOUT + Duration::from_millis(300)).await;
+    assert!(!call.is_finished(), "still waiting for the rates");
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    let dropped_after = sent.elapsed();
+    gate.add_permits(1_000);
+    h.client.shutdown().await.unwrap();
+
+    let all = h.receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled, "{:#?}", cost.notes);
+    // The waiting caller's receipt notes the SDK timeout, and only that.
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("the SDK timed out the call")),
+        "{:#?}",
+        cost.notes
+    );
+    assert_not_noted_containing(cost, "model answered");
+    // Billed until the timeout (500 ms after sending, at least), not until the
+    // drop (300 ms later still).
+    assert!(cost.usage.latency >= TIMEOUT, "{:?}", cost.usage.latency);
+    assert!(
+        cost.usage.latency + Duration::from_millis(300) <= dropped_after,
+        "{:?} billed, dropped after {dropped_after:?}",
+        cost.usage.latency
+    );
+    // Its time on one ml.m5.xlarge at 0.23 USD/h: latency/3600 h × 0.23 (the
+    // 500 ms timeout: 0.5/3600 × 0.23 = 0.0000319444… USD; a 5 s one would be
+    // 5/3600 × 0.23 = 0.000319444… USD).
     let compute = line(cost, LineItem::Compute);
     assert_eq!(
         compute.cost_usd(),

@@ -40,6 +40,7 @@ pub struct Script {
     steps: Vec<Step>,
     initial_error: Option<InitialError>,
     content_type: Option<String>,
+    answer_after: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +82,13 @@ impl Script {
     /// `text/event-stream`).
     pub fn content_type(mut self, content_type: &str) -> Self {
         self.content_type = Some(content_type.to_owned());
+        self
+    }
+
+    /// Waits `d` after reading the request before answering anything (no status
+    /// line, no headers): a model slow to start, for an SDK timeout to cut off.
+    pub fn answer_after(mut self, d: Duration) -> Self {
+        self.answer_after = Some(d);
         self
     }
 
@@ -374,6 +382,9 @@ async fn serve(
     });
     let script = scripts(&endpoint);
     let request_id = format!("fake-{}", received.lock().unwrap().len());
+    if let Some(d) = script.answer_after {
+        tokio::time::sleep(d).await;
+    }
 
     if let Some(err) = script.initial_error {
         let head = format!(
