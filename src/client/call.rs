@@ -486,8 +486,7 @@ impl Call {
         read: Option<ReadOutput<T>>,
     ) -> Answered<T, O::Error> {
         let Call { in_flight } = self;
-        let span = in_flight.span.clone();
-        let parts = in_flight.parts();
+        let (parts, span) = (in_flight.parts(), &in_flight.span);
         let on_answer = |result: &std::result::Result<T, SdkError<O::Error, HttpResponse>>,
                          latency: Duration,
                          answered_at: SystemTime| {
@@ -507,7 +506,7 @@ impl Call {
                 &parts.meter,
                 &parts.endpoint,
                 parts.started_at,
-                &span,
+                span,
                 send,
                 on_answer,
             )
@@ -515,7 +514,7 @@ impl Call {
             (result, latency, answered_at, Rates::Found(prepared))
         } else {
             let (result, latency, answered_at, rates) =
-                send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, &span, send)
+                send_before_prepare(&parts.meter, &parts.endpoint, parts.started_at, span, send)
                     .await;
             // A failed call's receipt and error need the rates now; it left the
             // clock when SageMaker answered, not once they are found. Its receipt
@@ -543,7 +542,7 @@ impl Call {
         if O::DONE_WHEN_ANSWERED && result.is_ok() {
             parts.attempts.leave_clock_at(answered_at);
         }
-        let parts = in_flight.into_parts();
+        let (parts, span) = in_flight.into_parts();
         Answered {
             result,
             latency,
@@ -1449,9 +1448,12 @@ impl CallInFlight {
         }
     }
 
-    fn into_parts(mut self) -> CallParts {
+    /// The parts and the span, for the receipt made when the caller waits (nothing
+    /// is made on drop then).
+    fn into_parts(mut self) -> (CallParts, tracing::Span) {
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
         match self.parts.take() {
-            Some(parts) => parts,
+            Some(parts) => (parts, span),
             None => unreachable!("a CallInFlight holds its parts until into_parts"),
         }
     }
@@ -2467,7 +2469,7 @@ pub(super) mod tests {
         let Ok(call) = Call::begin::<O>(&meter, request, None) else {
             panic!("the call begins");
         };
-        let parts = call.in_flight.into_parts();
+        let (parts, _) = call.in_flight.into_parts();
         (meter, prepared, parts)
     }
 
@@ -2516,7 +2518,7 @@ pub(super) mod tests {
             else {
                 panic!("the call begins");
             };
-            call.in_flight.into_parts()
+            call.in_flight.into_parts().0
         };
         // Each call answered `took_ms` after its request, which went out as it
         // began.
@@ -2614,7 +2616,7 @@ pub(super) mod tests {
             else {
                 panic!("the call begins");
             };
-            call.in_flight.into_parts()
+            call.in_flight.into_parts().0
         };
         let (first, second) = (begin(), begin());
         assert!(first.attempts.attempt_sent(1, 0));
@@ -2871,7 +2873,7 @@ pub(super) mod tests {
         else {
             panic!("the call begins");
         };
-        (meter, prepared, call.in_flight.into_parts())
+        (meter, prepared, call.in_flight.into_parts().0)
     }
 
     /// The receipt of an async submission of `bytes_in` B, accepted: its
