@@ -22,6 +22,7 @@ pub(crate) use component::{
     unreserved_fraction,
 };
 
+pub(crate) use receipt::is_never_settled;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
     SettledBefore, SettledBy, StandingPart,

@@ -425,6 +425,18 @@ pub(crate) fn is_settlement<'a>(
     settlement_line || bytes_out > 0 || has_tokens
 }
 
+/// Whether an async submission's receipt with these notes says that no
+/// settlement will ever come, its compute (AsyncInf instance-hours) never on a
+/// receipt: one that failed after SageMaker accepted it
+/// ([`ACCEPTED_THEN_FAILED_NOTE`](crate::client::ACCEPTED_THEN_FAILED_NOTE)),
+/// or that its caller dropped once accepted
+/// ([`DROPPED_SUBMISSION_NOTE`](crate::client::DROPPED_SUBMISSION_NOTE));
+/// one rule for receipts and for ledger rows read without making a receipt.
+pub(crate) fn is_never_settled<'a>(mut notes: impl Iterator<Item = &'a str>) -> bool {
+    use crate::client::{ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE};
+    notes.any(|note| note == ACCEPTED_THEN_FAILED_NOTE || note == DROPPED_SUBMISSION_NOTE)
+}
+
 /// Whether a receipt with these notes is one `MeteringInterceptor` made
 /// ([`INTERCEPTOR_NOTE`]): of an async invocation, the call's only receipt (see
 /// [`is_settlement`]); one rule for receipts and for ledger rows read without

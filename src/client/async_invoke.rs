@@ -313,7 +313,8 @@ const DATA_OUT_UNKNOWN: &str =
 /// dropped it before its receipt was made (a timeout while the endpoint's rates
 /// were found): queued, it is billed as submitted; its [`PendingInference`] was
 /// never handed over, so no settlement will bill its compute (enforced budgets
-/// count it at no less than its estimate).
+/// count it at no less than its estimate). Ledgers carry it, and `report` reads
+/// it back (`billing::is_never_settled`): reworded, those ledgers would be misread.
 pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the caller after \
     SageMaker accepted it, before its receipt was made: billed as submitted; its pending \
     invocation was lost with it, so its compute (AsyncInf instance-hours) is never settled \
@@ -325,7 +326,9 @@ pub(crate) const DROPPED_SUBMISSION_NOTE: &str = "submission dropped by the call
 /// billed as a submission's; the accepted answer was not read, so neither its
 /// inference id nor its output location is known, and its compute is never
 /// settled on a receipt. Enforced budgets count it at no less than its
-/// estimate, as a dropped submission ([`DROPPED_SUBMISSION_NOTE`]).
+/// estimate, as a dropped submission ([`DROPPED_SUBMISSION_NOTE`]). Ledgers
+/// carry it, and `report` reads it back (`billing::is_never_settled`): reworded,
+/// those ledgers would be misread.
 pub(crate) const ACCEPTED_THEN_FAILED_NOTE: &str = "the submission failed after SageMaker \
     accepted it (a 2XX answer that could not be read): queued, it is billed as submitted; its \
     output location is unknown, so the job's compute (AsyncInf instance-hours) cannot be \

@@ -19,6 +19,7 @@ mod invoke;
 mod meter;
 mod stream;
 
+pub(crate) use async_invoke::{ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE};
 pub use async_invoke::{
     AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference, SettleRefused,
 };

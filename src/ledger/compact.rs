@@ -782,6 +782,10 @@ pub(crate) fn report_row<'a>(
         let settlement = whole.as_ref().is_some_and(Cost::is_async_settlement);
         let by_interceptor = whole.as_ref().is_some_and(Cost::is_by_interceptor);
         report_row.part = CallPart::of(context.operation, settlement, by_interceptor);
+        report_row.never_settled = report_row.part == CallPart::AsyncSubmission
+            && whole.as_ref().is_some_and(|cost| {
+                crate::billing::is_never_settled(cost.notes.iter().map(String::as_str))
+            });
     }
     Ok(report_row)
 }

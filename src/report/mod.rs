@@ -88,11 +88,14 @@
 //!   whose cost may not be at AWS's current prices. An asynchronous invocation
 //!   counts by each of its receipts that has one (the two are not paired), the
 //!   count at most the calls.
-//! - **Async not settled here**: `unsettled_async_calls` counts submissions (not
-//!   failed ones) beyond the settlements in the ledgers, whose compute, billed at
-//!   settlement, is in no figure: cost figures are then lower bounds;
+//! - **Async not settled here**: `unsettled_async_calls` counts submissions
+//!   beyond the settlements in the ledgers, plus every submission no settlement
+//!   will ever come for (one that failed after SageMaker accepted it, or that
+//!   its caller dropped once accepted: its notes say so); their compute, billed
+//!   at settlement, is in no figure: cost figures are then lower bounds.
 //!   `settlements_without_submission` counts settlements beyond the submissions
-//!   (submitted in other ledgers or before the range): cost without a call.
+//!   (submitted in other ledgers or before the range, never those that will
+//!   not settle): cost without a call.
 //! - **errors** / **cancelled**: calls whose outcome was `error` / `cancelled`
 //!   (they are included in every other figure: a failed call still cost money).
 //!   An asynchronous invocation is an error when its submission failed (it then
@@ -401,6 +404,10 @@ pub struct ReportRow<'a> {
     /// Some line was priced from a fallback
     /// ([`Cost::is_priced_from_fallback`]).
     pub fallback_priced: bool,
+    /// An asynchronous invocation's submission whose notes say no settlement
+    /// will ever come (it failed after SageMaker accepted it, or its caller
+    /// dropped it once accepted): its compute is on no receipt.
+    pub never_settled: bool,
 }
 
 /// Which receipt of a call a [`ReportRow`] is. An asynchronous invocation
@@ -487,11 +494,13 @@ impl<'a> ReportRow<'a> {
             part: CallPart::Whole,
             accrual_priced_from: Cow::Borrowed(&[]),
             fallback_priced: false,
+            never_settled: false,
         }
     }
 
     /// The row of a receipt, for a report grouped `by`.
     pub fn of(cost: &'a Cost, by: &GroupBy) -> Self {
+        let part = CallPart::of_receipt(cost);
         ReportRow {
             at: cost.at,
             endpoint: &cost.endpoint,
@@ -510,12 +519,14 @@ impl<'a> ReportRow<'a> {
             fully_priced: cost.is_fully_priced(),
             outcome: cost.usage.outcome,
             parts: cost.usage.parts,
-            part: CallPart::of_receipt(cost),
+            part,
             accrual_priced_from: match &cost.accrual {
                 Some(accrual) => Cow::Borrowed(&accrual.priced_from),
                 None => Cow::Borrowed(&[]),
             },
             fallback_priced: cost.is_priced_from_fallback(),
+            never_settled: part == CallPart::AsyncSubmission
+                && crate::billing::is_never_settled(cost.notes.iter().map(String::as_str)),
         }
     }
 
@@ -886,6 +897,9 @@ struct Acc {
     cancelled: u64,
     async_submissions: u64,
     async_settlements: u64,
+    /// Submissions no settlement will ever come for ([`ReportRow::never_settled`]):
+    /// unsettled whatever settlements there are.
+    async_never_settled: u64,
     first_at: Option<DateTime<Utc>>,
     last_at: Option<DateTime<Utc>>,
     hourly: Hourly,
@@ -961,7 +975,11 @@ impl Acc {
             _ => {}
         }
         match row.part {
-            // A failed submission queued nothing: no settlement is to come.
+            // Queued, but its settlement will never come (accepted, then failed
+            // or dropped): its compute is on no receipt.
+            CallPart::AsyncSubmission if row.never_settled => self.async_never_settled += 1,
+            // A failed submission not so marked was never accepted: it queued
+            // nothing, so no settlement is to come, nor is any missing.
             CallPart::AsyncSubmission if row.outcome != Outcome::Error => {
                 self.async_submissions += 1
             }
@@ -1018,6 +1036,7 @@ impl Acc {
         self.cancelled += other.cancelled;
         self.async_submissions += other.async_submissions;
         self.async_settlements += other.async_settlements;
+        self.async_never_settled += other.async_never_settled;
         for t in [other.first_at, other.last_at].into_iter().flatten() {
             self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
             self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
@@ -1087,7 +1106,8 @@ impl Acc {
             cancelled: self.cancelled,
             unsettled_async_calls: self
                 .async_submissions
-                .saturating_sub(self.async_settlements),
+                .saturating_sub(self.async_settlements)
+                + self.async_never_settled,
             settlements_without_submission: self
                 .async_settlements
                 .saturating_sub(self.async_submissions),

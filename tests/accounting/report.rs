@@ -610,19 +610,24 @@ fn async_invocations_not_settled_in_the_ledgers_are_counted_and_said() {
     let mut receipts = async_invocation("async-1", "ok", Some("ok"));
     receipts.extend(async_invocation("async-2", "ok", None));
     receipts.extend(async_invocation("async-3", "ok", None));
-    // A failed submission queued nothing: not waiting for a settlement.
-    receipts.extend(async_invocation("async-4", "error", None));
+    // A submission that failed after SageMaker accepted it is queued, and no
+    // settlement will ever come: its compute is in no figure either. (A failed
+    // submission SageMaker did not accept has no receipt at all.)
+    receipts.push(accepted_then_failed_submission(
+        "async-4",
+        "2026-11-05T10:00:00Z",
+    ));
     let options = ReportOptions::new(GroupBy::Endpoint);
     let report = summarize(&receipts, &options).unwrap();
     assert_eq!(report.total.calls, 4);
-    assert_eq!(report.total.unsettled_async_calls, 2);
-    assert_eq!(report.groups[0].unsettled_async_calls, 2);
+    assert_eq!(report.total.unsettled_async_calls, 3);
+    assert_eq!(report.groups[0].unsettled_async_calls, 3);
     let json = serde_json::to_value(&report.total).unwrap();
-    assert_eq!(json["unsettled_async_calls"], 2);
+    assert_eq!(json["unsettled_async_calls"], 3);
     assert!(json.get("settlements_without_submission").is_none());
     assert!(
         render_table(&report).contains(
-            "note: 2 asynchronous invocation(s) submitted have no settlement in these ledgers"
+            "note: 3 asynchronous invocation(s) submitted have no settlement in these ledgers"
         ),
         "{}",
         render_table(&report)
@@ -650,12 +655,114 @@ fn async_invocations_not_settled_in_the_ledgers_are_counted_and_said() {
     assert_eq!(report.total.settlements_without_submission, 1);
 }
 
+/// The submission receipt of `InvokeEndpointAsync` call `id` on `async-ep` that
+/// failed after SageMaker accepted it (a 2XX answer cut off, then retries that
+/// failed), as the client writes it: outcome `error`, its note saying the job's
+/// compute can never be on a settlement receipt. 1 MiB of input: 2^20 B = 2^-10 GB
+/// (AWS's GB of data processed is 2^30 B) × 0.016 USD/GB = 0.000015625 USD.
+fn accepted_then_failed_submission(id: &str, at: &str) -> Cost {
+    serde_json::from_value(json!({
+        "call_id": id, "at": at, "endpoint": "async-ep",
+        "variant": "AllTraffic", "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpointAsync", "latency_us": 40_000,
+                  "bytes_in": 1_048_576, "bytes_out": 0, "outcome": "error"},
+        "lines": [priced_line("data_in", "0.0009765625", "gigabytes", "0.016", "0.000015625")],
+        "cost_usd": "0.000015625", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "notes": ["the submission failed after SageMaker accepted it (a 2XX answer that could \
+                   not be read): queued, it is billed as submitted; its output location is \
+                   unknown, so the job's compute (AsyncInf instance-hours) cannot be metered \
+                   on a settlement receipt"],
+    }))
+    .unwrap()
+}
+
+/// A submission SageMaker accepted before it failed is queued: the job runs
+/// (on an ml.m5.xlarge at 0.23 USD/h, 10 minutes is 0.23 × 10/60 =
+/// 0.038333… USD) but no settlement will ever bill it, so the report's
+/// 0.000015625 USD is a lower bound and says so, whichever reader reads it; a
+/// settlement without its submission (another invocation's) does not make up
+/// for it.
+#[tokio::test]
+async fn an_async_submission_accepted_then_failed_is_never_settled_and_said() {
+    let failed = accepted_then_failed_submission("async-1", "2026-11-05T10:00:00Z");
+    // Another invocation's settlement, whose submission is in another ledger.
+    let stray: Vec<Cost> = async_invocation("async-2", "ok", Some("ok"))
+        .into_iter()
+        .filter(Cost::is_async_settlement)
+        .collect();
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    for receipts in [vec![failed.clone()], [vec![failed], stray.clone()].concat()] {
+        let report = summarize(&receipts, &options).unwrap();
+        let total = &report.total;
+        assert_eq!((total.calls, total.errors), (1, 1));
+        assert_eq!(total.unsettled_async_calls, 1, "{total:?}");
+        let table = render_table(&report);
+        assert!(
+            table.contains(
+                "note: 1 asynchronous invocation(s) submitted have no settlement in these \
+                 ledgers: their compute (billed at settlement) is not counted, so cost figures \
+                 are lower bounds"
+            ),
+            "{table}"
+        );
+        if receipts.len() == 1 {
+            assert_eq!(total.cost_usd, dec("0.000015625"));
+            assert_eq!(total.settlements_without_submission, 0);
+        } else {
+            // 0.000015625 + the settlement's 0.000670888889 = 0.000686513889.
+            assert_eq!(total.cost_usd, dec("0.000686513889"));
+            assert_eq!(total.settlements_without_submission, 1);
+        }
+
+        // The same from a JSON Lines ledger (read without building most receipts).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("async.jsonl");
+        let ledger = JsonlLedger::open(&path).unwrap();
+        for cost in &receipts {
+            ledger.try_record(cost).unwrap();
+        }
+        ledger.shutdown().await.unwrap();
+        assert_eq!(report_file(&path, &options).unwrap(), report);
+
+        // And from Parquet.
+        #[cfg(feature = "parquet")]
+        {
+            let path = dir.path().join("async.parquet");
+            let mut out = sagemeter::ledger::parquet::ParquetFileWriter::create(&path).unwrap();
+            for cost in &receipts {
+                out.write(cost).unwrap();
+            }
+            out.finish().unwrap();
+            assert_eq!(report_files([&path], &options).unwrap(), report);
+        }
+    }
+
+    // A submission its caller dropped once SageMaker accepted it (outcome ok)
+    // lost its pending invocation: never settled either, so the stray
+    // settlement does not make up for it.
+    let mut dropped = accepted_then_failed_submission("async-3", "2026-11-05T10:00:00Z");
+    dropped.usage.outcome = sagemeter::usage::Outcome::Ok;
+    dropped.notes = vec![
+        "submission dropped by the caller after SageMaker accepted it, before its receipt was \
+         made: billed as submitted; its pending invocation was lost with it, so its compute \
+         (AsyncInf instance-hours) is never settled on a receipt"
+            .to_owned(),
+    ];
+    let report = summarize(&[vec![dropped], stray].concat(), &options).unwrap();
+    assert_eq!(report.total.unsettled_async_calls, 1);
+    assert_eq!(report.total.settlements_without_submission, 1);
+}
+
 /// An asynchronous invocation is an error once, whether its submission failed
 /// (it has no settlement) or its inference did (its settlement says so).
 #[tokio::test]
 async fn a_failed_async_invocation_is_one_error_in_one_call() {
     let mut receipts = async_invocation("async-1", "ok", Some("error"));
-    receipts.extend(async_invocation("async-2", "error", None));
+    receipts.push(accepted_then_failed_submission(
+        "async-2",
+        "2026-11-05T10:00:00Z",
+    ));
     let options = ReportOptions::new(GroupBy::Endpoint);
     let report = summarize(&receipts, &options).unwrap();
     assert_eq!((report.total.calls, report.total.errors), (2, 2));
