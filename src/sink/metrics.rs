@@ -66,7 +66,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_tokens_total",
         Unit::Count,
-        "Tokens reported by responses, by direction (input, output)."
+        "Tokens reported by responses answered with HTTP 2XX, by direction (input, output)."
     );
     describe_histogram!(
         "sagemeter_cost_usd",
@@ -461,13 +461,17 @@ impl CostMetrics {
                 .cost_micro_usd
                 .get(recorder, now, key(COST_MICRO_USD))
                 .increment(micro_usd);
-            if let Some(tokens) = usage.input_tokens {
+            // Only a call answered with HTTP 2XX reports tokens, as `report` and
+            // `compare` count them: a failed async inference's settlement may
+            // carry the counts of its output, but its token lines charged none.
+            let answered = crate::billing::answered_2xx(usage);
+            if let Some(tokens) = usage.input_tokens.filter(|_| answered) {
                 handles
                     .input_tokens
                     .get(recorder, now, with(TOKENS, "direction", "input"))
                     .increment(tokens);
             }
-            if let Some(tokens) = usage.output_tokens {
+            if let Some(tokens) = usage.output_tokens.filter(|_| answered) {
                 handles
                     .output_tokens
                     .get(recorder, now, with(TOKENS, "direction", "output"))
@@ -1070,6 +1074,74 @@ mod tests {
         assert_eq!(per_component.len(), MAX_TAG_LABEL_VALUES + 1);
         assert_eq!(per_component["made-up-0"], 1);
         assert_eq!(per_component[OTHER_TAG_VALUE], 50);
+    }
+
+    /// Tokens count only for a call answered with HTTP 2XX, as in `report` and
+    /// `compare`: a failed asynchronous inference's settlement (outcome error)
+    /// may carry the counts its output reported (1,200 in, 800 out), but its
+    /// token lines charge 0 tokens, and no other view counts them; an answered
+    /// settlement's count.
+    #[test]
+    fn tokens_count_only_for_a_call_answered_2xx() {
+        use crate::usage::{Operation, TokenUsage, Usage};
+        let settlement = |outcome: Outcome| Cost {
+            call_id: "inf-1".into(),
+            at: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH),
+            endpoint: "async-ep".into(),
+            variant: Some("AllTraffic".into()),
+            inference_component: None,
+            target_model: None,
+            billing: None,
+            allocation: crate::billing::Allocation::default(),
+            usage: Usage::new(
+                Operation::InvokeEndpointAsync,
+                std::time::Duration::from_secs(600),
+            )
+            .with_tokens(TokenUsage::new(1200, 800))
+            .with_outcome(outcome),
+            lines: Vec::new(),
+            cost_usd: Decimal::ZERO,
+            currency: "USD".into(),
+            region: Some("us-east-1".into()),
+            running_client_usd: Decimal::ZERO,
+            running_endpoint_usd: Decimal::ZERO,
+            running_fleet_usd: None,
+            accrual: None,
+            tags: Default::default(),
+            notes: vec![format!(
+                "{} submitted at 1970-01-01T00:00:00+00:00",
+                crate::billing::SETTLEMENT_NOTE
+            )],
+            settled_before: None,
+        };
+        let tokens = |outcome: Outcome| {
+            let recorder = metrics_util::debugging::DebuggingRecorder::new();
+            let receipt = settlement(outcome);
+            assert!(receipt.is_async_settlement());
+            metrics::with_local_recorder(&recorder, || CostMetrics::new().record(&receipt));
+            let mut by_direction = std::collections::BTreeMap::new();
+            for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+                if key.key().name() != TOKENS {
+                    continue;
+                }
+                let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                    panic!("a counter")
+                };
+                let direction = key
+                    .key()
+                    .labels()
+                    .find(|l| l.key() == "direction")
+                    .map(|l| l.value().to_owned())
+                    .unwrap();
+                by_direction.insert(direction, n);
+            }
+            by_direction
+        };
+        let failed = tokens(Outcome::Error);
+        assert!(failed.values().all(|n| *n == 0), "{failed:?}");
+        let answered = tokens(Outcome::Ok);
+        assert_eq!(answered.get("input"), Some(&1200));
+        assert_eq!(answered.get("output"), Some(&800));
     }
 
     /// A recorder counting the counters it is asked to register.
