@@ -269,7 +269,11 @@ impl Client {
     /// back its leases, within ten seconds in all; see
     /// [`Meter::shutdown_within`]. Call it before the runtime ends (after a
     /// server's graceful shutdown): a client merely dropped loses the fleet's
-    /// increments since its last flush and holds its leases until they lapse.
+    /// increments since its last flush and holds its leases until they lapse. Its
+    /// ledgers and [`Queued`](crate::sink::Queued) sinks lose nothing they
+    /// accepted: the drop of the last handle to one hands its sink every receipt
+    /// and shuts it down, blocking the dropping thread (a Tokio worker, in a task)
+    /// until it is done.
     pub async fn shutdown(&self) -> Result<()> {
         self.meter.shutdown().await
     }

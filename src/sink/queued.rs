@@ -7,7 +7,7 @@ use crate::ledger::{Counters, WarnLimiter};
 use crate::pricing::PriceChange;
 use crate::util::BoxFuture;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -35,6 +35,13 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 /// naming `S` at most every ten seconds), the next ones go on. `flush` and
 /// `shutdown` do not fail for it: the receipt reached `S`, which lost it, as a
 /// sink the meter calls itself does (see [`CostSink::record`]); watch the counter.
+///
+/// Dropped without `shutdown` (the last handle to it: a client dropped when
+/// `main` returns), it does the same: the queue is closed, `S` is handed every
+/// receipt queued, then shut down (its `shutdown` run on the thread, a failure
+/// logged as an ERROR), and the drop waits for all of it, as a ledger's does. That
+/// blocks the dropping thread until `S` is done: a Tokio worker, if the last
+/// `Client` is dropped in a task (await `shutdown()` there instead).
 ///
 /// ```no_run
 /// # async fn run(sdk_config: aws_types::SdkConfig) -> Result<(), Box<dyn std::error::Error>> {
@@ -65,6 +72,11 @@ pub struct Queued<S> {
     /// Closed (its sender dropped) when the thread ends: every message queued
     /// has been handed over.
     thread_ended: watch::Receiver<()>,
+    /// The thread, joined on drop; `None` once joined.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set by the drop of a queue not shut down: the thread shuts `S` down once
+    /// it has handed it everything.
+    dropped_open: Arc<AtomicBool>,
     capacity: usize,
     counters: Arc<Counters>,
     warn: WarnLimiter,
@@ -111,7 +123,9 @@ impl<S: CostSink + 'static> Queued<S> {
         let (tx, mut rx) = mpsc::channel::<Msg>(capacity);
         let (on_thread, written) = (sink.clone(), counters.clone());
         let (ended, thread_ended) = watch::channel(());
-        std::thread::Builder::new()
+        let dropped_open = Arc::new(AtomicBool::new(false));
+        let shut_down_here = dropped_open.clone();
+        let thread = std::thread::Builder::new()
             .name("sagemeter-queued-sink".into())
             .spawn(move || {
                 // Dropped when the thread ends, however it ends.
@@ -164,12 +178,28 @@ impl<S: CostSink + 'static> Queued<S> {
                         }
                     }
                 }
+                // Dropped without `shutdown`: `S` has everything, and is shut
+                // down here as `shutdown` would have (its own async shutdown may
+                // need a Tokio timer or I/O, and this thread is in no runtime).
+                if shut_down_here.load(Ordering::Acquire) {
+                    let shut = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map(|rt| rt.block_on(on_thread.shutdown()));
+                    if let Err(error) = shut.and_then(|r| r) {
+                        tracing::error!(target: "sagemeter", sink = on_thread.name(),
+                            %error, "a queued sink dropped without shutdown() could not \
+                            shut its sink down");
+                    }
+                }
             })
             .expect("the OS refused a thread for a queued sink");
         Queued {
             sink,
             queue: Mutex::new(Some(tx)),
             thread_ended,
+            thread: Some(thread),
+            dropped_open,
             capacity,
             counters,
             warn: WarnLimiter::new(),
@@ -226,6 +256,35 @@ impl<S> Queued<S> {
                 tracing::warn!(target: "sagemeter", sink = "queued", refused = n,
                     "receipt refused: the queued sink was shut down");
             }
+        }
+    }
+}
+
+impl<S> Drop for Queued<S> {
+    /// Dropping it closes the queue; the thread hands `S` every receipt queued,
+    /// shuts `S` down unless `shutdown` did, and ends, and this waits for it (as a
+    /// ledger's drop does), so that a program that forgets `shutdown()` still
+    /// loses no receipt the queue accepted.
+    fn drop(&mut self) {
+        let open = self
+            .queue
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if open.is_some() {
+            self.dropped_open.store(true, Ordering::Release);
+        }
+        drop(open);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        // Dropped by `S` on the thread itself: it ends once this returns.
+        if thread.thread().id() == std::thread::current().id() {
+            return;
+        }
+        if thread.join().is_err() {
+            tracing::error!(target: "sagemeter", sink = "queued",
+                "a queued sink's thread panicked: the receipts still queued were lost");
         }
     }
 }
@@ -508,6 +567,71 @@ mod tests {
                 self.0.lock().unwrap().push(format!("{event:?}"));
             }
         }
+    }
+
+    /// A slow sink that notes the receipts it was handed (shared with the test,
+    /// which keeps it after the queue is dropped) and its flush and shutdown, the
+    /// shutdown's waiting on a Tokio timer (a sink's own async shutdown).
+    #[derive(Debug, Default)]
+    struct Slow(Arc<Mutex<Vec<String>>>);
+
+    impl CostSink for Slow {
+        fn record(&self, cost: &Cost) {
+            // A blocking POST that takes 20 ms.
+            std::thread::sleep(Duration::from_millis(20));
+            self.0.lock().unwrap().push(cost.call_id.clone());
+        }
+
+        fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                self.0.lock().unwrap().push("shutdown".to_owned());
+                Ok(())
+            })
+        }
+    }
+
+    /// A queued sink dropped without `shutdown()` (a program that returns from
+    /// main without it) hands its sink every receipt it accepted, then shuts the
+    /// sink down, before the drop returns.
+    #[test]
+    fn a_queued_sink_dropped_without_shutdown_hands_over_every_receipt_first() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queued = Queued::new(Slow(seen.clone()));
+        let ids: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+        for id in &ids {
+            queued.record(&cost(id));
+        }
+        assert_eq!(queued.stats().accepted, 10);
+        drop(queued);
+        let mut expected = ids;
+        expected.push("shutdown".to_owned());
+        assert_eq!(*seen.lock().unwrap(), expected);
+    }
+
+    /// Dropped inside a Tokio runtime (the last client dropped in an async
+    /// `main`), it waits the same way: blocking the worker until the sink has
+    /// everything, as the ledger's writer does.
+    #[tokio::test]
+    async fn a_queued_sink_dropped_in_a_runtime_hands_over_every_receipt_first() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queued = Queued::new(Slow(seen.clone()));
+        for i in 0..3 {
+            queued.record(&cost(&format!("r{i}")));
+        }
+        drop(queued);
+        assert_eq!(*seen.lock().unwrap(), ["r0", "r1", "r2", "shutdown"]);
+    }
+
+    /// Dropped after `shutdown()`, the sink is not shut down a second time.
+    #[tokio::test]
+    async fn a_queued_sink_dropped_after_its_shutdown_does_not_shut_its_sink_down_again() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let queued = Queued::new(Slow(seen.clone()));
+        queued.record(&cost("a"));
+        queued.shutdown().await.unwrap();
+        drop(queued);
+        assert_eq!(*seen.lock().unwrap(), ["a", "shutdown"]);
     }
 
     /// A capacity beyond Tokio's channel limit (which would panic) is taken as
