@@ -1051,15 +1051,28 @@ impl Meter {
         // fleet handed its charges. A batch that drops its lapsed jobs and
         // shuts down has no call or status after the drop to do it. On a
         // thread of its own and waited for within the calls' half: an alert
-        // callback that blocks holds up neither the shutdown nor the calls.
+        // callback that blocks holds up neither the shutdown nor the calls. Not
+        // on Tokio's blocking pool: dropping the runtime waits for all its
+        // blocking work, so a callback given up on here would still hold up the
+        // process's exit until it returned; a detached thread holds up nothing.
         let budgets_done = async {
             if self.inner.budgets.is_empty() {
                 return true;
             }
             let meter = self.clone();
-            let status = tokio::task::spawn_blocking(move || {
-                meter.budget_status();
-            });
+            let (done, status) = tokio::sync::oneshot::channel::<()>();
+            let spawned = std::thread::Builder::new()
+                .name("sagemeter-budget-alerts".into())
+                .spawn(move || {
+                    meter.budget_status();
+                    let _ = done.send(());
+                });
+            if let Err(error) = spawned {
+                tracing::error!(target: "sagemeter", %error,
+                    "the shutdown could not start a thread to raise the budgets' alerts");
+                return false;
+            }
+            // Ended (or panicked, dropping `done`) within the half.
             tokio::time::timeout(half, status).await.is_ok()
         };
         // Background work goes on meanwhile: a call's receipt may be made there.

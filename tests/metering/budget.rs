@@ -1443,3 +1443,48 @@ async fn an_alert_callback_that_blocks_at_shutdown_does_not_hold_it_past_its_tim
     );
     drop(release);
 }
+
+/// The runtime ends without waiting for an alert callback the shutdown gave up
+/// on: a process whose callback posts to a webhook that hangs still exits once
+/// `shutdown_within` returns, rather than when the callback does.
+#[test]
+fn an_alert_callback_the_shutdown_gave_up_on_does_not_keep_the_runtime_from_ending() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = Mutex::new(blocked);
+    runtime.block_on(async move {
+        let fake = fake().await;
+        let (client, time) = ten_dollars_a_day_of_jobs_on_a_clock(&fake, move |_| {
+            let _ = blocked.lock().unwrap().recv();
+        })
+        .await;
+        // As above: 20 jobs dropped after their lapse, their alerts raised at
+        // the shutdown, the first callback blocked.
+        let mut pending = Vec::new();
+        for _ in 0..20 {
+            pending.push(submit_async(&client, "jobs", 1024).await.into_parts().2);
+        }
+        time.advance(Duration::from_secs(22_560));
+        drop(pending);
+        let shut = client.meter().shutdown_within(Duration::from_secs(1)).await;
+        let problem = shut.unwrap_err().to_string();
+        assert!(
+            problem.contains("alert callbacks still running"),
+            "{problem}"
+        );
+    });
+    // The callback stays blocked 5 s more (a webhook's timeout); not joined.
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(5));
+        drop(release);
+    });
+    let began = std::time::Instant::now();
+    drop(runtime);
+    let took = began.elapsed();
+    // Not a speed target: well under the callback's 5 s, a margin for a slow
+    // machine (the runtime waited for the callback, all 5 s, before).
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
