@@ -149,6 +149,9 @@ const WRITING: &str = "writing increments";
 const LEASING: &str = "leasing budget";
 /// An alert's mark, in its warnings.
 const MARKING: &str = "marking an alert";
+/// The second write of an item that held a later accrual start than a write's
+/// own, in its warnings.
+const LOWERING: &str = "lowering an accrual's start";
 
 /// What a receipt's call adds to its variant's fleet accrual.
 #[derive(Debug, Clone)]
@@ -1679,7 +1682,7 @@ impl Fleet {
                     )
                     .await,
             );
-            let added = match result {
+            let mut added = match result {
                 Ok(added) => added,
                 Err(err) => {
                     self.warn(&err, WRITING);
@@ -1693,6 +1696,21 @@ impl Fleet {
                     continue;
                 }
             };
+            // The write's second requests, lowering the accrual starts its item
+            // held later than its own: at best, the write stands without them.
+            let lowering = match &mut added {
+                Added::Applied { lowering, .. } | Added::AlreadyApplied { lowering, .. } => {
+                    std::mem::take(lowering)
+                }
+            };
+            shared.requests.fetch_add(lowering.sent, Ordering::Relaxed);
+            match &lowering.failure {
+                Some(err) => self.warn(err, LOWERING),
+                None if lowering.sent > 0 => {
+                    self.answered(LOWERING);
+                }
+                None => {}
+            }
             let (renewed, lost) = {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(item) = state
@@ -1706,6 +1724,12 @@ impl Fleet {
                 item.acked_seq = item.acked_seq.max(write.seq);
                 item.marked = true;
                 item.failed_flushes = 0;
+                // Starts not lowered go with the item's next write, whose answer
+                // holds the later start again: lowered then.
+                for (variant, ms) in lowering.left {
+                    let first = item.pending.first_call_ms.entry(variant).or_insert(ms);
+                    *first = (*first).min(ms);
+                }
                 // Whether the write was applied as the lease's use, what the
                 // item holds granted to this process after it (when known), the
                 // lease's end as the item holds it (when not the one this write
@@ -1719,6 +1743,7 @@ impl Fleet {
                         accruals,
                         lease_granted,
                         others_load,
+                        ..
                     } => {
                         for (variant, fleet) in accruals {
                             let known = item.accrual.entry(variant).or_default();
@@ -1759,7 +1784,7 @@ impl Fleet {
                         let held = lease_granted.is_some();
                         (held, lease_granted, None, !held)
                     }
-                    Added::AlreadyApplied { lease, spent } => {
+                    Added::AlreadyApplied { lease, spent, .. } => {
                         item.known = item.known.saturating_add(write.delta.spent);
                         // Its thresholds were not checked when it was applied (the
                         // answer was lost): checked now, on the item as it is.

@@ -555,7 +555,7 @@ pub(crate) enum LeaseUse {
 }
 
 /// How an idempotent add ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Added {
     /// Applied now: the item's spend after it, what it holds granted to this
     /// process (when the write was applied as the lease's use), and the other
@@ -573,6 +573,8 @@ pub(crate) enum Added {
         /// write was applied as the use of its lease (`None`: it was not).
         lease_granted: Option<i128>,
         others_load: Option<u64>,
+        /// The accrual starts it found later than its own, lowered or not.
+        lowering: Lowering,
     },
     /// This sequence number was applied before (a retry): nothing changed now.
     AlreadyApplied {
@@ -585,7 +587,23 @@ pub(crate) enum Added {
         /// included (its answer was lost, so its thresholds are still to check);
         /// `None` when DynamoDB returned no item.
         spent: Option<(i128, i128)>,
+        /// The accrual starts the item holds later than the write's own,
+        /// lowered or not.
+        lowering: Lowering,
     },
+}
+
+/// The second requests of a write whose item held a later accrual start than
+/// the write's own (see [`Table::add_spend`]): each sent after the write was
+/// applied, at best, so that a failure of one leaves the write applied.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Lowering {
+    /// Requests sent to lower a start, answered or not.
+    pub sent: u64,
+    /// Per variant, the start still to lower: its request failed.
+    pub left: BTreeMap<String, i64>,
+    /// Why the last of them failed.
+    pub failure: Option<TableError>,
 }
 
 /// A lease held in a budget's spend item, as read from it.
@@ -723,7 +741,9 @@ impl Table {
     /// lease the item no longer holds (another process reclaimed it after it
     /// lapsed) is sent again as [`LeaseUse::Unleased`]: that write adds the use
     /// the reclaim could not know of to the committed sum, which so stays at
-    /// least the spend.
+    /// least the spend. Where the item's answer holds a later accrual start
+    /// than the delta's, a second request lowers it, at best: its failure is
+    /// in the answer's [`Lowering`], the write applied all the same.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn add_spend(
         &self,
@@ -894,13 +914,15 @@ impl Table {
             Ok(out) => {
                 let item = out.attributes();
                 let mut accruals = item.map(accruals_in).unwrap_or_default();
+                let mut lowering = Lowering::default();
                 for (variant, ms) in &delta.first_call_ms {
                     let held = accruals.get(variant).and_then(|a| a.from_ms);
-                    if held.is_some_and(|held| held > *ms) {
-                        let lowered = self.lower_accrual_from(pk, sk, variant, *ms).await?;
-                        if let Some(accrual) = accruals.get_mut(variant) {
-                            accrual.from_ms = lowered.or(held);
-                        }
+                    if held.is_some_and(|held| held > *ms)
+                        && let Some(lowered) =
+                            self.try_lower(pk, sk, variant, *ms, &mut lowering).await
+                        && let Some(accrual) = accruals.get_mut(variant)
+                    {
+                        accrual.from_ms = lowered.or(held);
                     }
                 }
                 Ok(Some(Added::Applied {
@@ -914,6 +936,7 @@ impl Table {
                         None
                     },
                     others_load: load.map(|load| item.map_or(0, |a| others_load(a, process, load))),
+                    lowering,
                 }))
             }
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
@@ -940,19 +963,46 @@ impl Table {
                 };
                 // The applied write's answer was lost: its accrual start may
                 // still be to lower.
+                let mut lowering = Lowering::default();
                 if applied && let Some(item) = item {
                     for (variant, ms) in &delta.first_call_ms {
                         let held = int(item, &format!("{ACCRUAL_FROM_PREFIX}{variant}"));
                         if held.is_some_and(|held| held > i128::from(*ms)) {
-                            self.lower_accrual_from(pk, sk, variant, *ms).await?;
+                            self.try_lower(pk, sk, variant, *ms, &mut lowering).await;
                         }
                     }
                 }
                 let spent =
                     item.map(|a| (int(a, SPENT).unwrap_or(0), int(a, UNPRICED).unwrap_or(0)));
-                Ok(Some(Added::AlreadyApplied { lease, spent }))
+                Ok(Some(Added::AlreadyApplied {
+                    lease,
+                    spent,
+                    lowering,
+                }))
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// [`lower_accrual_from`](Self::lower_accrual_from), at best: the write
+    /// before it was applied, so a failure of it fails nothing but itself. Noted
+    /// in `lowering` (sent, or left to lower with why); `None` when it failed.
+    async fn try_lower(
+        &self,
+        pk: &str,
+        sk: &str,
+        variant: &str,
+        from_ms: i64,
+        lowering: &mut Lowering,
+    ) -> Option<Option<i64>> {
+        lowering.sent += 1;
+        match self.lower_accrual_from(pk, sk, variant, from_ms).await {
+            Ok(lowered) => Some(lowered),
+            Err(err) => {
+                lowering.left.insert(variant.to_owned(), from_ms);
+                lowering.failure = Some(err);
+                None
+            }
         }
     }
 

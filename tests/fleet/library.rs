@@ -2714,6 +2714,19 @@ fn discovered_m5(
     table: &str,
     ddb: &aws_sdk_dynamodb::Client,
 ) -> sagemeter::ClientBuilder {
+    discovered_m5_in(
+        fake_conf,
+        time,
+        FleetConfig::dynamodb(table).dynamodb_client(ddb.clone()),
+    )
+}
+
+/// [`discovered_m5`] in the fleet `fleet` configures.
+fn discovered_m5_in(
+    fake_conf: &aws_types::SdkConfig,
+    time: impl aws_smithy_async::time::TimeSource + 'static,
+    fleet: FleetConfig,
+) -> sagemeter::ClientBuilder {
     use sagemeter::pricing::PriceKey;
     let r = "us-east-1";
     Client::builder(fake_conf)
@@ -2722,7 +2735,7 @@ fn discovered_m5(
         .price_override(PriceKey::DataOut { region: r.into() }, dec("0.016"))
         .time_source(aws_smithy_async::time::SharedTimeSource::new(time))
         .without_metrics()
-        .fleet(FleetConfig::dynamodb(table).dynamodb_client(ddb.clone()))
+        .fleet(fleet)
 }
 
 /// Waits (a few seconds at most) until `client`'s profile of `endpoint` says
@@ -2814,6 +2827,17 @@ async fn one_process(
 /// [`TwoProcesses`] on table `name`, their profiles refreshed after `refresh_a`
 /// and `refresh_b` of real time.
 async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> TwoProcesses {
+    two_processes_with(name, refresh_a, refresh_b, |fleet| fleet).await
+}
+
+/// [`two_processes`], B's fleet configured by `b_fleet` from A's (the table's,
+/// through the emulator's client).
+async fn two_processes_with(
+    name: &str,
+    refresh_a: Duration,
+    refresh_b: Duration,
+    b_fleet: impl FnOnce(FleetConfig) -> FleetConfig,
+) -> TwoProcesses {
     use aws_smithy_async::test_util::ManualTimeSource;
     let conf = Emulator::shared().sdk_config().await;
     let table = table_name(name);
@@ -2826,13 +2850,17 @@ async fn two_processes(name: &str, refresh_a: Duration, refresh_b: Duration) -> 
         ManualTimeSource::new(midnight.into()),
         ManualTimeSource::new(midnight.into()),
     );
-    let process = |time: &ManualTimeSource, refresh: Duration| {
-        discovered_m5(&fake_conf, time.clone(), &table, &ddb)
+    let fleet = FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone());
+    let process = |time: &ManualTimeSource, refresh: Duration, fleet: FleetConfig| {
+        discovered_m5_in(&fake_conf, time.clone(), fleet)
             .discovery_refresh(refresh)
             .build()
             .unwrap()
     };
-    let (a, b) = (process(&time_a, refresh_a), process(&time_b, refresh_b));
+    let (a, b) = (
+        process(&time_a, refresh_a, fleet.clone()),
+        process(&time_b, refresh_b, b_fleet(fleet)),
+    );
     TwoProcesses {
         fake,
         time_a,
@@ -3013,7 +3041,13 @@ async fn a_first_call_from_a_profile_older_than_the_tables_stretch_does_not_over
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleets_accrual_begins_at_its_earliest_call_whichever_write_lands_first() {
     let refresh = Duration::from_secs(24 * 3600);
-    let p = two_processes("earliest", refresh, refresh).await;
+    // B's requests go through a proxy that counts those the table receives.
+    let conf = Emulator::shared().sdk_config().await;
+    let proxy = FaultProxy::start(&Emulator::shared().endpoint_url).await;
+    let p = two_processes_with("earliest", refresh, refresh, |fleet| {
+        fleet.dynamodb_client(proxy.dynamodb_client(&conf))
+    })
+    .await;
     // Both described first, so that the calls run alone on their clocks.
     p.a.meter().endpoint_profile("scaled").await.unwrap();
     p.b.meter().endpoint_profile("scaled").await.unwrap();
@@ -3044,6 +3078,70 @@ async fn the_fleets_accrual_begins_at_its_earliest_call_whichever_write_lands_fi
     // $0.000638888…, to 12 places 0.000638888889. (From A's t0 + 1 s, the
     // first written: 0.23 × 9 / 3,600 = $0.000575, short by 0.23 / 3,600 =
     // $0.0000638888… for the second before it.)
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.000638888889"), "{accrual:?}");
+    p.a.meter().shutdown().await.unwrap();
+    p.b.meter().shutdown().await.unwrap();
+    // B counts every request the table received of it, the lowering (its
+    // write's second request) among them; no fault, so no retry.
+    assert_eq!(
+        p.b.meter().fleet_stats().unwrap().requests,
+        proxy.forwarded()
+    );
+}
+
+/// Lowering the fleet's accrual start is the second request of a write that
+/// was applied: throttled, the write still stands (the flush went through),
+/// and the start is lowered with the item's next write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_lowering_of_the_accrual_start_fails_no_flush_and_is_sent_again() {
+    let refresh = Duration::from_secs(24 * 3600);
+    let conf = Emulator::shared().sdk_config().await;
+    let proxy = FaultProxy::start(&Emulator::shared().endpoint_url).await;
+    let p = two_processes_with("lower-throttled", refresh, refresh, |fleet| {
+        fleet.dynamodb_client(proxy.dynamodb_client(&conf))
+    })
+    .await;
+    // Only B's lowering of the start (its condition `#f > :f`) is throttled.
+    proxy.set(Fault::ThrottleWhere(&["#f > :f"]));
+    p.a.meter().endpoint_profile("scaled").await.unwrap();
+    p.b.meter().endpoint_profile("scaled").await.unwrap();
+    // As in the test above: A's call at t0 + 1 s written first, then B's call
+    // from t0 (its own clock) to t0 + 2 s, written after it.
+    p.time_a.advance(Duration::from_secs(1));
+    call_endpoint(&p.a, "scaled").await;
+    flushed(&p.a).await;
+    p.fake.hold();
+    let b_call = tokio::spawn({
+        let b = p.b.clone();
+        async move { call_endpoint(&b, "scaled").await }
+    });
+    p.fake.wait_for_invocations(2).await;
+    p.time_b.advance(Duration::from_secs(2));
+    p.fake.release();
+    b_call.await.unwrap();
+    // B's writes were applied: its flush went through, nothing left unwritten,
+    // though the lowering after them was throttled.
+    assert!(p.b.meter().flush_fleet().await, "the writes were applied");
+    assert_eq!(p.b.meter().fleet_stats().unwrap().unwritten_items, 0);
+    // So the table still starts the day at A's t0 + 1 s: at t0 + 10 s A's
+    // accrual is 1 ml.m5.xlarge at $0.23/h for 9 s: 0.23 × 9 / 3,600 = $0.000575.
+    p.time_a.advance(Duration::from_secs(9));
+    call_endpoint(&p.a, "scaled").await;
+    flushed(&p.a).await;
+    let cost = call_endpoint(&p.a, "scaled").await;
+    let accrual = cost.accrual.expect("an instance variant accrues");
+    assert_eq!(accrual.accrued_usd, dec("0.000575"), "{accrual:?}");
+    // The table answers again: B's next write (its call at t0 + 2 s) finds
+    // the later start again and lowers it to B's t0.
+    proxy.set(Fault::None);
+    call_endpoint(&p.b, "scaled").await;
+    flushed(&p.b).await;
+    // Still t0 + 10 s on A's clock: 1 ml.m5.xlarge at $0.23/h from t0, 10 s:
+    // 0.23 × 10 / 3,600 = $0.000638888…, to 12 places 0.000638888889.
+    call_endpoint(&p.a, "scaled").await;
+    flushed(&p.a).await;
+    let cost = call_endpoint(&p.a, "scaled").await;
     let accrual = cost.accrual.expect("an instance variant accrues");
     assert_eq!(accrual.accrued_usd, dec("0.000638888889"), "{accrual:?}");
     p.a.meter().shutdown().await.unwrap();
