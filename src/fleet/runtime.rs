@@ -724,12 +724,16 @@ impl Item {
                 self.pending.allocated.insert(variant.to_owned(), allocated);
             }
         }
+        // A call from before the day's start accrues from it: written so, it
+        // lowers no later start another process wrote in the day.
+        let first_ms =
+            period_start.map_or(started_ms, |start| started_ms.max(start.timestamp_millis()));
         match self.pending.first_call_ms.get_mut(variant) {
-            Some(first) => *first = (*first).min(started_ms),
+            Some(first) => *first = (*first).min(first_ms),
             None => {
                 self.pending
                     .first_call_ms
-                    .insert(variant.to_owned(), started_ms);
+                    .insert(variant.to_owned(), first_ms);
             }
         }
         match self.first_call_ns.get_mut(variant) {

@@ -2961,7 +2961,7 @@ async fn a_call_across_midnight_brings_the_new_day_only_its_part_after_midnight(
     let time = aws_smithy_async::test_util::ManualTimeSource::new(
         (midnight() - chrono::Duration::seconds(30)).into(),
     );
-    let (client, _, _) = one_process(&fake, "midnight", time.clone()).await;
+    let (client, conf, table) = one_process(&fake, "midnight", time.clone()).await;
     // The endpoint described first, so that the call runs alone on the clock.
     client.meter().endpoint_profile("scaled").await.unwrap();
     // 23:59:30 to 00:00:30, alone on the one ml.m5.xlarge at $0.23/h.
@@ -2989,6 +2989,20 @@ async fn a_call_across_midnight_brings_the_new_day_only_its_part_after_midnight(
     assert_eq!(accrual.accrued_usd, dec("0.001916666667"));
     assert_eq!(accrual.allocated_usd, dec("0.001916666666"));
     assert!(accrual.utilisation.unwrap() <= Decimal::ONE, "{accrual:?}");
+    // The day's item starts the accrual at midnight, not at 23:59:30: a later
+    // start another process wrote first would be lowered to no purpose.
+    flushed(&client).await;
+    let item = aws_sdk_dynamodb::Client::new(&conf)
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S("scope#endpoint:scaled".into()))
+        .key("sk", AttributeValue::S("day#2026-12-02".into()))
+        .send()
+        .await
+        .unwrap();
+    let from = item.item().and_then(|i| i.get("accrual_from:AllTraffic"));
+    let midnight_ms = midnight().timestamp_millis().to_string();
+    assert_eq!(from, Some(&AttributeValue::N(midnight_ms)));
     client.meter().shutdown().await.unwrap();
 }
 
