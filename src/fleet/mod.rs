@@ -399,7 +399,8 @@ pub async fn check_table(
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FleetStats {
-    /// Requests sent to the table (each attempt the SDK makes counts once).
+    /// Requests sent to the table: one per operation (a write, a lease, a
+    /// lowering of an accrual's start), the SDK's retries of it not counted.
     pub requests: u64,
     /// Flushes that wrote something.
     pub flushes: u64,
