@@ -1755,6 +1755,58 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
     assert_eq!(fleet.committed_usd, Some(spent), "{fleet:?}");
 }
 
+/// Spend written to a fleet budget's item while its process holds no lease
+/// (calls through the SDK hook, which wait for none) is added to what the
+/// budget has committed apart from any lease: the process's next lease asks
+/// the table for none of it again.
+#[tokio::test]
+async fn spend_written_without_a_lease_is_not_asked_of_the_table_again() {
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("unleased-then-leased");
+    create_table(&conf, &table).await.unwrap();
+    // $1 a day at $0.01 a call, leased 5 % ($0.05) at a time.
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
+    let client = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&table).lease_percent(5),
+        Some(budget),
+    );
+    let sdk = crate::support::intercepted(&conf, client.meter());
+    for _ in 0..60 {
+        sdk.invoke_endpoint()
+            .endpoint_name(REALTIME_ENDPOINT)
+            .content_type("application/json")
+            .body(Blob::new(r#"{"inputs":"hook"}"#))
+            .send()
+            .await
+            .unwrap();
+    }
+    flushed(&client).await;
+    // 60 × $0.01 = $0.60 spent and committed, no lease: $1 − $0.60 = $0.40
+    // left to lease.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(fleet.committed_usd, Some(dec("0.60")), "{fleet:?}");
+    assert_eq!(fleet.leases, 0, "{fleet:?}");
+    // The metered call needs $0.01 leased ($0.05, a lease's share), where
+    // asking for the hook calls' $0.60 again as well ($0.61) would find
+    // $0.40 and be refused with the fleet at $0.60 of $1.
+    let leased = call(&client).await;
+    assert!(leased.is_ok(), "{leased:?}");
+    flushed(&client).await;
+    client.meter().shutdown().await.unwrap();
+    // Spent $0.60 + $0.01 = $0.61; what the lease did not use ($0.04) is given
+    // back at shutdown: committed is the spend.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.leases),
+        (dec("0.61"), 0),
+        "{fleet:?}"
+    );
+    assert_eq!(fleet.committed_usd, Some(dec("0.61")), "{fleet:?}");
+}
+
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
