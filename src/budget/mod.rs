@@ -1344,6 +1344,17 @@ impl Budgets {
         }
     }
 
+    /// What the budget at `index` counts as leased in the period starting at
+    /// `period_start` (zero in another period).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn leased(&self, index: usize, period_start: DateTime<Utc>) -> Decimal {
+        self.lock()
+            .tracked
+            .get(index)
+            .filter(|t| t.state.period_start == Some(period_start))
+            .map_or(Decimal::ZERO, |t| t.state.leased)
+    }
+
     /// Spend of the budget at `index` (period starting at `period_start`) that
     /// the fleet table added to what the budget has committed apart from any
     /// lease (recorded while this process held none, and written so): `usd`

@@ -2463,19 +2463,26 @@ impl Fleet {
         needed: Decimal,
     ) -> Result<(), LeaseFailure> {
         let shared = &self.shared;
+        let sk = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.period_sk(budget.period(), period_start)
+        };
+        let before = shared.budgets.leased(index, period_start);
+        if self.write_before_lease(pk, &sk).await? {
+            // Its lapsed lease renewed: the call may fit in it now.
+            return Ok(());
+        }
+        // Spend the write added to what the budget has committed apart from
+        // any lease counts as leased now: not asked for again. (A lease's
+        // share is still asked for when that leaves nothing needed: calls
+        // settling meanwhile would leave the call short again.)
+        let credited = shared.budgets.leased(index, period_start) - before;
+        let needed = needed - credited.max(Decimal::ZERO);
         let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
         let needed = to_pico(needed).unwrap_or(limit).max(1);
         let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)
             .max(needed)
             .min(limit);
-        let sk = {
-            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.period_sk(budget.period(), period_start)
-        };
-        if self.write_before_lease(pk, &sk).await? {
-            // Its lapsed lease renewed: the call may fit in it now.
-            return Ok(());
-        }
         let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;

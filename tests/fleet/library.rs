@@ -1761,14 +1761,31 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
 /// the table for none of it again.
 #[tokio::test]
 async fn spend_written_without_a_lease_is_not_asked_of_the_table_again() {
+    hook_calls_without_a_lease_then_a_leased_call(true).await;
+}
+
+/// As above, the hook calls' spend still unwritten when the metered call
+/// leases: written first (without a lease), then not asked for again.
+#[tokio::test]
+async fn spend_written_without_a_lease_just_before_a_lease_is_not_asked_for() {
+    hook_calls_without_a_lease_then_a_leased_call(false).await;
+}
+
+/// 60 calls through the SDK hook with no lease, then a metered call, under $1
+/// a day at $0.01 a call leased 5 % ($0.05) at a time; `written_first`: the
+/// hook calls are written before the metered call (else the flush loop, every
+/// hour, leaves them to the call's write before its lease).
+async fn hook_calls_without_a_lease_then_a_leased_call(written_first: bool) {
     let conf = Emulator::shared().sdk_config().await;
     let table = table_name("unleased-then-leased");
     create_table(&conf, &table).await.unwrap();
-    // $1 a day at $0.01 a call, leased 5 % ($0.05) at a time.
     let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
     let client = per_call_client(
         &conf,
-        FleetConfig::dynamodb(&table).lease_percent(5),
+        FleetConfig::dynamodb(&table)
+            .lease_percent(5)
+            .flush_every(Duration::from_secs(3600))
+            .lease_ttl(Duration::from_secs(3 * 3600)),
         Some(budget),
     );
     let sdk = crate::support::intercepted(&conf, client.meter());
@@ -1781,13 +1798,15 @@ async fn spend_written_without_a_lease_is_not_asked_of_the_table_again() {
             .await
             .unwrap();
     }
-    flushed(&client).await;
-    // 60 × $0.01 = $0.60 spent and committed, no lease: $1 − $0.60 = $0.40
-    // left to lease.
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
-    assert_eq!(fleet.committed_usd, Some(dec("0.60")), "{fleet:?}");
-    assert_eq!(fleet.leases, 0, "{fleet:?}");
+    if written_first {
+        flushed(&client).await;
+        // 60 × $0.01 = $0.60 spent and committed, no lease: $1 − $0.60 =
+        // $0.40 left to lease.
+        let status = fleet_status(&conf, &table).await.unwrap();
+        let fleet = scope(&status, &BudgetScope::Client);
+        assert_eq!(fleet.committed_usd, Some(dec("0.60")), "{fleet:?}");
+        assert_eq!(fleet.leases, 0, "{fleet:?}");
+    }
     // The metered call needs $0.01 leased ($0.05, a lease's share), where
     // asking for the hook calls' $0.60 again as well ($0.61) would find
     // $0.40 and be refused with the fleet at $0.60 of $1.
