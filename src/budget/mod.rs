@@ -2139,15 +2139,22 @@ mod tests {
         assert_eq!((next[0].spent_usd, next[0].unpriced_calls), (dec("0"), 0));
     }
 
-    #[test]
-    fn a_lease_that_lapsed_here_but_the_table_still_holds_is_spent_again_once_renewed() {
+    /// A fleet budget leased $0.05 at t0 (2026-12-01 12:00 UTC) until t0 +
+    /// 30 s, one $0.01 call spent of it: the budgets, t0 and t0's day.
+    fn leased_and_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
         let budgets = fleet_budgets();
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let day = BudgetPeriod::Day.start_of(t0);
-        // A $0.05 lease until t0 + 30 s; one $0.01 call spends of it.
         assert!(!call(&budgets, t0), "nothing leased yet");
         budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
         assert!(call(&budgets, t0));
+        (budgets, t0, day)
+    }
+
+    #[test]
+    fn a_lease_that_lapsed_here_but_the_table_still_holds_is_spent_again_once_renewed() {
+        // A $0.05 lease until t0 + 30 s; one $0.01 call spends of it.
+        let (budgets, t0, day) = leased_and_one_call();
         // The table did not answer the renewals: at t0 + 31 s the lease has
         // lapsed here, and its unspent $0.04 is given up.
         let lapsed = t0 + TimeDelta::seconds(31);
@@ -2172,12 +2179,7 @@ mod tests {
 
     #[test]
     fn a_lease_that_lapsed_here_and_was_reclaimed_is_not_spent_again() {
-        let budgets = fleet_budgets();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let day = BudgetPeriod::Day.start_of(t0);
-        assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
-        assert!(call(&budgets, t0));
+        let (budgets, t0, day) = leased_and_one_call();
         let lapsed = t0 + TimeDelta::seconds(31);
         assert!(!call(&budgets, lapsed));
         // Renewed, but the table holds less than this process was granted (part
@@ -2200,12 +2202,7 @@ mod tests {
     /// Two $0.01 calls reserved under a $0.05 lease after one $0.01 call
     /// settled: what a lease counts as room once `lapse` took the lease away.
     fn held_across(lapse: impl Fn(&Arc<Budgets>, DateTime<Utc>, DateTime<Utc>)) -> Arc<Budgets> {
-        let budgets = fleet_budgets();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let day = BudgetPeriod::Day.start_of(t0);
-        assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
-        assert!(call(&budgets, t0));
+        let (budgets, t0, day) = leased_and_one_call();
         let no_tags = BTreeMap::new();
         let first = budgets.reserve("chat", &no_tags, t0).unwrap();
         let second = budgets.reserve("chat", &no_tags, t0).unwrap();
@@ -2259,12 +2256,7 @@ mod tests {
         // $1 a day at $0.01 a call. A is leased $0.05 and spends $0.01 of it;
         // two calls are in flight ($0.01 held each) when its lease is found
         // gone: it keeps leased min($0.05, $0.01 spent) = $0.01.
-        let budgets = fleet_budgets();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let day = BudgetPeriod::Day.start_of(t0);
-        assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
-        assert!(call(&budgets, t0));
+        let (budgets, t0, day) = leased_and_one_call();
         let no_tags = BTreeMap::new();
         let first = budgets.reserve("chat", &no_tags, t0).unwrap();
         let second = budgets.reserve("chat", &no_tags, t0).unwrap();
@@ -2295,12 +2287,7 @@ mod tests {
 
     #[test]
     fn calls_in_flight_settle_past_a_lease_found_gone_and_nothing_more_is_spent() {
-        let budgets = fleet_budgets();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let day = BudgetPeriod::Day.start_of(t0);
-        assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
-        assert!(call(&budgets, t0));
+        let (budgets, t0, day) = leased_and_one_call();
         let no_tags = BTreeMap::new();
         let first = budgets.reserve("chat", &no_tags, t0).unwrap();
         let second = budgets.reserve("chat", &no_tags, t0).unwrap();
@@ -2316,12 +2303,7 @@ mod tests {
 
     #[test]
     fn a_lease_renewed_whole_after_it_lapsed_here_with_calls_in_flight_is_all_spendable() {
-        let budgets = fleet_budgets();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let day = BudgetPeriod::Day.start_of(t0);
-        assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
-        assert!(call(&budgets, t0));
+        let (budgets, t0, day) = leased_and_one_call();
         let no_tags = BTreeMap::new();
         let first = budgets.reserve("chat", &no_tags, t0).unwrap();
         let second = budgets.reserve("chat", &no_tags, t0).unwrap();
