@@ -1533,6 +1533,27 @@ async fn calls_short_of_lease_at_once_take_one_lease_between_them() {
     );
 }
 
+/// `fleet` leasing `percent` of a budget at a time, a lease lapsing 2 s after
+/// its last renewal and taken back as soon as it lapsed (one clock: no skew).
+fn short_leases(fleet: FleetConfig, percent: u32) -> FleetConfig {
+    fleet
+        .lease_percent(percent)
+        .lease_ttl(Duration::from_secs(2))
+        .flush_every(Duration::from_millis(100))
+        .clock_skew(Duration::ZERO)
+}
+
+/// `client` (on `short_leases`, its table behind `proxy`) calls once and
+/// writes it; then its table is unreachable, it calls once more within its
+/// lease (not written), and is silent past the lease's end.
+async fn cut_off_past_its_lease(client: &Client, proxy: &FaultProxy) {
+    call(client).await.unwrap();
+    flushed(client).await;
+    proxy.set(Fault::Down);
+    call(client).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+}
+
 #[tokio::test]
 async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_what_is_committed()
 {
@@ -1540,27 +1561,16 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| {
-        fleet
-            .lease_percent(100)
-            .lease_ttl(Duration::from_secs(2))
-            .flush_every(Duration::from_millis(100))
-            // one clock: taken back as soon as it lapsed
-            .clock_skew(Duration::ZERO)
-    };
+    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
     let cut_off = per_call_client(
         &conf,
         timings(proxied(&table, &proxy, &conf)),
         Some(budget()),
     );
-    // It leases the whole $0.05, spends $0.01 and writes it.
-    call(&cut_off).await.unwrap();
-    flushed(&cut_off).await;
-    // Its table is unreachable: one more call within its lease ($0.02 spent,
-    // $0.01 of it not written), then it is silent past its lease's end.
-    proxy.set(Fault::Down);
-    call(&cut_off).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // It leases the whole $0.05, spends $0.01 and writes it; then its table is
+    // unreachable: one more call within its lease ($0.02 spent, $0.01 of it
+    // not written), and it is silent past its lease's end.
+    cut_off_past_its_lease(&cut_off, &proxy).await;
 
     // Another process finds no room, reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.01: committed $0.05 − $0.04 = $0.01),
@@ -1598,13 +1608,7 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal and is taken back as soon as it lapsed.
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
-    let timings = |fleet: FleetConfig| {
-        fleet
-            .lease_percent(50)
-            .lease_ttl(Duration::from_secs(2))
-            .flush_every(Duration::from_millis(100))
-            .clock_skew(Duration::ZERO)
-    };
+    let timings = |fleet: FleetConfig| short_leases(fleet, 50);
     // Its lease requests may wait for a write held 1 s at the proxy.
     let cut_off = per_call_client(
         &conf,
@@ -1612,15 +1616,10 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
         Some(budget()),
     );
     // A leases $0.05 (committed $0.05), spends $0.01 and writes it (its lease's
-    // use $0.01).
-    call(&cut_off).await.unwrap();
-    flushed(&cut_off).await;
-    // The table is unreachable for A: one more call within its lease ($0.02
-    // spent, $0.01 of it not written), then A is silent past its lease's end
-    // (here it gives up the $0.03 of the lease it had not spent).
-    proxy.set(Fault::Down);
-    call(&cut_off).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // use $0.01). The table is unreachable for A: one more call within its
+    // lease ($0.02 spent, $0.01 of it not written), then A is silent past its
+    // lease's end (here it gives up the $0.03 of the lease it had not spent).
+    cut_off_past_its_lease(&cut_off, &proxy).await;
 
     // B leases $0.05 (committed $0.10) and spends it in five calls. Its sixth
     // finds no room and takes back A's lapsed lease as the table holds it
@@ -2048,14 +2047,7 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| {
-        fleet
-            .lease_percent(100)
-            .lease_ttl(Duration::from_secs(2))
-            .flush_every(Duration::from_millis(100))
-            // one clock: taken back as soon as it lapsed
-            .clock_skew(Duration::ZERO)
-    };
+    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
     // The answers to the writes of the lease's use (and renewal) are lost
     // while armed: the table applies each, the process never hears of it.
     let lose = LoseFirstAnswer::while_armed("#used :used");
@@ -2347,14 +2339,7 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     let table = table_name("lost-reclaim");
     create_table(&conf, &table).await.unwrap();
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| {
-        fleet
-            .lease_percent(100)
-            .lease_ttl(Duration::from_secs(2))
-            .flush_every(Duration::from_millis(100))
-            // one clock: taken back as soon as it lapsed
-            .clock_skew(Duration::ZERO)
-    };
+    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
     // A process leases the whole $0.05, spends $0.01 and is gone (killed).
     let gone = per_call_client(
         &conf,
