@@ -818,6 +818,31 @@ impl LabelSet {
 mod tests {
     use super::*;
 
+    /// The counters named `name` that `recorder` holds, by their `label`'s value.
+    fn counters_by_label(
+        recorder: &metrics_util::debugging::DebuggingRecorder,
+        name: &str,
+        label: &str,
+    ) -> std::collections::BTreeMap<String, u64> {
+        let mut by_label = std::collections::BTreeMap::new();
+        for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+            if key.key().name() != name {
+                continue;
+            }
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                panic!("a counter")
+            };
+            let value = key
+                .key()
+                .labels()
+                .find(|l| l.key() == label)
+                .map(|l| l.value().to_owned())
+                .unwrap();
+            by_label.insert(value, n);
+        }
+        by_label
+    }
+
     /// Every metric name sagemeter emits anywhere has a unit and help text.
     #[test]
     fn every_metric_emitted_is_described() {
@@ -1054,22 +1079,11 @@ mod tests {
                 sink.record(&receipt(format!("made-up-{i}")));
             }
         });
-        let mut per_component = std::collections::BTreeMap::new();
-        for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
-            if key.key().name() != "sagemeter_invocations_total" {
-                continue;
-            }
-            let metrics_util::debugging::DebugValue::Counter(n) = value else {
-                panic!("a counter")
-            };
-            let component = key
-                .key()
-                .labels()
-                .find(|l| l.key() == "inference_component")
-                .map(|l| l.value().to_owned())
-                .unwrap();
-            per_component.insert(component, n);
-        }
+        let per_component = counters_by_label(
+            &recorder,
+            "sagemeter_invocations_total",
+            "inference_component",
+        );
         // 100 series of their own (one call each), and one `_other` of the 50 past them.
         assert_eq!(per_component.len(), MAX_TAG_LABEL_VALUES + 1);
         assert_eq!(per_component["made-up-0"], 1);
@@ -1119,23 +1133,7 @@ mod tests {
             let receipt = settlement(outcome);
             assert!(receipt.is_async_settlement());
             metrics::with_local_recorder(&recorder, || CostMetrics::new().record(&receipt));
-            let mut by_direction = std::collections::BTreeMap::new();
-            for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
-                if key.key().name() != TOKENS {
-                    continue;
-                }
-                let metrics_util::debugging::DebugValue::Counter(n) = value else {
-                    panic!("a counter")
-                };
-                let direction = key
-                    .key()
-                    .labels()
-                    .find(|l| l.key() == "direction")
-                    .map(|l| l.value().to_owned())
-                    .unwrap();
-                by_direction.insert(direction, n);
-            }
-            by_direction
+            counters_by_label(&recorder, TOKENS, "direction")
         };
         let failed = tokens(Outcome::Error);
         assert!(failed.values().all(|n| *n == 0), "{failed:?}");

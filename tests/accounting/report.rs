@@ -579,26 +579,30 @@ async fn an_async_invocation_is_one_call_with_both_receipts_cost() {
     let point = &report.over_time.series[0].points[0];
     assert_eq!((point.calls, point.cost_usd), (1, dec("0.000686888889")));
 
-    // The same from a JSON Lines ledger.
+    // The same from a JSON Lines ledger, and from Parquet.
+    assert_same_from_ledgers(&receipts, &options, &report).await;
+}
+
+/// `report` of `receipts` is what a JSON Lines ledger of them reports (read
+/// without building most receipts), and a Parquet file of them.
+async fn assert_same_from_ledgers(receipts: &[Cost], options: &ReportOptions, report: &Report) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("async.jsonl");
     let ledger = JsonlLedger::open(&path).unwrap();
-    for cost in &receipts {
+    for cost in receipts {
         ledger.try_record(cost).unwrap();
     }
     ledger.shutdown().await.unwrap();
-    assert_eq!(report_file(&path, &options).unwrap(), report);
-
-    // And from Parquet.
+    assert_eq!(&report_file(&path, options).unwrap(), report);
     #[cfg(feature = "parquet")]
     {
         let path = dir.path().join("async.parquet");
         let mut out = sagemeter::ledger::parquet::ParquetFileWriter::create(&path).unwrap();
-        for cost in &receipts {
+        for cost in receipts {
             out.write(cost).unwrap();
         }
         out.finish().unwrap();
-        assert_eq!(report_files([&path], &options).unwrap(), report);
+        assert_eq!(&report_files([&path], options).unwrap(), report);
     }
 }
 
@@ -715,27 +719,8 @@ async fn an_async_submission_accepted_then_failed_is_never_settled_and_said() {
             assert_eq!(total.settlements_without_submission, 1);
         }
 
-        // The same from a JSON Lines ledger (read without building most receipts).
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("async.jsonl");
-        let ledger = JsonlLedger::open(&path).unwrap();
-        for cost in &receipts {
-            ledger.try_record(cost).unwrap();
-        }
-        ledger.shutdown().await.unwrap();
-        assert_eq!(report_file(&path, &options).unwrap(), report);
-
-        // And from Parquet.
-        #[cfg(feature = "parquet")]
-        {
-            let path = dir.path().join("async.parquet");
-            let mut out = sagemeter::ledger::parquet::ParquetFileWriter::create(&path).unwrap();
-            for cost in &receipts {
-                out.write(cost).unwrap();
-            }
-            out.finish().unwrap();
-            assert_eq!(report_files([&path], &options).unwrap(), report);
-        }
+        // The same from a JSON Lines ledger, and from Parquet.
+        assert_same_from_ledgers(&receipts, &options, &report).await;
     }
 
     // A submission its caller dropped once SageMaker accepted it (outcome ok)

@@ -1412,6 +1412,17 @@ async fn a_batch_that_drops_its_lapsed_jobs_and_shuts_down_sees_their_alerts() {
     assert!(raised.lock().unwrap().is_empty(), "raised once");
 }
 
+/// 20 jobs of `jobs` submitted (filling a $10 budget), then dropped pending
+/// once their holds have lapsed (22,560 s on `time`).
+async fn twenty_jobs_dropped_after_their_lapse(client: &Client, time: &ManualTimeSource) {
+    let mut pending = Vec::new();
+    for _ in 0..20 {
+        pending.push(submit_async(client, "jobs", 1024).await.into_parts().2);
+    }
+    time.advance(Duration::from_secs(22_560));
+    drop(pending);
+}
+
 #[tokio::test]
 async fn an_alert_callback_that_blocks_at_shutdown_does_not_hold_it_past_its_timeout() {
     let fake = fake().await;
@@ -1424,12 +1435,7 @@ async fn an_alert_callback_that_blocks_at_shutdown_does_not_hold_it_past_its_tim
     .await;
     // 20 jobs fill the $10; dropped after their lapse, their charges pass 50,
     // 80 and 100 %, raised at the shutdown.
-    let mut pending = Vec::new();
-    for _ in 0..20 {
-        pending.push(submit_async(&client, "jobs", 1024).await.into_parts().2);
-    }
-    time.advance(Duration::from_secs(22_560));
-    drop(pending);
+    twenty_jobs_dropped_after_their_lapse(&client, &time).await;
     // Over within its 1 s (and a margin), the callback still blocked, saying
     // so: the alerts are raised within the half the calls in flight have.
     let began = std::time::Instant::now();
@@ -1463,12 +1469,7 @@ fn an_alert_callback_the_shutdown_gave_up_on_does_not_keep_the_runtime_from_endi
         .await;
         // As above: 20 jobs dropped after their lapse, their alerts raised at
         // the shutdown, the first callback blocked.
-        let mut pending = Vec::new();
-        for _ in 0..20 {
-            pending.push(submit_async(&client, "jobs", 1024).await.into_parts().2);
-        }
-        time.advance(Duration::from_secs(22_560));
-        drop(pending);
+        twenty_jobs_dropped_after_their_lapse(&client, &time).await;
         let shut = client.meter().shutdown_within(Duration::from_secs(1)).await;
         let problem = shut.unwrap_err().to_string();
         assert!(

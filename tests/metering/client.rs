@@ -2384,8 +2384,10 @@ async fn concurrent_calls_with_staggered_starts_never_add_up_to_more_than_the_in
     }
 }
 
-#[tokio::test]
-async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
+/// A call to `rt` (one ml.m5.xlarge) sent, then dropped by its caller 2 s
+/// later while the model runs: the client and the one receipt it makes
+/// (cancelled).
+async fn an_invoke_dropped_two_seconds_after_sending() -> (Client, Cost) {
     let fake = fake_with_demo_endpoints().await;
     let (client, time, receipts) = shared_instances_client(&fake, 1).await;
     fake.hold();
@@ -2395,11 +2397,17 @@ async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
     call.abort();
     assert!(call.await.unwrap_err().is_cancelled());
     fake.release();
-
     let all = receipts.all();
     assert_eq!(all.len(), 1, "{all:#?}");
-    let cost = &all[0];
+    let cost = all[0].clone();
     assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    (client, cost)
+}
+
+#[tokio::test]
+async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
+    let (client, cost) = an_invoke_dropped_two_seconds_after_sending().await;
+    let cost = &cost;
     // A lower bound, said: SageMaker may have let the model run on.
     assert!(
         cost.notes.iter().any(|n| n.contains(
@@ -2425,20 +2433,8 @@ async fn an_invoke_dropped_after_sending_still_makes_one_cancelled_receipt() {
 #[tokio::test]
 async fn an_invoke_dropped_after_sending_closes_its_span_with_its_cancelled_cost() {
     let (logs, _guard) = crate::support::spans::capture();
-    let fake = fake_with_demo_endpoints().await;
-    let (client, time, receipts) = shared_instances_client(&fake, 1).await;
-    fake.hold();
-    let call = tokio::spawn(invoke(&client, "rt"));
-    fake.wait_for_invocations(1).await;
-    time.advance(Duration::from_secs(2));
-    call.abort();
-    assert!(call.await.unwrap_err().is_cancelled());
-    fake.release();
-
-    let all = receipts.all();
-    assert_eq!(all.len(), 1, "{all:#?}");
-    let cost = &all[0];
-    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    let (_client, cost) = an_invoke_dropped_two_seconds_after_sending().await;
+    let cost = &cost;
     // Alone on its one ml.m5.xlarge (0.23 USD/h) for the 2 s until the drop:
     // 2/3600 h × 0.23 = 0.000127777… → 0.000127777777 (rounded down); and the
     // 2-byte body in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003.

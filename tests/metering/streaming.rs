@@ -1586,14 +1586,20 @@ async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_bill
     assert_eq!(cost.call_id, "fake-1");
     // Its caller waiting gets no note saying the model answered: nor does a drop.
     assert_not_noted_containing(cost, "model answered");
-    // Billed until SageMaker answered (at once), not until the drop (≥ 300 ms on).
+    // Billed until SageMaker answered (at once), not until the drop (≥ 300 ms
+    // on); 300 ms would be 0.3/3600 × 0.23 = 0.0000191666… USD.
+    assert_billed_until_answered_not_dropped(cost, dropped_after);
+}
+
+/// `cost` billed for its time until SageMaker answered (or the SDK gave up),
+/// not until its drop (at least 300 ms later, `dropped_after` from sending):
+/// its time on one ml.m5.xlarge at 0.23 USD/h, latency/3600 h × 0.23.
+fn assert_billed_until_answered_not_dropped(cost: &Cost, dropped_after: Duration) {
     assert!(
         cost.usage.latency + Duration::from_millis(300) <= dropped_after,
         "{:?} billed, dropped after {dropped_after:?}",
         cost.usage.latency
     );
-    // Its time on one ml.m5.xlarge at 0.23 USD/h: latency/3600 h × 0.23 (300 ms
-    // would be 0.3/3600 × 0.23 = 0.0000191666… USD).
     let compute = line(cost, LineItem::Compute);
     assert_eq!(
         compute.cost_usd(),
@@ -1656,21 +1662,9 @@ async fn a_stream_timed_out_at_start_then_dropped_while_its_rates_are_found_is_b
     assert_not_noted_containing(cost, "model answered");
     // Billed from the request going out (after the SDK's operation began: a
     // little under its 500 ms) until the timeout, not until the drop (at least
-    // 300 ms after it).
-    assert!(
-        cost.usage.latency + Duration::from_millis(300) <= dropped_after,
-        "{:?} billed, dropped after {dropped_after:?}",
-        cost.usage.latency
-    );
-    // Its time on one ml.m5.xlarge at 0.23 USD/h: latency/3600 h × 0.23 (the
-    // 500 ms timeout: 0.5/3600 × 0.23 = 0.0000319444… USD; a 5 s one would be
-    // 5/3600 × 0.23 = 0.000319444… USD).
-    let compute = line(cost, LineItem::Compute);
-    assert_eq!(
-        compute.cost_usd(),
-        Some(r12(hours(cost.usage.latency) * dec("0.23"))),
-        "{cost:?}"
-    );
+    // 300 ms after it): the 500 ms timeout is 0.5/3600 × 0.23 = 0.0000319444…
+    // USD (a 5 s one would be 5/3600 × 0.23 = 0.000319444… USD).
+    assert_billed_until_answered_not_dropped(cost, dropped_after);
 }
 
 /// A stream request's own SDK settings (`config_override`) apply to it: its
