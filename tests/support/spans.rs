@@ -30,6 +30,10 @@ pub struct Captured {
 
 /// Records into a fresh [`Captured`] on this thread until the guard is dropped.
 pub fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+    // The binary's global subscriber first (it wants sagemeter's events): a
+    // callsite first met on a thread with no subscriber is otherwise cached as
+    // of no interest, racing this thread's registration, and its events lost.
+    let _ = crate::support::logs::capture();
     let logs = Captured::default();
     let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(logs.clone()));
     (logs, guard)
