@@ -1560,27 +1560,11 @@ async fn a_stream_dropped_before_its_rates_are_found_is_priced_when_they_are() {
 /// billed until SageMaker answered; not a cancelled one, timed to the drop.
 #[tokio::test]
 async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_billed_as_failed() {
-    let (h, gate) = gated_harness_with(|| Script::new().model_stream_error_at_start()).await;
-    let client = h.client.clone();
-    let sent = std::time::Instant::now();
-    let call = tokio::spawn(async move { send(&client, GATED).await.map(|_| ()) });
+    let gated = gated_harness_with(|| Script::new().model_stream_error_at_start()).await;
     // SageMaker answers at once; the call then waits for the rates (gate shut).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while h.fake.received().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "never sent");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!call.is_finished(), "still waiting for the rates");
-    call.abort();
-    assert!(call.await.unwrap_err().is_cancelled());
-    let dropped_after = sent.elapsed();
-    gate.add_permits(1_000);
-    h.client.shutdown().await.unwrap();
-
-    let all = h.receipts.all();
-    assert_eq!(all.len(), 1, "{all:#?}");
-    let cost = &all[0];
+    let (cost, dropped_after) =
+        dropped_while_its_rates_are_found(gated, Duration::from_millis(300)).await;
+    let cost = &cost;
     assert_eq!(cost.usage.outcome, Outcome::Error, "{:#?}", cost.notes);
     // The fake's request id for its first request.
     assert_eq!(cost.call_id, "fake-1");
@@ -1589,6 +1573,34 @@ async fn a_stream_failed_at_start_then_dropped_while_its_rates_are_found_is_bill
     // Billed until SageMaker answered (at once), not until the drop (≥ 300 ms
     // on); 300 ms would be 0.3/3600 × 0.23 = 0.0000191666… USD.
     assert_billed_until_answered_not_dropped(cost, dropped_after);
+}
+
+/// A stream sent on `gated` (its rates' look-up held), dropped by its caller
+/// `wait` after SageMaker received it while still waiting for the rates; then
+/// the rates are found and the client shut down: its one receipt, and how long
+/// after sending the drop came.
+async fn dropped_while_its_rates_are_found(
+    (h, gate): (Harness, Arc<tokio::sync::Semaphore>),
+    wait: Duration,
+) -> (Cost, Duration) {
+    let client = h.client.clone();
+    let sent = std::time::Instant::now();
+    let call = tokio::spawn(async move { send(&client, GATED).await.map(|_| ()) });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while h.fake.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "never sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(wait).await;
+    assert!(!call.is_finished(), "still waiting for the rates");
+    call.abort();
+    assert!(call.await.unwrap_err().is_cancelled());
+    let dropped_after = sent.elapsed();
+    gate.add_permits(1_000);
+    h.client.shutdown().await.unwrap();
+    let all = h.receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    (all[0].clone(), dropped_after)
 }
 
 /// `cost` billed for its time until SageMaker answered (or the SDK gave up),
@@ -1617,7 +1629,7 @@ fn assert_billed_until_answered_not_dropped(cost: &Cost, dropped_after: Duration
 async fn a_stream_timed_out_at_start_then_dropped_while_its_rates_are_found_is_billed_to_the_timeout()
  {
     const TIMEOUT: Duration = Duration::from_millis(500);
-    let (h, gate) = gated_harness_on(
+    let gated = gated_harness_on(
         || Script::new().answer_after(Duration::from_secs(30)),
         |conf| {
             conf.to_builder()
@@ -1630,26 +1642,10 @@ async fn a_stream_timed_out_at_start_then_dropped_while_its_rates_are_found_is_b
         },
     )
     .await;
-    let client = h.client.clone();
-    let sent = std::time::Instant::now();
-    let call = tokio::spawn(async move { send(&client, GATED).await.map(|_| ()) });
     // The SDK gives up after 500 ms; the call then waits for the rates (gate shut).
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while h.fake.received().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "never sent");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    tokio::time::sleep(TIMEOUT + Duration::from_millis(300)).await;
-    assert!(!call.is_finished(), "still waiting for the rates");
-    call.abort();
-    assert!(call.await.unwrap_err().is_cancelled());
-    let dropped_after = sent.elapsed();
-    gate.add_permits(1_000);
-    h.client.shutdown().await.unwrap();
-
-    let all = h.receipts.all();
-    assert_eq!(all.len(), 1, "{all:#?}");
-    let cost = &all[0];
+    let (cost, dropped_after) =
+        dropped_while_its_rates_are_found(gated, TIMEOUT + Duration::from_millis(300)).await;
+    let cost = &cost;
     assert_eq!(cost.usage.outcome, Outcome::Cancelled, "{:#?}", cost.notes);
     // The waiting caller's receipt notes the SDK timeout, and only that.
     assert!(
