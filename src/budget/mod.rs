@@ -1344,40 +1344,6 @@ impl Budgets {
         }
     }
 
-    /// What the budget at `index` counts as leased in the period starting at
-    /// `period_start` (zero in another period).
-    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn leased(&self, index: usize, period_start: DateTime<Utc>) -> Decimal {
-        self.lock()
-            .tracked
-            .get(index)
-            .filter(|t| t.state.period_start == Some(period_start))
-            .map_or(Decimal::ZERO, |t| t.state.leased)
-    }
-
-    /// Spend of the budget at `index` (period starting at `period_start`) that
-    /// the fleet table added to what the budget has committed apart from any
-    /// lease (recorded while this process held none, and written so): `usd`
-    /// more of the spend counts as leased, so that the next lease asks the
-    /// table for none of it again. Never past what is spent: it is no room to
-    /// spend, only spend the table has counted (a credit while a lease with
-    /// room is held, or before the spend is counted here, is lost, which
-    /// spends less, never more).
-    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn credit(&self, index: usize, period_start: DateTime<Utc>, usd: Decimal) {
-        let mut inner = self.lock();
-        let Some(t) = inner.tracked.get_mut(index) else {
-            return;
-        };
-        if t.state.period_start != Some(period_start) || usd <= Decimal::ZERO {
-            return;
-        }
-        let state = &mut t.state;
-        state.leased = state
-            .leased
-            .max(state.leased.saturating_add(usd).min(state.spent));
-    }
-
     /// Raises the alerts of the budget at `index` that this process's own spend
     /// in the current period passes and that were not raised here yet, marked
     /// [`process_local`](BudgetAlert::process_local): the fleet calls this for
@@ -2249,40 +2215,6 @@ mod tests {
         });
         assert!(call(&budgets, later), "the $0.01 left of the new lease");
         assert!(!call(&budgets, later), "the new lease is spent");
-    }
-
-    #[test]
-    fn spend_settled_without_a_lease_and_written_so_is_not_leased_again() {
-        // $1 a day at $0.01 a call. A is leased $0.05 and spends $0.01 of it;
-        // two calls are in flight ($0.01 held each) when its lease is found
-        // gone: it keeps leased min($0.05, $0.01 spent) = $0.01.
-        let (budgets, t0, day) = leased_and_one_call();
-        let no_tags = BTreeMap::new();
-        let first = budgets.reserve("chat", &no_tags, t0).unwrap();
-        let second = budgets.reserve("chat", &no_tags, t0).unwrap();
-        budgets.renew(0, day, Renewal::Gone);
-        // Both settle with no lease held ($0.03 spent), and are written
-        // without one: the table adds their $0.02 to what the budget has
-        // committed, apart from any lease.
-        first.settle(&no_tags, dec("0.01"), Priced::Fully, t0);
-        second.settle(&no_tags, dec("0.01"), Priced::Fully, t0);
-        budgets.credit(0, day, dec("0.02"));
-        // Leased $0.01 + $0.02 = $0.03, all spent: one more $0.01 call needs
-        // $0.03 + $0.01 − $0.03 = $0.01 leased, not $0.04 − $0.01 = $0.03
-        // (the $0.02 asked of the table twice).
-        match budgets.reserve("chat", &no_tags, t0) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("{other:?}"),
-        }
-        budgets.grant(0, day, dec("0.01"), t0 + TimeDelta::seconds(60));
-        assert!(call(&budgets, t0), "the $0.01 leased");
-        assert!(!call(&budgets, t0), "the lease is spent");
-        // A credit is never room: $0.04 spent, $0.04 leased, and a credit
-        // past the spend ($0.02 more, which would leave $0.02 of room) stops
-        // at the spend.
-        budgets.credit(0, day, dec("0.02"));
-        assert!(!call(&budgets, t0), "no room from a credit");
-        assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.04"));
     }
 
     #[test]

@@ -289,10 +289,7 @@ impl PeriodKey {
 
 /// Adds a call's `pico` (and its `variant`'s share) to the item (`pk`, `sk`),
 /// made if it is new; `calls` is 1, or 0 for a receipt that is not another call
-/// (an async invocation's settlement). `now` is the epoch ms the spend is
-/// recorded at, with the margin of the leases' local ends (see
-/// [`Item::note_unleased`]).
-#[allow(clippy::too_many_arguments)]
+/// (an async invocation's settlement).
 fn add<'a>(
     items: &'a mut FastMap<String, FastMap<String, Item>>,
     pk: &str,
@@ -300,7 +297,6 @@ fn add<'a>(
     end: DateTime<Utc>,
     (pico, calls): (i128, u64),
     variant: Option<&str>,
-    now: (i64, i64),
 ) -> &'a mut Item {
     let item = items
         .entry_ref(pk)
@@ -308,7 +304,6 @@ fn add<'a>(
         .entry_ref(sk)
         .or_insert_with(|| Item::spend(end));
     item.pending.spent = item.pending.spent.saturating_add(pico);
-    item.note_unleased(pico, now);
     item.pending.calls = item.pending.calls.saturating_add(calls);
     if let Some(variant) = variant {
         match item.pending.variants.get_mut(variant) {
@@ -618,23 +613,6 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
 }
 
 impl Item {
-    /// Notes `pico` just added to the pending spend as recorded without a
-    /// lease, when the item holds none of this process or holds one lapsed
-    /// here (`now`: epoch ms, and the margin by which a lease's local end
-    /// comes before the end written, see [`Fleet::local_until`]). Noted in the
-    /// same delta as the spend, so that no write carries the one without the
-    /// other. Spend recorded under a lease is the lease's use however it is
-    /// written: the budget counts it as leased already.
-    fn note_unleased(&mut self, pico: i128, (now_ms, margin_ms): (i64, i64)) {
-        let held = self
-            .lease
-            .as_ref()
-            .is_some_and(|l| l.until_ms.saturating_sub(margin_ms) > now_ms);
-        if pico > 0 && !held {
-            self.pending.unleased = self.pending.unleased.saturating_add(pico);
-        }
-    }
-
     fn spend(period_end: DateTime<Utc>) -> Item {
         Item {
             known: 0,
@@ -1281,17 +1259,8 @@ impl Fleet {
         };
         // The whole fleet today, and the endpoint with its variant's share.
         let charge = (pico, u64::from(counts_a_call));
-        let at = (now.timestamp_millis(), self.lease_margin_ms());
-        let running = add(items, FLEET_PK, &today.sk, today.end, charge, None, at).running();
-        let item = add(
-            items,
-            endpoint_pk,
-            &today.sk,
-            today.end,
-            charge,
-            variant,
-            at,
-        );
+        let running = add(items, FLEET_PK, &today.sk, today.end, charge, None).running();
+        let item = add(items, endpoint_pk, &today.sk, today.end, charge, variant);
         let fleet_accrual = match (variant, accrual) {
             (Some(variant), Some(input)) => {
                 let seen = standing_seen.get(endpoint).and_then(|v| v.get(variant));
@@ -1313,7 +1282,7 @@ impl Fleet {
         };
         for (i, ((budget, pk), key)) in shared.specs.iter().zip(budget_periods.iter()).enumerate() {
             if budget.scope().covers(endpoint, tags) && !counted(pk, &key.sk, i) {
-                add(items, pk, &key.sk, key.end, charge, None, at);
+                add(items, pk, &key.sk, key.end, charge, None);
             }
         }
         FleetRecorded {
@@ -1440,9 +1409,8 @@ impl Fleet {
                     || budget.period().start_of(now),
                     |current| current.max(budget.period().start_of(now)),
                 );
-            let item = state.budget_item(budget, pk, start);
-            item.pending.unpriced = item.pending.unpriced.saturating_add(pico);
-            item.note_unleased(pico, (now.timestamp_millis(), self.lease_margin_ms()));
+            let pending = &mut state.budget_item(budget, pk, start).pending;
+            pending.unpriced = pending.unpriced.saturating_add(pico);
         }
     }
 
@@ -1747,10 +1715,8 @@ impl Fleet {
                 }
                 None => {}
             }
-            let mut credits: Vec<(usize, DateTime<Utc>)> = Vec::new();
             let (renewed, lost) = {
-                let mut guard = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                let state = &mut *guard;
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(item) = state
                     .items
                     .get_mut(write.pk.as_str())
@@ -1820,27 +1786,6 @@ impl Fleet {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
                         let held = lease_granted.is_some();
-                        // Applied without a lease (sent so, or sent again so
-                        // when it found the lease gone): what of it was
-                        // recorded while no lease was held is committed apart
-                        // from any lease, and counts as leased here. Not for a
-                        // retry of a write applied before (below): how it was
-                        // applied is not known, and no credit spends less,
-                        // never more.
-                        if !held && write.delta.unleased > 0 {
-                            credits = shared
-                                .specs
-                                .iter()
-                                .zip(&state.budget_periods)
-                                .enumerate()
-                                .filter(|(_, ((budget, pk), key))| {
-                                    budget.mode() == BudgetMode::Enforce
-                                        && *pk == write.pk
-                                        && key.sk == write.sk
-                                })
-                                .filter_map(|(i, (_, key))| Some((i, key.start?)))
-                                .collect();
-                        }
                         (held, lease_granted, None, !held)
                     }
                     Added::AlreadyApplied { lease, spent, .. } => {
@@ -1919,12 +1864,6 @@ impl Fleet {
                     item = %write.sk,
                     "this process's lease lapsed and was reclaimed by the fleet; \
                      its spend since counts in what the budget has committed");
-            }
-            // After the lease found gone, if it was: the credit is of spend
-            // past the lease it leaves.
-            let unleased = from_pico(write.delta.unleased);
-            for (budget, start) in credits {
-                shared.budgets.credit(budget, start, unleased);
             }
         }
         // The writes go through again: a later failure of them is warned of afresh
@@ -2070,14 +2009,8 @@ impl Fleet {
     /// interval earlier, so that this process stops spending it before any other
     /// can reclaim it.
     fn local_until(&self, until_ms: i64) -> DateTime<Utc> {
-        DateTime::<Utc>::from_timestamp_millis(until_ms.saturating_sub(self.lease_margin_ms()))
-            .unwrap_or_default()
-    }
-
-    /// How long before the end written a lease ends here, ms (see
-    /// [`local_until`](Self::local_until)).
-    fn lease_margin_ms(&self) -> i64 {
-        i64::try_from(self.shared.config.flush_every.as_millis()).unwrap_or(0)
+        let margin = i64::try_from(self.shared.config.flush_every.as_millis()).unwrap_or(0);
+        DateTime::<Utc>::from_timestamp_millis(until_ms.saturating_sub(margin)).unwrap_or_default()
     }
 
     /// Keeps a mark to write for each threshold of the budgets kept in (`pk`,
@@ -2463,26 +2396,19 @@ impl Fleet {
         needed: Decimal,
     ) -> Result<(), LeaseFailure> {
         let shared = &self.shared;
-        let sk = {
-            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.period_sk(budget.period(), period_start)
-        };
-        let before = shared.budgets.leased(index, period_start);
-        if self.write_before_lease(pk, &sk).await? {
-            // Its lapsed lease renewed: the call may fit in it now.
-            return Ok(());
-        }
-        // Spend the write added to what the budget has committed apart from
-        // any lease counts as leased now: not asked for again. (A lease's
-        // share is still asked for when that leaves nothing needed: calls
-        // settling meanwhile would leave the call short again.)
-        let credited = shared.budgets.leased(index, period_start) - before;
-        let needed = needed - credited.max(Decimal::ZERO);
         let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
         let needed = to_pico(needed).unwrap_or(limit).max(1);
         let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)
             .max(needed)
             .min(limit);
+        let sk = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.period_sk(budget.period(), period_start)
+        };
+        if self.write_before_lease(pk, &sk).await? {
+            // Its lapsed lease renewed: the call may fit in it now.
+            return Ok(());
+        }
         let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;

@@ -397,12 +397,6 @@ pub(crate) struct Delta {
     /// The write reads the whole item back: this process has stretches to
     /// compare with those the table holds.
     pub read_back: bool,
-    /// Of `spent` and `unpriced`, what was recorded while this process held no
-    /// lease of the item (none, or one lapsed here), pico-USD: not written.
-    /// Applied without a lease, the write adds it to what the budget has
-    /// committed apart from any lease, and the budget counts it as leased (see
-    /// `Budgets::credit`).
-    pub unleased: i128,
 }
 
 /// A variant's standing rate from a time on, as an endpoint item holds it.
