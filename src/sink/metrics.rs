@@ -1044,34 +1044,13 @@ mod tests {
     /// MAX_TAG_LABEL_VALUES components, the rest `_other`.
     #[test]
     fn components_not_known_to_be_listed_are_bounded_per_endpoint() {
-        use crate::usage::{Operation, Usage};
         let recorder = metrics_util::debugging::DebuggingRecorder::new();
         let sink = CostMetrics::new();
-        let receipt = |component: String| Cost {
-            call_id: "req-1".into(),
-            at: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH),
-            endpoint: "shared".into(),
-            variant: Some("AllTraffic".into()),
-            inference_component: Some(component),
-            target_model: None,
-            billing: None,
-            allocation: crate::billing::Allocation::default(),
-            usage: Usage::new(
-                Operation::InvokeEndpoint,
-                std::time::Duration::from_millis(40),
-            )
-            .with_outcome(Outcome::Ok),
-            lines: Vec::new(),
-            cost_usd: Decimal::ZERO,
-            currency: "USD".into(),
-            region: Some("us-east-1".into()),
-            running_client_usd: Decimal::ZERO,
-            running_endpoint_usd: Decimal::ZERO,
-            running_fleet_usd: None,
-            accrual: None,
-            tags: Default::default(),
-            notes: Vec::new(),
-            settled_before: None,
+        let receipt = |component: String| {
+            let mut receipt = crate::sink::test_support::cost(Some("AllTraffic"), "ok");
+            receipt.endpoint = "shared".into();
+            receipt.inference_component = Some(component);
+            receipt
         };
         metrics::with_local_recorder(&recorder, || {
             // 100 made-up names, then 50 more past the bound.
@@ -1097,36 +1076,15 @@ mod tests {
     /// settlement's count.
     #[test]
     fn tokens_count_only_for_a_call_answered_2xx() {
-        use crate::usage::{Operation, TokenUsage, Usage};
-        let settlement = |outcome: Outcome| Cost {
-            call_id: "inf-1".into(),
-            at: chrono::DateTime::<chrono::Utc>::from(std::time::UNIX_EPOCH),
-            endpoint: "async-ep".into(),
-            variant: Some("AllTraffic".into()),
-            inference_component: None,
-            target_model: None,
-            billing: None,
-            allocation: crate::billing::Allocation::default(),
-            usage: Usage::new(
-                Operation::InvokeEndpointAsync,
-                std::time::Duration::from_secs(600),
-            )
-            .with_tokens(TokenUsage::new(1200, 800))
-            .with_outcome(outcome),
-            lines: Vec::new(),
-            cost_usd: Decimal::ZERO,
-            currency: "USD".into(),
-            region: Some("us-east-1".into()),
-            running_client_usd: Decimal::ZERO,
-            running_endpoint_usd: Decimal::ZERO,
-            running_fleet_usd: None,
-            accrual: None,
-            tags: Default::default(),
-            notes: vec![format!(
-                "{} submitted at 1970-01-01T00:00:00+00:00",
-                crate::billing::SETTLEMENT_NOTE
-            )],
-            settled_before: None,
+        use crate::sink::test_support::{async_submission, settlement_of};
+        use crate::usage::TokenUsage;
+        let settlement = |outcome: Outcome| {
+            let mut receipt = settlement_of(&async_submission());
+            receipt.usage = receipt
+                .usage
+                .with_tokens(TokenUsage::new(1200, 800))
+                .with_outcome(outcome);
+            receipt
         };
         let tokens = |outcome: Outcome| {
             let recorder = metrics_util::debugging::DebuggingRecorder::new();
