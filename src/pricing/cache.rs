@@ -1635,9 +1635,7 @@ mod tests {
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
 
-        let stale = prices.price(&key()).await.unwrap();
-        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-        until(|| !prices.is_fetching(&key())).await;
+        answered_stale_then_refreshed(&prices).await;
 
         let kept = prices.price(&key()).await.unwrap();
         assert_rate(&kept, PriceOrigin::Cache, "0.23");
@@ -1691,9 +1689,7 @@ mod tests {
             let (prices, told) = observed(primary.clone(), &time);
             prices.price(&key()).await.unwrap();
             time.advance(Duration::from_secs(3600));
-            let stale = prices.price(&key()).await.unwrap();
-            assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-            until(|| !prices.is_fetching(&key())).await;
+            answered_stale_then_refreshed(&prices).await;
 
             // The last good $0.23 is kept, saying why, for every call until the
             // retry; no change to the answer is told.
@@ -1896,9 +1892,7 @@ mod tests {
         prices.price(&key()).await.unwrap();
 
         time.step_back(Duration::from_secs(24 * 3600));
-        let stale = prices.price(&key()).await.unwrap();
-        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-        until(|| !prices.is_fetching(&key())).await;
+        answered_stale_then_refreshed(&prices).await;
         assert_eq!(
             primary.calls(),
             2,
@@ -1989,9 +1983,7 @@ mod tests {
         let prices = cache(primary.clone(), &time);
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
-        let stale = prices.price(&key()).await.unwrap();
-        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-        until(|| !prices.is_fetching(&key())).await;
+        answered_stale_then_refreshed(&prices).await;
         assert_eq!(primary.calls(), 2);
 
         // The panic is the refresh's failure: the last good price, saying why, for
@@ -2089,6 +2081,14 @@ mod tests {
         let retried = retried.unwrap();
         assert_rate(&retried, PriceOrigin::Live, "0.24");
         assert_eq!(primary.calls(), 2);
+    }
+
+    /// `prices` answers `key()` at once with its stale rate, saying it is
+    /// refreshing; then the refresh lands.
+    async fn answered_stale_then_refreshed(prices: &CachedPrices) {
+        let stale = prices.price(&key()).await.unwrap();
+        assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
+        until(|| !prices.is_fetching(&key())).await;
     }
 
     /// Yields until `done` holds (a task reached a gate, a fetch landed), at most
@@ -2377,13 +2377,7 @@ mod tests {
 
         let first = prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
-        // Each refresh: the stale rate at once, then the refresh lands.
-        let refresh = || async {
-            let stale = prices.price(&key()).await.unwrap();
-            assert_eq!(stale.provenance.note.as_deref(), Some(REFRESHING));
-            until(|| !prices.is_fetching(&key())).await;
-        };
-        refresh().await;
+        answered_stale_then_refreshed(&prices).await;
         let unchanged = prices.price(&key()).await.unwrap();
         assert_eq!(
             (first.provenance.note, unchanged.provenance.note),
@@ -2392,7 +2386,7 @@ mod tests {
         assert!(told.lock().unwrap().is_empty(), "no change, nothing told");
 
         time.advance(Duration::from_secs(3600));
-        refresh().await;
+        answered_stale_then_refreshed(&prices).await;
         let changed = prices.price(&key()).await.unwrap();
         assert_eq!(changed.usd_per_unit, usd("0.25"));
         // (0.25 − 0.23) ÷ 0.23 = 8.6956…% → +8.7%
@@ -2411,7 +2405,7 @@ mod tests {
         );
         // A failed refresh keeps the rate: no change.
         time.advance(Duration::from_secs(3600));
-        refresh().await;
+        answered_stale_then_refreshed(&prices).await;
         let kept = prices.price(&key()).await.unwrap();
         assert_eq!(kept.usd_per_unit, usd("0.25"));
 
