@@ -3088,14 +3088,7 @@ mod tests {
 
     /// A fleet of `budgets` on a table that never answers.
     fn silent_fleet(config: FleetConfig, budgets: Vec<Budget>) -> (Fleet, Arc<Budgets>) {
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .http_client(SharedHttpClient::new(Silent))
-            .build();
+        let conf = crate::fleet::table::test_config(SharedHttpClient::new(Silent)).build();
         let time = SharedTimeSource::default();
         let budgets = Arc::new(Budgets::new(budgets, true, time.clone()));
         let sdk_config = aws_types::SdkConfig::builder()
@@ -3236,23 +3229,13 @@ mod tests {
         start: DateTime<Utc>,
         answer: impl Fn(&UpdateItemInput) -> Answer + Send + Sync + 'static,
     ) -> (Fleet, Arc<Budgets>, ManualTimeSource) {
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
+        use aws_smithy_mocks::create_mock_http_client;
         let rule = aws_smithy_mocks::mock!(aws_sdk_dynamodb::Client::update_item)
             .then_compute_response(answer);
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .http_client(SharedHttpClient::new(Holding(create_mock_http_client())))
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&rule),
-            )
-            .build();
+        let client = crate::fleet::table::mocked_client(
+            &rule,
+            SharedHttpClient::new(Holding(create_mock_http_client())),
+        );
         let clock = ManualTimeSource::new(start.into());
         let budgets = Arc::new(Budgets::new(
             budgets,
@@ -3263,7 +3246,7 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
         let fleet = Fleet::new(
-            config.dynamodb_client(aws_sdk_dynamodb::Client::from_conf(conf)),
+            config.dynamodb_client(client),
             &sdk_config,
             budgets.clone(),
             Totals::default(),

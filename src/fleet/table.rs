@@ -1510,6 +1510,39 @@ fn other(err: impl fmt::Display) -> TableError {
     }
 }
 
+/// A DynamoDB client config for unit tests, on `http`, with static credentials.
+#[cfg(test)]
+pub(crate) fn test_config(
+    http: impl aws_smithy_runtime_api::client::http::HttpClient + 'static,
+) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .http_client(http)
+}
+
+/// A client on [`test_config`] whose every request `rule` answers, through `http`
+/// (a mock HTTP client), the SDK retrying none.
+#[cfg(test)]
+pub(crate) fn mocked_client(
+    rule: &aws_smithy_mocks::Rule,
+    http: impl aws_smithy_runtime_api::client::http::HttpClient + 'static,
+) -> Client {
+    use aws_smithy_mocks::{MockResponseInterceptor, RuleMode};
+    let conf = test_config(http)
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        .interceptor(
+            MockResponseInterceptor::new()
+                .rule_mode(RuleMode::MatchAny)
+                .with_rule(rule),
+        )
+        .build();
+    Client::from_conf(conf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1523,27 +1556,11 @@ mod tests {
         + Sync
         + 'static,
     ) -> Table {
-        use aws_smithy_mocks::{
-            MockResponse, MockResponseInterceptor, RuleMode, create_mock_http_client,
-        };
+        use aws_smithy_mocks::{MockResponse, create_mock_http_client};
         let rule = aws_smithy_mocks::mock!(aws_sdk_dynamodb::Client::scan)
             .then_compute_response(move |input| MockResponse::Output(answer(input)));
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .http_client(create_mock_http_client())
-            .interceptor(
-                MockResponseInterceptor::new()
-                    .rule_mode(RuleMode::MatchAny)
-                    .with_rule(&rule),
-            )
-            .build();
         Table {
-            client: Client::from_conf(conf),
+            client: mocked_client(&rule, create_mock_http_client()),
             name: "fleet".to_owned(),
         }
     }
