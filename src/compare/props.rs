@@ -1241,10 +1241,21 @@ fn fits<T>(r: Result<T, CompareError>, huge: bool, what: &str) -> Result<Option<
     }
 }
 
+/// The model's cost line of each of `case`'s plans.
+fn model_lines(case: &Case) -> Vec<Line> {
+    case.specs.iter().map(|s| model_line(case, s)).collect()
+}
+
+/// The model's split of the volumes between `case`'s first two plans.
+fn model_split(case: &Case) -> Split {
+    let lines = model_lines(case);
+    split(&lines[0], &lines[1])
+}
+
 fn check_case(case: &Case, huge: bool) -> Result<(), TestCaseError> {
     let plans = plans(case);
     let rates = rate_table(case);
-    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(case, s)).collect();
+    let lines = model_lines(case);
     let caps: Vec<Option<Q>> = case.specs.iter().map(|s| model_capacity(case, s)).collect();
     let base = profile(case, case.calls);
     let comparison = Comparison::compute(&base, &plans, &rates)
@@ -1779,8 +1790,7 @@ fn a_third_of_the_calls_charged_tokens_at_the_price_per_call_cost_the_same_at_ev
         "plan 0 and plan 1 cost the same at every volume",
     );
     // The model says so too, and the whole case checks out.
-    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
-    let model = split(&lines[0], &lines[1]);
+    let model = model_split(&case);
     assert_eq!(model.verdicts, [Verdict::Same]);
     assert!(model.points.is_empty() && !model.beyond);
     check_case(&case, false).unwrap();
@@ -1833,8 +1843,7 @@ fn two_thirds_of_the_calls_charged_tokens_at_a_subscriptions_overage_never_break
         "plan 0 is cheaper at every volume: it never breaks even with plan 1 \
          (500.00 USD less at 1,000 calls per day)"
     );
-    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
-    let model = split(&lines[0], &lines[1]);
+    let model = model_split(&case);
     assert_eq!(model.verdicts, [Verdict::A]);
     assert!(model.points.is_empty() && !model.beyond);
     check_case(&case, false).unwrap();
@@ -1891,8 +1900,7 @@ fn a_fee_a_day_below_a_quotas_rounding_times_its_overage_still_breaks_even_at_0_
             },
         ],
     ));
-    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
-    let model = split(&lines[0], &lines[1]);
+    let model = model_split(&case);
     assert_eq!(model.verdicts, [Verdict::B, Verdict::A, Verdict::B]);
     assert!(!model.beyond);
     // The first crossing: 0.0001 × 24 ÷ 730 ÷ 10^6 = 24 ÷ (730 × 10^10) calls.
@@ -1961,8 +1969,7 @@ fn a_touch_at_a_kink_beyond_10_18_calls_is_no_break_even() {
             },
         ],
     ));
-    let lines: Vec<Line> = case.specs.iter().map(|s| model_line(&case, s)).collect();
-    let model = split(&lines[0], &lines[1]);
+    let model = model_split(&case);
     assert_eq!(model.verdicts, [Verdict::B]);
     assert!(model.points.is_empty() && !model.beyond);
     assert_eq!(model.diff.values, [qi(630_720), qi(630_720)]);
