@@ -478,6 +478,22 @@ pub(super) mod tests {
     #[derive(Debug, Clone)]
     pub(in crate::ledger) struct SteppedClock(Arc<Mutex<SystemTime>>);
 
+    /// Receipts a1, b1, c1 (0.0042 USD) and d1, each with the time a clock 3
+    /// hours fast, then stepped back, shows when it is written: 09:30, 10:30,
+    /// 07:30 and 08:00:01 on 2026-12-02.
+    pub(in crate::ledger) fn written_across_a_step_back()
+    -> Vec<(&'static str, crate::billing::Cost)> {
+        use crate::ledger::writer::tests::cost;
+        let mut c1 = cost("c1");
+        c1.cost_usd = "0.0042".parse().unwrap();
+        vec![
+            ("2026-12-02T09:30:00Z", cost("a1")),
+            ("2026-12-02T10:30:00Z", cost("b1")),
+            ("2026-12-02T07:30:00Z", c1),
+            ("2026-12-02T08:00:01Z", cost("d1")),
+        ]
+    }
+
     impl SteppedClock {
         /// A clock showing `now` (RFC 3339).
         pub(in crate::ledger) fn at(now: &str) -> SteppedClock {
@@ -623,14 +639,7 @@ pub(super) mod tests {
             .unwrap();
         // A line's file is picked by the clock when the writer writes it: each
         // flush writes the receipt before the clock moves on.
-        let mut c1 = cost("c1");
-        c1.cost_usd = "0.0042".parse().unwrap();
-        for (now, receipt) in [
-            ("2026-12-02T09:30:00Z", cost("a1")),
-            ("2026-12-02T10:30:00Z", cost("b1")),
-            ("2026-12-02T07:30:00Z", c1),
-            ("2026-12-02T08:00:01Z", cost("d1")),
-        ] {
+        for (now, receipt) in written_across_a_step_back() {
             clock.set(now);
             ledger.try_record(&receipt).unwrap();
             ledger.flush().await.unwrap();

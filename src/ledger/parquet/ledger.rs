@@ -816,7 +816,7 @@ mod tests {
     /// T07 to T10.1 five files, 3 beyond 2: T07, T08 and T09 are removed.
     #[tokio::test]
     async fn a_clock_stepped_back_keeps_the_files_it_writes_not_the_ones_named_later() {
-        use crate::ledger::rolling::tests::SteppedClock;
+        use crate::ledger::rolling::tests::{SteppedClock, written_across_a_step_back};
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("receipts");
         let clock = SteppedClock::at("2026-12-02T09:30:00Z");
@@ -825,14 +825,7 @@ mod tests {
             .time_source(SharedTimeSource::new(clock.clone()))
             .open()
             .unwrap();
-        let mut c1 = cost("c1");
-        c1.cost_usd = "0.0042".parse().unwrap();
-        for (now, receipt) in [
-            ("2026-12-02T09:30:00Z", cost("a1")),
-            ("2026-12-02T10:30:00Z", cost("b1")),
-            ("2026-12-02T07:30:00Z", c1),
-            ("2026-12-02T08:00:01Z", cost("d1")),
-        ] {
+        for (now, receipt) in written_across_a_step_back() {
             clock.set(now);
             ledger.try_record(&receipt).unwrap();
             ledger.flush().await.unwrap();
