@@ -1475,6 +1475,30 @@ impl Meter {
         self.inner.prices.price_now(key).map(plausible)
     }
 
+    /// The rates of each of `profile`'s variants (the endpoint's totals at
+    /// `totals`), with those of the fleets billed alongside it (a shadow, a
+    /// deployment's new fleet) folded in, when all are at hand (cached).
+    fn variants_rates_now(
+        &self,
+        profile: &EndpointProfile,
+        totals: EndpointSlot,
+    ) -> Option<Vec<VariantRates>> {
+        let mut rates = Vec::with_capacity(profile.variants.len());
+        for variant in &profile.variants {
+            let slot = self.inner.totals.variant_slot(totals, &variant.name);
+            let mut own = self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
+            self.note_if_volume_size_unknown(profile, variant);
+            for extra in profile.billed_alongside(variant) {
+                self.note_if_volume_size_unknown(profile, extra);
+                let hosted = self.hosted_nothing();
+                let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
+                self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
+            }
+            rates.push(own);
+        }
+        Some(rates)
+    }
+
     /// Profile and rates of `endpoint` when all of them are at hand (cached) at
     /// `now` (the meter's clock, read once by the caller), as on almost every call:
     /// nothing to wait for, nothing to run alongside the call.
@@ -1499,23 +1523,10 @@ impl Meter {
         let totals = self.inner.totals.endpoint_slot(endpoint);
         let data_in = self.rate_now(&self.inner.data_in_key)?;
         let data_out = self.rate_now(&self.inner.data_out_key)?;
-        let mut rates = Vec::new();
-        if let Ok(profile) = &profile {
-            rates.reserve_exact(profile.variants.len());
-            for variant in &profile.variants {
-                let slot = self.inner.totals.variant_slot(totals, &variant.name);
-                let mut own =
-                    self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
-                self.note_if_volume_size_unknown(profile, variant);
-                for extra in profile.billed_alongside(variant) {
-                    self.note_if_volume_size_unknown(profile, extra);
-                    let hosted = self.hosted_nothing();
-                    let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
-                    self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
-                }
-                rates.push(own);
-            }
-        }
+        let rates = match &profile {
+            Ok(profile) => self.variants_rates_now(profile, totals)?,
+            Err(_) => Vec::new(),
+        };
         let found = profile.is_ok();
         let component_slots = match &profile {
             Ok(profile) => self.set_capacity(totals, profile, &rates, now),
@@ -2991,23 +3002,9 @@ mod tests {
         };
         call_at(t0);
         let later = Arc::new(later);
-        let later_rates: Vec<_> = later
-            .variants
-            .iter()
-            .map(|v| {
-                let slot = totals.variant_slot(current.totals, &v.name);
-                let mut own = meter
-                    .variant_rates_now(&later, v, meter.hosted(&later), slot)
-                    .expect("at hand");
-                for extra in later.billed_alongside(v) {
-                    let extra_rates = meter
-                        .variant_rates_now(&later, extra, meter.hosted_nothing(), slot)
-                        .expect("at hand");
-                    meter.add_alongside(&mut own, &later.endpoint, v, extra, &extra_rates);
-                }
-                own
-            })
-            .collect();
+        let later_rates = meter
+            .variants_rates_now(&later, current.totals)
+            .expect("at hand");
         apply(&meter, current.totals, &later, &later_rates, minutes(10));
         let accrual = call_at(minutes(60)).accrual.expect("it accrues");
         accrual.accrued_usd
