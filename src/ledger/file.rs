@@ -286,7 +286,8 @@ impl JsonlLedgerBuilder {
             BackgroundWriter::start(options, encode, target)?
         } else {
             let (file, len) = open_ledger_file(&path)?;
-            BackgroundWriter::start(options, encode, FileTarget::new(file, len, dict))?
+            let target = FileTarget::new(path.clone(), file, len, dict);
+            BackgroundWriter::start(options, encode, target)?
         };
         Ok(JsonlLedger {
             writer: Arc::new(writer),
@@ -419,8 +420,10 @@ fn encode_record(dict: Arc<Dictionary>) -> Encode {
 
 /// Appends whole lines, each after the definitions it refers to that the file
 /// does not hold yet; undoes a partial write by truncating back to the last
-/// complete line.
+/// complete line; opens its path again when the file is removed under it.
 pub(super) struct FileTarget {
+    /// Where the file is (opened again there when another program removes it).
+    path: PathBuf,
     file: File,
     /// File length after the last successful write (only whole lines).
     good_len: u64,
@@ -463,9 +466,11 @@ enum Landed {
 type WriteHook = Arc<dyn Fn(&mut File, &[u8]) -> io::Result<()> + Send + Sync>;
 
 impl FileTarget {
-    /// `file`, opened for appending, `len` bytes long (whole lines).
-    pub(super) fn new(file: File, len: u64, dict: Arc<Dictionary>) -> Self {
+    /// `file` at `path`, opened for appending ([`open_ledger_file`]), `len`
+    /// bytes long (whole lines).
+    pub(super) fn new(path: PathBuf, file: File, len: u64, dict: Arc<Dictionary>) -> Self {
         FileTarget {
+            path,
             file,
             good_len: len,
             definition_bytes: 0,
@@ -613,13 +618,53 @@ impl FileTarget {
         Ok(())
     }
 
-    /// Another program cut the file shorter than this process wrote it (logrotate's
-    /// `copytruncate`, `truncate -s 0`): the definitions written before are gone,
-    /// and receipts appended after referring to them would read back as damage.
-    /// Goes on as with a new file: the definitions are written again as receipts
-    /// need them (one WARN each time). One `fstat` a write.
-    fn notice_truncation(&mut self) -> io::Result<()> {
-        let len = self.file.metadata()?.len();
+    /// What another program did to the file since the last write: removed it
+    /// ([`reopen`](Self::reopen)) or cut it shorter
+    /// ([`notice_truncation`](Self::notice_truncation)). One `fstat` a write.
+    fn notice_changes(&mut self) -> io::Result<()> {
+        let meta = self.file.metadata()?;
+        if removed(&meta) {
+            return self.reopen();
+        }
+        self.notice_truncation(meta.len())
+    }
+
+    /// The file has no name left: another program removed it (a rename
+    /// rotation whose renamed file was then removed or compressed, an `rm`),
+    /// and lines appended to it could never be read. Opens the path again as
+    /// the ledger opens its file ([`open_ledger_file`]: created 0600, locked, a
+    /// torn tail repaired; a rolling ledger's is its period's file) and goes on
+    /// as with a new file: the definitions are written again as receipts need
+    /// them (one WARN each time). When that fails, so does the write (its
+    /// receipts counted lost and the error returned by the next flush, as for any
+    /// write error), and the next write tries again.
+    fn reopen(&mut self) -> io::Result<()> {
+        tracing::warn!(target: "sagemeter", path = %self.path.display(),
+            "ledger: the file was removed by another program (a rename rotation whose \
+             file was then removed or compressed?); the path is opened again and the \
+             definitions its next receipts need are written again");
+        let (file, len) = open_ledger_file(&self.path).map_err(|e| {
+            let said = e.to_string();
+            io::Error::new(
+                io::Error::from(e).kind(),
+                format!(
+                    "the ledger file was removed by another program and could not be \
+                     opened again: {said}"
+                ),
+            )
+        })?;
+        // The file without a name is closed, and its lock released.
+        self.file = file;
+        self.damaged = false;
+        self.restart(len)
+    }
+
+    /// Another program cut the file shorter (to `len` bytes) than this process
+    /// wrote it (logrotate's `copytruncate`, `truncate -s 0`): the definitions
+    /// written before are gone, and receipts appended after referring to them
+    /// would read back as damage. Goes on as with a new file: the definitions are
+    /// written again as receipts need them (one WARN each time).
+    fn notice_truncation(&mut self, len: u64) -> io::Result<()> {
         if len < self.good_len {
             tracing::warn!(target: "sagemeter", was = self.good_len, now = len,
                 "ledger: the file was cut shorter by another program (a copytruncate \
@@ -686,6 +731,19 @@ fn last_line_end(file: &File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
+/// Whether the file `meta` describes has no name left (no link: removed).
+#[cfg(unix)]
+fn removed(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    meta.nlink() == 0
+}
+
+/// Elsewhere a removed file is not told.
+#[cfg(not(unix))]
+fn removed(_: &std::fs::Metadata) -> bool {
+    false
+}
+
 /// Where the last write to `file` ended: its offset, which `O_APPEND` moves to
 /// the end of what it wrote (`None` when it cannot be told).
 #[cfg(unix)]
@@ -708,7 +766,7 @@ fn last_line_end(_: &File, len: u64) -> io::Result<u64> {
 impl Target for FileTarget {
     /// All or nothing: a failed write is cut back off (no line of it is written).
     fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
-        self.notice_truncation()?;
+        self.notice_changes()?;
         if self.write_batch(bytes, lines)? == Landed::InPlace {
             return Ok(());
         }
@@ -1139,6 +1197,71 @@ mod tests {
         read.records.into_iter().map(|c| c.call_id).collect()
     }
 
+    /// A rename rotation whose renamed file is then removed (or compressed), or an
+    /// `rm`, leaves the writer's file without a name: lines appended to it could
+    /// never be read. The writer sees it (no link left) before its next write
+    /// and opens the path again as a new ledger file (0600, locked, the
+    /// definitions its receipts need written again): b1 is in the file at the
+    /// path, and reads back.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_file_removed_under_the_writer_is_opened_again_at_its_path() {
+        use crate::ledger::writer::tests::cost;
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let ledger = JsonlLedger::open(&path).unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        ledger.flush().await.unwrap();
+        let rotated = tmp.path().join("calls.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        std::fs::remove_file(&rotated).unwrap();
+
+        ledger.try_record(&cost("b1")).unwrap();
+        ledger.sync().await.unwrap();
+        assert_eq!(call_ids(&path), ["b1"]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            matches!(JsonlLedger::open(&path), Err(LedgerError::Locked { .. })),
+            "the new file is locked by its writer"
+        );
+        ledger.shutdown().await.unwrap();
+        let stats = ledger.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (2, 0), "{stats:?}");
+    }
+
+    /// When the path cannot be opened again (here a directory stands there),
+    /// the receipt is lost, counted and reported by the next flush, never
+    /// written unseen to the file without a name; the next write tries again.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_removed_file_that_cannot_be_opened_again_loses_its_receipts_and_says_so() {
+        use crate::ledger::writer::tests::cost;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let ledger = JsonlLedger::open(&path).unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        ledger.flush().await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+
+        ledger.try_record(&cost("b1")).unwrap();
+        let err = ledger.flush().await.unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::Write { lost: 1, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("removed"), "{err}");
+
+        std::fs::remove_dir(&path).unwrap();
+        ledger.try_record(&cost("c1")).unwrap();
+        ledger.shutdown().await.unwrap();
+        assert_eq!(call_ids(&path), ["c1"]);
+        let stats = ledger.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (2, 1), "{stats:?}");
+    }
+
     /// A copytruncate between the truncation check and the `O_APPEND` write puts
     /// the batch at offset 0, without the definitions it refers to: it is cut
     /// back off and written again after them, and the file reads and opens.
@@ -1148,7 +1271,7 @@ mod tests {
         let path = tmp.path().join("calls.jsonl");
         let dict = Arc::new(Dictionary::default());
         let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(file, len, dict.clone());
+        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
         let (a, a_lines) = receipts(&dict, &["a"]);
         target.write_lines(&a, &a_lines).unwrap();
 
@@ -1212,7 +1335,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
         let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(file, len, Arc::new(Dictionary::default()));
+        let mut target = FileTarget::new(path.clone(), file, len, Arc::new(Dictionary::default()));
         let (a, a_lines) = lines('a', 1);
         target.write_lines(&a, &a_lines).unwrap();
 

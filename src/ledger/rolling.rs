@@ -248,13 +248,14 @@ impl RollingTarget {
                 return Ok(());
             }
         }
+        let path = self.rolling.dir.join(name.file_name());
         let (file, len) = match opened {
             Some(opened) => opened,
-            None => self.open_file(&self.rolling.dir.join(name.file_name()))?,
+            None => self.open_file(&path)?,
         };
         let outgoing = self
             .current
-            .replace((name, FileTarget::new(file, len, self.dict.clone())));
+            .replace((name, FileTarget::new(path, file, len, self.dict.clone())));
         if let Some((old, mut file)) = outgoing
             && file.unsynced()
         {
@@ -670,6 +671,34 @@ pub(super) mod tests {
             .map(|hour| file(hour).exists())
             .collect();
         assert_eq!(kept, [false, false, true, true]);
+    }
+
+    /// A rolling ledger's current file removed under the writer (an `rm`) is
+    /// made again for the period before the next write: b1 is in the period's
+    /// file, with the definitions it needs.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_current_file_removed_under_the_writer_is_made_again_for_its_period() {
+        use crate::ledger::JsonlLedger;
+        use crate::ledger::writer::tests::cost;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
+        let ledger = JsonlLedger::rolling(&dir)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        ledger.flush().await.unwrap();
+        let file = dir.join("sagemeter-2026-12-02T07.jsonl");
+        std::fs::remove_file(&file).unwrap();
+
+        ledger.try_record(&cost("b1")).unwrap();
+        ledger.sync().await.unwrap();
+        let read = crate::ledger::read_all(&file).unwrap().records;
+        let ids: Vec<&str> = read.iter().map(|c| c.call_id.as_str()).collect();
+        assert_eq!(ids, ["b1"]);
+        ledger.shutdown().await.unwrap();
     }
 
     #[test]
