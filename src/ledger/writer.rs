@@ -471,8 +471,15 @@ impl BackgroundWriter {
         match self.tx().try_reserve() {
             Ok(permit) => {
                 // Reserve first, encode after: a refused receipt costs nothing.
-                permit.send(self.line(cost));
+                let msg = self.line(cost);
+                let unencodable = matches!(msg, Msg::Unencodable(_));
+                permit.send(msg);
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
+                if unencodable {
+                    // Lost as to a failed write (the writer logs it and reports
+                    // it to the next flush).
+                    count_lost(&self.counters, self.kind, 1);
+                }
                 Ok(())
             }
             Err(mpsc::error::TrySendError::Full(())) => Err(Refused::Full),
@@ -637,6 +644,15 @@ impl Drop for BackgroundWriter {
     }
 }
 
+/// Counts `n` receipts lost by a sink of `kind` (a failed write, or a receipt
+/// refused for its line): in `lost_on_error` and in
+/// `sagemeter_sink_dropped_total{sink=kind,reason="io"}`.
+pub(crate) fn count_lost(counters: &Counters, kind: &'static str, n: u64) {
+    counters.lost_on_error.fetch_add(n, Ordering::Relaxed);
+    metrics::counter!("sagemeter_sink_dropped_total", "sink" => kind, "reason" => "io")
+        .increment(n);
+}
+
 /// The writer thread's state.
 struct Worker<T> {
     /// Says how the thread ended (dropped unset if it panics).
@@ -680,8 +696,8 @@ impl<T: Target> Worker<T> {
                     Msg::Unencodable(e) => {
                         // A line over the readers' limit; or what cannot happen
                         // with the receipt types (no maps with non-string keys, no
-                        // failing Serialize impls): counted rather than panicking.
-                        self.counters.lost_on_error.fetch_add(1, Ordering::Relaxed);
+                        // failing Serialize impls): counted (when queued) rather
+                        // than panicking.
                         tracing::error!(target: "sagemeter", error = %e, "receipt lost");
                         self.error.get_or_insert(e);
                     }
@@ -775,11 +791,7 @@ impl<T: Target> Worker<T> {
                 // Lines may have been written (and a file rolled): the next
                 // sync goes to the target.
                 self.unsynced = true;
-                self.counters
-                    .lost_on_error
-                    .fetch_add(lost, Ordering::Relaxed);
-                metrics::counter!("sagemeter_sink_dropped_total", "sink" => self.kind, "reason" => "io")
-                    .increment(lost);
+                count_lost(&self.counters, self.kind, lost);
                 tracing::error!(target: "sagemeter", sink = self.kind,
                     name = %self.name.display(), lost, written, error = %source,
                     "write failed: receipts lost (those written before the failure are kept)");
@@ -1051,7 +1063,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_and_never_blocks_and_every_accepted_receipt_is_written()
     {
-        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        use metrics_util::debugging::DebuggingRecorder;
         // The drops are counted on the recording thread: this test's.
         let recorder = DebuggingRecorder::new();
         let _metrics = metrics::set_default_local_recorder(&recorder);
@@ -1062,7 +1074,20 @@ pub(super) mod tests {
         h.open_gate();
         assert_eq!(h.flushed().await, ("a\nb\nc\n".to_owned(), 3, 3, 2));
         // And says so in sagemeter_sink_dropped_total{sink="ledger",reason="full"}.
-        let dropped: Vec<(Vec<(String, String)>, u64)> = recorder
+        let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            dropped_total(&recorder),
+            [(vec![label("reason", "full"), label("sink", "ledger")], 2)]
+        );
+    }
+
+    /// `sagemeter_sink_dropped_total` as `recorder` holds it: each series' labels
+    /// (sorted) and count.
+    fn dropped_total(
+        recorder: &metrics_util::debugging::DebuggingRecorder,
+    ) -> Vec<(Vec<(String, String)>, u64)> {
+        use metrics_util::debugging::DebugValue;
+        recorder
             .snapshotter()
             .snapshot()
             .into_vec()
@@ -1081,11 +1106,37 @@ pub(super) mod tests {
                 };
                 (labels, n)
             })
-            .collect();
+            .collect()
+    }
+
+    /// A receipt refused before it reaches the file (its line over the 16 MiB a
+    /// reader takes, or one that cannot be encoded) is lost like one a failed
+    /// write loses: counted in `lost_on_error` and in
+    /// `sagemeter_sink_dropped_total{sink="ledger",reason="io"}`, as the Parquet
+    /// ledger counts its refusals. Two refused here: 2 in each.
+    #[tokio::test]
+    async fn a_receipt_refused_for_its_line_is_counted_in_the_dropped_metric_as_lost() {
+        use metrics_util::debugging::DebuggingRecorder;
+        let recorder = DebuggingRecorder::new();
+        let _metrics = metrics::set_default_local_recorder(&recorder);
+        let h = gated(8);
+        h.open_gate();
+        let too_long = "x".repeat(crate::ledger::reader::MAX_LINE_BYTES + 1);
+        for id in ["a", &too_long, "unencodable", "b"] {
+            h.writer.try_record(&cost(id)).unwrap();
+        }
+        let err = h.writer.flush(false).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 2, .. }), "{err:?}");
+        assert_eq!(h.written(), "a\nb\n");
+        let stats = h.writer.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (4, 2, 2)
+        );
         let label = |k: &str, v: &str| (k.to_owned(), v.to_owned());
         assert_eq!(
-            dropped,
-            [(vec![label("reason", "full"), label("sink", "ledger")], 2)]
+            dropped_total(&recorder),
+            [(vec![label("reason", "io"), label("sink", "ledger")], 2)]
         );
     }
 

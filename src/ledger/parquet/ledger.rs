@@ -373,11 +373,9 @@ enum Msg {
     Tick,
 }
 
-/// Counts `n` receipts lost to a failed write.
+/// Counts `n` receipts lost to a failed write (or refused for what they hold).
 fn count_lost(counters: &Counters, n: u64) {
-    counters.lost_on_error.fetch_add(n, Ordering::Relaxed);
-    metrics::counter!("sagemeter_sink_dropped_total", "sink" => KIND, "reason" => "io")
-        .increment(n);
+    crate::ledger::writer::count_lost(counters, KIND, n);
 }
 
 /// The handles' side: the queue, the counters, the writer thread.
