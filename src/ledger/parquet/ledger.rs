@@ -637,22 +637,31 @@ impl Worker {
     }
 
     /// A new file for `period`: the sequence number after every file of that
-    /// period already in the directory, finished or not.
+    /// period already in the directory, finished or not. A file numbered with
+    /// the last number there is (put there by hand) leaves no next one: an
+    /// error naming it, never a number wrapped onto the period's first file.
     fn create(&self, period: ParquetName) -> io::Result<(ParquetName, ParquetFileWriter)> {
         let mut name = period;
-        let mut taken = false;
+        // The period's highest-numbered file so far, if any.
+        let mut last: Option<std::ffi::OsString> = None;
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let Some((existing, _)) = entry.file_name().to_str().and_then(naming::parse) else {
                 continue;
             };
-            if existing.same_period(&period) {
-                name.seq = name.seq.max(existing.seq);
-                taken = true;
+            if existing.same_period(&period) && (last.is_none() || existing.seq >= name.seq) {
+                name.seq = existing.seq;
+                last = Some(entry.file_name());
             }
         }
-        if taken {
-            name.seq += 1;
+        if let Some(last) = last {
+            name.seq = name.seq.checked_add(1).ok_or_else(|| {
+                io::Error::other(format!(
+                    "{} is numbered {}, the last number a ledger file can have: move it away",
+                    self.dir.join(last).display(),
+                    u32::MAX
+                ))
+            })?;
         }
         let file = ParquetFileWriter::create(self.dir.join(naming::file_name(&name))).map_err(
             |e| match e {
@@ -845,6 +854,38 @@ mod tests {
             .map(|name| file(name).exists())
             .collect();
         assert_eq!(kept, [false, false, false, true, true]);
+    }
+
+    /// A file of the hour numbered u32::MAX (put there by hand) leaves no number
+    /// for the next file: the receipt is lost, counted and reported naming that
+    /// file, as the JSON Lines ledger's roll does, not a panic of the writer
+    /// (which would lose every receipt queued) nor a number wrapped onto the
+    /// hour's first file.
+    #[tokio::test]
+    async fn a_file_numbered_the_last_sequence_number_is_an_error_not_an_overflow() {
+        use crate::ledger::rolling::tests::SteppedClock;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
+        let ledger = ParquetLedger::rolling(&dir)
+            .time_source(SharedTimeSource::new(clock))
+            .open()
+            .unwrap();
+        let last = "sagemeter-2026-12-02T07.4294967295.parquet";
+        std::fs::write(dir.join(last), b"").unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        let err = ledger.flush().await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        assert!(err.to_string().contains(last), "{err}");
+        ledger.shutdown().await.unwrap();
+        let stats = ledger.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (0, 1));
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".parquet"))
+            .collect();
+        assert_eq!(files, [last], "no file numbered 0 (or anything) made");
     }
 
     /// The ticker stops when the writer does, not up to a tick later (here an
