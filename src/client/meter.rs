@@ -214,7 +214,7 @@ pub(crate) struct VariantRates {
 }
 
 /// The rates of a variant's standing charges (beyond its per-call ones).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct StandingRates {
     /// Provisioned concurrency's per-second standing rate (serverless variants
     /// with provisioned concurrency).
@@ -225,6 +225,11 @@ pub(crate) struct StandingRates {
     /// ML storage, per GB-month (variants with a known volume size).
     pub storage: Option<RateResult>,
 }
+
+/// A fleet's rates as the price source gives them: its compute rate and its
+/// standing charges' rates, before they are put together with what it hosts
+/// ([`VariantRates::new`]).
+type FleetRates = (RateResult, StandingRates);
 
 /// What a variant's standing capacity costs from a refresh of its profile on.
 #[derive(Debug)]
@@ -1483,15 +1488,34 @@ impl Meter {
         profile: &EndpointProfile,
         totals: EndpointSlot,
     ) -> Option<Vec<VariantRates>> {
+        self.fold_variants_rates(profile, totals, |fleet| {
+            self.fleet_rates_now(profile, fleet)
+        })
+    }
+
+    /// The rates of each of `profile`'s variants (the endpoint's totals at
+    /// `totals`), with those of the fleets billed alongside it folded in, from
+    /// each fleet's price-source rates as `rates_of` finds them (`None` from it:
+    /// one must be waited for, and so `None`). The one fold of
+    /// [`variants_rates_now`](Self::variants_rates_now) (rates at hand) and
+    /// [`prepare_waiting`](Self::prepare_waiting) (rates waited for first).
+    fn fold_variants_rates(
+        &self,
+        profile: &EndpointProfile,
+        totals: EndpointSlot,
+        mut rates_of: impl FnMut(&VariantProfile) -> Option<FleetRates>,
+    ) -> Option<Vec<VariantRates>> {
         let mut rates = Vec::with_capacity(profile.variants.len());
         for variant in &profile.variants {
             let slot = self.inner.totals.variant_slot(totals, &variant.name);
-            let mut own = self.variant_rates_now(profile, variant, self.hosted(profile), slot)?;
+            let (compute, standing) = rates_of(variant)?;
+            let mut own = VariantRates::new(variant, compute, standing, self.hosted(profile), slot);
             self.note_if_volume_size_unknown(profile, variant);
             for extra in profile.billed_alongside(variant) {
                 self.note_if_volume_size_unknown(profile, extra);
+                let (compute, standing) = rates_of(extra)?;
                 let hosted = self.hosted_nothing();
-                let extra_rates = self.variant_rates_now(profile, extra, hosted, slot)?;
+                let extra_rates = VariantRates::new(extra, compute, standing, hosted, slot);
                 self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
             }
             rates.push(own);
@@ -1615,20 +1639,19 @@ impl Meter {
         });
     }
 
-    /// The rates of `variant` of `profile` when all are at hand (see
+    /// The price-source rates of `fleet` (a variant of `profile`, or a fleet
+    /// billed alongside one) when all are at hand (see
     /// [`prepare_now`](Self::prepare_now)); `None` when one must be waited for.
-    fn variant_rates_now(
+    fn fleet_rates_now(
         &self,
         profile: &EndpointProfile,
-        variant: &VariantProfile,
-        hosted: Hosted<'_>,
-        slot: VariantSlot,
-    ) -> Option<VariantRates> {
-        let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing) {
+        fleet: &VariantProfile,
+    ) -> Option<FleetRates> {
+        let compute = match compute_key(&self.inner.region, profile.kind, &fleet.billing) {
             Ok(key) => self.rate_now(&key)?,
             Err(err) => Err(err),
         };
-        let keys = standing_keys(&self.inner.region, variant);
+        let keys = standing_keys(&self.inner.region, fleet);
         // A key's rate at hand (`Some(None)` for no key); `None` to wait for one.
         let rate_now = |key: &Option<PriceKey>| match key {
             Some(key) => self.rate_now(key).map(Some),
@@ -1639,22 +1662,17 @@ impl Meter {
             beyond_provisioned: rate_now(&keys.beyond_provisioned)?,
             storage: rate_now(&keys.storage)?,
         };
-        Some(VariantRates::new(variant, compute, standing, hosted, slot))
+        Some((compute, standing))
     }
 
-    /// The rates of `variant` of `profile`, waiting for the price source.
-    async fn variant_rates(
-        &self,
-        profile: &EndpointProfile,
-        variant: &VariantProfile,
-        hosted: Hosted<'_>,
-        slot: VariantSlot,
-    ) -> VariantRates {
-        let compute = match compute_key(&self.inner.region, profile.kind, &variant.billing) {
+    /// The price-source rates of `fleet` (see
+    /// [`fleet_rates_now`](Self::fleet_rates_now)), waiting for the price source.
+    async fn fleet_rates(&self, profile: &EndpointProfile, fleet: &VariantProfile) -> FleetRates {
+        let compute = match compute_key(&self.inner.region, profile.kind, &fleet.billing) {
             Ok(key) => self.rate(&key).await,
             Err(err) => Err(err),
         };
-        let keys = standing_keys(&self.inner.region, variant);
+        let keys = standing_keys(&self.inner.region, fleet);
         let rate_of = |key: &Option<PriceKey>| {
             let key = key.clone();
             async move {
@@ -1669,16 +1687,13 @@ impl Meter {
             rate_of(&keys.beyond_provisioned),
             rate_of(&keys.storage),
         );
-        VariantRates::new(
-            variant,
+        (
             compute,
             StandingRates {
                 provisioned,
                 beyond_provisioned,
                 storage,
             },
-            hosted,
-            slot,
         )
     }
 
@@ -2040,20 +2055,24 @@ impl Meter {
         let totals = self.inner.totals.endpoint_slot(endpoint);
         let mut rates = Vec::new();
         if let Ok(profile) = &profile {
-            for variant in &profile.variants {
-                let slot = self.inner.totals.variant_slot(totals, &variant.name);
-                let mut own = self
-                    .variant_rates(profile, variant, self.hosted(profile), slot)
-                    .await;
-                self.note_if_volume_size_unknown(profile, variant);
-                for extra in profile.billed_alongside(variant) {
-                    self.note_if_volume_size_unknown(profile, extra);
-                    let hosted = self.hosted_nothing();
-                    let extra_rates = self.variant_rates(profile, extra, hosted, slot).await;
-                    self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
+            // Each fleet's rates waited for first, then the fold `prepare_now`'s
+            // is. Every shadow and pending fleet is billed alongside a variant
+            // (one whose name matches none alongside the first), so these are
+            // the fleets the fold asks for when the profile has a variant.
+            let mut found: Vec<(&VariantProfile, FleetRates)> = Vec::new();
+            if !profile.variants.is_empty() {
+                let fleets = (profile.variants.iter())
+                    .chain(&profile.shadow_variants)
+                    .chain(&profile.pending_variants);
+                for fleet in fleets {
+                    found.push((fleet, self.fleet_rates(profile, fleet).await));
                 }
-                rates.push(own);
             }
+            let folded = self.fold_variants_rates(profile, totals, |fleet| {
+                let (_, rates) = found.iter().find(|(f, _)| std::ptr::eq(*f, fleet))?;
+                Some(rates.clone())
+            });
+            rates = folded.expect("every fleet the fold asks for was waited for above");
         }
         let component_slots = match &profile {
             Ok(profile) => self.set_capacity(totals, profile, &rates, self.now()),
