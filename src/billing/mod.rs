@@ -661,6 +661,20 @@ pub(crate) fn answered_2xx(usage: &Usage) -> bool {
     usage.outcome == Outcome::Ok || usage.parts.is_some()
 }
 
+/// The input and output tokens of `usage` that count (in
+/// `sagemeter_tokens_total`, on the cost line and on the call's span, as
+/// `report` counts them): those it reports when its call was answered with HTTP
+/// 2XX ([`answered_2xx`]), none otherwise. A failed asynchronous inference's
+/// settlement may carry the counts of an output that answered no call; its
+/// token lines charge none.
+pub(crate) fn counted_tokens(usage: &Usage) -> (Option<u64>, Option<u64>) {
+    if answered_2xx(usage) {
+        (usage.input_tokens, usage.output_tokens)
+    } else {
+        (None, None)
+    }
+}
+
 /// Why a call's per-inference line charges nothing. A call cancelled (dropped, or
 /// timed out by the SDK) before its answer came may still have been answered by
 /// SageMaker after its caller left, and then AWS Marketplace charges it: the

@@ -1101,7 +1101,8 @@ async fn send_before_prepare<T, E>(
 
 /// The span of one metered call (target `sagemeter`, name `sagemaker.invoke`); the
 /// cost line is logged inside it. Once the receipt is made and its cost line
-/// logged, its outcome, cost and tokens are recorded on it, tokens under
+/// logged, its outcome, cost and tokens (of a call answered with HTTP 2XX only,
+/// as on the cost line) are recorded on it, tokens under
 /// sagemeter's names (`input_tokens`, `output_tokens`) and the OpenTelemetry GenAI
 /// ones (`gen_ai.usage.input_tokens`, `gen_ai.usage.output_tokens`); the cost as
 /// `cost_usd` (the exact decimal, as text) and as `gen_ai.usage.cost.amount` (a
@@ -1156,11 +1157,13 @@ pub(crate) fn record_on_span(span: &tracing::Span, cost: &Cost) {
         span.record("gen_ai.usage.cost.amount", usd);
     }
     span.record("gen_ai.usage.cost.currency", cost.currency.as_ref());
-    if let Some(n) = usage.input_tokens {
+    // Those of a call answered with HTTP 2XX only, as every view counts them.
+    let (input_tokens, output_tokens) = crate::billing::counted_tokens(usage);
+    if let Some(n) = input_tokens {
         span.record("input_tokens", n);
         span.record("gen_ai.usage.input_tokens", n);
     }
-    if let Some(n) = usage.output_tokens {
+    if let Some(n) = output_tokens {
         span.record("output_tokens", n);
         span.record("gen_ai.usage.output_tokens", n);
     }
@@ -2357,6 +2360,53 @@ impl Intercept for AttemptWatch {
 
 #[cfg(test)]
 pub(super) mod tests {
+    /// The span's tokens are those of a call answered with HTTP 2XX, as on
+    /// the cost line: a failed asynchronous inference's settlement carrying
+    /// the counts its output reported (1,200 in, 800 out) records none, under
+    /// either name; an answered one records them.
+    #[test]
+    fn the_span_records_tokens_only_of_a_call_answered_2xx() {
+        use crate::sink::test_support::{Buffer, async_submission, settlement_of};
+        use crate::usage::{Operation, Outcome, TokenUsage};
+        let span_fields = |outcome: Outcome| {
+            let mut receipt = settlement_of(&async_submission());
+            receipt.usage = receipt
+                .usage
+                .with_tokens(TokenUsage::new(1200, 800))
+                .with_outcome(outcome);
+            let buffer = Buffer::default();
+            let writer = buffer.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .json()
+                .with_max_level(tracing::Level::INFO)
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                let span = super::call_span("ep", Operation::InvokeEndpointAsync);
+                super::record_on_span(&span, &receipt);
+            });
+            let lines = buffer.json_lines();
+            assert_eq!(lines.len(), 1, "the span's close: {lines:?}");
+            lines[0]["span"].clone()
+        };
+        let names = [
+            "input_tokens",
+            "output_tokens",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+        ];
+        let failed = span_fields(Outcome::Error);
+        assert_eq!(failed["outcome"], "error", "{failed}");
+        for name in names {
+            assert!(failed.get(name).is_none(), "{name}: {failed}");
+        }
+        let answered = span_fields(Outcome::Ok);
+        for (name, n) in names.into_iter().zip([1200, 800, 1200, 800]) {
+            assert_eq!(answered[name], n, "{name}: {answered}");
+        }
+    }
+
     /// A request whose watch opens a call (refused, named `name`) and which, as
     /// the outer one, polls another gated request inside its own poll.
     struct Opens(&'static str);

@@ -16,7 +16,8 @@ use crate::billing::Cost;
 /// and two lines, its submission's and its settlement's, with the same `call_id`
 /// and `operation`, so that a sum of `invocations` counts the call once, as EMF's
 /// `Invocations` and `sagemeter_invocations_total` do), `latency_ms`, `bytes_in`, `bytes_out`, `input_tokens`/`output_tokens` (when
-/// known; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
+/// known, of a call answered with HTTP 2XX only, as `sagemeter_tokens_total` and
+/// `report` count them; also as `gen_ai.usage.input_tokens`/`gen_ai.usage.output_tokens`),
 /// `cost_usd`, `running_usd`, `running_fleet_usd` (with a fleet), `price_source`
 /// (`unpriced` when nothing could be
 /// priced), `fully_priced`, and `tags` when the call has any (`team=search,tenant=acme`,
@@ -35,6 +36,8 @@ pub struct CostLogSink;
 impl CostSink for CostLogSink {
     fn record(&self, cost: &Cost) {
         let u = &cost.usage;
+        // Those of a call answered with HTTP 2XX only, as every view counts them.
+        let (input_tokens, output_tokens) = crate::billing::counted_tokens(u);
         // Field values are only computed when the event is enabled.
         tracing::info!(
             target: "sagemeter",
@@ -50,10 +53,10 @@ impl CostSink for CostLogSink {
             latency_ms = millis(u.latency),
             bytes_in = u.bytes_in,
             bytes_out = u.bytes_out,
-            input_tokens = u.input_tokens,
-            output_tokens = u.output_tokens,
-            gen_ai.usage.input_tokens = u.input_tokens,
-            gen_ai.usage.output_tokens = u.output_tokens,
+            input_tokens,
+            output_tokens,
+            gen_ai.usage.input_tokens = input_tokens,
+            gen_ai.usage.output_tokens = output_tokens,
             cost_usd = %cost.cost_usd,
             running_usd = %cost.running_client_usd,
             running_fleet_usd = cost.running_fleet_usd.map(tracing::field::display),
@@ -154,6 +157,37 @@ mod tests {
         assert_eq!(lines[1]["cost_usd"], "0.000042");
         // A call with one receipt is one invocation.
         assert_eq!(lines[2]["invocations"], 1, "{:?}", lines[2]);
+    }
+
+    /// The cost line's tokens are those of a call answered with HTTP 2XX, as
+    /// `sagemeter_tokens_total` and `report` count them: a failed asynchronous
+    /// inference's settlement carrying the counts its output reported (1,200
+    /// in, 800 out) logs none, under either name; an answered one logs them.
+    #[test]
+    fn the_cost_line_logs_tokens_only_of_a_call_answered_2xx() {
+        use crate::usage::{Outcome, TokenUsage};
+        let settlement = |outcome: Outcome| {
+            let mut receipt = settlement_of(&async_submission());
+            receipt.usage = receipt
+                .usage
+                .with_tokens(TokenUsage::new(1200, 800))
+                .with_outcome(outcome);
+            receipt
+        };
+        let lines = logged(&[&settlement(Outcome::Error), &settlement(Outcome::Ok)]);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let names = [
+            "input_tokens",
+            "output_tokens",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.output_tokens",
+        ];
+        for name in names {
+            assert!(lines[0].get(name).is_none(), "{name}: {:?}", lines[0]);
+        }
+        for (name, n) in names.into_iter().zip([1200, 800, 1200, 800]) {
+            assert_eq!(lines[1][name], n, "{name}: {:?}", lines[1]);
+        }
     }
 
     #[test]

@@ -464,14 +464,14 @@ impl CostMetrics {
             // Only a call answered with HTTP 2XX reports tokens, as `report` and
             // `compare` count them: a failed async inference's settlement may
             // carry the counts of its output, but its token lines charged none.
-            let answered = crate::billing::answered_2xx(usage);
-            if let Some(tokens) = usage.input_tokens.filter(|_| answered) {
+            let (input_tokens, output_tokens) = crate::billing::counted_tokens(usage);
+            if let Some(tokens) = input_tokens {
                 handles
                     .input_tokens
                     .get(recorder, now, with(TOKENS, "direction", "input"))
                     .increment(tokens);
             }
-            if let Some(tokens) = usage.output_tokens.filter(|_| answered) {
+            if let Some(tokens) = output_tokens {
                 handles
                     .output_tokens
                     .get(recorder, now, with(TOKENS, "direction", "output"))

@@ -38,7 +38,7 @@ mod log;
 mod metrics;
 mod queued;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
