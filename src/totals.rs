@@ -1106,6 +1106,12 @@ pub(crate) struct StandingRate {
     /// announced, oldest first: from each one's date the storage costs that rate,
     /// whatever the capacity's terms ([`no_storage_terms`] when none).
     pub(crate) storage_terms: Arc<[StorageTerm]>,
+    /// Whether this is the standing of the fleets billed alongside a variant
+    /// whose own rate has not been known since the accrual began (its own
+    /// instances are in no figure, unpriced on its receipts): a rate of its
+    /// own, once known, replaces it, and it replaces no rate of its own
+    /// ([`Totals::set_standing_beside_unknown`]).
+    pub(crate) beside_unknown: bool,
 }
 
 /// What a variant's standing capacity costs from the date of a term its price
@@ -1265,6 +1271,35 @@ impl Totals {
         let mono = inner.mono_now();
         inner.endpoints[variant.endpoint().0].variants[variant.variant]
             .replace_standing(rate, now, mono);
+    }
+
+    /// What `variant`'s standing capacity costs from `now` on when its own rate
+    /// is not known: `rate`, the standing of the fleets billed alongside it
+    /// ([`StandingRate::beside_unknown`]), unless a rate of its own was known
+    /// since the accrual began (that last known one stays in force, theirs in
+    /// it).
+    pub(crate) fn set_standing_beside_unknown(
+        &self,
+        variant: VariantSlot,
+        rate: StandingRate,
+        now: SystemTime,
+    ) {
+        let mut inner = self.lock();
+        let mono = inner.mono_now();
+        let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
+        if state.standing.as_ref().is_none_or(|s| s.beside_unknown) {
+            state.replace_standing(rate, now, mono);
+        }
+    }
+
+    /// Whether `variant` stands at a last known rate of its own (not only
+    /// that of the fleets billed alongside it, [`StandingRate::beside_unknown`]).
+    pub(crate) fn keeps_own_rate(&self, variant: VariantSlot) -> bool {
+        let inner = self.lock();
+        inner.endpoints[variant.endpoint().0].variants[variant.variant]
+            .standing
+            .as_ref()
+            .is_some_and(|s| !s.beside_unknown)
     }
 
     /// `endpoint` was found deleted at `now`: its variants' standing capacity costs
@@ -1806,6 +1841,7 @@ mod tests {
     /// `instances` × ml.g5.xlarge at $1.408/h each (us-east-1), priced live.
     fn g5_xlarge(instances: u32) -> super::StandingRate {
         super::StandingRate {
+            beside_unknown: false,
             usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
                 * Decimal::from(instances),
             instances,
@@ -2407,6 +2443,7 @@ mod tests {
         // a nanosecond). 1,000 calls back to back, 1.5 µs each: AWS bills the
         // 1.5 ms they span, 1,500,000 ns × $10⁻¹² = $0.0000015 of each.
         let standing = StandingRate {
+            beside_unknown: false,
             usd_per_hour_all_instances: "3.6".parse().unwrap(),
             instances: 1,
             capacity_from: (crate::pricing::PriceOrigin::Live, None),
@@ -2460,6 +2497,7 @@ mod tests {
             parts: std::sync::Arc::from([]),
             terms: super::no_terms(),
             storage_terms: super::no_storage_terms(),
+            beside_unknown: false,
         };
         let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
@@ -2660,6 +2698,7 @@ mod tests {
         use crate::pricing::PriceOrigin;
         let announced: std::sync::Arc<str> = "rate of the term announced".into();
         super::StandingRate {
+            beside_unknown: false,
             usd_per_hour_all_instances: "0.23".parse().unwrap(),
             instances: 1,
             capacity_from: (PriceOrigin::Live, None),
@@ -2901,6 +2940,7 @@ mod tests {
                 provenance,
             );
             let standing = StandingRate {
+                beside_unknown: false,
                 usd_per_hour_all_instances: usd_per_hour * Decimal::from(instances),
                 instances,
                 capacity_from: from,

@@ -211,6 +211,12 @@ pub(crate) struct VariantRates {
     /// ([`StandingRate::storage_terms`]).
     pub storage_terms: Arc<[StorageTerm]>,
     pub totals: VariantSlot,
+    /// While this variant's own standing rate is not known: the rates of the
+    /// fleets billed alongside it whose rates are, summed as
+    /// [`add_alongside`](Self::add_alongside) sums them (each one a part), for
+    /// the accrual to carry until a rate of its own is known
+    /// ([`standing_beside_unknown`](Self::standing_beside_unknown)).
+    pub beside_unknown: Option<Box<VariantRates>>,
 }
 
 /// The rates of a variant's standing charges (beyond its per-call ones).
@@ -258,6 +264,7 @@ impl VariantRates {
                 parts: self.standing_parts.clone(),
                 terms: self.standing_terms.clone(),
                 storage_terms: self.storage_terms.clone(),
+                beside_unknown: false,
             }),
             // No rate at all, not an unknown one: serverless without provisioned
             // concurrency has no standing charge (a shadow or pending variant whose
@@ -416,7 +423,22 @@ impl VariantRates {
             standing_terms,
             storage_terms,
             totals,
+            beside_unknown: None,
         }
+    }
+
+    /// While this variant's own standing rate is not known: the standing of
+    /// the fleets billed alongside it whose rates are, theirs alone
+    /// ([`StandingRate::beside_unknown`]); `None` otherwise.
+    fn standing_beside_unknown(&self) -> Option<StandingRate> {
+        if !matches!(self.standing(), Standing::Unknown) {
+            return None;
+        }
+        let Standing::Stands(mut standing) = self.beside_unknown.as_ref()?.standing() else {
+            return None;
+        };
+        standing.beside_unknown = true;
+        Some(standing)
     }
 
     /// Adds the standing capacity of `extra`, a variant billed alongside this one
@@ -428,7 +450,9 @@ impl VariantRates {
     /// either while this variant's own standing rate is not known: its standing
     /// stays unknown, so the last known rate (the others' in it) stays in
     /// force, as it does without them; the extra's alone would price this
-    /// variant's instances at nothing.
+    /// variant's instances at nothing. The extra's is kept apart then
+    /// ([`beside_unknown`](Self::beside_unknown)), for when no rate of this
+    /// variant's own was ever known.
     fn add_alongside(
         &mut self,
         extra: &VariantProfile,
@@ -443,6 +467,19 @@ impl VariantRates {
             };
         };
         if matches!(self.standing(), Standing::Unknown) {
+            match &mut self.beside_unknown {
+                Some(beside) => return beside.add_alongside(extra, rates),
+                None => {
+                    // Its own part, as the accrual carries it: under its own
+                    // billing, not this variant's.
+                    let mut alone = rates.clone();
+                    alone.standing_parts = Arc::from([crate::billing::StandingPart::new(
+                        extra.billing.clone(),
+                        extra_usd_per_hour,
+                    )]);
+                    self.beside_unknown = Some(Box::new(alone));
+                }
+            }
             return Ok(());
         }
         let own = self.standing_usd_per_hour;
@@ -669,6 +706,21 @@ fn priced_for_budgets(cost: &Cost, prepared: &Prepared) -> Priced {
     bound.map_or(Priced::Partly, |unpriced_usd| Priced::AllBut {
         unpriced_usd,
     })
+}
+
+/// The note on a receipt whose variant `variant`'s own standing rate is not
+/// known (`compute`'s error says why), and none was since its accrual began:
+/// the accrual carries the fleets billed alongside it alone.
+fn own_left_out(variant: &str, compute: &RateResult) -> String {
+    let why = match compute {
+        Err(err) => err.to_string(),
+        Ok(_) => "its standing rate is not known".to_owned(),
+    };
+    format!(
+        "the accrual carries only the fleets billed alongside variant `{variant}` (a shadow, \
+         a deployment's new fleet), at their known rates: the variant's own instances are \
+         not priced ({why})"
+    )
 }
 
 /// One finished call, as the client measured it.
@@ -1947,7 +1999,15 @@ impl Meter {
                     Some(from) => (Decimal::ZERO, from, no_terms()),
                     None => continue,
                 },
-                Standing::Unknown => continue,
+                // The fleets billed alongside it still stand, at their known
+                // rates, when none of its own was known since the accrual
+                // began; the fleet's accrual has nothing of it until one is.
+                Standing::Unknown => {
+                    if let Some(alone) = variant.standing_beside_unknown() {
+                        clocks.set_standing_beside_unknown(variant.totals, alone, now);
+                    }
+                    continue;
+                }
             };
             // The fleet's accrual prices each stretch of the day at its rate.
             #[cfg(feature = "fleet")]
@@ -2251,9 +2311,24 @@ impl Meter {
                     Some((v, note)) => {
                         notes.extend(note.map(std::borrow::Cow::into_owned));
                         let rates = prepared.rates_of(v);
-                        if let Standing::Stands(standing) = rates.standing()
+                        // Its own rate not known, and none of it since the
+                        // accrual began: the fleets billed alongside it that
+                        // are priced accrue alone, and its own instances are
+                        // unpriced, saying so.
+                        let standing = match rates.standing() {
+                            Standing::Stands(standing) => Some(standing),
+                            Standing::Unknown => rates
+                                .standing_beside_unknown()
+                                .filter(|_| !self.inner.totals.keeps_own_rate(rates.totals)),
+                            Standing::Nothing => None,
+                        };
+                        let beside_unknown = standing.as_ref().is_some_and(|s| s.beside_unknown);
+                        if let Some(standing) = standing
                             && bill_compute
                         {
+                            if beside_unknown {
+                                notes.push(own_left_out(&v.name, &rates.compute));
+                            }
                             // A settlement's instances stood for its processing at
                             // least; not since the submission, hours back maybe, at
                             // today's count (queued while scaled to zero, or first
@@ -2345,12 +2420,29 @@ impl Meter {
                                     no_instance.take().unwrap_or_default(),
                                 ));
                             }
-                            (None, Some(share)) => lines.extend(amortized_compute_lines(
-                                &v.billing,
-                                &usage,
-                                share,
-                                &rates.compute,
-                            )),
+                            (None, Some(share)) => {
+                                lines.extend(amortized_compute_lines(
+                                    &v.billing,
+                                    &usage,
+                                    share,
+                                    &rates.compute,
+                                ));
+                                // The parts accrued are the fleets' billed
+                                // alongside alone: the variant's own instance
+                                // time is not priced, and says so.
+                                let own_unpriced = lines.iter().any(|l| {
+                                    l.item == LineItem::Compute
+                                        && matches!(l.price, LinePrice::Unpriced { .. })
+                                });
+                                if beside_unknown && !own_unpriced {
+                                    lines.push(unpriced(
+                                        LineItem::Compute,
+                                        Decimal::ZERO,
+                                        QuantityUnit::InstanceHours,
+                                        own_left_out(&v.name, &rates.compute),
+                                    ));
+                                }
+                            }
                             (None, None) => {
                                 // Counted on the endpoint's clock: the variant's
                                 // calls only when it is the endpoint's one.

@@ -123,6 +123,7 @@ impl Stands {
             storage_from: self.storage_per_month.map(|_| (PriceOrigin::Live, None)),
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
+            beside_unknown: false,
             terms: match self.terms.is_empty() {
                 true => super::no_terms(),
                 false => self

@@ -714,6 +714,126 @@ async fn a_shadow_variants_instances_are_accrued_with_its_production_variant_not
     assert_eq!(first.accrual.as_ref().unwrap().standing_parts.len(), 2);
 }
 
+/// A shadow beside a production variant whose rate was never known (no
+/// source prices its instance type, from the first look-up on): the shadow's
+/// instance-hours still accrue, at its own known rate, and the production
+/// variant's are unpriced, saying why, on every receipt (never $0 unsaid).
+#[tokio::test]
+async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    // Production: 2 × an instance type no source prices; shadow: 1 ×
+    // ml.g5.xlarge ($1.408/h). AWS bills all three instances by the hour.
+    let profile = EndpointProfile::new(
+        "rt",
+        vec![VariantProfile::instance(
+            "AllTraffic",
+            "ml.unpriced.xlarge",
+            2,
+        )],
+    )
+    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1));
+    let client = fixed(&fake, profile, shared).await;
+    let first = call(&client, "rt").await; // t = 0: the accrual begins
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    for receipt in [&first, &next] {
+        // The production variant's instance time: unpriced, saying why.
+        let LinePrice::Unpriced { reason } = &compute(receipt).price else {
+            panic!("compute is unpriced: {:?}", compute(receipt));
+        };
+        assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+        assert!(!receipt.is_fully_priced());
+        assert!(
+            receipt
+                .notes
+                .iter()
+                .any(|n| n.contains("billed alongside") && n.contains("not priced")),
+            "{:?}",
+            receipt.notes
+        );
+    }
+    // One hour of the shadow: 1 × $1.408 × 1 h = $1.408 (the production
+    // variant's two instances are in no figure: their rate is not known).
+    let accrual = next.accrual.clone().expect("the shadow accrues");
+    assert_eq!(accrual.accrued_usd, dec("1.408"));
+    // Its one part is the shadow's, under its own instance type: not the
+    // production variant's type at the shadow's rate.
+    let parts: Vec<_> = accrual
+        .standing_parts
+        .iter()
+        .map(|p| (p.billing.clone(), p.usd_per_hour))
+        .collect();
+    assert_eq!(
+        parts,
+        [(
+            sagemeter::endpoint::VariantBilling::Instance {
+                instance_type: "ml.g5.xlarge".into(),
+                instance_count: 1
+            },
+            dec("1.408")
+        )]
+    );
+}
+
+/// Amortised, the same endpoint's second call carries the shadow's hour,
+/// priced, and the production variant's instance time unpriced, saying why.
+#[tokio::test]
+async fn amortized_a_shadow_beside_a_variant_whose_rate_was_never_known_is_charged() {
+    use sagemeter::billing::Allocation;
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    put_g5(&fake, 2);
+    // Production: 2 × an instance type no source prices; shadow: 1 ×
+    // ml.g5.xlarge ($1.408/h).
+    let profile = EndpointProfile::new(
+        "rt",
+        vec![VariantProfile::instance(
+            "AllTraffic",
+            "ml.unpriced.xlarge",
+            2,
+        )],
+    )
+    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1));
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(profile)
+        .price_source(Prices::us_east_1())
+        .allocation(Allocation::Amortized)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // t = 0
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    let lines: Vec<_> = next
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    // The shadow's hour: 1 instance × 1 h = 1 instance-hour × $1.408 = $1.408.
+    let LinePrice::Priced {
+        usd_per_unit,
+        cost_usd,
+        ..
+    } = &lines[0].price
+    else {
+        panic!("the shadow's hour is priced: {lines:?}");
+    };
+    assert_eq!(lines[0].quantity, dec("1"));
+    assert_eq!(*usd_per_unit, dec("1.408"));
+    assert_eq!(*cost_usd, dec("1.408"));
+    // The production variant's: unpriced, naming what could not be priced.
+    let LinePrice::Unpriced { reason } = &lines[1].price else {
+        panic!("the production variant's time is unpriced: {lines:?}");
+    };
+    assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+    assert!(!next.is_fully_priced());
+}
+
 #[tokio::test]
 async fn a_blue_green_deployments_new_fleet_is_accrued_while_it_bakes() {
     use sagemeter::endpoint::{EndpointProfile, VariantProfile};
