@@ -2186,6 +2186,39 @@ mod tests {
         });
     }
 
+    /// The fleets' standing beside a variant whose own rate was never known
+    /// stands until its own is known, and never replaces a rate of its own.
+    /// Shadow 1 × ml.g5.xlarge ($1.408/h) alone from t = 0; the variant's own
+    /// 4 × ml.g5.xlarge (with the shadow's, 5 × 1.408 = $7.04/h) known at
+    /// t = 1,800 s; at t = 2,700 s its rate is unknown again: the last known
+    /// $7.04/h stays. To t = 3,600 s: 1,800 s × 1.408 / 3,600 + 1,800 s ×
+    /// 7.04 / 3,600 = 0.704 + 3.52 = 4.224.
+    #[test]
+    fn the_fleets_beside_a_variant_never_priced_stand_until_its_own_rate_is_known() {
+        use super::InstanceClock;
+        let (totals, endpoint, variant) = one_variant();
+        let beside = super::StandingRate {
+            beside_unknown: true,
+            ..g5_xlarge(1)
+        };
+        totals.set_standing_beside_unknown(variant, beside.clone(), t(0));
+        assert!(!totals.keeps_own_rate(variant));
+        let clock = |started, ended, standing| InstanceClock {
+            standing,
+            started_at: t(started),
+            ended_at: t(ended),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, 0, beside.clone()));
+        totals.set_standing(variant, g5_xlarge(5), t(1800));
+        assert!(totals.keeps_own_rate(variant));
+        totals.set_standing_beside_unknown(variant, beside.clone(), t(2700));
+        let recorded = record_clock(&totals, endpoint, variant, clock(3600, 3600, beside));
+        assert_eq!(
+            recorded.accrual.unwrap().accrued_usd,
+            "4.224".parse::<Decimal>().unwrap()
+        );
+    }
+
     #[test]
     fn a_rate_replaced_before_the_first_receipt_still_accrues_until_it_was() {
         use super::InstanceClock;
