@@ -1643,8 +1643,10 @@ async fn a_stream_timed_out_at_start_then_dropped_while_its_rates_are_found_is_b
     )
     .await;
     // The SDK gives up after 500 ms; the call then waits for the rates (gate shut).
+    // Dropped 1.5 s after that, so that a timeout fired late on a loaded machine
+    // still comes well before the drop.
     let (cost, dropped_after) =
-        dropped_while_its_rates_are_found(gated, TIMEOUT + Duration::from_millis(300)).await;
+        dropped_while_its_rates_are_found(gated, TIMEOUT + Duration::from_millis(1_500)).await;
     let cost = &cost;
     assert_eq!(cost.usage.outcome, Outcome::Cancelled, "{:#?}", cost.notes);
     // The waiting caller's receipt notes the SDK timeout, and only that.
