@@ -558,7 +558,7 @@ async fn a_profile_in_neither_file_exits_2_sending_nothing() {
 }
 
 /// `sagemeter ARGS` running at `url`, its stdout and stderr piped to the test.
-fn spawn_at(url: &str, args: &[&str]) -> std::process::Child {
+pub(super) fn spawn_at(url: &str, args: &[&str]) -> std::process::Child {
     clean_env::sagemeter(url, &refused_url())
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -568,7 +568,7 @@ fn spawn_at(url: &str, args: &[&str]) -> std::process::Child {
 }
 
 /// Reads one line (up to its `\n`) from `reader`, byte by byte (nothing more).
-fn read_line(reader: &mut impl std::io::Read) -> String {
+pub(super) fn read_line(reader: &mut impl std::io::Read) -> String {
     let mut line = Vec::new();
     let mut byte = [0u8];
     while reader.read(&mut byte).unwrap() == 1 {
@@ -581,7 +581,9 @@ fn read_line(reader: &mut impl std::io::Read) -> String {
 }
 
 /// Waits (60 s at most) for `child` to exit; its stderr.
-async fn wait_for_exit(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+pub(super) async fn wait_for_exit(
+    mut child: std::process::Child,
+) -> (std::process::ExitStatus, String) {
     tokio::task::spawn_blocking(move || {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let status = loop {
@@ -605,7 +607,7 @@ async fn wait_for_exit(mut child: std::process::Child) -> (std::process::ExitSta
 }
 
 /// Receipts in the ledger file.
-fn ledger_receipts(path: &std::path::Path) -> Vec<sagemeter::Cost> {
+pub(super) fn ledger_receipts(path: &std::path::Path) -> Vec<sagemeter::Cost> {
     sagemeter::ledger::read_all(path).unwrap().records
 }
 

@@ -50,3 +50,64 @@ async fn stream_prints_parts_as_they_arrive_then_the_receipt() {
     );
     assert!(stdout.contains("5+2 tokens"), "{stdout}");
 }
+
+/// `invoke --stream | head -c …`: the reader leaves after the first part. The output
+/// stops there, but the stream is read to its end and its receipt reaches the ledger
+/// whole (`ok`, every part's time, the tokens of its last part), exit 0, as a plain
+/// invoke's calls in flight do; not a `cancelled` receipt cut at the failed write.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_that_leaves_a_stream_loses_none_of_its_receipt() {
+    use super::cli_invoke_fake::{ledger_receipts, read_line, spawn_at, wait_for_exit};
+    // Five parts 400 ms apart: the stream lasts at least 4 × 400 ms = 1.6 s after
+    // its first part; the usage (7 in, 4 out) comes with the last.
+    let pause = Duration::from_millis(400);
+    let fake = FakeStream::start(move |_| {
+        let mut script = Script::new();
+        for word in ["Hel", "lo", " wor", "ld"] {
+            script = script
+                .part(format!(
+                    "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{word}\"}}}}]}}\n\n"
+                ))
+                .pause(pause);
+        }
+        script.part(
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":4}}\n\n",
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut child = spawn_at(
+        &fake.endpoint_url,
+        &[
+            "invoke",
+            "llm",
+            "--stream",
+            "--body",
+            "{}",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    );
+    let mut stdout = child.stdout.take().unwrap();
+    tokio::task::spawn_blocking(move || {
+        let mut printed = read_line(&mut stdout); // endpoint llm ...
+        printed.push_str(&read_line(&mut stdout)); // the first part
+        assert!(printed.contains("Hel"), "{printed}");
+        drop(stdout); // the reader leaves: the next part's write fails (EPIPE)
+    })
+    .await
+    .unwrap();
+    let (status, stderr) = wait_for_exit(child).await;
+    assert!(status.success(), "{status}: {stderr}");
+    let receipts = ledger_receipts(&ledger);
+    assert_eq!(receipts.len(), 1, "{stderr}");
+    let usage = &receipts[0].usage;
+    assert_eq!(usage.outcome, sagemeter::usage::Outcome::Ok, "{usage:?}");
+    assert!(usage.latency >= 4 * pause, "{usage:?}");
+    assert_eq!(
+        (usage.input_tokens, usage.output_tokens),
+        (Some(7), Some(4))
+    );
+}

@@ -13,6 +13,8 @@ use std::io::Write;
 
 /// Streams one response: payload parts to `out` as they arrive (not with --json),
 /// then the receipt. An interrupt ends the stream (the receipt covers it so far).
+/// A failed write (stdout gone, `| head`) ends the output, not the stream: it is
+/// read to its end and its receipt made whole before the write's error is returned.
 pub async fn run_stream(
     client: &Client,
     args: &InvokeArgs,
@@ -43,6 +45,11 @@ pub async fn run_stream(
     let mut stream_error = None;
     let mut stopped_by = None;
     let mut text = crate::output::ModelText::for_stdout();
+    // The first failed write: nothing more is written after it. The stream is still
+    // read to its end, so that its receipt (ledger, totals) covers all of it, as a
+    // plain invoke's calls in flight finish; dropped here, it would be a `cancelled`
+    // receipt billing only the time until the write failed.
+    let mut write_failed: Option<std::io::Error> = None;
     loop {
         let event = tokio::select! {
             event = response.body.recv() => event,
@@ -54,10 +61,11 @@ pub async fn run_stream(
         match event {
             Ok(Some(ResponseStream::PayloadPart(part))) => {
                 if !args.json
+                    && write_failed.is_none()
                     && let Some(bytes) = part.bytes()
+                    && let Err(e) = text.write(out, bytes.as_ref()).and_then(|()| out.flush())
                 {
-                    text.write(out, bytes.as_ref())?;
-                    out.flush()?;
+                    write_failed = Some(e);
                 }
             }
             Ok(Some(_)) => {}
@@ -71,16 +79,25 @@ pub async fn run_stream(
             }
         }
     }
-    text.finish(out)?;
+    if write_failed.is_none()
+        && let Err(e) = text.finish(out)
+    {
+        write_failed = Some(e);
+    }
     drop(response);
     let cost = receipt.wait().await;
-    write_receipt(args, out, cost.as_ref(), stream_error.as_deref())?;
+    let printed = match write_failed {
+        // main takes a reader that left (BrokenPipe) for exit 0.
+        Some(e) => Err(e.into()),
+        None => write_receipt(args, out, cost.as_ref(), stream_error.as_deref()),
+    };
+    // As for a plain invoke: an interrupt wins, then the call's failure.
     if let Some(code) = stopped_by {
         return Err(interrupted(code, "the stream was cut short"));
     }
     match stream_error {
         Some(message) => Err(CliError::failed(message)),
-        None => Ok(()),
+        None => printed,
     }
 }
 
