@@ -211,11 +211,10 @@ async fn a_family_trend_has_a_row_per_size() {
         .lines()
         .find(|l| l.starts_with("ml.g5.12xlarge"))
         .unwrap_or_else(|| panic!("{stdout}"));
-    // 7.09 ÷ 48 = 0.1477 per vCPU-hour; ÷ 4 = 1.7725 per GPU-hour; unchanged.
-    assert!(
-        big.contains("+0.00%") && big.contains("$0.1477") && big.contains("$1.7725"),
-        "{big}"
-    );
+    // 7.09 ÷ 48 = 0.14770833… per vCPU-hour, 0.1477083333 to 10 places (as the
+    // JSON gives it, not cut to 0.1477); ÷ 4 = 1.7725 per GPU-hour; unchanged.
+    let cells: Vec<&str> = big.split_whitespace().collect();
+    assert_eq!(cells[7..], ["+0.00%", "$0.1477083333", "$1.7725"], "{big}");
 
     let out = price(&server, cache.path(), &["--trend", "ml.g5", "--json"]);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -286,7 +285,7 @@ async fn a_trend_marks_a_size_no_longer_listed_and_ends_its_span_there() {
             "$1.3635",
             "2025-07-01",
             "-6.78%",
-            "$0.1704",
+            "$0.1704375",
             "$1.3635"
         ]
     );

@@ -352,14 +352,9 @@ fn write_trend(out: &mut dyn Write, family: &str, history: &PriceHistory) -> std
                 format!("${}", s.latest_usd.normalize()),
                 s.latest_on.to_string(),
                 dash(s.yearly_change_percent.map(|p| format!("{p:+.2}%"))),
-                dash(
-                    s.latest_usd_per_vcpu
-                        .map(|v| format!("${}", v.round_dp(4).normalize())),
-                ),
-                dash(
-                    s.latest_usd_per_gpu
-                        .map(|v| format!("${}", v.round_dp(4).normalize())),
-                ),
+                // As the JSON gives them: to 10 places, trailing zeros trimmed.
+                dash(s.latest_usd_per_vcpu.map(|v| format!("${}", v.normalize()))),
+                dash(s.latest_usd_per_gpu.map(|v| format!("${}", v.normalize()))),
             ]
         })
         .collect();
