@@ -111,3 +111,46 @@ async fn a_reader_that_leaves_a_stream_loses_none_of_its_receipt() {
         (Some(7), Some(4))
     );
 }
+
+/// The text receipt's lines say their quantities' units: compute is instance-hours on
+/// an instance variant and seconds on a serverless one, data is in GB.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streams_receipt_lines_say_their_units() {
+    use crate::support::fake_sagemaker::{FakeSageMaker, FakeVariant};
+    // The endpoints are described by the fake control plane; the stream is the fake's.
+    let control = FakeSageMaker::start().await;
+    control.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
+    );
+    control.add_endpoint("sls", vec![FakeVariant::serverless("AllTraffic", 2048)]);
+    let fake = FakeStream::start(|_| Script::new().part("hi\n")).await;
+    for (endpoint, compute_unit) in [("rt", "instance-hours"), ("sls", "seconds")] {
+        let mut cmd =
+            super::clean_env::sagemeter(&fake.endpoint_url, &super::clean_env::refused_url());
+        cmd.env("AWS_ENDPOINT_URL_SAGEMAKER", &control.url)
+            .args(["invoke", endpoint, "--stream", "--body", "{}"]);
+        let output = tokio::task::spawn_blocking(move || {
+            assert_cmd::Command::from_std(cmd)
+                .timeout(Duration::from_secs(60))
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        let line = |item: &str| {
+            stdout
+                .lines()
+                .map(str::split_whitespace)
+                .map(Iterator::collect::<Vec<_>>)
+                .find(|cells| cells.first() == Some(&item))
+                .unwrap_or_else(|| panic!("a {item} line: {stdout}"))
+        };
+        // item, quantity, unit, amount.
+        assert_eq!(line("compute")[2], compute_unit, "{stdout}");
+        assert_eq!(line("data_in")[2], "GB", "{stdout}");
+        assert_eq!(line("data_out")[2], "GB", "{stdout}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Shared output pieces: money and latency formatting, JSON lines, stderr lines.
 
 use rust_decimal::Decimal;
+use sagemeter::billing::QuantityUnit;
 use serde::Serialize;
 use std::io::Write;
 use std::time::Duration;
@@ -13,6 +14,20 @@ pub fn usd(amount: Decimal) -> String {
         format!("-${}", -amount)
     } else {
         format!("${}", amount.abs())
+    }
+}
+
+/// A receipt line's unit in words, after its quantity: compute in `instance-hours`
+/// (an instance variant) or `seconds` (serverless), data in `GB` (2³⁰ bytes).
+pub fn quantity_unit(unit: QuantityUnit) -> &'static str {
+    match unit {
+        QuantityUnit::InstanceHours => "instance-hours",
+        QuantityUnit::Seconds => "seconds",
+        QuantityUnit::Gigabytes => "GB",
+        QuantityUnit::Calls => "calls",
+        QuantityUnit::Tokens => "tokens",
+        // A unit this CLI does not know yet: said plainly, never left out.
+        _ => "units",
     }
 }
 

@@ -243,9 +243,10 @@ fn write_receipt(
             let amount = line.cost_usd().map_or_else(|| "unpriced".to_owned(), usd);
             writeln!(
                 out,
-                "      {:<14} {:>20} {}",
+                "      {:<14} {:>20} {:<14} {}",
                 line.item.as_str(),
                 line.quantity,
+                crate::output::quantity_unit(line.unit),
                 amount
             )?;
         }
