@@ -804,7 +804,7 @@ impl ClockSeat {
     /// The call's first attempt joins the clock at `now`: in flight on it until
     /// that attempt steps off ([`CallShare::step_off`]) or the call leaves, on
     /// a slot of the provisioned concurrency if one is free
-    /// ([`SharingClock::take_slot`]; the call is on demand otherwise).
+    /// ([`SharingClock::take_slot`]; the attempt is on demand otherwise).
     pub(crate) fn join(&self, now: SystemTime) -> CallShare {
         let mut inner = self.totals.lock().unwrap_or_else(|e| e.into_inner());
         let per_instance = inner.per_instance;
@@ -821,10 +821,10 @@ impl ClockSeat {
         CallShare {
             totals: self.totals.clone(),
             endpoint: self.endpoint,
-            slots_busy_at_start,
             seat: Mutex::new(Seat {
                 since_fs: Some(since_fs),
                 on_slot,
+                slots_busy_at_start,
                 ..Seat::default()
             }),
         }
@@ -844,13 +844,6 @@ impl ClockSeat {
 pub(crate) struct CallShare {
     totals: Arc<Mutex<TotalsInner>>,
     endpoint: usize,
-    /// The slots of the provisioned concurrency busy as the call's first attempt
-    /// joined the clock, itself not included (see [`SharingClock::take_slot`]):
-    /// when they are all the provisioned concurrency, AWS served the call on
-    /// demand. A call is billed at one rate, its first attempt's: a later
-    /// attempt's rejoining does not change it (though it takes a slot, or not,
-    /// as any attempt does).
-    pub(crate) slots_busy_at_start: u32,
     /// Where the call is on the clock. Locked before the totals, never after.
     seat: Mutex<Seat>,
 }
@@ -872,6 +865,13 @@ struct Seat {
     /// concurrency, given back as the attempt steps off or the call leaves
     /// (dropped too).
     on_slot: bool,
+    /// The slots of the provisioned concurrency busy as the attempt the call
+    /// is billed at the rate of went out, itself not included (see
+    /// [`CallShare::slots_busy_at_start`]).
+    slots_busy_at_start: u32,
+    /// Whether an attempt of the call was billed (it used the model): from
+    /// then on a later attempt's slots busy do not change the call's rate.
+    billed_yet: bool,
 }
 
 impl fmt::Debug for CallShare {
@@ -902,6 +902,18 @@ impl CallShare {
 
     fn seat(&self) -> std::sync::MutexGuard<'_, Seat> {
         self.seat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slots of the provisioned concurrency busy, itself not included (see
+    /// [`SharingClock::take_slot`]), as the call's first billed attempt (one
+    /// that used the model) went out; until one is billed, as its latest
+    /// attempt went out (a throttled attempt is not served, on a slot or on
+    /// demand, and a call none of whose attempts was seen using the model is
+    /// billed its latest). When they are all the provisioned concurrency, AWS
+    /// served that attempt on demand. A call is billed at that one rate: a
+    /// later billed attempt that found the slots otherwise is billed at it too.
+    pub(crate) fn slots_busy_at_start(&self) -> u32 {
+        self.seat().slots_busy_at_start
     }
 
     /// Leaves the clock at `now`, if it has not left yet; the instance time
@@ -954,19 +966,24 @@ impl CallShare {
     }
 
     /// The call's next attempt's request goes out at `now`: it is in flight on
-    /// the clock again, on a slot of the provisioned concurrency if one is free.
-    /// Nothing when it is on it already, or left it.
+    /// the clock again, on a slot of the provisioned concurrency if one is free;
+    /// while none of its attempts was billed, the slots it finds busy are the
+    /// call's ([`slots_busy_at_start`](Self::slots_busy_at_start)). Nothing when
+    /// it is on it already, or left it.
     pub(crate) fn rejoin(&self, now: SystemTime) {
         let mut seat = self.seat();
         if seat.left || seat.since_fs.is_some() {
             return;
         }
-        let (since_fs, on_slot) = self.move_clock(MoveTo::Now(now), |clock| {
+        let (since_fs, (busy, on_slot)) = self.move_clock(MoveTo::Now(now), |clock| {
             clock.in_flight += 1;
-            (clock.allocated_fs, clock.take_slot().1)
+            (clock.allocated_fs, clock.take_slot())
         });
         seat.since_fs = Some(since_fs);
         seat.on_slot = on_slot;
+        if !seat.billed_yet {
+            seat.slots_busy_at_start = busy;
+        }
     }
 
     /// Leaves the clock for good (see [`MoveTo`]), if it has not left yet: an
@@ -996,6 +1013,7 @@ impl CallShare {
         seat.latest_fs = stretch;
         if billed {
             seat.billed_fs = seat.billed_fs.saturating_add(stretch);
+            seat.billed_yet = true;
         }
     }
 
@@ -1961,7 +1979,7 @@ mod tests {
         b.rejoin(ms(1_500));
         // A held the one slot counted (no provisioned concurrency known: every
         // attempt takes one) as B joined.
-        assert_eq!(b.slots_busy_at_start, 1);
+        assert_eq!(b.slots_busy_at_start(), 1);
         assert_eq!(
             a.end(ms(2_000), false).hours(),
             "0.000416666666666666".parse::<Decimal>().unwrap()
@@ -2054,21 +2072,21 @@ mod tests {
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let on_slots = || totals.lock().endpoints[slot.0].sharing.on_slots;
         let a = totals.call_started_on("e", None, ms(0));
-        assert_eq!(a.slots_busy_at_start, 0);
+        assert_eq!(a.slots_busy_at_start(), 0);
         let b = totals.call_started_on("e", None, ms(500));
-        assert_eq!(b.slots_busy_at_start, 1, "B: the one slot busy");
+        assert_eq!(b.slots_busy_at_start(), 1, "B: the one slot busy");
         assert_eq!(on_slots(), 1);
         a.end(ms(1_000), false);
         assert_eq!(on_slots(), 0, "A gave its slot back");
         let c = totals.call_started_on("e", None, ms(1_200));
-        assert_eq!(c.slots_busy_at_start, 0, "C: the slot free");
+        assert_eq!(c.slots_busy_at_start(), 0, "C: the slot free");
         // C's attempt fails at 1.3 s: its slot is free while it backs off, and
         // a call D joining then takes it; C's retry at 1.4 s finds it busy and
         // takes none, and dropped at 1.5 s, gives back nothing.
         c.step_off(ms(1_300), true);
         assert_eq!(on_slots(), 0);
         let d = totals.call_started_on("e", None, ms(1_350));
-        assert_eq!(d.slots_busy_at_start, 0);
+        assert_eq!(d.slots_busy_at_start(), 0);
         c.rejoin(ms(1_400));
         assert_eq!(on_slots(), 1);
         drop(c);
@@ -2078,6 +2096,58 @@ mod tests {
         assert_eq!(on_slots(), 0);
         b.end(ms(2_000), false);
         assert_eq!(on_slots(), 0);
+    }
+
+    /// Provisioned concurrency 1. A holds the slot 0–1 s. B's first attempt,
+    /// out at 0.5 s, finds it busy, and is throttled at 0.51 s: not served, on
+    /// the slot or on demand, and not billed. Its retry at 1.2 s finds the
+    /// slot free (A gave it back at 1 s) and runs on it: AWS bills B at the
+    /// provisioned concurrency's inference rate, so its slots busy are the
+    /// retry's, 0, not the throttled attempt's 1.
+    #[test]
+    fn a_call_whose_throttled_attempt_found_the_slots_busy_is_rated_by_its_retry() {
+        let totals = Totals::default();
+        let slot = totals.endpoint_slot("e");
+        totals.set_provisioned(slot, Some(1));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let a = totals.call_started_on("e", None, ms(0));
+        let b = totals.call_started_on("e", None, ms(500));
+        assert_eq!(
+            b.slots_busy_at_start(),
+            1,
+            "B's first attempt: A on the slot"
+        );
+        b.step_off(ms(510), false);
+        a.end(ms(1_000), false);
+        b.rejoin(ms(1_200));
+        assert_eq!(b.slots_busy_at_start(), 0, "B's retry: the slot free");
+        b.end(ms(1_700), false);
+    }
+
+    /// The converse, and the bound of rating a call by one attempt: A's first
+    /// attempt runs on the slot 0–0.3 s and the model fails (billed); B takes
+    /// the slot at 0.4 s; A's retry at 0.5 s finds it busy and runs on demand.
+    /// A is rated by its first billed attempt, on the slot (0 busy): its
+    /// retry's time is billed at the provisioned concurrency's inference rate,
+    /// not the on-demand one (the difference, over the retry's time, is what
+    /// the receipt is short of).
+    #[test]
+    fn a_call_is_rated_by_its_first_billed_attempt_not_a_later_one() {
+        let totals = Totals::default();
+        let slot = totals.endpoint_slot("e");
+        totals.set_provisioned(slot, Some(1));
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let a = totals.call_started_on("e", None, ms(0));
+        a.step_off(ms(300), true);
+        let b = totals.call_started_on("e", None, ms(400));
+        assert_eq!(b.slots_busy_at_start(), 0, "A's slot free as it backs off");
+        a.rejoin(ms(500));
+        assert_eq!(a.slots_busy_at_start(), 0, "A: its first billed attempt's");
+        assert_eq!(totals.lock().endpoints[slot.0].sharing.on_slots, 1, "B's");
+        a.end(ms(900), false);
+        b.end(ms(1_000), false);
     }
 
     #[test]
@@ -2091,7 +2161,7 @@ mod tests {
         // A call then is alone: 1 s on one instance, 1/3600 h, not ½ of it; and
         // the clock counts it alone in flight, no slot busy before it.
         let a = totals.call_started_on("e", None, at(2));
-        assert_eq!(a.slots_busy_at_start, 0);
+        assert_eq!(a.slots_busy_at_start(), 0);
         assert_eq!(
             a.end(at(3), false).hours(),
             "0.000277777777777777".parse::<Decimal>().unwrap()
@@ -2149,7 +2219,9 @@ mod tests {
         totals.forget_others_loads(&["e".to_owned()], at(5), kept);
         // At 5 s, kept: a call starts with the 8 others taken for busy slots.
         assert_eq!(
-            totals.call_started_on("e", None, at(5)).slots_busy_at_start,
+            totals
+                .call_started_on("e", None, at(5))
+                .slots_busy_at_start(),
             8
         );
         totals.forget_others_loads(&["e".to_owned()], at(11), kept);
@@ -2157,7 +2229,7 @@ mod tests {
         assert_eq!(
             totals
                 .call_started_on("e", None, at(11))
-                .slots_busy_at_start,
+                .slots_busy_at_start(),
             0
         );
     }

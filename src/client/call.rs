@@ -1927,10 +1927,10 @@ impl AttemptProbe {
     }
 
     /// The slots of the provisioned concurrency busy on the sharing clock as
-    /// this call's first attempt joined it (see
+    /// this call's first billed attempt went out (see
     /// [`CallShare::slots_busy_at_start`]).
     pub(crate) fn slots_busy_at_start(&self) -> Option<u32> {
-        self.0.share.get().map(|share| share.slots_busy_at_start)
+        self.0.share.get().map(|share| share.slots_busy_at_start())
     }
 
     /// When the latest request went out, after the call started (zero when none
@@ -2523,11 +2523,11 @@ pub(super) mod tests {
         (meter, prepared, parts)
     }
 
-    /// Serverless 2 GB with provisioned concurrency 1 (`pc` in us-east-1): its
-    /// inference duration at 0.0000233 USD/s, standing at 0.00001 USD/s, calls
-    /// beyond it at the on-demand 0.00004 USD/s.
-    #[tokio::test]
-    async fn a_call_that_finds_the_provisioned_slot_free_is_billed_on_it_whatever_runs_on_demand() {
+    /// A meter of `pc`, serverless 2 GB with provisioned concurrency 1 in
+    /// us-east-1: its inference duration at 0.0000233 USD/s, standing at
+    /// 0.00001 USD/s, calls beyond it at the on-demand 0.00004 USD/s; and a
+    /// call of it begun, its parts to feed attempts to.
+    fn provisioned_meter() -> (Meter, Arc<Prepared>, impl Fn() -> CallParts) {
         let sdk_config = sdk_config();
         let r = || "us-east-1".to_owned();
         let meter = crate::Client::builder(&sdk_config)
@@ -2561,15 +2561,31 @@ pub(super) mod tests {
         let prepared = meter
             .prepare_now("pc", meter.now())
             .expect("the profile and rates are at hand");
-        let begin = || {
-            let request = CallRequest::new(&Some("pc".into()), None, BTreeMap::new());
-            let Ok(call) =
-                Call::begin::<super::super::invoke::InvokeEndpointOperation>(&meter, request, None)
-            else {
-                panic!("the call begins");
-            };
-            call.in_flight.into_parts().0
+        let begin = {
+            let meter = meter.clone();
+            move || {
+                let request = CallRequest::new(&Some("pc".into()), None, BTreeMap::new());
+                let Ok(call) = Call::begin::<super::super::invoke::InvokeEndpointOperation>(
+                    &meter, request, None,
+                ) else {
+                    panic!("the call begins");
+                };
+                call.in_flight.into_parts().0
+            }
         };
+        (meter, prepared, begin)
+    }
+
+    /// The compute line's cost on `cost`.
+    fn compute_usd(cost: &Cost) -> rust_decimal::Decimal {
+        let line = cost.lines.iter().find(|l| l.item == LineItem::Compute);
+        line.and_then(|l| l.cost_usd()).unwrap()
+    }
+
+    /// On [`provisioned_meter`]'s `pc`.
+    #[tokio::test]
+    async fn a_call_that_finds_the_provisioned_slot_free_is_billed_on_it_whatever_runs_on_demand() {
+        let (meter, prepared, begin) = provisioned_meter();
         // Each call answered `took_ms` after its request, which went out as it
         // began.
         let finish = |parts: CallParts, took_ms: u64| {
@@ -2581,10 +2597,6 @@ pub(super) mod tests {
                 .finish(usage, None, Vec::new(), meter.now())
                 .price(&prepared, Phase::Whole)
         };
-        let compute = |cost: &Cost| {
-            let line = cost.lines.iter().find(|l| l.item == LineItem::Compute);
-            line.and_then(|l| l.cost_usd()).unwrap()
-        };
         // A runs 0–1.0 s, B 0.5–2.0 s, C 1.2–1.7 s (in that order of events).
         let (a, b, c) = (begin(), begin(), begin());
         assert!(a.attempts.attempt_sent(1, 0));
@@ -2595,23 +2607,23 @@ pub(super) mod tests {
         let b = finish(b, 1_500);
         // A on the slot: 1.0 s × 0.0000233 = 0.0000233 USD.
         assert!(!a.is_beyond_provisioned(), "{:?}", a.notes);
-        assert_eq!(compute(&a), usd("0.0000233"));
+        assert_eq!(compute_usd(&a), usd("0.0000233"));
         // B finds A on the one slot: on demand, 1.5 s × 0.00004 = 0.00006 USD.
         assert!(b.is_beyond_provisioned(), "{:?}", b.notes);
         assert!(
             b.notes.iter().any(|n| n.starts_with(
-                "the call started while the provisioned concurrency of 1 was all busy \
-                 (1 calls on it)"
+                "the call's first billed attempt went out while the provisioned \
+                 concurrency of 1 was all busy (1 calls on it)"
             )),
             "{:?}",
             b.notes
         );
-        assert_eq!(compute(&b), usd("0.00006"));
+        assert_eq!(compute_usd(&b), usd("0.00006"));
         // C starts at 1.2 s, A's slot free since 1.0 s and B on demand (2 calls
         // were in flight, but 1 on the slot): AWS serves C on the slot,
         // 0.5 s × 0.0000233 = 0.00001165 USD; not 0.5 × 0.00004 = 0.00002.
         assert!(!c.is_beyond_provisioned(), "{:?}", c.notes);
-        assert_eq!(compute(&c), usd("0.00001165"));
+        assert_eq!(compute_usd(&c), usd("0.00001165"));
         // The accrual's allocation holds what the provisioned concurrency
         // served: A and C, 0.0000233 + 0.00001165 = 0.00003495 USD; B's is not.
         for cost in [&c, &b] {
@@ -2621,6 +2633,49 @@ pub(super) mod tests {
                 .expect("provisioned concurrency accrues");
             assert_eq!(accrual.allocated_usd, usd("0.00003495"));
         }
+    }
+
+    /// On [`provisioned_meter`]'s `pc`: A holds the one slot 0–1.0 s. B's first
+    /// attempt, out at 0.5 s, finds it busy and is throttled at 0.51 s (not run,
+    /// not billed); the SDK's retry at 1.2 s finds the slot free (A gave it
+    /// back at 1.0 s), runs on it, and is answered at 1.7 s. AWS bills the
+    /// request that ran, served on the provisioned concurrency: 0.5 s of
+    /// inference duration × 0.0000233 USD/s = 0.00001165 USD; not on demand,
+    /// 0.5 × 0.00004 = 0.00002 USD, as the throttled attempt's busy slot said.
+    #[tokio::test]
+    async fn a_retry_on_the_freed_slot_is_billed_on_it_whatever_its_throttled_attempt_found() {
+        let (meter, prepared, begin) = provisioned_meter();
+        let (a, b) = (begin(), begin());
+        // In µs after each call began (A at 0, B at 0.5 s), in order of events.
+        assert!(a.attempts.attempt_sent(1, 0));
+        assert!(b.attempts.attempt_sent(1, 0));
+        b.attempts.attempt_ended(1, AttemptEnd::NotRun, ms(10));
+        a.attempts
+            .attempt_ended(1, AttemptEnd::AnsweredOk, ms(1_000));
+        let usage = a.usage(Duration::from_millis(1_000));
+        let a = a
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(&prepared, Phase::Whole);
+        assert!(b.attempts.attempt_sent(2, ms(700)));
+        b.attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(1_200));
+        let usage = b.usage(Duration::from_millis(1_200));
+        let b = b
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(&prepared, Phase::Whole);
+        // A on the slot: 1.0 s × 0.0000233 = 0.0000233 USD.
+        assert_eq!(compute_usd(&a), usd("0.0000233"));
+        assert!(!b.is_beyond_provisioned(), "{:?}", b.notes);
+        assert!(
+            !b.notes.iter().any(|n| n.contains("all busy")),
+            "{:?}",
+            b.notes
+        );
+        assert_eq!(compute_usd(&b), usd("0.00001165"));
+        // The provisioned concurrency served both: its accrual's allocation is
+        // 0.0000233 + 0.00001165 = 0.00003495 USD.
+        let accrual = b.accrual.as_ref().expect("provisioned concurrency accrues");
+        assert_eq!(accrual.allocated_usd, usd("0.00003495"));
     }
 
     /// Endpoint `ab`: variant A on 1 × ml.m5.xlarge at weight 1, B on 1 ×

@@ -744,9 +744,10 @@ pub(crate) struct FinishedCall {
     /// (`None`: the latency, rounded up).
     pub serverless_ms: Option<u64>,
     /// The slots of the provisioned concurrency busy on the call's sharing clock
-    /// as its first attempt joined it (see `CallShare::slots_busy_at_start`): a
-    /// serverless call that started with all of them busy is billed at the
-    /// on-demand rate.
+    /// as its first billed attempt went out (see
+    /// `CallShare::slots_busy_at_start`; a throttled attempt before it does not
+    /// count): a serverless call whose billed attempt found all of them busy is
+    /// billed at the on-demand rate.
     pub slots_busy_at_start: Option<u32>,
     /// The successful (HTTP 2XX) answers SageMaker gave the call's attempts, as
     /// they were seen (a success whose body was cut off, and which the SDK
@@ -767,13 +768,15 @@ pub(crate) struct FinishedCall {
     pub tokens_unseen: TokensUnseen,
 }
 
-/// The rate of a call on a serverless variant with provisioned concurrency that
-/// started while every slot of it was busy (`slots_busy_at_start`, not the call
-/// itself; `None` when the count is not the variant's): AWS serves it on demand
-/// and bills it at the on-demand serverless rate (an unpriced line when that rate
-/// could not be found), not the provisioned concurrency's inference rate. A call
-/// that started with a slot free is served on it, however many calls are in
-/// flight on demand. With the note saying so. `None` for any other call.
+/// The rate of a call on a serverless variant with provisioned concurrency whose
+/// first billed attempt went out while every slot of it was busy
+/// (`slots_busy_at_start`, not the call itself; `None` when the count is not the
+/// variant's): AWS serves it on demand and bills it at the on-demand serverless
+/// rate (an unpriced line when that rate could not be found), not the
+/// provisioned concurrency's inference rate. A call whose billed attempt found a
+/// slot free is served on it, however many calls are in flight on demand, and
+/// whatever a throttled attempt before it found. With the note saying so.
+/// `None` for any other call.
 fn beyond_provisioned<'a>(
     billing: &VariantBilling,
     slots_busy_at_start: Option<u32>,
@@ -791,7 +794,8 @@ fn beyond_provisioned<'a>(
     Some((
         rate,
         format!(
-            "the call started while the provisioned concurrency of {provisioned} was all busy \
+            "the call's first billed attempt went out while the provisioned concurrency of \
+             {provisioned} was all busy \
              ({busy} calls on it): served beyond it, {}",
             crate::billing::BEYOND_PROVISIONED_NOTE_END
         ),

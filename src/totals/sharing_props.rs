@@ -144,6 +144,10 @@ struct ModelCall {
     billed_ms: u128,
     latest: u128,
     latest_steps: u128,
+    /// The slots busy as its first billed attempt went out (its latest, until
+    /// one is billed): the call's rate.
+    busy_at_start: u32,
+    billed_yet: bool,
 }
 
 /// When a call leaves in the model.
@@ -245,6 +249,7 @@ impl Model {
         self.calls.push(ModelCall {
             on: true,
             on_slot,
+            busy_at_start: busy,
             ..ModelCall::default()
         });
         busy
@@ -262,6 +267,7 @@ impl Model {
             call.billed += call.latest;
             call.billed_steps += call.latest_steps;
             call.billed_ms += ms;
+            call.billed_yet = true;
         }
     }
 
@@ -280,8 +286,13 @@ impl Model {
             return false;
         }
         self.advance(reading);
-        self.calls[i].on = true;
-        self.calls[i].on_slot = self.take_slot().1;
+        let (busy, on_slot) = self.take_slot();
+        let call = &mut self.calls[i];
+        call.on = true;
+        call.on_slot = on_slot;
+        if !call.billed_yet {
+            call.busy_at_start = busy;
+        }
         true
     }
 
@@ -397,7 +408,7 @@ fn run(m: u32, k0: u32, slots: Option<u32>, events: &[Event]) -> Result<(), Test
             Op::Join if shares.len() < MAX_CALLS => {
                 let share = seat.join(at(reading));
                 let busy = model.join(reading);
-                prop_assert_eq!(share.slots_busy_at_start, busy);
+                prop_assert_eq!(share.slots_busy_at_start(), busy);
                 shares.push(Some(share));
                 true
             }
@@ -421,7 +432,15 @@ fn run(m: u32, k0: u32, slots: Option<u32>, events: &[Event]) -> Result<(), Test
                     }
                     Op::Rejoin { .. } => {
                         share.rejoin(at(reading));
-                        model.rejoin(i, reading)
+                        let changed = model.rejoin(i, reading);
+                        prop_assert_eq!(
+                            share.slots_busy_at_start(),
+                            model.calls[i].busy_at_start,
+                            "call {}'s rate at step {}",
+                            i,
+                            step
+                        );
+                        changed
                     }
                     Op::LeaveAt { .. } => {
                         share.leave_at(at(reading));
