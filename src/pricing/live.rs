@@ -164,6 +164,27 @@ pub struct LivePricesBuilder {
     sleep: Option<SharedAsyncSleep>,
 }
 
+/// The Price List client configuration both the live look-ups and the price
+/// history start from: the application's SDK configuration (credentials, HTTP
+/// client, endpoint URL) with FIPS and dual-stack endpoints turned off, since the
+/// Price List has neither (see [`LivePrices::builder`]), and the latest behaviour
+/// version when the application set none. The caller sets the region.
+pub(super) fn price_list_config(
+    sdk_config: &aws_types::SdkConfig,
+) -> aws_sdk_pricing::config::Builder {
+    // `From<&SdkConfig>` resolves the endpoint URL (service-specific first, then the
+    // general one); setting the region afterwards leaves that resolution alone.
+    let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
+    // Copied from the SDK config by `From`; the Price List has neither kind of
+    // endpoint.
+    config.set_use_fips(Some(false));
+    config.set_use_dual_stack(Some(false));
+    if sdk_config.behavior_version().is_none() {
+        config.set_behavior_version(Some(BehaviorVersion::latest()));
+    }
+    config
+}
+
 impl LivePrices {
     /// Live prices with default settings: the Price List endpoint of the SDK config's
     /// partition ([`PricingRegion::for_region`]: us-east-1, or cn-northwest-1 for the
@@ -188,16 +209,7 @@ impl LivePrices {
     /// price overrides) or give a client of your own to
     /// [`from_client`](Self::from_client).
     pub fn builder(sdk_config: &aws_types::SdkConfig) -> LivePricesBuilder {
-        // `From<&SdkConfig>` resolves the endpoint URL (service-specific first, then the
-        // general one); setting the region afterwards leaves that resolution alone.
-        let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
-        // Copied from the SDK config by `From`; the Price List has neither kind of
-        // endpoint (see above).
-        config.set_use_fips(Some(false));
-        config.set_use_dual_stack(Some(false));
-        if sdk_config.behavior_version().is_none() {
-            config.set_behavior_version(Some(BehaviorVersion::latest()));
-        }
+        let config = price_list_config(sdk_config);
         // An endpoint URL of the user's is where they say the Price List is.
         let endpoint_url = sdk_config.endpoint_url().is_some()
             || sdk_config.service_config().is_some_and(|config| {

@@ -58,7 +58,7 @@ pub use versions::PriceListVersion;
 
 use super::document::{PriceDocument, clip, only_ahead_of, select_rate_at, term_dates};
 use super::{InstanceResources, PriceError, PriceKey, PriceUnit};
-use aws_sdk_pricing::config::{BehaviorVersion, Region};
+use aws_sdk_pricing::config::Region;
 use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -337,12 +337,11 @@ pub struct PriceListHistoryBuilder {
 impl PriceListHistory {
     /// Starts from the application's SDK configuration (credentials, endpoint
     /// settings such as `AWS_ENDPOINT_URL_PRICING`); the Price List API is called in
-    /// us-east-1, with the SDK's standard retries.
+    /// us-east-1, with the SDK's standard retries. FIPS and dual-stack endpoints are
+    /// turned off, as for live look-ups (the Price List has neither; see
+    /// [`LivePrices::builder`](super::LivePrices::builder)).
     pub fn builder(sdk_config: &aws_types::SdkConfig) -> PriceListHistoryBuilder {
-        let mut config = aws_sdk_pricing::config::Builder::from(sdk_config);
-        if sdk_config.behavior_version().is_none() {
-            config.set_behavior_version(Some(BehaviorVersion::latest()));
-        }
+        let mut config = super::live::price_list_config(sdk_config);
         config.set_region(Some(Region::from_static("us-east-1")));
         config.set_retry_config(Some(RetryConfig::standard()));
         config.set_timeout_config(Some(
@@ -1554,6 +1553,39 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"mine");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+
+    /// The Price List has no FIPS or dual-stack endpoint (only
+    /// `api.pricing.<region>.amazonaws.com`): an application that asks for those
+    /// (for SageMaker) still has its price history listed there, as live look-ups are,
+    /// not at a host the SDK would make up (`api.pricing-fips.us-east-1.amazonaws.com`,
+    /// `api.pricing.us-east-1.api.aws`).
+    #[tokio::test]
+    async fn fips_and_dual_stack_are_off_for_the_price_history() {
+        for (fips, dual_stack) in [(true, false), (false, true), (true, true)] {
+            let (http, request) = aws_smithy_http_client::test_util::capture_request(None);
+            let config = aws_types::SdkConfig::builder()
+                .behavior_version(aws_sdk_pricing::config::BehaviorVersion::latest())
+                .region(Region::from_static("eu-west-1"))
+                .credentials_provider(aws_sdk_pricing::config::SharedCredentialsProvider::new(
+                    aws_sdk_pricing::config::Credentials::new("test", "test", None, None, "static"),
+                ))
+                .use_fips(fips)
+                .use_dual_stack(dual_stack)
+                .http_client(http)
+                .build();
+            let history = PriceListHistory::builder(&config)
+                .cache_dir(None)
+                .until(on(2))
+                .build();
+            // One date sampled: one ListPriceLists request.
+            let _ = history.versions("eu-west-1", on(2)).await;
+            let uri = request.expect_request().uri().to_owned();
+            assert_eq!(
+                uri, "https://api.pricing.us-east-1.amazonaws.com/",
+                "use_fips {fips}, use_dual_stack {dual_stack}"
+            );
+        }
     }
 
     #[test]
