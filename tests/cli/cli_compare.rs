@@ -1434,6 +1434,30 @@ fn a_number_no_decimal_holds_is_refused_as_too_large_or_too_precise_with_the_ran
              1,000,000,000 USD",
         ),
         (
+            // Below what even an f64 holds (it reads 0.0): still not zero calls.
+            vec!["--calls", "1e-400"],
+            "`1e-400` is too small to read exactly (below 10^-28): give 0 to 10^15 calls \
+             per period",
+        ),
+        (
+            vec![
+                "--calls",
+                "100",
+                "--subscription",
+                "10",
+                "--overage",
+                "1e-400",
+            ],
+            "`1e-400` is too small to read exactly (below 10^-28): give an amount from 0 to \
+             1,000,000,000 USD",
+        ),
+        (
+            // `=`: clap takes a bare `-1e-400` for a flag.
+            vec!["--calls", "100", "--per-call=-1e-400"],
+            "`-1e-400` is too small to read exactly (below 10^-28): give an amount from 0 \
+             to 1,000,000,000 USD",
+        ),
+        (
             vec!["--calls", "NaN"],
             "`NaN` is not a number: use `.` for decimals",
         ),
@@ -1444,11 +1468,21 @@ fn a_number_no_decimal_holds_is_refused_as_too_large_or_too_precise_with_the_ran
     ] {
         let mut all = vec!["compare"];
         all.extend(&args);
-        if !all.contains(&"--per-call") {
+        if !all.iter().any(|arg| arg.starts_with("--per-call")) {
             all.extend(["--per-call", "0.01"]);
         }
         refused(&all).stderr(predicate::str::contains(says));
     }
+    // A zero mantissa is zero at any exponent, however small: `0e-400` calls is 0.
+    let json = json_of(sagemeter().args([
+        "compare",
+        "--calls",
+        "0e-400",
+        "--per-call",
+        "0.01",
+        "--json",
+    ]));
+    assert_eq!(json["profile"]["calls_per_period"], "0", "{json}");
 }
 
 #[test]

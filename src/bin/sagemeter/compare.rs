@@ -1525,9 +1525,11 @@ fn parse_decimal(s: &str, accepts: &str) -> Result<Decimal, String> {
             "too precise to read exactly (at most 28 digits, and 28 decimal places)",
         )),
         Ok(value) => Ok(value),
-        // Valid syntax, so a magnitude a decimal cannot hold.
+        // Valid syntax, so a magnitude a decimal cannot hold. Zero only when its
+        // digits are (`0e-400`): an f64 reads `1e-400` as 0.0 too, and that is a
+        // number too small, not zero.
+        Err(_) if mantissa_is_zero(&cleaned) => Ok(Decimal::ZERO),
         Err(_) => match cleaned.parse::<f64>().map(f64::abs) {
-            Ok(0.0) => Ok(Decimal::ZERO),
             Ok(magnitude) if magnitude < 1.0 => {
                 Err(beyond("too small to read exactly (below 10^-28)"))
             }
@@ -1536,6 +1538,18 @@ fn parse_decimal(s: &str, accepts: &str) -> Result<Decimal, String> {
             )),
         },
     }
+}
+
+/// Whether every digit of `number`'s mantissa (before any `e`/`E`) is 0: `0e-400`,
+/// `-0.00E5`, not `1e-400`. `number` is of valid syntax ([`number_syntax`]).
+fn mantissa_is_zero(number: &str) -> bool {
+    number
+        .split(['e', 'E'])
+        .next()
+        .unwrap_or_default()
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .all(|digit| digit == b'0')
 }
 
 /// The decimal places `text` needs when it is a plain or scientific number
