@@ -516,10 +516,10 @@ fn crossovers(projection: &Projection) -> Vec<(u32, f64, bool)> {
                 (None, Some(m)) => (m, false),
                 (None, None) => return None,
             };
-            let cost = projection
-                .plan(&o.commitment)?
-                .monthly_usd
-                .get(month as usize - 1)?;
+            // Months count from 1; a month 0 (a projection read back from JSON
+            // may say so) is no month of the chart: not marked.
+            let index = (month as usize).checked_sub(1)?;
+            let cost = projection.plan(&o.commitment)?.monthly_usd.get(index)?;
             Some((month, f(*cost), stops))
         })
         .collect();
@@ -676,6 +676,51 @@ mod tests {
             "at -1%/month over 12 months",
         ] {
             assert!(svg.contains(text), "{text} missing");
+        }
+    }
+
+    /// A projection read back from JSON may name month 0 as where a commitment's
+    /// cheaper side changes (months count from 1): the chart is drawn without that
+    /// mark, never a panic.
+    #[test]
+    fn a_crossover_in_month_zero_is_not_marked_never_a_panic() {
+        use crate::compare::{InstancePlan, Plan, RateTable, SubscriptionPlan, UsageProfile};
+        use crate::pricing::PriceKey;
+
+        let profile = UsageProfile::builder()
+            .calls_per_period(1000)
+            .build()
+            .unwrap();
+        let plans = [
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+            Plan::from(
+                SubscriptionPlan::builder()
+                    .fee_usd(Decimal::from(160))
+                    .build()
+                    .unwrap(),
+            ),
+        ];
+        let rates = RateTable::new("us-east-1")
+            .with_rate(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                Decimal::new(23, 2),
+            )
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+        let trend = "-1%/month"
+            .parse::<super::super::TrendRate>()
+            .unwrap()
+            .into();
+        let projection = Projection::compute(&comparison, &trend, 12).unwrap();
+        let mut json = serde_json::to_value(&projection).unwrap();
+        assert_eq!(json["commitments"][0]["stops_being_cheaper_in_month"], 6);
+        for (stops, becomes) in [(Some(0), None), (None, Some(0))] {
+            json["commitments"][0]["stops_being_cheaper_in_month"] = serde_json::json!(stops);
+            json["commitments"][0]["becomes_cheaper_in_month"] = serde_json::json!(becomes);
+            let read: Projection = serde_json::from_value(json.clone()).unwrap();
+            let svg = render_trend_svg(&read).unwrap();
+            assert!(svg.contains("subscription"), "{stops:?} {becomes:?}");
+            assert!(!svg.contains("month 0"), "{stops:?} {becomes:?}");
         }
     }
 
