@@ -441,16 +441,17 @@ pub const MIN_MEASURED_SPAN_DAYS: i64 = 365;
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MeasuredTrend {
-    /// Each instance-hour and serverless rate at its measured yearly change; every
-    /// other price flat.
+    /// Each instance-hour and serverless rate (provisioned concurrency's included) at
+    /// its measured yearly change; every other price flat.
     pub trend: PriceTrend,
     /// One line per rate: its measured change, or why it stays flat.
     pub notes: Vec<String>,
 }
 
 impl MeasuredTrend {
-    /// Measures the trend of each instance-hour and serverless rate `comparison`
-    /// uses: its yearly change in the published price list versions from `since`
+    /// Measures the trend of each instance-hour rate (real-time and asynchronous) and
+    /// serverless rate (on demand, and provisioned concurrency's standing charge and
+    /// inference duration) `comparison` uses: its yearly change in the published price list versions from `since`
     /// ([`KeyHistory::yearly_change`](crate::pricing::history::KeyHistory::yearly_change):
     /// first to latest listed rate, compounded yearly). Data-processed and ML storage
     /// rates stay flat (AWS has not published a change to them), as does a rate the
@@ -466,10 +467,18 @@ impl MeasuredTrend {
         let mut keys: Vec<PriceKey> = Vec::new();
         for row in &comparison.plans {
             for rate in &row.rates {
-                let measured = matches!(
-                    rate.key,
-                    PriceKey::Hosting { .. } | PriceKey::Serverless { .. }
-                );
+                // Every instance-hour and serverless rate, provisioned concurrency's
+                // two included; data processed and ML storage stay flat.
+                let measured = match rate.key {
+                    PriceKey::Hosting { .. }
+                    | PriceKey::AsyncInference { .. }
+                    | PriceKey::Serverless { .. }
+                    | PriceKey::ProvisionedConcurrency { .. }
+                    | PriceKey::ProvisionedConcurrencyUsage { .. } => true,
+                    PriceKey::DataIn { .. }
+                    | PriceKey::DataOut { .. }
+                    | PriceKey::Storage { .. } => false,
+                };
                 if measured && !keys.contains(&rate.key) {
                     keys.push(rate.key.clone());
                 }

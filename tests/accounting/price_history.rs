@@ -1945,6 +1945,94 @@ async fn a_comparison_projects_each_rate_at_its_measured_trend() {
     );
 }
 
+/// A serverless plan with provisioned concurrency pays two rates besides the
+/// serverless one: the standing charge per second provisioned and the inference
+/// duration of the calls it serves. Each is measured from the history like any
+/// other, with a line saying so, never held flat unsaid.
+#[tokio::test]
+async fn a_provisioned_concurrency_plans_rates_are_each_measured() {
+    use crate::support::fake_pricelist::docs::PcName;
+    use sagemeter::compare::{
+        Comparison, MeasuredTrend, Plan, RateTable, ServerlessPlan, TrendRate, UsageProfile,
+    };
+    let standing = PriceKey::ProvisionedConcurrency {
+        region: REGION.into(),
+        memory_gb: 2,
+    };
+    let inference = PriceKey::ProvisionedConcurrencyUsage {
+        region: REGION.into(),
+        memory_gb: 2,
+    };
+    let server = FakePriceList::start().await;
+    // 2024-01-01: standing 0.00001 USD/s, inference 0.0000233 USD/s, on demand
+    // 0.00004 USD/s; 2025-03-01: the standing charge 0.000009 (−10 %), the rest as
+    // they were.
+    for (version, effective, standing_usd, on) in [
+        ("20240101000000", date(2024, 1, 1), "0.0000100000", JAN_2024),
+        ("20250301000000", date(2025, 3, 1), "0.0000090000", MAR_2025),
+    ] {
+        let documents = [
+            docs::effective(
+                docs::provisioned_concurrency_standing(REGION, 2, PcName::Usage, standing_usd),
+                on,
+            ),
+            docs::effective(
+                docs::provisioned_concurrency_inference(REGION, 2, PcName::Mem, "0.0000233000"),
+                JAN_2024,
+            ),
+            docs::effective(docs::serverless(REGION, 2, "0.0000400000"), JAN_2024),
+        ];
+        server.add_version(REGION, version, effective, offer_file(version, &documents));
+    }
+    let profile = UsageProfile::builder()
+        .calls_per_period(100_000)
+        .mean_latency(Duration::from_millis(800))
+        .build()
+        .unwrap();
+    let plans = [Plan::from(
+        ServerlessPlan::new(2048)
+            .unwrap()
+            .with_provisioned_concurrency(1)
+            .unwrap(),
+    )];
+    let rates = RateTable::new(REGION)
+        .with_rate(PriceKey::serverless(REGION, 2), usd("0.00004"))
+        .unwrap()
+        .with_rate(standing.clone(), usd("0.000009"))
+        .unwrap()
+        .with_rate(inference.clone(), usd("0.0000233"))
+        .unwrap();
+    let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
+    let measured = MeasuredTrend::from_history(&comparison, &reader(&server, None), since())
+        .await
+        .unwrap();
+    // The standing charge fell 10 % over the two years 2024-01-01 … 2026-01-01:
+    // 0.9^(1/2) − 1 = −0.05131670…, −5.13 % a year (to 0.01 %).
+    assert_eq!(
+        measured.trend.rate_for(&standing),
+        TrendRate::per_year(usd("-0.0513")).unwrap()
+    );
+    // The inference rate did not change: 0 % a year, measured, not assumed.
+    assert!(measured.trend.rate_for(&inference).is_flat());
+    for (key, says) in [
+        (
+            &standing,
+            "-5.13%/year measured from 2 Price List version(s)",
+        ),
+        (&inference, "measured from 2 Price List version(s)"),
+    ] {
+        let line = measured
+            .notes
+            .iter()
+            .find(|note| note.starts_with(&format!("{key}: ")));
+        assert!(
+            line.is_some_and(|line| line.contains(says)),
+            "{key}: {:?}",
+            measured.notes
+        );
+    }
+}
+
 /// A fake publishing ml.c5.2xlarge at each `(version, in effect from, USD/h)`.
 async fn publish_c5_2xlarge(
     rates: &[(&str, NaiveDate, &str)],
