@@ -1714,6 +1714,7 @@ impl Totals {
                         .standing
                         .as_ref()
                         .map_or_else(crate::billing::no_standing_parts, |s| s.parts.clone()),
+                    accrued_to: None,
                 });
             }
         }

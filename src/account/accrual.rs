@@ -37,6 +37,9 @@ type StretchKey = (NaiveDate, String, Option<String>, UsageClass);
 /// A day's part of an increment: the day, the time it covers, the amount.
 type DayPart = (NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal);
 
+/// A day's and kind's part of an amount: the day, the kind, the amount.
+pub(super) type ClassPart = (NaiveDate, UsageClass, Decimal);
+
 /// A day's and kind's part of an increment: the day, the kind of instance time,
 /// the time it covers, and what the run's stretch of that day and kind holds
 /// with it.
@@ -141,6 +144,8 @@ pub(super) struct Update {
     classes: Vec<(UsageClass, Decimal)>,
     /// Each day's and kind's part of the increment (added exactly).
     pieces: Vec<Piece>,
+    /// The time the increment covers, when the receipt adds one.
+    span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Compute allocated to calls since the run's previous receipt.
     pub(super) allocated_usd: Decimal,
 }
@@ -149,6 +154,43 @@ impl Update {
     /// The receipt's own kind of instance time, which its calls were allocated.
     pub(super) fn class(&self) -> &UsageClass {
         &self.classes[0].0
+    }
+
+    /// The kinds of instance time the accrual pays for, each with its share: the
+    /// receipt's own first.
+    pub(super) fn shares(&self) -> &[(UsageClass, Decimal)] {
+        &self.classes
+    }
+
+    /// `usd` split as the increment is: by UTC day over the time it covers
+    /// ([`spread`]), and by kind of instance time with `shares` (the receipt's own
+    /// first, taking what rounding leaves; [`shared_out`]), each part exact. `None`
+    /// when the receipt adds no increment (where counting starts); an error naming
+    /// the amount when a part needs more digits than a `Decimal` holds.
+    pub(super) fn split_as_accrued(
+        &self,
+        usd: Decimal,
+        shares: &[(UsageClass, Decimal)],
+    ) -> Result<Option<Vec<ClassPart>>, String> {
+        let Some((from, to)) = self.span else {
+            return Ok(None);
+        };
+        let refused = || {
+            format!(
+                "the {usd} USD or units {} carried from {} to {}, split by UTC day and kind \
+                 of instance time",
+                self.key.1,
+                from.to_rfc3339(),
+                to.to_rfc3339()
+            )
+        };
+        let mut parts = Vec::new();
+        for (day, _, _, part) in spread(from, to, usd).ok_or_else(refused)? {
+            for (class, usd) in shared_out(part, shares).ok_or_else(refused)? {
+                parts.push((day, class.clone(), usd));
+            }
+        }
+        Ok(Some(parts))
     }
 }
 
@@ -173,8 +215,7 @@ impl Accruals {
         allocated: Decimal,
     ) -> Result<Update, String> {
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
-        let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
-        let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
+        let end = accrued_to(cost);
         let first_call = process_first_call(cost, accrued, allocated);
         let previous = self.runs.get(&key).filter(|run| {
             accrued >= run.accrued / Decimal::TWO && (!first_call || continues(run, accrued))
@@ -190,18 +231,29 @@ impl Accruals {
             // instances' time during the call, an increment like any other (left
             // out, the idle time of that call, instance time less its share, would
             // be missing from the day). Anything else only starts the count.
-            let (pieces, allocated_usd) = match first_call {
+            // A settlement's instances stood for its processing, before it was
+            // settled (not since its submission, hours back maybe).
+            let start = match cost.accrual.as_ref().and_then(|a| a.accrued_to) {
+                Some(_) => Span::from_std(cost.usage.latency)
+                    .ok()
+                    .and_then(|latency| end.checked_sub_signed(latency))
+                    .map_or(cost.at, |from| from.max(cost.at)),
+                None => cost.at,
+            };
+            let (pieces, allocated_usd, span) = match first_call {
                 true => (
-                    self.pieces(&key, run.id, cost.at, end, accrued, &classes)?,
+                    self.pieces(&key, run.id, start, end, accrued, &classes)?,
                     allocated,
+                    Some((start, end)),
                 ),
-                false => (Vec::new(), Decimal::ZERO),
+                false => (Vec::new(), Decimal::ZERO, None),
             };
             return Ok(Update {
                 key,
                 run,
                 classes,
                 pieces,
+                span,
                 allocated_usd,
             });
         };
@@ -220,6 +272,7 @@ impl Accruals {
             key,
             classes,
             pieces,
+            span: Some((previous.to, to)),
             allocated_usd,
         })
     }
@@ -302,8 +355,7 @@ impl Accruals {
         accrued: Decimal,
         allocated: Decimal,
     ) {
-        let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
-        let end = cost.at.checked_add_signed(latency).unwrap_or(cost.at);
+        let end = accrued_to(cost);
         let Some((own, _)) = classes.first() else {
             return;
         };
@@ -371,6 +423,17 @@ impl Accruals {
         }
         Ok(days)
     }
+}
+
+/// When `cost`'s accrual runs to: what the receipt says (an async settlement's
+/// accrues to when it was settled, its `at` and latency being the submission and
+/// the processing), else the end of its call, `at` + latency.
+fn accrued_to(cost: &Cost) -> DateTime<Utc> {
+    if let Some(to) = cost.accrual.as_ref().and_then(|a| a.accrued_to) {
+        return to;
+    }
+    let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
+    cost.at.checked_add_signed(latency).unwrap_or(cost.at)
 }
 
 /// The end of UTC day `day` (the next midnight); `None` past chrono's range.

@@ -36,7 +36,7 @@ use super::accrual::Accruals;
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
-use crate::billing::{Cost, LinePrice, round_cost};
+use crate::billing::{Allocation, Cost, LineItem, LinePrice, round_cost};
 use crate::endpoint::VariantBilling;
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
@@ -440,10 +440,27 @@ impl Metered {
                 cost.at.to_rfc3339()
             )));
         }
+        if let Some(to) = cost.accrual.as_ref().and_then(|a| a.accrued_to)
+            && !(FIRST_RECEIPT_YEAR..=LAST_RECEIPT_YEAR).contains(&to.year())
+        {
+            return Err(refuse(format!(
+                "receipt {} has an accrual running to {}, outside the years \
+                 {FIRST_RECEIPT_YEAR} to {LAST_RECEIPT_YEAR} a receipt can carry",
+                cost.call_id,
+                to.to_rfc3339()
+            )));
+        }
 
         // Work out everything the receipt changes first, then change it: an error
         // leaves `self` as it was.
-        let mut cells: BTreeMap<UsageClass, MeteredCell> = BTreeMap::new();
+        let mut cells: BTreeMap<(NaiveDate, UsageClass), MeteredCell> = BTreeMap::new();
+        // An amortised call's compute lines carry the instance time since the
+        // previous call (`Allocation::Amortized`): held back, to be filed as the
+        // accrual's increment over that time is (see below).
+        let amortized = cost.allocation == Allocation::Amortized
+            && cost.running_fleet_usd.is_none()
+            && cost.accrual.is_some();
+        let mut held = HeldCompute::default();
         let mut fees = self.fees_usd;
         let mut day_fees = self
             .tallies
@@ -471,25 +488,21 @@ impl Metered {
             };
             if class.is_instance_time() {
                 compute_class = Some(class.clone());
-            }
-            let cell = match cells.entry(class) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    let now = self
-                        .cells
-                        .get(&(day, cost.endpoint.clone(), e.key().clone()))
-                        .cloned()
-                        .unwrap_or_default();
-                    e.insert(now)
+                if amortized && line.item == LineItem::Compute {
+                    held.cost_usd = sum(held.cost_usd, cost_usd, "metered cost")?;
+                    held.quantity = sum(held.quantity, quantity, "metered quantity")?;
+                    held.usd_per_unit.get_or_insert(usd_per_unit);
+                    continue;
                 }
-            };
+            }
+            let cell = cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class);
             cell.cost_usd = sum(cell.cost_usd, cost_usd, "metered cost")?;
             cell.quantity = sum(cell.quantity, quantity, "metered quantity")?;
             cell.usd_per_unit.get_or_insert(usd_per_unit);
         }
         let mut accrual_update = None;
         let mut fleet_accrual = None;
-        if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class) {
+        if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class.clone()) {
             let accrued = figure("an accrual", accrual.accrued_usd)?;
             let allocated = figure("an allocation", accrual.allocated_usd)?;
             for part in accrual.standing_parts.iter() {
@@ -511,18 +524,80 @@ impl Metered {
                             too_many_digits(&what)
                         ))
                     })?;
-                // The receipt's own compute class, whose cell is made above.
-                let cell = cells.get_mut(update.class()).ok_or_else(|| {
+                let too_long = |what: String| {
                     refuse(format!(
-                        "receipt {}: the accrual of {} has no compute line to go with",
-                        cost.call_id, cost.endpoint
+                        "receipt {}: {}",
+                        cost.call_id,
+                        too_many_digits(&what)
                     ))
-                })?;
-                cell.allocated_usd = sum(
-                    cell.allocated_usd,
-                    update.allocated_usd,
-                    "allocated instance time",
-                )?;
+                };
+                // An amortised call's compute (and so its allocation) is the
+                // instance time since the previous call: filed on the days and
+                // under the kinds of instance time the accrual's increment is, in
+                // its shares, each kind's instance-hours at its own rate. Where
+                // the receipt adds no increment (counting starts), on its own day.
+                let spread = match amortized {
+                    true => {
+                        let (by_time, rates) = held.by_time(accrual, update.shares());
+                        let costs = update
+                            .split_as_accrued(held.cost_usd, update.shares())
+                            .map_err(too_long)?;
+                        let hours = update
+                            .split_as_accrued(held.quantity, &by_time)
+                            .map_err(too_long)?;
+                        let allocated = update
+                            .split_as_accrued(update.allocated_usd, update.shares())
+                            .map_err(too_long)?;
+                        match (costs, hours, allocated) {
+                            (Some(costs), Some(hours), Some(allocated)) => {
+                                Some((costs, hours, allocated, rates))
+                            }
+                            _ => None,
+                        }
+                    }
+                    false => None,
+                };
+                match spread {
+                    Some((costs, hours, allocated, rates)) => {
+                        let parts = costs.iter().zip(&hours).zip(&allocated);
+                        for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
+                            let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
+                            cell.cost_usd = sum(cell.cost_usd, *usd, "metered cost")?;
+                            cell.quantity = sum(cell.quantity, *quantity, "metered quantity")?;
+                            cell.allocated_usd =
+                                sum(cell.allocated_usd, *allocated, "allocated instance time")?;
+                            let rate = rates.iter().find(|(c, _)| c == of);
+                            if let Some((_, Some(rate))) = rate {
+                                cell.usd_per_unit.get_or_insert(*rate);
+                            }
+                        }
+                    }
+                    None => {
+                        if amortized {
+                            let cell =
+                                cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class);
+                            cell.cost_usd = sum(cell.cost_usd, held.cost_usd, "metered cost")?;
+                            cell.quantity = sum(cell.quantity, held.quantity, "metered quantity")?;
+                            if let Some(rate) = held.usd_per_unit {
+                                cell.usd_per_unit.get_or_insert(rate);
+                            }
+                        }
+                        // The receipt's own compute class, whose cell is made above.
+                        let cell = cells.get_mut(&(day, update.class().clone())).ok_or_else(
+                            || {
+                                refuse(format!(
+                                    "receipt {}: the accrual of {} has no compute line to go with",
+                                    cost.call_id, cost.endpoint
+                                ))
+                            },
+                        )?;
+                        cell.allocated_usd = sum(
+                            cell.allocated_usd,
+                            update.allocated_usd,
+                            "allocated instance time",
+                        )?;
+                    }
+                }
                 accrual_update = Some(update);
             }
         }
@@ -543,8 +618,8 @@ impl Metered {
             self.call_tags
                 .insert((cost.endpoint.clone(), key.clone()), value.clone());
         }
-        for (class, cell) in cells {
-            self.cells.insert((day, cost.endpoint.clone(), class), cell);
+        for ((on, class), cell) in cells {
+            self.cells.insert((on, cost.endpoint.clone(), class), cell);
         }
         if let Some(update) = accrual_update {
             self.accruals.apply(update);
@@ -1389,15 +1464,7 @@ fn standing_shares(
     let share = |usd: Decimal| (usd / total).round_dp(20);
     let mut shares = vec![(class.clone(), share(accrual.standing_parts[0].usd_per_hour))];
     for part in others {
-        let of = match &part.billing {
-            VariantBilling::Instance { instance_type, .. } => UsageClass::instance_time(
-                instance_type,
-                matches!(class, UsageClass::AsyncInference { .. }),
-            ),
-            VariantBilling::Serverless { memory_mb, .. } => UsageClass::ProvisionedConcurrency {
-                memory_gb: memory_mb / 1024,
-            },
-        };
+        let of = part_class(class, part);
         // Parts billed under one usage type (a new fleet of the same instance
         // type) are one share of it.
         match shares.iter_mut().find(|(class, _)| *class == of) {
@@ -1406,6 +1473,111 @@ fn standing_shares(
         }
     }
     shares
+}
+
+/// `endpoint`'s cell of `class` on `day` among `changed` (the cells a receipt
+/// changes), made from what `cells` holds the first time.
+fn cell_of<'a>(
+    cells: &BTreeMap<(NaiveDate, String, UsageClass), MeteredCell>,
+    changed: &'a mut BTreeMap<(NaiveDate, UsageClass), MeteredCell>,
+    day: NaiveDate,
+    endpoint: &str,
+    class: &UsageClass,
+) -> &'a mut MeteredCell {
+    changed.entry((day, class.clone())).or_insert_with(|| {
+        cells
+            .get(&(day, endpoint.to_owned(), class.clone()))
+            .cloned()
+            .unwrap_or_default()
+    })
+}
+
+/// An amortised receipt's compute lines, added up: what its instances accrued
+/// since the previous call.
+#[derive(Debug, Default)]
+struct HeldCompute {
+    cost_usd: Decimal,
+    /// Instance-hours, of every instance the accrual pays for.
+    quantity: Decimal,
+    /// The first line's rate (with a shadow or a new fleet billed alongside, the
+    /// average of every instance's).
+    usd_per_unit: Option<Decimal>,
+}
+
+impl HeldCompute {
+    /// Each kind of instance time among `shares` (an accrual's, by its standing
+    /// parts' rates, the receipt's own first) with its share of the lines'
+    /// instance-hours (its instances of all those the accrual pays for, rounded
+    /// at 20 places as the rates' shares are); and each with its own rate per
+    /// instance-hour (its parts' hourly rates ÷ their instances). An accrual of
+    /// one kind alone: all the instance-hours, at the lines' rate.
+    #[allow(clippy::type_complexity)]
+    fn by_time(
+        &self,
+        accrual: &crate::billing::Accrual,
+        shares: &[(UsageClass, Decimal)],
+    ) -> (
+        Vec<(UsageClass, Decimal)>,
+        Vec<(UsageClass, Option<Decimal>)>,
+    ) {
+        let own = &shares[0].0;
+        if shares.len() < 2 {
+            return (
+                vec![(own.clone(), Decimal::ONE)],
+                vec![(own.clone(), self.usd_per_unit)],
+            );
+        }
+        // Instances and hourly rate of each kind, the parts in `shares`' order.
+        let mut kinds: Vec<(UsageClass, u64, Decimal)> = shares
+            .iter()
+            .map(|(c, _)| (c.clone(), 0, Decimal::ZERO))
+            .collect();
+        for (i, part) in accrual.standing_parts.iter().enumerate() {
+            let of = match i {
+                0 => own.clone(),
+                _ => part_class(own, part),
+            };
+            if let (Some(kind), VariantBilling::Instance { instance_count, .. }) =
+                (kinds.iter_mut().find(|(c, _, _)| *c == of), &part.billing)
+            {
+                kind.1 += u64::from(*instance_count);
+                kind.2 += part.usd_per_hour;
+            }
+        }
+        let instances: u64 = kinds.iter().map(|(_, n, _)| n).sum();
+        let by_time = kinds
+            .iter()
+            .map(|(c, n, _)| {
+                let share = match instances {
+                    0 => Decimal::ZERO,
+                    all => (Decimal::from(*n) / Decimal::from(all)).round_dp(20),
+                };
+                (c.clone(), share)
+            })
+            .collect();
+        let rates = kinds
+            .into_iter()
+            .map(|(c, n, usd)| {
+                let rate = (n > 0).then(|| (usd / Decimal::from(n)).normalize());
+                (c, rate)
+            })
+            .collect();
+        (by_time, rates)
+    }
+}
+
+/// The kind of instance time a standing part billed alongside a variant of
+/// `class` is billed under (asynchronous when the variant's is).
+fn part_class(class: &UsageClass, part: &crate::billing::StandingPart) -> UsageClass {
+    match &part.billing {
+        VariantBilling::Instance { instance_type, .. } => UsageClass::instance_time(
+            instance_type,
+            matches!(class, UsageClass::AsyncInference { .. }),
+        ),
+        VariantBilling::Serverless { memory_mb, .. } => UsageClass::ProvisionedConcurrency {
+            memory_gb: memory_mb / 1024,
+        },
+    }
 }
 
 /// How long after its end a day's usage may still be reaching Cost Explorer

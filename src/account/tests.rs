@@ -1323,48 +1323,238 @@ async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
     assert_eq!(r.days[1].verdict, Verdict::Explained);
 }
 
+/// An amortised receipt of `rt` (instance variant `instance_type` × `count`),
+/// called at `at` for `latency_s`, its one compute line `hours` instance-hours
+/// at `rate` costing `usd`, its accrual `accrued` (all of it allocated, as an
+/// amortised call's is) paying for `standing_parts` (JSON, empty: its own alone).
+#[allow(clippy::too_many_arguments)]
+fn amortized_receipt(
+    id: &str,
+    at: &str,
+    latency_s: u64,
+    instance_type: &str,
+    (hours, rate, usd): (&str, &str, &str),
+    accrued: &str,
+    standing_parts: serde_json::Value,
+) -> crate::billing::Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": instance_type, "instance_count": 1},
+        "allocation": "amortized",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": latency_s * 1_000_000,
+                  "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": hours, "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": usd,
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}}],
+        "cost_usd": usd, "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1",
+                    "standing_parts": standing_parts}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it_covers() {
+    // 1 × ml.m5.xlarge at $0.23/h, allocation amortised. The last call before the
+    // weekend ends Fri 11-27 18:00; the next ends Mon 11-30 09:00: its compute
+    // line carries the 63 h between, 63 × 0.23 = $14.49, and the accrual grows
+    // by as much (all of it allocated). Those hours are Fri 6 h (1.38), Sat 24 h
+    // (5.52), Sun 24 h (5.52) and Mon 9 h (2.07): 1.38 + 5.52 + 5.52 + 2.07 = 14.49.
+    let mut metered = Metered::new("us-east-1");
+    for cost in [
+        amortized_receipt(
+            "fri",
+            "2026-11-27T17:59:00Z",
+            60,
+            "ml.m5.xlarge",
+            ("0.5", "0.23", "0.115"),
+            "100",
+            serde_json::json!([]),
+        ),
+        amortized_receipt(
+            "mon",
+            "2026-11-30T08:59:00Z",
+            60,
+            "ml.m5.xlarge",
+            ("63", "0.23", "14.49"),
+            "114.49",
+            serde_json::json!([]),
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    // AWS bills each whole day: 24 h × 0.23 = $5.52.
+    let bill = billed_days(&[
+        ("2026-11-28", false, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+        ("2026-11-29", false, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+        ("2026-11-30", false, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(3));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    // Sat and Sun: metered 5.52 each (24 h), none of it idle, nothing outside.
+    for row in &r.rows[..2] {
+        assert_eq!(row.metered_usd, d("5.52"), "{row:?}");
+        assert_eq!(row.metered_quantity, Some(d("24")), "{row:?}");
+        assert_eq!(row.parts.idle_instance_usd, Decimal::ZERO, "{row:?}");
+        assert_eq!(row.parts.outside_usd, Decimal::ZERO, "{row:?}");
+        assert_eq!(row.parts.unexplained_usd, Decimal::ZERO, "{row:?}");
+    }
+    // Mon: metered 9 h = 2.07; 09:00 to 24:00 unmetered, 15 h × 0.23 = 3.45 outside.
+    let monday = &r.rows[2];
+    assert_eq!(monday.day, NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
+    assert_eq!(monday.metered_usd, d("2.07"));
+    assert_eq!(monday.metered_quantity, Some(d("9")));
+    assert_eq!(monday.parts.idle_instance_usd, Decimal::ZERO);
+    assert_eq!(monday.parts.outside_usd, d("3.45"));
+    assert_eq!(monday.parts.unexplained_usd, Decimal::ZERO);
+    assert!(
+        r.days
+            .iter()
+            .all(|day| day.verdict == Verdict::Explained || day.verdict == Verdict::Agrees),
+        "{:?}",
+        r.days
+    );
+}
+
+#[tokio::test]
+async fn a_settlements_instance_time_is_counted_up_to_when_it_was_settled() {
+    // 1 × ml.m5.xlarge on an async endpoint, $0.23/h. A settlement's receipt is
+    // dated at its submission, its latency the model's processing; its accrual
+    // runs to when it was settled. S1 is settled at 11-28 00:00 (counting starts
+    // there); S2, submitted 21:55 and processed in 300 s, at 22:00: +22 h × 0.23
+    // = 5.06; S3, submitted 23:00 and processed in 600 s, at 11-29 08:00: +10 h ×
+    // 0.23 = 2.30, of which 22:00 to 24:00, 2 h × 0.23 = 0.46, is 11-28's.
+    // 11-28 accrued 5.06 + 0.46 = 5.52 = 24 h × 0.23, what AWS bills.
+    let settlement = |id: &str,
+                      at: &str,
+                      latency_s: u64,
+                      compute: (&str, &str),
+                      accrued: &str,
+                      allocated: &str,
+                      settled: &str| {
+        let (hours, usd) = compute;
+        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.m5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpointAsync", "latency_us": latency_s * 1_000_000,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": hours, "unit": "instance_hours",
+                "price": {"status": "priced", "usd_per_unit": "0.23", "cost_usd": usd,
+                          "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                         "fetched_at": null, "note": null}}}],
+            "cost_usd": usd, "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
+                        "accrued_to": settled}
+        }))
+        .unwrap();
+        cost
+    };
+    // Each settlement bills its processing time: 300 s × 0.23 ÷ 3,600 =
+    // 0.019166666667 (rounded to 10⁻¹²), 600 s: 0.038333333333.
+    let mut metered = Metered::new("us-east-1");
+    for cost in [
+        settlement(
+            "s1",
+            "2026-11-27T23:00:00Z",
+            60,
+            ("0.0166666667", "0.003833333333"),
+            "1",
+            "0.5",
+            "2026-11-28T00:00:00Z",
+        ),
+        settlement(
+            "s2",
+            "2026-11-28T21:55:00Z",
+            300,
+            ("0.0833333333", "0.019166666667"),
+            "6.06",
+            "0.519166666667",
+            "2026-11-28T22:00:00Z",
+        ),
+        settlement(
+            "s3",
+            "2026-11-28T23:00:00Z",
+            600,
+            ("0.1666666667", "0.038333333333"),
+            "8.36",
+            "0.5575",
+            "2026-11-29T08:00:00Z",
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    let bill = billed_days(&[(
+        "2026-11-28",
+        false,
+        "USE1-AsyncInf:ml.m5.xlarge",
+        "5.52",
+        "24",
+    )]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let row = &r.rows[0];
+    // Metered 0.019166666667 + 0.038333333333 = 0.0575, allocated as much; idle
+    // 5.52 − 0.0575 = 5.4625; nothing outside (24 h × 0.23 = 5.52 = 0.0575 +
+    // 5.4625), nothing unexplained.
+    assert_eq!(row.group, "AsyncInf:ml.m5.xlarge");
+    assert_eq!(row.metered_usd, Decimal::new(575, 4));
+    assert_eq!(row.parts.idle_instance_usd, Decimal::new(54625, 4));
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO);
+    assert_eq!(row.parts.unexplained_usd, Decimal::ZERO);
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
 #[tokio::test]
 async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() {
     // `rt` serves from 1 × ml.g5.xlarge ($1.408/h) and shadows to 1 ×
     // ml.g5.12xlarge ($7.09/h): the accrual pays for both, $8.498/h, and AWS
-    // bills each under its own usage type. Over the day between the receipts:
-    // 24 h × 8.498 = 203.952 accrued, of it 24 × 1.408 = 33.792 and 24 × 7.09 =
-    // 170.16.
-    let receipt = |id: &str, at: &str, accrued: &str, allocated: &str| -> crate::billing::Cost {
-        serde_json::from_value(serde_json::json!({
-            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
-            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
-            "allocation": "processor_sharing",
-            "usage": {"operation": "InvokeEndpoint", "latency_us": 1000, "bytes_in": 0,
-                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
-            "lines": [{"item": "compute", "quantity": "0.0000710227", "unit": "instance_hours",
-                "price": {"status": "priced", "usd_per_unit": "1.408", "cost_usd": "0.0001",
-                          "provenance": {"source": "live", "sku": null, "effective_date": null,
-                                         "fetched_at": null, "note": null}}}],
-            "cost_usd": "0.0001", "currency": "USD", "region": "us-east-1",
-            "running_client_usd": "0", "running_endpoint_usd": "0",
-            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
-                "standing_parts": [
-                    {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge",
-                                 "instance_count": 1}, "usd_per_hour": "1.408"},
-                    {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge",
-                                 "instance_count": 1}, "usd_per_hour": "7.09"}]}
-        }))
-        .unwrap()
-    };
+    // bills each under its own usage type. Allocation amortised: the second
+    // call's compute line carries both instances over the 24 h between the
+    // calls' ends (11-29 00:00 to 11-30 00:00) at their average rate, 48
+    // instance-hours × (8.498 ÷ 2 = 4.249) = 203.952, and the accrual grows by as
+    // much: 24 × 1.408 = 33.792 of it the served variant's, 24 × 7.09 = 170.16
+    // the shadow's.
+    let parts = serde_json::json!([
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+         "usd_per_hour": "1.408"},
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
+         "usd_per_hour": "7.09"}]);
     let mut metered = Metered::new("us-east-1");
-    metered
-        .add(
-            "calls.jsonl",
-            &receipt("a", "2026-11-29T00:00:00Z", "10", "0.0001"),
-        )
-        .unwrap();
-    metered
-        .add(
-            "calls.jsonl",
-            &receipt("b", "2026-11-29T23:59:59.999Z", "213.952", "0.0002"),
-        )
-        .unwrap();
+    for cost in [
+        amortized_receipt(
+            "a",
+            "2026-11-28T23:59:59Z",
+            1,
+            "ml.g5.xlarge",
+            ("0.01", "4.249", "0.04249"),
+            "10",
+            parts.clone(),
+        ),
+        amortized_receipt(
+            "b",
+            "2026-11-29T23:59:59Z",
+            1,
+            "ml.g5.xlarge",
+            ("48", "4.249", "203.952"),
+            "213.952",
+            parts,
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
     let bill = billed_days(&[
         (
             "2026-11-29",
@@ -1388,18 +1578,19 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
         .await
         .unwrap();
     let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
-    // The shadow's day is all idle instance time: nothing outside, nothing unexplained.
-    let shadow = row("Host:ml.g5.12xlarge");
-    assert_eq!(shadow.parts.idle_instance_usd, Decimal::new(17016, 2));
-    assert_eq!(shadow.parts.outside_usd, Decimal::ZERO);
-    assert_eq!(shadow.parts.unexplained_usd, Decimal::ZERO);
-    // The served variant: 33.792 accrued, 0.0001 of it allocated since the
-    // first receipt (idle 33.7919); metered 0.0002 (both receipts): 0.0001
-    // more than 24 h at list price, the meter's own rounding.
-    let served = row("Host:ml.g5.xlarge");
-    assert_eq!(served.parts.idle_instance_usd, Decimal::new(337919, 4));
-    assert_eq!(served.parts.unexplained_usd, Decimal::new(-1, 4));
-    assert_eq!(r.days[0].verdict, Verdict::Explained);
+    // Each instance type's row is metered as billed, at its own rate: 24 h
+    // of it, none idle, no discount, nothing outside or unexplained.
+    for (class, usd) in [
+        ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
+        ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
+    ] {
+        let row = row(class);
+        assert_eq!(row.metered_usd, usd, "{row:?}");
+        assert_eq!(row.metered_quantity, Some(Decimal::from(24)), "{row:?}");
+        assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+        assert_eq!(row.parts, Parts::default(), "{row:?}");
+    }
+    assert_eq!(r.days[0].verdict, Verdict::Agrees);
 }
 
 #[tokio::test]

@@ -167,6 +167,13 @@ pub struct Accrual {
     /// the accrual is this variant's alone.
     #[serde(default, skip_serializing_if = "no_parts")]
     pub standing_parts: Arc<[StandingPart]>,
+    /// When these figures run to, where that is not the end of the call the
+    /// receipt states (`at` + latency): an async invocation's settlement is dated
+    /// at its submission, its latency the model's processing, and its accrual
+    /// runs to when it was settled, hours later maybe. `None` for every other
+    /// receipt, and in ledgers written before receipts carried it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accrued_to: Option<DateTime<Utc>>,
 }
 
 fn no_sources(sources: &Arc<[AccrualSource]>) -> bool {

@@ -2718,6 +2718,7 @@ impl Meter {
                             .map_or_else(crate::billing::no_standing_parts, |a| {
                                 a.standing_parts.clone()
                             }),
+                        accrued_to: None,
                     }),
                     None => recorded.accrual,
                 };
@@ -2727,6 +2728,14 @@ impl Meter {
         };
         #[cfg(not(feature = "fleet"))]
         let (running_fleet_usd, accrual) = (None, recorded.accrual);
+        // A settlement's receipt is dated at its submission, its latency the
+        // model's processing; its accrual runs to now, when it was settled.
+        let accrual = accrual.map(|mut accrual| {
+            if phase == Phase::Settled {
+                accrual.accrued_to = crate::util::utc(ended_at);
+            }
+            accrual
+        });
         let cost = Cost {
             call_id: request_id.unwrap_or_else(|| {
                 format!("local-{}", self.inner.seq.fetch_add(1, Ordering::Relaxed))

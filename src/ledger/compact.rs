@@ -312,6 +312,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                 unreserved_usd,
                 priced_from,
                 standing_parts,
+                accrued_to,
             } = accrual;
             out.extend_from_slice(b",\"ac\":{\"a\":");
             line::decimal(out, accrued_usd);
@@ -359,6 +360,14 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
                 out.extend_from_slice(b",\"sp\":");
                 // Serializing decimals, strings and numbers into a Vec cannot fail.
                 let _ = serde_json::to_writer(&mut *out, &**standing_parts);
+            }
+            // An async settlement's: when its accrual runs to (as `at` is written).
+            if let Some(to) = accrued_to {
+                out.extend_from_slice(b",\"t\":");
+                match to.timestamp_nanos_opt() {
+                    Some(nanos) => line::number(out, nanos),
+                    None => line::timestamp(out, to),
+                }
             }
             out.push(b'}');
         }
@@ -667,6 +676,7 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
                 .collect::<Result<Vec<_>, _>>()?
                 .into(),
             standing_parts: ac.sp.into(),
+            accrued_to: ac.t.map(|t| t.0),
         }),
         None => None,
     };
@@ -1056,6 +1066,8 @@ struct AccrualV2 {
     /// `standing_parts` (absent unless variants are billed alongside).
     #[serde(default)]
     sp: Vec<StandingPart>,
+    /// `accrued_to` (an async settlement's; absent otherwise).
+    t: Option<At>,
 }
 
 /// One entry of an accrual's `o`: the id of an `origin` definition, or the

@@ -271,6 +271,7 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         unreserved_usd,
         priced_from,
         standing_parts,
+        accrued_to,
     } = accrual;
     out.extend_from_slice(b"{\"accrued_usd\":");
     decimal(out, accrued_usd);
@@ -294,6 +295,10 @@ pub(super) fn write_accrual(out: &mut Vec<u8>, accrual: &Accrual) {
         out.extend_from_slice(b",\"standing_parts\":");
         // Serializing decimals, strings and numbers into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, &**standing_parts);
+    }
+    if let Some(to) = accrued_to {
+        out.extend_from_slice(b",\"accrued_to\":");
+        timestamp(out, to);
     }
     out.push(b'}');
 }
@@ -532,7 +537,8 @@ mod tests {
                       "bytes_out": 0, "variant": null, "outcome": "error"},
             "lines": [], "cost_usd": "0", "currency": "USD",
             "running_client_usd": "0", "running_endpoint_usd": "0",
-            "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null}
+            "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null,
+                        "accrued_to": "2026-12-02T18:00:00.123456789Z"}
         });
         let bare = json!({
             "call_id": "", "at": "1970-01-01T00:00:00.001Z", "endpoint": "", "variant": null,

@@ -92,7 +92,8 @@ fn every_field() -> Vec<Cost> {
                       "bytes_out": 0, "variant": null, "outcome": "error"},
             "lines": [], "cost_usd": "0", "currency": "USD",
             "running_client_usd": "0", "running_endpoint_usd": "0",
-            "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null}
+            "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null,
+                        "accrued_to": "2026-12-02T18:00:00.123456789Z"}
         })),
         cost(json!({
             "call_id": "", "at": "1970-01-01T00:00:00.001Z", "endpoint": "", "variant": null,
@@ -301,6 +302,10 @@ fn the_columns_have_the_types_a_query_engine_reads() {
     );
     assert_eq!(ty("day"), DataType::Date32);
     assert_eq!(ty("accrual_priced_from"), DataType::Utf8);
+    assert_eq!(
+        ty("accrued_to"),
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+    );
     assert_eq!(ty("latency_us"), DataType::Int64);
     assert!(matches!(ty("tags"), DataType::Map(..)));
     assert!(matches!(ty("lines"), DataType::List(..)));
@@ -1009,4 +1014,55 @@ fn a_file_written_before_accruals_carried_their_sources_reads_with_none() {
         "{:?}",
         report.accrual_fallbacks
     );
+}
+
+/// A file written before accruals carried `accrued_to` (no such column) reads
+/// back with none, the rest as it was; a new file keeps a settlement's.
+#[test]
+fn a_file_written_before_accruals_carried_accrued_to_reads_with_none() {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.parquet");
+    let costs = every_field();
+    assert!(
+        costs
+            .iter()
+            .any(|c| c.accrual.as_ref().is_some_and(|a| a.accrued_to.is_some()))
+    );
+    let mut writer = ParquetFileWriter::create(&path).unwrap();
+    for c in &costs {
+        writer.write(c).unwrap();
+    }
+    writer.finish().unwrap();
+    let mut batch = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    batch.remove_column(batch.schema().index_of("accrued_to").unwrap());
+    let old = dir.path().join("old.parquet");
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(fs::File::create(&old).unwrap(), batch.schema(), None)
+            .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let read: Vec<Cost> = ParquetReader::open(&old)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut expected = costs.clone();
+    for c in &mut expected {
+        if let Some(accrual) = c.accrual.as_mut() {
+            accrual.accrued_to = None;
+        }
+    }
+    assert_eq!(read, expected);
+    let read: Vec<Cost> = ParquetReader::open(&path)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(read, costs);
 }

@@ -371,8 +371,14 @@ async fn a_settlement_accrues_the_instances_for_its_processing_not_since_the_sub
         .unwrap();
     // 1 ml.g5.xlarge at $1.408/h stood for the 10 min it processed:
     // 1.408 / 6 = 0.234666…, not 3 h × 1.408 = 4.224 since the submission.
-    let accrual = settled.accrual.expect("an accrual");
+    let accrual = settled.accrual.clone().expect("an accrual");
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.234667"));
+    // The receipt is dated at the submission; its accrual runs to the
+    // settlement, three hours later, and says so.
+    assert_eq!(
+        accrual.accrued_to,
+        Some(settled.at + chrono::Duration::hours(3))
+    );
 }
 
 /// A failed call names no variant: one that targeted a variant the profile

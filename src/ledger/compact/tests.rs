@@ -157,7 +157,8 @@ fn every_field() -> Vec<Cost> {
                   "bytes_out": 0, "variant": null, "outcome": "error"},
         "lines": [], "cost_usd": "0", "currency": "USD",
         "running_client_usd": "0", "running_endpoint_usd": "0",
-        "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null}
+        "accrual": {"accrued_usd": "0", "allocated_usd": "0", "utilisation": null,
+                        "accrued_to": "2026-12-02T18:00:00.123456789Z"}
     }));
     let bare = cost(json!({
         "call_id": "", "at": "1970-01-01T00:00:00.001Z", "endpoint": "", "variant": null,

@@ -200,6 +200,8 @@ struct Receipts<'a> {
     accrual_priced_from: Option<&'a StringArray>,
     /// Absent in files written before accruals carried standing parts.
     accrual_standing_parts: Option<&'a StringArray>,
+    /// Absent in files written before accruals carried `accrued_to`.
+    accrued_to: Option<&'a TimestampNanosecondArray>,
 }
 
 /// The fields of the `lines` elements.
@@ -323,6 +325,10 @@ impl<'a> Receipts<'a> {
                 Some(_) => Some(top(batch, col::ACCRUAL_STANDING_PARTS)?),
                 None => None,
             },
+            accrued_to: match batch.schema().column_with_name(col::ACCRUED_TO) {
+                Some(_) => Some(top(batch, col::ACCRUED_TO)?),
+                None => None,
+            },
         })
     }
 
@@ -366,6 +372,10 @@ impl<'a> Receipts<'a> {
                         .into(),
                     None => Default::default(),
                 },
+                accrued_to: self
+                    .accrued_to
+                    .filter(|c| c.is_valid(i))
+                    .map(|c| time(c.value(i))),
             }),
             None => None,
         };

@@ -212,6 +212,8 @@ pub(crate) struct Columns {
     priced_from_text: Vec<u8>,
     /// The accrual's `standing_parts`, as JSON (null when empty).
     accrual_standing_parts: StringBuilder,
+    /// The accrual's `accrued_to` (an async settlement's).
+    accrued_to: TimestampNanosecondBuilder,
     tag_offsets: Vec<i32>,
     tag_keys: StringBuilder,
     tag_values: StringBuilder,
@@ -325,6 +327,7 @@ impl Default for Columns {
             accrual_priced_from: StringBuilder::new(),
             priced_from_text: Vec::new(),
             accrual_standing_parts: StringBuilder::new(),
+            accrued_to: timestamp_builder(),
             tag_offsets: vec![0],
             tag_keys: StringBuilder::new(),
             tag_values: StringBuilder::new(),
@@ -438,6 +441,11 @@ impl Columns {
         let parts = parts.map(|n| int(n, "parts")).transpose()?;
         let input_tokens = input_tokens.map(|n| int(n, "input_tokens")).transpose()?;
         let output_tokens = output_tokens.map(|n| int(n, "output_tokens")).transpose()?;
+        let accrued_to = accrual
+            .as_ref()
+            .and_then(|a| a.accrued_to.as_ref())
+            .map(|to| nanos(to, "accrued_to"))
+            .transpose()?;
         let (accrued, allocated, utilisation, storage, unreserved) = match accrual {
             Some(Accrual {
                 accrued_usd,
@@ -447,6 +455,7 @@ impl Columns {
                 unreserved_usd,
                 priced_from: _,
                 standing_parts: _,
+                accrued_to: _,
             }) => (
                 Some(money(accrued_usd, "accrued_usd")?),
                 Some(money(allocated_usd, "allocated_usd")?),
@@ -657,6 +666,7 @@ impl Columns {
             false => self.accrual_priced_from.append_null(),
         }
         self.accrual_standing_parts.append_option(standing_parts);
+        self.accrued_to.append_option(accrued_to);
         self.currency.append_value(currency);
         self.region.append_option(region.as_deref());
 
@@ -753,6 +763,7 @@ impl Columns {
             finish(&mut self.unreserved_usd),
             finish(&mut self.accrual_priced_from),
             finish(&mut self.accrual_standing_parts),
+            finish(&mut self.accrued_to),
             Arc::new(tags),
             Arc::new(notes),
             finish(&mut self.amount_scales),

@@ -61,6 +61,7 @@ pub(crate) mod col {
     pub(crate) const UNRESERVED_USD: &str = "unreserved_usd";
     pub(crate) const ACCRUAL_PRICED_FROM: &str = "accrual_priced_from";
     pub(crate) const ACCRUAL_STANDING_PARTS: &str = "accrual_standing_parts";
+    pub(crate) const ACCRUED_TO: &str = "accrued_to";
     pub(crate) const TAGS: &str = "tags";
     pub(crate) const NOTES: &str = "notes";
     pub(crate) const AMOUNT_SCALES: &str = "amount_scales";
@@ -201,6 +202,7 @@ pub(crate) fn schema() -> SchemaRef {
                 Field::new(col::UNRESERVED_USD, money(), true),
                 Field::new(col::ACCRUAL_PRICED_FROM, Utf8, true),
                 Field::new(col::ACCRUAL_STANDING_PARTS, Utf8, true),
+                Field::new(col::ACCRUED_TO, timestamp(), true),
                 Field::new(col::TAGS, DataType::Map(tag_entries(), false), false),
                 Field::new(col::NOTES, DataType::List(note_element()), false),
                 Field::new(col::AMOUNT_SCALES, Int64, false),
