@@ -659,7 +659,12 @@ struct BudgetsInner {
     /// ends (see [`Provisional::forget_at`]); a pending invocation dropped
     /// unsettled leaves them charged, and remembered: one entry per async
     /// invocation whose hold lapsed and that was not settled, for at most two
-    /// periods of its longest budget.
+    /// periods of its longest budget. Also, with no charges, the invocations
+    /// whose pending half was dropped unsettled before their holds lapsed, or
+    /// that held nothing (only alerting budgets cover them), until their holds
+    /// lapse or would have: what their parts settled so far cost and how fully
+    /// they were priced, for a copy's settlement to take over (see
+    /// [`BudgetsInner::remember`]).
     provisional: HashMap<u64, Provisional>,
     /// The same entries by when each is forgotten, soonest first: pruned as the
     /// holds lapse, in O(log n) a call.
@@ -680,7 +685,8 @@ struct BudgetsInner {
 }
 
 /// What a lapsed hold was charged: each budget's charge and the start of the
-/// period it was charged in, and when it is forgotten.
+/// period it was charged in (none for an invocation remembered without a
+/// charge: see [`BudgetsInner::remember`]), and when it is forgotten.
 struct Provisional {
     charges: Vec<ProvisionalCharge>,
     /// The end of the period after the one charged, of the budget whose
@@ -965,6 +971,29 @@ impl BudgetsInner {
         })
     }
 
+    /// Remembers the async invocation of the hold `key`, charged nothing (its
+    /// hold was released before it lapsed: its pending half was dropped,
+    /// handed off; or it held nothing: no enforced budget covers it), so that
+    /// a copy settled here still takes over its parts settled so far and how
+    /// fully they were priced (an input in S3 of unstated size: the 1 GB
+    /// bound, and one unpriced call). Forgotten at `key`'s time, when its hold
+    /// lapses or would have: SageMaker has finished or dropped the job by then
+    /// (its queue time and invocation timeout are over), so one entry per job
+    /// handed off lives hours at most, however long the budgets' periods.
+    fn remember(&mut self, key: HoldKey, invocation: Invocation) {
+        let forget_at = key.0;
+        self.forgetting.insert((forget_at, key.1));
+        self.by_call.insert(invocation.call.clone(), key);
+        self.provisional.insert(
+            key.1,
+            Provisional {
+                charges: Vec::new(),
+                forget_at,
+                invocation,
+            },
+        );
+    }
+
     /// Takes the hold numbered `n` out of `by_call` (unless another holds the
     /// call's place there).
     fn unindex(&mut self, call: &str, n: u64) {
@@ -1105,7 +1134,9 @@ pub(crate) struct Reservation {
     priced: Priced,
     /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
     /// under this key (and `indexes` is empty) until it lapses (then what it
-    /// was charged, under the key's number) or is taken back.
+    /// was charged, under the key's number) or is taken back; holding
+    /// nothing, its invocation is remembered under the key's number, charged
+    /// nothing.
     lapsing: Option<HoldKey>,
     /// Set by [`of_call`](Self::of_call) on a reservation of nothing: the
     /// async invocation whose copy it settles.
@@ -1791,30 +1822,42 @@ impl Reservation {
     /// work while its own may still be billed.
     /// The budgets keep it as the hold of the invocation `call` (see
     /// [`Invocation::call`]): a settlement of any copy of it through them
-    /// settles it (see [`of_call`](Self::of_call)).
+    /// settles it (see [`of_call`](Self::of_call)). Holding nothing (only
+    /// alerting budgets cover it), or dropped before it lapses, the
+    /// invocation is still remembered, charged nothing, for a copy's
+    /// settlement to take over its parts settled so far (see
+    /// [`BudgetsInner::remember`]).
     pub(crate) fn expire_at(&mut self, until: DateTime<Utc>, call: &str) {
         let Some(budgets) = &self.budgets else {
             return;
         };
-        if self.indexes.is_empty() || self.lapsing.is_some() {
+        if self.lapsing.is_some() {
             return;
         }
         let mut inner = budgets.lock();
         let key = (until, inner.next_hold);
         inner.next_hold += 1;
-        inner.expiring.insert(
-            key,
-            ExpiringHold {
-                endpoint: self.endpoint.clone(),
-                indexes: std::mem::take(&mut self.indexes),
-                invocation: Invocation {
-                    call: call.to_owned(),
-                    settled_usd: self.settled_usd,
-                    priced: self.priced,
+        let invocation = Invocation {
+            call: call.to_owned(),
+            settled_usd: self.settled_usd,
+            priced: self.priced,
+        };
+        if self.indexes.is_empty() {
+            // Nothing held (only alerting budgets cover it): nothing to
+            // lapse, but the invocation is remembered, for a copy's
+            // settlement to count it as unpriced as it is.
+            inner.remember(key, invocation);
+        } else {
+            inner.expiring.insert(
+                key,
+                ExpiringHold {
+                    endpoint: self.endpoint.clone(),
+                    indexes: std::mem::take(&mut self.indexes),
+                    invocation,
                 },
-            },
-        );
-        inner.by_call.insert(call.to_owned(), key);
+            );
+            inner.by_call.insert(call.to_owned(), key);
+        }
         self.lapsing = Some(key);
     }
 
@@ -1924,14 +1967,21 @@ impl Drop for Reservation {
         // next call or status raises them.
         let alerts = inner.release_lapsed(budgets.now(), budgets.fleet);
         inner.deferred_alerts.extend(alerts);
-        // A hold still held is released. One charged provisionally when it
-        // lapsed stays charged (the work ran, or SageMaker dropped it), and
-        // remembered: a copy of the invocation may yet be settled here, which
-        // replaces the charge.
+        // A hold still held is released, its invocation remembered with no
+        // charge: a copy of it (the pending invocation handed off) may yet be
+        // settled here, and counts its parts settled so far (the bound of an
+        // input of unstated size) as the original would. One charged
+        // provisionally when it lapsed stays charged (the work ran, or
+        // SageMaker dropped it), and remembered: a copy settled here replaces
+        // the charge.
         if let Some(key) = self.lapsing.take()
             && inner.expiring.contains_key(&key)
         {
-            self.indexes = inner.reclaim(key).held;
+            let reclaimed = inner.reclaim(key);
+            self.indexes = reclaimed.held;
+            if let Some(invocation) = reclaimed.invocation {
+                inner.remember(key, invocation);
+            }
         }
         for (i, estimate) in self.indexes.drain(..) {
             inner.tracked[i].state.release(estimate);
@@ -3065,7 +3115,9 @@ mod tests {
         let early = submit_job(&budgets, at(12, 0)).unwrap();
         let late = submit_job(&budgets, at(12, 0)).unwrap();
         // 12:05: one is dropped before its hold lapses (handed off to be
-        // settled elsewhere): released, nothing charged.
+        // settled elsewhere): released, nothing charged; its invocation is
+        // remembered, charged nothing, for a copy's settlement, until its
+        // hold would have lapsed.
         clock.set_time(at(12, 5).into());
         drop(early);
         assert_eq!(
@@ -3086,9 +3138,12 @@ mod tests {
             spent_held(&budgets, at(12, 7)),
             (dec("0.50"), Decimal::ZERO)
         );
+        // `late` remembered with its charge; `early`, remembered charged
+        // nothing, was forgotten as its hold would have lapsed (12:06).
         assert_eq!(budgets.lock().provisional.len(), 1);
         assert_eq!(budgets.lock().by_call.len(), 1);
-        // Forgotten once 2 December ends: nothing is kept of it.
+        // Forgotten once 2 December ends (the day after the one its hold
+        // lapsed in): nothing is kept of them.
         let after = Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap();
         assert_eq!(spent_held(&budgets, after), (Decimal::ZERO, Decimal::ZERO));
         assert!(budgets.lock().provisional.is_empty());

@@ -29,13 +29,18 @@
 //!   was held for. Dropped, or a part settled, it stays charged;
 //! - a copy of an async invocation settled here (its serialised pending
 //!   invocation read back) is its settlement, whether the original is kept
-//!   or was dropped after its lapse: what the original holds, or was charged
-//!   when it lapsed (until forgotten), and its parts settled so far go with
-//!   it, and the original holds nothing after; were it counted unreserved
-//!   beside them, a job settled through a copy would count its settlement
-//!   and its lapsed hold's charge ($0.30 and $0.4999: $0.80 for $0.30). A
-//!   copy of an invocation whose hold is neither held nor charged here counts
-//!   as a call nothing was held for;
+//!   or was dropped, before its lapse or after: what the original holds, or
+//!   was charged when it lapsed (until forgotten), and its parts settled so
+//!   far and how fully they were priced go with it, and the original holds
+//!   nothing after; were it counted unreserved beside them, a job settled
+//!   through a copy would count its settlement and its lapsed hold's charge
+//!   ($0.30 and $0.4999: $0.80 for $0.30), and one whose submission left a
+//!   bounded line unpriced would lose its bound. An invocation dropped before
+//!   its hold lapsed, or whose lapse was set while it held nothing, is
+//!   remembered charged nothing until its hold's lapse time (SageMaker has
+//!   finished or dropped the job by then). A copy of an invocation whose hold is neither
+//!   held nor charged nor remembered here counts as a call nothing was held
+//!   for;
 //! - an async invocation settled elsewhere (another client's meter, another
 //!   process of the fleet) has its hold released here, and its lapsed hold's
 //!   charge replaced as a settlement of $0 would replace it: taken back in
@@ -312,6 +317,9 @@ struct MRes {
     /// Once it lapsed: what each budget was charged, and the start of the
     /// period it was charged in.
     charged: Option<Vec<(usize, Decimal, DateTime<Utc>)>>,
+    /// Remembered charged nothing (its lapse set while it held nothing, or
+    /// dropped before its hold lapsed): when that is forgotten.
+    remembered: Option<DateTime<Utc>>,
     settled: Decimal,
     /// A part settled so far was not fully priced.
     unpriced: bool,
@@ -360,7 +368,8 @@ struct Model {
     /// How many lapses were set.
     lapses_set: u64,
     /// Async invocations dropped after their holds lapsed, charged: a copy
-    /// settled here replaces the charge, until it is forgotten.
+    /// settled here replaces the charge, until it is forgotten; and those
+    /// dropped before, remembered charged nothing.
     gone: Vec<MRes>,
 }
 
@@ -483,13 +492,26 @@ impl Model {
             .sum()
     }
 
-    /// Sets the lapse of what `r` holds at `until`, unless it holds nothing or
-    /// its lapse is set already (or it lapsed).
+    /// Sets the lapse of what `r` holds at `until`, unless its lapse is set
+    /// already (or it lapsed, or it is remembered); holding nothing, it is
+    /// remembered instead, charged nothing.
     fn set_lapse(&mut self, r: &mut MRes, until: DateTime<Utc>) {
-        if !r.holds.is_empty() && r.lapse.is_none() && r.charged.is_none() {
+        if r.lapse.is_some() || r.charged.is_some() || r.remembered.is_some() {
+            return;
+        }
+        if r.holds.is_empty() {
+            r.remembered = Some(self.forget_uncharged_at(until));
+        } else {
             r.lapse = Some((until, self.lapses_set));
             self.lapses_set += 1;
         }
+    }
+
+    /// When an invocation remembered charged nothing, whose hold lapses (or
+    /// would have) at `until`, is forgotten: then (SageMaker has finished or
+    /// dropped the job by then).
+    fn forget_uncharged_at(&self, until: DateTime<Utc>) -> DateTime<Utc> {
+        until
     }
 
     /// When what `r` was charged when its hold lapsed is forgotten: once the
@@ -507,9 +529,12 @@ impl Model {
     }
 
     /// Whether a copy of `r` settled at `now` settles it: its hold is still
-    /// held (its lapse set), or its charge still remembered.
+    /// held (its lapse set), or its charge, or it charged nothing, still
+    /// remembered.
     fn kept(&self, r: &MRes, now: DateTime<Utc>) -> bool {
-        r.lapse.is_some() || self.forget_at(r).is_some_and(|at| now < at)
+        r.lapse.is_some()
+            || self.forget_at(r).is_some_and(|at| now < at)
+            || r.remembered.is_some_and(|at| now < at)
     }
 
     /// `r` settled elsewhere at `now`: a hold still held is released (it goes
@@ -964,6 +989,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                             holds,
                             lapse: None,
                             charged: None,
+                            remembered: None,
                             settled: Decimal::ZERO,
                             unpriced: false,
                             unbounded: false,
@@ -1048,10 +1074,17 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 // its alerts wait for the budgets' next call or status.
                 deferred = model.release_lapsed(&mut mopen, now);
                 drop(open.remove(k));
-                let r = mopen.remove(k);
+                let mut r = mopen.remove(k);
+                // Its hold still held: released, and the invocation
+                // remembered charged nothing, for a copy's settlement, as if
+                // charged at its lapse.
+                if let Some((until, _)) = r.lapse.take() {
+                    r.holds.clear();
+                    r.remembered = Some(model.forget_uncharged_at(until));
+                }
                 // Charged when its hold lapsed: the charge stays, remembered
-                // for a copy's settlement.
-                if r.charged.is_some() {
+                // for a copy's settlement; or remembered charged nothing.
+                if r.charged.is_some() || r.remembered.is_some() {
                     model.gone.push(r);
                 }
             }
@@ -1091,6 +1124,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                         holds: Vec::new(),
                         lapse: None,
                         charged: None,
+                        remembered: None,
                         settled: Decimal::ZERO,
                         unpriced: false,
                         unbounded: false,
@@ -1125,6 +1159,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     holds: Vec::new(),
                     lapse: None,
                     charged: None,
+                    remembered: None,
                     settled: Decimal::ZERO,
                     unpriced: false,
                     unbounded: false,

@@ -582,16 +582,12 @@ pub(crate) fn ten_cents_per_ten_seconds_on(
     (builder, receipts)
 }
 
-#[tokio::test]
-async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_the_estimate() {
-    let fake = fake().await;
-    // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
-    let budget = daily("jobs", "1", "0.50");
-    // `jobs` as `ten_cents_per_ten_seconds` has it ($36/h of AsyncInf, $1 per
-    // 1,000 submissions), but data processed priced at us-east-1's $0.016 a GB,
-    // in and out.
+/// A client with `budget` whose `jobs` is as `ten_cents_per_ten_seconds` has
+/// it ($36/h of AsyncInf, $1 per 1,000 submissions), but data processed priced
+/// at us-east-1's $0.016 a GB, in and out.
+async fn jobs_with_data_priced(fake: &FakeSageMaker, budget: Budget) -> Client {
     let r = "us-east-1".to_owned();
-    let client = Client::builder(&fake.sdk_config().await)
+    Client::builder(&fake.sdk_config().await)
         .without_discovery()
         .price_source(NoPrices)
         .endpoint_profile(
@@ -613,17 +609,35 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
         .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
         .budget(budget)
         .build()
-        .unwrap();
-    let submit = || {
-        client
-            .invoke_endpoint_async()
-            .endpoint_name("jobs")
-            .input_location("s3://fake-bucket/input/1.json")
-            .send()
-    };
+        .unwrap()
+}
+
+/// An async job submitted to `jobs` from S3 without `input_bytes`: its input's
+/// size, and so its data in, unknown.
+async fn submit_of_unstated_size(client: &Client) -> sagemeter::client::AsyncInvocation {
+    client
+        .invoke_endpoint_async()
+        .endpoint_name("jobs")
+        .input_location("s3://fake-bucket/input/1.json")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A copy of `pending`, as a worker reads it back from a queue.
+fn copy_of(pending: &sagemeter::client::PendingInference) -> sagemeter::client::PendingInference {
+    serde_json::from_str(&serde_json::to_string(pending).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_the_estimate() {
+    let fake = fake().await;
+    // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
+    let client = jobs_with_data_priced(&fake, daily("jobs", "1", "0.50")).await;
+    let submit = || submit_of_unstated_size(&client);
     // Submitted from S3 without `input_bytes`: the $0.001 fee is priced, data in
     // is not (its size is unknown). Held: 0.50 − 0.001 = 0.499.
-    let first = submit().await.unwrap();
+    let first = submit().await;
     assert!(!first.cost().is_fully_priced());
     assert_eq!(first.cost().cost_usd, dec("0.001"));
     assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
@@ -647,7 +661,7 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
     // with no bound. It counts no less than its estimate: the fee (0.001) at
     // submission, then max(0.10 of compute, 0.499 still held) = 0.499, $0.50 in
     // all; spent 0.117015625 + 0.50 = 0.617015625.
-    let second = submit().await.unwrap();
+    let second = submit().await;
     let settled = second
         .settle(AsyncCompletion::processed_for(Duration::from_secs(10)))
         .await;
@@ -658,6 +672,78 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
         (status.spent_usd, status.reserved_usd, status.unpriced_calls),
         (dec("0.617015625"), Decimal::ZERO, 2)
     );
+}
+
+#[tokio::test]
+async fn a_copy_settled_after_its_original_was_dropped_keeps_the_1_gb_bound_of_its_input() {
+    let fake = fake().await;
+    // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
+    let client = jobs_with_data_priced(&fake, daily("jobs", "1", "0.50")).await;
+    // Submitted from S3 without `input_bytes`: the $0.001 fee ($1 per 1,000
+    // calls) is priced, its data in is not; 0.50 − 0.001 = $0.499 held.
+    let original = submit_of_unstated_size(&client).await;
+    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
+    // Handed off (serialised for a worker of this process), then dropped
+    // before its hold lapses: the hold is released.
+    let copy = copy_of(original.pending());
+    drop(original);
+    assert_eq!(spent_held(&client), (dec("0.001"), Decimal::ZERO));
+    // The copy settles with its output's size: 10 s at $36/h = 10 / 3,600 ×
+    // 36 = $0.10 of compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 =
+    // $0.000015625: $0.100015625, all priced.
+    let settled = client
+        .meter()
+        .settle_async(
+            copy,
+            AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20),
+        )
+        .await
+        .unwrap();
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, dec("0.100015625"));
+    // The invocation still left its input unpriced: at most 1 GB × $0.016 =
+    // $0.016. It counts as it would settled through the original: 0.001 +
+    // 0.100015625 + 0.016 = $0.117015625, one unpriced call (not $0.101015625
+    // and none, as a call fully priced).
+    let status = &client.meter().budget_status()[0];
+    assert_eq!(
+        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        (dec("0.117015625"), Decimal::ZERO, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_copy_settled_under_an_alerting_budget_counts_among_its_unpriced_calls() {
+    let fake = fake().await;
+    // An alerting $1 a day on `jobs`: it holds nothing, and counts the priced
+    // part of a call not fully priced, as a lower bound.
+    let budget = Budget::alert(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("1")).unwrap();
+    let client = jobs_with_data_priced(&fake, budget).await;
+    // Submitted from S3 without `input_bytes`: the $0.001 fee is priced, its
+    // data in is not.
+    let original = submit_of_unstated_size(&client).await;
+    assert_eq!(spent_held(&client), (dec("0.001"), Decimal::ZERO));
+    // A copy settles while the original is kept: 10 s at $36/h = $0.10 of
+    // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625.
+    let settled = client
+        .meter()
+        .settle_async(
+            copy_of(original.pending()),
+            AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled.cost_usd, dec("0.100015625"));
+    // Spent: the priced 0.001 + 0.100015625 = $0.101015625, a lower bound,
+    // by the one invocation that left its input unpriced; no less once the
+    // original is dropped.
+    let status = |client: &Client| {
+        let status = &client.meter().budget_status()[0];
+        (status.spent_usd, status.unpriced_calls)
+    };
+    assert_eq!(status(&client), (dec("0.101015625"), 1));
+    drop(original);
+    assert_eq!(status(&client), (dec("0.101015625"), 1));
 }
 
 #[tokio::test]
