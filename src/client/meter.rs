@@ -243,7 +243,9 @@ pub(crate) enum Standing {
     /// It stands at this rate.
     Stands(StandingRate),
     /// Nothing of it stands (a serverless variant without provisioned
-    /// concurrency, and nothing billed alongside): it costs nothing from then on.
+    /// concurrency, or an instance variant at 0 instances whose instance type's
+    /// rate is not known, and nothing billed alongside): it costs nothing from
+    /// then on.
     Nothing,
     /// Its rate is not known: the last known rate stays in force.
     Unknown,
@@ -267,13 +269,18 @@ impl VariantRates {
                 beside_unknown: false,
             }),
             // No rate at all, not an unknown one: serverless without provisioned
-            // concurrency has no standing charge (a shadow or pending variant whose
-            // rate is unknown is left out with a WARN, as beside a known rate).
+            // concurrency has no standing charge, nor has an instance variant
+            // scaled to 0 instances, whatever its instance type's rate (a shadow
+            // or pending variant whose rate is unknown is left out with a WARN,
+            // as beside a known rate).
             (None, _)
                 if matches!(
                     self.billing,
                     VariantBilling::Serverless {
                         provisioned_concurrency: None,
+                        ..
+                    } | VariantBilling::Instance {
+                        instance_count: 0,
                         ..
                     }
                 ) =>
@@ -460,6 +467,17 @@ impl VariantRates {
     ) -> Result<(), String> {
         let Some(extra_usd_per_hour) = rates.standing_usd_per_hour else {
             return match &rates.compute {
+                // Scaled to 0 instances: nothing standing, whatever the rate.
+                _ if matches!(
+                    extra.billing,
+                    VariantBilling::Instance {
+                        instance_count: 0,
+                        ..
+                    }
+                ) =>
+                {
+                    Ok(())
+                }
                 Err(err) => Err(err.to_string()),
                 // Serverless without provisioned concurrency: nothing standing.
                 Ok(_) if matches!(extra.billing, VariantBilling::Serverless { .. }) => Ok(()),
@@ -3190,6 +3208,65 @@ mod tests {
             },
         );
         assert_eq!(accrued, "3.046".parse().unwrap());
+    }
+
+    /// A variant scaled to 0 instances accrues nothing, even when its instance
+    /// type's rate is not known: AWS bills instance-hours, and 0 instances run.
+    /// Endpoint `ab`: A on 2 × ml.g5.xlarge ($1.408/h) stands at
+    /// 2 × 1.408 = $2.816/h from 0; at 10 min A is at 0 instances of a type no
+    /// source prices. The hour accrues the first 10 min alone:
+    /// 2.816 × 10/60 = 0.469333… (not the last known rate the whole hour,
+    /// 2.816 × 1 h = $2.816).
+    #[test]
+    fn a_variant_scaled_to_zero_of_unknown_rate_accrues_nothing() {
+        use crate::endpoint::{EndpointProfile, VariantProfile};
+        use rust_decimal::Decimal;
+        let a = |instance_type: &str, count| {
+            EndpointProfile::new(
+                "ab",
+                vec![VariantProfile::instance("A", instance_type, count)],
+            )
+        };
+        let accrued = accrued_with_a_later_profile(
+            a("ml.g5.xlarge", 2),
+            a("ml.unpriced.xlarge", 0),
+            |meter, totals, updated, rates, at| {
+                meter.set_standing_and_instances(totals, updated, rates, at);
+            },
+        );
+        let expected = "2.816".parse::<Decimal>().unwrap() * Decimal::from(10) / Decimal::from(60);
+        assert_eq!(accrued.round_dp(12), expected.round_dp(12));
+    }
+
+    /// A shadow whose rate is known still accrues beside a production variant
+    /// scaled to 0 instances of a type no source prices. Endpoint `ab`: A on
+    /// 2 × ml.g5.xlarge ($1.408/h) with a shadow S on 1 × ml.m5.xlarge
+    /// ($0.23/h) stands at 2 × 1.408 + 0.23 = $3.046/h from 0; at 10 min A is
+    /// at 0 instances of an unpriced type, S unchanged. The hour accrues
+    /// 3.046 × 10/60 + 0.23 × 50/60 = 0.507666… + 0.191666… = 0.699333…
+    /// (not $3.046, the last known rate, nor 0.507666…, the shadow left out).
+    #[test]
+    fn a_shadow_beside_a_variant_scaled_to_zero_of_unknown_rate_still_accrues() {
+        use crate::endpoint::{EndpointProfile, VariantProfile};
+        use rust_decimal::Decimal;
+        let with_shadow = |instance_type: &str, count| {
+            EndpointProfile::new(
+                "ab",
+                vec![VariantProfile::instance("A", instance_type, count)],
+            )
+            .with_shadow_variant(VariantProfile::instance("S", "ml.m5.xlarge", 1))
+        };
+        let accrued = accrued_with_a_later_profile(
+            with_shadow("ml.g5.xlarge", 2),
+            with_shadow("ml.unpriced.xlarge", 0),
+            |meter, totals, updated, rates, at| {
+                meter.set_standing_and_instances(totals, updated, rates, at);
+            },
+        );
+        let usd = |s: &str| s.parse::<Decimal>().unwrap();
+        let expected = usd("3.046") * Decimal::from(10) / Decimal::from(60)
+            + usd("0.23") * Decimal::from(50) / Decimal::from(60);
+        assert_eq!(accrued.round_dp(12), expected.round_dp(12));
     }
 
     #[test]

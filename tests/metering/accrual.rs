@@ -1381,3 +1381,52 @@ async fn a_volume_whose_storage_rate_is_not_known_is_left_out_of_the_accrual_say
         .count();
     assert_eq!(warned, 1);
 }
+
+/// A variant scaled to 0 instances accrues nothing, even once its instance
+/// type's rate is not known: AWS bills instance-hours, and none run. `rt`'s
+/// `AllTraffic` on 2 × ml.g5.xlarge ($1.408/h, 2 × 1.408 = $2.816/h) from
+/// t = 0; at 10 min an update puts it on an instance type no source prices
+/// (the last known rate stays in force); at 20 min managed instance scaling
+/// takes it to 0; at 12 h 20 min it is back on 2 × ml.g5.xlarge.
+#[tokio::test]
+async fn a_variant_scaled_to_zero_after_its_rate_became_unknown_accrues_nothing() {
+    let fake = g5_endpoint(2).await;
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    call(&client, "rt").await; // t = 0: the accrual begins
+    assert_eq!(fake.describe_calls(), 1);
+
+    time.advance(Duration::from_secs(600)); // t = 10 min
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.unpriced.xlarge", 2)],
+    );
+    assert!(refreshed(&fake, &client, 2).await);
+
+    time.advance(Duration::from_secs(600)); // t = 20 min
+    fake.set_instance_count("rt", "AllTraffic", 0);
+    assert!(refreshed(&fake, &client, 3).await);
+
+    // A call answered meanwhile (the profile lagging): its compute, on an
+    // instance type no source prices, is unpriced, saying so; not $0, nor
+    // priced at the old type's rate.
+    time.advance(Duration::from_secs(6 * 3600)); // t = 6 h 20 min
+    let at_zero = call(&client, "rt").await;
+    match &compute(&at_zero).price {
+        LinePrice::Unpriced { reason } => {
+            assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+        }
+        priced => panic!("a call at no known rate priced: {priced:?}"),
+    }
+    assert!(!at_zero.is_fully_priced());
+
+    time.advance(Duration::from_secs(6 * 3600)); // t = 12 h 20 min
+    put_g5(&fake, 2);
+    assert!(refreshed(&fake, &client, 4).await);
+    let next = call(&client, "rt").await;
+    // AWS bills 2 instances for the 20 min (the last 10 at the last known
+    // rate, as it stays in force), nothing at 0 instances:
+    // 2.816 × 20 / 60 = 0.938666… (not 2.816 × (12 h + 20 min) = $34.725333…).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.938667"));
+}
