@@ -60,6 +60,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What a budget covers.
@@ -1067,6 +1068,20 @@ pub(crate) struct Budgets {
     /// The meter's clock: a reservation dropped, which is given no time,
     /// charges the holds lapsed by it first (see [`Reservation::expire_at`]).
     time: SharedTimeSource,
+    /// Hand-overs of charges beyond the receipts under way (see
+    /// [`Budgets::handing_over`]).
+    handing: AtomicUsize,
+}
+
+/// A hand-over of charges beyond the receipts from the budgets to the fleet
+/// under way, from before the budgets count them until the fleet has them
+/// (see [`Budgets::handing_over`]); ended when dropped.
+pub(crate) struct HandingOver<'a>(&'a AtomicUsize);
+
+impl Drop for HandingOver<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for Budgets {
@@ -1187,6 +1202,7 @@ impl Budgets {
             }),
             fleet,
             time,
+            handing: AtomicUsize::new(0),
         }
     }
 
@@ -1373,6 +1389,83 @@ impl Budgets {
                 state.lapsed = Decimal::ZERO;
             }
         }
+    }
+
+    /// Marks a hand-over of charges beyond the receipts to the fleet as under
+    /// way until the guard is dropped: taken before the budgets count the
+    /// charges ([`Reservation::settle`], [`take_lapsed_charges`](Self::take_lapsed_charges))
+    /// and dropped once the fleet has them. Meanwhile the budgets' figures
+    /// hold charges (a provisional charge taken back) that the fleet's do not,
+    /// and [`count_written`](Self::count_written) counts nothing.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn handing_over(&self) -> HandingOver<'_> {
+        self.handing.fetch_add(1, Ordering::SeqCst);
+        HandingOver(&self.handing)
+    }
+
+    /// Counts as leased, for the budget at `index` in the period starting at
+    /// `period_start`, the spend the fleet table counts for this process
+    /// apart from any lease it holds: the fleet holds no lease of the
+    /// budget's item for this process, and `written_usd` is what its writes
+    /// of the item added, acknowledged, less what the item holds to write
+    /// below $0. What is leased becomes no more than the least of that, less
+    /// what the table may still take off (provisional charges of lapsed async
+    /// holds not replaced yet, and what was taken back of them not handed to
+    /// the fleet yet), and what is spent: it is spend the table has counted,
+    /// never room to spend. Returns what more is leased (nothing while a
+    /// hand-over is under way, see [`handing_over`](Self::handing_over)).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn count_written(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        written_usd: Decimal,
+    ) -> Decimal {
+        let mut inner = self.lock();
+        if self.handing.load(Ordering::SeqCst) > 0 {
+            return Decimal::ZERO;
+        }
+        let BudgetsInner {
+            tracked,
+            provisional,
+            lapsed_charges,
+            ..
+        } = &mut *inner;
+        let Some(t) = tracked.get_mut(index) else {
+            return Decimal::ZERO;
+        };
+        if t.state.period_start != Some(period_start) {
+            return Decimal::ZERO;
+        }
+        let period = t.budget.period;
+        // Replaced by their settlements in their period and the next, at
+        // most taken back whole (see `ProvisionalCharge::replaced`).
+        let open: Decimal = provisional
+            .values()
+            .flat_map(|p| p.charges.iter())
+            .filter(|c| {
+                c.budget == index
+                    && (c.period_start == period_start
+                        || period.end_of(c.period_start) == period_start)
+            })
+            .map(|c| c.usd.max(Decimal::ZERO))
+            .sum();
+        let taken_back: Decimal = lapsed_charges
+            .iter()
+            .filter(|c| c.budget == index)
+            .map(|c| c.usd.min(Decimal::ZERO))
+            .sum();
+        let counted = (written_usd - open + taken_back).min(t.state.spent);
+        let state = &mut t.state;
+        if counted <= state.leased {
+            return Decimal::ZERO;
+        }
+        let more = counted - state.leased;
+        state.leased = counted;
+        // A lease that lapsed here is not this process's again: what is
+        // leased is what the table counts.
+        state.lapsed = Decimal::ZERO;
+        more
     }
 
     /// Raises the alerts of the budget at `index` that this process's own spend
@@ -1696,6 +1789,9 @@ impl Budgets {
     /// elsewhere (below $0), for the fleet to add to the budgets' items as
     /// charges beyond the receipts.
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    ///
+    /// Take it under a [`handing_over`](Self::handing_over) guard dropped once
+    /// the fleet has them.
     pub(crate) fn take_lapsed_charges(&self) -> Vec<BeyondReceipt> {
         std::mem::take(&mut self.lock().lapsed_charges)
     }
@@ -2231,6 +2327,73 @@ mod tests {
         first.settle(&no_tags, dec("0.01"), Priced::Fully, later);
         second.settle(&no_tags, dec("0.01"), Priced::Fully, later);
         budgets
+    }
+
+    /// Spend a fleet table counts for a process apart from any lease is
+    /// counted as leased once written, but never a provisional charge of a
+    /// lapsed async hold, which its settlement may take back: counted, then
+    /// settled lower, it would leave room the table never granted.
+    #[test]
+    fn a_provisional_charge_written_without_a_lease_is_not_counted_until_it_is_settled() {
+        // $1 a day, every call (and job) estimated at $0.50.
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.50") })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(
+            vec![budget],
+            true,
+            SharedTimeSource::new(clock.clone()),
+        ));
+        let day = BudgetPeriod::Day.start_of(t0);
+        let no_tags = BTreeMap::new();
+        budgets.status(t0); // the day begun
+        // Leased $0.50; a job submitted at $0 holds it until 12:06; then the
+        // lease is found gone: nothing spent, nothing kept.
+        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::seconds(30));
+        let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
+        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
+        job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        budgets.renew(0, day, Renewal::Gone);
+        // 12:10: the hold lapsed, charged as run ($0.50 spent), handed to the
+        // fleet and written without a lease: the table counts $0.50 apart
+        // from any lease, all of it provisional. Nothing is counted leased.
+        let t1 = t0 + TimeDelta::minutes(10);
+        clock.set_time(t1.into());
+        assert_eq!(spent_held(&budgets, t1), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(budgets.take_lapsed_charges().len(), 1);
+        assert_eq!(budgets.count_written(0, day, dec("0.50")), Decimal::ZERO);
+        // Settled at $0.10 while the fleet has not been handed what it takes
+        // back (0.10 − 0.50 − 0.10 = −$0.50 beyond the receipt): nothing is
+        // counted meanwhile, though the figures then would count
+        // min($0.50 written, $0.10 spent) = $0.10.
+        {
+            let _handing = budgets.handing_over();
+            let beyond = job.settle(&no_tags, dec("0.10"), Priced::Fully, t1);
+            assert_eq!(
+                beyond,
+                vec![BeyondReceipt {
+                    budget: 0,
+                    usd: dec("-0.50")
+                }]
+            );
+            assert_eq!(budgets.count_written(0, day, dec("0.50")), Decimal::ZERO);
+        }
+        // Written: $0.50 + $0.10 receipt − $0.50 = $0.10 counted for the
+        // process, its spend: now counted as leased, all spent.
+        assert_eq!(budgets.count_written(0, day, dec("0.10")), dec("0.10"));
+        assert_eq!(spent_held(&budgets, t1), (dec("0.10"), Decimal::ZERO));
+        // The other processes hold the $0.90 left: the table's $1 is all
+        // committed, and this process may not spend. Its next call needs its
+        // whole $0.50 leased: 0.10 + 0.50 − 0.10. (Had the provisional $0.50
+        // been counted leased, it would need 0.10 + 0.50 − 0.50 = $0.10: the
+        // settlement would have left it $0.40 the table never granted.)
+        match budgets.reserve("chat", &no_tags, t1) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

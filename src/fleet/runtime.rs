@@ -545,6 +545,11 @@ struct Item {
     pending: Delta,
     /// Written, not yet acknowledged: sent again as it is (same sequence number).
     unacked: Option<(u64, Delta)>,
+    /// What this process's acknowledged writes of the item added to it, spend
+    /// and charges beyond the receipts, pico-USD: with no lease of the item
+    /// held, the table counts at least this much for the process (each
+    /// lease's use when it ended, and what was written without one).
+    written: i128,
     /// The sequence number of the item's last write acknowledged (0: none yet).
     acked_seq: u64,
     /// This process's lease, when the item is a fleet budget's and one is held.
@@ -619,6 +624,7 @@ impl Item {
             period_end,
             pending: Delta::default(),
             unacked: None,
+            written: 0,
             acked_seq: 0,
             lease: None,
             lease_unanswered: false,
@@ -1557,9 +1563,12 @@ impl Fleet {
         // The budgets' provisional charges not handed over yet: a pending
         // invocation dropped after its hold lapsed queues one, with no call
         // after it to hand it on.
-        let lapsed = shared.budgets.take_lapsed_charges();
-        if !lapsed.is_empty() {
-            self.charge_beyond_receipts(&lapsed, now);
+        {
+            let _handing = shared.budgets.handing_over();
+            let lapsed = shared.budgets.take_lapsed_charges();
+            if !lapsed.is_empty() {
+                self.charge_beyond_receipts(&lapsed, now);
+            }
         }
         let now_ms = epoch_ms(now);
         let ttl_ms = millis(shared.config.lease_ttl);
@@ -1726,6 +1735,11 @@ impl Fleet {
                 };
                 item.unacked = None;
                 item.acked_seq = item.acked_seq.max(write.seq);
+                // Applied now or before (a retry): counted in the table either way.
+                item.written = item
+                    .written
+                    .saturating_add(write.delta.spent)
+                    .saturating_add(write.delta.unpriced);
                 item.marked = true;
                 item.failed_flushes = 0;
                 // Starts not lowered go with the item's next write, whose answer
@@ -2396,11 +2410,6 @@ impl Fleet {
         needed: Decimal,
     ) -> Result<(), LeaseFailure> {
         let shared = &self.shared;
-        let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
-        let needed = to_pico(needed).unwrap_or(limit).max(1);
-        let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)
-            .max(needed)
-            .min(limit);
         let sk = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state.period_sk(budget.period(), period_start)
@@ -2409,6 +2418,18 @@ impl Fleet {
             // Its lapsed lease renewed: the call may fit in it now.
             return Ok(());
         }
+        // What the writes added to the item apart from any lease is no room
+        // to ask the table for again: the shortfall is worked out after them.
+        // (A lease's share is still asked for when that leaves nothing short:
+        // calls settling meanwhile, through the SDK hook, would leave the call
+        // short again.)
+        let counted = self.count_written(index, pk, &sk, period_start);
+        let needed = (needed - counted).max(Decimal::ZERO);
+        let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
+        let needed = to_pico(needed).unwrap_or(limit).max(1);
+        let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)
+            .max(needed)
+            .min(limit);
         let end = budget.period().end_of(period_start);
         let mut amount = chunk;
         let mut reclaimed = false;
@@ -2569,6 +2590,47 @@ impl Fleet {
                 maybe_applied: false,
             })),
         }
+    }
+
+    /// Counts as leased by the budget at `index` the spend this process's
+    /// writes added to its item (`pk`, `sk`) while it holds no lease of it:
+    /// the table counts it apart from any lease (each lease's use when it
+    /// ended, and what was written without one), so a new lease asks for none
+    /// of it again. Only what is written and acknowledged, less what the item
+    /// holds to write below $0 (charges taken back), is counted; spend not
+    /// written yet may still be written as a new lease's use. Under the
+    /// state's lock, so that no charge is between the budgets and the item
+    /// meanwhile (see [`Budgets::handing_over`]). Returns what more the budget
+    /// counts as leased.
+    fn count_written(
+        &self,
+        index: usize,
+        pk: &str,
+        sk: &str,
+        period_start: DateTime<Utc>,
+    ) -> Decimal {
+        let shared = &self.shared;
+        let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(item) = state.items.get(pk).and_then(|m| m.get(sk)) else {
+            return Decimal::ZERO;
+        };
+        if item.lease.is_some() {
+            return Decimal::ZERO;
+        }
+        let below_zero = |d: &Delta| d.spent.min(0).saturating_add(d.unpriced.min(0));
+        let written = item
+            .written
+            .saturating_add(below_zero(&item.pending))
+            .saturating_add(item.unacked.as_ref().map_or(0, |(_, d)| below_zero(d)));
+        let counted = shared
+            .budgets
+            .count_written(index, period_start, from_pico(written));
+        drop(state);
+        if counted > Decimal::ZERO {
+            tracing::debug!(target: "sagemeter::fleet", item = %sk, counted_usd = %counted,
+                "spend written without a lease counted as leased");
+        }
+        counted
     }
 
     /// What of the item must be written before a new lease of it is asked

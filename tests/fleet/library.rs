@@ -1754,6 +1754,173 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
     assert_eq!(fleet.committed_usd, Some(spent), "{fleet:?}");
 }
 
+/// Spend written to a fleet budget's item while its process holds no lease
+/// (calls through the SDK hook, which wait for none) is added to what the
+/// budget has committed apart from any lease: the process's next lease asks
+/// the table for none of it again, and the process spends the room the table
+/// has left to the cent.
+#[tokio::test]
+async fn spend_written_without_a_lease_is_not_asked_of_the_table_again() {
+    hook_calls_without_a_lease_then_metered_calls(true).await;
+}
+
+/// As above, the hook calls' spend still unwritten when the metered call
+/// leases: written first (without a lease), then not asked for again.
+#[tokio::test]
+async fn spend_written_without_a_lease_just_before_a_lease_is_not_asked_for() {
+    hook_calls_without_a_lease_then_metered_calls(false).await;
+}
+
+/// 60 calls through the SDK hook with no lease, then metered calls until one
+/// is refused, under $1 a day at $0.01 a call leased 5 % ($0.05) at a time;
+/// `written_first`: the hook calls are written before the metered calls
+/// (else the flush loop, every hour, leaves them to the first metered call's
+/// write before its lease).
+async fn hook_calls_without_a_lease_then_metered_calls(written_first: bool) {
+    let conf = Emulator::shared().sdk_config().await;
+    let table = table_name("unleased-then-leased");
+    create_table(&conf, &table).await.unwrap();
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
+    let mut fleet = FleetConfig::dynamodb(&table).lease_percent(5);
+    if !written_first {
+        fleet = fleet
+            .flush_every(Duration::from_secs(3600))
+            .lease_ttl(Duration::from_secs(3 * 3600));
+    }
+    let client = per_call_client(&conf, fleet, Some(budget));
+    let sdk = crate::support::intercepted(&conf, client.meter());
+    for _ in 0..60 {
+        sdk.invoke_endpoint()
+            .endpoint_name(REALTIME_ENDPOINT)
+            .content_type("application/json")
+            .body(Blob::new(r#"{"inputs":"hook"}"#))
+            .send()
+            .await
+            .unwrap();
+    }
+    if written_first {
+        flushed(&client).await;
+        // 60 × $0.01 = $0.60 spent and committed, no lease: $1 − $0.60 =
+        // $0.40 left to lease.
+        let status = fleet_status(&conf, &table).await.unwrap();
+        let fleet = scope(&status, &BudgetScope::Client);
+        assert_eq!(fleet.committed_usd, Some(dec("0.60")), "{fleet:?}");
+        assert_eq!(fleet.leases, 0, "{fleet:?}");
+    }
+    // The first metered call needs $0.01 leased (a lease's share, $0.05),
+    // where asking for the hook calls' $0.60 again as well ($0.61) would
+    // find $0.40 and be refused with the fleet at $0.60 of $1. The $0.40 left
+    // is 40 calls, in eight leases of $0.05; the 41st would bring the
+    // process's own spend to $1.01 and is refused without asking the table.
+    for i in 0..40 {
+        call(&client)
+            .await
+            .unwrap_or_else(|e| panic!("metered call {i}: {e}"));
+    }
+    let refused = call(&client).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::BudgetExceeded { spent, .. }) if spent == dec("1.00")
+        ),
+        "{refused:?}"
+    );
+    flushed(&client).await;
+    client.meter().shutdown().await.unwrap();
+    // Spent $0.60 + 40 × $0.01 = $1.00, the limit, in 100 calls; committed
+    // the hook calls' $0.60 and eight leases of $0.05, all spent.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.calls, fleet.leases),
+        (dec("1.00"), 100, 0),
+        "{fleet:?}"
+    );
+    assert_eq!(fleet.committed_usd, Some(dec("1.00")), "{fleet:?}");
+}
+
+/// Spend recorded under a lease that was reclaimed, written without the lease
+/// once the table answers again, is counted by the process once: its lapse
+/// kept it as leased, and it is not counted leased again as written without
+/// a lease.
+#[tokio::test]
+async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
+    let (conf, table, proxy) = behind_proxy("resent-unleased").await;
+    // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
+    // 2 s after its last renewal and is taken back as soon as it lapsed.
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
+    let timings = |fleet: FleetConfig| short_leases(fleet, 50);
+    let cut_off = per_call_client(
+        &conf,
+        timings(proxied(&table, &proxy, &conf)),
+        Some(budget()),
+    );
+    // A leases $0.05, spends $0.01 and writes it; then, its table unreachable,
+    // one more call within its lease ($0.02 spent, $0.01 of it not written),
+    // and it is silent past its lease's end: it keeps $0.02 leased, its spend.
+    cut_off_past_its_lease(&cut_off, &proxy).await;
+    // B leases $0.05 (committed $0.10) and spends it in five calls; its sixth
+    // takes back A's lapsed lease as the table holds it (granted $0.05, used
+    // $0.01: committed $0.06), leases the $0.04 left and spends $0.01; at
+    // shutdown it gives back $0.03: committed $0.07.
+    let other = per_call_client(
+        &conf,
+        timings(FleetConfig::dynamodb(&table)),
+        Some(budget()),
+    );
+    for i in 0..6 {
+        call(&other)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    other.meter().shutdown().await.unwrap();
+    // A's table answers: its write of the late $0.01 finds the lease gone and
+    // is sent again without it, committed $0.07 + $0.01 = $0.08.
+    proxy.set(Fault::None);
+    flushed(&cut_off).await;
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.committed_usd, fleet.leases),
+        (dec("0.08"), Some(dec("0.08")), 0),
+        "{fleet:?}"
+    );
+    // A's $0.02 spent is all the table counts for it, and all it keeps as
+    // leased: each call needs $0.01 leased. It is leased the $0.02 left
+    // ($0.10 − $0.08), two calls; the third finds no room. (Had the
+    // $0.01 sent again counted as leased a second time, A would have had
+    // $0.01 to spend with no lease, then leased the $0.02: the fleet at $0.11.)
+    for i in 0..2 {
+        call(&cut_off)
+            .await
+            .unwrap_or_else(|e| panic!("call {i} after the table answers: {e}"));
+    }
+    let refused = call(&cut_off).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::BudgetExceeded {
+                fleet_wide: true,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    flushed(&cut_off).await;
+    cut_off.meter().shutdown().await.unwrap();
+    // Spent: A 2 × $0.01 + 2 × $0.01, B 6 × $0.01: $0.10, the limit, in 10
+    // calls; committed $0.08 and A's lease of $0.02, all spent.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.calls),
+        (dec("0.10"), 10),
+        "{fleet:?}"
+    );
+    assert_eq!(fleet.committed_usd, Some(dec("0.10")), "{fleet:?}");
+    assert_eq!(fleet.leases, 0);
+}
+
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
