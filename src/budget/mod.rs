@@ -495,6 +495,10 @@ struct PeriodState {
     /// What was given up of the lease, unspent, when it lapsed here (fleet
     /// budgets only): this process's again if the table still holds the lease.
     lapsed: Decimal,
+    /// The table was found to hold no lease of this process since the last
+    /// one granted here (fleet budgets only): nothing given up since is this
+    /// process's again.
+    lease_gone: bool,
 }
 
 impl PeriodState {
@@ -578,6 +582,24 @@ impl Tracked {
             self.state.lease_until = None;
         }
         self.state.leased
+    }
+
+    /// Spend counted as leased with no lease held (kept when the lease lapsed
+    /// or was found gone, or counted from the table's writes) and taken back
+    /// since (a provisional charge settled lower) is no room to spend: its
+    /// take-back is written without a lease, and the table counts it for no
+    /// process. Given up as a lapse gives up a lease's unspent part (this
+    /// process's again if a lapsed lease the table still holds is renewed
+    /// whole), or dropped if the table holds no lease of this process.
+    fn unlease_taken_back(&mut self) {
+        let state = &mut self.state;
+        if !self.fleet || state.lease_until.is_some() || state.spent >= state.leased {
+            return;
+        }
+        if !state.lease_gone {
+            state.lapsed += state.leased - state.spent;
+        }
+        state.leased = state.spent;
     }
 
     /// The alerts of the thresholds this period's spend has passed that were not
@@ -1350,6 +1372,7 @@ impl Budgets {
         if t.state.period_start == Some(period_start) {
             t.state.leased += amount;
             t.state.lease_until = Some(until);
+            t.state.lease_gone = false;
         }
     }
 
@@ -1387,6 +1410,7 @@ impl Budgets {
                 state.leased = state.leased.min(state.spent);
                 state.lease_until = None;
                 state.lapsed = Decimal::ZERO;
+                state.lease_gone = true;
             }
         }
     }
@@ -1740,6 +1764,7 @@ impl Budgets {
             // Not below $0: a provisional charge taken back whole leaves no
             // less than nothing, whatever the rounding of the sums before.
             t.state.spent = (t.state.spent + charged).max(Decimal::ZERO);
+            t.unlease_taken_back();
             t.state.unpriced_calls += u64::from(!fully_priced);
             if t.fleet && charged != cost_usd {
                 beyond.push(BeyondReceipt {
@@ -2022,6 +2047,7 @@ impl Reservation {
                 continue;
             }
             t.state.spent = (t.state.spent + back).max(Decimal::ZERO);
+            t.unlease_taken_back();
             if t.fleet {
                 lapsed_charges.push(BeyondReceipt {
                     budget: charge.budget,
@@ -2393,6 +2419,125 @@ mod tests {
         match budgets.reserve("chat", &no_tags, t1) {
             Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// $1 a day, every call (and job) estimated at $0.50; a job submitted at
+    /// t0 under a lease of $0.50 that holds until 13:00 settles its
+    /// submission at $0 and holds its $0.50 until 12:06. Returns the budgets,
+    /// the job, the day's start and 12:10, by when the hold lapsed and was
+    /// charged as run ($0.50 spent, all of the lease) and handed to the fleet.
+    fn a_job_charged_provisionally_under_a_lease()
+    -> (Arc<Budgets>, Reservation, DateTime<Utc>, DateTime<Utc>) {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.50") })
+            .unwrap();
+        let budgets = Arc::new(Budgets::new(
+            vec![budget],
+            true,
+            SharedTimeSource::new(clock.clone()),
+        ));
+        let day = BudgetPeriod::Day.start_of(t0);
+        let no_tags = BTreeMap::new();
+        budgets.status(t0);
+        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::hours(1));
+        let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
+        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
+        job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        let t1 = t0 + TimeDelta::minutes(10);
+        clock.set_time(t1.into());
+        assert_eq!(spent_held(&budgets, t1), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(budgets.take_lapsed_charges().len(), 1);
+        (budgets, job, day, t1)
+    }
+
+    /// A provisional charge kept as leased when the lease was found gone, then
+    /// settled lower, leaves no room: its take-back is written without a
+    /// lease, and the table gives the room to the other processes.
+    #[test]
+    fn a_provisional_charge_settled_lower_after_the_lease_is_found_gone_leaves_no_room() {
+        let (budgets, job, day, t1) = a_job_charged_provisionally_under_a_lease();
+        let no_tags = BTreeMap::new();
+        // Found gone (another process reclaimed it, used $0.50): what is spent
+        // is kept as leased, min($0.50 leased, $0.50 spent) = $0.50.
+        budgets.renew(0, day, Renewal::Gone);
+        // Settled at $0.10: $0.10 − $0.50 − $0.10 = −$0.50 beyond the receipt
+        // ($0.40 net taken back), written without a lease: the table's
+        // committed drops by $0.40, room the others may lease.
+        let beyond = job.settle(&no_tags, dec("0.10"), Priced::Fully, t1);
+        assert_eq!(
+            beyond,
+            vec![BeyondReceipt {
+                budget: 0,
+                usd: dec("-0.50")
+            }]
+        );
+        assert_eq!(spent_held(&budgets, t1), (dec("0.10"), Decimal::ZERO));
+        // Leased is what is spent, $0.10: the next $0.50 call needs it all
+        // leased, 0.10 + 0.50 − 0.10 = $0.50. (Kept at $0.50 leased it would
+        // need 0.10 + 0.50 − 0.50 = $0.10: $0.40 spent with no lease, on top
+        // of the $0.40 the table gives the others.)
+        match budgets.reserve("chat", &no_tags, t1) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
+            other => panic!("{other:?}"),
+        }
+        // Nothing of it comes back with a lease granted later and renewed
+        // whole: leased $0.20 more at 12:10 until 12:11, lapsed at 12:20,
+        // renewed whole: $0.10 + $0.20 leased, $0.10 spent, short of a $0.50
+        // call by 0.10 + 0.50 − 0.30 = $0.30. (The $0.40 given back as well,
+        // $0.70 leased, the call would go through.)
+        budgets.grant(0, day, dec("0.20"), t1 + TimeDelta::minutes(1));
+        let t2 = t1 + TimeDelta::minutes(10);
+        assert!(matches!(
+            budgets.reserve("chat", &no_tags, t2),
+            Err(Refusal::Short(..))
+        ));
+        let until = t2 + TimeDelta::minutes(1);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        match budgets.reserve("chat", &no_tags, t2) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.30")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The same settlement after the lease lapsed here, with the table still
+    /// holding it: its take-back is written as the lease's use, and the room
+    /// is this process's again once the lease is renewed whole (and not if it
+    /// is found gone).
+    #[test]
+    fn a_provisional_charge_settled_lower_after_the_lease_lapsed_here_is_room_once_renewed() {
+        for whole in [true, false] {
+            let (budgets, job, day, t1) = a_job_charged_provisionally_under_a_lease();
+            let no_tags = BTreeMap::new();
+            // 13:00, the lease lapsed here: min($0.50 leased, $0.50 spent) kept.
+            let t2 = t1 + TimeDelta::minutes(50);
+            assert!(budgets.reserve("chat", &no_tags, t2).is_err());
+            job.settle(&no_tags, dec("0.10"), Priced::Fully, t2);
+            // Spent $0.10; leased $0.10, the $0.40 taken back given up.
+            match budgets.reserve("chat", &no_tags, t2) {
+                Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
+                other => panic!("{other:?}"),
+            }
+            if whole {
+                // The table holds the lease, granted $0.50, used 0.50 − 0.40 =
+                // $0.10: $0.40 of room, the next call short by 0.10 + 0.50 −
+                // 0.50 = $0.10.
+                let until = t2 + TimeDelta::minutes(1);
+                budgets.renew(0, day, Renewal::Held { until, whole: true });
+                match budgets.reserve("chat", &no_tags, t2) {
+                    Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.10")),
+                    other => panic!("{other:?}"),
+                }
+            } else {
+                budgets.renew(0, day, Renewal::Gone);
+                match budgets.reserve("chat", &no_tags, t2) {
+                    Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
+                    other => panic!("{other:?}"),
+                }
+            }
         }
     }
 
