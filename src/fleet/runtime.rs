@@ -2335,9 +2335,19 @@ impl Fleet {
                     reason: crate::error::SHUT_DOWN_UNAVAILABLE.into(),
                 });
             }
+            // What the lease counted as leased before its request: no longer
+            // short, and not granted again if the table does not answer.
+            let mut counted = Decimal::ZERO;
             let outcome = tokio::time::timeout_at(
                 deadline,
-                self.lease_one(want.budget, budget, pk, want.period_start, want.needed),
+                self.lease_one(
+                    want.budget,
+                    budget,
+                    pk,
+                    want.period_start,
+                    want.needed,
+                    &mut counted,
+                ),
             )
             .await
             .unwrap_or_else(|_| Err(LeaseFailure::Table(self.no_answer())));
@@ -2358,7 +2368,11 @@ impl Fleet {
                     });
                 }
                 Err(LeaseFailure::Table(err)) => {
-                    self.unavailable(std::slice::from_ref(want), err)?;
+                    let short = LeaseWant {
+                        needed: (want.needed - counted).max(Decimal::ZERO),
+                        ..want.clone()
+                    };
+                    self.unavailable(&[short], err)?;
                 }
             }
         }
@@ -2377,6 +2391,9 @@ impl Fleet {
                 continue;
             };
             match shared.config.when_unavailable {
+                // Nothing short (counted as leased before the request): no
+                // room granted.
+                WhenUnavailable::Allow if want.needed <= Decimal::ZERO => {}
                 WhenUnavailable::Allow => {
                     // Spend the fleet does not know of yet: written when it answers.
                     let until = DateTime::<Utc>::from(shared.time.now())
@@ -2408,6 +2425,7 @@ impl Fleet {
         pk: &str,
         period_start: DateTime<Utc>,
         needed: Decimal,
+        counted: &mut Decimal,
     ) -> Result<(), LeaseFailure> {
         let shared = &self.shared;
         let sk = {
@@ -2423,8 +2441,10 @@ impl Fleet {
         // (A lease's share is still asked for when that leaves nothing short:
         // calls settling meanwhile, through the SDK hook, would leave the call
         // short again.)
-        let counted = self.count_written(index, pk, &sk, period_start);
-        let needed = (needed - counted).max(Decimal::ZERO);
+        // Set before the request is sent: a lease dropped at the end of its
+        // wait has counted it too.
+        *counted = self.count_written(index, pk, &sk, period_start);
+        let needed = (needed - *counted).max(Decimal::ZERO);
         let limit = to_pico(budget.limit_usd()).unwrap_or(i128::MAX / 4);
         let needed = to_pico(needed).unwrap_or(limit).max(1);
         let chunk = (limit.saturating_mul(i128::from(shared.config.lease_percent)) / 100)

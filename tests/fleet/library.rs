@@ -1839,6 +1839,87 @@ async fn hook_calls_without_a_lease_then_metered_calls(written_first: bool) {
     assert_eq!(fleet.committed_usd, Some(dec("1.00")), "{fleet:?}");
 }
 
+/// What a call counted as leased before its lease request (spend written
+/// without a lease) is not granted again when the table does not answer and
+/// the call is let through ([`WhenUnavailable::Allow`]): only what it was
+/// still short of is.
+#[tokio::test]
+async fn spend_counted_as_leased_is_not_granted_again_when_the_lease_is_let_through() {
+    let (conf, table, proxy) = behind_proxy("counted-then-allowed").await;
+    // $1 a day at $0.01 a call, leased 5 % ($0.05) at a time; A's lease let
+    // through holds an hour, past the end of the test.
+    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
+    let a = per_call_client(
+        &conf,
+        proxied(&table, &proxy, &conf)
+            .lease_percent(5)
+            .lease_ttl(Duration::from_secs(3600))
+            .when_unavailable(WhenUnavailable::Allow),
+        Some(budget()),
+    );
+    // 60 calls through the SDK hook, no lease: $0.60 written, committed.
+    let sdk = crate::support::intercepted(&conf, a.meter());
+    for _ in 0..60 {
+        sdk.invoke_endpoint()
+            .endpoint_name(REALTIME_ENDPOINT)
+            .content_type("application/json")
+            .body(Blob::new(r#"{"inputs":"hook"}"#))
+            .send()
+            .await
+            .unwrap();
+    }
+    flushed(&a).await;
+    // A metered call needs 0.60 + 0.01 − 0 = $0.61 leased; $0.60 of it is
+    // counted (written), and its request for the $0.01 left (a lease's
+    // share, $0.05) is throttled until the wait ends: let through, with
+    // $0.01 granted, 0.60 + 0.01 = $0.61 leased, all spent by the call.
+    // (Granted the $0.61 it first wanted, 0.60 + 0.61 = $1.21, it would
+    // have $0.60 left to spend that the table never leased it.)
+    proxy.set(Fault::ThrottleWhere(&[":amount"]));
+    call(&a).await.unwrap();
+    proxy.set(Fault::None);
+    // Its $0.01 written without a lease: committed $0.61, $0.39 left.
+    flushed(&a).await;
+    // B spends the $0.39 left in 39 calls (seven leases of $0.05 and one of
+    // $0.04); its 40th finds no room.
+    let b = per_call_client(
+        &conf,
+        FleetConfig::dynamodb(&table).lease_percent(5),
+        Some(budget()),
+    );
+    let mut b_calls = 0;
+    while call(&b).await.is_ok() {
+        b_calls += 1;
+        assert!(b_calls <= 100, "B is never refused");
+    }
+    assert_eq!(b_calls, 39);
+    b.meter().shutdown().await.unwrap();
+    // A's next call needs $0.01 more leased and the table has none: refused.
+    // (With $1.21 leased it would spend on to its own $1: 39 calls more, the
+    // fleet at $1.39.)
+    let refused = call(&a).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::BudgetExceeded {
+                fleet_wide: true,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    flushed(&a).await;
+    a.meter().shutdown().await.unwrap();
+    // Spent: A 60 + 1 calls, B 39, × $0.01 = $1.00, the limit.
+    let status = fleet_status(&conf, &table).await.unwrap();
+    let fleet = scope(&status, &BudgetScope::Client);
+    assert_eq!(
+        (fleet.spent_usd, fleet.calls, fleet.committed_usd),
+        (dec("1.00"), 100, Some(dec("1.00"))),
+        "{fleet:?}"
+    );
+}
+
 /// Spend recorded under a lease that was reclaimed, written without the lease
 /// once the table answers again, is counted by the process once: its lapse
 /// kept it as leased, and it is not counted leased again as written without
