@@ -1092,15 +1092,15 @@ pub(crate) struct Budgets {
     time: SharedTimeSource,
     /// Hand-overs of charges beyond the receipts under way (see
     /// [`Budgets::handing_over`]).
-    handing: AtomicUsize,
+    handing: Arc<AtomicUsize>,
 }
 
 /// A hand-over of charges beyond the receipts from the budgets to the fleet
 /// under way, from before the budgets count them until the fleet has them
 /// (see [`Budgets::handing_over`]); ended when dropped.
-pub(crate) struct HandingOver<'a>(&'a AtomicUsize);
+pub(crate) struct HandingOver(Arc<AtomicUsize>);
 
-impl Drop for HandingOver<'_> {
+impl Drop for HandingOver {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -1224,7 +1224,7 @@ impl Budgets {
             }),
             fleet,
             time,
-            handing: AtomicUsize::new(0),
+            handing: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -1415,16 +1415,19 @@ impl Budgets {
         }
     }
 
-    /// Marks a hand-over of charges beyond the receipts to the fleet as under
-    /// way until the guard is dropped: taken before the budgets count the
-    /// charges ([`Reservation::settle`], [`take_lapsed_charges`](Self::take_lapsed_charges))
-    /// and dropped once the fleet has them. Meanwhile the budgets' figures
-    /// hold charges (a provisional charge taken back) that the fleet's do not,
-    /// and [`count_written`](Self::count_written) counts nothing.
-    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    pub(crate) fn handing_over(&self) -> HandingOver<'_> {
+    /// Marks a hand-over of charges below $0 beyond the receipts (provisional
+    /// charges taken back) to the fleet as under way until the guard is
+    /// dropped: taken under the budgets' lock as they count the charges
+    /// ([`Reservation::settle_handing`], or take them from the queue,
+    /// [`take_lapsed_charges`](Self::take_lapsed_charges)), and dropped once
+    /// the fleet has them. Meanwhile the budgets' figures have taken back
+    /// spend that the fleet's writes still count, and
+    /// [`count_written`](Self::count_written) counts nothing. (Charges above
+    /// $0 on their way are not: the writes counting less than the budgets
+    /// only make the count smaller.)
+    fn handing_over(&self) -> HandingOver {
         self.handing.fetch_add(1, Ordering::SeqCst);
-        HandingOver(&self.handing)
+        HandingOver(self.handing.clone())
     }
 
     /// Counts as leased, for the budget at `index` in the period starting at
@@ -1623,7 +1626,7 @@ impl Budgets {
         cost_usd: Decimal,
         priced: Priced,
         now: DateTime<Utc>,
-    ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>) {
+    ) -> (Vec<AlertToRaise>, Vec<BeyondReceipt>, Option<HandingOver>) {
         let mut inner = self.lock();
         inner.forget(now);
         let covering = inner.covering(&reservation.endpoint, tags);
@@ -1779,7 +1782,12 @@ impl Budgets {
                 alerts.push((alert, t.budget.on_alert.clone()));
             }
         }
-        (alerts, beyond)
+        // Under the lock: counted by the budgets, not by the fleet yet.
+        let handing = beyond
+            .iter()
+            .any(|b| b.usd < Decimal::ZERO)
+            .then(|| self.handing_over());
+        (alerts, beyond, handing)
     }
 
     /// Spent and reserved per budget, for inspection.
@@ -1812,13 +1820,18 @@ impl Budgets {
     /// The provisional charges of fleet budgets made since the last call (holds
     /// that lapsed), and what was taken back of them for invocations settled
     /// elsewhere (below $0), for the fleet to add to the budgets' items as
-    /// charges beyond the receipts.
+    /// charges beyond the receipts; with them, when any is below $0, a guard
+    /// to drop once the fleet has them (see [`handing_over`](Self::handing_over)).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
-    ///
-    /// Take it under a [`handing_over`](Self::handing_over) guard dropped once
-    /// the fleet has them.
-    pub(crate) fn take_lapsed_charges(&self) -> Vec<BeyondReceipt> {
-        std::mem::take(&mut self.lock().lapsed_charges)
+    pub(crate) fn take_lapsed_charges(&self) -> (Vec<BeyondReceipt>, Option<HandingOver>) {
+        let mut inner = self.lock();
+        let charges = std::mem::take(&mut inner.lapsed_charges);
+        let handing = charges
+            .iter()
+            .any(|c| c.usd < Decimal::ZERO)
+            .then(|| self.handing_over());
+        drop(inner);
+        (charges, handing)
     }
 }
 
@@ -1870,27 +1883,42 @@ pub(crate) struct BeyondReceipt {
 }
 
 impl Reservation {
-    /// Settles to the real cost and raises alerts. Consumes the reservation.
-    /// Returns what fleet budgets were charged beyond the receipt (see
-    /// [`BeyondReceipt`]; empty without a fleet, and for a fully priced call).
+    /// [`settle_handing`](Self::settle_handing), for the tests: what fleet
+    /// budgets were charged beyond the receipt, no hand-over kept under way.
+    #[cfg(test)]
     pub(crate) fn settle(
-        mut self,
+        self,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
         priced: Priced,
         now: DateTime<Utc>,
     ) -> Vec<BeyondReceipt> {
+        self.settle_handing(tags, cost_usd, priced, now).0
+    }
+
+    /// Settles to the real cost and raises alerts. Consumes the reservation.
+    /// Returns what fleet budgets were charged beyond the receipt (see
+    /// [`BeyondReceipt`]; empty without a fleet, and for a fully priced call),
+    /// and, when a charge is below $0, a guard to drop once the fleet has the
+    /// charges (see [`Budgets::handing_over`]).
+    pub(crate) fn settle_handing(
+        mut self,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        priced: Priced,
+        now: DateTime<Utc>,
+    ) -> (Vec<BeyondReceipt>, Option<HandingOver>) {
         let Some(budgets) = self.budgets.take() else {
-            return Vec::new();
+            return (Vec::new(), None);
         };
-        let (alerts, beyond) = budgets.settle(&mut self, tags, cost_usd, priced, now);
+        let (alerts, beyond, handing) = budgets.settle(&mut self, tags, cost_usd, priced, now);
         raise_all(alerts);
-        beyond
+        (beyond, handing)
     }
 
     /// Settles one part of a call billed in parts (an async invocation's
     /// submission) and raises alerts; the rest of the estimate stays held until
-    /// the last part is [settled](Self::settle), or the reservation is dropped.
+    /// the last part is [settled](Self::settle_handing), or the reservation is dropped.
     /// A part that is not fully priced makes the whole call count as that part
     /// is priced ([`Priced`]) when it settles.
     pub(crate) fn settle_part(
@@ -2389,15 +2417,18 @@ mod tests {
         let t1 = t0 + TimeDelta::minutes(10);
         clock.set_time(t1.into());
         assert_eq!(spent_held(&budgets, t1), (dec("0.50"), Decimal::ZERO));
-        assert_eq!(budgets.take_lapsed_charges().len(), 1);
+        // The provisional $0.50 handed over: no hand-over of a charge below
+        // $0 under way while it is on its way to the item.
+        let (charges, handing) = budgets.take_lapsed_charges();
+        assert_eq!((charges.len(), handing.is_some()), (1, false));
         assert_eq!(budgets.count_written(0, day, dec("0.50")), Decimal::ZERO);
         // Settled at $0.10 while the fleet has not been handed what it takes
         // back (0.10 − 0.50 − 0.10 = −$0.50 beyond the receipt): nothing is
         // counted meanwhile, though the figures then would count
         // min($0.50 written, $0.10 spent) = $0.10.
         {
-            let _handing = budgets.handing_over();
-            let beyond = job.settle(&no_tags, dec("0.10"), Priced::Fully, t1);
+            let (beyond, handing) = job.settle_handing(&no_tags, dec("0.10"), Priced::Fully, t1);
+            assert!(handing.is_some());
             assert_eq!(
                 beyond,
                 vec![BeyondReceipt {
@@ -2450,7 +2481,7 @@ mod tests {
         let t1 = t0 + TimeDelta::minutes(10);
         clock.set_time(t1.into());
         assert_eq!(spent_held(&budgets, t1), (dec("0.50"), Decimal::ZERO));
-        assert_eq!(budgets.take_lapsed_charges().len(), 1);
+        assert_eq!(budgets.take_lapsed_charges().0.len(), 1);
         (budgets, job, day, t1)
     }
 
@@ -3567,7 +3598,7 @@ mod tests {
         clock.set_time((t0 + TimeDelta::minutes(10)).into());
         drop(hold);
         assert_eq!(
-            budgets.take_lapsed_charges(),
+            budgets.take_lapsed_charges().0,
             vec![BeyondReceipt {
                 budget: 0,
                 usd: dec("0.009")
@@ -3700,7 +3731,7 @@ mod tests {
             budget: 0,
             usd: dec(usd),
         };
-        assert_eq!(budgets.take_lapsed_charges(), vec![charge("0.009")]);
+        assert_eq!(budgets.take_lapsed_charges().0, vec![charge("0.009")]);
         // 12:10, the same day: another process settles `b` first; here it is
         // a duplicate. Its charge is taken back, here (0.011 − 0.009 =
         // $0.002, the two submissions) and in the fleet's table, where the
@@ -3711,7 +3742,10 @@ mod tests {
             budgets.status(t0 + TimeDelta::minutes(10))[0].spent_usd,
             dec("0.002")
         );
-        assert_eq!(budgets.take_lapsed_charges(), vec![charge("-0.009")]);
+        let (charges, handing) = budgets.take_lapsed_charges();
+        assert_eq!(charges, vec![charge("-0.009")]);
+        // Below $0: a hand-over under way until the fleet has it.
+        assert!(handing.is_some());
         assert!(budgets.lock().provisional.is_empty());
     }
 
@@ -3739,7 +3773,7 @@ mod tests {
             hold
         };
         let (a, b) = (job("job-a"), job("job-b"));
-        assert!(budgets.take_lapsed_charges().is_empty());
+        assert!(budgets.take_lapsed_charges().0.is_empty());
         // At the lapse each is charged its $0.009 here, and handed to the fleet
         // as a charge beyond the receipts: 0.002 + 2 × 0.009 = $0.02 spent.
         let lapsed = t0 + TimeDelta::minutes(6);
@@ -3748,8 +3782,11 @@ mod tests {
             budget: 0,
             usd: dec("0.009"),
         };
-        assert_eq!(budgets.take_lapsed_charges(), vec![charge, charge]);
-        assert!(budgets.take_lapsed_charges().is_empty(), "handed over once");
+        assert_eq!(budgets.take_lapsed_charges().0, vec![charge, charge]);
+        assert!(
+            budgets.take_lapsed_charges().0.is_empty(),
+            "handed over once"
+        );
         // `a` settles at $0.05 the same day: its receipt's $0.05 reaches the
         // fleet's item as spend; the charge taken back is $0.009 beyond it
         // below $0, so that the item counts 0.009 + 0.05 − 0.009 = $0.05, as

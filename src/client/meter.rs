@@ -1365,8 +1365,7 @@ impl Meter {
     pub(crate) fn charge_lapsed(&self, now: SystemTime) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            let _handing = self.inner.budgets.handing_over();
-            let charges = self.inner.budgets.take_lapsed_charges();
+            let (charges, _handing) = self.inner.budgets.take_lapsed_charges();
             if !charges.is_empty() {
                 fleet.charge_beyond_receipts(&charges, now);
             }
@@ -1454,15 +1453,9 @@ impl Meter {
             return;
         };
         let now = self.now();
-        // Under way until the fleet has what the settlement charges beyond the
-        // receipt (a provisional charge taken back, say).
-        #[cfg(feature = "fleet")]
-        let _handing = self
-            .inner
-            .fleet
-            .as_ref()
-            .map(|_| self.inner.budgets.handing_over());
-        let beyond = r.settle(&cost.tags, cost.cost_usd, priced, now.into());
+        // A hand-over under way until the fleet has what the settlement
+        // charges beyond the receipt below $0 (a provisional charge taken back).
+        let (beyond, _handing) = r.settle_handing(&cost.tags, cost.cost_usd, priced, now.into());
         // A fleet budget's charge for a call not fully priced counts in the table too.
         #[cfg(feature = "fleet")]
         if !beyond.is_empty()

@@ -1564,8 +1564,7 @@ impl Fleet {
         // invocation dropped after its hold lapsed queues one, with no call
         // after it to hand it on.
         {
-            let _handing = shared.budgets.handing_over();
-            let lapsed = shared.budgets.take_lapsed_charges();
+            let (lapsed, _handing) = shared.budgets.take_lapsed_charges();
             if !lapsed.is_empty() {
                 self.charge_beyond_receipts(&lapsed, now);
             }
