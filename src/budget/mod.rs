@@ -496,8 +496,9 @@ struct PeriodState {
     /// budgets only): this process's again if the table still holds the lease.
     lapsed: Decimal,
     /// The table was found to hold no lease of this process since the last
-    /// one granted here (fleet budgets only): nothing given up since is this
-    /// process's again.
+    /// one granted here, or the room held began as room granted by no lease
+    /// (`WhenUnavailable::Allow`) (fleet budgets only): nothing given up
+    /// since is this process's again.
     lease_gone: bool,
 }
 
@@ -577,7 +578,9 @@ impl Tracked {
         }
         if self.state.lease_until.is_some_and(|until| until <= now) {
             let kept = self.state.leased.min(self.state.spent);
-            self.state.lapsed += self.state.leased - kept;
+            if !self.state.lease_gone {
+                self.state.lapsed += self.state.leased - kept;
+            }
             self.state.leased = kept;
             self.state.lease_until = None;
         }
@@ -1365,15 +1368,58 @@ impl Budgets {
         amount: Decimal,
         until: DateTime<Utc>,
     ) {
+        self.add_room(index, period_start, amount, until, true);
+    }
+
+    /// Room of `amount` more that `WhenUnavailable::Allow` lets the budget at
+    /// `index` spend while the fleet table does not answer, as if leased
+    /// until `until`: no lease of the table's, so nothing it gives up is this
+    /// process's again.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn allow(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        amount: Decimal,
+        until: DateTime<Utc>,
+    ) {
+        self.add_room(index, period_start, amount, until, false);
+    }
+
+    /// [`grant`](Self::grant) (`by_table`) or [`allow`](Self::allow).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    fn add_room(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        amount: Decimal,
+        until: DateTime<Utc>,
+        by_table: bool,
+    ) {
         let mut inner = self.lock();
         let Some(t) = inner.tracked.get_mut(index) else {
             return;
         };
-        if t.state.period_start == Some(period_start) {
-            t.state.leased += amount;
-            t.state.lease_until = Some(until);
-            t.state.lease_gone = false;
+        let state = &mut t.state;
+        if state.period_start != Some(period_start) {
+            return;
         }
+        if state.lease_until.is_none() {
+            // A new lease, not more of one held: what an earlier lease (or a
+            // take-back with none) gave up is not its, and a renewal of it
+            // whole gives none of that back.
+            state.lapsed = Decimal::ZERO;
+            if !by_table {
+                // Room the table granted no one: what it leaves unspent is
+                // no lease's.
+                state.lease_gone = true;
+            }
+        }
+        if by_table {
+            state.lease_gone = false;
+        }
+        state.leased += amount;
+        state.lease_until = Some(until);
     }
 
     /// What the fleet table said of the lease of the budget at `index` (period
@@ -2570,6 +2616,82 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Room `WhenUnavailable::Allow` grants, and spend counted as leased
+    /// that a settlement takes back with no lease held, are no lease's: a
+    /// lease granted later and renewed whole gives back only what it gave up.
+    #[test]
+    fn a_lease_renewed_whole_gives_back_only_its_own_room_not_what_earlier_room_gave_up() {
+        let (budgets, job, day, t1) = a_job_charged_provisionally_under_a_lease();
+        let no_tags = BTreeMap::new();
+        // Found gone: min($0.50 leased, $0.50 spent) = $0.50 kept as leased.
+        budgets.renew(0, day, Renewal::Gone);
+        // The next $0.50 call is short of 0.50 + 0.50 − 0.50 = $0.50; the
+        // table counts nothing more (the $0.50 written is provisional) and
+        // is throttled: let through, allowed $0.50 until 12:11. It settles
+        // at $0.10: spent 0.50 + 0.10 = $0.60, leased $1.00.
+        match budgets.reserve("chat", &no_tags, t1) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
+            other => panic!("{other:?}"),
+        }
+        budgets.allow(0, day, dec("0.50"), t1 + TimeDelta::minutes(1));
+        let call = budgets.reserve("chat", &no_tags, t1).unwrap();
+        call.settle(&no_tags, dec("0.10"), Priced::Fully, t1);
+        // 12:20: the allowed room lapsed (a call finds it so: refused, 0.60 +
+        // 0.50 is past the $1): min($1.00, $0.60) kept, $0.40 unspent, no
+        // lease's.
+        let t2 = t1 + TimeDelta::minutes(10);
+        assert!(budgets.reserve("chat", &no_tags, t2).is_err());
+        // The job settles at $0.10, $0.40 taken back: spent $0.20, leased
+        // $0.20; the $0.40 written without a lease, room the table gives the
+        // others.
+        job.settle(&no_tags, dec("0.10"), Priced::Fully, t2);
+        assert_eq!(spent_held(&budgets, t2), (dec("0.20"), Decimal::ZERO));
+        // The table leases $0.20 until 12:21; at 12:30 it lapsed here,
+        // unspent; the flush finds the table holds it whole: $0.20 of room,
+        // leased 0.20 + 0.20 = $0.40, and the next $0.50 call is short of
+        // 0.20 + 0.50 − 0.40 = $0.30. (Given back the $0.40 of the allowed
+        // room and the $0.40 taken back as well, $1.20 leased, it would go
+        // through on $1.00 of room the table granted $0.20 of.)
+        budgets.grant(0, day, dec("0.20"), t2 + TimeDelta::minutes(1));
+        let t3 = t2 + TimeDelta::minutes(10);
+        assert!(budgets.reserve("chat", &no_tags, t3).is_err());
+        let until = t3 + TimeDelta::minutes(1);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        match budgets.reserve("chat", &no_tags, t3) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.30")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Room `WhenUnavailable::Allow` grants after a lease lapsed here is no
+    /// part of that lease: what it leaves unspent does not come back when the
+    /// lease is renewed whole.
+    #[test]
+    fn room_allowed_after_a_lease_lapsed_here_does_not_come_back_with_the_lease() {
+        // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
+        // 31 s, $0.04 given up.
+        let (budgets, t0, day) = leased_and_one_call();
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed));
+        // The table does not answer: $0.05 allowed until t0 + 61 s, one $0.01
+        // call spends of it (spent $0.02, leased 0.01 + 0.05 = $0.06); at
+        // t0 + 62 s it lapsed, $0.04 unspent.
+        budgets.allow(0, day, dec("0.05"), t0 + TimeDelta::seconds(61));
+        assert!(call(&budgets, lapsed));
+        let later = t0 + TimeDelta::seconds(62);
+        assert!(!call(&budgets, later));
+        // The table answers, holding the $0.05 lease whole, its use the two
+        // calls written under it, $0.02: $0.03 left there. What the process
+        // gave up of it was given up when it took the allowed room (it cannot
+        // tell the two apart): no call goes through. (Given back the $0.04
+        // the lease gave up and the $0.04 of the allowed room, it would make
+        // eight calls where the table holds three.)
+        let until = t0 + TimeDelta::seconds(90);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        assert!(!call(&budgets, later));
+        assert_eq!(spent_held(&budgets, later), (dec("0.02"), Decimal::ZERO));
     }
 
     #[test]

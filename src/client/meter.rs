@@ -1422,9 +1422,7 @@ impl Meter {
     ) -> crate::Result<Option<Reservation>> {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            return fleet
-                .lease(wants, || self.reserve(endpoint, call_tags))
-                .await;
+            return fleet.lease(|| self.reserve(endpoint, call_tags)).await;
         }
         let _ = (endpoint, call_tags, wants);
         Err(refusal)

@@ -2275,9 +2275,10 @@ impl Fleet {
     }
 
     /// Leases what a call short of its process's leases needs, and reserves the
-    /// call: `reserve` is the call's reservation, tried again under the lock.
-    /// `wants` is what it was short of before it waited (used only if the wait
-    /// ends before its turn comes). An error is the call's refusal.
+    /// call: `reserve` is the call's reservation, tried again under the lock
+    /// (and, if the wait ends before its turn comes, without it: what it is
+    /// short of then is what the table's answer lets through). An error is the
+    /// call's refusal.
     ///
     /// Calls short at once queue on one lock; each, in its turn, first tries its
     /// reservation again, so a lease an earlier one took that covers it too is
@@ -2286,14 +2287,20 @@ impl Fleet {
     /// when the call began to wait.
     pub(crate) async fn lease<R>(
         &self,
-        wants: Vec<LeaseWant>,
         mut reserve: impl FnMut() -> std::result::Result<R, Refusal>,
     ) -> Result<R> {
         let shared = &self.shared;
         let deadline = deadline_after(tokio::time::Instant::now(), shared.config.lease_wait);
         let Ok(_one) = tokio::time::timeout_at(deadline, shared.leasing.lock()).await else {
             // The leases ahead of this call took the whole wait: the table is too
-            // slow. This call sent nothing.
+            // slow. This call sent nothing. What it is short of is worked out
+            // again: the calls ahead may have counted as leased (or leased)
+            // what it was short of when it began to wait.
+            let wants = match reserve() {
+                Ok(reservation) => return Ok(reservation),
+                Err(Refusal::Exceeded(err)) => return Err(err),
+                Err(Refusal::Short(wants, _)) => wants,
+            };
             self.unavailable(&wants, self.no_answer())?;
             return reserve().map_err(Refusal::into_error);
         };
@@ -2403,7 +2410,7 @@ impl Fleet {
                         .unwrap_or(DateTime::<Utc>::MAX_UTC);
                     shared
                         .budgets
-                        .grant(want.budget, want.period_start, want.needed, until);
+                        .allow(want.budget, want.period_start, want.needed, until);
                 }
                 WhenUnavailable::Refuse => {
                     return Err(Error::BudgetUnavailable {
@@ -3348,11 +3355,11 @@ mod tests {
         at: DateTime<Utc>,
     ) {
         let none = BTreeMap::new();
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &none, at) else {
+        let Err(Refusal::Short(..)) = budgets.reserve("chat", &none, at) else {
             panic!("nothing is leased yet: the call is short");
         };
         let call = fleet
-            .lease(wants, || budgets.reserve("chat", &none, at))
+            .lease(|| budgets.reserve("chat", &none, at))
             .await
             .unwrap();
         call.settle(&none, dec(usd), Priced::Fully, at);
@@ -4013,7 +4020,7 @@ mod tests {
             vec![dollar_a_day()],
         );
         let now = Utc::now();
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+        let Err(Refusal::Short(..)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
             panic!("nothing is leased yet: the call is short");
         };
         // An earlier call's lease request holds the queue for 1.5 s.
@@ -4023,7 +4030,7 @@ mod tests {
             let (fleet, budgets) = (fleet.clone(), budgets.clone());
             tokio::spawn(async move {
                 fleet
-                    .lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now))
+                    .lease(|| budgets.reserve("chat", &BTreeMap::new(), now))
                     .await
             })
         };
@@ -4049,14 +4056,14 @@ mod tests {
             vec![dollar_a_day()],
         );
         let now = Utc::now();
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+        let Err(Refusal::Short(..)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
             panic!("nothing is leased yet: the call is short");
         };
         let _ahead = fleet.shared.leasing.lock().await;
         let started = tokio::time::Instant::now();
         let leased = tokio::time::timeout(
             Duration::from_secs(10),
-            fleet.lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now)),
+            fleet.lease(|| budgets.reserve("chat", &BTreeMap::new(), now)),
         )
         .await
         .expect("it gives up waiting for its turn");
@@ -4066,6 +4073,58 @@ mod tests {
             "{leased:?}"
         );
         assert_eq!(fleet.stats().requests, 0, "its turn never came");
+    }
+
+    /// A call let through (`WhenUnavailable::Allow`) when its turn in the
+    /// queue never comes is granted what it is short of when the wait ends,
+    /// not what it was short of when it began to wait: the calls ahead may
+    /// have leased (or counted as leased) room that covers it.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_let_through_after_waiting_in_the_queue_is_granted_only_what_it_still_needs() {
+        let (fleet, budgets) = silent_fleet(
+            FleetConfig::dynamodb("silent")
+                .lease_wait(Duration::from_secs(2))
+                .when_unavailable(WhenUnavailable::Allow),
+            vec![dollar_a_day()],
+        );
+        let now = Utc::now();
+        let day = BudgetPeriod::Day.start_of(now);
+        let none = BTreeMap::new();
+        // Nothing leased: the $0.01 call is short of $0.01 when it begins to
+        // wait, behind a call whose lease request holds the queue past the
+        // 2 s wait.
+        assert!(matches!(
+            budgets.reserve("chat", &none, now),
+            Err(Refusal::Short(..))
+        ));
+        let ahead = fleet.shared.leasing.lock().await;
+        let waiting = {
+            let (fleet, budgets) = (fleet.clone(), budgets.clone());
+            tokio::spawn(async move {
+                fleet
+                    .lease(|| budgets.reserve("chat", &BTreeMap::new(), now))
+                    .await
+            })
+        };
+        // Meanwhile the call ahead is granted $0.05.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        budgets.grant(0, day, dec("0.05"), now + chrono::TimeDelta::hours(1));
+        let call = waiting.await.unwrap().expect("let through");
+        drop(ahead);
+        call.settle(&none, dec("0.01"), Priced::Fully, now);
+        // It fitted in the $0.05, granted nothing more: four more $0.01
+        // calls, 5 × 0.01 = $0.05, and the fifth is short. (Granted the $0.01
+        // it was short of before it waited, $0.06 leased, it would make five.)
+        for i in 0..4 {
+            let call = budgets.reserve("chat", &none, now).unwrap_or_else(|e| {
+                panic!("call {i}: {e:?}");
+            });
+            call.settle(&none, dec("0.01"), Priced::Fully, now);
+        }
+        assert!(matches!(
+            budgets.reserve("chat", &none, now),
+            Err(Refusal::Short(..))
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -4094,14 +4153,14 @@ mod tests {
     async fn a_lease_request_dropped_while_it_waits_is_remembered_as_maybe_granted() {
         let (fleet, budgets) = silent_fleet(FleetConfig::dynamodb("silent"), vec![dollar_a_day()]);
         let now = Utc::now();
-        let Err(Refusal::Short(wants, _)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
+        let Err(Refusal::Short(..)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
             panic!("nothing is leased yet: the call is short");
         };
         // The call is dropped (cancelled by its caller) while its lease request
         // is out: the table may apply it.
         let dropped = tokio::time::timeout(
             Duration::from_millis(100),
-            fleet.lease(wants, || budgets.reserve("chat", &BTreeMap::new(), now)),
+            fleet.lease(|| budgets.reserve("chat", &BTreeMap::new(), now)),
         )
         .await;
         assert!(dropped.is_err(), "cut off before any answer");
