@@ -1359,7 +1359,9 @@ impl Budgets {
     }
 
     /// A fleet lease of `amount` more for the budget at `index` in the period
-    /// starting at `period_start`, held until `until`.
+    /// starting at `period_start`, held until `until`: a new lease
+    /// (`new_lease`), or more of the one the fleet holds of this process
+    /// (even if it lapsed here, the table may still hold it).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn grant(
         &self,
@@ -1367,8 +1369,9 @@ impl Budgets {
         period_start: DateTime<Utc>,
         amount: Decimal,
         until: DateTime<Utc>,
+        new_lease: bool,
     ) {
-        self.add_room(index, period_start, amount, until, true);
+        self.add_room(index, period_start, amount, until, Some(new_lease));
     }
 
     /// Room of `amount` more that `WhenUnavailable::Allow` lets the budget at
@@ -1383,10 +1386,11 @@ impl Budgets {
         amount: Decimal,
         until: DateTime<Utc>,
     ) {
-        self.add_room(index, period_start, amount, until, false);
+        self.add_room(index, period_start, amount, until, None);
     }
 
-    /// [`grant`](Self::grant) (`by_table`) or [`allow`](Self::allow).
+    /// [`grant`](Self::grant) (`Some(new_lease)`) or [`allow`](Self::allow)
+    /// (`None`).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     fn add_room(
         &self,
@@ -1394,7 +1398,7 @@ impl Budgets {
         period_start: DateTime<Utc>,
         amount: Decimal,
         until: DateTime<Utc>,
-        by_table: bool,
+        new_lease: Option<bool>,
     ) {
         let mut inner = self.lock();
         let Some(t) = inner.tracked.get_mut(index) else {
@@ -1404,19 +1408,25 @@ impl Budgets {
         if state.period_start != Some(period_start) {
             return;
         }
-        if state.lease_until.is_none() {
-            // A new lease, not more of one held: what an earlier lease (or a
-            // take-back with none) gave up is not its, and a renewal of it
-            // whole gives none of that back.
-            state.lapsed = Decimal::ZERO;
-            if !by_table {
-                // Room the table granted no one: what it leaves unspent is
-                // no lease's.
+        match new_lease {
+            Some(new_lease) => {
+                if new_lease {
+                    // A new lease, not more of one the table holds: what an
+                    // earlier lease (or a take-back with none) gave up is not
+                    // its, and a renewal of it whole gives none of that back.
+                    state.lapsed = Decimal::ZERO;
+                }
+                state.lease_gone = false;
+            }
+            None if state.lease_until.is_none() => {
+                // Room the table granted no one: what it leaves unspent is no
+                // lease's. What a lapsed lease gave up stays its: the table may
+                // still hold that lease, and a renewal of it whole gives that
+                // back (the spend of this room, written as its use, then
+                // counted by the table past its grant: at most this room).
                 state.lease_gone = true;
             }
-        }
-        if by_table {
-            state.lease_gone = false;
+            None => {}
         }
         state.leased += amount;
         state.lease_until = Some(until);
@@ -1441,6 +1451,10 @@ impl Budgets {
                 // another process: the table kept it committed to this one).
                 state.leased += std::mem::take(&mut state.lapsed);
                 state.lease_until = Some(until);
+                // What the lease gives up from now on is this process's again,
+                // even if the room it held since began as room
+                // `WhenUnavailable::Allow` let it spend.
+                state.lease_gone = false;
             }
             Renewal::Held {
                 until,
@@ -2358,7 +2372,7 @@ mod tests {
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let day = BudgetPeriod::Day.start_of(t0);
         assert!(!call(&budgets, t0), "nothing leased yet");
-        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30));
+        budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30), true);
         assert!(call(&budgets, t0));
         (budgets, t0, day)
     }
@@ -2412,8 +2426,13 @@ mod tests {
     }
 
     /// Two $0.01 calls reserved under a $0.05 lease after one $0.01 call
-    /// settled: what a lease counts as room once `lapse` took the lease away.
-    fn held_across(lapse: impl Fn(&Arc<Budgets>, DateTime<Utc>, DateTime<Utc>)) -> Arc<Budgets> {
+    /// settled: what a lease counts as room once `lapse` took the lease away
+    /// (`new_lease`: the lease granted next is a new one, not more of the
+    /// one the table still holds).
+    fn held_across(
+        new_lease: bool,
+        lapse: impl Fn(&Arc<Budgets>, DateTime<Utc>, DateTime<Utc>),
+    ) -> Arc<Budgets> {
         let (budgets, t0, day) = leased_and_one_call();
         let no_tags = BTreeMap::new();
         let first = budgets.reserve("chat", &no_tags, t0).unwrap();
@@ -2423,7 +2442,13 @@ mod tests {
         // The fleet leases the process $0.03 more; then the two calls settle
         // at $0.01 each. The table writes their $0.02 late, as that lease's
         // use: $0.01 of it is left to spend.
-        budgets.grant(0, day, dec("0.03"), later + TimeDelta::seconds(30));
+        budgets.grant(
+            0,
+            day,
+            dec("0.03"),
+            later + TimeDelta::seconds(30),
+            new_lease,
+        );
         first.settle(&no_tags, dec("0.01"), Priced::Fully, later);
         second.settle(&no_tags, dec("0.01"), Priced::Fully, later);
         budgets
@@ -2452,7 +2477,7 @@ mod tests {
         budgets.status(t0); // the day begun
         // Leased $0.50; a job submitted at $0 holds it until 12:06; then the
         // lease is found gone: nothing spent, nothing kept.
-        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::seconds(30));
+        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::seconds(30), true);
         let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
         job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
         job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
@@ -2520,7 +2545,7 @@ mod tests {
         let day = BudgetPeriod::Day.start_of(t0);
         let no_tags = BTreeMap::new();
         budgets.status(t0);
-        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::hours(1));
+        budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::hours(1), true);
         let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
         job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
         job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
@@ -2566,7 +2591,7 @@ mod tests {
         // renewed whole: $0.10 + $0.20 leased, $0.10 spent, short of a $0.50
         // call by 0.10 + 0.50 − 0.30 = $0.30. (The $0.40 given back as well,
         // $0.70 leased, the call would go through.)
-        budgets.grant(0, day, dec("0.20"), t1 + TimeDelta::minutes(1));
+        budgets.grant(0, day, dec("0.20"), t1 + TimeDelta::minutes(1), true);
         let t2 = t1 + TimeDelta::minutes(10);
         assert!(matches!(
             budgets.reserve("chat", &no_tags, t2),
@@ -2654,7 +2679,7 @@ mod tests {
         // 0.20 + 0.50 − 0.40 = $0.30. (Given back the $0.40 of the allowed
         // room and the $0.40 taken back as well, $1.20 leased, it would go
         // through on $1.00 of room the table granted $0.20 of.)
-        budgets.grant(0, day, dec("0.20"), t2 + TimeDelta::minutes(1));
+        budgets.grant(0, day, dec("0.20"), t2 + TimeDelta::minutes(1), true);
         let t3 = t2 + TimeDelta::minutes(10);
         assert!(budgets.reserve("chat", &no_tags, t3).is_err());
         let until = t3 + TimeDelta::minutes(1);
@@ -2667,7 +2692,7 @@ mod tests {
 
     /// Room `WhenUnavailable::Allow` grants after a lease lapsed here is no
     /// part of that lease: what it leaves unspent does not come back when the
-    /// lease is renewed whole.
+    /// lease is renewed whole (what the lease gave up does).
     #[test]
     fn room_allowed_after_a_lease_lapsed_here_does_not_come_back_with_the_lease() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
@@ -2677,21 +2702,83 @@ mod tests {
         assert!(!call(&budgets, lapsed));
         // The table does not answer: $0.05 allowed until t0 + 61 s, one $0.01
         // call spends of it (spent $0.02, leased 0.01 + 0.05 = $0.06); at
-        // t0 + 62 s it lapsed, $0.04 unspent.
+        // t0 + 62 s it lapsed, $0.04 unspent, no lease's: leased $0.02.
         budgets.allow(0, day, dec("0.05"), t0 + TimeDelta::seconds(61));
         assert!(call(&budgets, lapsed));
         let later = t0 + TimeDelta::seconds(62);
         assert!(!call(&budgets, later));
         // The table answers, holding the $0.05 lease whole, its use the two
-        // calls written under it, $0.02: $0.03 left there. What the process
-        // gave up of it was given up when it took the allowed room (it cannot
-        // tell the two apart): no call goes through. (Given back the $0.04
-        // the lease gave up and the $0.04 of the allowed room, it would make
-        // eight calls where the table holds three.)
+        // calls written under it, $0.02: $0.03 left there. The $0.04 the
+        // lease gave up comes back, not the allowed room's $0.04: leased
+        // 0.02 + 0.04 = $0.06, four calls, the fifth short. Spent 0.02 + 0.04
+        // = $0.06 where the table granted $0.05: $0.01 past it, the one call
+        // Allow let through (of the $0.05 it allowed). (Given back the
+        // allowed room's $0.04 as well, $0.10 leased, it would make eight
+        // calls, $0.05 past.)
         let until = t0 + TimeDelta::seconds(90);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
+        for i in 0..4 {
+            assert!(call(&budgets, later), "call {i} of the lease renewed");
+        }
         assert!(!call(&budgets, later));
-        assert_eq!(spent_held(&budgets, later), (dec("0.02"), Decimal::ZERO));
+        assert_eq!(spent_held(&budgets, later), (dec("0.06"), Decimal::ZERO));
+    }
+
+    /// Room `WhenUnavailable::Allow` grants while the table still holds a
+    /// lease that lapsed here leaves what that lease gave up its own: renewed
+    /// whole, it is spent again.
+    #[test]
+    fn room_allowed_while_a_lapsed_lease_is_held_keeps_what_the_lease_gave_up() {
+        // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
+        // 31 s (the table throttled), $0.04 given up, leased $0.01.
+        let (budgets, t0, day) = leased_and_one_call();
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed));
+        // The lease request for the next call is not answered: $0.01 allowed
+        // until t0 + 61 s, and the call spends it: spent $0.02, leased $0.02.
+        budgets.allow(0, day, dec("0.01"), t0 + TimeDelta::seconds(61));
+        assert!(call(&budgets, lapsed));
+        assert!(!call(&budgets, lapsed), "the allowed room is spent");
+        // The table answers: it holds the $0.05 lease whole, its use the two
+        // calls written under it, $0.02: $0.03 left there for this process.
+        // The $0.04 the lease gave up here is its again: leased 0.02 + 0.04 =
+        // $0.06, four more calls, the fifth short. Spent 0.02 + 0.04 = $0.06
+        // where the table granted $0.05: $0.01 past it, the $0.01 Allow let
+        // through. (With the $0.04 thrown away when the room was allowed: no
+        // call, and the $0.03 the table holds for this process stranded.)
+        let until = t0 + TimeDelta::seconds(90);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        for i in 0..4 {
+            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
+        }
+        assert!(!call(&budgets, lapsed));
+        assert_eq!(spent_held(&budgets, lapsed), (dec("0.06"), Decimal::ZERO));
+    }
+
+    /// A table grant merged into a lease the table still holds, lapsed here
+    /// while its request was out, is no new lease: what the lease gave up
+    /// stays its own.
+    #[test]
+    fn more_of_a_held_lease_that_lapsed_here_keeps_what_it_gave_up() {
+        // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
+        // 31 s while a request for more was out, $0.04 given up, leased $0.01.
+        let (budgets, t0, day) = leased_and_one_call();
+        let lapsed = t0 + TimeDelta::seconds(31);
+        assert!(!call(&budgets, lapsed));
+        // The table grants $0.03 more of the same lease (its grant $0.08,
+        // used $0.01): leased 0.01 + 0.03 = $0.04.
+        let until = t0 + TimeDelta::seconds(61);
+        budgets.grant(0, day, dec("0.03"), until, false);
+        // A flush finds it held whole: the $0.04 given up is this process's
+        // again, leased $0.08, as the table's $0.08 granted: seven more calls
+        // (0.01 + 7 × 0.01 = $0.08), the eighth short. (Zeroed by the grant:
+        // three, and $0.04 the table holds for this process stranded.)
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        for i in 0..7 {
+            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
+        }
+        assert!(!call(&budgets, lapsed));
+        assert_eq!(spent_held(&budgets, lapsed), (dec("0.08"), Decimal::ZERO));
     }
 
     #[test]
@@ -2699,7 +2786,7 @@ mod tests {
         let later = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 31).unwrap();
         // Reclaimed while two calls were in flight: their $0.02 is the next
         // lease's use, $0.03 − $0.02 = $0.01 is left, one $0.01 call.
-        let budgets = held_across(|b, day, _| b.renew(0, day, Renewal::Gone));
+        let budgets = held_across(true, |b, day, _| b.renew(0, day, Renewal::Gone));
         assert!(call(&budgets, later), "the $0.01 left of the new lease");
         assert!(!call(&budgets, later), "the new lease is spent");
         // Spent $0.01 + $0.02 + $0.01.
@@ -2712,7 +2799,7 @@ mod tests {
         // The lease lapsed here (a call finds it so), and the table holds only
         // part of it: the $0.03 leased next is all there is, $0.02 of it the
         // two calls' use.
-        let budgets = held_across(|b, day, at| {
+        let budgets = held_across(false, |b, day, at| {
             assert!(!call(b, at), "a lapsed lease is not spent");
             let until = at + TimeDelta::seconds(30);
             b.renew(
@@ -3407,6 +3494,7 @@ mod tests {
             BudgetPeriod::Day.start_of(t0),
             dec("1"),
             t0 + TimeDelta::seconds(30),
+            true,
         );
         // An async job held at the fixed $0.01: its submission from S3 without
         // its size is $0.001 of fee priced, its data in unpriced, at most 2³⁰
@@ -3707,6 +3795,7 @@ mod tests {
             BudgetPeriod::Day.start_of(t0),
             dec("1"),
             t0 + TimeDelta::hours(1),
+            true,
         );
         // An async job whose submission's receipt is $0.001 holds 0.01 −
         // 0.001 = $0.009 until 12:06.
@@ -3828,6 +3917,7 @@ mod tests {
             BudgetPeriod::Day.start_of(t0),
             dec("1"),
             t0 + TimeDelta::hours(1),
+            true,
         );
         // Two async jobs; each submission's receipt is $0.001, so each holds
         // 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
@@ -3885,6 +3975,7 @@ mod tests {
             BudgetPeriod::Day.start_of(t0),
             dec("1"),
             t0 + TimeDelta::hours(1),
+            true,
         );
         // Two async jobs held at the fixed $0.01; each submission's receipt is
         // $0.001, so each holds 0.01 − 0.001 = $0.009 until it lapses, 6 min on.

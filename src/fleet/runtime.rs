@@ -2301,6 +2301,9 @@ impl Fleet {
                 Err(Refusal::Exceeded(err)) => return Err(err),
                 Err(Refusal::Short(wants, _)) => wants,
             };
+            for want in &wants {
+                self.refuse_if_shut_down(want)?;
+            }
             self.unavailable(&wants, self.no_answer())?;
             return reserve().map_err(Refusal::into_error);
         };
@@ -2326,6 +2329,24 @@ impl Fleet {
         }
     }
 
+    /// The refusal of a call short of `want` once the meter is shut down: no
+    /// flush would write its spend or give a new lease back, so it is neither
+    /// leased nor let through (`WhenUnavailable::Allow`).
+    fn refuse_if_shut_down(&self, want: &LeaseWant) -> Result<()> {
+        let shared = &self.shared;
+        let Some((budget, _)) = shared.specs.get(want.budget) else {
+            return Ok(());
+        };
+        if shared.closed.load(Ordering::SeqCst) {
+            return Err(Error::BudgetUnavailable {
+                scope: budget.scope().clone(),
+                period: budget.period(),
+                reason: crate::error::SHUT_DOWN_UNAVAILABLE.into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Leases `wants`, each from the fleet's budget, answered by `deadline`.
     async fn lease_wants(&self, wants: &[LeaseWant], deadline: tokio::time::Instant) -> Result<()> {
         let shared = &self.shared;
@@ -2333,14 +2354,7 @@ impl Fleet {
             let Some((budget, pk)) = shared.specs.get(want.budget) else {
                 continue;
             };
-            if shared.closed.load(Ordering::SeqCst) {
-                // Shut down: no flush would write the spend or give a new lease back.
-                return Err(Error::BudgetUnavailable {
-                    scope: budget.scope().clone(),
-                    period: budget.period(),
-                    reason: crate::error::SHUT_DOWN_UNAVAILABLE.into(),
-                });
-            }
+            self.refuse_if_shut_down(want)?;
             // What the lease counted as leased before its request: no longer
             // short, and not granted again if the table does not answer.
             let mut counted = Decimal::ZERO;
@@ -2729,10 +2743,13 @@ impl Fleet {
         until_ms: i64,
     ) {
         let shared = &self.shared;
-        let added = {
+        let (added, new_lease) = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             let item = state.item(pk, sk, || Item::spend(end));
             item.marked = true;
+            // More of a lease held (even one lapsed here: the table may still
+            // hold it whole), or a new one.
+            let new_lease = item.lease.is_none();
             let lease = item.lease.get_or_insert(Lease {
                 budget: index,
                 period_start,
@@ -2744,7 +2761,7 @@ impl Fleet {
             lease.granted = lease.granted.saturating_add(added);
             lease.until_ms = until_ms;
             item.lease_unanswered = false;
-            added
+            (added, new_lease)
         };
         if shared.closed.load(Ordering::SeqCst) {
             // Granted while the meter shut down: no flush would renew it or
@@ -2765,6 +2782,7 @@ impl Fleet {
             period_start,
             from_pico(added),
             self.local_until(until_ms),
+            new_lease,
         );
     }
 
@@ -4075,6 +4093,40 @@ mod tests {
         assert_eq!(fleet.stats().requests, 0, "its turn never came");
     }
 
+    /// A call whose turn in the queue never comes while the meter shuts down
+    /// is refused as shut down, not let through (`WhenUnavailable::Allow`):
+    /// no flush would write what it spends.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_turn_never_comes_during_shutdown_is_not_let_through() {
+        let (fleet, budgets) = silent_fleet(
+            FleetConfig::dynamodb("silent")
+                .lease_wait(Duration::from_secs(2))
+                .when_unavailable(WhenUnavailable::Allow),
+            vec![dollar_a_day()],
+        );
+        let now = Utc::now();
+        let none = BTreeMap::new();
+        assert!(matches!(
+            budgets.reserve("chat", &none, now),
+            Err(Refusal::Short(..))
+        ));
+        // A lease request ahead holds the queue past the 2 s wait, and the
+        // meter shuts down meanwhile.
+        let _ahead = fleet.shared.leasing.lock().await;
+        fleet.shared.closed.store(true, Ordering::SeqCst);
+        let leased = fleet.lease(|| budgets.reserve("chat", &none, now)).await;
+        assert!(
+            matches!(&leased, Err(Error::BudgetUnavailable { reason, .. })
+                if reason == crate::error::SHUT_DOWN_UNAVAILABLE),
+            "{leased:?}"
+        );
+        // Nothing allowed: the call is still short of its $0.01.
+        match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A call let through (`WhenUnavailable::Allow`) when its turn in the
     /// queue never comes is granted what it is short of when the wait ends,
     /// not what it was short of when it began to wait: the calls ahead may
@@ -4108,7 +4160,7 @@ mod tests {
         };
         // Meanwhile the call ahead is granted $0.05.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        budgets.grant(0, day, dec("0.05"), now + chrono::TimeDelta::hours(1));
+        budgets.grant(0, day, dec("0.05"), now + chrono::TimeDelta::hours(1), true);
         let call = waiting.await.unwrap().expect("let through");
         drop(ahead);
         call.settle(&none, dec("0.01"), Priced::Fully, now);
