@@ -636,8 +636,9 @@ fn draw_trend<DB: DrawingBackend>(
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_trend_chart_names_every_plan_and_marks_the_crossover_month() {
+    /// One ml.m5.xlarge at 0.23 USD/h against a 160 USD subscription, 1,000 calls a
+    /// month, projected over 12 months at -1%/month.
+    fn instance_against_subscription_falling_one_percent() -> Projection {
         use crate::compare::{InstancePlan, Plan, RateTable, SubscriptionPlan, UsageProfile};
         use crate::pricing::PriceKey;
 
@@ -665,8 +666,13 @@ mod tests {
             .parse::<super::super::TrendRate>()
             .unwrap()
             .into();
+        Projection::compute(&comparison, &trend, 12).unwrap()
+    }
+
+    #[test]
+    fn the_trend_chart_names_every_plan_and_marks_the_crossover_month() {
         // 167.90 × 0.99^5 = 159.67 < 160: month 6
-        let projection = Projection::compute(&comparison, &trend, 12).unwrap();
+        let projection = instance_against_subscription_falling_one_percent();
         let svg = render_trend_svg(&projection).unwrap();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         for text in [
@@ -684,34 +690,7 @@ mod tests {
     /// mark, never a panic.
     #[test]
     fn a_crossover_in_month_zero_is_not_marked_never_a_panic() {
-        use crate::compare::{InstancePlan, Plan, RateTable, SubscriptionPlan, UsageProfile};
-        use crate::pricing::PriceKey;
-
-        let profile = UsageProfile::builder()
-            .calls_per_period(1000)
-            .build()
-            .unwrap();
-        let plans = [
-            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
-            Plan::from(
-                SubscriptionPlan::builder()
-                    .fee_usd(Decimal::from(160))
-                    .build()
-                    .unwrap(),
-            ),
-        ];
-        let rates = RateTable::new("us-east-1")
-            .with_rate(
-                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
-                Decimal::new(23, 2),
-            )
-            .unwrap();
-        let comparison = Comparison::compute(&profile, &plans, &rates).unwrap();
-        let trend = "-1%/month"
-            .parse::<super::super::TrendRate>()
-            .unwrap()
-            .into();
-        let projection = Projection::compute(&comparison, &trend, 12).unwrap();
+        let projection = instance_against_subscription_falling_one_percent();
         let mut json = serde_json::to_value(&projection).unwrap();
         assert_eq!(json["commitments"][0]["stops_being_cheaper_in_month"], 6);
         for (stops, becomes) in [(Some(0), None), (None, Some(0))] {
