@@ -2366,14 +2366,10 @@ pub(super) mod tests {
     /// either name; an answered one records them.
     #[test]
     fn the_span_records_tokens_only_of_a_call_answered_2xx() {
-        use crate::sink::test_support::{Buffer, async_submission, settlement_of};
-        use crate::usage::{Operation, Outcome, TokenUsage};
+        use crate::sink::test_support::{Buffer, settlement_with_tokens};
+        use crate::usage::{Operation, Outcome};
         let span_fields = |outcome: Outcome| {
-            let mut receipt = settlement_of(&async_submission());
-            receipt.usage = receipt
-                .usage
-                .with_tokens(TokenUsage::new(1200, 800))
-                .with_outcome(outcome);
+            let receipt = settlement_with_tokens(outcome);
             let buffer = Buffer::default();
             let writer = buffer.clone();
             let subscriber = tracing_subscriber::fmt()

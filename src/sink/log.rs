@@ -110,7 +110,9 @@ mod tests {
     use super::{CostLogSink, Tags, millis};
     use crate::billing::Cost;
     use crate::sink::CostSink;
-    use crate::sink::test_support::{Buffer, async_submission, settlement_of};
+    use crate::sink::test_support::{
+        Buffer, async_submission, settlement_of, settlement_with_tokens,
+    };
     use std::time::Duration;
 
     /// The `fields` of the cost lines `CostLogSink` logs for `costs`.
@@ -165,16 +167,11 @@ mod tests {
     /// in, 800 out) logs none, under either name; an answered one logs them.
     #[test]
     fn the_cost_line_logs_tokens_only_of_a_call_answered_2xx() {
-        use crate::usage::{Outcome, TokenUsage};
-        let settlement = |outcome: Outcome| {
-            let mut receipt = settlement_of(&async_submission());
-            receipt.usage = receipt
-                .usage
-                .with_tokens(TokenUsage::new(1200, 800))
-                .with_outcome(outcome);
-            receipt
-        };
-        let lines = logged(&[&settlement(Outcome::Error), &settlement(Outcome::Ok)]);
+        use crate::usage::Outcome;
+        let lines = logged(&[
+            &settlement_with_tokens(Outcome::Error),
+            &settlement_with_tokens(Outcome::Ok),
+        ]);
         assert_eq!(lines.len(), 2, "{lines:?}");
         let names = [
             "input_tokens",

@@ -1076,19 +1076,10 @@ mod tests {
     /// settlement's count.
     #[test]
     fn tokens_count_only_for_a_call_answered_2xx() {
-        use crate::sink::test_support::{async_submission, settlement_of};
-        use crate::usage::TokenUsage;
-        let settlement = |outcome: Outcome| {
-            let mut receipt = settlement_of(&async_submission());
-            receipt.usage = receipt
-                .usage
-                .with_tokens(TokenUsage::new(1200, 800))
-                .with_outcome(outcome);
-            receipt
-        };
+        use crate::sink::test_support::settlement_with_tokens;
         let tokens = |outcome: Outcome| {
             let recorder = metrics_util::debugging::DebuggingRecorder::new();
-            let receipt = settlement(outcome);
+            let receipt = settlement_with_tokens(outcome);
             assert!(receipt.is_async_settlement());
             metrics::with_local_recorder(&recorder, || CostMetrics::new().record(&receipt));
             counters_by_label(&recorder, TOKENS, "direction")

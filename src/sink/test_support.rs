@@ -63,3 +63,14 @@ pub(crate) fn settlement_of(submission: &Cost) -> Cost {
     )];
     settlement
 }
+
+/// The [`settlement_of`] an [`async_submission`] carrying the token counts its
+/// output reported (1,200 in, 800 out), with `outcome`.
+pub(crate) fn settlement_with_tokens(outcome: crate::usage::Outcome) -> Cost {
+    let mut settlement = settlement_of(&async_submission());
+    settlement.usage = settlement
+        .usage
+        .with_tokens(crate::usage::TokenUsage::new(1200, 800))
+        .with_outcome(outcome);
+    settlement
+}
