@@ -32,7 +32,7 @@ async fn run_at(url: &str, args: &[&str]) -> Output {
 }
 
 /// `cmd` run to the end (60 s at most).
-async fn run(cmd: std::process::Command) -> Output {
+pub(super) async fn run(cmd: std::process::Command) -> Output {
     tokio::task::spawn_blocking(move || {
         assert_cmd::Command::from_std(cmd)
             .timeout(Duration::from_secs(60))
@@ -567,6 +567,31 @@ pub(super) fn spawn_at(url: &str, args: &[&str]) -> std::process::Child {
         .expect("the sagemeter binary")
 }
 
+/// `sagemeter invoke llm --stream --body {} --ledger LEDGER` running at `url`, as
+/// [`spawn_at`].
+pub(super) fn spawn_stream(url: &str, ledger: &std::path::Path) -> std::process::Child {
+    spawn_at(
+        url,
+        &[
+            "invoke",
+            "llm",
+            "--stream",
+            "--body",
+            "{}",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    )
+}
+
+/// The first two lines a streaming invoke prints: its `endpoint llm ...` line, then
+/// the stream's first part.
+pub(super) fn read_first_part(stdout: &mut impl std::io::Read) -> String {
+    let mut printed = read_line(stdout);
+    printed.push_str(&read_line(stdout));
+    printed
+}
+
 /// Reads one line (up to its `\n`) from `reader`, byte by byte (nothing more).
 pub(super) fn read_line(reader: &mut impl std::io::Read) -> String {
     let mut line = Vec::new();
@@ -999,22 +1024,10 @@ async fn an_interrupt_ends_a_stream_with_its_receipt_printed_and_in_the_ledger()
         FakeStream::start(|_| Script::new().part("Hello\n").hang_until_client_leaves()).await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let mut child = spawn_at(
-        &fake.endpoint_url,
-        &[
-            "invoke",
-            "llm",
-            "--stream",
-            "--body",
-            "{}",
-            "--ledger",
-            ledger.to_str().unwrap(),
-        ],
-    );
+    let mut child = spawn_stream(&fake.endpoint_url, &ledger);
     let mut stdout = child.stdout.take().unwrap();
     let (child, printed) = tokio::task::spawn_blocking(move || {
-        let mut printed = read_line(&mut stdout); // endpoint llm ...
-        printed.push_str(&read_line(&mut stdout)); // the first part
+        let mut printed = read_first_part(&mut stdout);
         assert!(printed.ends_with("Hello\n"), "{printed}");
         kill(&child, libc::SIGINT);
         std::io::Read::read_to_string(&mut stdout, &mut printed).unwrap();

@@ -58,7 +58,7 @@ async fn stream_prints_parts_as_they_arrive_then_the_receipt() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_that_leaves_a_stream_loses_none_of_its_receipt() {
-    use super::cli_invoke_fake::{ledger_receipts, read_line, spawn_at, wait_for_exit};
+    use super::cli_invoke_fake::{ledger_receipts, read_first_part, spawn_stream, wait_for_exit};
     // Five parts 400 ms apart: the stream lasts at least 4 × 400 ms = 1.6 s after
     // its first part; the usage (7 in, 4 out) comes with the last.
     let pause = Duration::from_millis(400);
@@ -78,22 +78,10 @@ async fn a_reader_that_leaves_a_stream_loses_none_of_its_receipt() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let ledger = dir.path().join("spend.jsonl");
-    let mut child = spawn_at(
-        &fake.endpoint_url,
-        &[
-            "invoke",
-            "llm",
-            "--stream",
-            "--body",
-            "{}",
-            "--ledger",
-            ledger.to_str().unwrap(),
-        ],
-    );
+    let mut child = spawn_stream(&fake.endpoint_url, &ledger);
     let mut stdout = child.stdout.take().unwrap();
     tokio::task::spawn_blocking(move || {
-        let mut printed = read_line(&mut stdout); // endpoint llm ...
-        printed.push_str(&read_line(&mut stdout)); // the first part
+        let printed = read_first_part(&mut stdout);
         assert!(printed.contains("Hel"), "{printed}");
         drop(stdout); // the reader leaves: the next part's write fails (EPIPE)
     })
@@ -130,14 +118,7 @@ async fn a_streams_receipt_lines_say_their_units() {
             super::clean_env::sagemeter(&fake.endpoint_url, &super::clean_env::refused_url());
         cmd.env("AWS_ENDPOINT_URL_SAGEMAKER", &control.url)
             .args(["invoke", endpoint, "--stream", "--body", "{}"]);
-        let output = tokio::task::spawn_blocking(move || {
-            assert_cmd::Command::from_std(cmd)
-                .timeout(Duration::from_secs(60))
-                .output()
-                .unwrap()
-        })
-        .await
-        .unwrap();
+        let output = super::cli_invoke_fake::run(cmd).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{stdout}");
         let line = |item: &str| {
