@@ -960,43 +960,53 @@ fn a_report_of_a_parquet_file_of_another_shape_is_an_error_naming_the_column() {
     }
 }
 
-/// A file written before accruals said where their rates came from (no
-/// `accrual_priced_from` column) reads back with none, the rest as it was, and
-/// reports as before.
-#[test]
-fn a_file_written_before_accruals_carried_their_sources_reads_with_none() {
+/// `costs` written by sagemeter to `new.parquet` in `dir`, and the same rows
+/// without column `dropped` to `old.parquet`, as an older sagemeter wrote them:
+/// (new, old).
+fn written_with_and_without(dir: &Path, costs: &[Cost], dropped: &str) -> (PathBuf, PathBuf) {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use sagemeter::report::{GroupBy, ReportOptions, report_files};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("new.parquet");
-    let costs = every_field();
+    let path = dir.join("new.parquet");
     let mut writer = ParquetFileWriter::create(&path).unwrap();
-    for c in &costs {
+    for c in costs {
         writer.write(c).unwrap();
     }
     writer.finish().unwrap();
-    // The same rows without the column, as an older sagemeter wrote them.
-    let batch = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+    let mut batch = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
         .unwrap()
         .build()
         .unwrap()
         .next()
         .unwrap()
         .unwrap();
-    let index = batch.schema().index_of("accrual_priced_from").unwrap();
-    let mut batch = batch;
-    batch.remove_column(index);
-    let old = dir.path().join("old.parquet");
+    batch.remove_column(batch.schema().index_of(dropped).unwrap());
+    let old = dir.join("old.parquet");
     let mut writer =
         parquet::arrow::ArrowWriter::try_new(fs::File::create(&old).unwrap(), batch.schema(), None)
             .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+    (path, old)
+}
 
-    let read: Vec<Cost> = ParquetReader::open(&old)
+/// Every receipt in the Parquet file at `path`, as [`ParquetReader`] reads them.
+fn read_file(path: &Path) -> Vec<Cost> {
+    ParquetReader::open(path)
         .unwrap()
         .collect::<Result<_, _>>()
-        .unwrap();
+        .unwrap()
+}
+
+/// A file written before accruals said where their rates came from (no
+/// `accrual_priced_from` column) reads back with none, the rest as it was, and
+/// reports as before.
+#[test]
+fn a_file_written_before_accruals_carried_their_sources_reads_with_none() {
+    use sagemeter::report::{GroupBy, ReportOptions, report_files};
+    let dir = tempfile::tempdir().unwrap();
+    let costs = every_field();
+    let (path, old) = written_with_and_without(dir.path(), &costs, "accrual_priced_from");
+
+    let read = read_file(&old);
     let mut expected = costs.clone();
     for c in &mut expected {
         if let Some(accrual) = c.accrual.as_mut() {
@@ -1020,39 +1030,16 @@ fn a_file_written_before_accruals_carried_their_sources_reads_with_none() {
 /// back with none, the rest as it was; a new file keeps a settlement's.
 #[test]
 fn a_file_written_before_accruals_carried_accrued_to_reads_with_none() {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("new.parquet");
     let costs = every_field();
     assert!(
         costs
             .iter()
             .any(|c| c.accrual.as_ref().is_some_and(|a| a.accrued_to.is_some()))
     );
-    let mut writer = ParquetFileWriter::create(&path).unwrap();
-    for c in &costs {
-        writer.write(c).unwrap();
-    }
-    writer.finish().unwrap();
-    let mut batch = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
-    batch.remove_column(batch.schema().index_of("accrued_to").unwrap());
-    let old = dir.path().join("old.parquet");
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(fs::File::create(&old).unwrap(), batch.schema(), None)
-            .unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let (path, old) = written_with_and_without(dir.path(), &costs, "accrued_to");
 
-    let read: Vec<Cost> = ParquetReader::open(&old)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let read = read_file(&old);
     let mut expected = costs.clone();
     for c in &mut expected {
         if let Some(accrual) = c.accrual.as_mut() {
@@ -1060,9 +1047,5 @@ fn a_file_written_before_accruals_carried_accrued_to_reads_with_none() {
         }
     }
     assert_eq!(read, expected);
-    let read: Vec<Cost> = ParquetReader::open(&path)
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(read, costs);
+    assert_eq!(read_file(&path), costs);
 }
