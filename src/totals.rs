@@ -1879,6 +1879,19 @@ mod tests {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
     }
 
+    /// `n` milliseconds into the tests' day.
+    fn ms(n: u64) -> SystemTime {
+        t(0) + Duration::from_millis(n)
+    }
+
+    /// Totals with one endpoint, `e`, of a provisioned concurrency of 1; its slot.
+    fn one_provisioned_slot() -> (Totals, super::EndpointSlot) {
+        let totals = Totals::default();
+        let slot = totals.endpoint_slot("e");
+        totals.set_provisioned(slot, Some(1));
+        (totals, slot)
+    }
+
     /// Totals with one endpoint, `e`, and its variant `AllTraffic`.
     fn one_variant() -> (Totals, super::EndpointSlot, super::VariantSlot) {
         let totals = Totals::default();
@@ -1972,8 +1985,6 @@ mod tests {
         // hours, rounded down at 18 places: 1.5 / 3600 = 0.000416666…,
         // 0.5 / 3600 = 0.000138888….
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = |n: u64| t0 + Duration::from_millis(n);
         let a = totals.call_started_on("e", None, ms(0));
         let b = totals.call_started_on("e", None, ms(0));
         b.step_off(ms(500), true);
@@ -2034,8 +2045,6 @@ mod tests {
         // 0.0000555… h; the throttled attempt was allocated 0.1 s (at ½), which
         // is on no receipt.
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = |n: u64| t0 + Duration::from_millis(n);
         let a = totals.call_started_on("e", None, ms(0));
         let b = totals.call_started_on("e", None, ms(0));
         b.step_off(ms(200), false);
@@ -2066,11 +2075,7 @@ mod tests {
     /// demand, holds none) and takes it, though 2 calls were in flight then.
     #[test]
     fn a_call_takes_a_free_provisioned_slot_whatever_runs_on_demand() {
-        let totals = Totals::default();
-        let slot = totals.endpoint_slot("e");
-        totals.set_provisioned(slot, Some(1));
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (totals, slot) = one_provisioned_slot();
         let on_slots = || totals.lock().endpoints[slot.0].sharing.on_slots;
         let a = totals.call_started_on("e", None, ms(0));
         assert_eq!(a.slots_busy_at_start(), 0);
@@ -2107,11 +2112,7 @@ mod tests {
     /// retry's, 0, not the throttled attempt's 1.
     #[test]
     fn a_call_whose_throttled_attempt_found_the_slots_busy_is_rated_by_its_retry() {
-        let totals = Totals::default();
-        let slot = totals.endpoint_slot("e");
-        totals.set_provisioned(slot, Some(1));
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (totals, _) = one_provisioned_slot();
         let a = totals.call_started_on("e", None, ms(0));
         let b = totals.call_started_on("e", None, ms(500));
         assert_eq!(
@@ -2135,11 +2136,7 @@ mod tests {
     /// the receipt is short of).
     #[test]
     fn a_call_is_rated_by_its_first_billed_attempt_not_a_later_one() {
-        let totals = Totals::default();
-        let slot = totals.endpoint_slot("e");
-        totals.set_provisioned(slot, Some(1));
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let (totals, slot) = one_provisioned_slot();
         let a = totals.call_started_on("e", None, ms(0));
         a.step_off(ms(300), true);
         let b = totals.call_started_on("e", None, ms(400));
