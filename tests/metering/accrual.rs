@@ -720,18 +720,11 @@ async fn a_shadow_variants_instances_are_accrued_with_its_production_variant_not
     assert_eq!(first.accrual.as_ref().unwrap().standing_parts.len(), 2);
 }
 
-/// A shadow beside a production variant whose rate was never known (no
-/// source prices its instance type, from the first look-up on): the shadow's
-/// instance-hours still accrue, at its own known rate, and the production
-/// variant's are unpriced, saying why, on every receipt (never $0 unsaid).
-#[tokio::test]
-async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
+/// `rt`'s fixed profile: production `AllTraffic` on 2 × an instance type no
+/// source prices; shadow on 1 × ml.g5.xlarge ($1.408/h).
+fn unpriced_production_beside_a_g5_shadow() -> sagemeter::endpoint::EndpointProfile {
     use sagemeter::endpoint::{EndpointProfile, VariantProfile};
-    let fake = FakeSageMaker::start().await;
-    let (time, shared) = manual_clock();
-    // Production: 2 × an instance type no source prices; shadow: 1 ×
-    // ml.g5.xlarge ($1.408/h). AWS bills all three instances by the hour.
-    let profile = EndpointProfile::new(
+    EndpointProfile::new(
         "rt",
         vec![VariantProfile::instance(
             "AllTraffic",
@@ -739,7 +732,20 @@ async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
             2,
         )],
     )
-    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1));
+    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1))
+}
+
+/// A shadow beside a production variant whose rate was never known (no
+/// source prices its instance type, from the first look-up on): the shadow's
+/// instance-hours still accrue, at its own known rate, and the production
+/// variant's are unpriced, saying why, on every receipt (never $0 unsaid).
+#[tokio::test]
+async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    // Production: 2 × an unpriced type; shadow: 1 × ml.g5.xlarge ($1.408/h).
+    // AWS bills all three instances by the hour.
+    let profile = unpriced_production_beside_a_g5_shadow();
     let client = fixed(&fake, profile, shared).await;
     let first = call(&client, "rt").await; // t = 0: the accrual begins
     time.advance(Duration::from_secs(3600));
@@ -788,21 +794,10 @@ async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
 #[tokio::test]
 async fn amortized_a_shadow_beside_a_variant_whose_rate_was_never_known_is_charged() {
     use sagemeter::billing::Allocation;
-    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
     let fake = FakeSageMaker::start().await;
     let (time, shared) = manual_clock();
     put_g5(&fake, 2);
-    // Production: 2 × an instance type no source prices; shadow: 1 ×
-    // ml.g5.xlarge ($1.408/h).
-    let profile = EndpointProfile::new(
-        "rt",
-        vec![VariantProfile::instance(
-            "AllTraffic",
-            "ml.unpriced.xlarge",
-            2,
-        )],
-    )
-    .with_shadow_variant(VariantProfile::instance("Shadow", "ml.g5.xlarge", 1));
+    let profile = unpriced_production_beside_a_g5_shadow();
     let client = Client::builder(&fake.sdk_config().await)
         .without_discovery()
         .endpoint_profile(profile)
