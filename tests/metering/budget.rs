@@ -56,6 +56,13 @@ fn spent_held(client: &Client) -> (Decimal, Decimal) {
     (status.spent_usd, status.reserved_usd)
 }
 
+/// What the client's (first) budget has spent, what it holds, and how many of
+/// its calls were not fully priced.
+fn spent_held_unpriced(client: &Client) -> (Decimal, Decimal, u64) {
+    let status = &client.meter().budget_status()[0];
+    (status.spent_usd, status.reserved_usd, status.unpriced_calls)
+}
+
 async fn with_budget(fake: &FakeSageMaker, budget: Budget) -> Client {
     one_tenth_of_a_cent_per_call(fake)
         .await
@@ -624,6 +631,11 @@ async fn submit_of_unstated_size(client: &Client) -> sagemeter::client::AsyncInv
         .unwrap()
 }
 
+/// An async job's completion: 10 s of processing, 1 MiB (2²⁰ bytes) of output.
+fn ten_seconds_and_a_mib_out() -> AsyncCompletion<'static> {
+    AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20)
+}
+
 /// A copy of `pending`, as a worker reads it back from a queue.
 fn copy_of(pending: &sagemeter::client::PendingInference) -> sagemeter::client::PendingInference {
     serde_json::from_str(&serde_json::to_string(pending).unwrap()).unwrap()
@@ -643,18 +655,15 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
     assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
     // Settled with its output's size: 10 s at $36/h = 10 / 3,600 × 36 = $0.10 of
     // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625: all priced.
-    let settled = first
-        .settle(AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20))
-        .await;
+    let settled = first.settle(ten_seconds_and_a_mib_out()).await;
     assert!(settled.is_fully_priced(), "{settled:#?}");
     assert_eq!(settled.cost_usd, dec("0.100015625"));
     // The input left unpriced is at most 1 GB (SageMaker's async input limit):
     // 2³⁰ bytes = 1 GB × $0.016 = $0.016 at most. The invocation counts its
     // priced 0.001 + 0.100015625 and that bound: $0.117015625, not its $0.50
     // estimate.
-    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        spent_held_unpriced(&client),
         (dec("0.117015625"), Decimal::ZERO, 1)
     );
     // A second, settled without its output's size: data out is unpriced too,
@@ -667,9 +676,8 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
         .await;
     assert!(!settled.is_fully_priced(), "{settled:#?}");
     assert_eq!(settled.cost_usd, dec("0.10"));
-    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        spent_held_unpriced(&client),
         (dec("0.617015625"), Decimal::ZERO, 2)
     );
 }
@@ -693,10 +701,7 @@ async fn a_copy_settled_after_its_original_was_dropped_keeps_the_1_gb_bound_of_i
     // $0.000015625: $0.100015625, all priced.
     let settled = client
         .meter()
-        .settle_async(
-            copy,
-            AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20),
-        )
+        .settle_async(copy, ten_seconds_and_a_mib_out())
         .await
         .unwrap();
     assert!(settled.is_fully_priced(), "{settled:#?}");
@@ -705,9 +710,8 @@ async fn a_copy_settled_after_its_original_was_dropped_keeps_the_1_gb_bound_of_i
     // $0.016. It counts as it would settled through the original: 0.001 +
     // 0.100015625 + 0.016 = $0.117015625, one unpriced call (not $0.101015625
     // and none, as a call fully priced).
-    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        spent_held_unpriced(&client),
         (dec("0.117015625"), Decimal::ZERO, 1)
     );
 }
@@ -727,10 +731,7 @@ async fn a_copy_settled_under_an_alerting_budget_counts_among_its_unpriced_calls
     // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625.
     let settled = client
         .meter()
-        .settle_async(
-            copy_of(original.pending()),
-            AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(1 << 20),
-        )
+        .settle_async(copy_of(original.pending()), ten_seconds_and_a_mib_out())
         .await
         .unwrap();
     assert_eq!(settled.cost_usd, dec("0.100015625"));
@@ -1075,9 +1076,8 @@ async fn an_async_submission_dropped_after_sagemaker_accepted_it_counts_at_its_e
     // than its estimate, max(0.001, 0.50) = $0.50, nothing left held; not at
     // its fee and its input's 1 GB bound, 0.001 + 2³⁰ bytes = 1 GB × $0.016
     // = $0.017, as if its compute were priced.
-    let status = &client.meter().budget_status()[0];
     assert_eq!(
-        (status.spent_usd, status.reserved_usd, status.unpriced_calls),
+        spent_held_unpriced(&client),
         (dec("0.50"), Decimal::ZERO, 1)
     );
 }
@@ -1395,10 +1395,6 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
         )
         .build()
         .unwrap();
-    let spent_held_unpriced = || {
-        let status = &client.meter().budget_status()[0];
-        (status.spent_usd, status.reserved_usd, status.unpriced_calls)
-    };
     // Submitted: the $0.001 fee, fully priced; 0.50 − 0.001 = $0.499 held.
     let submitted = submit_async(&client, "jobs", 1024).await;
     assert!(
@@ -1406,7 +1402,10 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
         "{:#?}",
         submitted.cost()
     );
-    assert_eq!(spent_held_unpriced(), (dec("0.001"), dec("0.499"), 0));
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.001"), dec("0.499"), 0)
+    );
     // Its TTL passed in the queue: the model never saw it, and it wrote no
     // output. 0 s × $36/h = $0 of compute, 0 bytes × $0.016/GB = $0 out.
     let settled = submitted.settle(AsyncCompletion::expired()).await;
@@ -1422,7 +1421,10 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
     assert_eq!(data_out.quantity, Decimal::ZERO);
     assert_eq!(data_out.cost_usd(), Some(Decimal::ZERO));
     // The job counts its fee alone: $0.001, nothing held, none unpriced.
-    assert_eq!(spent_held_unpriced(), (dec("0.001"), Decimal::ZERO, 0));
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.001"), Decimal::ZERO, 0)
+    );
 
     // Settled stating no output size instead, data out is unpriced (a failed
     // job may have written a failure object of any size), and the job counts
@@ -1433,7 +1435,10 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
         .settle(AsyncCompletion::processed_for(Duration::ZERO).failed())
         .await;
     assert!(!settled.is_fully_priced(), "{settled:#?}");
-    assert_eq!(spent_held_unpriced(), (dec("0.501"), Decimal::ZERO, 1));
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.501"), Decimal::ZERO, 1)
+    );
 }
 
 /// `jobs` as [`ten_cents_per_ten_seconds`] has it, under $10 a day with each job
