@@ -3160,7 +3160,7 @@ enum LeaseFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::budget::{Estimate, Priced};
+    use crate::budget::{Estimate, Priced, Reservation};
     use aws_smithy_runtime_api::client::http::{
         HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
         SharedHttpConnector,
@@ -4031,12 +4031,37 @@ mod tests {
             .unwrap()
     }
 
+    /// A fleet whose table never answers, on [`dollar_a_day`], whose calls
+    /// wait at most 2 s for a lease; with `allow`, a call it cannot lease for
+    /// is let through (`WhenUnavailable::Allow`).
+    fn two_second_wait(allow: bool) -> (Fleet, Arc<Budgets>) {
+        let config = FleetConfig::dynamodb("silent").lease_wait(Duration::from_secs(2));
+        let config = if allow {
+            config.when_unavailable(WhenUnavailable::Allow)
+        } else {
+            config
+        };
+        silent_fleet(config, vec![dollar_a_day()])
+    }
+
+    /// A `chat` call (no tags) leasing on a task of its own, to wait in the
+    /// queue behind a lease request the test holds.
+    fn lease_on_a_task(
+        fleet: &Fleet,
+        budgets: &Arc<Budgets>,
+        now: DateTime<Utc>,
+    ) -> tokio::task::JoinHandle<Result<Reservation>> {
+        let (fleet, budgets) = (fleet.clone(), budgets.clone());
+        tokio::spawn(async move {
+            fleet
+                .lease(|| budgets.reserve("chat", &BTreeMap::new(), now))
+                .await
+        })
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_call_waits_for_a_lease_at_most_lease_wait_in_all_its_wait_in_the_queue_included() {
-        let (fleet, budgets) = silent_fleet(
-            FleetConfig::dynamodb("silent").lease_wait(Duration::from_secs(2)),
-            vec![dollar_a_day()],
-        );
+        let (fleet, budgets) = two_second_wait(false);
         let now = Utc::now();
         let Err(Refusal::Short(..)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
             panic!("nothing is leased yet: the call is short");
@@ -4044,14 +4069,7 @@ mod tests {
         // An earlier call's lease request holds the queue for 1.5 s.
         let ahead = fleet.shared.leasing.lock().await;
         let started = tokio::time::Instant::now();
-        let waiting = {
-            let (fleet, budgets) = (fleet.clone(), budgets.clone());
-            tokio::spawn(async move {
-                fleet
-                    .lease(|| budgets.reserve("chat", &BTreeMap::new(), now))
-                    .await
-            })
-        };
+        let waiting = lease_on_a_task(&fleet, &budgets, now);
         tokio::time::sleep(Duration::from_millis(1500)).await;
         drop(ahead);
         let leased = waiting.await.unwrap();
@@ -4069,10 +4087,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_call_whose_turn_never_comes_within_lease_wait_sends_nothing() {
-        let (fleet, budgets) = silent_fleet(
-            FleetConfig::dynamodb("silent").lease_wait(Duration::from_secs(2)),
-            vec![dollar_a_day()],
-        );
+        let (fleet, budgets) = two_second_wait(false);
         let now = Utc::now();
         let Err(Refusal::Short(..)) = budgets.reserve("chat", &BTreeMap::new(), now) else {
             panic!("nothing is leased yet: the call is short");
@@ -4098,12 +4113,7 @@ mod tests {
     /// no flush would write what it spends.
     #[tokio::test(start_paused = true)]
     async fn a_call_whose_turn_never_comes_during_shutdown_is_not_let_through() {
-        let (fleet, budgets) = silent_fleet(
-            FleetConfig::dynamodb("silent")
-                .lease_wait(Duration::from_secs(2))
-                .when_unavailable(WhenUnavailable::Allow),
-            vec![dollar_a_day()],
-        );
+        let (fleet, budgets) = two_second_wait(true);
         let now = Utc::now();
         let none = BTreeMap::new();
         assert!(matches!(
@@ -4133,12 +4143,7 @@ mod tests {
     /// have leased (or counted as leased) room that covers it.
     #[tokio::test(start_paused = true)]
     async fn a_call_let_through_after_waiting_in_the_queue_is_granted_only_what_it_still_needs() {
-        let (fleet, budgets) = silent_fleet(
-            FleetConfig::dynamodb("silent")
-                .lease_wait(Duration::from_secs(2))
-                .when_unavailable(WhenUnavailable::Allow),
-            vec![dollar_a_day()],
-        );
+        let (fleet, budgets) = two_second_wait(true);
         let now = Utc::now();
         let day = BudgetPeriod::Day.start_of(now);
         let none = BTreeMap::new();
@@ -4150,14 +4155,7 @@ mod tests {
             Err(Refusal::Short(..))
         ));
         let ahead = fleet.shared.leasing.lock().await;
-        let waiting = {
-            let (fleet, budgets) = (fleet.clone(), budgets.clone());
-            tokio::spawn(async move {
-                fleet
-                    .lease(|| budgets.reserve("chat", &BTreeMap::new(), now))
-                    .await
-            })
-        };
+        let waiting = lease_on_a_task(&fleet, &budgets, now);
         // Meanwhile the call ahead is granted $0.05.
         tokio::time::sleep(Duration::from_secs(1)).await;
         budgets.grant(0, day, dec("0.05"), now + chrono::TimeDelta::hours(1), true);
