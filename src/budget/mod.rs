@@ -2377,37 +2377,49 @@ mod tests {
         (budgets, t0, day)
     }
 
-    #[test]
-    fn a_lease_that_lapsed_here_but_the_table_still_holds_is_spent_again_once_renewed() {
-        // A $0.05 lease until t0 + 30 s; one $0.01 call spends of it.
+    /// [`leased_and_one_call`], its lease then lapsed here at t0 + 31 s (the
+    /// table did not answer the renewals), its unspent $0.04 given up: the
+    /// budgets, t0, t0's day and t0 + 31 s.
+    fn lapsed_after_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>) {
         let (budgets, t0, day) = leased_and_one_call();
-        // The table did not answer the renewals: at t0 + 31 s the lease has
-        // lapsed here, and its unspent $0.04 is given up.
         let lapsed = t0 + TimeDelta::seconds(31);
         assert!(!call(&budgets, lapsed), "a lapsed lease is not spent");
+        (budgets, t0, day, lapsed)
+    }
+
+    /// Renews the lease as held whole by the table until `until`, then
+    /// checks that `calls` $0.01 calls fit at `at` and the one after is short.
+    fn renewed_whole_spends(
+        budgets: &Arc<Budgets>,
+        day: DateTime<Utc>,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+        calls: usize,
+    ) {
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        for i in 0..calls {
+            assert!(call(budgets, at), "call {i} of the lease renewed");
+        }
+        assert!(!call(budgets, at));
+    }
+
+    #[test]
+    fn a_lease_that_lapsed_here_but_the_table_still_holds_is_spent_again_once_renewed() {
+        // A $0.05 lease until t0 + 30 s; one $0.01 call spends of it. The
+        // table did not answer the renewals: at t0 + 31 s the lease has
+        // lapsed here, and its unspent $0.04 is given up.
+        let (budgets, t0, day, lapsed) = lapsed_after_one_call();
         // Then the table answers: it still holds the whole lease (nobody
         // reclaimed it), renewed until t0 + 60 s. The $0.04 is this process's
         // again: four more calls, and the fifth needs a new lease.
-        budgets.renew(
-            0,
-            day,
-            Renewal::Held {
-                until: t0 + TimeDelta::seconds(60),
-                whole: true,
-            },
-        );
-        for i in 0..4 {
-            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
-        }
-        assert!(!call(&budgets, lapsed));
+        let until = t0 + TimeDelta::seconds(60);
+        renewed_whole_spends(&budgets, day, until, lapsed, 4);
         assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.05"));
     }
 
     #[test]
     fn a_lease_that_lapsed_here_and_was_reclaimed_is_not_spent_again() {
-        let (budgets, t0, day) = leased_and_one_call();
-        let lapsed = t0 + TimeDelta::seconds(31);
-        assert!(!call(&budgets, lapsed));
+        let (budgets, t0, day, lapsed) = lapsed_after_one_call();
         // Renewed, but the table holds less than this process was granted (part
         // was reclaimed): nothing comes back. Then it is found gone.
         let until = t0 + TimeDelta::seconds(60);
@@ -2697,9 +2709,7 @@ mod tests {
     fn room_allowed_after_a_lease_lapsed_here_does_not_come_back_with_the_lease() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
         // 31 s, $0.04 given up.
-        let (budgets, t0, day) = leased_and_one_call();
-        let lapsed = t0 + TimeDelta::seconds(31);
-        assert!(!call(&budgets, lapsed));
+        let (budgets, t0, day, lapsed) = lapsed_after_one_call();
         // The table does not answer: $0.05 allowed until t0 + 61 s, one $0.01
         // call spends of it (spent $0.02, leased 0.01 + 0.05 = $0.06); at
         // t0 + 62 s it lapsed, $0.04 unspent, no lease's: leased $0.02.
@@ -2716,11 +2726,7 @@ mod tests {
         // allowed room's $0.04 as well, $0.10 leased, it would make eight
         // calls, $0.05 past.)
         let until = t0 + TimeDelta::seconds(90);
-        budgets.renew(0, day, Renewal::Held { until, whole: true });
-        for i in 0..4 {
-            assert!(call(&budgets, later), "call {i} of the lease renewed");
-        }
-        assert!(!call(&budgets, later));
+        renewed_whole_spends(&budgets, day, until, later, 4);
         assert_eq!(spent_held(&budgets, later), (dec("0.06"), Decimal::ZERO));
     }
 
@@ -2731,9 +2737,7 @@ mod tests {
     fn room_allowed_while_a_lapsed_lease_is_held_keeps_what_the_lease_gave_up() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
         // 31 s (the table throttled), $0.04 given up, leased $0.01.
-        let (budgets, t0, day) = leased_and_one_call();
-        let lapsed = t0 + TimeDelta::seconds(31);
-        assert!(!call(&budgets, lapsed));
+        let (budgets, t0, day, lapsed) = lapsed_after_one_call();
         // The lease request for the next call is not answered: $0.01 allowed
         // until t0 + 61 s, and the call spends it: spent $0.02, leased $0.02.
         budgets.allow(0, day, dec("0.01"), t0 + TimeDelta::seconds(61));
@@ -2747,11 +2751,7 @@ mod tests {
         // through. (With the $0.04 thrown away when the room was allowed: no
         // call, and the $0.03 the table holds for this process stranded.)
         let until = t0 + TimeDelta::seconds(90);
-        budgets.renew(0, day, Renewal::Held { until, whole: true });
-        for i in 0..4 {
-            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
-        }
-        assert!(!call(&budgets, lapsed));
+        renewed_whole_spends(&budgets, day, until, lapsed, 4);
         assert_eq!(spent_held(&budgets, lapsed), (dec("0.06"), Decimal::ZERO));
     }
 
@@ -2762,9 +2762,7 @@ mod tests {
     fn more_of_a_held_lease_that_lapsed_here_keeps_what_it_gave_up() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent; lapsed here at t0 +
         // 31 s while a request for more was out, $0.04 given up, leased $0.01.
-        let (budgets, t0, day) = leased_and_one_call();
-        let lapsed = t0 + TimeDelta::seconds(31);
-        assert!(!call(&budgets, lapsed));
+        let (budgets, t0, day, lapsed) = lapsed_after_one_call();
         // The table grants $0.03 more of the same lease (its grant $0.08,
         // used $0.01): leased 0.01 + 0.03 = $0.04.
         let until = t0 + TimeDelta::seconds(61);
@@ -2773,11 +2771,7 @@ mod tests {
         // again, leased $0.08, as the table's $0.08 granted: seven more calls
         // (0.01 + 7 × 0.01 = $0.08), the eighth short. (Zeroed by the grant:
         // three, and $0.04 the table holds for this process stranded.)
-        budgets.renew(0, day, Renewal::Held { until, whole: true });
-        for i in 0..7 {
-            assert!(call(&budgets, lapsed), "call {i} of the lease renewed");
-        }
-        assert!(!call(&budgets, lapsed));
+        renewed_whole_spends(&budgets, day, until, lapsed, 7);
         assert_eq!(spent_held(&budgets, lapsed), (dec("0.08"), Decimal::ZERO));
     }
 
