@@ -671,11 +671,7 @@ async fn a_lease_whose_answers_were_lost_is_applied_once_then_found_spent_and_gi
 
     // The next lease finds the one whose answer was lost: the process spends
     // both, the whole $0.10 (ten calls), and the eleventh is refused.
-    for i in 0..10 {
-        call(&client)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    calls_in_turn(&client, 10).await;
     let err = call(&client).await.unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
     client.meter().shutdown().await.unwrap();
@@ -1543,6 +1539,27 @@ fn short_leases(fleet: FleetConfig, percent: u32) -> FleetConfig {
         .clock_skew(Duration::ZERO)
 }
 
+/// A client (one call a time) on `fleet` with [`short_leases`] of `percent`,
+/// under a client budget of `limit` USD a day at $0.01 a call.
+fn short_lease_client(
+    conf: &aws_types::SdkConfig,
+    fleet: FleetConfig,
+    limit: &str,
+    percent: u32,
+) -> Client {
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, limit, "0.01");
+    per_call_client(conf, short_leases(fleet, percent), Some(budget))
+}
+
+/// `count` calls by `client` in turn, each of which must go through.
+async fn calls_in_turn(client: &Client, count: usize) {
+    for i in 0..count {
+        call(client)
+            .await
+            .unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+}
+
 /// `client` (on `short_leases`, its table behind `proxy`) calls once and
 /// writes it; then its table is unreachable, it calls once more within its
 /// lease (not written), and is silent past the lease's end.
@@ -1560,13 +1577,8 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     let (conf, table, proxy) = behind_proxy("reclaimed").await;
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
-    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
-    let cut_off = per_call_client(
-        &conf,
-        timings(proxied(&table, &proxy, &conf)),
-        Some(budget()),
-    );
+    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
+    let cut_off = client(proxied(&table, &proxy, &conf));
     // It leases the whole $0.05, spends $0.01 and writes it; then its table is
     // unreachable: one more call within its lease ($0.02 spent, $0.01 of it
     // not written), and it is silent past its lease's end.
@@ -1575,16 +1587,8 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // Another process finds no room, reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.01: committed $0.05 − $0.04 = $0.01),
     // leases the $0.04 left and spends it.
-    let other = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table)),
-        Some(budget()),
-    );
-    for i in 0..4 {
-        call(&other)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    let other = client(FleetConfig::dynamodb(&table));
+    calls_in_turn(&other, 4).await;
     other.meter().shutdown().await.unwrap();
 
     // The table answers again: the cut-off process's late $0.01 is spent; its
@@ -1607,14 +1611,9 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     let (conf, table, proxy) = behind_proxy("reclaimed-then-leased").await;
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal and is taken back as soon as it lapsed.
-    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
-    let timings = |fleet: FleetConfig| short_leases(fleet, 50);
+    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
     // Its lease requests may wait for a write held 1 s at the proxy.
-    let cut_off = per_call_client(
-        &conf,
-        timings(proxied(&table, &proxy, &conf)).lease_wait(Duration::from_secs(4)),
-        Some(budget()),
-    );
+    let cut_off = client(proxied(&table, &proxy, &conf).lease_wait(Duration::from_secs(4)));
     // A leases $0.05 (committed $0.05), spends $0.01 and writes it (its lease's
     // use $0.01). The table is unreachable for A: one more call within its
     // lease ($0.02 spent, $0.01 of it not written), then A is silent past its
@@ -1627,16 +1626,8 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     // leases the $0.04 left (committed $0.10) and spends $0.01. At shutdown it
     // gives back the $0.03 it did not spend: committed $0.07, which is what the
     // table knows was spent (A's $0.01 written, B's $0.06).
-    let other = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table)),
-        Some(budget()),
-    );
-    for i in 0..6 {
-        call(&other)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    let other = client(FleetConfig::dynamodb(&table));
+    calls_in_turn(&other, 6).await;
     other.meter().shutdown().await.unwrap();
 
     // The table answers A's lease requests, but throttles its writes of spend
@@ -1929,13 +1920,8 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
     let (conf, table, proxy) = behind_proxy("resent-unleased").await;
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal and is taken back as soon as it lapsed.
-    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.10", "0.01");
-    let timings = |fleet: FleetConfig| short_leases(fleet, 50);
-    let cut_off = per_call_client(
-        &conf,
-        timings(proxied(&table, &proxy, &conf)),
-        Some(budget()),
-    );
+    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
+    let cut_off = client(proxied(&table, &proxy, &conf));
     // A leases $0.05, spends $0.01 and writes it; then, its table unreachable,
     // one more call within its lease ($0.02 spent, $0.01 of it not written),
     // and it is silent past its lease's end: it keeps $0.02 leased, its spend.
@@ -1944,16 +1930,8 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
     // takes back A's lapsed lease as the table holds it (granted $0.05, used
     // $0.01: committed $0.06), leases the $0.04 left and spends $0.01; at
     // shutdown it gives back $0.03: committed $0.07.
-    let other = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table)),
-        Some(budget()),
-    );
-    for i in 0..6 {
-        call(&other)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    let other = client(FleetConfig::dynamodb(&table));
+    calls_in_turn(&other, 6).await;
     other.meter().shutdown().await.unwrap();
     // A's table answers: its write of the late $0.01 finds the lease gone and
     // is sent again without it, committed $0.07 + $0.01 = $0.08.
@@ -2193,11 +2171,7 @@ async fn a_lease_that_lapsed_here_while_the_table_was_away_is_spent_again_once_i
     // its unspent $0.04 is spent (four calls) with no new lease taken.
     proxy.set(Fault::None);
     flushed(&client).await;
-    for i in 0..4 {
-        call(&client)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    calls_in_turn(&client, 4).await;
     flushed(&client).await;
     let status = fleet_status(&conf, &table).await.unwrap();
     let fleet = scope(&status, &BudgetScope::Client);
@@ -2223,16 +2197,11 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     create_table(&conf, &table).await.unwrap();
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
-    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
+    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
     // The answers to the writes of the lease's use (and renewal) are lost
     // while armed: the table applies each, the process never hears of it.
     let lose = LoseFirstAnswer::while_armed("#used :used");
-    let a = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf))),
-        Some(budget()),
-    );
+    let a = client(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)));
     call(&a).await.unwrap(); // leases the $0.05, spends $0.01 of it
     flushed(&a).await;
     // Its next write (a second $0.01, the lease renewed until 2 s from then) is
@@ -2245,14 +2214,8 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     // Another process finds no room and reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.02: committed $0.05 − $0.03 = $0.02),
     // leases the $0.03 left and spends it.
-    let b = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table)),
-        Some(budget()),
-    );
-    for i in 0..3 {
-        call(&b).await.unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    let b = client(FleetConfig::dynamodb(&table));
+    calls_in_turn(&b, 3).await;
     // The first process hears from the table again about its write, sent again
     // with a new lease end: it was applied before, and the lease it renewed is
     // gone. The retry must not extend it here: the fleet gave its unspent
@@ -2515,14 +2478,9 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     let conf = emu.sdk_config().await;
     let table = table_name("lost-reclaim");
     create_table(&conf, &table).await.unwrap();
-    let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let timings = |fleet: FleetConfig| short_leases(fleet, 100);
+    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
     // A process leases the whole $0.05, spends $0.01 and is gone (killed).
-    let gone = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table)),
-        Some(budget()),
-    );
+    let gone = client(FleetConfig::dynamodb(&table));
     call(&gone).await.unwrap();
     flushed(&gone).await;
     drop(gone);
@@ -2531,16 +2489,8 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     // SDK's retry finds the lease gone: the room it returned is there all the
     // same, four calls' worth.
     let lose = LoseFirstAnswer::new("ADD committed_pico :back");
-    let survivor = per_call_client(
-        &conf,
-        timings(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf))),
-        Some(budget()),
-    );
-    for i in 0..4 {
-        call(&survivor)
-            .await
-            .unwrap_or_else(|e| panic!("call {i}: {e}"));
-    }
+    let survivor = client(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)));
+    calls_in_turn(&survivor, 4).await;
     assert!(lose.lost(), "the reclaim's answer was lost");
     assert!(matches!(
         call(&survivor).await,
