@@ -1571,6 +1571,25 @@ async fn cut_off_past_its_lease(client: &Client, proxy: &FaultProxy) {
     tokio::time::sleep(Duration::from_millis(2200)).await;
 }
 
+/// A process made by `client` on `a` (its table behind `proxy`) is
+/// [`cut_off_past_its_lease`]; then another, made by `client` on `table`
+/// direct, makes `calls` calls that must go through and shuts down. Returns
+/// the cut-off process.
+async fn cut_off_then_reclaimed(
+    client: impl Fn(FleetConfig) -> Client,
+    a: FleetConfig,
+    table: &str,
+    proxy: &FaultProxy,
+    calls: usize,
+) -> Client {
+    let cut_off = client(a);
+    cut_off_past_its_lease(&cut_off, proxy).await;
+    let other = client(FleetConfig::dynamodb(table));
+    calls_in_turn(&other, calls).await;
+    other.meter().shutdown().await.unwrap();
+    cut_off
+}
+
 #[tokio::test]
 async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_what_is_committed()
 {
@@ -1578,18 +1597,15 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
     // lease lapses 2 s after its last renewal.
     let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
-    let cut_off = client(proxied(&table, &proxy, &conf));
     // It leases the whole $0.05, spends $0.01 and writes it; then its table is
     // unreachable: one more call within its lease ($0.02 spent, $0.01 of it
     // not written), and it is silent past its lease's end.
-    cut_off_past_its_lease(&cut_off, &proxy).await;
-
+    //
     // Another process finds no room, reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.01: committed $0.05 − $0.04 = $0.01),
     // leases the $0.04 left and spends it.
-    let other = client(FleetConfig::dynamodb(&table));
-    calls_in_turn(&other, 4).await;
-    other.meter().shutdown().await.unwrap();
+    let cut_off =
+        cut_off_then_reclaimed(client, proxied(&table, &proxy, &conf), &table, &proxy, 4).await;
 
     // The table answers again: the cut-off process's late $0.01 is spent; its
     // write finds the lease gone and adds it to what is committed.
@@ -1612,23 +1628,20 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal and is taken back as soon as it lapsed.
     let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
-    // Its lease requests may wait for a write held 1 s at the proxy.
-    let cut_off = client(proxied(&table, &proxy, &conf).lease_wait(Duration::from_secs(4)));
+    // A's lease requests may wait for a write held 1 s at the proxy.
+    let a = proxied(&table, &proxy, &conf).lease_wait(Duration::from_secs(4));
     // A leases $0.05 (committed $0.05), spends $0.01 and writes it (its lease's
     // use $0.01). The table is unreachable for A: one more call within its
     // lease ($0.02 spent, $0.01 of it not written), then A is silent past its
     // lease's end (here it gives up the $0.03 of the lease it had not spent).
-    cut_off_past_its_lease(&cut_off, &proxy).await;
-
+    //
     // B leases $0.05 (committed $0.10) and spends it in five calls. Its sixth
     // finds no room and takes back A's lapsed lease as the table holds it
     // (granted $0.05, used $0.01): committed $0.10 + $0.01 − $0.05 = $0.06; it
     // leases the $0.04 left (committed $0.10) and spends $0.01. At shutdown it
     // gives back the $0.03 it did not spend: committed $0.07, which is what the
     // table knows was spent (A's $0.01 written, B's $0.06).
-    let other = client(FleetConfig::dynamodb(&table));
-    calls_in_turn(&other, 6).await;
-    other.meter().shutdown().await.unwrap();
+    let cut_off = cut_off_then_reclaimed(client, a, &table, &proxy, 6).await;
 
     // The table answers A's lease requests, but throttles its writes of spend
     // to the fleet's item (the client budget's): the late $0.01 cannot be
@@ -1921,18 +1934,15 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
     // 2 s after its last renewal and is taken back as soon as it lapsed.
     let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
-    let cut_off = client(proxied(&table, &proxy, &conf));
     // A leases $0.05, spends $0.01 and writes it; then, its table unreachable,
     // one more call within its lease ($0.02 spent, $0.01 of it not written),
     // and it is silent past its lease's end: it keeps $0.02 leased, its spend.
-    cut_off_past_its_lease(&cut_off, &proxy).await;
     // B leases $0.05 (committed $0.10) and spends it in five calls; its sixth
     // takes back A's lapsed lease as the table holds it (granted $0.05, used
     // $0.01: committed $0.06), leases the $0.04 left and spends $0.01; at
     // shutdown it gives back $0.03: committed $0.07.
-    let other = client(FleetConfig::dynamodb(&table));
-    calls_in_turn(&other, 6).await;
-    other.meter().shutdown().await.unwrap();
+    let cut_off =
+        cut_off_then_reclaimed(client, proxied(&table, &proxy, &conf), &table, &proxy, 6).await;
     // A's table answers: its write of the late $0.01 finds the lease gone and
     // is sent again without it, committed $0.07 + $0.01 = $0.08.
     proxy.set(Fault::None);
