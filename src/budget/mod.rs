@@ -2530,10 +2530,7 @@ mod tests {
         // whole $0.50 leased: 0.10 + 0.50 − 0.10. (Had the provisional $0.50
         // been counted leased, it would need 0.10 + 0.50 − 0.50 = $0.10: the
         // settlement would have left it $0.40 the table never granted.)
-        match budgets.reserve("chat", &no_tags, t1) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(needed_by_next_call(&budgets, t1), dec("0.50"));
     }
 
     /// $1 a day, every call (and job) estimated at $0.50; a job submitted at
@@ -2568,6 +2565,15 @@ mod tests {
         (budgets, job, day, t1)
     }
 
+    /// What the next `chat` call (no tags) at `at` needs leased: it must
+    /// be short of a lease.
+    fn needed_by_next_call(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Decimal {
+        match budgets.reserve("chat", &BTreeMap::new(), at) {
+            Err(Refusal::Short(wants, _)) => wants[0].needed,
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// A provisional charge kept as leased when the lease was found gone, then
     /// settled lower, leaves no room: its take-back is written without a
     /// lease, and the table gives the room to the other processes.
@@ -2594,10 +2600,7 @@ mod tests {
         // leased, 0.10 + 0.50 − 0.10 = $0.50. (Kept at $0.50 leased it would
         // need 0.10 + 0.50 − 0.50 = $0.10: $0.40 spent with no lease, on top
         // of the $0.40 the table gives the others.)
-        match budgets.reserve("chat", &no_tags, t1) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(needed_by_next_call(&budgets, t1), dec("0.50"));
         // Nothing of it comes back with a lease granted later and renewed
         // whole: leased $0.20 more at 12:10 until 12:11, lapsed at 12:20,
         // renewed whole: $0.10 + $0.20 leased, $0.10 spent, short of a $0.50
@@ -2611,10 +2614,7 @@ mod tests {
         ));
         let until = t2 + TimeDelta::minutes(1);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
-        match budgets.reserve("chat", &no_tags, t2) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.30")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(needed_by_next_call(&budgets, t2), dec("0.30"));
     }
 
     /// The same settlement after the lease lapsed here, with the table still
@@ -2631,26 +2631,17 @@ mod tests {
             assert!(budgets.reserve("chat", &no_tags, t2).is_err());
             job.settle(&no_tags, dec("0.10"), Priced::Fully, t2);
             // Spent $0.10; leased $0.10, the $0.40 taken back given up.
-            match budgets.reserve("chat", &no_tags, t2) {
-                Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
-                other => panic!("{other:?}"),
-            }
+            assert_eq!(needed_by_next_call(&budgets, t2), dec("0.50"));
             if whole {
                 // The table holds the lease, granted $0.50, used 0.50 − 0.40 =
                 // $0.10: $0.40 of room, the next call short by 0.10 + 0.50 −
                 // 0.50 = $0.10.
                 let until = t2 + TimeDelta::minutes(1);
                 budgets.renew(0, day, Renewal::Held { until, whole: true });
-                match budgets.reserve("chat", &no_tags, t2) {
-                    Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.10")),
-                    other => panic!("{other:?}"),
-                }
+                assert_eq!(needed_by_next_call(&budgets, t2), dec("0.10"));
             } else {
                 budgets.renew(0, day, Renewal::Gone);
-                match budgets.reserve("chat", &no_tags, t2) {
-                    Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
-                    other => panic!("{other:?}"),
-                }
+                assert_eq!(needed_by_next_call(&budgets, t2), dec("0.50"));
             }
         }
     }
@@ -2668,10 +2659,7 @@ mod tests {
         // table counts nothing more (the $0.50 written is provisional) and
         // is throttled: let through, allowed $0.50 until 12:11. It settles
         // at $0.10: spent 0.50 + 0.10 = $0.60, leased $1.00.
-        match budgets.reserve("chat", &no_tags, t1) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.50")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(needed_by_next_call(&budgets, t1), dec("0.50"));
         budgets.allow(0, day, dec("0.50"), t1 + TimeDelta::minutes(1));
         let call = budgets.reserve("chat", &no_tags, t1).unwrap();
         call.settle(&no_tags, dec("0.10"), Priced::Fully, t1);
@@ -2696,10 +2684,7 @@ mod tests {
         assert!(budgets.reserve("chat", &no_tags, t3).is_err());
         let until = t3 + TimeDelta::minutes(1);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
-        match budgets.reserve("chat", &no_tags, t3) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.30")),
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(needed_by_next_call(&budgets, t3), dec("0.30"));
     }
 
     /// Room `WhenUnavailable::Allow` grants after a lease lapsed here is no
