@@ -1539,6 +1539,19 @@ fn short_leases(fleet: FleetConfig, percent: u32) -> FleetConfig {
         .clock_skew(Duration::ZERO)
 }
 
+/// `client`'s spend flushed and `client` shut down: the client budget's day
+/// as the table then holds it.
+async fn client_budget_after_shutdown(
+    client: &Client,
+    conf: &aws_types::SdkConfig,
+    table: &str,
+) -> FleetScopeStatus {
+    flushed(client).await;
+    client.meter().shutdown().await.unwrap();
+    let status = fleet_status(conf, table).await.unwrap();
+    scope(&status, &BudgetScope::Client).clone()
+}
+
 /// A client (one call a time) on `fleet` with [`short_leases`] of `percent`,
 /// under a client budget of `limit` USD a day at $0.01 a call.
 fn short_lease_client(
@@ -1610,10 +1623,7 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // The table answers again: the cut-off process's late $0.01 is spent; its
     // write finds the lease gone and adds it to what is committed.
     proxy.set(Fault::None);
-    flushed(&cut_off).await;
-    cut_off.meter().shutdown().await.unwrap();
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&cut_off, &conf, &table).await;
     // Spent: 2 × $0.01 + 4 × $0.01 = $0.06 (over the $0.05 limit by the call the
     // cut-off process made while the table could not hear of it). Committed: the
     // reclaim's $0.01, the second lease's $0.04 (all spent), the late $0.01.
@@ -1687,10 +1697,7 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
         "{refused:?}"
     );
     proxy.set(Fault::None);
-    flushed(&cut_off).await;
-    cut_off.meter().shutdown().await.unwrap();
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&cut_off, &conf, &table).await;
     // Spent: A 2 × $0.01 + 2 × $0.01, B 6 × $0.01: $0.10 in 10 calls, the
     // limit. Committed: $0.08 and A's second lease of $0.02, all spent (nothing
     // given back): $0.10.
@@ -1747,10 +1754,7 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
     let hook_calls = hooked.await.unwrap();
     assert!(hook_calls > 10, "{hook_calls} calls through the hook");
     proxy.set(Fault::None);
-    flushed(&client).await;
-    client.meter().shutdown().await.unwrap();
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&client, &conf, &table).await;
     // Every call at $0.01: the hook's and the metered one. What the lease did
     // not use is given back at shutdown: committed is what was spent.
     let spent = Decimal::from(hook_calls + 1) * dec("0.01");
@@ -1829,12 +1833,9 @@ async fn hook_calls_without_a_lease_then_metered_calls(written_first: bool) {
         ),
         "{refused:?}"
     );
-    flushed(&client).await;
-    client.meter().shutdown().await.unwrap();
     // Spent $0.60 + 40 × $0.01 = $1.00, the limit, in 100 calls; committed
     // the hook calls' $0.60 and eight leases of $0.05, all spent.
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&client, &conf, &table).await;
     assert_eq!(
         (fleet.spent_usd, fleet.calls, fleet.leases),
         (dec("1.00"), 100, 0),
@@ -1912,11 +1913,8 @@ async fn spend_counted_as_leased_is_not_granted_again_when_the_lease_is_let_thro
         ),
         "{refused:?}"
     );
-    flushed(&a).await;
-    a.meter().shutdown().await.unwrap();
     // Spent: A 60 + 1 calls, B 39, × $0.01 = $1.00, the limit.
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&a, &conf, &table).await;
     assert_eq!(
         (fleet.spent_usd, fleet.calls, fleet.committed_usd),
         (dec("1.00"), 100, Some(dec("1.00"))),
@@ -1975,12 +1973,9 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
         ),
         "{refused:?}"
     );
-    flushed(&cut_off).await;
-    cut_off.meter().shutdown().await.unwrap();
     // Spent: A 2 × $0.01 + 2 × $0.01, B 6 × $0.01: $0.10, the limit, in 10
     // calls; committed $0.08 and A's lease of $0.02, all spent.
-    let status = fleet_status(&conf, &table).await.unwrap();
-    let fleet = scope(&status, &BudgetScope::Client);
+    let fleet = client_budget_after_shutdown(&cut_off, &conf, &table).await;
     assert_eq!(
         (fleet.spent_usd, fleet.calls),
         (dec("0.10"), 10),
