@@ -2466,13 +2466,11 @@ mod tests {
         budgets
     }
 
-    /// Spend a fleet table counts for a process apart from any lease is
-    /// counted as leased once written, but never a provisional charge of a
-    /// lapsed async hold, which its settlement may take back: counted, then
-    /// settled lower, it would leave room the table never granted.
-    #[test]
-    fn a_provisional_charge_written_without_a_lease_is_not_counted_until_it_is_settled() {
-        // $1 a day, every call (and job) estimated at $0.50.
+    /// A fleet budget of $1 a day, every call (and job) estimated at $0.50,
+    /// on a clock set at t0 (2026-12-01 12:00 UTC), its day begun at t0: the
+    /// budgets, the clock, t0 and t0's day.
+    fn half_dollar_calls_from_noon()
+    -> (Arc<Budgets>, ManualTimeSource, DateTime<Utc>, DateTime<Utc>) {
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let clock = ManualTimeSource::new(t0.into());
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
@@ -2485,8 +2483,19 @@ mod tests {
             SharedTimeSource::new(clock.clone()),
         ));
         let day = BudgetPeriod::Day.start_of(t0);
-        let no_tags = BTreeMap::new();
         budgets.status(t0); // the day begun
+        (budgets, clock, t0, day)
+    }
+
+    /// Spend a fleet table counts for a process apart from any lease is
+    /// counted as leased once written, but never a provisional charge of a
+    /// lapsed async hold, which its settlement may take back: counted, then
+    /// settled lower, it would leave room the table never granted.
+    #[test]
+    fn a_provisional_charge_written_without_a_lease_is_not_counted_until_it_is_settled() {
+        // $1 a day, every call (and job) estimated at $0.50.
+        let (budgets, clock, t0, day) = half_dollar_calls_from_noon();
+        let no_tags = BTreeMap::new();
         // Leased $0.50; a job submitted at $0 holds it until 12:06; then the
         // lease is found gone: nothing spent, nothing kept.
         budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::seconds(30), true);
@@ -2540,20 +2549,8 @@ mod tests {
     /// charged as run ($0.50 spent, all of the lease) and handed to the fleet.
     fn a_job_charged_provisionally_under_a_lease()
     -> (Arc<Budgets>, Reservation, DateTime<Utc>, DateTime<Utc>) {
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let clock = ManualTimeSource::new(t0.into());
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
-            .unwrap()
-            .estimate(Estimate::Fixed { usd: dec("0.50") })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(
-            vec![budget],
-            true,
-            SharedTimeSource::new(clock.clone()),
-        ));
-        let day = BudgetPeriod::Day.start_of(t0);
+        let (budgets, clock, t0, day) = half_dollar_calls_from_noon();
         let no_tags = BTreeMap::new();
-        budgets.status(t0);
         budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::hours(1), true);
         let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
         job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
