@@ -2964,6 +2964,27 @@ struct TwoProcesses {
 }
 
 impl TwoProcesses {
+    /// Both processes describe "scaled" first (so that the calls run alone on
+    /// their clocks); then, at t0 + 1 s on A's clock, A's call, written first:
+    /// the table's accrual starts at t0 + 1 s; then B's call from t0 on B's
+    /// clock (each process has its own), held 2 s, not yet written.
+    async fn a_written_first_then_b_from_t0(&self) {
+        self.a.meter().endpoint_profile("scaled").await.unwrap();
+        self.b.meter().endpoint_profile("scaled").await.unwrap();
+        self.time_a.advance(Duration::from_secs(1));
+        call_endpoint(&self.a, "scaled").await;
+        flushed(&self.a).await;
+        self.fake.hold();
+        let b_call = tokio::spawn({
+            let b = self.b.clone();
+            async move { call_endpoint(&b, "scaled").await }
+        });
+        self.fake.wait_for_invocations(2).await;
+        self.time_b.advance(Duration::from_secs(2));
+        self.fake.release();
+        b_call.await.unwrap();
+    }
+
     /// A receipt of each process, once their clocks have moved on by `a_after`
     /// and `b_after`, each flushing first (so that each call sees the other's
     /// stretches as the table holds them).
@@ -3250,26 +3271,8 @@ async fn the_fleets_accrual_begins_at_its_earliest_call_whichever_write_lands_fi
         fleet.dynamodb_client(proxy.dynamodb_client(&conf))
     })
     .await;
-    // Both described first, so that the calls run alone on their clocks.
-    p.a.meter().endpoint_profile("scaled").await.unwrap();
-    p.b.meter().endpoint_profile("scaled").await.unwrap();
-    // t0 + 1 s on A's clock: A's call, written first: the table's accrual
-    // starts at t0 + 1 s. (Each process has its own clock, so B's call, made
-    // after it here, can start before it on B's.)
-    p.time_a.advance(Duration::from_secs(1));
-    call_endpoint(&p.a, "scaled").await;
-    flushed(&p.a).await;
-    // t0 = 00:00:00 on B's clock: B's call starts, runs 2 s, and its write lands
-    // after A's.
-    p.fake.hold();
-    let b_call = tokio::spawn({
-        let b = p.b.clone();
-        async move { call_endpoint(&b, "scaled").await }
-    });
-    p.fake.wait_for_invocations(2).await;
-    p.time_b.advance(Duration::from_secs(2));
-    p.fake.release();
-    b_call.await.unwrap();
+    p.a_written_first_then_b_from_t0().await;
+    // B's write lands after A's.
     flushed(&p.b).await;
     // t0 + 10 s: A calls, writes (reading the table back), and calls again.
     p.time_a.advance(Duration::from_secs(9));
@@ -3312,22 +3315,9 @@ async fn a_throttled_lowering_of_the_accrual_start_fails_no_flush_and_is_sent_ag
     .await;
     // Only B's lowering of the start (its condition `#f > :f`) is throttled.
     proxy.set(Fault::ThrottleWhere(&["#f > :f"]));
-    p.a.meter().endpoint_profile("scaled").await.unwrap();
-    p.b.meter().endpoint_profile("scaled").await.unwrap();
     // As in the test above: A's call at t0 + 1 s written first, then B's call
     // from t0 (its own clock) to t0 + 2 s, written after it.
-    p.time_a.advance(Duration::from_secs(1));
-    call_endpoint(&p.a, "scaled").await;
-    flushed(&p.a).await;
-    p.fake.hold();
-    let b_call = tokio::spawn({
-        let b = p.b.clone();
-        async move { call_endpoint(&b, "scaled").await }
-    });
-    p.fake.wait_for_invocations(2).await;
-    p.time_b.advance(Duration::from_secs(2));
-    p.fake.release();
-    b_call.await.unwrap();
+    p.a_written_first_then_b_from_t0().await;
     // B's writes were applied: the throttled lowering after them is the one
     // failure its flush says, not "writing increments" (the write kept to be
     // sent again). (Its rate from t0 may still wait for the table to start
