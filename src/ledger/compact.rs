@@ -237,10 +237,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
         out.extend_from_slice(b",\"id\":");
         line::string(out, call_id);
         out.extend_from_slice(b",\"at\":");
-        match at.timestamp_nanos_opt() {
-            Some(nanos) => line::number(out, nanos),
-            None => line::timestamp(out, at),
-        }
+        instant(out, at);
         out.extend_from_slice(b",\"lat\":");
         line::micros(out, latency);
         if let Some(ttfb) = time_to_first_byte {
@@ -364,10 +361,7 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
             // An async settlement's: when its accrual runs to (as `at` is written).
             if let Some(to) = accrued_to {
                 out.extend_from_slice(b",\"t\":");
-                match to.timestamp_nanos_opt() {
-                    Some(nanos) => line::number(out, nanos),
-                    None => line::timestamp(out, to),
-                }
+                instant(out, to);
             }
             out.push(b'}');
         }
@@ -381,6 +375,15 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
 }
 
 /// `{"v":2,"<kind>":<id>,<members>}\n`
+/// An instant as format 2 writes it ([`At`] reads it): nanoseconds since the
+/// epoch, or RFC 3339 text for one beyond what 64 bits of nanoseconds hold.
+fn instant(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    match t.timestamp_nanos_opt() {
+        Some(nanos) => line::number(out, nanos),
+        None => line::timestamp(out, t),
+    }
+}
+
 fn definition_line(kind: &[u8], id: u32, members: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(members.len() + 32);
     out.extend_from_slice(b"{\"v\":2,\"");
