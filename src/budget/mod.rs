@@ -1475,9 +1475,9 @@ impl Budgets {
         }
     }
 
-    /// Marks a hand-over of charges below $0 beyond the receipts (provisional
-    /// charges taken back) to the fleet as under way until the guard is
-    /// dropped: taken under the budgets' lock as they count the charges
+    /// Marks a hand-over of `charges` to the fleet as under way, when one of
+    /// them is below $0 beyond the receipts (a provisional charge taken back),
+    /// until the guard is dropped (`None` otherwise): taken under the budgets' lock as they count the charges
     /// ([`Reservation::settle_handing`], or take them from the queue,
     /// [`take_lapsed_charges`](Self::take_lapsed_charges)), and dropped once
     /// the fleet has them. Meanwhile the budgets' figures have taken back
@@ -1485,9 +1485,12 @@ impl Budgets {
     /// [`count_written`](Self::count_written) counts nothing. (Charges above
     /// $0 on their way are not: the writes counting less than the budgets
     /// only make the count smaller.)
-    fn handing_over(&self) -> HandingOver {
+    fn handing_over(&self, charges: &[BeyondReceipt]) -> Option<HandingOver> {
+        if !charges.iter().any(|c| c.usd < Decimal::ZERO) {
+            return None;
+        }
         self.handing.fetch_add(1, Ordering::SeqCst);
-        HandingOver(self.handing.clone())
+        Some(HandingOver(self.handing.clone()))
     }
 
     /// Counts as leased, for the budget at `index` in the period starting at
@@ -1843,10 +1846,7 @@ impl Budgets {
             }
         }
         // Under the lock: counted by the budgets, not by the fleet yet.
-        let handing = beyond
-            .iter()
-            .any(|b| b.usd < Decimal::ZERO)
-            .then(|| self.handing_over());
+        let handing = self.handing_over(&beyond);
         (alerts, beyond, handing)
     }
 
@@ -1886,10 +1886,7 @@ impl Budgets {
     pub(crate) fn take_lapsed_charges(&self) -> (Vec<BeyondReceipt>, Option<HandingOver>) {
         let mut inner = self.lock();
         let charges = std::mem::take(&mut inner.lapsed_charges);
-        let handing = charges
-            .iter()
-            .any(|c| c.usd < Decimal::ZERO)
-            .then(|| self.handing_over());
+        let handing = self.handing_over(&charges);
         drop(inner);
         (charges, handing)
     }
