@@ -1055,8 +1055,12 @@ pub(crate) enum Refusal {
     Exceeded(Error),
     /// Fleet budgets whose lease is too small for the call: lease this much more
     /// of each and try again. The error is what to return if that cannot be done
-    /// (boxed: rare, and an error is large).
-    Short(Vec<LeaseWant>, Box<Error>),
+    /// (boxed: rare, and an error is large). What to lease is read by the
+    /// fleet's lease (`fleet` feature), from a reservation it makes afresh.
+    Short(
+        #[cfg_attr(not(feature = "fleet"), allow(dead_code))] Vec<LeaseWant>,
+        Box<Error>,
+    ),
 }
 
 impl Refusal {

@@ -38,7 +38,7 @@
 use super::meter::{FinishedCall, Meter, Phase, Prepared, Targets};
 use crate::background::Counted;
 use crate::billing::{Cost, LineItem};
-use crate::budget::{LeaseWant, Refusal, Reservation};
+use crate::budget::{Refusal, Reservation};
 use crate::config_error::ConfigError;
 use crate::error::never_connected;
 use crate::totals::{CallShare, ClockSeat};
@@ -288,12 +288,12 @@ impl Call {
             Ok(call) => call,
             Err(Begin::Refused(err)) => return Err(refused(err)),
             Err(Begin::Short(short)) => {
-                let (request, wants, refusal) = *short;
+                let (request, refusal) = *short;
                 // Fleet budgets: lease what is still short and reserve, then begin
                 // with that reservation (boxed: the lease's table requests are
                 // large futures, and rare).
                 let endpoint = required_endpoint(&request.endpoint)?;
-                let reservation = Box::pin(meter.lease(endpoint, &request.tags, wants, refusal))
+                let reservation = Box::pin(meter.lease(endpoint, &request.tags, refusal))
                     .await
                     .map_err(refused)?;
                 Call::begin::<O>(meter, request, Some(reservation))
@@ -424,8 +424,8 @@ impl Call {
         {
             Ok(reservation) => reservation,
             Err(Refusal::Exceeded(err)) => return Err(Begin::Refused(err)),
-            Err(Refusal::Short(wants, err)) => {
-                return Err(Begin::Short(Box::new((request, wants, *err))));
+            Err(Refusal::Short(_, err)) => {
+                return Err(Begin::Short(Box::new((request, *err))));
             }
         };
         let CallRequest {
@@ -560,9 +560,9 @@ impl Call {
 enum Begin {
     /// Refused: the error to return.
     Refused(Error),
-    /// Fleet budgets need more leased first (the request, what to lease, and the
-    /// refusal if it cannot be).
-    Short(Box<(CallRequest, Vec<LeaseWant>, Error)>),
+    /// Fleet budgets need more leased first (the request, and the refusal if it
+    /// cannot be).
+    Short(Box<(CallRequest, Error)>),
 }
 
 impl From<Error> for Begin {
@@ -576,7 +576,7 @@ impl Begin {
     fn into_error(self) -> Error {
         match self {
             Begin::Refused(err) => err,
-            Begin::Short(short) => short.2,
+            Begin::Short(short) => short.1,
         }
     }
 }
@@ -1777,9 +1777,9 @@ async fn reserve_before_hook(
         return match meter.reserve(endpoint, tags) {
             Ok(reservation) => Ok(Some(reservation)),
             Err(Refusal::Exceeded(err)) => Err(err),
-            Err(Refusal::Short(wants, err)) => Box::pin(meter.lease(endpoint, tags, wants, *err))
-                .await
-                .map(Some),
+            Err(Refusal::Short(_, err)) => {
+                Box::pin(meter.lease(endpoint, tags, *err)).await.map(Some)
+            }
         };
     }
     let _ = (meter, endpoint, tags);

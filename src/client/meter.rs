@@ -6,7 +6,7 @@ use crate::billing::{
     compute_key, compute_line, copy_share, data_lines, fit_to_instances, unpriced,
     unreserved_fraction, usage_charge_lines,
 };
-use crate::budget::{BudgetStatus, Budgets, LeaseWant, Priced, Refusal, Reservation};
+use crate::budget::{BudgetStatus, Budgets, Priced, Refusal, Reservation};
 use crate::config_error::ConfigError;
 use crate::endpoint::{
     ComponentProfile, Discovery, DiscoveryError, EndpointProfile, ProfileSource, VariantBilling,
@@ -1411,20 +1411,20 @@ impl Meter {
     }
 
     /// Leases more of fleet budgets for a call to `endpoint` that did not fit in
-    /// what this process holds (`wants`), and reserves it; the call's refusal
-    /// when that cannot be done.
+    /// what this process holds, and reserves it (the fleet works out what is
+    /// short from a fresh reservation); the call's refusal when that cannot be
+    /// done.
     pub(crate) async fn lease(
         &self,
         endpoint: &str,
         call_tags: &BTreeMap<String, String>,
-        wants: Vec<LeaseWant>,
         refusal: crate::Error,
     ) -> crate::Result<Option<Reservation>> {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             return fleet.lease(|| self.reserve(endpoint, call_tags)).await;
         }
-        let _ = (endpoint, call_tags, wants);
+        let _ = (endpoint, call_tags);
         Err(refusal)
     }
 
