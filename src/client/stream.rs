@@ -3,10 +3,11 @@
 //! The stream is measured as it is read (time to first part, parts, bytes, tokens)
 //! and its receipt is made exactly once, at the first of: the end of the stream, an
 //! error in it, or the caller dropping it. Compute is billed from sending the request
-//! to the last part, for a stream that ended (a caller that keeps it after its last
-//! part is not the model's time), else to the error or the drop. Parts are timed
-//! when `recv()` hands them over: a caller that reads slowly is billed for the time
-//! it took, as sagemeter sees no part before it is read.
+//! to its `[DONE]` part (see below), or without one its last part, for a stream that
+//! ended or was dropped after its `[DONE]` part (a complete answer, outcome `ok`: a
+//! caller that keeps it after its last part is not the model's time), else to the
+//! error or the drop. Parts are timed when `recv()` hands them over: a caller that reads
+//! slowly is billed for the time it took, as sagemeter sees no part before it is read.
 //!
 //! A stream leaves its endpoint's sharing clock (and gives back its slot of
 //! provisioned concurrency) when it ends, fails or is dropped, or earlier, when
@@ -217,6 +218,7 @@ async fn invoke_endpoint_with_response_stream(
                 usage,
                 tokens,
                 last_part_at: None,
+                done_at: None,
                 ended_at: None,
                 left_clock: false,
             };
@@ -266,6 +268,9 @@ struct StreamCall {
     /// When `recv()` handed over the latest part: on the monotonic clock, and on
     /// the meter's.
     last_part_at: Option<(Instant, SystemTime)>,
+    /// When `recv()` handed over the part that carries its `[DONE]` event (see
+    /// [`StreamTokens::done`]), if one did: the model's answer ended there.
+    done_at: Option<(Instant, SystemTime)>,
     /// When it ended, failed or was dropped, once known: its receipt may be made
     /// a little later, once its endpoint's rates are found.
     ended_at: Option<(Instant, SystemTime)>,
@@ -290,7 +295,8 @@ impl StreamCall {
         usage.parts = Some(usage.parts.unwrap_or(0).saturating_add(1));
         usage.bytes_out += bytes.len() as u64;
         self.tokens.push(bytes);
-        if self.tokens.done() {
+        if self.tokens.done() && self.done_at.is_none() {
+            self.done_at = Some((now, wall));
             self.leave_clock_at(wall);
         }
     }
@@ -303,13 +309,19 @@ impl StreamCall {
             .get_or_insert_with(|| (Instant::now(), meter.now()))
     }
 
-    /// Leaves the sharing clock where the receipt will bill the stream to: its last
-    /// part when it `ended`, else when it stopped. Before any wait for the
+    /// Leaves the sharing clock where the receipt will bill the stream to (see
+    /// [`billed_until`](Self::billed_until)). Before any wait for the
     /// endpoint's rates, so that the wait is no part of its share (the clock is
     /// left once: `finish` leaving it again changes nothing).
-    fn leave_clock(&mut self, ended: bool) {
-        let (_, wall) = self.billed_until(ended);
+    fn leave_clock(&mut self, complete: bool) {
+        let (_, wall) = self.billed_until(complete);
         self.leave_clock_at(wall);
+    }
+
+    /// Whether the model's answer is complete though the stream has not ended:
+    /// `recv()` handed over its `[DONE]` part.
+    fn answered(&self) -> bool {
+        self.done_at.is_some()
     }
 
     /// Leaves the sharing clock at `wall` (on the meter's clock), unless it left
@@ -320,22 +332,25 @@ impl StreamCall {
         }
     }
 
-    /// What the stream is billed to, on the monotonic clock and on the meter's:
-    /// its last part when it `ended` (its end carries no work, and the caller may
-    /// have kept it long after), else when it stopped (noted now if not yet).
-    fn billed_until(&mut self, ended: bool) -> (Instant, SystemTime) {
+    /// What the stream is billed to, on the monotonic clock and on the meter's,
+    /// when its answer is `complete` (it ended, or was dropped after its
+    /// `[DONE]` part): its `[DONE]` part, or without one its last part (its end
+    /// carries no work, and the caller may have kept it long after). Otherwise
+    /// when it stopped (noted now if not yet).
+    fn billed_until(&mut self, complete: bool) -> (Instant, SystemTime) {
         let stopped = self.end_now();
-        match (ended, self.last_part_at) {
-            (true, Some(last)) => last,
+        match (complete, self.done_at.or(self.last_part_at)) {
+            (true, Some(answered)) => answered,
             _ => stopped,
         }
     }
 
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
-    /// A stream that ended is billed to its last part, and leaves the sharing
-    /// clock then (if not at its `[DONE]` part already); one that failed or was
-    /// dropped, to when that happened ([`billed_until`](Self::billed_until)).
+    /// A stream that ended, or was dropped after its `[DONE]` part, is billed to
+    /// that part (without one, to its last part), and leaves the sharing clock
+    /// then (if not at its `[DONE]` part already); one that failed or was dropped
+    /// before, to when that happened ([`billed_until`](Self::billed_until)).
     fn finish(mut self, outcome: Outcome, note: Option<String>) -> Cost {
         let (ended, wall) = self.billed_until(outcome == Outcome::Ok);
         self.leave_clock_at(wall);
@@ -454,7 +469,9 @@ impl RequestId for MeteredResponseStream {
 ///   broken connection): outcome `error`, the time used so far is billed;
 /// - the receiver being dropped first: outcome `cancelled`, billed up to the drop.
 ///   Parts that had already arrived are read first, so a stream dropped after its
-///   last part (e.g. on seeing `[DONE]`) but before `recv()` said it ended is `ok`.
+///   last part but before `recv()` said it ended is `ok`; so is one dropped after
+///   `recv()` handed over its `[DONE]` part (see [`StreamTokens::done`]), billed
+///   to that part, whether or not its end has arrived: the answer is complete.
 ///
 /// Time to first byte is taken when `recv()` hands over the first part (call it as
 /// soon as the stream is open for a true figure). Every receipt goes to the cost log
@@ -593,14 +610,20 @@ impl Drop for MeteredEventReceiver {
                 if self.call.is_none() || self.drain_ready() {
                     return;
                 }
-                (
-                    Outcome::Cancelled,
-                    Some(
-                        "cancelled: the caller dropped the stream before it ended: billed \
-                         until then (at least: the model may have run on after it)"
-                            .to_owned(),
-                    ),
-                )
+                if self.call.as_ref().is_some_and(StreamCall::answered) {
+                    // Its `[DONE]` was handed over, its end had not come yet: a
+                    // complete answer, billed to that part.
+                    (Outcome::Ok, None)
+                } else {
+                    (
+                        Outcome::Cancelled,
+                        Some(
+                            "cancelled: the caller dropped the stream before it ended: billed \
+                             until then (at least: the model may have run on after it)"
+                                .to_owned(),
+                        ),
+                    )
+                }
             }
         };
         self.finish(outcome, note);

@@ -649,6 +649,98 @@ async fn a_stream_dropped_after_its_last_part_has_arrived_is_not_cancelled() {
     assert_eq!(h.receipts.all().len(), 1);
 }
 
+/// A caller that stops at `[DONE]` and drops the stream before its end has come
+/// (the server holds the connection open after its last part): the answer is
+/// complete, so the receipt is `ok`, with its tokens, and a serverless endpoint's
+/// duration ends at the `[DONE]` part, not at the drop. Real time (serverless
+/// duration is the client's latency): parts 400 ms apart, `[DONE]` at 1.2 s, the
+/// stream dropped at 3.0 s.
+#[tokio::test]
+async fn a_serverless_stream_dropped_after_done_before_its_end_is_ok_and_billed_to_done() {
+    let parts = openai_parts();
+    let h = harness(
+        move |_| {
+            Script::new()
+                .part(parts[0])
+                .pause(Duration::from_millis(400))
+                .part(parts[1])
+                .part(parts[2])
+                .pause(Duration::from_millis(400))
+                .part(parts[3])
+                .pause(Duration::from_millis(400))
+                .part(parts[4]) // `data: [DONE]`, at 1.2 s
+                .hang_until_client_leaves() // no end until the drop
+        },
+        |b| b,
+    )
+    .await;
+    let opened = std::time::Instant::now();
+    let mut response = open(&h.client, SERVERLESS_LLM).await;
+    let receipt = response.receipt();
+    read_to_done(&mut response).await;
+    let done = opened.elapsed();
+    tokio::time::sleep(Duration::from_millis(3000).saturating_sub(done)).await;
+    drop(response); // at 3.0 s, the end of the stream not arrived
+
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Ok, "{:?}", cost.notes);
+    assert_not_noted_containing(&cost, "cancelled");
+    assert_eq!(cost.usage.parts, Some(5));
+    assert_eq!(
+        (cost.usage.input_tokens, cost.usage.output_tokens),
+        (Some(21), Some(3))
+    );
+    // Billed from the request to the `[DONE]` part: the fake's three 400 ms
+    // pauses (1.2 s) and no more than the test took to read that part.
+    assert!(
+        cost.usage.latency >= Duration::from_millis(1200) && cost.usage.latency <= done,
+        "billed {:?}, `[DONE]` read by {done:?}",
+        cost.usage.latency
+    );
+    // 2048 MB at 0.00004 USD/s, by the ms: 1.2 s → 1.200 × 0.00004 = 0.000048 USD
+    // (plus 0.00000004 USD a ms the request and parts took beyond the pauses),
+    // not 3.0 s to the drop → 3.000 × 0.00004 = 0.00012 USD.
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        serverless_seconds(cost.usage.latency).normalize()
+    );
+    let usd = compute.cost_usd().unwrap();
+    assert_eq!(
+        usd,
+        r12(serverless_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND))
+    );
+    assert!(usd >= dec("0.000048"), "{usd}");
+    assert!(usd < dec("0.00012"), "{usd} is billed to the drop");
+    assert_eq!(h.receipts.all(), vec![cost]);
+}
+
+/// A model that writes `[DONE]` as its text, inside an SSE data event
+/// (`data: {"choices":[{"delta":{"content":"[DONE]"}}]}`), has not ended its
+/// stream: dropped there, the stream is `cancelled`, billed to the drop.
+#[tokio::test]
+async fn a_stream_dropped_after_done_in_its_text_is_cancelled() {
+    let h = harness(
+        |_| {
+            Script::new()
+                .part("data: {\"choices\":[{\"delta\":{\"content\":\"[DONE]\"}}]}\n\n")
+                .hang_until_client_leaves()
+        },
+        |b| b,
+    )
+    .await;
+    let mut response = open(&h.client, SERVERLESS_LLM).await;
+    let receipt = response.receipt();
+    let first = response.body.recv().await.unwrap();
+    assert!(matches!(first, Some(ResponseStream::PayloadPart(_))));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(response);
+
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Cancelled);
+    assert!(cost.usage.latency >= Duration::from_millis(100));
+}
+
 /// A caller that stops at `[DONE]` and keeps the stream a while (writing its
 /// answer somewhere) before dropping it: the model's work ended with the last
 /// part, and the stream is billed, and shares the instance, until then.
