@@ -912,18 +912,19 @@ async fn the_table_going_away_and_coming_back_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_once() {
     // SageMaker is the in-process fake (its calls are held as long as the test
-    // likes); the fleet table is on the emulator.
+    // likes); the fleet table is on the emulator. The four processes share one
+    // manual clock, which moves only when the test moves it: the instance time
+    // allocated is what the clock says, not what the host's scheduler made of it.
     let fleet = FakeFleet::start("sharing", "three", 3).await;
     let fake = &fleet.fake;
-    let flush = Duration::from_millis(100);
-    let rate = dec("0.23"); // ml.m5.xlarge, us-east-1, USD per instance-hour
+    let (clock, time) = manual_clock();
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(fleet.process(Some(flush)).await.build().unwrap());
+        let process = fleet.process(None).await.time_source(time.clone());
+        clients.push(process.build().unwrap());
     }
-    // Each process keeps 3 calls in flight for 3 s: 12 calls on 3 instances.
+    // Each process keeps 3 calls in flight: 12 calls on 3 instances.
     fake.hold();
-    let started = std::time::Instant::now();
     let mut calls = tokio::task::JoinSet::new();
     for client in &clients {
         for _ in 0..3 {
@@ -932,36 +933,43 @@ async fn four_processes_on_one_3_instance_variant_are_allocated_its_instances_on
         }
     }
     fake.wait_for_invocations(12).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    fake.release();
-    let mut allocated = Decimal::ZERO;
-    while let Some(cost) = calls.join_next().await {
-        allocated += compute_usd(&cost.unwrap());
+    // Every call is in flight and the clock has not moved since they began: no
+    // instance time is allocated yet, however long the flushes below take. Two
+    // rounds of flushes, each process's after the one before it: in the first
+    // each publishes its 3 calls in flight (its load, the clock standing still);
+    // in the second each reads the other three's back, 3 + 3 + 3 = 9. The flush
+    // loops' own flushes meanwhile publish and read the same.
+    for _ in 0..2 {
+        for client in &clients {
+            flushed(client).await;
+        }
     }
-    let run = started.elapsed();
+    // The calls are served for 3 s, and end.
+    clock.advance(Duration::from_secs(3));
+    fake.release();
+    let mut computes = Vec::new();
+    while let Some(cost) = calls.join_next().await {
+        computes.push(compute_usd(&cost.unwrap()));
+    }
     for client in &clients {
         client.meter().shutdown().await.unwrap();
     }
-    // What the 3 instances cost over the run, by the hour's rate.
-    let instances_cost = Decimal::from(3) * rate * hours(run);
-    // Each process publishes its load at its first call and reads the others'
-    // with each flush: until it has read them it allocates its own 3 calls as if
-    // alone, up to the 3 instances, so the other three processes can be over by 3
-    // instances each until then. That is one flush interval when the table answers
-    // at once (measured: half an interval's worth to two thirds); on a loaded
-    // 2-core CI machine the emulator's answer to the first flush can come after
-    // the second tick (measured once: 1.04 intervals), so the bound is two.
-    let lag = Decimal::from(3 * 3) * rate * hours(flush * 2);
-    assert!(
-        allocated <= instances_cost + lag,
-        "allocated ${allocated} of ${instances_cost} (+${lag} for the first flushes)"
+    // By hand: 12 calls in flight on 3 instances for 3 s, each call served by
+    // 3/12 = 1/4 of an instance: 1/4 × 3 s = 0.75 instance-seconds a call, at
+    // $0.23 an instance-hour (ml.m5.xlarge, us-east-1) 0.75 / 3,600 × $0.23 =
+    // $0.0000479166…, $0.000047916666 to the pico-dollar (rounded down). The
+    // twelve: 9 instance-seconds, the 3 instances' 3 s once, $0.000574999992
+    // ($0.000575 less the rounding). A process that had not read the others' 9
+    // calls would allocate each of its 3 calls 1 instance, the 3 instances' 3 s
+    // alone: 3 / 3,600 × $0.23 = $0.000191666666 a call, $0.002299999992 for
+    // the four processes, four times the bill.
+    let allocated: Decimal = computes.iter().sum();
+    assert_eq!(
+        computes,
+        vec![dec("0.000047916666"); 12],
+        "allocated ${allocated} for $0.000575 of instance time"
     );
-    // And the instances were busy all along: nearly all of it is allocated (per
-    // process alone it would be four times as much).
-    assert!(
-        allocated >= instances_cost * dec("0.8"),
-        "allocated ${allocated} of ${instances_cost}"
-    );
+    assert_eq!(allocated, dec("0.000574999992"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
