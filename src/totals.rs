@@ -115,6 +115,9 @@ struct SincePreviousCall {
     /// [`Accrual::priced_from`] keeps it), so that a count change at the same
     /// rate adds to a part and a price change starts another.
     parts: Vec<GapPart>,
+    /// Instances × µs of the variant's own that stood unpriced meanwhile
+    /// ([`StandingRate::unpriced_instances`]).
+    unpriced_instance_micros: u128,
 }
 
 /// The capacity accrued at one rate since the previous amortised call.
@@ -130,6 +133,11 @@ struct GapPart {
 impl SincePreviousCall {
     /// `instances` accrued `fine_usd` over `micros` µs at `clock`'s rate.
     fn add(&mut self, clock: &StandingRate, micros: u64, fine_usd: Decimal) {
+        if clock.beside_unknown {
+            self.unpriced_instance_micros = self
+                .unpriced_instance_micros
+                .saturating_add(u128::from(micros) * u128::from(clock.unpriced_instances));
+        }
         if clock.instances == 0 {
             return;
         }
@@ -165,13 +173,20 @@ impl SincePreviousCall {
 
     /// The parts since the previous call, each costed so that they add up to
     /// `accrued_usd − base_usd` exactly (the difference of the accrual's rounded
-    /// running figures at each part's end), and a new mark at `accrued_usd`.
-    fn take(&mut self, accrued_fine_usd: Decimal, accrued_usd: Decimal) -> Vec<AccruedCapacity> {
+    /// running figures at each part's end), with the instance-hours of the
+    /// variant's own that stood unpriced meanwhile; and a new mark at
+    /// `accrued_usd`.
+    fn take(
+        &mut self,
+        accrued_fine_usd: Decimal,
+        accrued_usd: Decimal,
+    ) -> (Vec<AccruedCapacity>, Decimal) {
+        let unpriced = instance_hours(std::mem::take(&mut self.unpriced_instance_micros));
         let mut fine_so_far = std::mem::replace(&mut self.base_fine_usd, accrued_fine_usd);
         let mut charged_so_far = std::mem::replace(&mut self.base_usd, accrued_usd);
         let parts = std::mem::take(&mut self.parts);
         let last = parts.len().saturating_sub(1);
-        parts
+        let parts = parts
             .into_iter()
             .enumerate()
             .map(|(i, part)| {
@@ -190,7 +205,8 @@ impl SincePreviousCall {
                     cost_usd,
                 }
             })
-            .collect()
+            .collect();
+        (parts, unpriced)
     }
 }
 
@@ -309,6 +325,7 @@ impl VariantState {
             // Nothing stands at any later rate either.
             terms: no_terms(),
             storage_terms: no_storage_terms(),
+            unpriced_instances: 0,
             ..rate.clone()
         };
         self.replace_standing(none, now, mono);
@@ -1130,6 +1147,10 @@ pub(crate) struct StandingRate {
     /// own, once known, replaces it, and it replaces no rate of its own
     /// ([`Totals::set_standing_beside_unknown`]).
     pub(crate) beside_unknown: bool,
+    /// With [`beside_unknown`](Self::beside_unknown): the variant's own
+    /// instances (or provisioned concurrency), which stand unpriced in no
+    /// figure; amortised receipts state their instance-hours, unpriced.
+    pub(crate) unpriced_instances: u32,
 }
 
 /// What a variant's standing capacity costs from the date of a term its price
@@ -1172,6 +1193,20 @@ pub(crate) fn no_storage_terms() -> Arc<[StorageTerm]> {
 }
 
 impl StandingRate {
+    /// Whether the variant's own part of this rate stands at nothing (scaled
+    /// to 0 instances, serverless without provisioned concurrency, or
+    /// nothing standing at all): then it is no rate of the variant's own
+    /// for instances that come up later, whatever their type, and those
+    /// are unpriced while their rate is not known, not counted at $0.
+    fn none_of_its_own(&self) -> bool {
+        !self.beside_unknown
+            && self
+                .parts
+                .first()
+                .map_or(self.usd_per_hour_all_instances, |own| own.usd_per_hour)
+                .is_zero()
+    }
+
     /// This rate as it stands now, without the later rates it announced (the
     /// accrual puts each term's rate in place at its date).
     fn without_terms(&self) -> StandingRate {
@@ -1292,22 +1327,56 @@ impl Totals {
     }
 
     /// What `variant`'s standing capacity costs from `now` on when its own rate
-    /// is not known: `rate`, the standing of the fleets billed alongside it
-    /// ([`StandingRate::beside_unknown`]), unless a rate of its own was known
-    /// since the accrual began (that last known one stays in force, theirs in
-    /// it).
+    /// is not known (`unpriced_instances` of its own stand): `rate`, the
+    /// standing of the fleets billed alongside it whose rates are known
+    /// ([`StandingRate::beside_unknown`]), or nothing when there is none;
+    /// unless a rate of its own is in force (that last known one stays, theirs
+    /// in it). A rate in force at which nothing of its own stood (scaled to 0
+    /// instances since) is none: the instances that came up since are not
+    /// counted at it, at $0, but unpriced, as when none was ever known.
     pub(crate) fn set_standing_beside_unknown(
         &self,
         variant: VariantSlot,
-        rate: StandingRate,
+        rate: Option<StandingRate>,
+        unpriced_instances: u32,
         now: SystemTime,
     ) {
         let mut inner = self.lock();
         let mono = inner.mono_now();
         let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
-        if state.standing.as_ref().is_none_or(|s| s.beside_unknown) {
-            state.replace_standing(rate, now, mono);
-        }
+        let rate = match (rate, &state.standing) {
+            (_, Some(own)) if !own.beside_unknown && !own.none_of_its_own() => return,
+            (Some(rate), _) => rate,
+            // Nothing billed alongside is priced: nothing stands in any figure,
+            // the variant's own instances unpriced.
+            (None, Some(own)) if !own.beside_unknown => StandingRate {
+                usd_per_hour_all_instances: Decimal::ZERO,
+                instances: 0,
+                storage_usd_per_month: own.storage_usd_per_month.map(|_| Decimal::ZERO),
+                unreserved_fraction: None,
+                parts: crate::billing::no_standing_parts(),
+                terms: no_terms(),
+                storage_terms: no_storage_terms(),
+                beside_unknown: true,
+                unpriced_instances,
+                ..own.clone()
+            },
+            (None, _) => return,
+        };
+        state.replace_standing(rate, now, mono);
+    }
+
+    /// The standing rate in force for `variant` when it is that of the fleets
+    /// billed alongside it alone, or nothing, its own instances unpriced
+    /// ([`StandingRate::beside_unknown`]); `None` when a rate of its own is in
+    /// force, or none is.
+    pub(crate) fn standing_beside_unknown(&self, variant: VariantSlot) -> Option<StandingRate> {
+        let inner = self.lock();
+        inner.endpoints[variant.endpoint().0].variants[variant.variant]
+            .standing
+            .as_ref()
+            .filter(|s| s.beside_unknown)
+            .cloned()
     }
 
     /// Whether `variant` stands at a last known rate of its own (not only
@@ -1317,7 +1386,7 @@ impl Totals {
         inner.endpoints[variant.endpoint().0].variants[variant.variant]
             .standing
             .as_ref()
-            .is_some_and(|s| !s.beside_unknown)
+            .is_some_and(|s| !s.beside_unknown && !s.none_of_its_own())
     }
 
     /// `endpoint` was found deleted at `now`: its variants' standing capacity costs
@@ -1606,14 +1675,16 @@ impl Totals {
                 base_fine_usd: fine,
                 base_usd: usd,
                 parts: Vec::new(),
+                unpriced_instance_micros: 0,
             });
             // Calls before it had no standing rate (their gaps were charged on
             // the wall clock, and so is this one's), or this is the first.
             return gap.map_or(AmortizedShare::First, AmortizedShare::Gap);
         };
-        let mut parts = since.take(fine, usd);
+        let (mut parts, mut unpriced_instance_hours) = since.take(fine, usd);
         if let Some((local, fleet)) = share {
             let (local, fleet) = (Decimal::from(local), Decimal::from(fleet));
+            unpriced_instance_hours = (unpriced_instance_hours * local / fleet).normalize();
             for part in &mut parts {
                 part.instance_hours = (part.instance_hours * local / fleet).normalize();
                 // Rounded down: the processes' shares never add up to more
@@ -1622,7 +1693,10 @@ impl Totals {
                     .round_dp_with_strategy(12, rust_decimal::RoundingStrategy::ToZero);
             }
         }
-        AmortizedShare::Accrued(parts)
+        AmortizedShare::Accrued {
+            parts,
+            unpriced_instance_hours,
+        }
     }
 
     /// This process made `local` of the fleet's last `fleet` calls to `variant`
@@ -1861,6 +1935,7 @@ mod tests {
     fn g5_xlarge(instances: u32) -> super::StandingRate {
         super::StandingRate {
             beside_unknown: false,
+            unpriced_instances: 0,
             usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
                 * Decimal::from(instances),
             instances,
@@ -2269,9 +2344,10 @@ mod tests {
         let (totals, endpoint, variant) = one_variant();
         let beside = super::StandingRate {
             beside_unknown: true,
+            unpriced_instances: 0,
             ..g5_xlarge(1)
         };
-        totals.set_standing_beside_unknown(variant, beside.clone(), t(0));
+        totals.set_standing_beside_unknown(variant, Some(beside.clone()), 4, t(0));
         assert!(!totals.keeps_own_rate(variant));
         let clock = |started, ended, standing| InstanceClock {
             standing,
@@ -2281,12 +2357,69 @@ mod tests {
         record_clock(&totals, endpoint, variant, clock(0, 0, beside.clone()));
         totals.set_standing(variant, g5_xlarge(5), t(1800));
         assert!(totals.keeps_own_rate(variant));
-        totals.set_standing_beside_unknown(variant, beside.clone(), t(2700));
+        totals.set_standing_beside_unknown(variant, Some(beside.clone()), 4, t(2700));
         let recorded = record_clock(&totals, endpoint, variant, clock(3600, 3600, beside));
         assert_eq!(
             recorded.accrual.unwrap().accrued_usd,
             "4.224".parse::<Decimal>().unwrap()
         );
+    }
+
+    /// A rate in force at which nothing of the variant's own stood is no
+    /// last known rate for instances that come up at a rate not known: they
+    /// are unpriced, the shadow beside them accruing alone. A on
+    /// 2 × ml.g5.xlarge ($1.408/h) with a shadow S on 1 × ml.m5.xlarge
+    /// ($0.23/h): 2.816 + 0.23 = $3.046/h from t = 0; at 600 s A is at 0
+    /// instances (its part $0, S's $0.23/h); at 1,800 s A is back on 1
+    /// instance of a type no source prices. To 3,600 s AWS bills
+    /// 3.046 × 600 / 3,600 + 0.23 × 3,000 / 3,600 = 0.507666… + 0.191666… =
+    /// $0.699333333333 of priced capacity, and A's instance from 1,800 s
+    /// (0.5 instance-hours) at a rate not known: flagged, not in force at $0.
+    #[test]
+    fn a_variant_back_up_from_zero_at_an_unknown_rate_stands_beside_its_shadow_unpriced() {
+        use super::InstanceClock;
+        use crate::billing::StandingPart;
+        use crate::endpoint::VariantBilling;
+        let (totals, endpoint, variant) = one_variant();
+        let usd = |s: &str| s.parse::<Decimal>().unwrap();
+        let instances = |instance_type: &str, instance_count| VariantBilling::Instance {
+            instance_type: instance_type.into(),
+            instance_count,
+        };
+        let shadow = StandingPart::new(instances("ml.m5.xlarge", 1), usd("0.23"));
+        let with_shadow = |own: u32| super::StandingRate {
+            usd_per_hour_all_instances: usd("1.408") * Decimal::from(own) + usd("0.23"),
+            instances: own + 1,
+            parts: std::sync::Arc::from([
+                StandingPart::new(
+                    instances("ml.g5.xlarge", own),
+                    usd("1.408") * Decimal::from(own),
+                ),
+                shadow.clone(),
+            ]),
+            ..g5_xlarge(own)
+        };
+        totals.set_standing(variant, with_shadow(2), t(0));
+        let clock = |at, standing| InstanceClock {
+            standing,
+            started_at: t(at),
+            ended_at: t(at),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, with_shadow(2)));
+        totals.set_standing(variant, with_shadow(0), t(600));
+        let alone = super::StandingRate {
+            usd_per_hour_all_instances: usd("0.23"),
+            instances: 1,
+            parts: std::sync::Arc::from([shadow]),
+            beside_unknown: true,
+            unpriced_instances: 1,
+            ..g5_xlarge(1)
+        };
+        totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(1800));
+        assert!(!totals.keeps_own_rate(variant));
+        assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
+        let recorded = record_clock(&totals, endpoint, variant, clock(3600, alone));
+        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("0.699333333333"));
     }
 
     #[test]
@@ -2547,6 +2680,7 @@ mod tests {
         // 1.5 ms they span, 1,500,000 ns × $10⁻¹² = $0.0000015 of each.
         let standing = StandingRate {
             beside_unknown: false,
+            unpriced_instances: 0,
             usd_per_hour_all_instances: "3.6".parse().unwrap(),
             instances: 1,
             capacity_from: (crate::pricing::PriceOrigin::Live, None),
@@ -2601,6 +2735,7 @@ mod tests {
             terms: super::no_terms(),
             storage_terms: super::no_storage_terms(),
             beside_unknown: false,
+            unpriced_instances: 0,
         };
         let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
@@ -2802,6 +2937,7 @@ mod tests {
         let announced: std::sync::Arc<str> = "rate of the term announced".into();
         super::StandingRate {
             beside_unknown: false,
+            unpriced_instances: 0,
             usd_per_hour_all_instances: "0.23".parse().unwrap(),
             instances: 1,
             capacity_from: (PriceOrigin::Live, None),
@@ -2881,7 +3017,7 @@ mod tests {
         );
         // One capacity line: the storage's date cuts the instance's stretch at the
         // same rate, which stays one part: 2/3 instance-hour at 0.23.
-        let AmortizedShare::Accrued(parts) = share else {
+        let AmortizedShare::Accrued { parts, .. } = share else {
             panic!("{share:?}");
         };
         let parts: Vec<_> = parts
@@ -2935,7 +3071,7 @@ mod tests {
             accrual.storage_usd,
             Some("0.003024193548".parse::<Decimal>().unwrap())
         );
-        let AmortizedShare::Accrued(parts) = share else {
+        let AmortizedShare::Accrued { parts, .. } = share else {
             panic!("{share:?}");
         };
         let third = Decimal::ONE / Decimal::from(3);
@@ -3044,6 +3180,7 @@ mod tests {
             );
             let standing = StandingRate {
                 beside_unknown: false,
+                unpriced_instances: 0,
                 usd_per_hour_all_instances: usd_per_hour * Decimal::from(instances),
                 instances,
                 capacity_from: from,

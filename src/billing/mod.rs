@@ -452,7 +452,13 @@ pub(crate) enum AmortizedShare {
     /// The variant's first call: nothing before it to amortise, busy time.
     First,
     /// What the capacity accrued since the previous call, per rate.
-    Accrued(Vec<AccruedCapacity>),
+    Accrued {
+        /// One part per rate.
+        parts: Vec<AccruedCapacity>,
+        /// The instance-hours of the variant's own that stood meanwhile at no
+        /// known rate, in none of `parts` (`StandingRate::beside_unknown`).
+        unpriced_instance_hours: Decimal,
+    },
     /// No standing rate is known (so nothing accrues): the wall-clock time since
     /// the previous call, at the call's instance count.
     Gap(Duration),
@@ -507,7 +513,8 @@ pub(crate) fn amortized_compute_lines(
                 rate,
             )];
         }
-        (_, AmortizedShare::Accrued(parts)) => parts,
+        // The unpriced instance-hours are the caller's to state, with why.
+        (_, AmortizedShare::Accrued { parts, .. }) => parts,
     };
     let own = rate.as_ref().ok();
     if parts.is_empty() {

@@ -267,6 +267,7 @@ impl VariantRates {
                 terms: self.standing_terms.clone(),
                 storage_terms: self.storage_terms.clone(),
                 beside_unknown: false,
+                unpriced_instances: 0,
             }),
             // No rate at all, not an unknown one: serverless without provisioned
             // concurrency has no standing charge, nor has an instance variant
@@ -445,7 +446,20 @@ impl VariantRates {
             return None;
         };
         standing.beside_unknown = true;
+        standing.unpriced_instances = self.own_instances();
         Some(standing)
+    }
+
+    /// The instances (or provisioned concurrency) of the variant's own that
+    /// stand, priced or not.
+    fn own_instances(&self) -> u32 {
+        match self.billing {
+            VariantBilling::Instance { instance_count, .. } => instance_count,
+            VariantBilling::Serverless {
+                provisioned_concurrency,
+                ..
+            } => provisioned_concurrency.unwrap_or(0),
+        }
     }
 
     /// Adds the standing capacity of `extra`, a variant billed alongside this one
@@ -727,13 +741,22 @@ fn priced_for_budgets(cost: &Cost, prepared: &Prepared) -> Priced {
 }
 
 /// The note on a receipt whose variant `variant`'s own standing rate is not
-/// known (`compute`'s error says why), and none was since its accrual began:
-/// the accrual carries the fleets billed alongside it alone.
-fn own_left_out(variant: &str, compute: &RateResult) -> String {
+/// known (`compute`'s error says why), and none is in force (none was since
+/// its accrual began, or it stood at nothing since, scaled to 0): the accrual
+/// carries the fleets billed alongside it alone (`alongside`: some stand), or
+/// nothing.
+fn own_left_out(variant: &str, alongside: bool, compute: &RateResult) -> String {
     let why = match compute {
         Err(err) => err.to_string(),
         Ok(_) => "its standing rate is not known".to_owned(),
     };
+    if !alongside {
+        return format!(
+            "the accrual carries none of variant `{variant}`'s own instances: no rate of \
+             theirs is known (none since it was scaled to 0 instances, or ever), so they are \
+             not priced ({why})"
+        );
+    }
     format!(
         "the accrual carries only the fleets billed alongside variant `{variant}` (a shadow, \
          a deployment's new fleet), at their known rates: the variant's own instances are \
@@ -2022,12 +2045,17 @@ impl Meter {
                     None => continue,
                 },
                 // The fleets billed alongside it still stand, at their known
-                // rates, when none of its own was known since the accrual
-                // began; the fleet's accrual has nothing of it until one is.
+                // rates (or nothing does), when no rate of its own is in force
+                // (none known since the accrual began, or it stood at nothing,
+                // scaled to 0 since); the fleet's accrual has nothing of it
+                // until one is.
                 Standing::Unknown => {
-                    if let Some(alone) = variant.standing_beside_unknown() {
-                        clocks.set_standing_beside_unknown(variant.totals, alone, now);
-                    }
+                    clocks.set_standing_beside_unknown(
+                        variant.totals,
+                        variant.standing_beside_unknown(),
+                        variant.own_instances(),
+                        now,
+                    );
                     continue;
                 }
             };
@@ -2341,7 +2369,10 @@ impl Meter {
                             Standing::Stands(standing) => Some(standing),
                             Standing::Unknown => rates
                                 .standing_beside_unknown()
-                                .filter(|_| !self.inner.totals.keeps_own_rate(rates.totals)),
+                                .filter(|_| !self.inner.totals.keeps_own_rate(rates.totals))
+                                .or_else(|| {
+                                    self.inner.totals.standing_beside_unknown(rates.totals)
+                                }),
                             Standing::Nothing => None,
                         };
                         let beside_unknown = standing.as_ref().is_some_and(|s| s.beside_unknown);
@@ -2349,7 +2380,8 @@ impl Meter {
                             && bill_compute
                         {
                             if beside_unknown {
-                                notes.push(own_left_out(&v.name, &rates.compute));
+                                let alongside = standing.instances > 0;
+                                notes.push(own_left_out(&v.name, alongside, &rates.compute));
                             }
                             // A settlement's instances stood for its processing at
                             // least; not since the submission, hours back maybe, at
@@ -2432,7 +2464,7 @@ impl Meter {
                             // Amortised, the call carries what the accrual added
                             // since the previous call: nothing, which is not what
                             // the instance that served it cost.
-                            (None, Some(AmortizedShare::Accrued(parts)))
+                            (None, Some(AmortizedShare::Accrued { parts, .. }))
                                 if parts.is_empty() && no_instance.is_some() =>
                             {
                                 lines.push(unpriced(
@@ -2443,6 +2475,13 @@ impl Meter {
                                 ));
                             }
                             (None, Some(share)) => {
+                                let unpriced_hours = match &share {
+                                    AmortizedShare::Accrued {
+                                        unpriced_instance_hours,
+                                        ..
+                                    } => *unpriced_instance_hours,
+                                    _ => Decimal::ZERO,
+                                };
                                 lines.extend(amortized_compute_lines(
                                     &v.billing,
                                     &usage,
@@ -2450,19 +2489,30 @@ impl Meter {
                                     &rates.compute,
                                 ));
                                 // The parts accrued are the fleets' billed
-                                // alongside alone: the variant's own instance
-                                // time is not priced, and says so.
-                                let own_unpriced = lines.iter().any(|l| {
+                                // alongside alone (or none): the variant's own
+                                // instance-hours of the gap are not priced,
+                                // and say so.
+                                let own_unpriced = lines.iter_mut().find(|l| {
                                     l.item == LineItem::Compute
                                         && matches!(l.price, LinePrice::Unpriced { .. })
                                 });
-                                if beside_unknown && !own_unpriced {
-                                    lines.push(unpriced(
-                                        LineItem::Compute,
-                                        Decimal::ZERO,
-                                        QuantityUnit::InstanceHours,
-                                        own_left_out(&v.name, &rates.compute),
-                                    ));
+                                match own_unpriced {
+                                    Some(line) if line.quantity.is_zero() => {
+                                        line.quantity = unpriced_hours;
+                                    }
+                                    Some(_) => {}
+                                    None if beside_unknown || !unpriced_hours.is_zero() => {
+                                        let alongside = clock
+                                            .as_ref()
+                                            .is_some_and(|c| c.standing.instances > 0);
+                                        lines.push(unpriced(
+                                            LineItem::Compute,
+                                            unpriced_hours,
+                                            QuantityUnit::InstanceHours,
+                                            own_left_out(&v.name, alongside, &rates.compute),
+                                        ));
+                                    }
+                                    None => {}
                                 }
                             }
                             (None, None) => {

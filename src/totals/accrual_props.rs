@@ -124,6 +124,7 @@ impl Stands {
             unreserved_fraction: None,
             parts: std::sync::Arc::from([]),
             beside_unknown: false,
+            unpriced_instances: 0,
             terms: match self.terms.is_empty() {
                 true => super::no_terms(),
                 false => self
@@ -557,7 +558,7 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
                 if let Some(share) = share {
                     match (share, previous_receipt) {
                         (AmortizedShare::First, None) => first_receipt = Some(shown),
-                        (AmortizedShare::Accrued(parts), Some((before, (first, last)))) => {
+                        (AmortizedShare::Accrued { parts, .. }, Some((before, (first, last)))) => {
                             // Nothing lost or charged twice: this receipt's parts are
                             // what accrued since the previous one.
                             let cost: Decimal = parts.iter().map(|p| p.cost_usd).sum();

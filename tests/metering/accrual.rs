@@ -790,7 +790,8 @@ async fn a_shadow_beside_a_variant_whose_rate_was_never_known_still_accrues() {
 }
 
 /// Amortised, the same endpoint's second call carries the shadow's hour,
-/// priced, and the production variant's instance time unpriced, saying why.
+/// priced, and the production variant's instance time (2 instances × 1 h =
+/// 2 instance-hours) unpriced, saying why.
 #[tokio::test]
 async fn amortized_a_shadow_beside_a_variant_whose_rate_was_never_known_is_charged() {
     use sagemeter::billing::Allocation;
@@ -827,11 +828,13 @@ async fn amortized_a_shadow_beside_a_variant_whose_rate_was_never_known_is_charg
     assert_eq!(lines[0].quantity, dec("1"));
     assert_eq!(*usd_per_unit, dec("1.408"));
     assert_eq!(*cost_usd, dec("1.408"));
-    // The production variant's: unpriced, naming what could not be priced.
+    // The production variant's: unpriced, naming what could not be priced,
+    // for the instance-hours AWS bills it: 2 instances × 1 h = 2 (not 0).
     let LinePrice::Unpriced { reason } = &lines[1].price else {
         panic!("the production variant's time is unpriced: {lines:?}");
     };
     assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+    assert_eq!(lines[1].quantity, dec("2"));
     assert!(!next.is_fully_priced());
 }
 
@@ -1424,4 +1427,89 @@ async fn a_variant_scaled_to_zero_after_its_rate_became_unknown_accrues_nothing(
     // 2.816 × 20 / 60 = 0.938666… (not 2.816 × (12 h + 20 min) = $34.725333…).
     let accrual = next.accrual.clone().expect("an accrual");
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("0.938667"));
+}
+
+/// `rt`'s `AllTraffic` on 2 × ml.g5.xlarge ($1.408/h each) from t = 0, when
+/// it is called; at 10 min managed instance scaling takes it to 0 instances;
+/// at 30 min it is back up on 1 instance of a type no source prices (an
+/// update of its config). Returns the client's receipt of a call at 60 min.
+async fn called_after_coming_back_on_an_unpriced_type(
+    allocation: sagemeter::billing::Allocation,
+) -> Cost {
+    let fake = g5_endpoint(2).await;
+    let (time, shared) = manual_clock();
+    let client = refreshing(&fake.sdk_config().await, shared)
+        .allocation(allocation)
+        .build()
+        .unwrap();
+    call(&client, "rt").await; // t = 0: the accrual begins
+    time.advance(Duration::from_secs(600)); // t = 10 min
+    fake.set_instance_count("rt", "AllTraffic", 0);
+    assert!(refreshed(&fake, &client, 2).await);
+    time.advance(Duration::from_secs(1200)); // t = 30 min
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.unpriced.xlarge", 1)],
+    );
+    assert!(refreshed(&fake, &client, 3).await);
+    time.advance(Duration::from_secs(1800)); // t = 60 min
+    call(&client, "rt").await
+}
+
+/// A variant scaled to 0 instances that comes back up on an instance type no
+/// source prices has no rate of its own in force: the last one stood at
+/// nothing (0 instances), and the one before was another type's. AWS bills
+/// each instance-hour of the variant's type, so the 30 min of 1 instance of
+/// the unpriced type are an unknown cost, not $0: the receipt and its
+/// accrual say so. The priced part: 2 instances × $1.408/h × 10/60 h =
+/// 2.816 / 6 = $0.469333333333 (to 12 places), nothing at 0 instances.
+#[tokio::test]
+async fn a_variant_back_up_from_zero_on_an_unpriced_type_is_unpriced_on_its_accrual_not_0() {
+    let next = called_after_coming_back_on_an_unpriced_type(
+        sagemeter::billing::Allocation::ProcessorSharing,
+    )
+    .await;
+    let LinePrice::Unpriced { reason } = &compute(&next).price else {
+        panic!("compute is unpriced: {:?}", compute(&next));
+    };
+    assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+    let accrual = next
+        .accrual
+        .clone()
+        .expect("an accrual, saying what it leaves out");
+    assert_eq!(accrual.accrued_usd, dec("0.469333333333"));
+    assert!(
+        next.notes.iter().any(|n| n.contains("variant `AllTraffic`")
+            && n.contains("not priced")
+            && n.contains("ml.unpriced.xlarge")),
+        "{:?}",
+        next.notes
+    );
+}
+
+/// Amortised, the same call carries the gap stretch by stretch: the first
+/// 10 min of 2 × ml.g5.xlarge, 2 × 10/60 = 0.333… instance-hours × $1.408 =
+/// $0.469333333333, priced; nothing of the 20 min at 0 instances; and the
+/// 30 min of 1 instance of the unpriced type, 1 × 30/60 = 0.5
+/// instance-hours, unpriced (not the wall-clock hour at 1 instance, nor $0).
+#[tokio::test]
+async fn amortized_a_variant_back_up_from_zero_on_an_unpriced_type_is_charged_per_stretch() {
+    use sagemeter::billing::Allocation;
+    let next = called_after_coming_back_on_an_unpriced_type(Allocation::Amortized).await;
+    let lines: Vec<_> = next
+        .lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let LinePrice::Priced { cost_usd, .. } = &lines[0].price else {
+        panic!("the g5 stretch is priced: {lines:?}");
+    };
+    assert_eq!(*cost_usd, dec("0.469333333333"));
+    let LinePrice::Unpriced { reason } = &lines[1].price else {
+        panic!("the unpriced type's stretch is unpriced: {lines:?}");
+    };
+    assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
+    assert_eq!(lines[1].quantity, dec("0.5"));
+    assert!(!next.is_fully_priced());
 }
