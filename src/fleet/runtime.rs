@@ -2400,8 +2400,9 @@ impl Fleet {
     }
 
     /// The table did not answer a lease for `wants`: the call's refusal
-    /// ([`WhenUnavailable::Refuse`]), or `Ok` with what it wants granted as if
-    /// leased ([`WhenUnavailable::Allow`]). (A request that may have been
+    /// ([`WhenUnavailable::Refuse`], or once the meter is shutting down), or
+    /// `Ok` with what it wants granted as if leased
+    /// ([`WhenUnavailable::Allow`]). (A request that may have been
     /// applied is remembered by [`lease_one`](Self::lease_one).)
     fn unavailable(&self, wants: &[LeaseWant], err: TableError) -> Result<()> {
         let shared = &self.shared;
@@ -2415,6 +2416,9 @@ impl Fleet {
                 // room granted.
                 WhenUnavailable::Allow if want.needed <= Decimal::ZERO => {}
                 WhenUnavailable::Allow => {
+                    // Once shutdown() has begun, no flush would write what the
+                    // call spends: refused, as when its turn never came.
+                    self.refuse_if_shut_down(want)?;
                     // Spend the fleet does not know of yet: written when it answers.
                     let until = DateTime::<Utc>::from(shared.time.now())
                         .checked_add_signed(
@@ -4125,6 +4129,37 @@ mod tests {
         let _ahead = fleet.shared.leasing.lock().await;
         fleet.shared.closed.store(true, Ordering::SeqCst);
         let leased = fleet.lease(|| budgets.reserve("chat", &none, now)).await;
+        assert!(
+            matches!(&leased, Err(Error::BudgetUnavailable { reason, .. })
+                if reason == crate::error::SHUT_DOWN_UNAVAILABLE),
+            "{leased:?}"
+        );
+        // Nothing allowed: the call is still short of its $0.01.
+        match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A call whose own lease request goes unanswered while the meter shuts
+    /// down is refused as shut down, not let through (`WhenUnavailable::Allow`):
+    /// waiting for a lease, it is not a call in flight `shutdown()` waits for,
+    /// and no flush would write what it spends.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_lease_request_goes_unanswered_as_shutdown_begins_is_not_let_through() {
+        let (fleet, budgets) = two_second_wait(true);
+        let now = Utc::now();
+        let none = BTreeMap::new();
+        let waiting = lease_on_a_task(&fleet, &budgets, now);
+        // Its request is out (the queue was free), and the table never answers.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            fleet.shared.leasing.try_lock().is_err(),
+            "its turn came: it waits for the table"
+        );
+        // shutdown() begins.
+        fleet.shared.closed.store(true, Ordering::SeqCst);
+        let leased = waiting.await.unwrap();
         assert!(
             matches!(&leased, Err(Error::BudgetUnavailable { reason, .. })
                 if reason == crate::error::SHUT_DOWN_UNAVAILABLE),
