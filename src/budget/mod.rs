@@ -576,15 +576,25 @@ impl Tracked {
         if !self.fleet {
             return self.budget.limit_usd;
         }
-        if self.state.lease_until.is_some_and(|until| until <= now) {
-            let kept = self.state.leased.min(self.state.spent);
-            if !self.state.lease_gone {
-                self.state.lapsed += self.state.leased - kept;
-            }
-            self.state.leased = kept;
-            self.state.lease_until = None;
-        }
+        self.lapse_if_due(now);
         self.state.leased
+    }
+
+    /// Gives up the lease of a fleet budget if it has lapsed at `now`: what is
+    /// leased drops to what is spent, and the unspent rest is kept as given up
+    /// (this process's again if the table still holds the lease whole), unless
+    /// the table holds no lease of this process.
+    fn lapse_if_due(&mut self, now: DateTime<Utc>) {
+        let state = &mut self.state;
+        if !self.fleet || state.lease_until.is_none_or(|until| until > now) {
+            return;
+        }
+        let kept = state.leased.min(state.spent);
+        if !state.lease_gone {
+            state.lapsed += state.leased - kept;
+        }
+        state.leased = kept;
+        state.lease_until = None;
     }
 
     /// Spend counted as leased with no lease held (kept when the lease lapsed
@@ -1404,14 +1414,21 @@ impl Budgets {
         until: DateTime<Utc>,
         new_lease: Option<bool>,
     ) {
+        let now = self.now();
         let mut inner = self.lock();
         let Some(t) = inner.tracked.get_mut(index) else {
             return;
         };
-        let state = &mut t.state;
-        if state.period_start != Some(period_start) {
+        if t.state.period_start != Some(period_start) {
             return;
         }
+        // A lease that lapsed here with no call to see it is given up first,
+        // as a call would have: moving its end on would keep its unspent
+        // part as room, when the table may have reclaimed it (a grant then
+        // comes of a new lease; what it gave up comes back only with a
+        // renewal that finds it held whole).
+        t.lapse_if_due(now);
+        let state = &mut t.state;
         match new_lease {
             Some(new_lease) => {
                 if new_lease {
@@ -2369,7 +2386,14 @@ mod tests {
     /// A fleet budget leased $0.05 at t0 (2026-12-01 12:00 UTC) until t0 +
     /// 30 s, one $0.01 call spent of it: the budgets, t0 and t0's day.
     fn leased_and_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
-        let budgets = fleet_budgets();
+        leased_and_one_call_on(stopped())
+    }
+
+    /// [`leased_and_one_call`] on the meter's clock `time`.
+    fn leased_and_one_call_on(
+        time: SharedTimeSource,
+    ) -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
+        let budgets = fleet_budgets_on(time);
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let day = BudgetPeriod::Day.start_of(t0);
         assert!(!call(&budgets, t0), "nothing leased yet");
@@ -2756,6 +2780,120 @@ mod tests {
         // three, and $0.04 the table holds for this process stranded.)
         renewed_whole_spends(&budgets, day, until, lapsed, 7);
         assert_eq!(spent_held(&budgets, lapsed), (dec("0.08"), Decimal::ZERO));
+    }
+
+    /// A grant answered after the lease it would add to lapsed here unnoticed
+    /// (no call looked at the budget since the lease's end) is room on top of
+    /// what the lease kept, not of the lapsed lease's unspent part: the lapse
+    /// is taken first, and only a renewal whole gives that part back.
+    #[test]
+    fn a_grant_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
+        // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        let no_tags = BTreeMap::new();
+        // At t0 + 29 s four $0.01 calls go out, holding the lease's last
+        // $0.04 (0.01 + 0.04 = $0.05); a fifth is short and sends a lease
+        // request (it may wait 10 s for the answer).
+        let at = t0 + TimeDelta::seconds(29);
+        let in_flight: Vec<_> = (0..4)
+            .map(|_| budgets.reserve("chat", &no_tags, at).unwrap())
+            .collect();
+        assert_eq!(needed_by_next_call(&budgets, at), dec("0.01"));
+        // The lease ends here at t0 + 30 s; no call looks. Another process
+        // reclaims it at t0 + 35.25 s (past its end and the 5 s skew), the
+        // table then counting for this process only the $0.01 written as its
+        // use, and the request is answered at t0 + 38 s as a new $0.05
+        // lease, until t0 + 70 s: the table grants this process 0.01 + 0.05 =
+        // $0.06 in all. The process still holds the item's lease, so the
+        // grant comes as more of it; the flush after finds the table's grant
+        // ($0.06) below the 0.05 + 0.05 = $0.10 the process was granted: not
+        // whole, nothing comes back.
+        let answered = t0 + TimeDelta::seconds(38);
+        clock.set_time(answered.into());
+        let until = t0 + TimeDelta::seconds(70);
+        budgets.grant(0, day, dec("0.05"), until, false);
+        budgets.renew(
+            0,
+            day,
+            Renewal::Held {
+                until,
+                whole: false,
+            },
+        );
+        // The lapse gives up 0.05 − 0.01 = $0.04 (the calls in flight keep
+        // none: their spend is written as the new lease's use), leased
+        // 0.01 + 0.05 = $0.06. The four calls settle at $0.01: spent $0.05,
+        // one more call, spent $0.06 as the table granted. (The old lease's
+        // $0.04 kept, leased $0.10: five more, spent $0.10, the fleet $0.04
+        // past its limit.)
+        for call in in_flight {
+            call.settle(&no_tags, dec("0.01"), Priced::Fully, answered);
+        }
+        assert!(call(&budgets, answered), "the $0.01 left of the grant");
+        assert!(!call(&budgets, answered), "the grant is spent");
+        assert_eq!(spent_held(&budgets, answered), (dec("0.06"), Decimal::ZERO));
+    }
+
+    /// [`leased_and_one_call`] on a clock the test set to t0 + 31 s, its lease
+    /// lapsed then with no call to see it: the budgets, t0's day and t0 + 31 s.
+    fn lapsed_unseen_after_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        let lapsed = t0 + TimeDelta::seconds(31);
+        clock.set_time(lapsed.into());
+        (budgets, day, lapsed)
+    }
+
+    /// More of a lease the table still holds, granted after it lapsed here
+    /// with no call to see it, keeps what the lease gave up its own as a
+    /// lapse a call saw does: spent again once a renewal finds it whole.
+    #[test]
+    fn more_of_a_held_lease_that_lapsed_unseen_gets_back_what_it_gave_up_once_renewed_whole() {
+        // $0.05 leased until t0 + 30 s, $0.01 spent. At t0 + 31 s the table
+        // grants $0.03 more of the same lease (its grant $0.08, used $0.01):
+        // the lapse gives up 0.05 − 0.01 = $0.04 first, leased 0.01 + 0.03 =
+        // $0.04, three calls (spent $0.04), the fourth short.
+        let (budgets, day, lapsed) = lapsed_unseen_after_one_call();
+        let until = lapsed + TimeDelta::seconds(30);
+        budgets.grant(0, day, dec("0.03"), until, false);
+        for i in 0..3 {
+            assert!(call(&budgets, lapsed), "call {i} of the grant");
+        }
+        assert!(
+            !call(&budgets, lapsed),
+            "the $0.04 given up is not room yet"
+        );
+        // A flush finds the lease held whole: the $0.04 is this process's
+        // again, leased $0.08 as the table granted, four more calls, spent
+        // $0.08.
+        renewed_whole_spends(&budgets, day, until, lapsed, 4);
+        assert_eq!(spent_held(&budgets, lapsed), (dec("0.08"), Decimal::ZERO));
+    }
+
+    /// Room `WhenUnavailable::Allow` grants after a lease lapsed here with no
+    /// call to see it is no more of that lease: the lease's unspent part is
+    /// given up first, its own again only if it is renewed whole.
+    #[test]
+    fn room_allowed_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
+        // $0.05 leased until t0 + 30 s, $0.01 spent. At t0 + 31 s a call's
+        // lease request goes unanswered and $0.01 is allowed until t0 +
+        // 61 s: the lapse gives up 0.05 − 0.01 = $0.04 first, leased 0.01 +
+        // 0.01 = $0.02, one call (spent $0.02), the next short. (The lapse
+        // not taken, leased 0.05 + 0.01 = $0.06: five calls, four on a lease
+        // the table may have reclaimed.)
+        let (budgets, day, lapsed) = lapsed_unseen_after_one_call();
+        budgets.allow(0, day, dec("0.01"), lapsed + TimeDelta::seconds(30));
+        assert!(call(&budgets, lapsed), "the allowed $0.01");
+        assert!(!call(&budgets, lapsed), "the allowed room is spent");
+        // The table answers, holding the $0.05 lease whole: the $0.04 it gave
+        // up comes back, four calls, spent 0.02 + 0.04 = $0.06 (the $0.01
+        // past the table's $0.05 the one call Allow let through).
+        let until = lapsed + TimeDelta::seconds(60);
+        renewed_whole_spends(&budgets, day, until, lapsed, 4);
+        assert_eq!(spent_held(&budgets, lapsed), (dec("0.06"), Decimal::ZERO));
     }
 
     #[test]
