@@ -102,6 +102,13 @@ pub(crate) struct MeterInner {
     /// about (see `Meter::first_warning`): checked without building a key.
     pub warned: Mutex<HashSet<u64>>,
     pub prepared: PreparedMemo,
+    /// The generation of the last answer of discovery (a profile, or a
+    /// deletion) applied to the accrual and sharing clocks, per endpoint: held
+    /// while one is applied, so that none is applied after a newer one (see
+    /// [`Meter::set_capacity`]). Taken when a call's profile and rates are put
+    /// together afresh (at most about once a second per endpoint while the
+    /// same profile stands), not by a call that reuses them.
+    pub capacity_applied: Mutex<crate::FastMap<String, u64>>,
     /// The async invocations settled lately: a second settlement of one is a
     /// duplicate, not billed again.
     pub settled: super::async_invoke::SettledCalls,
@@ -1888,9 +1895,20 @@ impl Meter {
     }
 
     /// `endpoint` was found deleted: its variants stand at nothing from now on, in
-    /// this process's accrual and the fleet's.
+    /// this process's accrual and the fleet's. Only while that is discovery's
+    /// current answer, and not after a newer one was applied (see
+    /// [`set_capacity`](Self::set_capacity)).
     fn endpoint_deleted(&self, endpoint: &str) {
         let now = self.now();
+        let mut applied = (self.inner.capacity_applied.lock()).unwrap_or_else(|e| e.into_inner());
+        let Some(generation) = self.inner.discovery.deleted_generation(endpoint) else {
+            return;
+        };
+        let last = applied.entry_ref(endpoint).or_insert(0);
+        if generation < *last {
+            return;
+        }
+        *last = generation;
         let stood = self.inner.totals.endpoint_deleted(endpoint, now);
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
@@ -1972,11 +1990,17 @@ impl Meter {
     /// Returns each component's slot (its clock and running total), so that calls
     /// find it without a look-up.
     ///
-    /// Only by discovery's current answer (the override, or the profile cached
-    /// now; see `Discovery::is_current`):
-    /// a profile a call took before a refresh stored a newer one (and applied
-    /// it), applied after it, changes no count or rate, or it would put back
-    /// the ones from before the refresh until the next one.
+    /// Applied only while `profile` is discovery's current answer (the
+    /// override, or the profile cached now), and never after a newer one: each
+    /// answer discovery stores (a profile, or the endpoint found deleted) has a
+    /// higher generation than those before (`Discovery::current_generation`),
+    /// and an answer whose generation is lower than the last one applied for the
+    /// endpoint changes no count or rate, the comparison and the changes made
+    /// under one lock ([`MeterInner::capacity_applied`]). So a profile a call
+    /// took before a refresh stored a newer one (and applied it), applied after
+    /// it, changes nothing, though it was still current when the call looked:
+    /// or it would put back the counts and rates from before the refresh until
+    /// the next one.
     fn set_capacity(
         &self,
         totals: EndpointSlot,
@@ -1984,12 +2008,37 @@ impl Meter {
         rates: &[VariantRates],
         now: SystemTime,
     ) -> Vec<(String, EndpointSlot)> {
-        let current = self.inner.discovery.is_current(&profile.endpoint, profile);
+        let generation = self
+            .inner
+            .discovery
+            .current_generation(&profile.endpoint, profile);
+        self.apply_capacity(totals, profile, generation, rates, now)
+    }
+
+    /// [`set_capacity`](Self::set_capacity) of `profile`, found discovery's
+    /// current answer at `generation` (`None`: it was not).
+    fn apply_capacity(
+        &self,
+        totals: EndpointSlot,
+        profile: &Arc<EndpointProfile>,
+        generation: Option<u64>,
+        rates: &[VariantRates],
+        now: SystemTime,
+    ) -> Vec<(String, EndpointSlot)> {
+        let mut applied = (self.inner.capacity_applied.lock()).unwrap_or_else(|e| e.into_inner());
+        let current = generation.is_some_and(|generation| {
+            let last = applied.entry_ref(profile.endpoint.as_str()).or_insert(0);
+            let newest = generation >= *last;
+            if newest {
+                *last = generation;
+            }
+            newest
+        });
         if current {
             self.set_standing_and_instances(totals, profile, rates, now);
         }
         let clocks = &self.inner.totals;
-        profile
+        let slots = profile
             .components
             .iter()
             .map(|component| {
@@ -2007,7 +2056,9 @@ impl Meter {
                 }
                 (component.name.clone(), slot)
             })
-            .collect()
+            .collect();
+        drop(applied);
+        slots
     }
 
     /// [`set_capacity`](Self::set_capacity)'s variants: each one's standing rate
@@ -3233,6 +3284,151 @@ mod tests {
     fn a_profile_older_than_the_one_applied_leaves_its_instance_count() {
         let accrued = accrued_with_an_older_profile_applied(ab("B", 4), ab("B", 1));
         assert_eq!(accrued, "0.92".parse().unwrap());
+    }
+
+    /// A profile a call found current, applied only after a refresh stored a
+    /// newer one and applied it, changes nothing, though it passed the check:
+    /// the steps of that race, one after another. Endpoint `ab` (AllTraffic on
+    /// ml.m5.xlarge, $0.23/h) is discovered at 2 instances; a call takes that
+    /// profile, found current. A minute on it is scaled in to 1, and a refresh
+    /// stores that profile and applies it; then the call applies its own. AWS
+    /// bills the 1 instance that runs: from a call then to one an hour later
+    /// the accrual is 1 × 0.23 × 1 h = $0.23, not the 2 instances the call's
+    /// profile had, 2 × 0.23 × 1 h = $0.46.
+    #[tokio::test]
+    async fn a_profile_found_current_then_applied_after_a_newer_one_changes_nothing() {
+        use crate::pricing::PriceKey;
+        use crate::totals::InstanceClock;
+        use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+        use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+        use aws_sdk_sagemaker::types::{
+            ProductionVariant, ProductionVariantInstanceType, ProductionVariantSummary,
+        };
+        use aws_smithy_async::test_util::ManualTimeSource;
+        use aws_smithy_async::time::SharedTimeSource;
+        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        use rust_decimal::Decimal;
+        use std::collections::BTreeMap;
+        use std::sync::atomic::{AtomicI32, Ordering};
+        use std::time::{Duration, SystemTime};
+        let usd = |s: &str| s.parse::<Decimal>().unwrap();
+        let running = Arc::new(AtomicI32::new(2));
+        let described = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
+            let running = running.clone();
+            move || {
+                let count = running.load(Ordering::SeqCst);
+                DescribeEndpointOutput::builder()
+                    .endpoint_config_name("c")
+                    .production_variants(
+                        ProductionVariantSummary::builder()
+                            .variant_name("AllTraffic")
+                            .current_instance_count(count)
+                            .desired_instance_count(count)
+                            .build(),
+                    )
+                    .build()
+            }
+        });
+        let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name("c")
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .model_name("m")
+                        .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
+                        .initial_instance_count(2)
+                        .build(),
+                )
+                .build()
+        });
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(&described)
+            .with_rule(&config);
+        let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+            aws_sdk_sagemaker::Config::builder()
+                .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
+                .region(aws_sdk_sagemaker::config::Region::from_static("us-east-1"))
+                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
+                    "test", "test", None, None, "static",
+                ))
+                .http_client(create_mock_http_client())
+                .interceptor(interceptor)
+                .build(),
+        );
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
+        let time = ManualTimeSource::new(t0);
+        let region = || "us-east-1".to_owned();
+        let nothing =
+            crate::pricing::Snapshot::from_tsv("region\tkind\tkey\tunit\tusd\tsource\tas_of\n")
+                .unwrap();
+        let meter = crate::Client::builder(&crate::client::call::tests::sdk_config())
+            .sagemaker_client(sagemaker)
+            .discovery_refresh(Duration::from_secs(60))
+            .time_source(SharedTimeSource::new(time.clone()))
+            .price_source(nothing)
+            .price_override(PriceKey::hosting("us-east-1", "ml.m5.xlarge"), usd("0.23"))
+            .price_override(PriceKey::DataIn { region: region() }, usd("0.016"))
+            .price_override(PriceKey::DataOut { region: region() }, usd("0.016"))
+            .build_meter()
+            .unwrap();
+        let discovery = &meter.inner.discovery;
+
+        // The call takes the profile of 2 instances and finds it current.
+        let taken = meter.prepare("ab").await;
+        let older = taken.profile.as_ref().expect("discovered").clone();
+        assert_eq!(older.instance_count(), 2);
+        let found = discovery.current_generation("ab", &older);
+        assert!(found.is_some(), "the profile the call took is current");
+
+        // A minute on, a refresh stores the profile of 1 instance and applies
+        // it (as the refresh's hook does: a call's prepare).
+        running.store(1, Ordering::SeqCst);
+        time.advance(Duration::from_secs(60));
+        discovery.refresh_stale(|| true).await;
+        while meter.inner.background.in_flight() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let newer = meter.prepare("ab").await;
+        let newer_profile = newer.profile.as_ref().expect("discovered");
+        assert_eq!(newer_profile.instance_count(), 1, "the refresh landed");
+        assert_eq!(discovery.current_generation("ab", &older), None);
+
+        // Then the call applies the profile it took, with its rates.
+        let t1 = t0 + Duration::from_secs(60);
+        meter.apply_capacity(taken.totals, &older, found, &taken.rates, t1);
+
+        // Calls at t1 and an hour later: the accrual between is at the rate in
+        // force, 1 × $0.23/h.
+        let super::Standing::Stands(standing) = newer.rates[0].standing() else {
+            panic!("AllTraffic's instance stands");
+        };
+        let totals = &meter.inner.totals;
+        let slot = totals.variant_slot(newer.totals, "AllTraffic");
+        let call_at = |at| {
+            let clock = InstanceClock {
+                standing: standing.clone(),
+                started_at: at,
+                ended_at: at,
+            };
+            let (endpoint, none) = (newer.totals, BTreeMap::new());
+            totals.record(
+                &none,
+                endpoint,
+                Some(slot),
+                Decimal::ZERO,
+                None,
+                Some(clock),
+                None,
+                true,
+            )
+        };
+        call_at(t1);
+        let accrual = call_at(t1 + Duration::from_secs(3600))
+            .accrual
+            .expect("it accrues");
+        assert_eq!(accrual.accrued_usd, usd("0.23"));
     }
 
     /// A production variant's own rate not known leaves its last known standing

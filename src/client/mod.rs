@@ -961,6 +961,7 @@ impl ClientBuilder {
                 seq: Default::default(),
                 warned: Default::default(),
                 prepared: Default::default(),
+                capacity_applied: Default::default(),
                 settled: Default::default(),
             }),
         };

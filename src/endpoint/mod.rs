@@ -558,6 +558,9 @@ struct Slot {
     /// When a call last asked for it while it had no profile ([`epoch_millis`],
     /// on the discovery's clock).
     asked: std::sync::atomic::AtomicU64,
+    /// The generation of its answer: the profile stored, or the endpoint found
+    /// not to exist (see [`Discovery::current_generation`]). 0 before either.
+    generation: u64,
 }
 
 /// Discovers and caches [`EndpointProfile`]s.
@@ -588,6 +591,9 @@ struct DiscoveryInner {
     refresh_loop: std::sync::atomic::AtomicBool,
     /// The refresh loop's refreshes under way ([`LOOP_REFRESHES_AT_ONCE`]).
     loop_refreshes: Arc<tokio::sync::Semaphore>,
+    /// The last generation given to an answer stored ([`Slot::generation`]):
+    /// each profile stored, and each endpoint found deleted, gets the next one.
+    generations: std::sync::atomic::AtomicU64,
 }
 
 /// The claim of the running refresh loop: given back when dropped.
@@ -647,6 +653,7 @@ impl Discovery {
                 on_refreshed: std::sync::OnceLock::new(),
                 refresh_loop: std::sync::atomic::AtomicBool::new(false),
                 loop_refreshes: Arc::new(tokio::sync::Semaphore::new(LOOP_REFRESHES_AT_ONCE)),
+                generations: std::sync::atomic::AtomicU64::new(0),
             }),
         }
     }
@@ -897,23 +904,43 @@ impl Discovery {
         ))
     }
 
-    /// Whether `profile` is `endpoint`'s current answer: the override, or the
-    /// profile cached now (the same, or an equal one described again). Not for
-    /// one a caller took before a refresh stored another, nor when none is
-    /// cached (the endpoint was found deleted since): applied after the newer
-    /// one, its view of which variants stand is out of date.
-    pub(crate) fn is_current(&self, endpoint: &str, profile: &Arc<EndpointProfile>) -> bool {
+    /// The generation of `profile` when it is `endpoint`'s current answer: the
+    /// override (generation 0: it never changes), or the profile cached now
+    /// (the same, or an equal one described again). `None` for one a caller
+    /// took before a refresh stored another, and when none is cached (the
+    /// endpoint was found deleted since).
+    ///
+    /// Generations only grow, per endpoint: each profile stored, and each
+    /// deletion found, gets a higher one than any before; the meter applies no
+    /// answer after one of a higher generation (see `Meter::set_capacity`).
+    pub(crate) fn current_generation(
+        &self,
+        endpoint: &str,
+        profile: &Arc<EndpointProfile>,
+    ) -> Option<u64> {
         let same = |current: &Arc<EndpointProfile>| {
             Arc::ptr_eq(current, profile) || **current == **profile
         };
         if let Some(current) = self.inner.overrides.get(endpoint) {
-            return same(current);
+            return same(current).then_some(0);
         }
         let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
-        cache
-            .get(endpoint)
-            .and_then(|slot| slot.profile.as_ref())
-            .is_some_and(|(current, _)| same(current))
+        let slot = cache.get(endpoint)?;
+        let (current, _) = slot.profile.as_ref()?;
+        same(current).then_some(slot.generation)
+    }
+
+    /// The generation of `endpoint`'s current answer when that is that the
+    /// endpoint does not exist (found deleted, and no profile found since): see
+    /// [`current_generation`](Self::current_generation). `None` for an
+    /// override, or while a profile is cached.
+    pub(crate) fn deleted_generation(&self, endpoint: &str) -> Option<u64> {
+        if self.inner.overrides.contains_key(endpoint) {
+            return None;
+        }
+        let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
+        let slot = cache.get(endpoint)?;
+        (slot.profile.is_none() && slot.not_found).then_some(slot.generation)
     }
 
     /// The answer [`profile`](Self::profile) gives without waiting at `now` (on the
@@ -1103,6 +1130,14 @@ impl Drop for Refresh {
 }
 
 impl DiscoveryInner {
+    /// The generation of an answer stored now (under the cache's write lock):
+    /// higher than any given before.
+    fn next_generation(&self) -> u64 {
+        self.generations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1
+    }
+
     async fn discover_and_store(
         &self,
         endpoint: &str,
@@ -1131,6 +1166,7 @@ impl DiscoveryInner {
                 not_found: false,
                 found: false,
                 asked: std::sync::atomic::AtomicU64::new(0),
+                generation: 0,
             });
             slot.refreshing = false;
             slot.found |= result.is_ok();
@@ -1160,6 +1196,7 @@ impl DiscoveryInner {
                             "a deployment's new fleet is accrued without its ML storage");
                     }
                     slot.profile = Some((profile.clone(), now));
+                    slot.generation = self.next_generation();
                     slot.error = None;
                     slot.stale_seen = false;
                     result
@@ -1170,6 +1207,7 @@ impl DiscoveryInner {
                     changed = slot.profile.is_some();
                     slot.profile = None;
                     slot.not_found = true;
+                    slot.generation = self.next_generation();
                     slot.error = Some((err.clone(), now));
                     result
                 }
