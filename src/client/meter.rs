@@ -3286,19 +3286,22 @@ mod tests {
         assert_eq!(accrued, "0.92".parse().unwrap());
     }
 
-    /// A profile a call found current, applied only after a refresh stored a
-    /// newer one and applied it, changes nothing, though it passed the check:
-    /// the steps of that race, one after another. Endpoint `ab` (AllTraffic on
-    /// ml.m5.xlarge, $0.23/h) is discovered at 2 instances; a call takes that
-    /// profile, found current. A minute on it is scaled in to 1, and a refresh
-    /// stores that profile and applies it; then the call applies its own. AWS
-    /// bills the 1 instance that runs: from a call then to one an hour later
-    /// the accrual is 1 × 0.23 × 1 h = $0.23, not the 2 instances the call's
-    /// profile had, 2 × 0.23 × 1 h = $0.46.
-    #[tokio::test]
-    async fn a_profile_found_current_then_applied_after_a_newer_one_changes_nothing() {
+    /// Endpoint `ab` (AllTraffic on ml.m5.xlarge, $0.23/h) discovered at 2
+    /// instances at t0 (on a manual clock), and a call's take of that profile:
+    /// its profile and rates, and the generation it was found current at. A
+    /// minute on, DescribeEndpoint answers `then` instances (`None`: not
+    /// found) and a refresh stores that answer. Returns the meter and the take,
+    /// at t0 + 1 min.
+    async fn ab_taken_then_refreshed(
+        then: Option<i32>,
+    ) -> (
+        super::Meter,
+        Arc<super::Prepared>,
+        Option<u64>,
+        std::time::SystemTime,
+    ) {
         use crate::pricing::PriceKey;
-        use crate::totals::InstanceClock;
+        use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointError;
         use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
         use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
         use aws_sdk_sagemaker::types::{
@@ -3306,29 +3309,41 @@ mod tests {
         };
         use aws_smithy_async::test_util::ManualTimeSource;
         use aws_smithy_async::time::SharedTimeSource;
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        use aws_smithy_mocks::{
+            MockResponse, MockResponseInterceptor, RuleMode, create_mock_http_client, mock,
+        };
         use rust_decimal::Decimal;
-        use std::collections::BTreeMap;
         use std::sync::atomic::{AtomicI32, Ordering};
         use std::time::{Duration, SystemTime};
         let usd = |s: &str| s.parse::<Decimal>().unwrap();
         let running = Arc::new(AtomicI32::new(2));
-        let described = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
-            let running = running.clone();
-            move || {
-                let count = running.load(Ordering::SeqCst);
-                DescribeEndpointOutput::builder()
-                    .endpoint_config_name("c")
-                    .production_variants(
-                        ProductionVariantSummary::builder()
-                            .variant_name("AllTraffic")
-                            .current_instance_count(count)
-                            .desired_instance_count(count)
+        let described =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_compute_response({
+                let running = running.clone();
+                move |_| {
+                    let count = running.load(Ordering::SeqCst);
+                    if count < 0 {
+                        return MockResponse::Error(DescribeEndpointError::generic(
+                            aws_smithy_types::error::ErrorMetadata::builder()
+                                .code("ValidationException")
+                                .message("Could not find endpoint \"ab\".")
+                                .build(),
+                        ));
+                    }
+                    MockResponse::Output(
+                        DescribeEndpointOutput::builder()
+                            .endpoint_config_name("c")
+                            .production_variants(
+                                ProductionVariantSummary::builder()
+                                    .variant_name("AllTraffic")
+                                    .current_instance_count(count)
+                                    .desired_instance_count(count)
+                                    .build(),
+                            )
                             .build(),
                     )
-                    .build()
-            }
-        });
+                }
+            });
         let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
             DescribeEndpointConfigOutput::builder()
                 .endpoint_config_name("c")
@@ -3374,61 +3389,99 @@ mod tests {
             .build_meter()
             .unwrap();
         let discovery = &meter.inner.discovery;
-
-        // The call takes the profile of 2 instances and finds it current.
         let taken = meter.prepare("ab").await;
         let older = taken.profile.as_ref().expect("discovered").clone();
         assert_eq!(older.instance_count(), 2);
         let found = discovery.current_generation("ab", &older);
         assert!(found.is_some(), "the profile the call took is current");
-
-        // A minute on, a refresh stores the profile of 1 instance and applies
-        // it (as the refresh's hook does: a call's prepare).
-        running.store(1, Ordering::SeqCst);
+        running.store(then.unwrap_or(-1), Ordering::SeqCst);
         time.advance(Duration::from_secs(60));
         discovery.refresh_stale(|| true).await;
         while meter.inner.background.in_flight() > 0 {
             tokio::task::yield_now().await;
         }
-        let newer = meter.prepare("ab").await;
-        let newer_profile = newer.profile.as_ref().expect("discovered");
-        assert_eq!(newer_profile.instance_count(), 1, "the refresh landed");
         assert_eq!(discovery.current_generation("ab", &older), None);
+        (meter, taken, found, t0 + Duration::from_secs(60))
+    }
 
-        // Then the call applies the profile it took, with its rates.
-        let t1 = t0 + Duration::from_secs(60);
-        meter.apply_capacity(taken.totals, &older, found, &taken.rates, t1);
-
-        // Calls at t1 and an hour later: the accrual between is at the rate in
-        // force, 1 × $0.23/h.
-        let super::Standing::Stands(standing) = newer.rates[0].standing() else {
-            panic!("AllTraffic's instance stands");
-        };
+    /// What `ab`'s AllTraffic accrues from a call at `at` to one an hour later,
+    /// each carrying `standing`.
+    fn accrued_over_the_hour_from(
+        meter: &super::Meter,
+        prepared: &super::Prepared,
+        standing: &crate::totals::StandingRate,
+        at: std::time::SystemTime,
+    ) -> rust_decimal::Decimal {
+        use crate::totals::InstanceClock;
+        use std::collections::BTreeMap;
         let totals = &meter.inner.totals;
-        let slot = totals.variant_slot(newer.totals, "AllTraffic");
+        let slot = totals.variant_slot(prepared.totals, "AllTraffic");
         let call_at = |at| {
             let clock = InstanceClock {
                 standing: standing.clone(),
                 started_at: at,
                 ended_at: at,
             };
-            let (endpoint, none) = (newer.totals, BTreeMap::new());
+            let (endpoint, none) = (prepared.totals, BTreeMap::new());
             totals.record(
                 &none,
                 endpoint,
                 Some(slot),
-                Decimal::ZERO,
+                rust_decimal::Decimal::ZERO,
                 None,
                 Some(clock),
                 None,
                 true,
             )
         };
-        call_at(t1);
-        let accrual = call_at(t1 + Duration::from_secs(3600))
-            .accrual
-            .expect("it accrues");
-        assert_eq!(accrual.accrued_usd, usd("0.23"));
+        call_at(at);
+        let later = at + std::time::Duration::from_secs(3600);
+        call_at(later).accrual.expect("it accrues").accrued_usd
+    }
+
+    /// A profile a call found current, applied only after a refresh stored a
+    /// newer one and applied it, changes nothing, though it passed the check:
+    /// the steps of that race, one after another. Endpoint `ab` (AllTraffic on
+    /// ml.m5.xlarge, $0.23/h) is discovered at 2 instances; a call takes that
+    /// profile, found current. A minute on it is scaled in to 1, and a refresh
+    /// stores that profile and applies it; then the call applies its own. AWS
+    /// bills the 1 instance that runs: from a call then to one an hour later
+    /// the accrual is 1 × 0.23 × 1 h = $0.23, not the 2 instances the call's
+    /// profile had, 2 × 0.23 × 1 h = $0.46.
+    #[tokio::test]
+    async fn a_profile_found_current_then_applied_after_a_newer_one_changes_nothing() {
+        let (meter, taken, found, t1) = ab_taken_then_refreshed(Some(1)).await;
+        // The refresh's application (as its hook does: a call's prepare).
+        let newer = meter.prepare("ab").await;
+        let newer_profile = newer.profile.as_ref().expect("discovered");
+        assert_eq!(newer_profile.instance_count(), 1, "the refresh landed");
+        // Then the call applies the profile it took, with its rates.
+        let older = taken.profile.as_ref().expect("discovered");
+        meter.apply_capacity(taken.totals, older, found, &taken.rates, t1);
+        let super::Standing::Stands(standing) = newer.rates[0].standing() else {
+            panic!("AllTraffic's instance stands");
+        };
+        let accrued = accrued_over_the_hour_from(&meter, &newer, &standing, t1);
+        assert_eq!(accrued, "0.23".parse().unwrap());
+    }
+
+    /// Nor after the endpoint was found deleted since: `ab` at 2 × ml.m5.xlarge
+    /// taken by a call, found deleted a minute on (its instances stand at
+    /// nothing from then), then the call's profile applied. Nothing runs, and
+    /// AWS bills nothing: the hour after accrues $0, not 2 × 0.23 × 1 h =
+    /// $0.46.
+    #[tokio::test]
+    async fn a_profile_found_current_then_applied_after_the_deletion_changes_nothing() {
+        let (meter, taken, found, t1) = ab_taken_then_refreshed(None).await;
+        // The deletion's application (as the refresh's hook does).
+        meter.endpoint_deleted("ab");
+        let older = taken.profile.as_ref().expect("discovered");
+        meter.apply_capacity(taken.totals, older, found, &taken.rates, t1);
+        let super::Standing::Stands(standing) = taken.rates[0].standing() else {
+            panic!("AllTraffic's instances stood");
+        };
+        let accrued = accrued_over_the_hour_from(&meter, &taken, &standing, t1);
+        assert_eq!(accrued, rust_decimal::Decimal::ZERO);
     }
 
     /// A production variant's own rate not known leaves its last known standing
