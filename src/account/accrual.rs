@@ -184,13 +184,13 @@ impl Update {
                 to.to_rfc3339()
             )
         };
-        let mut parts = Vec::new();
-        for (day, _, _, part) in spread(from, to, usd).ok_or_else(refused)? {
-            for (class, usd) in shared_out(part, shares).ok_or_else(refused)? {
-                parts.push((day, class.clone(), usd));
-            }
-        }
-        Ok(Some(parts))
+        let parts = split(from, to, usd, shares).ok_or_else(refused)?;
+        Ok(Some(
+            parts
+                .into_iter()
+                .map(|(day, class, _, _, usd)| (day, class.clone(), usd))
+                .collect(),
+        ))
     }
 }
 
@@ -299,16 +299,14 @@ impl Accruals {
             )
         };
         let mut pieces = Vec::new();
-        for (day, start, end, part) in spread(from, to, usd).ok_or_else(refused)? {
-            for (class, usd) in shared_out(part, classes).ok_or_else(refused)? {
-                let held = self
-                    .stretches
-                    .get(&(day, endpoint.clone(), variant.clone(), class.clone()))
-                    .and_then(|stretches| stretches.iter().find(|s| s.run == id))
-                    .map_or(Decimal::ZERO, |s| s.usd);
-                let held = exact_sum(held, usd).ok_or_else(refused)?;
-                pieces.push((day, class.clone(), start, end, held));
-            }
+        for (day, class, start, end, usd) in split(from, to, usd, classes).ok_or_else(refused)? {
+            let held = self
+                .stretches
+                .get(&(day, endpoint.clone(), variant.clone(), class.clone()))
+                .and_then(|stretches| stretches.iter().find(|s| s.run == id))
+                .map_or(Decimal::ZERO, |s| s.usd);
+            let held = exact_sum(held, usd).ok_or_else(refused)?;
+            pieces.push((day, class.clone(), start, end, held));
         }
         Ok(pieces)
     }
@@ -439,6 +437,33 @@ fn accrued_to(cost: &Cost) -> DateTime<Utc> {
 /// The end of UTC day `day` (the next midnight); `None` past chrono's range.
 pub(super) fn day_end(day: NaiveDate) -> Option<DateTime<Utc>> {
     Some(day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// `usd`, over `from` to `to`, split by UTC day ([`spread`]) and then each
+/// day's part by kind of instance time with `shares` ([`shared_out`]): each part
+/// with its day, kind, the time its day's part covers, and its amount. `None`
+/// when a part needs more digits than a `Decimal` holds.
+fn split(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    usd: Decimal,
+    shares: &[(UsageClass, Decimal)],
+) -> Option<
+    Vec<(
+        NaiveDate,
+        &UsageClass,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Decimal,
+    )>,
+> {
+    let mut parts = Vec::new();
+    for (day, start, end, part) in spread(from, to, usd)? {
+        for (class, usd) in shared_out(part, shares)? {
+            parts.push((day, class, start, end, usd));
+        }
+    }
+    Some(parts)
 }
 
 /// `usd` shared out over `classes` by their shares, to the last digit: each
