@@ -162,35 +162,50 @@ impl Update {
         &self.classes
     }
 
+    /// The increment the receipt adds: `None` where counting starts.
+    pub(super) fn increment(&self) -> Option<Increment<'_>> {
+        let (from, to) = self.span?;
+        Some(Increment {
+            endpoint: &self.key.1,
+            from,
+            to,
+        })
+    }
+}
+
+/// The increment a receipt adds: its endpoint, and the time it covers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Increment<'a> {
+    endpoint: &'a str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+impl Increment<'_> {
     /// `usd` split as the increment is: by UTC day over the time it covers
     /// ([`spread`]), and by kind of instance time with `shares` (the receipt's own
-    /// first, taking what rounding leaves; [`shared_out`]), each part exact. `None`
-    /// when the receipt adds no increment (where counting starts); an error naming
-    /// the amount when a part needs more digits than a `Decimal` holds.
+    /// first, taking what rounding leaves; [`shared_out`]), each part exact; an
+    /// error naming the amount when a part needs more digits than a `Decimal`
+    /// holds.
     pub(super) fn split_as_accrued(
         &self,
         usd: Decimal,
         shares: &[(UsageClass, Decimal)],
-    ) -> Result<Option<Vec<ClassPart>>, String> {
-        let Some((from, to)) = self.span else {
-            return Ok(None);
-        };
+    ) -> Result<Vec<ClassPart>, String> {
+        let Increment { endpoint, from, to } = *self;
         let refused = || {
             format!(
-                "the {usd} USD or units {} carried from {} to {}, split by UTC day and kind \
-                 of instance time",
-                self.key.1,
+                "the {usd} USD or units {endpoint} carried from {} to {}, split by UTC day \
+                 and kind of instance time",
                 from.to_rfc3339(),
                 to.to_rfc3339()
             )
         };
         let parts = split(from, to, usd, shares).ok_or_else(refused)?;
-        Ok(Some(
-            parts
-                .into_iter()
-                .map(|(day, class, _, _, usd)| (day, class.clone(), usd))
-                .collect(),
-        ))
+        Ok(parts
+            .into_iter()
+            .map(|(day, class, _, _, usd)| (day, class.clone(), usd))
+            .collect())
     }
 }
 

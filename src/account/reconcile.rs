@@ -161,6 +161,26 @@ struct MeteredCell {
     usd_per_unit: Option<Decimal>,
 }
 
+impl MeteredCell {
+    /// Adds a receipt's metered `cost_usd` and `quantity`, each sum exact or
+    /// refused by `sum` (given the sum so far, the amount and what it is), and
+    /// keeps the first rate the receipts used (`usd_per_unit`, when known).
+    fn meter<E>(
+        &mut self,
+        cost_usd: Decimal,
+        quantity: Decimal,
+        usd_per_unit: Option<Decimal>,
+        sum: impl Fn(Decimal, Decimal, &str) -> Result<Decimal, E>,
+    ) -> Result<(), E> {
+        self.cost_usd = sum(self.cost_usd, cost_usd, "metered cost")?;
+        self.quantity = sum(self.quantity, quantity, "metered quantity")?;
+        if let Some(rate) = usd_per_unit {
+            self.usd_per_unit.get_or_insert(rate);
+        }
+        Ok(())
+    }
+}
+
 /// What the reconciliation's notes count of one UTC day's receipts: a note counts
 /// the receipts of the days reconciled only.
 #[derive(Debug, Clone, Default)]
@@ -495,10 +515,12 @@ impl Metered {
                     continue;
                 }
             }
-            let cell = cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class);
-            cell.cost_usd = sum(cell.cost_usd, cost_usd, "metered cost")?;
-            cell.quantity = sum(cell.quantity, quantity, "metered quantity")?;
-            cell.usd_per_unit.get_or_insert(usd_per_unit);
+            cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
+                cost_usd,
+                quantity,
+                Some(usd_per_unit),
+                &sum,
+            )?;
         }
         let mut accrual_update = None;
         let mut fleet_accrual = None;
@@ -536,51 +558,41 @@ impl Metered {
                 // under the kinds of instance time the accrual's increment is, in
                 // its shares, each kind's instance-hours at its own rate. Where
                 // the receipt adds no increment (counting starts), on its own day.
-                let spread = match amortized {
-                    true => {
+                let spread = match update.increment().filter(|_| amortized) {
+                    Some(increment) => {
                         let (by_time, rates) = held.by_time(accrual, update.shares());
-                        let costs = update
+                        let costs = increment
                             .split_as_accrued(held.cost_usd, update.shares())
                             .map_err(too_long)?;
-                        let hours = update
+                        let hours = increment
                             .split_as_accrued(held.quantity, &by_time)
                             .map_err(too_long)?;
-                        let allocated = update
+                        let allocated = increment
                             .split_as_accrued(update.allocated_usd, update.shares())
                             .map_err(too_long)?;
-                        match (costs, hours, allocated) {
-                            (Some(costs), Some(hours), Some(allocated)) => {
-                                Some((costs, hours, allocated, rates))
-                            }
-                            _ => None,
-                        }
+                        Some((costs, hours, allocated, rates))
                     }
-                    false => None,
+                    None => None,
                 };
                 match spread {
                     Some((costs, hours, allocated, rates)) => {
                         let parts = costs.iter().zip(&hours).zip(&allocated);
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
-                            cell.cost_usd = sum(cell.cost_usd, *usd, "metered cost")?;
-                            cell.quantity = sum(cell.quantity, *quantity, "metered quantity")?;
+                            let rate = rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                            cell.meter(*usd, *quantity, rate, &sum)?;
                             cell.allocated_usd =
                                 sum(cell.allocated_usd, *allocated, "allocated instance time")?;
-                            let rate = rates.iter().find(|(c, _)| c == of);
-                            if let Some((_, Some(rate))) = rate {
-                                cell.usd_per_unit.get_or_insert(*rate);
-                            }
                         }
                     }
                     None => {
                         if amortized {
-                            let cell =
-                                cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class);
-                            cell.cost_usd = sum(cell.cost_usd, held.cost_usd, "metered cost")?;
-                            cell.quantity = sum(cell.quantity, held.quantity, "metered quantity")?;
-                            if let Some(rate) = held.usd_per_unit {
-                                cell.usd_per_unit.get_or_insert(rate);
-                            }
+                            cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
+                                held.cost_usd,
+                                held.quantity,
+                                held.usd_per_unit,
+                                &sum,
+                            )?;
                         }
                         // The receipt's own compute class, whose cell is made above.
                         let cell = cells.get_mut(&(day, update.class().clone())).ok_or_else(
