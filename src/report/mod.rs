@@ -469,6 +469,15 @@ impl CallPart {
     fn counts_the_call(self) -> bool {
         self != CallPart::AsyncSettlement
     }
+
+    /// Whether a receipt of this part with these notes is an asynchronous
+    /// invocation's submission no settlement will ever come for
+    /// ([`ReportRow::never_settled`]; the notes read by
+    /// [`is_never_settled`](crate::billing::is_never_settled)). One rule for
+    /// receipts and for ledger rows read without making a receipt.
+    pub(crate) fn never_settled<'n>(self, notes: impl Iterator<Item = &'n str>) -> bool {
+        self == CallPart::AsyncSubmission && crate::billing::is_never_settled(notes)
+    }
 }
 
 impl<'a> ReportRow<'a> {
@@ -525,8 +534,7 @@ impl<'a> ReportRow<'a> {
                 None => Cow::Borrowed(&[]),
             },
             fallback_priced: cost.is_priced_from_fallback(),
-            never_settled: part == CallPart::AsyncSubmission
-                && crate::billing::is_never_settled(cost.notes.iter().map(String::as_str)),
+            never_settled: part.never_settled(cost.notes.iter().map(String::as_str)),
         }
     }
 

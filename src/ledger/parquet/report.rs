@@ -574,8 +574,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 row_notes(),
             );
             row.part = CallPart::of(op, settlement, is_by_interceptor(row_notes()));
-            row.never_settled = row.part == CallPart::AsyncSubmission
-                && crate::billing::is_never_settled(row_notes());
+            row.never_settled = row.part.never_settled(row_notes());
         }
         if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
             if fallbacks.0 != Some(json) {
