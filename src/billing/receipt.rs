@@ -61,6 +61,19 @@ pub enum QuantityUnit {
     Tokens,
 }
 
+impl QuantityUnit {
+    /// Lower-case name, as a ledger writes it (`instance_hours`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            QuantityUnit::InstanceHours => "instance_hours",
+            QuantityUnit::Seconds => "seconds",
+            QuantityUnit::Gigabytes => "gigabytes",
+            QuantityUnit::Calls => "calls",
+            QuantityUnit::Tokens => "tokens",
+        }
+    }
+}
+
 /// The price of one line, or why it has none. Never a silent zero.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

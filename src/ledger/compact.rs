@@ -435,7 +435,7 @@ fn price_key(cost_line: &CostLine, rate: Decimal, provenance: &Provenance, key: 
     key.extend_from_slice(b"p\"item\":");
     line::quoted(key, cost_line.item.as_str());
     key.extend_from_slice(b",\"unit\":");
-    line::quoted(key, line::unit_name(cost_line.unit));
+    line::quoted(key, cost_line.unit.as_str());
     key.extend_from_slice(b",\"usd_per_unit\":");
     line::decimal(key, &rate);
     key.extend_from_slice(b",\"source\":");

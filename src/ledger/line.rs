@@ -11,7 +11,7 @@
 //! Every type is taken apart without `..`: a field added to a receipt type does
 //! not compile until it is written here too.
 
-use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, QuantityUnit, amount};
+use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, amount};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -192,7 +192,7 @@ pub(super) fn cost_line(out: &mut Vec<u8>, line: &CostLine) {
     out.extend_from_slice(b",\"quantity\":");
     decimal(out, quantity);
     out.extend_from_slice(b",\"unit\":");
-    quoted(out, unit_name(*unit));
+    quoted(out, unit.as_str());
     out.extend_from_slice(b",\"price\":");
     match price {
         LinePrice::Priced {
@@ -331,19 +331,6 @@ pub(super) fn accrual_source(out: &mut Vec<u8>, source: &AccrualSource) {
         string(out, note);
     }
     out.push(b'}');
-}
-
-// The names serde gives these enums' variants (`rename_all = "snake_case"`); the
-// other enums' `as_str` gives theirs.
-
-pub(super) fn unit_name(unit: QuantityUnit) -> &'static str {
-    match unit {
-        QuantityUnit::InstanceHours => "instance_hours",
-        QuantityUnit::Seconds => "seconds",
-        QuantityUnit::Gigabytes => "gigabytes",
-        QuantityUnit::Calls => "calls",
-        QuantityUnit::Tokens => "tokens",
-    }
 }
 
 /// Text known to need no escaping (variant names, amounts, timestamps), quoted.

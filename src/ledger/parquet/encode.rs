@@ -11,7 +11,7 @@
 
 use super::decimal::{Scales, to_money};
 use super::schema::{self, MONEY_PRECISION, MONEY_SCALE, TIMEZONE, col};
-use crate::billing::{Accrual, Cost, CostLine, LineItem, LinePrice, QuantityUnit};
+use crate::billing::{Accrual, Cost, CostLine, LinePrice};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -59,21 +59,6 @@ impl From<Unencodable> for Refused {
     fn from(e: Unencodable) -> Self {
         Refused::Unencodable(e)
     }
-}
-
-/// The name serde gives a quantity unit (`rename_all = "snake_case"`).
-pub(crate) fn unit_name(unit: QuantityUnit) -> &'static str {
-    match unit {
-        QuantityUnit::InstanceHours => "instance_hours",
-        QuantityUnit::Seconds => "seconds",
-        QuantityUnit::Gigabytes => "gigabytes",
-        QuantityUnit::Calls => "calls",
-        QuantityUnit::Tokens => "tokens",
-    }
-}
-
-fn item_name(item: LineItem) -> &'static str {
-    item.as_str()
 }
 
 /// An amount as its `DECIMAL(38,12)` value and own scale.
@@ -495,9 +480,9 @@ impl Columns {
         for line in lines {
             let added: [usize; LINE_TEXTS] = match &line.price {
                 LinePrice::Priced { provenance, .. } => [
-                    item_name(line.item).len(),
+                    line.item.as_str().len(),
                     DECIMAL_TEXT,
-                    unit_name(line.unit).len(),
+                    line.unit.as_str().len(),
                     PRICED.len(),
                     DECIMAL_TEXT,
                     provenance.source.as_str().len(),
@@ -507,9 +492,9 @@ impl Columns {
                     0,
                 ],
                 LinePrice::Unpriced { reason } => [
-                    item_name(line.item).len(),
+                    line.item.as_str().len(),
                     DECIMAL_TEXT,
-                    unit_name(line.unit).len(),
+                    line.unit.as_str().len(),
                     UNPRICED.len(),
                     0,
                     0,
@@ -799,10 +784,10 @@ impl LineColumns {
             price,
         } = line;
         let mut text = [0u8; crate::billing::amount::MAX_LEN];
-        self.item.append_value(item_name(*item));
+        self.item.append_value(item.as_str());
         self.quantity
             .append_value(crate::billing::amount::text(quantity, &mut text));
-        self.unit.append_value(unit_name(*unit));
+        self.unit.append_value(unit.as_str());
         match price {
             LinePrice::Priced {
                 usd_per_unit,
