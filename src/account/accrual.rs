@@ -40,6 +40,16 @@ type DayPart = (NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal);
 /// A day's and kind's part of an amount: the day, the kind, the amount.
 pub(super) type ClassPart = (NaiveDate, UsageClass, Decimal);
 
+/// A day's and kind's part of an amount: the day, the kind of instance time,
+/// the time its day's part covers, and the amount.
+type Part<'a> = (
+    NaiveDate,
+    &'a UsageClass,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Decimal,
+);
+
 /// A day's and kind's part of an increment: the day, the kind of instance time,
 /// the time it covers, and what the run's stretch of that day and kind holds
 /// with it.
@@ -463,15 +473,7 @@ fn split(
     to: DateTime<Utc>,
     usd: Decimal,
     shares: &[(UsageClass, Decimal)],
-) -> Option<
-    Vec<(
-        NaiveDate,
-        &UsageClass,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        Decimal,
-    )>,
-> {
+) -> Option<Vec<Part<'_>>> {
     let mut parts = Vec::new();
     for (day, start, end, part) in spread(from, to, usd)? {
         for (class, usd) in shared_out(part, shares)? {

@@ -519,7 +519,7 @@ impl Metered {
                 cost_usd,
                 quantity,
                 Some(usd_per_unit),
-                &sum,
+                sum,
             )?;
         }
         let mut accrual_update = None;
@@ -580,7 +580,7 @@ impl Metered {
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
                             let rate = rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
-                            cell.meter(*usd, *quantity, rate, &sum)?;
+                            cell.meter(*usd, *quantity, rate, sum)?;
                             cell.allocated_usd =
                                 sum(cell.allocated_usd, *allocated, "allocated instance time")?;
                         }
@@ -591,7 +591,7 @@ impl Metered {
                                 held.cost_usd,
                                 held.quantity,
                                 held.usd_per_unit,
-                                &sum,
+                                sum,
                             )?;
                         }
                         // The receipt's own compute class, whose cell is made above.
