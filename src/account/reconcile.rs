@@ -218,8 +218,8 @@ struct DayTally {
 /// Time that several ledgers' accruals cover for the same variant (replicas, each
 /// with its own ledger) is counted once, at the highest of their rates. The files
 /// of a rolling ledger (one directory, `sagemeter-YYYY-MM-DDTHH[.N].jsonl`, or
-/// `.parquet`) are one ledger: a process's running figure goes on from one file to
-/// the next.
+/// `.parquet`) are one ledger, however its directory is named: a process's running
+/// figure goes on from one file to the next.
 ///
 /// A receipt figure (a line's cost, quantity or rate, an accrual) beyond ±10¹²
 /// (a trillion USD, or units) is no receipt a meter wrote, and sums that would
@@ -322,9 +322,10 @@ impl Metered {
                 "reconcile: this ledger file was read already; its receipts count once");
             return Ok(());
         }
-        let (run, ledger) = match rolling_dir_of(path) {
-            Some(dir) => (dir.display().to_string(), crate::ledger::FileId::of(dir)),
-            None => (name.clone(), file.clone()),
+        let run = run_of(path).display().to_string();
+        let ledger = match rolling_dir_of(path) {
+            Some(dir) => crate::ledger::FileId::of(dir),
+            None => file.clone(),
         };
         #[cfg(feature = "parquet")]
         if crate::ledger::is_parquet_name(path) {
@@ -706,8 +707,46 @@ impl Metered {
     }
 }
 
-/// `paths` with each rolling ledger's files together, where its first file is
-/// named, in the order its writer made them; other files stay where they are.
+/// The run a ledger file's receipts are of: its rolling ledger's directory, or
+/// the file itself, as one path however it is named ([`normalised`]).
+fn run_of(path: &Path) -> PathBuf {
+    normalised(rolling_dir_of(path).unwrap_or(path))
+}
+
+/// `path` as one path however it is spelled (`ledger`, `./ledger/`, a symbolic
+/// link to it): canonical when it resolves, else [`lexically_normalised`].
+fn normalised(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| lexically_normalised(path))
+}
+
+/// `path` with its `.` components left out and each `..` taking away the name
+/// before it (`.` when nothing is left), without asking the file system.
+fn lexically_normalised(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                // Above the root is the root.
+                Some(Component::RootDir | Component::Prefix(_)) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// `paths` with each rolling ledger's files together (its directory however it
+/// is spelled, [`normalised`]), where its first file is named, in the order its
+/// writer made them; other files stay where they are.
 fn oldest_first<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Vec<PathBuf> {
     /// One plain file, or the files of one rolling ledger.
     enum Entry {
@@ -724,7 +763,7 @@ fn oldest_first<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Vec<PathB
             .and_then(RolledFileName::parse_any);
         match (named, rolling_dir_of(path)) {
             (Some(name), Some(dir)) => {
-                let at = *rolled_at.entry(dir.to_owned()).or_insert_with(|| {
+                let at = *rolled_at.entry(normalised(dir)).or_insert_with(|| {
                     entries.push(Entry::Rolled(Vec::new()));
                     entries.len() - 1
                 });
@@ -2162,6 +2201,90 @@ mod tests {
             other,
         ];
         assert_eq!(oldest_first(given), expected);
+    }
+
+    /// One rolling ledger named by two spellings of its directory (and through a
+    /// symbolic link to it) is one run: the same accrual as naming it once.
+    #[test]
+    fn a_rolling_ledger_named_two_ways_is_one_run() {
+        // One process, one ml.m5.xlarge at $0.23/h: its receipt at 10:00 (file T10,
+        // running figure 0.001) is where counting starts, its receipt at 11:00
+        // (file T11, 0.231) adds 1 h × $0.23/h = $0.23. Named once: $0.23.
+        let dir = tempfile::tempdir().unwrap();
+        let receipts = hourly("2026-12-01T10:00:00Z", 1, "0.001", "0");
+        let rolled = dir.path().join("receipts");
+        let file = |dir: &Path, hour: &str| dir.join(format!("sagemeter-2026-12-01T{hour}.jsonl"));
+        write_ledger(&file(&rolled, "10"), &receipts[..1]);
+        write_ledger(&file(&rolled, "11"), &receipts[1..]);
+        let mut once = Metered::new("us-east-1");
+        once.read_ledgers(crate::ledger::ledger_files(&rolled).unwrap())
+            .unwrap();
+        assert_eq!(accrual(&once).0, d("0.23"));
+
+        // The same directory spelled `receipts/../receipts` too, and through a link.
+        let spelled = rolled.join("..").join("receipts");
+        #[cfg(unix)]
+        let linked = {
+            let link = dir.path().join("latest");
+            std::os::unix::fs::symlink(&rolled, &link).unwrap();
+            link
+        };
+        #[cfg(not(unix))]
+        let linked = spelled.clone();
+        for other in [&spelled, &linked] {
+            // Read file by file, T10 by one spelling and T11 by the other: T11
+            // continues T10's run, $0.23 (not two runs whose counts each only
+            // start, $0).
+            let mut m = Metered::new("us-east-1");
+            m.read_ledger(file(&rolled, "10")).unwrap();
+            m.read_ledger(file(other, "11")).unwrap();
+            assert_eq!(m.receipts(), 2);
+            assert_eq!(m.ledgers_read(), 1, "{}", other.display());
+            assert_eq!(accrual(&m).0, d("0.23"), "{}", other.display());
+
+            // T11 named first by the other spelling, then the directory: read
+            // oldest first as one ledger, T11 once, $0.23.
+            let mut m = Metered::new("us-east-1");
+            let mut named = vec![file(other, "11")];
+            named.extend(crate::ledger::ledger_files(&rolled).unwrap());
+            m.read_ledgers(named).unwrap();
+            assert_eq!(m.receipts(), 2);
+            assert_eq!(m.ledgers_read(), 1, "{}", other.display());
+            assert_eq!(accrual(&m).0, d("0.23"), "{}", other.display());
+        }
+    }
+
+    #[test]
+    fn a_path_that_does_not_resolve_is_normalised_as_spelled() {
+        // Below a directory that does not exist, the spelling is normalised as
+        // text.
+        let dir = tempfile::tempdir().unwrap();
+        let spelled = dir
+            .path()
+            .join("missing")
+            .join("..")
+            .join(".")
+            .join("ledger");
+        assert_eq!(
+            normalised(&spelled).display().to_string(),
+            dir.path().join("ledger").display().to_string()
+        );
+        for (spelled, expected) in [
+            ("./ledger/", "ledger"),
+            ("ledger/./a/..", "ledger"),
+            ("a/../../ledger", "../ledger"),
+            ("/../ledger", "/ledger"),
+            (".", "."),
+        ] {
+            // Compared as text: `Path`'s own equality leaves out interior `.`.
+            assert_eq!(
+                lexically_normalised(Path::new(spelled))
+                    .display()
+                    .to_string(),
+                Path::new(expected).display().to_string(),
+                "{spelled}"
+            );
+        }
     }
 
     #[test]
