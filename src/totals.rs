@@ -1333,7 +1333,11 @@ impl Totals {
     /// unless a rate of its own is in force (that last known one stays, theirs
     /// in it). A rate in force at which nothing of its own stood (scaled to 0
     /// instances since) is none: the instances that came up since are not
-    /// counted at it, at $0, but unpriced, as when none was ever known.
+    /// counted at it, at $0, but unpriced, as when none was ever known. With
+    /// no `rate`, nothing stands in any figure from `now` on, whatever stood
+    /// beside it before (a shadow ended, a pending fleet rolled back: no
+    /// variant slot of theirs would ever stop it), and the variant's own
+    /// `unpriced_instances` are those of this refresh.
     pub(crate) fn set_standing_beside_unknown(
         &self,
         variant: VariantSlot,
@@ -1347,9 +1351,9 @@ impl Totals {
         let rate = match (rate, &state.standing) {
             (_, Some(own)) if !own.beside_unknown && !own.none_of_its_own() => return,
             (Some(rate), _) => rate,
-            // Nothing billed alongside is priced: nothing stands in any figure,
-            // the variant's own instances unpriced.
-            (None, Some(own)) if !own.beside_unknown => StandingRate {
+            // Nothing billed alongside is priced (any more): nothing stands in
+            // any figure, the variant's own instances unpriced, as many as now.
+            (None, Some(own)) => StandingRate {
                 usd_per_hour_all_instances: Decimal::ZERO,
                 instances: 0,
                 storage_usd_per_month: own.storage_usd_per_month.map(|_| Decimal::ZERO),
@@ -1361,7 +1365,7 @@ impl Totals {
                 unpriced_instances,
                 ..own.clone()
             },
-            (None, _) => return,
+            (None, None) => return,
         };
         state.replace_standing(rate, now, mono);
     }
@@ -2420,6 +2424,42 @@ mod tests {
         assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
         let recorded = record_clock(&totals, endpoint, variant, clock(3600, alone));
         assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("0.699333333333"));
+    }
+
+    /// A shadow (or a deployment's pending fleet) that stood beside a variant
+    /// never priced and is gone stands no more: AllTraffic on 2 instances of
+    /// a type no source prices, its shadow on 1 × ml.g5.xlarge ($1.408/h)
+    /// from t = 0; at 1 h the shadow ends and nothing priced is left beside
+    /// AllTraffic. AWS bills the shadow 1 h × 1.408 = $1.408, nothing after
+    /// (not 2 h × 1.408 = $2.816); the rate calls carry from then on is $0,
+    /// AllTraffic's 2 instances unpriced.
+    #[test]
+    fn a_shadow_gone_from_beside_a_variant_never_priced_stands_no_more() {
+        use super::InstanceClock;
+        let (totals, endpoint, variant) = one_variant();
+        let shadow = super::StandingRate {
+            beside_unknown: true,
+            unpriced_instances: 2,
+            ..g5_xlarge(1)
+        };
+        totals.set_standing_beside_unknown(variant, Some(shadow.clone()), 2, t(0));
+        let clock = |at, standing| InstanceClock {
+            standing,
+            started_at: t(at),
+            ended_at: t(at),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, shadow.clone()));
+        totals.set_standing_beside_unknown(variant, None, 2, t(3600));
+        let now = totals
+            .standing_beside_unknown(variant)
+            .expect("AllTraffic's own instances stand unpriced");
+        assert_eq!(now.usd_per_hour_all_instances, Decimal::ZERO);
+        assert_eq!((now.instances, now.unpriced_instances), (0, 2));
+        let recorded = record_clock(&totals, endpoint, variant, clock(7200, now));
+        assert_eq!(
+            recorded.accrual.unwrap().accrued_usd,
+            "1.408".parse::<Decimal>().unwrap()
+        );
     }
 
     #[test]
