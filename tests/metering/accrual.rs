@@ -1432,9 +1432,12 @@ async fn a_variant_scaled_to_zero_after_its_rate_became_unknown_accrues_nothing(
 /// `rt`'s `AllTraffic` on 2 × ml.g5.xlarge ($1.408/h each) from t = 0, when
 /// it is called; at 10 min managed instance scaling takes it to 0 instances;
 /// at 30 min it is back up on 1 instance of a type no source prices (an
-/// update of its config). Returns the client's receipt of a call at 60 min.
+/// update of its config); then at each `(s, n)` of `scaled` (seconds from
+/// t = 0, after 30 min, in order) on `n` instances of that type, as a refresh
+/// finds. Returns the client's receipt of a call at 60 min.
 async fn called_after_coming_back_on_an_unpriced_type(
     allocation: sagemeter::billing::Allocation,
+    scaled: &[(u64, u32)],
 ) -> Cost {
     let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
@@ -1452,7 +1455,14 @@ async fn called_after_coming_back_on_an_unpriced_type(
         vec![FakeVariant::instance("AllTraffic", "ml.unpriced.xlarge", 1)],
     );
     assert!(refreshed(&fake, &client, 3).await);
-    time.advance(Duration::from_secs(1800)); // t = 60 min
+    let (mut at, mut described) = (1800, 3);
+    for &(on, instances) in scaled {
+        fake.set_instance_count("rt", "AllTraffic", instances);
+        time.advance(Duration::from_secs(on - at));
+        (at, described) = (on, described + 1);
+        assert!(refreshed(&fake, &client, described).await);
+    }
+    time.advance(Duration::from_secs(3600 - at)); // t = 60 min
     call(&client, "rt").await
 }
 
@@ -1467,6 +1477,7 @@ async fn called_after_coming_back_on_an_unpriced_type(
 async fn a_variant_back_up_from_zero_on_an_unpriced_type_is_unpriced_on_its_accrual_not_0() {
     let next = called_after_coming_back_on_an_unpriced_type(
         sagemeter::billing::Allocation::ProcessorSharing,
+        &[],
     )
     .await;
     let LinePrice::Unpriced { reason } = &compute(&next).price else {
@@ -1495,7 +1506,14 @@ async fn a_variant_back_up_from_zero_on_an_unpriced_type_is_unpriced_on_its_accr
 #[tokio::test]
 async fn amortized_a_variant_back_up_from_zero_on_an_unpriced_type_is_charged_per_stretch() {
     use sagemeter::billing::Allocation;
-    let next = called_after_coming_back_on_an_unpriced_type(Allocation::Amortized).await;
+    let next = called_after_coming_back_on_an_unpriced_type(Allocation::Amortized, &[]).await;
+    assert_g5_priced_then_unpriced(&next, dec("0.5"));
+}
+
+/// The amortised call's compute lines: the g5 stretch priced at
+/// $0.469333333333 (2 × 10/60 instance-hours × $1.408), then the unpriced
+/// type's `unpriced_hours` instance-hours, unpriced.
+fn assert_g5_priced_then_unpriced(next: &Cost, unpriced_hours: Decimal) {
     let lines: Vec<_> = next
         .lines
         .iter()
@@ -1510,6 +1528,31 @@ async fn amortized_a_variant_back_up_from_zero_on_an_unpriced_type_is_charged_pe
         panic!("the unpriced type's stretch is unpriced: {lines:?}");
     };
     assert!(reason.contains("ml.unpriced.xlarge"), "{reason}");
-    assert_eq!(lines[1].quantity, dec("0.5"));
+    assert_eq!(lines[1].quantity, unpriced_hours);
     assert!(!next.is_fully_priced());
+}
+
+/// The unpriced instance-hours follow every count a refresh finds on the
+/// unpriced type, not the first one's: on 1 instance from 30 min, 0 at
+/// 40 min, 2 from 50 min, the call at 60 min states 1 × 10/60 + 0 × 10/60 +
+/// 2 × 10/60 = 0.5 instance-hours unpriced (not 1 × 10/60 = 0.1666…, the
+/// count stuck at 0 from 40 min); the priced g5 stretch as above.
+#[tokio::test]
+async fn amortized_unpriced_instance_hours_follow_a_scale_to_zero_and_back() {
+    use sagemeter::billing::Allocation;
+    let scaled = [(2400, 0), (3000, 2)];
+    let next = called_after_coming_back_on_an_unpriced_type(Allocation::Amortized, &scaled).await;
+    assert_g5_priced_then_unpriced(&next, dec("0.5"));
+}
+
+/// A scale-out on the unpriced type counts from the refresh that finds it:
+/// 1 instance from 30 min, 3 from 45 min, the call at 60 min states
+/// 1 × 15/60 + 3 × 15/60 = 0.25 + 0.75 = 1 instance-hour unpriced (not
+/// 1 × 30/60 = 0.5, the count stuck at 1).
+#[tokio::test]
+async fn amortized_unpriced_instance_hours_follow_a_scale_out() {
+    use sagemeter::billing::Allocation;
+    let next =
+        called_after_coming_back_on_an_unpriced_type(Allocation::Amortized, &[(2700, 3)]).await;
+    assert_g5_priced_then_unpriced(&next, dec("1"));
 }
