@@ -1197,14 +1197,18 @@ impl StandingRate {
     /// to 0 instances, serverless without provisioned concurrency, or
     /// nothing standing at all): then it is no rate of the variant's own
     /// for instances that come up later, whatever their type, and those
-    /// are unpriced while their rate is not known, not counted at $0.
+    /// are unpriced while their rate is not known, not counted at $0. A
+    /// rate of nothing at all is one whatever its parts say: the rate a
+    /// deleted endpoint (or a variant gone) stands at keeps the parts of
+    /// the one it replaced, for the receipts that carry what accrued
+    /// before.
     fn none_of_its_own(&self) -> bool {
         !self.beside_unknown
-            && self
-                .parts
-                .first()
-                .map_or(self.usd_per_hour_all_instances, |own| own.usd_per_hour)
-                .is_zero()
+            && (self.usd_per_hour_all_instances.is_zero()
+                || self
+                    .parts
+                    .first()
+                    .is_some_and(|own| own.usd_per_hour.is_zero()))
     }
 
     /// This rate as it stands now, without the later rates it announced (the
@@ -2460,6 +2464,60 @@ mod tests {
             recorded.accrual.unwrap().accrued_usd,
             "1.408".parse::<Decimal>().unwrap()
         );
+    }
+
+    /// An endpoint deleted and created again is no last known rate of its
+    /// own for the instances of the new one: `e`'s AllTraffic on
+    /// 2 × ml.g5.xlarge (2 × 1.408 = $2.816/h) with a shadow of 1 ×
+    /// ml.m5.xlarge ($0.23/h), $3.046/h from t = 0; deleted at 1 h; created
+    /// again at 2 h on 1 instance of a type no source prices with the same
+    /// shadow. To 3 h AWS bills 3.046 × 1 h + nothing for the hour it did
+    /// not exist + the shadow's 0.23 × 1 h = $3.276 of priced capacity, and
+    /// AllTraffic's new instance at a rate not known: flagged, not kept at
+    /// the deleted endpoint's $0 (which lost the shadow's hour, $3.046).
+    #[test]
+    fn an_endpoint_created_again_on_an_unpriced_type_stands_beside_its_shadow_unpriced() {
+        use super::InstanceClock;
+        use crate::billing::StandingPart;
+        use crate::endpoint::VariantBilling;
+        let (totals, endpoint, variant) = one_variant();
+        let usd = |s: &str| s.parse::<Decimal>().unwrap();
+        let instances = |instance_type: &str, instance_count| VariantBilling::Instance {
+            instance_type: instance_type.into(),
+            instance_count,
+        };
+        let shadow = StandingPart::new(instances("ml.m5.xlarge", 1), usd("0.23"));
+        let with_shadow = super::StandingRate {
+            usd_per_hour_all_instances: usd("3.046"),
+            instances: 3,
+            parts: std::sync::Arc::from([
+                StandingPart::new(instances("ml.g5.xlarge", 2), usd("2.816")),
+                shadow.clone(),
+            ]),
+            ..g5_xlarge(2)
+        };
+        totals.set_standing(variant, with_shadow.clone(), t(0));
+        let clock = |at, standing| InstanceClock {
+            standing,
+            started_at: t(at),
+            ended_at: t(at),
+        };
+        record_clock(&totals, endpoint, variant, clock(0, with_shadow));
+        totals.endpoint_deleted("e", t(3600));
+        assert!(!totals.keeps_own_rate(variant));
+        let alone = super::StandingRate {
+            usd_per_hour_all_instances: usd("0.23"),
+            instances: 1,
+            parts: std::sync::Arc::from([shadow]),
+            beside_unknown: true,
+            unpriced_instances: 1,
+            ..g5_xlarge(1)
+        };
+        totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(7200));
+        assert!(!totals.keeps_own_rate(variant));
+        assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
+        let recorded = record_clock(&totals, endpoint, variant, clock(10800, alone));
+        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("3.276"));
     }
 
     #[test]
