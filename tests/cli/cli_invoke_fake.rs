@@ -699,7 +699,7 @@ fn spawn_run(fake: &FakeSageMaker, ledger: &std::path::Path, calls: &str) -> std
 
 /// Sends `signal` to `child`.
 #[cfg(unix)]
-fn kill(child: &std::process::Child, signal: i32) {
+pub(super) fn kill(child: &std::process::Child, signal: i32) {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) with a child's pid and a valid signal number.
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);

@@ -100,6 +100,60 @@ async fn a_reader_that_leaves_a_stream_loses_none_of_its_receipt() {
     );
 }
 
+/// Ctrl-C after the model's `[DONE]`, its stream's end not come: the receipt is
+/// whole (`ok`, the tokens), and the message says the answer was, not that the
+/// stream was cut short; before `[DONE]` it still says cut short.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_after_done_says_the_answer_was_whole() {
+    use super::cli_invoke_fake::{
+        kill, ledger_receipts, read_first_part, spawn_stream, wait_for_exit,
+    };
+    for done in [true, false] {
+        let fake = FakeStream::start(move |_| {
+            let script = Script::new().part(
+                "data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n",
+            );
+            let script = if done { script.part("data: [DONE]\n\n") } else { script };
+            script.hang_until_client_leaves()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("spend.jsonl");
+        let mut child = spawn_stream(&fake.endpoint_url, &ledger);
+        let mut stdout = child.stdout.take().unwrap();
+        let stdout = tokio::task::spawn_blocking(move || {
+            let printed = read_first_part(&mut stdout);
+            assert!(printed.contains("Hi"), "{printed}");
+            stdout
+        })
+        .await
+        .unwrap();
+        // The `[DONE]` part follows the first at once: well read by then.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        kill(&child, libc::SIGINT);
+        let (status, stderr) = wait_for_exit(child).await;
+        drop(stdout);
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        let receipts = ledger_receipts(&ledger);
+        assert_eq!(receipts.len(), 1, "{stderr}");
+        let outcome = receipts[0].usage.outcome;
+        if done {
+            assert_eq!(outcome, sagemeter::usage::Outcome::Ok, "{stderr}");
+            assert!(
+                stderr.contains("interrupted by SIGINT: the stream's end was not waited for; the model's answer was whole"),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(outcome, sagemeter::usage::Outcome::Cancelled, "{stderr}");
+            assert!(
+                stderr.contains("interrupted by SIGINT: the stream was cut short"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 /// The text receipt's lines say their quantities' units: compute is instance-hours on
 /// an instance variant and seconds on a serverless one, data is in GB.
 #[tokio::test(flavor = "multi_thread")]

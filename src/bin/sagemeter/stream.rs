@@ -93,7 +93,17 @@ pub async fn run_stream(
     };
     // As for a plain invoke: an interrupt wins, then the call's failure.
     if let Some(code) = stopped_by {
-        return Err(interrupted(code, "the stream was cut short"));
+        // Stopped after the model's `[DONE]`: the answer was whole (the receipt
+        // says `ok`), only the stream's end was not waited for.
+        let whole = cost
+            .as_ref()
+            .is_some_and(|c| c.usage.outcome == sagemeter::usage::Outcome::Ok);
+        let what = if whole {
+            "the stream's end was not waited for; the model's answer was whole"
+        } else {
+            "the stream was cut short"
+        };
+        return Err(interrupted(code, what));
     }
     match stream_error {
         Some(message) => Err(CliError::failed(message)),
