@@ -1457,6 +1457,7 @@ impl Budgets {
     /// starting at `period_start`).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn renew(&self, index: usize, period_start: DateTime<Utc>, renewal: Renewal) {
+        let now = self.now();
         let mut inner = self.lock();
         let Some(t) = inner.tracked.get_mut(index) else {
             return;
@@ -1464,6 +1465,11 @@ impl Budgets {
         if t.state.period_start != Some(period_start) {
             return;
         }
+        // A lease that lapsed here with no call to see it is given up first,
+        // as by a grant (see `add_room`): moving its end on would keep its
+        // unspent part as room though the table may have reclaimed it; only
+        // a renewal that finds it whole gives that part back.
+        t.lapse_if_due(now);
         let state = &mut t.state;
         match renewal {
             Renewal::Held { until, whole: true } => {
@@ -2827,6 +2833,54 @@ mod tests {
         // 0.01 + 0.05 = $0.06. The four calls settle at $0.01: spent $0.05,
         // one more call, spent $0.06 as the table granted. (The old lease's
         // $0.04 kept, leased $0.10: five more, spent $0.10, the fleet $0.04
+        // past its limit.)
+        for call in in_flight {
+            call.settle(&no_tags, dec("0.01"), Priced::Fully, answered);
+        }
+        assert!(call(&budgets, answered), "the $0.01 left of the grant");
+        assert!(!call(&budgets, answered), "the grant is spent");
+        assert_eq!(spent_held(&budgets, answered), (dec("0.06"), Decimal::ZERO));
+    }
+
+    /// A renewal answered after the lease lapsed here with no call to see it
+    /// gives the lapse up first, as a grant does: moving the lease's end on
+    /// would keep the lapsed lease's unspent part as room, and a grant after
+    /// it would then add to that room though the table may have reclaimed
+    /// the lease.
+    #[test]
+    fn a_renewal_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
+        // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let clock = ManualTimeSource::new(t0.into());
+        let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        let no_tags = BTreeMap::new();
+        // At t0 + 29 s four $0.01 calls go out, holding the lease's last
+        // $0.04 (0.01 + 0.04 = $0.05).
+        let at = t0 + TimeDelta::seconds(29);
+        let in_flight: Vec<_> = (0..4)
+            .map(|_| budgets.reserve("chat", &no_tags, at).unwrap())
+            .collect();
+        // The lease ends here at t0 + 30 s; no call looks. At t0 + 38 s a
+        // flush's renewal comes back not whole (the table's grant is a new
+        // $0.05 lease, the old one reclaimed with its $0.01 use), until t0 +
+        // 68 s; then the new lease's grant of $0.05 is answered.
+        let answered = t0 + TimeDelta::seconds(38);
+        clock.set_time(answered.into());
+        let until = t0 + TimeDelta::seconds(68);
+        budgets.renew(
+            0,
+            day,
+            Renewal::Held {
+                until,
+                whole: false,
+            },
+        );
+        budgets.grant(0, day, dec("0.05"), until, false);
+        // The lapse gives up 0.05 − 0.01 = $0.04 before the renewal: leased
+        // 0.01 + 0.05 = $0.06, the table's 0.01 used of the old lease plus
+        // the new $0.05. The four calls settle at $0.01 (spent $0.05): one
+        // more call, spent $0.06. (The renewal moving the old lease's end on,
+        // leased 0.05 + 0.05 = $0.10: five more, spent $0.10, the fleet $0.04
         // past its limit.)
         for call in in_flight {
             call.settle(&no_tags, dec("0.01"), Priced::Fully, answered);

@@ -1827,6 +1827,7 @@ impl Fleet {
                         }
                     }
                 };
+                let unanswered = item.lease_unanswered;
                 match (&mut item.lease, write.lease) {
                     (Some(lease), LeaseUse::Held { until_ms }) if held => {
                         lease.used_written = lease
@@ -1837,8 +1838,11 @@ impl Fleet {
                         lease.until_ms = until_ms;
                         // The item holds all this process was granted: what its
                         // budget gave up when the lease lapsed here (its renewal
-                        // did not reach the table in time) is still its own.
-                        let whole = granted.is_some_and(|g| g >= lease.granted);
+                        // did not reach the table in time) is still its own. Not
+                        // while a lease request of this process may have been
+                        // applied unanswered: the grant the item holds may be
+                        // that request's new lease, the old one reclaimed.
+                        let whole = !unanswered && granted.is_some_and(|g| g >= lease.granted);
                         (
                             Some((lease.budget, lease.period_start, until_ms, whole)),
                             None,
@@ -4210,6 +4214,126 @@ mod tests {
             budgets.reserve("chat", &none, now),
             Err(Refusal::Short(..))
         ));
+    }
+
+    /// The budget item of [`dollar_a_day`] in t0's day, as this process keys it.
+    fn budget_item_keys(fleet: &Fleet) -> (String, String) {
+        let state = fleet.shared.state.lock().unwrap();
+        state
+            .items
+            .iter()
+            .flat_map(|(pk, items)| items.iter().map(move |(sk, item)| (pk, sk, item)))
+            .find(|(_, _, item)| item.lease.is_some())
+            .map(|(pk, sk, _)| (pk.clone(), sk.clone()))
+            .expect("a lease is held")
+    }
+
+    /// $1 a day, $0.01 calls, leased 5 % ($0.05) at a time, on a table that
+    /// holds $0.05 granted to this process whenever it is asked (the first
+    /// lease, then a new one after another process reclaimed it). t0: the
+    /// first call leases $0.05 until t0 + 30 s (spent here until 29.75 s, a
+    /// flush interval before) and spends $0.01, written. t0 + 29 s: four
+    /// $0.01 calls go out, holding the lease's last $0.04, and a fifth sends
+    /// a lease request (the lease still holds here: no flush first). Its
+    /// answer does not come; the process's flushes go unanswered until t0 +
+    /// 35 s. t0 + 35.25 s: another process reclaims the lease (past its end
+    /// and the 5 s skew), the table keeping the $0.01 written as its use.
+    /// t0 + 36 s: the request is applied, a new $0.05 lease until t0 + 59 s.
+    /// t0 + 36.25 s: a flush renews "the lease" (the new one, as it happens).
+    /// t0 + 37 s: the request's answer is read, $0.05 granted in all. The
+    /// table counts for this process 0.01 + 0.05 = $0.06. Returns the fleet,
+    /// its budgets, the clock (at t0 + 37 s), the four calls and t0.
+    async fn a_lease_reclaimed_and_granted_anew_while_its_request_was_out() -> (
+        Fleet,
+        Arc<Budgets>,
+        ManualTimeSource,
+        Vec<Reservation>,
+        DateTime<Utc>,
+    ) {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        let (fleet, budgets, clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            |input| match named(input, "#granted") {
+                Some(granted) => attributes(&[(granted, 50_000_000_000)]),
+                None => attributes(&[]),
+            },
+        );
+        let none = BTreeMap::new();
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
+        assert!(fleet.flush().await);
+        let (pk, sk) = budget_item_keys(&fleet);
+        clock.set_time(at(29_000).into());
+        let in_flight: Vec<_> = (0..4)
+            .map(|i| {
+                budgets
+                    .reserve("chat", &none, at(29_000))
+                    .unwrap_or_else(|_| panic!("call {i} within the lease"))
+            })
+            .collect();
+        assert!(matches!(
+            budgets.reserve("chat", &none, at(29_000)),
+            Err(Refusal::Short(..))
+        ));
+        // The fifth call's request is out, as `lease_one` marks it before it
+        // sends it; its answer is read only at t0 + 37 s.
+        fleet
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .items
+            .get_mut(&pk)
+            .unwrap()
+            .get_mut(&sk)
+            .unwrap()
+            .lease_unanswered = true;
+        clock.set_time(at(36_250).into());
+        fleet.flush().await;
+        clock.set_time(at(37_000).into());
+        let day = BudgetPeriod::Day.start_of(t0);
+        let end = BudgetPeriod::Day.end_of(day);
+        let amount = 50_000_000_000;
+        fleet.granted(
+            0,
+            &pk,
+            &sk,
+            day,
+            end,
+            amount,
+            amount,
+            at(59_000).timestamp_millis(),
+        );
+        (fleet, budgets, clock, in_flight, t0)
+    }
+
+    /// A flush that renews the lease while a lease request of this process
+    /// may have been applied (its answer not read yet) does not take the
+    /// lease for whole: the table's grant may be that request's new lease,
+    /// the old one reclaimed, and what the old one gave up here is not the
+    /// process's again.
+    #[tokio::test]
+    async fn a_renewal_while_a_lease_request_is_out_does_not_give_back_a_reclaimed_leases_room() {
+        let (_fleet, budgets, _clock, in_flight, t0) =
+            a_lease_reclaimed_and_granted_anew_while_its_request_was_out().await;
+        let now = t0 + chrono::TimeDelta::seconds(37);
+        let none = BTreeMap::new();
+        // The four calls settle at $0.01: spent $0.05 of the $0.06 the table
+        // counts for this process, one more call, then a lease is needed.
+        // (Renewed as whole and granted on top, leased 0.05 + 0.05 = $0.10:
+        // five more calls, spent $0.10, the fleet $0.04 past its limit.)
+        for call in in_flight {
+            call.settle(&none, dec("0.01"), Priced::Fully, now);
+        }
+        let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
+        call.settle(&none, dec("0.01"), Priced::Fully, now);
+        match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]
