@@ -597,22 +597,32 @@ impl Tracked {
         state.lease_until = None;
     }
 
-    /// Spend counted as leased with no lease held (kept when the lease lapsed
-    /// or was found gone, or counted from the table's writes) and taken back
-    /// since (a provisional charge settled lower) is no room to spend: its
+    /// Spend counted as leased with no lease of the table's held (kept when
+    /// the lease lapsed or was found gone, or counted from the table's
+    /// writes, with or without room `WhenUnavailable::Allow` let the process
+    /// spend since) and taken back since (a provisional charge settled lower,
+    /// the spend having been `spent_before`) is no room to spend: its
     /// take-back is written without a lease, and the table counts it for no
-    /// process. Given up as a lapse gives up a lease's unspent part (this
-    /// process's again if a lapsed lease the table still holds is renewed
-    /// whole), or dropped if the table holds no lease of this process.
-    fn unlease_taken_back(&mut self) {
+    /// process. What is leased drops by what was taken back, to no less than
+    /// what is spent (room allowed and not spent stays room). Given up as a
+    /// lapse gives up a lease's unspent part (this process's again if a
+    /// lapsed lease the table still holds is renewed whole), or dropped if
+    /// the table holds no lease of this process or the room is allowed room.
+    fn unlease_taken_back(&mut self, spent_before: Decimal) {
         let state = &mut self.state;
-        if !self.fleet || state.lease_until.is_some() || state.spent >= state.leased {
+        let table_lease = state.lease_until.is_some() && !state.lease_gone;
+        if !self.fleet || table_lease || state.spent >= state.leased {
+            return;
+        }
+        let taken_back = (spent_before - state.spent).max(Decimal::ZERO);
+        let leased = (state.leased - taken_back).max(state.spent);
+        if leased >= state.leased {
             return;
         }
         if !state.lease_gone {
-            state.lapsed += state.leased - state.spent;
+            state.lapsed += state.leased - leased;
         }
-        state.leased = state.spent;
+        state.leased = leased;
     }
 
     /// The alerts of the thresholds this period's spend has passed that were not
@@ -1856,8 +1866,9 @@ impl Budgets {
             };
             // Not below $0: a provisional charge taken back whole leaves no
             // less than nothing, whatever the rounding of the sums before.
+            let spent_before = t.state.spent;
             t.state.spent = (t.state.spent + charged).max(Decimal::ZERO);
-            t.unlease_taken_back();
+            t.unlease_taken_back(spent_before);
             t.state.unpriced_calls += u64::from(!fully_priced);
             if t.fleet && charged != cost_usd {
                 beyond.push(BeyondReceipt {
@@ -2158,8 +2169,9 @@ impl Reservation {
             if back.is_zero() {
                 continue;
             }
+            let spent_before = t.state.spent;
             t.state.spent = (t.state.spent + back).max(Decimal::ZERO);
-            t.unlease_taken_back();
+            t.unlease_taken_back(spent_before);
             if t.fleet {
                 lapsed_charges.push(BeyondReceipt {
                     budget: charge.budget,
@@ -2672,6 +2684,38 @@ mod tests {
                 assert_eq!(needed_by_next_call(&budgets, t2), dec("0.50"));
             }
         }
+    }
+
+    /// Spend counted as leased and taken back while the process holds only
+    /// room `WhenUnavailable::Allow` let it spend (no lease of the table's)
+    /// is no room either: the take-back is written without a lease.
+    #[test]
+    fn a_provisional_charge_settled_lower_while_only_allowed_room_is_held_leaves_no_room() {
+        let (budgets, job, day, t1) = a_job_charged_provisionally_under_a_lease();
+        let no_tags = BTreeMap::new();
+        // Found gone (reclaimed with its $0.50 used): leased = spent = $0.50,
+        // the job's provisional charge, written without a lease.
+        budgets.renew(0, day, Renewal::Gone);
+        // The next $0.50 call's lease request is throttled: let through,
+        // $0.50 allowed until 12:11 (leased 0.50 + 0.50 = $1.00); the call
+        // is in flight, holding $0.50.
+        budgets.allow(0, day, dec("0.50"), t1 + TimeDelta::minutes(1));
+        let in_flight = budgets.reserve("chat", &no_tags, t1).unwrap();
+        // The job settles at $0 (it failed): $0.50 taken back, written
+        // without a lease, the table's committed down by $0.50, counting $0
+        // for this process. It may spend $0 + the $0.50 Allow let through,
+        // the call in flight: leased 1.00 − 0.50 = $0.50, and the next $0.50
+        // call is short of 0 + 0.50 + 0.50 − 0.50 = $0.50. (Leased kept at
+        // $1.00, it would go on with no lease, $1.00 spent while another
+        // process leases the $1 the table shows: the fleet at $2.00 where
+        // Allow's $0.50 bounds it to $1.50.)
+        job.settle(&no_tags, Decimal::ZERO, Priced::Fully, t1);
+        assert_eq!(spent_held(&budgets, t1), (Decimal::ZERO, dec("0.50")));
+        assert_eq!(needed_by_next_call(&budgets, t1), dec("0.50"));
+        // The call in flight settles at $0.50 within its allowed room:
+        // spent $0.50, leased $0.50, the next call still short of $0.50.
+        in_flight.settle(&no_tags, dec("0.50"), Priced::Fully, t1);
+        assert_eq!(needed_by_next_call(&budgets, t1), dec("0.50"));
     }
 
     /// Room `WhenUnavailable::Allow` grants, and spend counted as leased
