@@ -2756,8 +2756,17 @@ impl Fleet {
             let item = state.item(pk, sk, || Item::spend(end));
             item.marked = true;
             // More of a lease held (even one lapsed here: the table may still
-            // hold it whole), or a new one.
-            let new_lease = item.lease.is_none();
+            // hold it whole), or a new one: none held, or the item's grant
+            // less than the held lease's and this request's together (the
+            // held one was reclaimed, and the request made a new lease,
+            // `granted` all of it).
+            let new_lease = item
+                .lease
+                .as_ref()
+                .is_none_or(|held| granted < held.granted.saturating_add(amount));
+            if new_lease {
+                item.lease = None;
+            }
             let lease = item.lease.get_or_insert(Lease {
                 budget: index,
                 period_start,
@@ -4331,6 +4340,55 @@ mod tests {
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
         match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
+    /// A grant the table holds as a new lease (the item's grant less than
+    /// the old lease's and the request's together: the old one was
+    /// reclaimed) is recorded as that lease: a later renewal that finds it
+    /// whole gives back what it gave up when it lapsed here.
+    #[tokio::test]
+    async fn a_new_lease_granted_after_a_reclaim_is_spent_again_once_renewed_whole() {
+        let (fleet, budgets, clock, in_flight, t0) =
+            a_lease_reclaimed_and_granted_anew_while_its_request_was_out().await;
+        let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
+        let none = BTreeMap::new();
+        // t0 + 37 s: the table holds the new $0.05 lease (not 0.05 + 0.05 =
+        // $0.10 of the old one), until t0 + 59 s. The four calls settle at
+        // $0.005 each, $0.02, written by the flush as the new lease's use:
+        // $0.03 of it left. Spent 0.01 + 0.02 = $0.03, leased 0.01 + 0.05 =
+        // $0.06.
+        for call in in_flight {
+            call.settle(&none, dec("0.005"), Priced::Fully, at(37));
+            record(&fleet, "chat", "0.005", at(37));
+        }
+        assert!(fleet.flush().await);
+        // The flush renewed it until t0 + 67 s (spent here until 66.75 s).
+        // No flush comes until t0 + 70 s: a call then finds the lease lapsed
+        // here, min(0.06 leased, 0.03 spent) = $0.03 kept, its unspent $0.03
+        // given up.
+        clock.set_time(at(70).into());
+        assert!(matches!(
+            budgets.reserve("chat", &none, at(70)),
+            Err(Refusal::Short(..))
+        ));
+        // The flush at t0 + 70 s finds the table holding the lease whole
+        // ($0.05 granted, nobody reclaimed it): its $0.03 is this process's
+        // again, three $0.01 calls, spent 0.03 + 0.03 = $0.06 as the table
+        // counts (0.01 of the old lease and the new $0.05), the fourth
+        // short. (Recorded as $0.10 granted, the renewal would never be whole
+        // and the $0.03 would stay stranded; taken for more of the old lease,
+        // the old lease's $0.04 would come back with it: seven calls.)
+        assert!(fleet.flush().await);
+        for i in 0..3 {
+            let call = budgets
+                .reserve("chat", &none, at(70))
+                .unwrap_or_else(|e| panic!("call {i} of the lease renewed whole: {e:?}"));
+            call.settle(&none, dec("0.01"), Priced::Fully, at(70));
+        }
+        match budgets.reserve("chat", &none, at(70)) {
             Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
             other => panic!("expected a call short of $0.01, got {other:?}"),
         }
