@@ -1493,16 +1493,16 @@ fn check_account(account: &str) -> Result<(), AccountError> {
 
 /// The kinds of instance time an accrual of `class` pays for, each with its share
 /// of it: `class` alone, or when it adds up variants billed alongside (a shadow
-/// variant, a deployment's new fleet), each one's class (its instance type, as
-/// AWS bills it) with its share of the standing rate, this variant's first.
+/// variant, a deployment's new fleet), each part's class (its instance type, as
+/// AWS bills it) with its share of the standing rate, `class` first. The parts
+/// need not include the receipt's own variant (its own rate unknown, the accrual
+/// is of those billed alongside alone): `class` then comes first with a share of
+/// 0, and no part's time is filed under it.
 fn standing_shares(
     class: &UsageClass,
     accrual: &crate::billing::Accrual,
 ) -> Vec<(UsageClass, Decimal)> {
     let alone = || vec![(class.clone(), Decimal::ONE)];
-    let Some((_, others)) = accrual.standing_parts.split_first() else {
-        return alone();
-    };
     let total: Decimal = accrual.standing_parts.iter().map(|p| p.usd_per_hour).sum();
     if total <= Decimal::ZERO
         || accrual
@@ -1513,8 +1513,8 @@ fn standing_shares(
         return alone();
     }
     let share = |usd: Decimal| (usd / total).round_dp(20);
-    let mut shares = vec![(class.clone(), share(accrual.standing_parts[0].usd_per_hour))];
-    for part in others {
+    let mut shares = vec![(class.clone(), Decimal::ZERO)];
+    for part in accrual.standing_parts.iter() {
         let of = part_class(class, part);
         // Parts billed under one usage type (a new fleet of the same instance
         // type) are one share of it.
@@ -1522,6 +1522,9 @@ fn standing_shares(
             Some((_, sum)) => *sum += share(part.usd_per_hour),
             None => shares.push((of, share(part.usd_per_hour))),
         }
+    }
+    if shares.len() == 1 {
+        return alone();
     }
     shares
 }
@@ -1583,11 +1586,8 @@ impl HeldCompute {
             .iter()
             .map(|(c, _)| (c.clone(), 0, Decimal::ZERO))
             .collect();
-        for (i, part) in accrual.standing_parts.iter().enumerate() {
-            let of = match i {
-                0 => own.clone(),
-                _ => part_class(own, part),
-            };
+        for part in accrual.standing_parts.iter() {
+            let of = part_class(own, part);
             if let (Some(kind), VariantBilling::Instance { instance_count, .. }) =
                 (kinds.iter_mut().find(|(c, _, _)| *c == of), &part.billing)
             {

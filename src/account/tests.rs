@@ -1594,6 +1594,83 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
 }
 
 #[tokio::test]
+async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_shadows_type() {
+    // `rt` serves from 1 × ml.unpriced.xlarge, a type no price source knows, and
+    // shadows to 1 × ml.g5.xlarge ($1.408/h). The variant's own rate is unknown:
+    // its accrual carries the shadow alone (its one standing part), and its
+    // amortised compute line is the shadow's time. Counting starts at 11-29
+    // 00:00 (receipt a's end); receipt b's ends 11-30 00:00: 24 instance-hours
+    // of the shadow × 1.408 = 33.792, the accrual growing by as much.
+    let shadow_only = serde_json::json!([
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+         "usd_per_hour": "1.408"}]);
+    let mut metered = Metered::new("us-east-1");
+    for cost in [
+        amortized_receipt(
+            "a",
+            "2026-11-28T23:59:59Z",
+            1,
+            "ml.unpriced.xlarge",
+            ("0.01", "1.408", "0.01408"),
+            "10",
+            shadow_only.clone(),
+        ),
+        amortized_receipt(
+            "b",
+            "2026-11-29T23:59:59Z",
+            1,
+            "ml.unpriced.xlarge",
+            ("24", "1.408", "33.792"),
+            "43.792",
+            shadow_only,
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    // AWS bills the shadow's 24 h × 1.408 = 33.792 under Host:ml.g5.xlarge, and
+    // the served variant's 24 h under its own type, at its real rate (say $2/h,
+    // which no source here knows): 24 × 2 = 48.
+    let bill = billed_days(&[
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.xlarge",
+            "33.792",
+            "24",
+        ),
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.unpriced.xlarge",
+            "48",
+            "24",
+        ),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    // The shadow's type is metered as billed: 33.792 for 24 h, nothing idle,
+    // outside, discounted or unexplained.
+    let g5 = row("Host:ml.g5.xlarge");
+    assert_eq!(g5.metered_usd, Decimal::new(33792, 3), "{g5:?}");
+    assert_eq!(g5.metered_quantity, Some(Decimal::from(24)), "{g5:?}");
+    assert_eq!(g5.parts, Parts::default(), "{g5:?}");
+    // The served variant's type has no priced receipt and no known rate: none of
+    // the shadow's time or rate (1.408 would make 24 × 1.408 = 33.792 its
+    // on-demand cost and 48 − 33.792 a surcharge); its whole bill, $48, is
+    // unexplained, no discount or usage outside sagemeter made up.
+    let own = row("Host:ml.unpriced.xlarge");
+    assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.unexplained_usd, Decimal::from(48), "{own:?}");
+}
+
+#[tokio::test]
 async fn an_estimated_day_is_judged_once_its_usage_is_in_not_when_the_month_closes() {
     // Cost Explorer marks every day of a month whose bill is not final
     // `Estimated`. Now is 2026-12-02 12:00 UTC: 11-29 ended 60 h ago (judged),
