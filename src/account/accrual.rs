@@ -488,7 +488,7 @@ fn split(
 /// class taking what rounding leaves. `None` when that needs more digits than a
 /// `Decimal` holds (never for an amount within $7.9 × 10¹⁰ of at most 18
 /// places: what is left after each 18-place part fits).
-fn shared_out(
+pub(super) fn shared_out(
     usd: Decimal,
     classes: &[(UsageClass, Decimal)],
 ) -> Option<Vec<(&UsageClass, Decimal)>> {

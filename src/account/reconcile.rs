@@ -32,7 +32,7 @@
 //! covers is at its effective rate, so a discount shows as `D`.
 
 use super::Account;
-use super::accrual::Accruals;
+use super::accrual::{Accruals, shared_out};
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
@@ -588,12 +588,27 @@ impl Metered {
                     }
                     None => {
                         if amortized {
-                            cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
-                                held.cost_usd,
-                                held.quantity,
-                                held.usd_per_unit,
-                                sum,
-                            )?;
+                            // Where counting starts: on its own day, by kind of
+                            // instance time as an increment is.
+                            let (by_time, rates) = held.by_time(accrual, update.shares());
+                            let split = |amount: Decimal, shares| {
+                                shared_out(amount, shares).ok_or_else(|| {
+                                    too_long(format!(
+                                        "the {amount} USD or units {} carried where counting \
+                                         starts, split by kind of instance time",
+                                        cost.endpoint
+                                    ))
+                                })
+                            };
+                            let costs = split(held.cost_usd, update.shares())?;
+                            let hours = split(held.quantity, &by_time)?;
+                            for ((of, usd), (_, quantity)) in costs.into_iter().zip(hours) {
+                                let cell =
+                                    cell_of(&self.cells, &mut cells, day, &cost.endpoint, of);
+                                let rate =
+                                    rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                                cell.meter(usd, quantity, rate, sum)?;
+                            }
                         }
                         // The receipt's own compute class, whose cell is made above.
                         let cell = cells.get_mut(&(day, update.class().clone())).ok_or_else(

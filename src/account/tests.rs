@@ -1594,6 +1594,86 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
 }
 
 #[tokio::test]
+async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_type_and_rate() {
+    // As above, 1 × ml.g5.xlarge ($1.408/h) shadowed to 1 × ml.g5.12xlarge
+    // ($7.09/h), $8.498/h in all, amortised; but the ledger's first receipt is of
+    // the day reconciled (a rolling ledger's older files removed): counting
+    // starts with receipt a, from 11-29 00:00:00 for 36 s (0.01 h). Its compute
+    // line carries both instances' 0.01 h, 0.02 instance-hours at their average
+    // rate 4.249 = 0.08498: 0.01 × 1.408 = 0.01408 of it the served variant's,
+    // 0.01 × 7.09 = 0.0709 the shadow's. Receipt b's ends 11-30 00:00: 23.99 h
+    // since a's end, 47.98 instance-hours × 4.249 = 203.86702, the accrual
+    // growing by as much: 23.99 × 1.408 = 33.77792 and 23.99 × 7.09 = 170.0891.
+    // Each type's day: 0.01 + 23.99 = 24 h, 0.01408 + 33.77792 = 33.792 and
+    // 0.0709 + 170.0891 = 170.16, what AWS bills.
+    let parts = serde_json::json!([
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+         "usd_per_hour": "1.408"},
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
+         "usd_per_hour": "7.09"}]);
+    let mut metered = Metered::new("us-east-1");
+    for cost in [
+        amortized_receipt(
+            "a",
+            "2026-11-29T00:00:00Z",
+            36,
+            "ml.g5.xlarge",
+            ("0.02", "4.249", "0.08498"),
+            "10",
+            parts.clone(),
+        ),
+        amortized_receipt(
+            "b",
+            "2026-11-29T23:59:59Z",
+            1,
+            "ml.g5.xlarge",
+            ("47.98", "4.249", "203.86702"),
+            "213.86702",
+            parts,
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    let bill = billed_days(&[
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.xlarge",
+            "33.792",
+            "24",
+        ),
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.12xlarge",
+            "170.16",
+            "24",
+        ),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    // Each type metered as billed, at its own rate (not the average 4.249, which
+    // would make the g5's on-demand 24 × 4.249 = 101.976 and a discount of
+    // 33.792 − 101.976 = −68.184): no discount, nothing outside or unexplained.
+    for (class, usd) in [
+        ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
+        ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
+    ] {
+        let row = row(class);
+        assert_eq!(row.metered_usd, usd, "{row:?}");
+        assert_eq!(row.metered_quantity, Some(Decimal::from(24)), "{row:?}");
+        assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+        assert_eq!(row.parts, Parts::default(), "{row:?}");
+    }
+    assert_eq!(r.days[0].verdict, Verdict::Agrees);
+}
+
+#[tokio::test]
 async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_shadows_type() {
     // `rt` serves from 1 × ml.unpriced.xlarge, a type no price source knows, and
     // shadows to 1 × ml.g5.xlarge ($1.408/h). The variant's own rate is unknown:
