@@ -22,7 +22,7 @@
 //! receipts carries.
 
 use super::usage_class::UsageClass;
-use crate::billing::{Cost, LineItem, mul_div_down};
+use crate::billing::{Cost, LineItem, LinePrice, mul_div_down};
 use crate::util::exact_sum;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -68,6 +68,9 @@ struct Run {
     allocated: Decimal,
     /// The end of the last call seen.
     to: DateTime<Utc>,
+    /// The kind of instance time the variant's own instances were on at the
+    /// run's last receipt that priced them ([`own_priced`]).
+    priced: Option<UsageClass>,
 }
 
 /// What one run accrued over a stretch of one day.
@@ -251,6 +254,7 @@ impl Accruals {
                 accrued,
                 allocated,
                 to: end,
+                priced: own_priced(cost).then(|| classes[0].0.clone()),
             };
             // The process's first call on the variant: what it accrued is the
             // instances' time during the call, an increment like any other (left
@@ -293,6 +297,10 @@ impl Accruals {
                 accrued: accrued.max(previous.accrued),
                 allocated: allocated.max(previous.allocated),
                 to,
+                priced: match own_priced(cost) {
+                    true => Some(classes[0].0.clone()),
+                    false => previous.priced.clone(),
+                },
             },
             key,
             classes,
@@ -300,6 +308,13 @@ impl Accruals {
             span: Some((previous.to, to)),
             allocated_usd,
         })
+    }
+
+    /// The kind of instance time the variant of `cost` was on at the last
+    /// receipt of run `run` that priced its own instances ([`own_priced`]).
+    pub(super) fn last_priced(&self, run: &str, cost: &Cost) -> Option<&UsageClass> {
+        let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
+        self.runs.get(&key)?.priced.as_ref()
     }
 
     /// `usd`, accrued by run `id` of `key` from `from` to `to`, split by UTC day
@@ -457,6 +472,16 @@ fn accrued_to(cost: &Cost) -> DateTime<Utc> {
     }
     let latency = Span::from_std(cost.usage.latency).unwrap_or(Span::zero());
     cost.at.checked_add_signed(latency).unwrap_or(cost.at)
+}
+
+/// Whether `cost` prices its variant's own instance time: no compute line of it
+/// is unpriced (no rate of the variant's own known, a receipt's priced compute
+/// is of the instances that stood before or beside it only).
+pub(super) fn own_priced(cost: &Cost) -> bool {
+    !cost
+        .lines
+        .iter()
+        .any(|l| l.item == LineItem::Compute && matches!(l.price, LinePrice::Unpriced { .. }))
 }
 
 /// The end of UTC day `day` (the next midnight); `None` past chrono's range.

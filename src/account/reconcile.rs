@@ -32,7 +32,7 @@
 //! covers is at its effective rate, so a discount shows as `D`.
 
 use super::Account;
-use super::accrual::{Accruals, shared_out};
+use super::accrual::{Accruals, own_priced, shared_out};
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
@@ -531,7 +531,22 @@ impl Metered {
             for part in accrual.standing_parts.iter() {
                 figure("a standing rate", part.usd_per_hour)?;
             }
-            let shares = standing_shares(&class, accrual);
+            let shares = match self.accruals.last_priced(run, cost) {
+                // The variant's own instances unpriced and none billed alongside
+                // it: its priced compute and accrual are of the instances it stood
+                // on before, of the type the run last priced them at.
+                Some(earlier)
+                    if accrual.standing_parts.is_empty()
+                        && !own_priced(cost)
+                        && *earlier != class =>
+                {
+                    vec![
+                        (class.clone(), Decimal::ZERO),
+                        (earlier.clone(), Decimal::ONE),
+                    ]
+                }
+                _ => standing_shares(&class, accrual),
+            };
             if cost.running_fleet_usd.is_some() {
                 // A fleet's figures are every process's: the day's highest, not a
                 // run's increments (see `accrual`).
@@ -1579,7 +1594,9 @@ impl HeldCompute {
     /// instance-hours (its instances of all those the accrual pays for, rounded
     /// at 20 places as the rates' shares are); and each with its own rate per
     /// instance-hour (its parts' hourly rates ÷ their instances). An accrual of
-    /// one kind alone: all the instance-hours, at the lines' rate.
+    /// one kind alone: all the instance-hours, at the lines' rate; without
+    /// standing parts, the instance-hours go as `shares` do, each kind with a
+    /// share at the lines' rate.
     #[allow(clippy::type_complexity)]
     fn by_time(
         &self,
@@ -1595,6 +1612,16 @@ impl HeldCompute {
                 vec![(own.clone(), Decimal::ONE)],
                 vec![(own.clone(), self.usd_per_unit)],
             );
+        }
+        if accrual.standing_parts.is_empty() {
+            // No part counts instances (the variant's own unpriced, the time of
+            // those it stood on before): the hours go as the shares do, at the
+            // lines' rate.
+            let rates = shares
+                .iter()
+                .map(|(c, share)| (c.clone(), self.usd_per_unit.filter(|_| !share.is_zero())))
+                .collect();
+            return (shares.to_vec(), rates);
         }
         // Instances and hourly rate of each kind, the parts in `shares`' order.
         let mut kinds: Vec<(UsageClass, u64, Decimal)> = shares

@@ -1751,6 +1751,103 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
 }
 
 #[tokio::test]
+async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_under_that_type() {
+    // `rt` serves from 2 × ml.g5.xlarge ($1.408/h) without a shadow, amortised.
+    // Counting starts with receipt a (11-28, on the g5s). On 11-29 the variant
+    // stands on 2 × g5 until 00:15, at 0 instances until 00:30, then on 1 ×
+    // ml.unpriced.xlarge, a type no price source knows. Receipt b's call ends at
+    // 01:00: its priced compute line is the g5s' 2 × 0.25 h = 0.5 instance-hours
+    // × 1.408 = 0.704 (the accrual grows by as much), and an unpriced one the
+    // new type's 0.5 instance-hours; its accrual has no standing part (nothing
+    // of a known rate stands beside the variant).
+    let receipt = |id: &str, at: &str, instance_type: &str, count: u32, lines, accrued: &str| {
+        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": instance_type,
+                        "instance_count": count},
+            "allocation": "amortized",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 1_000_000,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": lines, "cost_usd": "0", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1"}
+        }))
+        .unwrap();
+        cost
+    };
+    let priced = |hours: &str, usd: &str| {
+        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": "1.408", "cost_usd": usd,
+                      "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                     "fetched_at": null, "note": null}}})
+    };
+    let unpriced = serde_json::json!({"item": "compute", "quantity": "0.5",
+        "unit": "instance_hours",
+        "price": {"status": "unpriced", "reason": "no rate for ml.unpriced.xlarge"}});
+    let mut metered = Metered::new("us-east-1");
+    for cost in [
+        receipt(
+            "a",
+            "2026-11-28T23:59:59Z",
+            "ml.g5.xlarge",
+            2,
+            serde_json::json!([priced("0.01", "0.01408")]),
+            "10",
+        ),
+        receipt(
+            "b",
+            "2026-11-29T00:59:59Z",
+            "ml.unpriced.xlarge",
+            1,
+            serde_json::json!([priced("0.5", "0.704"), unpriced]),
+            "10.704",
+        ),
+    ] {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    // AWS bills the g5s' 0.5 h × 1.408 = 0.704 under Host:ml.g5.xlarge, and
+    // the new type's 0.5 h (to 01:00) at its real rate (say $2/h, which no source
+    // here knows): 0.5 × 2 = 1.
+    let bill = billed_days(&[
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.g5.xlarge",
+            "0.704",
+            "0.5",
+        ),
+        (
+            "2026-11-29",
+            false,
+            "USE1-Host:ml.unpriced.xlarge",
+            "1",
+            "0.5",
+        ),
+    ]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    // The g5s' time is metered under their type, as billed: 0.704 for 0.5 h,
+    // at 1.408: nothing idle, outside, discounted or unexplained.
+    let g5 = row("Host:ml.g5.xlarge");
+    assert_eq!(g5.metered_usd, Decimal::new(704, 3), "{g5:?}");
+    assert_eq!(g5.metered_quantity, Some(Decimal::new(5, 1)), "{g5:?}");
+    assert_eq!(g5.parts, Parts::default(), "{g5:?}");
+    // The new type has no priced receipt and no known rate: 1.408 would make
+    // its on-demand 0.5 × 1.408 = 0.704 and 1 − 0.704 a surcharge; its whole
+    // bill, $1, is unexplained.
+    let own = row("Host:ml.unpriced.xlarge");
+    assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.unexplained_usd, Decimal::ONE, "{own:?}");
+}
+
+#[tokio::test]
 async fn an_estimated_day_is_judged_once_its_usage_is_in_not_when_the_month_closes() {
     // Cost Explorer marks every day of a month whose bill is not final
     // `Estimated`. Now is 2026-12-02 12:00 UTC: 11-29 ended 60 h ago (judged),
