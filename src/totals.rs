@@ -1957,6 +1957,59 @@ mod tests {
         }
     }
 
+    /// A call at `at` seconds that took no time, its clock at `standing`.
+    fn at_once(at: u64, standing: super::StandingRate) -> super::InstanceClock {
+        super::InstanceClock {
+            standing,
+            started_at: t(at),
+            ended_at: t(at),
+        }
+    }
+
+    fn usd(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// `n` instances of `instance_type`, as a variant bills them.
+    fn on(instance_type: &str, n: u32) -> crate::endpoint::VariantBilling {
+        crate::endpoint::VariantBilling::Instance {
+            instance_type: instance_type.into(),
+            instance_count: n,
+        }
+    }
+
+    /// `own` × ml.g5.xlarge ($1.408/h each) with a shadow of 1 × ml.m5.xlarge
+    /// ($0.23/h): 1.408 × own + 0.23 an hour.
+    fn g5_beside_m5_shadow(own: u32) -> super::StandingRate {
+        use crate::billing::StandingPart;
+        let g5 = usd("1.408") * Decimal::from(own);
+        super::StandingRate {
+            usd_per_hour_all_instances: g5 + usd("0.23"),
+            instances: own + 1,
+            parts: std::sync::Arc::from([
+                StandingPart::new(on("ml.g5.xlarge", own), g5),
+                StandingPart::new(on("ml.m5.xlarge", 1), usd("0.23")),
+            ]),
+            ..g5_xlarge(own)
+        }
+    }
+
+    /// That shadow alone ($0.23/h), beside 1 instance of the variant's own at a
+    /// rate no source knows.
+    fn m5_shadow_beside_one_unpriced() -> super::StandingRate {
+        super::StandingRate {
+            usd_per_hour_all_instances: usd("0.23"),
+            instances: 1,
+            parts: std::sync::Arc::from([crate::billing::StandingPart::new(
+                on("ml.m5.xlarge", 1),
+                usd("0.23"),
+            )]),
+            beside_unknown: true,
+            unpriced_instances: 1,
+            ..g5_xlarge(1)
+        }
+    }
+
     /// `s` seconds into the tests' day.
     fn t(s: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + s)
@@ -2385,48 +2438,20 @@ mod tests {
     /// (0.5 instance-hours) at a rate not known: flagged, not in force at $0.
     #[test]
     fn a_variant_back_up_from_zero_at_an_unknown_rate_stands_beside_its_shadow_unpriced() {
-        use super::InstanceClock;
-        use crate::billing::StandingPart;
-        use crate::endpoint::VariantBilling;
         let (totals, endpoint, variant) = one_variant();
-        let usd = |s: &str| s.parse::<Decimal>().unwrap();
-        let instances = |instance_type: &str, instance_count| VariantBilling::Instance {
-            instance_type: instance_type.into(),
-            instance_count,
-        };
-        let shadow = StandingPart::new(instances("ml.m5.xlarge", 1), usd("0.23"));
-        let with_shadow = |own: u32| super::StandingRate {
-            usd_per_hour_all_instances: usd("1.408") * Decimal::from(own) + usd("0.23"),
-            instances: own + 1,
-            parts: std::sync::Arc::from([
-                StandingPart::new(
-                    instances("ml.g5.xlarge", own),
-                    usd("1.408") * Decimal::from(own),
-                ),
-                shadow.clone(),
-            ]),
-            ..g5_xlarge(own)
-        };
-        totals.set_standing(variant, with_shadow(2), t(0));
-        let clock = |at, standing| InstanceClock {
-            standing,
-            started_at: t(at),
-            ended_at: t(at),
-        };
-        record_clock(&totals, endpoint, variant, clock(0, with_shadow(2)));
-        totals.set_standing(variant, with_shadow(0), t(600));
-        let alone = super::StandingRate {
-            usd_per_hour_all_instances: usd("0.23"),
-            instances: 1,
-            parts: std::sync::Arc::from([shadow]),
-            beside_unknown: true,
-            unpriced_instances: 1,
-            ..g5_xlarge(1)
-        };
+        totals.set_standing(variant, g5_beside_m5_shadow(2), t(0));
+        record_clock(
+            &totals,
+            endpoint,
+            variant,
+            at_once(0, g5_beside_m5_shadow(2)),
+        );
+        totals.set_standing(variant, g5_beside_m5_shadow(0), t(600));
+        let alone = m5_shadow_beside_one_unpriced();
         totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(1800));
         assert!(!totals.keeps_own_rate(variant));
         assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
-        let recorded = record_clock(&totals, endpoint, variant, clock(3600, alone));
+        let recorded = record_clock(&totals, endpoint, variant, at_once(3600, alone));
         assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("0.699333333333"));
     }
 
@@ -2439,7 +2464,6 @@ mod tests {
     /// AllTraffic's 2 instances unpriced.
     #[test]
     fn a_shadow_gone_from_beside_a_variant_never_priced_stands_no_more() {
-        use super::InstanceClock;
         let (totals, endpoint, variant) = one_variant();
         let shadow = super::StandingRate {
             beside_unknown: true,
@@ -2447,23 +2471,15 @@ mod tests {
             ..g5_xlarge(1)
         };
         totals.set_standing_beside_unknown(variant, Some(shadow.clone()), 2, t(0));
-        let clock = |at, standing| InstanceClock {
-            standing,
-            started_at: t(at),
-            ended_at: t(at),
-        };
-        record_clock(&totals, endpoint, variant, clock(0, shadow.clone()));
+        record_clock(&totals, endpoint, variant, at_once(0, shadow.clone()));
         totals.set_standing_beside_unknown(variant, None, 2, t(3600));
         let now = totals
             .standing_beside_unknown(variant)
             .expect("AllTraffic's own instances stand unpriced");
         assert_eq!(now.usd_per_hour_all_instances, Decimal::ZERO);
         assert_eq!((now.instances, now.unpriced_instances), (0, 2));
-        let recorded = record_clock(&totals, endpoint, variant, clock(7200, now));
-        assert_eq!(
-            recorded.accrual.unwrap().accrued_usd,
-            "1.408".parse::<Decimal>().unwrap()
-        );
+        let recorded = record_clock(&totals, endpoint, variant, at_once(7200, now));
+        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("1.408"));
     }
 
     /// An endpoint deleted and created again is no last known rate of its
@@ -2477,46 +2493,21 @@ mod tests {
     /// the deleted endpoint's $0 (which lost the shadow's hour, $3.046).
     #[test]
     fn an_endpoint_created_again_on_an_unpriced_type_stands_beside_its_shadow_unpriced() {
-        use super::InstanceClock;
-        use crate::billing::StandingPart;
-        use crate::endpoint::VariantBilling;
         let (totals, endpoint, variant) = one_variant();
-        let usd = |s: &str| s.parse::<Decimal>().unwrap();
-        let instances = |instance_type: &str, instance_count| VariantBilling::Instance {
-            instance_type: instance_type.into(),
-            instance_count,
-        };
-        let shadow = StandingPart::new(instances("ml.m5.xlarge", 1), usd("0.23"));
-        let with_shadow = super::StandingRate {
-            usd_per_hour_all_instances: usd("3.046"),
-            instances: 3,
-            parts: std::sync::Arc::from([
-                StandingPart::new(instances("ml.g5.xlarge", 2), usd("2.816")),
-                shadow.clone(),
-            ]),
-            ..g5_xlarge(2)
-        };
-        totals.set_standing(variant, with_shadow.clone(), t(0));
-        let clock = |at, standing| InstanceClock {
-            standing,
-            started_at: t(at),
-            ended_at: t(at),
-        };
-        record_clock(&totals, endpoint, variant, clock(0, with_shadow));
+        totals.set_standing(variant, g5_beside_m5_shadow(2), t(0));
+        record_clock(
+            &totals,
+            endpoint,
+            variant,
+            at_once(0, g5_beside_m5_shadow(2)),
+        );
         totals.endpoint_deleted("e", t(3600));
         assert!(!totals.keeps_own_rate(variant));
-        let alone = super::StandingRate {
-            usd_per_hour_all_instances: usd("0.23"),
-            instances: 1,
-            parts: std::sync::Arc::from([shadow]),
-            beside_unknown: true,
-            unpriced_instances: 1,
-            ..g5_xlarge(1)
-        };
+        let alone = m5_shadow_beside_one_unpriced();
         totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(7200));
         assert!(!totals.keeps_own_rate(variant));
         assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
-        let recorded = record_clock(&totals, endpoint, variant, clock(10800, alone));
+        let recorded = record_clock(&totals, endpoint, variant, at_once(10800, alone));
         assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("3.276"));
     }
 

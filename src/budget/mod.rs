@@ -2839,17 +2839,13 @@ mod tests {
     #[test]
     fn a_grant_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let clock = ManualTimeSource::new(t0.into());
-        let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        let (budgets, clock, t0, day) = leased_on_a_clock();
         let no_tags = BTreeMap::new();
         // At t0 + 29 s four $0.01 calls go out, holding the lease's last
         // $0.04 (0.01 + 0.04 = $0.05); a fifth is short and sends a lease
         // request (it may wait 10 s for the answer).
         let at = t0 + TimeDelta::seconds(29);
-        let in_flight: Vec<_> = (0..4)
-            .map(|_| budgets.reserve("chat", &no_tags, at).unwrap())
-            .collect();
+        let in_flight = last_four_calls_of_the_lease(&budgets, at);
         assert_eq!(needed_by_next_call(&budgets, at), dec("0.01"));
         // The lease ends here at t0 + 30 s; no call looks. Another process
         // reclaims it at t0 + 35.25 s (past its end and the 5 s skew), the
@@ -2894,16 +2890,12 @@ mod tests {
     #[test]
     fn a_renewal_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let clock = ManualTimeSource::new(t0.into());
-        let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        let (budgets, clock, t0, day) = leased_on_a_clock();
         let no_tags = BTreeMap::new();
         // At t0 + 29 s four $0.01 calls go out, holding the lease's last
         // $0.04 (0.01 + 0.04 = $0.05).
         let at = t0 + TimeDelta::seconds(29);
-        let in_flight: Vec<_> = (0..4)
-            .map(|_| budgets.reserve("chat", &no_tags, at).unwrap())
-            .collect();
+        let in_flight = last_four_calls_of_the_lease(&budgets, at);
         // The lease ends here at t0 + 30 s; no call looks. At t0 + 38 s a
         // flush's renewal comes back not whole (the table's grant is a new
         // $0.05 lease, the old one reclaimed with its $0.01 use), until t0 +
@@ -2934,12 +2926,27 @@ mod tests {
         assert_eq!(spent_held(&budgets, answered), (dec("0.06"), Decimal::ZERO));
     }
 
-    /// [`leased_and_one_call`] on a clock the test set to t0 + 31 s, its lease
-    /// lapsed then with no call to see it: the budgets, t0's day and t0 + 31 s.
-    fn lapsed_unseen_after_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
+    /// [`leased_and_one_call`] on a manual clock at t0: the budgets, the
+    /// clock, t0 and t0's day.
+    fn leased_on_a_clock() -> (Arc<Budgets>, ManualTimeSource, DateTime<Utc>, DateTime<Utc>) {
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let clock = ManualTimeSource::new(t0.into());
         let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
+        (budgets, clock, t0, day)
+    }
+
+    /// Four $0.01 calls reserved `at`, holding the $0.04 left of a $0.05
+    /// lease with $0.01 spent.
+    fn last_four_calls_of_the_lease(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Vec<Reservation> {
+        (0..4)
+            .map(|_| budgets.reserve("chat", &BTreeMap::new(), at).unwrap())
+            .collect()
+    }
+
+    /// [`leased_and_one_call`] on a clock the test set to t0 + 31 s, its lease
+    /// lapsed then with no call to see it: the budgets, t0's day and t0 + 31 s.
+    fn lapsed_unseen_after_one_call() -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
+        let (budgets, clock, t0, day) = leased_on_a_clock();
         let lapsed = t0 + TimeDelta::seconds(31);
         clock.set_time(lapsed.into());
         (budgets, day, lapsed)

@@ -3309,9 +3309,7 @@ mod tests {
         };
         use aws_smithy_async::test_util::ManualTimeSource;
         use aws_smithy_async::time::SharedTimeSource;
-        use aws_smithy_mocks::{
-            MockResponse, MockResponseInterceptor, RuleMode, create_mock_http_client, mock,
-        };
+        use aws_smithy_mocks::{MockResponse, mock};
         use rust_decimal::Decimal;
         use std::sync::atomic::{AtomicI32, Ordering};
         use std::time::{Duration, SystemTime};
@@ -3357,21 +3355,7 @@ mod tests {
                 )
                 .build()
         });
-        let interceptor = MockResponseInterceptor::new()
-            .rule_mode(RuleMode::MatchAny)
-            .with_rule(&described)
-            .with_rule(&config);
-        let sagemaker = aws_sdk_sagemaker::Client::from_conf(
-            aws_sdk_sagemaker::Config::builder()
-                .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-                .region(aws_sdk_sagemaker::config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(interceptor)
-                .build(),
-        );
+        let sagemaker = crate::endpoint::tests::mock_client(&[&described, &config]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
         let time = ManualTimeSource::new(t0);
         let region = || "us-east-1".to_owned();

@@ -376,7 +376,7 @@ mod tests {
     async fn a_list_that_never_ends_is_an_error_not_a_list_cut_short() {
         use aws_sdk_sagemaker::operation::list_inference_components::ListInferenceComponentsOutput;
         use aws_sdk_sagemaker::types::InferenceComponentSummary;
-        use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client, mock};
+        use aws_smithy_mocks::mock;
         // Every page names a component and hands a token for the next.
         let pages = mock!(aws_sdk_sagemaker::Client::list_inference_components).then_output(|| {
             ListInferenceComponentsOutput::builder()
@@ -393,21 +393,7 @@ mod tests {
                 .next_token("more")
                 .build()
         });
-        let client = aws_sdk_sagemaker::Client::from_conf(
-            aws_sdk_sagemaker::Config::builder()
-                .behavior_version(aws_sdk_sagemaker::config::BehaviorVersion::latest())
-                .region(aws_sdk_sagemaker::config::Region::from_static("us-east-1"))
-                .credentials_provider(aws_sdk_sagemaker::config::Credentials::new(
-                    "test", "test", None, None, "static",
-                ))
-                .http_client(create_mock_http_client())
-                .interceptor(
-                    MockResponseInterceptor::new()
-                        .rule_mode(RuleMode::MatchAny)
-                        .with_rule(&pages),
-                )
-                .build(),
-        );
+        let client = super::super::tests::mock_client(&[&pages]);
         let err = describe_components(&client, "shared", None)
             .await
             .unwrap_err();

@@ -1704,7 +1704,7 @@ pub(crate) fn owned(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
@@ -1943,7 +1943,7 @@ mod tests {
     }
 
     /// A SageMaker client answered by `rules` (any that matches).
-    fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_sagemaker::Client {
+    pub(crate) fn mock_client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_sagemaker::Client {
         use aws_smithy_mocks::{MockResponseInterceptor, RuleMode, create_mock_http_client};
         let interceptor = rules.iter().fold(
             MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),

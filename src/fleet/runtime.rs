@@ -3380,7 +3380,24 @@ mod tests {
         (fleet, budgets, clock)
     }
 
-    /// A receipt of `usd` for a call to `endpoint` at `at`, in the fleet's sums.
+    /// Four $0.01 calls to chat reserved `at` within what is leased, and a
+    /// fifth short of a lease: the four's reservations.
+    fn four_calls_then_short(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Vec<Reservation> {
+        let none = BTreeMap::new();
+        let held = (0..4)
+            .map(|i| {
+                budgets
+                    .reserve("chat", &none, at)
+                    .unwrap_or_else(|_| panic!("call {i} within the lease"))
+            })
+            .collect();
+        assert!(matches!(
+            budgets.reserve("chat", &none, at),
+            Err(Refusal::Short(..))
+        ));
+        held
+    }
+
     /// A call to chat at `at`, short with nothing leased yet, leases and is
     /// settled at `usd`, recorded as the fleet's use (for the next flush).
     async fn spend_on_a_new_lease(
@@ -3401,6 +3418,7 @@ mod tests {
         record(fleet, "chat", usd, at);
     }
 
+    /// A receipt of `usd` for a call to `endpoint` at `at`, in the fleet's sums.
     fn record(fleet: &Fleet, endpoint: &str, usd: &str, at: DateTime<Utc>) {
         fleet.record(
             endpoint,
@@ -3451,7 +3469,6 @@ mod tests {
                 },
             )
         };
-        let none = BTreeMap::new();
         // t = 0: a $0.01 call leases $0.05 (until 25 s; spent here until 15 s,
         // a flush interval before) and spends $0.01 of it; the flush writes it.
         spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
@@ -3463,17 +3480,7 @@ mod tests {
         assert!(fleet.flush().await);
         // t = 16 s: the $0.04 left of the lease is this process's to spend,
         // four calls of $0.01 with no new lease; a fifth is short of one.
-        let held: Vec<_> = (0..4)
-            .map(|i| {
-                budgets
-                    .reserve("chat", &none, at(16))
-                    .unwrap_or_else(|_| panic!("call {i} within the lease"))
-            })
-            .collect();
-        assert!(matches!(
-            budgets.reserve("chat", &none, at(16)),
-            Err(Refusal::Short(..))
-        ));
+        let held = four_calls_then_short(&budgets, at(16));
         drop(held);
         assert_eq!(*renewals.lock().unwrap(), [25, 35]);
     }
@@ -4271,22 +4278,11 @@ mod tests {
                 None => attributes(&[]),
             },
         );
-        let none = BTreeMap::new();
         spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
         assert!(fleet.flush().await);
         let (pk, sk) = budget_item_keys(&fleet);
         clock.set_time(at(29_000).into());
-        let in_flight: Vec<_> = (0..4)
-            .map(|i| {
-                budgets
-                    .reserve("chat", &none, at(29_000))
-                    .unwrap_or_else(|_| panic!("call {i} within the lease"))
-            })
-            .collect();
-        assert!(matches!(
-            budgets.reserve("chat", &none, at(29_000)),
-            Err(Refusal::Short(..))
-        ));
+        let in_flight = four_calls_then_short(&budgets, at(29_000));
         // The fifth call's request is out, as `lease_one` marks it before it
         // sends it; its answer is read only at t0 + 37 s.
         fleet

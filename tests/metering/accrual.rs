@@ -810,11 +810,7 @@ async fn amortized_a_shadow_beside_a_variant_whose_rate_was_never_known_is_charg
     call(&client, "rt").await; // t = 0
     time.advance(Duration::from_secs(3600));
     let next = call(&client, "rt").await;
-    let lines: Vec<_> = next
-        .lines
-        .iter()
-        .filter(|l| l.item == LineItem::Compute)
-        .collect();
+    let lines = compute_lines(&next);
     assert_eq!(lines.len(), 2, "{lines:?}");
     // The shadow's hour: 1 instance × 1 h = 1 instance-hour × $1.408 = $1.408.
     let LinePrice::Priced {
@@ -900,11 +896,7 @@ async fn an_amortized_receipt_across_a_scale_out_charges_each_count_for_its_time
     // (not 4 × 1 h × $1.408 = $5.632 at the count B's profile says).
     time.advance(Duration::from_secs(1800));
     let b = call(&client, "rt").await;
-    let compute: Vec<_> = b
-        .lines
-        .iter()
-        .filter(|l| l.item == LineItem::Compute)
-        .collect();
+    let compute = compute_lines(&b);
     let quantity: Decimal = compute.iter().map(|l| l.quantity).sum();
     let cost_usd: Decimal = compute.iter().filter_map(|l| l.cost_usd()).sum();
     assert_eq!(quantity, dec("3"), "{compute:?}");
@@ -1510,15 +1502,19 @@ async fn amortized_a_variant_back_up_from_zero_on_an_unpriced_type_is_charged_pe
     assert_g5_priced_then_unpriced(&next, dec("0.5"));
 }
 
+/// `cost`'s compute lines, in order.
+fn compute_lines(cost: &Cost) -> Vec<&sagemeter::billing::CostLine> {
+    cost.lines
+        .iter()
+        .filter(|l| l.item == LineItem::Compute)
+        .collect()
+}
+
 /// The amortised call's compute lines: the g5 stretch priced at
 /// $0.469333333333 (2 × 10/60 instance-hours × $1.408), then the unpriced
 /// type's `unpriced_hours` instance-hours, unpriced.
 fn assert_g5_priced_then_unpriced(next: &Cost, unpriced_hours: Decimal) {
-    let lines: Vec<_> = next
-        .lines
-        .iter()
-        .filter(|l| l.item == LineItem::Compute)
-        .collect();
+    let lines = compute_lines(next);
     assert_eq!(lines.len(), 2, "{lines:?}");
     let LinePrice::Priced { cost_usd, .. } = &lines[0].price else {
         panic!("the g5 stretch is priced: {lines:?}");
