@@ -57,6 +57,15 @@ fn per_call_client(
     fleet: FleetConfig,
     budget: Option<Budget>,
 ) -> Client {
+    per_call_builder(conf, fleet, budget).build().unwrap()
+}
+
+/// [`per_call_client`]'s builder, for a test to add to (a clock of its own).
+fn per_call_builder(
+    conf: &aws_types::SdkConfig,
+    fleet: FleetConfig,
+    budget: Option<Budget>,
+) -> sagemeter::ClientBuilder {
     let mut builder = Client::builder(conf)
         .without_discovery()
         .without_metrics()
@@ -68,7 +77,7 @@ fn per_call_client(
     if let Some(budget) = budget {
         builder = builder.budget(budget);
     }
-    builder.build().unwrap()
+    builder
 }
 
 async fn call(client: &Client) -> Result<Cost, Error> {
@@ -1576,6 +1585,28 @@ fn short_lease_client(
     per_call_client(conf, short_leases(fleet, percent), Some(budget))
 }
 
+/// A [`short_lease_client`] on the clock `time` (a lease lapses when the test
+/// moves the clock past its end, not when the host gets round to it), whose
+/// calls wait up to 30 s for a lease: the wait is only a bound (a call is
+/// leased as soon as the table answers, and refused at once when it has no
+/// room), and a loaded host took longer than 2 s to lease, take a lapsed
+/// lease back and lease again (the SDK's retry of a lost answer alone waits
+/// up to 1 s): the call was refused as if the table were unreachable.
+fn short_lease_client_on(
+    conf: &aws_types::SdkConfig,
+    fleet: FleetConfig,
+    limit: &str,
+    percent: u32,
+    time: SharedTimeSource,
+) -> Client {
+    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, limit, "0.01");
+    let fleet = short_leases(fleet, percent).lease_wait(Duration::from_secs(30));
+    per_call_builder(conf, fleet, Some(budget))
+        .time_source(time)
+        .build()
+        .unwrap()
+}
+
 /// `count` calls by `client` in turn, each of which must go through.
 async fn calls_in_turn(client: &Client, count: usize) {
     for i in 0..count {
@@ -1587,28 +1618,41 @@ async fn calls_in_turn(client: &Client, count: usize) {
 
 /// `client` (on `short_leases`, its table behind `proxy`) calls once and
 /// writes it; then its table is unreachable, it calls once more within its
-/// lease (not written), and is silent past the lease's end.
-async fn cut_off_past_its_lease(client: &Client, proxy: &FaultProxy) {
+/// lease (not written), and is silent past the lease's end: 2.2 s on `clock`
+/// (the clients' clock, which stands still until then), or of real time
+/// without one.
+async fn cut_off_past_its_lease(
+    client: &Client,
+    proxy: &FaultProxy,
+    clock: Option<&aws_smithy_async::test_util::ManualTimeSource>,
+) {
     call(client).await.unwrap();
     flushed(client).await;
     proxy.set(Fault::Down);
     call(client).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    match clock {
+        Some(clock) => {
+            clock.advance(Duration::from_millis(2200));
+        }
+        None => tokio::time::sleep(Duration::from_millis(2200)).await,
+    }
 }
 
 /// A process made by `client` on `a` (its table behind `proxy`) is
 /// [`cut_off_past_its_lease`]; then another, made by `client` on `table`
 /// direct, makes `calls` calls that must go through and shuts down. Returns
-/// the cut-off process.
+/// the cut-off process. `clock`: the clients' clock, if `client` makes them
+/// on one (see [`cut_off_past_its_lease`]).
 async fn cut_off_then_reclaimed(
     client: impl Fn(FleetConfig) -> Client,
     a: FleetConfig,
     table: &str,
     proxy: &FaultProxy,
     calls: usize,
+    clock: Option<&aws_smithy_async::test_util::ManualTimeSource>,
 ) -> Client {
     let cut_off = client(a);
-    cut_off_past_its_lease(&cut_off, proxy).await;
+    cut_off_past_its_lease(&cut_off, proxy, clock).await;
     let other = client(FleetConfig::dynamodb(table));
     calls_in_turn(&other, calls).await;
     other.meter().shutdown().await.unwrap();
@@ -1620,8 +1664,14 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
 {
     let (conf, table, proxy) = behind_proxy("reclaimed").await;
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
-    // lease lapses 2 s after its last renewal.
-    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
+    // lease lapses 2 s after its last renewal. Both processes on one clock
+    // that moves only when the test moves it: the lease holds until the test
+    // moves past its end, however slowly the host runs the calls and flushes
+    // before that (renewed or lapsed here early, it would not be the lease
+    // below).
+    let (clock, time) = manual_clock();
+    let client =
+        |fleet: FleetConfig| short_lease_client_on(&conf, fleet, "0.05", 100, time.clone());
     // It leases the whole $0.05, spends $0.01 and writes it; then its table is
     // unreachable: one more call within its lease ($0.02 spent, $0.01 of it
     // not written), and it is silent past its lease's end.
@@ -1629,8 +1679,15 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
     // Another process finds no room, reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.01: committed $0.05 − $0.04 = $0.01),
     // leases the $0.04 left and spends it.
-    let cut_off =
-        cut_off_then_reclaimed(client, proxied(&table, &proxy, &conf), &table, &proxy, 4).await;
+    let cut_off = cut_off_then_reclaimed(
+        client,
+        proxied(&table, &proxy, &conf),
+        &table,
+        &proxy,
+        4,
+        Some(&clock),
+    )
+    .await;
 
     // The table answers again: the cut-off process's late $0.01 is spent; its
     // write finds the lease gone and adds it to what is committed.
@@ -1663,7 +1720,7 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     // leases the $0.04 left (committed $0.10) and spends $0.01. At shutdown it
     // gives back the $0.03 it did not spend: committed $0.07, which is what the
     // table knows was spent (A's $0.01 written, B's $0.06).
-    let cut_off = cut_off_then_reclaimed(client, a, &table, &proxy, 6).await;
+    let cut_off = cut_off_then_reclaimed(client, a, &table, &proxy, 6, None).await;
 
     // The table answers A's lease requests, but throttles its writes of spend
     // to the fleet's item (the client budget's): the late $0.01 cannot be
@@ -1951,8 +2008,15 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
     // takes back A's lapsed lease as the table holds it (granted $0.05, used
     // $0.01: committed $0.06), leases the $0.04 left and spends $0.01; at
     // shutdown it gives back $0.03: committed $0.07.
-    let cut_off =
-        cut_off_then_reclaimed(client, proxied(&table, &proxy, &conf), &table, &proxy, 6).await;
+    let cut_off = cut_off_then_reclaimed(
+        client,
+        proxied(&table, &proxy, &conf),
+        &table,
+        &proxy,
+        6,
+        None,
+    )
+    .await;
     // A's table answers: its write of the late $0.01 finds the lease gone and
     // is sent again without it, committed $0.07 + $0.01 = $0.08.
     proxy.set(Fault::None);
@@ -2495,18 +2559,31 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     let conf = emu.sdk_config().await;
     let table = table_name("lost-reclaim");
     create_table(&conf, &table).await.unwrap();
-    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
+    // Each process on a clock that moves only when the test moves it: a lease
+    // lapses when the test says, however slowly the host runs the calls and
+    // flushes. The gone process's clock stops when it is killed: the last
+    // flush of its flush loop (at the loop's tick after the drop) finds the
+    // whole 2 s of its lease left and renews nothing.
+    let (_, gone_time) = manual_clock();
+    let (clock, time) = manual_clock();
+    let client = |fleet: FleetConfig, time: SharedTimeSource| {
+        short_lease_client_on(&conf, fleet, "0.05", 100, time)
+    };
     // A process leases the whole $0.05, spends $0.01 and is gone (killed).
-    let gone = client(FleetConfig::dynamodb(&table));
+    let gone = client(FleetConfig::dynamodb(&table), gone_time);
     call(&gone).await.unwrap();
     flushed(&gone).await;
     drop(gone);
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // 2.2 s on: past the lease's end, 2 s after it was granted.
+    clock.advance(Duration::from_millis(2200));
     // Another ends its lapsed lease ($0.04 back), but the answer is lost and the
     // SDK's retry finds the lease gone: the room it returned is there all the
     // same, four calls' worth.
     let lose = LoseFirstAnswer::new("ADD committed_pico :back");
-    let survivor = client(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)));
+    let survivor = client(
+        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
+        time,
+    );
     calls_in_turn(&survivor, 4).await;
     assert!(lose.lost(), "the reclaim's answer was lost");
     assert!(matches!(
