@@ -500,6 +500,11 @@ struct PeriodState {
     /// (`WhenUnavailable::Allow`) (fleet budgets only): nothing given up
     /// since is this process's again.
     lease_gone: bool,
+    /// The table was found to hold no lease of this process since the last
+    /// one granted here or renewed whole (fleet budgets only): unlike
+    /// `lease_gone`, not set by room `WhenUnavailable::Allow` granted after
+    /// a lease lapsed here, which the table may still hold.
+    found_gone: bool,
 }
 
 impl PeriodState {
@@ -606,8 +611,10 @@ impl Tracked {
     /// process. What is leased drops by what was taken back, to no less than
     /// what is spent (room allowed and not spent stays room). Given up as a
     /// lapse gives up a lease's unspent part (this process's again if a
-    /// lapsed lease the table still holds is renewed whole), or dropped if
-    /// the table holds no lease of this process or the room is allowed room.
+    /// lapsed lease the table still holds is renewed whole, also under room
+    /// allowed since it lapsed: the take-back is then written as that
+    /// lease's use), or dropped once the table was found to hold no lease
+    /// of this process.
     fn unlease_taken_back(&mut self, spent_before: Decimal) {
         let state = &mut self.state;
         let table_lease = state.lease_until.is_some() && !state.lease_gone;
@@ -619,7 +626,10 @@ impl Tracked {
         if leased >= state.leased {
             return;
         }
-        if !state.lease_gone {
+        // Not dropped under room Allow granted after a lease lapsed here:
+        // the table may still hold that lease, the take-back then written
+        // as its use, the table's room for this process.
+        if !state.found_gone {
             state.lapsed += state.leased - leased;
         }
         state.leased = leased;
@@ -1448,6 +1458,7 @@ impl Budgets {
                     state.lapsed = Decimal::ZERO;
                 }
                 state.lease_gone = false;
+                state.found_gone = false;
             }
             None if state.lease_until.is_none() => {
                 // Room the table granted no one: what it leaves unspent is no
@@ -1492,6 +1503,7 @@ impl Budgets {
                 // even if the room it held since began as room
                 // `WhenUnavailable::Allow` let it spend.
                 state.lease_gone = false;
+                state.found_gone = false;
             }
             Renewal::Held {
                 until,
@@ -1508,6 +1520,7 @@ impl Budgets {
                 state.lease_until = None;
                 state.lapsed = Decimal::ZERO;
                 state.lease_gone = true;
+                state.found_gone = true;
             }
         }
     }
@@ -2684,6 +2697,45 @@ mod tests {
                 assert_eq!(needed_by_next_call(&budgets, t2), dec("0.50"));
             }
         }
+    }
+
+    /// Taken back under room `WhenUnavailable::Allow` let the process spend
+    /// after its lease lapsed here, with the table still holding that lease:
+    /// the take-back is written as the lease's use, so the room is this
+    /// process's again once the lease is renewed whole.
+    #[test]
+    fn a_charge_taken_back_under_allowed_room_over_a_lapsed_lease_is_room_once_renewed() {
+        // As `a_job_charged_provisionally_under_a_lease`, keeping the clock.
+        let (budgets, clock, noon, day) = half_dollar_calls_from_noon();
+        let no_tags = BTreeMap::new();
+        budgets.grant(0, day, dec("0.50"), noon + TimeDelta::hours(1), true);
+        let mut job = budgets.reserve("jobs", &no_tags, noon).unwrap();
+        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, noon);
+        job.expire_at(noon + TimeDelta::minutes(6), "job-a");
+        let t0 = noon + TimeDelta::minutes(61);
+        clock.set_time(t0.into());
+        assert_eq!(spent_held(&budgets, t0), (dec("0.50"), Decimal::ZERO));
+        assert_eq!(budgets.take_lapsed_charges().0.len(), 1);
+        // $1 a day. The $0.50 lease (until 13:00) holds the job's $0.50
+        // provisional charge as its use (table: granted 0.50, used 0.50).
+        // 13:01: it lapsed here (flushes throttled): kept min(0.50 leased,
+        // 0.50 spent) = $0.50, nothing given up. A call's lease request is
+        // throttled too: Allow lets $0.10 through until 13:02, leased $0.60.
+        budgets.allow(0, day, dec("0.10"), t0 + TimeDelta::minutes(1));
+        // The job settles at $0: spent $0, the $0.50 taken back; leased
+        // max(0.60 − 0.50, 0) = $0.10. The take-back is written as the
+        // lease's use (the table still holds it): used 0.50 − 0.50 = $0.
+        job.settle(&no_tags, Decimal::ZERO, Priced::Fully, t0);
+        assert_eq!(spent_held(&budgets, t0), (Decimal::ZERO, Decimal::ZERO));
+        // Throttling ends before any reclaim: the flush renews the lease
+        // whole (granted 0.50, used $0): its $0.50 of room is this
+        // process's again, leased 0.10 + 0.50 = $0.60, and a $0.50 call
+        // fits (0 + 0.50 <= 0.60). (With the take-back dropped, leased
+        // $0.10: the call short by $0.40, the table's $0.50 for this
+        // process stranded.)
+        let until = t0 + TimeDelta::minutes(29);
+        budgets.renew(0, day, Renewal::Held { until, whole: true });
+        assert!(budgets.reserve("chat", &no_tags, t0).is_ok());
     }
 
     /// Spend counted as leased and taken back while the process holds only
