@@ -558,6 +558,13 @@ struct Item {
     /// may hold a lease of this process that this process does not know of. The
     /// next lease granted finds it; else it is given back with the others.
     lease_unanswered: bool,
+    /// While `lease_unanswered` is set: the least use of its held lease this
+    /// process had acknowledged as written since a request went unanswered
+    /// (pico-USD; 0 when it held none). Above 0, a new lease that request
+    /// made (its use starting at 0) never holds the use this process
+    /// counts for its held lease, so a table holding that use holds the
+    /// held lease.
+    unanswered_low: i128,
     /// Flushes in a row whose write of the item was not acknowledged.
     failed_flushes: u32,
     /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
@@ -618,6 +625,17 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
 }
 
 impl Item {
+    /// Marks a lease request of the item as out, its answer not read: see
+    /// `lease_unanswered` and `unanswered_low`.
+    fn mark_unanswered(&mut self) {
+        let used = self.lease.as_ref().map_or(0, |lease| lease.used_written);
+        self.unanswered_low = match self.lease_unanswered {
+            true => self.unanswered_low.min(used),
+            false => used,
+        };
+        self.lease_unanswered = true;
+    }
+
     fn spend(period_end: DateTime<Utc>) -> Item {
         Item {
             known: 0,
@@ -628,6 +646,7 @@ impl Item {
             acked_seq: 0,
             lease: None,
             lease_unanswered: false,
+            unanswered_low: 0,
             failed_flushes: 0,
             accrual: BTreeMap::new(),
             first_call_ns: BTreeMap::new(),
@@ -1752,13 +1771,14 @@ impl Fleet {
                 // lease's end as the item holds it (when not the one this write
                 // asked for), and whether the write was sent again without the
                 // lease (it found the lease gone).
-                let (held, granted, table_until, resent) = match added {
+                let (held, granted, table_used, table_until, resent) = match added {
                     Added::Applied {
                         spent,
                         unpriced,
                         variant_calls,
                         accruals,
                         lease_granted,
+                        lease_used,
                         others_load,
                         ..
                     } => {
@@ -1799,7 +1819,7 @@ impl Fleet {
                             loaded.push((endpoint.clone(), load.milli, others));
                         }
                         let held = lease_granted.is_some();
-                        (held, lease_granted, None, !held)
+                        (held, lease_granted, lease_used, None, !held)
                     }
                     Added::AlreadyApplied { lease, spent, .. } => {
                         item.known = item.known.saturating_add(write.delta.spent);
@@ -1822,18 +1842,26 @@ impl Fleet {
                         // not when this retry asked; and a lease reclaimed since
                         // is gone, however the write was applied.
                         match lease {
-                            Some(now) => (true, Some(now.granted), Some(now.until_ms), false),
-                            None => (false, None, None, false),
+                            Some(now) => (
+                                true,
+                                Some(now.granted),
+                                Some(now.used),
+                                Some(now.until_ms),
+                                false,
+                            ),
+                            None => (false, None, None, None, false),
                         }
                     }
                 };
                 let unanswered = item.lease_unanswered;
+                let low = &mut item.unanswered_low;
                 match (&mut item.lease, write.lease) {
                     (Some(lease), LeaseUse::Held { until_ms }) if held => {
                         lease.used_written = lease
                             .used_written
                             .saturating_add(write.delta.spent)
                             .saturating_add(write.delta.unpriced);
+                        *low = (*low).min(lease.used_written);
                         let until_ms = table_until.unwrap_or(until_ms);
                         lease.until_ms = until_ms;
                         // The item holds all this process was granted: what its
@@ -1841,8 +1869,15 @@ impl Fleet {
                         // did not reach the table in time) is still its own. Not
                         // while a lease request of this process may have been
                         // applied unanswered: the grant the item holds may be
-                        // that request's new lease, the old one reclaimed.
-                        let whole = !unanswered && granted.is_some_and(|g| g >= lease.granted);
+                        // that request's new lease, the old one reclaimed,
+                        // unless the item holds the use this process wrote
+                        // to the held lease and that use was above 0 when
+                        // the request may have been applied (a new lease's
+                        // use starts at 0: it holds less).
+                        let own_use =
+                            || *low > 0 && table_used.is_some_and(|u| u == lease.used_written);
+                        let whole = granted.is_some_and(|g| g >= lease.granted)
+                            && (!unanswered || own_use());
                         (
                             Some((lease.budget, lease.period_start, until_ms, whole)),
                             None,
@@ -2497,7 +2532,7 @@ impl Fleet {
                 let seq = state.seq;
                 let item = state.item(pk, &sk, || Item::spend(end));
                 let before = (item.lease_unanswered, item.marked);
-                item.lease_unanswered = true;
+                item.mark_unanswered();
                 item.marked = true;
                 (seq, before)
             };
@@ -4336,6 +4371,97 @@ mod tests {
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
         match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
+    /// A renewal made while a lease request of the process is unanswered
+    /// (throttled: maybe applied) is whole when the table holds, as the
+    /// lease's use, what this process wrote to it, above $0 when the request
+    /// went out: a new lease that request made would start its use at $0.
+    #[tokio::test]
+    async fn a_renewal_while_a_request_is_out_is_whole_when_the_table_holds_the_leases_own_use() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        // The table: $0.05 granted to this process, its use the sum of the
+        // uses written (the lease never reclaimed, the request never applied).
+        let used = Arc::new(Mutex::new(0_i128));
+        let table_used = used.clone();
+        let (fleet, budgets, clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            move |input| {
+                let mut used = table_used.lock().unwrap();
+                if input
+                    .update_expression()
+                    .is_some_and(|e| e.contains("#used :used"))
+                    && let Some(AttributeValue::N(n)) = input
+                        .expression_attribute_values()
+                        .and_then(|values| values.get(":used"))
+                {
+                    *used += n.parse::<i128>().unwrap();
+                }
+                match (named(input, "#granted"), named(input, "#used")) {
+                    (Some(granted), Some(name)) => {
+                        attributes(&[(granted, 50_000_000_000), (name, *used)])
+                    }
+                    (Some(granted), None) => attributes(&[(granted, 50_000_000_000)]),
+                    _ => attributes(&[]),
+                }
+            },
+        );
+        // $1 a day, $0.01 calls, leased $0.05 at a time. t0: a $0.05 lease
+        // until t0 + 30 s; $0.01 spent and written as its use (table: used
+        // $0.01).
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), 10_000_000_000);
+        let (pk, sk) = budget_item_keys(&fleet);
+        // t0 + 29 s: four calls hold the lease's last $0.04; a fifth's lease
+        // request is throttled, maybe applied (marked as `lease_one` marks
+        // it), the call refused. The table never applied it.
+        clock.set_time(at(29_000).into());
+        let in_flight = four_calls_then_short(&budgets, at(29_000));
+        fleet
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .items
+            .get_mut(&pk)
+            .unwrap()
+            .get_mut(&sk)
+            .unwrap()
+            .mark_unanswered();
+        // t0 + 31 s: the lease lapsed here (a call sees it): min(0.05 leased,
+        // 0.01 spent) = $0.01 kept, $0.04 given up. The four settle at $0.005
+        // each: spent 0.01 + 0.02 = $0.03.
+        clock.set_time(at(31_000).into());
+        let none = BTreeMap::new();
+        assert!(budgets.reserve("chat", &none, at(31_000)).is_err());
+        for call in in_flight {
+            call.settle(&none, dec("0.005"), Priced::Fully, at(31_000));
+            record(&fleet, "chat", "0.005", at(31_000));
+        }
+        // The flush writes the $0.02 as the lease's use: the table answers
+        // granted $0.05, used 0.01 + 0.02 = $0.03, the use this process
+        // wrote (a new lease would hold $0.02): whole, the $0.04 back,
+        // leased 0.01 + 0.04 = $0.05, spent $0.03: two $0.01 calls, spent
+        // $0.05 as the table grants, the third short of $0.01. (Not whole,
+        // leased $0.01: the first call short, the table's $0.02 for this
+        // process stranded.)
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), 30_000_000_000);
+        for i in 0..2 {
+            let call = budgets
+                .reserve("chat", &none, at(31_000))
+                .unwrap_or_else(|e| panic!("call {i} of the lease renewed whole: {e:?}"));
+            call.settle(&none, dec("0.01"), Priced::Fully, at(31_000));
+        }
+        match budgets.reserve("chat", &none, at(31_000)) {
             Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
             other => panic!("expected a call short of $0.01, got {other:?}"),
         }

@@ -572,6 +572,10 @@ pub(crate) enum Added {
         /// What the item holds granted to this process after it, when the
         /// write was applied as the use of its lease (`None`: it was not).
         lease_granted: Option<i128>,
+        /// What the item holds as this process's use of its lease after it
+        /// (`lease_used:<process>`), when the write was applied as that use
+        /// (`None` too when the answer does not hold it).
+        lease_used: Option<i128>,
         others_load: Option<u64>,
         /// The accrual starts it found later than its own, lowered or not.
         lowering: Lowering,
@@ -792,6 +796,7 @@ impl Table {
         load: Option<Load>,
     ) -> Result<Option<Added>, TableError> {
         let granted_name = format!("{GRANTED_PREFIX}{process}");
+        let used_name = format!("{USED_PREFIX}{process}");
         let seq_name = format!("{SEQ_PREFIX}{process}");
         let mut adds = vec![
             format!("{SPENT} :spent"),
@@ -863,7 +868,7 @@ impl Table {
                 condition.push_str(" AND attribute_exists(#granted)");
                 request = request
                     .expression_attribute_values(":used", n(used))
-                    .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+                    .expression_attribute_names("#used", &used_name)
                     .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
                     .expression_attribute_names("#granted", &granted_name)
                     .expression_attribute_values(":until", n(i128::from(until_ms)));
@@ -932,6 +937,11 @@ impl Table {
                     accruals,
                     lease_granted: if held {
                         Some(item.and_then(|a| int(a, &granted_name)).unwrap_or(0))
+                    } else {
+                        None
+                    },
+                    lease_used: if held {
+                        item.and_then(|a| int(a, &used_name))
                     } else {
                         None
                     },
