@@ -1408,6 +1408,36 @@ impl Budgets {
         self.add_room(index, period_start, amount, until, Some(new_lease));
     }
 
+    /// A new lease for the budget at `index` (period starting at
+    /// `period_start`), held until `until`, the one held having been
+    /// reclaimed: what is leased becomes `leased`, what the table counts for
+    /// this process (its writes outside the new lease and the new grant),
+    /// and nothing given up before is this process's again.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn lease_anew(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        leased: Decimal,
+        until: DateTime<Utc>,
+    ) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let Some(t) = inner.tracked.get_mut(index) else {
+            return;
+        };
+        if t.state.period_start != Some(period_start) {
+            return;
+        }
+        t.lapse_if_due(now);
+        let state = &mut t.state;
+        state.lapsed = Decimal::ZERO;
+        state.lease_gone = false;
+        state.found_gone = false;
+        state.leased = leased;
+        state.lease_until = Some(until);
+    }
+
     /// Room of `amount` more that `WhenUnavailable::Allow` lets the budget at
     /// `index` spend while the fleet table does not answer, as if leased
     /// until `until`: no lease of the table's, so nothing it gives up is this

@@ -2564,8 +2564,17 @@ impl Fleet {
             }
             let answer = answer.map_err(LeaseFailure::Table)?;
             let item = match answer {
-                Leased::Granted { granted } => {
-                    self.granted(index, pk, &sk, period_start, end, amount, granted, until_ms);
+                Leased::Granted { granted, used } => {
+                    self.granted(
+                        index,
+                        pk,
+                        &sk,
+                        period_start,
+                        end,
+                        amount,
+                        (granted, used),
+                        until_ms,
+                    );
                     return Ok(());
                 }
                 Leased::NoRoom(item) => item,
@@ -2782,11 +2791,11 @@ impl Fleet {
         period_start: DateTime<Utc>,
         end: DateTime<Utc>,
         amount: i128,
-        granted: i128,
+        (granted, used): (i128, Option<i128>),
         until_ms: i64,
     ) {
         let shared = &self.shared;
-        let (added, new_lease) = {
+        let (added, new_lease, anew) = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             let item = state.item(pk, sk, || Item::spend(end));
             item.marked = true;
@@ -2799,6 +2808,21 @@ impl Fleet {
                 .lease
                 .as_ref()
                 .is_none_or(|held| granted < held.granted.saturating_add(amount));
+            // The held one reclaimed: the new lease's use may already hold
+            // writes this process counted as the old one's (spend from
+            // before the old one lapsed, written after the reclaim). What
+            // the table counts for this process is what its writes added
+            // less that use, and the new grant: its budget's lease is that
+            // (not what it held and the grant together, which would count
+            // that use twice). An answer without the use takes it as all
+            // written: only the grant is room.
+            let anew = (new_lease && item.lease.is_some()).then(|| {
+                let used = used.unwrap_or(item.written);
+                (
+                    used,
+                    item.written.saturating_sub(used).saturating_add(granted),
+                )
+            });
             if new_lease {
                 item.lease = None;
             }
@@ -2806,14 +2830,14 @@ impl Fleet {
                 budget: index,
                 period_start,
                 granted: 0,
-                used_written: 0,
+                used_written: anew.map_or(0, |(used, _)| used),
                 until_ms,
             });
             let added = granted.saturating_sub(lease.granted).max(amount);
             lease.granted = lease.granted.saturating_add(added);
             lease.until_ms = until_ms;
             item.lease_unanswered = false;
-            (added, new_lease)
+            (added, new_lease, anew.map(|(_, leased)| leased))
         };
         if shared.closed.load(Ordering::SeqCst) {
             // Granted while the meter shut down: no flush would renew it or
@@ -2829,13 +2853,21 @@ impl Fleet {
                 "found a lease granted earlier whose answer came too late; it is used now");
         }
         tracing::debug!(target: "sagemeter::fleet", item = %sk, amount, "lease granted");
-        shared.budgets.grant(
-            index,
-            period_start,
-            from_pico(added),
-            self.local_until(until_ms),
-            new_lease,
-        );
+        match anew {
+            Some(leased) => shared.budgets.lease_anew(
+                index,
+                period_start,
+                from_pico(leased),
+                self.local_until(until_ms),
+            ),
+            None => shared.budgets.grant(
+                index,
+                period_start,
+                from_pico(added),
+                self.local_until(until_ms),
+                new_lease,
+            ),
+        }
     }
 
     /// Some item holds standing rates not written yet, or still to compare
@@ -4293,8 +4325,14 @@ mod tests {
     /// t0 + 36.25 s: a flush renews "the lease" (the new one, as it happens).
     /// t0 + 37 s: the request's answer is read, $0.05 granted in all. The
     /// table counts for this process 0.01 + 0.05 = $0.06. Returns the fleet,
-    /// its budgets, the clock (at t0 + 37 s), the four calls and t0.
-    async fn a_lease_reclaimed_and_granted_anew_while_its_request_was_out() -> (
+    /// its budgets, the clock (at t0 + 37 s), the four calls and t0. With
+    /// `settled_early`, the four settle at $0.01 each at t0 + 29.5 s (their
+    /// writes failing until t0 + 35 s): the flush at 36.25 s writes their
+    /// $0.04 as the new lease's use, and the request's answer holds it
+    /// (none of the four is returned).
+    async fn a_lease_reclaimed_and_granted_anew_while_its_request_was_out(
+        settled_early: bool,
+    ) -> (
         Fleet,
         Arc<Budgets>,
         ManualTimeSource,
@@ -4331,9 +4369,20 @@ mod tests {
             .get_mut(&sk)
             .unwrap()
             .lease_unanswered = true;
+        let in_flight = if settled_early {
+            let none = BTreeMap::new();
+            for call in in_flight {
+                call.settle(&none, dec("0.01"), Priced::Fully, at(29_500));
+                record(&fleet, "chat", "0.01", at(29_500));
+            }
+            Vec::new()
+        } else {
+            in_flight
+        };
         clock.set_time(at(36_250).into());
         fleet.flush().await;
         clock.set_time(at(37_000).into());
+        let used = if settled_early { 40_000_000_000 } else { 0 };
         let day = BudgetPeriod::Day.start_of(t0);
         let end = BudgetPeriod::Day.end_of(day);
         let amount = 50_000_000_000;
@@ -4344,7 +4393,7 @@ mod tests {
             day,
             end,
             amount,
-            amount,
+            (amount, Some(used)),
             at(59_000).timestamp_millis(),
         );
         (fleet, budgets, clock, in_flight, t0)
@@ -4358,7 +4407,7 @@ mod tests {
     #[tokio::test]
     async fn a_renewal_while_a_lease_request_is_out_does_not_give_back_a_reclaimed_leases_room() {
         let (_fleet, budgets, _clock, in_flight, t0) =
-            a_lease_reclaimed_and_granted_anew_while_its_request_was_out().await;
+            a_lease_reclaimed_and_granted_anew_while_its_request_was_out(false).await;
         let now = t0 + chrono::TimeDelta::seconds(37);
         let none = BTreeMap::new();
         // The four calls settle at $0.01: spent $0.05 of the $0.06 the table
@@ -4467,6 +4516,30 @@ mod tests {
         }
     }
 
+    /// Spend from before a lease was reclaimed, written after it as the new
+    /// lease's use, is counted once: the new lease's room is its grant less
+    /// that use.
+    #[tokio::test]
+    async fn spend_written_as_a_new_leases_use_after_a_reclaim_is_counted_once() {
+        let (_fleet, budgets, _clock, _, t0) =
+            a_lease_reclaimed_and_granted_anew_while_its_request_was_out(true).await;
+        let now = t0 + chrono::TimeDelta::seconds(37);
+        let none = BTreeMap::new();
+        // Spent 0.01 + 4 x 0.01 = $0.05. The table counts for this process
+        // the old lease's $0.01 use and the new $0.05 lease, which holds the
+        // four calls' $0.04 as its use: 0.01 + 0.05 = $0.06, $0.01 left.
+        // Its writes added 0.01 + 0.04 = $0.05, less the new lease's $0.04
+        // use, and its $0.05 grant: leased $0.06, one $0.01 call, the next
+        // short of $0.01. (Leased 0.05 + 0.05 = $0.10, five calls: spent
+        // $0.10 where the table counts $0.06.)
+        let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
+        call.settle(&none, dec("0.01"), Priced::Fully, now);
+        match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
     /// A grant the table holds as a new lease (the item's grant less than
     /// the old lease's and the request's together: the old one was
     /// reclaimed) is recorded as that lease: a later renewal that finds it
@@ -4474,7 +4547,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_lease_granted_after_a_reclaim_is_spent_again_once_renewed_whole() {
         let (fleet, budgets, clock, in_flight, t0) =
-            a_lease_reclaimed_and_granted_anew_while_its_request_was_out().await;
+            a_lease_reclaimed_and_granted_anew_while_its_request_was_out(false).await;
         let at = |s: i64| t0 + chrono::TimeDelta::seconds(s);
         let none = BTreeMap::new();
         // t0 + 37 s: the table holds the new $0.05 lease (not 0.05 + 0.05 =

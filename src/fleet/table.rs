@@ -673,8 +673,10 @@ pub(crate) enum LeaseEnd {
 #[derive(Debug)]
 pub(crate) enum Leased {
     /// Granted: what the item now holds granted to this process in all (more
-    /// than this process counted when an earlier request's answer was lost).
-    Granted { granted: i128 },
+    /// than this process counted when an earlier request's answer was lost),
+    /// and its use of that lease, `used` (`lease_used:<process>`; `None`
+    /// when the answer does not hold it).
+    Granted { granted: i128, used: Option<i128> },
     /// No room: the budget's item as it was (spent, committed, the leases held).
     NoRoom(HashMap<String, AttributeValue>),
 }
@@ -1074,6 +1076,7 @@ impl Table {
         expires_at: i64,
     ) -> Result<Leased, TableError> {
         let granted_name = format!("{GRANTED_PREFIX}{process}");
+        let used_name = format!("{USED_PREFIX}{process}");
         let seq_name = format!("{LEASE_SEQ_PREFIX}{process}");
         let result = self
             .client
@@ -1093,7 +1096,7 @@ impl Table {
             .expression_attribute_names("#granted", &granted_name)
             .expression_attribute_names("#lseq", &seq_name)
             .expression_attribute_values(":seq", n(i128::from(seq)))
-            .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
+            .expression_attribute_names("#used", &used_name)
             .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":amount", n(amount))
@@ -1111,6 +1114,8 @@ impl Table {
                     .attributes()
                     .and_then(|a| int(a, &granted_name))
                     .unwrap_or(amount),
+                // Set by the request (`if_not_exists`): in its `UPDATED_NEW`.
+                used: out.attributes().and_then(|a| int(a, &used_name)),
             }),
             Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
                 let item = match e.err() {
@@ -1124,6 +1129,7 @@ impl Table {
                 if int(&item, &seq_name).is_some_and(|applied| applied >= i128::from(seq)) {
                     return Ok(Leased::Granted {
                         granted: int(&item, &granted_name).unwrap_or(amount),
+                        used: int(&item, &used_name),
                     });
                 }
                 Ok(Leased::NoRoom(item))
