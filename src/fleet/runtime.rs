@@ -565,6 +565,11 @@ struct Item {
     /// counts for its held lease, so a table holding that use holds the
     /// held lease.
     unanswered_low: i128,
+    /// While `lease_unanswered` is set: the least of `written` since a request
+    /// went unanswered (pico-USD). The table counts at least this much for
+    /// this process apart from a lease such a request made: what its writes
+    /// added before it was applied.
+    unanswered_written: i128,
     /// Flushes in a row whose write of the item was not acknowledged.
     failed_flushes: u32,
     /// Per variant, the fleet's accrual as the table last returned it (endpoint items).
@@ -629,9 +634,12 @@ impl Item {
     /// `lease_unanswered` and `unanswered_low`.
     fn mark_unanswered(&mut self) {
         let used = self.lease.as_ref().map_or(0, |lease| lease.used_written);
-        self.unanswered_low = match self.lease_unanswered {
-            true => self.unanswered_low.min(used),
-            false => used,
+        (self.unanswered_low, self.unanswered_written) = match self.lease_unanswered {
+            true => (
+                self.unanswered_low.min(used),
+                self.unanswered_written.min(self.written),
+            ),
+            false => (used, self.written),
         };
         self.lease_unanswered = true;
     }
@@ -647,6 +655,7 @@ impl Item {
             lease: None,
             lease_unanswered: false,
             unanswered_low: 0,
+            unanswered_written: 0,
             failed_flushes: 0,
             accrual: BTreeMap::new(),
             first_call_ns: BTreeMap::new(),
@@ -1758,6 +1767,7 @@ impl Fleet {
                     .written
                     .saturating_add(write.delta.spent)
                     .saturating_add(write.delta.unpriced);
+                item.unanswered_written = item.unanswered_written.min(item.written);
                 item.marked = true;
                 item.failed_flushes = 0;
                 // Starts not lowered go with the item's next write, whose answer
@@ -2808,20 +2818,20 @@ impl Fleet {
                 .lease
                 .as_ref()
                 .is_none_or(|held| granted < held.granted.saturating_add(amount));
-            // The held one reclaimed: the new lease's use may already hold
-            // writes this process counted as the old one's (spend from
-            // before the old one lapsed, written after the reclaim). What
-            // the table counts for this process is what its writes added
-            // less that use, and the new grant: its budget's lease is that
-            // (not what it held and the grant together, which would count
-            // that use twice). An answer without the use takes it as all
-            // written: only the grant is room.
+            // The held one reclaimed: the new lease's use may hold writes
+            // this process counted as the old one's (spend from before the
+            // old one lapsed, written after the reclaim). The table counts
+            // for this process what its writes added before the request was
+            // applied (at least the least they added since it went out),
+            // and the new grant: its budget's lease is that (not what it
+            // held and the grant together, which would count that use
+            // twice). What the answer says of the use is as of then.
             let anew = (new_lease && item.lease.is_some()).then(|| {
-                let used = used.unwrap_or(item.written);
-                (
-                    used,
-                    item.written.saturating_sub(used).saturating_add(granted),
-                )
+                let before = match item.lease_unanswered {
+                    true => item.unanswered_written,
+                    false => item.written,
+                };
+                (used.unwrap_or(0), before.saturating_add(granted))
             });
             if new_lease {
                 item.lease = None;
@@ -4328,8 +4338,8 @@ mod tests {
     /// its budgets, the clock (at t0 + 37 s), the four calls and t0. With
     /// `settled_early`, the four settle at $0.01 each at t0 + 29.5 s (their
     /// writes failing until t0 + 35 s): the flush at 36.25 s writes their
-    /// $0.04 as the new lease's use, and the request's answer holds it
-    /// (none of the four is returned).
+    /// $0.04 as the new lease's use (none of the four is returned). The
+    /// request's answer holds the new lease's use as it was applied, $0.
     async fn a_lease_reclaimed_and_granted_anew_while_its_request_was_out(
         settled_early: bool,
     ) -> (
@@ -4368,7 +4378,7 @@ mod tests {
             .unwrap()
             .get_mut(&sk)
             .unwrap()
-            .lease_unanswered = true;
+            .mark_unanswered();
         let in_flight = if settled_early {
             let none = BTreeMap::new();
             for call in in_flight {
@@ -4382,7 +4392,6 @@ mod tests {
         clock.set_time(at(36_250).into());
         fleet.flush().await;
         clock.set_time(at(37_000).into());
-        let used = if settled_early { 40_000_000_000 } else { 0 };
         let day = BudgetPeriod::Day.start_of(t0);
         let end = BudgetPeriod::Day.end_of(day);
         let amount = 50_000_000_000;
@@ -4393,7 +4402,7 @@ mod tests {
             day,
             end,
             amount,
-            (amount, Some(used)),
+            (amount, Some(0)),
             at(59_000).timestamp_millis(),
         );
         (fleet, budgets, clock, in_flight, t0)
@@ -4528,10 +4537,10 @@ mod tests {
         // Spent 0.01 + 4 x 0.01 = $0.05. The table counts for this process
         // the old lease's $0.01 use and the new $0.05 lease, which holds the
         // four calls' $0.04 as its use: 0.01 + 0.05 = $0.06, $0.01 left.
-        // Its writes added 0.01 + 0.04 = $0.05, less the new lease's $0.04
-        // use, and its $0.05 grant: leased $0.06, one $0.01 call, the next
-        // short of $0.01. (Leased 0.05 + 0.05 = $0.10, five calls: spent
-        // $0.10 where the table counts $0.06.)
+        // Leased: what its writes added when the request went out, $0.01
+        // (the $0.04 was written after), and its $0.05 grant: $0.06, one
+        // $0.01 call, the next short of $0.01. (Leased 0.05 + 0.05 = $0.10,
+        // five calls: spent $0.10 where the table counts $0.06.)
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
         match budgets.reserve("chat", &none, now) {
