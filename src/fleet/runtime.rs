@@ -644,6 +644,17 @@ impl Item {
         self.lease_unanswered = true;
     }
 
+    /// `written` less what the item holds to write below $0 (charges taken
+    /// back, pending or written and not acknowledged): the table may have
+    /// applied them already, so it counts for this process no more than
+    /// that.
+    fn less_taken_back(&self, written: i128) -> i128 {
+        let below_zero = |d: &Delta| d.spent.min(0).saturating_add(d.unpriced.min(0));
+        written
+            .saturating_add(below_zero(&self.pending))
+            .saturating_add(self.unacked.as_ref().map_or(0, |(_, d)| below_zero(d)))
+    }
+
     fn spend(period_end: DateTime<Utc>) -> Item {
         Item {
             known: 0,
@@ -2719,11 +2730,7 @@ impl Fleet {
         if item.lease.is_some() {
             return Decimal::ZERO;
         }
-        let below_zero = |d: &Delta| d.spent.min(0).saturating_add(d.unpriced.min(0));
-        let written = item
-            .written
-            .saturating_add(below_zero(&item.pending))
-            .saturating_add(item.unacked.as_ref().map_or(0, |(_, d)| below_zero(d)));
+        let written = item.less_taken_back(item.written);
         let counted = shared
             .budgets
             .count_written(index, period_start, from_pico(written));
@@ -2827,10 +2834,12 @@ impl Fleet {
             // held and the grant together, which would count that use
             // twice). What the answer says of the use is as of then.
             let anew = (new_lease && item.lease.is_some()).then(|| {
-                let before = match item.lease_unanswered {
-                    true => item.unanswered_written,
+                // Less what the item holds to write below $0 (a take-back
+                // the table may have applied, its answer not read yet).
+                let before = item.less_taken_back(match item.lease_unanswered {
+                    true => item.unanswered_written.min(item.written),
                     false => item.written,
-                };
+                });
                 (used.unwrap_or(0), before.saturating_add(granted))
             });
             if new_lease {
@@ -4543,6 +4552,81 @@ mod tests {
         // five calls: spent $0.10 where the table counts $0.06.)
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
+        match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
+    /// A take-back (a write below $0) the table applied without the held
+    /// lease (it found it reclaimed), its answer lost, lowers what the table
+    /// counts for this process: a new lease granted after counts, as leased,
+    /// what its writes added less that take-back, and its grant.
+    #[tokio::test]
+    async fn a_new_lease_after_a_reclaim_counts_a_take_back_whose_answer_was_lost() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        let (fleet, budgets, clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            |input| match named(input, "#granted") {
+                Some(granted) => attributes(&[(granted, 50_000_000_000)]),
+                None => attributes(&[]),
+            },
+        );
+        // t0: a $0.05 lease (5 % of $1), a call settled at $0.01: spent $0.01.
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
+        assert!(fleet.flush().await);
+        let (pk, sk) = budget_item_keys(&fleet);
+        {
+            // As a job's $0.05 provisional charge (this call's $0.01 and
+            // $0.04 more) written and acknowledged as the lease's use leaves
+            // it: written $0.05. The lease lapsed and another process
+            // reclaimed it: the table counts its $0.05 use for this process.
+            // The job settled at $0.01: -$0.04 written without the lease (it
+            // was gone) and applied, the table counting 0.05 - 0.04 = $0.01,
+            // its answer lost (maybe applied): not acknowledged. Then this
+            // process's lease request went out.
+            let mut state = fleet.shared.state.lock().unwrap();
+            let item = state.items.get_mut(&pk).unwrap().get_mut(&sk).unwrap();
+            item.written = 50_000_000_000;
+            item.lease.as_mut().unwrap().used_written = 50_000_000_000;
+            let take_back = Delta {
+                spent: -40_000_000_000,
+                ..Delta::default()
+            };
+            item.unacked = Some((item.acked_seq + 1, take_back));
+            item.mark_unanswered();
+        }
+        clock.set_time(at(37_000).into());
+        let day = BudgetPeriod::Day.start_of(t0);
+        let amount = 50_000_000_000;
+        // The request applied as a new $0.05 lease, its use $0: the table
+        // counts 0.01 + 0.05 = $0.06 for this process.
+        fleet.granted(
+            0,
+            &pk,
+            &sk,
+            day,
+            BudgetPeriod::Day.end_of(day),
+            amount,
+            (amount, Some(0)),
+            at(59_000).timestamp_millis(),
+        );
+        // Leased: written 0.05 less the take-back 0.04, and the grant 0.05:
+        // $0.06. Spent $0.01: five $0.01 calls (spent $0.06), the sixth short
+        // of $0.01. (Leased 0.05 + 0.05 = $0.10: nine calls, spent $0.10
+        // where the table counts $0.06.)
+        let none = BTreeMap::new();
+        let now = at(37_000);
+        for i in 0..5 {
+            let call = budgets
+                .reserve("chat", &none, now)
+                .unwrap_or_else(|_| panic!("call {i} within the $0.06"));
+            call.settle(&none, dec("0.01"), Priced::Fully, now);
+        }
         match budgets.reserve("chat", &none, now) {
             Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
             other => panic!("expected a call short of $0.01, got {other:?}"),
