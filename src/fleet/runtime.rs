@@ -1878,10 +1878,17 @@ impl Fleet {
                 let low = &mut item.unanswered_low;
                 match (&mut item.lease, write.lease) {
                     (Some(lease), LeaseUse::Held { until_ms }) if held => {
-                        lease.used_written = lease
-                            .used_written
-                            .saturating_add(write.delta.spent)
-                            .saturating_add(write.delta.unpriced);
+                        // No lease request out: the table's lease is the one
+                        // held, its use as the answer gives it (it may hold
+                        // writes acknowledged as an earlier lease's before a
+                        // new one's grant was read).
+                        lease.used_written = match (unanswered, table_used) {
+                            (false, Some(used)) => used,
+                            _ => lease
+                                .used_written
+                                .saturating_add(write.delta.spent)
+                                .saturating_add(write.delta.unpriced),
+                        };
                         *low = (*low).min(lease.used_written);
                         let until_ms = table_until.unwrap_or(until_ms);
                         lease.until_ms = until_ms;
@@ -4628,6 +4635,120 @@ mod tests {
             call.settle(&none, dec("0.01"), Priced::Fully, now);
         }
         match budgets.reserve("chat", &none, now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
+    /// A new lease whose use held writes acknowledged as the reclaimed one's
+    /// (before its grant was read) takes its use from the table's answer to
+    /// its next write with no request out: a renewal while a later request
+    /// is unanswered then finds the table holding its own use and is whole.
+    #[tokio::test]
+    async fn a_new_leases_use_is_the_tables_after_a_write_so_a_later_renewal_is_whole() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        // The table: $0.05 granted to this process, its use the sum of the
+        // uses written since the test last set it.
+        let used = Arc::new(Mutex::new(0_i128));
+        let table_used = used.clone();
+        let (fleet, budgets, clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            move |input| {
+                let mut used = table_used.lock().unwrap();
+                if input
+                    .update_expression()
+                    .is_some_and(|e| e.contains("#used :used"))
+                    && let Some(AttributeValue::N(n)) = input
+                        .expression_attribute_values()
+                        .and_then(|values| values.get(":used"))
+                {
+                    *used += n.parse::<i128>().unwrap();
+                }
+                match (named(input, "#granted"), named(input, "#used")) {
+                    (Some(granted), Some(name)) => {
+                        attributes(&[(granted, 50_000_000_000), (name, *used)])
+                    }
+                    (Some(granted), None) => attributes(&[(granted, 50_000_000_000)]),
+                    _ => attributes(&[]),
+                }
+            },
+        );
+        // $1 a day, $0.01 calls, $0.05 leases. t0: a $0.05 lease until
+        // t0 + 30 s, $0.01 spent and written as its use.
+        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
+        assert!(fleet.flush().await);
+        let (pk, sk) = budget_item_keys(&fleet);
+        let mark_unanswered = || {
+            fleet
+                .shared
+                .state
+                .lock()
+                .unwrap()
+                .items
+                .get_mut(&pk)
+                .unwrap()
+                .get_mut(&sk)
+                .unwrap()
+                .mark_unanswered()
+        };
+        // t0 + 29 s: four calls hold the last $0.04, a fifth's request goes
+        // out; the four settle at $0.01 (spent $0.05). Another process
+        // reclaims the lease ($0.01 used, counted for this process) and the
+        // request is applied as a new $0.05 lease, its use $0.
+        clock.set_time(at(29_000).into());
+        let none = BTreeMap::new();
+        for call in four_calls_then_short(&budgets, at(29_000)) {
+            call.settle(&none, dec("0.01"), Priced::Fully, at(29_500));
+            record(&fleet, "chat", "0.01", at(29_500));
+        }
+        mark_unanswered();
+        *used.lock().unwrap() = 0;
+        // t0 + 36.25 s: the $0.04 written as the new lease's use (table: used
+        // $0.04), acknowledged as the held one's. t0 + 37 s: the grant's
+        // answer read, use $0 (as the request was applied), until t0 + 59 s:
+        // leased 0.01 + 0.05 = $0.06, spent $0.05.
+        clock.set_time(at(36_250).into());
+        assert!(fleet.flush().await);
+        clock.set_time(at(37_000).into());
+        let day = BudgetPeriod::Day.start_of(t0);
+        let amount = 50_000_000_000;
+        fleet.granted(
+            0,
+            &pk,
+            &sk,
+            day,
+            BudgetPeriod::Day.end_of(day),
+            amount,
+            (amount, Some(0)),
+            at(59_000).timestamp_millis(),
+        );
+        // t0 + 45 s: 14 s left, under half the 30 s lease: the flush renews
+        // it until t0 + 75 s, no request out; the answer: used $0.04.
+        clock.set_time(at(45_000).into());
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), 40_000_000_000);
+        // t0 + 80 s: the lease lapsed here (a call sees it): min(0.06 leased,
+        // 0.05 spent) = $0.05 kept, $0.01 given up. A request goes out,
+        // throttled (never applied). The flush renews the lease: the table
+        // answers granted $0.05, used $0.04, the use this process holds for
+        // its lease (above $0 when the request went out): whole, the $0.01
+        // back, leased 0.05 + 0.01 = $0.06: one $0.01 call (spent $0.06 as
+        // the table counts: 0.01 + 0.05), the next short of $0.01. (Its use
+        // held as 0 + 0 = $0, not the table's $0.04: never whole, the
+        // first call short, $0.01 stranded until the day ends.)
+        clock.set_time(at(80_000).into());
+        assert!(budgets.reserve("chat", &none, at(80_000)).is_err());
+        mark_unanswered();
+        assert!(fleet.flush().await);
+        let call = budgets
+            .reserve("chat", &none, at(80_000))
+            .unwrap_or_else(|e| panic!("the lease renewed whole: {e:?}"));
+        call.settle(&none, dec("0.01"), Priced::Fully, at(80_000));
+        match budgets.reserve("chat", &none, at(80_000)) {
             Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
             other => panic!("expected a call short of $0.01, got {other:?}"),
         }
