@@ -1234,22 +1234,33 @@ async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
 
 /// Cost Explorer's answer for `days`: each `(day, estimated, usage type,
 /// AmortizedCost, hours)`, a group without keys for an empty usage type.
-fn billed_days(
-    days: &'static [(&'static str, bool, &'static str, &'static str, &'static str)],
-) -> Rule {
+fn billed_days(days: &[(&str, bool, &str, &str, &str)]) -> Rule {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
     use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    let days: Vec<(String, bool, String, String, String)> = days
+        .iter()
+        .map(|&(day, estimated, usage_type, usd, hours)| {
+            let owned = |text: &str| text.to_string();
+            (
+                owned(day),
+                estimated,
+                owned(usage_type),
+                owned(usd),
+                owned(hours),
+            )
+        })
+        .collect();
     mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(move || {
         let metric =
             |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
         let mut out = GetCostAndUsageOutput::builder();
-        for (day, estimated, usage_type, usd, hours) in days {
+        for (day, estimated, usage_type, usd, hours) in &days {
             let start = NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap();
             out = out.results_by_time(
                 ResultByTime::builder()
                     .time_period(
                         DateInterval::builder()
-                            .start(*day)
+                            .start(day)
                             .end(start.succ_opt().unwrap().to_string())
                             .build()
                             .unwrap(),
@@ -1269,6 +1280,33 @@ fn billed_days(
         }
         out.build()
     })
+}
+
+/// Cost Explorer's answer for the settled day 2026-11-29: each `(usage type,
+/// AmortizedCost, hours)`.
+fn billed_nov_29(groups: &[(&str, &str, &str)]) -> Rule {
+    let days: Vec<_> = groups
+        .iter()
+        .map(|&(usage_type, usd, hours)| ("2026-11-29", false, usage_type, usd, hours))
+        .collect();
+    billed_days(&days)
+}
+
+/// A us-east-1 ledger of `receipts`, added in order as read from `calls.jsonl`.
+fn ledger(receipts: impl IntoIterator<Item = crate::billing::Cost>) -> Metered {
+    let mut metered = Metered::new("us-east-1");
+    for cost in receipts {
+        metered.add("calls.jsonl", &cost).unwrap();
+    }
+    metered
+}
+
+/// The row of `r` for the usage-type group `group` (without its region prefix).
+fn row<'a>(r: &'a Reconciliation, group: &str) -> &'a ReconcileRow {
+    r.rows
+        .iter()
+        .find(|row| row.group == group)
+        .unwrap_or_else(|| panic!("no row {group} in {:?}", r.rows))
 }
 
 /// A receipt of one hour of `rt`'s one ml.m5.xlarge at `rate` $/h, made at `at`
@@ -1295,13 +1333,10 @@ async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
     // AWS lowered ml.m5.xlarge from $0.24/h to $0.22/h at midnight on 11-29; the
     // receipts of each day carry that day's rate. Billed at list price: 24 h ×
     // 0.24 = $5.76 on 11-28, 24 h × 0.22 = $5.28 on 11-29; no discount either day.
-    let mut metered = Metered::new("us-east-1");
-    metered
-        .add("calls.jsonl", &hour_at("a", "2026-11-28T10:00:00Z", "0.24"))
-        .unwrap();
-    metered
-        .add("calls.jsonl", &hour_at("b", "2026-11-29T10:00:00Z", "0.22"))
-        .unwrap();
+    let metered = ledger([
+        hour_at("a", "2026-11-28T10:00:00Z", "0.24"),
+        hour_at("b", "2026-11-29T10:00:00Z", "0.22"),
+    ]);
     let bill = billed_days(&[
         ("2026-11-28", false, "USE1-Host:ml.m5.xlarge", "5.76", "24"),
         ("2026-11-29", false, "USE1-Host:ml.m5.xlarge", "5.28", "24"),
@@ -1362,8 +1397,7 @@ async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it
     // line carries the 63 h between, 63 × 0.23 = $14.49, and the accrual grows
     // by as much (all of it allocated). Those hours are Fri 6 h (1.38), Sat 24 h
     // (5.52), Sun 24 h (5.52) and Mon 9 h (2.07): 1.38 + 5.52 + 5.52 + 2.07 = 14.49.
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         amortized_receipt(
             "fri",
             "2026-11-27T17:59:00Z",
@@ -1382,9 +1416,7 @@ async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it
             "114.49",
             serde_json::json!([]),
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
+    ]);
     // AWS bills each whole day: 24 h × 0.23 = $5.52.
     let bill = billed_days(&[
         ("2026-11-28", false, "USE1-Host:ml.m5.xlarge", "5.52", "24"),
@@ -1460,8 +1492,7 @@ async fn a_settlements_instance_time_is_counted_up_to_when_it_was_settled() {
     };
     // Each settlement bills its processing time: 300 s × 0.23 ÷ 3,600 =
     // 0.019166666667 (rounded to 10⁻¹²), 600 s: 0.038333333333.
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         settlement(
             "s1",
             "2026-11-27T23:00:00Z",
@@ -1489,9 +1520,7 @@ async fn a_settlements_instance_time_is_counted_up_to_when_it_was_settled() {
             "0.5575",
             "2026-11-29T08:00:00Z",
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
+    ]);
     let bill = billed_days(&[(
         "2026-11-28",
         false,
@@ -1532,8 +1561,7 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
          "usd_per_hour": "1.408"},
         {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
          "usd_per_hour": "7.09"}]);
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         amortized_receipt(
             "a",
             "2026-11-28T23:59:59Z",
@@ -1552,39 +1580,19 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
             "213.952",
             parts,
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
-    let bill = billed_days(&[
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.xlarge",
-            "33.792",
-            "24",
-        ),
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.12xlarge",
-            "170.16",
-            "24",
-        ),
     ]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account(&[], &[], &[&bill])
-        .reconcile(&metered, &options)
-        .await
-        .unwrap();
-    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "33.792", "24"),
+        ("USE1-Host:ml.g5.12xlarge", "170.16", "24"),
+    ]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     // Each instance type's row is metered as billed, at its own rate: 24 h
     // of it, none idle, no discount, nothing outside or unexplained.
     for (class, usd) in [
         ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
         ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
     ] {
-        let row = row(class);
+        let row = row(&r, class);
         assert_eq!(row.metered_usd, usd, "{row:?}");
         assert_eq!(row.metered_quantity, Some(Decimal::from(24)), "{row:?}");
         assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
@@ -1611,8 +1619,7 @@ async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_ty
          "usd_per_hour": "1.408"},
         {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
          "usd_per_hour": "7.09"}]);
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         amortized_receipt(
             "a",
             "2026-11-29T00:00:00Z",
@@ -1631,32 +1638,12 @@ async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_ty
             "213.86702",
             parts,
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
-    let bill = billed_days(&[
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.xlarge",
-            "33.792",
-            "24",
-        ),
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.12xlarge",
-            "170.16",
-            "24",
-        ),
     ]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account(&[], &[], &[&bill])
-        .reconcile(&metered, &options)
-        .await
-        .unwrap();
-    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "33.792", "24"),
+        ("USE1-Host:ml.g5.12xlarge", "170.16", "24"),
+    ]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     // Each type metered as billed, at its own rate (not the average 4.249, which
     // would make the g5's on-demand 24 × 4.249 = 101.976 and a discount of
     // 33.792 − 101.976 = −68.184): no discount, nothing outside or unexplained.
@@ -1664,7 +1651,7 @@ async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_ty
         ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
         ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
     ] {
-        let row = row(class);
+        let row = row(&r, class);
         assert_eq!(row.metered_usd, usd, "{row:?}");
         assert_eq!(row.metered_quantity, Some(Decimal::from(24)), "{row:?}");
         assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
@@ -1684,8 +1671,7 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
     let shadow_only = serde_json::json!([
         {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
          "usd_per_hour": "1.408"}]);
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         amortized_receipt(
             "a",
             "2026-11-28T23:59:59Z",
@@ -1704,38 +1690,18 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
             "43.792",
             shadow_only,
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
+    ]);
     // AWS bills the shadow's 24 h × 1.408 = 33.792 under Host:ml.g5.xlarge, and
     // the served variant's 24 h under its own type, at its real rate (say $2/h,
     // which no source here knows): 24 × 2 = 48.
-    let bill = billed_days(&[
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.xlarge",
-            "33.792",
-            "24",
-        ),
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.unpriced.xlarge",
-            "48",
-            "24",
-        ),
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "33.792", "24"),
+        ("USE1-Host:ml.unpriced.xlarge", "48", "24"),
     ]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account(&[], &[], &[&bill])
-        .reconcile(&metered, &options)
-        .await
-        .unwrap();
-    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     // The shadow's type is metered as billed: 33.792 for 24 h, nothing idle,
     // outside, discounted or unexplained.
-    let g5 = row("Host:ml.g5.xlarge");
+    let g5 = row(&r, "Host:ml.g5.xlarge");
     assert_eq!(g5.metered_usd, Decimal::new(33792, 3), "{g5:?}");
     assert_eq!(g5.metered_quantity, Some(Decimal::from(24)), "{g5:?}");
     assert_eq!(g5.parts, Parts::default(), "{g5:?}");
@@ -1743,7 +1709,7 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
     // the shadow's time or rate (1.408 would make 24 × 1.408 = 33.792 its
     // on-demand cost and 48 − 33.792 a surcharge); its whole bill, $48, is
     // unexplained, no discount or usage outside sagemeter made up.
-    let own = row("Host:ml.unpriced.xlarge");
+    let own = row(&r, "Host:ml.unpriced.xlarge");
     assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
@@ -1784,8 +1750,7 @@ async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_und
     let unpriced = serde_json::json!({"item": "compute", "quantity": "0.5",
         "unit": "instance_hours",
         "price": {"status": "unpriced", "reason": "no rate for ml.unpriced.xlarge"}});
-    let mut metered = Metered::new("us-east-1");
-    for cost in [
+    let metered = ledger([
         receipt(
             "a",
             "2026-11-28T23:59:59Z",
@@ -1802,45 +1767,25 @@ async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_und
             serde_json::json!([priced("0.5", "0.704"), unpriced]),
             "10.704",
         ),
-    ] {
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
+    ]);
     // AWS bills the g5s' 0.5 h × 1.408 = 0.704 under Host:ml.g5.xlarge, and
     // the new type's 0.5 h (to 01:00) at its real rate (say $2/h, which no source
     // here knows): 0.5 × 2 = 1.
-    let bill = billed_days(&[
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.g5.xlarge",
-            "0.704",
-            "0.5",
-        ),
-        (
-            "2026-11-29",
-            false,
-            "USE1-Host:ml.unpriced.xlarge",
-            "1",
-            "0.5",
-        ),
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "0.704", "0.5"),
+        ("USE1-Host:ml.unpriced.xlarge", "1", "0.5"),
     ]);
-    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
-    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
-    let r = account(&[], &[], &[&bill])
-        .reconcile(&metered, &options)
-        .await
-        .unwrap();
-    let row = |class: &str| r.rows.iter().find(|row| row.group == class).unwrap();
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     // The g5s' time is metered under their type, as billed: 0.704 for 0.5 h,
     // at 1.408: nothing idle, outside, discounted or unexplained.
-    let g5 = row("Host:ml.g5.xlarge");
+    let g5 = row(&r, "Host:ml.g5.xlarge");
     assert_eq!(g5.metered_usd, Decimal::new(704, 3), "{g5:?}");
     assert_eq!(g5.metered_quantity, Some(Decimal::new(5, 1)), "{g5:?}");
     assert_eq!(g5.parts, Parts::default(), "{g5:?}");
     // The new type has no priced receipt and no known rate: 1.408 would make
     // its on-demand 0.5 × 1.408 = 0.704 and 1 − 0.704 a surcharge; its whole
     // bill, $1, is unexplained.
-    let own = row("Host:ml.unpriced.xlarge");
+    let own = row(&r, "Host:ml.unpriced.xlarge");
     assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
@@ -1906,34 +1851,25 @@ async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict(
                                      "fetched_at": null, "note": null}}})
     };
     let compute = line("compute", "1.0869565217", "instance_hours", "0.23", "0.25");
-    let mut metered = Metered::new("us-east-1");
-    metered
-        .add(
-            "calls.jsonl",
-            &receipt(
-                "a",
-                "2026-11-29T10:00:00Z",
-                serde_json::json!([compute]),
-                "0.1",
-                "0.1",
-            ),
-        )
-        .unwrap();
-    metered
-        .add(
-            "calls.jsonl",
-            &receipt(
-                "b",
-                "2026-11-29T18:00:00Z",
-                serde_json::json!([
-                    compute,
-                    line("data_out", "31312.5", "gigabytes", "0.016", "501")
-                ]),
-                "2.1",
-                "0.6",
-            ),
-        )
-        .unwrap();
+    let metered = ledger([
+        receipt(
+            "a",
+            "2026-11-29T10:00:00Z",
+            serde_json::json!([compute]),
+            "0.1",
+            "0.1",
+        ),
+        receipt(
+            "b",
+            "2026-11-29T18:00:00Z",
+            serde_json::json!([
+                compute,
+                line("data_out", "31312.5", "gigabytes", "0.016", "501")
+            ]),
+            "2.1",
+            "0.6",
+        ),
+    ]);
     // Host:ml.m5.xlarge: 48 h × $0.23 = $11.04 billed, metered 0.50, idle 1.50,
     // outside 11.04 − 2.00 = 9.04, unexplained 0. Host:ml.zz9.large: $500, no rate
     // known, nothing metered: unexplained +500. Data out: $1.00 billed (62.5 GB ×
@@ -1962,18 +1898,17 @@ async fn unexplained_amounts_of_opposite_sign_do_not_cancel_in_the_days_verdict(
         ),
     ]);
     let r = reconcile_nov_29(&metered, &bill).await.unwrap();
-    let row = |group: &str| r.rows.iter().find(|row| row.group == group).unwrap();
-    let host = row("Host:ml.m5.xlarge");
+    let host = row(&r, "Host:ml.m5.xlarge");
     assert_eq!(host.metered_usd, Decimal::new(50, 2));
     assert_eq!(host.parts.idle_instance_usd, Decimal::new(15, 1));
     assert_eq!(host.parts.outside_usd, Decimal::new(904, 2));
     assert_eq!(host.parts.unexplained_usd, Decimal::ZERO);
     assert_eq!(
-        row("Host:ml.zz9.large").parts.unexplained_usd,
+        row(&r, "Host:ml.zz9.large").parts.unexplained_usd,
         Decimal::from(500)
     );
     assert_eq!(
-        row("Hst:Data-Bytes-Out").parts.unexplained_usd,
+        row(&r, "Hst:Data-Bytes-Out").parts.unexplained_usd,
         Decimal::from(-500)
     );
     let day = &r.days[0];
@@ -2020,11 +1955,11 @@ async fn a_sum_of_endpoints_metered_cells_that_would_be_rounded_is_refused() {
     // 1,000,000,000,000.00000000000000001: 13 + 17 = 30 digits, more than a
     // Decimal holds (10²⁹ + 1 > 2⁹⁶ − 1 ≈ 7.9 × 10²⁸), so adding them rounds to
     // 10¹² at 16 places, 10⁻¹⁷ short: refused instead, naming the sum.
-    let mut metered = Metered::new("us-east-1");
-    for (id, endpoint, usd) in [("a", "rt-a", TRILLION), ("b", "rt-b", TEN_TO_MINUS_17)] {
-        let cost = lines_on_nov_29(id, endpoint, &[("compute", "instance_hours", usd)]);
-        metered.add("calls.jsonl", &cost).unwrap();
-    }
+    let metered = ledger(
+        [("a", "rt-a", TRILLION), ("b", "rt-b", TEN_TO_MINUS_17)].map(|(id, endpoint, usd)| {
+            lines_on_nov_29(id, endpoint, &[("compute", "instance_hours", usd)])
+        }),
+    );
     let bill = one_billed_day(&[]);
     let err = reconcile_nov_29(&metered, &bill).await.unwrap_err();
     match &err {
@@ -2369,9 +2304,8 @@ async fn a_part_that_would_be_rounded_is_refused_naming_it() {
     // 10¹² − 10⁻¹⁷ = 999,999,999,999.99999999999999999: 12 + 17 = 29 digits,
     // 10²⁹ − 1 > 2⁹⁶ − 1 ≈ 7.9 × 10²⁸. Plain `-` rounded it to 10¹² at 16
     // places, 10⁻¹⁷ off, unsaid; refused instead, naming it.
-    let mut metered = Metered::new("us-east-1");
     let cost = lines_on_nov_29("a", "rt", &[("compute", "instance_hours", TEN_TO_MINUS_17)]);
-    metered.add("calls.jsonl", &cost).unwrap();
+    let metered = ledger([cost]);
     let bill = one_billed_day(&[(
         "USE1-Host:ml.m5.xlarge",
         &[
@@ -2754,10 +2688,7 @@ async fn every_usage_type_row_is_labelled_without_its_region_prefix() {
     // the meter does not know, a training job (2 h × $3.825 = $7.65) and a
     // notebook (1 h × $0.05). Each row's label drops the bill's region prefix,
     // the charges of no endpoint as the hosting one.
-    let mut metered = Metered::new("us-east-1");
-    metered
-        .add("calls.jsonl", &hour_at("a", "2026-11-29T10:00:00Z", "0.23"))
-        .unwrap();
+    let metered = ledger([hour_at("a", "2026-11-29T10:00:00Z", "0.23")]);
     let bill = one_billed_day(&[
         (
             "USE1-Host:ml.m5.xlarge",
