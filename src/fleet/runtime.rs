@@ -4337,6 +4337,132 @@ mod tests {
             .expect("a lease is held")
     }
 
+    /// A fleet on [`dollar_a_day`] whose scripted table grants this process
+    /// $0.05 whenever it is asked, its answers holding no use; its clock at
+    /// `t0`.
+    fn granting_five_cents(t0: DateTime<Utc>) -> (Fleet, Arc<Budgets>, ManualTimeSource) {
+        scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            |input| match named(input, "#granted") {
+                Some(granted) => attributes(&[(granted, 50_000_000_000)]),
+                None => attributes(&[]),
+            },
+        )
+    }
+
+    /// As [`granting_five_cents`], the table answering, as the lease's use,
+    /// the sum of the uses written to it: the returned count (in the table's
+    /// units), which the test may read or set.
+    fn granting_five_cents_summing_uses(
+        t0: DateTime<Utc>,
+    ) -> (Fleet, Arc<Budgets>, ManualTimeSource, Arc<Mutex<i128>>) {
+        let used = Arc::new(Mutex::new(0_i128));
+        let table_used = used.clone();
+        let (fleet, budgets, clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted"),
+            vec![dollar_a_day()],
+            t0,
+            move |input| {
+                let mut used = table_used.lock().unwrap();
+                if input
+                    .update_expression()
+                    .is_some_and(|e| e.contains("#used :used"))
+                    && let Some(AttributeValue::N(n)) = input
+                        .expression_attribute_values()
+                        .and_then(|values| values.get(":used"))
+                {
+                    *used += n.parse::<i128>().unwrap();
+                }
+                match (named(input, "#granted"), named(input, "#used")) {
+                    (Some(granted), Some(name)) => {
+                        attributes(&[(granted, 50_000_000_000), (name, *used)])
+                    }
+                    (Some(granted), None) => attributes(&[(granted, 50_000_000_000)]),
+                    _ => attributes(&[]),
+                }
+            },
+        );
+        (fleet, budgets, clock, used)
+    }
+
+    /// [`spend_on_a_new_lease`] at `t0` of $0.01, written by a flush: the
+    /// budget item's keys.
+    async fn a_cent_written_on_a_new_lease(
+        fleet: &Fleet,
+        budgets: &Arc<Budgets>,
+        t0: DateTime<Utc>,
+    ) -> (String, String) {
+        spend_on_a_new_lease(fleet, budgets, "0.01", t0).await;
+        assert!(fleet.flush().await);
+        budget_item_keys(fleet)
+    }
+
+    /// Marks a lease request for the item `pk`/`sk` out, its answer not
+    /// read, as `lease_one` marks it before it sends it.
+    fn mark_unanswered(fleet: &Fleet, pk: &str, sk: &str) {
+        fleet
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .items
+            .get_mut(pk)
+            .unwrap()
+            .get_mut(sk)
+            .unwrap()
+            .mark_unanswered();
+    }
+
+    /// The answer to the request out for the item `pk`/`sk` read: a new
+    /// $0.05 lease in t0's day until `until`, its use $0 (as the request was
+    /// applied).
+    fn granted_anew(fleet: &Fleet, pk: &str, sk: &str, t0: DateTime<Utc>, until: DateTime<Utc>) {
+        let day = BudgetPeriod::Day.start_of(t0);
+        let amount = 50_000_000_000;
+        fleet.granted(
+            0,
+            pk,
+            sk,
+            day,
+            BudgetPeriod::Day.end_of(day),
+            amount,
+            (amount, Some(0)),
+            until.timestamp_millis(),
+        );
+    }
+
+    /// Each call settled at `usd` at `at` and recorded as the fleet's use
+    /// (for the next flush).
+    fn settle_and_record(fleet: &Fleet, calls: Vec<Reservation>, usd: &str, at: DateTime<Utc>) {
+        let none = BTreeMap::new();
+        for call in calls {
+            call.settle(&none, dec(usd), Priced::Fully, at);
+            record(fleet, "chat", usd, at);
+        }
+    }
+
+    /// `n` $0.01 calls to chat at `now`, each let through (`what` says from
+    /// what room) and settled.
+    fn cent_calls(budgets: &Arc<Budgets>, n: usize, now: DateTime<Utc>, what: &str) {
+        let none = BTreeMap::new();
+        for i in 0..n {
+            let call = budgets
+                .reserve("chat", &none, now)
+                .unwrap_or_else(|e| panic!("call {i} {what}: {e:?}"));
+            call.settle(&none, dec("0.01"), Priced::Fully, now);
+        }
+    }
+
+    /// A call to chat at `now` is short of $0.01.
+    fn short_of_a_cent(budgets: &Arc<Budgets>, now: DateTime<Utc>) {
+        match budgets.reserve("chat", &BTreeMap::new(), now) {
+            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
+            other => panic!("expected a call short of $0.01, got {other:?}"),
+        }
+    }
+
     /// $1 a day, $0.01 calls, leased 5 % ($0.05) at a time, on a table that
     /// holds $0.05 granted to this process whenever it is asked (the first
     /// lease, then a new one after another process reclaimed it). t0: the
@@ -4368,39 +4494,15 @@ mod tests {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
-        let (fleet, budgets, clock) = scripted_fleet(
-            FleetConfig::dynamodb("scripted"),
-            vec![dollar_a_day()],
-            t0,
-            |input| match named(input, "#granted") {
-                Some(granted) => attributes(&[(granted, 50_000_000_000)]),
-                None => attributes(&[]),
-            },
-        );
-        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
-        assert!(fleet.flush().await);
-        let (pk, sk) = budget_item_keys(&fleet);
+        let (fleet, budgets, clock) = granting_five_cents(t0);
+        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
         clock.set_time(at(29_000).into());
         let in_flight = four_calls_then_short(&budgets, at(29_000));
         // The fifth call's request is out, as `lease_one` marks it before it
         // sends it; its answer is read only at t0 + 37 s.
-        fleet
-            .shared
-            .state
-            .lock()
-            .unwrap()
-            .items
-            .get_mut(&pk)
-            .unwrap()
-            .get_mut(&sk)
-            .unwrap()
-            .mark_unanswered();
+        mark_unanswered(&fleet, &pk, &sk);
         let in_flight = if settled_early {
-            let none = BTreeMap::new();
-            for call in in_flight {
-                call.settle(&none, dec("0.01"), Priced::Fully, at(29_500));
-                record(&fleet, "chat", "0.01", at(29_500));
-            }
+            settle_and_record(&fleet, in_flight, "0.01", at(29_500));
             Vec::new()
         } else {
             in_flight
@@ -4408,19 +4510,7 @@ mod tests {
         clock.set_time(at(36_250).into());
         fleet.flush().await;
         clock.set_time(at(37_000).into());
-        let day = BudgetPeriod::Day.start_of(t0);
-        let end = BudgetPeriod::Day.end_of(day);
-        let amount = 50_000_000_000;
-        fleet.granted(
-            0,
-            &pk,
-            &sk,
-            day,
-            end,
-            amount,
-            (amount, Some(0)),
-            at(59_000).timestamp_millis(),
-        );
+        granted_anew(&fleet, &pk, &sk, t0, at(59_000));
         (fleet, budgets, clock, in_flight, t0)
     }
 
@@ -4444,10 +4534,7 @@ mod tests {
         }
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
-        match budgets.reserve("chat", &none, now) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        short_of_a_cent(&budgets, now);
     }
 
     /// A renewal made while a lease request of the process is unanswered
@@ -4461,65 +4548,25 @@ mod tests {
         let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
         // The table: $0.05 granted to this process, its use the sum of the
         // uses written (the lease never reclaimed, the request never applied).
-        let used = Arc::new(Mutex::new(0_i128));
-        let table_used = used.clone();
-        let (fleet, budgets, clock) = scripted_fleet(
-            FleetConfig::dynamodb("scripted"),
-            vec![dollar_a_day()],
-            t0,
-            move |input| {
-                let mut used = table_used.lock().unwrap();
-                if input
-                    .update_expression()
-                    .is_some_and(|e| e.contains("#used :used"))
-                    && let Some(AttributeValue::N(n)) = input
-                        .expression_attribute_values()
-                        .and_then(|values| values.get(":used"))
-                {
-                    *used += n.parse::<i128>().unwrap();
-                }
-                match (named(input, "#granted"), named(input, "#used")) {
-                    (Some(granted), Some(name)) => {
-                        attributes(&[(granted, 50_000_000_000), (name, *used)])
-                    }
-                    (Some(granted), None) => attributes(&[(granted, 50_000_000_000)]),
-                    _ => attributes(&[]),
-                }
-            },
-        );
+        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
         // $1 a day, $0.01 calls, leased $0.05 at a time. t0: a $0.05 lease
         // until t0 + 30 s; $0.01 spent and written as its use (table: used
         // $0.01).
-        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
-        assert!(fleet.flush().await);
+        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
         assert_eq!(*used.lock().unwrap(), 10_000_000_000);
-        let (pk, sk) = budget_item_keys(&fleet);
         // t0 + 29 s: four calls hold the lease's last $0.04; a fifth's lease
         // request is throttled, maybe applied (marked as `lease_one` marks
         // it), the call refused. The table never applied it.
         clock.set_time(at(29_000).into());
         let in_flight = four_calls_then_short(&budgets, at(29_000));
-        fleet
-            .shared
-            .state
-            .lock()
-            .unwrap()
-            .items
-            .get_mut(&pk)
-            .unwrap()
-            .get_mut(&sk)
-            .unwrap()
-            .mark_unanswered();
+        mark_unanswered(&fleet, &pk, &sk);
         // t0 + 31 s: the lease lapsed here (a call sees it): min(0.05 leased,
         // 0.01 spent) = $0.01 kept, $0.04 given up. The four settle at $0.005
         // each: spent 0.01 + 0.02 = $0.03.
         clock.set_time(at(31_000).into());
         let none = BTreeMap::new();
         assert!(budgets.reserve("chat", &none, at(31_000)).is_err());
-        for call in in_flight {
-            call.settle(&none, dec("0.005"), Priced::Fully, at(31_000));
-            record(&fleet, "chat", "0.005", at(31_000));
-        }
+        settle_and_record(&fleet, in_flight, "0.005", at(31_000));
         // The flush writes the $0.02 as the lease's use: the table answers
         // granted $0.05, used 0.01 + 0.02 = $0.03, the use this process
         // wrote (a new lease would hold $0.02): whole, the $0.04 back,
@@ -4529,16 +4576,8 @@ mod tests {
         // process stranded.)
         assert!(fleet.flush().await);
         assert_eq!(*used.lock().unwrap(), 30_000_000_000);
-        for i in 0..2 {
-            let call = budgets
-                .reserve("chat", &none, at(31_000))
-                .unwrap_or_else(|e| panic!("call {i} of the lease renewed whole: {e:?}"));
-            call.settle(&none, dec("0.01"), Priced::Fully, at(31_000));
-        }
-        match budgets.reserve("chat", &none, at(31_000)) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        cent_calls(&budgets, 2, at(31_000), "of the lease renewed whole");
+        short_of_a_cent(&budgets, at(31_000));
     }
 
     /// Spend from before a lease was reclaimed, written after it as the new
@@ -4559,10 +4598,7 @@ mod tests {
         // five calls: spent $0.10 where the table counts $0.06.)
         let call = budgets.reserve("chat", &none, now).expect("the $0.01 left");
         call.settle(&none, dec("0.01"), Priced::Fully, now);
-        match budgets.reserve("chat", &none, now) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        short_of_a_cent(&budgets, now);
     }
 
     /// A take-back (a write below $0) the table applied without the held
@@ -4574,19 +4610,9 @@ mod tests {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
         let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
-        let (fleet, budgets, clock) = scripted_fleet(
-            FleetConfig::dynamodb("scripted"),
-            vec![dollar_a_day()],
-            t0,
-            |input| match named(input, "#granted") {
-                Some(granted) => attributes(&[(granted, 50_000_000_000)]),
-                None => attributes(&[]),
-            },
-        );
+        let (fleet, budgets, clock) = granting_five_cents(t0);
         // t0: a $0.05 lease (5 % of $1), a call settled at $0.01: spent $0.01.
-        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
-        assert!(fleet.flush().await);
-        let (pk, sk) = budget_item_keys(&fleet);
+        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
         {
             // As a job's $0.05 provisional charge (this call's $0.01 and
             // $0.04 more) written and acknowledged as the lease's use leaves
@@ -4608,36 +4634,16 @@ mod tests {
             item.mark_unanswered();
         }
         clock.set_time(at(37_000).into());
-        let day = BudgetPeriod::Day.start_of(t0);
-        let amount = 50_000_000_000;
         // The request applied as a new $0.05 lease, its use $0: the table
         // counts 0.01 + 0.05 = $0.06 for this process.
-        fleet.granted(
-            0,
-            &pk,
-            &sk,
-            day,
-            BudgetPeriod::Day.end_of(day),
-            amount,
-            (amount, Some(0)),
-            at(59_000).timestamp_millis(),
-        );
+        granted_anew(&fleet, &pk, &sk, t0, at(59_000));
         // Leased: written 0.05 less the take-back 0.04, and the grant 0.05:
         // $0.06. Spent $0.01: five $0.01 calls (spent $0.06), the sixth short
         // of $0.01. (Leased 0.05 + 0.05 = $0.10: nine calls, spent $0.10
         // where the table counts $0.06.)
-        let none = BTreeMap::new();
         let now = at(37_000);
-        for i in 0..5 {
-            let call = budgets
-                .reserve("chat", &none, now)
-                .unwrap_or_else(|_| panic!("call {i} within the $0.06"));
-            call.settle(&none, dec("0.01"), Priced::Fully, now);
-        }
-        match budgets.reserve("chat", &none, now) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        cent_calls(&budgets, 5, now, "within the $0.06");
+        short_of_a_cent(&budgets, now);
     }
 
     /// A new lease whose use held writes acknowledged as the reclaimed one's
@@ -4651,61 +4657,19 @@ mod tests {
         let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
         // The table: $0.05 granted to this process, its use the sum of the
         // uses written since the test last set it.
-        let used = Arc::new(Mutex::new(0_i128));
-        let table_used = used.clone();
-        let (fleet, budgets, clock) = scripted_fleet(
-            FleetConfig::dynamodb("scripted"),
-            vec![dollar_a_day()],
-            t0,
-            move |input| {
-                let mut used = table_used.lock().unwrap();
-                if input
-                    .update_expression()
-                    .is_some_and(|e| e.contains("#used :used"))
-                    && let Some(AttributeValue::N(n)) = input
-                        .expression_attribute_values()
-                        .and_then(|values| values.get(":used"))
-                {
-                    *used += n.parse::<i128>().unwrap();
-                }
-                match (named(input, "#granted"), named(input, "#used")) {
-                    (Some(granted), Some(name)) => {
-                        attributes(&[(granted, 50_000_000_000), (name, *used)])
-                    }
-                    (Some(granted), None) => attributes(&[(granted, 50_000_000_000)]),
-                    _ => attributes(&[]),
-                }
-            },
-        );
+        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
         // $1 a day, $0.01 calls, $0.05 leases. t0: a $0.05 lease until
         // t0 + 30 s, $0.01 spent and written as its use.
-        spend_on_a_new_lease(&fleet, &budgets, "0.01", t0).await;
-        assert!(fleet.flush().await);
-        let (pk, sk) = budget_item_keys(&fleet);
-        let mark_unanswered = || {
-            fleet
-                .shared
-                .state
-                .lock()
-                .unwrap()
-                .items
-                .get_mut(&pk)
-                .unwrap()
-                .get_mut(&sk)
-                .unwrap()
-                .mark_unanswered()
-        };
+        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
         // t0 + 29 s: four calls hold the last $0.04, a fifth's request goes
         // out; the four settle at $0.01 (spent $0.05). Another process
         // reclaims the lease ($0.01 used, counted for this process) and the
         // request is applied as a new $0.05 lease, its use $0.
         clock.set_time(at(29_000).into());
         let none = BTreeMap::new();
-        for call in four_calls_then_short(&budgets, at(29_000)) {
-            call.settle(&none, dec("0.01"), Priced::Fully, at(29_500));
-            record(&fleet, "chat", "0.01", at(29_500));
-        }
-        mark_unanswered();
+        let in_flight = four_calls_then_short(&budgets, at(29_000));
+        settle_and_record(&fleet, in_flight, "0.01", at(29_500));
+        mark_unanswered(&fleet, &pk, &sk);
         *used.lock().unwrap() = 0;
         // t0 + 36.25 s: the $0.04 written as the new lease's use (table: used
         // $0.04), acknowledged as the held one's. t0 + 37 s: the grant's
@@ -4714,18 +4678,7 @@ mod tests {
         clock.set_time(at(36_250).into());
         assert!(fleet.flush().await);
         clock.set_time(at(37_000).into());
-        let day = BudgetPeriod::Day.start_of(t0);
-        let amount = 50_000_000_000;
-        fleet.granted(
-            0,
-            &pk,
-            &sk,
-            day,
-            BudgetPeriod::Day.end_of(day),
-            amount,
-            (amount, Some(0)),
-            at(59_000).timestamp_millis(),
-        );
+        granted_anew(&fleet, &pk, &sk, t0, at(59_000));
         // t0 + 45 s: 14 s left, under half the 30 s lease: the flush renews
         // it until t0 + 75 s, no request out; the answer: used $0.04.
         clock.set_time(at(45_000).into());
@@ -4742,16 +4695,13 @@ mod tests {
         // first call short, $0.01 stranded until the day ends.)
         clock.set_time(at(80_000).into());
         assert!(budgets.reserve("chat", &none, at(80_000)).is_err());
-        mark_unanswered();
+        mark_unanswered(&fleet, &pk, &sk);
         assert!(fleet.flush().await);
         let call = budgets
             .reserve("chat", &none, at(80_000))
             .unwrap_or_else(|e| panic!("the lease renewed whole: {e:?}"));
         call.settle(&none, dec("0.01"), Priced::Fully, at(80_000));
-        match budgets.reserve("chat", &none, at(80_000)) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        short_of_a_cent(&budgets, at(80_000));
     }
 
     /// A grant the table holds as a new lease (the item's grant less than
@@ -4769,10 +4719,7 @@ mod tests {
         // $0.005 each, $0.02, written by the flush as the new lease's use:
         // $0.03 of it left. Spent 0.01 + 0.02 = $0.03, leased 0.01 + 0.05 =
         // $0.06.
-        for call in in_flight {
-            call.settle(&none, dec("0.005"), Priced::Fully, at(37));
-            record(&fleet, "chat", "0.005", at(37));
-        }
+        settle_and_record(&fleet, in_flight, "0.005", at(37));
         assert!(fleet.flush().await);
         // The flush renewed it until t0 + 67 s (spent here until 66.75 s).
         // No flush comes until t0 + 70 s: a call then finds the lease lapsed
@@ -4791,16 +4738,8 @@ mod tests {
         // and the $0.03 would stay stranded; taken for more of the old lease,
         // the old lease's $0.04 would come back with it: seven calls.)
         assert!(fleet.flush().await);
-        for i in 0..3 {
-            let call = budgets
-                .reserve("chat", &none, at(70))
-                .unwrap_or_else(|e| panic!("call {i} of the lease renewed whole: {e:?}"));
-            call.settle(&none, dec("0.01"), Priced::Fully, at(70));
-        }
-        match budgets.reserve("chat", &none, at(70)) {
-            Err(Refusal::Short(wants, _)) => assert_eq!(wants[0].needed, dec("0.01")),
-            other => panic!("expected a call short of $0.01, got {other:?}"),
-        }
+        cent_calls(&budgets, 3, at(70), "of the lease renewed whole");
+        short_of_a_cent(&budgets, at(70));
     }
 
     #[tokio::test(start_paused = true)]
