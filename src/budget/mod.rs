@@ -2509,14 +2509,7 @@ mod tests {
         // Renewed, but the table holds less than this process was granted (part
         // was reclaimed): nothing comes back. Then it is found gone.
         let until = t0 + TimeDelta::seconds(60);
-        budgets.renew(
-            0,
-            day,
-            Renewal::Held {
-                until,
-                whole: false,
-            },
-        );
+        renewed_not_whole(&budgets, day, until);
         assert!(!call(&budgets, lapsed));
         budgets.renew(0, day, Renewal::Gone);
         budgets.renew(0, day, Renewal::Held { until, whole: true });
@@ -2921,13 +2914,11 @@ mod tests {
     #[test]
     fn a_grant_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
-        let (budgets, clock, t0, day) = leased_on_a_clock();
-        let no_tags = BTreeMap::new();
         // At t0 + 29 s four $0.01 calls go out, holding the lease's last
         // $0.04 (0.01 + 0.04 = $0.05); a fifth is short and sends a lease
         // request (it may wait 10 s for the answer).
+        let (budgets, clock, t0, day, in_flight) = last_four_calls_out_at_29_s();
         let at = t0 + TimeDelta::seconds(29);
-        let in_flight = last_four_calls_of_the_lease(&budgets, at);
         assert_eq!(needed_by_next_call(&budgets, at), dec("0.01"));
         // The lease ends here at t0 + 30 s; no call looks. Another process
         // reclaims it at t0 + 35.25 s (past its end and the 5 s skew), the
@@ -2942,26 +2933,14 @@ mod tests {
         clock.set_time(answered.into());
         let until = t0 + TimeDelta::seconds(70);
         budgets.grant(0, day, dec("0.05"), until, false);
-        budgets.renew(
-            0,
-            day,
-            Renewal::Held {
-                until,
-                whole: false,
-            },
-        );
+        renewed_not_whole(&budgets, day, until);
         // The lapse gives up 0.05 − 0.01 = $0.04 (the calls in flight keep
         // none: their spend is written as the new lease's use), leased
         // 0.01 + 0.05 = $0.06. The four calls settle at $0.01: spent $0.05,
         // one more call, spent $0.06 as the table granted. (The old lease's
         // $0.04 kept, leased $0.10: five more, spent $0.10, the fleet $0.04
         // past its limit.)
-        for call in in_flight {
-            call.settle(&no_tags, dec("0.01"), Priced::Fully, answered);
-        }
-        assert!(call(&budgets, answered), "the $0.01 left of the grant");
-        assert!(!call(&budgets, answered), "the grant is spent");
-        assert_eq!(spent_held(&budgets, answered), (dec("0.06"), Decimal::ZERO));
+        four_settle_then_one_more_call(&budgets, in_flight, answered);
     }
 
     /// A renewal answered after the lease lapsed here with no call to see it
@@ -2972,12 +2951,9 @@ mod tests {
     #[test]
     fn a_renewal_after_a_lapse_no_call_saw_does_not_keep_the_lapsed_leases_room() {
         // A $0.05 lease until t0 + 30 s, $0.01 spent, on a clock the test sets.
-        let (budgets, clock, t0, day) = leased_on_a_clock();
-        let no_tags = BTreeMap::new();
         // At t0 + 29 s four $0.01 calls go out, holding the lease's last
         // $0.04 (0.01 + 0.04 = $0.05).
-        let at = t0 + TimeDelta::seconds(29);
-        let in_flight = last_four_calls_of_the_lease(&budgets, at);
+        let (budgets, clock, t0, day, in_flight) = last_four_calls_out_at_29_s();
         // The lease ends here at t0 + 30 s; no call looks. At t0 + 38 s a
         // flush's renewal comes back not whole (the table's grant is a new
         // $0.05 lease, the old one reclaimed with its $0.01 use), until t0 +
@@ -2985,14 +2961,7 @@ mod tests {
         let answered = t0 + TimeDelta::seconds(38);
         clock.set_time(answered.into());
         let until = t0 + TimeDelta::seconds(68);
-        budgets.renew(
-            0,
-            day,
-            Renewal::Held {
-                until,
-                whole: false,
-            },
-        );
+        renewed_not_whole(&budgets, day, until);
         budgets.grant(0, day, dec("0.05"), until, false);
         // The lapse gives up 0.05 − 0.01 = $0.04 before the renewal: leased
         // 0.01 + 0.05 = $0.06, the table's 0.01 used of the old lease plus
@@ -3000,12 +2969,7 @@ mod tests {
         // more call, spent $0.06. (The renewal moving the old lease's end on,
         // leased 0.05 + 0.05 = $0.10: five more, spent $0.10, the fleet $0.04
         // past its limit.)
-        for call in in_flight {
-            call.settle(&no_tags, dec("0.01"), Priced::Fully, answered);
-        }
-        assert!(call(&budgets, answered), "the $0.01 left of the grant");
-        assert!(!call(&budgets, answered), "the grant is spent");
-        assert_eq!(spent_held(&budgets, answered), (dec("0.06"), Decimal::ZERO));
+        four_settle_then_one_more_call(&budgets, in_flight, answered);
     }
 
     /// [`leased_and_one_call`] on a manual clock at t0: the budgets, the
@@ -3023,6 +2987,49 @@ mod tests {
         (0..4)
             .map(|_| budgets.reserve("chat", &BTreeMap::new(), at).unwrap())
             .collect()
+    }
+
+    /// A renewal that finds the table holding the lease, not whole, until
+    /// `until`.
+    fn renewed_not_whole(budgets: &Budgets, day: DateTime<Utc>, until: DateTime<Utc>) {
+        budgets.renew(
+            0,
+            day,
+            Renewal::Held {
+                until,
+                whole: false,
+            },
+        );
+    }
+
+    /// [`leased_on_a_clock`] with [`last_four_calls_of_the_lease`] reserved
+    /// at t0 + 29 s: the budgets, the clock, t0, t0's day and the four calls.
+    fn last_four_calls_out_at_29_s() -> (
+        Arc<Budgets>,
+        ManualTimeSource,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Vec<Reservation>,
+    ) {
+        let (budgets, clock, t0, day) = leased_on_a_clock();
+        let in_flight = last_four_calls_of_the_lease(&budgets, t0 + TimeDelta::seconds(29));
+        (budgets, clock, t0, day, in_flight)
+    }
+
+    /// The four calls of [`last_four_calls_out_at_29_s`] settle at $0.01 at
+    /// `at` (spent $0.05) on $0.06 leased: one more call, then none, spent
+    /// $0.06 and nothing held.
+    fn four_settle_then_one_more_call(
+        budgets: &Arc<Budgets>,
+        in_flight: Vec<Reservation>,
+        at: DateTime<Utc>,
+    ) {
+        for call in in_flight {
+            call.settle(&BTreeMap::new(), dec("0.01"), Priced::Fully, at);
+        }
+        assert!(call(budgets, at), "the $0.01 left of the grant");
+        assert!(!call(budgets, at), "the grant is spent");
+        assert_eq!(spent_held(budgets, at), (dec("0.06"), Decimal::ZERO));
     }
 
     /// [`leased_and_one_call`] on a clock the test set to t0 + 31 s, its lease
@@ -3104,14 +3111,7 @@ mod tests {
         let budgets = held_across(false, |b, day, at| {
             assert!(!call(b, at), "a lapsed lease is not spent");
             let until = at + TimeDelta::seconds(30);
-            b.renew(
-                0,
-                day,
-                Renewal::Held {
-                    until,
-                    whole: false,
-                },
-            );
+            renewed_not_whole(b, day, until);
         });
         assert!(call(&budgets, later), "the $0.01 left of the new lease");
         assert!(!call(&budgets, later), "the new lease is spent");
