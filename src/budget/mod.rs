@@ -740,6 +740,17 @@ struct BudgetsInner {
     deferred_alerts: Vec<AlertToRaise>,
 }
 
+impl BudgetsInner {
+    /// The budget at `index` while in the period that starts at
+    /// `period_start`: a fleet answer about another period changes nothing.
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    fn in_period(&mut self, index: usize, period_start: DateTime<Utc>) -> Option<&mut Tracked> {
+        self.tracked
+            .get_mut(index)
+            .filter(|t| t.state.period_start == Some(period_start))
+    }
+}
+
 /// What a lapsed hold was charged: each budget's charge and the start of the
 /// period it was charged in (none for an invocation remembered without a
 /// charge: see [`BudgetsInner::remember`]), and when it is forgotten.
@@ -1423,12 +1434,9 @@ impl Budgets {
     ) {
         let now = self.now();
         let mut inner = self.lock();
-        let Some(t) = inner.tracked.get_mut(index) else {
+        let Some(t) = inner.in_period(index, period_start) else {
             return;
         };
-        if t.state.period_start != Some(period_start) {
-            return;
-        }
         t.lapse_if_due(now);
         let state = &mut t.state;
         state.lapsed = Decimal::ZERO;
@@ -1466,12 +1474,9 @@ impl Budgets {
     ) {
         let now = self.now();
         let mut inner = self.lock();
-        let Some(t) = inner.tracked.get_mut(index) else {
+        let Some(t) = inner.in_period(index, period_start) else {
             return;
         };
-        if t.state.period_start != Some(period_start) {
-            return;
-        }
         // A lease that lapsed here with no call to see it is given up first,
         // as a call would have: moving its end on would keep its unspent
         // part as room, when the table may have reclaimed it (a grant then
@@ -1510,12 +1515,9 @@ impl Budgets {
     pub(crate) fn renew(&self, index: usize, period_start: DateTime<Utc>, renewal: Renewal) {
         let now = self.now();
         let mut inner = self.lock();
-        let Some(t) = inner.tracked.get_mut(index) else {
+        let Some(t) = inner.in_period(index, period_start) else {
             return;
         };
-        if t.state.period_start != Some(period_start) {
-            return;
-        }
         // A lease that lapsed here with no call to see it is given up first,
         // as by a grant (see `add_room`): moving its end on would keep its
         // unspent part as room though the table may have reclaimed it; only
@@ -1671,12 +1673,9 @@ impl Budgets {
         bit: usize,
     ) -> bool {
         let mut inner = self.lock();
-        let Some(t) = inner.tracked.get_mut(index) else {
+        let Some(t) = inner.in_period(index, period_start) else {
             return false;
         };
-        if t.state.period_start != Some(period_start) {
-            return false;
-        }
         let raised = t.state.alerted & (1 << bit) != 0;
         t.state.alerted |= 1 << bit;
         raised
