@@ -815,6 +815,53 @@ fn an_overflow_fails_with_what_overflowed_and_what_to_do_never_a_panic() {
 }
 
 #[test]
+fn a_stated_profile_priced_per_token_must_state_each_priced_count() {
+    // Input priced at 3 USD per 10^6 tokens, its count not stated: at the old
+    // default of 0 the per-token plan was 10^6 calls × 200 × 15 / 10^6 = 3,000 USD
+    // a month, "cheapest" beside 10^6 × 4 / 1,000 = 4,000 USD per use, where a
+    // 1,000-token prompt makes it 3,000 + 10^6 × 1,000 × 3 / 10^6 = 6,000 USD.
+    let plans = [
+        "compare",
+        "--calls",
+        "1000000",
+        "--per-1m-tokens-in",
+        "3",
+        "--per-1m-tokens-out",
+        "15",
+        "--per-1000",
+        "4",
+    ];
+    refused(&[&plans[..], &["--tokens-out", "200"]].concat()).stderr(predicate::str::contains(
+        "--per-1m-tokens-in prices tokens no figure states: give the mean per call with \
+             --tokens-in",
+    ));
+    refused(&[&plans[..], &["--tokens-in", "1000"]].concat()).stderr(predicate::str::contains(
+        "--per-1m-tokens-out prices tokens",
+    ));
+    // Stated, it is priced: 6,000 USD a month, dearer than pay per use.
+    let json = json_of(sagemeter().args(plans).args([
+        "--tokens-in",
+        "1000",
+        "--tokens-out",
+        "200",
+        "--json",
+    ]));
+    assert_eq!(plan_cost(&json, "per token").unwrap(), "6000", "{json}");
+    assert_eq!(plan_cost(&json, "pay per use").unwrap(), "4000", "{json}");
+    // `--tokens-in 0` states none (a side priced at $0 needs no count).
+    sagemeter()
+        .args(plans)
+        .args(["--tokens-in", "0", "--tokens-out", "200"])
+        .assert()
+        .success();
+    sagemeter()
+        .args(["compare", "--calls", "10", "--per-1m-tokens-in", "0"])
+        .args(["--per-1m-tokens-out", "15", "--tokens-out", "200"])
+        .assert()
+        .success();
+}
+
+#[test]
 fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
     sagemeter()
         .args([

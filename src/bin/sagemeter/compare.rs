@@ -120,13 +120,13 @@ pub struct CompareArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes,
         allow_negative_numbers = true, help_heading = "Usage profile")]
     pub bytes_out: Option<u64>,
-    /// Mean input tokens per call, for --per-1m-tokens-in (default 0; with
-    /// --from-ledger, replaces the ledger's).
+    /// Mean input tokens per call, for --per-1m-tokens-in (needed with it
+    /// unless --from-ledger; there it replaces the ledger's).
     #[arg(long, value_name = "N", value_parser = parse_tokens,
         allow_negative_numbers = true, help_heading = "Usage profile")]
     pub tokens_in: Option<u64>,
-    /// Mean output tokens per call, for --per-1m-tokens-out (default 0; with
-    /// --from-ledger, replaces the ledger's).
+    /// Mean output tokens per call, for --per-1m-tokens-out (needed with it
+    /// unless --from-ledger; there it replaces the ledger's).
     #[arg(long, value_name = "N", value_parser = parse_tokens,
         allow_negative_numbers = true, help_heading = "Usage profile")]
     pub tokens_out: Option<u64>,
@@ -909,7 +909,10 @@ pub async fn run(
                 override_ledger_figures(&mut profile, ledger_latency, &args).map_err(usage)?;
             profile
         }
-        None => profile(&args).map_err(usage)?,
+        None => {
+            unstated_tokens(&args)?;
+            profile(&args).map_err(usage)?
+        }
     };
     // What the flags say is checked before anything is priced: values no plan or
     // profile can have are invalid arguments (exit 2), as clap's own are.
@@ -1031,6 +1034,35 @@ fn trend_chart_path(path: &Path) -> PathBuf {
         None => format!("{stem}-trend"),
     };
     path.with_file_name(name)
+}
+
+/// A stated profile (no `--from-ledger`) must state the tokens a per-token
+/// plan prices: `--per-1m-tokens-in 3` with no `--tokens-in` would price the
+/// input at $0 (its default), as the ledger path refuses a count no call
+/// reported. `--tokens-in 0` states it.
+fn unstated_tokens(args: &CompareArgs) -> Result<(), CliError> {
+    for (price, count, priced, stated) in [
+        (
+            args.per_1m_tokens_in,
+            args.tokens_in,
+            "--per-1m-tokens-in",
+            "--tokens-in",
+        ),
+        (
+            args.per_1m_tokens_out,
+            args.tokens_out,
+            "--per-1m-tokens-out",
+            "--tokens-out",
+        ),
+    ] {
+        if price.is_some_and(|usd| !usd.is_zero()) && count.is_none() {
+            return Err(CliError::Usage(format!(
+                "{priced} prices tokens no figure states: give the mean per call with \
+                 {stated} (a count not stated is not zero; {stated} 0 says it is)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
