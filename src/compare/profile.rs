@@ -626,13 +626,15 @@ impl UsageProfileBuilder {
         self
     }
 
-    /// Mean input tokens per call.
+    /// Mean input tokens per call (default 0: a per-token plan that prices input
+    /// charges none of it unless this is stated; the CLI refuses the omission).
     pub fn tokens_in_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
         self.tokens_in_per_call = tokens.into();
         self
     }
 
-    /// Mean output tokens per call.
+    /// Mean output tokens per call (default 0, as for
+    /// [`tokens_in_per_call`](Self::tokens_in_per_call)).
     pub fn tokens_out_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
         self.tokens_out_per_call = tokens.into();
         self
