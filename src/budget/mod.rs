@@ -1446,6 +1446,26 @@ impl Budgets {
         state.lease_until = Some(until);
     }
 
+    /// A take-back counted off what a new lease gave the budget at `index`
+    /// (period starting at `period_start`; see [`lease_anew`](Self::lease_anew))
+    /// was applied since as that lease's use, not before it: `usd` more is
+    /// leased (given up with the lease's unspent rest if it lapsed here).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    pub(crate) fn untake(&self, index: usize, period_start: DateTime<Utc>, usd: Decimal) {
+        let now = self.now();
+        let mut inner = self.lock();
+        let Some(t) = inner.in_period(index, period_start) else {
+            return;
+        };
+        t.lapse_if_due(now);
+        let state = &mut t.state;
+        if state.lease_until.is_some() {
+            state.leased += usd;
+        } else if !state.lease_gone {
+            state.lapsed += usd;
+        }
+    }
+
     /// Room of `amount` more that `WhenUnavailable::Allow` lets the budget at
     /// `index` spend while the fleet table does not answer, as if leased
     /// until `until`: no lease of the table's, so nothing it gives up is this

@@ -497,6 +497,12 @@ struct Lease {
     used_written: i128,
     /// `lease_until:<process>` as last written.
     until_ms: i64,
+    /// Granted anew after the held lease was reclaimed, a take-back written
+    /// and not acknowledged then: its sequence number and what it took back
+    /// (pico-USD, above 0), counted off what was leased (the table may have
+    /// applied it before this lease). Given back if its write is applied now
+    /// as this lease's use.
+    taken_back: Option<(u64, i128)>,
 }
 
 /// A threshold passed whose mark in the table is not written yet: kept from
@@ -629,6 +635,12 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
     a
 }
 
+/// What `delta` takes back: its spend and charge beyond the receipts below
+/// $0 (pico-USD, at most 0).
+fn below_zero(delta: &Delta) -> i128 {
+    delta.spent.min(0).saturating_add(delta.unpriced.min(0))
+}
+
 impl Item {
     /// Marks a lease request of the item as out, its answer not read: see
     /// `lease_unanswered` and `unanswered_low`.
@@ -649,10 +661,17 @@ impl Item {
     /// applied them already, so it counts for this process no more than
     /// that.
     fn less_taken_back(&self, written: i128) -> i128 {
-        let below_zero = |d: &Delta| d.spent.min(0).saturating_add(d.unpriced.min(0));
         written
             .saturating_add(below_zero(&self.pending))
-            .saturating_add(self.unacked.as_ref().map_or(0, |(_, d)| below_zero(d)))
+            .saturating_add(self.unacked_taken_back().map_or(0, |(_, d)| -d))
+    }
+
+    /// The write not acknowledged, when it takes back (is below $0): its
+    /// sequence number and what it takes back (pico-USD, above 0).
+    fn unacked_taken_back(&self) -> Option<(u64, i128)> {
+        let (seq, delta) = self.unacked.as_ref()?;
+        let taken = below_zero(delta).saturating_neg();
+        (taken > 0).then_some((*seq, taken))
     }
 
     fn spend(period_end: DateTime<Utc>) -> Item {
@@ -1792,6 +1811,7 @@ impl Fleet {
                 // lease's end as the item holds it (when not the one this write
                 // asked for), and whether the write was sent again without the
                 // lease (it found the lease gone).
+                let applied_now = matches!(added, Added::Applied { .. });
                 let (held, granted, table_used, table_until, resent) = match added {
                     Added::Applied {
                         spent,
@@ -1906,8 +1926,16 @@ impl Fleet {
                             || *low > 0 && table_used.is_some_and(|u| u == lease.used_written);
                         let whole = granted.is_some_and(|g| g >= lease.granted)
                             && (!unanswered || own_use());
+                        // A take-back counted off this lease when it was
+                        // granted (the table may have applied it before),
+                        // applied now as its use: this lease's room.
+                        let untaken = lease
+                            .taken_back
+                            .take_if(|(seq, _)| *seq <= write.seq)
+                            .filter(|(seq, _)| *seq == write.seq && applied_now)
+                            .map(|(_, taken)| taken);
                         (
-                            Some((lease.budget, lease.period_start, until_ms, whole)),
+                            Some((lease.budget, lease.period_start, until_ms, whole, untaken)),
                             None,
                         )
                     }
@@ -1923,11 +1951,14 @@ impl Fleet {
                     _ => (None, None),
                 }
             };
-            if let Some((budget, start, until, whole)) = renewed {
+            if let Some((budget, start, until, whole, untaken)) = renewed {
                 let until = self.local_until(until);
                 shared
                     .budgets
                     .renew(budget, start, Renewal::Held { until, whole });
+                if let Some(taken) = untaken {
+                    shared.budgets.untake(budget, start, from_pico(taken));
+                }
             }
             // Kept before any mark is tried (nothing awaited since the answer):
             // a flush cut short from here on loses none of them.
@@ -2841,13 +2872,22 @@ impl Fleet {
             // held and the grant together, which would count that use
             // twice). What the answer says of the use is as of then.
             let anew = (new_lease && item.lease.is_some()).then(|| {
-                // Less what the item holds to write below $0 (a take-back
-                // the table may have applied, its answer not read yet).
-                let before = item.less_taken_back(match item.lease_unanswered {
+                // Less a take-back written and not acknowledged (the table
+                // may have applied it, its answer not read yet), remembered
+                // to give back if its write is applied later as the new
+                // lease's use. Not one still to write: never applied, the
+                // next write applies it as the new lease's use.
+                let taken_back = item.unacked_taken_back();
+                let before = match item.lease_unanswered {
                     true => item.unanswered_written.min(item.written),
                     false => item.written,
-                });
-                (used.unwrap_or(0), before.saturating_add(granted))
+                };
+                let before = before.saturating_sub(taken_back.map_or(0, |(_, taken)| taken));
+                (
+                    used.unwrap_or(0),
+                    before.saturating_add(granted),
+                    taken_back,
+                )
             });
             if new_lease {
                 item.lease = None;
@@ -2856,14 +2896,15 @@ impl Fleet {
                 budget: index,
                 period_start,
                 granted: 0,
-                used_written: anew.map_or(0, |(used, _)| used),
+                used_written: anew.map_or(0, |(used, ..)| used),
                 until_ms,
+                taken_back: anew.and_then(|(.., taken_back)| taken_back),
             });
             let added = granted.saturating_sub(lease.granted).max(amount);
             lease.granted = lease.granted.saturating_add(added);
             lease.until_ms = until_ms;
             item.lease_unanswered = false;
-            (added, new_lease, anew.map(|(_, leased)| leased))
+            (added, new_lease, anew.map(|(_, leased, _)| leased))
         };
         if shared.closed.load(Ordering::SeqCst) {
             // Granted while the meter shut down: no flush would renew it or
@@ -4642,6 +4683,164 @@ mod tests {
         // of $0.01. (Leased 0.05 + 0.05 = $0.10: nine calls, spent $0.10
         // where the table counts $0.06.)
         let now = at(37_000);
+        cent_calls(&budgets, 5, now, "within the $0.06");
+        short_of_a_cent(&budgets, now);
+    }
+
+    /// $1 a day, $0.01 calls, $0.05 leases (5 % of $1), on `fleet`, whose
+    /// table grants this process $0.05 whenever it is asked. t0: a $0.05
+    /// lease (L1) until t0 + 30 s, a call settled at $0.01 (spent $0.01) and
+    /// written. Then, as a job's $0.05 provisional charge (this call's $0.01
+    /// and $0.04 more) written and acknowledged as L1's use leaves it:
+    /// written $0.05, L1's use $0.05. L1 lapsed and another process
+    /// reclaimed it: the table counts its $0.05 use for this process. The
+    /// job settled at $0.01 (spent stays $0.01): -$0.04 taken back, this
+    /// process's writes throttled meanwhile, so it is still to write
+    /// (`sent` false) or was written and not acknowledged (`sent` true).
+    /// This process's lease request went out; at t0 + 37 s its answer is
+    /// read: applied as a new $0.05 lease (L2) until t0 + 59 s, its use $0.
+    /// Returns the item's keys and t0 + 37 s.
+    async fn a_take_back_out_when_granted_anew(
+        fleet: &Fleet,
+        budgets: &Arc<Budgets>,
+        clock: &ManualTimeSource,
+        t0: DateTime<Utc>,
+        sent: bool,
+    ) -> (String, String, DateTime<Utc>) {
+        let (pk, sk) = a_cent_written_on_a_new_lease(fleet, budgets, t0).await;
+        {
+            let mut state = fleet.shared.state.lock().unwrap();
+            let item = state.items.get_mut(&pk).unwrap().get_mut(&sk).unwrap();
+            item.written = 50_000_000_000;
+            item.lease.as_mut().unwrap().used_written = 50_000_000_000;
+            let take_back = Delta {
+                spent: -40_000_000_000,
+                ..Delta::default()
+            };
+            match sent {
+                true => item.unacked = Some((item.acked_seq + 1, take_back)),
+                false => item.pending = take_back,
+            }
+            item.mark_unanswered();
+        }
+        let now = t0 + chrono::TimeDelta::seconds(37);
+        clock.set_time(now.into());
+        granted_anew(fleet, &pk, &sk, t0, t0 + chrono::TimeDelta::seconds(59));
+        (pk, sk, now)
+    }
+
+    /// A take-back still to write when a new lease is granted after the held
+    /// one was reclaimed was never applied: the next write applies it as the
+    /// new lease's use, so it is room of that lease, counted as leased.
+    #[tokio::test]
+    async fn a_take_back_still_to_write_when_a_new_lease_is_granted_is_that_leases_room() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // The table sums the uses written from when L2 is granted (its use $0).
+        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
+        let (_, _, now) =
+            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, false).await;
+        *used.lock().unwrap() = 0;
+        // The flush writes the -$0.04 as L2's use: the table holds L2 granted
+        // $0.05, used -$0.04.
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), -40_000_000_000);
+        // The table counts for this process L1's use $0.05 and L2's grant
+        // $0.05: $0.10. L2 lets its use rise from -0.04 to its grant 0.05:
+        // $0.09 more, nine $0.01 calls (spent 0.01 + 0.09 = $0.10, L2's use
+        // -0.04 + 0.09 = $0.05), the tenth short of $0.01. (Leased less the
+        // take-back, 0.05 - 0.04 + 0.05 = $0.06: five calls, and the table's
+        // other $0.04 of L2 committed to this process, never spent.)
+        cent_calls(&budgets, 9, now, "within L2's $0.09 left");
+        short_of_a_cent(&budgets, now);
+    }
+
+    /// A take-back written and not acknowledged when a new lease is granted
+    /// after the held one was reclaimed is counted off what is leased (the
+    /// table may have applied it without the reclaimed lease), and given back
+    /// when its write, sent again, is applied now, as the new lease's use.
+    #[tokio::test]
+    async fn a_take_back_unacknowledged_when_a_new_lease_is_granted_and_applied_as_its_use_is_its_room()
+     {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
+        let (_, _, now) =
+            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
+        *used.lock().unwrap() = 0;
+        // The throttled write was never applied: sent again (its sequence
+        // number unseen by the table), it is applied as L2's use: -$0.04.
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), -40_000_000_000);
+        // As above: the table counts 0.05 + 0.05 = $0.10 for this process,
+        // L2 used -$0.04 of its $0.05: $0.09 more, nine $0.01 calls, the
+        // tenth short of $0.01. (The take-back kept off what is leased,
+        // $0.06: five calls.)
+        cent_calls(&budgets, 9, now, "within L2's $0.09 left");
+        short_of_a_cent(&budgets, now);
+    }
+
+    /// A take-back written and not acknowledged when a new lease is granted
+    /// after the held one was reclaimed, which the table had applied without
+    /// the reclaimed lease, stays counted off what is leased when its write,
+    /// sent again, finds it applied.
+    #[tokio::test]
+    async fn a_take_back_applied_before_a_new_lease_stays_off_it_when_its_resend_finds_it_applied()
+    {
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        // The table grants $0.05 whenever it is asked; once `applied` is set,
+        // it answers a write that its sequence number was applied before,
+        // the item holding L2 granted $0.05, used $0 (the take-back was
+        // applied without a lease, before L2).
+        let applied = Arc::new(AtomicBool::new(false));
+        let (fleet, budgets, clock) = {
+            let applied = applied.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![dollar_a_day()],
+                t0,
+                move |input| {
+                    let value = |name: &str| {
+                        input
+                            .expression_attribute_values()
+                            .and_then(|v| v.get(name))
+                            .cloned()
+                            .unwrap()
+                    };
+                    let write = kind(input) == "write";
+                    match (named(input, "#granted"), named(input, "#used")) {
+                        (Some(granted), Some(used)) if write && applied.load(Ordering::SeqCst) => {
+                            let item = [
+                                (named(input, "#seq").unwrap(), value(":seq")),
+                                (granted, AttributeValue::N("50000000000".to_owned())),
+                                (used, AttributeValue::N("0".to_owned())),
+                                (named(input, "#until").unwrap(), value(":until")),
+                            ];
+                            MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(
+                                ConditionalCheckFailedException::builder()
+                                    .set_item(Some(
+                                        item.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+                                    ))
+                                    .build(),
+                            ))
+                        }
+                        (Some(granted), _) => attributes(&[(granted, 50_000_000_000)]),
+                        _ => attributes(&[]),
+                    }
+                },
+            )
+        };
+        let (_, _, now) =
+            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
+        applied.store(true, Ordering::SeqCst);
+        assert!(fleet.flush().await);
+        // The table counts for this process L1's use less the take-back,
+        // 0.05 - 0.04 = $0.01, and L2's $0.05: $0.06. Spent $0.01: five
+        // $0.01 calls, the sixth short of $0.01. (The take-back given back,
+        // leased $0.10: nine calls, spent $0.10 where the table counts
+        // $0.06.)
         cent_calls(&budgets, 5, now, "within the $0.06");
         short_of_a_cent(&budgets, now);
     }
