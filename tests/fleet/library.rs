@@ -445,34 +445,54 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let table = table_name("lapse");
     create_table(&conf, &table).await.unwrap();
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    // Clocks may differ by 2 s: a lease is taken back 2 s after it lapsed.
+    // Clocks may differ by 2 s: a lease is taken back 2 s after it lapsed. A
+    // call may wait 30 s for a lease: the wait is only a bound (a call is
+    // refused at once when the table has no room), and a loaded host took
+    // longer than the 2 s default to take a lapsed lease back and lease again.
     let fleet = || {
         FleetConfig::dynamodb(&table)
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
             .clock_skew(Duration::from_secs(2))
+            .lease_wait(Duration::from_secs(30))
+    };
+    // Each process on a clock that moves only when the test moves it: the
+    // lease lapses, and the skew passes, when the test says, however slowly
+    // the host runs the calls and flushes. The gone process's clock stops
+    // when it is killed: the last flush of its flush loop finds the whole 2 s
+    // of its lease left and renews nothing.
+    let (_, gone_time) = manual_clock();
+    let (clock, time) = manual_clock();
+    let client = |time: SharedTimeSource| {
+        per_call_builder(&conf, fleet(), Some(budget()))
+            .time_source(time)
+            .build()
+            .unwrap()
     };
     // The first process leases the whole $0.05, spends $0.01 and is gone without
-    // shutting down (as if killed): $0.04 stays leased to it.
-    let gone = per_call_client(&conf, fleet(), Some(budget()));
+    // shutting down (as if killed): $0.04 stays leased to it, until 2 s after
+    // it was granted.
+    let gone = client(gone_time);
     call(&gone).await.unwrap();
     flushed(&gone).await;
     drop(gone);
 
-    let survivor = per_call_client(&conf, fleet(), Some(budget()));
+    let survivor = client(time);
     assert!(
         matches!(call(&survivor).await, Err(Error::BudgetExceeded { .. })),
         "the lease has not lapsed yet"
     );
-    // Lapsed on this clock, but less than the skew allowed ago: its holder's clock
-    // may be behind, and it may still be spending.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // 2.2 s on: lapsed on this clock (0.2 s ago), but less than the skew
+    // allowed ago: its holder's clock may be behind, and it may still be
+    // spending.
+    clock.advance(Duration::from_millis(2200));
     assert!(
         matches!(call(&survivor).await, Err(Error::BudgetExceeded { .. })),
         "a lease lapsed less than the clock skew ago is not taken back"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // 2.5 s more, 4.7 s on: lapsed 2.7 s ago, more than the skew.
+    clock.advance(Duration::from_millis(2500));
     for _ in 0..4 {
         call(&survivor).await.expect("the lapsed lease came back");
     }
