@@ -1594,18 +1594,8 @@ async fn client_budget_after_shutdown(
 }
 
 /// A client (one call a time) on `fleet` with [`short_leases`] of `percent`,
-/// under a client budget of `limit` USD a day at $0.01 a call.
-fn short_lease_client(
-    conf: &aws_types::SdkConfig,
-    fleet: FleetConfig,
-    limit: &str,
-    percent: u32,
-) -> Client {
-    let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, limit, "0.01");
-    per_call_client(conf, short_leases(fleet, percent), Some(budget))
-}
-
-/// A [`short_lease_client`] on the clock `time` (a lease lapses when the test
+/// under a client budget of `limit` USD a day at $0.01 a call, on the clock
+/// `time` (a lease lapses when the test
 /// moves the clock past its end, not when the host gets round to it), whose
 /// calls wait up to 30 s for a lease: the wait is only a bound (a call is
 /// leased as soon as the table answers, and refused at once when it has no
@@ -1639,37 +1629,31 @@ async fn calls_in_turn(client: &Client, count: usize) {
 /// `client` (on `short_leases`, its table behind `proxy`) calls once and
 /// writes it; then its table is unreachable, it calls once more within its
 /// lease (not written), and is silent past the lease's end: 2.2 s on `clock`
-/// (the clients' clock, which stands still until then), or of real time
-/// without one.
+/// (the clients' clock, which stands still until then).
 async fn cut_off_past_its_lease(
     client: &Client,
     proxy: &FaultProxy,
-    clock: Option<&aws_smithy_async::test_util::ManualTimeSource>,
+    clock: &aws_smithy_async::test_util::ManualTimeSource,
 ) {
     call(client).await.unwrap();
     flushed(client).await;
     proxy.set(Fault::Down);
     call(client).await.unwrap();
-    match clock {
-        Some(clock) => {
-            clock.advance(Duration::from_millis(2200));
-        }
-        None => tokio::time::sleep(Duration::from_millis(2200)).await,
-    }
+    clock.advance(Duration::from_millis(2200));
 }
 
 /// A process made by `client` on `a` (its table behind `proxy`) is
 /// [`cut_off_past_its_lease`]; then another, made by `client` on `table`
 /// direct, makes `calls` calls that must go through and shuts down. Returns
-/// the cut-off process. `clock`: the clients' clock, if `client` makes them
-/// on one (see [`cut_off_past_its_lease`]).
+/// the cut-off process. `clock`: the clients' clock (see
+/// [`cut_off_past_its_lease`]).
 async fn cut_off_then_reclaimed(
     client: impl Fn(FleetConfig) -> Client,
     a: FleetConfig,
     table: &str,
     proxy: &FaultProxy,
     calls: usize,
-    clock: Option<&aws_smithy_async::test_util::ManualTimeSource>,
+    clock: &aws_smithy_async::test_util::ManualTimeSource,
 ) -> Client {
     let cut_off = client(a);
     cut_off_past_its_lease(&cut_off, proxy, clock).await;
@@ -1705,7 +1689,7 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
         &table,
         &proxy,
         4,
-        Some(&clock),
+        &clock,
     )
     .await;
 
@@ -1725,10 +1709,13 @@ async fn a_live_process_whose_lapsed_lease_was_reclaimed_adds_its_late_spend_to_
 async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() {
     let (conf, table, proxy) = behind_proxy("reclaimed-then-leased").await;
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
-    // 2 s after its last renewal and is taken back as soon as it lapsed.
-    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
-    // A's lease requests may wait for a write held 1 s at the proxy.
-    let a = proxied(&table, &proxy, &conf).lease_wait(Duration::from_secs(4));
+    // 2 s after its last renewal and is taken back as soon as it lapsed. Both
+    // processes on one clock that moves only when the test moves it (see
+    // `cut_off_past_its_lease`), and their calls may wait 30 s for a lease
+    // (A's requests may wait for a write held 1 s at the proxy).
+    let (clock, time) = manual_clock();
+    let client = |fleet: FleetConfig| short_lease_client_on(&conf, fleet, "0.10", 50, time.clone());
+    let a = proxied(&table, &proxy, &conf);
     // A leases $0.05 (committed $0.05), spends $0.01 and writes it (its lease's
     // use $0.01). The table is unreachable for A: one more call within its
     // lease ($0.02 spent, $0.01 of it not written), then A is silent past its
@@ -1740,7 +1727,7 @@ async fn spend_under_a_reclaimed_lease_is_written_before_a_new_lease_is_taken() 
     // leases the $0.04 left (committed $0.10) and spends $0.01. At shutdown it
     // gives back the $0.03 it did not spend: committed $0.07, which is what the
     // table knows was spent (A's $0.01 written, B's $0.06).
-    let cut_off = cut_off_then_reclaimed(client, a, &table, &proxy, 6, None).await;
+    let cut_off = cut_off_then_reclaimed(client, a, &table, &proxy, 6, &clock).await;
 
     // The table answers A's lease requests, but throttles its writes of spend
     // to the fleet's item (the client budget's): the late $0.01 cannot be
@@ -2019,8 +2006,10 @@ async fn spend_counted_as_leased_is_not_granted_again_when_the_lease_is_let_thro
 async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
     let (conf, table, proxy) = behind_proxy("resent-unleased").await;
     // $0.10 a day at $0.01 a call, leased 50 % ($0.05) at a time; a lease lapses
-    // 2 s after its last renewal and is taken back as soon as it lapsed.
-    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.10", 50);
+    // 2 s after its last renewal and is taken back as soon as it lapsed; both
+    // processes on one clock the test moves (see `cut_off_past_its_lease`).
+    let (clock, time) = manual_clock();
+    let client = |fleet: FleetConfig| short_lease_client_on(&conf, fleet, "0.10", 50, time.clone());
     // A leases $0.05, spends $0.01 and writes it; then, its table unreachable,
     // one more call within its lease ($0.02 spent, $0.01 of it not written),
     // and it is silent past its lease's end: it keeps $0.02 leased, its spend.
@@ -2034,7 +2023,7 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
         &table,
         &proxy,
         6,
-        None,
+        &clock,
     )
     .await;
     // A's table answers: its write of the late $0.01 finds the lease gone and
@@ -2297,8 +2286,12 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     let table = table_name("retried-renewal");
     create_table(&conf, &table).await.unwrap();
     // $0.05 a day at $0.01 a call; the whole limit is leased at a time, and a
-    // lease lapses 2 s after its last renewal.
-    let client = |fleet: FleetConfig| short_lease_client(&conf, fleet, "0.05", 100);
+    // lease lapses 2 s after its last renewal. Both processes on one clock
+    // that moves only when the test moves it: the lease ends when the test
+    // moves past its end, however slowly the host runs the calls and flushes.
+    let (clock, time) = manual_clock();
+    let client =
+        |fleet: FleetConfig| short_lease_client_on(&conf, fleet, "0.05", 100, time.clone());
     // The answers to the writes of the lease's use (and renewal) are lost
     // while armed: the table applies each, the process never hears of it.
     let lose = LoseFirstAnswer::while_armed("#used :used");
@@ -2310,8 +2303,9 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     lose.arm(true);
     call(&a).await.unwrap();
     assert!(!a.meter().flush_fleet().await, "no answer");
-    // Past the end of the lease as the table holds it, the answers still lost.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // 2.2 s on: past the end of the lease as the table holds it (renewed
+    // until 2 s after the clock's start), the answers still lost.
+    clock.advance(Duration::from_millis(2200));
     // Another process finds no room and reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.02: committed $0.05 − $0.03 = $0.02),
     // leases the $0.03 left and spends it.
