@@ -836,9 +836,11 @@ async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait()
 }
 
 /// A sink whose shutdown never ends (a broker that is down); it notes when its
-/// shutdown was asked for.
+/// shutdown was asked for, on Tokio's clock, which the test has paused until
+/// then: it resumes it, so that the sinks' shutdown, the ledger's writer
+/// thread included, runs in real time.
 #[derive(Debug, Clone, Default)]
-struct Hangs(std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>);
+struct Hangs(std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>);
 
 impl sagemeter::sink::CostSink for Hangs {
     fn record(&self, _cost: &Cost) {}
@@ -846,10 +848,11 @@ impl sagemeter::sink::CostSink for Hangs {
         "broker-down"
     }
     fn shutdown(&self) -> sagemeter::sink::BoxFuture<'_, std::io::Result<()>> {
-        self.0
-            .lock()
-            .unwrap()
-            .get_or_insert_with(std::time::Instant::now);
+        self.0.lock().unwrap().get_or_insert_with(|| {
+            let now = tokio::time::Instant::now();
+            tokio::time::resume();
+            now
+        });
         Box::pin(std::future::pending())
     }
 }
@@ -879,7 +882,13 @@ async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
     call(&client).await.unwrap();
     // The table answers in 3 s, after the whole grace period.
     proxy.set(Fault::Slow(Duration::from_secs(3)));
-    let started = std::time::Instant::now();
+    // Tokio's clock (the shutdown's, the table's delay at the proxy) paused
+    // until the sinks are shut down (`Hangs` resumes it): the fleet's share
+    // ends at its deadline exactly, however late the host runs the shutdown's
+    // steps, and the sinks' start is measured on that clock. The sinks' quarter
+    // runs in real time: the ledger's writer is a thread of its own.
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     let err = client
         .meter()
         .shutdown_within(Duration::from_secs(2))
@@ -890,8 +899,9 @@ async fn shutdown_within_keeps_to_its_time_in_all_and_leaves_the_ledger_time() {
     // No call in flight: the fleet's last write waits for the table until three
     // quarters of 2 s (1.5 s), then the sinks are shut down with the last quarter
     // (0.5 s), 2 s in all. Were the fleet given the whole of what is left, the
-    // sinks would start at 2 s and end at 2.5 s: a loaded machine is left 0.45 s
-    // on the sinks' start and 0.5 s on the whole, and either bound catches that.
+    // sinks would start at 2 s and end at 2.5 s, and either bound catches that.
+    // The sinks start at 1.5 s exactly on the paused clock; the whole leaves a
+    // loaded machine 0.5 s of real time after the sinks' quarter.
     let sinks_started = hangs.0.lock().unwrap().expect("the sink was shut down") - started;
     assert!(
         sinks_started >= Duration::from_millis(1450) && sinks_started < Duration::from_millis(1950),
