@@ -797,39 +797,50 @@ async fn a_lease_whose_answer_was_lost_is_given_back_at_shutdown() {
 #[tokio::test]
 async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait() {
     let (conf, table, proxy) = behind_proxy("slow").await;
-    proxy.set(Fault::Slow(Duration::from_secs(3)));
+    // The table answers in 30 s: longer than any loaded host takes over the
+    // calls below, so no answer comes while they run.
+    proxy.set(Fault::Slow(Duration::from_secs(30)));
     let plain = per_call_client(&conf, proxied(&table, &proxy, &conf), None);
-    let started = std::time::Instant::now();
+    let forwarded = proxy.forwarded();
     for _ in 0..5 {
         call(&plain).await.unwrap();
     }
-    // Flushes are in the background: five calls take no table time.
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "{:?} for five calls",
-        started.elapsed()
-    );
+    // Flushes are in the background: five calls take no table time. They are
+    // over though the table has answered nothing (however long the host took
+    // over them: a bound on their time would measure the host).
+    assert_eq!(proxy.forwarded(), forwarded, "no table request answered");
     let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1")).unwrap();
     let capped = per_call_client(
         &conf,
         proxied(&table, &proxy, &conf).lease_wait(Duration::from_millis(500)),
         Some(budget),
     );
-    let started = std::time::Instant::now();
+    // Measured on Tokio's clock, paused (the call's wait, the table's delay at
+    // the proxy: the refused call sends nothing past the proxy, which holds
+    // its request): the wait ends at its deadline however late the host runs
+    // it.
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
     let refused = call(&capped).await;
     let waited = started.elapsed();
+    tokio::time::resume();
     assert!(
         matches!(&refused, Err(Error::BudgetUnavailable { reason, .. }) if reason.contains("no answer within 500ms")),
         "{refused:?}"
     );
-    // Within lease_wait (500 ms) and what a loaded machine adds, never the 3 s the
-    // table would take.
+    // Within lease_wait (500 ms), never the 30 s the table would take.
     assert!(
         waited >= Duration::from_millis(500) && waited < Duration::from_millis(2500),
         "{waited:?}"
     );
+    // The table answers again; the flushes' attempts held at the proxy end at
+    // the fleet's 5 s attempt timeout and are sent again: 30 s is room enough.
     proxy.set(Fault::None);
-    plain.meter().shutdown().await.unwrap();
+    plain
+        .meter()
+        .shutdown_within(Duration::from_secs(30))
+        .await
+        .unwrap();
     let status = fleet_status(&conf, &table).await.unwrap();
     let fleet = scope(&status, &BudgetScope::Client);
     assert_eq!((fleet.spent_usd, fleet.calls), (dec("0.05"), 5));
