@@ -834,7 +834,8 @@ async fn a_slow_table_costs_a_call_no_time_and_a_lease_no_more_than_lease_wait()
         "{waited:?}"
     );
     // The table answers again; the flushes' attempts held at the proxy end at
-    // the fleet's 5 s attempt timeout and are sent again: 30 s is room enough.
+    // the proxy's client's 2 s attempt timeout and are sent again: 30 s is
+    // room enough.
     proxy.set(Fault::None);
     plain
         .meter()
