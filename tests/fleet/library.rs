@@ -2759,14 +2759,20 @@ async fn shutdown_waits_for_a_lease_in_flight_and_gives_it_back_unspent() {
         proxied(&table, &proxy, &conf).lease_percent(50),
         Some(budget),
     );
-    // The table answers after 300 ms: the first call's lease request is out
-    // when the meter shuts down.
-    proxy.set(Fault::Slow(Duration::from_millis(300)));
+    // The table answers after 1 s (within one attempt of the proxy's client,
+    // 2 s): the first call's lease request is out when the meter shuts down,
+    // as soon as it reached the proxy. (A fixed 50 ms wait with the answer
+    // 300 ms after the request measured the host: a slow one began the
+    // shutdown before the request, or after the answer.)
+    proxy.set(Fault::Slow(Duration::from_secs(1)));
+    let received = proxy.received();
     let in_flight = {
         let client = client.clone();
         tokio::spawn(async move { call(&client).await })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    while proxy.received() == received {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     client.meter().shutdown().await.unwrap();
     // Its lease came after shutdown began: given back, not spent.
     let first = in_flight.await.unwrap();

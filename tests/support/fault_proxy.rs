@@ -44,6 +44,7 @@ pub struct FaultProxy {
     upstream: Arc<Mutex<String>>,
     fault: Arc<Mutex<Fault>>,
     forwarded: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
 }
 
 impl FaultProxy {
@@ -54,12 +55,17 @@ impl FaultProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let fault = Arc::new(Mutex::new(Fault::None));
         let forwarded = Arc::new(AtomicU64::new(0));
-        let (u, f, n) = (upstream.clone(), fault.clone(), forwarded.clone());
+        let received = Arc::new(AtomicU64::new(0));
+        let counts = Counts {
+            forwarded: forwarded.clone(),
+            received: received.clone(),
+        };
+        let (u, f) = (upstream.clone(), fault.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (u, f, n) = (u.clone(), f.clone(), n.clone());
+                let (u, f, counts) = (u.clone(), f.clone(), counts.clone());
                 tokio::spawn(async move {
-                    let _ = serve(client, &u, &f, &n).await;
+                    let _ = serve(client, &u, &f, &counts).await;
                 });
             }
         });
@@ -68,6 +74,7 @@ impl FaultProxy {
             upstream,
             fault,
             forwarded,
+            received,
         }
     }
 
@@ -84,6 +91,12 @@ impl FaultProxy {
     /// Requests that reached the emulator so far.
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(Ordering::SeqCst)
+    }
+
+    /// Requests that reached the proxy so far, whatever it did with them (held
+    /// by [`Fault::Slow`], refused, forwarded).
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
     }
 
     /// A DynamoDB client of `conf` that goes through the proxy, with short
@@ -149,11 +162,19 @@ async fn read_request(client: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>
     Ok(Some(request))
 }
 
+/// The proxy's counts of requests (see [`FaultProxy::forwarded`] and
+/// [`FaultProxy::received`]).
+#[derive(Clone)]
+struct Counts {
+    forwarded: Arc<AtomicU64>,
+    received: Arc<AtomicU64>,
+}
+
 async fn serve(
     mut client: TcpStream,
     upstream: &Mutex<String>,
     fault: &Mutex<Fault>,
-    forwarded: &AtomicU64,
+    counts: &Counts,
 ) -> std::io::Result<()> {
     loop {
         if *fault.lock().unwrap() == Fault::Down {
@@ -162,6 +183,7 @@ async fn serve(
         let Some(request) = read_request(&mut client).await? else {
             return Ok(());
         };
+        counts.received.fetch_add(1, Ordering::SeqCst);
         let now = *fault.lock().unwrap();
         match now {
             Fault::Down => return Ok(()),
@@ -194,7 +216,7 @@ async fn serve(
         up.write_all(&request).await?;
         let mut response = Vec::new();
         up.read_to_end(&mut response).await?;
-        forwarded.fetch_add(1, Ordering::SeqCst);
+        counts.forwarded.fetch_add(1, Ordering::SeqCst);
         if now == Fault::LoseResponses {
             return Ok(()); // applied upstream; the client never hears of it
         }
