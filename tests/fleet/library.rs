@@ -1829,8 +1829,9 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
     proxy.set(Fault::SlowWhere(FLEET_SPEND, Duration::from_millis(100)));
     let sdk = crate::support::intercepted(&conf, client.meter());
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let made = std::sync::Arc::new(AtomicU32::new(0));
     let hooked = {
-        let stop = stop.clone();
+        let (stop, made) = (stop.clone(), made.clone());
         tokio::spawn(async move {
             let mut calls = 0u32;
             while !stop.load(Ordering::Relaxed) {
@@ -1842,11 +1843,17 @@ async fn spend_recorded_while_a_call_waits_for_its_lease_does_not_keep_the_lease
                     .await
                     .unwrap();
                 calls += 1;
+                made.store(calls, Ordering::Relaxed);
             }
             calls
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Ten calls through the hook before the metered call, however long the
+    // host takes over them (a 300 ms wait made more than ten on an idle host,
+    // fewer on a loaded one).
+    while made.load(Ordering::Relaxed) < 10 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The metered call has no lease: it writes the spend recorded before it,
     // then is leased.
     let leased = call(&client).await;
