@@ -3565,7 +3565,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_lease_is_renewed_in_time_when_lease_ttl_is_under_four_flush_intervals() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -3619,7 +3619,7 @@ mod tests {
         assert_eq!(*renewals.lock().unwrap(), [25, 35]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn an_alerting_budget_counts_the_receipts_not_an_enforced_budgets_unpriced_charge() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -4560,7 +4560,7 @@ mod tests {
     /// lease for whole: the table's grant may be that request's new lease,
     /// the old one reclaimed, and what the old one gave up here is not the
     /// process's again.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_renewal_while_a_lease_request_is_out_does_not_give_back_a_reclaimed_leases_room() {
         let (_fleet, budgets, _clock, in_flight, t0) =
             a_lease_reclaimed_and_granted_anew_while_its_request_was_out(false).await;
@@ -4582,7 +4582,7 @@ mod tests {
     /// (throttled: maybe applied) is whole when the table holds, as the
     /// lease's use, what this process wrote to it, above $0 when the request
     /// went out: a new lease that request made would start its use at $0.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_renewal_while_a_request_is_out_is_whole_when_the_table_holds_the_leases_own_use() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -4624,7 +4624,7 @@ mod tests {
     /// Spend from before a lease was reclaimed, written after it as the new
     /// lease's use, is counted once: the new lease's room is its grant less
     /// that use.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn spend_written_as_a_new_leases_use_after_a_reclaim_is_counted_once() {
         let (_fleet, budgets, _clock, _, t0) =
             a_lease_reclaimed_and_granted_anew_while_its_request_was_out(true).await;
@@ -4646,7 +4646,7 @@ mod tests {
     /// lease (it found it reclaimed), its answer lost, lowers what the table
     /// counts for this process: a new lease granted after counts, as leased,
     /// what its writes added less that take-back, and its grant.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_new_lease_after_a_reclaim_counts_a_take_back_whose_answer_was_lost() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -4849,7 +4849,7 @@ mod tests {
     /// (before its grant was read) takes its use from the table's answer to
     /// its next write with no request out: a renewal while a later request
     /// is unanswered then finds the table holding its own use and is whole.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_new_leases_use_is_the_tables_after_a_write_so_a_later_renewal_is_whole() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
@@ -4907,7 +4907,7 @@ mod tests {
     /// the old lease's and the request's together: the old one was
     /// reclaimed) is recorded as that lease: a later renewal that finds it
     /// whole gives back what it gave up when it lapsed here.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_new_lease_granted_after_a_reclaim_is_spent_again_once_renewed_whole() {
         let (fleet, budgets, clock, in_flight, t0) =
             a_lease_reclaimed_and_granted_anew_while_its_request_was_out(false).await;
@@ -5103,7 +5103,7 @@ mod tests {
         assert!(!passes(limit, i128::MAX, 50));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_shutdown_without_a_time_limit_is_no_panic() {
         let (fleet, _) = silent_fleet(FleetConfig::dynamodb("silent"), vec![dollar_a_day()]);
         // Nothing to write: done at once, however long it was given.
@@ -5335,7 +5335,7 @@ mod tests {
     /// 10 min × 0.23 + 30 min × 0.20 = 0.0383333… + 0.10 = $0.138333333333 (12
     /// places); at the rate looked up at 11:50 until the one looked up at 12:30
     /// it was 40 min × 0.23 = $0.153333333333.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_fleets_accrual_goes_to_an_announced_terms_rate_at_its_date() {
         let table = StretchTable::default();
         let a = table.process();
@@ -5382,7 +5382,7 @@ mod tests {
     /// The day accrues from midnight at 0.20: 10 s × 0.20 / 3,600 s =
     /// $0.000555555556; and at the next call, 00:30, 30 min × 0.20 = $0.10 (at
     /// the call's rate until a look-up, 30 min × 0.23 = $0.115).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_call_across_a_terms_midnight_starts_the_day_at_the_terms_rate() {
         let table = StretchTable::default();
         let a = table.process();
@@ -5410,7 +5410,7 @@ mod tests {
     /// 12:01 is X's dating: 11:00 to 12:00:10 at 0.23 = 3,610 s × 0.23 / 3,600
     /// = 0.2306388…, then 50 s × 0.46 / 3,600 = 0.0063888…: $0.237027777778
     /// (B's own dating would say 3,640 s × 0.23 + 20 s × 0.46 = $0.235111111111).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_scaling_change_another_process_wrote_first_is_not_written_again() {
         let table = StretchTable::default();
         let (x, b) = (table.process(), table.process());
@@ -5452,7 +5452,7 @@ mod tests {
     /// not a stale look-up. AWS bills 00:00–12:00 at 0.60, 12:00–15:00 at
     /// 0.40, 15:00–16:00 at 0.60: 7.20 + 1.20 + 0.60 = $9.00 at 16:00 (with
     /// the change dropped, 7.20 + 4 h × 0.40 = $8.80).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_scaling_change_at_the_rate_a_term_replaced_is_written() {
         let table = StretchTable::default();
         let x = table.process();
@@ -5492,7 +5492,7 @@ mod tests {
     /// item back after A noted the term, each says 10 min × 0.23 + 45 min × 0.20
     /// = 0.0383333… + 0.15 = $0.188333333333 at 12:45 (B alone would say 55 min
     /// × 0.23 = $0.210833333333).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_term_noted_by_one_process_prices_every_processs_accrual() {
         let table = StretchTable::default();
         let (a, b) = (table.process(), table.process());
@@ -5540,7 +5540,7 @@ mod tests {
     /// says 10 min × 0.23 + 60 min × 0.20 = 0.0383333… + 0.20 = $0.238333333333
     /// (with C's rate from 12:50: 0.0383333… + 50 min × 0.20 + 10 min × 0.23 =
     /// $0.243333333333).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_first_call_at_the_rate_a_term_replaced_does_not_undo_it() {
         let table = StretchTable::default();
         let (a, c, d) = (table.process(), table.process(), table.process());
@@ -5592,7 +5592,7 @@ mod tests {
     /// + 0.0333333… + 0.1333333… = (0.23 + 0.20 + 0.80) / 6 = $0.205. With B's
     /// 0.46 from 12:20 it was 10 min × 0.23 + 10 min × 0.20 + 10 min × 0.40 +
     /// 10 min × 0.46 = (0.23 + 0.20 + 0.40 + 0.46) / 6 = $0.215.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_first_call_at_the_replaced_rate_after_a_later_scale_out_does_not_undo_a_term() {
         let table = StretchTable::default();
         let (x, b) = (table.process(), table.process());
@@ -5630,7 +5630,7 @@ mod tests {
     /// back at 12:25. At 12:30 both say 10 min × 0.23 + 10 min × 0.20 + 10 min
     /// × 0.40 + 10 min × 0.60 = (0.23 + 0.20 + 0.40 + 0.60) / 6 = 1.43 / 6 =
     /// 0.2383333… → $0.238333333333 (without B's stretch, $0.205).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_first_calls_scale_out_after_a_term_and_a_later_stretch_is_news() {
         let table = StretchTable::default();
         let (x, b) = (table.process(), table.process());
@@ -5690,7 +5690,7 @@ mod tests {
     /// 0.3883333… → $0.388333333333 (with B's 0.46 from 13:20 and B′'s rate
     /// unwritten: 0.0383333… + 0.20 + 0.03 + 10 min × 0.36 + 10 min × 0.46 =
     /// $0.405).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_first_call_at_a_rate_two_terms_replaced_does_not_undo_them() {
         let table = StretchTable::default();
         let (x, b, b2) = (table.process(), table.process(), table.process());
@@ -5766,7 +5766,7 @@ mod tests {
     /// → $0.171666666667. With the term unwritten (A′ noting only terms after
     /// its first call, and its own 12:30 stretch) it was 40 min × 0.23 + 10 min
     /// × 0.20 = 0.1533333… + 0.0333333… = $0.186666666667.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_term_dated_before_a_processs_first_call_is_noted_at_it() {
         let table = StretchTable::default();
         let (a, a2, b) = (table.process(), table.process(), table.process());
@@ -5826,7 +5826,7 @@ mod tests {
     /// $0.334166666667 for A and X. With A's term written first (the first
     /// writer keeps a stretch) it was 0.0958333… + 0.0383333… + 30 min × 0.20
     /// = $0.234166666667, 0.20/h short from 12:00.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_term_priced_from_an_out_of_date_instance_count_is_not_noted() {
         let table = StretchTable::default();
         let (a, x) = (table.process(), table.process());
@@ -5879,7 +5879,7 @@ mod tests {
     /// 12:45: 60 min × 0.23 + 15 min × 0.40 = 0.23 + 0.10 = $0.33 (with the old
     /// term noted, 30 min × 0.23 + 30 min × 0.20 + 15 min × 0.40 = 0.115 + 0.10
     /// + 0.10 = $0.315).
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_look_up_revealing_another_instance_count_notes_no_old_term() {
         let table = StretchTable::default();
         let a = table.process();
