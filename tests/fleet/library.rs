@@ -40,6 +40,16 @@ async fn flushed(client: &Client) {
     panic!("the fleet's increments were not written in five flushes");
 }
 
+/// The fleet in the DynamoDB table `table`, whose calls wait up to 30 s for a
+/// lease: the wait is only a bound (a call is leased as soon as the table
+/// answers, and refused as soon as it has no room or fails), and the 2 s
+/// default was not long enough for a loaded host, whose emulator answers one
+/// request at a time: the call was refused as if the table were unreachable.
+/// A test of the wait itself sets its own.
+fn on_table(table: impl Into<String>) -> FleetConfig {
+    FleetConfig::dynamodb(table).lease_wait(Duration::from_secs(30))
+}
+
 /// A table name no other test uses.
 fn table_name(what: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -128,7 +138,7 @@ impl FakeFleet {
     /// One process of the fleet, priced from overrides, without metrics; its
     /// fleet flushes every `flush` (the default when `None`).
     async fn process(&self, flush: Option<Duration>) -> sagemeter::ClientBuilder {
-        let mut fleet = FleetConfig::dynamodb(&self.table).dynamodb_client(self.ddb.clone());
+        let mut fleet = on_table(&self.table).dynamodb_client(self.ddb.clone());
         if let Some(flush) = flush {
             fleet = fleet.flush_every(flush);
         }
@@ -214,8 +224,8 @@ async fn two_processes_totals_are_the_sum_of_their_receipts_to_the_pico_dollar()
         "kept the second time"
     );
 
-    let a = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
-    let b = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
+    let a = per_call_client(&conf, on_table(&table), None);
+    let b = per_call_client(&conf, on_table(&table), None);
     let mut receipts = Vec::new();
     for _ in 0..5 {
         receipts.push(call(&a).await.unwrap());
@@ -245,7 +255,7 @@ async fn two_processes_totals_are_the_sum_of_their_receipts_to_the_pico_dollar()
     assert_eq!((endpoint.spent_usd, endpoint.calls), (sum, 10));
 
     // A third process's first flush reads the fleet's figure back.
-    let c = per_call_client(&conf, FleetConfig::dynamodb(&table), None);
+    let c = per_call_client(&conf, on_table(&table), None);
     call(&c).await.unwrap();
     flushed(&c).await;
     let cost = call(&c).await.unwrap();
@@ -278,7 +288,7 @@ async fn an_endpoint_budget_holds_across_processes_and_leases_come_back() {
         )
     };
     // Leases of 20 % ($0.02, two calls) at a time.
-    let fleet = || FleetConfig::dynamodb(&table).lease_percent(20);
+    let fleet = || on_table(&table).lease_percent(20);
     // Every process's budget has the same callback: the fleet raises each
     // threshold once, in one of them.
     let alerts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -332,7 +342,7 @@ async fn a_fleet_refusal_says_what_the_leases_hold_unspent() {
     create_table(&conf, &table).await.unwrap();
     // $0.05 a day for the fleet at $0.01 a call, the whole limit leased at a time.
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    let fleet = || FleetConfig::dynamodb(&table).lease_percent(100);
+    let fleet = || on_table(&table).lease_percent(100);
     // One process leases the $0.05 and spends $0.01 of it; another, without the
     // budget, spends $0.03.
     let holder = per_call_client(&conf, fleet(), Some(budget()));
@@ -381,11 +391,7 @@ async fn send_metered_leases_a_fleet_budget_and_refuses_another_region_releasing
     create_table(&conf, &table).await.unwrap();
     // $0.03 a day at $0.01 a call, leased 0.01 (a third) at a time.
     let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "0.03", "0.01");
-    let client = per_call_client(
-        &conf,
-        FleetConfig::dynamodb(&table).lease_percent(34),
-        Some(budget),
-    );
+    let client = per_call_client(&conf, on_table(&table).lease_percent(34), Some(budget));
     let meter = client.meter();
     let us = aws_sdk_sagemakerruntime::Client::new(&conf);
     let eu = aws_sdk_sagemakerruntime::Client::new(
@@ -445,17 +451,13 @@ async fn a_lapsed_lease_of_a_process_that_is_gone_returns_to_the_fleet() {
     let table = table_name("lapse");
     create_table(&conf, &table).await.unwrap();
     let budget = || enforced(BudgetScope::Client, BudgetPeriod::Day, "0.05", "0.01");
-    // Clocks may differ by 2 s: a lease is taken back 2 s after it lapsed. A
-    // call may wait 30 s for a lease: the wait is only a bound (a call is
-    // refused at once when the table has no room), and a loaded host took
-    // longer than the 2 s default to take a lapsed lease back and lease again.
+    // Clocks may differ by 2 s: a lease is taken back 2 s after it lapsed.
     let fleet = || {
-        FleetConfig::dynamodb(&table)
+        on_table(&table)
             .lease_percent(100)
             .lease_ttl(Duration::from_secs(2))
             .flush_every(Duration::from_millis(100))
             .clock_skew(Duration::from_secs(2))
-            .lease_wait(Duration::from_secs(30))
     };
     // Each process on a clock that moves only when the test moves it: the
     // lease lapses, and the skew passes, when the test says, however slowly
@@ -512,7 +514,7 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     let missing = table_name("missing");
     let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
 
-    let plain = per_call_client(&conf, FleetConfig::dynamodb(&missing), None);
+    let plain = per_call_client(&conf, on_table(&missing), None);
     for _ in 0..3 {
         call(&plain)
             .await
@@ -521,7 +523,7 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     assert!(!plain.meter().flush_fleet().await, "nothing acknowledged");
     assert_eq!(plain.meter().fleet_stats().unwrap().unwritten_items, 2);
 
-    let closed = per_call_client(&conf, FleetConfig::dynamodb(&missing), Some(budget.clone()));
+    let closed = per_call_client(&conf, on_table(&missing), Some(budget.clone()));
     match call(&closed).await {
         Err(Error::BudgetUnavailable { scope, reason, .. }) => {
             assert_eq!(scope, sagemeter::budget::BudgetScope::Client);
@@ -531,7 +533,7 @@ async fn a_table_that_does_not_exist_stops_no_call_but_fleet_budgets_fail_closed
     }
     let open = per_call_client(
         &conf,
-        FleetConfig::dynamodb(&missing).when_unavailable(WhenUnavailable::Allow),
+        on_table(&missing).when_unavailable(WhenUnavailable::Allow),
         Some(budget),
     );
     call(&open).await.expect("fail open lets the call go");
@@ -561,7 +563,7 @@ async fn the_seeded_demo_table_is_a_fleet_table() {
     let conf = emu.sdk_config().await;
     // seed.py made it with the schema `fleet init` makes: kept, not made again.
     assert!(!create_table(&conf, "sagemeter-fleet").await.unwrap());
-    let client = per_call_client(&conf, FleetConfig::dynamodb("sagemeter-fleet"), None);
+    let client = per_call_client(&conf, on_table("sagemeter-fleet"), None);
     let before = fleet_status(&conf, "sagemeter-fleet")
         .await
         .unwrap()
@@ -585,17 +587,14 @@ async fn behind_proxy(table_what: &str) -> (aws_types::SdkConfig, String, FaultP
     (conf, table, proxy)
 }
 
-/// The fleet on `table` through `proxy`, flushed every 100 ms. A call may wait
-/// 30 s for a lease: the wait is only a bound (a call is leased as soon as the
-/// table answers, and refused as soon as the table fails and the SDK has
-/// given up retrying), and a loaded host took longer than 500 ms to lease
-/// through the proxy: the call was refused as if the table were
-/// unreachable. A test of the wait itself sets its own.
+/// The fleet on `table` ([`on_table`]) through `proxy`, flushed every 100
+/// ms. Its calls wait up to 30 s for a lease, as `on_table`'s do (500 ms here
+/// was not long enough for a loaded host to lease through the proxy), and as
+/// long as the SDK retries a table that fails.
 fn proxied(table: &str, proxy: &FaultProxy, conf: &aws_types::SdkConfig) -> FleetConfig {
-    FleetConfig::dynamodb(table)
+    on_table(table)
         .dynamodb_client(proxy.dynamodb_client(conf))
         .flush_every(Duration::from_millis(100))
-        .lease_wait(Duration::from_secs(30))
 }
 
 #[tokio::test]
@@ -743,7 +742,7 @@ async fn a_lease_request_never_answered_is_not_called_a_lease_left_stranded() {
     );
     let client = per_call_client(
         &conf,
-        FleetConfig::dynamodb(table_name("never-answered")).dynamodb_client(refused),
+        on_table(table_name("never-answered")).dynamodb_client(refused),
         Some(budget),
     );
     let err = call(&client).await.unwrap_err();
@@ -1243,7 +1242,7 @@ async fn amortized_allocation_charges_each_variant_once_when_processes_call_diff
                 dec("0.016"),
             )
             .fleet(
-                FleetConfig::dynamodb(&table)
+                on_table(&table)
                     .dynamodb_client(ddb.clone())
                     .flush_every(flush),
             )
@@ -1337,7 +1336,7 @@ async fn a_lease_of_a_period_that_ended_is_given_back_at_the_next_flush() {
             REALTIME_ENDPOINT,
             UsageCharges::default().per_1000_calls(dec("10")).alone(),
         )
-        .fleet(FleetConfig::dynamodb(&table).lease_percent(10))
+        .fleet(on_table(&table).lease_percent(10))
         .budget(budget)
         .build()
         .unwrap();
@@ -1428,7 +1427,7 @@ async fn after_shutdown_a_fleet_budget_refuses_calls_instead_of_spending_a_lease
         "0.10",
         "0.01",
     );
-    let fleet = FleetConfig::dynamodb(&table).lease_percent(50);
+    let fleet = on_table(&table).lease_percent(50);
     let client = per_call_client(&conf, fleet, Some(budget));
     // One call: $0.01 of the $0.05 lease used, $0.04 left in it.
     call(&client).await.unwrap();
@@ -1462,7 +1461,7 @@ async fn unpriced_calls_count_against_a_fleet_budget_at_their_estimate_not_at_ze
         .without_discovery()
         .without_metrics()
         .price_source(NoPrices)
-        .fleet(FleetConfig::dynamodb(&table).lease_percent(10))
+        .fleet(on_table(&table).lease_percent(10))
         .budget(budget)
         .build()
         .unwrap();
@@ -1496,7 +1495,7 @@ async fn a_fleet_budget_on_a_tag_key_holding_an_equals_sign_is_refused_when_buil
     let budget =
         Budget::enforce(BudgetScope::tag("a=b", "c"), BudgetPeriod::Day, dec("1")).unwrap();
     let err = Client::builder(&conf)
-        .fleet(FleetConfig::dynamodb("never-created"))
+        .fleet(on_table("never-created"))
         .budget(budget.clone())
         .build()
         .unwrap_err();
@@ -1515,7 +1514,7 @@ async fn a_fleet_budget_whose_table_key_dynamodb_would_refuse_is_refused_when_bu
     let conf = emu.sdk_config().await;
     let build = |scope: BudgetScope| {
         Client::builder(&conf)
-            .fleet(FleetConfig::dynamodb("never-created"))
+            .fleet(on_table("never-created"))
             .budget(Budget::enforce(scope, BudgetPeriod::Day, dec("1")).unwrap())
             .build()
     };
@@ -1686,7 +1685,7 @@ async fn cut_off_then_reclaimed(
 ) -> Client {
     let cut_off = client(a);
     cut_off_past_its_lease(&cut_off, proxy, clock).await;
-    let other = client(FleetConfig::dynamodb(table));
+    let other = client(on_table(table));
     calls_in_turn(&other, calls).await;
     other.meter().shutdown().await.unwrap();
     cut_off
@@ -1897,7 +1896,7 @@ async fn hook_calls_without_a_lease_then_metered_calls(written_first: bool) {
     let table = table_name("unleased-then-leased");
     create_table(&conf, &table).await.unwrap();
     let budget = enforced(BudgetScope::Client, BudgetPeriod::Day, "1", "0.01");
-    let mut fleet = FleetConfig::dynamodb(&table).lease_percent(5);
+    let mut fleet = on_table(&table).lease_percent(5);
     if !written_first {
         fleet = fleet
             .flush_every(Duration::from_secs(3600))
@@ -1995,11 +1994,7 @@ async fn spend_counted_as_leased_is_not_granted_again_when_the_lease_is_let_thro
     flushed(&a).await;
     // B spends the $0.39 left in 39 calls (seven leases of $0.05 and one of
     // $0.04); its 40th finds no room.
-    let b = per_call_client(
-        &conf,
-        FleetConfig::dynamodb(&table).lease_percent(5),
-        Some(budget()),
-    );
+    let b = per_call_client(&conf, on_table(&table).lease_percent(5), Some(budget()));
     let mut b_calls = 0;
     while call(&b).await.is_ok() {
         b_calls += 1;
@@ -2151,7 +2146,7 @@ async fn a_process_shut_down_leaves_no_attribute_of_its_own_in_the_table() {
     // leasing from the endpoint's budget, publishing its load and writing its
     // spend.
     for run in 0..2 {
-        let client = per_call_client(&conf, FleetConfig::dynamodb(&table), Some(budget()));
+        let client = per_call_client(&conf, on_table(&table), Some(budget()));
         for _ in 0..3 {
             call(&client).await.unwrap();
         }
@@ -2220,7 +2215,7 @@ async fn two_budgets_of_one_scope_and_period_each_raise_their_own_alerts() {
                 REALTIME_ENDPOINT,
                 UsageCharges::default().per_1000_calls(dec("10")).alone(),
             )
-            .fleet(FleetConfig::dynamodb(&table).lease_percent(20))
+            .fleet(on_table(&table).lease_percent(20))
             .budget(watch)
             .budget(cap)
             .build()
@@ -2331,7 +2326,7 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     // The answers to the writes of the lease's use (and renewal) are lost
     // while armed: the table applies each, the process never hears of it.
     let lose = LoseFirstAnswer::while_armed("#used :used");
-    let a = client(FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)));
+    let a = client(on_table(&table).dynamodb_client(lose.client(&conf)));
     call(&a).await.unwrap(); // leases the $0.05, spends $0.01 of it
     flushed(&a).await;
     // Its next write (a second $0.01, the lease renewed until 2 s from then) is
@@ -2345,7 +2340,7 @@ async fn a_retried_write_applied_before_does_not_extend_a_lease_the_fleet_reclai
     // Another process finds no room and reclaims the lapsed lease as the table
     // holds it (granted $0.05, used $0.02: committed $0.05 − $0.03 = $0.02),
     // leases the $0.03 left and spends it.
-    let b = client(FleetConfig::dynamodb(&table));
+    let b = client(on_table(&table));
     calls_in_turn(&b, 3).await;
     // The first process hears from the table again about its write, sent again
     // with a new lease end: it was applied before, and the lease it renewed is
@@ -2384,7 +2379,7 @@ fn a_flush_loop_dropped_with_its_runtime_starts_again_on_the_next_calls_runtime(
         create_table(&conf, &table).await.unwrap();
         let client = per_call_client(
             &conf,
-            FleetConfig::dynamodb(&table).flush_every(Duration::from_millis(100)),
+            on_table(&table).flush_every(Duration::from_millis(100)),
             None,
         );
         call(&client).await.unwrap();
@@ -2560,7 +2555,7 @@ async fn alerting_with_a_lost_answer(
     };
     let client = per_call_client(
         &conf,
-        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
+        on_table(&table).dynamodb_client(lose.client(&conf)),
         Some(budget),
     );
     (client, lose, raised, conf, table)
@@ -2620,7 +2615,7 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
         short_lease_client_on(&conf, fleet, "0.05", 100, time)
     };
     // A process leases the whole $0.05, spends $0.01 and is gone (killed).
-    let gone = client(FleetConfig::dynamodb(&table), gone_time);
+    let gone = client(on_table(&table), gone_time);
     call(&gone).await.unwrap();
     flushed(&gone).await;
     drop(gone);
@@ -2630,10 +2625,7 @@ async fn a_reclaim_whose_answer_was_lost_leases_the_room_it_returned() {
     // SDK's retry finds the lease gone: the room it returned is there all the
     // same, four calls' worth.
     let lose = LoseFirstAnswer::new("ADD committed_pico :back");
-    let survivor = client(
-        FleetConfig::dynamodb(&table).dynamodb_client(lose.client(&conf)),
-        time,
-    );
+    let survivor = client(on_table(&table).dynamodb_client(lose.client(&conf)), time);
     calls_in_turn(&survivor, 4).await;
     assert!(lose.lost(), "the reclaim's answer was lost");
     assert!(matches!(
@@ -2955,7 +2947,7 @@ async fn a_settlement_dropped_after_marking_the_fleet_table_is_still_billed() {
             vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
         ))
         .price_source(GatedPrices { gate: gate.clone() })
-        .fleet(FleetConfig::dynamodb(&fleet.table).dynamodb_client(fleet.ddb.clone()))
+        .fleet(on_table(&fleet.table).dynamodb_client(fleet.ddb.clone()))
         .sink(receipts.clone())
         .build()
         .unwrap();
@@ -3012,9 +3004,7 @@ async fn a_settlement_the_fleet_table_cannot_check_is_billed_and_says_so() {
     let client = m5_priced_by_overrides(&fake, "jobs", 1)
         .await
         .without_metrics()
-        .fleet(
-            FleetConfig::dynamodb(&missing).dynamodb_client(aws_sdk_dynamodb::Client::new(&conf)),
-        )
+        .fleet(on_table(&missing).dynamodb_client(aws_sdk_dynamodb::Client::new(&conf)))
         .build()
         .unwrap();
     let invocation = crate::support::submit_async(&client, "jobs", 0).await;
@@ -3048,7 +3038,7 @@ fn discovered_m5(
     discovered_m5_in(
         fake_conf,
         time,
-        FleetConfig::dynamodb(table).dynamodb_client(ddb.clone()),
+        on_table(table).dynamodb_client(ddb.clone()),
     )
 }
 
@@ -3202,7 +3192,7 @@ async fn two_processes_with(
         ManualTimeSource::new(midnight.into()),
         ManualTimeSource::new(midnight.into()),
     );
-    let fleet = FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone());
+    let fleet = on_table(&table).dynamodb_client(ddb.clone());
     let process = |time: &ManualTimeSource, refresh: Duration, fleet: FleetConfig| {
         discovered_m5_in(&fake_conf, time.clone(), fleet)
             .discovery_refresh(refresh)
@@ -3848,7 +3838,7 @@ async fn a_term_announced_ahead_reaches_the_fleets_accrual_at_its_date() {
             .pricing_config(&pricelist.sdk_config(r))
             .time_source(aws_smithy_async::time::SharedTimeSource::new(time.clone()))
             .without_metrics()
-            .fleet(FleetConfig::dynamodb(&table).dynamodb_client(ddb.clone()))
+            .fleet(on_table(&table).dynamodb_client(ddb.clone()))
             .build()
             .unwrap()
     };
