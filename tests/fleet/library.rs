@@ -3059,12 +3059,12 @@ fn discovered_m5_in(
         .fleet(fleet)
 }
 
-/// Waits (a few seconds at most) until `client`'s profile of `endpoint` says
-/// `count` instances and the meter has applied it (its background work done).
-/// A profile not found yet is not seen yet.
+/// Waits (30 s at most, however slow the host) until `client`'s profile of
+/// `endpoint` says `count` instances and the meter has applied it (its
+/// background work done). A profile not found yet is not seen yet.
 async fn sees_instances(client: &Client, endpoint: &str, count: u32) -> bool {
     use sagemeter::endpoint::VariantBilling;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         // An endpoint found again after it was deleted: the failure until the
         // retry in the background lands.
         let seen = client
@@ -3632,7 +3632,7 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_an_endpoint_was_deleted() 
     fake.remove_endpoint("scaled");
     time.advance(hour);
     let described = fake.describe_calls();
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if fake.describe_calls() > described && client.meter().background_tasks() == 0 {
             break;
         }
@@ -3684,7 +3684,7 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_serverless()
     fake.add_endpoint("scaled", vec![FakeVariant::serverless("AllTraffic", 2048)]);
     time.advance(hour);
     let mut serverless = false;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         serverless = client
             .meter()
             .endpoint_profile("scaled")
@@ -3744,7 +3744,7 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_dropped() {
     );
     time.advance(hour);
     let mut canary = false;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         canary = client
             .meter()
             .endpoint_profile("scaled")
@@ -3764,7 +3764,7 @@ async fn the_fleets_accrual_has_nothing_for_the_hours_a_variant_was_dropped() {
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 1)],
     );
     let mut back = false;
-    for _ in 0..500 {
+    for _ in 0..3000 {
         back = client
             .meter()
             .endpoint_profile("scaled")
