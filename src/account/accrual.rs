@@ -22,11 +22,13 @@
 //! receipts carries.
 
 use super::usage_class::UsageClass;
-use crate::billing::{Cost, LineItem, LinePrice, mul_div_down};
+use crate::billing::{Cost, LineItem, LinePrice, StandingPart, mul_div_down};
+use crate::endpoint::VariantBilling;
 use crate::util::exact_sum;
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// A ledger's run, endpoint and variant.
 type RunKey = (String, String, Option<String>);
@@ -68,9 +70,9 @@ struct Run {
     allocated: Decimal,
     /// The end of the last call seen.
     to: DateTime<Utc>,
-    /// The kind of instance time the variant's own instances were on at the
-    /// run's last receipt that priced them ([`own_priced`]).
-    priced: Option<UsageClass>,
+    /// The standing parts the run's last receipt that priced the variant's own
+    /// instances ([`own_priced`]) stood on ([`stood_on`]).
+    priced: Option<Arc<[StandingPart]>>,
 }
 
 /// What one run accrued over a stretch of one day.
@@ -254,7 +256,7 @@ impl Accruals {
                 accrued,
                 allocated,
                 to: end,
-                priced: own_priced(cost).then(|| classes[0].0.clone()),
+                priced: stood_on(cost),
             };
             // The process's first call on the variant: what it accrued is the
             // instances' time during the call, an increment like any other (left
@@ -297,10 +299,7 @@ impl Accruals {
                 accrued: accrued.max(previous.accrued),
                 allocated: allocated.max(previous.allocated),
                 to,
-                priced: match own_priced(cost) {
-                    true => Some(classes[0].0.clone()),
-                    false => previous.priced.clone(),
-                },
+                priced: stood_on(cost).or_else(|| previous.priced.clone()),
             },
             key,
             classes,
@@ -310,11 +309,15 @@ impl Accruals {
         })
     }
 
-    /// The kind of instance time the variant of `cost` was on at the last
-    /// receipt of run `run` that priced its own instances ([`own_priced`]).
-    pub(super) fn last_priced(&self, run: &str, cost: &Cost) -> Option<&UsageClass> {
+    /// When `cost` does not price its variant's own instances ([`own_priced`]):
+    /// the standing parts the variant stood on at run `run`'s last receipt that
+    /// did ([`stood_on`]), which its priced compute may have run at since.
+    pub(super) fn stood_before(&self, run: &str, cost: &Cost) -> Option<&[StandingPart]> {
+        if own_priced(cost) {
+            return None;
+        }
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
-        self.runs.get(&key)?.priced.as_ref()
+        self.runs.get(&key)?.priced.as_deref()
     }
 
     /// `usd`, accrued by run `id` of `key` from `from` to `to`, split by UTC day
@@ -484,6 +487,31 @@ pub(super) fn own_priced(cost: &Cost) -> bool {
         .any(|l| l.item == LineItem::Compute && matches!(l.price, LinePrice::Unpriced { .. }))
 }
 
+/// When `cost` prices its variant's own instances ([`own_priced`]): the
+/// standing parts its accrual stood on, or without any (its own alone) its
+/// instances at its last compute line's rate as the one part.
+fn stood_on(cost: &Cost) -> Option<Arc<[StandingPart]>> {
+    let parts = &cost.accrual.as_ref()?.standing_parts;
+    if !own_priced(cost) {
+        return None;
+    }
+    if !parts.is_empty() {
+        return Some(parts.clone());
+    }
+    let billing @ VariantBilling::Instance { instance_count, .. } = cost.billing.as_ref()? else {
+        return None;
+    };
+    let usd_per_instance_hour = cost.lines.iter().rev().find_map(|l| match l.price {
+        LinePrice::Priced { usd_per_unit, .. } if l.item == LineItem::Compute => Some(usd_per_unit),
+        _ => None,
+    })?;
+    let usd_per_hour = usd_per_instance_hour.checked_mul(Decimal::from(*instance_count))?;
+    Some(Arc::from([StandingPart::new(
+        billing.clone(),
+        usd_per_hour,
+    )]))
+}
+
 /// The end of UTC day `day` (the next midnight); `None` past chrono's range.
 pub(super) fn day_end(day: NaiveDate) -> Option<DateTime<Utc>> {
     Some(day.succ_opt()?.and_hms_opt(0, 0, 0)?.and_utc())
@@ -510,39 +538,44 @@ fn split(
 
 /// `usd` shared out over `classes` by their shares, to the last digit: each
 /// other class's part rounded toward zero at [`SHARE_PLACES`], the receipt's own
-/// class taking what rounding leaves. `None` when that needs more digits than a
-/// `Decimal` holds (never for an amount within $7.9 × 10¹⁰ of at most 18
-/// places: what is left after each 18-place part fits).
+/// class (the first) taking what rounding leaves, or the first with a share when
+/// its own is 0 (nothing of it is filed, not even what rounding leaves). `None`
+/// when that needs more digits than a `Decimal` holds (never for an amount
+/// within $7.9 × 10¹⁰ of at most 18 places: what is left after each 18-place
+/// part fits).
 pub(super) fn shared_out(
     usd: Decimal,
     classes: &[(UsageClass, Decimal)],
 ) -> Option<Vec<(&UsageClass, Decimal)>> {
-    let others: Vec<Decimal> = classes
+    let taker = classes
         .iter()
-        .skip(1)
-        .map(|(_, share)| {
+        .position(|(_, share)| !share.is_zero())
+        .unwrap_or(0);
+    let mut parts: Vec<(&UsageClass, Decimal)> = classes
+        .iter()
+        .map(|(class, share)| {
             let whole = 10u128.pow(share.scale());
             let part = mul_div_down(usd, share.mantissa().unsigned_abs(), whole, SHARE_PLACES)
                 // Shares are ratios of at most 20 places, within 1: never.
                 .unwrap_or_default();
-            if share.is_sign_negative() {
-                -part
-            } else {
-                part
-            }
+            (
+                class,
+                if share.is_sign_negative() {
+                    -part
+                } else {
+                    part
+                },
+            )
         })
         .collect();
-    let mut own = usd;
-    for part in &others {
-        own = exact_sum(own, -*part)?;
+    let mut left = usd;
+    for (i, (_, part)) in parts.iter().enumerate() {
+        if i != taker {
+            left = exact_sum(left, -*part)?;
+        }
     }
-    Some(
-        classes
-            .iter()
-            .map(|(class, _)| class)
-            .zip(std::iter::once(own).chain(others))
-            .collect(),
-    )
+    parts.get_mut(taker)?.1 = left;
+    Some(parts)
 }
 
 /// Whether a receipt whose figures are those of its process's first call

@@ -32,11 +32,11 @@
 //! covers is at its effective rate, so a discount shows as `D`.
 
 use super::Account;
-use super::accrual::{Accruals, own_priced, shared_out};
+use super::accrual::{Accruals, shared_out};
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
-use crate::billing::{Allocation, Cost, LineItem, LinePrice, round_cost};
+use crate::billing::{Allocation, Cost, LineItem, LinePrice, StandingPart, round_cost};
 use crate::endpoint::VariantBilling;
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
 use crate::report::UNTAGGED;
@@ -482,6 +482,15 @@ impl Metered {
             && cost.running_fleet_usd.is_none()
             && cost.accrual.is_some();
         let mut held = HeldCompute::default();
+        // Where the receipt does not price the variant's own instances, its
+        // priced compute lines at another rate than its standing parts' are of
+        // those the run's last receipt that did stood on (the variant scaled to
+        // 0 and back up on a type of unknown rate).
+        let stood_before = self.accruals.stood_before(run, cost);
+        let standing_rate = cost
+            .accrual
+            .as_ref()
+            .and_then(|a| average_rate(&a.standing_parts));
         let mut fees = self.fees_usd;
         let mut day_fees = self
             .tallies
@@ -513,6 +522,9 @@ impl Metered {
                     held.cost_usd = sum(held.cost_usd, cost_usd, "metered cost")?;
                     held.quantity = sum(held.quantity, quantity, "metered quantity")?;
                     held.usd_per_unit.get_or_insert(usd_per_unit);
+                    if stood_before.is_some() && standing_rate != Some(usd_per_unit) {
+                        held.before_usd = sum(held.before_usd, cost_usd, "metered cost")?;
+                    }
                     continue;
                 }
             }
@@ -531,22 +543,8 @@ impl Metered {
             for part in accrual.standing_parts.iter() {
                 figure("a standing rate", part.usd_per_hour)?;
             }
-            let shares = match self.accruals.last_priced(run, cost) {
-                // The variant's own instances unpriced and none billed alongside
-                // it: its priced compute and accrual are of the instances it stood
-                // on before, of the type the run last priced them at.
-                Some(earlier)
-                    if accrual.standing_parts.is_empty()
-                        && !own_priced(cost)
-                        && *earlier != class =>
-                {
-                    vec![
-                        (class.clone(), Decimal::ZERO),
-                        (earlier.clone(), Decimal::ONE),
-                    ]
-                }
-                _ => standing_shares(&class, accrual),
-            };
+            let stood = held.stood(&accrual.standing_parts, stood_before);
+            let shares = standing_shares(&class, &stood);
             if cost.running_fleet_usd.is_some() {
                 // A fleet's figures are every process's: the day's highest, not a
                 // run's increments (see `accrual`).
@@ -576,7 +574,7 @@ impl Metered {
                 // the receipt adds no increment (counting starts), on its own day.
                 let spread = match update.increment().filter(|_| amortized) {
                     Some(increment) => {
-                        let (by_time, rates) = held.by_time(accrual, update.shares());
+                        let (by_time, rates) = held.by_time(&stood, update.shares());
                         let costs = increment
                             .split_as_accrued(held.cost_usd, update.shares())
                             .map_err(too_long)?;
@@ -605,7 +603,7 @@ impl Metered {
                         if amortized {
                             // Where counting starts: on its own day, by kind of
                             // instance time as an increment is.
-                            let (by_time, rates) = held.by_time(accrual, update.shares());
+                            let (by_time, rates) = held.by_time(&stood, update.shares());
                             let split = |amount: Decimal, shares| {
                                 shared_out(amount, shares).ok_or_else(|| {
                                     too_long(format!(
@@ -1521,42 +1519,63 @@ fn check_account(account: &str) -> Result<(), AccountError> {
     }
 }
 
+/// Standing parts, each set with its part of the time a receipt's compute
+/// covers (1 for the one set that stood throughout).
+type Stood<'a> = [(&'a [StandingPart], Decimal)];
+
 /// The kinds of instance time an accrual of `class` pays for, each with its share
 /// of it: `class` alone, or when it adds up variants billed alongside (a shadow
 /// variant, a deployment's new fleet), each part's class (its instance type, as
-/// AWS bills it) with its share of the standing rate, `class` first. The parts
-/// need not include the receipt's own variant (its own rate unknown, the accrual
-/// is of those billed alongside alone): `class` then comes first with a share of
-/// 0, and no part's time is filed under it.
-fn standing_shares(
-    class: &UsageClass,
-    accrual: &crate::billing::Accrual,
-) -> Vec<(UsageClass, Decimal)> {
+/// AWS bills it) with its share of what the parts `stood` cost (its standing
+/// rate × its set's part of the time), `class` first. The parts need not include
+/// the receipt's own variant (its own rate unknown, the accrual is of those
+/// billed alongside alone, or of those it stood on before): `class` then comes
+/// first with a share of 0, and no part's time is filed under it.
+fn standing_shares(class: &UsageClass, stood: &Stood<'_>) -> Vec<(UsageClass, Decimal)> {
     let alone = || vec![(class.clone(), Decimal::ONE)];
-    let total: Decimal = accrual.standing_parts.iter().map(|p| p.usd_per_hour).sum();
-    if total <= Decimal::ZERO
-        || accrual
-            .standing_parts
+    let parts = || {
+        stood
             .iter()
-            .any(|p| p.usd_per_hour < Decimal::ZERO)
-    {
+            .flat_map(|(parts, hours)| parts.iter().map(move |part| (part, *hours)))
+    };
+    let total: Decimal = parts().map(|(p, hours)| p.usd_per_hour * hours).sum();
+    if total <= Decimal::ZERO || parts().any(|(p, _)| p.usd_per_hour < Decimal::ZERO) {
         return alone();
     }
     let share = |usd: Decimal| (usd / total).round_dp(20);
     let mut shares = vec![(class.clone(), Decimal::ZERO)];
-    for part in accrual.standing_parts.iter() {
+    for (part, hours) in parts() {
         let of = part_class(class, part);
+        let part_share = share(part.usd_per_hour * hours);
         // Parts billed under one usage type (a new fleet of the same instance
-        // type) are one share of it.
+        // type, a shadow standing before and since) are one share of it.
         match shares.iter_mut().find(|(class, _)| *class == of) {
-            Some((_, sum)) => *sum += share(part.usd_per_hour),
-            None => shares.push((of, share(part.usd_per_hour))),
+            Some((_, sum)) => *sum += part_share,
+            None => shares.push((of, part_share)),
         }
     }
     if shares.len() == 1 {
         return alone();
     }
     shares
+}
+
+/// What an hour of `parts` costs per instance (or unit of provisioned
+/// concurrency) standing, as an amortised compute line states it: their
+/// standing rates ÷ their instances. `None` without any.
+fn average_rate(parts: &[StandingPart]) -> Option<Decimal> {
+    let units: u32 = parts
+        .iter()
+        .map(|part| match part.billing {
+            VariantBilling::Instance { instance_count, .. } => instance_count,
+            VariantBilling::Serverless {
+                provisioned_concurrency,
+                ..
+            } => provisioned_concurrency.unwrap_or(0),
+        })
+        .sum();
+    let usd: Decimal = parts.iter().map(|part| part.usd_per_hour).sum();
+    (units > 0).then(|| usd / Decimal::from(units))
 }
 
 /// `endpoint`'s cell of `class` on `day` among `changed` (the cells a receipt
@@ -1586,21 +1605,70 @@ struct HeldCompute {
     /// The first line's rate (with a shadow or a new fleet billed alongside, the
     /// average of every instance's).
     usd_per_unit: Option<Decimal>,
+    /// Of `cost_usd`, the lines' at another rate than the receipt's standing
+    /// parts', when they are of the parts stood on before
+    /// ([`Accruals::stood_before`]).
+    before_usd: Decimal,
 }
 
 impl HeldCompute {
+    /// The standing parts the lines' instance time stood on, each set with its
+    /// part of the time: the accrual's `now` throughout; or where the receipt
+    /// does not price its variant's own instances, the parts it stood on
+    /// `before` ([`Accruals::stood_before`]) for the lines at another rate
+    /// (all of them when nothing of a known rate stands now), each set standing
+    /// its lines' cost ÷ its standing rate in hours.
+    fn stood<'a>(
+        &self,
+        now: &'a [StandingPart],
+        before: Option<&'a [StandingPart]>,
+    ) -> Vec<(&'a [StandingPart], Decimal)> {
+        let Some(before) = before else {
+            return vec![(now, Decimal::ONE)];
+        };
+        if now.is_empty() {
+            return vec![(before, Decimal::ONE)];
+        }
+        let Some(since) = self.cost_usd.checked_sub(self.before_usd) else {
+            return vec![(now, Decimal::ONE)];
+        };
+        if self.before_usd.is_zero() {
+            return vec![(now, Decimal::ONE)];
+        }
+        if since.is_zero() {
+            return vec![(before, Decimal::ONE)];
+        }
+        let hours = |usd: Decimal, parts: &[StandingPart]| {
+            let per_hour: Decimal = parts.iter().map(|part| part.usd_per_hour).sum();
+            usd.checked_div(per_hour)
+                .filter(|hours| *hours > Decimal::ZERO)
+        };
+        // As parts of the time (within 1, so that no rate or instance count
+        // weighed with one grows).
+        let time = |(before_hours, since_hours): (Decimal, Decimal)| {
+            let all = before_hours.checked_add(since_hours)?;
+            Some((before_hours / all, since_hours / all))
+        };
+        match hours(self.before_usd, before)
+            .zip(hours(since, now))
+            .and_then(time)
+        {
+            Some((before_time, since_time)) => vec![(before, before_time), (now, since_time)],
+            None => vec![(now, Decimal::ONE)],
+        }
+    }
+
     /// Each kind of instance time among `shares` (an accrual's, by its standing
     /// parts' rates, the receipt's own first) with its share of the lines'
-    /// instance-hours (its instances of all those the accrual pays for, rounded
-    /// at 20 places as the rates' shares are); and each with its own rate per
-    /// instance-hour (its parts' hourly rates ÷ their instances). An accrual of
-    /// one kind alone: all the instance-hours, at the lines' rate; without
-    /// standing parts, the instance-hours go as `shares` do, each kind with a
-    /// share at the lines' rate.
+    /// instance-hours (its instances of all those the parts `stood` count, each
+    /// set's × its part of the time, rounded at 20 places as the rates' shares
+    /// are); and each with its own rate per instance-hour (its parts' hourly
+    /// rates ÷ their instances). An accrual of one kind alone: all the
+    /// instance-hours, at the lines' rate.
     #[allow(clippy::type_complexity)]
     fn by_time(
         &self,
-        accrual: &crate::billing::Accrual,
+        stood: &Stood<'_>,
         shares: &[(UsageClass, Decimal)],
     ) -> (
         Vec<(UsageClass, Decimal)>,
@@ -1613,44 +1681,38 @@ impl HeldCompute {
                 vec![(own.clone(), self.usd_per_unit)],
             );
         }
-        if accrual.standing_parts.is_empty() {
-            // No part counts instances (the variant's own unpriced, the time of
-            // those it stood on before): the hours go as the shares do, at the
-            // lines' rate.
-            let rates = shares
-                .iter()
-                .map(|(c, share)| (c.clone(), self.usd_per_unit.filter(|_| !share.is_zero())))
-                .collect();
-            return (shares.to_vec(), rates);
-        }
-        // Instances and hourly rate of each kind, the parts in `shares`' order.
-        let mut kinds: Vec<(UsageClass, u64, Decimal)> = shares
+        // Instance-hours, instances and hourly rate of each kind, the parts in
+        // `shares`' order.
+        let mut kinds: Vec<(UsageClass, Decimal, u64, Decimal)> = shares
             .iter()
-            .map(|(c, _)| (c.clone(), 0, Decimal::ZERO))
+            .map(|(c, _)| (c.clone(), Decimal::ZERO, 0, Decimal::ZERO))
             .collect();
-        for part in accrual.standing_parts.iter() {
-            let of = part_class(own, part);
-            if let (Some(kind), VariantBilling::Instance { instance_count, .. }) =
-                (kinds.iter_mut().find(|(c, _, _)| *c == of), &part.billing)
-            {
-                kind.1 += u64::from(*instance_count);
-                kind.2 += part.usd_per_hour;
+        for (parts, hours) in stood {
+            for part in parts.iter() {
+                let of = part_class(own, part);
+                if let (Some(kind), VariantBilling::Instance { instance_count, .. }) =
+                    (kinds.iter_mut().find(|(c, ..)| *c == of), &part.billing)
+                {
+                    kind.1 += Decimal::from(*instance_count) * hours;
+                    kind.2 += u64::from(*instance_count);
+                    kind.3 += part.usd_per_hour;
+                }
             }
         }
-        let instances: u64 = kinds.iter().map(|(_, n, _)| n).sum();
+        let all: Decimal = kinds.iter().map(|(_, hours, ..)| hours).sum();
         let by_time = kinds
             .iter()
-            .map(|(c, n, _)| {
-                let share = match instances {
-                    0 => Decimal::ZERO,
-                    all => (Decimal::from(*n) / Decimal::from(all)).round_dp(20),
+            .map(|(c, hours, ..)| {
+                let share = match all.is_zero() {
+                    true => Decimal::ZERO,
+                    false => (hours / all).round_dp(20),
                 };
                 (c.clone(), share)
             })
             .collect();
         let rates = kinds
             .into_iter()
-            .map(|(c, n, usd)| {
+            .map(|(c, _, n, usd)| {
                 let rate = (n > 0).then(|| (usd / Decimal::from(n)).normalize());
                 (c, rate)
             })

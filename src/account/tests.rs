@@ -1716,6 +1716,45 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
     assert_eq!(own.parts.unexplained_usd, Decimal::from(48), "{own:?}");
 }
 
+/// An amortised receipt of `rt` on `count` × `instance_type`, its call ending 1 s
+/// after `at`, with compute `lines` (JSON), its accrual `accrued` (all of it
+/// allocated) paying for `standing_parts` (JSON, empty: its own alone).
+fn amortized_lines_receipt(
+    id: &str,
+    at: &str,
+    (instance_type, count): (&str, u32),
+    lines: serde_json::Value,
+    accrued: &str,
+    standing_parts: serde_json::Value,
+) -> crate::billing::Cost {
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": instance_type, "instance_count": count},
+        "allocation": "amortized",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1_000_000,
+                  "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": lines, "cost_usd": "0", "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1",
+                    "standing_parts": standing_parts}
+    }))
+    .unwrap()
+}
+
+/// A priced compute line (JSON) of `hours` instance-hours at `rate` costing `usd`.
+fn priced_hours(hours: &str, rate: &str, usd: &str) -> serde_json::Value {
+    serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+        "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": usd,
+                  "provenance": {"source": "live", "sku": null, "effective_date": null,
+                                 "fetched_at": null, "note": null}}})
+}
+
+/// An unpriced compute line (JSON) of `hours` instance-hours of ml.unpriced.xlarge.
+fn unpriced_hours(hours: &str) -> serde_json::Value {
+    serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+        "price": {"status": "unpriced", "reason": "no rate for ml.unpriced.xlarge"}})
+}
+
 #[tokio::test]
 async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_under_that_type() {
     // `rt` serves from 2 × ml.g5.xlarge ($1.408/h) without a shadow, amortised.
@@ -1726,46 +1765,22 @@ async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_und
     // × 1.408 = 0.704 (the accrual grows by as much), and an unpriced one the
     // new type's 0.5 instance-hours; its accrual has no standing part (nothing
     // of a known rate stands beside the variant).
-    let receipt = |id: &str, at: &str, instance_type: &str, count: u32, lines, accrued: &str| {
-        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
-            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
-            "billing": {"kind": "instance", "instance_type": instance_type,
-                        "instance_count": count},
-            "allocation": "amortized",
-            "usage": {"operation": "InvokeEndpoint", "latency_us": 1_000_000,
-                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
-            "lines": lines, "cost_usd": "0", "currency": "USD", "region": "us-east-1",
-            "running_client_usd": "0", "running_endpoint_usd": "0",
-            "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1"}
-        }))
-        .unwrap();
-        cost
-    };
-    let priced = |hours: &str, usd: &str| {
-        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
-            "price": {"status": "priced", "usd_per_unit": "1.408", "cost_usd": usd,
-                      "provenance": {"source": "live", "sku": null, "effective_date": null,
-                                     "fetched_at": null, "note": null}}})
-    };
-    let unpriced = serde_json::json!({"item": "compute", "quantity": "0.5",
-        "unit": "instance_hours",
-        "price": {"status": "unpriced", "reason": "no rate for ml.unpriced.xlarge"}});
     let metered = ledger([
-        receipt(
+        amortized_lines_receipt(
             "a",
             "2026-11-28T23:59:59Z",
-            "ml.g5.xlarge",
-            2,
-            serde_json::json!([priced("0.01", "0.01408")]),
+            ("ml.g5.xlarge", 2),
+            serde_json::json!([priced_hours("0.01", "1.408", "0.01408")]),
             "10",
+            serde_json::json!([]),
         ),
-        receipt(
+        amortized_lines_receipt(
             "b",
             "2026-11-29T00:59:59Z",
-            "ml.unpriced.xlarge",
-            1,
-            serde_json::json!([priced("0.5", "0.704"), unpriced]),
+            ("ml.unpriced.xlarge", 1),
+            serde_json::json!([priced_hours("0.5", "1.408", "0.704"), unpriced_hours("0.5")]),
             "10.704",
+            serde_json::json!([]),
         ),
     ]);
     // AWS bills the g5s' 0.5 h × 1.408 = 0.704 under Host:ml.g5.xlarge, and
@@ -1787,6 +1802,95 @@ async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_und
     // bill, $1, is unexplained.
     let own = row(&r, "Host:ml.unpriced.xlarge");
     assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.parts.unexplained_usd, Decimal::ONE, "{own:?}");
+}
+
+#[tokio::test]
+async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_own_rate() {
+    // `rt` serves from 2 × ml.g5.xlarge ($1.408/h) and shadows to 1 ×
+    // ml.g5.12xlarge ($7.09/h), amortised: 2 × 1.408 + 7.09 = $9.906/h over 3
+    // instances, 3.302 an instance-hour on average. Counting starts with
+    // receipt a (11-28, ending 11-29 00:00). On 11-29 the variant stands on the
+    // g5s until 00:15, at 0 instances until 00:30, then on 1 ×
+    // ml.unpriced.xlarge, a type no price source knows; the shadow stands
+    // throughout. Receipt b's call ends at 01:00. Its compute lines, one per
+    // rate the accrual ran at since a's end:
+    // - to 00:15, all 3 instances: 3 × 0.25 h = 0.75 instance-hours × 3.302 =
+    //   2.4765 (the g5s' 2 × 0.25 × 1.408 = 0.704 and the shadow's 0.25 × 7.09
+    //   = 1.7725);
+    // - from 00:15, the shadow alone (the variant's own at 0, then unpriced):
+    //   0.75 instance-hours × 7.09 = 5.3175;
+    // - unpriced, the new type's 1 × 0.5 h.
+    // The accrual grows by 2.4765 + 5.3175 = 7.794, and its standing parts are
+    // now the shadow's alone (the variant's own rate unknown).
+    let both = serde_json::json!([
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 2},
+         "usd_per_hour": "2.816"},
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
+         "usd_per_hour": "7.09"}]);
+    let shadow_only = serde_json::json!([
+        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
+         "usd_per_hour": "7.09"}]);
+    let metered = ledger([
+        amortized_lines_receipt(
+            "a",
+            "2026-11-28T23:59:59Z",
+            ("ml.g5.xlarge", 2),
+            serde_json::json!([priced_hours("0.03", "3.302", "0.09906")]),
+            "10",
+            both,
+        ),
+        amortized_lines_receipt(
+            "b",
+            "2026-11-29T00:59:59Z",
+            ("ml.unpriced.xlarge", 1),
+            serde_json::json!([
+                priced_hours("0.75", "3.302", "2.4765"),
+                priced_hours("0.75", "7.09", "5.3175"),
+                unpriced_hours("0.5"),
+            ]),
+            "17.794",
+            shadow_only,
+        ),
+    ]);
+    // AWS bills the g5s' 2 × 0.25 h = 0.5 h × 1.408 = 0.704 under
+    // Host:ml.g5.xlarge, the shadow's 1 h (00:00 to 01:00) × 7.09 = 7.09 under
+    // Host:ml.g5.12xlarge, and the new type's 0.5 h at its real rate (say $2/h,
+    // which no source here knows): 0.5 × 2 = 1.
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "0.704", "0.5"),
+        ("USE1-Host:ml.g5.12xlarge", "7.09", "1"),
+        ("USE1-Host:ml.unpriced.xlarge", "1", "0.5"),
+    ]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    // Each priced type is metered as billed, at its own rate: the g5s' 0.704
+    // for 0.5 h, the shadow's 1.7725 + 5.3175 = 7.09 for 0.25 + 0.75 = 1 h:
+    // nothing idle, outside, discounted or unexplained (the whole 7.794 under
+    // the shadow's type would be 7.794 − 7.09 = 0.704 unexplained there, and
+    // the g5s' 0.704 outside sagemeter).
+    for (class, usd, hours) in [
+        (
+            "Host:ml.g5.xlarge",
+            Decimal::new(704, 3),
+            Decimal::new(5, 1),
+        ),
+        ("Host:ml.g5.12xlarge", Decimal::new(709, 2), Decimal::ONE),
+    ] {
+        let row = row(&r, class);
+        assert_eq!(row.metered_usd, usd, "{row:?}");
+        assert_eq!(row.metered_quantity, Some(hours), "{row:?}");
+        assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+        assert_eq!(row.parts, Parts::default(), "{row:?}");
+    }
+    // The new type has no priced receipt and no known rate: nothing of the
+    // others' is filed under it, not even what rounding their shares leaves
+    // (the hours' 1/3 and 2/3 at 20 places), and its whole bill, $1, is
+    // unexplained.
+    let own = row(&r, "Host:ml.unpriced.xlarge");
+    assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.metered_quantity, Some(Decimal::ZERO), "{own:?}");
     assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.unexplained_usd, Decimal::ONE, "{own:?}");
