@@ -522,7 +522,12 @@ impl Metered {
                     held.cost_usd = sum(held.cost_usd, cost_usd, "metered cost")?;
                     held.quantity = sum(held.quantity, quantity, "metered quantity")?;
                     held.usd_per_unit.get_or_insert(usd_per_unit);
-                    if stood_before.is_some() && standing_rate != Some(usd_per_unit) {
+                    // A line at the earlier parts' rate, not the standing ones':
+                    // a price change at the standing parts starts a line at
+                    // another rate too, and that one is theirs.
+                    if stood_before.and_then(average_rate) == Some(usd_per_unit)
+                        && standing_rate != Some(usd_per_unit)
+                    {
                         held.before_usd = sum(held.before_usd, cost_usd, "metered cost")?;
                     }
                     continue;

@@ -1852,48 +1852,68 @@ async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_o
                 unpriced_hours("0.5"),
             ]),
             "17.794",
-            shadow_only,
+            shadow_only.clone(),
+        ),
+        // At 02:00 a price refresh moves ml.g5.12xlarge to $7.50/h. Receipt c's
+        // call ends at 03:00: 1 instance-hour at 7.09 (01:00 to 02:00) and 1 at
+        // 7.50 (02:00 to 03:00), the new type's 2 h unpriced. Both priced
+        // lines are the shadow's: the second's rate is not the earlier parts'
+        // 3.302 though it is not the standing 7.09 either.
+        amortized_lines_receipt(
+            "c",
+            "2026-11-29T02:59:59Z",
+            ("ml.unpriced.xlarge", 1),
+            serde_json::json!([
+                priced_hours("1", "7.09", "7.09"),
+                priced_hours("1", "7.5", "7.5"),
+                unpriced_hours("2"),
+            ]),
+            "32.384",
+            serde_json::json!([
+                {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge",
+                             "instance_count": 1},
+                 "usd_per_hour": "7.5"}]),
         ),
     ]);
     // AWS bills the g5s' 2 × 0.25 h = 0.5 h × 1.408 = 0.704 under
-    // Host:ml.g5.xlarge, the shadow's 1 h (00:00 to 01:00) × 7.09 = 7.09 under
-    // Host:ml.g5.12xlarge, and the new type's 0.5 h at its real rate (say $2/h,
-    // which no source here knows): 0.5 × 2 = 1.
+    // Host:ml.g5.xlarge, the shadow's 3 h (00:00 to 03:00), 2 × 7.09 + 7.50 =
+    // 21.68, under Host:ml.g5.12xlarge, and the new type's 2.5 h at its real
+    // rate (say $2/h, which no source here knows): 2.5 × 2 = 5.
     let bill = billed_nov_29(&[
         ("USE1-Host:ml.g5.xlarge", "0.704", "0.5"),
-        ("USE1-Host:ml.g5.12xlarge", "7.09", "1"),
-        ("USE1-Host:ml.unpriced.xlarge", "1", "0.5"),
+        ("USE1-Host:ml.g5.12xlarge", "21.68", "3"),
+        ("USE1-Host:ml.unpriced.xlarge", "5", "2.5"),
     ]);
     let r = reconcile_nov_29(&metered, &bill).await.unwrap();
-    // Each priced type is metered as billed, at its own rate: the g5s' 0.704
-    // for 0.5 h, the shadow's 1.7725 + 5.3175 = 7.09 for 0.25 + 0.75 = 1 h:
-    // nothing idle, outside, discounted or unexplained (the whole 7.794 under
-    // the shadow's type would be 7.794 − 7.09 = 0.704 unexplained there, and
-    // the g5s' 0.704 outside sagemeter).
-    for (class, usd, hours) in [
-        (
-            "Host:ml.g5.xlarge",
-            Decimal::new(704, 3),
-            Decimal::new(5, 1),
-        ),
-        ("Host:ml.g5.12xlarge", Decimal::new(709, 2), Decimal::ONE),
-    ] {
-        let row = row(&r, class);
-        assert_eq!(row.metered_usd, usd, "{row:?}");
-        assert_eq!(row.metered_quantity, Some(hours), "{row:?}");
-        assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
-        assert_eq!(row.parts, Parts::default(), "{row:?}");
-    }
+    // Each priced type is metered as billed: the g5s' 0.704 for 0.5 h at
+    // 1.408, nothing idle, outside, discounted or unexplained (the whole 7.794
+    // of b under the shadow's type would leave the g5s' 0.704 outside
+    // sagemeter); the shadow's 1.7725 + 5.3175 + 7.09 + 7.50 = 21.68 for 0.25
+    // + 0.75 + 1 + 1 = 3 h (c's 7.50 line taken for the earlier parts' time
+    // would file 2.0155 of it under the g5s). The shadow's row is not judged
+    // at one rate: the day ran at two.
+    let g5 = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(g5.metered_usd, Decimal::new(704, 3), "{g5:?}");
+    assert_eq!(g5.metered_quantity, Some(Decimal::new(5, 1)), "{g5:?}");
+    assert_eq!(g5.effective_rate_ratio, Some(Decimal::ONE), "{g5:?}");
+    assert_eq!(g5.parts, Parts::default(), "{g5:?}");
+    let shadow = row(&r, "Host:ml.g5.12xlarge");
+    assert_eq!(shadow.metered_usd, Decimal::new(2168, 2), "{shadow:?}");
+    assert_eq!(
+        shadow.metered_quantity,
+        Some(Decimal::from(3)),
+        "{shadow:?}"
+    );
     // The new type has no priced receipt and no known rate: nothing of the
     // others' is filed under it, not even what rounding their shares leaves
-    // (the hours' 1/3 and 2/3 at 20 places), and its whole bill, $1, is
+    // (the hours' 1/3 and 2/3 at 20 places), and its whole bill, $5, is
     // unexplained.
     let own = row(&r, "Host:ml.unpriced.xlarge");
     assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.metered_quantity, Some(Decimal::ZERO), "{own:?}");
     assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
-    assert_eq!(own.parts.unexplained_usd, Decimal::ONE, "{own:?}");
+    assert_eq!(own.parts.unexplained_usd, Decimal::from(5), "{own:?}");
 }
 
 #[tokio::test]
