@@ -2375,6 +2375,81 @@ mod tests {
         Arc::new(Budgets::new(vec![budget], true, time))
     }
 
+    /// 1 December 2026, 12:00 UTC: the moment most of these tests call at.
+    fn noon() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap()
+    }
+
+    /// `budget` alone, off the fleet, on the [`stopped`] clock.
+    fn one_budget(budget: Budget) -> Arc<Budgets> {
+        Arc::new(Budgets::new(vec![budget], false, stopped()))
+    }
+
+    /// An enforced budget alone (as [`one_budget`]) of `limit` a day on
+    /// `scope`, each call estimated at the most of the last `calls`,
+    /// `initial` before the first.
+    fn recent_max(scope: BudgetScope, limit: &str, calls: usize, initial: &str) -> Arc<Budgets> {
+        let budget = Budget::enforce(scope, BudgetPeriod::Day, dec(limit))
+            .unwrap()
+            .estimate(Estimate::RecentMax {
+                calls,
+                initial_usd: dec(initial),
+            })
+            .unwrap();
+        one_budget(budget)
+    }
+
+    /// One call to `endpoint` (no tags) at `at`, reserved then settled at
+    /// `usd`.
+    fn spend(
+        budgets: &Arc<Budgets>,
+        endpoint: &str,
+        usd: Decimal,
+        priced: Priced,
+        at: DateTime<Utc>,
+    ) {
+        let reservation = budgets.reserve(endpoint, &BTreeMap::new(), at).unwrap();
+        reservation.settle(&BTreeMap::new(), usd, priced, at);
+    }
+
+    /// [`spend`], if the call's reservation fits: what it held, `None` when
+    /// refused.
+    fn held_then_spent(
+        budgets: &Arc<Budgets>,
+        endpoint: &str,
+        usd: &str,
+        priced: Priced,
+        at: DateTime<Utc>,
+    ) -> Option<Decimal> {
+        let reservation = budgets.reserve(endpoint, &BTreeMap::new(), at).ok()?;
+        let held = reservation.held_usd();
+        reservation.settle(&BTreeMap::new(), dec(usd), priced, at);
+        Some(held)
+    }
+
+    /// A fleet budget's lease of $1 for the day of `t0`, granted at `t0`
+    /// until `until`.
+    fn lease_the_day(budgets: &Budgets, t0: DateTime<Utc>, until: DateTime<Utc>) {
+        budgets.grant(0, BudgetPeriod::Day.start_of(t0), dec("1"), until, true);
+    }
+
+    /// An async job to `jobs` (no tags) reserved at `at`, its submission
+    /// receipt `submission` settled as a part, the rest held until `lapses`
+    /// as invocation `call`; `None`: refused.
+    fn job_held_until(
+        budgets: &Arc<Budgets>,
+        at: DateTime<Utc>,
+        submission: Decimal,
+        lapses: DateTime<Utc>,
+        call: &str,
+    ) -> Option<Reservation> {
+        let no_tags = BTreeMap::new();
+        let mut hold = budgets.reserve("jobs", &no_tags, at).ok()?;
+        hold.settle_part(&no_tags, submission, Priced::Fully, at);
+        hold.expire_at(lapses, call);
+        Some(hold)
+    }
+
     /// One $0.01 call at `at`, if its reservation fits.
     fn call(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> bool {
         match budgets.reserve("chat", &BTreeMap::new(), at) {
@@ -2436,10 +2511,7 @@ mod tests {
             .estimate(Estimate::Fixed { usd: dec("0.25") })
             .unwrap();
         let budgets = Arc::new(Budgets::new(vec![alert, enforced], false, stopped()));
-        let settle = |usd: &str, priced: Priced| {
-            let reservation = budgets.reserve("chat", &BTreeMap::new(), day(1)).unwrap();
-            reservation.settle(&BTreeMap::new(), dec(usd), priced, day(1));
-        };
+        let settle = |usd: &str, priced| spend(&budgets, "chat", dec(usd), priced, day(1));
         // One fully priced call of $0.30; two whose compute is unpriced, with
         // $0.10 of priced lines each.
         settle("0.30", Priced::Fully);
@@ -2474,7 +2546,7 @@ mod tests {
         time: SharedTimeSource,
     ) -> (Arc<Budgets>, DateTime<Utc>, DateTime<Utc>) {
         let budgets = fleet_budgets_on(time);
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         let day = BudgetPeriod::Day.start_of(t0);
         assert!(!call(&budgets, t0), "nothing leased yet");
         budgets.grant(0, day, dec("0.05"), t0 + TimeDelta::seconds(30), true);
@@ -2569,7 +2641,7 @@ mod tests {
     /// budgets, the clock, t0 and t0's day.
     fn half_dollar_calls_from_noon()
     -> (Arc<Budgets>, ManualTimeSource, DateTime<Utc>, DateTime<Utc>) {
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         let clock = ManualTimeSource::new(t0.into());
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
             .unwrap()
@@ -2597,9 +2669,8 @@ mod tests {
         // Leased $0.50; a job submitted at $0 holds it until 12:06; then the
         // lease is found gone: nothing spent, nothing kept.
         budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::seconds(30), true);
-        let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
-        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
-        job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        let lapses = t0 + TimeDelta::minutes(6);
+        let job = job_held_until(&budgets, t0, Decimal::ZERO, lapses, "job-a").unwrap();
         budgets.renew(0, day, Renewal::Gone);
         // 12:10: the hold lapsed, charged as run ($0.50 spent), handed to the
         // fleet and written without a lease: the table counts $0.50 apart
@@ -2648,11 +2719,9 @@ mod tests {
     fn a_job_charged_provisionally_under_a_lease()
     -> (Arc<Budgets>, Reservation, DateTime<Utc>, DateTime<Utc>) {
         let (budgets, clock, t0, day) = half_dollar_calls_from_noon();
-        let no_tags = BTreeMap::new();
         budgets.grant(0, day, dec("0.50"), t0 + TimeDelta::hours(1), true);
-        let mut job = budgets.reserve("jobs", &no_tags, t0).unwrap();
-        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, t0);
-        job.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        let lapses = t0 + TimeDelta::minutes(6);
+        let job = job_held_until(&budgets, t0, Decimal::ZERO, lapses, "job-a").unwrap();
         let t1 = t0 + TimeDelta::minutes(10);
         clock.set_time(t1.into());
         assert_eq!(spent_held(&budgets, t1), (dec("0.50"), Decimal::ZERO));
@@ -2751,9 +2820,8 @@ mod tests {
         let (budgets, clock, noon, day) = half_dollar_calls_from_noon();
         let no_tags = BTreeMap::new();
         budgets.grant(0, day, dec("0.50"), noon + TimeDelta::hours(1), true);
-        let mut job = budgets.reserve("jobs", &no_tags, noon).unwrap();
-        job.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, noon);
-        job.expire_at(noon + TimeDelta::minutes(6), "job-a");
+        let lapses = noon + TimeDelta::minutes(6);
+        let job = job_held_until(&budgets, noon, Decimal::ZERO, lapses, "job-a").unwrap();
         let t0 = noon + TimeDelta::minutes(61);
         clock.set_time(t0.into());
         assert_eq!(spent_held(&budgets, t0), (dec("0.50"), Decimal::ZERO));
@@ -2994,7 +3062,7 @@ mod tests {
     /// [`leased_and_one_call`] on a manual clock at t0: the budgets, the
     /// clock, t0 and t0's day.
     fn leased_on_a_clock() -> (Arc<Budgets>, ManualTimeSource, DateTime<Utc>, DateTime<Utc>) {
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         let clock = ManualTimeSource::new(t0.into());
         let (budgets, t0, day) = leased_and_one_call_on(SharedTimeSource::new(clock.clone()));
         (budgets, clock, t0, day)
@@ -3179,14 +3247,13 @@ mod tests {
             .estimate(Estimate::Fixed { usd: dec("0.10") })
             .unwrap()
             .on_alert(move |a| seen.lock().unwrap().push(a.threshold_percent));
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
         // 10 calls of 0.10 at 10:00:30 spend the hour's 1.00 (10 × 0.10), passing
         // 50, 80 and 100 %.
         let spent_at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 30).unwrap();
         for _ in 0..10 {
-            let reservation = budgets.reserve("chat", &no_tags, spent_at).unwrap();
-            reservation.settle(&no_tags, dec("0.10"), Priced::Fully, spent_at);
+            spend(&budgets, "chat", dec("0.10"), Priced::Fully, spent_at);
         }
         assert_eq!(*raised.lock().unwrap(), vec![50, 80, 100]);
         // The wall clock steps back to 09:59:59: still the 10:00 hour, still full.
@@ -3216,21 +3283,11 @@ mod tests {
 
     #[test]
     fn recent_max_looks_back_over_all_the_calls_it_is_asked_to() {
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1000"))
-            .unwrap()
-            .estimate(Estimate::RecentMax {
-                calls: 100,
-                initial_usd: dec("0.01"),
-            })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = recent_max(BudgetScope::Client, "1000", 100, "0.01");
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // One 5 USD call, then 70 of 0.01: 71 receipts, all within the last 100.
-        let call = |usd: &str| {
-            let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
-            reservation.settle(&no_tags, dec(usd), Priced::Fully, at);
-        };
+        let call = |usd: &str| spend(&budgets, "chat", dec(usd), Priced::Fully, at);
         call("5");
         for _ in 0..70 {
             call("0.01");
@@ -3291,12 +3348,11 @@ mod tests {
         // $2 an hour, each call estimated at the most of the last 20 receipts.
         let budget =
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Hour, dec("2")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
         let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
         // 10:05: one call (estimated at the initial $0.01) that cost $3.
-        let first = budgets.reserve("chat", &no_tags, at(10, 5)).unwrap();
-        first.settle(&no_tags, dec("3"), Priced::Fully, at(10, 5));
+        spend(&budgets, "chat", dec("3"), Priced::Fully, at(10, 5));
         // 10:10: the hour is spent: refused, rightly.
         assert!(budgets.reserve("chat", &no_tags, at(10, 10)).is_err());
         // 11:00: a new hour, nothing spent. The estimate is the $3 receipt capped
@@ -3320,9 +3376,9 @@ mod tests {
     fn the_default_estimate_under_a_smaller_limit_is_the_limit_not_a_lock_out() {
         // $0.005 a day, the default estimate ($0.01 before the first receipt).
         let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.005")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // Held at the limit: 0 + 0 + 0.005 ≤ 0.005, the first call goes.
         let first = budgets.reserve("chat", &no_tags, at).unwrap();
         assert_eq!(first.held_usd(), dec("0.005"));
@@ -3332,20 +3388,12 @@ mod tests {
 
     #[test]
     fn receipts_that_cost_nothing_are_no_estimate_for_an_unpriced_call() {
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("1"))
-            .unwrap()
-            .estimate(Estimate::RecentMax {
-                calls: 20,
-                initial_usd: dec("0.05"),
-            })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = recent_max(BudgetScope::Client, "1", 20, "0.05");
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // Two calls priced at $0 (credits), then one whose price is unknown.
         for _ in 0..2 {
-            let r = budgets.reserve("chat", &no_tags, at).unwrap();
-            r.settle(&no_tags, Decimal::ZERO, Priced::Fully, at);
+            spend(&budgets, "chat", Decimal::ZERO, Priced::Fully, at);
         }
         let unpriced = budgets.reserve("chat", &no_tags, at).unwrap();
         assert_eq!(unpriced.held_usd(), dec("0.05"), "the initial estimate");
@@ -3357,21 +3405,12 @@ mod tests {
     #[test]
     fn an_unpriced_call_settled_unreserved_in_a_new_period_counts_at_that_periods_estimate() {
         // $10 a day, each call estimated at the most of the last 3 receipts.
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("10"))
-            .unwrap()
-            .estimate(Estimate::RecentMax {
-                calls: 3,
-                initial_usd: dec("0.01"),
-            })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = recent_max(BudgetScope::Client, "10", 3, "0.01");
         let no_tags = BTreeMap::new();
         let day = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
         // 1 December: a call of $1; 2 December: one of $0.10.
-        let call = budgets.reserve("jobs", &no_tags, day(1)).unwrap();
-        call.settle(&no_tags, dec("1"), Priced::Fully, day(1));
-        let call = budgets.reserve("jobs", &no_tags, day(2)).unwrap();
-        call.settle(&no_tags, dec("0.10"), Priced::Fully, day(2));
+        spend(&budgets, "jobs", dec("1"), Priced::Fully, day(1));
+        spend(&budgets, "jobs", dec("0.10"), Priced::Fully, day(2));
         // 3 December, before any other call that day: an async invocation
         // submitted by another client settles here, unreserved, its compute
         // unpriced ($0 priced). The day has no receipts yet, so a call now would
@@ -3411,9 +3450,9 @@ mod tests {
             .unwrap()
             .estimate(Estimate::Fixed { usd: dec("0.05") })
             .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
         // The submission costs 0.001: spent 0.001, held 0.05 − 0.001 = 0.049.
         hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, at);
@@ -3453,14 +3492,8 @@ mod tests {
             false,
             stopped(),
         ));
-        let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let settle = |usd: Decimal| {
-            budgets
-                .reserve("chat", &no_tags, at)
-                .unwrap()
-                .settle(&no_tags, usd, Priced::Fully, at)
-        };
+        let at = noon();
+        let settle = |usd: Decimal| spend(&budgets, "chat", usd, Priced::Fully, at);
         // A call of $0 is no share of either: 0 < 50 % × 10⁻²⁸ = 0.5 × 10⁻²⁸.
         settle(Decimal::ZERO);
         assert_eq!(*raised.lock().unwrap(), vec![]);
@@ -3490,16 +3523,14 @@ mod tests {
     fn nothing_stays_held_once_every_call_is_done_though_the_sum_held_rounded() {
         // $100 a day; each call estimated at its last receipt's cost, $2/3 to
         // 28 places (the most a decimal holds) before the first.
-        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("100"))
-            .unwrap()
-            .estimate(Estimate::RecentMax {
-                calls: 1,
-                initial_usd: dec("0.6666666666666666666666666667"),
-            })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = recent_max(
+            BudgetScope::Client,
+            "100",
+            1,
+            "0.6666666666666666666666666667",
+        );
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // One call holds 0.6666666666666666666666666667; a receipt of $10
         // settles; a second call holds $10. Together 10.6666666666666666666666666667,
         // 30 digits, which the sum held keeps to 29: 10.666666666666666666666666667.
@@ -3522,12 +3553,10 @@ mod tests {
         let budget = Budget::alert(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
             .unwrap()
             .on_alert(|_| panic!("the application's alert handler failed"));
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
-        let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let budgets = one_budget(budget);
+        let at = noon();
         // 0.006 of 0.01 passes 50 %: the callback panics, the settlement goes on.
-        let reservation = budgets.reserve("chat", &no_tags, at).unwrap();
-        reservation.settle(&no_tags, dec("0.006"), Priced::Fully, at);
+        spend(&budgets, "chat", dec("0.006"), Priced::Fully, at);
         assert_eq!(budgets.status(at)[0].spent_usd, dec("0.006"));
     }
 
@@ -3537,7 +3566,7 @@ mod tests {
         // calls, $0.01 before the first.
         let budget =
             Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
         let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
         // Each job is submitted from S3 without its size: its submission's one
@@ -3593,16 +3622,9 @@ mod tests {
     {
         // $10 a day on `jobs`, each call estimated at the most of the last 20,
         // $2 before the first.
-        let budget = Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Day, dec("10"))
-            .unwrap()
-            .estimate(Estimate::RecentMax {
-                calls: 20,
-                initial_usd: dec("2"),
-            })
-            .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = recent_max(BudgetScope::endpoint("jobs"), "10", 20, "2");
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // Every job is submitted from S3 without its size: its data in is
         // unpriced, at most 2³⁰ bytes = 1 GB × $0.016 = $0.016; its
         // settlement, compute and data out, is $0.05, all priced.
@@ -3636,15 +3658,9 @@ mod tests {
         // (how many is unknown); the output tokens are priced, at $0.01 per 1,000.
         let budget =
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
-        let no_tags = BTreeMap::new();
+        let budgets = one_budget(budget);
         let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
-        let call = |usd: &str, when| -> Option<Decimal> {
-            let r = budgets.reserve("chat", &no_tags, when).ok()?;
-            let held = r.held_usd();
-            r.settle(&no_tags, dec(usd), Priced::Partly, when);
-            Some(held)
-        };
+        let call = |usd, when| held_then_spent(&budgets, "chat", usd, Priced::Partly, when);
         let spent = |when| budgets.status(when)[0].spent_usd;
         // 1 December, 23:00: a long answer, 600,000 output tokens = $6 priced,
         // held at the initial $0.01: it counts max(6, 0.01) = $6.
@@ -3670,9 +3686,9 @@ mod tests {
         // 12 places; nothing out.
         let budget =
             Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
+        let budgets = one_budget(budget);
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // Each is held at $0.01 and counts max(0.000000015259, 0.01) = $0.01: its
         // priced data is a lower bound of its cost, and lower bounds alone never
         // bring the estimate under the initial one (or the second call would be
@@ -3699,15 +3715,9 @@ mod tests {
             dec("100"),
         )
         .unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
-        let no_tags = BTreeMap::new();
+        let budgets = one_budget(budget);
         let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 12, d, h, 0, 0).unwrap();
-        let call = |usd: &str, priced: Priced, when| -> Option<Decimal> {
-            let r = budgets.reserve("exotic", &no_tags, when).ok()?;
-            let held = r.held_usd();
-            r.settle(&no_tags, dec(usd), priced, when);
-            Some(held)
-        };
+        let call = |usd, priced, when| held_then_spent(&budgets, "exotic", usd, priced, when);
         // 1 December: five calls of $3.00 each, fully priced; the first held at
         // the initial $0.01, the others at the day's $3.
         assert_eq!(call("3.00", Priced::Fully, at(1, 12)), Some(dec("0.01")));
@@ -3746,15 +3756,9 @@ mod tests {
         // $0.0000000152587890625, $0.000000015259 to the receipt's 12 places.
         let budget =
             Budget::enforce(BudgetScope::endpoint("exotic"), BudgetPeriod::Day, dec("1")).unwrap();
-        let budgets = Arc::new(Budgets::new(vec![budget], false, stopped()));
-        let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let call = |usd: &str, priced: Priced| {
-            let r = budgets.reserve("exotic", &no_tags, at).unwrap();
-            let held = r.held_usd();
-            r.settle(&no_tags, dec(usd), priced, at);
-            held
-        };
+        let budgets = one_budget(budget);
+        let at = noon();
+        let call = |usd, priced| held_then_spent(&budgets, "exotic", usd, priced, at).unwrap();
         // A call to `credits`: held at $0.01, counts its $0.
         assert_eq!(call("0", Priced::Fully), dec("0.01"));
         // Two calls to `new`. The $0 receipt is no estimate: each is held at the
@@ -3779,7 +3783,7 @@ mod tests {
             Budget::enforce(BudgetScope::endpoint("chat"), BudgetPeriod::Day, dec("10")).unwrap();
         let budgets = Arc::new(Budgets::new(vec![client, chat], false, stopped()));
         let no_tags = BTreeMap::new();
-        let at = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = noon();
         // A call with nothing priced ($0; its compute has no price) holds $5 on
         // the client and $0.01 on `chat`, and counts no less there.
         let call = budgets.reserve("chat", &no_tags, at).unwrap();
@@ -3805,18 +3809,12 @@ mod tests {
     fn a_fleet_budget_is_charged_an_unpriced_inputs_bound_beyond_the_receipts() {
         let budgets = fleet_budgets();
         let no_tags = BTreeMap::new();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         assert!(
             budgets.reserve("jobs", &no_tags, t0).is_err(),
             "nothing leased yet"
         );
-        budgets.grant(
-            0,
-            BudgetPeriod::Day.start_of(t0),
-            dec("1"),
-            t0 + TimeDelta::seconds(30),
-            true,
-        );
+        lease_the_day(&budgets, t0, t0 + TimeDelta::seconds(30));
         // An async job held at the fixed $0.01: its submission from S3 without
         // its size is $0.001 of fee priced, its data in unpriced, at most 2³⁰
         // bytes = 1 GB × $0.016 = $0.016; its settlement $0.05, all priced.
@@ -3880,11 +3878,8 @@ mod tests {
     fn submit_job(budgets: &Arc<Budgets>, at: DateTime<Utc>) -> Option<Reservation> {
         static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let no_tags = BTreeMap::new();
-        let mut hold = budgets.reserve("jobs", &no_tags, at).ok()?;
-        hold.settle_part(&no_tags, Decimal::ZERO, Priced::Fully, at);
-        hold.expire_at(at + TimeDelta::seconds(300 + 60), &format!("job-{n}"));
-        Some(hold)
+        let lapses = at + TimeDelta::seconds(300 + 60);
+        job_held_until(budgets, at, Decimal::ZERO, lapses, &format!("job-{n}"))
     }
 
     /// An async job submitted to `jobs` at `at` as invocation `call`, its
@@ -3892,11 +3887,8 @@ mod tests {
     /// hold lapsing at SageMaker's defaults, 6 h in the queue + 15 min to run
     /// = 6 h 15 min on.
     fn submit_job_as(budgets: &Arc<Budgets>, at: DateTime<Utc>, call: &str) -> Reservation {
-        let no_tags = BTreeMap::new();
-        let mut hold = budgets.reserve("jobs", &no_tags, at).unwrap();
-        hold.settle_part(&no_tags, dec("0.0001"), Priced::Fully, at);
-        hold.expire_at(at + TimeDelta::minutes(6 * 60 + 15), call);
-        hold
+        let lapses = at + TimeDelta::minutes(6 * 60 + 15);
+        job_held_until(budgets, at, dec("0.0001"), lapses, call).unwrap()
     }
 
     #[test]
@@ -4106,23 +4098,15 @@ mod tests {
     fn a_fleet_budgets_hold_lapsed_before_its_drop_is_queued_for_the_fleet() {
         // A fleet's $1 a day, each call estimated at $0.01, on a clock at
         // 12:00.
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         let clock = ManualTimeSource::new(t0.into());
         let budgets = fleet_budgets_on(SharedTimeSource::new(clock.clone()));
-        let no_tags = BTreeMap::new();
         budgets.status(t0); // the day begun: its lease granted
-        budgets.grant(
-            0,
-            BudgetPeriod::Day.start_of(t0),
-            dec("1"),
-            t0 + TimeDelta::hours(1),
-            true,
-        );
+        lease_the_day(&budgets, t0, t0 + TimeDelta::hours(1));
         // An async job whose submission's receipt is $0.001 holds 0.01 −
         // 0.001 = $0.009 until 12:06.
-        let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
-        hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
-        hold.expire_at(t0 + TimeDelta::minutes(6), "job-a");
+        let lapses = t0 + TimeDelta::minutes(6);
+        let hold = job_held_until(&budgets, t0, dec("0.001"), lapses, "job-a").unwrap();
         // 12:10: dropped unsettled, nothing having looked at the budgets
         // since 12:00: its $0.009 is charged as run, 0.001 + 0.009 = $0.01,
         // and queued for the fleet beyond the receipts, as a status would
@@ -4230,23 +4214,13 @@ mod tests {
     fn a_lapsed_holds_charge_is_taken_back_when_its_invocation_is_settled_elsewhere() {
         // A fleet's $1 a day, each call estimated at $0.01.
         let budgets = fleet_budgets();
-        let no_tags = BTreeMap::new();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         budgets.status(t0); // the day begun: its lease granted
-        budgets.grant(
-            0,
-            BudgetPeriod::Day.start_of(t0),
-            dec("1"),
-            t0 + TimeDelta::hours(1),
-            true,
-        );
+        lease_the_day(&budgets, t0, t0 + TimeDelta::hours(1));
         // Two async jobs; each submission's receipt is $0.001, so each holds
         // 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
         let job = |call: &str| {
-            let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
-            hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
-            hold.expire_at(t0 + TimeDelta::minutes(6), call);
-            hold
+            job_held_until(&budgets, t0, dec("0.001"), t0 + TimeDelta::minutes(6), call).unwrap()
         };
         let (a, b) = (job("job-a"), job("job-b"));
         // 12:03: `a` is settled by another process of the fleet (here its
@@ -4286,25 +4260,16 @@ mod tests {
     fn a_fleet_budgets_provisional_charge_goes_to_the_fleet_and_its_settlement_takes_it_back() {
         let budgets = fleet_budgets();
         let no_tags = BTreeMap::new();
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let t0 = noon();
         assert!(
             budgets.reserve("jobs", &no_tags, t0).is_err(),
             "nothing leased yet"
         );
-        budgets.grant(
-            0,
-            BudgetPeriod::Day.start_of(t0),
-            dec("1"),
-            t0 + TimeDelta::hours(1),
-            true,
-        );
+        lease_the_day(&budgets, t0, t0 + TimeDelta::hours(1));
         // Two async jobs held at the fixed $0.01; each submission's receipt is
         // $0.001, so each holds 0.01 − 0.001 = $0.009 until it lapses, 6 min on.
         let job = |call: &str| {
-            let mut hold = budgets.reserve("jobs", &no_tags, t0).unwrap();
-            hold.settle_part(&no_tags, dec("0.001"), Priced::Fully, t0);
-            hold.expire_at(t0 + TimeDelta::minutes(6), call);
-            hold
+            job_held_until(&budgets, t0, dec("0.001"), t0 + TimeDelta::minutes(6), call).unwrap()
         };
         let (a, b) = (job("job-a"), job("job-b"));
         assert!(budgets.take_lapsed_charges().0.is_empty());
