@@ -1944,8 +1944,7 @@ mod tests {
         super::StandingRate {
             beside_unknown: false,
             unpriced_instances: 0,
-            usd_per_hour_all_instances: "1.408".parse::<Decimal>().unwrap()
-                * Decimal::from(instances),
+            usd_per_hour_all_instances: usd("1.408") * Decimal::from(instances),
             instances,
             capacity_from: (crate::pricing::PriceOrigin::Live, None),
             storage_usd_per_month: None,
@@ -1959,14 +1958,45 @@ mod tests {
 
     /// A call at `at` seconds that took no time, its clock at `standing`.
     fn at_once(at: u64, standing: super::StandingRate) -> super::InstanceClock {
+        from_to(at, at, standing)
+    }
+
+    /// A call from `started` to `ended` seconds, its clock at `standing`.
+    fn from_to(started: u64, ended: u64, standing: super::StandingRate) -> super::InstanceClock {
         super::InstanceClock {
             standing,
-            started_at: t(at),
-            ended_at: t(at),
+            started_at: t(started),
+            ended_at: t(ended),
         }
     }
 
+    /// Records a call's `cost` to `endpoint` (and `variant`) with no clock,
+    /// counted as a call or not (an async settlement), no tags.
+    fn record_cost(
+        totals: &Totals,
+        endpoint: super::EndpointSlot,
+        variant: Option<super::VariantSlot>,
+        cost: Decimal,
+        counts_a_call: bool,
+    ) -> super::Recorded {
+        totals.record(
+            &BTreeMap::new(),
+            endpoint,
+            variant,
+            cost,
+            None,
+            None,
+            None,
+            counts_a_call,
+        )
+    }
+
     fn usd(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    /// A figure of hours (a call's share of an instance's time), from its text.
+    fn hours(s: &str) -> Decimal {
         s.parse().unwrap()
     }
 
@@ -2008,6 +2038,41 @@ mod tests {
             unpriced_instances: 1,
             ..g5_xlarge(1)
         }
+    }
+
+    /// [`one_variant`] on 2 × ml.g5.xlarge beside a 1 × ml.m5.xlarge shadow
+    /// ([`g5_beside_m5_shadow`], $3.046/h) from t = 0, a call recorded then.
+    fn two_g5_beside_m5_shadow_called_at_0() -> (Totals, super::EndpointSlot, super::VariantSlot) {
+        let (totals, endpoint, variant) = one_variant();
+        totals.set_standing(variant, g5_beside_m5_shadow(2), t(0));
+        record_clock(
+            &totals,
+            endpoint,
+            variant,
+            at_once(0, g5_beside_m5_shadow(2)),
+        );
+        (totals, endpoint, variant)
+    }
+
+    /// The variant back up at `at` s on 1 instance of a type no source prices,
+    /// beside the shadow alone ([`m5_shadow_beside_one_unpriced`]): checks it
+    /// keeps no rate of its own and stands beside the shadow unpriced, then
+    /// records a call at `called` s and returns what has accrued by then.
+    fn back_up_beside_the_shadow_unpriced(
+        totals: &Totals,
+        endpoint: super::EndpointSlot,
+        variant: super::VariantSlot,
+        at: u64,
+        called: u64,
+    ) -> Decimal {
+        let alone = m5_shadow_beside_one_unpriced();
+        totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(at));
+        assert!(!totals.keeps_own_rate(variant));
+        assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
+        record_clock(totals, endpoint, variant, at_once(called, alone))
+            .accrual
+            .unwrap()
+            .accrued_usd
     }
 
     /// `s` seconds into the tests' day.
@@ -2081,12 +2146,12 @@ mod tests {
     #[test]
     fn a_lone_call_is_allocated_its_whole_wall_time_in_atto_hours() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let share = totals.call_started_on("e", None, t0);
         // 1 s alone on one instance: 1/3600 h = 0.000277… rounded down at 18 places.
         assert_eq!(
             share.end(t0 + Duration::from_secs(1), false).hours(),
-            "0.000277777777777777".parse::<Decimal>().unwrap()
+            hours("0.000277777777777777")
         );
     }
 
@@ -2097,17 +2162,17 @@ mod tests {
         // B: 1.5 µs × 1/2 = 0.75 µs. In hours, rounded down at 18 places:
         // 3.75·10⁻⁶ / 3600 = 1.0416666…·10⁻⁹ h; 0.75·10⁻⁶ / 3600 = 2.083333…·10⁻¹⁰ h.
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let ns = |n: u64| t0 + Duration::from_nanos(n);
         let a = totals.call_started_on("e", None, ns(0));
         let b = totals.call_started_on("e", None, ns(1_500));
         assert_eq!(
             b.end(ns(3_000), false).hours(),
-            "0.000000000208333333".parse::<Decimal>().unwrap()
+            hours("0.000000000208333333")
         );
         assert_eq!(
             a.end(ns(4_500), false).hours(),
-            "0.000000001041666666".parse::<Decimal>().unwrap()
+            hours("0.000000001041666666")
         );
     }
 
@@ -2130,11 +2195,11 @@ mod tests {
         assert_eq!(b.slots_busy_at_start(), 1);
         assert_eq!(
             a.end(ms(2_000), false).hours(),
-            "0.000416666666666666".parse::<Decimal>().unwrap()
+            hours("0.000416666666666666")
         );
         assert_eq!(
             b.end(ms(2_000), false).hours(),
-            "0.000138888888888888".parse::<Decimal>().unwrap()
+            hours("0.000138888888888888")
         );
     }
 
@@ -2144,7 +2209,7 @@ mod tests {
     #[test]
     fn idle_endpoints_are_left_out_of_the_loads_taken() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         // 1,000 endpoints, one call each from 0 to 1 s.
         for i in 0..1_000 {
@@ -2190,17 +2255,17 @@ mod tests {
         b.rejoin(ms(700));
         assert_eq!(
             a.end(ms(1_000), false).hours(),
-            "0.000194444444444444".parse::<Decimal>().unwrap()
+            hours("0.000194444444444444")
         );
         b.leave_at(ms(1_000));
         assert_eq!(
             b.end(ms(5_000), false).hours(),
-            "0.000055555555555555".parse::<Decimal>().unwrap()
+            hours("0.000055555555555555")
         );
         // Its latest attempt's stretch alone is the same 0.2 s.
         assert_eq!(
             b.end(ms(5_000), true).hours(),
-            "0.000055555555555555".parse::<Decimal>().unwrap()
+            hours("0.000055555555555555")
         );
     }
 
@@ -2287,7 +2352,7 @@ mod tests {
     #[test]
     fn a_call_dropped_while_backing_off_leaves_the_clock_once() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let at = |s: u64| t0 + Duration::from_secs(s);
         let b = totals.call_started_on("e", None, at(0));
         b.step_off(at(1), false);
@@ -2296,10 +2361,7 @@ mod tests {
         // the clock counts it alone in flight, no slot busy before it.
         let a = totals.call_started_on("e", None, at(2));
         assert_eq!(a.slots_busy_at_start(), 0);
-        assert_eq!(
-            a.end(at(3), false).hours(),
-            "0.000277777777777777".parse::<Decimal>().unwrap()
-        );
+        assert_eq!(a.end(at(3), false).hours(), hours("0.000277777777777777"));
         // A rejoin after leaving puts nothing back on the clock.
         a.rejoin(at(3));
         assert_eq!(totals.lock().endpoints[0].sharing.in_flight, 0);
@@ -2323,7 +2385,7 @@ mod tests {
     #[test]
     fn a_fleet_load_read_seconds_ago_does_not_rewind_the_clock() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let at = |s: u64| t0 + Duration::from_secs(s);
         let a = totals.call_started_on("e", None, at(0));
         totals.call_started_on("e", None, at(5)).end(at(5), false);
@@ -2332,10 +2394,7 @@ mod tests {
         totals.set_others_load("e", 1000, at(0));
         // A, on one instance: 5 s alone, then 1 s shared with the other call (½):
         // 5.5 s = 5.5 / 3600 h = 0.0015277… rounded down at 18 places, not 8 s.
-        assert_eq!(
-            a.end(at(6), false).hours(),
-            "0.001527777777777777".parse::<Decimal>().unwrap()
-        );
+        assert_eq!(a.end(at(6), false).hours(), hours("0.001527777777777777"));
     }
 
     /// A process idle on an endpoint keeps what it last read of the others'
@@ -2344,7 +2403,7 @@ mod tests {
     #[test]
     fn the_others_load_a_process_stopped_reading_counts_a_while_then_not() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         let at = |s: u64| t0 + Duration::from_secs(s);
         totals.call_started_on("e", None, at(0)).end(at(0), false);
         // 8 calls of other processes in flight, as read at 0 s.
@@ -2371,7 +2430,7 @@ mod tests {
     #[test]
     fn calls_after_the_wall_clock_steps_back_are_allocated_their_time_not_nothing() {
         let totals = Totals::default();
-        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let t0 = t(0);
         totals
             .call_started_on("e", None, t0)
             .end(t0 + Duration::from_secs(10), false);
@@ -2381,14 +2440,14 @@ mod tests {
         let share = totals.call_started_on("e", None, back);
         assert_eq!(
             share.end(back + Duration::from_secs(1), false).hours(),
-            "0.000277777777777777".parse::<Decimal>().unwrap()
+            hours("0.000277777777777777")
         );
         // A reading a little behind the last event (a call that waited for the
         // lock) adds nothing and takes nothing away.
         let late = totals.call_started_on("e", None, back + Duration::from_millis(900));
         assert_eq!(late.end(back + Duration::from_secs(2), false).hours(), {
             // Alone from the last event (6 s) to 7 s: 1 s.
-            "0.000277777777777777".parse::<Decimal>().unwrap()
+            hours("0.000277777777777777")
         });
     }
 
@@ -2401,7 +2460,6 @@ mod tests {
     /// 7.04 / 3,600 = 0.704 + 3.52 = 4.224.
     #[test]
     fn the_fleets_beside_a_variant_never_priced_stand_until_its_own_rate_is_known() {
-        use super::InstanceClock;
         let (totals, endpoint, variant) = one_variant();
         let beside = super::StandingRate {
             beside_unknown: true,
@@ -2410,20 +2468,12 @@ mod tests {
         };
         totals.set_standing_beside_unknown(variant, Some(beside.clone()), 4, t(0));
         assert!(!totals.keeps_own_rate(variant));
-        let clock = |started, ended, standing| InstanceClock {
-            standing,
-            started_at: t(started),
-            ended_at: t(ended),
-        };
-        record_clock(&totals, endpoint, variant, clock(0, 0, beside.clone()));
+        record_clock(&totals, endpoint, variant, at_once(0, beside.clone()));
         totals.set_standing(variant, g5_xlarge(5), t(1800));
         assert!(totals.keeps_own_rate(variant));
         totals.set_standing_beside_unknown(variant, Some(beside.clone()), 4, t(2700));
-        let recorded = record_clock(&totals, endpoint, variant, clock(3600, 3600, beside));
-        assert_eq!(
-            recorded.accrual.unwrap().accrued_usd,
-            "4.224".parse::<Decimal>().unwrap()
-        );
+        let recorded = record_clock(&totals, endpoint, variant, at_once(3600, beside));
+        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("4.224"));
     }
 
     /// A rate in force at which nothing of the variant's own stood is no
@@ -2438,21 +2488,10 @@ mod tests {
     /// (0.5 instance-hours) at a rate not known: flagged, not in force at $0.
     #[test]
     fn a_variant_back_up_from_zero_at_an_unknown_rate_stands_beside_its_shadow_unpriced() {
-        let (totals, endpoint, variant) = one_variant();
-        totals.set_standing(variant, g5_beside_m5_shadow(2), t(0));
-        record_clock(
-            &totals,
-            endpoint,
-            variant,
-            at_once(0, g5_beside_m5_shadow(2)),
-        );
+        let (totals, endpoint, variant) = two_g5_beside_m5_shadow_called_at_0();
         totals.set_standing(variant, g5_beside_m5_shadow(0), t(600));
-        let alone = m5_shadow_beside_one_unpriced();
-        totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(1800));
-        assert!(!totals.keeps_own_rate(variant));
-        assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
-        let recorded = record_clock(&totals, endpoint, variant, at_once(3600, alone));
-        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("0.699333333333"));
+        let accrued = back_up_beside_the_shadow_unpriced(&totals, endpoint, variant, 1800, 3600);
+        assert_eq!(accrued, usd("0.699333333333"));
     }
 
     /// A shadow (or a deployment's pending fleet) that stood beside a variant
@@ -2493,27 +2532,15 @@ mod tests {
     /// the deleted endpoint's $0 (which lost the shadow's hour, $3.046).
     #[test]
     fn an_endpoint_created_again_on_an_unpriced_type_stands_beside_its_shadow_unpriced() {
-        let (totals, endpoint, variant) = one_variant();
-        totals.set_standing(variant, g5_beside_m5_shadow(2), t(0));
-        record_clock(
-            &totals,
-            endpoint,
-            variant,
-            at_once(0, g5_beside_m5_shadow(2)),
-        );
+        let (totals, endpoint, variant) = two_g5_beside_m5_shadow_called_at_0();
         totals.endpoint_deleted("e", t(3600));
         assert!(!totals.keeps_own_rate(variant));
-        let alone = m5_shadow_beside_one_unpriced();
-        totals.set_standing_beside_unknown(variant, Some(alone.clone()), 1, t(7200));
-        assert!(!totals.keeps_own_rate(variant));
-        assert_eq!(totals.standing_beside_unknown(variant), Some(alone.clone()));
-        let recorded = record_clock(&totals, endpoint, variant, at_once(10800, alone));
-        assert_eq!(recorded.accrual.unwrap().accrued_usd, usd("3.276"));
+        let accrued = back_up_beside_the_shadow_unpriced(&totals, endpoint, variant, 7200, 10800);
+        assert_eq!(accrued, usd("3.276"));
     }
 
     #[test]
     fn a_rate_replaced_before_the_first_receipt_still_accrues_until_it_was() {
-        use super::InstanceClock;
         // 4 × ml.g5.xlarge at $1.408/h; four streams start at t = 0; a refresh
         // found 1 instance, applied by a call starting at t = 62 (another, at
         // t = 61, started with the old profile); all six end at t = 120.
@@ -2524,34 +2551,25 @@ mod tests {
         // The call that applied the new profile is recorded first: the accrual
         // then begins at its start, and the others back-fill before it.
         for (started, instances) in [(62, 1), (61, 4), (0, 4), (0, 4), (0, 4), (0, 4)] {
-            let clock = InstanceClock {
-                standing: g5_xlarge(instances),
-                started_at: t(started),
-                ended_at: t(120),
-            };
+            let clock = from_to(started, 120, g5_xlarge(instances));
             let recorded = record_clock(&totals, endpoint, variant, clock);
             accrued = recorded.accrual.unwrap().accrued_usd;
         }
         // AWS bills 4 instances until the new count was applied, then 1:
         // 4 × 62 s + 1 × 58 s = 306 instance-seconds × 1.408 / 3600 = 0.11968
         // (not 120 s × 1.408 / 3600 = 0.046933…, all at the latest rate).
-        assert_eq!(accrued, "0.11968".parse::<Decimal>().unwrap());
+        assert_eq!(accrued, usd("0.11968"));
     }
 
     #[test]
     fn a_call_recorded_after_a_refresh_back_fills_at_the_rate_before_it() {
-        use super::InstanceClock;
         // 1 × ml.g5.xlarge at $1.408/h from t = 0. A stream B starts at t = 0;
         // call A runs from t = 10 to 20 s and is recorded first (the accrual
         // begins at 10 s). A refresh at t = 36 s finds 4 instances; B ends at
         // t = 72 s and is recorded after it.
         let (totals, endpoint, variant) = one_variant();
         totals.set_standing(variant, g5_xlarge(1), t(0));
-        let clock = |started: u64, ended: u64| InstanceClock {
-            standing: g5_xlarge(1),
-            started_at: t(started),
-            ended_at: t(ended),
-        };
+        let clock = |started, ended| from_to(started, ended, g5_xlarge(1));
         record_clock(&totals, endpoint, variant, clock(10, 20));
         totals.set_standing(variant, g5_xlarge(4), t(36));
         let accrual = record_clock(&totals, endpoint, variant, clock(0, 72))
@@ -2560,22 +2578,17 @@ mod tests {
         // AWS bills 1 instance until the refresh, 4 after it: 1 × 36 s + 4 × 36 s
         // = 180 instance-seconds = 0.05 instance-hours × $1.408 = $0.0704 (not
         // the first 10 s at 4 instances: 210 instance-seconds, $0.082133…).
-        assert_eq!(accrual.accrued_usd, "0.0704".parse::<Decimal>().unwrap());
+        assert_eq!(accrual.accrued_usd, usd("0.0704"));
     }
 
     #[test]
     fn time_lived_again_after_the_wall_clock_steps_back_accrues_at_the_rate_in_force_now() {
-        use super::InstanceClock;
         // 1 × ml.g5.xlarge at $1.408/h from t = 0; a call A 10–20 s is recorded
         // (the accrual begins at 10 s); a refresh at 36 s finds 4 instances. At
         // 41 s the wall clock steps back to 30 s, and a call B runs 30–40 s by it.
         let (totals, endpoint, variant) = one_variant();
         totals.set_standing(variant, g5_xlarge(1), t(0));
-        let clock = |instances: u32, started: u64, ended: u64| InstanceClock {
-            standing: g5_xlarge(instances),
-            started_at: t(started),
-            ended_at: t(ended),
-        };
+        let clock = |instances, started, ended| from_to(started, ended, g5_xlarge(instances));
         record_clock(&totals, endpoint, variant, clock(1, 10, 20));
         totals.set_standing(variant, g5_xlarge(4), t(36));
         // The endpoint's sharing clock sees the step: its last event at 41 s,
@@ -2590,10 +2603,7 @@ mod tests {
         // again after it (40): 86 × 1.408 / 3600 = 0.033635555555… (not 30–36 s
         // at the replaced rate and nothing for 36–41 s: 26 + 6 + 16 = 48
         // instance-seconds, 0.018773333333).
-        assert_eq!(
-            accrual.accrued_usd,
-            "0.033635555556".parse::<Decimal>().unwrap()
-        );
+        assert_eq!(accrual.accrued_usd, usd("0.033635555556"));
     }
 
     /// 1 × ml.g5.xlarge at $1.408/h accrued over a call from 0 to `accrued_to`
@@ -2602,14 +2612,9 @@ mod tests {
     /// 40 s: `e` sees it at 40 s, `other` at 41 s, and a call runs 41–50 s.
     /// Returns what the variant accrued in all.
     fn stepped_back_to_40_seen_by_two_clocks(accrued_to: u64, e_at: u64, other_at: u64) -> Decimal {
-        use super::InstanceClock;
         let (totals, endpoint, variant) = one_variant();
         totals.set_standing(variant, g5_xlarge(1), t(0));
-        let clock = |started: u64, ended: u64| InstanceClock {
-            standing: g5_xlarge(1),
-            started_at: t(started),
-            ended_at: t(ended),
-        };
+        let clock = |started, ended| from_to(started, ended, g5_xlarge(1));
         record_clock(&totals, endpoint, variant, clock(0, accrued_to));
         totals.call_started_on("e", None, t(0)).end(t(e_at), false);
         totals
@@ -2631,7 +2636,7 @@ mod tests {
         // + 9 = 169 s, $0.066097777778).
         assert_eq!(
             stepped_back_to_40_seen_by_two_clocks(100, 100, 100),
-            "0.043022222222".parse::<Decimal>().unwrap()
+            usd("0.043022222222")
         );
     }
 
@@ -2645,7 +2650,7 @@ mod tests {
         // $0.062186666667, the step counted by each clock).
         assert_eq!(
             stepped_back_to_40_seen_by_two_clocks(80, 90, 100),
-            "0.043022222222".parse::<Decimal>().unwrap()
+            usd("0.043022222222")
         );
     }
 
@@ -2656,14 +2661,9 @@ mod tests {
     fn stepped_back_to_40_first_seen_by(
         first_seen: impl FnOnce(&Totals, super::EndpointSlot),
     ) -> Decimal {
-        use super::InstanceClock;
         let (totals, endpoint, variant) = one_variant();
         totals.set_standing(variant, g5_xlarge(1), t(0));
-        let clock = |started: u64, ended: u64| InstanceClock {
-            standing: g5_xlarge(1),
-            started_at: t(started),
-            ended_at: t(ended),
-        };
+        let clock = |started, ended| from_to(started, ended, g5_xlarge(1));
         record_clock(&totals, endpoint, variant, clock(0, 100));
         totals.call_started_on("e", None, t(0)).end(t(100), false);
         first_seen(&totals, endpoint);
@@ -2679,7 +2679,7 @@ mod tests {
         // again after it: 110 s × $1.408/h ÷ 3600 = $0.0430222… (not 100 s,
         // $0.039111111111, the accrual standing still at 100 s until the wall
         // clock caught up with it).
-        let expected = "0.043022222222".parse::<Decimal>().unwrap();
+        let expected = usd("0.043022222222");
         let flushed = stepped_back_to_40_first_seen_by(|totals, _| {
             totals.take_loads(t(40));
         });
@@ -2726,7 +2726,6 @@ mod tests {
 
     #[test]
     fn calls_served_while_no_instance_stands_accrue_nothing_until_instances_do() {
-        use super::InstanceClock;
         // The profile shows 0 × ml.g5.xlarge ($1.408/h); calls are served all the
         // same (DescribeEndpoint lagging a scale-out). The accrual counts what the
         // profile shows: no instance is made up per call, which overlapping calls
@@ -2734,11 +2733,7 @@ mod tests {
         let (totals, endpoint, variant) = one_variant();
         totals.set_standing(variant, g5_xlarge(0), t(0));
         for (started, ended) in [(0, 10), (20, 30), (5, 35)] {
-            let clock = InstanceClock {
-                standing: g5_xlarge(0),
-                started_at: t(started),
-                ended_at: t(ended),
-            };
+            let clock = from_to(started, ended, g5_xlarge(0));
             let accrual = record_clock(&totals, endpoint, variant, clock)
                 .accrual
                 .unwrap();
@@ -2748,16 +2743,12 @@ mod tests {
         }
         // A refresh at 35 s finds one instance: it accrues from then, not before.
         totals.set_standing(variant, g5_xlarge(1), t(35));
-        let clock = InstanceClock {
-            standing: g5_xlarge(1),
-            started_at: t(35),
-            ended_at: t(71),
-        };
+        let clock = from_to(35, 71, g5_xlarge(1));
         let accrual = record_clock(&totals, endpoint, variant, clock)
             .accrual
             .unwrap();
         // 36 s × $1.408/h ÷ 3600 = $0.01408.
-        assert_eq!(accrual.accrued_usd, "0.01408".parse::<Decimal>().unwrap());
+        assert_eq!(accrual.accrued_usd, usd("0.01408"));
     }
 
     #[test]
@@ -2794,16 +2785,13 @@ mod tests {
             accrual = record_clock(&totals, endpoint, variant, clock).accrual;
         }
         let accrual = accrual.unwrap();
-        assert_eq!(accrual.accrued_usd, "0.0000015".parse::<Decimal>().unwrap());
-        assert_eq!(
-            accrual.storage_usd,
-            Some("0.0000015".parse::<Decimal>().unwrap())
-        );
+        assert_eq!(accrual.accrued_usd, usd("0.0000015"));
+        assert_eq!(accrual.storage_usd, Some(usd("0.0000015")));
     }
 
     #[test]
     fn an_accrual_lists_each_source_its_stretches_were_priced_from_never_one_for_both() {
-        use super::{InstanceClock, StandingRate};
+        use super::StandingRate;
         use crate::billing::{AccrualCharge, AccrualSource};
         use crate::pricing::PriceOrigin;
         use std::sync::Arc;
@@ -2828,11 +2816,7 @@ mod tests {
         };
         let (totals, endpoint, variant) = one_variant();
         let record = |started: u64, ended: u64, standing: StandingRate| {
-            let clock = InstanceClock {
-                standing,
-                started_at: t(started),
-                ended_at: t(ended),
-            };
+            let clock = from_to(started, ended, standing);
             let recorded = record_clock(&totals, endpoint, variant, clock);
             recorded.accrual.unwrap()
         };
@@ -2857,10 +2841,7 @@ mod tests {
         let second = record(90, 120, rate(PriceOrigin::Live, None));
         // 120 s × $1.408/h = 0.046933… at 12 places: 60 s at the snapshot's rate and
         // 60 s at the live one, both listed, the snapshot's first.
-        assert_eq!(
-            second.accrued_usd,
-            "0.046933333333".parse::<Decimal>().unwrap()
-        );
+        assert_eq!(second.accrued_usd, usd("0.046933333333"));
         assert_eq!(
             &*second.priced_from,
             [
@@ -2880,26 +2861,8 @@ mod tests {
         let totals = Totals::default();
         let endpoint = totals.endpoint_slot("e");
         let cost = Decimal::new(25, 6);
-        totals.record(
-            &BTreeMap::new(),
-            endpoint,
-            None,
-            cost,
-            None,
-            None,
-            None,
-            true,
-        );
-        totals.record(
-            &BTreeMap::new(),
-            endpoint,
-            None,
-            cost,
-            None,
-            None,
-            None,
-            false,
-        );
+        record_cost(&totals, endpoint, None, cost, true);
+        record_cost(&totals, endpoint, None, cost, false);
         let snapshot = totals.snapshot();
         assert_eq!(snapshot.calls, 1, "the submission counted the call");
         assert_eq!(snapshot.client_usd, Decimal::new(50, 6));
@@ -2942,16 +2905,7 @@ mod tests {
         for name in ["tenant-a-endpoint", "tenant-b-endpoint"] {
             let endpoint = totals.endpoint_slot(name);
             let variant = totals.variant_slot(endpoint, "AllTraffic");
-            totals.record(
-                &BTreeMap::new(),
-                endpoint,
-                Some(variant),
-                Decimal::new(25, 6),
-                None,
-                None,
-                None,
-                true,
-            );
+            record_cost(&totals, endpoint, Some(variant), Decimal::new(25, 6), true);
         }
         let shown = format!("{totals:?}");
         assert!(!shown.contains("tenant-"), "{shown}");
@@ -2977,26 +2931,8 @@ mod tests {
         );
 
         let cost = Decimal::new(25, 6);
-        totals.record(
-            &BTreeMap::new(),
-            busy,
-            Some(blue),
-            cost,
-            None,
-            None,
-            None,
-            true,
-        );
-        let recorded = totals.record(
-            &BTreeMap::new(),
-            busy,
-            Some(blue),
-            cost,
-            None,
-            None,
-            None,
-            true,
-        );
+        record_cost(&totals, busy, Some(blue), cost, true);
+        let recorded = record_cost(&totals, busy, Some(blue), cost, true);
         assert_eq!(recorded.running_endpoint_usd, Decimal::new(50, 6));
 
         let snapshot = totals.snapshot();
@@ -3096,14 +3032,8 @@ mod tests {
         // The instance: 40 min × $0.23/h = 0.153333… → 0.153333333333, one rate.
         let standing = m5_with_volume(&[], &[(10, "3.00")]);
         let (share, accrual) = called_at_2350_and(40, &standing);
-        assert_eq!(
-            accrual.storage_usd,
-            Some("0.003024193548".parse::<Decimal>().unwrap())
-        );
-        assert_eq!(
-            accrual.accrued_usd,
-            "0.153333333333".parse::<Decimal>().unwrap()
-        );
+        assert_eq!(accrual.storage_usd, Some(usd("0.003024193548")));
+        assert_eq!(accrual.accrued_usd, usd("0.153333333333"));
         // One capacity line: the storage's date cuts the instance's stretch at the
         // same rate, which stays one part: 2/3 instance-hour at 0.23.
         let AmortizedShare::Accrued { parts, .. } = share else {
@@ -3152,14 +3082,8 @@ mod tests {
         // 0.00138888888888888889): 0.00302419354838709677, shown 0.003024193548.
         let standing = m5_with_volume(&[(20, "0.20")], &[(10, "3.00")]);
         let (share, accrual) = called_at_2350_and(40, &standing);
-        assert_eq!(
-            accrual.accrued_usd,
-            "0.143333333333".parse::<Decimal>().unwrap()
-        );
-        assert_eq!(
-            accrual.storage_usd,
-            Some("0.003024193548".parse::<Decimal>().unwrap())
-        );
+        assert_eq!(accrual.accrued_usd, usd("0.143333333333"));
+        assert_eq!(accrual.storage_usd, Some(usd("0.003024193548")));
         let AmortizedShare::Accrued { parts, .. } = share else {
             panic!("{share:?}");
         };
@@ -3194,14 +3118,8 @@ mod tests {
         // 0.00330197132616487455, shown 0.003301971326.
         let standing = m5_with_volume(&[(10, "0.20")], &[(20, "3.00")]);
         let (_, accrual) = called_at_2350_and(40, &standing);
-        assert_eq!(
-            accrual.accrued_usd,
-            "0.138333333333".parse::<Decimal>().unwrap()
-        );
-        assert_eq!(
-            accrual.storage_usd,
-            Some("0.003301971326".parse::<Decimal>().unwrap())
-        );
+        assert_eq!(accrual.accrued_usd, usd("0.138333333333"));
+        assert_eq!(accrual.storage_usd, Some(usd("0.003301971326")));
     }
 
     #[test]
@@ -3224,10 +3142,7 @@ mod tests {
         let accrual = record_clock(&totals, endpoint, variant, call(from_2350(40)))
             .accrual
             .unwrap();
-        assert_eq!(
-            accrual.storage_usd,
-            Some("0.000470430108".parse::<Decimal>().unwrap())
-        );
+        assert_eq!(accrual.storage_usd, Some(usd("0.000470430108")));
     }
 
     /// [`Allocation::Amortized`](crate::billing::Allocation::Amortized) as the
