@@ -1713,15 +1713,18 @@ pub(crate) mod tests {
         ProductionVariantInstanceType as Type, ProductionVariantServerlessConfig,
         ProductionVariantSummary,
     };
+    use aws_smithy_types::error::ErrorMetadata;
 
-    fn config(variant: ProductionVariant) -> DescribeEndpointConfigOutput {
+    /// `DescribeEndpointConfig` of config `c` with the one `variant`.
+    pub(crate) fn config(variant: ProductionVariant) -> DescribeEndpointConfigOutput {
         DescribeEndpointConfigOutput::builder()
             .endpoint_config_name("c")
             .production_variants(variant)
             .build()
     }
 
-    fn instances(name: &str, instance_type: Type, count: i32) -> ProductionVariant {
+    /// Variant `name` of model `m` on `count` × `instance_type` at first.
+    pub(crate) fn instances(name: &str, instance_type: Type, count: i32) -> ProductionVariant {
         ProductionVariant::builder()
             .variant_name(name)
             .model_name("m")
@@ -1730,50 +1733,49 @@ pub(crate) mod tests {
             .build()
     }
 
-    #[test]
-    fn a_variant_scaled_to_zero_has_no_instances_not_its_initial_count() {
-        // ManagedInstanceScaling down to 0: DescribeEndpoint says 0 running; the
-        // config's InitialInstanceCount (2) is history. AWS bills no instance.
-        let described = DescribeEndpointOutput::builder()
+    /// `DescribeEndpoint` of an endpoint on config `c` whose AllTraffic runs
+    /// `current` instances, `desired` asked for.
+    pub(crate) fn all_traffic(current: i32, desired: i32) -> DescribeEndpointOutput {
+        DescribeEndpointOutput::builder()
             .endpoint_config_name("c")
             .production_variants(
                 ProductionVariantSummary::builder()
                     .variant_name("AllTraffic")
-                    .current_instance_count(0)
-                    .desired_instance_count(0)
+                    .current_instance_count(current)
+                    .desired_instance_count(desired)
                     .build(),
             )
-            .build();
-        let profile = profile_from_descriptions(
-            "e",
-            &described,
-            &config(instances("AllTraffic", Type::MlG5Xlarge, 2)),
-            None,
-        )
-        .unwrap();
+            .build()
+    }
+
+    /// Endpoint `e`'s profile from `described` and config `c` of the one
+    /// `variant`, its components not asked for.
+    fn profile_of(
+        described: &DescribeEndpointOutput,
+        variant: ProductionVariant,
+    ) -> EndpointProfile {
+        profile_from_descriptions("e", described, &config(variant), None).unwrap()
+    }
+
+    /// What AWS says with an error: its `code` and `message`.
+    pub(crate) fn aws_error(code: &str, message: impl Into<String>) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    #[test]
+    fn a_variant_scaled_to_zero_has_no_instances_not_its_initial_count() {
+        // ManagedInstanceScaling down to 0: DescribeEndpoint says 0 running; the
+        // config's InitialInstanceCount (2) is history. AWS bills no instance.
+        let described = all_traffic(0, 0);
+        let profile = profile_of(&described, instances("AllTraffic", Type::MlG5Xlarge, 2));
         assert_eq!(profile.instance_count(), 0);
     }
 
     #[test]
     fn an_update_in_progress_bills_the_running_count_and_the_current_serverless_config() {
         // Scaling 2 → 5: 2 run (and are billed) until the others are in service.
-        let described = DescribeEndpointOutput::builder()
-            .endpoint_config_name("c")
-            .production_variants(
-                ProductionVariantSummary::builder()
-                    .variant_name("AllTraffic")
-                    .current_instance_count(2)
-                    .desired_instance_count(5)
-                    .build(),
-            )
-            .build();
-        let profile = profile_from_descriptions(
-            "e",
-            &described,
-            &config(instances("AllTraffic", Type::MlG5Xlarge, 1)),
-            None,
-        )
-        .unwrap();
+        let described = all_traffic(2, 5);
+        let profile = profile_of(&described, instances("AllTraffic", Type::MlG5Xlarge, 1));
         assert_eq!(profile.instance_count(), 2);
 
         // Serverless, updated from 2 GB / PC 5 to 4 GB / PC 2: what runs is
@@ -1812,8 +1814,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build();
-        let profile =
-            profile_from_descriptions("e", &described, &config(configured), None).unwrap();
+        let profile = profile_of(&described, configured);
         assert_eq!(
             profile.variants[0].billing,
             VariantBilling::Serverless {
@@ -1857,13 +1858,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build();
-        let profile = profile_from_descriptions(
-            "e",
-            &described,
-            &config(instances("AllTraffic", Type::MlM5Xlarge, 2)),
-            None,
-        )
-        .unwrap();
+        let profile = profile_of(&described, instances("AllTraffic", Type::MlM5Xlarge, 2));
         assert_eq!(
             profile.pending_variants,
             vec![
@@ -2007,15 +2002,11 @@ pub(crate) mod tests {
                     _ => (Type::MlG5Xlarge, None),
                 };
                 if let Some(code) = code {
-                    return MockResponse::Error(DescribeEndpointConfigError::generic(
-                        aws_smithy_types::error::ErrorMetadata::builder()
-                            .code(code)
-                            .message(
-                                "User: arn:aws:sts::123456789012:assumed-role/Deployer/ci-run is \
+                    return MockResponse::Error(DescribeEndpointConfigError::generic(aws_error(
+                        code,
+                        "User: arn:aws:sts::123456789012:assumed-role/Deployer/ci-run is \
                                  not authorized to perform: sagemaker:DescribeEndpointConfig",
-                            )
-                            .build(),
-                    ));
+                    )));
                 }
                 MockResponse::Output(
                     DescribeEndpointConfigOutput::builder()
@@ -2142,6 +2133,57 @@ pub(crate) mod tests {
         }
     }
 
+    /// `after` on `time`, a call asks `discovery` for `e`'s profile; waits
+    /// for the refresh that may start.
+    async fn asked_after(
+        discovery: &Discovery,
+        time: &aws_smithy_async::test_util::ManualTimeSource,
+        background: &crate::background::Background,
+        after: Duration,
+    ) {
+        time.advance(after);
+        discovery.profile("e").await.unwrap();
+        settled(background).await;
+    }
+
+    /// `after` on `time`, a round of the refresh loop; waits for the refreshes
+    /// it starts.
+    async fn ticked_after(
+        discovery: &Discovery,
+        time: &aws_smithy_async::test_util::ManualTimeSource,
+        background: &crate::background::Background,
+        after: Duration,
+    ) {
+        time.advance(after);
+        discovery.refresh_stale(|| true).await;
+        settled(background).await;
+    }
+
+    /// A manual clock at 1,800,000,000 s past the Unix epoch.
+    fn manual_clock() -> aws_smithy_async::test_util::ManualTimeSource {
+        aws_smithy_async::test_util::ManualTimeSource::new(
+            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        )
+    }
+
+    /// Discovery through `client` on `time`, no overrides, profiles refreshed
+    /// every 60 s, describes timed out at 5 s; and its background tasks.
+    fn discovery_on(
+        client: aws_sdk_sagemaker::Client,
+        time: &aws_smithy_async::test_util::ManualTimeSource,
+    ) -> (Discovery, Arc<crate::background::Background>) {
+        let background = Arc::new(crate::background::Background::default());
+        let discovery = Discovery::new(
+            Some(client),
+            HashMap::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            SharedTimeSource::new(time.clone()),
+            background.clone(),
+        );
+        (discovery, background)
+    }
+
     /// Discovery of `e` (refreshed every 60 s, on a manual clock) whose
     /// DescribeEndpoint shows the blue/green deployment while `deploying` holds.
     struct Redeploying {
@@ -2161,9 +2203,7 @@ pub(crate) mod tests {
         use aws_smithy_mocks::mock;
         use std::sync::atomic::{AtomicBool, Ordering};
         let deploying = Arc::new(AtomicBool::new(true));
-        let time = aws_smithy_async::test_util::ManualTimeSource::new(
-            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        );
+        let time = manual_clock();
         let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output({
             let (deploying, time) = (deploying.clone(), time.clone());
             move || {
@@ -2172,15 +2212,7 @@ pub(crate) mod tests {
             }
         });
         let configs = configs(None);
-        let background = Arc::new(crate::background::Background::default());
-        let discovery = Discovery::new(
-            Some(mock_client(&[&endpoint, &configs])),
-            HashMap::new(),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            SharedTimeSource::new(time.clone()),
-            background.clone(),
-        );
+        let (discovery, background) = discovery_on(mock_client(&[&endpoint, &configs]), &time);
         Redeploying {
             discovery,
             endpoint,
@@ -2208,22 +2240,16 @@ pub(crate) mod tests {
         // 10 s on, the deployment is still baking: described again (the
         // switch-over is looked for every 10 s), not only after 60 s.
         deploying.store(false, Ordering::SeqCst);
-        time.advance(Duration::from_secs(10));
-        discovery.profile("e").await.unwrap();
-        settled(&background).await;
+        asked_after(&discovery, &time, &background, Duration::from_secs(10)).await;
         assert_eq!(endpoint.num_calls(), 2);
         // The refresh found the deployment over: the new fleet is the endpoint's.
         let after = discovery.profile("e").await.unwrap();
         assert!(after.pending_variants.is_empty());
 
         // No deployment any more: back to every 60 s.
-        time.advance(Duration::from_secs(30));
-        discovery.profile("e").await.unwrap();
-        settled(&background).await;
+        asked_after(&discovery, &time, &background, Duration::from_secs(30)).await;
         assert_eq!(endpoint.num_calls(), 2);
-        time.advance(Duration::from_secs(30));
-        discovery.profile("e").await.unwrap();
-        settled(&background).await;
+        asked_after(&discovery, &time, &background, Duration::from_secs(30)).await;
         assert_eq!(endpoint.num_calls(), 3);
     }
 
@@ -2243,9 +2269,7 @@ pub(crate) mod tests {
         // Described at 0, landed at 0.3 s; the ticks at 10, 20 and 30 s.
         discovery.profile("e").await.unwrap();
         for tick in 1..=3 {
-            time.advance(Duration::from_millis(9_700));
-            discovery.refresh_stale(|| true).await;
-            settled(&background).await;
+            ticked_after(&discovery, &time, &background, Duration::from_millis(9_700)).await;
             assert_eq!(endpoint.num_calls(), 1 + tick, "tick {tick}");
         }
     }
@@ -2271,14 +2295,10 @@ pub(crate) mod tests {
         discovery.refresh_soon("e", time.now());
         settled(&background).await;
         assert_eq!(endpoint.num_calls(), 1, "described again 3 s on");
-        time.advance(Duration::from_secs(7));
-        discovery.refresh_stale(|| true).await;
-        settled(&background).await;
+        ticked_after(&discovery, &time, &background, Duration::from_secs(7)).await;
         assert_eq!(endpoint.num_calls(), 2, "not described at the next tick");
         // Described: quiet again, left to the quiet round.
-        time.advance(Duration::from_secs(10));
-        discovery.refresh_stale(|| true).await;
-        settled(&background).await;
+        ticked_after(&discovery, &time, &background, Duration::from_secs(10)).await;
         assert_eq!(endpoint.num_calls(), 2);
     }
 
@@ -2325,28 +2345,16 @@ pub(crate) mod tests {
         use aws_smithy_mocks::{MockResponse, mock};
         let described =
             mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_compute_response(|input| {
-                MockResponse::Error(DescribeEndpointError::generic(
-                    aws_smithy_types::error::ErrorMetadata::builder()
-                        .code("ValidationException")
-                        .message(format!(
-                            "Could not find endpoint \"{}\".",
-                            input.endpoint_name().unwrap_or_default()
-                        ))
-                        .build(),
-                ))
+                MockResponse::Error(DescribeEndpointError::generic(aws_error(
+                    "ValidationException",
+                    format!(
+                        "Could not find endpoint \"{}\".",
+                        input.endpoint_name().unwrap_or_default()
+                    ),
+                )))
             });
-        let time = aws_smithy_async::test_util::ManualTimeSource::new(
-            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        );
-        let background = Arc::new(crate::background::Background::default());
-        let discovery = Discovery::new(
-            Some(mock_client(&[&described])),
-            HashMap::new(),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            SharedTimeSource::new(time.clone()),
-            background.clone(),
-        );
+        let time = manual_clock();
+        let (discovery, background) = discovery_on(mock_client(&[&described]), &time);
         for i in 0..1_000 {
             let err = discovery.profile(&format!("typo-{i}")).await.unwrap_err();
             assert!(matches!(err, DiscoveryError::NotFound { .. }), "{err:?}");
@@ -2365,9 +2373,7 @@ pub(crate) mod tests {
 
         // 5 min + 1 s after the first calls (61 s after typo-0 was asked): a round
         // forgets the 999 not asked for in 5 minutes, and keeps typo-0.
-        time.advance(Duration::from_secs(61));
-        discovery.refresh_stale(|| true).await;
-        settled(&background).await;
+        ticked_after(&discovery, &time, &background, Duration::from_secs(61)).await;
         assert_eq!(discovery.cached_count(), 1);
         assert_eq!(discovery.lock_count(), 1);
         assert_eq!(described.num_calls(), 1_001, "a round describes no failure");
@@ -2398,9 +2404,7 @@ pub(crate) mod tests {
         assert_eq!(discovery.refresh_tick(), Duration::from_secs(10));
         // One tick of the loop on the manual clock, and the refresh it started.
         let tick = || async {
-            time.advance(Duration::from_secs(10));
-            discovery.refresh_stale(|| true).await;
-            settled(&background).await;
+            ticked_after(&discovery, &time, &background, Duration::from_secs(10)).await;
         };
 
         discovery.profile("e").await.unwrap();
@@ -2485,40 +2489,18 @@ pub(crate) mod tests {
                 move |_| {
                     if deleted.load(Ordering::SeqCst) {
                         return MockResponse::Error(DescribeEndpointConfigError::generic(
-                            aws_smithy_types::error::ErrorMetadata::builder()
-                                .code("ValidationException")
-                                .message("Could not find endpoint configuration \"c\".")
-                                .build(),
+                            aws_error(
+                                "ValidationException",
+                                "Could not find endpoint configuration \"c\".",
+                            ),
                         ));
                     }
-                    MockResponse::Output(
-                        DescribeEndpointConfigOutput::builder()
-                            .endpoint_config_name("c")
-                            .production_variants(
-                                ProductionVariant::builder()
-                                    .variant_name("AllTraffic")
-                                    .model_name("m")
-                                    .instance_type(Type::MlG5Xlarge)
-                                    .initial_instance_count(2)
-                                    .build(),
-                            )
-                            .build(),
-                    )
+                    MockResponse::Output(config(instances("AllTraffic", Type::MlG5Xlarge, 2)))
                 }
             });
         let client = mock_client(&[&described, &config]);
-        let time = aws_smithy_async::test_util::ManualTimeSource::new(
-            std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        );
-        let background = Arc::new(crate::background::Background::default());
-        let discovery = Discovery::new(
-            Some(client.clone()),
-            HashMap::new(),
-            Duration::from_secs(60),
-            Duration::from_secs(5),
-            SharedTimeSource::new(time.clone()),
-            background.clone(),
-        );
+        let time = manual_clock();
+        let (discovery, background) = discovery_on(client.clone(), &time);
         let known = discovery.profile("e").await.unwrap();
         assert_eq!(
             known.variants,
@@ -2538,9 +2520,7 @@ pub(crate) mod tests {
         );
         // A refresh keeps the last profile, as for any failure to describe: the
         // endpoint's instances are still there (and billed).
-        time.advance(Duration::from_secs(61));
-        discovery.profile("e").await.unwrap();
-        settled(&background).await;
+        asked_after(&discovery, &time, &background, Duration::from_secs(61)).await;
         // Described at first, by hand above, then by the refresh.
         assert_eq!(described.num_calls(), 3);
         assert_eq!(discovery.profile("e").await.unwrap(), known);
@@ -2551,16 +2531,12 @@ pub(crate) mod tests {
         use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointError;
         use aws_smithy_mocks::mock;
         let denied = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_error(|| {
-            DescribeEndpointError::generic(
-                aws_smithy_types::error::ErrorMetadata::builder()
-                    .code("AccessDeniedException")
-                    .message(
-                        "User: arn:aws:sts::123456789012:assumed-role/Role/session is not \
+            DescribeEndpointError::generic(aws_error(
+                "AccessDeniedException",
+                "User: arn:aws:sts::123456789012:assumed-role/Role/session is not \
                          authorized to perform: sagemaker:DescribeEndpoint on resource: \
                          arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
-                    )
-                    .build(),
-            )
+            ))
         });
         let client = mock_client(&[&denied]);
         let err = describe(&client, "x").await.unwrap_err();
