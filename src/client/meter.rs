@@ -3193,11 +3193,9 @@ mod tests {
         ),
     ) -> rust_decimal::Decimal {
         use crate::pricing::PriceKey;
-        use crate::totals::InstanceClock;
         use aws_smithy_async::test_util::ManualTimeSource;
         use aws_smithy_async::time::SharedTimeSource;
         use rust_decimal::Decimal;
-        use std::collections::BTreeMap;
         use std::time::{Duration, SystemTime};
         let usd = |s: &str| s.parse::<Decimal>().unwrap();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
@@ -3225,24 +3223,7 @@ mod tests {
         };
         let totals = &meter.inner.totals;
         let slot = totals.variant_slot(current.totals, &called);
-        let call_at = |at| {
-            let clock = InstanceClock {
-                standing: standing.clone(),
-                started_at: at,
-                ended_at: at,
-            };
-            let (endpoint, none) = (current.totals, BTreeMap::new());
-            totals.record(
-                &none,
-                endpoint,
-                Some(slot),
-                Decimal::ZERO,
-                None,
-                Some(clock),
-                None,
-                true,
-            )
-        };
+        let call_at = |at| record_at(totals, current.totals, slot, &standing, at);
         call_at(t0);
         let later = Arc::new(later);
         let later_rates = meter
@@ -3251,6 +3232,32 @@ mod tests {
         apply(&meter, current.totals, &later, &later_rates, minutes(10));
         let accrual = call_at(minutes(60)).accrual.expect("it accrues");
         accrual.accrued_usd
+    }
+
+    /// Records a $0 call to `variant` of `endpoint` at `at` that took no time,
+    /// its clock at `standing` (only the accrual is under test).
+    fn record_at(
+        totals: &crate::totals::Totals,
+        endpoint: crate::totals::EndpointSlot,
+        variant: crate::totals::VariantSlot,
+        standing: &crate::totals::StandingRate,
+        at: std::time::SystemTime,
+    ) -> crate::totals::Recorded {
+        let clock = crate::totals::InstanceClock {
+            standing: standing.clone(),
+            started_at: at,
+            ended_at: at,
+        };
+        totals.record(
+            &std::collections::BTreeMap::new(),
+            endpoint,
+            Some(variant),
+            rust_decimal::Decimal::ZERO,
+            None,
+            Some(clock),
+            None,
+            true,
+        )
     }
 
     /// Endpoint `ab` of one variant, `variant`, on `count` ml.m5.xlarge.
@@ -3300,13 +3307,10 @@ mod tests {
         Option<u64>,
         std::time::SystemTime,
     ) {
+        use crate::endpoint::tests::{all_traffic, aws_error, config, instances, mock_client};
         use crate::pricing::PriceKey;
         use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointError;
-        use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
-        use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
-        use aws_sdk_sagemaker::types::{
-            ProductionVariant, ProductionVariantInstanceType, ProductionVariantSummary,
-        };
+        use aws_sdk_sagemaker::types::ProductionVariantInstanceType;
         use aws_smithy_async::test_util::ManualTimeSource;
         use aws_smithy_async::time::SharedTimeSource;
         use aws_smithy_mocks::{MockResponse, mock};
@@ -3321,41 +3325,23 @@ mod tests {
                 move |_| {
                     let count = running.load(Ordering::SeqCst);
                     if count < 0 {
-                        return MockResponse::Error(DescribeEndpointError::generic(
-                            aws_smithy_types::error::ErrorMetadata::builder()
-                                .code("ValidationException")
-                                .message("Could not find endpoint \"ab\".")
-                                .build(),
-                        ));
+                        return MockResponse::Error(DescribeEndpointError::generic(aws_error(
+                            "ValidationException",
+                            "Could not find endpoint \"ab\".",
+                        )));
                     }
-                    MockResponse::Output(
-                        DescribeEndpointOutput::builder()
-                            .endpoint_config_name("c")
-                            .production_variants(
-                                ProductionVariantSummary::builder()
-                                    .variant_name("AllTraffic")
-                                    .current_instance_count(count)
-                                    .desired_instance_count(count)
-                                    .build(),
-                            )
-                            .build(),
-                    )
+                    MockResponse::Output(all_traffic(count, count))
                 }
             });
-        let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
-            DescribeEndpointConfigOutput::builder()
-                .endpoint_config_name("c")
-                .production_variants(
-                    ProductionVariant::builder()
-                        .variant_name("AllTraffic")
-                        .model_name("m")
-                        .instance_type(ProductionVariantInstanceType::MlM5Xlarge)
-                        .initial_instance_count(2)
-                        .build(),
-                )
-                .build()
-        });
-        let sagemaker = crate::endpoint::tests::mock_client(&[&described, &config]);
+        let configs =
+            mock!(aws_sdk_sagemaker::Client::describe_endpoint_config).then_output(|| {
+                config(instances(
+                    "AllTraffic",
+                    ProductionVariantInstanceType::MlM5Xlarge,
+                    2,
+                ))
+            });
+        let sagemaker = mock_client(&[&described, &configs]);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_788_220_800);
         let time = ManualTimeSource::new(t0);
         let region = || "us-east-1".to_owned();
@@ -3396,28 +3382,9 @@ mod tests {
         standing: &crate::totals::StandingRate,
         at: std::time::SystemTime,
     ) -> rust_decimal::Decimal {
-        use crate::totals::InstanceClock;
-        use std::collections::BTreeMap;
         let totals = &meter.inner.totals;
         let slot = totals.variant_slot(prepared.totals, "AllTraffic");
-        let call_at = |at| {
-            let clock = InstanceClock {
-                standing: standing.clone(),
-                started_at: at,
-                ended_at: at,
-            };
-            let (endpoint, none) = (prepared.totals, BTreeMap::new());
-            totals.record(
-                &none,
-                endpoint,
-                Some(slot),
-                rust_decimal::Decimal::ZERO,
-                None,
-                Some(clock),
-                None,
-                true,
-            )
-        };
+        let call_at = |at| record_at(totals, prepared.totals, slot, standing, at);
         call_at(at);
         let later = at + std::time::Duration::from_secs(3600);
         call_at(later).accrual.expect("it accrues").accrued_usd
