@@ -85,10 +85,7 @@ async fn fake_with_demo_endpoints() -> FakeSageMaker {
 }
 
 async fn client_for(fake: &FakeSageMaker) -> Client {
-    Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .build()
-        .unwrap()
+    priced(fake).await.build().unwrap()
 }
 
 /// A client of the fake's `rt` as one ml.m5.xlarge (a fixed profile, no
@@ -101,6 +98,42 @@ async fn rt_on_one_m5(fake: &FakeSageMaker) -> sagemeter::ClientBuilder {
             vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
         ))
         .price_source(FixedPrices::us_east_1())
+}
+
+/// A client builder of `fake`, priced from [`FixedPrices`].
+async fn priced(fake: &FakeSageMaker) -> sagemeter::ClientBuilder {
+    Client::builder(&fake.sdk_config().await).price_source(FixedPrices::us_east_1())
+}
+
+/// The receipts sink `sink` lost to a panic, as `recorder` counted them.
+fn lost_to_a_panic(recorder: &metrics_util::debugging::DebuggingRecorder, sink: &str) -> u64 {
+    crate::support::counter_values(recorder, "sagemeter_sink_dropped_total")
+        .into_iter()
+        .filter(|(labels, _)| {
+            let has = |k: &str, v: &str| labels.iter().any(|(lk, lv)| lk == k && lv == v);
+            has("sink", sink) && has("reason", "panicked")
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// A client of `fake` priced from [`FixedPrices`], `rt`'s tokens charged
+/// `input` and `output` USD per 1,000.
+async fn rt_per_1000_tokens(fake: &FakeSageMaker, input: Decimal, output: Decimal) -> Client {
+    priced(fake)
+        .await
+        .usage_charges("rt", UsageCharges::default().per_1000_tokens(input, output))
+        .build()
+        .unwrap()
+}
+
+/// Why the receipt's `item` line is unpriced; it must be.
+fn unpriced_reason(cost: &Cost, item: LineItem) -> String {
+    let line = cost.lines.iter().find(|l| l.item == item).unwrap();
+    match &line.price {
+        sagemeter::billing::LinePrice::Unpriced { reason } => reason.clone(),
+        priced => panic!("{item:?} should be unpriced: {priced:?}"),
+    }
 }
 
 /// `InvokeEndpoint` with an empty JSON body.
@@ -142,8 +175,8 @@ async fn instance_endpoint_receipt_equals_busy_time_and_data_at_the_named_rates(
     // takes 300 ms, which is no model time and must not be billed as such.
     *fake.state.latency.lock().unwrap() = Duration::from_millis(50);
     *fake.state.control_plane_delay.lock().unwrap() = Duration::from_millis(300);
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .allocation(Allocation::BusyTime)
         .build()
         .unwrap();
@@ -349,10 +382,7 @@ async fn send_metered_on_the_sdk_builder_returns_the_same_receipt() {
 #[tokio::test]
 async fn the_sdk_builders_set_and_get_forms_work_unchanged() {
     let fake = fake_with_demo_endpoints().await;
-    let client = sagemeter::Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .build()
-        .unwrap();
+    let client = priced(&fake).await.build().unwrap();
     let request = client
         .invoke_endpoint()
         .set_endpoint_name(Some("rt".to_owned()))
@@ -415,11 +445,7 @@ async fn the_librarys_futures_can_be_spawned() {
         .price_source(FixedPrices::us_east_1())
         .build()
         .unwrap();
-    let invoke = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send();
+    let invoke = invoke(&client, "rt");
     assert!(spawned(invoke).await.unwrap().is_ok());
     let meter = client.meter().clone();
     let profile = {
@@ -495,8 +521,8 @@ async fn a_model_error_still_costs_and_the_receipt_rides_on_the_error() {
 #[tokio::test]
 async fn running_totals_are_kept_per_tag_value() {
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .default_tag("env", "prod")
         .build()
         .unwrap();
@@ -573,8 +599,8 @@ async fn access_denied_on_describe_is_unpriced_with_the_reason_and_an_override_f
         "{reasons:?}"
     );
 
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .endpoint_profile(EndpointProfile::new(
             "rt",
             vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 2)],
@@ -852,8 +878,8 @@ async fn a_zero_rate_from_a_custom_price_source_is_unpriced_not_zero() {
 #[tokio::test]
 async fn a_price_override_wins_and_is_marked_override() {
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .price_override(PriceKey::hosting("us-east-1", "ml.nope.xlarge"), dec("1.5"))
         .build()
         .unwrap();
@@ -871,8 +897,8 @@ async fn a_profile_is_refreshed_after_the_wall_clock_steps_back_not_kept_for_the
     let fake = fake_with_demo_endpoints().await;
     let start = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let clock = crate::support::SettableClock::new(start);
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .discovery_refresh(Duration::from_secs(60))
         .time_source(SharedTimeSource::new(clock.clone()))
         .build()
@@ -909,8 +935,8 @@ async fn a_profile_is_refreshed_after_the_wall_clock_steps_back_not_kept_for_the
 async fn a_failed_discovery_is_tried_again_in_the_background_not_on_the_calls() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .discovery_timeout(Duration::from_secs(10))
         .time_source(shared)
         .build()
@@ -1069,8 +1095,8 @@ fn a_profile_refresh_cut_off_with_its_runtime_is_started_again() {
 async fn amortized_allocation_charges_all_instances_for_the_gap_between_calls() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .allocation(Allocation::Amortized)
         .time_source(shared)
         .build()
@@ -1091,8 +1117,8 @@ async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
     // Busy time: the calls take no time on the manual clock, only on the real one.
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .allocation(Allocation::BusyTime)
         .discovery_refresh(Duration::from_secs(60))
         .time_source(shared)
@@ -1141,8 +1167,8 @@ async fn accrual_counts_idle_instances_and_follows_autoscaling_after_refresh() {
 async fn a_call_that_began_before_a_scale_out_accrues_the_new_instances_from_when_they_were_seen() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .allocation(Allocation::BusyTime)
         .discovery_refresh(Duration::from_secs(60))
         .time_source(shared)
@@ -1214,8 +1240,8 @@ async fn discovery_makes_one_describe_call_for_many_concurrent_first_calls() {
 #[tokio::test]
 async fn per_inference_and_per_token_charges_ride_on_top_of_compute() {
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .usage_charges(
             "rt",
             UsageCharges::default()
@@ -1241,8 +1267,8 @@ async fn per_inference_and_per_token_charges_ride_on_top_of_compute() {
 #[tokio::test]
 async fn a_model_error_is_charged_no_per_inference_fee() {
     let fake = fake_with_demo_endpoints().await;
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.70")))
         .build()
         .unwrap();
@@ -1365,40 +1391,19 @@ async fn a_token_count_beyond_any_model_is_not_counted_and_says_so() {
     fake.set_response_body(
         br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1000000000}}"#,
     );
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .usage_charges(
-            "rt",
-            UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015")),
-        )
-        .build()
-        .unwrap();
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let client = rt_per_1000_tokens(&fake, dec("0.0005"), dec("0.0015")).await;
+    let response = invoke(&client, "rt").await.unwrap();
     let cost = response.cost();
     assert_eq!(cost.usage.input_tokens, None);
     // 10^9 is the most counted: still counted, 10^9 × 0.0015 / 1000 = 1500.
     assert_eq!(cost.usage.output_tokens, Some(1_000_000_000));
     assert_eq!(line_cost(cost, LineItem::OutputTokens), dec("1500"));
     // The input tokens' line is unpriced saying why, not asking for a counter.
-    let input = cost
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::InputTokens)
-        .unwrap();
-    match &input.price {
-        sagemeter::billing::LinePrice::Unpriced { reason } => assert!(
-            reason.contains("18446744073709551615 input tokens")
-                && !reason.contains("TokenCounter"),
-            "{reason}"
-        ),
-        priced => panic!("{priced:?}"),
-    }
+    let reason = unpriced_reason(cost, LineItem::InputTokens);
+    assert!(
+        reason.contains("18446744073709551615 input tokens") && !reason.contains("TokenCounter"),
+        "{reason}"
+    );
     assert!(
         cost.notes.iter().any(|n| n.contains(
             "the response reported 18446744073709551615 input tokens, more than any model"
@@ -1418,31 +1423,12 @@ async fn a_token_count_left_out_leaves_the_other_lines_reason_alone() {
     fake.set_response_body(
         br#"[{"generated_text":"x","details":{"generated_tokens":5000000000}}]"#,
     );
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .usage_charges(
-            "rt",
-            UsageCharges::default().per_1000_tokens(dec("1"), dec("1")),
-        )
-        .build()
-        .unwrap();
-    let response = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let client = rt_per_1000_tokens(&fake, dec("1"), dec("1")).await;
+    let response = invoke(&client, "rt").await.unwrap();
     let cost = response.cost();
     assert_eq!(cost.usage.input_tokens, None);
     assert_eq!(cost.usage.output_tokens, None);
-    let reason = |item: LineItem| {
-        let line = cost.lines.iter().find(|l| l.item == item).unwrap();
-        match &line.price {
-            sagemeter::billing::LinePrice::Unpriced { reason } => reason.clone(),
-            priced => panic!("{item:?} should be unpriced: {priced:?}"),
-        }
-    };
+    let reason = |item| unpriced_reason(cost, item);
     let input = reason(LineItem::InputTokens);
     assert!(
         input.contains("did not report its input tokens") && !input.contains("5000000000"),
@@ -1540,8 +1526,8 @@ async fn every_call_logs_one_info_cost_line_without_the_payload() {
 async fn an_endpoint_deleted_between_calls_becomes_an_unknown_endpoint_after_refresh() {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .discovery_refresh(Duration::from_secs(60))
         .time_source(shared)
         .build()
@@ -1897,6 +1883,69 @@ enum WayIn {
     SendMetered,
 }
 
+/// A call of `rt` with an empty JSON body made on a task, through an SDK
+/// client of `config` metered by `meter` the way `way_in` says; it must
+/// succeed.
+fn spawn_call(
+    way_in: WayIn,
+    config: aws_sdk_sagemakerruntime::config::Builder,
+    meter: &sagemeter::Meter,
+) -> tokio::task::JoinHandle<()> {
+    match way_in {
+        WayIn::Interceptor => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+                config
+                    .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+                    .build(),
+            );
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::SendMetered => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(config.build());
+            let meter = meter.clone();
+            tokio::spawn(async move {
+                sdk.invoke_endpoint()
+                    .endpoint_name("rt")
+                    .body(Blob::new("{}"))
+                    .send_metered(&meter)
+                    .await
+                    .map(|_| ())
+                    .unwrap();
+            })
+        }
+        WayIn::Client => {
+            let client = Client::from_parts(
+                aws_sdk_sagemakerruntime::Client::from_conf(config.build()),
+                meter.clone(),
+            );
+            let call = invoke(&client, "rt");
+            tokio::spawn(async move {
+                call.await.unwrap();
+            })
+        }
+    }
+}
+
+/// The two receipts `receipts` gets, once `meter` has nothing left in the
+/// background (waiting up to about 2 s).
+async fn two_receipts(receipts: &Receipts, meter: &sagemeter::Meter) -> Vec<Cost> {
+    for _ in 0..1000 {
+        if receipts.all().len() >= 2 && meter.background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    receipts.all()
+}
+
 async fn waiting_for_credentials(way_in: WayIn) {
     let fake = fake_with_demo_endpoints().await;
     let (time, shared) = manual_clock();
@@ -1917,43 +1966,11 @@ async fn waiting_for_credentials(way_in: WayIn) {
             aws_credential_types::provider::SharedCredentialsProvider::new(gated.clone()),
         )
         .build();
-    let a_call = match way_in {
-        WayIn::Interceptor => {
-            let sdk = intercepted(&a_config, &meter);
-            tokio::spawn(async move {
-                sdk.invoke_endpoint()
-                    .endpoint_name("rt")
-                    .body(Blob::new("{}"))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .unwrap();
-            })
-        }
-        WayIn::SendMetered => {
-            let sdk = aws_sdk_sagemakerruntime::Client::new(&a_config);
-            let meter = meter.clone();
-            tokio::spawn(async move {
-                sdk.invoke_endpoint()
-                    .endpoint_name("rt")
-                    .body(Blob::new("{}"))
-                    .send_metered(&meter)
-                    .await
-                    .map(|_| ())
-                    .unwrap();
-            })
-        }
-        WayIn::Client => {
-            let a_client = Client::from_parts(
-                aws_sdk_sagemakerruntime::Client::new(&a_config),
-                meter.clone(),
-            );
-            let call = invoke(&a_client, "rt");
-            tokio::spawn(async move {
-                call.await.unwrap();
-            })
-        }
-    };
+    let a_call = spawn_call(
+        way_in,
+        aws_sdk_sagemakerruntime::config::Builder::from(&a_config),
+        &meter,
+    );
     // (A's task runs once the test first waits, at t = 0 as well.)
     // t = 0: B's request is at the model (held); A begins and waits for its
     // credentials.
@@ -1980,13 +1997,7 @@ async fn waiting_for_credentials(way_in: WayIn) {
     time.advance(Duration::from_millis(2));
     fake.release();
     a_call.await.unwrap();
-    for _ in 0..1000 {
-        if receipts.all().len() >= 2 && meter.background_tasks() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let all = receipts.all();
+    let all = two_receipts(&receipts, &meter).await;
     assert_eq!(all.len(), 2);
     // B's receipt first: it ended first.
     let (b, a) = (&all[0], &all[1]);
@@ -2043,47 +2054,7 @@ async fn backing_off(way_in: WayIn) {
     fake.wait_for_invocations(1).await;
     // B's first attempt goes out at t = 0 too, and is throttled at once.
     fake.throttle_next(1);
-    let b_call = match way_in {
-        WayIn::Interceptor => {
-            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
-                b_config
-                    .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
-                    .build(),
-            );
-            tokio::spawn(async move {
-                sdk.invoke_endpoint()
-                    .endpoint_name("rt")
-                    .body(Blob::new("{}"))
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .unwrap();
-            })
-        }
-        WayIn::SendMetered => {
-            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(b_config.build());
-            let meter = meter.clone();
-            tokio::spawn(async move {
-                sdk.invoke_endpoint()
-                    .endpoint_name("rt")
-                    .body(Blob::new("{}"))
-                    .send_metered(&meter)
-                    .await
-                    .map(|_| ())
-                    .unwrap();
-            })
-        }
-        WayIn::Client => {
-            let b_client = Client::from_parts(
-                aws_sdk_sagemakerruntime::Client::from_conf(b_config.build()),
-                meter.clone(),
-            );
-            let call = invoke(&b_client, "rt");
-            tokio::spawn(async move {
-                call.await.unwrap();
-            })
-        }
-    };
+    let b_call = spawn_call(way_in, b_config, &meter);
     // B's throttled attempt is seen to end: it steps off the sharing clock.
     ended.wait_for(1).await;
     // t = 1 s: A's model answers, while B still backs off.
@@ -2097,13 +2068,7 @@ async fn backing_off(way_in: WayIn) {
     time.advance(Duration::from_millis(2));
     fake.release();
     b_call.await.unwrap();
-    for _ in 0..1000 {
-        if receipts.all().len() >= 2 && meter.background_tasks() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let all = receipts.all();
+    let all = two_receipts(&receipts, &meter).await;
     assert_eq!(all.len(), 2);
     // A's receipt first: it ended first.
     let (a, b) = (&all[0], &all[1]);
@@ -3100,6 +3065,25 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
 }
 
 /// The SDK error inside a failed `InvokeEndpoint`, and the receipt it carries.
+/// A call to `rt` that puts its profile and rates at hand, then one held at
+/// the model until it fails: the failure's SDK error and its receipt.
+async fn failed_after_a_warm_up(
+    fake: &FakeSageMaker,
+    client: &Client,
+) -> (
+    aws_sdk_sagemakerruntime::error::SdkError<
+        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+    Option<Cost>,
+) {
+    invoke(client, "rt").await.unwrap();
+    fake.hold();
+    let failed = invoke_failure(invoke(client, "rt").await.unwrap_err());
+    fake.release();
+    failed
+}
+
 fn invoke_failure(
     err: Error,
 ) -> (
@@ -3235,10 +3219,7 @@ async fn an_invoke_past_the_http_read_timeout_makes_one_cancelled_receipt() {
         b.sink(receipts.clone()).allocation(Allocation::BusyTime)
     })
     .await;
-    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
-    fake.hold();
-    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
-    fake.release();
+    let (source, cost) = failed_after_a_warm_up(&fake, &client).await;
 
     assert!(
         matches!(&source, aws_sdk_sagemakerruntime::error::SdkError::DispatchFailure(f) if f.is_timeout()),
@@ -3373,10 +3354,7 @@ async fn an_operation_timeout_during_the_back_off_bills_the_attempt_until_its_ow
         b.sink(receipts.clone()).allocation(Allocation::BusyTime)
     })
     .await;
-    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
-    fake.hold();
-    let (source, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
-    fake.release();
+    let (source, cost) = failed_after_a_warm_up(&fake, &client).await;
 
     assert!(
         matches!(
@@ -3421,10 +3399,7 @@ async fn a_retried_call_cut_off_while_backing_off_is_not_billed_the_back_off() {
         b.sink(receipts.clone()).allocation(Allocation::BusyTime)
     })
     .await;
-    invoke(&client, "rt").await.unwrap(); // profile and rates at hand
-    fake.hold();
-    let (_, cost) = invoke_failure(invoke(&client, "rt").await.unwrap_err());
-    fake.release();
+    let (_, cost) = failed_after_a_warm_up(&fake, &client).await;
 
     assert_eq!(fake.invocations(), 3, "the warm-up call, then two attempts");
     let cost = cost.expect("the timed-out call's receipt comes with its error");
@@ -4455,7 +4430,7 @@ impl sagemeter::sink::CostSink for PanicsAlways {
 /// once for the three, not once per receipt; a flush does not fail for it.
 #[tokio::test]
 async fn a_sink_that_panics_on_every_receipt_is_counted_each_time_and_warned_about_once_a_while() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     use sagemeter::sink::Queued;
     let logs = logs::capture();
     let recorder = DebuggingRecorder::new();
@@ -4476,26 +4451,7 @@ async fn a_sink_that_panics_on_every_receipt_is_counted_each_time_and_warned_abo
     // The meter's sink: each receipt lost is counted under the sink's name (the
     // queue's thread counts its own into the process's recorder, not this
     // thread's: see the queued sink's tests).
-    let counted: u64 = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(k, ..)| {
-            let key = k.key();
-            key.name() == "sagemeter_sink_dropped_total"
-                && key
-                    .labels()
-                    .any(|l| l.key() == "sink" && l.value() == "panics-on-the-call-path")
-                && key
-                    .labels()
-                    .any(|l| l.key() == "reason" && l.value() == "panicked")
-        })
-        .map(|(.., v)| match v {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum();
+    let counted = lost_to_a_panic(&recorder, "panics-on-the-call-path");
     assert_eq!(counted, 3);
     let stats = queued.stats();
     assert_eq!((stats.lost_on_error, stats.written), (3, 0), "{stats:?}");
@@ -4523,7 +4479,7 @@ async fn a_sink_that_panics_on_every_receipt_is_counted_each_time_and_warned_abo
 /// it still get the receipt.
 #[tokio::test]
 async fn a_receipt_made_while_the_thread_panics_reaches_the_sinks_and_a_panicking_one_is_counted() {
-    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use metrics_util::debugging::DebuggingRecorder;
     // This test's runtime runs on this one thread, the background task too: the
     // thread's recorder counts what that task records.
     let recorder = DebuggingRecorder::new();
@@ -4564,26 +4520,7 @@ async fn a_receipt_made_while_the_thread_panics_reaches_the_sinks_and_a_panickin
     let all = receipts.all();
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0].usage.outcome, sagemeter::usage::Outcome::Cancelled);
-    let counted: u64 = recorder
-        .snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(k, ..)| {
-            let key = k.key();
-            key.name() == "sagemeter_sink_dropped_total"
-                && key
-                    .labels()
-                    .any(|l| l.key() == "sink" && l.value() == "panics-after-an-unwinding")
-                && key
-                    .labels()
-                    .any(|l| l.key() == "reason" && l.value() == "panicked")
-        })
-        .map(|(.., v)| match v {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum();
+    let counted = lost_to_a_panic(&recorder, "panics-after-an-unwinding");
     assert_eq!(counted, 1);
 }
 
@@ -4776,11 +4713,7 @@ async fn shutdown_waits_for_a_settlement_still_finding_its_rates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("settled.jsonl");
     let ledger = Arc::new(sagemeter::ledger::JsonlLedger::open(&path).unwrap());
-    let settler = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .sink(ledger.clone())
-        .build()
-        .unwrap();
+    let settler = priced(&fake).await.sink(ledger.clone()).build().unwrap();
     let pending: PendingInference = serde_json::from_str(&copy).unwrap();
     let described = fake.describe_calls();
     let meter = settler.meter().clone();
@@ -4914,8 +4847,8 @@ async fn a_sink_that_panics_loses_neither_the_answer_nor_the_budget_charge_nor_t
         .unwrap()
         .estimate(Estimate::Fixed { usd: dec("0.01") })
         .unwrap();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .sink(PanicsOnce::default())
         .sink(receipts.clone())
         .budget(budget)
@@ -4961,8 +4894,8 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
     // A silent control plane: discovery gives up after 2 s; the invoke answers at once.
     *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
     let receipts = Receipts::default();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .discovery_timeout(Duration::from_secs(2))
         .sink(receipts.clone())
         .build()
@@ -5016,11 +4949,7 @@ async fn an_invoke_answered_then_dropped_while_its_price_is_found_is_billed_as_a
 async fn an_async_input_size_beyond_what_sagemaker_takes_is_refused_unsent() {
     let fake = fake_with_demo_endpoints().await;
     let receipts = Receipts::default();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
-        .sink(receipts.clone())
-        .build()
-        .unwrap();
+    let client = priced(&fake).await.sink(receipts.clone()).build().unwrap();
     let submit = |bytes: u64| {
         client
             .invoke_endpoint_async()
@@ -5057,8 +4986,8 @@ async fn an_async_submission_accepted_then_dropped_while_its_price_is_found_keep
     // accepted (202) at once.
     *fake.state.control_plane_delay.lock().unwrap() = Duration::from_secs(30);
     let receipts = Receipts::default();
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .discovery_timeout(Duration::from_secs(2))
         .usage_charges("rt", UsageCharges::default().per_1000_calls(Decimal::ONE))
         .sink(receipts.clone())
@@ -5422,8 +5351,8 @@ async fn a_plain_text_answer_is_given_to_the_users_token_counter() {
     let fake = fake_with_demo_endpoints().await;
     fake.set_response_body(b"Paris is the capital of France.");
     fake.set_response_content_type("text/plain; charset=utf-8");
-    let client = Client::builder(&fake.sdk_config().await)
-        .price_source(FixedPrices::us_east_1())
+    let client = priced(&fake)
+        .await
         .token_counter(FnTokenCounter::new(|b: &[u8]| {
             Some(TokenUsage::new(0, b.len() as u64 / 4))
         }))
