@@ -41,6 +41,29 @@ async fn config_in(fake: &FakeSageMaker, region: &'static str) -> SdkConfig {
         .build()
 }
 
+/// An SDK client of the fake in `region`.
+async fn sdk_in(fake: &FakeSageMaker, region: &'static str) -> aws_sdk_sagemakerruntime::Client {
+    aws_sdk_sagemakerruntime::Client::new(&config_in(fake, region).await)
+}
+
+/// `client`'s `InvokeEndpoint` of `chat` with an empty JSON body, to send.
+fn chat(client: &Client) -> sagemeter::client::InvokeEndpoint {
+    client
+        .invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+}
+
+/// The SDK client `sdk`'s `InvokeEndpoint` of `chat` with an empty JSON body,
+/// to send.
+fn sdk_chat(
+    sdk: &aws_sdk_sagemakerruntime::Client,
+) -> aws_sdk_sagemakerruntime::operation::invoke_endpoint::builders::InvokeEndpointFluentBuilder {
+    sdk.invoke_endpoint()
+        .endpoint_name("chat")
+        .body(Blob::new("{}"))
+}
+
 /// A fake serving `chat` (the same name in both regions: one fake).
 async fn fake_with_chat() -> FakeSageMaker {
     let fake = FakeSageMaker::start().await;
@@ -106,6 +129,41 @@ async fn chat_builder(
         .sink(receipts.clone())
 }
 
+/// [`chat_meter`] in us-east-1 under an enforced budget of $0.01 a day on
+/// the client, each call estimated at $0.006.
+async fn us_under_a_cent_a_day(fake: &FakeSageMaker, receipts: &Receipts) -> Meter {
+    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
+        .unwrap()
+        .estimate(Estimate::Fixed { usd: dec("0.006") })
+        .unwrap();
+    chat_builder(fake, "us-east-1", receipts)
+        .await
+        .budget(budget)
+        .build_meter()
+        .unwrap()
+}
+
+/// The priced compute line of `cost`.
+fn compute_cost(cost: &sagemeter::Cost) -> Decimal {
+    cost.lines
+        .iter()
+        .find(|l| l.item == LineItem::Compute)
+        .and_then(|l| l.cost_usd())
+        .unwrap()
+}
+
+/// The calls `meter` has counted once it counts `n` (priced off the call
+/// path), or after about 2 s.
+async fn calls_metered(meter: &Meter, n: u64) -> u64 {
+    for _ in 0..200 {
+        if meter.totals().calls == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    meter.totals().calls
+}
+
 /// A client of `sdk_config` priced at eu-west-1's rates on purpose
 /// (`ClientBuilder::region`), calling through `runtime`, with `chat` on one
 /// ml.g5.xlarge and no discovery, metrics or prices.
@@ -159,16 +217,10 @@ async fn a_client_whose_sdk_client_is_for_another_region_refuses_every_call_unse
     let fake = fake_with_chat().await;
     let receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &receipts).await;
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
     let client = Client::from_parts(eu_sdk, us.clone());
 
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = chat(&client).send().await.unwrap_err();
     assert_other_region(&err, "Client::from_parts");
     let Err(err) = client
         .invoke_endpoint_with_response_stream()
@@ -192,7 +244,7 @@ async fn a_client_whose_sdk_client_is_for_another_region_refuses_every_call_unse
     assert_nothing_sent_or_metered(&fake, &us, &receipts);
 
     // The same meter with an SDK client of its own region calls as usual.
-    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let us_sdk = sdk_in(&fake, "us-east-1").await;
     let ok = Client::from_parts(us_sdk, us.clone())
         .invoke_endpoint()
         .endpoint_name("chat")
@@ -209,26 +261,14 @@ async fn send_metered_through_an_sdk_client_of_another_region_is_refused_unsent(
     let fake = fake_with_chat().await;
     let receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &receipts).await;
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
-    let err = eu_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap_err();
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
+    let err = sdk_chat(&eu_sdk).send_metered(&us).await.unwrap_err();
     assert_other_region(&err, "SendMeteredExt::send_metered");
     assert_nothing_sent_or_metered(&fake, &us, &receipts);
 
     // An SDK client of the meter's region is metered as usual.
-    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
-    let ok = us_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap();
+    let us_sdk = sdk_in(&fake, "us-east-1").await;
+    let ok = sdk_chat(&us_sdk).send_metered(&us).await.unwrap();
     assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
     assert_eq!(us.totals().calls, 1);
 }
@@ -242,23 +282,14 @@ async fn the_interceptor_refuses_a_request_for_another_region_unsent() {
     let receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &receipts).await;
     let eu_sdk = crate::support::intercepted(&config_in(&fake, "eu-west-1").await, &us);
-    let err = eu_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = sdk_chat(&eu_sdk).send().await.unwrap_err();
     let found = Error::find_in(&err).expect("sagemeter's error in the SDK error");
     assert_other_region(found, "MeteringInterceptor::new");
     assert_nothing_sent_or_metered(&fake, &us, &receipts);
 
     // A client of the meter's region whose one request is overridden to another.
     let us_sdk = crate::support::intercepted(&config_in(&fake, "us-east-1").await, &us);
-    let err = us_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    let err = sdk_chat(&us_sdk)
         .customize()
         .config_override(
             aws_sdk_sagemakerruntime::config::Builder::default()
@@ -315,16 +346,10 @@ async fn a_client_priced_at_another_regions_rates_still_calls_its_sdk_configs_re
         .unwrap();
     assert_eq!(client.meter().region(), "us-west-2");
     assert_eq!(client.meter().endpoint_region(), "us-east-1");
-    let ok = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let ok = chat(&client).send().await.unwrap();
     assert_eq!(ok.cost().region.as_deref(), Some("us-west-2"));
     // An eu-west-1 SDK client is neither region: refused, saying both.
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
     let err = Client::from_parts(eu_sdk, client.meter().clone())
         .invoke_endpoint()
         .endpoint_name("chat")
@@ -353,7 +378,7 @@ async fn an_async_invocation_is_settled_only_by_a_meter_of_its_region() {
     );
     let receipts = Receipts::default();
     let eu = chat_meter(&fake, "eu-west-1", &receipts).await;
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
     let submitted =
         crate::support::submit_async(&Client::from_parts(eu_sdk, eu), "chat-async", 10).await;
     let kept = serde_json::to_string(submitted.pending()).unwrap();
@@ -385,12 +410,7 @@ async fn an_async_invocation_is_settled_only_by_a_meter_of_its_region() {
     let eu = chat_meter(&fake, "eu-west-1", &eu_receipts).await;
     let pending: PendingInference = serde_json::from_str(&kept).unwrap();
     let settled = eu.settle_async(pending, two_seconds()).await.unwrap();
-    let compute = settled
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .and_then(|l| l.cost_usd())
-        .unwrap();
+    let compute = compute_cost(&settled);
     assert_eq!(compute, dec("0.000872222222"));
     assert_eq!(settled.region.as_deref(), Some("eu-west-1"));
 }
@@ -414,12 +434,7 @@ async fn an_async_record_without_a_region_settles_on_the_meter_given() {
         .await
         .unwrap();
     // 2/3600 h × 0.23 USD/h (one ml.m5.xlarge) = 0.000127777… → 0.000127777778.
-    let compute = settled
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .and_then(|l| l.cost_usd())
-        .unwrap();
+    let compute = compute_cost(&settled);
     assert_eq!(compute, dec("0.000127777778"));
 }
 
@@ -447,7 +462,7 @@ async fn a_refused_settlement_gives_the_pending_invocation_back_with_its_hold() 
         .budget(budget)
         .build_meter()
         .unwrap();
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
     let submitted =
         crate::support::submit_async(&Client::from_parts(eu_sdk, eu.clone()), "chat-async", 10)
             .await;
@@ -476,12 +491,7 @@ async fn a_refused_settlement_gives_the_pending_invocation_back_with_its_hold() 
     // 2/3600 h × 1.57 USD/h = 0.000872222… → 0.000872222222 (12 places),
     // charged against the hold, which is released.
     let settled = eu.settle_async(pending, two_seconds()).await.unwrap();
-    let compute = settled
-        .lines
-        .iter()
-        .find(|l| l.item == LineItem::Compute)
-        .and_then(|l| l.cost_usd())
-        .unwrap();
+    let compute = compute_cost(&settled);
     assert_eq!(compute, dec("0.000872222222"));
     assert_eq!(settled.region.as_deref(), Some("eu-west-1"));
     assert_eq!(
@@ -502,14 +512,8 @@ async fn send_metered_of_another_region_is_refused_before_discovery_or_look_ups(
         .price_source(crate::support::NoPrices)
         .build_meter()
         .unwrap();
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
-    let err = eu_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap_err();
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
+    let err = sdk_chat(&eu_sdk).send_metered(&us).await.unwrap_err();
     assert_other_region(&err, "SendMeteredExt::send_metered");
     assert_eq!(fake.describe_calls(), 0, "discovery asked for the endpoint");
     assert_eq!(fake.requests(), 0, "a request reached the fake");
@@ -531,16 +535,8 @@ async fn send_metered_of_another_region_under_an_exhausted_budget_is_the_configu
     );
     let receipts = Receipts::default();
     // Each call is estimated at 0.006 USD against the client's 0.01.
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.006") })
-        .unwrap();
-    let us = chat_builder(&fake, "us-east-1", &receipts)
-        .await
-        .budget(budget)
-        .build_meter()
-        .unwrap();
-    let us_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let us = us_under_a_cent_a_day(&fake, &receipts).await;
+    let us_sdk = sdk_in(&fake, "us-east-1").await;
     // A queued async invocation holds its estimate less its submission's cost,
     // so another call's 0.006 no longer fits: 0.006 + 0.006 > 0.01.
     let queued = crate::support::submit_async(
@@ -551,14 +547,8 @@ async fn send_metered_of_another_region_under_an_exhausted_budget_is_the_configu
     .await;
     let before = us.budget_status()[0].clone();
     let (submitted, calls) = (fake.requests(), us.totals().calls);
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
-    let err = eu_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap_err();
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
+    let err = sdk_chat(&eu_sdk).send_metered(&us).await.unwrap_err();
     assert_other_region(&err, "SendMeteredExt::send_metered");
     assert_eq!(fake.requests(), submitted, "a request reached the fake");
     assert_eq!(us.totals().calls, calls);
@@ -569,13 +559,7 @@ async fn send_metered_of_another_region_under_an_exhausted_budget_is_the_configu
         (before.spent_usd, before.reserved_usd)
     );
     // Through an SDK client of its region, the same call is the budget's refusal.
-    let err = us_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap_err();
+    let err = sdk_chat(&us_sdk).send_metered(&us).await.unwrap_err();
     assert!(matches!(err, Error::BudgetExceeded { .. }), "{err:?}");
     assert_eq!(fake.requests(), submitted);
     drop(queued);
@@ -590,10 +574,7 @@ async fn the_interceptor_meters_a_request_overridden_into_its_region() {
     let receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &receipts).await;
     let eu_sdk = crate::support::intercepted(&config_in(&fake, "eu-west-1").await, &us);
-    eu_sdk
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    sdk_chat(&eu_sdk)
         .customize()
         .config_override(
             aws_sdk_sagemakerruntime::config::Builder::default()
@@ -604,13 +585,7 @@ async fn the_interceptor_meters_a_request_overridden_into_its_region() {
         .unwrap();
     assert_eq!(fake.requests(), 1);
     // Priced off the call path: waited for, bounded.
-    for _ in 0..200 {
-        if us.totals().calls == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(us.totals().calls, 1);
+    assert_eq!(calls_metered(&us, 1).await, 1);
     let all = receipts.all();
     assert_eq!(all.len(), 1, "{all:#?}");
     assert_eq!(all[0].region.as_deref(), Some("us-east-1"));
@@ -625,21 +600,10 @@ async fn the_interceptor_refuses_a_request_overridden_away_before_it_begins() {
     let receipts = Receipts::default();
     // Each call is estimated at 0.006 USD against the client's 0.01; one is held
     // below, so no other fits: 0.006 + 0.006 > 0.01.
-    let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Day, dec("0.01"))
-        .unwrap()
-        .estimate(Estimate::Fixed { usd: dec("0.006") })
-        .unwrap();
-    let us = chat_builder(&fake, "us-east-1", &receipts)
-        .await
-        .budget(budget)
-        .build_meter()
-        .unwrap();
+    let us = us_under_a_cent_a_day(&fake, &receipts).await;
     let us_sdk = crate::support::intercepted(&config_in(&fake, "us-east-1").await, &us);
     let away = || {
-        us_sdk
-            .invoke_endpoint()
-            .endpoint_name("chat")
-            .body(Blob::new("{}"))
+        sdk_chat(&us_sdk)
             .customize()
             .config_override(
                 aws_sdk_sagemakerruntime::config::Builder::default()
@@ -660,7 +624,7 @@ async fn the_interceptor_refuses_a_request_overridden_away_before_it_begins() {
         "chat-async",
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
     );
-    let plain = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await);
+    let plain = sdk_in(&fake, "us-east-1").await;
     let queued =
         crate::support::submit_async(&Client::from_parts(plain, us.clone()), "chat-async", 10)
             .await;
@@ -679,21 +643,12 @@ async fn priced_on_purpose_without_an_sdk_region_the_runtime_clients_region_is_t
     let fake = fake_with_chat().await;
     let no_region = fake.sdk_config().await.to_builder().region(None).build();
     assert!(no_region.region().is_none());
-    let client = priced_at_eu_west_1(
-        &no_region,
-        aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "us-east-1").await),
-    )
-    .build()
-    .unwrap();
+    let client = priced_at_eu_west_1(&no_region, sdk_in(&fake, "us-east-1").await)
+        .build()
+        .unwrap();
     assert_eq!(client.meter().region(), "eu-west-1");
     assert_eq!(client.meter().endpoint_region(), "us-east-1");
-    let ok = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let ok = chat(&client).send().await.unwrap();
     // Receipts carry the region they are priced in.
     assert_eq!(ok.cost().region.as_deref(), Some("eu-west-1"));
     assert_eq!(fake.invocations(), 1);
@@ -713,13 +668,7 @@ async fn priced_on_purpose_the_runtime_clients_region_is_the_endpoints_and_disco
         .unwrap();
     assert_eq!(client.meter().region(), "eu-west-1");
     assert_eq!(client.meter().endpoint_region(), "eu-west-1");
-    let ok = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap();
+    let ok = chat(&client).send().await.unwrap();
     assert_eq!(ok.cost().region.as_deref(), Some("eu-west-1"));
 
     // Discovery on, no SageMaker client given: the SDK config's would ask us-east-1.
@@ -807,12 +756,7 @@ async fn an_sdk_client_with_no_region_is_not_checked() {
         .await
         .unwrap();
     assert_eq!(ok.cost().region.as_deref(), Some("us-east-1"));
-    sdk.invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap();
+    sdk_chat(&sdk).send_metered(&us).await.unwrap();
     regionless(true)
         .invoke_endpoint()
         .endpoint_name("chat")
@@ -822,24 +766,12 @@ async fn an_sdk_client_with_no_region_is_not_checked() {
         .unwrap();
     assert_eq!(fake.invocations(), 3);
     // The interceptor's call is priced off the call path: waited for, bounded.
-    for _ in 0..200 {
-        if us.totals().calls == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(us.totals().calls, 3);
+    assert_eq!(calls_metered(&us, 3).await, 3);
 
     // Without the resolver the SDK cannot sign (no region): its own error, as
     // before, from the very poll in which the call began; nothing left behind.
     let unsigned = aws_sdk_sagemakerruntime::Client::new(&no_region);
-    let err = unsigned
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send_metered(&us)
-        .await
-        .unwrap_err();
+    let err = sdk_chat(&unsigned).send_metered(&us).await.unwrap_err();
     assert!(matches!(err, Error::Invoke { cost: None, .. }), "{err:?}");
     assert_eq!(fake.invocations(), 3);
     assert_eq!(us.calls_in_flight(), 0);
@@ -870,10 +802,7 @@ async fn a_clients_request_config_override_applies_and_its_region_is_checked() {
             .region(Region::from_static("eu-west-1"))
     };
 
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    let err = chat(&client)
         .config_override(away())
         .send()
         .await
@@ -908,10 +837,7 @@ async fn a_clients_request_config_override_applies_and_its_region_is_checked() {
         aws_sdk_sagemakerruntime::config::Builder::default()
             .endpoint_url(us_config.endpoint_url().expect("the fake's URL"))
     };
-    let ok = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    let ok = chat(&client)
         .config_override(to_fake())
         .send()
         .await
@@ -933,13 +859,7 @@ async fn a_clients_request_config_override_applies_and_its_region_is_checked() {
     assert_eq!(us.totals().calls, 2);
 
     // Without it, the client's own URL: nothing there, nothing billed.
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await
-        .unwrap_err();
+    let err = chat(&client).send().await.unwrap_err();
     assert!(err.cost().is_none(), "{err:?}");
     assert_eq!(fake.requests(), 2);
 }
@@ -952,12 +872,9 @@ async fn a_request_of_another_regions_client_overridden_into_the_meters_region_i
     let fake = fake_with_chat().await;
     let receipts = Receipts::default();
     let us = chat_meter(&fake, "us-east-1", &receipts).await;
-    let eu_sdk = aws_sdk_sagemakerruntime::Client::new(&config_in(&fake, "eu-west-1").await);
+    let eu_sdk = sdk_in(&fake, "eu-west-1").await;
     let client = Client::from_parts(eu_sdk, us.clone());
-    let ok = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    let ok = chat(&client)
         .config_override(
             aws_sdk_sagemakerruntime::config::Builder::default()
                 .region(Region::from_static("us-east-1")),
@@ -969,10 +886,7 @@ async fn a_request_of_another_regions_client_overridden_into_the_meters_region_i
     assert_eq!(fake.requests(), 1);
     assert_eq!(us.totals().calls, 1);
     // The override names no region: the client's, refused.
-    let err = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
+    let err = chat(&client)
         .config_override(aws_sdk_sagemakerruntime::config::Builder::default())
         .send()
         .await
@@ -1009,12 +923,7 @@ async fn a_regionless_sdk_configs_runtime_client_calls_the_region_set_on_the_bui
         .build()
         .unwrap();
     assert_eq!(client.meter().endpoint_region(), "us-east-1");
-    let _ = client
-        .invoke_endpoint()
-        .endpoint_name("chat")
-        .body(Blob::new("{}"))
-        .send()
-        .await;
+    let _ = chat(&client).send().await;
     let sent = request.expect_request();
     let host = sent.uri().to_owned();
     assert!(host.contains("runtime.sagemaker.us-east-1."), "{host}");
