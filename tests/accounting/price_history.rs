@@ -55,6 +55,38 @@ fn changes(series: &KeyHistory) -> Vec<(&str, NaiveDate, Option<Decimal>, Option
         .collect()
 }
 
+/// A history reader of `server` as us-east-1 sees it, with no cache.
+fn in_us_east_1(server: &FakePriceList) -> sagemeter::pricing::history::PriceListHistoryBuilder {
+    PriceListHistory::builder(&server.sdk_config("us-east-1")).cache_dir(None)
+}
+
+/// The versions `history` read, by name.
+fn versions_read(history: &PriceHistory) -> Vec<&str> {
+    history
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .collect()
+}
+
+/// ml.m5.xlarge hosting in [`REGION`] at `usd` an hour, in effect from
+/// `effective`.
+fn m5_effective(usd: &str, effective: &str) -> Value {
+    docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
+}
+
+/// A missing version's span: its name, the date it was seen and the date its
+/// rates are unknown until.
+fn span(
+    missing: &sagemeter::pricing::history::MissingVersion,
+) -> (&str, NaiveDate, Option<NaiveDate>) {
+    (
+        missing.version.as_str(),
+        missing.seen_on,
+        missing.unknown_until,
+    )
+}
+
 fn sku(document: &Value) -> Option<String> {
     Some(docs::sku_of(document))
 }
@@ -69,11 +101,7 @@ async fn the_history_lists_exactly_the_changes_with_their_versions_and_skus() {
     let asked = server.list_dates();
     assert_eq!(asked.len(), 25);
     assert_eq!((asked[0], asked[24]), (since(), until()));
-    let read: Vec<&str> = history
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&history);
     assert_eq!(
         read,
         [
@@ -182,11 +210,7 @@ async fn a_file_cut_short_is_an_error_naming_its_version_with_the_rest_read() {
         panic!("expected Incomplete");
     };
     assert_eq!(missing.len(), 1);
-    let read: Vec<&str> = partial
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&partial);
     assert_eq!(read, ["20240101000000", "20240615000000", "20251001000000"]);
     // The change is still found, in the next version read.
     let points = &partial.series[0].points;
@@ -238,8 +262,7 @@ async fn a_version_with_a_product_that_cannot_be_read_is_missing_not_skipped() {
             offer_file(version, &documents),
         );
     }
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2025, 7, 1))
         .build()
         .history(
@@ -308,7 +331,11 @@ async fn a_version_listing_the_key_with_no_usable_rate_is_missing_not_the_rate_b
     let cases = [
         (
             PriceKey::hosting(REGION, "ml.m5.xlarge"),
-            [m5("0.2300000000", 1), in_cny, m5("0.2500000000", 3)],
+            [
+                m5("0.2300000000", 1),
+                in_cny,
+                m5("0.2500000000", 3),
+            ],
             "gives no usable rate for hosting ml.m5.xlarge in us-east-1 (priced only in CNY, not USD)",
             // (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… → +8.70 %.
             ("0.23", "0.25", "8.70"),
@@ -336,8 +363,7 @@ async fn a_version_listing_the_key_with_no_usable_rate_is_missing_not_the_rate_b
                 offer_file(&version, &[document]),
             );
         }
-        let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-            .cache_dir(None)
+        let err = in_us_east_1(&server)
             .until(date(2025, 4, 1))
             .build()
             .history(&key, date(2025, 1, 1))
@@ -349,11 +375,7 @@ async fn a_version_listing_the_key_with_no_usable_rate_is_missing_not_the_rate_b
         // February's rate is unknown from 2025-02-01 until March's version took over.
         assert_eq!(missing.len(), 1, "{key}: {missing:?}");
         assert_eq!(
-            (
-                missing[0].version.as_str(),
-                missing[0].seen_on,
-                missing[0].unknown_until
-            ),
+            span(&missing[0]),
             ("20250201000000", date(2025, 2, 1), Some(date(2025, 3, 1))),
             "{key}"
         );
@@ -390,9 +412,6 @@ async fn an_unreadable_training_product_leaves_the_hosting_history_whole() {
     // January lists ml.m5.xlarge hosting at 0.23; February at 0.25, beside an
     // ml.m5.xlarge Training product whose price is written `0.2300000000x`.
     let server = FakePriceList::start().await;
-    let m5 = |usd: &str, effective: &str| {
-        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
-    };
     let training: Value = serde_json::from_str(
         &docs::effective(
             docs::training(REGION, "ml.m5.xlarge", "0.2300000000"),
@@ -407,12 +426,15 @@ async fn an_unreadable_training_product_leaves_the_hosting_history_whole() {
         (
             "20250101000000",
             1,
-            vec![m5("0.2300000000", "2025-01-01T00:00:00Z")],
+            vec![m5_effective("0.2300000000", "2025-01-01T00:00:00Z")],
         ),
         (
             "20250201000000",
             2,
-            vec![m5("0.2500000000", "2025-02-01T00:00:00Z"), training],
+            vec![
+                m5_effective("0.2500000000", "2025-02-01T00:00:00Z"),
+                training,
+            ],
         ),
     ] {
         server.add_version(
@@ -422,18 +444,13 @@ async fn an_unreadable_training_product_leaves_the_hosting_history_whole() {
             offer_file(version, &documents),
         );
     }
-    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let history = in_us_east_1(&server)
         .until(date(2025, 3, 1))
         .build()
         .history(&PriceKey::hosting(REGION, "ml.m5.xlarge"), date(2025, 1, 1))
         .await
         .unwrap();
-    let read: Vec<&str> = history
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&history);
     assert_eq!(read, ["20250101000000", "20250201000000"]);
     // February's hosting rate is read: (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… → +8.70 %.
     assert_eq!(
@@ -457,9 +474,6 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
     // January 0.23, February's version lists ml.m5.xlarge only at
     // 0.0000000000 (one dimension 0 to Inf), March 0.25.
     let server = FakePriceList::start().await;
-    let m5 = |usd: &str, effective: &str| {
-        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
-    };
     for (version, month, usd) in [
         ("20250101000000", 1, "0.2300000000"),
         ("20250201000000", 2, "0.0000000000"),
@@ -470,11 +484,10 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
             REGION,
             version,
             date(2025, month, 1),
-            offer_file(version, &[m5(usd, &effective)]),
+            offer_file(version, &[m5_effective(usd, &effective)]),
         );
     }
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2025, 4, 1))
         .build()
         .history(&PriceKey::hosting(REGION, "ml.m5.xlarge"), date(2025, 1, 1))
@@ -486,11 +499,7 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
     // February's rate is unknown from 2025-02-01 until March's version took over.
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(
-        (
-            missing[0].version.as_str(),
-            missing[0].seen_on,
-            missing[0].unknown_until
-        ),
+        span(&missing[0]),
         ("20250201000000", date(2025, 2, 1), Some(date(2025, 3, 1)))
     );
     assert!(
@@ -500,11 +509,7 @@ async fn a_version_listing_the_key_only_at_0_is_missing_not_the_rate_before_carr
         "{}",
         missing[0].reason
     );
-    let read: Vec<&str> = partial
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&partial);
     assert_eq!(read, ["20250101000000", "20250301000000"]);
     // No point from February: not $0, and not January's 0.23 carried through it.
     // March's 0.25 changes from the last rate listed, as after any missing version:
@@ -533,17 +538,14 @@ async fn a_rate_announced_after_a_missing_version_leaves_the_span_before_it_unkn
     // January 2025 (in effect 2025-01-01): ml.m5.xlarge 0.23. February (in effect
     // 2025-02-01): cut short, or ml.m5.xlarge only at 0.0000000000. March (in
     // effect 2025-03-01): ml.m5.xlarge only at 0.20, a term effective 2025-03-15.
-    let m5 = |usd: &str, effective: &str| {
-        docs::effective(docs::hosting(REGION, "ml.m5.xlarge", usd), effective)
-    };
     let cut = offer_file(
         "20250201000000",
-        &[m5("0.2300000000", "2025-01-01T00:00:00Z")],
+        &[m5_effective("0.2300000000", "2025-01-01T00:00:00Z")],
     );
     let cut = cut[..cut.len() / 2].to_owned();
     let zero = offer_file(
         "20250201000000",
-        &[m5("0.0000000000", "2025-02-01T00:00:00Z")],
+        &[m5_effective("0.0000000000", "2025-02-01T00:00:00Z")],
     );
     let key = PriceKey::hosting(REGION, "ml.m5.xlarge");
     for (february, why) in [
@@ -560,7 +562,7 @@ async fn a_rate_announced_after_a_missing_version_leaves_the_span_before_it_unkn
             date(2025, 1, 1),
             offer_file(
                 "20250101000000",
-                &[m5("0.2300000000", "2025-01-01T00:00:00Z")],
+                &[m5_effective("0.2300000000", "2025-01-01T00:00:00Z")],
             ),
         );
         server.add_version(REGION, "20250201000000", date(2025, 2, 1), february);
@@ -570,15 +572,10 @@ async fn a_rate_announced_after_a_missing_version_leaves_the_span_before_it_unkn
             date(2025, 3, 1),
             offer_file(
                 "20250301000000",
-                &[m5("0.2000000000", "2025-03-15T00:00:00Z")],
+                &[m5_effective("0.2000000000", "2025-03-15T00:00:00Z")],
             ),
         );
-        let read = |until: NaiveDate| {
-            PriceListHistory::builder(&server.sdk_config("us-east-1"))
-                .cache_dir(None)
-                .until(until)
-                .build()
-        };
+        let read = |until: NaiveDate| in_us_east_1(&server).until(until).build();
 
         // Up to 2025-04-01: 0.23 from 2025-01-01; unknown from 2025-02-01 (February's
         // rate) until 2025-03-15 (March lists no rate before it); 0.20 from
@@ -687,12 +684,7 @@ async fn a_version_listing_one_key_only_at_0_is_missing_for_that_key_only() {
             ),
         );
     }
-    let read = || {
-        PriceListHistory::builder(&server.sdk_config("us-east-1"))
-            .cache_dir(None)
-            .until(date(2025, 3, 1))
-            .build()
-    };
+    let read = || in_us_east_1(&server).until(date(2025, 3, 1)).build();
     let large = PriceKey::hosting(REGION, "ml.m5.large");
     let xlarge = PriceKey::hosting(REGION, "ml.m5.xlarge");
 
@@ -782,11 +774,7 @@ async fn a_version_listing_one_key_only_at_0_is_missing_for_that_key_only() {
     };
     assert_eq!(missing.len(), 1, "{missing:?}");
     assert_eq!(
-        (
-            missing[0].version.as_str(),
-            missing[0].seen_on,
-            missing[0].unknown_until
-        ),
+        span(&missing[0]),
         ("20250201000000", date(2025, 2, 1), None)
     );
     assert!(missing[0].keys.is_empty(), "{missing:?}");
@@ -855,8 +843,7 @@ async fn a_first_version_missing_for_one_key_still_opens_the_others_at_the_rate_
             ],
         ),
     );
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2025, 2, 1))
         .build()
         .family(REGION, "ml.m5", date(2025, 1, 1))
@@ -941,8 +928,7 @@ async fn a_version_offering_no_json_file_is_missing_not_skipped() {
         date(2025, 6, 1),
         file("20250601000000", "0.3876000000"),
     );
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2025, 7, 1))
         .build()
         .history(
@@ -965,11 +951,7 @@ async fn a_version_offering_no_json_file_is_missing_not_skipped() {
     assert_eq!(missing[0].unknown_until, Some(date(2025, 6, 1)));
     // Its file was never asked for: only January's and June's were downloaded.
     assert_eq!(server.file_downloads(), 2);
-    let read: Vec<&str> = partial
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&partial);
     assert_eq!(read, ["20250101000000", "20250601000000"]);
     // June's change is measured from the last rate read, and dated at June:
     // (0.3876 − 0.408) ÷ 0.408 × 100 = −5.00 %.
@@ -1014,12 +996,7 @@ async fn a_rate_announced_for_later_in_the_first_version_opens_at_the_rate_befor
         ),
     );
     let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
-    let history = |until: NaiveDate| {
-        PriceListHistory::builder(&server.sdk_config("us-east-1"))
-            .cache_dir(None)
-            .until(until)
-            .build()
-    };
+    let history = |until: NaiveDate| in_us_east_1(&server).until(until).build();
     let whole = history(date(2025, 4, 1))
         .history(&key, date(2025, 3, 5))
         .await
@@ -1038,7 +1015,7 @@ async fn a_rate_announced_for_later_in_the_first_version_opens_at_the_rate_befor
             ),
         ]
     );
-    let read: Vec<&str> = whole.versions.iter().map(|v| v.version.as_str()).collect();
+    let read = versions_read(&whole);
     assert_eq!(read, ["20250101000000", "20250301000000"]);
     // Until before 2025-03-15: listed all along at 1.00, not "not listed".
     let short = history(date(2025, 3, 10))
@@ -1091,8 +1068,7 @@ async fn the_rate_before_a_version_published_ahead_is_the_one_in_effect_until_it
             offer_file(version, &[c5("2xlarge", "8", usd, from)]),
         );
     }
-    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let history = in_us_east_1(&server)
         .until(date(2025, 4, 1))
         .build()
         .history(
@@ -1115,11 +1091,7 @@ async fn the_rate_before_a_version_published_ahead_is_the_one_in_effect_until_it
             ),
         ]
     );
-    let read: Vec<&str> = history
-        .versions
-        .iter()
-        .map(|v| v.version.as_str())
-        .collect();
+    let read = versions_read(&history);
     assert_eq!(read, ["20250101000000", "20241220000000"]);
 }
 
@@ -1164,12 +1136,7 @@ async fn an_unknown_rate_before_the_first_version_read_is_missing_not_passed_ove
     };
     let january = |document: Value| Some(offer_file("20250101000000", &[document]));
     let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
-    let read = |server: &FakePriceList| {
-        PriceListHistory::builder(&server.sdk_config("us-east-1"))
-            .cache_dir(None)
-            .until(date(2025, 4, 1))
-            .build()
-    };
+    let read = |server: &FakePriceList| in_us_east_1(server).until(date(2025, 4, 1)).build();
     // Whatever the cause, 0.80 is still the rate from 2025-03-15 (its first
     // listing: no rate before it to work a change out from), and the span from
     // 2025-03-01 until then is unknown.
@@ -1306,8 +1273,7 @@ async fn an_unknown_rate_before_the_first_version_is_missing_only_for_the_sizes_
                     ],
                 ),
             );
-            PriceListHistory::builder(&server.sdk_config("us-east-1"))
-                .cache_dir(None)
+            in_us_east_1(&server)
                 .until(date(2025, 2, 1))
                 .build()
                 .family(REGION, "ml.m5", date(2025, 1, 1))
@@ -1417,8 +1383,7 @@ async fn versions_say_which_version_cannot_be_read_and_why() {
         file("20250301000000"),
         &["csv"],
     );
-    let versions = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let versions = in_us_east_1(&server)
         .until(date(2025, 4, 1))
         .build()
         .versions(REGION, date(2025, 1, 1))
@@ -1458,8 +1423,7 @@ async fn a_since_before_sagemakers_launch_is_read_from_the_launch() {
     assert_eq!(history.since, date(2017, 11, 1));
     assert_eq!(history.versions.len(), 4);
     // An `until` before the launch asks nothing.
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2017, 10, 31))
         .build()
         .history(&key, date(1900, 1, 1))
@@ -1527,8 +1491,7 @@ async fn an_unread_version_cuts_the_terms_an_earlier_version_dated_inside_its_sp
         offer_file("20250601000000", &[june]),
     );
 
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(date(2025, 7, 1))
         .build()
         .history(
@@ -1603,8 +1566,7 @@ async fn the_time_limit_ends_the_read_with_what_was_read_so_far() {
     let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
     // Each file takes 30 s: without the limit the read would end whole (no
     // error). The reasons say the 2 s limit ended it; no wall-clock bound here.
-    let err = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let err = in_us_east_1(&server)
         .until(until())
         .time_limit(Duration::from_secs(2))
         .build()
@@ -1675,8 +1637,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn a_time_limit_too_long_for_the_clock_is_no_limit() {
     let server = publish(None).await;
     let key = PriceKey::hosting(REGION, "ml.c5.2xlarge");
-    let history = PriceListHistory::builder(&server.sdk_config("us-east-1"))
-        .cache_dir(None)
+    let history = in_us_east_1(&server)
         .until(until())
         .time_limit(Duration::MAX)
         .build()
