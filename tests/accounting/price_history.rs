@@ -331,11 +331,7 @@ async fn a_version_listing_the_key_with_no_usable_rate_is_missing_not_the_rate_b
     let cases = [
         (
             PriceKey::hosting(REGION, "ml.m5.xlarge"),
-            [
-                m5("0.2300000000", 1),
-                in_cny,
-                m5("0.2500000000", 3),
-            ],
+            [m5("0.2300000000", 1), in_cny, m5("0.2500000000", 3)],
             "gives no usable rate for hosting ml.m5.xlarge in us-east-1 (priced only in CNY, not USD)",
             // (0.25 − 0.23) ÷ 0.23 × 100 = 8.6956… → +8.70 %.
             ("0.23", "0.25", "8.70"),
