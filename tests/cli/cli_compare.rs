@@ -890,6 +890,23 @@ fn a_zero_stated_rate_is_refused_never_priced_at_zero() {
 /// One ledger line of an async invocation's receipt (as `client::async_invoke`
 /// writes them): the submission with data in, or the settlement with the model's
 /// time, data out and tokens, both with the same call id and start.
+/// Writes `lines` as the JSONL ledger `name` in `dir`: its path.
+fn ledger_in(dir: &tempfile::TempDir, name: &str, lines: &[String]) -> std::path::PathBuf {
+    let ledger = dir.path().join(name);
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    ledger
+}
+
+/// `compare --from-ledger ledger` a day at $0.01 a call, as JSON, with `more`.
+fn daily_at_a_cent_a_call(ledger: &std::path::Path, more: &[&str]) -> Command {
+    let mut cmd = sagemeter();
+    cmd.args(["compare", "--from-ledger"])
+        .arg(ledger)
+        .args(["--period", "day", "--per-call", "0.01", "--json"])
+        .args(more);
+    cmd
+}
+
 fn async_receipt(call_id: &str, at: &str, settlement: Option<(u64, u64, u64, u64)>) -> String {
     let (usage, lines, note) = match settlement {
         None => (
@@ -936,8 +953,7 @@ fn compare_from_a_ledger_counts_each_async_invocation_once() {
         async_receipt("a-4", "2026-05-20T10:45:00Z", Some((60, 2000, 400, 200))),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
 
     let json = json_of(
         sagemeter()
@@ -1086,8 +1102,7 @@ fn a_ledger_mean_beyond_an_hour_is_compared_at_a_stated_latency() {
         async_receipt("q-2", "2026-05-20T11:00:00Z", Some((14_400, 0, 0, 0))),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("queued.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "queued.jsonl", &lines);
 
     // Without a stated latency: refused, saying which flag answers it.
     sagemeter()
@@ -1138,8 +1153,7 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
         async_receipt("u-4", "2026-05-20T10:45:00Z", None),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
     let args = [
         "--period",
         "day",
@@ -1237,8 +1251,7 @@ fn serverless_from_a_ledger_bills_each_call_rounded_up_unless_a_latency_is_state
         receipt("c-2", "2026-05-20T10:30:00Z", 2_800),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
     let args = [
         "--period",
         "day",
@@ -1309,8 +1322,7 @@ fn a_ledger_line_of_a_time_no_call_runs_is_an_error_naming_it_never_a_panic() {
         receipt("c-2", "2026-05-20T10:30:00Z", "100000000000000000000000000"),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
     let out = sagemeter()
         .args(["compare", "--from-ledger"])
         .arg(&ledger)
@@ -2217,22 +2229,14 @@ fn a_ledger_is_priced_in_the_region_its_calls_were_made_in_one_endpoint_at_a_tim
 #[test]
 fn since_and_until_take_one_stretch_of_a_ledger() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
     let lines = [
         call_in("chat", "us-east-1", "s-1", "2026-05-20T10:00:00Z"),
         call_in("chat", "us-east-1", "s-2", "2026-05-20T10:30:00Z"),
         call_in("chat", "us-east-1", "s-3", "2026-05-20T11:00:00Z"),
         call_in("chat", "us-east-1", "s-4", "2026-05-20T11:10:00Z"),
     ];
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
-    let compare = |range: &[&str]| {
-        let mut cmd = sagemeter();
-        cmd.args(["compare", "--from-ledger"])
-            .arg(&ledger)
-            .args(["--period", "day", "--per-call", "0.01", "--json"])
-            .args(range);
-        cmd
-    };
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
+    let compare = |more: &[&str]| daily_at_a_cent_a_call(&ledger, more);
     // 10:00 to 11:00 (excluded): two calls half an hour apart, one an hour of
     // traffic: 2 × 86,400 / 3,600 = 48 a day.
     let json = json_of(&mut compare(&[
@@ -2262,7 +2266,6 @@ fn since_and_until_take_one_stretch_of_a_ledger() {
 #[test]
 fn a_range_asked_for_is_the_time_its_calls_stand_for_and_names_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
     // A ledger from 2026-05-20T00:00 to past 2026-05-22T00:00; chat called twice on
     // the 20th, search at either end.
     let lines = [
@@ -2271,15 +2274,8 @@ fn a_range_asked_for_is_the_time_its_calls_stand_for_and_names_are_checked() {
         call_in("chat", "us-east-1", "r-3", "2026-05-20T10:30:00Z"),
         call_in("search", "us-east-1", "r-4", "2026-05-22T00:00:00Z"),
     ];
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
-    let compare = |more: &[&str]| {
-        let mut cmd = sagemeter();
-        cmd.args(["compare", "--from-ledger"])
-            .arg(&ledger)
-            .args(["--period", "day", "--per-call", "0.01", "--json"])
-            .args(more);
-        cmd
-    };
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
+    let compare = |more: &[&str]| daily_at_a_cent_a_call(&ledger, more);
     // The 20th holds chat's two calls: two a day, not the 48 a day their half
     // hour apart would make: 2 × 86,400 s / 86,400 s.
     let json = json_of(&mut compare(&[
@@ -2541,8 +2537,7 @@ fn a_token_mean_stated_for_a_ledger_is_charged_on_its_answered_calls() {
         error.to_string(),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
     let json = json_of(
         sagemeter()
             .args(["compare", "--from-ledger"])
@@ -2605,8 +2600,7 @@ fn a_ledger_call_that_reported_no_tokens_is_left_out_of_the_mean_never_counted_a
         call_with_tokens("c-5", "2026-05-20T14:00:00Z", None, Some(100)),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let ledger = dir.path().join("spend.jsonl");
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
     let per_token = ["--per-1m-tokens-in", "1", "--per-1m-tokens-out", "2"];
 
     let json = json_of(
@@ -2711,13 +2705,12 @@ fn a_ledger_of_two_regions_is_compared_one_region_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     // One ledger, a client per region, an endpoint named `chat` in each: two
     // deployments, each at its own region's prices.
-    let ledger = dir.path().join("mixed.jsonl");
     let lines = [
         call_in("chat", "eu-west-1", "m-1", "2026-05-20T10:00:00Z"),
         call_in("chat", "us-east-1", "m-2", "2026-05-20T10:10:00Z"),
         call_in("chat", "eu-west-1", "m-3", "2026-05-20T10:20:00Z"),
     ];
-    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let ledger = ledger_in(&dir, "mixed.jsonl", &lines);
     // No Price List: the bundled snapshot's rates.
     let compare = |more: &[&str]| {
         let mut cmd = super::clean_env::sagemeter(&refused_url(), &refused_url());
