@@ -720,54 +720,39 @@ fn invalid_plans_are_invalid_arguments_saying_what_was_wrong_and_what_to_do() {
             .code(2)
             .stderr(predicate::str::contains(says));
     }
-    sagemeter()
-        .args(["compare", "--calls", "100", "--per-call", "0,01"])
-        .assert()
-        .code(2);
-    sagemeter()
-        .args(["compare", "--calls", "100", "--per-call=-0.01"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "error: price per call (USD) must be greater than zero (got -0.01)",
-        ));
-    sagemeter()
-        .args([
-            "compare",
-            "--calls",
-            "100",
-            "--subscription",
-            "100",
-            "--included",
-            "50",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "the subscription includes 50 calls per month but has no overage rate",
-        ));
-    sagemeter()
-        .args([
-            "compare",
-            "--calls",
-            "100",
-            "--subscription",
-            "100",
-            "--period",
-            "week",
-        ])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "unknown period `week`: use day, month or year",
-        ));
-    sagemeter()
-        .args(["compare", "--calls", "100", "--serverless", "3072"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
+    refused(&["compare", "--calls", "100", "--per-call", "0,01"]);
+    refused(&["compare", "--calls", "100", "--per-call=-0.01"]).stderr(predicate::str::contains(
+        "error: price per call (USD) must be greater than zero (got -0.01)",
+    ));
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--subscription",
+        "100",
+        "--included",
+        "50",
+    ])
+    .stderr(predicate::str::contains(
+        "the subscription includes 50 calls per month but has no overage rate",
+    ));
+    refused(&[
+        "compare",
+        "--calls",
+        "100",
+        "--subscription",
+        "100",
+        "--period",
+        "week",
+    ])
+    .stderr(predicate::str::contains(
+        "unknown period `week`: use day, month or year",
+    ));
+    refused(&["compare", "--calls", "100", "--serverless", "3072"]).stderr(
+        predicate::str::contains(
             "plan `serverless 3072 MB` needs a mean latency in the usage profile",
-        ));
+        ),
+    );
 }
 
 #[test]
@@ -1783,13 +1768,9 @@ async fn a_bad_chart_is_refused_before_any_price_or_history_request() {
 
 #[test]
 fn nothing_to_compare_says_which_flags_make_a_plan() {
-    sagemeter()
-        .args(["compare", "--calls", "100"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "nothing to compare: give at least one plan: --per-call/--per-1000",
-        ));
+    refused(&["compare", "--calls", "100"]).stderr(predicate::str::contains(
+        "nothing to compare: give at least one plan: --per-call/--per-1000",
+    ));
 }
 
 #[test]
