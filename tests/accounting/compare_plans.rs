@@ -70,6 +70,15 @@ impl PriceSource for FixedPrices {
     }
 }
 
+/// `calls` a month (the default period) of `ms` milliseconds each.
+fn calls_of_ms(calls: u64, ms: u64) -> UsageProfile {
+    UsageProfile::builder()
+        .calls_per_period(calls)
+        .mean_latency(Duration::from_millis(ms))
+        .build()
+        .unwrap()
+}
+
 fn monthly(calls: u64) -> UsageProfile {
     UsageProfile::builder()
         .period(Period::Month)
@@ -237,11 +246,7 @@ async fn an_instance_that_runs_part_of_the_period_costs_only_those_hours() {
 
 #[tokio::test]
 async fn instance_utilisation_is_busy_time_over_provisioned_time() {
-    let profile = UsageProfile::builder()
-        .calls_per_period(657_000)
-        .mean_latency(Duration::from_millis(800))
-        .build()
-        .unwrap();
+    let profile = calls_of_ms(657_000, 800);
     let plans = [Plan::from(InstancePlan::new("ml.m5.xlarge", 2).unwrap())];
     let comparison = priced(&profile, &plans).await.unwrap();
     let row = comparison.plan("ml.m5.xlarge x2").unwrap();
@@ -341,11 +346,7 @@ async fn a_savings_plan_charges_usage_beyond_its_commitment_on_demand() {
 
 #[tokio::test]
 async fn plans_are_listed_cheapest_first_with_their_difference_to_the_cheapest() {
-    let profile = UsageProfile::builder()
-        .calls_per_period(1_000_000)
-        .mean_latency(Duration::from_millis(800))
-        .build()
-        .unwrap();
+    let profile = calls_of_ms(1_000_000, 800);
     let plans = [
         Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
         Plan::from(ServerlessPlan::new(3072).unwrap()),
@@ -559,6 +560,15 @@ fn a_year_at_one_nanosecond() -> UsageProfile {
         .unwrap()
 }
 
+/// Some note of `notes` holds every one of `all`.
+#[track_caller]
+fn assert_noted(notes: &[String], all: &[&str]) {
+    assert!(
+        notes.iter().any(|n| all.iter().all(|a| n.contains(a))),
+        "{notes:?}"
+    );
+}
+
 /// `rates` with serverless of `memory_gb` priced: on demand at `on_demand` USD/s,
 /// provisioned concurrency standing at `standing` USD/s and its inference at
 /// 0.0000233 USD/s.
@@ -567,6 +577,18 @@ fn with_serverless_rates(
     memory_gb: u32,
     on_demand: &str,
     standing: &str,
+) -> RateTable {
+    with_serverless_rates_using(rates, memory_gb, on_demand, standing, "0.0000233")
+}
+
+/// [`with_serverless_rates`], provisioned concurrency's inference at `usage`
+/// USD/s.
+fn with_serverless_rates_using(
+    rates: RateTable,
+    memory_gb: u32,
+    on_demand: &str,
+    standing: &str,
+    usage: &str,
 ) -> RateTable {
     rates
         .with_rate(PriceKey::serverless(REGION, memory_gb), d(on_demand))
@@ -584,7 +606,7 @@ fn with_serverless_rates(
                 region: REGION.into(),
                 memory_gb,
             },
-            d("0.0000233"),
+            d(usage),
         )
         .unwrap()
 }
@@ -689,25 +711,7 @@ fn the_cheaper_plan_above_the_last_crossing_is_the_one_before_they_cross_again_b
         (4, "0.00006", "0.0000156", "0.0000233"),
         (2, "0.00008", "0.0000048", "0.000035"),
     ] {
-        rates = rates
-            .with_rate(PriceKey::serverless(REGION, memory_gb), d(on_demand))
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrency {
-                    region: REGION.into(),
-                    memory_gb,
-                },
-                d(standing),
-            )
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: REGION.into(),
-                    memory_gb,
-                },
-                d(usage),
-            )
-            .unwrap();
+        rates = with_serverless_rates_using(rates, memory_gb, on_demand, standing, usage);
     }
     let provisioned = |mb, n| {
         Plan::from(
@@ -819,11 +823,7 @@ fn identical_plans_cost_the_same_at_every_volume() {
 
 #[tokio::test]
 async fn serverless_and_an_always_on_instance_break_even_at_a_utilisation() {
-    let profile = UsageProfile::builder()
-        .calls_per_period(1_000_000)
-        .mean_latency(Duration::from_millis(800))
-        .build()
-        .unwrap();
+    let profile = calls_of_ms(1_000_000, 800);
     let plans = [
         Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
         Plan::from(ServerlessPlan::new(6144).unwrap()),
@@ -1293,23 +1293,14 @@ async fn a_per_inference_fee_and_a_quota_count_the_answered_calls_of_a_ledger_no
     // 0.0005 = 10.80 USD (not 24,000 × 0.0005 = 12.00).
     let row = comparison.plan("pay per use").unwrap();
     assert_eq!(row.cost_usd, d("10.80"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("90.0%") && n.contains("21,600 per day") && n.contains("HTTP 2XX")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["90.0%", "21,600 per day", "HTTP 2XX"]);
     // 21,600 answered − 20,000 included = 1,600 × 0.001 = 1.60; + 5 = 6.60 USD (not
     // 4,000 above the quota: 9.00)
     let row = comparison.plan("subscription").unwrap();
     assert_eq!(row.cost_usd, d("6.60"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("includes 20,000 calls per day; 1,600 calls above that")),
-        "{:?}",
-        row.notes
+    assert_noted(
+        &row.notes,
+        &["includes 20,000 calls per day; 1,600 calls above that"],
     );
     // Compute runs for every call, model errors too: 24,000 × 0.1 s × 0.00006 USD/s
     // = 0.144 USD.
@@ -1389,13 +1380,7 @@ async fn a_fee_and_a_quota_count_the_inferences_the_receipts_charged_not_only_th
         row.curve.usd_per_call,
         d("0.0005") * (Decimal::from(7) / Decimal::from(6))
     );
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("116.7%") && n.contains("168 per day") && n.contains("HTTP 2XX")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["116.7%", "168 per day", "HTTP 2XX"]);
 }
 
 /// Two of three calls answered: the share, 2/3, is 0.666…67 at 28 digits, but a
@@ -1430,12 +1415,9 @@ async fn a_fee_and_a_quota_charge_the_answered_calls_exactly_when_their_share_is
     // = 48.000…002 answered, 5.000…002 USD)
     let row = comparison.plan("subscription").unwrap();
     assert_eq!(row.cost_usd, d("5"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("includes 48 calls per day; 0 calls above that")),
-        "{:?}",
-        row.notes
+    assert_noted(
+        &row.notes,
+        &["includes 48 calls per day; 0 calls above that"],
     );
     // Over a month the answered calls scale as the calls do: 48 × 730 / 24 = 1,460
     // of 72 × 730 / 24 = 2,190; 1,460 × 0.0005 = 0.73 USD.
@@ -1502,13 +1484,7 @@ async fn a_per_token_plan_charges_the_tokens_of_the_answered_calls_of_a_ledger()
     assert_eq!(row.cost_usd, d("0.0576"));
     // In calls made, half of them answered: 0.5 × 0.0008 = 0.0004 USD a call.
     assert_eq!(row.curve.usd_per_call, d("0.0004"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("50.0%") && n.contains("72 per day") && n.contains("HTTP 2XX")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["50.0%", "72 per day", "HTTP 2XX"]);
 }
 
 /// A model error or a call cancelled before its answer came had no tokens to
@@ -1604,13 +1580,7 @@ async fn a_per_token_plan_charges_the_tokens_reported_when_totals_are_stated_by_
     assert_eq!(row.cost_usd, d("0.0576"));
     // In calls made, 4 of 6 reported: 0.0006 × 4 / 6 = 0.0004 USD a call.
     assert_eq!(row.curve.usd_per_call, d("0.0004"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("66.7%") && n.contains("96 per day")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["66.7%", "96 per day"]);
 }
 
 /// A call cancelled before its answer came is not answered, as its receipt
@@ -1713,13 +1683,7 @@ async fn a_failed_async_inference_is_charged_its_fee_but_no_tokens() {
     // In calls made, half answered: 0.5 × 0.0015 = 0.00075 USD a call.
     let row = comparison.plan("per token").unwrap();
     assert_eq!(row.curve.usd_per_call, d("0.00075"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("50.0%") && n.contains("24 per day")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["50.0%", "24 per day"]);
 
     // The failed invocation alone: its fee charged, no tokens: a per-token plan
     // costs 0, as its receipts did (0 tokens × any price), not refused for want of
@@ -1764,13 +1728,7 @@ async fn serverless_from_receipts_bills_each_call_rounded_up_not_the_mean() {
     // (the 5 ms AWS bills for every 2 calls: 24 × 0.005 s × 0.00006)
     assert_eq!(row.curve.usd_per_call, d("0.00000015"));
     assert_eq!(row.cost_usd, d("0.0000072"));
-    assert!(
-        row.notes
-            .iter()
-            .any(|n| n.contains("bills 2.5 ms per call on average")),
-        "{:?}",
-        row.notes
-    );
+    assert_noted(&row.notes, &["bills 2.5 ms per call on average"]);
 }
 
 #[test]
@@ -1910,11 +1868,7 @@ async fn a_rate_the_price_source_lacks_is_an_error_never_a_zero() {
 #[tokio::test]
 async fn a_zero_rate_from_the_price_source_is_refused() {
     let prices = FixedPrices::snapshot().with(PriceKey::serverless(REGION, 3), "0");
-    let profile = UsageProfile::builder()
-        .calls_per_period(1000)
-        .mean_latency(Duration::from_millis(100))
-        .build()
-        .unwrap();
+    let profile = calls_of_ms(1000, 100);
     let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
     let err = Comparison::with_prices(&profile, &plans, &prices, REGION)
         .await
