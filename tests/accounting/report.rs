@@ -100,6 +100,15 @@ fn since_nov_1(by: GroupBy) -> ReportOptions {
     ReportOptions::new(by).since(parse_time_bound("2026-11-01").unwrap())
 }
 
+/// Each group of `report`, in order, as (key, calls, cost).
+fn rows(report: &Report) -> Vec<(&str, u64, Decimal)> {
+    report
+        .groups
+        .iter()
+        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
+        .collect()
+}
+
 fn group<'a>(report: &'a Report, key: &str) -> &'a GroupSummary {
     report
         .groups
@@ -189,11 +198,7 @@ fn per_endpoint_figures_match_the_hand_computed_ones() {
 #[test]
 fn per_tag_groups_put_untagged_calls_together() {
     let report = summarize(&fixture(), &since_nov_1("tag:team".parse().unwrap())).unwrap();
-    let rows: Vec<_> = report
-        .groups
-        .iter()
-        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
-        .collect();
+    let rows = rows(&report);
     assert_eq!(
         rows,
         [
@@ -211,11 +216,7 @@ fn per_tag_groups_put_untagged_calls_together() {
 #[test]
 fn per_variant_groups_are_endpoint_slash_variant() {
     let report = summarize(&fixture(), &since_nov_1(GroupBy::Variant)).unwrap();
-    let rows: Vec<_> = report
-        .groups
-        .iter()
-        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
-        .collect();
+    let rows = rows(&report);
     assert_eq!(
         rows,
         [
@@ -229,11 +230,7 @@ fn per_variant_groups_are_endpoint_slash_variant() {
 #[test]
 fn per_day_groups_are_utc_days_in_time_order() {
     let report = summarize(&fixture(), &ReportOptions::new(GroupBy::Day)).unwrap();
-    let rows: Vec<_> = report
-        .groups
-        .iter()
-        .map(|g| (g.key.as_str(), g.calls, g.cost_usd))
-        .collect();
+    let rows = rows(&report);
     assert_eq!(
         rows,
         [
