@@ -180,6 +180,31 @@ impl Receipts {
     }
 }
 
+/// A `receipts` directory, not made yet, in a new temporary one (kept while
+/// the first is), and the tests' clock at 10:30.
+fn in_receipts_dir() -> (tempfile::TempDir, Receipts, SharedTimeSource) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = Receipts(tmp.path().join("receipts"));
+    let (_time, clock) = clock();
+    (tmp, dir, clock)
+}
+
+/// A rolling Parquet ledger in `dir` on `clock`, every other option the
+/// default.
+fn rolling_in(dir: &Path, clock: SharedTimeSource) -> ParquetLedger {
+    ParquetLedger::rolling(dir)
+        .time_source(clock)
+        .open()
+        .unwrap()
+}
+
+/// [`typical`] receipt 1 at $0.0000000000001, 13 decimal places.
+fn inexact() -> Cost {
+    let mut inexact = typical(1);
+    inexact.cost_usd = "0.0000000000001".parse().unwrap();
+    inexact
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -353,9 +378,7 @@ fn the_columns_have_the_types_a_query_engine_reads() {
 
 #[tokio::test]
 async fn rows_roll_into_files_of_at_most_max_rows_that_read_back_in_order() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
+    let (_tmp, dir, clock) = in_receipts_dir();
     let ledger = ParquetLedger::rolling(dir.path())
         .max_rows(4)
         .time_source(clock)
@@ -433,13 +456,8 @@ async fn a_new_hour_or_day_starts_a_new_file() {
 
 #[tokio::test]
 async fn a_file_appears_only_when_complete_and_each_flush_closes_one() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
-    let ledger = ParquetLedger::rolling(dir.path())
-        .time_source(clock)
-        .open()
-        .unwrap();
+    let (_tmp, dir, clock) = in_receipts_dir();
+    let ledger = rolling_in(dir.path(), clock);
     ledger.record(&typical(0));
     ledger.record(&typical(1));
     // Written or not yet, nothing is under a final name before the file is closed.
@@ -470,13 +488,8 @@ async fn a_file_appears_only_when_complete_and_each_flush_closes_one() {
 
 #[tokio::test]
 async fn after_shutdown_receipts_are_refused_and_counted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
-    let ledger = ParquetLedger::rolling(dir.path())
-        .time_source(clock)
-        .open()
-        .unwrap();
+    let (_tmp, dir, clock) = in_receipts_dir();
+    let ledger = rolling_in(dir.path(), clock);
     ledger.record(&typical(0));
     ledger.shutdown().await.unwrap();
 
@@ -576,16 +589,10 @@ async fn every_shutdown_after_a_failed_final_close_returns_its_error() {
 /// the next flush, never swallowed with the next flush saying `Ok`.
 #[tokio::test]
 async fn the_error_of_a_cancelled_flush_is_returned_by_the_next_flush() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
-    let ledger = ParquetLedger::rolling(dir.path())
-        .time_source(clock)
-        .open()
-        .unwrap();
-    let mut inexact = typical(1);
+    let (_tmp, dir, clock) = in_receipts_dir();
+    let ledger = rolling_in(dir.path(), clock);
     // 13 decimal places: DECIMAL(38,12) would have to round it, so it is lost.
-    inexact.cost_usd = "0.0000000000001".parse().unwrap();
+    let inexact = inexact();
     // Dropped at once (most likely before the writer replies), then after the
     // writer has surely replied.
     for (lost, wait) in [(1, Duration::ZERO), (2, Duration::from_millis(300))] {
@@ -639,16 +646,10 @@ async fn files_are_owner_only_and_a_directory_others_can_read_is_refused() {
 
 #[tokio::test]
 async fn a_receipt_that_cannot_be_stored_exactly_is_not_written_and_is_reported() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
-    let ledger = ParquetLedger::rolling(dir.path())
-        .time_source(clock)
-        .open()
-        .unwrap();
-    let mut inexact = typical(1);
+    let (_tmp, dir, clock) = in_receipts_dir();
+    let ledger = rolling_in(dir.path(), clock);
     // 13 decimal places: DECIMAL(38,12) would have to round it.
-    inexact.cost_usd = "0.0000000000001".parse().unwrap();
+    let inexact = inexact();
     ledger.record(&typical(0));
     ledger.record(&inexact);
     ledger.record(&typical(2));
@@ -690,10 +691,7 @@ async fn a_file_left_unfinished_by_a_crash_is_skipped_and_never_reused() {
     fs::write(&leftover, b"PAR1 rows without a footer").unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
 
-    let ledger = ParquetLedger::rolling(dir.path())
-        .time_source(clock)
-        .open()
-        .unwrap();
+    let ledger = rolling_in(dir.path(), clock);
     ledger.record(&typical(0));
     ledger.shutdown().await.unwrap();
 
@@ -716,9 +714,7 @@ async fn a_file_left_unfinished_by_a_crash_is_skipped_and_never_reused() {
 
 #[tokio::test]
 async fn only_the_newest_files_are_kept_beyond_the_retention_count() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = Receipts(tmp.path().join("receipts"));
-    let (_time, clock) = clock();
+    let (_tmp, dir, clock) = in_receipts_dir();
     let ledger = ParquetLedger::rolling(dir.path())
         .max_rows(1)
         .keep_files(2)
