@@ -2442,27 +2442,11 @@ mod tests {
         let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
         let time = clock();
         let primary = Scripted::answering([Ok(usd("0.23")), Ok(usd("0.25"))]);
-        let cache_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<CachedPrices>>> =
-            Arc::default();
-        let seen: Arc<Mutex<Vec<Option<Decimal>>>> = Arc::default();
-        let (look, saw) = (cache_of_observer.clone(), seen.clone());
-        let prices = Arc::new(
+        let (prices, seen) = seeing_price_now(
             CachedPrices::builder(primary)
                 .ttl(Duration::from_secs(3600))
-                .time_source(SharedTimeSource::new(time.clone()))
-                .on_change(move |change| {
-                    // What a call would be priced at without waiting, as the change is told.
-                    let now = look
-                        .get()
-                        .and_then(std::sync::Weak::upgrade)
-                        .and_then(|prices| prices.price_now(&change.key))
-                        .and_then(Result::ok)
-                        .map(|rate| rate.usd_per_unit);
-                    saw.lock().unwrap().push(now);
-                })
-                .build(),
+                .time_source(SharedTimeSource::new(time.clone())),
         );
-        cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(3600));
 
@@ -2606,6 +2590,46 @@ mod tests {
                           last good price, fetched 2026-08-31T22:00:00Z";
 
     /// A cache on a manual clock at 2026-08-31T22:00Z, with `ttl`, telling `told`.
+    /// Fetches `key` at once at 22:00 (answered $0.23), then moves `time` on
+    /// to 00:30.
+    fn fetched_at_2200_then_0030(prices: &CachedPrices, time: &ManualTimeSource) {
+        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
+            panic!("the first fetch answers at once");
+        };
+        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
+        // 00:30.
+        time.advance(Duration::from_secs(2 * 3600 + 1800));
+    }
+
+    /// What a call would have been priced at without waiting, as each change
+    /// was told.
+    type Seen = Arc<Mutex<Vec<Option<Decimal>>>>;
+
+    /// The cache `builder` builds, with an observer that records, as each
+    /// change is told, what a call would be priced at without waiting: the
+    /// cache and that record.
+    fn seeing_price_now(builder: CachedPricesBuilder) -> (Arc<CachedPrices>, Seen) {
+        let cache_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<CachedPrices>>> =
+            Arc::default();
+        let seen: Seen = Arc::default();
+        let (look, saw) = (cache_of_observer.clone(), seen.clone());
+        let prices = Arc::new(
+            builder
+                .on_change(move |change| {
+                    let now = look
+                        .get()
+                        .and_then(std::sync::Weak::upgrade)
+                        .and_then(|prices| prices.price_now(&change.key))
+                        .and_then(Result::ok)
+                        .map(|rate| rate.usd_per_unit);
+                    saw.lock().unwrap().push(now);
+                })
+                .build(),
+        );
+        cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
+        (prices, seen)
+    }
+
     fn at_2200(
         primary: Arc<Answers>,
         ttl: Duration,
@@ -2945,12 +2969,7 @@ mod tests {
     fn without_a_runtime_the_call_that_puts_a_term_in_place_and_fails_to_refresh_is_told() {
         let primary = Answers::new([Ok(announcing())]);
         let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
-        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
-            panic!("the first fetch answers at once");
-        };
-        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
-        // 00:30.
-        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        fetched_at_2200_then_0030(&prices, &time);
         let std::task::Poll::Ready(at_the_date) = poll_once(prices.price(&key())) else {
             panic!("the refresh fails at once");
         };
@@ -3058,12 +3077,7 @@ mod tests {
             Ok(live("0.20", "2026-09-01T00:00:00Z", "2026-09-01T00:30:00Z")),
         ]);
         let (prices, time, told) = at_2200(primary.clone(), Duration::from_secs(3600));
-        let std::task::Poll::Ready(first) = poll_once(prices.price(&key())) else {
-            panic!("the first fetch answers at once");
-        };
-        assert_eq!(first.unwrap().usd_per_unit, usd("0.23"));
-        // 00:30.
-        time.advance(Duration::from_secs(2 * 3600 + 1800));
+        fetched_at_2200_then_0030(&prices, &time);
         let std::task::Poll::Ready(at_the_date) = poll_once(prices.price(&key())) else {
             panic!("the refresh answers at once");
         };
@@ -3169,25 +3183,9 @@ mod tests {
         let _log = tracing::subscriber::set_default(tracing_subscriber::registry());
         let primary = Answers::new([Ok(announcing())]);
         let time = ManualTimeSource::new(utc("2026-08-31T22:00:00Z").into());
-        let cache_of_observer: Arc<std::sync::OnceLock<std::sync::Weak<CachedPrices>>> =
-            Arc::default();
-        let seen: Arc<Mutex<Vec<Option<Decimal>>>> = Arc::default();
-        let (look, saw) = (cache_of_observer.clone(), seen.clone());
-        let prices = Arc::new(
-            CachedPrices::builder(primary.clone())
-                .time_source(SharedTimeSource::new(time.clone()))
-                .on_change(move |change| {
-                    let now = look
-                        .get()
-                        .and_then(std::sync::Weak::upgrade)
-                        .and_then(|prices| prices.price_now(&change.key))
-                        .and_then(Result::ok)
-                        .map(|rate| rate.usd_per_unit);
-                    saw.lock().unwrap().push(now);
-                })
-                .build(),
+        let (prices, seen) = seeing_price_now(
+            CachedPrices::builder(primary.clone()).time_source(SharedTimeSource::new(time.clone())),
         );
-        cache_of_observer.set(Arc::downgrade(&prices)).unwrap();
         prices.price(&key()).await.unwrap();
         time.advance(Duration::from_secs(2 * 3600 + 1800));
         let calls = callers(&prices, 16);
