@@ -1285,6 +1285,27 @@ async fn a_call_answered_while_its_rates_are_found_leaves_the_sharing_clock_at_i
     );
 }
 
+/// A client of `fake` in `region` priced from the bundled snapshot on a manual
+/// clock, and its call of `endpoint` an hour after a first one began the
+/// accrual: the client and that call's receipt.
+async fn an_hour_apart_on_the_snapshot(
+    fake: &FakeSageMaker,
+    region: &'static str,
+    endpoint: &str,
+) -> (Client, Cost) {
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .region(region)
+        .price_source(Snapshot::bundled())
+        .time_source(shared)
+        .build()
+        .unwrap();
+    call(&client, endpoint).await; // the accrual begins
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, endpoint).await;
+    (client, next)
+}
+
 /// An endpoint config that states no `VolumeSizeInGB`: SageMaker attaches a volume
 /// of the instance type's default size (none on types with NVMe instance storage),
 /// which no size is assumed for. The accrual counts the instances alone, and one
@@ -1298,16 +1319,7 @@ async fn a_variant_without_a_stated_volume_size_accrues_its_instances_and_says_s
         "no-volume",
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2)],
     );
-    let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .region("us-east-1")
-        .price_source(Snapshot::bundled())
-        .time_source(shared)
-        .build()
-        .unwrap();
-    call(&client, "no-volume").await; // the accrual begins
-    time.advance(Duration::from_secs(3600));
-    let next = call(&client, "no-volume").await;
+    let (_client, next) = an_hour_apart_on_the_snapshot(&fake, "us-east-1", "no-volume").await;
     let accrual = next.accrual.clone().expect("an accrual");
     // The snapshot's us-east-1 ml.m5.xlarge, $0.23/h: 2 instances × 1 h = $0.46.
     assert_eq!(accrual.accrued_usd, dec("0.46"));
@@ -1338,16 +1350,7 @@ async fn a_volume_whose_storage_rate_is_not_known_is_left_out_of_the_accrual_say
         "rt",
         vec![FakeVariant::instance("AllTraffic", "ml.m5.xlarge", 2).with_volume(30)],
     );
-    let (time, shared) = manual_clock();
-    let client = Client::builder(&fake.sdk_config().await)
-        .region("us-west-2")
-        .price_source(Snapshot::bundled())
-        .time_source(shared)
-        .build()
-        .unwrap();
-    call(&client, "rt").await; // the accrual begins
-    time.advance(Duration::from_secs(3600));
-    let next = call(&client, "rt").await;
+    let (client, next) = an_hour_apart_on_the_snapshot(&fake, "us-west-2", "rt").await;
     let accrual = next.accrual.clone().expect("an accrual");
     // The snapshot's us-west-2 ml.m5.xlarge, $0.23/h: 2 instances × 1 h = $0.46.
     assert_eq!(accrual.accrued_usd, dec("0.46"));
