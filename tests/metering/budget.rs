@@ -556,15 +556,11 @@ async fn ten_cents_per_ten_seconds_on_a_manual_clock(
     (client, receipts, time)
 }
 
-/// `builder` set up as [`ten_cents_per_ten_seconds`] says, its receipts recorded,
-/// left to build as a client or as a meter (for the interceptor).
-pub(crate) fn ten_cents_per_ten_seconds_on(
-    builder: ClientBuilder,
-    budget: Budget,
-) -> (ClientBuilder, Receipts) {
-    let r = "us-east-1".to_owned();
-    let receipts = Receipts::default();
-    let builder = builder
+/// `builder` with `jobs`, an async endpoint on 1 × ml.m5.xlarge, its
+/// AsyncInference at $36/h and $1 per 1,000 submissions, no discovery and no
+/// other prices: data processed is for the caller to price.
+fn async_jobs_at_36_an_hour(builder: ClientBuilder) -> ClientBuilder {
+    builder
         .without_discovery()
         .price_source(NoPrices)
         .endpoint_profile(
@@ -576,14 +572,25 @@ pub(crate) fn ten_cents_per_ten_seconds_on(
         )
         .price_override(
             PriceKey::AsyncInference {
-                region: r.clone(),
+                region: "us-east-1".into(),
                 instance_type: "ml.m5.xlarge".into(),
             },
             dec("36"),
         )
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+}
+
+/// `builder` set up as [`ten_cents_per_ten_seconds`] says, its receipts recorded,
+/// left to build as a client or as a meter (for the interceptor).
+pub(crate) fn ten_cents_per_ten_seconds_on(
+    builder: ClientBuilder,
+    budget: Budget,
+) -> (ClientBuilder, Receipts) {
+    let r = "us-east-1".to_owned();
+    let receipts = Receipts::default();
+    let builder = async_jobs_at_36_an_hour(builder)
         .free_of_charge(PriceKey::DataIn { region: r.clone() })
         .free_of_charge(PriceKey::DataOut { region: r })
-        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
         .budget(budget)
         .sink(receipts.clone());
     (builder, receipts)
@@ -594,26 +601,9 @@ pub(crate) fn ten_cents_per_ten_seconds_on(
 /// at us-east-1's $0.016 a GB, in and out.
 async fn jobs_with_data_priced(fake: &FakeSageMaker, budget: Budget) -> Client {
     let r = "us-east-1".to_owned();
-    Client::builder(&fake.sdk_config().await)
-        .without_discovery()
-        .price_source(NoPrices)
-        .endpoint_profile(
-            EndpointProfile::new(
-                "jobs",
-                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
-            )
-            .asynchronous(),
-        )
-        .price_override(
-            PriceKey::AsyncInference {
-                region: r.clone(),
-                instance_type: "ml.m5.xlarge".into(),
-            },
-            dec("36"),
-        )
+    async_jobs_at_36_an_hour(Client::builder(&fake.sdk_config().await))
         .price_override(PriceKey::DataIn { region: r.clone() }, dec("0.016"))
         .price_override(PriceKey::DataOut { region: r }, dec("0.016"))
-        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
         .budget(budget)
         .build()
         .unwrap()
