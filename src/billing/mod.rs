@@ -22,7 +22,6 @@ pub(crate) use component::{
     unreserved_fraction,
 };
 
-pub(crate) use receipt::is_never_settled;
 pub use receipt::{
     Accrual, AccrualCharge, AccrualSource, Cost, CostLine, LineItem, LinePrice, QuantityUnit,
     SettledBefore, SettledBy, StandingPart,
@@ -32,6 +31,7 @@ pub(crate) use receipt::{
 };
 #[cfg(feature = "parquet")]
 pub(crate) use receipt::{is_by_interceptor, is_settlement};
+pub(crate) use receipt::{is_never_settled, is_settled_in_part};
 
 use crate::config_error::ConfigError;
 use crate::endpoint::{EndpointKind, VariantBilling};

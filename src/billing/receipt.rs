@@ -446,15 +446,55 @@ pub(crate) fn is_settlement<'a>(
 }
 
 /// Whether an async submission's receipt with these notes says that no
-/// settlement will ever come, its compute (AsyncInf instance-hours) never on a
-/// receipt: one that failed after SageMaker accepted it
+/// settlement will ever come for some job it queued, that job's compute
+/// (AsyncInf instance-hours) never on a receipt: one that failed after
+/// SageMaker accepted it
 /// ([`ACCEPTED_THEN_FAILED_NOTE`](crate::client::ACCEPTED_THEN_FAILED_NOTE)),
 /// or that its caller dropped once accepted
-/// ([`DROPPED_SUBMISSION_NOTE`](crate::client::DROPPED_SUBMISSION_NOTE));
-/// one rule for receipts and for ledger rows read without making a receipt.
-pub(crate) fn is_never_settled<'a>(mut notes: impl Iterator<Item = &'a str>) -> bool {
-    use crate::client::{ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE};
-    notes.any(|note| note == ACCEPTED_THEN_FAILED_NOTE || note == DROPPED_SUBMISSION_NOTE)
+/// ([`DROPPED_SUBMISSION_NOTE`](crate::client::DROPPED_SUBMISSION_NOTE)), has
+/// none settled; one SageMaker accepted more than once
+/// ([`ACCEPTED_MORE_THAN_ONCE_NOTE`](crate::client::ACCEPTED_MORE_THAN_ONCE_NOTE))
+/// has its other jobs unsettled, and its last is settled all the same
+/// ([`is_settled_in_part`]). One rule for receipts and for ledger rows read
+/// without making a receipt.
+pub(crate) fn is_never_settled<'a>(notes: impl Iterator<Item = &'a str>) -> bool {
+    never_settled(notes) != NeverSettled::No
+}
+
+/// Whether an async submission's receipt with these notes is
+/// [never settled](is_never_settled) in part only: SageMaker accepted it more
+/// than once, and its last job's settlement is still to come.
+pub(crate) fn is_settled_in_part<'a>(notes: impl Iterator<Item = &'a str>) -> bool {
+    never_settled(notes) == NeverSettled::InPart
+}
+
+/// Which of an async submission's jobs no settlement will ever come for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NeverSettled {
+    /// Every job it queued is settled.
+    No,
+    /// Those beyond the last one accepted.
+    InPart,
+    /// All of them.
+    All,
+}
+
+/// Which of an async submission's jobs its notes say no settlement will come
+/// for (see [`is_never_settled`]).
+fn never_settled<'a>(notes: impl Iterator<Item = &'a str>) -> NeverSettled {
+    use crate::client::{
+        ACCEPTED_MORE_THAN_ONCE_NOTE, ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE,
+    };
+    let mut said = NeverSettled::No;
+    for note in notes {
+        if note == ACCEPTED_THEN_FAILED_NOTE || note == DROPPED_SUBMISSION_NOTE {
+            return NeverSettled::All;
+        }
+        if note == ACCEPTED_MORE_THAN_ONCE_NOTE {
+            said = NeverSettled::InPart;
+        }
+    }
+    said
 }
 
 /// Whether a receipt with these notes is one `MeteringInterceptor` made

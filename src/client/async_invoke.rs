@@ -334,6 +334,20 @@ pub(crate) const ACCEPTED_THEN_FAILED_NOTE: &str = "the submission failed after 
     output location is unknown, so the job's compute (AsyncInf instance-hours) cannot be \
     metered on a settlement receipt";
 
+/// The note on the receipt of a submission SageMaker accepted more than once (a
+/// 2XX answer whose body was cut off, then a retry, which carries no
+/// idempotency token, accepted again): each accepted attempt queued a job, and
+/// each runs; only the last one's output location is known, so the others'
+/// compute (AsyncInf instance-hours) and data out are never settled on a
+/// receipt. Enforced budgets count each of those jobs at no less than its
+/// estimate, as a submission accepted then failed ([`ACCEPTED_THEN_FAILED_NOTE`]).
+/// Ledgers carry it, and `report` reads it back (`billing::is_never_settled`):
+/// reworded, those ledgers would be misread.
+pub(crate) const ACCEPTED_MORE_THAN_ONCE_NOTE: &str = "SageMaker accepted the submission more \
+    than once (a 2XX answer that could not be read, then a retry): each accepted attempt queued \
+    a job that runs, but only the last one's output location is known, so the other jobs' \
+    compute (AsyncInf instance-hours) and data out are never settled on a receipt";
+
 /// Marks a submission that failed after SageMaker accepted one of its attempts:
 /// its outcome an error, and [`ACCEPTED_THEN_FAILED_NOTE`] added to its notes.
 /// Every receipt of such a submission is made through this (the `Client`'s, the
@@ -1057,6 +1071,7 @@ impl Settlement {
                 slots_busy_at_start: None,
                 // A settlement bills no inference: its submission did.
                 answers_2xx: 0,
+                never_settled_jobs: 0,
                 unknown,
                 tokens_unseen,
             },

@@ -874,6 +874,7 @@ pub(crate) fn bill_attempts(
     let mut billed_time = BilledTime {
         latest_only: false,
         serverless_ms: None,
+        never_settled_jobs: 0,
     };
     if count == 0 {
         return billed_time;
@@ -890,7 +891,7 @@ pub(crate) fn bill_attempts(
         billed_time.latest_only = true;
     }
     if !usage.operation.failure_can_reach_model() {
-        bill_submissions(usage, attempts, notes);
+        billed_time.never_settled_jobs = bill_submissions(usage, attempts, notes);
     } else if count > 1 {
         let billed = model.attempts;
         if billed > 1 {
@@ -928,7 +929,15 @@ pub(crate) fn bill_attempts(
 /// An attempt that timed out after its request was sent may have been queued as
 /// well, unseen: a note then says the figures are a lower bound. Nothing else of
 /// an attempt queued anything.
-fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+///
+/// Each job queued runs, but at most one is settled (the last accepted, whose
+/// answer was read): a submission accepted more than once and answered says
+/// that the others are never settled
+/// ([`ACCEPTED_MORE_THAN_ONCE_NOTE`](super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE));
+/// one that failed after it was accepted says so of them all already. Returns
+/// the jobs beyond the first (accepted − 1), which budgets count at no less
+/// than their estimate ([`FinishedCall::never_settled_jobs`]).
+fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) -> u32 {
     let count = attempts.count();
     let accepted = attempts
         .answers_2xx()
@@ -937,7 +946,7 @@ fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<
         usage.bytes_in = usage.bytes_in.saturating_mul(u64::from(accepted));
     }
     if count <= 1 {
-        return;
+        return 0;
     }
     notes.push(format!(
         "{count} attempts: {accepted} accepted by SageMaker (a 2XX answer, one whose body was \
@@ -952,6 +961,10 @@ fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<
              are a lower bound"
         ));
     }
+    if accepted > 1 && usage.outcome == Outcome::Ok {
+        notes.push(super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE.to_owned());
+    }
+    accepted.saturating_sub(1)
 }
 
 /// Which of a call's attempts are billed, beyond its latency: the processor
@@ -966,6 +979,9 @@ pub(crate) struct BilledTime {
     /// Serverless milliseconds of several attempts that reached the model, each
     /// rounded up on its own (`None`: the latency, rounded up, is billed).
     pub(crate) serverless_ms: Option<u64>,
+    /// An async submission's jobs that no settlement will bill, beyond the one
+    /// its receipt counts ([`bill_submissions`]).
+    pub(crate) never_settled_jobs: u32,
 }
 
 /// A call refused before it began, counted (`sagemeter_budget_refused_total` for a
@@ -1360,6 +1376,7 @@ impl CallParts {
             serverless_ms: billed.serverless_ms,
             slots_busy_at_start,
             answers_2xx: attempts.answers_2xx(),
+            never_settled_jobs: billed.never_settled_jobs,
             unknown,
             tokens_unseen,
         };
@@ -3026,6 +3043,67 @@ pub(super) mod tests {
                 .any(|n| n.contains("were not") || n.contains("timed out")),
             "{:?}",
             cost.notes
+        );
+        // Both jobs run, but only attempt 2's output location is known: attempt
+        // 1's job (its compute and data out) is never settled, and the receipt
+        // says so, as one accepted then failed does.
+        assert!(
+            cost.notes
+                .iter()
+                .any(|n| n == super::super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE),
+            "{:?}",
+            cost.notes
+        );
+        assert!(crate::billing::is_never_settled(
+            cost.notes.iter().map(String::as_str)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_accepted_twice_counts_its_unsettled_job_at_its_estimate() {
+        use crate::budget::{Budget, BudgetMode, BudgetPeriod, BudgetScope, Estimate};
+        // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD. Attempt 1
+        // out at 0, answered 202 at 20 ms, its body cut off; attempt 2, out at
+        // 120 ms, answered 202 at 140 ms. The submission's receipt is made as
+        // `invoke_endpoint_async` makes it: its reservation taken out first, to
+        // stay held for attempt 2's job until its settlement.
+        let (meter, prepared, mut parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.budget(
+                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
+                    .unwrap()
+                    .estimate(Estimate::Fixed { usd: usd("0.05") })
+                    .unwrap(),
+            )
+        });
+        let mut hold = parts.reservation.take().expect("the call is reserved");
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
+        let usage = parts.usage(Duration::from_millis(140));
+        let cost = parts
+            .finish(usage, None, Vec::new(), meter.now())
+            .price(&prepared, Phase::Submitted);
+        meter.settle_part(&mut hold, &cost, &prepared);
+        // The submission: 2 × 0.5 GB × 0.016 USD/GB = 0.016 USD of data in, and
+        // 2 × 0.50 / 1,000 = 0.001 USD of fees: 0.017 USD, spent; attempt 2's
+        // job still holds the rest of its estimate, 0.05 − 0.017 = 0.033 USD,
+        // until its settlement. Attempt 1's job, never settled, counts at its
+        // estimate, 0.05 USD, as one accepted then failed does: 0.017 + 0.05 =
+        // 0.067 USD spent (not 0.017, as if it cost nothing).
+        assert_eq!(cost.cost_usd, usd("0.017"));
+        let status = meter.budget_status();
+        let status = status
+            .iter()
+            .find(|s| s.mode == BudgetMode::Enforce)
+            .unwrap();
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (usd("0.067"), usd("0.033"))
         );
     }
 

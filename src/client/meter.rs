@@ -802,6 +802,12 @@ pub(crate) struct FinishedCall {
     /// tried again, included): the inferences AWS Marketplace charges (see
     /// `billing::usage_charge_lines`; 0 when none was seen).
     pub answers_2xx: u32,
+    /// An async submission's jobs beyond the one its receipt counts against
+    /// budgets (SageMaker accepted it more than once: see
+    /// `ACCEPTED_MORE_THAN_ONCE_NOTE`): no settlement will bill them, and each
+    /// counts at no less than its estimate, as a submission accepted then
+    /// failed does (0 for any other call).
+    pub never_settled_jobs: u32,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
     /// output not given): each is unpriced with its reason, never a $0 from a
@@ -1471,19 +1477,30 @@ impl Meter {
         cost: &Cost,
         prepared: &Prepared,
     ) {
-        self.settle_priced(reservation, cost, priced_for_budgets(cost, prepared));
+        self.settle_priced(
+            reservation,
+            &cost.tags,
+            cost.cost_usd,
+            priced_for_budgets(cost, prepared),
+        );
     }
 
-    /// Settles a reservation to the receipt's cost, priced `priced` as enforced
-    /// budgets count it.
-    fn settle_priced(&self, reservation: Option<Reservation>, cost: &Cost, priced: Priced) {
+    /// Settles a reservation to a receipt's cost (`cost_usd`, the call tagged
+    /// `tags`), priced `priced` as enforced budgets count it.
+    fn settle_priced(
+        &self,
+        reservation: Option<Reservation>,
+        tags: &BTreeMap<String, String>,
+        cost_usd: Decimal,
+        priced: Priced,
+    ) {
         let Some(r) = reservation else {
             return;
         };
         let now = self.now();
         // A hand-over under way until the fleet has what the settlement
         // charges beyond the receipt below $0 (a provisional charge taken back).
-        let (beyond, _handing) = r.settle_handing(&cost.tags, cost.cost_usd, priced, now.into());
+        let (beyond, _handing) = r.settle_handing(tags, cost_usd, priced, now.into());
         // A fleet budget's charge for a call not fully priced counts in the table too.
         #[cfg(feature = "fleet")]
         if !beyond.is_empty()
@@ -2272,6 +2289,7 @@ impl Meter {
         reservation: Option<Reservation>,
         phase: Phase,
     ) -> Cost {
+        let never_settled_jobs = call.never_settled_jobs;
         let cost = self.bill_phase(call, prepared, phase);
         // A submission receipt that settles the whole reservation is of an
         // invocation whose pending half was lost with its dropped call: its
@@ -2283,7 +2301,14 @@ impl Meter {
             Phase::Submitted => Priced::Partly,
             Phase::Whole | Phase::Settled => priced_for_budgets(&cost, prepared),
         };
-        self.settle_priced(reservation, &cost, priced);
+        self.settle_priced(reservation, &cost.tags, cost.cost_usd, priced);
+        // So does each further job SageMaker queued for the submission (it
+        // accepted it more than once): nothing was reserved for it, and its
+        // own lines are on the receipt just settled.
+        for _ in 0..never_settled_jobs {
+            let job = self.reserve_nothing(&cost.endpoint);
+            self.settle_priced(job, &cost.tags, Decimal::ZERO, Priced::Partly);
+        }
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
     }
@@ -2353,6 +2378,7 @@ impl Meter {
             serverless_ms,
             slots_busy_at_start,
             answers_2xx,
+            never_settled_jobs: _,
             unknown,
             tokens_unseen,
         } = call;

@@ -19,7 +19,9 @@ mod invoke;
 mod meter;
 mod stream;
 
-pub(crate) use async_invoke::{ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE};
+pub(crate) use async_invoke::{
+    ACCEPTED_MORE_THAN_ONCE_NOTE, ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE,
+};
 pub use async_invoke::{
     AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference, SettleRefused,
 };

@@ -795,10 +795,13 @@ pub(crate) fn report_row<'a>(
         let settlement = whole.as_ref().is_some_and(Cost::is_async_settlement);
         let by_interceptor = whole.as_ref().is_some_and(Cost::is_by_interceptor);
         report_row.part = CallPart::of(context.operation, settlement, by_interceptor);
-        let notes = whole
-            .iter()
-            .flat_map(|cost| cost.notes.iter().map(String::as_str));
-        report_row.never_settled = report_row.part.never_settled(notes);
+        let notes = || {
+            whole
+                .iter()
+                .flat_map(|cost| cost.notes.iter().map(String::as_str))
+        };
+        report_row.never_settled = report_row.part.never_settled(notes());
+        report_row.settled_in_part = report_row.part.settled_in_part(notes());
     }
     Ok(report_row)
 }

@@ -91,8 +91,10 @@
 //! - **Async not settled here**: `unsettled_async_calls` counts submissions
 //!   beyond the settlements in the ledgers, plus every submission no settlement
 //!   will ever come for (one that failed after SageMaker accepted it, or that
-//!   its caller dropped once accepted: its notes say so); their compute, billed
-//!   at settlement, is in no figure: cost figures are then lower bounds.
+//!   its caller dropped once accepted: its notes say so) or for one of whose
+//!   jobs none will (SageMaker accepted it more than once: its last job is
+//!   settled, the others are not); their compute, billed at settlement, is in
+//!   no figure: cost figures are then lower bounds.
 //!   `settlements_without_submission` counts settlements beyond the submissions
 //!   (submitted in other ledgers or before the range, never those that will
 //!   not settle): cost without a call.
@@ -405,9 +407,16 @@ pub struct ReportRow<'a> {
     /// ([`Cost::is_priced_from_fallback`]).
     pub fallback_priced: bool,
     /// An asynchronous invocation's submission whose notes say no settlement
-    /// will ever come (it failed after SageMaker accepted it, or its caller
-    /// dropped it once accepted): its compute is on no receipt.
+    /// will ever come for a job it queued (it failed after SageMaker accepted
+    /// it, or its caller dropped it once accepted: none comes; SageMaker
+    /// accepted it more than once: [`settled_in_part`](Self::settled_in_part)):
+    /// that job's compute is on no receipt.
     pub never_settled: bool,
+    /// A submission [`never_settled`](Self::never_settled) in part only:
+    /// SageMaker accepted it more than once (a 2XX answer cut off, then
+    /// retried), and the settlement of the last job it accepted is still to
+    /// come; the others' is not.
+    pub settled_in_part: bool,
 }
 
 /// Which receipt of a call a [`ReportRow`] is. An asynchronous invocation
@@ -478,6 +487,14 @@ impl CallPart {
     pub(crate) fn never_settled<'n>(self, notes: impl Iterator<Item = &'n str>) -> bool {
         self == CallPart::AsyncSubmission && crate::billing::is_never_settled(notes)
     }
+
+    /// Whether a receipt of this part with these notes is an asynchronous
+    /// invocation's submission settled in part only
+    /// ([`ReportRow::settled_in_part`]; the notes read by
+    /// [`is_settled_in_part`](crate::billing::is_settled_in_part)).
+    pub(crate) fn settled_in_part<'n>(self, notes: impl Iterator<Item = &'n str>) -> bool {
+        self == CallPart::AsyncSubmission && crate::billing::is_settled_in_part(notes)
+    }
 }
 
 impl<'a> ReportRow<'a> {
@@ -504,6 +521,7 @@ impl<'a> ReportRow<'a> {
             accrual_priced_from: Cow::Borrowed(&[]),
             fallback_priced: false,
             never_settled: false,
+            settled_in_part: false,
         }
     }
 
@@ -535,6 +553,7 @@ impl<'a> ReportRow<'a> {
             },
             fallback_priced: cost.is_priced_from_fallback(),
             never_settled: part.never_settled(cost.notes.iter().map(String::as_str)),
+            settled_in_part: part.settled_in_part(cost.notes.iter().map(String::as_str)),
         }
     }
 
@@ -984,8 +1003,13 @@ impl Acc {
         }
         match row.part {
             // Queued, but its settlement will never come (accepted, then failed
-            // or dropped): its compute is on no receipt.
-            CallPart::AsyncSubmission if row.never_settled => self.async_never_settled += 1,
+            // or dropped), or that of a job it queued besides (accepted more than
+            // once): that compute is on no receipt. Settled in part, its last
+            // job's settlement is to come.
+            CallPart::AsyncSubmission if row.never_settled => {
+                self.async_never_settled += 1;
+                self.async_submissions += u64::from(row.settled_in_part);
+            }
             // A failed submission not so marked was never accepted: it queued
             // nothing, so no settlement is to come, nor is any missing.
             CallPart::AsyncSubmission if row.outcome != Outcome::Error => {

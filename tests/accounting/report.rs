@@ -736,6 +736,30 @@ async fn an_async_submission_accepted_then_failed_is_never_settled_and_said() {
     assert_eq!(report.total.settlements_without_submission, 1);
 }
 
+/// A submission SageMaker accepted twice (its first 202 cut off, the SDK's
+/// retry accepted again) queued two jobs: the second is settled, the first
+/// never is, its compute in no figure. The report counts one invocation
+/// unsettled, and the settlement as its submission's (not one without a
+/// submission), from receipts as from ledgers.
+#[tokio::test]
+async fn an_async_submission_accepted_twice_has_one_job_never_settled() {
+    let mut receipts = async_invocation("async-1", "ok", Some("ok"));
+    receipts[0].notes = vec![
+        "SageMaker accepted the submission more than once (a 2XX answer that could not be \
+         read, then a retry): each accepted attempt queued a job that runs, but only the last \
+         one's output location is known, so the other jobs' compute (AsyncInf instance-hours) \
+         and data out are never settled on a receipt"
+            .to_owned(),
+    ];
+    let options = ReportOptions::new(GroupBy::Endpoint);
+    let report = summarize(&receipts, &options).unwrap();
+    let total = &report.total;
+    assert_eq!(total.calls, 1);
+    assert_eq!(total.unsettled_async_calls, 1, "{total:?}");
+    assert_eq!(total.settlements_without_submission, 0, "{total:?}");
+    assert_same_from_ledgers(&receipts, &options, &report).await;
+}
+
 /// An asynchronous invocation is an error once, whether its submission failed
 /// (it has no settlement) or its inference did (its settlement says so).
 #[tokio::test]

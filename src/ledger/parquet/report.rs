@@ -575,6 +575,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             );
             row.part = CallPart::of(op, settlement, is_by_interceptor(row_notes()));
             row.never_settled = row.part.never_settled(row_notes());
+            row.settled_in_part = row.part.settled_in_part(row_notes());
         }
         if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
             if fallbacks.0 != Some(json) {
