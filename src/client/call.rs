@@ -857,8 +857,10 @@ fn failed<O: MeteredOperation>(
 /// retries, the request's bytes as data in once for each attempt that reached the
 /// model (SageMaker processed, and bills, every request it received); an async
 /// submission's once for each submission SageMaker accepted
-/// ([`bill_submissions`]). Notes are added only when there were several
-/// attempts. A probe that saw no attempt
+/// ([`bill_submissions`]); and the response of each attempt answered 2XX whose
+/// body was cut off as data out ([`bill_cut_off_responses`]). Notes on the
+/// attempts are added only when there were several (on a cut-off response,
+/// whenever there is one). A probe that saw no attempt
 /// leaves the call's wall time; one that saw attempts, none of which it took
 /// for reaching the model, bills the latest from its request on. Returns which
 /// attempts' processor share is billed (the latest alone, in that case) and the
@@ -892,7 +894,9 @@ pub(crate) fn bill_attempts(
     }
     if !usage.operation.failure_can_reach_model() {
         billed_time.never_settled_jobs = bill_submissions(usage, attempts, notes);
-    } else if count > 1 {
+        return billed_time;
+    }
+    if count > 1 {
         let billed = model.attempts;
         if billed > 1 {
             billed_time.serverless_ms = Some(model.serverless_ms);
@@ -917,7 +921,31 @@ pub(crate) fn bill_attempts(
             ));
         }
     }
+    bill_cut_off_responses(usage, attempts, notes);
     billed_time
+}
+
+/// The responses of attempts answered 2XX whose body was cut off (the SDK tries
+/// such an attempt again, or fails the call): SageMaker sent each, and bills
+/// it as data out, besides the final body's. Each one's `Content-Length` is
+/// added to the bytes out (saturating), with a note; one that stated none
+/// leaves data out a lower bound, and a note says so. Not an async
+/// submission's: its answer is no data out (its output is, at settlement).
+fn bill_cut_off_responses(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
+    let (sized, bytes, unstated) = attempts.cut_off();
+    if sized > 0 {
+        usage.bytes_out = usage.bytes_out.saturating_add(bytes);
+        notes.push(format!(
+            "data out includes the response of each of the {sized} attempt(s) answered 2XX \
+             whose body was cut off, at its Content-Length: SageMaker sent it"
+        ));
+    }
+    if unstated > 0 {
+        notes.push(format!(
+            "{unstated} attempt(s) answered 2XX whose body was cut off stated no \
+             Content-Length: their response is not in data out, which is a lower bound"
+        ));
+    }
 }
 
 /// An async submission's data in: SageMaker queues the input of each attempt it
@@ -1847,6 +1875,11 @@ struct AttemptLog {
     /// Attempts that timed out after their request went out (billed, see
     /// [`timed_out_after_sending`]).
     timed_out: AtomicU32,
+    /// Attempts answered 2XX whose body was cut off, with a `Content-Length`,
+    /// and those lengths together (saturating); and those with none.
+    cut_off_sized: AtomicU32,
+    cut_off_bytes: AtomicU64,
+    cut_off_unsized: AtomicU32,
     /// The latest attempt's connection, as the HTTP client reports it.
     connection: std::sync::Mutex<Option<CaptureSmithyConnection>>,
     /// The sharing clock the call joins when its first request goes out, and
@@ -1893,6 +1926,9 @@ impl AttemptProbe {
             answered_ok: AtomicU32::new(0),
             answers_2xx: AtomicU32::new(0),
             timed_out: AtomicU32::new(0),
+            cut_off_sized: AtomicU32::new(0),
+            cut_off_bytes: AtomicU64::new(0),
+            cut_off_unsized: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
             seat,
             share: std::sync::OnceLock::new(),
@@ -1988,6 +2024,17 @@ impl AttemptProbe {
     /// body was cut off (and which the SDK tried again) included.
     pub(crate) fn answers_2xx(&self) -> u32 {
         self.0.answers_2xx.load(Ordering::Relaxed)
+    }
+
+    /// Attempts answered 2XX whose body was cut off: those that stated a
+    /// `Content-Length`, those lengths together, and those that stated none.
+    fn cut_off(&self) -> (u32, u64, u32) {
+        let log = &self.0;
+        (
+            log.cut_off_sized.load(Ordering::Relaxed),
+            log.cut_off_bytes.load(Ordering::Relaxed),
+            log.cut_off_unsized.load(Ordering::Relaxed),
+        )
     }
 
     /// The attempts of a call that ended `end` after it started which used the
@@ -2114,7 +2161,7 @@ impl AttemptProbe {
                 // A success whose body could not be read (cut off): the model ran,
                 // and the SDK may try again after a back-off, off the clock.
                 200..300 if matches!(context.output_or_error(), Some(Err(_))) => {
-                    AttemptEnd::AnsweredCutOff
+                    AttemptEnd::AnsweredCutOff(content_length(response))
                 }
                 200..300 => AttemptEnd::AnsweredOk,
                 status if status_reached_model(status) || model_error_reply(context) => {
@@ -2172,8 +2219,21 @@ impl AttemptProbe {
                 log.answered_ok.store(attempt, Ordering::Relaxed);
                 log.answers_2xx.fetch_add(1, Ordering::Relaxed);
             }
-            AttemptEnd::AnsweredCutOff => {
+            AttemptEnd::AnsweredCutOff(length) => {
                 log.answers_2xx.fetch_add(1, Ordering::Relaxed);
+                match length {
+                    Some(bytes) => {
+                        log.cut_off_sized.fetch_add(1, Ordering::Relaxed);
+                        let _ = log.cut_off_bytes.fetch_update(
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                            |sum| Some(sum.saturating_add(bytes)),
+                        );
+                    }
+                    None => {
+                        log.cut_off_unsized.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
             AttemptEnd::TimedOut => {
                 log.timed_out.fetch_add(1, Ordering::Relaxed);
@@ -2196,8 +2256,9 @@ enum AttemptEnd {
     /// SageMaker answered with a success (the model ran).
     AnsweredOk,
     /// SageMaker answered with a success whose body could not be read (cut
-    /// off): the model ran, and the SDK may try again.
-    AnsweredCutOff,
+    /// off): the model ran, and the SDK may try again. With the response's
+    /// `Content-Length`, when it stated one: SageMaker sent that much.
+    AnsweredCutOff(Option<u64>),
     /// SageMaker answered with the model's error (the model ran).
     ModelError,
     /// It timed out after its request went out ([`timed_out_after_sending`]):
@@ -2217,6 +2278,14 @@ pub(crate) struct ModelTime {
     /// Their milliseconds as serverless inference bills them: each attempt's
     /// rounded up on its own.
     pub(crate) serverless_ms: u64,
+}
+
+/// The length a response states (its `Content-Length`), if it states one.
+fn content_length(response: &HttpResponse) -> Option<u64> {
+    response
+        .headers()
+        .get("content-length")
+        .and_then(|length| length.trim().parse().ok())
 }
 
 /// Whether `operation`'s attempt runs on after its answer: only a stream's, whose
@@ -3017,7 +3086,7 @@ pub(super) mod tests {
         // cut off: SageMaker queued the input, and the SDK tries again (a
         // transient response error), with no idempotency token; attempt 2, out at
         // 120 ms, is answered 202 at 140 ms: queued a second time.
-        let cost = submitted_on_attempt_2(1 << 29, AttemptEnd::AnsweredCutOff, ms(20));
+        let cost = submitted_on_attempt_2(1 << 29, AttemptEnd::AnsweredCutOff(None), ms(20));
         // AWS processes both queued inputs: 2 × 2²⁹ B = 2³⁰ B = 1 GB × 0.016
         // USD/GB = 0.016 USD (not 0.5 GB, 0.008 USD).
         assert_eq!(cost.usage.bytes_in, 1 << 30);
@@ -3079,7 +3148,7 @@ pub(super) mod tests {
         assert!(parts.attempts.attempt_sent(1, 0));
         parts
             .attempts
-            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
+            .attempt_ended(1, AttemptEnd::AnsweredCutOff(None), ms(20));
         assert!(parts.attempts.attempt_sent(2, ms(120)));
         parts
             .attempts
@@ -3168,7 +3237,7 @@ pub(super) mod tests {
         assert!(parts.attempts.attempt_sent(1, 0));
         parts
             .attempts
-            .attempt_ended(1, AttemptEnd::AnsweredCutOff, ms(20));
+            .attempt_ended(1, AttemptEnd::AnsweredCutOff(None), ms(20));
         assert!(parts.attempts.attempt_sent(2, ms(120)));
         drop(CallInFlight::new(parts));
         // The accepted submission is queued, whatever became of its caller: one
@@ -3200,6 +3269,51 @@ pub(super) mod tests {
             (status.spent_usd, status.reserved_usd),
             (usd("0.05"), rust_decimal::Decimal::ZERO)
         );
+    }
+
+    #[test]
+    fn a_success_cut_off_bills_its_stated_length_out_or_says_data_out_is_a_lower_bound() {
+        // One attempt, out at 0, answered 200 at 10 ms stating 100 B, its body
+        // cut off; the call failed (no retry): SageMaker sent the 100 B all the
+        // same, data out, though no body was read.
+        let probe = fed(&[(0, ms(10), AttemptEnd::AnsweredCutOff(Some(100)))]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(10));
+        let mut notes = Vec::new();
+        bill_attempts(&mut usage, &probe, &mut notes);
+        assert_eq!(usage.bytes_out, 100);
+        assert_eq!(
+            notes,
+            [
+                "data out includes the response of each of the 1 attempt(s) answered 2XX whose \
+              body was cut off, at its Content-Length: SageMaker sent it"
+            ]
+        );
+        // Stating no length (a chunked answer), then retried and answered 2 B:
+        // only those 2 B are known, and data out is said to be a lower bound.
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::AnsweredCutOff(None)),
+            (ms(20), ms(30), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
+        usage.bytes_out = 2;
+        let mut notes = Vec::new();
+        bill_attempts(&mut usage, &probe, &mut notes);
+        assert_eq!(usage.bytes_out, 2);
+        assert!(
+            notes.iter().any(|n| n
+                == "1 attempt(s) answered 2XX whose body was cut off stated no Content-Length: \
+                    their response is not in data out, which is a lower bound"),
+            "{notes:?}"
+        );
+        // An async submission's cut-off 202 is no data out (its output is, at
+        // settlement), whatever it states.
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::AnsweredCutOff(Some(100))),
+            (ms(20), ms(30), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpointAsync, Duration::from_millis(30));
+        bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.bytes_out, 0);
     }
 
     #[test]

@@ -2187,6 +2187,106 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
     assert_eq!(fee(b.cost()), (Decimal::from(2), Some(dec("0.001"))));
 }
 
+/// A success whose body is cut off and which the SDK tries again was sent by
+/// SageMaker all the same: its response is data out, as the retry's is. The
+/// first answer states 100 bytes (and is cut off), the second sends 2: data
+/// out is 102 B, 102 / 2³⁰ GB × 0.016 USD/GB = 1.632 / 1,073,741,824 =
+/// 0.0000000015199…, rounded to 10⁻¹² USD: 0.000000001520 (not the 2 B of the
+/// final body alone, 0.032 / 1,073,741,824 = 0.000000000030).
+#[tokio::test]
+async fn a_success_cut_off_and_retried_bills_both_responses_out() {
+    cut_off_then_answered(WayIn::Client).await;
+}
+
+/// The same, sent through a plain SDK client with the `MeteringInterceptor`.
+#[tokio::test]
+async fn an_intercepted_success_cut_off_and_retried_bills_both_responses_out() {
+    cut_off_then_answered(WayIn::Interceptor).await;
+}
+
+async fn cut_off_then_answered(way_in: WayIn) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fake = fake_with_demo_endpoints().await;
+    let receipts = Receipts::default();
+    let client = rt_on_one_m5(&fake)
+        .await
+        .sink(receipts.clone())
+        .build()
+        .unwrap();
+    let meter = client.meter().clone();
+    // SageMaker: the first answer's body is cut off, the next is whole.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        for n in 0.. {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.ends_with(b"{}") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let answer: &[u8] = match n {
+                    0 => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
+                    _ => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                };
+                let _ = socket.write_all(answer).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    let config = aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1)),
+        )
+        .endpoint_url(format!("http://{addr}"));
+    match way_in {
+        WayIn::Client => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(config.build());
+            invoke(&Client::from_parts(sdk, meter.clone()), "rt")
+                .await
+                .unwrap();
+        }
+        _ => {
+            let sdk = aws_sdk_sagemakerruntime::Client::from_conf(
+                config
+                    .interceptor(sagemeter::client::MeteringInterceptor::new(meter.clone()))
+                    .build(),
+            );
+            sdk.invoke_endpoint()
+                .endpoint_name("rt")
+                .body(Blob::new("{}"))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    for _ in 0..1000 {
+        if !receipts.all().is_empty() && meter.background_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let all = receipts.all();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let cost = &all[0];
+    assert_eq!(cost.usage.attempts, 2);
+    assert_eq!(cost.usage.bytes_out, 102);
+    assert_eq!(line_cost(cost, LineItem::DataOut), dec("0.000000001520"));
+    assert!(
+        cost.notes.iter().any(|n| n
+            == "data out includes the response of each of the 1 attempt(s) answered 2XX whose \
+                body was cut off, at its Content-Length: SageMaker sent it"),
+        "{:?}",
+        cost.notes
+    );
+}
+
 /// A call whose first attempt reached the model, timed out and was retried is
 /// allocated its two attempts' stretches on the sharing clock, summed, not the
 /// back-off between them. Call A's model runs 0–1.5 s; call B's first attempt
