@@ -36,10 +36,12 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 /// `shutdown` do not fail for it: the receipt reached `S`, which lost it, as a
 /// sink the meter calls itself does (see [`CostSink::record`]); watch the counter.
 ///
-/// Dropped without `shutdown` (the last handle to it: a client dropped when
-/// `main` returns), it does the same: the queue is closed, `S` is handed every
-/// receipt queued, then shut down (its `shutdown` run on the thread, a failure
-/// logged as an ERROR), and the drop waits for all of it, as a ledger's does. That
+/// Dropped without `shutdown`, or after a `shutdown` that did not end (cancelled:
+/// a client's `shutdown_within` that ran out; the last handle to it: a client
+/// dropped when `main` returns), it does the same: the queue is closed, `S` is
+/// handed every receipt queued, then shut down (its `shutdown` run on the thread,
+/// a failure logged as an ERROR), and the drop waits for all of it, as a ledger's
+/// does. That
 /// blocks the dropping thread until `S` is done: a Tokio worker, if the last
 /// `Client` is dropped in a task (await `shutdown()` there instead).
 ///
@@ -74,9 +76,16 @@ pub struct Queued<S> {
     thread_ended: watch::Receiver<()>,
     /// The thread, joined on drop; `None` once joined.
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Set by the drop of a queue not shut down: the thread shuts `S` down once
-    /// it has handed it everything.
+    /// Set by the drop of a queue whose `S` was not shut down (no `shutdown`, or
+    /// one cancelled before it ended): the thread shuts `S` down once it has
+    /// handed it everything.
     dropped_open: Arc<AtomicBool>,
+    /// Set once a shutdown of `S` has run to its end (by `shutdown` or the
+    /// thread), whether it failed or not.
+    sink_shut: Arc<AtomicBool>,
+    /// Runs `S`'s shutdown to its end on the calling thread, in a runtime of its
+    /// own, logging a failure as an ERROR, and sets `sink_shut`.
+    shut_sink: Arc<dyn Fn() + Send + Sync>,
     capacity: usize,
     counters: Arc<Counters>,
     warn: WarnLimiter,
@@ -124,7 +133,26 @@ impl<S: CostSink + 'static> Queued<S> {
         let (on_thread, written) = (sink.clone(), counters.clone());
         let (ended, thread_ended) = watch::channel(());
         let dropped_open = Arc::new(AtomicBool::new(false));
-        let shut_down_here = dropped_open.clone();
+        let sink_shut = Arc::new(AtomicBool::new(false));
+        let shut_sink: Arc<dyn Fn() + Send + Sync> = {
+            let (sink, shut) = (sink.clone(), sink_shut.clone());
+            // `S`'s own async shutdown may need a Tokio timer or I/O, and the
+            // thread this runs on is in no runtime.
+            Arc::new(move || {
+                let done = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map(|rt| rt.block_on(sink.shutdown()));
+                shut.store(true, Ordering::Release);
+                if let Err(error) = done.and_then(|r| r) {
+                    tracing::error!(target: "sagemeter", sink = sink.name(),
+                        %error, "a queued sink dropped before its shutdown() ended could \
+                        not shut its sink down");
+                }
+            })
+        };
+        let (shut_down_here, shut_here) = (dropped_open.clone(), shut_sink.clone());
+        let shut_already = sink_shut.clone();
         let thread = std::thread::Builder::new()
             .name("sagemeter-queued-sink".into())
             .spawn(move || {
@@ -178,19 +206,10 @@ impl<S: CostSink + 'static> Queued<S> {
                         }
                     }
                 }
-                // Dropped without `shutdown`: `S` has everything, and is shut
-                // down here as `shutdown` would have (its own async shutdown may
-                // need a Tokio timer or I/O, and this thread is in no runtime).
-                if shut_down_here.load(Ordering::Acquire) {
-                    let shut = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .map(|rt| rt.block_on(on_thread.shutdown()));
-                    if let Err(error) = shut.and_then(|r| r) {
-                        tracing::error!(target: "sagemeter", sink = on_thread.name(),
-                            %error, "a queued sink dropped without shutdown() could not \
-                            shut its sink down");
-                    }
+                // Dropped before a `shutdown` ended (none, or one cancelled): `S`
+                // has everything, and is shut down here as `shutdown` would have.
+                if shut_down_here.load(Ordering::Acquire) && !shut_already.load(Ordering::Acquire) {
+                    shut_here();
                 }
             })
             .expect("the OS refused a thread for a queued sink");
@@ -200,6 +219,8 @@ impl<S: CostSink + 'static> Queued<S> {
             thread_ended,
             thread: Some(thread),
             dropped_open,
+            sink_shut,
+            shut_sink,
             capacity,
             counters,
             warn: WarnLimiter::new(),
@@ -262,16 +283,19 @@ impl<S> Queued<S> {
 
 impl<S> Drop for Queued<S> {
     /// Dropping it closes the queue; the thread hands `S` every receipt queued,
-    /// shuts `S` down unless `shutdown` did, and ends, and this waits for it (as a
-    /// ledger's drop does), so that a program that forgets `shutdown()` still
-    /// loses no receipt the queue accepted.
+    /// shuts `S` down unless a `shutdown` ran to its end, and ends, and this waits
+    /// for it (as a ledger's drop does), so that a program that forgets
+    /// `shutdown()`, or whose `shutdown()` was cancelled (a deadline that ran
+    /// out), still loses no receipt the queue accepted. The thread already ended
+    /// (a cancelled shutdown that had closed the queue), `S` is shut down on a
+    /// thread of its own, this waiting for it.
     fn drop(&mut self) {
         let open = self
             .queue
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if open.is_some() {
+        if !self.sink_shut.load(Ordering::Acquire) {
             self.dropped_open.store(true, Ordering::Release);
         }
         drop(open);
@@ -285,6 +309,19 @@ impl<S> Drop for Queued<S> {
         if thread.join().is_err() {
             tracing::error!(target: "sagemeter", sink = "queued",
                 "a queued sink's thread panicked: the receipts still queued were lost");
+        }
+        // The thread had ended before this drop: a shutdown had closed the queue
+        // and was cancelled before it shut `S` down.
+        if !self.sink_shut.load(Ordering::Acquire) {
+            let shut = self.shut_sink.clone();
+            let helper = std::thread::Builder::new()
+                .name("sagemeter-queued-sink-shutdown".into())
+                .spawn(move || shut());
+            if helper.map(|h| h.join()).is_err() {
+                tracing::error!(target: "sagemeter", sink = "queued",
+                    "a queued sink's shutdown, cancelled before it ended, could not be \
+                     finished: what its sink kept for its shutdown may be lost");
+            }
         }
     }
 }
@@ -352,7 +389,10 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
             // (a `record` or `flush` holding one lets it go once its message is in).
             let mut ended = self.thread_ended.clone();
             let _ = ended.changed().await;
-            self.sink.shutdown().await
+            let shut = self.sink.shutdown().await;
+            // Not set if this is dropped before here: the drop then shuts `S` down.
+            self.sink_shut.store(true, Ordering::Release);
+            shut
         })
     }
 }
@@ -632,6 +672,92 @@ mod tests {
         queued.shutdown().await.unwrap();
         drop(queued);
         assert_eq!(*seen.lock().unwrap(), ["a", "shutdown"]);
+    }
+
+    /// A sink whose `record` blocks until let go (one token per receipt, at most
+    /// 10 s waited) and that notes, in the list shared with the test (kept after
+    /// the queue is dropped), each receipt and its shutdown.
+    #[derive(Debug)]
+    struct Held {
+        seen: Arc<Mutex<Vec<String>>>,
+        gate: Mutex<std_mpsc::Receiver<()>>,
+    }
+
+    impl CostSink for Held {
+        fn record(&self, cost: &Cost) {
+            let _ = self
+                .gate
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(10));
+            self.seen.lock().unwrap().push(cost.call_id.clone());
+        }
+
+        fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            self.seen.lock().unwrap().push("shutdown".to_owned());
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// A queue of `Held` with `a` and `b` recorded, whose `shutdown` was polled
+    /// once, while `a` was held in the sink's record, then dropped (a client's
+    /// `shutdown_within` that ran out drops its sinks' shutdowns); and the sender
+    /// of the sink's tokens.
+    fn cancelled_shutdown() -> (Queued<Held>, Arc<Mutex<Vec<String>>>, std_mpsc::Sender<()>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (open, gate) = std_mpsc::channel();
+        let queued = Queued::new(Held {
+            seen: seen.clone(),
+            gate: Mutex::new(gate),
+        });
+        queued.record(&cost("a"));
+        queued.record(&cost("b"));
+        {
+            let mut shutdown = std::pin::pin!(queued.shutdown());
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(shutdown.as_mut().poll(&mut cx).is_pending());
+        }
+        (queued, seen, open)
+    }
+
+    /// A shutdown cancelled while it waits for the thread, then the queue
+    /// dropped while the thread is still handing receipts over: the sink gets
+    /// them all and is then shut down, so what it keeps for its shutdown (a
+    /// batch not yet posted) is not lost uncounted.
+    #[test]
+    fn a_shutdown_cancelled_then_the_queue_dropped_still_shuts_the_sink_down() {
+        let (queued, seen, open) = cancelled_shutdown();
+        // The drop waits for the thread: let `a` and `b` through meanwhile.
+        let letting = std::thread::spawn(move || {
+            open.send(()).unwrap();
+            open.send(()).unwrap();
+        });
+        drop(queued);
+        letting.join().unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a", "b", "shutdown"]);
+    }
+
+    /// The same when the thread had already handed everything over and ended
+    /// before the drop: the drop shuts the sink down itself, once.
+    #[test]
+    fn a_shutdown_cancelled_after_the_thread_ended_is_finished_by_the_drop() {
+        let (queued, seen, open) = cancelled_shutdown();
+        open.send(()).unwrap();
+        open.send(()).unwrap();
+        let mut ended = queued.thread_ended.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(10), ended.changed())
+                .await
+                .expect("the thread never ended")
+                .unwrap_err();
+        });
+        assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
+        drop(queued);
+        assert_eq!(*seen.lock().unwrap(), ["a", "b", "shutdown"]);
     }
 
     /// A capacity beyond Tokio's channel limit (which would panic) is taken as
