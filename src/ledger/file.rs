@@ -672,8 +672,12 @@ impl FileTarget {
             // Cut in the middle of a line, the file goes back to its last whole line:
             // a line appended to a fragment would not read.
             self.restart(len)?;
-            if self.good_len < len {
-                self.truncate()?;
+            if self.good_len < len
+                && let Err(e) = self.truncate()
+            {
+                // Until cut off, nothing is appended (see `undamage`).
+                self.damaged = true;
+                return Err(e);
             }
         }
         Ok(())
@@ -1328,6 +1332,47 @@ mod tests {
         drop(target);
         assert!(open_ledger_file(&path).is_ok(), "the file opens again");
         assert_eq!(call_ids(&path), ["e"]);
+    }
+
+    /// Another program cuts the file in the middle of a line (`truncate -s N`)
+    /// and the writer's cut back to the last whole line then fails: that write
+    /// fails (its receipt lost, counted as any write error), and the next one
+    /// cuts the fragment off first rather than append to it, so the file reads
+    /// back: a, then d after the definitions written again.
+    #[test]
+    fn a_cut_mid_line_whose_cut_back_fails_is_cut_off_before_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let dict = Arc::new(Dictionary::default());
+        let (file, len) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
+        let (ab, ab_lines) = receipts(&dict, &["a", "b"]);
+        target.write_lines(&ab, &ab_lines).unwrap();
+
+        // `b`'s line cut in two, by its last 3 bytes.
+        let whole = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(whole - 3)
+            .unwrap();
+        let cut_fails = Arc::new(AtomicBool::new(true));
+        let fails = cut_fails.clone();
+        target.hooks.before_truncate = Some(Arc::new(move || {
+            match fails.swap(false, Ordering::SeqCst) {
+                true => Err(io::Error::other("cannot truncate")),
+                false => Ok(()),
+            }
+        }));
+        let (c, c_lines) = receipts(&dict, &["c"]);
+        let failure = target.write_lines(&c, &c_lines).unwrap_err();
+        assert_eq!(failure.written, 0);
+
+        let (d, d_lines) = receipts(&dict, &["d"]);
+        target.write_lines(&d, &d_lines).unwrap();
+        assert_eq!(call_ids(&path), ["a", "d"]);
+        assert_eq!(target.good_len, std::fs::metadata(&path).unwrap().len());
     }
 
     #[test]
