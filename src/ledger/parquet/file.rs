@@ -273,7 +273,9 @@ impl ParquetFileWriter {
         result
     }
 
-    /// Writes the footer, fsyncs, and gives the file its final name.
+    /// Writes the footer, fsyncs, and gives the file its final name, never over
+    /// a file: one made at that name while this was written makes this fail
+    /// ([`LedgerError::Write`], the file's receipts lost) and is left as it is.
     pub fn finish(mut self) -> Result<ParquetFileSummary, LedgerError> {
         let lost = self.rows;
         self.close().map_err(|source| LedgerError::Write {
@@ -284,6 +286,16 @@ impl ParquetFileWriter {
     }
 
     pub(crate) fn close(&mut self) -> io::Result<ParquetFileSummary> {
+        self.close_renaming(|_| Ok(None))
+    }
+
+    /// [`close`](Self::close), giving the file the name `another(taken)` returns
+    /// when its final name `taken` was made by someone else while it was written
+    /// (`None`: fails, the file lost). A file at the final name is never replaced.
+    pub(crate) fn close_renaming(
+        &mut self,
+        mut another: impl FnMut(&Path) -> io::Result<Option<PathBuf>>,
+    ) -> io::Result<ParquetFileSummary> {
         self.write_batch()?;
         let Some(mut writer) = self.writer.take() else {
             return Err(io::Error::other("the file was already finished or lost"));
@@ -294,13 +306,25 @@ impl ParquetFileWriter {
             .and_then(|_| writer.inner_mut().sync_data());
         let result = done
             .and_then(|()| {
-                if self.path.exists() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::AlreadyExists,
-                        format!("{} appeared while it was written", self.path.display()),
-                    ));
+                loop {
+                    match link_new(&self.tmp, &self.path) {
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            match another(&self.path)? {
+                                Some(next) => self.path = next,
+                                None => {
+                                    return Err(io::Error::new(
+                                        io::ErrorKind::AlreadyExists,
+                                        format!(
+                                            "{} appeared while it was written",
+                                            self.path.display()
+                                        ),
+                                    ));
+                                }
+                            }
+                        }
+                        linked => return linked,
+                    }
                 }
-                std::fs::rename(&self.tmp, &self.path)
             })
             .and_then(|()| std::fs::metadata(&self.path));
         match result {
@@ -324,6 +348,28 @@ impl ParquetFileWriter {
         if self.writer.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
+    }
+}
+
+/// `target` becomes the name of `staging`'s file, refused ([`AlreadyExists`])
+/// if `target` exists, with no moment where a file that appears there is
+/// replaced: a hard link, then `staging` unlinked. On a file system without hard
+/// links: a check, then a rename.
+///
+/// [`AlreadyExists`]: io::ErrorKind::AlreadyExists
+fn link_new(staging: &Path, target: &Path) -> io::Result<()> {
+    match std::fs::hard_link(staging, target) {
+        Ok(()) => {
+            // Named: a leftover in-progress name is only warned about on open.
+            let _ = std::fs::remove_file(staging);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if target.exists() => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the file exists",
+        )),
+        Err(_) => std::fs::rename(staging, target),
     }
 }
 

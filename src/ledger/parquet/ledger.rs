@@ -641,6 +641,18 @@ impl Worker {
     /// the last number there is (put there by hand) leaves no next one: an
     /// error naming it, never a number wrapped onto the period's first file.
     fn create(&self, period: ParquetName) -> io::Result<(ParquetName, ParquetFileWriter)> {
+        let name = self.next_name(period)?;
+        let file = ParquetFileWriter::create(self.dir.join(naming::file_name(&name))).map_err(
+            |e| match e {
+                LedgerError::Open { source, .. } => source,
+                other => io::Error::other(other.to_string()),
+            },
+        )?;
+        Ok((name, file))
+    }
+
+    /// The name of a new file for `period`, as [`create`](Self::create) gives it.
+    fn next_name(&self, period: ParquetName) -> io::Result<ParquetName> {
         let mut name = period;
         // The period's highest-numbered file so far, if any.
         let mut last: Option<std::ffi::OsString> = None;
@@ -663,22 +675,25 @@ impl Worker {
                 ))
             })?;
         }
-        let file = ParquetFileWriter::create(self.dir.join(naming::file_name(&name))).map_err(
-            |e| match e {
-                LedgerError::Open { source, .. } => source,
-                other => io::Error::other(other.to_string()),
-            },
-        )?;
-        Ok((name, file))
+        Ok(name)
     }
 
-    /// Closes the current file, if any: footer, fsync, final name.
+    /// Closes the current file, if any: footer, fsync, final name. A final name
+    /// made by someone else meanwhile (a conversion or a sync into the
+    /// directory) is left alone: the file takes the next sequence number.
     fn close(&mut self) {
-        let Some((_, mut file)) = self.current.take() else {
+        let Some((name, mut file)) = self.current.take() else {
             return;
         };
         let rows = file.rows();
-        match file.close() {
+        let closed = file.close_renaming(|taken| {
+            let next = self.next_name(name)?;
+            tracing::warn!(target: "sagemeter", sink = KIND, taken = %taken.display(),
+                "a Parquet ledger file's name was taken by another file while it was \
+                 written: that file is left alone and this one takes the next number");
+            Ok(Some(self.dir.join(naming::file_name(&next))))
+        });
+        match closed {
             Ok(_) => {
                 self.counters.written.fetch_add(rows, Ordering::Relaxed);
                 self.remove_old();
@@ -886,6 +901,44 @@ mod tests {
             .filter(|n| n.to_string_lossy().ends_with(".parquet"))
             .collect();
         assert_eq!(files, [last], "no file numbered 0 (or anything) made");
+    }
+
+    /// The final name of the file being written is taken while it is written
+    /// (a `ledger convert --to parquet` into the live directory, a sync back
+    /// into it): the file takes the next sequence number, as a new file would,
+    /// and the file already there is left as it was. One receipt a1 at 07:30:
+    /// written = 1, in `T07.1`; the hand-made `T07` still holds its own bytes.
+    #[tokio::test]
+    async fn a_final_name_taken_while_the_file_is_written_gives_it_the_next_number() {
+        use crate::ledger::rolling::tests::SteppedClock;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
+        let ledger = ParquetLedger::rolling(&dir)
+            .time_source(SharedTimeSource::new(clock))
+            .open()
+            .unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        // The writer has the file open under its in-progress name.
+        let tmp_name = dir.join(".sagemeter-2026-12-02T07.parquet.tmp");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tmp_name.exists() {
+            assert!(Instant::now() < deadline, "the file was never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let taken = dir.join("sagemeter-2026-12-02T07.parquet");
+        std::fs::write(&taken, b"someone else's").unwrap();
+
+        ledger.flush().await.unwrap();
+        ledger.shutdown().await.unwrap();
+        let stats = ledger.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (1, 0), "{stats:?}");
+        assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's");
+        let read = crate::ledger::parquet::read_all(dir.join("sagemeter-2026-12-02T07.1.parquet"))
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].call_id, "a1");
+        assert!(!tmp_name.exists(), "no in-progress file left");
     }
 
     /// The ticker stops when the writer does, not up to a tick later (here an
