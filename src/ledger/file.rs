@@ -597,7 +597,8 @@ impl FileTarget {
         tracing::warn!(target: "sagemeter", was = self.good_len, now = start,
             "ledger: the file was cut shorter by another program during a write (a \
              copytruncate rotation?); the write is cut back off and made again with the \
-             definitions it needs");
+             definitions it needs; receipts written just before it may have been lost \
+             (appended after the rotation's copy, they are in neither file)");
         self.restart(start.min(len))?;
         if len > self.good_len
             && let Err(e) = self.truncate()
@@ -663,12 +664,16 @@ impl FileTarget {
     /// wrote it (logrotate's `copytruncate`, `truncate -s 0`): the definitions
     /// written before are gone, and receipts appended after referring to them
     /// would read back as damage. Goes on as with a new file: the definitions are
-    /// written again as receipts need them (one WARN each time).
+    /// written again as receipts need them (one WARN each time). Receipts written
+    /// between the rotation's copy and its cut are in neither file, and which
+    /// lines the copy got cannot be known here: the WARN says they may be lost.
     fn notice_truncation(&mut self, len: u64) -> io::Result<()> {
         if len < self.good_len {
             tracing::warn!(target: "sagemeter", was = self.good_len, now = len,
                 "ledger: the file was cut shorter by another program (a copytruncate \
-                 rotation?); the definitions its next receipts need are written again");
+                 rotation?); the definitions its next receipts need are written again; \
+                 receipts written just before it may have been lost (appended after the \
+                 rotation's copy, they are in neither file)");
             // Cut in the middle of a line, the file goes back to its last whole line:
             // a line appended to a fragment would not read.
             self.restart(len)?;
@@ -1332,6 +1337,72 @@ mod tests {
         drop(target);
         assert!(open_ledger_file(&path).is_ok(), "the file opens again");
         assert_eq!(call_ids(&path), ["e"]);
+    }
+
+    /// The WARN events' text seen on the test's thread.
+    #[derive(Clone, Default)]
+    struct Warned(Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Warned {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::WARN {
+                self.0.lock().unwrap().push(format!("{event:?}"));
+            }
+        }
+    }
+
+    /// A copytruncate rotation copies the file, then cuts it: receipts appended
+    /// between the two are in neither file, and the writer cannot tell which
+    /// lines the copy got. The WARN on a cut it notices, before a write or under
+    /// one, says that receipts written just before it may have been lost.
+    #[test]
+    fn a_noticed_cut_warns_that_receipts_written_just_before_may_be_lost() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warned = Warned::default();
+        let _log =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let dict = Arc::new(Dictionary::default());
+        let (file, len) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
+        let (a, a_lines) = receipts(&dict, &["a"]);
+        target.write_lines(&a, &a_lines).unwrap();
+
+        // Cut before the next write.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let (b, b_lines) = receipts(&dict, &["b"]);
+        target.write_lines(&b, &b_lines).unwrap();
+        // Cut under the next one.
+        let cut = Arc::new(AtomicBool::new(true));
+        target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
+            if cut.swap(false, Ordering::SeqCst) {
+                file.set_len(0)?;
+            }
+            file.write_all(bytes)
+        }));
+        let (c, c_lines) = receipts(&dict, &["c"]);
+        target.write_lines(&c, &c_lines).unwrap();
+        assert_eq!(call_ids(&path), ["c"]);
+
+        let warned = warned.0.lock().unwrap().clone();
+        assert_eq!(warned.len(), 2, "{warned:?}");
+        for warn in &warned {
+            assert!(warn.contains("cut shorter"), "{warn}");
+            assert!(
+                warn.contains("receipts written just before it may have been lost"),
+                "{warn}"
+            );
+        }
     }
 
     /// Another program cuts the file in the middle of a line (`truncate -s N`)
