@@ -80,11 +80,12 @@ pub struct Queued<S> {
     /// one cancelled before it ended): the thread shuts `S` down once it has
     /// handed it everything.
     dropped_open: Arc<AtomicBool>,
-    /// Set once a shutdown of `S` has run to its end (by `shutdown` or the
-    /// thread), whether it failed or not.
+    /// Set once a shutdown of `S` has begun (by `shutdown` or the thread):
+    /// `S` is asked to shut down once, never again after a deadline cut its
+    /// own shutdown off (it may hang).
     sink_shut: Arc<AtomicBool>,
-    /// Runs `S`'s shutdown to its end on the calling thread, in a runtime of its
-    /// own, logging a failure as an ERROR, and sets `sink_shut`.
+    /// Sets `sink_shut`, then runs `S`'s shutdown to its end on the calling
+    /// thread, in a runtime of its own, logging a failure as an ERROR.
     shut_sink: Arc<dyn Fn() + Send + Sync>,
     capacity: usize,
     counters: Arc<Counters>,
@@ -139,11 +140,11 @@ impl<S: CostSink + 'static> Queued<S> {
             // `S`'s own async shutdown may need a Tokio timer or I/O, and the
             // thread this runs on is in no runtime.
             Arc::new(move || {
+                shut.store(true, Ordering::Release);
                 let done = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map(|rt| rt.block_on(sink.shutdown()));
-                shut.store(true, Ordering::Release);
                 if let Err(error) = done.and_then(|r| r) {
                     tracing::error!(target: "sagemeter", sink = sink.name(),
                         %error, "a queued sink dropped before its shutdown() ended could \
@@ -206,7 +207,7 @@ impl<S: CostSink + 'static> Queued<S> {
                         }
                     }
                 }
-                // Dropped before a `shutdown` ended (none, or one cancelled): `S`
+                // Dropped before a `shutdown` reached `S` (none, or one cancelled): `S`
                 // has everything, and is shut down here as `shutdown` would have.
                 if shut_down_here.load(Ordering::Acquire) && !shut_already.load(Ordering::Acquire) {
                     shut_here();
@@ -283,7 +284,8 @@ impl<S> Queued<S> {
 
 impl<S> Drop for Queued<S> {
     /// Dropping it closes the queue; the thread hands `S` every receipt queued,
-    /// shuts `S` down unless a `shutdown` ran to its end, and ends, and this waits
+    /// shuts `S` down unless a `shutdown` reached `S` (one cut off in `S`'s own
+    /// shutdown, which may hang, is not run again), and ends, and this waits
     /// for it (as a ledger's drop does), so that a program that forgets
     /// `shutdown()`, or whose `shutdown()` was cancelled (a deadline that ran
     /// out), still loses no receipt the queue accepted. The thread already ended
@@ -389,10 +391,11 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
             // (a `record` or `flush` holding one lets it go once its message is in).
             let mut ended = self.thread_ended.clone();
             let _ = ended.changed().await;
-            let shut = self.sink.shutdown().await;
-            // Not set if this is dropped before here: the drop then shuts `S` down.
+            // Not set if this is dropped before here: the drop then shuts `S`
+            // down. Set before `S`'s shutdown: one cut off by a deadline there
+            // (`S` may hang) is not run again by the drop.
             self.sink_shut.store(true, Ordering::Release);
-            shut
+            self.sink.shutdown().await
         })
     }
 }
@@ -758,6 +761,45 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
         drop(queued);
         assert_eq!(*seen.lock().unwrap(), ["a", "b", "shutdown"]);
+    }
+
+    /// A sink whose shutdown never ends (its collector stopped answering),
+    /// counting how often it was asked to shut down.
+    #[derive(Debug, Default)]
+    struct Hanging {
+        shutdowns: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl CostSink for Hanging {
+        fn record(&self, _: &Cost) {}
+
+        fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            self.shutdowns.fetch_add(1, Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// A shutdown cut off by a deadline inside the sink's own shutdown is not
+    /// run again by the drop: the sink was asked once (it may hang again, and
+    /// the program could never exit), and the drop returns.
+    #[test]
+    fn a_shutdown_cut_off_in_the_sinks_own_shutdown_is_not_run_again_by_the_drop() {
+        let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued = Queued::new(Hanging {
+            shutdowns: shutdowns.clone(),
+        });
+        queued.record(&cost("a"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cut_off = tokio::time::timeout(Duration::from_millis(200), queued.shutdown());
+            assert!(cut_off.await.is_err(), "the sink's shutdown never ends");
+        });
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
+        drop(queued);
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
     }
 
     /// A capacity beyond Tokio's channel limit (which would panic) is taken as
