@@ -280,6 +280,82 @@ async fn profile_credentials_win_over_the_environments() {
     );
 }
 
+/// A fake STS at its URL: every request is answered as `AssumeRole` granting key
+/// `AKIDASSUMED`; the requests' bodies are kept.
+async fn fake_sts() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::routing::post;
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    let app = axum::Router::new().route(
+        "/",
+        post(move |body: String| async move {
+            seen.lock().unwrap().push(body);
+            (
+                [("content-type", "text/xml")],
+                "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
+                 <AssumeRoleResult><Credentials>\
+                 <AccessKeyId>AKIDASSUMED</AccessKeyId>\
+                 <SecretAccessKey>assumed-secret</SecretAccessKey>\
+                 <SessionToken>assumed-token</SessionToken>\
+                 <Expiration>2099-01-01T00:00:00Z</Expiration>\
+                 </Credentials><AssumedRoleUser>\
+                 <AssumedRoleId>AROAEXAMPLE:session</AssumedRoleId>\
+                 <Arn>arn:aws:sts::111122223333:assumed-role/ml/session</Arn>\
+                 </AssumedRoleUser></AssumeRoleResult>\
+                 <ResponseMetadata><RequestId>req-sts-1</RequestId></ResponseMetadata>\
+                 </AssumeRoleResponse>",
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, bodies)
+}
+
+/// `--profile` naming a profile that assumes a role (`role_arn` + `source_profile`)
+/// takes the role's credentials, as `AWS_PROFILE` would: the STS client that
+/// assumes it has the region (here from `AWS_REGION`), so the call is signed with
+/// the role's key, not refused for a missing region.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_that_assumes_a_role_signs_with_the_roles_key() {
+    let fake = fake_rt().await;
+    let (sts_url, sts_bodies) = fake_sts().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        "[profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = base-secret\n\
+         [profile prod]\nrole_arn = arn:aws:iam::111122223333:role/ml\nsource_profile = base\n",
+    )
+    .unwrap();
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env("AWS_CONFIG_FILE", &config)
+        .env("AWS_ENDPOINT_URL_STS", &sts_url)
+        .args([
+            "invoke",
+            "rt",
+            "--body",
+            "{}",
+            "--json",
+            "--profile",
+            "prod",
+        ]);
+    let output = run(cmd).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let assumed = sts_bodies.lock().unwrap().clone();
+    assert!(
+        assumed.iter().any(|b| b.contains("Action=AssumeRole")),
+        "{assumed:?}"
+    );
+    let keys = fake.access_key_ids();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter().all(|k| k == "AKIDASSUMED"),
+        "signed with {keys:?}"
+    );
+}
+
 /// A body beginning with `-` (valid JSON: `-1`) is sent as it is, not taken for
 /// an option; one that is no JSON is refused without being repeated.
 #[tokio::test(flavor = "multi_thread")]

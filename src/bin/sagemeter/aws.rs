@@ -4,7 +4,9 @@
 
 use crate::{CliError, GlobalArgs};
 use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_types::SdkConfig;
 use sagemeter::redact::error_chain;
 
@@ -34,11 +36,7 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
     }
     if let Some(profile) = &global.profile {
         check_profile(profile, &format!("--profile {profile}")).await?;
-        loader = loader.profile_name(profile).credentials_provider(
-            ProfileFileCredentialsProvider::builder()
-                .profile_name(profile)
-                .build(),
-        );
+        loader = loader.profile_name(profile);
     }
     let mut config = loader.load().await;
     // An empty region (`AWS_REGION=`) is none: the fallback's.
@@ -46,6 +44,23 @@ pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
         let mut builder = config.to_builder();
         builder.set_region(None);
         config = builder.build();
+    }
+    // The profile's own chain, not the default one (which takes the environment's
+    // keys first). Built with the region (and FIPS and dual-stack settings) the
+    // loader found: a profile that assumes a role calls STS, which needs a region.
+    if let Some(profile) = &global.profile {
+        let settings = ProviderConfig::default()
+            .with_region(config.region().cloned())
+            .with_use_fips(config.use_fips())
+            .with_use_dual_stack(config.use_dual_stack());
+        let credentials = ProfileFileCredentialsProvider::builder()
+            .configure(&settings)
+            .profile_name(profile)
+            .build();
+        config = config
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
     }
     // A region from the environment or a profile names URLs and cache files: one
     // that is no name (a path, spaces) is refused as --region would be. Any name
