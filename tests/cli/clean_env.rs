@@ -25,9 +25,8 @@ pub(crate) fn sagemeter(endpoint_url: &str, pricing_url: &str) -> Command {
 }
 
 /// A pipe whose reader has already left, for a child's stdout or stderr: every write
-/// to it fails (EPIPE), as to `| head` once head has exited. Its callers test chart
-/// and Parquet output, so it is built only with one of those features.
-#[cfg(all(unix, any(feature = "charts", feature = "parquet")))]
+/// to it fails (EPIPE), as to `| head` once head has exited.
+#[cfg(unix)]
 pub(crate) fn closed_pipe() -> std::process::Stdio {
     use std::os::fd::FromRawFd;
     let mut fds = [0 as libc::c_int; 2];

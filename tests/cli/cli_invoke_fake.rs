@@ -1135,6 +1135,25 @@ async fn a_billed_stream_that_fails_before_it_begins_prints_its_failed_receipt()
     );
 }
 
+/// The same failed stream with its reader gone (`| head -1` once head has
+/// exited): the receipt cannot be written, and the call's failure is still the
+/// command's (exit 1, said on stderr), not the closed pipe's quiet exit 0.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_stream_whose_reader_left_still_exits_1() {
+    let fake = FakeStream::start(|_| Script::new().model_error()).await;
+    let mut cmd = clean_env::sagemeter(&fake.endpoint_url, &refused_url());
+    cmd.args(["invoke", "llm", "--stream", "--body", "{}", "--json"])
+        .stdout(clean_env::closed_pipe());
+    // Not `run`: assert_cmd would pipe stdout in place of the closed one.
+    let output = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error:"), "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stream_failing_midway_is_an_error_line_carrying_its_receipt() {
     let fake = FakeStream::start(|_| {

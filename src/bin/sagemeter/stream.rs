@@ -271,10 +271,12 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
     // A stream's that reached the model, or a submission's SageMaker accepted.
     let receipt = e.cost();
     let message = crate::failure::describe(&e);
-    match receipt {
+    // Whether the receipt could be written or not (a reader that left, `| head`),
+    // the call's failure is the command's: it is returned, not the write's error.
+    let _ = match receipt {
         // Billed (the model ran, or the input was queued): its receipt, as for a
         // call that did not fail.
-        Some(cost) => write_receipt(args, out, Some(cost), Some(&message))?,
+        Some(cost) => write_receipt(args, out, Some(cost), Some(&message)),
         None if args.json => json_line(
             out,
             &ErrorLine {
@@ -283,9 +285,10 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
                 error: message.clone(),
                 receipt: None,
             },
-        )?,
-        None => writeln!(out, "\n#1    FAILED (not billed)")?,
-    }
+        )
+        .map_err(CliError::from),
+        None => writeln!(out, "\n#1    FAILED (not billed)").map_err(CliError::from),
+    };
     match e {
         // Refused before sending (e.g. an inline body over the 128 KB an asynchronous
         // request may carry): an argument problem, as for a plain invoke.
