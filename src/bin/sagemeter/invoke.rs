@@ -360,18 +360,19 @@ fn read_at_most(source: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// SageMaker endpoint names: 1 to 63 letters, digits and hyphens, starting with a
-/// letter or digit.
+/// SageMaker endpoint names: 1 to 63 letters, digits and hyphens, starting and
+/// ending with a letter or digit.
 fn parse_endpoint_name(text: &str) -> Result<String, String> {
     let valid = (1..=63).contains(&text.len())
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !text.starts_with('-');
+        && !text.starts_with('-')
+        && !text.ends_with('-');
     if valid {
         Ok(text.to_owned())
     } else {
         Err(format!(
             "`{text}` is not a SageMaker endpoint name (1-63 letters, digits and hyphens, \
-             not starting with a hyphen)"
+             not starting or ending with a hyphen)"
         ))
     }
 }
@@ -1440,6 +1441,9 @@ mod tests {
         assert!(parse_endpoint_name("a").is_ok());
         assert!(parse_endpoint_name("").is_err());
         assert!(parse_endpoint_name("-leading").is_err());
+        // SageMaker's pattern, ^[a-zA-Z0-9](-*[a-zA-Z0-9])*, ends on a letter or digit.
+        assert!(parse_endpoint_name("chat-").is_err());
+        assert!(parse_endpoint_name("a--b").is_ok());
         assert!(parse_endpoint_name("under_score").is_err());
         assert!(parse_endpoint_name(&"x".repeat(64)).is_err());
     }
