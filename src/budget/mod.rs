@@ -1432,18 +1432,32 @@ impl Budgets {
         leased: Decimal,
         until: DateTime<Utc>,
     ) {
+        self.update_due(index, period_start, |state| {
+            state.lapsed = Decimal::ZERO;
+            state.lease_gone = false;
+            state.found_gone = false;
+            state.leased = leased;
+            state.lease_until = Some(until);
+        });
+    }
+
+    /// Changes the state of the budget at `index` by `change` while in the
+    /// period starting at `period_start` (nothing for another period), a lease
+    /// that lapsed here with no call to see it given up first (see `add_room`).
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    fn update_due(
+        &self,
+        index: usize,
+        period_start: DateTime<Utc>,
+        change: impl FnOnce(&mut PeriodState),
+    ) {
         let now = self.now();
         let mut inner = self.lock();
         let Some(t) = inner.in_period(index, period_start) else {
             return;
         };
         t.lapse_if_due(now);
-        let state = &mut t.state;
-        state.lapsed = Decimal::ZERO;
-        state.lease_gone = false;
-        state.found_gone = false;
-        state.leased = leased;
-        state.lease_until = Some(until);
+        change(&mut t.state);
     }
 
     /// A take-back counted off what a new lease gave the budget at `index`
@@ -1452,18 +1466,13 @@ impl Budgets {
     /// leased (given up with the lease's unspent rest if it lapsed here).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn untake(&self, index: usize, period_start: DateTime<Utc>, usd: Decimal) {
-        let now = self.now();
-        let mut inner = self.lock();
-        let Some(t) = inner.in_period(index, period_start) else {
-            return;
-        };
-        t.lapse_if_due(now);
-        let state = &mut t.state;
-        if state.lease_until.is_some() {
-            state.leased += usd;
-        } else if !state.lease_gone {
-            state.lapsed += usd;
-        }
+        self.update_due(index, period_start, |state| {
+            if state.lease_until.is_some() {
+                state.leased += usd;
+            } else if !state.lease_gone {
+                state.lapsed += usd;
+            }
+        });
     }
 
     /// Room of `amount` more that `WhenUnavailable::Allow` lets the budget at
@@ -1492,89 +1501,79 @@ impl Budgets {
         until: DateTime<Utc>,
         new_lease: Option<bool>,
     ) {
-        let now = self.now();
-        let mut inner = self.lock();
-        let Some(t) = inner.in_period(index, period_start) else {
-            return;
-        };
         // A lease that lapsed here with no call to see it is given up first,
         // as a call would have: moving its end on would keep its unspent
         // part as room, when the table may have reclaimed it (a grant then
         // comes of a new lease; what it gave up comes back only with a
         // renewal that finds it held whole).
-        t.lapse_if_due(now);
-        let state = &mut t.state;
-        match new_lease {
-            Some(new_lease) => {
-                if new_lease {
-                    // A new lease, not more of one the table holds: what an
-                    // earlier lease (or a take-back with none) gave up is not
-                    // its, and a renewal of it whole gives none of that back.
-                    state.lapsed = Decimal::ZERO;
+        self.update_due(index, period_start, |state| {
+            match new_lease {
+                Some(new_lease) => {
+                    if new_lease {
+                        // A new lease, not more of one the table holds: what an
+                        // earlier lease (or a take-back with none) gave up is not
+                        // its, and a renewal of it whole gives none of that back.
+                        state.lapsed = Decimal::ZERO;
+                    }
+                    state.lease_gone = false;
+                    state.found_gone = false;
                 }
-                state.lease_gone = false;
-                state.found_gone = false;
+                None if state.lease_until.is_none() => {
+                    // Room the table granted no one: what it leaves unspent is no
+                    // lease's. What a lapsed lease gave up stays its: the table may
+                    // still hold that lease, and a renewal of it whole gives that
+                    // back (the spend of this room, written as its use, then
+                    // counted by the table past its grant: at most this room).
+                    state.lease_gone = true;
+                }
+                None => {}
             }
-            None if state.lease_until.is_none() => {
-                // Room the table granted no one: what it leaves unspent is no
-                // lease's. What a lapsed lease gave up stays its: the table may
-                // still hold that lease, and a renewal of it whole gives that
-                // back (the spend of this room, written as its use, then
-                // counted by the table past its grant: at most this room).
-                state.lease_gone = true;
-            }
-            None => {}
-        }
-        state.leased += amount;
-        state.lease_until = Some(until);
+            state.leased += amount;
+            state.lease_until = Some(until);
+        });
     }
 
     /// What the fleet table said of the lease of the budget at `index` (period
     /// starting at `period_start`).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
     pub(crate) fn renew(&self, index: usize, period_start: DateTime<Utc>, renewal: Renewal) {
-        let now = self.now();
-        let mut inner = self.lock();
-        let Some(t) = inner.in_period(index, period_start) else {
-            return;
-        };
         // A lease that lapsed here with no call to see it is given up first,
         // as by a grant (see `add_room`): moving its end on would keep its
         // unspent part as room though the table may have reclaimed it; only
         // a renewal that finds it whole gives that part back.
-        t.lapse_if_due(now);
-        let state = &mut t.state;
-        match renewal {
-            Renewal::Held { until, whole: true } => {
-                // Still held, all of it: what was given up when it lapsed here
-                // is spendable again (the fleet could not have leased it to
-                // another process: the table kept it committed to this one).
-                state.leased += std::mem::take(&mut state.lapsed);
-                state.lease_until = Some(until);
-                // What the lease gives up from now on is this process's again,
-                // even if the room it held since began as room
-                // `WhenUnavailable::Allow` let it spend.
-                state.lease_gone = false;
-                state.found_gone = false;
-            }
-            Renewal::Held {
-                until,
-                whole: false,
-            } => {
-                if state.lease_until.is_some() {
+        self.update_due(index, period_start, |state| {
+            match renewal {
+                Renewal::Held { until, whole: true } => {
+                    // Still held, all of it: what was given up when it lapsed here
+                    // is spendable again (the fleet could not have leased it to
+                    // another process: the table kept it committed to this one).
+                    state.leased += std::mem::take(&mut state.lapsed);
                     state.lease_until = Some(until);
+                    // What the lease gives up from now on is this process's again,
+                    // even if the room it held since began as room
+                    // `WhenUnavailable::Allow` let it spend.
+                    state.lease_gone = false;
+                    state.found_gone = false;
+                }
+                Renewal::Held {
+                    until,
+                    whole: false,
+                } => {
+                    if state.lease_until.is_some() {
+                        state.lease_until = Some(until);
+                    }
+                }
+                Renewal::Gone => {
+                    // What calls in flight hold is no lease's: their spend, written
+                    // late, is the next lease's use (see `Tracked::room`).
+                    state.leased = state.leased.min(state.spent);
+                    state.lease_until = None;
+                    state.lapsed = Decimal::ZERO;
+                    state.lease_gone = true;
+                    state.found_gone = true;
                 }
             }
-            Renewal::Gone => {
-                // What calls in flight hold is no lease's: their spend, written
-                // late, is the next lease's use (see `Tracked::room`).
-                state.leased = state.leased.min(state.spent);
-                state.lease_until = None;
-                state.lapsed = Decimal::ZERO;
-                state.lease_gone = true;
-                state.found_gone = true;
-            }
-        }
+        });
     }
 
     /// Marks a hand-over of `charges` to the fleet as under way, when one of
