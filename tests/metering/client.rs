@@ -2089,27 +2089,11 @@ async fn backing_off(way_in: WayIn) {
     );
 }
 
-/// A success whose body is cut off is retried by the SDK (a transient response
-/// error): the model ran for that attempt, and the call is off the sharing
-/// clock while it backs off, as after any failed attempt. Call A's model runs
-/// 0–1 s alone on one ml.m5.xlarge; call B's first attempt is answered 200 with
-/// a body cut short at 0, B backs off until 1 s, its second attempt is answered
-/// at once. With a Marketplace fee of $0.50 per 1,000 inferences, each of B's
-/// two 200s is an inference charged.
-#[tokio::test]
-async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
+/// A SageMaker on a local port, its address returned: the first answer, a 200
+/// stating a 100-byte body, is cut off after 5 bytes; every later one is whole
+/// (`{}`, 2 bytes).
+async fn cut_off_once_then_whole() -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fake = fake_with_demo_endpoints().await;
-    let (time, shared) = manual_clock();
-    let receipts = Receipts::default();
-    let a_client = rt_on_one_m5(&fake)
-        .await
-        .time_source(shared)
-        .sink(receipts.clone())
-        .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.50")))
-        .build()
-        .unwrap();
-    // B's SageMaker: the first answer's body is cut off, the next is whole.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -2135,6 +2119,30 @@ async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
             });
         }
     });
+    addr
+}
+
+/// A success whose body is cut off is retried by the SDK (a transient response
+/// error): the model ran for that attempt, and the call is off the sharing
+/// clock while it backs off, as after any failed attempt. Call A's model runs
+/// 0–1 s alone on one ml.m5.xlarge; call B's first attempt is answered 200 with
+/// a body cut short at 0, B backs off until 1 s, its second attempt is answered
+/// at once. With a Marketplace fee of $0.50 per 1,000 inferences, each of B's
+/// two 200s is an inference charged.
+#[tokio::test]
+async fn a_success_cut_off_and_retried_is_off_the_clock_while_backing_off() {
+    let fake = fake_with_demo_endpoints().await;
+    let (time, shared) = manual_clock();
+    let receipts = Receipts::default();
+    let a_client = rt_on_one_m5(&fake)
+        .await
+        .time_source(shared)
+        .sink(receipts.clone())
+        .usage_charges("rt", UsageCharges::default().per_1000_calls(dec("0.50")))
+        .build()
+        .unwrap();
+    // B's SageMaker: the first answer's body is cut off, the next is whole.
+    let addr = cut_off_once_then_whole().await;
     let ended = AttemptsEnded::default();
     let b_client = Client::from_parts(
         aws_sdk_sagemakerruntime::Client::from_conf(
@@ -2205,7 +2213,6 @@ async fn an_intercepted_success_cut_off_and_retried_bills_both_responses_out() {
 }
 
 async fn cut_off_then_answered(way_in: WayIn) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fake = fake_with_demo_endpoints().await;
     let receipts = Receipts::default();
     let client = rt_on_one_m5(&fake)
@@ -2215,29 +2222,7 @@ async fn cut_off_then_answered(way_in: WayIn) {
         .unwrap();
     let meter = client.meter().clone();
     // SageMaker: the first answer's body is cut off, the next is whole.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        for n in 0.. {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.ends_with(b"{}") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let answer: &[u8] = match n {
-                    0 => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"a\":",
-                    _ => b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-                };
-                let _ = socket.write_all(answer).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
+    let addr = cut_off_once_then_whole().await;
     let config = aws_sdk_sagemakerruntime::config::Builder::from(&fake.sdk_config().await)
         .retry_config(
             aws_config::retry::RetryConfig::standard()
@@ -3165,18 +3150,17 @@ async fn an_invoke_dropped_during_its_retry_is_billed_for_that_attempt_only() {
 }
 
 /// The SDK error inside a failed `InvokeEndpoint`, and the receipt it carries.
-/// A call to `rt` that puts its profile and rates at hand, then one held at
-/// the model until it fails: the failure's SDK error and its receipt.
-async fn failed_after_a_warm_up(
-    fake: &FakeSageMaker,
-    client: &Client,
-) -> (
+type InvokeFailure = (
     aws_sdk_sagemakerruntime::error::SdkError<
         aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
         aws_smithy_runtime_api::http::Response,
     >,
     Option<Cost>,
-) {
+);
+
+/// A call to `rt` that puts its profile and rates at hand, then one held at
+/// the model until it fails: the failure's SDK error and its receipt.
+async fn failed_after_a_warm_up(fake: &FakeSageMaker, client: &Client) -> InvokeFailure {
     invoke(client, "rt").await.unwrap();
     fake.hold();
     let failed = invoke_failure(invoke(client, "rt").await.unwrap_err());
@@ -3184,15 +3168,8 @@ async fn failed_after_a_warm_up(
     failed
 }
 
-fn invoke_failure(
-    err: Error,
-) -> (
-    aws_sdk_sagemakerruntime::error::SdkError<
-        aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointError,
-        aws_smithy_runtime_api::http::Response,
-    >,
-    Option<Cost>,
-) {
+/// The SDK error and receipt inside `err`, which must be an invoke's.
+fn invoke_failure(err: Error) -> InvokeFailure {
     match err {
         Error::Invoke { source, cost, .. } => (*source, cost.map(|c| *c)),
         other => panic!("not an invoke error: {other:?}"),
