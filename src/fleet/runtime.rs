@@ -4650,39 +4650,22 @@ mod tests {
     async fn a_new_lease_after_a_reclaim_counts_a_take_back_whose_answer_was_lost() {
         use chrono::TimeZone;
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
         let (fleet, budgets, clock) = granting_five_cents(t0);
         // t0: a $0.05 lease (5 % of $1), a call settled at $0.01: spent $0.01.
-        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
-        {
-            // As a job's $0.05 provisional charge (this call's $0.01 and
-            // $0.04 more) written and acknowledged as the lease's use leaves
-            // it: written $0.05. The lease lapsed and another process
-            // reclaimed it: the table counts its $0.05 use for this process.
-            // The job settled at $0.01: -$0.04 written without the lease (it
-            // was gone) and applied, the table counting 0.05 - 0.04 = $0.01,
-            // its answer lost (maybe applied): not acknowledged. Then this
-            // process's lease request went out.
-            let mut state = fleet.shared.state.lock().unwrap();
-            let item = state.items.get_mut(&pk).unwrap().get_mut(&sk).unwrap();
-            item.written = 50_000_000_000;
-            item.lease.as_mut().unwrap().used_written = 50_000_000_000;
-            let take_back = Delta {
-                spent: -40_000_000_000,
-                ..Delta::default()
-            };
-            item.unacked = Some((item.acked_seq + 1, take_back));
-            item.mark_unanswered();
-        }
-        clock.set_time(at(37_000).into());
-        // The request applied as a new $0.05 lease, its use $0: the table
-        // counts 0.01 + 0.05 = $0.06 for this process.
-        granted_anew(&fleet, &pk, &sk, t0, at(59_000));
+        // As a job's $0.05 provisional charge (this call's $0.01 and $0.04
+        // more) written and acknowledged as the lease's use leaves it: written
+        // $0.05. The lease lapsed and another process reclaimed it: the table
+        // counts its $0.05 use for this process. The job settled at $0.01:
+        // -$0.04 written without the lease (it was gone) and applied, the
+        // table counting 0.05 - 0.04 = $0.01, its answer lost (maybe applied):
+        // not acknowledged. Then this process's lease request went out, and
+        // at t0 + 37 s it is applied as a new $0.05 lease, its use $0: the
+        // table counts 0.01 + 0.05 = $0.06 for this process.
+        let now = a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
         // Leased: written 0.05 less the take-back 0.04, and the grant 0.05:
         // $0.06. Spent $0.01: five $0.01 calls (spent $0.06), the sixth short
         // of $0.01. (Leased 0.05 + 0.05 = $0.10: nine calls, spent $0.10
         // where the table counts $0.06.)
-        let now = at(37_000);
         cent_calls(&budgets, 5, now, "within the $0.06");
         short_of_a_cent(&budgets, now);
     }
@@ -4699,14 +4682,14 @@ mod tests {
     /// (`sent` false) or was written and not acknowledged (`sent` true).
     /// This process's lease request went out; at t0 + 37 s its answer is
     /// read: applied as a new $0.05 lease (L2) until t0 + 59 s, its use $0.
-    /// Returns the item's keys and t0 + 37 s.
+    /// Returns t0 + 37 s.
     async fn a_take_back_out_when_granted_anew(
         fleet: &Fleet,
         budgets: &Arc<Budgets>,
         clock: &ManualTimeSource,
         t0: DateTime<Utc>,
         sent: bool,
-    ) -> (String, String, DateTime<Utc>) {
+    ) -> DateTime<Utc> {
         let (pk, sk) = a_cent_written_on_a_new_lease(fleet, budgets, t0).await;
         {
             let mut state = fleet.shared.state.lock().unwrap();
@@ -4726,7 +4709,21 @@ mod tests {
         let now = t0 + chrono::TimeDelta::seconds(37);
         clock.set_time(now.into());
         granted_anew(fleet, &pk, &sk, t0, t0 + chrono::TimeDelta::seconds(59));
-        (pk, sk, now)
+        now
+    }
+
+    /// [`a_take_back_out_when_granted_anew`] on a table that sums the uses
+    /// written from when L2 is granted (its use $0), then a flush, which must
+    /// write the -$0.04 as L2's use: the fleet, the budgets and t0 + 37 s.
+    async fn a_take_back_flushed_as_l2s_use(sent: bool) -> (Fleet, Arc<Budgets>, DateTime<Utc>) {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
+        let now = a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, sent).await;
+        *used.lock().unwrap() = 0;
+        assert!(fleet.flush().await);
+        assert_eq!(*used.lock().unwrap(), -40_000_000_000);
+        (fleet, budgets, now)
     }
 
     /// A take-back still to write when a new lease is granted after the held
@@ -4734,17 +4731,9 @@ mod tests {
     /// new lease's use, so it is room of that lease, counted as leased.
     #[tokio::test]
     async fn a_take_back_still_to_write_when_a_new_lease_is_granted_is_that_leases_room() {
-        use chrono::TimeZone;
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        // The table sums the uses written from when L2 is granted (its use $0).
-        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
-        let (_, _, now) =
-            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, false).await;
-        *used.lock().unwrap() = 0;
         // The flush writes the -$0.04 as L2's use: the table holds L2 granted
         // $0.05, used -$0.04.
-        assert!(fleet.flush().await);
-        assert_eq!(*used.lock().unwrap(), -40_000_000_000);
+        let (_fleet, budgets, now) = a_take_back_flushed_as_l2s_use(false).await;
         // The table counts for this process L1's use $0.05 and L2's grant
         // $0.05: $0.10. L2 lets its use rise from -0.04 to its grant 0.05:
         // $0.09 more, nine $0.01 calls (spent 0.01 + 0.09 = $0.10, L2's use
@@ -4762,16 +4751,9 @@ mod tests {
     #[tokio::test]
     async fn a_take_back_unacknowledged_when_a_new_lease_is_granted_and_applied_as_its_use_is_its_room()
      {
-        use chrono::TimeZone;
-        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
-        let (fleet, budgets, clock, used) = granting_five_cents_summing_uses(t0);
-        let (_, _, now) =
-            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
-        *used.lock().unwrap() = 0;
         // The throttled write was never applied: sent again (its sequence
         // number unseen by the table), it is applied as L2's use: -$0.04.
-        assert!(fleet.flush().await);
-        assert_eq!(*used.lock().unwrap(), -40_000_000_000);
+        let (_fleet, budgets, now) = a_take_back_flushed_as_l2s_use(true).await;
         // As above: the table counts 0.05 + 0.05 = $0.10 for this process,
         // L2 used -$0.04 of its $0.05: $0.09 more, nine $0.01 calls, the
         // tenth short of $0.01. (The take-back kept off what is leased,
@@ -4832,8 +4814,7 @@ mod tests {
                 },
             )
         };
-        let (_, _, now) =
-            a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
+        let now = a_take_back_out_when_granted_anew(&fleet, &budgets, &clock, t0, true).await;
         applied.store(true, Ordering::SeqCst);
         assert!(fleet.flush().await);
         // The table counts for this process L1's use less the take-back,
