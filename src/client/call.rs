@@ -3068,6 +3068,17 @@ pub(super) mod tests {
     /// out at 120 ms, was answered 202 at 140 ms.
     fn submitted_on_attempt_2(bytes_in: u64, first: AttemptEnd, first_at: u64) -> Cost {
         let (meter, prepared, parts) = async_submission_begun(bytes_in);
+        submitted_on_attempt_2_of(&meter, &prepared, parts, first, first_at)
+    }
+
+    /// [`submitted_on_attempt_2`] of the submission `parts` begun on `meter`.
+    fn submitted_on_attempt_2_of(
+        meter: &Meter,
+        prepared: &Arc<Prepared>,
+        parts: CallParts,
+        first: AttemptEnd,
+        first_at: u64,
+    ) -> Cost {
         assert!(parts.attempts.attempt_sent(1, 0));
         parts.attempts.attempt_ended(1, first, first_at);
         assert!(parts.attempts.attempt_sent(2, ms(120)));
@@ -3077,7 +3088,7 @@ pub(super) mod tests {
         let usage = parts.usage(Duration::from_millis(140));
         parts
             .finish(usage, None, Vec::new(), meter.now())
-            .price(&prepared, Phase::Submitted)
+            .price(prepared, Phase::Submitted)
     }
 
     #[tokio::test]
@@ -3128,35 +3139,45 @@ pub(super) mod tests {
         ));
     }
 
+    /// An enforced budget of 1 USD a day on `sls`, estimating a call at 0.05 USD.
+    fn enforced_at_five_cents_a_call() -> crate::budget::Budget {
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+        Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: usd("0.05") })
+            .unwrap()
+    }
+
+    /// What `meter`'s enforced budget has spent and holds reserved, in USD.
+    fn enforced_spent_and_reserved(
+        meter: &Meter,
+    ) -> (rust_decimal::Decimal, rust_decimal::Decimal) {
+        let status = meter.budget_status();
+        let status = status
+            .iter()
+            .find(|s| s.mode == crate::budget::BudgetMode::Enforce)
+            .unwrap();
+        (status.spent_usd, status.reserved_usd)
+    }
+
     #[tokio::test]
     async fn an_async_submission_accepted_twice_counts_its_unsettled_job_at_its_estimate() {
-        use crate::budget::{Budget, BudgetMode, BudgetPeriod, BudgetScope, Estimate};
         // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD. Attempt 1
         // out at 0, answered 202 at 20 ms, its body cut off; attempt 2, out at
         // 120 ms, answered 202 at 140 ms. The submission's receipt is made as
         // `invoke_endpoint_async` makes it: its reservation taken out first, to
         // stay held for attempt 2's job until its settlement.
         let (meter, prepared, mut parts) = async_submission_begun_on(1 << 29, |builder| {
-            builder.budget(
-                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
-                    .unwrap()
-                    .estimate(Estimate::Fixed { usd: usd("0.05") })
-                    .unwrap(),
-            )
+            builder.budget(enforced_at_five_cents_a_call())
         });
         let mut hold = parts.reservation.take().expect("the call is reserved");
-        assert!(parts.attempts.attempt_sent(1, 0));
-        parts
-            .attempts
-            .attempt_ended(1, AttemptEnd::AnsweredCutOff(None), ms(20));
-        assert!(parts.attempts.attempt_sent(2, ms(120)));
-        parts
-            .attempts
-            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
-        let usage = parts.usage(Duration::from_millis(140));
-        let cost = parts
-            .finish(usage, None, Vec::new(), meter.now())
-            .price(&prepared, Phase::Submitted);
+        let cost = submitted_on_attempt_2_of(
+            &meter,
+            &prepared,
+            parts,
+            AttemptEnd::AnsweredCutOff(None),
+            ms(20),
+        );
         meter.settle_part(&mut hold, &cost, &prepared);
         // The submission: 2 × 0.5 GB × 0.016 USD/GB = 0.016 USD of data in, and
         // 2 × 0.50 / 1,000 = 0.001 USD of fees: 0.017 USD, spent; attempt 2's
@@ -3165,13 +3186,8 @@ pub(super) mod tests {
         // estimate, 0.05 USD, as one accepted then failed does: 0.017 + 0.05 =
         // 0.067 USD spent (not 0.017, as if it cost nothing).
         assert_eq!(cost.cost_usd, usd("0.017"));
-        let status = meter.budget_status();
-        let status = status
-            .iter()
-            .find(|s| s.mode == BudgetMode::Enforce)
-            .unwrap();
         assert_eq!(
-            (status.spent_usd, status.reserved_usd),
+            enforced_spent_and_reserved(&meter),
             (usd("0.067"), usd("0.033"))
         );
     }
@@ -3220,19 +3236,15 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn an_async_submission_dropped_while_retrying_an_accepted_attempt_is_billed() {
-        use crate::budget::{Budget, BudgetMode, BudgetPeriod, BudgetScope, Estimate};
         // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD. Attempt 1
         // out at 0, answered 202 at 20 ms but its body cut off: SageMaker queued
         // the input. The SDK tries again: attempt 2 is out at 120 ms when the
         // caller drops the call (a timeout, Ctrl-C).
         let kept = Kept::default();
         let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
-            builder.sink(kept.clone()).budget(
-                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
-                    .unwrap()
-                    .estimate(Estimate::Fixed { usd: usd("0.05") })
-                    .unwrap(),
-            )
+            builder
+                .sink(kept.clone())
+                .budget(enforced_at_five_cents_a_call())
         });
         assert!(parts.attempts.attempt_sent(1, 0));
         parts
@@ -3260,13 +3272,8 @@ pub(super) mod tests {
         // Its reservation is settled on it, not released at 0 USD: the enforced
         // budget counts it at no less than its 0.05 USD estimate (no settlement
         // will bill its compute), and holds nothing more.
-        let status = meter.budget_status();
-        let status = status
-            .iter()
-            .find(|s| s.mode == BudgetMode::Enforce)
-            .unwrap();
         assert_eq!(
-            (status.spent_usd, status.reserved_usd),
+            enforced_spent_and_reserved(&meter),
             (usd("0.05"), rust_decimal::Decimal::ZERO)
         );
     }
