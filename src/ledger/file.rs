@@ -1201,6 +1201,23 @@ mod tests {
         (bytes, metas)
     }
 
+    /// A target writing a new ledger file at `path`, and its dictionary, the
+    /// receipts `ids` written to it in one write.
+    fn target_written(path: &Path, ids: &[&str]) -> (FileTarget, Arc<Dictionary>) {
+        let dict = Arc::new(Dictionary::default());
+        let (file, len) = open_ledger_file(path).unwrap();
+        let mut target = FileTarget::new(path.to_path_buf(), file, len, dict.clone());
+        let (bytes, lines) = receipts(&dict, ids);
+        target.write_lines(&bytes, &lines).unwrap();
+        (target, dict)
+    }
+
+    /// Cuts the file at `path` to `len` bytes, as another program would.
+    fn cut_to(path: &Path, len: u64) {
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.set_len(len).unwrap();
+    }
+
     fn call_ids(path: &Path) -> Vec<String> {
         let read = crate::ledger::read_all(path).unwrap();
         read.records.into_iter().map(|c| c.call_id).collect()
@@ -1278,11 +1295,7 @@ mod tests {
     fn a_file_cut_shorter_under_a_write_gets_the_write_again_with_its_definitions() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
-        let dict = Arc::new(Dictionary::default());
-        let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
-        let (a, a_lines) = receipts(&dict, &["a"]);
-        target.write_lines(&a, &a_lines).unwrap();
+        let (mut target, dict) = target_written(&path, &["a"]);
 
         let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(1));
         let left = cuts.clone();
@@ -1367,19 +1380,10 @@ mod tests {
             tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
-        let dict = Arc::new(Dictionary::default());
-        let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
-        let (a, a_lines) = receipts(&dict, &["a"]);
-        target.write_lines(&a, &a_lines).unwrap();
+        let (mut target, dict) = target_written(&path, &["a"]);
 
         // Cut before the next write.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        cut_to(&path, 0);
         let (b, b_lines) = receipts(&dict, &["b"]);
         target.write_lines(&b, &b_lines).unwrap();
         // Cut under the next one.
@@ -1414,20 +1418,11 @@ mod tests {
     fn a_cut_mid_line_whose_cut_back_fails_is_cut_off_before_the_next_write() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
-        let dict = Arc::new(Dictionary::default());
-        let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(path.clone(), file, len, dict.clone());
-        let (ab, ab_lines) = receipts(&dict, &["a", "b"]);
-        target.write_lines(&ab, &ab_lines).unwrap();
+        let (mut target, dict) = target_written(&path, &["a", "b"]);
 
         // `b`'s line cut in two, by its last 3 bytes.
         let whole = std::fs::metadata(&path).unwrap().len();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(whole - 3)
-            .unwrap();
+        cut_to(&path, whole - 3);
         let cut_fails = Arc::new(AtomicBool::new(true));
         let fails = cut_fails.clone();
         target.hooks.before_truncate = Some(Arc::new(move || {

@@ -871,6 +871,16 @@ mod tests {
         assert_eq!(kept, [false, false, false, true, true]);
     }
 
+    /// A rolling ledger in `dir` whose clock stays at 2026-12-02T07:30:00Z.
+    fn rolling_at_0730(dir: &std::path::Path) -> ParquetLedger {
+        use crate::ledger::rolling::tests::SteppedClock;
+        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
+        ParquetLedger::rolling(dir)
+            .time_source(SharedTimeSource::new(clock))
+            .open()
+            .unwrap()
+    }
+
     /// A file of the hour numbered u32::MAX (put there by hand) leaves no number
     /// for the next file: the receipt is lost, counted and reported naming that
     /// file, as the JSON Lines ledger's roll does, not a panic of the writer
@@ -878,14 +888,9 @@ mod tests {
     /// hour's first file.
     #[tokio::test]
     async fn a_file_numbered_the_last_sequence_number_is_an_error_not_an_overflow() {
-        use crate::ledger::rolling::tests::SteppedClock;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("receipts");
-        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
-        let ledger = ParquetLedger::rolling(&dir)
-            .time_source(SharedTimeSource::new(clock))
-            .open()
-            .unwrap();
+        let ledger = rolling_at_0730(&dir);
         let last = "sagemeter-2026-12-02T07.4294967295.parquet";
         std::fs::write(dir.join(last), b"").unwrap();
         ledger.try_record(&cost("a1")).unwrap();
@@ -910,14 +915,9 @@ mod tests {
     /// written = 1, in `T07.1`; the hand-made `T07` still holds its own bytes.
     #[tokio::test]
     async fn a_final_name_taken_while_the_file_is_written_gives_it_the_next_number() {
-        use crate::ledger::rolling::tests::SteppedClock;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("receipts");
-        let clock = SteppedClock::at("2026-12-02T07:30:00Z");
-        let ledger = ParquetLedger::rolling(&dir)
-            .time_source(SharedTimeSource::new(clock))
-            .open()
-            .unwrap();
+        let ledger = rolling_at_0730(&dir);
         ledger.try_record(&cost("a1")).unwrap();
         // The writer has the file open under its in-progress name.
         let tmp_name = dir.join(".sagemeter-2026-12-02T07.parquet.tmp");
