@@ -260,24 +260,41 @@ async fn profile_credentials_win_over_the_environments() {
     let dir = tempfile::tempdir().unwrap();
     let credentials = credentials_file(dir.path());
     // The environment has keys too (clean_env sets AWS_ACCESS_KEY_ID).
+    invoke_with_profile(
+        &fake,
+        &[("AWS_SHARED_CREDENTIALS_FILE", credentials.as_os_str())],
+        "other",
+    )
+    .await;
+    assert_signed_with(&fake, "AKIDFROMPROFILE");
+}
+
+/// `invoke rt --json --profile <profile>` against `fake`, with `env` set: it
+/// must succeed.
+async fn invoke_with_profile(
+    fake: &FakeSageMaker,
+    env: &[(&str, &std::ffi::OsStr)],
+    profile: &str,
+) {
     let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials).args([
+    cmd.envs(env.iter().copied()).args([
         "invoke",
         "rt",
         "--body",
         "{}",
         "--json",
         "--profile",
-        "other",
+        profile,
     ]);
     let output = run(cmd).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// `fake` was called, every request signed with access key `key`.
+fn assert_signed_with(fake: &FakeSageMaker, key: &str) {
     let keys = fake.access_key_ids();
     assert!(!keys.is_empty());
-    assert!(
-        keys.iter().all(|k| k == "AKIDFROMPROFILE"),
-        "signed with {keys:?}"
-    );
+    assert!(keys.iter().all(|k| k == key), "signed with {keys:?}");
 }
 
 /// A fake STS at its URL: every request is answered as `AssumeRole` granting key
@@ -329,31 +346,17 @@ async fn a_profile_that_assumes_a_role_signs_with_the_roles_key() {
          [profile prod]\nrole_arn = arn:aws:iam::111122223333:role/ml\nsource_profile = base\n",
     )
     .unwrap();
-    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
-    cmd.env("AWS_CONFIG_FILE", &config)
-        .env("AWS_ENDPOINT_URL_STS", &sts_url)
-        .args([
-            "invoke",
-            "rt",
-            "--body",
-            "{}",
-            "--json",
-            "--profile",
-            "prod",
-        ]);
-    let output = run(cmd).await;
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let env = [
+        ("AWS_CONFIG_FILE", config.as_os_str()),
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_ref()),
+    ];
+    invoke_with_profile(&fake, &env, "prod").await;
     let assumed = sts_bodies.lock().unwrap().clone();
     assert!(
         assumed.iter().any(|b| b.contains("Action=AssumeRole")),
         "{assumed:?}"
     );
-    let keys = fake.access_key_ids();
-    assert!(!keys.is_empty());
-    assert!(
-        keys.iter().all(|k| k == "AKIDASSUMED"),
-        "signed with {keys:?}"
-    );
+    assert_signed_with(&fake, "AKIDASSUMED");
 }
 
 /// A body beginning with `-` (valid JSON: `-1`) is sent as it is, not taken for
