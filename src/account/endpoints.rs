@@ -1376,8 +1376,13 @@ fn finish(
     }
     // No instance now (scaled to zero), yet calls in the window: they ran on
     // instances since scaled in, for as long as the deployment now does not say.
-    // Not a window cost of $0, nor $0 per 1,000 calls.
-    let at_zero = row.instance_count == Some(0) && !row.deploying && row.usd_per_hour.is_some();
+    // Not a window cost of $0, nor $0 per 1,000 calls. Only in a billed status:
+    // an endpoint being created stands at 0 instances without having scaled in,
+    // and one billed earlier says so below.
+    let at_zero = row.instance_count == Some(0)
+        && !row.deploying
+        && row.usd_per_hour.is_some()
+        && billed_in(&row.status);
     let scaled_to_zero_in_use = matches!(row.kind, VariantKind::Instance)
         && at_zero
         && used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));

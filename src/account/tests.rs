@@ -4348,3 +4348,109 @@ async fn an_endpoint_updated_to_a_config_with_long_timeouts_is_still_seen_update
     );
     assert_eq!(slow.window_cost_usd, Some(Decimal::new(6108, 2)));
 }
+
+/// DescribeEndpoint and DescribeEndpointConfig of `name` being created, as AWS
+/// describes it: `Creating`, no ProductionVariants, its fleet (AllTraffic, 1 ×
+/// ml.g5.xlarge, up already) as the pending deployment of its own config;
+/// asynchronous when `asynchronous`.
+fn being_created(name: &'static str, asynchronous: bool) -> [Rule; 2] {
+    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
+    use aws_sdk_sagemaker::types::{
+        AsyncInferenceConfig, AsyncInferenceOutputConfig, PendingDeploymentSummary,
+        PendingProductionVariantSummary,
+    };
+    let endpoint = mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+        .match_requests(move |r| r.endpoint_name() == Some(name))
+        .then_output(move || {
+            DescribeEndpointOutput::builder()
+                .endpoint_name(name)
+                .endpoint_config_name(format!("{name}-config"))
+                .endpoint_status(EndpointStatus::Creating)
+                .pending_deployment_summary(
+                    PendingDeploymentSummary::builder()
+                        .endpoint_config_name(format!("{name}-config"))
+                        .production_variants(
+                            PendingProductionVariantSummary::builder()
+                                .variant_name("AllTraffic")
+                                .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                                .current_instance_count(1)
+                                .desired_instance_count(1)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+    let config = mock!(aws_sdk_sagemaker::Client::describe_endpoint_config)
+        .match_requests(move |r| r.endpoint_config_name() == Some(&format!("{name}-config")))
+        .then_output(move || {
+            DescribeEndpointConfigOutput::builder()
+                .endpoint_config_name(format!("{name}-config"))
+                .production_variants(
+                    ProductionVariant::builder()
+                        .variant_name("AllTraffic")
+                        .model_name(format!("{name}-model"))
+                        .instance_type(ProductionVariantInstanceType::MlG5Xlarge)
+                        .initial_instance_count(1)
+                        .build(),
+                )
+                .set_async_inference_config(asynchronous.then(|| {
+                    AsyncInferenceConfig::builder()
+                        .output_config(
+                            AsyncInferenceOutputConfig::builder()
+                                .s3_output_path("s3://bucket/out/")
+                                .build(),
+                        )
+                        .build()
+                }))
+                .build()
+        });
+    [endpoint, config]
+}
+
+/// Endpoints being created stand at no instance and burn nothing (ml.g5.xlarge
+/// $1.41/h, async or not: 0 × 1.41 = $0/h, $0 over the window); they are not
+/// taken for endpoints scaled to zero (whose window cost is not known), even
+/// one whose name served 500 calls in the window before it was deleted and
+/// created again, nor is their fleet taken for a deployment's new one.
+#[tokio::test]
+async fn endpoints_being_created_burn_nothing_and_are_not_taken_for_scaled_to_zero() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary("queue", EndpointStatus::Creating))
+            .endpoints(summary("starting", EndpointStatus::Creating))
+            .build()
+    });
+    let [a, b] = being_created("queue", true);
+    let [c, d] = being_created("starting", false);
+    // Only the real-time endpoint is counted by CloudWatch (`i0`, `l0`).
+    let metrics = metrics_of_variant_0(&[500.0], &[1e8]);
+    let g5 = |key: fn(String) -> PriceKey| (key("ml.g5.xlarge".into()), Decimal::new(141, 2));
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![
+            g5(|instance_type| PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type,
+            }),
+            g5(|instance_type| PriceKey::hosting("us-east-1", &instance_type)),
+        ])),
+        ..account(&[&list, &a, &b, &c, &d], &[&metrics], &[])
+    };
+    let view = last_day(&account).await;
+    assert_eq!(view.rows.len(), 2, "{:?}", view.rows);
+    for row in &view.rows {
+        assert!(!row.deploying, "{row:?}");
+        assert_eq!(row.instance_count, Some(0), "{row:?}");
+        assert_eq!(row.usd_per_hour, Some(Decimal::ZERO), "{row:?}");
+        assert_eq!(row.window_cost_usd, Some(Decimal::ZERO), "{row:?}");
+        assert!(row.flags.is_empty(), "{row:?}");
+        assert_eq!(row.notes[0], "not billed while Creating", "{row:?}");
+        assert!(
+            !row.notes.iter().any(|n| n.contains("scaled to zero")),
+            "{row:?}"
+        );
+    }
+    assert_eq!(view.totals.window_unpriced, 0);
+}

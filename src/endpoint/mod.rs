@@ -1399,6 +1399,11 @@ pub(crate) async fn within<T>(
 /// endpoint (current state); instance types and volume sizes from the config;
 /// those of a deployment's new fleet from `pending_config`, its endpoint config,
 /// when it could be described (else the fleet's volume size is unknown).
+///
+/// What stands follows the endpoint's status (see [`Standing`]): nothing while
+/// it is `Creating` (its fleet being created, which DescribeEndpoint gives as a
+/// pending deployment too, included); only what DescribeEndpoint says runs
+/// while `Failed`, `OutOfService` or `Deleting`.
 pub(crate) fn profile_from_descriptions(
     endpoint: &str,
     described: &aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput,
@@ -1411,16 +1416,36 @@ pub(crate) fn profile_from_descriptions(
         endpoint: endpoint.to_owned(),
         message,
     };
+    use aws_sdk_sagemaker::types::EndpointStatus;
+    let standing = match described.endpoint_status() {
+        Some(EndpointStatus::Creating) => Standing::Nothing,
+        Some(EndpointStatus::Failed | EndpointStatus::OutOfService | EndpointStatus::Deleting) => {
+            Standing::Current
+        }
+        _ => Standing::CurrentOrConfigured,
+    };
     let variants = config
         .production_variants()
         .iter()
-        .map(|configured| variant_profile(configured, described.production_variants(), &failed))
+        .map(|configured| {
+            variant_profile(
+                configured,
+                described.production_variants(),
+                standing,
+                &failed,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let shadow_variants = config
         .shadow_production_variants()
         .iter()
         .map(|configured| {
-            variant_profile(configured, described.shadow_production_variants(), &failed)
+            variant_profile(
+                configured,
+                described.shadow_production_variants(),
+                standing,
+                &failed,
+            )
         })
         .collect::<Result<Vec<_>, _>>()?;
     if variants.is_empty() {
@@ -1428,8 +1453,12 @@ pub(crate) fn profile_from_descriptions(
             "the endpoint config has no production variants".into(),
         ));
     }
-    let pending_variants = described
+    // While the endpoint is created, its pending deployment is the fleet being
+    // created, not one beside it.
+    let pending = described
         .pending_deployment_summary()
+        .filter(|_| standing != Standing::Nothing);
+    let pending_variants = pending
         .map(|pending| {
             let production = pending_config
                 .map(|c| c.production_variants())
@@ -1461,8 +1490,7 @@ pub(crate) fn profile_from_descriptions(
         shadow_variants,
         pending_variants,
         pending_storage_unknown: None,
-        pending_since: described
-            .pending_deployment_summary()
+        pending_since: pending
             .and_then(|p| p.start_time())
             .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         config_created: config
@@ -1521,29 +1549,50 @@ fn pending_variant_profile(
     })
 }
 
+/// What of an endpoint's variants stands (is billed), by the endpoint's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// `Creating`: nothing until it is in service, whatever DescribeEndpoint
+    /// says of instances being brought up.
+    Nothing,
+    /// `Failed`, `OutOfService`, `Deleting`: what DescribeEndpoint says runs
+    /// (`CurrentInstanceCount`, `CurrentServerlessConfig`'s provisioned
+    /// concurrency), nothing without it (a creation that failed ran nothing).
+    Current,
+    /// Any other status (`InService`, `Updating`, …): what DescribeEndpoint says
+    /// runs, else the endpoint config's.
+    CurrentOrConfigured,
+}
+
 /// One configured variant, with its current state (`current`: the endpoint's
-/// description of the variants of its kind) where the endpoint has one.
+/// description of the variants of its kind) where the endpoint has one, at
+/// what `standing` lets stand.
 fn variant_profile(
     configured: &aws_sdk_sagemaker::types::ProductionVariant,
     current: &[aws_sdk_sagemaker::types::ProductionVariantSummary],
+    standing: Standing,
     failed: &dyn Fn(String) -> DiscoveryError,
 ) -> Result<VariantProfile, DiscoveryError> {
     let name = configured.variant_name().unwrap_or_default().to_owned();
     let current = current
         .iter()
         .find(|s| s.variant_name() == Some(name.as_str()));
-    let serverless = current
-        .and_then(|c| c.current_serverless_config())
-        .or(configured.serverless_config());
+    let running = current.and_then(|c| c.current_serverless_config());
+    let serverless = running.or(configured.serverless_config());
     let billing = if let Some(s) = serverless {
         let memory_mb = s
             .memory_size_in_mb()
             .and_then(|m| u32::try_from(m).ok())
             .ok_or_else(|| failed(format!("variant `{name}` has no serverless memory size")))?;
+        let provisioned = match standing {
+            Standing::Nothing => None,
+            Standing::Current => running,
+            Standing::CurrentOrConfigured => Some(s),
+        };
         VariantBilling::Serverless {
             memory_mb,
-            provisioned_concurrency: s
-                .provisioned_concurrency()
+            provisioned_concurrency: provisioned
+                .and_then(|s| s.provisioned_concurrency())
                 .and_then(|p| u32::try_from(p).ok())
                 .filter(|p| *p > 0),
         }
@@ -1556,10 +1605,14 @@ fn variant_profile(
                     "variant `{name}` has neither an instance type nor a serverless config"
                 ))
             })?;
-        let count = current
-            .and_then(|c| c.current_instance_count())
-            .or(configured.initial_instance_count())
-            .unwrap_or(1);
+        let running = current.and_then(|c| c.current_instance_count());
+        let count = match standing {
+            Standing::Nothing => 0,
+            Standing::Current => running.unwrap_or(0),
+            Standing::CurrentOrConfigured => {
+                running.or(configured.initial_instance_count()).unwrap_or(1)
+            }
+        };
         VariantBilling::Instance {
             instance_type,
             instance_count: u32::try_from(count).unwrap_or(0),
@@ -1709,9 +1762,9 @@ pub(crate) mod tests {
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint_config::DescribeEndpointConfigOutput;
     use aws_sdk_sagemaker::types::{
-        PendingDeploymentSummary, PendingProductionVariantSummary, ProductionVariant,
-        ProductionVariantInstanceType as Type, ProductionVariantServerlessConfig,
-        ProductionVariantSummary,
+        EndpointStatus, PendingDeploymentSummary, PendingProductionVariantSummary,
+        ProductionVariant, ProductionVariantInstanceType as Type,
+        ProductionVariantServerlessConfig, ProductionVariantSummary,
     };
     use aws_smithy_types::error::ErrorMetadata;
 
@@ -1874,6 +1927,132 @@ pub(crate) mod tests {
             .map(|v| v.name.as_str())
             .collect();
         assert_eq!(alongside, ["AllTraffic", "Challenger"]);
+    }
+
+    /// An endpoint being created, as DescribeEndpoint gives it: status
+    /// `Creating`, its new fleet in `PendingDeploymentSummary` (config `c`, the
+    /// endpoint's own: AWS returns it "when the endpoint is creating or updating
+    /// with a new endpoint configuration"), AllTraffic on 1 × ml.g5.xlarge up so
+    /// far; with `current`, top-level ProductionVariants too (AWS leaves them
+    /// out while creating, but the field is optional either way).
+    fn creating(current: Option<i32>) -> DescribeEndpointOutput {
+        DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .endpoint_status(EndpointStatus::Creating)
+            .set_production_variants(current.map(|n| {
+                vec![
+                    ProductionVariantSummary::builder()
+                        .variant_name("AllTraffic")
+                        .current_instance_count(n)
+                        .build(),
+                ]
+            }))
+            .pending_deployment_summary(
+                PendingDeploymentSummary::builder()
+                    .endpoint_config_name("c")
+                    .production_variants(
+                        PendingProductionVariantSummary::builder()
+                            .variant_name("AllTraffic")
+                            .instance_type(Type::MlG5Xlarge)
+                            .current_instance_count(1)
+                            .desired_instance_count(1)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn an_endpoint_being_created_stands_at_nothing_not_its_initial_count_nor_its_new_fleet() {
+        // Config `c`: AllTraffic, InitialInstanceCount 1 × ml.g5.xlarge, and a
+        // shadow of InitialInstanceCount 1. AWS bills an endpoint's instances
+        // from when it is InService: while Creating, 0 instances are billed,
+        // not the config's 1 (nor 1 + the new fleet's 1 up so far, the same
+        // instance counted twice), whether or not ProductionVariants is given.
+        let configured = DescribeEndpointConfigOutput::builder()
+            .endpoint_config_name("c")
+            .production_variants(instances("AllTraffic", Type::MlG5Xlarge, 1))
+            .shadow_production_variants(instances("Shadow", Type::MlG5Xlarge, 1))
+            .build();
+        for current in [None, Some(1)] {
+            let described = creating(current);
+            let profile = profile_from_descriptions("e", &described, &configured, None).unwrap();
+            assert_eq!(profile.instance_count(), 0, "{current:?}");
+            assert_eq!(
+                profile.shadow_variants,
+                vec![VariantProfile::instance("Shadow", "ml.g5.xlarge", 0)],
+                "{current:?}"
+            );
+            assert_eq!(
+                profile
+                    .billed_alongside(&profile.variants[0])
+                    .filter(|v| v.runs())
+                    .count(),
+                0,
+                "{current:?}"
+            );
+            assert!(profile.pending_variants.is_empty(), "{current:?}");
+            assert_eq!(profile.pending_since, None, "{current:?}");
+        }
+
+        // Serverless, provisioned concurrency 5 in the config: none stands yet.
+        let described = DescribeEndpointOutput::builder()
+            .endpoint_config_name("c")
+            .endpoint_status(EndpointStatus::Creating)
+            .build();
+        let serverless = ProductionVariant::builder()
+            .variant_name("AllTraffic")
+            .model_name("m")
+            .serverless_config(
+                ProductionVariantServerlessConfig::builder()
+                    .memory_size_in_mb(2048)
+                    .max_concurrency(5)
+                    .provisioned_concurrency(5)
+                    .build(),
+            )
+            .build();
+        let profile = profile_of(&described, serverless);
+        assert_eq!(
+            profile.variants[0].billing,
+            VariantBilling::Serverless {
+                memory_mb: 2048,
+                provisioned_concurrency: None
+            }
+        );
+    }
+
+    #[test]
+    fn an_endpoint_failed_or_out_of_service_stands_at_its_current_count_never_its_initial_one() {
+        // Config `c`: AllTraffic, InitialInstanceCount 3 × ml.g5.xlarge. A
+        // creation that failed gives no CurrentInstanceCount: no instance ran,
+        // none is billed (not 3). Failed after serving (an update's failure),
+        // out of service or being deleted, DescribeEndpoint says what stands: 2.
+        for status in [
+            EndpointStatus::Failed,
+            EndpointStatus::OutOfService,
+            EndpointStatus::Deleting,
+        ] {
+            let bare = DescribeEndpointOutput::builder()
+                .endpoint_config_name("c")
+                .endpoint_status(status.clone())
+                .build();
+            let profile = profile_of(&bare, instances("AllTraffic", Type::MlG5Xlarge, 3));
+            assert_eq!(profile.instance_count(), 0, "{status:?}");
+            let mut described = all_traffic(2, 2);
+            described.endpoint_status = Some(status.clone());
+            let profile = profile_of(&described, instances("AllTraffic", Type::MlG5Xlarge, 3));
+            assert_eq!(profile.instance_count(), 2, "{status:?}");
+        }
+        // In service (or updating) without a count, the config's still stands in.
+        for status in [EndpointStatus::InService, EndpointStatus::Updating] {
+            let bare = DescribeEndpointOutput::builder()
+                .endpoint_config_name("c")
+                .endpoint_status(status.clone())
+                .build();
+            let profile = profile_of(&bare, instances("AllTraffic", Type::MlG5Xlarge, 3));
+            assert_eq!(profile.instance_count(), 3, "{status:?}");
+        }
     }
 
     #[test]

@@ -231,6 +231,58 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.839467"));
 }
 
+/// An endpoint deleted and created again, then `Creating` for 12 minutes: its
+/// instance is not billed while it is created (neither the config's count nor
+/// the fleet being created, which DescribeEndpoint gives as a pending
+/// deployment), only from when it is in service.
+#[tokio::test]
+async fn an_endpoint_created_again_accrues_nothing_while_it_is_being_created() {
+    let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    call(&client, "rt").await; // t = 0: 1 × ml.g5.xlarge, the accrual begins
+
+    // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
+    deleted_at_60_s(&fake, &time, &client).await;
+
+    // t = 10 h: created again (config InitialInstanceCount 1), `Creating`,
+    // nothing up yet. A call, refused (not in service), has it looked at again;
+    // from then on the refresh loop looks at it.
+    fake.start_creating(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    time.advance(Duration::from_secs(10 * 3600 - 60));
+    let refused = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await;
+    assert!(refused.is_err());
+    assert!(refreshed(&fake, &client, 3).await);
+    // t = 10 h 8 min: its instance is up, the endpoint still `Creating`.
+    fake.creating_instances_up("rt", 1);
+    time.advance(Duration::from_secs(8 * 60));
+    assert!(refreshed(&fake, &client, 4).await);
+    // t = 10 h 12 min: `InService`.
+    fake.finish_creating("rt");
+    time.advance(Duration::from_secs(4 * 60));
+    assert!(refreshed(&fake, &client, 5).await);
+
+    // t = 12 h: the next call.
+    time.advance(Duration::from_secs(108 * 60));
+    let next = call(&client, "rt").await;
+    // AWS billed the instance for the 60 s before the deletion, nothing while
+    // the endpoint was deleted or being created, then 10 h 12 min → 12 h = 1.8 h
+    // in service: 1.408 × 60 / 3600 = 0.0234666… + 1.408 × 1.8 = 2.5344 →
+    // 2.5578666… (not 2.9333333…: + 1.408 × 12 / 60 = 0.2816 for the config's
+    // count while creating, + 1.408 × 4 / 60 = 0.0938666… for the fleet being
+    // created, counted again from 10 h 8 min).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.557867"));
+}
+
 /// An endpoint deleted and created again, with a retry of its discovery
 /// throttled in between: the refresh that finds it again still applies its
 /// instances (the throttled retry does not make the deletion forgotten), so

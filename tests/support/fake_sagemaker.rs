@@ -170,6 +170,11 @@ pub struct FakeState {
     /// A blue/green deployment's new fleet, by endpoint: `DescribeEndpoint`
     /// gives it as `PendingDeploymentSummary` (config `<endpoint>-green-config`).
     pub deployments: Mutex<HashMap<String, Vec<FakeVariant>>>,
+    /// Endpoints being created (status `Creating`), by name: the instances of
+    /// each variant up so far (at most its count). `DescribeEndpoint` gives no
+    /// `ProductionVariants` then, and the fleet being created as
+    /// `PendingDeploymentSummary` of the endpoint's own config.
+    pub creating: Mutex<HashMap<String, u32>>,
     /// `Some(code)`: `DescribeEndpointConfig` of a deployment's config fails so.
     pub deployment_config_error: Mutex<Option<String>>,
     /// Inference components, in the order added.
@@ -275,6 +280,23 @@ impl FakeSageMaker {
         if let Some(new_fleet) = new_fleet {
             self.add_endpoint(endpoint, new_fleet);
         }
+    }
+
+    /// Starts creating endpoint `name` on `variants`: `Creating` (its calls
+    /// refused), none of its instances up, until [`finish_creating`](Self::finish_creating).
+    pub fn start_creating(&self, name: &str, variants: Vec<FakeVariant>) {
+        self.add_endpoint(name, variants);
+        self.state.creating.lock().unwrap().insert(name.into(), 0);
+    }
+
+    /// `up` instances of each variant of endpoint `name`, being created, are up.
+    pub fn creating_instances_up(&self, name: &str, up: u32) {
+        self.state.creating.lock().unwrap().insert(name.into(), up);
+    }
+
+    /// Endpoint `name`'s creation is done: it is `InService`.
+    pub fn finish_creating(&self, name: &str) {
+        self.state.creating.lock().unwrap().remove(name);
     }
 
     pub fn remove_endpoint(&self, name: &str) {
@@ -498,6 +520,26 @@ async fn control_plane(
                 answer["EndpointStatus"] = json!("Updating");
                 answer["PendingDeploymentSummary"] = json!({
                     "EndpointConfigName": format!("{name}-green-config"),
+                    "ProductionVariants": pending,
+                    "StartTime": 1.7e9
+                });
+            }
+            if let Some(&up) = state.creating.lock().unwrap().get(name) {
+                let pending: Vec<_> = variants
+                    .iter()
+                    .map(|v| {
+                        json!({
+                            "VariantName": v.name,
+                            "InstanceType": v.instance_type,
+                            "CurrentInstanceCount": up.min(v.instance_count),
+                            "DesiredInstanceCount": v.instance_count
+                        })
+                    })
+                    .collect();
+                answer["EndpointStatus"] = json!("Creating");
+                answer.as_object_mut().unwrap().remove("ProductionVariants");
+                answer["PendingDeploymentSummary"] = json!({
+                    "EndpointConfigName": format!("{name}-config"),
                     "ProductionVariants": pending,
                     "StartTime": 1.7e9
                 });
@@ -760,6 +802,20 @@ async fn invoke(
         let mut response = (
             StatusCode::BAD_REQUEST,
             json!({"message": format!("Endpoint {name} of account 123456789012 not found.")})
+                .to_string(),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            "x-amzn-ErrorType",
+            HeaderValue::from_static("ValidationError"),
+        );
+        return response;
+    }
+    if state.creating.lock().unwrap().contains_key(&name) {
+        // Not in service yet: SageMaker refuses the call.
+        let mut response = (
+            StatusCode::BAD_REQUEST,
+            json!({"message": format!("Endpoint {name} is not in service (fake: Creating).")})
                 .to_string(),
         )
             .into_response();
