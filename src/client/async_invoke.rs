@@ -243,10 +243,11 @@ impl InvokeEndpointAsync {
         let call_id = submission_call_id(&output);
         let endpoint = receipt.endpoint().to_owned();
         let started_at = receipt.started_at();
-        let (cost, prepared) = receipt.make_rated(usage, call_id, notes, Phase::Submitted);
+        let (cost, prepared, may_have_queued) =
+            receipt.make_rated(usage, call_id, notes, Phase::Submitted);
         let submitted_at = DateTime::<Utc>::from(started_at);
         if let Some(hold) = &mut hold {
-            meter.settle_part(hold, &cost, &prepared);
+            meter.settle_part(hold, &cost, &prepared, may_have_queued);
             // Past this SageMaker has run the request or dropped it: a pending
             // invocation kept unsettled (a lost notification) holds no longer.
             // Kept by the budgets as this invocation's: a copy settled here
@@ -1072,6 +1073,7 @@ impl Settlement {
                 // A settlement bills no inference: its submission did.
                 answers_2xx: 0,
                 never_settled_jobs: 0,
+                may_have_queued: 0,
                 unknown,
                 tokens_unseen,
             },

@@ -779,9 +779,10 @@ impl Receipt {
         self.make_rated(usage, request_id, notes, phase).0
     }
 
-    /// [`make`](Self::make), with the rates the receipt was priced on (an async
-    /// submission settles its part of the budgets on them: see
-    /// [`Meter::settle_part`]).
+    /// [`make`](Self::make), with the rates the receipt was priced on and the
+    /// attempts that may have queued an async submission's input
+    /// ([`FinishedCall::may_have_queued`]): the submission settles its part of
+    /// the budgets on them (see [`Meter::settle_part`]).
     #[inline]
     pub(crate) fn make_rated(
         self,
@@ -789,7 +790,7 @@ impl Receipt {
         request_id: Option<String>,
         notes: Vec<String>,
         phase: Phase,
-    ) -> (Cost, Arc<Prepared>) {
+    ) -> (Cost, Arc<Prepared>, u32) {
         let Receipt {
             span,
             prepared,
@@ -808,16 +809,16 @@ impl Receipt {
             }
         };
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
-        let cost = in_span(&span, || {
-            parts
-                .finish(usage, request_id, notes, ended)
-                .price(&prepared, phase)
+        let (cost, may_have_queued) = in_span(&span, || {
+            let to_price = parts.finish(usage, request_id, notes, ended);
+            let may_have_queued = to_price.call.may_have_queued;
+            (to_price.price(&prepared, phase), may_have_queued)
         });
         // After the sinks, so that the cost line (logged inside the span) is not
         // printed with its own figures twice by text formatters, which append the
         // span's fields to each event's.
         record_on_span(&span, &cost);
-        (cost, prepared)
+        (cost, prepared, may_have_queued)
     }
 }
 
@@ -877,6 +878,7 @@ pub(crate) fn bill_attempts(
         latest_only: false,
         serverless_ms: None,
         never_settled_jobs: 0,
+        may_have_queued: 0,
     };
     if count == 0 {
         return billed_time;
@@ -893,7 +895,8 @@ pub(crate) fn bill_attempts(
         billed_time.latest_only = true;
     }
     if !usage.operation.failure_can_reach_model() {
-        billed_time.never_settled_jobs = bill_submissions(usage, attempts, notes);
+        (billed_time.never_settled_jobs, billed_time.may_have_queued) =
+            bill_submissions(usage, attempts, notes);
         return billed_time;
     }
     if count > 1 {
@@ -964,24 +967,31 @@ fn bill_cut_off_responses(usage: &mut Usage, attempts: &AttemptProbe, notes: &mu
 /// ([`ACCEPTED_MORE_THAN_ONCE_NOTE`](super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE));
 /// one that failed after it was accepted says so of them all already. Returns
 /// the jobs beyond the first (accepted − 1), which budgets count at no less
-/// than their estimate ([`FinishedCall::never_settled_jobs`]).
-fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) -> u32 {
+/// than their estimate ([`FinishedCall::never_settled_jobs`]), and the attempts
+/// that may have queued the input (accepted + timed out after sending), which
+/// bound an input of unstated size ([`FinishedCall::may_have_queued`]).
+fn bill_submissions(
+    usage: &mut Usage,
+    attempts: &AttemptProbe,
+    notes: &mut Vec<String>,
+) -> (u32, u32) {
     let count = attempts.count();
     let accepted = attempts
         .answers_2xx()
         .max(u32::from(usage.outcome == Outcome::Ok));
+    let timed_out = attempts.timed_out();
+    let may_have_queued = accepted.saturating_add(timed_out);
     if accepted > 1 {
         usage.bytes_in = usage.bytes_in.saturating_mul(u64::from(accepted));
     }
     if count <= 1 {
-        return 0;
+        return (0, may_have_queued);
     }
     notes.push(format!(
         "{count} attempts: {accepted} accepted by SageMaker (a 2XX answer, one whose body was \
          cut off included), each a submission queued and billed: its data in and \
          per-inference fee"
     ));
-    let timed_out = attempts.timed_out();
     if timed_out > 0 {
         notes.push(format!(
             "{timed_out} of the attempts timed out after the request was sent: SageMaker may \
@@ -992,7 +1002,7 @@ fn bill_submissions(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<
     if accepted > 1 && usage.outcome == Outcome::Ok {
         notes.push(super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE.to_owned());
     }
-    accepted.saturating_sub(1)
+    (accepted.saturating_sub(1), may_have_queued)
 }
 
 /// Which of a call's attempts are billed, beyond its latency: the processor
@@ -1010,6 +1020,9 @@ pub(crate) struct BilledTime {
     /// An async submission's jobs that no settlement will bill, beyond the one
     /// its receipt counts ([`bill_submissions`]).
     pub(crate) never_settled_jobs: u32,
+    /// An async submission's attempts that may have queued its input
+    /// ([`bill_submissions`]).
+    pub(crate) may_have_queued: u32,
 }
 
 /// A call refused before it began, counted (`sagemeter_budget_refused_total` for a
@@ -1405,6 +1418,7 @@ impl CallParts {
             slots_busy_at_start,
             answers_2xx: attempts.answers_2xx(),
             never_settled_jobs: billed.never_settled_jobs,
+            may_have_queued: billed.may_have_queued,
             unknown,
             tokens_unseen,
         };
@@ -3068,17 +3082,18 @@ pub(super) mod tests {
     /// out at 120 ms, was answered 202 at 140 ms.
     fn submitted_on_attempt_2(bytes_in: u64, first: AttemptEnd, first_at: u64) -> Cost {
         let (meter, prepared, parts) = async_submission_begun(bytes_in);
-        submitted_on_attempt_2_of(&meter, &prepared, parts, first, first_at)
+        submitted_on_attempt_2_of(&meter, &prepared, parts, first, first_at).0
     }
 
-    /// [`submitted_on_attempt_2`] of the submission `parts` begun on `meter`.
+    /// [`submitted_on_attempt_2`] of the submission `parts` begun on `meter`,
+    /// with how many attempts may have queued its input.
     fn submitted_on_attempt_2_of(
         meter: &Meter,
         prepared: &Arc<Prepared>,
         parts: CallParts,
         first: AttemptEnd,
         first_at: u64,
-    ) -> Cost {
+    ) -> (Cost, u32) {
         assert!(parts.attempts.attempt_sent(1, 0));
         parts.attempts.attempt_ended(1, first, first_at);
         assert!(parts.attempts.attempt_sent(2, ms(120)));
@@ -3086,9 +3101,9 @@ pub(super) mod tests {
             .attempts
             .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
         let usage = parts.usage(Duration::from_millis(140));
-        parts
-            .finish(usage, None, Vec::new(), meter.now())
-            .price(prepared, Phase::Submitted)
+        let to_price = parts.finish(usage, None, Vec::new(), meter.now());
+        let may_have_queued = to_price.call.may_have_queued;
+        (to_price.price(prepared, Phase::Submitted), may_have_queued)
     }
 
     #[tokio::test]
@@ -3171,14 +3186,14 @@ pub(super) mod tests {
             builder.budget(enforced_at_five_cents_a_call())
         });
         let mut hold = parts.reservation.take().expect("the call is reserved");
-        let cost = submitted_on_attempt_2_of(
+        let (cost, may_have_queued) = submitted_on_attempt_2_of(
             &meter,
             &prepared,
             parts,
             AttemptEnd::AnsweredCutOff(None),
             ms(20),
         );
-        meter.settle_part(&mut hold, &cost, &prepared);
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
         // The submission: 2 × 0.5 GB × 0.016 USD/GB = 0.016 USD of data in, and
         // 2 × 0.50 / 1,000 = 0.001 USD of fees: 0.017 USD, spent; attempt 2's
         // job still holds the rest of its estimate, 0.05 − 0.017 = 0.033 USD,
@@ -3189,6 +3204,61 @@ pub(super) mod tests {
         assert_eq!(
             enforced_spent_and_reserved(&meter),
             (usd("0.067"), usd("0.033"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_refused_once_bounds_one_input_of_unstated_size() {
+        use crate::budget::{Budget, BudgetMode, BudgetPeriod, BudgetScope, Estimate, Priced};
+        // us-east-1, an input in S3 of unstated size, no per-inference fee, an
+        // enforced budget estimating a job at 0.05 USD. Attempt 1 out at 0,
+        // refused (503) at 20 ms: SageMaker queued nothing; attempt 2, out at
+        // 120 ms, answered 202 at 140 ms: queued once.
+        let meter = serverless_builder()
+            .budget(
+                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("10"))
+                    .unwrap()
+                    .estimate(Estimate::Fixed { usd: usd("0.05") })
+                    .unwrap(),
+            )
+            .build_meter()
+            .unwrap();
+        let prepared = meter
+            .prepare_now("sls", meter.now())
+            .expect("the profile and rates are at hand");
+        let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
+        let Ok(call) =
+            Call::begin::<super::super::async_invoke::AsyncOperation>(&meter, request, None)
+        else {
+            panic!("the call begins");
+        };
+        let mut parts = call.in_flight.into_parts().0;
+        let mut hold = parts.reservation.take().expect("the call is reserved");
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts.attempts.attempt_ended(1, AttemptEnd::NotRun, ms(20));
+        assert!(parts.attempts.attempt_sent(2, ms(120)));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
+        let usage = parts.usage(Duration::from_millis(140));
+        let to_price = parts.finish(usage, None, Vec::new(), meter.now());
+        let may_have_queued = to_price.call.may_have_queued;
+        let cost = to_price.price(&prepared, Phase::Submitted);
+        assert_eq!(cost.usage.attempts, 2);
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
+        // The job settled at 0.05 USD of compute, fully priced.
+        let _ = hold.settle(&cost.tags, usd("0.05"), Priced::Fully, meter.now().into());
+        // The submission's data in is at most one 1 GB input × 0.016 USD/GB =
+        // 0.016 USD (the 503 queued nothing), and the job 0.05 USD: 0.066 USD
+        // spent, not 2 × 0.016 + 0.05 = 0.082 USD.
+        let status = meter.budget_status();
+        let status = status
+            .iter()
+            .find(|s| s.mode == BudgetMode::Enforce)
+            .unwrap();
+        assert_eq!(
+            (status.spent_usd, status.reserved_usd),
+            (usd("0.066"), usd("0"))
         );
     }
 

@@ -719,11 +719,12 @@ pub(crate) fn component_clock(endpoint: &str, component: &str) -> String {
 /// receipt whose only unpriced lines are the data in of an async input in S3
 /// whose size was not given is bounded: that input is at most 1 GB
 /// ([`MAX_ASYNC_INPUT_BYTES`](super::MAX_ASYNC_INPUT_BYTES), SageMaker's limit for
-/// asynchronous inference), processed once for each attempt the SDK made (at most:
-/// not every attempt reached SageMaker), at the region's data-in rate the receipt
-/// was priced on (not on the line, which says why it has no price). Without that
-/// rate, or with any other line unpriced, it is not.
-fn priced_for_budgets(cost: &Cost, prepared: &Prepared) -> Priced {
+/// asynchronous inference), processed once for each of the submission's
+/// `may_have_queued` attempts (at least one; [`FinishedCall::may_have_queued`]),
+/// at the region's data-in rate the receipt was priced on (not on the line, which
+/// says why it has no price). Without that rate, or with any other line
+/// unpriced, it is not.
+fn priced_for_budgets(cost: &Cost, prepared: &Prepared, may_have_queued: u32) -> Priced {
     if cost.is_fully_priced() {
         return Priced::Fully;
     }
@@ -737,7 +738,7 @@ fn priced_for_budgets(cost: &Cost, prepared: &Prepared) -> Priced {
     let bound = match (only_input_size_unknown, data_in) {
         (true, Ok(rate)) => {
             let most_gb = crate::billing::gigabytes(super::MAX_ASYNC_INPUT_BYTES)
-                * Decimal::from(cost.usage.attempts.max(1));
+                * Decimal::from(may_have_queued.max(1));
             rate.usd_per_unit.checked_mul(most_gb)
         }
         _ => None,
@@ -808,6 +809,12 @@ pub(crate) struct FinishedCall {
     /// counts at no less than its estimate, as a submission accepted then
     /// failed does (0 for any other call).
     pub never_settled_jobs: u32,
+    /// An async submission's attempts that may have queued its input: those
+    /// SageMaker accepted (at least one when the call succeeded) and those that
+    /// timed out after their request was sent; a throttled or refused attempt
+    /// queued nothing (see `bill_submissions`). Enforced budgets bound an input
+    /// in S3 of unstated size by 1 GB for each (0 for any other call).
+    pub may_have_queued: u32,
     /// The lines whose quantity is not known, with why (the compute time of a call
     /// the SDK interceptor cannot follow, the size of an input in S3 or of an async
     /// output not given): each is unpriced with its reason, never a $0 from a
@@ -1470,7 +1477,8 @@ impl Meter {
         (!self.inner.budgets.is_empty()).then(|| self.inner.budgets.unreserved(endpoint))
     }
 
-    /// Settles a reservation to the receipt's cost (priced on `prepared`).
+    /// Settles a reservation to an async settlement receipt's cost (priced on
+    /// `prepared`): it has no data in to bound (its submission's had).
     pub(crate) fn settle(
         &self,
         reservation: Option<Reservation>,
@@ -1481,7 +1489,7 @@ impl Meter {
             reservation,
             &cost.tags,
             cost.cost_usd,
-            priced_for_budgets(cost, prepared),
+            priced_for_budgets(cost, prepared, 0),
         );
     }
 
@@ -1513,18 +1521,20 @@ impl Meter {
     }
 
     /// Settles the part of a call billed in parts (an async submission) that
-    /// `cost` is the receipt of (priced on `prepared`): the rest of its
-    /// reservation stays held.
+    /// `cost` is the receipt of (priced on `prepared`; its attempts that may
+    /// have queued the input: [`FinishedCall::may_have_queued`]): the rest of
+    /// its reservation stays held.
     pub(crate) fn settle_part(
         &self,
         reservation: &mut Reservation,
         cost: &Cost,
         prepared: &Prepared,
+        may_have_queued: u32,
     ) {
         reservation.settle_part(
             &cost.tags,
             cost.cost_usd,
-            priced_for_budgets(cost, prepared),
+            priced_for_budgets(cost, prepared, may_have_queued),
             self.now().into(),
         );
     }
@@ -2289,7 +2299,7 @@ impl Meter {
         reservation: Option<Reservation>,
         phase: Phase,
     ) -> Cost {
-        let never_settled_jobs = call.never_settled_jobs;
+        let (never_settled_jobs, may_have_queued) = (call.never_settled_jobs, call.may_have_queued);
         let cost = self.bill_phase(call, prepared, phase);
         // A submission receipt that settles the whole reservation is of an
         // invocation whose pending half was lost with its dropped call: its
@@ -2299,7 +2309,7 @@ impl Meter {
         // unstated size would otherwise count at the fee and its 1 GB bound).
         let priced = match phase {
             Phase::Submitted => Priced::Partly,
-            Phase::Whole | Phase::Settled => priced_for_budgets(&cost, prepared),
+            Phase::Whole | Phase::Settled => priced_for_budgets(&cost, prepared, may_have_queued),
         };
         self.settle_priced(reservation, &cost.tags, cost.cost_usd, priced);
         // So does each further job SageMaker queued for the submission (it
@@ -2379,6 +2389,7 @@ impl Meter {
             slots_busy_at_start,
             answers_2xx,
             never_settled_jobs: _,
+            may_have_queued: _,
             unknown,
             tokens_unseen,
         } = call;
