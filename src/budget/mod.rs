@@ -1797,6 +1797,9 @@ impl Budgets {
         // settlement would.
         let key = inner.hold_of(reservation);
         let own = reservation.lapsing.take();
+        // The parts of a remembered invocation a copy takes over: already
+        // charged, so off the estimate of a budget that holds nothing for it.
+        let mut taken_over = Decimal::ZERO;
         let provisional = match key {
             Some(key) => {
                 let reclaimed = inner.reclaim(key);
@@ -1806,6 +1809,7 @@ impl Budgets {
                 {
                     reservation.settled_usd += invocation.settled_usd;
                     reservation.priced = reservation.priced.and(invocation.priced);
+                    taken_over = invocation.settled_usd;
                 }
                 reclaimed.charged
             }
@@ -1849,8 +1853,10 @@ impl Budgets {
         // would have been reserved. (Nothing to work out, nor allocated, for any
         // other call.) Each budget's floor, by its place in `tracked`: what was
         // held on it, or for a covering enforced one that held nothing, its
-        // estimate. A hold charged provisionally when it lapsed is its floor as
-        // it would have been still held.
+        // estimate, less the parts of an invocation taken over (as its hold
+        // would have been: an original dropped before its lapse held that). A
+        // hold charged provisionally when it lapsed is its floor as it would
+        // have been still held.
         let floors: Vec<(usize, Decimal)> = match priced {
             Priced::Partly => {
                 let mut floors: Vec<(usize, Decimal)> = held
@@ -1862,7 +1868,8 @@ impl Budgets {
                     if tracked[i].budget.mode == BudgetMode::Enforce
                         && !floors.iter().any(|(j, _)| *j == i)
                     {
-                        floors.push((i, tracked[i].estimate(recent.get(&reservation.endpoint))));
+                        let estimate = tracked[i].estimate(recent.get(&reservation.endpoint));
+                        floors.push((i, (estimate - taken_over).max(Decimal::ZERO)));
                     }
                 }
                 floors
@@ -4207,6 +4214,36 @@ mod tests {
         );
         assert!(budgets.lock().provisional.is_empty());
         assert!(budgets.lock().by_call.is_empty());
+    }
+
+    #[test]
+    fn a_copy_not_fully_priced_after_its_original_was_dropped_counts_as_the_original_would() {
+        // $10 a day on `jobs`, each job estimated at a fixed $0.50.
+        let (budgets, _, clock) = jobs_at_fifty_cents();
+        let no_tags = BTreeMap::new();
+        let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).unwrap();
+        // 00:00: a job whose submission, 1 GB in × $0.016/GB, is $0.016: spent
+        // $0.016, held 0.50 − 0.016 = $0.484 until 06:15.
+        let lapses = at(6, 15);
+        let original = job_held_until(&budgets, at(0, 0), dec("0.016"), lapses, "job-a").unwrap();
+        assert_eq!(spent_held(&budgets, at(0, 0)), (dec("0.016"), dec("0.484")));
+        // 01:00: the pending invocation handed off, the original dropped
+        // before its hold lapsed: the hold is released.
+        clock.set_time(at(1, 0).into());
+        drop(original);
+        assert_eq!(
+            spent_held(&budgets, at(1, 0)),
+            (dec("0.016"), Decimal::ZERO)
+        );
+        // 05:00: a copy settles at $0.10 of compute, its data out unpriced.
+        // Through the original, it would count at no less than what was held,
+        // 0.016 + max(0.10, 0.484) = $0.50, the job's estimate; so it does
+        // through the copy: not 0.016 + max(0.10, 0.50) = $0.516.
+        budgets
+            .unreserved("jobs")
+            .of_call("job-a".to_owned())
+            .settle(&no_tags, dec("0.10"), Priced::Partly, at(5, 0));
+        assert_eq!(spent_held(&budgets, at(5, 0)), (dec("0.50"), Decimal::ZERO));
     }
 
     #[test]

@@ -48,7 +48,8 @@
 //! - a settled call adds its cost to every budget covering it, and one not
 //!   fully priced (any of its parts) adds to an enforced budget no less than
 //!   what it held there (or, holding nothing there, than what it would have
-//!   been estimated at), unless every part it left unpriced has a bound: then
+//!   been estimated at, less the parts settled before of an invocation a copy
+//!   takes over), unless every part it left unpriced has a bound: then
 //!   its priced cost and those bounds; an alerting budget counts the priced
 //!   part only; both count it among `unpriced_calls`;
 //! - a settled call is remembered at its priced cost (all its parts'), plus
@@ -670,6 +671,8 @@ impl Model {
         self.charge(&covering, now, |_| cost, false)
     }
 
+    /// `r` settled at `now`; `taken_over`: the parts settled before of an
+    /// invocation a copy takes over (else $0).
     fn settle(
         &mut self,
         specs: &[Spec],
@@ -677,6 +680,7 @@ impl Model {
         cost: Decimal,
         priced: Pricing,
         now: DateTime<Utc>,
+        taken_over: Decimal,
     ) -> Vec<(BudgetScope, u32, DateTime<Utc>, Decimal)> {
         let covering = self.covering(specs, r.endpoint, &r.tags);
         // A lapse not yet charged is called off: what it holds is taken back.
@@ -704,7 +708,8 @@ impl Model {
         // Not fully priced, some unpriced line of no known bound: no less than
         // what was held on each budget (or charged there when it lapsed: held
         // until then), or for a covering enforced one that held nothing, than
-        // its estimate now.
+        // its estimate now, less the parts a copy takes over (charged already,
+        // as the original's hold was less them).
         let floors: Vec<(usize, Decimal)> = match r.unbounded {
             false => Vec::new(),
             true => covering
@@ -715,7 +720,10 @@ impl Model {
                     let lapsed = charged_before.iter().find(|(j, _, _)| *j == i);
                     match (held, lapsed) {
                         (Some(usd), _) | (None, Some(&(_, usd, _))) => (i, usd),
-                        (None, None) => (i, self.estimate(i, r.endpoint, now)),
+                        (None, None) => {
+                            let estimate = self.estimate(i, r.endpoint, now);
+                            (i, (estimate - taken_over).max(Decimal::ZERO))
+                        }
                     }
                 })
                 .collect(),
@@ -1043,7 +1051,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 let (reservation, _) = open.remove(k);
                 let mut r = mopen.remove(k);
                 let usd = figure(*cost, r.estimate);
-                expected = model.settle(specs, &mut r, usd, *priced, now);
+                expected = model.settle(specs, &mut r, usd, *priced, now, Decimal::ZERO);
                 let tags = r.tags.clone();
                 reservation.settle(&tags, usd, priced.told(), now);
             }
@@ -1105,7 +1113,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 if model.kept(&r, now) {
                     // The copy settles the invocation, as the original would.
                     let mut r = r;
-                    expected = model.settle(specs, &mut r, usd, *priced, now);
+                    let taken_over = r.settled;
+                    expected = model.settle(specs, &mut r, usd, *priced, now, taken_over);
                     copy.settle(&r.tags, usd, priced.told(), now);
                     if k < open.len() {
                         // The original, dropped, charges the other holds
@@ -1131,7 +1140,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                         bounds: Decimal::ZERO,
                         ..r.clone()
                     };
-                    expected = model.settle(specs, &mut fresh, usd, *priced, now);
+                    expected = model.settle(specs, &mut fresh, usd, *priced, now, Decimal::ZERO);
                     copy.settle(&r.tags, usd, priced.told(), now);
                     if k >= open.len() {
                         model.gone.remove(k - open.len());
@@ -1166,7 +1175,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     bounds: Decimal::ZERO,
                     estimate: Decimal::ZERO,
                 };
-                expected = model.settle(specs, &mut r, dec(cost), *priced, now);
+                expected = model.settle(specs, &mut r, dec(cost), *priced, now, Decimal::ZERO);
                 budgets.unreserved(ENDPOINTS[*endpoint]).settle(
                     &r.tags,
                     dec(cost),
@@ -1206,7 +1215,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
     for ((reservation, mut r), settle) in open.into_iter().zip(&run.finish) {
         if *settle {
             let usd = r.estimate;
-            expected.extend(model.settle(specs, &mut r, usd, Pricing::Fully, now));
+            expected.extend(model.settle(specs, &mut r, usd, Pricing::Fully, now, Decimal::ZERO));
             reservation.settle(&r.tags, usd, Priced::Fully, now);
         }
     }
