@@ -210,6 +210,10 @@ pub struct EndpointProfile {
     pub components: Vec<ComponentProfile>,
     /// Discovered or overridden.
     pub source: ProfileSource,
+    /// Described while `Creating`: it stands at nothing until it is in service,
+    /// which is looked for every few seconds, as a deployment's switch-over is.
+    #[serde(skip)]
+    pub(crate) being_created: bool,
 }
 
 impl EndpointProfile {
@@ -226,6 +230,7 @@ impl EndpointProfile {
             config_created: None,
             components: Vec::new(),
             source: ProfileSource::Override,
+            being_created: false,
         }
     }
 
@@ -1026,9 +1031,12 @@ impl Discovery {
                 }
                 (Some((profile, at)), _) => {
                     // While a deployment is under way its switch-over is looked
-                    // for every few seconds, not every `refresh_after`; as is a
-                    // profile a call showed stale.
-                    let stale_after = if profile.pending_variants.is_empty() && !slot.stale_seen {
+                    // for every few seconds, not every `refresh_after`; as are an
+                    // endpoint's creation and a profile a call showed stale.
+                    let stale_after = if profile.pending_variants.is_empty()
+                        && !profile.being_created
+                        && !slot.stale_seen
+                    {
                         stale_after
                     } else {
                         stale_after.min(urgent_after)
@@ -1498,6 +1506,7 @@ pub(crate) fn profile_from_descriptions(
             .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
         components: Vec::new(),
         source: ProfileSource::Discovered,
+        being_created: standing == Standing::Nothing,
     })
 }
 
@@ -2430,6 +2439,38 @@ pub(crate) mod tests {
         assert_eq!(endpoint.num_calls(), 2);
         asked_after(&discovery, &time, &background, Duration::from_secs(30)).await;
         assert_eq!(endpoint.num_calls(), 3);
+    }
+
+    /// An endpoint being created stands at nothing, and is described again at
+    /// the next tick of the refresh loop (10 s), not once its profile is 50 s
+    /// old: an idle endpoint that went in service meanwhile accrues from within
+    /// 10 s of it (2 × ml.g5.xlarge at $1.408/h: at most 2 × 1.408 × 10/3600 =
+    /// $0.0078 not accrued, where a 60 s refresh left up to 2 × 1.408 × 59/3600
+    /// = $0.0462).
+    #[tokio::test]
+    async fn an_endpoint_being_created_is_described_at_every_tick_not_once_a_minute() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let being_created = Arc::new(AtomicBool::new(true));
+        let time = manual_clock();
+        let endpoint = aws_smithy_mocks::mock!(aws_sdk_sagemaker::Client::describe_endpoint)
+            .then_output({
+                let being_created = being_created.clone();
+                move || {
+                    if being_created.load(Ordering::SeqCst) {
+                        creating(None)
+                    } else {
+                        blue_green(false)
+                    }
+                }
+            });
+        let configs = configs(None);
+        let (discovery, background) = discovery_on(mock_client(&[&endpoint, &configs]), &time);
+        assert_eq!(discovery.profile("e").await.unwrap().instance_count(), 0);
+        // In service, 2 × ml.g5.xlarge: found at the next tick.
+        being_created.store(false, Ordering::SeqCst);
+        ticked_after(&discovery, &time, &background, Duration::from_secs(10)).await;
+        assert_eq!(endpoint.num_calls(), 2);
+        assert_eq!(discovery.profile("e").await.unwrap().instance_count(), 2);
     }
 
     /// A deployment under way is described at every tick of the refresh loop
