@@ -1378,8 +1378,11 @@ fn finish(
     // instances since scaled in, for as long as the deployment now does not say.
     // Not a window cost of $0, nor $0 per 1,000 calls. Only in a billed status:
     // an endpoint being created stands at 0 instances without having scaled in,
-    // and one billed earlier says so below.
-    let at_zero = row.instance_count == Some(0)
+    // and one billed earlier says so below. Likewise a component at 0 copies on
+    // instances that stay up: its copies since scaled in reserved a share of
+    // them (an adapter has no copies of its own: `None`).
+    let copies_at_zero = row.inference_component.is_some() && row.copies == Some(0);
+    let at_zero = (row.instance_count == Some(0) || copies_at_zero)
         && !row.deploying
         && row.usd_per_hour.is_some()
         && billed_in(&row.status);
@@ -1407,9 +1410,14 @@ fn finish(
             ),
             _ => String::new(),
         };
+        let held = if row.instance_count == Some(0) {
+            "instances"
+        } else {
+            "copies"
+        };
         row.notes.push(format!(
-            "scaled to zero now (0 instances), yet it served {calls} calls in the window, on \
-             instances since scaled in: the window's cost and cost per 1,000 calls are not \
+            "scaled to zero now (0 {held}), yet it served {calls} calls in the window, on \
+             {held} since scaled in: the window's cost and cost per 1,000 calls are not \
              known from the deployment now{model_time}"
         ));
     }

@@ -459,6 +459,18 @@ impl PriceSource for G5Prices {
 /// hosting `small` (1 copy of 1 GPU), `large` (1 copy of `large_gpus` GPUs) and
 /// `small-lora` (an adapter of small); only large was called (100 times).
 async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
+    components_view_with(instances, large_gpus, 1, &[]).await
+}
+
+/// [`components_view`] with `small` at `small_copies` copies now, and CloudWatch
+/// answering `more` results besides the variant's and large's 100 calls: by id,
+/// `i2`/`l2` for small, `i3`/`l3` for small-lora (ModelLatency in µs).
+async fn components_view_with(
+    instances: i32,
+    large_gpus: f32,
+    small_copies: i32,
+    more: &'static [(&'static str, f64)],
+) -> EndpointsView {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
     use aws_sdk_cloudwatch::types::MetricDataResult;
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
@@ -537,7 +549,7 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
                 .last_modified_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
                 .build()
         });
-    let describe = |name: &'static str, gpus: f32| {
+    let describe = move |name: &'static str, gpus: f32, copies: i32| {
         mock!(aws_sdk_sagemaker::Client::describe_inference_component)
             .match_requests(move |r| r.inference_component_name() == Some(name))
             .then_output(move || {
@@ -559,8 +571,8 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
                     )
                     .runtime_config(
                         InferenceComponentRuntimeConfigSummary::builder()
-                            .current_copy_count(1)
-                            .desired_copy_count(1)
+                            .current_copy_count(copies)
+                            .desired_copy_count(copies)
                             .build(),
                     )
                     .creation_time(aws_smithy_types::DateTime::from_secs(1_700_000_000))
@@ -568,8 +580,8 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
                     .build()
             })
     };
-    let small = describe("small", 1.0);
-    let large = describe("large", large_gpus);
+    let small = describe("small", 1.0, small_copies);
+    let large = describe("large", large_gpus, 1);
     // Queries in row order: the variant (0), then its components by name: large (1),
     // small (2). A component's metrics carry only its InferenceComponentName.
     let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
@@ -583,11 +595,16 @@ async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
                     })
             })
         })
-        .then_output(|| {
-            GetMetricDataOutput::builder()
+        .then_output(move || {
+            let mut out = GetMetricDataOutput::builder()
                 .metric_data_results(MetricDataResult::builder().id("i0").values(100.0).build())
-                .metric_data_results(MetricDataResult::builder().id("i1").values(100.0).build())
-                .build()
+                .metric_data_results(MetricDataResult::builder().id("i1").values(100.0).build());
+            for (id, value) in more {
+                out = out.metric_data_results(
+                    MetricDataResult::builder().id(*id).values(*value).build(),
+                );
+            }
+            out.build()
         });
     let mut account = account(
         &[
@@ -686,6 +703,48 @@ async fn components_reserving_more_than_the_instances_are_scaled_as_their_receip
         "{:?}",
         large.notes
     );
+}
+
+/// The row of component `name` in `view`.
+fn component_row<'a>(view: &'a EndpointsView, name: &str) -> &'a EndpointRow {
+    view.rows
+        .iter()
+        .find(|r| r.inference_component.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no row of {name}"))
+}
+
+/// A component scaled in to 0 copies on a variant whose instances stay up (for
+/// another component), after calls in the window: it ran on copies since scaled
+/// in, which divided the instances' cost while they stood.
+#[tokio::test]
+async fn a_component_at_zero_copies_after_calls_in_the_window_has_no_window_cost_of_zero() {
+    // 2 × ml.g5.12xlarge ($7.09/h, 4 GPUs each): large holds 1 copy of 3 GPUs,
+    // small 0 copies now (MinCopyCount 0), yet it served 500 calls in the 24 h
+    // window. Now it reserves 0 × (1 ÷ 4) ÷ 2 = 0 of the instances: $0/h. Had it
+    // held its copy for 6 h of the window, that copy reserved 1 ÷ 4 ÷ 2 = 0.125 of
+    // the $14.18/h: 0.125 × 14.18 × 6 = $10.635 of the instance-hours AWS billed.
+    // How long it held one is not known from the deployment now, so its window
+    // cost is not $0 (nor its cost per 1,000 calls), but unknown.
+    let view = components_view_with(2, 3.0, 0, &[("i2", 500.0)]).await;
+    let small = component_row(&view, "small");
+    assert_eq!(small.copies, Some(0));
+    assert_eq!(small.reserved_share, Some(Decimal::ZERO));
+    assert_eq!(small.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(small.invocations, Some(500));
+    assert_eq!(small.window_cost_usd, None, "{small:?}");
+    assert_eq!(small.usd_per_1000_invocations, None, "{small:?}");
+    assert!(small.flags.is_empty(), "{:?}", small.flags);
+    let note = small
+        .notes
+        .iter()
+        .find(|n| n.contains("scaled to zero now"))
+        .unwrap_or_else(|| panic!("no note: {:?}", small.notes));
+    assert!(note.contains("(0 copies)"), "{note}");
+    assert!(note.contains("served 500 calls"), "{note}");
+    // The variant's window is its instances': 2 × $7.09 × 24 h = $340.32, known.
+    assert_eq!(view.rows[0].window_cost_usd, Some(Decimal::new(34032, 2)));
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(34032, 2));
+    assert_eq!(view.totals.window_unpriced, 0);
 }
 
 #[tokio::test]
