@@ -1515,6 +1515,9 @@ fn finish(
             );
         }
         // A component's calls are served by its copies; a variant's by its instances.
+        // An adapter has no copies of its own (`None`): it runs on its base's, shared
+        // with the base's calls, and burns nothing, so it has no utilisation.
+        let adapter = row.inference_component.is_some() && row.copies.is_none();
         let instances = row.copies.or(row.instance_count).unwrap_or(0);
         if draft.new_fleet_serving {
             row.notes.push(
@@ -1524,6 +1527,7 @@ fn finish(
                     .into(),
             );
         } else if matches!(row.kind, VariantKind::Instance | VariantKind::AsyncInstance)
+            && !adapter
             && !row.deploying
             && !billed_earlier
             && instances > 0

@@ -747,6 +747,39 @@ async fn a_component_at_zero_copies_after_calls_in_the_window_has_no_window_cost
     assert_eq!(view.totals.window_unpriced, 0);
 }
 
+/// An adapter has no copies of its own: its calls run on its base's copies,
+/// shared with the base's own calls, and it burns nothing. No utilisation over
+/// the variant's instances, and no `underused` on its $0 row.
+#[tokio::test]
+async fn an_adapter_row_has_no_utilisation_nor_underused_flag() {
+    // 2 × ml.g5.12xlarge; small-lora (an adapter of small, 1 copy) served 100 calls
+    // with 14,400 s (1.44e10 µs) of ModelLatency in the 24 h window. Over the
+    // variant's instances that would read 14,400 ÷ (2 × 86,400) = 8.3 %, below the
+    // default 10 %: `underused`. But it runs on none of those instances as its
+    // own, nor on small's copy alone (small's calls share it).
+    // large, with copies of its own, keeps its utilisation over them: 12,960 s
+    // (1.296e10 µs) of ModelLatency over 1 copy × 86,400 s = 15 %.
+    let view = components_view_with(
+        2,
+        3.0,
+        1,
+        &[("l1", 1.296e10), ("i3", 100.0), ("l3", 1.44e10)],
+    )
+    .await;
+    let adapter = component_row(&view, "small-lora");
+    assert_eq!(adapter.copies, None);
+    assert_eq!(adapter.invocations, Some(100));
+    assert_eq!(adapter.utilisation, None, "{adapter:?}");
+    assert!(
+        !adapter.flags.contains(&Flag::Underused),
+        "{:?}",
+        adapter.flags
+    );
+    let large = component_row(&view, "large");
+    assert_eq!(large.utilisation, Some(Decimal::new(15, 2)));
+    assert!(large.flags.is_empty(), "{:?}", large.flags);
+}
+
 #[tokio::test]
 async fn a_torn_last_line_of_a_ledger_is_named_in_the_reconciliations_notes() {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
