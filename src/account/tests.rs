@@ -1648,11 +1648,7 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
     // instance-hours × (8.498 ÷ 2 = 4.249) = 203.952, and the accrual grows by as
     // much: 24 × 1.408 = 33.792 of it the served variant's, 24 × 7.09 = 170.16
     // the shadow's.
-    let parts = serde_json::json!([
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
-         "usd_per_hour": "1.408"},
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
-         "usd_per_hour": "7.09"}]);
+    let parts = standing(&[("ml.g5.xlarge", 1, "1.408"), ("ml.g5.12xlarge", 1, "7.09")]);
     let metered = ledger([
         amortized_receipt(
             "a",
@@ -1706,11 +1702,7 @@ async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_ty
     // growing by as much: 23.99 × 1.408 = 33.77792 and 23.99 × 7.09 = 170.0891.
     // Each type's day: 0.01 + 23.99 = 24 h, 0.01408 + 33.77792 = 33.792 and
     // 0.0709 + 170.0891 = 170.16, what AWS bills.
-    let parts = serde_json::json!([
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
-         "usd_per_hour": "1.408"},
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
-         "usd_per_hour": "7.09"}]);
+    let parts = standing(&[("ml.g5.xlarge", 1, "1.408"), ("ml.g5.12xlarge", 1, "7.09")]);
     let metered = ledger([
         amortized_receipt(
             "a",
@@ -1760,9 +1752,7 @@ async fn a_shadows_instance_time_beside_an_unpriced_variant_is_filed_under_the_s
     // amortised compute line is the shadow's time. Counting starts at 11-29
     // 00:00 (receipt a's end); receipt b's ends 11-30 00:00: 24 instance-hours
     // of the shadow × 1.408 = 33.792, the accrual growing by as much.
-    let shadow_only = serde_json::json!([
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
-         "usd_per_hour": "1.408"}]);
+    let shadow_only = standing(&[("ml.g5.xlarge", 1, "1.408")]);
     let metered = ledger([
         amortized_receipt(
             "a",
@@ -1831,6 +1821,19 @@ fn amortized_lines_receipt(
                     "standing_parts": standing_parts}
     }))
     .unwrap()
+}
+
+/// An accrual's standing parts (JSON): `(instance type, instances, USD an hour
+/// for them all)` each.
+fn standing(parts: &[(&str, u32, &str)]) -> serde_json::Value {
+    parts
+        .iter()
+        .map(|(instance_type, count, usd)| {
+            serde_json::json!({"billing": {"kind": "instance", "instance_type": instance_type,
+                                           "instance_count": count},
+                               "usd_per_hour": usd})
+        })
+        .collect()
 }
 
 /// A priced compute line (JSON) of `hours` instance-hours at `rate` costing `usd`.
@@ -1917,14 +1920,8 @@ async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_o
     // - unpriced, the new type's 1 × 0.5 h.
     // The accrual grows by 2.4765 + 5.3175 = 7.794, and its standing parts are
     // now the shadow's alone (the variant's own rate unknown).
-    let both = serde_json::json!([
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 2},
-         "usd_per_hour": "2.816"},
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
-         "usd_per_hour": "7.09"}]);
-    let shadow_only = serde_json::json!([
-        {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge", "instance_count": 1},
-         "usd_per_hour": "7.09"}]);
+    let both = standing(&[("ml.g5.xlarge", 2, "2.816"), ("ml.g5.12xlarge", 1, "7.09")]);
+    let shadow_only = standing(&[("ml.g5.12xlarge", 1, "7.09")]);
     let metered = ledger([
         amortized_lines_receipt(
             "a",
@@ -1961,10 +1958,7 @@ async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_o
                 unpriced_hours("2"),
             ]),
             "32.384",
-            serde_json::json!([
-                {"billing": {"kind": "instance", "instance_type": "ml.g5.12xlarge",
-                             "instance_count": 1},
-                 "usd_per_hour": "7.5"}]),
+            standing(&[("ml.g5.12xlarge", 1, "7.5")]),
         ),
     ]);
     // AWS bills the g5s' 2 × 0.25 h = 0.5 h × 1.408 = 0.704 under

@@ -3234,16 +3234,8 @@ pub(super) mod tests {
         };
         let mut parts = call.in_flight.into_parts().0;
         let mut hold = parts.reservation.take().expect("the call is reserved");
-        assert!(parts.attempts.attempt_sent(1, 0));
-        parts.attempts.attempt_ended(1, AttemptEnd::NotRun, ms(20));
-        assert!(parts.attempts.attempt_sent(2, ms(120)));
-        parts
-            .attempts
-            .attempt_ended(2, AttemptEnd::AnsweredOk, ms(140));
-        let usage = parts.usage(Duration::from_millis(140));
-        let to_price = parts.finish(usage, None, Vec::new(), meter.now());
-        let may_have_queued = to_price.call.may_have_queued;
-        let cost = to_price.price(&prepared, Phase::Submitted);
+        let (cost, may_have_queued) =
+            submitted_on_attempt_2_of(&meter, &prepared, parts, AttemptEnd::NotRun, ms(20));
         assert_eq!(cost.usage.attempts, 2);
         meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
         // The job settled at 0.05 USD of compute, fully priced.

@@ -1833,6 +1833,22 @@ pub(crate) mod tests {
         assert_eq!(profile.instance_count(), 0);
     }
 
+    /// AllTraffic's config: serverless, 2,048 MB, at most 5 concurrent calls, 5
+    /// of them provisioned.
+    fn serverless_2048_provisioned_5() -> ProductionVariant {
+        ProductionVariant::builder()
+            .variant_name("AllTraffic")
+            .model_name("m")
+            .serverless_config(
+                ProductionVariantServerlessConfig::builder()
+                    .memory_size_in_mb(2048)
+                    .max_concurrency(5)
+                    .provisioned_concurrency(5)
+                    .build(),
+            )
+            .build()
+    }
+
     #[test]
     fn an_update_in_progress_bills_the_running_count_and_the_current_serverless_config() {
         // Scaling 2 → 5: 2 run (and are billed) until the others are in service.
@@ -1865,17 +1881,7 @@ pub(crate) mod tests {
                     .build(),
             )
             .build();
-        let configured = ProductionVariant::builder()
-            .variant_name("AllTraffic")
-            .model_name("m")
-            .serverless_config(
-                ProductionVariantServerlessConfig::builder()
-                    .memory_size_in_mb(2048)
-                    .max_concurrency(5)
-                    .provisioned_concurrency(5)
-                    .build(),
-            )
-            .build();
+        let configured = serverless_2048_provisioned_5();
         let profile = profile_of(&described, configured);
         assert_eq!(
             profile.variants[0].billing,
@@ -2010,17 +2016,7 @@ pub(crate) mod tests {
             .endpoint_config_name("c")
             .endpoint_status(EndpointStatus::Creating)
             .build();
-        let serverless = ProductionVariant::builder()
-            .variant_name("AllTraffic")
-            .model_name("m")
-            .serverless_config(
-                ProductionVariantServerlessConfig::builder()
-                    .memory_size_in_mb(2048)
-                    .max_concurrency(5)
-                    .provisioned_concurrency(5)
-                    .build(),
-            )
-            .build();
+        let serverless = serverless_2048_provisioned_5();
         let profile = profile_of(&described, serverless);
         assert_eq!(
             profile.variants[0].billing,

@@ -799,31 +799,15 @@ async fn invoke(
     }
     let endpoints = state.endpoints.lock().unwrap();
     if !endpoints.contains_key(&name) {
-        let mut response = (
-            StatusCode::BAD_REQUEST,
-            json!({"message": format!("Endpoint {name} of account 123456789012 not found.")})
-                .to_string(),
-        )
-            .into_response();
-        response.headers_mut().insert(
-            "x-amzn-ErrorType",
-            HeaderValue::from_static("ValidationError"),
-        );
-        return response;
+        return validation_error(format!(
+            "Endpoint {name} of account 123456789012 not found."
+        ));
     }
     if state.creating.lock().unwrap().contains_key(&name) {
         // Not in service yet: SageMaker refuses the call.
-        let mut response = (
-            StatusCode::BAD_REQUEST,
-            json!({"message": format!("Endpoint {name} is not in service (fake: Creating).")})
-                .to_string(),
-        )
-            .into_response();
-        response.headers_mut().insert(
-            "x-amzn-ErrorType",
-            HeaderValue::from_static("ValidationError"),
-        );
-        return response;
+        return validation_error(format!(
+            "Endpoint {name} is not in service (fake: Creating)."
+        ));
     }
     let variant = headers
         .get("x-amzn-sagemaker-target-variant")
@@ -901,4 +885,19 @@ fn aws_json_error(code: &str, message: &str) -> Response {
         HeaderValue::from_static("application/x-amz-json-1.1"),
     );
     r
+}
+
+/// A `ValidationError` answer (HTTP 400) saying `message`, as SageMaker Runtime
+/// gives one.
+fn validation_error(message: String) -> Response {
+    let mut response = (
+        StatusCode::BAD_REQUEST,
+        json!({"message": message}).to_string(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-amzn-ErrorType",
+        HeaderValue::from_static("ValidationError"),
+    );
+    response
 }
