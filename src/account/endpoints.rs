@@ -849,7 +849,7 @@ impl Account {
                     row.notes.push(match &component.base {
                         Some(base) => format!(
                             "an adapter of `{base}`: it runs on that component's copies and \
-                             reserves nothing of its own"
+                             reserves nothing of its own (its calls' cost is in that row)"
                         ),
                         None => "its variant has no instance now: it reserves nothing".into(),
                     });
@@ -895,7 +895,7 @@ impl Account {
                 row.unpriced_reason = None;
                 row.notes.push(format!(
                     "an adapter of `{base}`: it runs on that component's copies and reserves \
-                     nothing of its own"
+                     nothing of its own (its calls' cost is in that row)"
                 ));
             } else if let Some(share) = next_share.next() {
                 // One share per reserving component, in their order.
@@ -1507,8 +1507,11 @@ fn finish(
     }
     let Some(used) = used else { return };
     row.invocations = Some(used.invocations);
+    // An adapter (no copies of its own) runs on its base's copies, whose row
+    // carries its calls' cost: its own $0 is no price per call.
+    let adapter = row.inference_component.is_some() && row.copies.is_none();
     if used.invocations > 0 {
-        if let Some(cost) = row.window_cost_usd {
+        if let Some(cost) = row.window_cost_usd.filter(|_| !adapter) {
             row.usd_per_1000_invocations = Some(
                 round_cost(cost * Decimal::from(1000) / Decimal::from(used.invocations))
                     .normalize(),
@@ -1517,7 +1520,6 @@ fn finish(
         // A component's calls are served by its copies; a variant's by its instances.
         // An adapter has no copies of its own (`None`): it runs on its base's, shared
         // with the base's calls, and burns nothing, so it has no utilisation.
-        let adapter = row.inference_component.is_some() && row.copies.is_none();
         let instances = row.copies.or(row.instance_count).unwrap_or(0);
         if draft.new_fleet_serving {
             row.notes.push(

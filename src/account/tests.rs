@@ -751,7 +751,7 @@ async fn a_component_at_zero_copies_after_calls_in_the_window_has_no_window_cost
 /// shared with the base's own calls, and it burns nothing. No utilisation over
 /// the variant's instances, and no `underused` on its $0 row.
 #[tokio::test]
-async fn an_adapter_row_has_no_utilisation_nor_underused_flag() {
+async fn an_adapter_row_has_no_utilisation_underused_flag_nor_price_per_call() {
     // 2 × ml.g5.12xlarge; small-lora (an adapter of small, 1 copy) served 100 calls
     // with 14,400 s (1.44e10 µs) of ModelLatency in the 24 h window. Over the
     // variant's instances that would read 14,400 ÷ (2 × 86,400) = 8.3 %, below the
@@ -769,6 +769,13 @@ async fn an_adapter_row_has_no_utilisation_nor_underused_flag() {
     let adapter = component_row(&view, "small-lora");
     assert_eq!(adapter.copies, None);
     assert_eq!(adapter.invocations, Some(100));
+    // Its calls' cost is in small's row: no $0 per 1,000 calls beside 100 calls.
+    assert_eq!(adapter.usd_per_1000_invocations, None, "{adapter:?}");
+    assert!(
+        adapter.notes[0].ends_with("(its calls' cost is in that row)"),
+        "{:?}",
+        adapter.notes
+    );
     assert_eq!(adapter.utilisation, None, "{adapter:?}");
     assert!(
         !adapter.flags.contains(&Flag::Underused),
