@@ -1676,24 +1676,9 @@ async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() 
             parts,
         ),
     ]);
-    let bill = billed_nov_29(&[
-        ("USE1-Host:ml.g5.xlarge", "33.792", "24"),
-        ("USE1-Host:ml.g5.12xlarge", "170.16", "24"),
-    ]);
-    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     // Each instance type's row is metered as billed, at its own rate: 24 h
     // of it, none idle, no discount, nothing outside or unexplained.
-    for (class, usd) in [
-        ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
-        ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
-    ] {
-        let row = row(&r, class);
-        assert_eq!(row.metered_usd, usd, "{row:?}");
-        assert_eq!(row.metered_quantity, Some(Decimal::from(24)), "{row:?}");
-        assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
-        assert_eq!(row.parts, Parts::default(), "{row:?}");
-    }
-    assert_eq!(r.days[0].verdict, Verdict::Agrees);
+    g5_and_its_shadow_metered_as_billed(&metered).await;
 }
 
 #[tokio::test]
@@ -1730,14 +1715,22 @@ async fn where_counting_starts_a_shadows_instance_time_is_filed_under_its_own_ty
             parts,
         ),
     ]);
+    // Each type metered as billed, at its own rate (not the average 4.249, which
+    // would make the g5's on-demand 24 × 4.249 = 101.976 and a discount of
+    // 33.792 − 101.976 = −68.184): no discount, nothing outside or unexplained.
+    g5_and_its_shadow_metered_as_billed(&metered).await;
+}
+
+/// Reconciles `metered` against 11-29's bill of 24 h of 1 × ml.g5.xlarge
+/// (24 × 1.408 = $33.792) and of its 1 × ml.g5.12xlarge shadow (24 × 7.09 =
+/// $170.16), and asserts each type's row metered as billed, at its own rate:
+/// none idle, no discount, nothing outside or unexplained; the day agrees.
+async fn g5_and_its_shadow_metered_as_billed(metered: &Metered) {
     let bill = billed_nov_29(&[
         ("USE1-Host:ml.g5.xlarge", "33.792", "24"),
         ("USE1-Host:ml.g5.12xlarge", "170.16", "24"),
     ]);
-    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
-    // Each type metered as billed, at its own rate (not the average 4.249, which
-    // would make the g5's on-demand 24 × 4.249 = 101.976 and a discount of
-    // 33.792 − 101.976 = −68.184): no discount, nothing outside or unexplained.
+    let r = reconcile_nov_29(metered, &bill).await.unwrap();
     for (class, usd) in [
         ("Host:ml.g5.12xlarge", Decimal::new(17016, 2)),
         ("Host:ml.g5.xlarge", Decimal::new(33792, 3)),
