@@ -157,27 +157,72 @@ struct MeteredCell {
     accrued_usd: Decimal,
     /// Of it, allocated to calls.
     allocated_usd: Decimal,
-    /// The on-demand rate the receipts used.
-    usd_per_unit: Option<Decimal>,
+    /// The on-demand rate the receipts used, and which receipt it is of: the
+    /// latest of the day (see [`RateFrom`]).
+    rate: Option<(RateFrom, Decimal)>,
+    /// Every rate the receipts used, for the note when they differ.
+    rates_seen: BTreeSet<Decimal>,
+}
+
+/// Which receipt a day's rate is of; of two, the greater is kept. AWS changes a
+/// price at 00:00 UTC, and a meter's cached price catches up within the day (a
+/// snapshot's, then the live one; a cache refreshed mid-morning): the day's
+/// latest receipt has the rate the bill uses all day, its earlier ones perhaps
+/// the day before's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum RateFrom {
+    /// A receipt of another day (an amortised call's instance time since the
+    /// previous call, over a quiet night or weekend): below the day's own
+    /// receipts, the earliest of them kept, the nearest to the day.
+    OtherDay(std::cmp::Reverse<chrono::DateTime<Utc>>),
+    /// A receipt of the day, made at this time: the latest kept.
+    OfDay(chrono::DateTime<Utc>),
+}
+
+impl RateFrom {
+    /// A rate of a receipt made at `at` (its day `of`) filed on day `on`.
+    fn of(at: chrono::DateTime<Utc>, of: NaiveDate, on: NaiveDate) -> Self {
+        if of == on {
+            RateFrom::OfDay(at)
+        } else {
+            RateFrom::OtherDay(std::cmp::Reverse(at))
+        }
+    }
 }
 
 impl MeteredCell {
     /// Adds a receipt's metered `cost_usd` and `quantity`, each sum exact or
     /// refused by `sum` (given the sum so far, the amount and what it is), and
-    /// keeps the first rate the receipts used (`usd_per_unit`, when known).
+    /// its rate (when known) with which receipt it is of: the latest receipt's
+    /// rate of the day is kept ([`RateFrom`]).
     fn meter<E>(
         &mut self,
         cost_usd: Decimal,
         quantity: Decimal,
-        usd_per_unit: Option<Decimal>,
+        rate: Option<(RateFrom, Decimal)>,
         sum: impl Fn(Decimal, Decimal, &str) -> Result<Decimal, E>,
     ) -> Result<(), E> {
         self.cost_usd = sum(self.cost_usd, cost_usd, "metered cost")?;
         self.quantity = sum(self.quantity, quantity, "metered quantity")?;
-        if let Some(rate) = usd_per_unit {
-            self.usd_per_unit.get_or_insert(rate);
+        if let Some(rate) = rate {
+            self.rates_seen.insert(rate.1);
+            // Of two receipts made at the same time (replicas), the higher rate:
+            // the same whichever ledger is read first.
+            self.rate = self.rate.max(Some(rate));
         }
         Ok(())
+    }
+
+    /// Takes in `other`'s rates (another endpoint's, or ledger's, of the same
+    /// day and kind of charge): the latest receipt's is kept.
+    fn merge_rates(&mut self, other: &MeteredCell) {
+        self.rates_seen.extend(other.rates_seen.iter().copied());
+        self.rate = self.rate.max(other.rate);
+    }
+
+    /// The on-demand rate the receipts used: their latest's of the day.
+    fn usd_per_unit(&self) -> Option<Decimal> {
+        self.rate.map(|(_, usd)| usd)
     }
 }
 
@@ -536,7 +581,7 @@ impl Metered {
             cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
                 cost_usd,
                 quantity,
-                Some(usd_per_unit),
+                Some((RateFrom::OfDay(cost.at), usd_per_unit)),
                 sum,
             )?;
         }
@@ -599,6 +644,7 @@ impl Metered {
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
                             let rate = rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                            let rate = rate.map(|r| (RateFrom::of(cost.at, day, *on), r));
                             cell.meter(*usd, *quantity, rate, sum)?;
                             cell.allocated_usd =
                                 sum(cell.allocated_usd, *allocated, "allocated instance time")?;
@@ -625,6 +671,7 @@ impl Metered {
                                     cell_of(&self.cells, &mut cells, day, &cost.endpoint, of);
                                 let rate =
                                     rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                                let rate = rate.map(|r| (RateFrom::OfDay(cost.at), r));
                                 cell.meter(usd, quantity, rate, sum)?;
                             }
                         }
@@ -1283,9 +1330,7 @@ impl Account {
             c.allocated_usd = add_exactly(c.allocated_usd, m.allocated_usd, || {
                 of("allocated instance time")
             })?;
-            if c.usd_per_unit.is_none() {
-                c.usd_per_unit = m.usd_per_unit;
-            }
+            c.merge_rates(m);
         }
         // Instance time accrues on days without a receipt too (a quiet night); a
         // fleet's allocation is its day's, not its receipts' (see `accrual`).
@@ -1319,17 +1364,44 @@ impl Account {
     }
 
     /// The on-demand rate of each kind of charge on each day: the receipts' own
-    /// (see [`Rates::on`]), else the price source's; `None` when neither has one.
+    /// (see [`Rates::on`]), the latest receipt's of the day over every group,
+    /// else the price source's; `None` when neither has one. A day whose
+    /// receipts used several rates gets a note naming them.
     async fn rates(
         &self,
         cells: &BTreeMap<(NaiveDate, String, UsageClass), Cell>,
         notes: &mut Vec<String>,
     ) -> Rates {
         let mut rates = Rates::default();
+        let mut by_day: BTreeMap<(NaiveDate, &UsageClass), MeteredCell> = BTreeMap::new();
         for ((day, _, class), cell) in cells {
-            if let Some(rate) = cell.metered.usd_per_unit {
-                rates.metered.insert((class.clone(), *day), rate);
+            by_day
+                .entry((*day, class))
+                .or_default()
+                .merge_rates(&cell.metered);
+        }
+        for ((day, class), seen) in by_day {
+            let Some(rate) = seen.usd_per_unit() else {
+                continue;
+            };
+            let listed: Vec<String> = seen
+                .rates_seen
+                .iter()
+                .map(|r| format!("${}", r.normalize()))
+                .collect();
+            if let [earlier @ .., last] = listed.as_slice()
+                && !earlier.is_empty()
+            {
+                notes.push(format!(
+                    "{class} on {day}: the receipts priced it at {} and {last} (a price \
+                     change, or a cached price refreshed within the day); the day is valued \
+                     at ${}, its latest receipt's, as AWS changes prices at 00:00 UTC: usage \
+                     metered at the other rates differs from the bill by the rates' difference",
+                    earlier.join(", "),
+                    rate.normalize()
+                ));
             }
+            rates.metered.insert((class.clone(), day), rate);
         }
         for (_, _, class) in cells.keys() {
             if rates.listed.contains_key(class) || rates.has_metered(class) {
@@ -1749,7 +1821,8 @@ pub const SETTLING_TIME: chrono::TimeDelta = chrono::TimeDelta::hours(48);
 #[derive(Debug, Default)]
 struct Rates {
     /// The rate the receipts used, per kind of charge and day: AWS changes a
-    /// price a few times a year, and each day is valued at its own.
+    /// price a few times a year, at 00:00 UTC, and each day is valued at its own,
+    /// its latest receipt's (see [`RateFrom`]).
     metered: BTreeMap<(UsageClass, NaiveDate), Decimal>,
     /// The price source's, for kinds of charge no receipt priced.
     listed: HashMap<UsageClass, Option<Decimal>>,
@@ -1955,7 +2028,7 @@ mod tests {
                 quantity: d("2.17"),
                 accrued_usd: d("2"),
                 allocated_usd: d("0.5"),
-                usd_per_unit: Some(d("0.23")),
+                ..MeteredCell::default()
             },
         };
         let class = UsageClass::Hosting {
@@ -1985,7 +2058,6 @@ mod tests {
             metered: MeteredCell {
                 cost_usd: d("0.032"),
                 quantity: d("2"),
-                usd_per_unit: Some(d("0.016")),
                 ..MeteredCell::default()
             },
         };

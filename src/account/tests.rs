@@ -1457,6 +1457,88 @@ async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
     assert_eq!(r.days[1].verdict, Verdict::Explained);
 }
 
+/// A receipt of one 36 s call (0.01 instance-hours) on `rt`'s one ml.g5.xlarge,
+/// ending on the hour `ends` (begun 36 s before), priced at `rate` $/h, with the
+/// process's running `accrued` and `allocated` (the meter's own rate standing).
+fn g5_call_ending(
+    id: &str,
+    ends: &str,
+    rate: &str,
+    accrued: &str,
+    allocated: &str,
+) -> crate::billing::Cost {
+    let ends: chrono::DateTime<chrono::Utc> = ends.parse().unwrap();
+    let at = ends - chrono::Duration::seconds(36);
+    let compute = (rate.parse::<Decimal>().unwrap() / Decimal::ONE_HUNDRED).to_string();
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at.to_rfc3339(), "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 36_000_000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [priced_hours("0.01", rate, &compute)],
+        "cost_usd": compute, "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
+                    "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_day_whose_receipts_carry_two_rates_is_valued_at_its_latest_receipts() {
+    // 1 × ml.g5.xlarge stands all day. AWS cuts its price from $1.408/h to $1.20/h
+    // effective 11-29 00:00 UTC (AWS changes prices at midnight UTC); the meter's
+    // cached price picks up the new rate at 06:00. The bill of 11-29 is at the new
+    // rate all day: 24 h × 1.20 = $28.80.
+    //
+    // The ledger begins mid-process (receipt a: counting starts), and each call
+    // is 0.01 h; the running accrual grows at the rate the meter knew:
+    //   a  ends 11-28 23:00 at 1.408: accrued 100, allocated 50
+    //   b  ends 11-29 01:00 at 1.408: + 2 h × 1.408 = 2.816 → 102.816, half of it
+    //      (1.408) on 11-29; allocated + 0.01408
+    //   c  ends 11-29 07:00 at 1.2:   + 5 h × 1.408 + 1 h × 1.2 = 8.24 → 111.056;
+    //      allocated + 0.012
+    //   d  ends 11-30 01:00 at 1.2:   + 18 h × 1.2 = 21.6 → 132.656, 17 h of it
+    //      (20.4) on 11-29; allocated + 0.012 (on 11-30)
+    // 11-29 accrued 1.408 + 8.24 + 20.4 = 30.048 (= 6 × 1.408 + 18 × 1.2), of it
+    // allocated (metered) 0.01408 + 0.012 = 0.02608; idle 30.02192.
+    let metered = ledger([
+        g5_call_ending("a", "2026-11-28T23:00:00Z", "1.408", "100", "50"),
+        g5_call_ending("b", "2026-11-29T01:00:00Z", "1.408", "102.816", "50.01408"),
+        g5_call_ending("c", "2026-11-29T07:00:00Z", "1.2", "111.056", "50.02608"),
+        g5_call_ending("d", "2026-11-30T01:00:00Z", "1.2", "132.656", "50.03808"),
+    ]);
+    let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    let row = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(row.metered_usd, d("0.02608"));
+    assert_eq!(row.parts.idle_instance_usd, d("30.02192"));
+    // The rate in force is the latest receipt's, 1.2: on demand 24 × 1.2 = 28.80
+    // = billed, no discount. The meter saw 0.02608 + 30.02192 = 30.048, 1.248
+    // more than on demand (the 6 h it priced at the stale rate, 6 × 0.208): no
+    // usage outside sagemeter, −1.248 unexplained. At the first receipt's 1.408
+    // it read as a 14.8 % discount (28.80 − 33.792 = −4.992) and 3.744 of phantom
+    // usage outside sagemeter, explained.
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE));
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO);
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO);
+    assert_eq!(row.parts.unexplained_usd, d("-1.248"));
+    assert_eq!(r.days[0].unexplained_gross_usd, d("1.248"));
+    assert_eq!(r.days[0].verdict, Verdict::Differs);
+    // A note says the day's receipts carried two rates, and which one values it.
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n.contains("Host:ml.g5.xlarge on 2026-11-29")
+                && n.contains("$1.408")
+                && n.contains("$1.2")),
+        "{:?}",
+        r.notes
+    );
+}
+
 /// An amortised receipt of `rt` (instance variant `instance_type` × `count`),
 /// called at `at` for `latency_s`, its one compute line `hours` instance-hours
 /// at `rate` costing `usd`, its accrual `accrued` (all of it allocated, as an
