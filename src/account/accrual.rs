@@ -73,6 +73,10 @@ struct Run {
     /// The standing parts the run's last receipt that priced the variant's own
     /// instances ([`own_priced`]) stood on ([`stood_on`]).
     priced: Option<Arc<[StandingPart]>>,
+    /// The standing parts the run's last receipt that named any stood on
+    /// ([`carried`]): what stood beside the variant's own instances until a
+    /// receipt of an unknown own rate that carries none ([`Accruals::standing`]).
+    carried: Option<Arc<[StandingPart]>>,
 }
 
 /// What one run accrued over a stretch of one day.
@@ -257,6 +261,7 @@ impl Accruals {
                 allocated,
                 to: end,
                 priced: stood_on(cost),
+                carried: carried(cost),
             };
             // The process's first call on the variant: what it accrued is the
             // instances' time during the call, an increment like any other (left
@@ -300,6 +305,7 @@ impl Accruals {
                 allocated: allocated.max(previous.allocated),
                 to,
                 priced: stood_on(cost).or_else(|| previous.priced.clone()),
+                carried: carried(cost).or_else(|| previous.carried.clone()),
             },
             key,
             classes,
@@ -318,6 +324,24 @@ impl Accruals {
         }
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
         self.runs.get(&key)?.priced.as_deref()
+    }
+
+    /// The standing parts the accrual of `cost` stood on: its own; or where it
+    /// carries none and does not price its variant's own instances
+    /// ([`own_priced`]), those run `run`'s last receipt that carried any stood
+    /// on ([`carried`]), which its priced compute may have run at since (a
+    /// shadow of a variant on a type of unknown rate ended before `cost`'s
+    /// call: the receipt's priced compute is the shadow's time until then).
+    pub(super) fn standing<'a>(&'a self, run: &str, cost: &'a Cost) -> &'a [StandingPart] {
+        let parts = cost.accrual.as_ref().map_or(&[][..], |a| &a.standing_parts);
+        if !parts.is_empty() || own_priced(cost) {
+            return parts;
+        }
+        let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
+        self.runs
+            .get(&key)
+            .and_then(|run| run.carried.as_deref())
+            .unwrap_or(parts)
     }
 
     /// `usd`, accrued by run `id` of `key` from `from` to `to`, split by UTC day
@@ -510,6 +534,17 @@ fn stood_on(cost: &Cost) -> Option<Arc<[StandingPart]>> {
         billing.clone(),
         usd_per_hour,
     )]))
+}
+
+/// The standing parts `cost`'s accrual stood on: those it carries, or without
+/// any, where it prices its variant's own instances, its own ([`stood_on`]).
+/// `None` when it carries none and its own rate is unknown.
+fn carried(cost: &Cost) -> Option<Arc<[StandingPart]>> {
+    let parts = &cost.accrual.as_ref()?.standing_parts;
+    match parts.is_empty() {
+        false => Some(parts.clone()),
+        true => stood_on(cost),
+    }
 }
 
 /// The end of UTC day `day` (the next midnight); `None` past chrono's range.

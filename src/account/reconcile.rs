@@ -532,10 +532,11 @@ impl Metered {
         // those the run's last receipt that did stood on (the variant scaled to
         // 0 and back up on a type of unknown rate).
         let stood_before = self.accruals.stood_before(run, cost);
-        let standing_rate = cost
-            .accrual
-            .as_ref()
-            .and_then(|a| average_rate(&a.standing_parts));
+        // What stands now: the receipt's parts, or where it carries none beside
+        // an unknown own rate (a shadow ended since), those the run's last
+        // receipt that carried any stood on, whose time its lines may carry.
+        let standing = self.accruals.standing(run, cost);
+        let standing_rate = average_rate(standing);
         let mut fees = self.fees_usd;
         let mut day_fees = self
             .tallies
@@ -593,7 +594,7 @@ impl Metered {
             for part in accrual.standing_parts.iter() {
                 figure("a standing rate", part.usd_per_hour)?;
             }
-            let stood = held.stood(&accrual.standing_parts, stood_before);
+            let stood = held.stood(standing, stood_before);
             let shares = standing_shares(&class, &stood);
             if cost.running_fleet_usd.is_some() {
                 // A fleet's figures are every process's: the day's highest, not a
@@ -1682,19 +1683,21 @@ struct HeldCompute {
     /// The first line's rate (with a shadow or a new fleet billed alongside, the
     /// average of every instance's).
     usd_per_unit: Option<Decimal>,
-    /// Of `cost_usd`, the lines' at another rate than the receipt's standing
-    /// parts', when they are of the parts stood on before
+    /// Of `cost_usd`, the lines' at another rate than the parts standing now
+    /// ([`Accruals::standing`]), when they are of the parts stood on before
     /// ([`Accruals::stood_before`]).
     before_usd: Decimal,
 }
 
 impl HeldCompute {
     /// The standing parts the lines' instance time stood on, each set with its
-    /// part of the time: the accrual's `now` throughout; or where the receipt
-    /// does not price its variant's own instances, the parts it stood on
-    /// `before` ([`Accruals::stood_before`]) for the lines at another rate
-    /// (all of them when nothing of a known rate stands now), each set standing
-    /// its lines' cost ÷ its standing rate in hours.
+    /// part of the time: those standing `now` ([`Accruals::standing`]: the
+    /// receipt's, or the run's last carried when a shadow ended beside an own
+    /// rate unknown) throughout; or where the receipt does not price its
+    /// variant's own instances, the parts it stood on `before`
+    /// ([`Accruals::stood_before`]) for the lines at another rate (all of them
+    /// when nothing of a known rate stands now), each set standing its lines'
+    /// cost ÷ its standing rate in hours.
     fn stood<'a>(
         &self,
         now: &'a [StandingPart],

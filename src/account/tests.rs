@@ -1984,27 +1984,25 @@ async fn a_variant_back_up_on_an_unpriced_type_files_its_earlier_priced_time_und
     assert_eq!(own.parts.unexplained_usd, Decimal::ONE, "{own:?}");
 }
 
-#[tokio::test]
-async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_own_rate() {
-    // `rt` serves from 2 × ml.g5.xlarge ($1.408/h) and shadows to 1 ×
-    // ml.g5.12xlarge ($7.09/h), amortised: 2 × 1.408 + 7.09 = $9.906/h over 3
-    // instances, 3.302 an instance-hour on average. Counting starts with
-    // receipt a (11-28, ending 11-29 00:00). On 11-29 the variant stands on the
-    // g5s until 00:15, at 0 instances until 00:30, then on 1 ×
-    // ml.unpriced.xlarge, a type no price source knows; the shadow stands
-    // throughout. Receipt b's call ends at 01:00. Its compute lines, one per
-    // rate the accrual ran at since a's end:
-    // - to 00:15, all 3 instances: 3 × 0.25 h = 0.75 instance-hours × 3.302 =
-    //   2.4765 (the g5s' 2 × 0.25 × 1.408 = 0.704 and the shadow's 0.25 × 7.09
-    //   = 1.7725);
-    // - from 00:15, the shadow alone (the variant's own at 0, then unpriced):
-    //   0.75 instance-hours × 7.09 = 5.3175;
-    // - unpriced, the new type's 1 × 0.5 h.
-    // The accrual grows by 2.4765 + 5.3175 = 7.794, and its standing parts are
-    // now the shadow's alone (the variant's own rate unknown).
+/// Receipts a and b of `rt` on 2 × ml.g5.xlarge ($1.408/h) shadowed to 1 ×
+/// ml.g5.12xlarge ($7.09/h), amortised: 2 × 1.408 + 7.09 = $9.906/h over 3
+/// instances, 3.302 an instance-hour on average. Counting starts with receipt a
+/// (11-28, ending 11-29 00:00). On 11-29 the variant stands on the g5s until
+/// 00:15, at 0 instances until 00:30, then on 1 × ml.unpriced.xlarge, a type
+/// no price source knows; the shadow stands on. Receipt b's call ends at 01:00.
+/// Its compute lines, one per rate the accrual ran at since a's end:
+/// - to 00:15, all 3 instances: 3 × 0.25 h = 0.75 instance-hours × 3.302 =
+///   2.4765 (the g5s' 2 × 0.25 × 1.408 = 0.704 and the shadow's 0.25 × 7.09 =
+///   1.7725);
+/// - from 00:15, the shadow alone (the variant's own at 0, then unpriced): 0.75
+///   instance-hours × 7.09 = 5.3175;
+/// - unpriced, the new type's 1 × 0.5 h.
+///
+/// The accrual grows by 2.4765 + 5.3175 = 7.794, to 17.794, and b's standing
+/// parts are the shadow's alone (the variant's own rate unknown).
+fn g5s_shadowed_then_back_up_on_an_unpriced_type() -> [crate::billing::Cost; 2] {
     let both = standing(&[("ml.g5.xlarge", 2, "2.816"), ("ml.g5.12xlarge", 1, "7.09")]);
-    let shadow_only = standing(&[("ml.g5.12xlarge", 1, "7.09")]);
-    let metered = ledger([
+    [
         amortized_lines_receipt(
             "a",
             "2026-11-28T23:59:59Z",
@@ -2023,8 +2021,20 @@ async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_o
                 unpriced_hours("0.5"),
             ]),
             "17.794",
-            shadow_only.clone(),
+            standing(&[("ml.g5.12xlarge", 1, "7.09")]),
         ),
+    ]
+}
+
+#[tokio::test]
+async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_own_rate() {
+    // Receipts a and b as `g5s_shadowed_then_back_up_on_an_unpriced_type`
+    // says: the g5s' 0.704 for 0.5 h and the shadow's 1.7725 + 5.3175 = 7.09
+    // for 1 h to 01:00.
+    let [a, b] = g5s_shadowed_then_back_up_on_an_unpriced_type();
+    let metered = ledger([
+        a,
+        b,
         // At 02:00 a price refresh moves ml.g5.12xlarge to $7.50/h. Receipt c's
         // call ends at 03:00: 1 instance-hour at 7.09 (01:00 to 02:00) and 1 at
         // 7.50 (02:00 to 03:00), the new type's 2 h unpriced. Both priced
@@ -2082,6 +2092,67 @@ async fn back_up_on_an_unpriced_type_beside_a_shadow_each_type_is_filed_at_its_o
     assert_eq!(own.parts.discount_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.outside_usd, Decimal::ZERO, "{own:?}");
     assert_eq!(own.parts.unexplained_usd, Decimal::from(5), "{own:?}");
+}
+
+#[tokio::test]
+async fn a_shadow_ended_beside_an_unpriced_type_keeps_its_last_time_under_its_own_type() {
+    // Receipts a and b as `g5s_shadowed_then_back_up_on_an_unpriced_type`
+    // says: to 01:00 the g5s' 0.704 for 0.5 h and the shadow's 1.7725 + 5.3175
+    // = 7.09 for 1 h. The shadow variant is removed at 01:30. Receipt c's call
+    // ends at 02:00: its priced compute line is the shadow's 01:00 to 01:30,
+    // 0.5 instance-hours × 7.09 = 3.545 (the accrual grows by as much, to
+    // 17.794 + 3.545 = 21.339), its unpriced one the new type's 1 × 1 h; its
+    // accrual has no standing part left (nothing of a known rate stands).
+    let [a, b] = g5s_shadowed_then_back_up_on_an_unpriced_type();
+    let c = amortized_lines_receipt(
+        "c",
+        "2026-11-29T01:59:59Z",
+        ("ml.unpriced.xlarge", 1),
+        serde_json::json!([priced_hours("0.5", "7.09", "3.545"), unpriced_hours("1")]),
+        "21.339",
+        serde_json::json!([]),
+    );
+    let metered = ledger([a, b, c]);
+    // AWS bills the g5s' 2 × 0.25 h = 0.5 h × 1.408 = 0.704 under
+    // Host:ml.g5.xlarge, the shadow's 1.5 h (00:00 to 01:30) × 7.09 = 10.635
+    // under Host:ml.g5.12xlarge, and the new type's 1.5 h (00:30 to 02:00) at
+    // its real rate (say $2/h, which no source here knows): 1.5 × 2 = 3.
+    let bill = billed_nov_29(&[
+        ("USE1-Host:ml.g5.xlarge", "0.704", "0.5"),
+        ("USE1-Host:ml.g5.12xlarge", "10.635", "1.5"),
+        ("USE1-Host:ml.unpriced.xlarge", "3", "1.5"),
+    ]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    // c's 3.545 for 0.5 h is the shadow's, the parts b stood on: the shadow's
+    // row is 7.09 + 3.545 = 10.635 for 1 + 0.5 = 1.5 h, the g5s' 0.704 + 0 for
+    // 0.5 h, each as billed, nothing idle, outside, discounted or
+    // unexplained. (Shared as the parts a stood on, 2.816 : 7.09, c's line
+    // would file 3.545 × 2.816 ÷ 9.906 = 1.0077… and 2 ÷ 3 × 0.5 = 0.333… h
+    // under the g5s, gone by then: −1.0077… unexplained on their row, as much
+    // outside sagemeter on the shadow's.)
+    let g5 = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(g5.metered_usd, Decimal::new(704, 3), "{g5:?}");
+    assert_eq!(g5.metered_quantity, Some(Decimal::new(5, 1)), "{g5:?}");
+    assert_eq!(g5.parts, Parts::default(), "{g5:?}");
+    let shadow = row(&r, "Host:ml.g5.12xlarge");
+    assert_eq!(shadow.metered_usd, Decimal::new(10635, 3), "{shadow:?}");
+    assert_eq!(
+        shadow.metered_quantity,
+        Some(Decimal::new(15, 1)),
+        "{shadow:?}"
+    );
+    assert_eq!(
+        shadow.effective_rate_ratio,
+        Some(Decimal::ONE),
+        "{shadow:?}"
+    );
+    assert_eq!(shadow.parts, Parts::default(), "{shadow:?}");
+    // The new type: nothing of the others' filed under it, its whole bill, $3,
+    // unexplained (no rate of it is known).
+    let own = row(&r, "Host:ml.unpriced.xlarge");
+    assert_eq!(own.metered_usd, Decimal::ZERO, "{own:?}");
+    assert_eq!(own.metered_quantity, Some(Decimal::ZERO), "{own:?}");
+    assert_eq!(own.parts.unexplained_usd, Decimal::from(3), "{own:?}");
 }
 
 #[tokio::test]
