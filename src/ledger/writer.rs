@@ -852,17 +852,85 @@ impl WarnLimiter {
 
 /// A target over any `Write` (stdout, a socket, a test buffer): each batch is
 /// written and flushed; `sync` is a flush.
-pub(crate) struct StreamTarget(pub(crate) Box<dyn io::Write + Send>);
+///
+/// A stream cannot be cut back as a file can: a write that fails part-way
+/// leaves the lines it took whole (counted written) and perhaps the start of
+/// the next (a fragment, whose receipt is lost with the rest of the batch).
+/// The next write first ends that fragment with a newline, so that it is a line
+/// of its own (a reader skips it as invalid) and no receipt's line is ever
+/// glued to it. A failed `flush` after every byte was taken loses nothing the
+/// writer took: its lines are counted written (the writer keeps what it could
+/// not pass on, as `BufWriter` does), and the error is still reported.
+pub(crate) struct StreamTarget {
+    out: Box<dyn io::Write + Send>,
+    /// The output ends inside a line (a write failed part-way through it).
+    torn: bool,
+}
 
-impl Target for StreamTarget {
-    fn write_lines(&mut self, bytes: &[u8], _: &[LineMeta]) -> Result<(), WriteFailure> {
-        self.0.write_all(bytes)?;
-        self.0.flush()?;
+impl StreamTarget {
+    /// A target writing to `out`.
+    pub(crate) fn new(out: Box<dyn io::Write + Send>) -> Self {
+        StreamTarget { out, torn: false }
+    }
+
+    /// Writes `bytes` as `write_all` does, but says how many were taken when it
+    /// fails.
+    fn write_counted(&mut self, bytes: &[u8]) -> Result<(), (usize, io::Error)> {
+        let mut taken = 0;
+        while taken < bytes.len() {
+            match self.out.write(&bytes[taken..]) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "the writer took no bytes");
+                    return Err((taken, e));
+                }
+                Ok(n) => taken += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err((taken, e)),
+            }
+        }
         Ok(())
     }
 
+    /// Ends the fragment a failed write left, if any, with a newline.
+    fn mend(&mut self) -> io::Result<()> {
+        if self.torn {
+            self.write_counted(b"\n").map_err(|(_, e)| e)?;
+            self.torn = false;
+        }
+        Ok(())
+    }
+}
+
+impl Target for StreamTarget {
+    fn write_lines(&mut self, bytes: &[u8], lines: &[LineMeta]) -> Result<(), WriteFailure> {
+        // Nothing of the batch follows a fragment: none of it is written if the
+        // fragment cannot be ended.
+        self.mend()?;
+        if let Err((taken, source)) = self.write_counted(bytes) {
+            // The lines taken whole; the output ends mid-line unless `taken`
+            // falls on a line's end.
+            let mut end = 0;
+            let mut written = 0;
+            for line in lines {
+                if end + line.len > taken {
+                    break;
+                }
+                end += line.len;
+                written += 1;
+            }
+            self.torn = taken > end;
+            return Err(WriteFailure { written, source });
+        }
+        self.out.flush().map_err(|source| WriteFailure {
+            written: lines.len(),
+            source,
+        })
+    }
+
     fn sync(&mut self) -> io::Result<()> {
-        self.0.flush()
+        // A shutdown after a failed write leaves no fragment at the end.
+        self.mend()?;
+        self.out.flush()
     }
 }
 
@@ -1404,6 +1472,85 @@ pub(super) mod tests {
         assert!(!limiter.should_warn());
     }
 
+    /// A stream that works through a script, one step a call, then takes
+    /// everything; its flush fails while `flush_fails` is set.
+    struct Scripted {
+        out: Arc<Mutex<Vec<u8>>>,
+        script: std::collections::VecDeque<Step>,
+        flush_fails: Arc<AtomicBool>,
+    }
+
+    enum Step {
+        /// Takes at most this many bytes.
+        Take(usize),
+        Fail(io::ErrorKind),
+    }
+
+    impl io::Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = match self.script.pop_front() {
+                None => buf.len(),
+                Some(Step::Take(n)) => n.min(buf.len()),
+                Some(Step::Fail(kind)) => return Err(kind.into()),
+            };
+            self.out.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            if self.flush_fails.load(Ordering::SeqCst) {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_mid_line_counts_the_whole_lines_and_ends_the_fragment_first() {
+        use io::ErrorKind::{Interrupted, StorageFull};
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let flush_fails = Arc::new(AtomicBool::new(false));
+        let mut target = StreamTarget::new(Box::new(Scripted {
+            out: out.clone(),
+            script: [
+                // a1..a3: retried once interrupted, cut inside a2.
+                Step::Fail(Interrupted),
+                Step::Take(4),
+                Step::Fail(StorageFull),
+                // b1: the newline that ends a2's fragment is refused.
+                Step::Fail(StorageFull),
+                // c1, c2 whole; then e1, e2 cut at e1's end.
+                Step::Take(1),
+                Step::Take(6),
+                Step::Take(3),
+                Step::Fail(StorageFull),
+            ]
+            .into(),
+            flush_fails: flush_fails.clone(),
+        }));
+        let text = || String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let write = |target: &mut StreamTarget, prefix, n| {
+            let (bytes, lines) = test_lines(prefix, n);
+            target.write_lines(&bytes, &lines).map_err(|f| f.written)
+        };
+
+        assert_eq!(write(&mut target, 'a', 3), Err(1), "a1 whole");
+        assert_eq!(text(), "a1\na");
+        // Nothing follows the fragment until it is a line of its own.
+        assert_eq!(write(&mut target, 'b', 1), Err(0));
+        assert_eq!(text(), "a1\na");
+        assert_eq!(write(&mut target, 'c', 2), Ok(()));
+        assert_eq!(text(), "a1\na\nc1\nc2\n");
+        // Cut at a line's end: nothing to mend.
+        assert_eq!(write(&mut target, 'e', 2), Err(1));
+        assert_eq!(write(&mut target, 'f', 1), Ok(()));
+        assert_eq!(text(), "a1\na\nc1\nc2\ne1\nf1\n");
+        // A flush that fails after the writer took every byte: its lines are
+        // the writer's (counted written), and the error is still reported.
+        flush_fails.store(true, Ordering::SeqCst);
+        assert_eq!(write(&mut target, 'g', 2), Err(2));
+        assert_eq!(text(), "a1\na\nc1\nc2\ne1\nf1\ng1\ng2\n");
+    }
+
     /// A queue of none, or of more than Tokio's channel takes (it would panic).
     #[test]
     fn a_capacity_of_zero_or_beyond_the_limit_is_rejected() {
@@ -1416,7 +1563,7 @@ pub(super) mod tests {
                     sync_every: None,
                 },
                 encode_call_id(),
-                StreamTarget(Box::new(io::sink())),
+                StreamTarget::new(Box::new(io::sink())),
             )
             .unwrap_err();
             assert!(
@@ -1511,7 +1658,7 @@ pub(super) mod tests {
                 sync_every: Some(Duration::from_secs(3600)),
             },
             encode_call_id(),
-            StreamTarget(Box::new(io::sink())),
+            StreamTarget::new(Box::new(io::sink())),
         )
         .unwrap();
         // A new thread names itself once it runs.

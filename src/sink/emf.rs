@@ -70,6 +70,9 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 ///
 /// Like [`JsonlLedger`](crate::ledger::JsonlLedger), `record` never blocks: lines are
 /// written by a background thread, with the same queue, drop and flush rules.
+/// A write cut short (a full disk) keeps the lines written whole, counted written;
+/// a fragment of the next is ended by a newline before anything else is written, so
+/// no later line is glued to it (`docs/ledger.md`, on failed writes).
 ///
 /// [emf]: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 #[derive(Clone, Debug)]
@@ -133,7 +136,7 @@ impl EmfSinkBuilder {
                 sync_every: None,
             },
             encode_emf(self.namespace),
-            StreamTarget(out),
+            StreamTarget::new(out),
         )?;
         Ok(EmfSink {
             writer: Arc::new(writer),
@@ -595,6 +598,105 @@ mod tests {
             let value = value.as_str().unwrap();
             assert!(value.is_ascii() && !value.trim().is_empty(), "{value:?}");
         }
+    }
+
+    /// A stream to a disk about to fill up: its first write waits for the test
+    /// (so that the receipts recorded meanwhile go out together in the next),
+    /// the disk fills 3½ of that first write's lengths in, one write is refused
+    /// with ENOSPC (as write(2) refuses once it has taken what fitted), and
+    /// then space is freed and everything is taken.
+    struct NearlyFull {
+        out: Arc<std::sync::Mutex<Vec<u8>>>,
+        gate: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
+        full_at: usize,
+        refused: bool,
+    }
+
+    impl io::Write for NearlyFull {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some((entered, open)) = self.gate.take() {
+                let _ = entered.send(());
+                let _ = open.recv();
+                self.full_at = buf.len() * 7 / 2;
+            }
+            let mut out = self.out.lock().unwrap();
+            if self.refused {
+                out.extend_from_slice(buf);
+                return Ok(buf.len());
+            }
+            let room = self.full_at.saturating_sub(out.len());
+            if room == 0 {
+                self.refused = true;
+                return Err(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "no space left on device",
+                ));
+            }
+            let n = buf.len().min(room);
+            out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_cut_short_by_a_full_disk_glues_no_later_line_to_its_fragment() {
+        // Same-length call ids: every line is as long as the first.
+        let receipt = |id: &str| {
+            let mut call = cost(Some("AllTraffic"), "ok");
+            call.call_id = id.into();
+            call
+        };
+        let out = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (open, gate) = std::sync::mpsc::sync_channel(0);
+        let sink = EmfSink::builder()
+            .writer(
+                "nearly-full",
+                NearlyFull {
+                    out: out.clone(),
+                    gate: Some((entered_tx, gate)),
+                    full_at: usize::MAX,
+                    refused: false,
+                },
+            )
+            .build()
+            .unwrap();
+        sink.record(&receipt("call-0"));
+        entered.recv().unwrap(); // the writer is writing call-0's line
+        for id in ["call-1", "call-2", "call-3"] {
+            sink.record(&receipt(id));
+        }
+        open.send(()).unwrap();
+        // call-1 to call-3 go out in one batch: the disk takes call-1 and call-2
+        // whole and half of call-3, then refuses the rest.
+        let err = sink.flush().await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+        // Space freed: the next receipt is written, and CloudWatch can read it.
+        sink.record(&receipt("call-4"));
+        sink.flush().await.unwrap();
+
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        let mut ids = Vec::new();
+        let mut fragments = 0;
+        for line in text.lines() {
+            match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(doc) => ids.push(doc["CallId"].as_str().unwrap().to_owned()),
+                Err(_) => fragments += 1,
+            }
+        }
+        assert_eq!(ids, ["call-0", "call-1", "call-2", "call-4"], "{text}");
+        assert_eq!(
+            fragments, 1,
+            "call-3's first half, a line of its own: {text}"
+        );
+        assert!(text.ends_with('\n'));
+        // Written: call-0, call-1, call-2 and call-4; lost: call-3 alone, whose
+        // line was cut (was: 1 written, 3 lost, and call-4 glued to call-3's half).
+        let stats = sink.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (4, 1));
     }
 
     #[test]
