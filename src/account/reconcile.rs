@@ -171,23 +171,35 @@ struct MeteredCell {
 /// the day before's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum RateFrom {
-    /// A receipt of another day (an amortised call's instance time since the
-    /// previous call, over a quiet night or weekend): below the day's own
-    /// receipts, the earliest of them kept, the nearest to the day.
+    /// A rate looked up on a later day (an amortised call's instance time since
+    /// the previous call, over a quiet night or weekend; an async settlement
+    /// filed on its submission's day, settled the next): below the day's own
+    /// rates, the earliest of them kept, the nearest to the day.
     OtherDay(std::cmp::Reverse<chrono::DateTime<Utc>>),
-    /// A receipt of the day, made at this time: the latest kept.
+    /// A rate looked up on the day, at this time: the latest kept.
     OfDay(chrono::DateTime<Utc>),
 }
 
 impl RateFrom {
-    /// A rate of a receipt made at `at` (its day `of`) filed on day `on`.
-    fn of(at: chrono::DateTime<Utc>, of: NaiveDate, on: NaiveDate) -> Self {
-        if of == on {
+    /// A rate `cost` used ([`priced_at`] its time), filed on day `on`.
+    fn of(cost: &Cost, on: NaiveDate) -> Self {
+        let at = priced_at(cost);
+        if at.date_naive() == on {
             RateFrom::OfDay(at)
         } else {
             RateFrom::OtherDay(std::cmp::Reverse(at))
         }
     }
+}
+
+/// When `cost`'s call looked its price up: an async settlement's when it was
+/// settled (its accrual's `accrued_to`; its `at` is its submission, hours or a
+/// day before, maybe before a price change), any other receipt's at its `at`.
+fn priced_at(cost: &Cost) -> chrono::DateTime<Utc> {
+    cost.accrual
+        .as_ref()
+        .and_then(|accrual| accrual.accrued_to)
+        .unwrap_or(cost.at)
 }
 
 impl MeteredCell {
@@ -582,7 +594,7 @@ impl Metered {
             cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
                 cost_usd,
                 quantity,
-                Some((RateFrom::OfDay(cost.at), usd_per_unit)),
+                Some((RateFrom::of(cost, day), usd_per_unit)),
                 sum,
             )?;
         }
@@ -645,7 +657,7 @@ impl Metered {
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
                             let rate = rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
-                            let rate = rate.map(|r| (RateFrom::of(cost.at, day, *on), r));
+                            let rate = rate.map(|r| (RateFrom::of(cost, *on), r));
                             cell.meter(*usd, *quantity, rate, sum)?;
                             cell.allocated_usd =
                                 sum(cell.allocated_usd, *allocated, "allocated instance time")?;
@@ -672,7 +684,7 @@ impl Metered {
                                     cell_of(&self.cells, &mut cells, day, &cost.endpoint, of);
                                 let rate =
                                     rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
-                                let rate = rate.map(|r| (RateFrom::OfDay(cost.at), r));
+                                let rate = rate.map(|r| (RateFrom::of(cost, day), r));
                                 cell.meter(usd, quantity, rate, sum)?;
                             }
                         }

@@ -1728,6 +1728,101 @@ async fn a_settlements_instance_time_is_counted_up_to_when_it_was_settled() {
 }
 
 #[tokio::test]
+async fn a_settlement_ranks_by_when_its_price_was_looked_up_not_its_submission() {
+    // 1 × ml.g5.xlarge on an async endpoint, $1.408/h; AWS cuts it to $1.20/h
+    // effective 11-29 00:00 UTC and bills 11-28 all day at the old rate: 24 h ×
+    // 1.408 = $33.792. A settlement's receipt is dated at its submission, but its
+    // lines are priced when it is settled (the meter looks its price up then).
+    //   s0 submitted 11-27 23:45, 900 s, settled 11-28 00:00: counting starts
+    //      (accrued 1, allocated 0.5).
+    //   s1 submitted 11-28 09:45, 900 s, settled 10:00 at 1.408: 0.25 h × 1.408 =
+    //      0.352; accrued + 10 h × 1.408 = 14.08 → 15.08; allocated 0.852.
+    //   s2 submitted 11-28 23:30, 900 s, settled 11-29 07:00, when the meter's
+    //      refreshed price is 1.20: 0.25 h × 1.2 = 0.30; the accrual ran at the
+    //      cached 1.408 until then: + 21 h × 1.408 = 29.568 → 44.648, 14 h of it
+    //      (19.712) on 11-28; allocated 1.152.
+    // 11-28: metered (filed on the submission day) 0.352 + 0.30 = 0.652, allocated
+    // as much; accrued 14.08 + 19.712 = 33.792 = 24 × 1.408; idle 33.14.
+    // s2 is 11-28's latest receipt by `at`, but its rate is 11-29's: the day is
+    // valued at s1's 1.408, Q × r = 24 × 1.408 = 33.792 = billed: no discount,
+    // ratio 1, nothing outside or unexplained. (Ranked by submission, r = 1.20:
+    // Q × r = 28.80, a +4.992 "discount" and ratio 1.1733.)
+    let settlement = |id: &str,
+                      at: &str,
+                      rate: &str,
+                      usd: &str,
+                      accrued: &str,
+                      allocated: &str,
+                      settled: &str| {
+        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpointAsync", "latency_us": 900_000_000u64,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [priced_hours("0.25", rate, usd)],
+            "cost_usd": usd, "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
+                        "accrued_to": settled}
+        }))
+        .unwrap();
+        cost
+    };
+    let metered = ledger([
+        settlement(
+            "s0",
+            "2026-11-27T23:45:00Z",
+            "1.408",
+            "0.352",
+            "1",
+            "0.5",
+            "2026-11-28T00:00:00Z",
+        ),
+        settlement(
+            "s1",
+            "2026-11-28T09:45:00Z",
+            "1.408",
+            "0.352",
+            "15.08",
+            "0.852",
+            "2026-11-28T10:00:00Z",
+        ),
+        settlement(
+            "s2",
+            "2026-11-28T23:30:00Z",
+            "1.2",
+            "0.3",
+            "44.648",
+            "1.152",
+            "2026-11-29T07:00:00Z",
+        ),
+    ]);
+    let bill = billed_days(&[(
+        "2026-11-28",
+        false,
+        "USE1-AsyncInf:ml.g5.xlarge",
+        "33.792",
+        "24",
+    )]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 28).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let r = account(&[], &[], &[&bill])
+        .reconcile(&metered, &options)
+        .await
+        .unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    let row = row(&r, "AsyncInf:ml.g5.xlarge");
+    assert_eq!(row.metered_usd, d("0.652"));
+    assert_eq!(row.parts.idle_instance_usd, d("33.14"));
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE));
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO);
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO);
+    assert_eq!(row.parts.unexplained_usd, Decimal::ZERO);
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
+#[tokio::test]
 async fn a_shadow_variants_instance_time_is_filed_under_its_own_instance_type() {
     // `rt` serves from 1 × ml.g5.xlarge ($1.408/h) and shadows to 1 ×
     // ml.g5.12xlarge ($7.09/h): the accrual pays for both, $8.498/h, and AWS
