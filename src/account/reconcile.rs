@@ -560,7 +560,7 @@ impl Metered {
             let LinePrice::Priced {
                 usd_per_unit,
                 cost_usd,
-                ..
+                provenance,
             } = &line.price
             else {
                 unpriced += 1;
@@ -580,6 +580,16 @@ impl Metered {
                     held.cost_usd = sum(held.cost_usd, cost_usd, "metered cost")?;
                     held.quantity = sum(held.quantity, quantity, "metered quantity")?;
                     held.usd_per_unit.get_or_insert(usd_per_unit);
+                    // The call's own rate: its line with the price's full
+                    // provenance (SKU, effective date, fetch time), which a
+                    // stretch at an earlier rate lacks; else its last line.
+                    let own = provenance.sku.is_some()
+                        || provenance.effective_date.is_some()
+                        || provenance.fetched_at.is_some();
+                    if own || !held.own_marked {
+                        held.own_usd_per_unit = Some(usd_per_unit);
+                    }
+                    held.own_marked |= own;
                     // A line at the earlier parts' rate, not the standing ones':
                     // a price change at the standing parts starts a line at
                     // another rate too, and that one is theirs.
@@ -656,7 +666,10 @@ impl Metered {
                         let parts = costs.iter().zip(&hours).zip(&allocated);
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
-                            let rate = rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                            let rate = match *on == day {
+                                true => held.own_rate(update.shares(), of, &rates),
+                                false => rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r),
+                            };
                             let rate = rate.map(|r| (RateFrom::of(cost, *on), r));
                             cell.meter(*usd, *quantity, rate, sum)?;
                             cell.allocated_usd =
@@ -682,8 +695,7 @@ impl Metered {
                             for ((of, usd), (_, quantity)) in costs.into_iter().zip(hours) {
                                 let cell =
                                     cell_of(&self.cells, &mut cells, day, &cost.endpoint, of);
-                                let rate =
-                                    rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r);
+                                let rate = held.own_rate(update.shares(), of, &rates);
                                 let rate = rate.map(|r| (RateFrom::of(cost, day), r));
                                 cell.meter(usd, quantity, rate, sum)?;
                             }
@@ -1692,9 +1704,16 @@ struct HeldCompute {
     cost_usd: Decimal,
     /// Instance-hours, of every instance the accrual pays for.
     quantity: Decimal,
-    /// The first line's rate (with a shadow or a new fleet billed alongside, the
-    /// average of every instance's).
+    /// The first line's rate, the earliest stretch's (the lines are in the order
+    /// the rates were first in force): the rate of the days the receipt only
+    /// carries (with a shadow or a new fleet billed alongside, the average of
+    /// every instance's).
     usd_per_unit: Option<Decimal>,
+    /// The call's own rate, the one it looked up: its line with the price's full
+    /// provenance, else its last. The rate of the receipt's own day.
+    own_usd_per_unit: Option<Decimal>,
+    /// Whether `own_usd_per_unit` is of a line with full provenance.
+    own_marked: bool,
     /// Of `cost_usd`, the lines' at another rate than the parts standing now
     /// ([`Accruals::standing`]), when they are of the parts stood on before
     /// ([`Accruals::stood_before`]).
@@ -1702,6 +1721,21 @@ struct HeldCompute {
 }
 
 impl HeldCompute {
+    /// The rate of kind `of` on the receipt's own day: the call's own
+    /// (`own_usd_per_unit`) where the accrual is of one kind alone (`shares`), else
+    /// `rates`' ([`HeldCompute::by_time`]'s, the standing parts').
+    fn own_rate(
+        &self,
+        shares: &[(UsageClass, Decimal)],
+        of: &UsageClass,
+        rates: &[(UsageClass, Option<Decimal>)],
+    ) -> Option<Decimal> {
+        match shares.len() < 2 {
+            true => self.own_usd_per_unit,
+            false => rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r),
+        }
+    }
+
     /// The standing parts the lines' instance time stood on, each set with its
     /// part of the time: those standing `now` ([`Accruals::standing`]: the
     /// receipt's, or the run's last carried when a shadow ended beside an own

@@ -1572,6 +1572,86 @@ fn amortized_receipt(
 }
 
 #[tokio::test]
+async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_rate() {
+    // 1 × ml.g5.xlarge, allocation amortised, called daily, each call ending at
+    // 20:00. AWS cuts the price from $1.408/h to $1.20/h effective 11-29 00:00
+    // UTC and bills 11-29 all day at it: 24 h × 1.20 = $28.80. The meter picks
+    // the new price up at 06:00, so b's gap (11-28 20:00 to 11-29 20:00) is one
+    // compute line per rate, in the order the rates were in force: 10 h × 1.408
+    // = 14.08 (the stale stretch, bare provenance) then 14 h × 1.2 = 16.80 (the
+    // call's own rate, with its SKU and effective date). c's gap is 24 h × 1.2 =
+    // 28.80. Accrual: a 10 (counting starts), b + 30.88 = 40.88, c + 28.80 = 69.68.
+    let own_line = |hours: &str, usd: &str| {
+        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": "1.2", "cost_usd": usd,
+                      "provenance": {"source": "live", "sku": "G5XL", "effective_date":
+                                     "2026-11-29T00:00:00Z", "fetched_at":
+                                     "2026-11-29T06:00:00Z", "note": null}}})
+    };
+    let receipt =
+        |id: &str, at: &str, lines: serde_json::Value, usd: &str, accrued: &str, rate: &str| {
+            let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+            "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+            "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+            "allocation": "amortized",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 60_000_000u64,
+                      "bytes_in": 0, "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": lines,
+            "cost_usd": usd, "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1",
+                        "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+        }))
+        .unwrap();
+            cost
+        };
+    let metered = ledger([
+        receipt(
+            "a",
+            "2026-11-28T19:59:00Z",
+            serde_json::json!([priced_hours("0.01", "1.408", "0.01408")]),
+            "0.01408",
+            "10",
+            "1.408",
+        ),
+        receipt(
+            "b",
+            "2026-11-29T19:59:00Z",
+            serde_json::json!([priced_hours("10", "1.408", "14.08"), own_line("14", "16.8")]),
+            "30.88",
+            "40.88",
+            "1.2",
+        ),
+        receipt(
+            "c",
+            "2026-11-30T19:59:00Z",
+            serde_json::json!([own_line("24", "28.8")]),
+            "28.8",
+            "69.68",
+            "1.2",
+        ),
+    ]);
+    let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let row = row(&r, "Host:ml.g5.xlarge");
+    // b is 11-29's only receipt and its call's rate is 1.2: on demand 24 × 1.2 =
+    // 28.80 = billed, ratio 1, no discount. Metered on 11-29: b's 30.88 × 20/24 =
+    // 25.7333… plus c's 28.80 × 4/24 = 4.80, 30.5333…: 1.7333… more than billed
+    // (the 10 stale hours, 20 of b's 24 on 11-29: 10 × 0.208 × 20/24), nothing
+    // outside sagemeter. At b's first line's 1.408: on demand 33.792, a −4.992
+    // discount, ratio 0.8523, and 3.2587 of phantom usage outside sagemeter.
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(
+        row.parts.unexplained_usd.round_dp(4),
+        Decimal::new(-17333, 4),
+        "{row:?}"
+    );
+    assert_eq!(r.days[0].verdict, Verdict::Differs);
+}
+
+#[tokio::test]
 async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it_covers() {
     // 1 × ml.m5.xlarge at $0.23/h, allocation amortised. The last call before the
     // weekend ends Fri 11-27 18:00; the next ends Mon 11-30 09:00: its compute
