@@ -1639,10 +1639,11 @@ impl Totals {
     /// per rate in force (accrued to the end of this call first: `clock`, the
     /// same as [`record`](Self::record) is given next, which then adds nothing);
     /// the first call, [`AmortizedShare::First`]. Without a `clock` (no standing
-    /// rate is known), the wall-clock gap; at the first call with one after
-    /// calls without, [`AmortizedShare::RateFound`]: the accrual begins with it,
-    /// so the stretch before is not charged at its rate. O(1) per call: the accrual keeps what
-    /// accrued since the previous call as it goes, one part per rate.
+    /// rate is known), the wall-clock gap; at the first call with one after calls
+    /// without, the wall-clock gap too, the accrual beginning at the previous
+    /// call's end so that it holds what the gap charges. O(1) per call: the
+    /// accrual keeps what accrued since the previous call as it goes, one part
+    /// per rate.
     ///
     /// With a fleet, every process charges its share of the fleet's calls of
     /// what it accrued, so that together they charge the instances once.
@@ -1665,18 +1666,30 @@ impl Totals {
         let gap = prev.map(|prev| now.duration_since(prev).unwrap_or_default());
         state.last_call_at = Some(state.last_call_at.map_or(now, |prev| prev.max(now)));
         // With a fleet, the wall-clock gap is this process's share of it too.
-        let share_of = |time: Duration| match share {
-            Some((local, fleet)) => {
-                let nanos = time.as_nanos() * u128::from(local) / u128::from(fleet);
-                Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        let gap = match (gap, share) {
+            (Some(gap), Some((local, fleet))) => {
+                let nanos = gap.as_nanos() * u128::from(local) / u128::from(fleet);
+                Some(Duration::from_nanos(
+                    u64::try_from(nanos).unwrap_or(u64::MAX),
+                ))
             }
-            None => time,
+            (gap, _) => gap,
         };
-        let gap = gap.map(share_of);
         let Some(clock) = clock else {
             return gap.map_or(AmortizedShare::First, AmortizedShare::Gap);
         };
-        state.accrue_call(clock.clone(), mono);
+        // The first call at a rate of the variant's own after calls at none: its
+        // gap is charged at that rate (below), so the accrual covers the same
+        // stretch, from the previous call's end, where it would begin with this
+        // call and leave the receipts above it.
+        let mut clock = clock.clone();
+        if let Some(prev) = prev
+            && state.since_previous_call.is_none()
+            && !clock.standing.beside_unknown
+        {
+            clock.started_at = clock.started_at.min(prev);
+        }
+        state.accrue_call(clock, mono);
         let (fine, usd) = (state.accrued_fine_usd, state.accrued_usd);
         let Some(since) = &mut state.since_previous_call else {
             state.since_previous_call = Some(SincePreviousCall {
@@ -1685,26 +1698,10 @@ impl Totals {
                 parts: Vec::new(),
                 unpriced_instance_micros: 0,
             });
-            let Some(gap) = gap else {
-                return AmortizedShare::First;
-            };
-            // Its own rate still not known (the fleets billed alongside
-            // accrue alone): the gap on the wall clock, unpriced, as before.
-            if clock.standing.beside_unknown {
-                return AmortizedShare::Gap(gap);
-            }
             // Calls before it had no standing rate (their gaps were taken on
-            // the wall clock, unpriced) and nothing accrued until the accrual
-            // began: with this call, unless an async settlement began it
-            // earlier. Only that stretch's time before it is unaccrued.
-            let unaccrued = match (prev, state.accrual_started_at) {
-                (Some(prev), Some(began)) => began.duration_since(prev).unwrap_or_default(),
-                _ => Duration::ZERO,
-            };
-            return AmortizedShare::RateFound {
-                gap,
-                unaccrued: share_of(unaccrued),
-            };
+            // the wall clock, unpriced; this one's is priced, and accrued
+            // above), or this is the first.
+            return gap.map_or(AmortizedShare::First, AmortizedShare::Gap);
         };
         let (mut parts, mut unpriced_instance_hours) = since.take(fine, usd);
         if let Some((local, fleet)) = share {
@@ -3402,63 +3399,37 @@ mod tests {
         }
 
         #[test]
-        fn the_call_that_finds_the_rate_charges_no_unaccrued_gap_at_it() {
+        fn the_call_that_finds_the_rate_accrues_the_gap_it_charges() {
             // 2 × ml.g5.xlarge ($1.408 per instance-hour on the price list).
             // Call A, 0–1 s, while no source prices the type: its compute is
             // unpriced and nothing accrues. A live $1.408/h is found at 60 s.
-            // The accrual begins with call B (3599–3600 s): 2 × 1 s × 1.408 /
-            // 3600 = $0.000782222222. B is the first call priced on it, so it
-            // is charged as the first (busy time, one instance): 1 s × 1.408 /
-            // 3600 = $0.000391111111; utilisation 0.000391111111 /
-            // 0.000782222222 = 0.5. The stretch from A's end to the accrual's
-            // start, 2 × (3599 − 1) s = 7196 instance-seconds = 1.998888…
-            // instance-hours, accrued nowhere, is on an unpriced line, not at
-            // the rate found later: 2 × 3599/3600 × 1.408 = $2.815217777778
-            // priced against $0.000782222222 accrued (utilisation ≈ 3599).
+            // Call B, 3599–3600 s, is the first at a known rate: its gap since
+            // A's end, 3599 s, is charged on the wall clock at that rate, 2 ×
+            // 3599/3600 × 1.408 = $2.815217777778, and the accrual holds the
+            // same stretch (it began at A's end, not with B: then it held
+            // 2 × 1 s × 1.408/3600 = $0.000782222222 and B's receipt was
+            // about 3599 times it). Utilisation 1.
             let v = Variant::new();
             let two = g5(2, "1.408", live());
             assert_eq!(
                 v.totals.amortized_since_previous_call(v.slot, None, t(S)),
                 AmortizedShare::First
             );
-            v.totals.record(
-                &std::collections::BTreeMap::new(),
-                v.slot.endpoint(),
-                Some(v.slot),
-                Decimal::ZERO,
-                None,
-                None,
-                None,
-                true,
-            );
             v.totals.set_standing(v.slot, two.0.clone(), t(60 * S));
             let (b, acc) = v.call(3599 * S, 3600 * S, 2, &two);
-            let charged: Decimal = b.iter().filter_map(CostLine::cost_usd).sum();
-            assert_eq!(acc.accrued_usd, dec("0.000782222222"));
-            assert!(charged <= acc.accrued_usd, "{charged} > {acc:?}: {b:?}");
-            assert!(
-                acc.utilisation.is_some_and(|u| u <= Decimal::ONE),
-                "{acc:?}"
-            );
-            assert_eq!(b.len(), 2, "{b:?}");
+            assert_eq!(b.len(), 1, "{b:?}");
             let (usd, cost, from) = priced(&b[0]);
-            assert_eq!((usd, cost), (dec("1.408"), dec("0.000391111111")));
+            assert_eq!((usd, cost), (dec("1.408"), dec("2.815217777778")));
             assert_eq!(from.sku.as_deref(), Some("SKU-G5-XL"));
-            assert_eq!(acc.utilisation, Some(dec("0.5")));
-            assert!(b[1].quantity > dec("1.998888") && b[1].quantity < dec("1.998889"));
-            match &b[1].price {
-                LinePrice::Unpriced { reason } => {
-                    assert!(reason.contains("not known"), "{reason}")
-                }
-                LinePrice::Priced { .. } => panic!("the unaccrued stretch priced: {b:?}"),
-            }
+            assert_eq!(acc.accrued_usd, dec("2.815217777778"));
+            assert_eq!(acc.utilisation, Some(Decimal::ONE));
             // From B on the receipts add up to the accrual: C, 7199–7200 s,
             // carries 2 × 1 h × 1.408 = $2.816 accrued since B's end.
             let (c, acc) = v.call(7199 * S, 7200 * S, 2, &two);
             assert_eq!(c.len(), 1, "{c:?}");
             assert_eq!(priced(&c[0]).1, dec("2.816"));
-            assert_eq!(acc.accrued_usd, dec("2.816782222222"));
-            assert!(acc.utilisation.is_some_and(|u| u < Decimal::ONE), "{acc:?}");
+            assert_eq!(acc.accrued_usd, dec("5.631217777778"));
+            assert_eq!(acc.utilisation, Some(Decimal::ONE));
         }
 
         #[test]

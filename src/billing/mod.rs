@@ -462,26 +462,7 @@ pub(crate) enum AmortizedShare {
     /// No standing rate is known (so nothing accrues): the wall-clock time since
     /// the previous call, at the call's instance count.
     Gap(Duration),
-    /// The first call with a standing rate after calls with none (their gaps
-    /// taken on the wall clock, unpriced): the accrual begins with it, so it is
-    /// charged as the first (busy time), and `unaccrued`, the wall-clock time
-    /// from the previous call's end to the accrual's start, at the call's
-    /// instance count, is unpriced: nothing accrued over it to charge, and no
-    /// rate was known when it began. `gap` is the whole wall-clock gap, for a
-    /// call whose own rate is still not known (then as [`Self::Gap`]).
-    RateFound {
-        /// The wall-clock time since the previous call's end.
-        gap: Duration,
-        /// The part of `gap` before the accrual began.
-        unaccrued: Duration,
-    },
 }
-
-/// Why the instance-hours of [`AmortizedShare::RateFound`]'s `unaccrued`
-/// stretch are not priced.
-pub(crate) const UNACCRUED_REASON: &str = "the variant's rate was not known over this stretch \
-     (from the previous call's end, whose compute was unpriced, until its accrual began with \
-     this call): nothing accrued over it, so it is not charged at a rate found later";
 
 /// What a variant's capacity accrued at one rate between two amortised calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -502,9 +483,7 @@ pub(crate) struct AccruedCapacity {
 /// The compute lines of an amortised call on an instance variant (see
 /// [`Allocation::Amortized`]): one per rate accrued since the previous call; for
 /// the first call, busy time (as [`compute_line`]); while no rate is known, the
-/// wall-clock gap × the call's instances, unpriced with the rate's error; at the
-/// first call with a rate after calls without, busy time and the stretch before
-/// the accrual began × the call's instances, unpriced ([`UNACCRUED_REASON`]).
+/// wall-clock gap × the call's instances, unpriced with the rate's error.
 ///
 /// A part at the call's own rate and source carries the rate's full provenance
 /// (SKU, effective date); a part at another carries its source and note.
@@ -533,44 +512,6 @@ pub(crate) fn amortized_compute_lines(
                 QuantityUnit::InstanceHours,
                 rate,
             )];
-        }
-        // Its own rate still not known: the whole gap on the wall clock, as
-        // before it, unpriced with the rate's error.
-        (
-            VariantBilling::Instance { instance_count, .. },
-            AmortizedShare::RateFound { gap, .. },
-        ) if rate.is_err() => {
-            return vec![line(
-                LineItem::Compute,
-                hours(gap) * Decimal::from(*instance_count),
-                QuantityUnit::InstanceHours,
-                rate,
-            )];
-        }
-        // The first call the accrual has: its busy time, priced, and the
-        // stretch before the accrual began unpriced, saying why (never a
-        // price from a rate found after it, which nothing accrued at).
-        (
-            VariantBilling::Instance { instance_count, .. },
-            AmortizedShare::RateFound { unaccrued, .. },
-        ) => {
-            let mut lines = vec![compute_line(
-                billing,
-                usage,
-                Allocation::Amortized,
-                None,
-                None,
-                rate,
-            )];
-            if !unaccrued.is_zero() {
-                lines.push(unpriced(
-                    LineItem::Compute,
-                    hours(unaccrued) * Decimal::from(*instance_count),
-                    QuantityUnit::InstanceHours,
-                    UNACCRUED_REASON.to_owned(),
-                ));
-            }
-            return lines;
         }
         // The unpriced instance-hours are the caller's to state, with why.
         (_, AmortizedShare::Accrued { parts, .. }) => parts,
