@@ -668,7 +668,7 @@ impl Metered {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
                             let rate = match *on == day {
                                 true => held.own_rate(update.shares(), of, &rates),
-                                false => rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r),
+                                false => rate_of(&rates, of),
                             };
                             let rate = rate.map(|r| (RateFrom::of(cost, *on), r));
                             cell.meter(*usd, *quantity, rate, sum)?;
@@ -1697,6 +1697,12 @@ fn cell_of<'a>(
     })
 }
 
+/// Kind `of`'s rate per instance-hour among `rates` ([`HeldCompute::by_time`]'s),
+/// if it has a known one.
+fn rate_of(rates: &[(UsageClass, Option<Decimal>)], of: &UsageClass) -> Option<Decimal> {
+    rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r)
+}
+
 /// An amortised receipt's compute lines, added up: what its instances accrued
 /// since the previous call.
 #[derive(Debug, Default)]
@@ -1732,7 +1738,7 @@ impl HeldCompute {
     ) -> Option<Decimal> {
         match shares.len() < 2 {
             true => self.own_usd_per_unit,
-            false => rates.iter().find(|(c, _)| c == of).and_then(|(_, r)| *r),
+            false => rate_of(rates, of),
         }
     }
 
