@@ -264,6 +264,7 @@ impl InvokeEndpointAsync {
             failure_location: output.failure_location().map(str::to_owned),
             submitted_at,
             variant: cost.variant.clone(),
+            variant_assumed: true,
             // The receipt's: the call's tags over the client's default tags, so
             // that a settlement by another client (another process) is
             // attributed, and counted in tag budgets, as the submission was.
@@ -487,6 +488,13 @@ pub struct PendingInference {
     failure_location: Option<String>,
     submitted_at: DateTime<Utc>,
     variant: Option<String>,
+    /// Whether `variant` is sagemeter's pick, not SageMaker's word: always so,
+    /// `InvokeEndpointAsync` naming no variant (the submission took the profile's
+    /// only, or heaviest, one). The settlement keeps to it while the endpoint has
+    /// it, else prices the variant the endpoint has now. Absent in records kept
+    /// by earlier versions: assumed too, for the same reason.
+    #[serde(default = "assumed")]
+    variant_assumed: bool,
     /// The submission receipt's tags: the call's own over the submitting
     /// client's default tags. A settling meter's default tags add the keys
     /// these lack; on a clash these win. Records kept by earlier versions hold
@@ -506,6 +514,12 @@ pub struct PendingInference {
     /// The budget estimate still held for the invocation (this process only).
     #[serde(skip)]
     hold: Hold,
+}
+
+/// A kept invocation's variant, when the record does not say: assumed (see
+/// `PendingInference::variant_assumed`).
+fn assumed() -> bool {
+    true
 }
 
 /// The budget reservation a [`PendingInference`] holds until it is settled or
@@ -935,6 +949,7 @@ impl Settlement {
             call_id,
             submitted_at,
             variant,
+            variant_assumed,
             tags,
             invocation_timeout_seconds,
             hold,
@@ -1076,6 +1091,7 @@ impl Settlement {
                 may_have_queued: 0,
                 unknown,
                 tokens_unseen,
+                variant_assumed,
             },
             hold,
             #[cfg(feature = "fleet")]

@@ -1421,6 +1421,8 @@ impl CallParts {
             may_have_queued: billed.may_have_queued,
             unknown,
             tokens_unseen,
+            // SageMaker's word, or none (the profile's pick, made when priced).
+            variant_assumed: false,
         };
         ToPrice {
             meter,

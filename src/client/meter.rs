@@ -827,6 +827,10 @@ pub(crate) struct FinishedCall {
     /// without a count is unpriced with this reason, not with advice to configure
     /// a token counter that cannot help.
     pub tokens_unseen: TokensUnseen,
+    /// Whether the usage's variant is one sagemeter assumed, not one SageMaker
+    /// named: an async settlement's, its submission's pick (see
+    /// `EndpointProfile::variant_assumed`). False for any other call.
+    pub variant_assumed: bool,
 }
 
 /// The rate of a call on a serverless variant with provisioned concurrency whose
@@ -2392,6 +2396,7 @@ impl Meter {
             may_have_queued: _,
             unknown,
             tokens_unseen,
+            variant_assumed,
         } = call;
         let compute_unknown = unknown.iter().any(|(item, _)| *item == LineItem::Compute);
         let ended_at = self.now();
@@ -2445,9 +2450,17 @@ impl Meter {
                         .and_then(|name| profile.component(name))
                         .map(|c| c.variant.as_str())
                 });
-                match profile.variant_for(usage.variant.as_deref(), targeted) {
-                    Some((v, note)) => {
-                        notes.extend(note.map(std::borrow::Cow::into_owned));
+                // A variant sagemeter assumed is a hint, never one SageMaker
+                // named: taken off the usage, which gets the one priced.
+                let chosen = match usage.variant.take_if(|_| variant_assumed) {
+                    Some(assumed) => profile.variant_assumed(&assumed, targeted),
+                    None => profile
+                        .variant_for(usage.variant.as_deref(), targeted)
+                        .map(|(v, note)| (v, note.into_iter().collect())),
+                };
+                match chosen {
+                    Some((v, chosen_notes)) => {
+                        notes.extend(chosen_notes.into_iter().map(std::borrow::Cow::into_owned));
                         let rates = prepared.rates_of(v);
                         // Its own rate not known, and none of it since the
                         // accrual began: the fleets billed alongside it that

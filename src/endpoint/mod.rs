@@ -361,6 +361,37 @@ impl EndpointProfile {
         Some((variant, self.deployment_note(variant, note)))
     }
 
+    /// The variant an async settlement is priced at, with notes on how it was
+    /// chosen. `InvokeEndpointAsync` names no variant, so `assumed`, the one its
+    /// submission took (the only, or heaviest, variant then), is a hint, not
+    /// SageMaker's word: it is kept when the profile still has it; else the
+    /// variant [`variant_for`](Self::variant_for) takes for a call that names
+    /// none, as the submission did, with a note naming both. A variant the
+    /// profile lacks is never taken for one SageMaker named (no unpriced
+    /// compute, no refresh, for a name SageMaker never gave). `None` only when
+    /// the profile has no variant to price at.
+    pub(crate) fn variant_assumed(
+        &self,
+        assumed: &str,
+        targeted: Option<&str>,
+    ) -> Option<(&VariantProfile, Vec<Cow<'static, str>>)> {
+        if let Some((variant, note)) = self.variant_for(Some(assumed), None) {
+            let mut notes = Vec::with_capacity(2);
+            if self.variants.len() > 1 {
+                notes.push(Cow::Borrowed(HEAVIEST_ASSUMED_AT_SUBMISSION));
+            }
+            notes.extend(note);
+            return Some((variant, notes));
+        }
+        let (variant, note) = self.variant_for(None, targeted)?;
+        let mut notes = vec![Cow::Owned(format!(
+            "the submission's variant `{assumed}` is no longer the endpoint's; priced at `{}`",
+            variant.name
+        ))];
+        notes.extend(note);
+        Some((variant, notes))
+    }
+
     /// [`variant_for`](Self::variant_for) without the deployment's note.
     fn variant_chosen(
         &self,
@@ -390,15 +421,18 @@ impl EndpointProfile {
                         .partial_cmp(&b.weight.unwrap_or(0.0))
                         .unwrap_or(std::cmp::Ordering::Equal)
                 })
-                .map(|v| {
-                    (
-                        v,
-                        Some("SageMaker did not name the variant: heaviest variant assumed"),
-                    )
-                }),
+                .map(|v| (v, Some(HEAVIEST_ASSUMED))),
         }
     }
 }
+
+/// How a call that names no variant, on an endpoint of several, is given one.
+const HEAVIEST_ASSUMED: &str = "SageMaker did not name the variant: heaviest variant assumed";
+
+/// An async settlement's [`HEAVIEST_ASSUMED`]: its submission took the variant,
+/// of those the endpoint had then.
+const HEAVIEST_ASSUMED_AT_SUBMISSION: &str = "SageMaker did not name the variant: heaviest \
+     variant assumed, at submission (or its only variant then)";
 
 impl EndpointProfile {
     /// `note` (how the variant was chosen), with what a deployment under way for

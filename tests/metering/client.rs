@@ -818,6 +818,117 @@ async fn an_invocation_kept_with_a_timeout_out_of_range_is_bounded_by_aws_longes
     }
 }
 
+/// A client metering the async endpoint `jobs` as a profile set by hand with
+/// `variants`, its instances (ml.g6e.2xlarge, ml.g5.xlarge) at the us-east-1
+/// on-demand async rates (`AsyncInf`): $2.8026/h and $1.408/h.
+async fn jobs_async(fake: &FakeSageMaker, variants: Vec<VariantProfile>) -> Client {
+    let async_inf = |instance_type: &str| PriceKey::AsyncInference {
+        region: "us-east-1".into(),
+        instance_type: instance_type.into(),
+    };
+    priced(fake)
+        .await
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new("jobs", variants).asynchronous())
+        .price_override(async_inf("ml.g6e.2xlarge"), dec("2.8026"))
+        .price_override(async_inf("ml.g5.xlarge"), dec("1.408"))
+        .build()
+        .unwrap()
+}
+
+/// `jobs`'s invocation as a submission kept it, naming the variant it assumed.
+fn kept_naming(variant: &str) -> sagemeter::client::PendingInference {
+    serde_json::from_value(serde_json::json!({
+        "endpoint": "jobs", "call_id": "req-1", "inference_id": null,
+        "output_location": null, "failure_location": null,
+        "submitted_at": "2026-01-05T10:00:00Z", "variant": variant, "region": "us-east-1",
+    }))
+    .unwrap()
+}
+
+/// `InvokeEndpointAsync` returns no `InvokedProductionVariant`: the variant a
+/// kept invocation names is the one its submission assumed (the endpoint's only
+/// one then, `AllTraffic`), not one SageMaker named. The endpoint since updated
+/// to a config whose only variant is `blue` (one ml.g6e.2xlarge, $2.8026/h
+/// AsyncInf), the job ran on `blue`, and AWS bills its 600 s there:
+/// 600 / 3,600 h = 1/6 h × $2.8026 = $0.4671. Not an unpriced line saying
+/// SageMaker named `AllTraffic`.
+#[tokio::test]
+async fn an_async_settlement_whose_assumed_variant_is_gone_is_priced_at_the_endpoints() {
+    let fake = FakeSageMaker::start().await;
+    let client = jobs_async(
+        &fake,
+        vec![VariantProfile::instance("blue", "ml.g6e.2xlarge", 1)],
+    )
+    .await;
+    let cost = client
+        .meter()
+        .settle_async(
+            kept_naming("AllTraffic"),
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.cost_usd(),
+        Some(dec("0.467100000000")),
+        "{compute:?}"
+    );
+    assert_eq!(cost.variant.as_deref(), Some("blue"));
+    assert_eq!(cost.usage.variant.as_deref(), Some("blue"));
+    let said = serde_json::to_string(&cost).unwrap();
+    assert!(!said.contains("SageMaker named"), "{said}");
+    assert!(
+        cost.notes.iter().any(|n| n
+            == "the submission's variant `AllTraffic` is no longer the endpoint's; priced at \
+                `blue`"),
+        "{:?}",
+        cost.notes
+    );
+}
+
+/// Of several variants the submission assumed the heaviest, and the settlement
+/// keeps to it, saying so, even where the weights have changed since: `blue`
+/// (one ml.g6e.2xlarge, $2.8026/h) now at weight 0.2 beside `green` (one
+/// ml.g5.xlarge, $1.408/h) at 0.8. 600 s on `blue`: 1/6 h × $2.8026 = $0.4671.
+#[tokio::test]
+async fn an_async_settlement_keeps_the_assumed_variant_and_says_it_was_assumed() {
+    let fake = FakeSageMaker::start().await;
+    let weighted = |name: &str, instance_type: &str, weight: f32| {
+        let mut variant = VariantProfile::instance(name, instance_type, 1);
+        variant.weight = Some(weight);
+        variant
+    };
+    let client = jobs_async(
+        &fake,
+        vec![
+            weighted("blue", "ml.g6e.2xlarge", 0.2),
+            weighted("green", "ml.g5.xlarge", 0.8),
+        ],
+    )
+    .await;
+    let cost = client
+        .meter()
+        .settle_async(
+            kept_naming("blue"),
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.4671"));
+    assert_eq!(cost.variant.as_deref(), Some("blue"));
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.starts_with("SageMaker did not name the variant: heaviest variant assumed")),
+        "{:?}",
+        cost.notes
+    );
+}
+
 #[tokio::test]
 async fn a_completion_before_its_submission_leaves_compute_unpriced_not_zero() {
     let fake = fake_with_demo_endpoints().await;
