@@ -149,7 +149,8 @@ impl InvokeEndpointAsync {
     /// The size of the input at `input_location`, billed as data processed in.
     /// Without it (and without an inline body) the submission receipt says that data
     /// in was not billed, and enforced budgets count it at the most it can be: 1 GB
-    /// at the data-in rate.
+    /// at the data-in rate for each attempt SageMaker may have queued (accepted, or
+    /// timed out after sending).
     pub fn input_bytes(mut self, bytes: u64) -> Self {
         self.input_bytes = Some(bytes);
         self

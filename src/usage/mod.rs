@@ -100,7 +100,9 @@ pub struct Usage {
     /// time before the request went out (resolving credentials, a retry rate
     /// limiter's wait), nor throttled or refused attempts, nor the back-off
     /// between attempts: so not the caller's wall time for the call. For a
-    /// response stream, to its last part (or its failure or drop); for a call
+    /// response stream, to its `[DONE]` part (an SSE `data: [DONE]`) when it has
+    /// one, else its last part; to its failure or drop when it did not end (one
+    /// dropped after its `[DONE]` part is billed to that part). For a call
     /// dropped or timed out in flight, to then.
     #[serde(rename = "latency_us", with = "micros")]
     pub latency: Duration,
