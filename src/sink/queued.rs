@@ -7,6 +7,7 @@ use crate::ledger::{Counters, WarnLimiter};
 use crate::pricing::PriceChange;
 use crate::util::BoxFuture;
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,7 +29,11 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 /// it reached `S` and `S` flushed; `shutdown` closes the queue (receipts recorded
 /// from then on, a call that ends meanwhile say, are refused and counted), waits
 /// until the thread has handed `S` every receipt queued before and ended, then
-/// shuts `S` down: `S` is given no receipt after its shutdown. A panic in
+/// shuts `S` down: `S` is given no receipt after its shutdown. `S` is shut down
+/// once: a later `shutdown` (or one run at the same time) returns how the first
+/// ended, and one after a shutdown of `S` that was cut off (a deadline that ran
+/// out inside it: `S` may hang) fails at once, saying so, without asking `S`
+/// again. A panic in
 /// `S::record` is caught on the thread: that receipt is lost and counted as a
 /// dropped one is (`lost_on_error` in [`stats`](Self::stats), the counter
 /// `sagemeter_sink_dropped_total{sink="queued",reason="panicked"}` and a WARN
@@ -84,6 +89,9 @@ pub struct Queued<S> {
     /// `S` is asked to shut down once, never again after a deadline cut its
     /// own shutdown off (it may hang).
     sink_shut: Arc<AtomicBool>,
+    /// How `S`'s shutdown ended, once it has: every later `shutdown` returns it
+    /// (an error's kind and message) rather than shut `S` down again.
+    shut_result: tokio::sync::OnceCell<Result<(), (io::ErrorKind, String)>>,
     /// Sets `sink_shut`, then runs `S`'s shutdown to its end on the calling
     /// thread, in a runtime of its own, logging a failure as an ERROR.
     shut_sink: Arc<dyn Fn() + Send + Sync>,
@@ -221,6 +229,7 @@ impl<S: CostSink + 'static> Queued<S> {
             thread: Some(thread),
             dropped_open,
             sink_shut,
+            shut_result: tokio::sync::OnceCell::new(),
             shut_sink,
             capacity,
             counters,
@@ -391,11 +400,33 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
             // (a `record` or `flush` holding one lets it go once its message is in).
             let mut ended = self.thread_ended.clone();
             let _ = ended.changed().await;
-            // Not set if this is dropped before here: the drop then shuts `S`
-            // down. Set before `S`'s shutdown: one cut off by a deadline there
-            // (`S` may hang) is not run again by the drop.
-            self.sink_shut.store(true, Ordering::Release);
-            self.sink.shutdown().await
+            // One shutdown of `S` at a time; the others wait for its result.
+            let result = self
+                .shut_result
+                .get_or_init(|| async {
+                    // Not set if this is dropped before here: the drop then shuts
+                    // `S` down. Set before `S`'s shutdown: one cut off by a
+                    // deadline there (`S` may hang), which leaves no result, is
+                    // run again neither by a later `shutdown` nor by the drop.
+                    if self.sink_shut.swap(true, Ordering::AcqRel) {
+                        return Err((
+                            io::ErrorKind::Other,
+                            format!(
+                                "the shutdown of sink {} was cut off earlier (a deadline ran \
+                                 out or it was cancelled) and is not run again: it may hang",
+                                self.sink.name()
+                            ),
+                        ));
+                    }
+                    self.sink
+                        .shutdown()
+                        .await
+                        .map_err(|e| (e.kind(), e.to_string()))
+                })
+                .await;
+            result
+                .clone()
+                .map_err(|(kind, message)| io::Error::new(kind, message))
         })
     }
 }
@@ -802,6 +833,86 @@ mod tests {
         assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
     }
 
+    /// A second `shutdown` after one a deadline cut off inside the sink's own
+    /// shutdown (an `Arc<Queued>` given to a client, the client's shutdown run
+    /// out, then the queue's own) does not ask the sink again: it says at once
+    /// that the sink's shutdown was cut off, rather than hang in it a second time.
+    #[test]
+    fn a_shutdown_cut_off_in_the_sinks_own_shutdown_is_not_run_again_by_a_later_shutdown() {
+        let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued = Queued::new(Hanging {
+            shutdowns: shutdowns.clone(),
+        });
+        queued.record(&cost("a"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let cut_off = tokio::time::timeout(Duration::from_millis(200), queued.shutdown());
+            assert!(cut_off.await.is_err(), "the sink's shutdown never ends");
+            let again = tokio::time::timeout(Duration::from_millis(200), queued.shutdown())
+                .await
+                .expect("a later shutdown does not wait in the sink's again");
+            let error = again.expect_err("the sink's shutdown never ended");
+            assert!(error.to_string().contains("cut off"), "{error}");
+        });
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
+        drop(queued);
+        assert_eq!(shutdowns.load(Ordering::SeqCst), 1);
+    }
+
+    /// A sink that counts its shutdowns, each ended at once with `result`'s
+    /// error kind (none: Ok), after a yield so that two shutdowns overlap.
+    #[derive(Debug, Default)]
+    struct CountsShutdowns {
+        shutdowns: std::sync::atomic::AtomicUsize,
+        fails: Option<std::io::ErrorKind>,
+    }
+
+    impl CostSink for CountsShutdowns {
+        fn record(&self, _: &Cost) {}
+
+        fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
+            self.shutdowns.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                match self.fails {
+                    Some(kind) => Err(std::io::Error::new(kind, "the collector refused")),
+                    None => Ok(()),
+                }
+            })
+        }
+    }
+
+    /// The sink is shut down once however often, and however concurrently, the
+    /// queue is: every later `shutdown` returns the first one's result.
+    #[tokio::test]
+    async fn shutting_a_queued_sink_down_twice_shuts_its_sink_down_once() {
+        let queued = Queued::new(CountsShutdowns::default());
+        queued.shutdown().await.unwrap();
+        queued.shutdown().await.unwrap();
+        assert_eq!(queued.inner().shutdowns.load(Ordering::SeqCst), 1);
+
+        let queued = Queued::new(CountsShutdowns::default());
+        let (a, b) = tokio::join!(queued.shutdown(), queued.shutdown());
+        a.unwrap();
+        b.unwrap();
+        assert_eq!(queued.inner().shutdowns.load(Ordering::SeqCst), 1);
+
+        // A failure is every caller's, with its kind and message.
+        let queued = Queued::new(CountsShutdowns {
+            fails: Some(std::io::ErrorKind::ConnectionRefused),
+            ..CountsShutdowns::default()
+        });
+        for _ in 0..2 {
+            let error = queued.shutdown().await.unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+            assert_eq!(error.to_string(), "the collector refused");
+        }
+        assert_eq!(queued.inner().shutdowns.load(Ordering::SeqCst), 1);
+    }
+
     /// A capacity beyond Tokio's channel limit (which would panic) is taken as
     /// the limit, and the queue works.
     #[tokio::test]
@@ -1045,12 +1156,15 @@ mod tests {
             recorded
         );
         // The sink got the receipts written, in order, and was shut down once,
-        // after them (a later shutdown shuts it down again: once per call).
+        // after them (a later shutdown returns the first one's result, without
+        // shutting it down again).
         let events = queued.inner().events.lock().unwrap().clone();
         let records: Vec<&String> = events.iter().filter(|e| *e != "shutdown").collect();
         prop_assert_eq!(records, model.written.iter().collect::<Vec<_>>());
         let first_shutdown = events.iter().position(|e| e == "shutdown");
         prop_assert_eq!(first_shutdown, Some(model.written.len()), "{:?}", events);
+        let shutdowns = events.iter().filter(|e| *e == "shutdown").count();
+        prop_assert_eq!(shutdowns, 1, "{:?}", events);
         Ok((
             model.dropped_full,
             model.refused_closed,
