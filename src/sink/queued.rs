@@ -26,7 +26,8 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 8_192;
 /// `sagemeter_sink_dropped_total{sink="queued",reason="full"}` counter and a WARN
 /// at most every ten seconds, as the ledgers do. The call, its totals and budgets
 /// have the receipt all the same. `flush` resolves once every receipt queued before
-/// it reached `S` and `S` flushed; `shutdown` closes the queue (receipts recorded
+/// it reached `S` and `S` flushed (after a shutdown began, cancelled or not, once the
+/// thread has handed `S` all it had); `shutdown` closes the queue (receipts recorded
 /// from then on, a call that ends meanwhile say, are refused and counted), waits
 /// until the thread has handed `S` every receipt queued before and ended, then
 /// shuts `S` down: `S` is given no receipt after its shutdown. `S` is shut down
@@ -258,7 +259,8 @@ impl<S> Queued<S> {
     }
 
     /// Waits until every message queued before now has reached the sink; false
-    /// when the queue is shut down (nothing more reaches it).
+    /// when the queue is shut down (nothing more is queued; what was may still
+    /// be on its way to the sink until the thread ends).
     async fn reached(&self) -> bool {
         let Some(queue) = self.sender() else {
             return false;
@@ -385,7 +387,12 @@ impl<S: CostSink + 'static> CostSink for Queued<S> {
 
     fn flush(&self) -> BoxFuture<'_, std::io::Result<()>> {
         Box::pin(async move {
-            self.reached().await;
+            if !self.reached().await {
+                // A shutdown has closed the queue (it may have been cancelled
+                // since, or still be running): the thread is still handing `S`
+                // what was queued before, and ends once it has.
+                let _ = self.thread_ended.clone().changed().await;
+            }
             self.sink.flush().await
         })
     }
@@ -792,6 +799,26 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
         drop(queued);
         assert_eq!(*seen.lock().unwrap(), ["a", "b", "shutdown"]);
+    }
+
+    /// A flush after a shutdown that was cancelled while the thread still held
+    /// receipts (a `shutdown_within` that ran out, then `flush()`) waits until
+    /// they all reached the sink, as any flush does, rather than return at once.
+    #[tokio::test]
+    async fn a_flush_after_a_cancelled_shutdown_waits_for_the_receipts_still_queued() {
+        // `a` held in the sink's record, `b` queued behind it.
+        let (queued, seen, open) = cancelled_shutdown();
+        let letting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            open.send(()).unwrap();
+            open.send(()).unwrap();
+        });
+        tokio::time::timeout(Duration::from_secs(10), queued.flush())
+            .await
+            .expect("the flush never ended")
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
+        letting.join().unwrap();
     }
 
     /// A sink whose shutdown never ends (its collector stopped answering),
