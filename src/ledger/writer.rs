@@ -413,6 +413,7 @@ impl BackgroundWriter {
             lines: Vec::with_capacity(BATCH),
             unsynced: false,
             error: None,
+            target_panicked: false,
             unclaimed: unclaimed.clone(),
             counters: counters.clone(),
             pool: pool.clone(),
@@ -648,9 +649,24 @@ impl Drop for BackgroundWriter {
 /// refused for its line): in `lost_on_error` and in
 /// `sagemeter_sink_dropped_total{sink=kind,reason="io"}`.
 pub(crate) fn count_lost(counters: &Counters, kind: &'static str, n: u64) {
+    count_lost_as(counters, kind, n, "io");
+}
+
+/// [`count_lost`] with the counter's `reason`: `io`, or `panicked` for receipts
+/// lost to a writer that panicked (in that write, or earlier).
+fn count_lost_as(counters: &Counters, kind: &'static str, n: u64, reason: &'static str) {
     counters.lost_on_error.fetch_add(n, Ordering::Relaxed);
-    metrics::counter!("sagemeter_sink_dropped_total", "sink" => kind, "reason" => "io")
+    metrics::counter!("sagemeter_sink_dropped_total", "sink" => kind, "reason" => reason)
         .increment(n);
+}
+
+/// The error of a write or sync given to a target that panicked (then or
+/// before): it wrote nothing, and is not used again.
+fn panicked_error() -> io::Error {
+    io::Error::other(
+        "the sink's writer panicked: what it was given is lost, and it is not used again \
+         (every later write fails the same way)",
+    )
 }
 
 /// The writer thread's state.
@@ -669,6 +685,9 @@ struct Worker<T> {
     unsynced: bool,
     /// The first write error since the last flush reply.
     error: Option<io::Error>,
+    /// The target panicked in a write or sync (the user's writer, say): it is
+    /// not used again, every later write and sync failing as that one did.
+    target_panicked: bool,
     /// Errors of flushes cancelled after their reply was sent.
     unclaimed: Unclaimed,
     counters: Arc<Counters>,
@@ -741,8 +760,14 @@ impl<T: Target> Worker<T> {
         }
         let result = self.flush(true).map_err(Arc::new);
         // Closed (its lock released) before any caller hears that the writer is
-        // done: a ledger shut down can be opened again at once.
-        drop(self.target);
+        // done: a ledger shut down can be opened again at once. A writer of the
+        // user's may panic here too (a buffer flushed on drop): the thread still
+        // says how it ended.
+        let target = self.target;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(target))).is_err() {
+            tracing::error!(target: "sagemeter", sink = self.kind, name = %self.name.display(),
+                "the sink's writer panicked when it was closed: what it still held is lost");
+        }
         if let Err(e) = &result
             && shutdown_acks.is_empty()
         {
@@ -776,7 +801,7 @@ impl<T: Target> Worker<T> {
         if self.buf.is_empty() {
             return;
         }
-        let result = self.target.write_lines(&self.buf, &self.lines);
+        let result = self.write_target();
         let done = match &result {
             Ok(()) => self.lines.len(),
             Err(failure) => failure.written.min(self.lines.len()),
@@ -791,7 +816,12 @@ impl<T: Target> Worker<T> {
                 // Lines may have been written (and a file rolled): the next
                 // sync goes to the target.
                 self.unsynced = true;
-                count_lost(&self.counters, self.kind, lost);
+                let reason = if self.target_panicked {
+                    "panicked"
+                } else {
+                    "io"
+                };
+                count_lost_as(&self.counters, self.kind, lost, reason);
                 tracing::error!(target: "sagemeter", sink = self.kind,
                     name = %self.name.display(), lost, written, error = %source,
                     "write failed: receipts lost (those written before the failure are kept)");
@@ -802,10 +832,41 @@ impl<T: Target> Worker<T> {
         self.lines.clear();
     }
 
+    /// The target's `write_lines`, a panic in it taken as a failed write that
+    /// wrote nothing (the target is not used again).
+    fn write_target(&mut self) -> Result<(), WriteFailure> {
+        if self.target_panicked {
+            return Err(panicked_error().into());
+        }
+        let (target, buf, lines) = (&mut self.target, &self.buf, &self.lines);
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            target.write_lines(buf, lines)
+        }))
+        .unwrap_or_else(|_| {
+            self.target_panicked = true;
+            Err(panicked_error().into())
+        })
+    }
+
+    /// The target's `sync`, a panic in it taken as a failed sync (the target is
+    /// not used again).
+    fn sync_target(&mut self) -> io::Result<()> {
+        if self.target_panicked {
+            return Err(panicked_error());
+        }
+        let target = &mut self.target;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target.sync())).unwrap_or_else(
+            |_| {
+                self.target_panicked = true;
+                Err(panicked_error())
+            },
+        )
+    }
+
     fn flush(&mut self, sync: bool) -> io::Result<()> {
         self.write_out();
         if sync && self.unsynced {
-            match self.target.sync() {
+            match self.sync_target() {
                 Ok(()) => self.unsynced = false,
                 Err(e) => {
                     self.error.get_or_insert(e);
@@ -1366,8 +1427,12 @@ pub(super) mod tests {
         assert_eq!(h.written(), "a\n");
     }
 
+    /// A target that panics fails its write rather than Ok: the receipt it was
+    /// given is lost and counted, and every later call says so (it was
+    /// `WriterStopped`, the thread gone with nothing counted, before the writer
+    /// caught the panic).
     #[tokio::test]
-    async fn a_writer_that_panics_while_draining_says_it_stopped_rather_than_ok() {
+    async fn a_writer_that_panics_while_draining_says_its_write_failed_rather_than_ok() {
         let h = gated(8);
         let first = draining_after_shutdown(&h);
         let flush = h.writer.flush(false);
@@ -1375,13 +1440,16 @@ pub(super) mod tests {
         h.open_gate();
         let (first, flush) = tokio::join!(first, flush);
         for err in [first.unwrap_err(), flush.unwrap_err()] {
-            assert!(matches!(err, LedgerError::WriterStopped { .. }), "{err:?}");
+            assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+            assert!(err.to_string().contains("panicked"), "{err}");
         }
         let again = h.writer.shutdown().await.unwrap_err();
         assert!(
-            matches!(again, LedgerError::WriterStopped { .. }),
+            matches!(again, LedgerError::Write { lost: 1, .. }),
             "{again:?}"
         );
+        let stats = h.writer.stats();
+        assert_eq!((stats.written, stats.lost_on_error), (1, 1));
     }
 
     #[tokio::test]

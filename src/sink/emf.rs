@@ -105,7 +105,10 @@ impl EmfSinkBuilder {
         self
     }
 
-    /// Where the lines go (default: stdout). `name` is used in messages.
+    /// Where the lines go (default: stdout). `name` is used in messages. A
+    /// writer that panics loses the lines it was given, counted as a failed
+    /// write's (`lost_on_error`, reason `panicked`), and is not used again: every
+    /// later write fails the same way.
     pub fn writer(mut self, name: impl Into<String>, out: impl io::Write + Send + 'static) -> Self {
         self.out = Some((name.into(), Box::new(out)));
         self
@@ -697,6 +700,52 @@ mod tests {
         // line was cut (was: 1 written, 3 lost, and call-4 glued to call-3's half).
         let stats = sink.stats();
         assert_eq!((stats.written, stats.lost_on_error), (4, 1));
+    }
+
+    /// A writer of the user's that panics on every write (a bug in it).
+    struct Panics;
+
+    impl io::Write for Panics {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            panic!("a writer with a bug");
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A writer that panics loses what it was given as a failed write does,
+    /// counted, and the sink goes on taking receipts, failing them the same way,
+    /// rather than its thread dying with its queue uncounted.
+    #[tokio::test]
+    async fn a_writer_that_panics_loses_the_receipts_counted_and_the_sink_goes_on() {
+        let sink = EmfSink::builder().writer("panics", Panics).build().unwrap();
+        sink.record(&cost(Some("AllTraffic"), "ok"));
+        sink.record(&cost(Some("AllTraffic"), "ok"));
+        let err = sink.flush().await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 2, .. }), "{err:?}");
+        // 2 accepted = 0 written + 2 lost (was: 0 written, 0 lost, the thread gone).
+        let stats = sink.stats();
+        assert_eq!(
+            (stats.accepted, stats.written, stats.lost_on_error),
+            (2, 0, 2)
+        );
+        // The writer is not used again: the next receipt is lost the same way,
+        // not refused as if the sink had been shut down.
+        sink.record(&cost(Some("AllTraffic"), "ok"));
+        let err = sink.flush().await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 3, .. }), "{err:?}");
+        let stats = sink.stats();
+        assert_eq!(
+            (
+                stats.accepted,
+                stats.written,
+                stats.lost_on_error,
+                stats.refused_closed
+            ),
+            (3, 0, 3, 0)
+        );
+        assert!(sink.shutdown().await.is_err());
     }
 
     #[test]
