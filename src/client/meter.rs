@@ -2332,21 +2332,36 @@ impl Meter {
     /// and logged (a WARN naming it, never the receipt, at most every 10 s per
     /// sink), and the call and the other sinks go on. While the thread is already unwinding (a receipt made
     /// in a `Drop` during a panic), a second panic would abort the process whatever
-    /// catches it, so the sinks then run on a background task instead.
+    /// catches it, so the sinks then run on a thread of their own, where a sink's
+    /// panic is caught as usual, this one waiting for it (a background task would
+    /// need a runtime, and is refused once the meter's shutdown has begun).
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
     /// inference component (the metrics label only those), `None` when not known
     /// (the metrics then label a bounded number per endpoint).
     pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: Option<bool>) {
         if std::thread::panicking() {
-            let meter = self.clone();
-            let receipt = cost.clone();
-            let background = self.inner.background.clone();
-            if !background.spawn(async move { meter.record_in_sinks(&receipt, component_listed) }) {
+            // The sinks see the caller's runtime and `tracing` subscriber there,
+            // as they would here.
+            let runtime = tokio::runtime::Handle::try_current().ok();
+            let dispatch = tracing::dispatcher::get_default(Clone::clone);
+            let recorded = std::thread::scope(|scope| {
+                std::thread::Builder::new()
+                    .name("sagemeter-unwinding-receipt".into())
+                    .spawn_scoped(scope, || {
+                        let _runtime = runtime.as_ref().map(|r| r.enter());
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            self.record_in_sinks(cost, component_listed)
+                        });
+                    })
+                    // Joined here: a panic there is this `Err`, not the scope's.
+                    .map(|thread| thread.join().is_ok())
+            });
+            if !matches!(recorded, Ok(true)) {
                 tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
                     call_id = %cost.call_id,
                     "a receipt made while the thread was panicking could not reach the sinks: \
-                     no Tokio runtime, or the meter is shut down (the totals and budgets have it)");
+                     the OS refused a thread for them (the totals and budgets have it)");
             }
             return;
         }
@@ -3903,5 +3918,62 @@ mod tests {
             on(&rates),
             (Some(dec("22.40")), vec![(september, dec("16.00"))], 0)
         );
+    }
+
+    /// A sink that notes the call ids it is handed, or panics on each.
+    #[derive(Debug, Default)]
+    struct Notes {
+        seen: std::sync::Mutex<Vec<String>>,
+        panics: bool,
+    }
+
+    impl crate::sink::CostSink for Notes {
+        fn record(&self, cost: &crate::Cost) {
+            if self.panics {
+                panic!("a sink with a bug");
+            }
+            self.seen.lock().unwrap().push(cost.call_id.clone());
+        }
+    }
+
+    /// A receipt made while the thread unwinds (a call dropped by a panic in
+    /// the caller's code) after the meter's shutdown began reaches the sinks
+    /// all the same (it reached none, counted nowhere, when it was deferred to
+    /// a background task the closed meter refused), and a sink that panics on
+    /// it is caught as ever, not a panic in a panic that aborts the process.
+    #[tokio::test]
+    async fn a_receipt_made_while_unwinding_after_shutdown_began_reaches_the_sinks() {
+        let (panics, notes) = (
+            Arc::new(Notes {
+                panics: true,
+                ..Notes::default()
+            }),
+            Arc::new(Notes::default()),
+        );
+        let meter = crate::Client::builder(&crate::client::call::tests::sdk_config())
+            .without_discovery()
+            .sink(panics)
+            .sink(notes.clone())
+            .build_meter()
+            .unwrap();
+        meter
+            .inner
+            .background
+            .close(std::time::Duration::ZERO)
+            .await;
+
+        struct ReceiptOnDrop(super::Meter);
+        impl Drop for ReceiptOnDrop {
+            fn drop(&mut self) {
+                let cost = crate::sink::test_support::cost(Some("AllTraffic"), "ok");
+                self.0.record_in_sinks(&cost, None);
+            }
+        }
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _call = ReceiptOnDrop(meter.clone());
+            panic!("the caller's code panics while its call is in flight");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(*notes.seen.lock().unwrap(), ["req-1"]);
     }
 }
