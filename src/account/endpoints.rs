@@ -246,7 +246,9 @@ pub struct EndpointRow {
     /// seconds of it at its inference rate, the rest on demand); `None` when
     /// unpriced (a serverless variant used in the window without a per-second rate
     /// is), and when not known from the deployment now (scaled to zero after calls
-    /// in the window; asynchronous at zero instances; `Deleting`, `OutOfService`,
+    /// in the window; asynchronous at zero instances; serverless with calls in the
+    /// window whose compute CloudWatch does not give, no `ModelLatency` or a sum
+    /// not used, or whose calls it did not answer for; `Deleting`, `OutOfService`,
     /// `Failed` after serving in the window (calls in it, or an update that failed
     /// in it) or a status not known here, billed earlier for a time not known: see
     /// [`ViewTotals::window_unpriced`]). Data processed is not in it: CloudWatch
@@ -317,7 +319,8 @@ pub struct ViewTotals {
     pub unpriced: usize,
     /// Variants whose burn is known and whose window cost is not (scaled to zero
     /// now, after calls in the window, or asynchronous and scaled to zero now,
-    /// their use not known; or endpoints `Deleting`, `OutOfService`, `Failed`
+    /// their use not known; serverless, their calls' compute or their calls not
+    /// known from CloudWatch; or endpoints `Deleting`, `OutOfService`, `Failed`
     /// after serving in the window, or in a status not known here, billed earlier
     /// for a time not known): not in
     /// `window_cost_usd`, which is then less than the window cost. Left out of JSON
@@ -1445,10 +1448,43 @@ fn finish(
                 .into(),
         );
     }
-    if let Some(burn) = row
-        .usd_per_hour
-        .filter(|_| !scaled_to_zero_in_use && !async_at_zero && !billed_earlier)
-    {
+    // A serverless variant is billed for its calls' compute, which CloudWatch's
+    // ModelLatency gives. Calls in the window without it (no datapoint, or a sum
+    // no endpoint can reach), or calls not known at all (CloudWatch did not
+    // answer), have a compute, and so a window cost, not known here: not $0, nor
+    // $0 per 1,000 calls. Only in a billed status (one `Creating` or whose
+    // creation failed served nothing), and not for a deployment's new fleet,
+    // whose calls and compute are counted on its variant's row.
+    let serverless_compute_unknown = row.kind == VariantKind::Serverless
+        && row.usd_per_hour.is_some()
+        && billed_in(&row.status)
+        && !draft.shares_variant_metrics
+        && match used {
+            None => true,
+            Some(u) => model_seconds.is_none() && (u.invocations > 0 || latency_us.is_some()),
+        };
+    if serverless_compute_unknown {
+        let what = match used {
+            None => "its calls in the window are not known (CloudWatch did not answer for them)"
+                .to_owned(),
+            Some(u) if latency_us.is_none() => format!(
+                "served {} calls in the window, and CloudWatch has no ModelLatency for them",
+                u.invocations
+            ),
+            Some(u) => format!(
+                "served {} calls in the window, and CloudWatch's ModelLatency sum for them is \
+                 not used",
+                u.invocations
+            ),
+        };
+        row.notes.push(format!(
+            "{what}: the compute a serverless variant is billed for per second is not known, \
+             and so neither are the window's cost and cost per 1,000 calls (not $0)"
+        ));
+    }
+    if let Some(burn) = row.usd_per_hour.filter(|_| {
+        !scaled_to_zero_in_use && !async_at_zero && !billed_earlier && !serverless_compute_unknown
+    }) {
         let hours = Decimal::from(seconds) / Decimal::from(3600);
         let mut cost = match draft.standing {
             Some((instances, storage_usd_per_month)) => {
@@ -1457,50 +1493,48 @@ fn finish(
             }
             None => burn * hours,
         };
-        if row.kind == VariantKind::Serverless {
-            match (model_seconds, draft.per_use_usd_per_second) {
-                (Some(s), Some(rate)) => match provisioned_split {
-                    None => {
-                        cost += s * rate;
-                        row.notes.push(
-                            "serverless compute estimated from CloudWatch ModelLatency × the \
-                             serverless rate"
-                                .into(),
-                        );
-                    }
-                    Some((served, beyond, n)) => {
-                        // Unpriced above when there is compute beyond and no rate for it.
-                        let on_demand = draft.beyond_usd_per_second.unwrap_or_default();
-                        cost += served * rate + beyond * on_demand;
-                        // A lower bound only if n held all window: an update within
-                        // it may have changed n, and more n before than now
-                        // overstates, less understates.
-                        let bound = if updated.is_some() {
-                            format!(
-                                "; updated within the window, it may have had another \
-                                 provisioned concurrency before: today's ({n}) is taken for \
-                                 the whole window, standing and cap alike, which can overstate \
-                                 or understate what was billed"
-                            )
-                        } else {
-                            "; calls beyond the provisioned concurrency at peaks while the sum \
-                             stays below that cap are priced at the inference rate here, so \
-                             the estimate is a lower bound"
-                                .to_owned()
-                        };
-                        row.notes.push(format!(
-                            "serverless compute estimated from CloudWatch ModelLatency: up to \
-                             provisioned concurrency × the window's seconds ({n} × {seconds} s) \
-                             at the provisioned-concurrency inference rate, {} s beyond it at \
-                             the on-demand serverless rate{bound}",
-                            beyond.round_dp(6).normalize()
-                        ));
-                    }
-                },
-                (None, _) if latency_us.is_none() && used.is_some_and(|u| u.invocations > 0) => row
-                    .notes
-                    .push("no ModelLatency in CloudWatch: serverless compute not counted".into()),
-                _ => {}
+        // Calls without their compute have no window cost (above); no call is no
+        // compute.
+        if row.kind == VariantKind::Serverless
+            && let (Some(s), Some(rate)) = (model_seconds, draft.per_use_usd_per_second)
+        {
+            match provisioned_split {
+                None => {
+                    cost += s * rate;
+                    row.notes.push(
+                        "serverless compute estimated from CloudWatch ModelLatency × the \
+                         serverless rate"
+                            .into(),
+                    );
+                }
+                Some((served, beyond, n)) => {
+                    // Unpriced above when there is compute beyond and no rate for it.
+                    let on_demand = draft.beyond_usd_per_second.unwrap_or_default();
+                    cost += served * rate + beyond * on_demand;
+                    // A lower bound only if n held all window: an update within
+                    // it may have changed n, and more n before than now
+                    // overstates, less understates.
+                    let bound = if updated.is_some() {
+                        format!(
+                            "; updated within the window, it may have had another \
+                             provisioned concurrency before: today's ({n}) is taken for \
+                             the whole window, standing and cap alike, which can overstate \
+                             or understate what was billed"
+                        )
+                    } else {
+                        "; calls beyond the provisioned concurrency at peaks while the sum \
+                         stays below that cap are priced at the inference rate here, so \
+                         the estimate is a lower bound"
+                            .to_owned()
+                    };
+                    row.notes.push(format!(
+                        "serverless compute estimated from CloudWatch ModelLatency: up to \
+                         provisioned concurrency × the window's seconds ({n} × {seconds} s) \
+                         at the provisioned-concurrency inference rate, {} s beyond it at \
+                         the on-demand serverless rate{bound}",
+                        beyond.round_dp(6).normalize()
+                    ));
+                }
             }
         }
         row.window_cost_usd = Some(round_cost(cost).normalize());
@@ -1573,8 +1607,9 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
         }
         match row.window_cost_usd {
             Some(cost) => t.window_cost_usd += cost,
-            // Its burn is known, its window's cost is not (scaled to zero since, or
-            // deleting: billed earlier for a time not known).
+            // Its burn is known, its window's cost is not (scaled to zero since;
+            // serverless, its calls' compute not known; or deleting: billed
+            // earlier for a time not known).
             None if row.usd_per_hour.is_some() => t.window_unpriced += 1,
             None => {}
         }
@@ -1749,7 +1784,9 @@ mod tests {
             model_latency_us: Some(7.9e28),
         };
         finish(&mut serverless, Some(used), now, start, &options);
-        assert_eq!(serverless.row.window_cost_usd, Some(Decimal::ZERO));
+        // Its calls' compute is then not known, nor its window's cost: not $0.
+        assert_eq!(serverless.row.window_cost_usd, None);
+        assert_eq!(serverless.row.usd_per_1000_invocations, None);
         assert!(
             serverless
                 .row

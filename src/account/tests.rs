@@ -1183,6 +1183,114 @@ async fn a_called_serverless_endpoint_without_its_per_second_rate_is_unpriced_no
     assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
 }
 
+/// A serverless variant of 3 GB (no provisioned concurrency), `pay-per-use`,
+/// seen over 24 h through CloudWatch's answer `metrics`, priced by the bundled
+/// snapshot.
+async fn serverless_3gb_view(metrics: Rule) -> EndpointsView {
+    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
+    let list = listed_alone("pay-per-use");
+    let [a, b] = described_variant(
+        "pay-per-use",
+        || {
+            ProductionVariant::builder()
+                .variant_name("AllTraffic")
+                .model_name("pay-per-use-model")
+                .serverless_config(
+                    ProductionVariantServerlessConfig::builder()
+                        .memory_size_in_mb(3072)
+                        .max_concurrency(5)
+                        .build(),
+                )
+                .build()
+        },
+        false,
+    );
+    last_day(&account(&[&list, &a, &b], &[&metrics], &[])).await
+}
+
+/// A serverless variant is billed for the compute of its calls, per second at
+/// its memory size's rate: 3,072 MB in us-east-1 is $0.00006/s, so 720 calls of
+/// 0.4 s are 288 s × 0.00006 = $0.01728. Without CloudWatch's ModelLatency
+/// that compute is not known, and neither is the window's cost: not $0.
+#[tokio::test]
+async fn a_called_serverless_endpoint_without_model_latency_has_no_window_cost_of_zero() {
+    // 720 calls in the window, no ModelLatency datapoint.
+    let view = serverless_3gb_view(metrics_of_variant_0(&[720.0], &[])).await;
+    let row = &view.rows[0];
+    assert_eq!(row.kind, VariantKind::Serverless);
+    assert_eq!(row.invocations, Some(720));
+    // Nothing stands between calls (no provisioned concurrency): $0/h, known.
+    assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+    assert!(row.flags.is_empty(), "{:?}", row.flags);
+    // The 720 calls' compute, whatever it was, is not known: no window cost, no
+    // cost per 1,000 calls (was $0 and $0).
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.usd_per_1000_invocations, None);
+    assert!(
+        row.notes.iter().any(|n| n.starts_with(
+            "served 720 calls in the window, and CloudWatch has no ModelLatency for them"
+        )),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+    assert_eq!(view.totals.window_unpriced, 1);
+    assert_eq!(view.totals.unpriced, 0);
+}
+
+/// CloudWatch not answering a serverless variant's query (`InternalError`) says
+/// nothing of its calls: it may have served 720 calls of 0.4 s, 288 s ×
+/// $0.00006 = $0.01728 (3,072 MB, us-east-1), or none. Its window's cost is not
+/// known, not $0.
+#[tokio::test]
+async fn a_serverless_endpoint_whose_query_cloudwatch_did_not_answer_has_no_window_cost_of_zero() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
+    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("i0")
+                    .status_code(StatusCode::InternalError)
+                    .messages(
+                        MessageData::builder()
+                            .code("InternalError")
+                            .value("Internal service error")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("l0")
+                    .status_code(StatusCode::Complete)
+                    .build(),
+            )
+            .build()
+    });
+    let view = serverless_3gb_view(metrics).await;
+    let row = &view.rows[0];
+    assert_eq!(row.invocations, None);
+    assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.usd_per_1000_invocations, None);
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("its calls in the window are not known")),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.window_unpriced, 1);
+    assert_eq!(
+        view.warnings,
+        [
+            "invocations of pay-per-use/AllTraffic unknown: CloudWatch answered InternalError: \
+          Internal service error"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_uncalled_serverless_endpoint_without_its_rate_burns_nothing_and_says_so() {
     use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
