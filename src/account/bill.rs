@@ -23,6 +23,10 @@ pub(crate) const SERVICE: &str = "Amazon SageMaker";
 /// `SavingsPlanNegation` line of the same usage type: a covered day would read ≈ $0.
 pub(crate) const BILLED_METRIC: &str = "AmortizedCost";
 
+/// The usage metric read with [`BILLED_METRIC`]: `UsageQuantity`, the usage
+/// type's quantity in its unit (hours, seconds, GB, GB-months).
+const USAGE_METRIC: &str = "UsageQuantity";
+
 /// One usage type of one day (and tag value) as Cost Explorer billed it.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,7 +98,7 @@ pub(crate) async fn fetch(
             .time_period(period.clone())
             .granularity(Granularity::Daily)
             .metrics(BILLED_METRIC)
-            .metrics("UsageQuantity")
+            .metrics(USAGE_METRIC)
             .filter(filter.clone())
             .set_group_by(Some(groups.clone()))
             .set_next_page_token(pages.send_next())
@@ -147,31 +151,30 @@ pub(crate) async fn fetch(
                         "Cost Explorer answered in {unit}, not USD: sagemeter reconciles USD amounts"
                     )));
                 }
-                let amount = |m: Option<&aws_sdk_costexplorer::types::MetricValue>| {
-                    m.and_then(|m| m.amount())
-                        .map_or(Ok(Decimal::ZERO), parse_amount)
-                };
-                // A group without the amount asked for is not a free day: the
-                // answer is not what was asked, and none of it is guessed.
-                if cost.and_then(|c| c.amount()).is_none() {
-                    return Err(AccountError::Service {
+                // A group without an amount asked for is not the answer asked for,
+                // and none of it is guessed: no cost is not a free day, and no
+                // quantity is not 0 hours (read as 0, the day's quantity × rate
+                // would be $0 and the whole amount billed a discount explaining it).
+                // Cost Explorer answers every metric asked for.
+                let amount = |name: &str| match metric(name).and_then(|m| m.amount()) {
+                    Some(text) => parse_amount(text),
+                    None => Err(AccountError::Service {
                         operation: "GetCostAndUsage",
                         code: None,
-                        message: format!(
-                            "the group {usage_type} of {day} has no {BILLED_METRIC} amount"
-                        ),
+                        message: format!("the group {usage_type} of {day} has no {name} amount"),
                         source: None,
-                    });
-                }
-                let quantity = metric("UsageQuantity");
+                    }),
+                };
+                let cost_usd = amount(BILLED_METRIC)?;
+                let quantity = amount(USAGE_METRIC)?;
                 bill.usage.push(BilledUsage {
                     day,
                     tag: tag_value,
                     usage_type: usage_type.to_owned(),
                     class: UsageClass::from_usage_type(usage_type),
-                    cost_usd: amount(cost)?,
-                    quantity: amount(quantity)?,
-                    unit: quantity
+                    cost_usd,
+                    quantity,
+                    unit: metric(USAGE_METRIC)
                         .and_then(|q| q.unit())
                         .unwrap_or_default()
                         .to_owned(),

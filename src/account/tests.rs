@@ -1439,6 +1439,26 @@ async fn a_group_without_the_amortized_amount_is_an_error_not_a_free_day() {
     );
 }
 
+#[tokio::test]
+async fn a_group_without_the_usage_quantity_is_an_error_not_zero_hours() {
+    // 2 × ml.m5.xlarge all day: 48 h × $0.23 = $11.04, its AmortizedCost, and no
+    // UsageQuantity. Read as 0 h, the day's Q × r would be 0 × 0.23 = $0 and the
+    // whole $11.04 billed a "discount" explaining the gap; the hours are not
+    // known, and none of them is guessed.
+    let bill = one_billed_day(&[(
+        "USE1-Host:ml.m5.xlarge",
+        &[("AmortizedCost", "11.04", "USD")],
+    )]);
+    let err = reconcile_nov_29(&Metered::new("us-east-1"), &bill)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the group USE1-Host:ml.m5.xlarge of 2026-11-29 has no UsageQuantity amount"),
+        "{err}"
+    );
+}
+
 /// Cost Explorer's answer for `days`: each `(day, estimated, usage type,
 /// AmortizedCost, hours)`, a group without keys for an empty usage type.
 fn billed_days(days: &[(&str, bool, &str, &str, &str)]) -> Rule {
