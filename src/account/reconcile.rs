@@ -39,6 +39,7 @@ use super::usage_class::UsageClass;
 use crate::billing::{Allocation, Cost, LineItem, LinePrice, StandingPart, round_cost};
 use crate::endpoint::VariantBilling;
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
+use crate::pricing::{PriceOrigin, Provenance};
 use crate::report::UNTAGGED;
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -157,18 +158,22 @@ struct MeteredCell {
     accrued_usd: Decimal,
     /// Of it, allocated to calls.
     allocated_usd: Decimal,
-    /// The on-demand rate the receipts used, and which receipt it is of: the
-    /// latest of the day (see [`RateFrom`]).
+    /// The on-demand rate the receipts used, and which receipt it is of: of the
+    /// day's freshest price (see [`RateFrom`]).
     rate: Option<(RateFrom, Decimal)>,
     /// Every rate the receipts used, for the note when they differ.
     rates_seen: BTreeSet<Decimal>,
 }
 
-/// Which receipt a day's rate is of; of two, the greater is kept. AWS changes a
-/// price at 00:00 UTC, and a meter's cached price catches up within the day (a
-/// snapshot's, then the live one; a cache refreshed mid-morning): the day's
-/// latest receipt has the rate the bill uses all day, its earlier ones perhaps
-/// the day before's.
+/// Which receipt a day's rate is of; of two, the greater is kept (and of two
+/// equal, the higher rate). AWS changes a price at 00:00 UTC, and a meter's
+/// cached price catches up within the day (a snapshot's, then the live one; a
+/// cache refreshed mid-morning): among the receipts that looked their price up
+/// on the day, the one whose price was fetched from AWS the latest has the rate
+/// the bill uses all day. Not the latest receipt's: a replica, or a process
+/// restarted, still on a stale cached price or the bundled snapshot may make
+/// the day's last call. Of prices fetched at the same time (or never: the
+/// snapshot's, an override's), the latest look-up's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum RateFrom {
     /// A rate looked up on a later day (an amortised call's instance time since
@@ -176,16 +181,65 @@ enum RateFrom {
     /// filed on its submission's day, settled the next): below the day's own
     /// rates, the earliest of them kept, the nearest to the day.
     OtherDay(std::cmp::Reverse<chrono::DateTime<Utc>>),
-    /// A rate looked up on the day, at this time: the latest kept.
-    OfDay(chrono::DateTime<Utc>),
+    /// A rate looked up on the day: by how fresh its price is, then by when it
+    /// was looked up, the latest kept.
+    OfDay {
+        fresh: Freshness,
+        at: chrono::DateTime<Utc>,
+    },
+}
+
+/// How fresh a receipt's price is, by its [`Provenance`]: one fetched from AWS
+/// (`fetched_at`, live or cached) above any never fetched, the later fetched
+/// the fresher; of those never fetched, the bundled snapshot by its `as_of`
+/// date above an override (or a provenance that says nothing, as ledgers
+/// written before receipts carried it). A live term's `effectiveDate` is not
+/// compared with a snapshot's `as_of`: one is when AWS's price took effect, the
+/// other when the snapshot was gathered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Freshness {
+    /// Never fetched, and no snapshot date: an override, or not said.
+    Unknown,
+    /// The bundled snapshot, as of this date.
+    Snapshot(NaiveDate),
+    /// Fetched from the Price List at this time.
+    Fetched(chrono::DateTime<Utc>),
+}
+
+impl Freshness {
+    /// How fresh the price `provenance` tells of is (`None`: not told).
+    fn of(provenance: Option<&Provenance>) -> Self {
+        let Some(provenance) = provenance else {
+            return Freshness::Unknown;
+        };
+        if let Some(at) = provenance.fetched_at {
+            return Freshness::Fetched(at);
+        }
+        let as_of = provenance
+            .effective_date
+            .as_deref()
+            .filter(|_| provenance.source == PriceOrigin::Snapshot)
+            .and_then(|date| {
+                NaiveDate::from_str(date).ok().or_else(|| {
+                    chrono::DateTime::parse_from_rfc3339(date)
+                        .ok()
+                        .map(|at| at.with_timezone(&Utc).date_naive())
+                })
+            });
+        as_of.map_or(Freshness::Unknown, Freshness::Snapshot)
+    }
 }
 
 impl RateFrom {
-    /// A rate `cost` used ([`priced_at`] its time), filed on day `on`.
-    fn of(cost: &Cost, on: NaiveDate) -> Self {
+    /// A rate `cost` used ([`priced_at`] its time), filed on day `on`, its price
+    /// from `provenance` (that of the line it priced; `None`: not told).
+    fn of(cost: &Cost, on: NaiveDate, provenance: Option<&Provenance>) -> Self {
         let at = priced_at(cost);
         if at.date_naive() == on {
-            RateFrom::OfDay(at)
+            RateFrom::OfDay {
+                fresh: Freshness::of(provenance),
+                at,
+            }
         } else {
             RateFrom::OtherDay(std::cmp::Reverse(at))
         }
@@ -205,8 +259,8 @@ fn priced_at(cost: &Cost) -> chrono::DateTime<Utc> {
 impl MeteredCell {
     /// Adds a receipt's metered `cost_usd` and `quantity`, each sum exact or
     /// refused by `sum` (given the sum so far, the amount and what it is), and
-    /// its rate (when known) with which receipt it is of: the latest receipt's
-    /// rate of the day is kept ([`RateFrom`]).
+    /// its rate (when known) with which receipt it is of: the rate of the day's
+    /// freshest price, then latest receipt, is kept ([`RateFrom`]).
     fn meter<E>(
         &mut self,
         cost_usd: Decimal,
@@ -218,21 +272,22 @@ impl MeteredCell {
         self.quantity = sum(self.quantity, quantity, "metered quantity")?;
         if let Some(rate) = rate {
             self.rates_seen.insert(rate.1);
-            // Of two receipts made at the same time (replicas), the higher rate:
-            // the same whichever ledger is read first.
+            // Of two receipts of prices as fresh, made at the same time
+            // (replicas), the higher rate: the same whichever ledger is read first.
             self.rate = self.rate.max(Some(rate));
         }
         Ok(())
     }
 
     /// Takes in `other`'s rates (another endpoint's, or ledger's, of the same
-    /// day and kind of charge): the latest receipt's is kept.
+    /// day and kind of charge): the greater [`RateFrom`]'s is kept.
     fn merge_rates(&mut self, other: &MeteredCell) {
         self.rates_seen.extend(other.rates_seen.iter().copied());
         self.rate = self.rate.max(other.rate);
     }
 
-    /// The on-demand rate the receipts used: their latest's of the day.
+    /// The on-demand rate the receipts used: of the day's freshest price (see
+    /// [`RateFrom`]).
     fn usd_per_unit(&self) -> Option<Decimal> {
         self.rate.map(|(_, usd)| usd)
     }
@@ -588,6 +643,7 @@ impl Metered {
                         || provenance.fetched_at.is_some();
                     if own || !held.own_marked {
                         held.own_usd_per_unit = Some(usd_per_unit);
+                        held.own_provenance = Some(provenance.clone());
                     }
                     held.own_marked |= own;
                     // A line at the earlier parts' rate, not the standing ones':
@@ -604,7 +660,7 @@ impl Metered {
             cell_of(&self.cells, &mut cells, day, &cost.endpoint, &class).meter(
                 cost_usd,
                 quantity,
-                Some((RateFrom::of(cost, day), usd_per_unit)),
+                Some((RateFrom::of(cost, day, Some(provenance)), usd_per_unit)),
                 sum,
             )?;
         }
@@ -670,7 +726,8 @@ impl Metered {
                                 true => held.own_rate(update.shares(), of, &rates),
                                 false => rate_of(&rates, of),
                             };
-                            let rate = rate.map(|r| (RateFrom::of(cost, *on), r));
+                            let provenance = held.own_provenance.as_ref();
+                            let rate = rate.map(|r| (RateFrom::of(cost, *on, provenance), r));
                             cell.meter(*usd, *quantity, rate, sum)?;
                             cell.allocated_usd =
                                 sum(cell.allocated_usd, *allocated, "allocated instance time")?;
@@ -696,7 +753,8 @@ impl Metered {
                                 let cell =
                                     cell_of(&self.cells, &mut cells, day, &cost.endpoint, of);
                                 let rate = held.own_rate(update.shares(), of, &rates);
-                                let rate = rate.map(|r| (RateFrom::of(cost, day), r));
+                                let provenance = held.own_provenance.as_ref();
+                                let rate = rate.map(|r| (RateFrom::of(cost, day, provenance), r));
                                 cell.meter(usd, quantity, rate, sum)?;
                             }
                         }
@@ -1389,8 +1447,8 @@ impl Account {
     }
 
     /// The on-demand rate of each kind of charge on each day: the receipts' own
-    /// (see [`Rates::on`]), the latest receipt's of the day over every group,
-    /// else the price source's; `None` when neither has one. A day whose
+    /// (see [`Rates::on`]), that of the day's freshest price over every group
+    /// ([`RateFrom`]), else the price source's; `None` when neither has one. A day whose
     /// receipts used several rates gets a note naming them.
     async fn rates(
         &self,
@@ -1420,8 +1478,10 @@ impl Account {
                 notes.push(format!(
                     "{class} on {day}: the receipts priced it at {} and {last} (a price \
                      change, or a cached price refreshed within the day); the day is valued \
-                     at ${}, its latest receipt's, as AWS changes prices at 00:00 UTC: usage \
-                     metered at the other rates differs from the bill by the rates' difference",
+                     at ${}, that of the price fetched from AWS the latest among those looked \
+                     up on the day (then of the latest look-up), as AWS changes prices at \
+                     00:00 UTC: usage metered at the other rates differs from the bill by the \
+                     rates' difference",
                     earlier.join(", "),
                     rate.normalize()
                 ));
@@ -1720,6 +1780,10 @@ struct HeldCompute {
     own_usd_per_unit: Option<Decimal>,
     /// Whether `own_usd_per_unit` is of a line with full provenance.
     own_marked: bool,
+    /// The provenance of `own_usd_per_unit`'s line: how fresh the price the call
+    /// looked up is, which ranks the rate of the receipt's own day
+    /// ([`RateFrom`]); the standing parts' rates there, looked up with it, too.
+    own_provenance: Option<Provenance>,
     /// Of `cost_usd`, the lines' at another rate than the parts standing now
     /// ([`Accruals::standing`]), when they are of the parts stood on before
     /// ([`Accruals::stood_before`]).
@@ -1877,7 +1941,7 @@ pub const SETTLING_TIME: chrono::TimeDelta = chrono::TimeDelta::hours(48);
 struct Rates {
     /// The rate the receipts used, per kind of charge and day: AWS changes a
     /// price a few times a year, at 00:00 UTC, and each day is valued at its own,
-    /// its latest receipt's (see [`RateFrom`]).
+    /// its freshest price's (see [`RateFrom`]).
     metered: BTreeMap<(UsageClass, NaiveDate), Decimal>,
     /// The price source's, for kinds of charge no receipt priced.
     listed: HashMap<UsageClass, Option<Decimal>>,
@@ -2057,6 +2121,69 @@ mod tests {
 
     fn day(text: &str) -> NaiveDate {
         text.parse().unwrap()
+    }
+
+    /// A day's rate ranks by how fresh its price is first, then by when it was
+    /// looked up: a snapshot's `as_of` breaks ties among prices never fetched,
+    /// and is never weighed against a live term's `effectiveDate`.
+    #[test]
+    fn a_days_rate_ranks_by_when_its_price_was_fetched_then_looked_up() {
+        let on = day("2026-11-29");
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let receipt = |when: &str| -> Cost {
+            serde_json::from_value(serde_json::json!({
+                "call_id": "c", "at": when, "endpoint": "rt", "variant": "AllTraffic",
+                "allocation": "processor_sharing",
+                "usage": {"operation": "InvokeEndpoint", "latency_us": 0, "bytes_in": 0,
+                          "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+                "lines": [], "cost_usd": "0", "currency": "USD",
+                "running_client_usd": "0", "running_endpoint_usd": "0"
+            }))
+            .unwrap()
+        };
+        let snapshot = |as_of: &str| {
+            Provenance::new(PriceOrigin::Snapshot).with_effective_date(as_of.to_owned())
+        };
+        let live = |effective: &str, fetched: &str| {
+            Provenance::new(PriceOrigin::Live)
+                .with_effective_date(effective.to_owned())
+                .with_fetched_at(at(fetched))
+        };
+        let rank = |when: &str, provenance: Option<&Provenance>| {
+            RateFrom::of(&receipt(when), on, provenance)
+        };
+        // Fetched at 06:00, looked up at 12:00, outranks the snapshot at 23:59.
+        let fetched = live("2026-11-29T00:00:00Z", "2026-11-29T06:00:00Z");
+        assert!(
+            rank("2026-11-29T12:00:00Z", Some(&fetched))
+                > rank("2026-11-29T23:59:00Z", Some(&snapshot("2026-12-01")))
+        );
+        // Of two fetches, the later, whatever their terms' effective dates and
+        // their look-ups' times.
+        let earlier = live("2026-12-01T00:00:00Z", "2026-11-28T06:00:00Z");
+        assert!(
+            rank("2026-11-29T01:00:00Z", Some(&fetched))
+                > rank("2026-11-29T23:00:00Z", Some(&earlier))
+        );
+        // Never fetched: a later snapshot's over an older one's, then an
+        // override's (or a provenance not told) last.
+        assert!(
+            rank("2026-11-29T01:00:00Z", Some(&snapshot("2026-09-09")))
+                > rank("2026-11-29T23:00:00Z", Some(&snapshot("2026-05-20")))
+        );
+        let override_ = Provenance::new(PriceOrigin::Override);
+        assert!(
+            rank("2026-11-29T01:00:00Z", Some(&snapshot("2026-05-20")))
+                > rank("2026-11-29T23:00:00Z", Some(&override_))
+        );
+        // As fresh: the later look-up; as late too, the higher rate.
+        assert!(
+            rank("2026-11-29T23:00:00Z", Some(&override_)) > rank("2026-11-29T01:00:00Z", None)
+        );
+        let same = rank("2026-11-29T12:00:00Z", Some(&fetched));
+        assert!(Some((same, d("1.408"))) > Some((same, d("1.2"))));
+        // Looked up on another day: below any of the day's own.
+        assert!(rank("2026-11-30T07:00:00Z", Some(&fetched)) < rank("2026-11-29T00:00:00Z", None));
     }
 
     #[test]

@@ -1667,6 +1667,232 @@ async fn a_day_whose_receipts_carry_two_rates_is_valued_at_its_latest_receipts()
     );
 }
 
+/// Where a price came from, as a receipt line's provenance says it (JSON): the
+/// bundled snapshot (as of 2026-05-20, never fetched), or a Price List answer
+/// (`source` live or cache) fetched at `fetched`, its term effective 11-29.
+fn snapshot_price() -> serde_json::Value {
+    serde_json::json!({"source": "snapshot", "sku": null, "effective_date": "2026-05-20",
+                       "fetched_at": null, "note": "bundled snapshot"})
+}
+
+/// See [`snapshot_price`].
+fn fetched_price(source: &str, fetched: &str) -> serde_json::Value {
+    serde_json::json!({"source": source, "sku": "G5XL", "effective_date": "2026-11-29T00:00:00Z",
+                       "fetched_at": fetched, "note": null})
+}
+
+/// A receipt of one 36 s call (0.01 instance-hours) on `rt`'s one ml.g5.xlarge,
+/// begun at `at`, priced at `rate` $/h from `provenance`, with the process's
+/// running `accrued` and `allocated` (the meter's own rate standing).
+fn g5_call_at(
+    id: &str,
+    at: &str,
+    (rate, provenance): (&str, serde_json::Value),
+    accrued: &str,
+    allocated: &str,
+) -> crate::billing::Cost {
+    let compute = (rate.parse::<Decimal>().unwrap() / Decimal::ONE_HUNDRED).to_string();
+    serde_json::from_value(serde_json::json!({
+        "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
+        "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 36_000_000, "bytes_in": 0,
+                  "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "0.01", "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": compute,
+                      "provenance": provenance}}],
+        "cost_usd": compute, "currency": "USD", "region": "us-east-1",
+        "running_client_usd": "0", "running_endpoint_usd": "0",
+        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
+                    "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn replicas_on_a_stale_price_do_not_set_the_days_rate() {
+    // 1 × ml.g5.xlarge stands all day. AWS cuts it from $1.408/h to $1.20/h
+    // effective 11-29 00:00 UTC and bills 11-29 all day at the new rate: 24 h ×
+    // 1.20 = $28.80. Two replicas meter it, each call 36 s (0.01 h):
+    //   A (a.jsonl) on a cached price fetched 11-28 06:00 (1.408) until it
+    //     refreshes live at 06:00 (1.20, fetched 11-29 06:00):
+    //     a0 11-28 23:00 at 1.408: accrued 100, allocated 50 (counting starts,
+    //        at its end 23:00:36)
+    //     a1 11-29 00:00 at 1.408: + 1 h × 1.408 = 1.408 → 101.408; allocated
+    //        + 0.01408
+    //     a2 06:00 at 1.408: + 6 h × 1.408 = 8.448 → 109.856; + 0.01408
+    //     a3 12:00 at 1.2:   + 6 h × 1.2 = 7.2 → 117.056; + 0.012
+    //     a4 23:00 at 1.2:   + 11 h × 1.2 = 13.2 → 130.256; + 0.012
+    //   B (b.jsonl) on the bundled snapshot (1.408, never fetched) all along:
+    //     b0 11-28 23:00 at 1.408: accrued 10, allocated 5 (counting starts)
+    //     b1 11-29 23:59:24 at 1.408, the day's latest receipt, ending 11-30
+    //        00:00: + 24.99 h × 1.408 = 35.18592 → 45.18592, of it 24 h × 1.408
+    //        = 33.792 on 11-29; allocated + 0.01408
+    // The replicas count the same instance once, at the higher rate: B's 1.408
+    // covers all of 11-29, so the day accrued 24 × 1.408 = 33.792. Metered
+    // (the calls' lines on 11-29, a1 a2 a3 a4 b1): 0.01408 + 0.01408 + 0.012 +
+    // 0.012 + 0.01408 = 0.06624; idle 33.792 − 0.06624 = 33.72576.
+    let mut metered = Metered::new("us-east-1");
+    let cached = || fetched_price("cache", "2026-11-28T06:00:00Z");
+    let live = || fetched_price("live", "2026-11-29T06:00:00Z");
+    for cost in [
+        g5_call_at(
+            "a0",
+            "2026-11-28T23:00:00Z",
+            ("1.408", cached()),
+            "100",
+            "50",
+        ),
+        g5_call_at(
+            "a1",
+            "2026-11-29T00:00:00Z",
+            ("1.408", cached()),
+            "101.408",
+            "50.01408",
+        ),
+        g5_call_at(
+            "a2",
+            "2026-11-29T06:00:00Z",
+            ("1.408", cached()),
+            "109.856",
+            "50.02816",
+        ),
+        g5_call_at(
+            "a3",
+            "2026-11-29T12:00:00Z",
+            ("1.2", live()),
+            "117.056",
+            "50.04016",
+        ),
+        g5_call_at(
+            "a4",
+            "2026-11-29T23:00:00Z",
+            ("1.2", live()),
+            "130.256",
+            "50.05216",
+        ),
+    ] {
+        metered.add("a.jsonl", &cost).unwrap();
+    }
+    for cost in [
+        g5_call_at(
+            "b0",
+            "2026-11-28T23:00:00Z",
+            ("1.408", snapshot_price()),
+            "10",
+            "5",
+        ),
+        g5_call_at(
+            "b1",
+            "2026-11-29T23:59:24Z",
+            ("1.408", snapshot_price()),
+            "45.18592",
+            "5.01408",
+        ),
+    ] {
+        metered.add("b.jsonl", &cost).unwrap();
+    }
+    let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    let row = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(row.metered_usd, d("0.06624"));
+    assert_eq!(row.parts.idle_instance_usd, d("33.72576"));
+    // The day's rate is the freshest price looked up on it, A's fetched at
+    // 06:00 (1.20), not the latest receipt's, B's snapshot price: on demand 24 ×
+    // 1.20 = 28.80 = billed, no discount, ratio 1. The meters saw 33.792, 4.992
+    // more (B's 24 stale hours × 0.208): nothing outside sagemeter, −4.992
+    // unexplained, the day differs. At B's 1.408 it read 33.792 on demand, a
+    // −4.992 discount that is not there, and nothing unexplained.
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.unexplained_usd, d("-4.992"), "{row:?}");
+    assert_eq!(r.days[0].verdict, Verdict::Differs);
+    assert!(
+        r.notes.iter().any(|n| n.contains("Host:ml.g5.xlarge on 2026-11-29")
+            && n.contains("valued at $1.2,")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[tokio::test]
+async fn a_process_restarted_on_the_snapshot_does_not_set_the_days_rate() {
+    // 1 × ml.g5.xlarge, cut from $1.408/h to $1.20/h effective 11-29 00:00 UTC:
+    // billed 24 h × 1.20 = $28.80. One ledger; each call 36 s (0.01 h).
+    //   Process 1, on a price cached from a fetch at 11-28 06:00 (1.408), fetched
+    //   live again at 11-29 06:00 (1.20):
+    //     p0 11-28 23:00 at 1.408: accrued 100, allocated 50 (counting starts,
+    //        at 23:00:36)
+    //     p1 11-29 06:00 at 1.408: + 7 h × 1.408 = 9.856 → 109.856, 6.01 h of
+    //        it (00:00 to 06:00:36, 8.46208) on 11-29; allocated + 0.01408
+    //     p2 12:00 at 1.2: + 6 h × 1.2 = 7.2 → 117.056; allocated + 0.012
+    //   It stops; process 2 starts at 23:00 without the Price List, on the
+    //   bundled snapshot (1.408):
+    //     q1 23:00 at 1.408, its first call: accrued 0.01 h × 1.408 = 0.01408,
+    //        allocated as much
+    //     q2 23:30 at 1.408, the day's latest receipt: + 0.5 h × 1.408 = 0.704
+    //        → 0.71808; allocated + 0.01408 → 0.02816
+    // 11-29 accrued 8.46208 + 7.2 + 0.01408 + 0.704 = 16.38016; metered (lines)
+    // 0.01408 + 0.012 + 0.01408 + 0.01408 = 0.05424; idle 16.32592.
+    let cached = || fetched_price("cache", "2026-11-28T06:00:00Z");
+    let metered = ledger([
+        g5_call_at(
+            "p0",
+            "2026-11-28T23:00:00Z",
+            ("1.408", cached()),
+            "100",
+            "50",
+        ),
+        g5_call_at(
+            "p1",
+            "2026-11-29T06:00:00Z",
+            ("1.408", cached()),
+            "109.856",
+            "50.01408",
+        ),
+        g5_call_at(
+            "p2",
+            "2026-11-29T12:00:00Z",
+            ("1.2", fetched_price("live", "2026-11-29T06:00:00Z")),
+            "117.056",
+            "50.02608",
+        ),
+        g5_call_at(
+            "q1",
+            "2026-11-29T23:00:00Z",
+            ("1.408", snapshot_price()),
+            "0.01408",
+            "0.01408",
+        ),
+        g5_call_at(
+            "q2",
+            "2026-11-29T23:30:00Z",
+            ("1.408", snapshot_price()),
+            "0.71808",
+            "0.02816",
+        ),
+    ]);
+    let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    let row = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(row.metered_usd, d("0.05424"));
+    assert_eq!(row.parts.idle_instance_usd, d("16.32592"));
+    // Valued at the price fetched at 06:00, 1.20, not q2's snapshot price: on
+    // demand 28.80 = billed, no discount, ratio 1; outside sagemeter 28.80 −
+    // 16.38016 = 12.41984 (the 11.48 h no receipt covers, 12:00:36 to 23:00 and
+    // 23:30:36 to 24:00, × 1.2 = 13.776, less the 6.52 h metered at 0.208 too
+    // much, 1.35616). At q2's 1.408: 33.792 on demand, a −4.992 discount and
+    // 17.41184 outside.
+    assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.outside_usd, d("12.41984"), "{row:?}");
+    assert_eq!(row.parts.unexplained_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(r.days[0].verdict, Verdict::Explained);
+}
+
 /// An amortised receipt of `rt` (instance variant `instance_type` × `count`),
 /// called at `at` for `latency_s`, its one compute line `hours` instance-hours
 /// at `rate` costing `usd`, its accrual `accrued` (all of it allocated, as an
