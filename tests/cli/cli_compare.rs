@@ -862,6 +862,26 @@ fn ledger_in(dir: &tempfile::TempDir, name: &str, lines: &[String]) -> std::path
     ledger
 }
 
+#[test]
+fn a_bad_plan_flag_with_a_ledger_is_a_usage_error_before_the_ledger_is_read() {
+    // docs/cli.md: invalid arguments exit 2. A negative price is one whatever
+    // the ledger holds, so an empty ledger must not turn it into "no calls" (exit 1).
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("empty.jsonl");
+    std::fs::write(&ledger, "").unwrap();
+    sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .arg("--per-call=-0.01")
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "price per call (USD) must be greater than zero (got -0.01)",
+        ))
+        .stderr(predicate::str::contains("no calls").not());
+}
+
 /// `compare --from-ledger ledger` a day at $0.01 a call, as JSON, with `more`.
 fn daily_at_a_cent_a_call(ledger: &std::path::Path, more: &[&str]) -> Command {
     let mut cmd = sagemeter();

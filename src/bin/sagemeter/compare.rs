@@ -754,6 +754,10 @@ pub async fn run(
     let mut notes = Vec::new();
     let mut sample = None;
     let mut region = stated_region.unwrap_or(configured_region).to_owned();
+    // The plan flags are checked before a ledger is read: a value no plan can have
+    // is an invalid argument (exit 2) whatever the ledger holds, not a ledger
+    // without calls (exit 1) found after reading all of it.
+    let plans = plans(&args).map_err(usage)?;
     let profile = match &args.from_ledger {
         Some(path) => {
             if let (Some(since), Some(until)) = (args.since, args.until)
@@ -916,7 +920,6 @@ pub async fn run(
     };
     // What the flags say is checked before anything is priced: values no plan or
     // profile can have are invalid arguments (exit 2), as clap's own are.
-    let plans = plans(&args).map_err(usage)?;
     Comparison::check(&profile, &plans).map_err(usage)?;
     let mut rates = stated_rates(&args, &region)?;
     rates
