@@ -442,12 +442,53 @@ fn check_profile_fits(plan: &Plan, profile: &UsageProfile) -> Result<(), Compare
                         .into(),
                 });
             }
+            // One direction priced and never stated: its 0 is no count.
+            if let Some((what, flag, setter)) = unstated_tokens(p, profile) {
+                return Err(CompareError::ProfileLacks {
+                    plan: plan.name.clone(),
+                    what,
+                    hint: format!(
+                        "the plan prices them and no count was stated, which is not zero: \
+                         set {setter} (CLI {flag}; 0 states none), or leave its price out"
+                    ),
+                });
+            }
             Ok(())
         }
         PlanModel::Instance(p) => check_hours_fit(p.hours_per_period, profile),
         PlanModel::SavingsPlan(p) => check_hours_fit(p.hours_per_period, profile),
         _ => Ok(()),
     }
+}
+
+/// The token direction a per-token plan prices that the profile was built without
+/// (its 0 a placeholder, not a count): `(figure, CLI flag, builder method)`. A
+/// figure set on the profile since (not 0) counts as stated.
+fn unstated_tokens(
+    plan: &PerTokenPlan,
+    profile: &UsageProfile,
+) -> Option<(&'static str, &'static str, &'static str)> {
+    [
+        (
+            plan.usd_per_input_token,
+            profile.unstated.tokens_in,
+            profile.tokens_in_per_call,
+            "input tokens per call",
+            "--tokens-in",
+            "tokens_in_per_call",
+        ),
+        (
+            plan.usd_per_output_token,
+            profile.unstated.tokens_out,
+            profile.tokens_out_per_call,
+            "output tokens per call",
+            "--tokens-out",
+            "tokens_out_per_call",
+        ),
+    ]
+    .into_iter()
+    .find(|(usd, unstated, tokens, ..)| !usd.is_zero() && *unstated && tokens.is_zero())
+    .map(|(_, _, _, what, flag, setter)| (what, flag, setter))
 }
 
 /// The figure a per-token plan charges for that no metered call of the profile
@@ -1439,6 +1480,40 @@ mod tests {
             receipts_usd * Decimal::from(24)
         );
         assert_eq!(comparison.plans[0].cost_usd, d("67.2"));
+    }
+
+    /// A per-token price bills both directions: an output count never stated is
+    /// not zero. At 3 and 15 USD per million tokens, 100,000 calls of 500 tokens in
+    /// and 200 out are billed 100,000 × (500 × 0.000003 + 200 × 0.000015)
+    /// = 100,000 × (0.0015 + 0.003) = 450 USD; pricing the unstated 200 as 0 gave
+    /// 100,000 × 0.0015 = 150 USD. Refused, naming the figure; a stated 0 is priced.
+    #[test]
+    fn a_per_token_plan_refuses_a_priced_direction_never_stated() {
+        let plan = Plan::from(PerTokenPlan::per_million_tokens(d("3"), d("15")).unwrap());
+        let unstated = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .tokens_in_per_call(500)
+            .build()
+            .unwrap();
+        let rates = RateTable::new("us-east-1");
+        match Comparison::compute(&unstated, std::slice::from_ref(&plan), &rates) {
+            Err(CompareError::ProfileLacks { what, hint, .. }) => {
+                assert_eq!(what, "output tokens per call");
+                assert!(hint.contains("tokens_out_per_call"), "{hint}");
+            }
+            other => panic!("expected ProfileLacks, got {other:?}"),
+        }
+
+        // Stated as none (an embedding model answers no tokens): 100,000 × 500 ×
+        // 0.000003 = 150 USD.
+        let stated = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .tokens_in_per_call(500)
+            .tokens_out_per_call(0)
+            .build()
+            .unwrap();
+        let comparison = Comparison::compute(&stated, &[plan], &rates).unwrap();
+        assert_eq!(comparison.plans[0].cost_usd, d("150"));
     }
 
     /// 800 ms calls against one ml.m5.xlarge (0.23 USD/h) and 0.05 USD per 1,000

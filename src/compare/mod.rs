@@ -91,7 +91,8 @@ pub use plan::{
     SubscriptionPlanBuilder,
 };
 pub use profile::{
-    ReceiptTotals, TokenCalls, TokensReported, UsageProfile, UsageProfileBuilder, UsageTotals,
+    ReceiptTotals, TokenCalls, TokensReported, Unstated, UsageProfile, UsageProfileBuilder,
+    UsageTotals,
 };
 pub use projection::{
     CommitmentOutlook, MAX_HORIZON_MONTHS, PlanProjection, PriceBasis, Projection, TrendFactors,

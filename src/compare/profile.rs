@@ -109,6 +109,57 @@ pub struct UsageProfile {
     /// [`PerTokenPlan`](super::PerTokenPlan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_calls: Option<TokenCalls>,
+    /// The per-call figures the builder was never given, whose 0 above is a
+    /// placeholder, not a count: a plan that bills one of them refuses it (tokens)
+    /// or says it left it unpriced (data processed) rather than price it at $0.
+    /// Empty for a profile from metered calls, and for one deserialised without
+    /// it (every figure there is written out).
+    #[serde(default, skip_serializing_if = "Unstated::is_empty")]
+    pub unstated: Unstated,
+}
+
+/// Which per-call figures of a [`UsageProfile`] were never stated
+/// ([`UsageProfile::unstated`]): the builder sets a flag for each figure it was not
+/// given, and a figure given as 0 is stated (an embedding model answers no tokens).
+///
+/// ```
+/// use sagemeter::compare::UsageProfile;
+///
+/// let profile = UsageProfile::builder()
+///     .calls_per_period(1_000)
+///     .tokens_in_per_call(500)
+///     .tokens_out_per_call(0)
+///     .build()?;
+/// assert!(!profile.unstated.tokens_in && !profile.unstated.tokens_out);
+/// assert!(profile.unstated.bytes_in && profile.unstated.bytes_out);
+/// # Ok::<(), sagemeter::compare::CompareError>(())
+/// ```
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unstated {
+    /// No request size per call was stated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bytes_in: bool,
+    /// No response size per call was stated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bytes_out: bool,
+    /// No input token count per call was stated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tokens_in: bool,
+    /// No output token count per call was stated.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub tokens_out: bool,
+}
+
+impl Unstated {
+    /// Every figure was stated (or metered).
+    pub fn is_empty(&self) -> bool {
+        *self == Unstated::default()
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The calls a per-token price charges each direction's token mean on
@@ -402,6 +453,7 @@ impl UsageProfile {
             answered_per_call: inferences.map(|n| per_call(n, totals.calls)),
             answered_calls_per_period,
             token_calls,
+            unstated: Unstated::default(),
         };
         profile.validate()?;
         Ok(profile)
@@ -575,18 +627,20 @@ impl UsageProfile {
     }
 }
 
-/// Builds a [`UsageProfile`]; calls are required (per period or per day), everything
-/// else defaults to zero, the period to a month.
+/// Builds a [`UsageProfile`]; calls are required (per period or per day), the
+/// period defaults to a month, the latency to zero. A per-call size or token count
+/// not given is 0 in the profile and flagged in [`UsageProfile::unstated`], so a
+/// plan that bills it does not take the 0 for a count.
 #[derive(Debug, Clone, Default)]
 pub struct UsageProfileBuilder {
     period: Option<Period>,
     calls_per_period: Option<Decimal>,
     calls_per_day: Option<Decimal>,
     mean_latency: Duration,
-    bytes_in_per_call: Decimal,
-    bytes_out_per_call: Decimal,
-    tokens_in_per_call: Decimal,
-    tokens_out_per_call: Decimal,
+    bytes_in_per_call: Option<Decimal>,
+    bytes_out_per_call: Option<Decimal>,
+    tokens_in_per_call: Option<Decimal>,
+    tokens_out_per_call: Option<Decimal>,
 }
 
 impl UsageProfileBuilder {
@@ -616,27 +670,28 @@ impl UsageProfileBuilder {
 
     /// Mean request bytes per call.
     pub fn bytes_in_per_call(mut self, bytes: impl Into<Decimal>) -> Self {
-        self.bytes_in_per_call = bytes.into();
+        self.bytes_in_per_call = Some(bytes.into());
         self
     }
 
     /// Mean response bytes per call.
     pub fn bytes_out_per_call(mut self, bytes: impl Into<Decimal>) -> Self {
-        self.bytes_out_per_call = bytes.into();
+        self.bytes_out_per_call = Some(bytes.into());
         self
     }
 
-    /// Mean input tokens per call (default 0: a per-token plan that prices input
-    /// charges none of it unless this is stated; the CLI refuses the omission).
+    /// Mean input tokens per call. Not stated, a per-token plan that prices input
+    /// tokens is refused ([`CompareError::ProfileLacks`]) rather than priced at $0;
+    /// state 0 for a model that takes none.
     pub fn tokens_in_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
-        self.tokens_in_per_call = tokens.into();
+        self.tokens_in_per_call = Some(tokens.into());
         self
     }
 
-    /// Mean output tokens per call (default 0, as for
-    /// [`tokens_in_per_call`](Self::tokens_in_per_call)).
+    /// Mean output tokens per call (not stated: refused by a per-token plan that
+    /// prices output tokens, as for [`tokens_in_per_call`](Self::tokens_in_per_call)).
     pub fn tokens_out_per_call(mut self, tokens: impl Into<Decimal>) -> Self {
-        self.tokens_out_per_call = tokens.into();
+        self.tokens_out_per_call = Some(tokens.into());
         self
     }
 
@@ -685,14 +740,20 @@ impl UsageProfileBuilder {
             calls_per_period,
             mean_latency: self.mean_latency,
             billed_ms_per_call: None,
-            bytes_in_per_call: self.bytes_in_per_call,
-            bytes_out_per_call: self.bytes_out_per_call,
-            tokens_in_per_call: self.tokens_in_per_call,
-            tokens_out_per_call: self.tokens_out_per_call,
+            bytes_in_per_call: self.bytes_in_per_call.unwrap_or_default(),
+            bytes_out_per_call: self.bytes_out_per_call.unwrap_or_default(),
+            tokens_in_per_call: self.tokens_in_per_call.unwrap_or_default(),
+            tokens_out_per_call: self.tokens_out_per_call.unwrap_or_default(),
             tokens_reported: None,
             answered_per_call: None,
             answered_calls_per_period: None,
             token_calls: None,
+            unstated: Unstated {
+                bytes_in: self.bytes_in_per_call.is_none(),
+                bytes_out: self.bytes_out_per_call.is_none(),
+                tokens_in: self.tokens_in_per_call.is_none(),
+                tokens_out: self.tokens_out_per_call.is_none(),
+            },
         };
         profile.validate()?;
         Ok(profile)

@@ -1069,12 +1069,21 @@ fn unstated_tokens(args: &CompareArgs) -> Result<(), CliError> {
 }
 
 fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
-    let mut builder = UsageProfile::builder()
-        .period(args.period)
-        .bytes_in_per_call(args.bytes_in.unwrap_or(0))
-        .bytes_out_per_call(args.bytes_out.unwrap_or(0))
-        .tokens_in_per_call(args.tokens_in.unwrap_or(0))
-        .tokens_out_per_call(args.tokens_out.unwrap_or(0));
+    let mut builder = UsageProfile::builder().period(args.period);
+    // A figure not given stays unstated in the profile (its 0 is no count), so
+    // the plans that bill it refuse it or say they left it unpriced.
+    if let Some(bytes) = args.bytes_in {
+        builder = builder.bytes_in_per_call(bytes);
+    }
+    if let Some(bytes) = args.bytes_out {
+        builder = builder.bytes_out_per_call(bytes);
+    }
+    if let Some(tokens) = args.tokens_in {
+        builder = builder.tokens_in_per_call(tokens);
+    }
+    if let Some(tokens) = args.tokens_out {
+        builder = builder.tokens_out_per_call(tokens);
+    }
     if let Some(calls) = args.calls {
         builder = builder.calls_per_period(calls);
     }
