@@ -311,15 +311,21 @@ impl Comparison {
     }
 }
 
-/// Data processed per call: `bytes × usd_per_gb / 2^30` for each direction.
+/// Data processed per call: `bytes × usd_per_gb / 2^30` for each direction. A
+/// direction whose size the profile never stated is not priced, and `notes` says
+/// so: AWS bills it, and its 0 bytes are no size.
 fn data_per_call(
     plan: &str,
     profile: &UsageProfile,
     rates: &RateTable,
     used: &mut Vec<Rate>,
+    notes: &mut Vec<String>,
 ) -> Result<Decimal, CompareError> {
     let mut usd = Decimal::ZERO;
     let region = rates.region().to_string();
+    if let Some(note) = unstated_data(profile, rates) {
+        notes.push(note);
+    }
     for (bytes, key) in [
         (
             profile.bytes_in_per_call,
@@ -345,6 +351,49 @@ fn data_per_call(
         used.push(rate.clone());
     }
     Ok(usd)
+}
+
+/// The note of a plan billed for data processed when the profile states no size
+/// for a direction (its 0 bytes a placeholder): that direction is not priced.
+/// Names the rate when the table holds it.
+fn unstated_data(profile: &UsageProfile, rates: &RateTable) -> Option<String> {
+    let region = rates.region().to_string();
+    let unstated_in = profile.unstated.bytes_in && profile.bytes_in_per_call.is_zero();
+    let unstated_out = profile.unstated.bytes_out && profile.bytes_out_per_call.is_zero();
+    let rate = |key: PriceKey| {
+        rates
+            .get(&key)
+            .map(|r| format!("{} USD/GB", r.usd_per_unit.normalize()))
+    };
+    let rate_in = rate(PriceKey::DataIn {
+        region: region.clone(),
+    });
+    let rate_out = rate(PriceKey::DataOut { region });
+    let (what, sizes, billed) = match (unstated_in, unstated_out) {
+        (true, true) => (
+            "data processed",
+            "no payload sizes",
+            match (rate_in, rate_out) {
+                (Some(i), Some(o)) if i == o => format!("{i} in and out"),
+                (Some(i), Some(o)) => format!("{i} in, {o} out"),
+                _ => "USD/GB in and out".to_owned(),
+            },
+        ),
+        (true, false) => (
+            "data in",
+            "no request size",
+            format!("{} in", rate_in.unwrap_or_else(|| "USD/GB".to_owned())),
+        ),
+        (false, true) => (
+            "data out",
+            "no response size",
+            format!("{} out", rate_out.unwrap_or_else(|| "USD/GB".to_owned())),
+        ),
+        (false, false) => return None,
+    };
+    Some(format!(
+        "{what} not priced: {sizes} stated (AWS bills {billed})"
+    ))
 }
 
 /// ML storage of `count` instances with a `volume_gb` GB volume each, over `hours`:
@@ -675,7 +724,7 @@ fn price_plan(
                 &mut notes,
             )?;
             let fixed = add(instances, storage).map_err(overflow(&per_period))?;
-            let data = data_per_call(name, profile, rates, &mut used)?;
+            let data = data_per_call(name, profile, rates, &mut used, &mut notes)?;
             provisioned_seconds = Some(
                 mul(count, hours)
                     .and_then(|x| mul(x, Decimal::from(3600)))
@@ -756,7 +805,7 @@ fn price_plan(
                 &mut notes,
             )?;
             let fixed = add(fixed, storage).map_err(overflow(&per_period))?;
-            let data = data_per_call(name, profile, rates, &mut used)?;
+            let data = data_per_call(name, profile, rates, &mut used, &mut notes)?;
             provisioned_seconds = Some(
                 mul(count, hours)
                     .and_then(|x| mul(x, Decimal::from(3600)))
@@ -845,7 +894,7 @@ fn price_plan(
                     }
                     _ => (None, None),
                 };
-            let data = data_per_call(name, profile, rates, &mut used)?;
+            let data = data_per_call(name, profile, rates, &mut used, &mut notes)?;
             let per_call = add(compute, data).map_err(overflow("the cost per call"))?;
             CostCurve {
                 included_calls,
@@ -1480,6 +1529,69 @@ mod tests {
             receipts_usd * Decimal::from(24)
         );
         assert_eq!(comparison.plans[0].cost_usd, d("67.2"));
+    }
+
+    /// Serverless bills data processed in and out; a size never stated is no size:
+    /// the data is left out of the cost (1,000 calls × 0.8 s × 0.00006 USD/s =
+    /// 0.048 USD, compute alone) and the row says so, naming the rate it holds.
+    #[test]
+    fn data_processed_without_a_stated_size_is_noted_unpriced_with_its_rate() {
+        use crate::compare::ServerlessPlan;
+        let rates = RateTable::new("us-east-1")
+            .with_rate(PriceKey::serverless("us-east-1", 3), d("0.00006"))
+            .unwrap()
+            .with_rate(
+                PriceKey::DataIn {
+                    region: "us-east-1".into(),
+                },
+                d("0.016"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::DataOut {
+                    region: "us-east-1".into(),
+                },
+                d("0.016"),
+            )
+            .unwrap();
+        let plans = [Plan::from(ServerlessPlan::new(3072).unwrap())];
+        let builder = || {
+            UsageProfile::builder()
+                .calls_per_period(1_000)
+                .mean_latency(Duration::from_millis(800))
+        };
+        let none = Comparison::compute(&builder().build().unwrap(), &plans, &rates).unwrap();
+        assert_eq!(none.plans[0].cost_usd, d("0.048"));
+        assert!(
+            none.plans[0].notes.iter().any(|n| n
+                == "data processed not priced: no payload sizes stated (AWS bills 0.016 \
+                    USD/GB in and out)"),
+            "{:?}",
+            none.plans[0].notes
+        );
+        // 1 MiB in stated: 1,000 × 2^20 / 2^30 GB × 0.016 = 0.015625 USD more; the
+        // response size is still unstated.
+        let profile = builder().bytes_in_per_call(1_048_576).build().unwrap();
+        let some = Comparison::compute(&profile, &plans, &rates).unwrap();
+        assert_eq!(some.plans[0].cost_usd, d("0.063625"));
+        assert!(
+            some.plans[0].notes.iter().any(|n| n
+                == "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"),
+            "{:?}",
+            some.plans[0].notes
+        );
+        // Both stated, 0 out included: nothing to note.
+        let profile = builder()
+            .bytes_in_per_call(1_048_576)
+            .bytes_out_per_call(0)
+            .build()
+            .unwrap();
+        let all = Comparison::compute(&profile, &plans, &rates).unwrap();
+        assert!(
+            !all.plans[0].notes.iter().any(|n| n.contains("not priced")),
+            "{:?}",
+            all.plans[0].notes
+        );
     }
 
     /// A per-token price bills both directions: an output count never stated is

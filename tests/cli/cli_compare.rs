@@ -81,7 +81,8 @@ fn pay_per_use_is_an_all_inclusive_price_and_a_marketplace_package_is_its_fee_pl
     // A package at 0.50 USD per 1,000 inferences on one ml.m5.xlarge, 100,000 calls a
     // month: the pay-per-use row is the fee alone, 100 × 0.50 = 50.00 USD (nothing
     // added), the instance row 730 h × 0.23 USD = 167.90 USD; AWS bills the package
-    // 50.00 + 167.90 = 217.90 USD (no bytes stated: no data processed).
+    // 50.00 + 167.90 = 217.90 USD plus data processed, which no stated size
+    // prices: the instance row says so.
     let json = json_of(sagemeter().args([
         "compare",
         "--calls",
@@ -92,8 +93,6 @@ fn pay_per_use_is_an_all_inclusive_price_and_a_marketplace_package_is_its_fee_pl
         "ml.m5.xlarge",
         "--instance-usd-per-hour",
         "0.23",
-        "--data-usd-per-gb",
-        "0.016",
         "--json",
     ]));
     assert_eq!(plan_cost(&json, "pay per use").unwrap(), "50", "{json}");
@@ -104,6 +103,12 @@ fn pay_per_use_is_an_all_inclusive_price_and_a_marketplace_package_is_its_fee_pl
         .find(|p| p["plan"]["kind"] == "instance")
         .unwrap_or_else(|| panic!("no instance plan in {json}"));
     assert_eq!(instance["cost_usd"], "167.9");
+    assert!(
+        instance["notes"].to_string().contains(
+            "data processed not priced: no payload sizes stated (AWS bills USD/GB in and out)"
+        ),
+        "{json}"
+    );
 }
 
 #[test]
@@ -860,6 +865,97 @@ fn ledger_in(dir: &tempfile::TempDir, name: &str, lines: &[String]) -> std::path
     let ledger = dir.path().join(name);
     std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
     ledger
+}
+
+/// The scenario of a model taking 1 MiB in and 1 KiB out, 1,000,000 calls of
+/// 800 ms a month on serverless 3072 MB at 0.00006 USD/s, against 0.05 USD per
+/// 1,000 calls.
+const SERVERLESS_AGAINST_PAY_PER_USE: &[&str] = &[
+    "compare",
+    "--calls",
+    "1000000",
+    "--latency-ms",
+    "800",
+    "--serverless",
+    "3072",
+    "--serverless-usd-per-second",
+    "0.00006",
+    "--per-1000",
+    "0.05",
+];
+
+#[test]
+fn data_processed_is_named_unpriced_when_no_payload_size_is_stated() {
+    const NOTE: &str =
+        "data processed not priced: no payload sizes stated (AWS bills USD/GB in and out)";
+    // Without sizes: compute only, 1,000,000 × 0.8 s × 0.00006 USD/s = 48 USD, and
+    // the row says that AWS's data-processed charge is not in it.
+    let json = json_of(
+        sagemeter()
+            .args(SERVERLESS_AGAINST_PAY_PER_USE)
+            .arg("--json"),
+    );
+    let row = |name: &str| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["plan"]["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("serverless 3072 MB")["cost_usd"], "48");
+    assert!(
+        row("serverless 3072 MB")["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == NOTE),
+        "{json}"
+    );
+    // Pay per use is all-inclusive: no data charge to leave out.
+    assert!(
+        !row("pay per use")["notes"]
+            .to_string()
+            .contains("data processed"),
+        "{json}"
+    );
+    sagemeter()
+        .args(SERVERLESS_AGAINST_PAY_PER_USE)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "- serverless 3072 MB: {NOTE}"
+        )));
+
+    // With them, AWS bills (2^20 + 2^10) B = 1,049,600 B a call at 0.016 USD/GB
+    // (GB = 2^30 B): 1,000,000 × 1,049,600 / 2^30 × 0.016 = 15.6402587890625 USD,
+    // so serverless is 48 + 15.64 = 63.64 USD, above pay per use's 1,000,000 /
+    // 1,000 × 0.05 = 50 USD.
+    let json = json_of(sagemeter().args(SERVERLESS_AGAINST_PAY_PER_USE).args([
+        "--bytes-in",
+        "1048576",
+        "--bytes-out",
+        "1024",
+        "--data-usd-per-gb",
+        "0.016",
+        "--json",
+    ]));
+    assert_eq!(
+        plan_cost(&json, "serverless 3072 MB").unwrap(),
+        "63.6402587890625"
+    );
+    assert_eq!(json["cheapest"], "pay per use");
+}
+
+#[test]
+fn a_data_rate_without_payload_sizes_is_refused() {
+    // It would price nothing: no size says how many GB the calls move.
+    let mut args = SERVERLESS_AGAINST_PAY_PER_USE.to_vec();
+    args.extend(["--data-usd-per-gb", "0.016"]);
+    refused(&args)
+        .stderr(predicate::str::contains("--data-usd-per-gb"))
+        .stderr(predicate::str::contains("--bytes-in"));
 }
 
 #[test]

@@ -915,6 +915,7 @@ pub async fn run(
         }
         None => {
             unstated_tokens(&args)?;
+            data_rate_without_sizes(&args)?;
             profile(&args).map_err(usage)?
         }
     };
@@ -1043,6 +1044,20 @@ fn trend_chart_path(path: &Path) -> PathBuf {
 /// plan prices: `--per-1m-tokens-in 3` with no `--tokens-in` would price the
 /// input at $0 (its default), as the ledger path refuses a count no call
 /// reported. `--tokens-in 0` states it.
+/// Without a ledger, `--data-usd-per-gb` needs a payload size to price: it would
+/// price nothing, and a plan billed for data processed says it left it unpriced.
+fn data_rate_without_sizes(args: &CompareArgs) -> Result<(), CliError> {
+    if args.data_usd_per_gb.is_some() && args.bytes_in.is_none() && args.bytes_out.is_none() {
+        return Err(CliError::Usage(
+            "--data-usd-per-gb prices payloads no figure states: give the mean per call \
+             with --bytes-in and --bytes-out (a size not stated is not zero; --bytes-in 0 \
+             says it is)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 fn unstated_tokens(args: &CompareArgs) -> Result<(), CliError> {
     for (price, count, priced, stated) in [
         (
