@@ -2330,19 +2330,28 @@ impl Meter {
     /// Hands `cost` to every sink, each on its own: a sink that panics is caught,
     /// counted (`sagemeter_sink_dropped_total{sink=<its name>,reason="panicked"}`)
     /// and logged (a WARN naming it, never the receipt, at most every 10 s per
-    /// sink), and the call and the other sinks go on. While the thread is already unwinding (a receipt made
-    /// in a `Drop` during a panic), a second panic would abort the process whatever
-    /// catches it, so the sinks then run on a thread of their own, where a sink's
-    /// panic is caught as usual, this one waiting for it (a background task would
-    /// need a runtime, and is refused once the meter's shutdown has begun).
+    /// sink), and the call and the other sinks go on. While the thread is already
+    /// unwinding (a receipt made in a `Drop` during a panic), a second panic would
+    /// abort the process whatever catches it, so the sinks then run on a
+    /// background task; with no runtime, or once the meter's shutdown has begun
+    /// (which refuses tasks), on a thread of their own, this one waiting for it.
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
     /// inference component (the metrics label only those), `None` when not known
     /// (the metrics then label a bounded number per endpoint).
     pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: Option<bool>) {
         if std::thread::panicking() {
-            // The sinks see the caller's runtime and `tracing` subscriber there,
-            // as they would here.
+            // On a background task, as the call's own (the caller's runtime,
+            // its metrics recorder and `tracing` subscriber there)...
+            let meter = self.clone();
+            let receipt = cost.clone();
+            let background = self.inner.background.clone();
+            if background.spawn(async move { meter.record_in_sinks(&receipt, component_listed) }) {
+                return;
+            }
+            // ... or, with no runtime or once the meter's shutdown has begun
+            // (which refuses tasks), on a thread of its own, this one waiting
+            // for it: the caller's runtime and `tracing` subscriber carried over.
             let runtime = tokio::runtime::Handle::try_current().ok();
             let dispatch = tracing::dispatcher::get_default(Clone::clone);
             let recorded = std::thread::scope(|scope| {
