@@ -201,17 +201,20 @@ pub enum BudgetMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Estimate {
-    /// The most expensive of the last `calls` receipts of the same endpoint (of
-    /// those settled in the budget's current period, when there are any: an
-    /// outlier weighs on its own period only); at most the budget's limit.
+    /// The most expensive of the last `calls` receipts of the same endpoint
+    /// among the calls the budget counted (for a budget of each tag value,
+    /// that value's calls: one tenant's long calls are no estimate of
+    /// another's short ones) (of those settled in the budget's current period,
+    /// when there are any: an outlier weighs on its own period only); at most
+    /// the budget's limit.
     /// `calls` is at most [`MAX_RECENT_CALLS`]. A call that was not fully
     /// priced weighs at its priced cost, a lower bound of what it cost, unless
     /// what it left unpriced has a known bound (see the module's docs): then
     /// at its priced cost plus that bound, a whole cost. While
     /// the receipts looked at hold no whole cost above $0 (none, lower bounds,
     /// receipts of $0), they are no estimate on their own: it is no less than
-    /// the endpoint's latest whole cost above $0, however long ago, or
-    /// `initial_usd` until there is one.
+    /// the latest whole cost above $0 of the budget's calls to the endpoint,
+    /// however long ago, or `initial_usd` until there is one.
     RecentMax {
         /// How many recent receipts to consider (1 to [`MAX_RECENT_CALLS`]).
         calls: usize,
@@ -309,8 +312,11 @@ impl fmt::Debug for Budget {
 /// The alert thresholds, in percent.
 pub const ALERT_THRESHOLDS: [u32; 3] = [50, 80, 100];
 
-/// The most receipts an [`Estimate::RecentMax`] may look back over: each endpoint's
-/// recent costs are kept in memory, as many as the longest look-back asks for.
+/// The most receipts an [`Estimate::RecentMax`] may look back over: each enforced
+/// budget estimating from them keeps as many of its recent costs in memory per
+/// endpoint it counted calls to (a budget of each tag value, per value: at most
+/// [`MAX_TAG_VALUES`](crate::totals::MAX_TAG_VALUES) values and one shared by
+/// the rest).
 pub const MAX_RECENT_CALLS: usize = 10_000;
 
 /// The largest budget limit or estimate accepted (10¹² USD): far above any
@@ -526,11 +532,28 @@ struct Tracked {
     state: PeriodState,
     /// Enforced across the fleet: spends only what it leased.
     fleet: bool,
+    /// The recent costs of the calls this budget counted, by endpoint (kept
+    /// only by an enforced budget estimating from them: see
+    /// [`Tracked::remember`]).
+    history: HashMap<String, History>,
 }
 
 impl Tracked {
-    /// What a call to an endpoint whose recent receipts were `history` is
-    /// estimated to cost, before it is sent.
+    /// A budget in no period yet, and with no history.
+    fn new(budget: Budget, fleet: bool) -> Self {
+        Tracked {
+            budget,
+            state: PeriodState::default(),
+            fleet,
+            history: HashMap::new(),
+        }
+    }
+
+    /// What a call to `endpoint` is estimated to cost, before it is sent, from
+    /// the receipts of this budget's own calls to it (for a budget of each tag
+    /// value, its value's): one tenant's 60 s calls are no estimate of
+    /// another's 1 s calls, and a tenant new to an endpoint starts at the
+    /// initial figure, not at the cheap calls of another.
     ///
     /// A recent maximum is at most the limit: one receipt above it, or an initial
     /// estimate above a small limit (the default $0.01 under $0.005 a day), would
@@ -549,7 +572,8 @@ impl Tracked {
     /// cost: its latest whole cost above $0 (its calls cost $3 each yesterday,
     /// and today's compute has no price: $3 each, not the initial $0.01), or,
     /// before it has one, the initial figure.
-    fn estimate(&self, history: Option<&History>) -> Decimal {
+    fn estimate(&self, endpoint: &str) -> Decimal {
+        let history = self.history.get(endpoint);
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
             Estimate::RecentMax { calls, initial_usd } => {
@@ -567,6 +591,27 @@ impl Tracked {
                     None => known,
                 }
                 .min(self.budget.limit_usd)
+            }
+        }
+    }
+
+    /// Remembers a call to `endpoint` it counted, settled, for its later
+    /// estimates: kept only by an enforced budget estimating from recent
+    /// receipts (an alerting one, or one of a fixed estimate, never looks at
+    /// them), its last `calls` per endpoint.
+    fn remember(&mut self, endpoint: &str, call: Remembered) {
+        let Estimate::RecentMax { calls, .. } = self.budget.estimate else {
+            return;
+        };
+        if self.budget.mode != BudgetMode::Enforce {
+            return;
+        }
+        match self.history.get_mut(endpoint) {
+            Some(history) => history.push(call, calls),
+            None => {
+                let mut history = History::default();
+                history.push(call, calls);
+                self.history.insert(endpoint.to_owned(), history);
             }
         }
     }
@@ -698,10 +743,6 @@ struct BudgetsInner {
     /// Budgets for each value of a tag, each with the value budgets begun from
     /// it (their places in `tracked`, by value).
     per_value: Vec<(Budget, HashMap<String, usize>)>,
-    /// Each endpoint's recent costs.
-    recent: HashMap<String, History>,
-    /// How many recent costs the longest [`Estimate::RecentMax`] looks back over.
-    recent_len: usize,
     /// Holds of async invocations that lapse at a set time (see
     /// [`Reservation::expire_at`]), soonest first: a backlog of a million
     /// queued invocations costs a call O(log n), not a scan.
@@ -837,10 +878,11 @@ impl Remembered {
     }
 }
 
-/// What an endpoint's settled calls are remembered at, for its estimates.
+/// What a budget's settled calls to one endpoint are remembered at, for its
+/// estimates.
 #[derive(Debug, Default)]
 struct History {
-    /// Its most recent calls, newest last, at most `recent_len`.
+    /// Its most recent calls, newest last, at most the budget's look-back.
     recent: VecDeque<Remembered>,
     /// Its latest whole cost above $0 (see [`Remembered::whole`]), however
     /// long ago: the least an estimate is while its recent calls hold none.
@@ -913,11 +955,7 @@ impl BudgetsInner {
                     let mut budget = template.clone();
                     budget.scope = BudgetScope::tag(key.clone(), value);
                     begun.insert(value.to_owned(), self.tracked.len());
-                    self.tracked.push(Tracked {
-                        budget,
-                        state: PeriodState::default(),
-                        fleet: false,
-                    });
+                    self.tracked.push(Tracked::new(budget, false));
                     self.tracked.len() - 1
                 }
             };
@@ -1233,34 +1271,23 @@ impl Budgets {
     /// lease from the fleet table, and alerts are raised by the fleet. `time`
     /// is the meter's clock, the one the times it gives them are read from.
     pub(crate) fn new(budgets: Vec<Budget>, fleet: bool, time: SharedTimeSource) -> Self {
-        let recent_len = budgets
-            .iter()
-            .map(|b| match b.estimate {
-                Estimate::RecentMax { calls, .. } => calls,
-                Estimate::Fixed { .. } => 1,
-            })
-            .max()
-            .unwrap_or(1);
         let (per_value, budgets): (Vec<_>, Vec<_>) = budgets
             .into_iter()
             .partition(|b| matches!(b.scope, BudgetScope::EachTagValue { .. }));
         Budgets {
             inner: Mutex::new(BudgetsInner {
-                recent_len,
                 configured: budgets.len(),
                 tracked: budgets
                     .into_iter()
-                    .map(|budget| Tracked {
-                        fleet: fleet && budget.mode == BudgetMode::Enforce,
-                        budget,
-                        state: PeriodState::default(),
+                    .map(|budget| {
+                        let fleet = fleet && budget.mode == BudgetMode::Enforce;
+                        Tracked::new(budget, fleet)
                     })
                     .collect(),
                 per_value: per_value
                     .into_iter()
                     .map(|budget| (budget, HashMap::new()))
                     .collect(),
-                recent: HashMap::new(),
                 expiring: BTreeMap::new(),
                 next_hold: 0,
                 warned_lapsed: false,
@@ -1339,10 +1366,7 @@ impl Budgets {
         unleased: bool,
     ) -> std::result::Result<Reservation, Refusal> {
         let covering = inner.covering(endpoint, tags);
-        let BudgetsInner {
-            tracked, recent, ..
-        } = inner;
-        let history = recent.get(endpoint);
+        let tracked = &mut inner.tracked;
         let mut held = Vec::new();
         let mut short = Vec::new();
         for &i in &covering {
@@ -1351,7 +1375,7 @@ impl Budgets {
                 continue;
             }
             t.roll(now);
-            let estimate = t.estimate(history);
+            let estimate = t.estimate(endpoint);
             let wanted = t.state.spent + t.state.reserved + estimate;
             let leased = t.room(now);
             let room = if unleased { t.budget.limit_usd } else { leased };
@@ -1817,8 +1841,6 @@ impl Budgets {
         };
         let BudgetsInner {
             tracked,
-            recent,
-            recent_len,
             deferred_alerts,
             ..
         } = &mut *inner;
@@ -1868,7 +1890,7 @@ impl Budgets {
                     if tracked[i].budget.mode == BudgetMode::Enforce
                         && !floors.iter().any(|(j, _)| *j == i)
                     {
-                        let estimate = tracked[i].estimate(recent.get(&reservation.endpoint));
+                        let estimate = tracked[i].estimate(&reservation.endpoint);
                         floors.push((i, (estimate - taken_over).max(Decimal::ZERO)));
                     }
                 }
@@ -1894,17 +1916,16 @@ impl Budgets {
             ),
             Priced::Partly => (reservation.settled_usd + cost_usd, true),
         };
-        recent
-            .entry(reservation.endpoint.clone())
-            .or_default()
-            .push(
-                Remembered {
-                    at: now,
-                    usd: known,
-                    lower_bound,
-                },
-                *recent_len,
-            );
+        // In the history of every budget it counts in: each estimates from
+        // the calls it counted.
+        let remembered = Remembered {
+            at: now,
+            usd: known,
+            lower_bound,
+        };
+        for &i in &covering {
+            tracked[i].remember(&reservation.endpoint, remembered);
+        }
         let mut alerts = std::mem::take(deferred_alerts);
         let mut beyond = Vec::new();
         for &i in &covering {
@@ -2454,6 +2475,18 @@ mod tests {
         hold.settle_part(&no_tags, submission, Priced::Fully, at);
         hold.expire_at(lapses, call);
         Some(hold)
+    }
+
+    /// One call to `chat` with `tags` at `at`, reserved then settled at `usd`,
+    /// fully priced.
+    fn spend_tagged(
+        budgets: &Arc<Budgets>,
+        tags: &BTreeMap<String, String>,
+        usd: Decimal,
+        at: DateTime<Utc>,
+    ) {
+        let reservation = budgets.reserve("chat", tags, at).unwrap();
+        reservation.settle(tags, usd, Priced::Fully, at);
     }
 
     /// One $0.01 call at `at`, if its reservation fits.
@@ -3300,6 +3333,67 @@ mod tests {
         }
         let next = budgets.reserve("chat", &no_tags, at).unwrap();
         assert_eq!(next.held_usd(), dec("5"));
+    }
+
+    /// Every tenant its own $0.05 a day on the serverless endpoint `chat`
+    /// (2048 MB, $0.00004 per second of compute: $0.0000200 per second per
+    /// 1024 MB), the default estimate (the most of the last 20 receipts,
+    /// $0.01 before the first); and the tags of `tenant`.
+    fn each_tenant_five_cents_a_day() -> (Arc<Budgets>, impl Fn(&str) -> BTreeMap<String, String>) {
+        let each = Budget::enforce(
+            BudgetScope::each_tag_value("tenant"),
+            BudgetPeriod::Day,
+            dec("0.05"),
+        )
+        .unwrap();
+        let tenant = |t: &str| BTreeMap::from([("tenant".to_owned(), t.to_owned())]);
+        (one_budget(each), tenant)
+    }
+
+    #[test]
+    fn a_tenants_calls_are_estimated_from_its_own_receipts_not_another_tenants() {
+        let (budgets, tenant) = each_tenant_five_cents_a_day();
+        let at = noon();
+        // acme's calls run 1 s: 2048 MB × 1 s at $0.00004 a second =
+        // $0.00004 each. 1,200 of them: 1,200 × 0.00004 = $0.048 of acme's
+        // $0.05 (each reserved at $0.01 first, then at $0.00004: all fit).
+        for n in 0..1_200 {
+            let call = budgets
+                .reserve("chat", &tenant("acme"), at)
+                .unwrap_or_else(|e| panic!("acme's call {n}: {e:?}"));
+            call.settle(&tenant("acme"), dec("0.00004"), Priced::Fully, at);
+        }
+        // One globex call runs 60 s: 60 × 0.00004 = $0.0024, on globex's
+        // budget.
+        let globex = budgets.reserve("chat", &tenant("globex"), at).unwrap();
+        globex.settle(&tenant("globex"), dec("0.0024"), Priced::Fully, at);
+        // acme's next call is estimated from acme's receipts, $0.00004:
+        // 0.048 + 0 + 0.00004 = 0.04804 ≤ 0.05, admitted (from the endpoint's
+        // receipts it would be $0.0024: 0.048 + 0.0024 = 0.0504 > 0.05,
+        // refused, with room left for 50 of acme's own calls).
+        let next = budgets
+            .reserve("chat", &tenant("acme"), at)
+            .expect("acme has room for (0.05 - 0.048) / 0.00004 = 50 more calls");
+        assert_eq!(next.held_usd(), dec("0.00004"));
+    }
+
+    #[test]
+    fn a_new_tenant_is_held_at_the_initial_estimate_not_at_another_tenants_cheap_calls() {
+        let (budgets, tenant) = each_tenant_five_cents_a_day();
+        let at = noon();
+        // 20 acme calls of 1 s, $0.00004 each: the endpoint's last 20 receipts.
+        for _ in 0..20 {
+            spend_tagged(&budgets, &tenant("acme"), dec("0.00004"), at);
+        }
+        // globex, no receipt of its own, reserves 200 calls of 60 s at once
+        // ($0.0024 each when they settle). Each is held at the initial
+        // $0.01: 5 × 0.01 = 0.05 ≤ 0.05, a sixth 0.06 > 0.05. (At acme's
+        // $0.00004 all 200 would fit, 200 × 0.00004 = $0.008, and cost
+        // 200 × 0.0024 = $0.48, 9.6 times globex's limit.)
+        let held: Vec<Reservation> = (0..200)
+            .filter_map(|_| budgets.reserve("chat", &tenant("globex"), at).ok())
+            .collect();
+        assert_eq!(held.len(), 5);
     }
 
     #[test]

@@ -52,13 +52,15 @@
 //!   takes over), unless every part it left unpriced has a bound: then
 //!   its priced cost and those bounds; an alerting budget counts the priced
 //!   part only; both count it among `unpriced_calls`;
-//! - a settled call is remembered at its priced cost (all its parts'), plus
+//! - a settled call is remembered, by every budget it counts in, with its
+//!   endpoint, at its priced cost (all its parts'), plus
 //!   the bounds of what they left unpriced when every such line has one (the
 //!   most it can have cost: an estimate, as a fully priced cost is), else a
-//!   lower bound when it was not fully priced; an estimate from the recent
-//!   costs is their most, and while they hold no whole cost above $0 (none,
-//!   lower bounds, $0 receipts: no estimate on their own) no less than the
-//!   endpoint's latest whole cost above $0, however long ago, or the initial
+//!   lower bound when it was not fully priced; a budget's estimate from the
+//!   recent costs of its calls to an endpoint is their most, and while they
+//!   hold no whole cost above $0 (none, lower bounds, $0 receipts: no
+//!   estimate on their own) no less than the latest whole cost above $0 of
+//!   its calls to the endpoint, however long ago, or the initial
 //!   figure before it has one (its compute's price gone today, calls that
 //!   cost $3 yesterday are estimated at $3, not at the initial $0.01, which
 //!   would let some 10,000 of them through a $100 limit);
@@ -285,6 +287,10 @@ struct MBudget {
     spent: Decimal,
     unpriced: u64,
     alerted: [bool; 3],
+    /// Every receipt of the calls it counted, by endpoint: when, what it is
+    /// known to have cost (see `settle`), and whether that is a lower bound
+    /// (some line of no known bound was unpriced).
+    history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
 }
 
 impl MBudget {
@@ -362,10 +368,6 @@ struct Model {
     configured: usize,
     /// Each value's budget: (template's spec index, value) → index.
     begun: Vec<((usize, String), usize)>,
-    /// Every receipt of each endpoint: when, what it is known to have cost (see
-    /// `settle`), and whether that is a lower bound (some line of no known
-    /// bound was unpriced).
-    history: [Vec<(DateTime<Utc>, Decimal, bool)>; 3],
     /// How many lapses were set.
     lapses_set: u64,
     /// Async invocations dropped after their holds lapsed, charged: a copy
@@ -389,13 +391,13 @@ impl Model {
                 spent: Decimal::ZERO,
                 unpriced: 0,
                 alerted: [false; 3],
+                history: Default::default(),
             })
             .collect();
         Model {
             configured: budgets.len(),
             budgets,
             begun: Vec::new(),
-            history: Default::default(),
             lapses_set: 0,
             gone: Vec::new(),
         }
@@ -435,6 +437,7 @@ impl Model {
                         spent: Decimal::ZERO,
                         unpriced: 0,
                         alerted: [false; 3],
+                        history: Default::default(),
                     });
                     self.begun.push((key, self.budgets.len() - 1));
                     self.budgets.len() - 1
@@ -446,9 +449,9 @@ impl Model {
     }
 
     /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
-    /// the most of its endpoint's last `calls` receipts (of those in its
-    /// current period, if any are), and while they hold no whole cost above $0,
-    /// no less than the endpoint's latest such cost of all (the initial figure
+    /// the most of the last `calls` receipts of its own calls to the endpoint
+    /// (of those in its current period, if any are), and while they hold no
+    /// whole cost above $0, no less than their latest such cost of all (the initial figure
     /// before there is one); at most the limit.
     fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
         let b = &self.budgets[i];
@@ -456,7 +459,7 @@ impl Model {
             return b.spec.fixed_usd();
         };
         let initial = dec(b.spec.usd);
-        let history = &self.history[endpoint];
+        let history = &b.history[endpoint];
         let last = &history[history.len().saturating_sub(calls)..];
         let start = period_start(b.spec.period, now);
         let in_period: Vec<(Decimal, bool)> = last
@@ -739,7 +742,11 @@ impl Model {
             (false, false) => r.settled + cost + r.bounds,
             _ => r.settled + cost,
         };
-        self.history[r.endpoint].push((now, known, r.unbounded));
+        // In the history of every budget it counts in: each estimates from
+        // the calls it counted (one tenant's from its own).
+        for &i in &covering {
+            self.budgets[i].history[r.endpoint].push((now, known, r.unbounded));
+        }
         let enforced: Vec<bool> = self.budgets.iter().map(|b| b.spec.enforce).collect();
         let charged = |i: usize| match (fully, r.unbounded) {
             (true, _) => cost,
