@@ -6,7 +6,10 @@
 //! and never reaches SageMaker. Because reservation and check happen under one lock,
 //! concurrent calls cannot all pass a check and then overshoot together: spend can
 //! exceed a limit only by the estimation error of the calls already in flight.
-//! Reservations of failed calls that were not billed are released.
+//! Reservations of failed calls that were not billed are released (but for an
+//! async submission unanswered after an attempt went out and timed out, or was
+//! dropped in flight: SageMaker may have queued it, and it counts at its
+//! estimate).
 //!
 //! An async invocation is one call billed in two receipts: its estimate is
 //! reserved when it is submitted, the submission receipt is charged against it,

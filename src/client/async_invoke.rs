@@ -392,10 +392,12 @@ fn seconds_or(set: Option<i32>, default: u64, max: u64) -> u64 {
 }
 
 /// `InvokeEndpointAsync`'s part of the call pipeline: a failed submission none
-/// of whose attempts SageMaker accepted is not billed (nothing was queued), one
+/// of whose attempts SageMaker accepted is not billed (no receipt), one
 /// that failed after it accepted an attempt is billed as submitted
 /// ([`ACCEPTED_THEN_FAILED_NOTE`]), and one dropped before SageMaker answered makes no
-/// receipt (whether it was queued is unknown); one dropped after SageMaker
+/// receipt (whether it was queued is unknown). Unanswered, one whose attempt timed
+/// out after sending (or was in flight when it was dropped) may have been queued
+/// all the same: its reservation counts at its estimate, not released. One dropped after SageMaker
 /// accepted it (answered, or an attempt answered 2XX and then retried) is billed
 /// as submitted ([`DROPPED_SUBMISSION_NOTE`]).
 pub(crate) struct AsyncOperation;

@@ -94,7 +94,8 @@ pub(crate) trait MeteredOperation {
     const OPERATION: Operation;
     /// Whether a call dropped after sending gets a `cancelled` receipt (not for an
     /// async submission: whether SageMaker queued it is unknown, unless it
-    /// accepted an attempt, see [`failure_billed`]).
+    /// accepted an attempt, see [`failure_billed`]; its reservation counts at
+    /// its estimate, see [`CallParts::settle_if_maybe_queued`]).
     const RECEIPT_WHEN_DROPPED: bool = true;
     /// Whether the model is done with the call when SageMaker answers (it then
     /// leaves its endpoint's sharing clock, however long its receipt waits for
@@ -121,7 +122,9 @@ pub(crate) fn reached_model<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) ->
 /// submission only queues its input ([`Operation::failure_can_reach_model`]): it
 /// is billed when SageMaker accepted one of its attempts, a 2XX answer, one whose
 /// body was cut off (and which the SDK tried again) included; whatever a proxy or
-/// an emulator answers, a failed submission with no 2XX queued nothing. Any other
+/// an emulator answers, a failed submission with no 2XX has no receipt. (One
+/// whose attempt timed out after sending may have been queued, unseen: its
+/// reservation counts at its estimate, see [`CallParts::settle_if_maybe_queued`].) Any other
 /// call is billed when it reached the model: SageMaker answered with the model's
 /// error (`model_error`, see [`reached_model`]), or one of its attempts reached
 /// it ([`AttemptProbe::any_ran`]).
@@ -596,7 +599,11 @@ impl<T, E: ProvideErrorMetadata> Answered<T, E> {
     /// success, a model error, a failure after an attempt that reached the model
     /// (one the SDK timed out after sending, then retried or gave up on), or an
     /// async submission that failed after SageMaker accepted one of its attempts.
-    pub(crate) fn billable<O: MeteredOperation<Error = E>>(self) -> Result<Self>
+    ///
+    /// An async submission returned so whose attempt timed out after sending
+    /// may have been queued: its reservation counts at its estimate
+    /// ([`CallParts::settle_if_maybe_queued`]).
+    pub(crate) fn billable<O: MeteredOperation<Error = E>>(mut self) -> Result<Self>
     where
         E: std::error::Error + Send + Sync + 'static,
     {
@@ -608,6 +615,7 @@ impl<T, E: ProvideErrorMetadata> Answered<T, E> {
                     &self.receipt.parts.attempts,
                 ) =>
             {
+                self.receipt.parts.settle_if_maybe_queued();
                 Err(self.receipt.error::<O>(err, None))
             }
             _ => Ok(self),
@@ -966,8 +974,10 @@ fn bill_cut_off_responses(usage: &mut Usage, attempts: &AttemptProbe, notes: &mu
 /// that the others are never settled
 /// ([`ACCEPTED_MORE_THAN_ONCE_NOTE`](super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE));
 /// one that failed after it was accepted says so of them all already. Returns
-/// the jobs beyond the first (accepted − 1), which budgets count at no less
-/// than their estimate ([`FinishedCall::never_settled_jobs`]), and the attempts
+/// the jobs beyond the first that may have been queued (accepted + timed out
+/// after sending − 1: a timed-out attempt's job, if queued, is settled by
+/// nobody), which budgets count at no less than their estimate
+/// ([`FinishedCall::never_settled_jobs`]), and the attempts
 /// that may have queued the input (accepted + timed out after sending), which
 /// bound an input of unstated size ([`FinishedCall::may_have_queued`]).
 fn bill_submissions(
@@ -1002,7 +1012,7 @@ fn bill_submissions(
     if accepted > 1 && usage.outcome == Outcome::Ok {
         notes.push(super::async_invoke::ACCEPTED_MORE_THAN_ONCE_NOTE.to_owned());
     }
-    (accepted.saturating_sub(1), may_have_queued)
+    (may_have_queued.saturating_sub(1), may_have_queued)
 }
 
 /// Which of a call's attempts are billed, beyond its latency: the processor
@@ -1369,6 +1379,32 @@ impl CallParts {
         usage
     }
 
+    /// For an async submission that failed or was dropped with no 2XX answer
+    /// (no receipt: [`failure_billed`]), but one of whose attempts timed out
+    /// after its request went out or was in flight when it was dropped:
+    /// SageMaker may have queued the job, its 202 lost with the attempt, and
+    /// no settlement will come to bill it. Its reservation is settled at its
+    /// estimate (counted as a call not fully priced, at $0 priced) rather
+    /// than released, so that submissions timing out one after another
+    /// cannot queue work past an enforced budget. Any other call's
+    /// reservation is left as it is (released when the parts are dropped).
+    pub(super) fn settle_if_maybe_queued(&mut self) {
+        let maybe_queued = !self.operation.failure_can_reach_model()
+            && self.attempts.answers_2xx() == 0
+            && (self.attempts.timed_out() > 0 || self.attempts.in_flight());
+        if !maybe_queued {
+            return;
+        }
+        let Some(reservation) = self.reservation.take() else {
+            return;
+        };
+        tracing::debug!(target: "sagemeter", endpoint = %self.endpoint,
+            "an async submission timed out or was dropped after its request went out, \
+             unanswered: SageMaker may have queued it, so its budget reservation counts at \
+             its estimate");
+        self.meter.settle_at_estimate(reservation, &self.tags);
+    }
+
     /// The call these parts end as, its share of the sharing clock ended at
     /// `ended`: the attempts billed on `usage`, the parts' own note before
     /// `notes`; to be priced.
@@ -1541,7 +1577,10 @@ fn dropped(mut parts: CallParts, span: &tracing::Span) {
         // submission it accepted is queued (SageMaker will run it): billed as
         // submitted, whatever became of the caller.
         let Some((usage, request_id, mut notes)) = answer.receipt else {
-            return; // a failure that did not reach the model: no receipt
+            // A failure that did not reach the model: no receipt (an async
+            // submission that timed out after sending counts at its estimate).
+            parts.settle_if_maybe_queued();
+            return;
         };
         let phase = if parts.operation == Operation::InvokeEndpointAsync {
             notes.push(super::async_invoke::DROPPED_SUBMISSION_NOTE.to_owned());
@@ -1581,6 +1620,9 @@ fn dropped(mut parts: CallParts, span: &tracing::Span) {
         return;
     }
     if !parts.receipt_when_dropped {
+        // An async submission unanswered: no receipt, but one timed out after
+        // sending, or in flight now, may have been queued.
+        parts.settle_if_maybe_queued();
         return;
     }
     if !parts.attempts.transmitted() {
@@ -2034,6 +2076,15 @@ impl AttemptProbe {
     /// Attempts that timed out after their request went out.
     pub(crate) fn timed_out(&self) -> u32 {
         self.0.timed_out.load(Ordering::Relaxed)
+    }
+
+    /// Whether the latest attempt's request went out (on a connection, as far
+    /// as the HTTP client reports it) and its end was not seen: in flight when
+    /// the call is dropped.
+    pub(crate) fn in_flight(&self) -> bool {
+        let log = &self.0;
+        log.finished.load(Ordering::Relaxed) < log.transmitted.load(Ordering::Relaxed)
+            && !self.unconnected()
     }
 
     /// Attempts SageMaker answered with a success (HTTP 2XX), a success whose
@@ -3339,6 +3390,141 @@ pub(super) mod tests {
         assert_eq!(
             enforced_spent_and_reserved(&meter),
             (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_dropped_after_an_attempt_timed_out_counts_at_its_estimate() {
+        // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD.
+        // Attempt 1 out at 0, timed out after sending at 500 ms: SageMaker may
+        // have queued the job (its 202 lost with the attempt). The caller drops
+        // the call while the SDK backs off.
+        let kept = Kept::default();
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder
+                .sink(kept.clone())
+                .budget(enforced_at_five_cents_a_call())
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::TimedOut, ms(500));
+        drop(CallInFlight::new(parts));
+        // No receipt: nothing is known to have been billed.
+        assert!(kept.0.lock().unwrap().is_empty());
+        // The reservation counts at its 0.05 USD estimate, nothing held (no
+        // settlement will come for the job); not released, (0, 0), as if the
+        // job could not have been queued.
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_dropped_with_an_attempt_in_flight_counts_at_its_estimate() {
+        // As above, but attempt 1, out at 0, is still in flight when the caller
+        // drops the call: SageMaker may have queued it.
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.budget(enforced_at_five_cents_a_call())
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        drop(CallInFlight::new(parts));
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn async_submissions_that_time_out_count_at_their_estimate_so_the_fifth_is_refused() {
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+        use aws_sdk_sagemakerruntime::operation::invoke_endpoint_async::{
+            InvokeEndpointAsyncError, InvokeEndpointAsyncOutput,
+        };
+        // $1.00 a day on the async endpoint, each job estimated at a fixed
+        // $0.25 (a job runs up to 600 s on an ml.g5.xlarge, $1.408 an hour:
+        // 600 / 3,600 × 1.408 = $0.2347). Every submission's 202 comes after
+        // the SDK's 500 ms timeout: the SDK gives up after sending, and
+        // SageMaker may have queued each job all the same.
+        let meter = serverless_builder()
+            .budget(
+                Budget::enforce(BudgetScope::endpoint("sls"), BudgetPeriod::Day, usd("1"))
+                    .unwrap()
+                    .estimate(Estimate::Fixed { usd: usd("0.25") })
+                    .unwrap(),
+            )
+            .build_meter()
+            .unwrap();
+        let prepared = meter
+            .prepare_now("sls", meter.now())
+            .expect("the profile and rates are at hand");
+        let submit = || {
+            let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new())
+                .input_bytes(Some(1024));
+            let call =
+                Call::begin::<super::super::async_invoke::AsyncOperation>(&meter, request, None)
+                    .ok()?;
+            let (parts, span) = call.in_flight.into_parts();
+            assert!(parts.attempts.attempt_sent(1, 0));
+            parts
+                .attempts
+                .attempt_ended(1, AttemptEnd::TimedOut, ms(500));
+            let answered: Answered<InvokeEndpointAsyncOutput, InvokeEndpointAsyncError> =
+                Answered {
+                    result: Err(SdkError::timeout_error("the attempt timed out")),
+                    latency: Duration::from_millis(500),
+                    receipt: Receipt {
+                        span,
+                        prepared: Rates::Found(prepared.clone()),
+                        parts,
+                        in_flight_until: None,
+                    },
+                };
+            // The caller gets the SDK's error, no receipt.
+            assert!(
+                answered
+                    .billable::<super::super::async_invoke::AsyncOperation>()
+                    .is_err()
+            );
+            Some(())
+        };
+        // Each counts at its $0.25 estimate: 4 × 0.25 = $1.00 spent, then
+        // 1.00 + 0.25 > 1.00, the fifth refused (released, each would let
+        // every submission through, its job maybe queued).
+        for n in 1..=4 {
+            assert!(submit().is_some(), "submission {n} is admitted");
+        }
+        assert!(submit().is_none(), "submission 5 is refused");
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("1"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_async_submission_accepted_after_a_timed_out_attempt_counts_that_job_too() {
+        // 2²⁹ B in S3, a Marketplace fee of 0.50 USD per 1,000 inferences, an
+        // enforced budget estimating a call at 0.05 USD. Attempt 1 out at 0,
+        // timed out after sending at 100 ms (SageMaker may have queued it: a
+        // job no settlement will bill); attempt 2, out at 120 ms, answered 202
+        // at 140 ms.
+        let (meter, prepared, mut parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.budget(enforced_at_five_cents_a_call())
+        });
+        let mut hold = parts.reservation.take().expect("the call is reserved");
+        let (cost, may_have_queued) =
+            submitted_on_attempt_2_of(&meter, &prepared, parts, AttemptEnd::TimedOut, ms(100));
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
+        // The submission: 0.5 GB × 0.016 USD/GB = 0.008 USD of data in, and
+        // 0.50 / 1,000 = 0.0005 USD of fee: 0.0085 USD, spent; attempt 2's
+        // job holds the rest of its estimate, 0.05 − 0.0085 = 0.0415 USD.
+        // Attempt 1's job, maybe queued and never settled, counts at its
+        // estimate, 0.05 USD: 0.0085 + 0.05 = 0.0585 USD spent (not 0.0085).
+        assert_eq!(cost.cost_usd, usd("0.0085"));
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.0585"), usd("0.0415"))
         );
     }
 

@@ -372,7 +372,7 @@ impl Intercept for MeteringInterceptor {
         // Taken once: a second registration of the interceptor finds nothing. A call
         // that fails before reaching the model just leaves the clock here (and its
         // reservation is released).
-        let Some(start) = cfg.load::<CallStart>().and_then(CallStart::take) else {
+        let Some(mut start) = cfg.load::<CallStart>().and_then(CallStart::take) else {
             return Ok(());
         };
         let mut usage = start.usage(start.started.elapsed());
@@ -411,9 +411,12 @@ impl Intercept for MeteringInterceptor {
             }
             // An async submission only queues the request: failed, it is billed
             // only if SageMaker accepted one of its attempts (a 2XX answer cut
-            // off, then retries that failed), as a Client's submission is.
+            // off, then retries that failed), as a Client's submission is; and
+            // not billed, one whose attempt timed out after sending may have
+            // been queued, its reservation counted at its estimate.
             Some(Err(_)) if !start.operation.failure_can_reach_model() => {
                 if !failure_billed(start.operation, false, &start.attempts) {
+                    start.settle_if_maybe_queued();
                     return Ok(());
                 }
                 accepted_then_failed(&mut usage, &mut notes);

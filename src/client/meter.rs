@@ -804,10 +804,11 @@ pub(crate) struct FinishedCall {
     /// `billing::usage_charge_lines`; 0 when none was seen).
     pub answers_2xx: u32,
     /// An async submission's jobs beyond the one its receipt counts against
-    /// budgets (SageMaker accepted it more than once: see
-    /// `ACCEPTED_MORE_THAN_ONCE_NOTE`): no settlement will bill them, and each
-    /// counts at no less than its estimate, as a submission accepted then
-    /// failed does (0 for any other call).
+    /// budgets that SageMaker may have queued (it accepted it more than once:
+    /// see `ACCEPTED_MORE_THAN_ONCE_NOTE`; or an attempt timed out after
+    /// sending): no settlement will bill them, and each counts at no less
+    /// than its estimate, as a submission accepted then failed does (0 for
+    /// any other call).
     pub never_settled_jobs: u32,
     /// An async submission's attempts that may have queued its input: those
     /// SageMaker accepted (at least one when the call succeeded) and those that
@@ -1495,6 +1496,18 @@ impl Meter {
             cost.cost_usd,
             priced_for_budgets(cost, prepared, 0),
         );
+    }
+
+    /// Settles a reservation of a call that has no receipt but may have been
+    /// billed all the same (an async submission that timed out after sending:
+    /// SageMaker may have queued it), tagged `tags`: at $0 priced, not fully,
+    /// so enforced budgets count it at its estimate.
+    pub(crate) fn settle_at_estimate(
+        &self,
+        reservation: Reservation,
+        tags: &BTreeMap<String, String>,
+    ) {
+        self.settle_priced(Some(reservation), tags, Decimal::ZERO, Priced::Partly);
     }
 
     /// Settles a reservation to a receipt's cost (`cost_usd`, the call tagged
