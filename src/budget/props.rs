@@ -450,7 +450,7 @@ impl Model {
 
     /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
     /// the most of the last `calls` receipts of its own calls to the endpoint
-    /// (if its current period has any, less the largest of those before it), and while they hold no
+    /// (of those in its current period, if any are), and while they hold no
     /// whole cost above $0, no less than their latest such cost of all (the initial figure
     /// before there is one); at most the limit.
     fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
@@ -467,25 +467,9 @@ impl Model {
             .filter(|(at, _, _)| *at >= start)
             .map(|(_, usd, lower)| (*usd, *lower))
             .collect();
-        // With receipts in the period, the earlier ones too, but for the
-        // largest of those (the latest of equals).
-        let earlier: Vec<(Decimal, bool)> = last
-            .iter()
-            .filter(|(at, _, _)| *at < start)
-            .map(|(_, usd, lower)| (*usd, *lower))
-            .collect();
         let pool: Vec<(Decimal, bool)> = match in_period.is_empty() {
-            false => {
-                let largest = earlier.iter().map(|(usd, _)| *usd).max();
-                let latest = earlier.iter().rposition(|(usd, _)| Some(*usd) == largest);
-                let rest = earlier
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| Some(*i) != latest)
-                    .map(|(_, r)| *r);
-                in_period.into_iter().chain(rest).collect()
-            }
-            true => earlier,
+            false => in_period,
+            true => last.iter().map(|(_, usd, lower)| (*usd, *lower)).collect(),
         };
         let most = pool.iter().map(|(usd, _)| *usd).max();
         let whole = |usd: &Decimal, lower: bool| !lower && !usd.is_zero();
