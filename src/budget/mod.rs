@@ -571,11 +571,14 @@ impl Tracked {
     /// the priced part of one not fully priced is a lower bound (the data lines
     /// of a call whose compute has no price, a few millionths of a dollar),
     /// which would soon make calls of no known price count at next to nothing.
-    /// The estimate from them is no less than what the endpoint is known to
-    /// cost: its latest whole cost above $0 (its calls cost $3 each yesterday,
-    /// and today's compute has no price: $3 each, not the initial $0.01), or,
-    /// before it has one, the initial figure.
-    fn estimate(&self, endpoint: &str) -> Decimal {
+    /// The estimate from them is no less than what this budget's calls to the
+    /// endpoint are known to cost: their latest whole cost above $0 (its calls
+    /// cost $3 each yesterday, and today's compute has no price: $3 each, not
+    /// the initial $0.01); before they have one, the initial figure or
+    /// `endpoint_whole`, the endpoint's latest whole cost of any call, whichever
+    /// is more (a tenant new to an endpoint whose compute lost its price today
+    /// counts at yesterday's $3 a call, not at $0.01 from its second call on).
+    fn estimate(&self, endpoint: &str, endpoint_whole: Option<Decimal>) -> Decimal {
         let history = self.history.get(endpoint);
         match self.budget.estimate {
             Estimate::Fixed { usd } => usd,
@@ -587,11 +590,13 @@ impl Tracked {
                 };
                 let since = self.state.period_start;
                 let in_period = most(recent().filter(|r| since.is_some_and(|s| r.at >= s)));
-                let known = history.and_then(|h| h.last_whole).unwrap_or(initial_usd);
+                let own = history.and_then(|h| h.last_whole);
                 match in_period.or_else(|| most(recent())) {
                     Some((usd, true)) => usd,
-                    Some((usd, false)) => usd.max(known),
-                    None => known,
+                    Some((usd, false)) => usd.max(own.unwrap_or_else(|| {
+                        endpoint_whole.map_or(initial_usd, |whole| whole.max(initial_usd))
+                    })),
+                    None => own.unwrap_or(initial_usd),
                 }
                 .min(self.budget.limit_usd)
             }
@@ -753,6 +758,11 @@ struct BudgetsInner {
     next_hold: u64,
     /// Whether a lapsed hold has been warned about (once per client).
     warned_lapsed: bool,
+    /// Each endpoint's latest whole cost above $0 (see [`Remembered::whole`]),
+    /// of a call any budget counted: the least a budget's estimate is for its
+    /// calls of no known price while its own calls hold no whole cost (see
+    /// [`Tracked::estimate`]). One figure per endpoint called.
+    last_whole: HashMap<String, Decimal>,
     /// The provisional charges of lapsed holds, by the hold's number, until
     /// the invocation settles here (through any copy: that replaces them) or
     /// elsewhere (that takes them back), or the period after the last of them
@@ -1294,6 +1304,7 @@ impl Budgets {
                 expiring: BTreeMap::new(),
                 next_hold: 0,
                 warned_lapsed: false,
+                last_whole: HashMap::new(),
                 provisional: HashMap::new(),
                 forgetting: BTreeSet::new(),
                 by_call: HashMap::new(),
@@ -1369,6 +1380,7 @@ impl Budgets {
         unleased: bool,
     ) -> std::result::Result<Reservation, Refusal> {
         let covering = inner.covering(endpoint, tags);
+        let endpoint_whole = inner.last_whole.get(endpoint).copied();
         let tracked = &mut inner.tracked;
         let mut held = Vec::new();
         let mut short = Vec::new();
@@ -1378,7 +1390,7 @@ impl Budgets {
                 continue;
             }
             t.roll(now);
-            let estimate = t.estimate(endpoint);
+            let estimate = t.estimate(endpoint, endpoint_whole);
             let wanted = t.state.spent + t.state.reserved + estimate;
             let leased = t.room(now);
             let room = if unleased { t.budget.limit_usd } else { leased };
@@ -1845,6 +1857,7 @@ impl Budgets {
         let BudgetsInner {
             tracked,
             deferred_alerts,
+            last_whole,
             ..
         } = &mut *inner;
         // Each budget in the period of `now` before anything is worked out: an
@@ -1893,7 +1906,10 @@ impl Budgets {
                     if tracked[i].budget.mode == BudgetMode::Enforce
                         && !floors.iter().any(|(j, _)| *j == i)
                     {
-                        let estimate = tracked[i].estimate(&reservation.endpoint);
+                        let estimate = tracked[i].estimate(
+                            &reservation.endpoint,
+                            last_whole.get(&reservation.endpoint).copied(),
+                        );
                         floors.push((i, (estimate - taken_over).max(Decimal::ZERO)));
                     }
                 }
@@ -1928,6 +1944,14 @@ impl Budgets {
         };
         for &i in &covering {
             tracked[i].remember(&reservation.endpoint, remembered);
+        }
+        if remembered.whole() {
+            match last_whole.get_mut(&reservation.endpoint) {
+                Some(whole) => *whole = remembered.usd,
+                None => {
+                    last_whole.insert(reservation.endpoint.clone(), remembered.usd);
+                }
+            }
         }
         let mut alerts = std::mem::take(deferred_alerts);
         let mut beyond = Vec::new();
@@ -3847,6 +3871,56 @@ mod tests {
         }
         assert_eq!(budgets.status(at(2, 12))[0].spent_usd, dec("99.00"));
         assert_eq!(call("0.000001953125", Priced::Partly, at(2, 12)), None);
+    }
+
+    #[test]
+    fn a_new_tenants_calls_of_no_known_price_count_at_the_endpoints_last_whole_cost() {
+        // $100 a day for each tenant on `exotic`, the default estimate: the
+        // most of the last 20 of the tenant's own calls, $0.01 before the first.
+        let each = Budget::enforce(
+            BudgetScope::each_tag_value("tenant"),
+            BudgetPeriod::Day,
+            dec("100"),
+        )
+        .unwrap();
+        let budgets = one_budget(each);
+        let tenant = |t: &str| BTreeMap::from([("tenant".to_owned(), t.to_owned())]);
+        let at = |d: u32| Utc.with_ymd_and_hms(2026, 12, d, 12, 0, 0).unwrap();
+        let call = |who: &str, usd: &str, priced, when| {
+            let reservation = budgets.reserve("exotic", &tenant(who), when).ok()?;
+            let held = reservation.held_usd();
+            reservation.settle(&tenant(who), dec(usd), priced, when);
+            Some(held)
+        };
+        // 1 December: acme's calls cost $3.00 each, fully priced.
+        for _ in 0..5 {
+            assert!(call("acme", "3.00", Priced::Fully, at(1)).is_some());
+        }
+        // 2 December: compute has lost its price; each call's 128 KiB in is
+        // priced, 2^-13 GB x $0.016 = $0.000001953125, a lower bound. globex,
+        // new, has no receipt: its first call is held at the initial $0.01
+        // (no call of its own to go by) and counts max(0.000001953125, 0.01)
+        // = $0.01. From then on its receipts are lower bounds only, and the
+        // endpoint's calls are known to cost $3: each is held, and counts, at
+        // max(0.01, 3) = $3. The n-th after the first fits while
+        // 0.01 + 3n <= 100, n <= 33.33: 33 go, spending 0.01 + 99 = $99.01; the
+        // next would make 102.01 > 100. (At the initial $0.01 each, some
+        // 10,000 calls would go, $30,000 of instance time at $3 a call.)
+        assert_eq!(
+            call("globex", "0.000001953125", Priced::Partly, at(2)),
+            Some(dec("0.01"))
+        );
+        for n in 1..=33 {
+            assert_eq!(
+                call("globex", "0.000001953125", Priced::Partly, at(2)),
+                Some(dec("3.00")),
+                "call {n}"
+            );
+        }
+        assert_eq!(
+            call("globex", "0.000001953125", Priced::Partly, at(2)),
+            None
+        );
     }
 
     #[test]

@@ -374,6 +374,11 @@ struct Model {
     /// settled here replaces the charge, until it is forgotten; and those
     /// dropped before, remembered charged nothing.
     gone: Vec<MRes>,
+    /// Each endpoint's latest whole cost above $0, of a call any budget
+    /// counted: the least of a budget's estimate while its own calls to it hold
+    /// no whole cost, once they hold some receipt (a tenant new to an
+    /// endpoint whose compute lost its price counts at the endpoint's cost).
+    endpoint_whole: [Option<Decimal>; 3],
 }
 
 /// A refusal: the budget and the figures it refused with.
@@ -400,6 +405,7 @@ impl Model {
             begun: Vec::new(),
             lapses_set: 0,
             gone: Vec::new(),
+            endpoint_whole: [None; 3],
         }
     }
 
@@ -451,8 +457,10 @@ impl Model {
     /// What budget `i` estimates a call to `endpoint` at, at `now`: fixed, or
     /// the most of the last `calls` receipts of its own calls to the endpoint
     /// (of those in its current period, if any are), and while they hold no
-    /// whole cost above $0, no less than their latest such cost of all (the initial figure
-    /// before there is one); at most the limit.
+    /// whole cost above $0, no less than their latest such cost of all (before
+    /// there is one: the initial figure, or once they hold some receipt, the
+    /// endpoint's latest whole cost of any budget's call if more); at most the
+    /// limit.
     fn estimate(&self, i: usize, endpoint: usize, now: DateTime<Utc>) -> Decimal {
         let b = &self.budgets[i];
         let Some(calls) = b.spec.recent else {
@@ -474,15 +482,17 @@ impl Model {
         let most = pool.iter().map(|(usd, _)| *usd).max();
         let whole = |usd: &Decimal, lower: bool| !lower && !usd.is_zero();
         let any_whole = pool.iter().any(|(usd, lower)| whole(usd, *lower));
-        let known = history
+        let own = history
             .iter()
             .rev()
             .find(|(_, usd, lower)| whole(usd, *lower))
-            .map_or(initial, |(_, usd, _)| *usd);
+            .map(|(_, usd, _)| *usd);
         let estimate = match most {
-            None => known,
+            None => own.unwrap_or(initial),
             Some(most) if any_whole => most,
-            Some(most) => most.max(known),
+            Some(most) => most.max(own.unwrap_or_else(|| {
+                self.endpoint_whole[endpoint].map_or(initial, |whole| whole.max(initial))
+            })),
         };
         estimate.min(b.limit())
     }
@@ -746,6 +756,9 @@ impl Model {
         // the calls it counted (one tenant's from its own).
         for &i in &covering {
             self.budgets[i].history[r.endpoint].push((now, known, r.unbounded));
+        }
+        if !r.unbounded && !known.is_zero() {
+            self.endpoint_whole[r.endpoint] = Some(known);
         }
         let enforced: Vec<bool> = self.budgets.iter().map(|b| b.spec.enforce).collect();
         let charged = |i: usize| match (fully, r.unbounded) {
