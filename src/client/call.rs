@@ -1386,12 +1386,17 @@ impl CallParts {
     /// no settlement will come to bill it. Its reservation is settled at its
     /// estimate (counted as a call not fully priced, at $0 priced) rather
     /// than released, so that submissions timing out one after another
-    /// cannot queue work past an enforced budget. Any other call's
+    /// cannot queue work past an enforced budget; each further attempt that
+    /// may have queued a job (retried after a timeout) counts at the estimate
+    /// too, as a receipt's further jobs do. Any other call's
     /// reservation is left as it is (released when the parts are dropped).
     pub(super) fn settle_if_maybe_queued(&mut self) {
+        // Each attempt that timed out after sending, and the one in flight,
+        // may have queued a job (the SDK retries a timed-out attempt).
+        let jobs = self.attempts.timed_out() + u32::from(self.attempts.in_flight());
         let maybe_queued = !self.operation.failure_can_reach_model()
             && self.attempts.answers_2xx() == 0
-            && (self.attempts.timed_out() > 0 || self.attempts.in_flight());
+            && jobs > 0;
         if !maybe_queued {
             return;
         }
@@ -1402,7 +1407,8 @@ impl CallParts {
             "an async submission timed out or was dropped after its request went out, \
              unanswered: SageMaker may have queued it, so its budget reservation counts at \
              its estimate");
-        self.meter.settle_at_estimate(reservation, &self.tags);
+        self.meter
+            .settle_at_estimate(reservation, &self.endpoint, &self.tags, jobs);
     }
 
     /// The call these parts end as, its share of the sharing clock ended at
@@ -3418,6 +3424,33 @@ pub(super) mod tests {
         assert_eq!(
             enforced_spent_and_reserved(&meter),
             (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
+    async fn each_attempt_of_an_unanswered_async_submission_that_may_have_queued_counts() {
+        // As above, but the SDK retried: attempts 1 and 2 each timed out after
+        // sending (at 500 ms and at 1,100 ms), attempt 3 is in flight when the
+        // caller drops the call. Each may have queued a job, as a receipt's
+        // accepted attempts each count one: 3 x 0.05 = 0.15 USD, nothing held
+        // (counted as one, 0.05, the budget would let two more jobs queue
+        // per submission than it counts).
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.budget(enforced_at_five_cents_a_call())
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::TimedOut, ms(500));
+        assert!(parts.attempts.attempt_sent(2, 600_000));
+        parts
+            .attempts
+            .attempt_ended(2, AttemptEnd::TimedOut, ms(1_100));
+        assert!(parts.attempts.attempt_sent(3, 1_200_000));
+        drop(CallInFlight::new(parts));
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.15"), rust_decimal::Decimal::ZERO)
         );
     }
 

@@ -1498,16 +1498,24 @@ impl Meter {
         );
     }
 
-    /// Settles a reservation of a call that has no receipt but may have been
-    /// billed all the same (an async submission that timed out after sending:
-    /// SageMaker may have queued it), tagged `tags`: at $0 priced, not fully,
-    /// so enforced budgets count it at its estimate.
+    /// Settles a reservation of a call to `endpoint` that has no receipt but may
+    /// have been billed all the same (an async submission that timed out after
+    /// sending: SageMaker may have queued it), tagged `tags`: at $0 priced, not
+    /// fully, so enforced budgets count it at its estimate; and as many again
+    /// for each of its `jobs` (the attempts that may have queued one) past the
+    /// first, as a receipt's further jobs are ([`Meter::finish_settled`]).
     pub(crate) fn settle_at_estimate(
         &self,
         reservation: Reservation,
+        endpoint: &str,
         tags: &BTreeMap<String, String>,
+        jobs: u32,
     ) {
         self.settle_priced(Some(reservation), tags, Decimal::ZERO, Priced::Partly);
+        for _ in 1..jobs {
+            let job = self.reserve_nothing(endpoint);
+            self.settle_priced(job, tags, Decimal::ZERO, Priced::Partly);
+        }
     }
 
     /// Settles a reservation to a receipt's cost (`cost_usd`, the call tagged
