@@ -219,13 +219,7 @@ impl Freshness {
             .effective_date
             .as_deref()
             .filter(|_| provenance.source == PriceOrigin::Snapshot)
-            .and_then(|date| {
-                NaiveDate::from_str(date).ok().or_else(|| {
-                    chrono::DateTime::parse_from_rfc3339(date)
-                        .ok()
-                        .map(|at| at.with_timezone(&Utc).date_naive())
-                })
-            });
+            .and_then(crate::pricing::as_of_day);
         as_of.map_or(Freshness::Unknown, Freshness::Snapshot)
     }
 }
@@ -2175,6 +2169,16 @@ mod tests {
         assert!(
             rank("2026-11-29T01:00:00Z", Some(&snapshot("2026-05-20")))
                 > rank("2026-11-29T23:00:00Z", Some(&override_))
+        );
+        // A snapshot row dated by its month only (the bundled snapshot has
+        // `2023-12` rows) is a snapshot's too, of the month's first day.
+        assert!(
+            rank("2026-11-29T01:00:00Z", Some(&snapshot("2023-12")))
+                > rank("2026-11-29T23:00:00Z", Some(&override_))
+        );
+        assert!(
+            rank("2026-11-29T23:00:00Z", Some(&snapshot("2023-12")))
+                < rank("2026-11-29T01:00:00Z", Some(&snapshot("2023-12-02")))
         );
         // As fresh: the later look-up; as late too, the higher rate.
         assert!(

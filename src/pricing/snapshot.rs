@@ -180,6 +180,12 @@ impl AsOf {
     }
 }
 
+/// The UTC day a snapshot's `as_of` date (`YYYY-MM`, `YYYY-MM-DD` or an RFC 3339
+/// time, as a receipt's provenance carries it) begins on: a month's first day.
+pub(crate) fn as_of_day(text: &str) -> Option<chrono::NaiveDate> {
+    AsOf::parse(text).map(|as_of| as_of.at.date_naive())
+}
+
 /// The AWS regions (commercial, GovCloud, China, and the AWS European Sovereign
 /// Cloud's) as of late 2025: a region among them that the snapshot does not cover
 /// is [`PriceError::NotCovered`], any other [`PriceError::NotFound`] (most likely a
