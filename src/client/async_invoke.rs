@@ -1244,8 +1244,8 @@ impl Settlement {
                     .to_owned(),
             );
         }
-        let cost = meter.finish_phase(call, prepared, Phase::Settled);
-        meter.settle(hold, &cost, prepared);
+        let (cost, billed_at) = meter.finish_phase(call, prepared, Phase::Settled);
+        meter.settle(hold, &cost, prepared, billed_at);
         cost
     }
 }

@@ -1483,18 +1483,21 @@ impl Meter {
     }
 
     /// Settles a reservation to an async settlement receipt's cost (priced on
-    /// `prepared`): it has no data in to bound (its submission's had).
+    /// `prepared`), billed at `billed_at` (see [`bill_phase`](Self::bill_phase)):
+    /// it has no data in to bound (its submission's had).
     pub(crate) fn settle(
         &self,
         reservation: Option<Reservation>,
         cost: &Cost,
         prepared: &Prepared,
+        billed_at: SystemTime,
     ) {
         self.settle_priced(
             reservation,
             &cost.tags,
             cost.cost_usd,
             priced_for_budgets(cost, prepared, 0),
+            billed_at,
         );
     }
 
@@ -1511,26 +1514,31 @@ impl Meter {
         tags: &BTreeMap<String, String>,
         jobs: u32,
     ) {
-        self.settle_priced(Some(reservation), tags, Decimal::ZERO, Priced::Partly);
+        let now = self.now();
+        self.settle_priced(Some(reservation), tags, Decimal::ZERO, Priced::Partly, now);
         for _ in 1..jobs {
             let job = self.reserve_nothing(endpoint);
-            self.settle_priced(job, tags, Decimal::ZERO, Priced::Partly);
+            self.settle_priced(job, tags, Decimal::ZERO, Priced::Partly, now);
         }
     }
 
     /// Settles a reservation to a receipt's cost (`cost_usd`, the call tagged
-    /// `tags`), priced `priced` as enforced budgets count it.
+    /// `tags`), priced `priced` as enforced budgets count it, at `now`: for a
+    /// receipt, when it was billed, the time the fleet's items count it at, so
+    /// that its budget charge lands in the same period as its receipt (read
+    /// again after the sinks, a settlement billed just before a period's end
+    /// was charged in the next period).
     fn settle_priced(
         &self,
         reservation: Option<Reservation>,
         tags: &BTreeMap<String, String>,
         cost_usd: Decimal,
         priced: Priced,
+        now: SystemTime,
     ) {
         let Some(r) = reservation else {
             return;
         };
-        let now = self.now();
         // A hand-over under way until the fleet has what the settlement
         // charges beyond the receipt below $0 (a provisional charge taken back).
         let (beyond, _handing) = r.settle_handing(tags, cost_usd, priced, now.into());
@@ -2301,16 +2309,18 @@ impl Meter {
     }
 
     /// Price → bill → record → receipt → sinks, for the lines of one `phase` of a
-    /// call (async invocations bill at submission and again at settlement).
+    /// call (async invocations bill at submission and again at settlement); with
+    /// when it was billed, for its budgets' settlement (see
+    /// [`bill_phase`](Self::bill_phase)).
     pub(crate) fn finish_phase(
         &self,
         call: FinishedCall,
         prepared: &Prepared,
         phase: Phase,
-    ) -> Cost {
-        let cost = self.bill_phase(call, prepared, phase);
+    ) -> (Cost, SystemTime) {
+        let (cost, billed_at) = self.bill_phase(call, prepared, phase);
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
-        cost
+        (cost, billed_at)
     }
 
     /// Price → bill → record → settle → sinks, for one finished call: its budget
@@ -2325,7 +2335,7 @@ impl Meter {
         phase: Phase,
     ) -> Cost {
         let (never_settled_jobs, may_have_queued) = (call.never_settled_jobs, call.may_have_queued);
-        let cost = self.bill_phase(call, prepared, phase);
+        let (cost, billed_at) = self.bill_phase(call, prepared, phase);
         // A submission receipt that settles the whole reservation is of an
         // invocation whose pending half was lost with its dropped call: its
         // compute, nearly all it costs, runs but is never settled on a
@@ -2336,13 +2346,13 @@ impl Meter {
             Phase::Submitted => Priced::Partly,
             Phase::Whole | Phase::Settled => priced_for_budgets(&cost, prepared, may_have_queued),
         };
-        self.settle_priced(reservation, &cost.tags, cost.cost_usd, priced);
+        self.settle_priced(reservation, &cost.tags, cost.cost_usd, priced, billed_at);
         // So does each further job SageMaker queued for the submission (it
         // accepted it more than once): nothing was reserved for it, and its
         // own lines are on the receipt just settled.
         for _ in 0..never_settled_jobs {
             let job = self.reserve_nothing(&cost.endpoint);
-            self.settle_priced(job, &cost.tags, Decimal::ZERO, Priced::Partly);
+            self.settle_priced(job, &cost.tags, Decimal::ZERO, Priced::Partly, billed_at);
         }
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost
@@ -2422,8 +2432,15 @@ impl Meter {
     }
 
     /// Price → bill → record the totals → the receipt, for the lines of `phase`;
-    /// no sinks (see [`finish_phase`](Self::finish_phase)).
-    pub(crate) fn bill_phase(&self, call: FinishedCall, prepared: &Prepared, phase: Phase) -> Cost {
+    /// no sinks (see [`finish_phase`](Self::finish_phase)). With when it was
+    /// billed: the one reading of the clock its totals and the fleet's items
+    /// count it at, for its budgets' settlement to count it at too.
+    pub(crate) fn bill_phase(
+        &self,
+        call: FinishedCall,
+        prepared: &Prepared,
+        phase: Phase,
+    ) -> (Cost, SystemTime) {
         let FinishedCall {
             endpoint,
             request_id,
@@ -2978,7 +2995,7 @@ impl Meter {
         if !cost.is_fully_priced() {
             self.warn_unpriced(&cost);
         }
-        cost
+        (cost, ended_at)
     }
 
     /// One WARN per endpoint and distinct reason, not one per call. The reasons

@@ -3987,6 +3987,99 @@ async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
     item
 }
 
+/// A sink that moves the manual clock on by 1 s at each receipt it records
+/// while armed: sinks that take their time.
+#[derive(Debug, Clone)]
+struct SlowSink {
+    time: aws_smithy_async::test_util::ManualTimeSource,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl sagemeter::sink::CostSink for SlowSink {
+    fn record(&self, _cost: &Cost) {
+        if self.armed.load(Ordering::SeqCst) {
+            self.time.advance(Duration::from_secs(1));
+        }
+    }
+    fn name(&self) -> &str {
+        "slow"
+    }
+}
+
+#[tokio::test]
+async fn a_settlement_billed_just_before_the_hour_counts_its_budget_charge_in_that_hour_too() {
+    use chrono::TimeZone;
+    // `jobs` under an enforced $1 an hour, each job estimated at $0.50, on a
+    // process whose clock starts at 2027-01-15 08:00:00 UTC, with a sink that
+    // takes 1 s over each receipt once armed.
+    let fleet = FakeFleet::start("settle-hour-edge", "jobs", 1).await;
+    let (time, shared) = manual_clock();
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = fleet
+        .process(None)
+        .await
+        .time_source(shared)
+        .budget(enforced(
+            BudgetScope::endpoint("jobs"),
+            BudgetPeriod::Hour,
+            "1",
+            "0.50",
+        ))
+        .sink(SlowSink {
+            time: time.clone(),
+            armed: armed.clone(),
+        })
+        .build()
+        .unwrap();
+    // 08:00: submitted with 0 bytes in at $0.016/GB = $0: the whole $0.50 held.
+    let pending = crate::support::submit_async(&client, "jobs", 0)
+        .await
+        .into_parts()
+        .2;
+    // 14:59:59.990 (25,199.99 s on): the hold lapsed at 14:15 (6 h in the
+    // queue + 15 min to run), charged as run in the 14:00 hour: $0.50 beyond
+    // the receipts in its item.
+    time.advance(Duration::from_millis(25_199_990));
+    assert_eq!(client.meter().budget_status()[0].spent_usd, dec("0.50"));
+    flushed(&client).await;
+    // Settled now: 10 s at $0.23/h and no output, 10/3600 × 0.23 =
+    // 0.000638888889 (12 places), billed at 14:59:59.990 into the 14:00 item.
+    // The sink takes 1 s: 15:00:00.990 by the time it is done.
+    armed.store(true, Ordering::SeqCst);
+    let settled = client
+        .meter()
+        .settle_async(
+            pending,
+            sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
+                .output_bytes(0),
+        )
+        .await
+        .unwrap();
+    armed.store(false, Ordering::SeqCst);
+    assert_eq!(settled.cost_usd, dec("0.000638888889"));
+    client.meter().shutdown().await.unwrap();
+    // The budget's charge is worked out at the receipt's time too: in the
+    // 14:00 hour the receipt replaces the $0.50 charged (0.000638888889 −
+    // 0.50 = −0.499361111111 counted, 0.000638888889 − 0.50 −
+    // 0.000638888889 = −$0.50 beyond the receipt): the item nets the receipt
+    // alone. The 15:00 hour has nothing. (Settled at the sink's end, 15:00:00.990,
+    // the 14:00 item kept 0.000638888889 + 0.50 and the 15:00 one was charged
+    // −0.000638888889: room with no spend.)
+    let conf = Emulator::shared().sdk_config().await;
+    let status = fleet_status(&conf, &fleet.table).await.unwrap();
+    let hour = |h: u32| {
+        let start = chrono::Utc.with_ymd_and_hms(2027, 1, 15, h, 0, 0).unwrap();
+        status.iter().find(|s| {
+            s.scope == BudgetScope::endpoint("jobs")
+                && s.period == BudgetPeriod::Hour
+                && s.period_start == start
+        })
+    };
+    let item = hour(14).expect("the 14:00 item");
+    assert_receipts_and_charge(item, dec("0.000638888889"), Decimal::ZERO);
+    assert_eq!(hour(15), None, "nothing in the 15:00 hour");
+}
+
 #[tokio::test]
 async fn a_pending_invocation_dropped_after_its_lapse_just_before_shutdown_leaves_its_charge_in_the_table()
  {
