@@ -1013,6 +1013,7 @@ impl BudgetsInner {
                     self.lapsed_charges.push(BeyondReceipt {
                         budget: i,
                         usd: held,
+                        period_start,
                     });
                 }
                 if !fleet {
@@ -1990,6 +1991,7 @@ impl Budgets {
                 beyond.push(BeyondReceipt {
                     budget: i,
                     usd: charged - cost_usd,
+                    period_start: t.state.period_start.unwrap_or(now),
                 });
             }
             if self.fleet {
@@ -2082,8 +2084,8 @@ type AlertToRaise = (BudgetAlert, Option<Arc<AlertFn>>);
 /// provisional charge (no receipt), then at its settlement what replacing it
 /// changes (see [`ProvisionalCharge::replaced`]): less than the receipt, so
 /// below $0, where the provisional charge covers part of it. The fleet adds it
-/// to the budget's item, so that every process, and the lease's use, counts it
-/// too.
+/// to the budget's item of `period_start`, so that every process, and the
+/// lease's use, counts it too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BeyondReceipt {
     /// The budget, by its index in the client's order.
@@ -2091,6 +2093,11 @@ pub(crate) struct BeyondReceipt {
     /// The charge beyond the receipt, USD (not 0; below 0 where a provisional
     /// charge made before stands for part of the receipt).
     pub usd: Decimal,
+    /// The start of the budget's period the charge was made in, here: the
+    /// fleet counts it in that period's item, not in the one it is handed
+    /// over in (a lapsed hold's charge is handed over at the next flush,
+    /// maybe after the period ended).
+    pub period_start: DateTime<Utc>,
 }
 
 impl Reservation {
@@ -2292,6 +2299,7 @@ impl Reservation {
                 lapsed_charges.push(BeyondReceipt {
                     budget: charge.budget,
                     usd: back,
+                    period_start: current,
                 });
             }
         }
@@ -2760,6 +2768,7 @@ mod tests {
                 beyond,
                 vec![BeyondReceipt {
                     budget: 0,
+                    period_start: day,
                     usd: dec("-0.50")
                 }]
             );
@@ -2822,6 +2831,7 @@ mod tests {
             beyond,
             vec![BeyondReceipt {
                 budget: 0,
+                period_start: day,
                 usd: dec("-0.50")
             }]
         );
@@ -4009,6 +4019,7 @@ mod tests {
             beyond,
             vec![BeyondReceipt {
                 budget: 0,
+                period_start: BudgetPeriod::Day.start_of(t0),
                 usd: dec("0.016")
             }]
         );
@@ -4294,6 +4305,7 @@ mod tests {
             budgets.take_lapsed_charges().0,
             vec![BeyondReceipt {
                 budget: 0,
+                period_start: BudgetPeriod::Day.start_of(t0),
                 usd: dec("0.009")
             }]
         );
@@ -4443,6 +4455,7 @@ mod tests {
         assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.011"));
         let charge = |usd: &str| BeyondReceipt {
             budget: 0,
+            period_start: BudgetPeriod::Day.start_of(t0),
             usd: dec(usd),
         };
         assert_eq!(budgets.take_lapsed_charges().0, vec![charge("0.009")]);
@@ -4486,6 +4499,7 @@ mod tests {
         assert_eq!(budgets.status(lapsed)[0].spent_usd, dec("0.02"));
         let charge = BeyondReceipt {
             budget: 0,
+            period_start: BudgetPeriod::Day.start_of(t0),
             usd: dec("0.009"),
         };
         assert_eq!(budgets.take_lapsed_charges().0, vec![charge, charge]);
@@ -4502,6 +4516,7 @@ mod tests {
             beyond,
             vec![BeyondReceipt {
                 budget: 0,
+                period_start: BudgetPeriod::Day.start_of(t0),
                 usd: dec("-0.009")
             }]
         );
@@ -4515,6 +4530,7 @@ mod tests {
             beyond,
             vec![BeyondReceipt {
                 budget: 0,
+                period_start: BudgetPeriod::Day.start_of(t0),
                 usd: dec("-0.005")
             }]
         );

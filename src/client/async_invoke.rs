@@ -1149,9 +1149,8 @@ impl Settlement {
                 // never will: the hold is taken back (see
                 // `Reservation::settled_elsewhere`), in the fleet's table too.
                 SettledBy::Fleet => {
-                    let now = meter.now();
-                    hold.settled_elsewhere(now.into());
-                    meter.charge_lapsed(now);
+                    hold.settled_elsewhere(meter.now().into());
+                    meter.charge_lapsed();
                 }
             }
         }

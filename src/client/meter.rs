@@ -1228,7 +1228,7 @@ impl Meter {
         // the job may have cost.
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
-            self.charge_lapsed(self.now());
+            self.charge_lapsed();
             problems.extend(fleet.shutdown(left().saturating_sub(quarter)).await);
         }
         // Never less than a quarter: neither step above waits past its share,
@@ -1401,25 +1401,24 @@ impl Meter {
     pub fn budget_status(&self) -> Vec<BudgetStatus> {
         let now = self.now();
         let status = self.inner.budgets.status(now.into());
-        self.charge_lapsed(now);
+        self.charge_lapsed();
         status
     }
 
     /// Hands the fleet the provisional charges its budgets made when async
     /// holds lapsed (at a reservation, a status or a reservation dropped), and
     /// what was taken back of them for invocations settled elsewhere, to count
-    /// in the table as charges beyond the receipts. Also done at shutdown, and
-    /// by each of the fleet's flushes (a drop has no call after it to do it).
-    pub(crate) fn charge_lapsed(&self, now: SystemTime) {
+    /// in the table as charges beyond the receipts, each in the period it was
+    /// made in. Also done at shutdown, and by each of the fleet's flushes (a
+    /// drop has no call after it to do it).
+    pub(crate) fn charge_lapsed(&self) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.inner.fleet {
             let (charges, _handing) = self.inner.budgets.take_lapsed_charges();
             if !charges.is_empty() {
-                fleet.charge_beyond_receipts(&charges, now);
+                fleet.charge_beyond_receipts(&charges);
             }
         }
-        #[cfg(not(feature = "fleet"))]
-        let _ = now;
     }
 
     /// Reserves the estimated cost of a call on the enforced budgets covering it,
@@ -1454,7 +1453,7 @@ impl Meter {
             .budgets
             .reserve_within(endpoint, &tags, now.into(), unleased)
             .map(Some);
-        self.charge_lapsed(now);
+        self.charge_lapsed();
         reserved
     }
 
@@ -1547,7 +1546,7 @@ impl Meter {
         if !beyond.is_empty()
             && let Some(fleet) = &self.inner.fleet
         {
-            fleet.charge_beyond_receipts(&beyond, now);
+            fleet.charge_beyond_receipts(&beyond);
         }
         #[cfg(not(feature = "fleet"))]
         let _ = beyond;

@@ -1453,9 +1453,12 @@ impl Fleet {
     /// hold is charged provisionally, and below $0 when its settlement's receipt
     /// replaces that charge: see [`BeyondReceipt`]) to each budget's item, written
     /// at the next flush: the lease's use, what the fleet has committed once the
-    /// lease ends, and the fleet's alerts count it.
-    pub(crate) fn charge_beyond_receipts(&self, charges: &[BeyondReceipt], now: SystemTime) {
-        let now: DateTime<Utc> = now.into();
+    /// lease ends, and the fleet's alerts count it. Each goes to the item of
+    /// the period the budget was in when it was made (see
+    /// [`BeyondReceipt::period_start`]), not the one it is handed over in: a
+    /// lapsed hold's charge made just before a period's end is handed over
+    /// by a flush after it.
+    pub(crate) fn charge_beyond_receipts(&self, charges: &[BeyondReceipt]) {
         let shared = &self.shared;
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         for charge in charges {
@@ -1464,15 +1467,7 @@ impl Fleet {
             else {
                 continue;
             };
-            // The period the process is in: never an earlier one (see `PeriodKey::roll`).
-            let start = state
-                .budget_periods
-                .get(charge.budget)
-                .and_then(|key| key.start)
-                .map_or_else(
-                    || budget.period().start_of(now),
-                    |current| current.max(budget.period().start_of(now)),
-                );
+            let start = budget.period().start_of(charge.period_start);
             let pending = &mut state.budget_item(budget, pk, start).pending;
             pending.unpriced = pending.unpriced.saturating_add(pico);
         }
@@ -1624,7 +1619,7 @@ impl Fleet {
         {
             let (lapsed, _handing) = shared.budgets.take_lapsed_charges();
             if !lapsed.is_empty() {
-                self.charge_beyond_receipts(&lapsed, now);
+                self.charge_beyond_receipts(&lapsed);
             }
         }
         let now_ms = epoch_ms(now);
@@ -3617,6 +3612,73 @@ mod tests {
         let held = four_calls_then_short(&budgets, at(16));
         drop(held);
         assert_eq!(*renewals.lock().unwrap(), [25, 35]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lapsed_holds_charge_is_written_to_the_period_it_was_made_in_not_the_flushs() {
+        use chrono::TimeZone;
+        let t10 = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        let t11 = t10 + chrono::TimeDelta::hours(1);
+        let before_11 = |ms: i64| t11 - chrono::TimeDelta::milliseconds(ms);
+        // $1 an hour on the client, each async job estimated at $0.50.
+        let budget = Budget::enforce(BudgetScope::Client, BudgetPeriod::Hour, dec("1"))
+            .unwrap()
+            .estimate(Estimate::Fixed { usd: dec("0.50") })
+            .unwrap();
+        // The table grants the whole $1 when asked; each write's charge beyond
+        // the receipts (`unpriced_charge_pico`) is noted with its item's key.
+        let charged = Arc::new(Mutex::new(Vec::new()));
+        let (fleet, budgets, clock) = {
+            let charged = charged.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![budget],
+                t10,
+                move |input| {
+                    if let (Some(AttributeValue::S(sk)), Some(AttributeValue::N(n))) = (
+                        input.key().and_then(|k| k.get("sk")),
+                        input
+                            .expression_attribute_values()
+                            .and_then(|v| v.get(":unpriced")),
+                    ) && n != "0"
+                    {
+                        charged.lock().unwrap().push((sk.clone(), n.clone()));
+                    }
+                    match named(input, "#granted") {
+                        Some(granted) => attributes(&[(granted, 1_000_000_000_000)]),
+                        None => attributes(&[]),
+                    }
+                },
+            )
+        };
+        // 10:00: a job is submitted ($0 receipt), its $0.50 held until
+        // 10:59:59.900.
+        let none = BTreeMap::new();
+        let mut job = fleet
+            .lease(|| budgets.reserve("jobs", &none, t10))
+            .await
+            .unwrap();
+        job.settle_part(&none, Decimal::ZERO, Priced::Fully, t10);
+        job.expire_at(before_11(100), "job-1");
+        // 10:59:59.950: its pending invocation is dropped after the lapse: the
+        // $0.50 is charged as run, here in the 10:00 hour, and queued for the
+        // fleet.
+        clock.set_time(before_11(50).into());
+        drop(job);
+        assert_eq!(budgets.status(before_11(50))[0].spent_usd, dec("0.50"));
+        // 11:00:00.100: the next flush hands it over. It goes to the 10:00
+        // item, the hour it was charged in ($0.50 = 500,000,000,000 pico), not
+        // to the 11:00 one (where the 10:00 hour would have been $0.50 short
+        // and the 11:00 one $0.50 over).
+        clock.set_time((t11 + chrono::TimeDelta::milliseconds(100)).into());
+        fleet.flush().await;
+        assert_eq!(
+            *charged.lock().unwrap(),
+            [(
+                keys::period_sk(BudgetPeriod::Hour, t10),
+                "500000000000".to_owned()
+            )]
+        );
     }
 
     #[tokio::test(start_paused = true)]
