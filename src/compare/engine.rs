@@ -376,18 +376,18 @@ fn unstated_data(profile: &UsageProfile, rates: &RateTable) -> Option<String> {
             match (rate_in, rate_out) {
                 (Some(i), Some(o)) if i == o => format!("{i} in and out"),
                 (Some(i), Some(o)) => format!("{i} in, {o} out"),
-                _ => "USD/GB in and out".to_owned(),
+                _ => "it per GB in and out".to_owned(),
             },
         ),
         (true, false) => (
             "data in",
             "no request size",
-            format!("{} in", rate_in.unwrap_or_else(|| "USD/GB".to_owned())),
+            rate_in.map_or_else(|| "it per GB in".to_owned(), |r| format!("{r} in")),
         ),
         (false, true) => (
             "data out",
             "no response size",
-            format!("{} out", rate_out.unwrap_or_else(|| "USD/GB".to_owned())),
+            rate_out.map_or_else(|| "it per GB out".to_owned(), |r| format!("{r} out")),
         ),
         (false, false) => return None,
     };

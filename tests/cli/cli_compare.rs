@@ -105,7 +105,7 @@ fn pay_per_use_is_an_all_inclusive_price_and_a_marketplace_package_is_its_fee_pl
     assert_eq!(instance["cost_usd"], "167.9");
     assert!(
         instance["notes"].to_string().contains(
-            "data processed not priced: no payload sizes stated (AWS bills USD/GB in and out)"
+            "data processed not priced: no payload sizes stated (AWS bills it per GB in and out)"
         ),
         "{json}"
     );
@@ -887,7 +887,7 @@ const SERVERLESS_AGAINST_PAY_PER_USE: &[&str] = &[
 #[test]
 fn data_processed_is_named_unpriced_when_no_payload_size_is_stated() {
     const NOTE: &str =
-        "data processed not priced: no payload sizes stated (AWS bills USD/GB in and out)";
+        "data processed not priced: no payload sizes stated (AWS bills it per GB in and out)";
     // Without sizes: compute only, 1,000,000 × 0.8 s × 0.00006 USD/s = 48 USD, and
     // the row says that AWS's data-processed charge is not in it.
     let json = json_of(
