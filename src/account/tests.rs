@@ -319,32 +319,9 @@ async fn invocation_counts_past_what_a_count_holds_saturate() {
 /// then not no calls, and the endpoint is not idle.
 #[tokio::test]
 async fn a_query_cloudwatch_did_not_answer_is_unknown_invocations_not_an_idle_endpoint() {
-    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
     let list = listed_alone("serving");
     let [a, b] = described("serving", EndpointStatus::InService, 2);
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        GetMetricDataOutput::builder()
-            .metric_data_results(
-                MetricDataResult::builder()
-                    .id("i0")
-                    .status_code(StatusCode::InternalError)
-                    .messages(
-                        MessageData::builder()
-                            .code("InternalError")
-                            .value("Internal service error")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .metric_data_results(
-                MetricDataResult::builder()
-                    .id("l0")
-                    .status_code(StatusCode::Complete)
-                    .build(),
-            )
-            .build()
-    });
+    let metrics = variant_0_invocations_unanswered();
     let view = last_day(&account(&[&list, &a, &b], &[&metrics], &[])).await;
     let row = &view.rows[0];
     // Still 2 × $0.23/h burning; whether it was called is not known.
@@ -1076,6 +1053,35 @@ fn metric_answers(answers: &'static [(&'static str, f64)]) -> Rule {
     })
 }
 
+/// CloudWatch's answer to variant 0's queries: its invocations not answered
+/// (`InternalError`), its latency answered with no datapoints.
+fn variant_0_invocations_unanswered() -> Rule {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
+        GetMetricDataOutput::builder()
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("i0")
+                    .status_code(StatusCode::InternalError)
+                    .messages(
+                        MessageData::builder()
+                            .code("InternalError")
+                            .value("Internal service error")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .metric_data_results(
+                MetricDataResult::builder()
+                    .id("l0")
+                    .status_code(StatusCode::Complete)
+                    .build(),
+            )
+            .build()
+    })
+}
+
 /// GetMetricData answering `i0` and `l0` with the values given (none: no datapoint).
 fn metrics_of_variant_0(invocations: &'static [f64], latency_us: &'static [f64]) -> Rule {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
@@ -1244,30 +1250,7 @@ async fn a_called_serverless_endpoint_without_model_latency_has_no_window_cost_o
 /// known, not $0.
 #[tokio::test]
 async fn a_serverless_endpoint_whose_query_cloudwatch_did_not_answer_has_no_window_cost_of_zero() {
-    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
-    use aws_sdk_cloudwatch::types::{MessageData, MetricDataResult, StatusCode};
-    let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_output(|| {
-        GetMetricDataOutput::builder()
-            .metric_data_results(
-                MetricDataResult::builder()
-                    .id("i0")
-                    .status_code(StatusCode::InternalError)
-                    .messages(
-                        MessageData::builder()
-                            .code("InternalError")
-                            .value("Internal service error")
-                            .build(),
-                    )
-                    .build(),
-            )
-            .metric_data_results(
-                MetricDataResult::builder()
-                    .id("l0")
-                    .status_code(StatusCode::Complete)
-                    .build(),
-            )
-            .build()
-    });
+    let metrics = variant_0_invocations_unanswered();
     let view = serverless_3gb_view(metrics).await;
     let row = &view.rows[0];
     assert_eq!(row.invocations, None);

@@ -837,11 +837,13 @@ mod tests {
         }
     }
 
-    /// A shutdown cut off by a deadline inside the sink's own shutdown is not
-    /// run again by the drop: the sink was asked once (it may hang again, and
-    /// the program could never exit), and the drop returns.
-    #[test]
-    fn a_shutdown_cut_off_in_the_sinks_own_shutdown_is_not_run_again_by_the_drop() {
+    /// A queue before a [`Hanging`] sink, given one receipt; its count of
+    /// shutdowns; a runtime to shut it down on.
+    fn hanging_with_a_receipt() -> (
+        Queued<Hanging>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        tokio::runtime::Runtime,
+    ) {
         let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let queued = Queued::new(Hanging {
             shutdowns: shutdowns.clone(),
@@ -851,6 +853,15 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
+        (queued, shutdowns, runtime)
+    }
+
+    /// A shutdown cut off by a deadline inside the sink's own shutdown is not
+    /// run again by the drop: the sink was asked once (it may hang again, and
+    /// the program could never exit), and the drop returns.
+    #[test]
+    fn a_shutdown_cut_off_in_the_sinks_own_shutdown_is_not_run_again_by_the_drop() {
+        let (queued, shutdowns, runtime) = hanging_with_a_receipt();
         runtime.block_on(async {
             let cut_off = tokio::time::timeout(Duration::from_millis(200), queued.shutdown());
             assert!(cut_off.await.is_err(), "the sink's shutdown never ends");
@@ -866,15 +877,7 @@ mod tests {
     /// that the sink's shutdown was cut off, rather than hang in it a second time.
     #[test]
     fn a_shutdown_cut_off_in_the_sinks_own_shutdown_is_not_run_again_by_a_later_shutdown() {
-        let shutdowns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let queued = Queued::new(Hanging {
-            shutdowns: shutdowns.clone(),
-        });
-        queued.record(&cost("a"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (queued, shutdowns, runtime) = hanging_with_a_receipt();
         runtime.block_on(async {
             let cut_off = tokio::time::timeout(Duration::from_millis(200), queued.shutdown());
             assert!(cut_off.await.is_err(), "the sink's shutdown never ends");
