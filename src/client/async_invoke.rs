@@ -1243,9 +1243,10 @@ impl Settlement {
                     .to_owned(),
             );
         }
-        let (cost, billed_at) = meter.finish_phase(call, prepared, Phase::Settled);
-        meter.settle(hold, &cost, prepared, billed_at);
-        cost
+        // Its budgets settled before the sinks run, as a call's are: at the time
+        // it was billed, and before another call (during a slow sink) can move
+        // the budgets into the next period.
+        meter.finish_settled(call, prepared, hold, Phase::Settled)
     }
 }
 

@@ -1481,25 +1481,6 @@ impl Meter {
         (!self.inner.budgets.is_empty()).then(|| self.inner.budgets.unreserved(endpoint))
     }
 
-    /// Settles a reservation to an async settlement receipt's cost (priced on
-    /// `prepared`), billed at `billed_at` (see [`bill_phase`](Self::bill_phase)):
-    /// it has no data in to bound (its submission's had).
-    pub(crate) fn settle(
-        &self,
-        reservation: Option<Reservation>,
-        cost: &Cost,
-        prepared: &Prepared,
-        billed_at: SystemTime,
-    ) {
-        self.settle_priced(
-            reservation,
-            &cost.tags,
-            cost.cost_usd,
-            priced_for_budgets(cost, prepared, 0),
-            billed_at,
-        );
-    }
-
     /// Settles a reservation of a call to `endpoint` that has no receipt but may
     /// have been billed all the same (an async submission that timed out after
     /// sending: SageMaker may have queued it), tagged `tags`: at $0 priced, not
@@ -2307,21 +2288,6 @@ impl Meter {
         })
     }
 
-    /// Price → bill → record → receipt → sinks, for the lines of one `phase` of a
-    /// call (async invocations bill at submission and again at settlement); with
-    /// when it was billed, for its budgets' settlement (see
-    /// [`bill_phase`](Self::bill_phase)).
-    pub(crate) fn finish_phase(
-        &self,
-        call: FinishedCall,
-        prepared: &Prepared,
-        phase: Phase,
-    ) -> (Cost, SystemTime) {
-        let (cost, billed_at) = self.bill_phase(call, prepared, phase);
-        self.record_in_sinks(&cost, component_listed(prepared, &cost));
-        (cost, billed_at)
-    }
-
     /// Price → bill → record → settle → sinks, for one finished call: its budget
     /// reservation is settled before any sink runs, so a sink that panics (caught,
     /// see [`record_in_sinks`](Self::record_in_sinks)) can leave no call counted in
@@ -2431,7 +2397,7 @@ impl Meter {
     }
 
     /// Price → bill → record the totals → the receipt, for the lines of `phase`;
-    /// no sinks (see [`finish_phase`](Self::finish_phase)). With when it was
+    /// no sinks (see [`finish_settled`](Self::finish_settled)). With when it was
     /// billed: the one reading of the clock its totals and the fleet's items
     /// count it at, for its budgets' settlement to count it at too.
     pub(crate) fn bill_phase(

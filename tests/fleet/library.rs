@@ -3988,17 +3988,29 @@ async fn lapsed_hold_then_settled(name: &str, copy: bool) -> FleetScopeStatus {
 }
 
 /// A sink that moves the manual clock on by 1 s at each receipt it records
-/// while armed: sinks that take their time.
-#[derive(Debug, Clone)]
+/// while armed: sinks that take their time; and then looks at the budgets of
+/// `meter`, as another task's call would, moving them into the period of the
+/// time it is then.
+#[derive(Clone)]
 struct SlowSink {
     time: aws_smithy_async::test_util::ManualTimeSource,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    meter: std::sync::Arc<std::sync::OnceLock<sagemeter::Meter>>,
+}
+
+impl std::fmt::Debug for SlowSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlowSink")
+    }
 }
 
 impl sagemeter::sink::CostSink for SlowSink {
     fn record(&self, _cost: &Cost) {
         if self.armed.load(Ordering::SeqCst) {
             self.time.advance(Duration::from_secs(1));
+            if let Some(meter) = self.meter.get() {
+                meter.budget_status();
+            }
         }
     }
     fn name(&self) -> &str {
@@ -4011,10 +4023,12 @@ async fn a_settlement_billed_just_before_the_hour_counts_its_budget_charge_in_th
     use chrono::TimeZone;
     // `jobs` under an enforced $1 an hour, each job estimated at $0.50, on a
     // process whose clock starts at 2027-01-15 08:00:00 UTC, with a sink that
-    // takes 1 s over each receipt once armed.
+    // takes 1 s over each receipt once armed, another task then looking at the
+    // budgets (in the 15:00 hour by then).
     let fleet = FakeFleet::start("settle-hour-edge", "jobs", 1).await;
     let (time, shared) = manual_clock();
     let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let meter = std::sync::Arc::new(std::sync::OnceLock::new());
     let client = fleet
         .process(None)
         .await
@@ -4028,9 +4042,11 @@ async fn a_settlement_billed_just_before_the_hour_counts_its_budget_charge_in_th
         .sink(SlowSink {
             time: time.clone(),
             armed: armed.clone(),
+            meter: meter.clone(),
         })
         .build()
         .unwrap();
+    assert!(meter.set(client.meter().clone()).is_ok());
     // 08:00: submitted with 0 bytes in at $0.016/GB = $0: the whole $0.50 held.
     let pending = crate::support::submit_async(&client, "jobs", 0)
         .await
@@ -4063,8 +4079,9 @@ async fn a_settlement_billed_just_before_the_hour_counts_its_budget_charge_in_th
     // 0.50 = −0.499361111111 counted, 0.000638888889 − 0.50 −
     // 0.000638888889 = −$0.50 beyond the receipt): the item nets the receipt
     // alone. The 15:00 hour has nothing. (Settled at the sink's end, 15:00:00.990,
-    // the 14:00 item kept 0.000638888889 + 0.50 and the 15:00 one was charged
-    // −0.000638888889: room with no spend.)
+    // or at the receipt's time after the sink, with the budgets moved to 15:00 by
+    // then, the 14:00 item kept 0.000638888889 + 0.50 and the 15:00 one was
+    // charged −0.000638888889: room with no spend.)
     let conf = Emulator::shared().sdk_config().await;
     let status = fleet_status(&conf, &fleet.table).await.unwrap();
     let hour = |h: u32| {
