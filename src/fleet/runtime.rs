@@ -2633,12 +2633,16 @@ impl Fleet {
                 }
                 Leased::NoRoom(item) => item,
             };
+            let leases = table::leases_in(&item);
+            if self.found_grant(index, pk, &sk, period_start, end, &leases, now_ms) {
+                return Ok(());
+            }
             // No room for `amount`: lease what is left if the call fits in it,
             // else end the lapsed leases of processes that are gone, once.
             let committed = table::int(&item, table::COMMITTED).unwrap_or(0);
             let spent = table::int(&item, table::SPENT).unwrap_or(0);
             // Leased and not spent yet, by every process (its own included).
-            let unspent = table::leases_in(&item).iter().fold(0i128, |sum, l| {
+            let unspent = leases.iter().fold(0i128, |sum, l| {
                 sum.saturating_add(l.granted.saturating_sub(l.used).max(0))
             });
             seen = (spent, unspent);
@@ -2655,7 +2659,7 @@ impl Fleet {
             // A lease's end is on its holder's clock, which may be behind this
             // one by the skew allowed: taken back only once past that too.
             let lapsed_before = now_ms.saturating_sub(millis(shared.config.clock_skew));
-            for lease in table::leases_in(&item) {
+            for lease in leases {
                 if lease.process == shared.process || lease.until_ms >= lapsed_before {
                     continue;
                 }
@@ -2685,6 +2689,59 @@ impl Fleet {
             spent: seen.0,
             unspent: seen.1,
         })
+    }
+
+    /// Takes up, as room on the lease held, a grant the table made this
+    /// process that it does not count: a request applied with its answer
+    /// never read (`lease_unanswered`), the budget then too near its limit for
+    /// the next request to be granted. `leases` are those of the budget's item
+    /// as a no-room answer holds it; what it holds granted to this process beyond
+    /// what this process counts is this process's to spend (and to give
+    /// back). Only while the lease held has not reached its end as the table
+    /// holds it (`now_ms`, this process's clock): no other process can have
+    /// reclaimed it (each waits for its end and the clock skew allowed too),
+    /// so the item's grant is that lease's, not a new one a request made
+    /// after a reclaim. `true`: taken up.
+    #[allow(clippy::too_many_arguments)]
+    fn found_grant(
+        &self,
+        index: usize,
+        pk: &str,
+        sk: &str,
+        period_start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        leases: &[LeaseHeld],
+        now_ms: i64,
+    ) -> bool {
+        let shared = &self.shared;
+        let Some(held) = leases.iter().find(|lease| lease.process == shared.process) else {
+            return false;
+        };
+        {
+            let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(item) = state.items.get(pk).and_then(|m| m.get(sk)) else {
+                return false;
+            };
+            let Some(lease) = item.lease.as_ref() else {
+                return false;
+            };
+            if !item.lease_unanswered || lease.until_ms < now_ms || held.granted <= lease.granted {
+                return false;
+            }
+        }
+        // More of the lease held: `granted` counts the difference as found
+        // (nothing asked now) and clears the mark.
+        self.granted(
+            index,
+            pk,
+            sk,
+            period_start,
+            end,
+            0,
+            (held.granted, Some(held.used)),
+            held.until_ms,
+        );
+        true
     }
 
     /// Writes what this process recorded in the item before a new lease of it
@@ -5031,6 +5088,134 @@ mod tests {
             .collect();
         // Remembered: the next lease finds it, or shutdown gives it back.
         assert_eq!(unanswered, [true]);
+    }
+
+    /// The scripted budget item of [`a_table_leasing_up_to_its_limit`]: the
+    /// fleet's committed sum, this process's grant and its lease's end, the
+    /// last lease request applied, and whether the answer to the next one
+    /// applied is lost (never comes).
+    #[derive(Default)]
+    struct LeasedItem {
+        committed: i128,
+        granted: i128,
+        until: i128,
+        seq: i128,
+        lose_next: bool,
+    }
+
+    /// A fleet on [`dollar_a_day`] whose calls wait at most 2 s for a lease,
+    /// on a scripted table that applies a lease request as DynamoDB's
+    /// condition does (the fleet's committed sum stays within the limit) and
+    /// answers no room with the item as it was; other requests are answered
+    /// with nothing. Its clock at `t0`.
+    fn a_table_leasing_up_to_its_limit(
+        t0: DateTime<Utc>,
+    ) -> (Fleet, Arc<Budgets>, Arc<Mutex<LeasedItem>>) {
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        let table = Arc::new(Mutex::new(LeasedItem::default()));
+        let state = table.clone();
+        let (fleet, budgets, _clock) = scripted_fleet(
+            FleetConfig::dynamodb("scripted").lease_wait(Duration::from_secs(2)),
+            vec![dollar_a_day()],
+            t0,
+            move |input| {
+                if kind(input) != "lease" {
+                    return attributes(&[]);
+                }
+                let mut item = state.lock().unwrap();
+                let value =
+                    |name: &str| match input.expression_attribute_values().unwrap().get(name) {
+                        Some(AttributeValue::N(n)) => n.parse::<i128>().unwrap(),
+                        _ => panic!("no {name} in the lease request"),
+                    };
+                let granted = named(input, "#granted").unwrap();
+                let used = named(input, "#used").unwrap();
+                if item.committed > value(":max") {
+                    let n = |v: i128| AttributeValue::N(v.to_string());
+                    let old = [
+                        (table::COMMITTED, n(item.committed)),
+                        (table::LIMIT, n(value(":limit"))),
+                        (granted, n(item.granted)),
+                        (used, n(0)),
+                        (named(input, "#until").unwrap(), n(item.until)),
+                        (named(input, "#lseq").unwrap(), n(item.seq)),
+                    ];
+                    return MockResponse::Error(UpdateItemError::ConditionalCheckFailedException(
+                        ConditionalCheckFailedException::builder()
+                            .set_item(Some(
+                                old.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                            ))
+                            .build(),
+                    ));
+                }
+                item.committed += value(":amount");
+                item.granted += value(":amount");
+                item.until = value(":until");
+                item.seq = value(":seq");
+                if std::mem::take(&mut item.lose_next) {
+                    return unanswered();
+                }
+                attributes(&[(granted, item.granted), (used, 0)])
+            },
+        );
+        (fleet, budgets, table)
+    }
+
+    /// A lease request applied with its answer lost, the budget near its
+    /// limit: the next request finds no room, and the answer's item holds
+    /// the lost grant as this process's, which it takes up as room on its
+    /// lease (it does not stop the fleet short of the limit).
+    #[tokio::test(start_paused = true)]
+    async fn a_grant_whose_answer_was_lost_is_taken_up_when_the_next_request_finds_no_room() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let (fleet, budgets, table) = a_table_leasing_up_to_its_limit(t0);
+        let none = BTreeMap::new();
+        let pico = |usd: &str| to_pico(dec(usd)).unwrap();
+        // $1 a day, $0.01 calls, leased 5 % of the limit, $0.05, at a time:
+        // 95 calls spend $0.95 on 19 leases, granted 19 x 0.05 = $0.95.
+        for i in 0..95 {
+            let call = match budgets.reserve("chat", &none, t0) {
+                Ok(call) => call,
+                Err(Refusal::Short(..)) => fleet
+                    .lease(|| budgets.reserve("chat", &none, t0))
+                    .await
+                    .unwrap_or_else(|e| panic!("call {i} leases: {e:?}")),
+                Err(e) => panic!("call {i}: {e:?}"),
+            };
+            call.settle(&none, dec("0.01"), Priced::Fully, t0);
+        }
+        assert_eq!(table.lock().unwrap().granted, pico("0.95"));
+        // The 96th call asks $0.05 more: the table applies it (committed
+        // 0.95 + 0.05 = $1.00, this process granted $1.00), its answer never
+        // comes, and the call gives up after lease_wait.
+        table.lock().unwrap().lose_next = true;
+        let lost = fleet.lease(|| budgets.reserve("chat", &none, t0)).await;
+        assert!(lost.is_err(), "no answer within lease_wait");
+        assert_eq!(table.lock().unwrap().committed, pico("1.00"));
+        // The next call asks again: no room ($1.00 committed of $1), the
+        // item holding $1.00 granted to this process, $0.05 more than the
+        // $0.95 it counts: that $0.05 is its room, five $0.01 calls, spent
+        // $1.00, the sixth refused. (Before: refused at $0.95, $0.05 of the
+        // budget stranded until the process shut down.)
+        for i in 0..5 {
+            let call = match budgets.reserve("chat", &none, t0) {
+                Ok(call) => call,
+                Err(Refusal::Short(..)) => fleet
+                    .lease(|| budgets.reserve("chat", &none, t0))
+                    .await
+                    .unwrap_or_else(|e| panic!("call {i} of the lost grant: {e:?}")),
+                Err(e) => panic!("call {i} of the lost grant: {e:?}"),
+            };
+            call.settle(&none, dec("0.01"), Priced::Fully, t0);
+        }
+        let refused = fleet.lease(|| budgets.reserve("chat", &none, t0)).await;
+        assert!(
+            matches!(refused, Err(Error::BudgetExceeded { .. })),
+            "the sixth is past the limit: {refused:?}"
+        );
+        let item = table.lock().unwrap();
+        assert_eq!((item.committed, item.granted), (pico("1.00"), pico("1.00")));
     }
 
     #[test]
