@@ -1921,6 +1921,22 @@ impl Fleet {
                             || *low > 0 && table_used.is_some_and(|u| u == lease.used_written);
                         let whole = granted.is_some_and(|g| g >= lease.granted)
                             && (!unanswered || own_use());
+                        // More granted than this process counts, the item
+                        // holding the held lease's own use: a request applied
+                        // with its answer never read made it, on this lease,
+                        // and it is this process's to spend. Not while a lease
+                        // request is under way (its answer, read later, counts
+                        // what it was granted: twice, with this); one that
+                        // begins now marks the item after this (the state
+                        // lock held), and finds nothing more to take. The mark
+                        // stays: a request dropped unanswered may still be
+                        // applied.
+                        let found = granted
+                            .filter(|_| {
+                                unanswered && own_use() && shared.leasing.try_lock().is_ok()
+                            })
+                            .map_or(0, |g| g.saturating_sub(lease.granted).max(0));
+                        lease.granted = lease.granted.saturating_add(found);
                         // A take-back counted off this lease when it was
                         // granted (the table may have applied it before),
                         // applied now as its use: this lease's room.
@@ -1930,7 +1946,14 @@ impl Fleet {
                             .filter(|(seq, _)| *seq == write.seq && applied_now)
                             .map(|(_, taken)| taken);
                         (
-                            Some((lease.budget, lease.period_start, until_ms, whole, untaken)),
+                            Some((
+                                lease.budget,
+                                lease.period_start,
+                                until_ms,
+                                whole,
+                                untaken,
+                                found,
+                            )),
                             None,
                         )
                     }
@@ -1946,13 +1969,21 @@ impl Fleet {
                     _ => (None, None),
                 }
             };
-            if let Some((budget, start, until, whole, untaken)) = renewed {
+            if let Some((budget, start, until, whole, untaken, found)) = renewed {
                 let until = self.local_until(until);
                 shared
                     .budgets
                     .renew(budget, start, Renewal::Held { until, whole });
                 if let Some(taken) = untaken {
                     shared.budgets.untake(budget, start, from_pico(taken));
+                }
+                if found > 0 {
+                    tracing::info!(target: "sagemeter::fleet", item = %write.sk,
+                        found_usd = %from_pico(found),
+                        "found a lease granted earlier whose answer came too late; it is used now");
+                    shared
+                        .budgets
+                        .grant(budget, start, from_pico(found), until, false);
                 }
             }
             // Kept before any mark is tried (nothing awaited since the answer):
@@ -5216,6 +5247,91 @@ mod tests {
         );
         let item = table.lock().unwrap();
         assert_eq!((item.committed, item.granted), (pico("1.00"), pico("1.00")));
+    }
+
+    /// A flush that renews the lease while a request of this process is
+    /// unanswered, its answer holding more granted than this process counts
+    /// and the use it wrote to the lease (so the lease held, not a new one),
+    /// takes the difference up as room on the lease: the lost request's
+    /// grant.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_finding_a_grant_whose_answer_was_lost_takes_it_up() {
+        a_renewal_finding_a_grant_whose_answer_was_lost(false).await;
+    }
+
+    /// As [`a_renewal_finding_a_grant_whose_answer_was_lost_takes_it_up`],
+    /// a lease request under way when the flush renews (its answer, read
+    /// later, counts what it was granted): nothing taken up by the flush.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_while_a_lease_request_is_under_way_takes_up_no_grant() {
+        a_renewal_finding_a_grant_whose_answer_was_lost(true).await;
+    }
+
+    /// The scenario of
+    /// [`a_renewal_finding_a_grant_whose_answer_was_lost_takes_it_up`]; with
+    /// `under_way`, a lease request holds the queue while the flush renews.
+    async fn a_renewal_finding_a_grant_whose_answer_was_lost(under_way: bool) {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let at = |ms: i64| t0 + chrono::TimeDelta::milliseconds(ms);
+        // The table: this process's grant `granted` (its $0.05 lease to
+        // begin with), its use the sum of the uses written.
+        let granted = Arc::new(Mutex::new(50_000_000_000_i128));
+        let used = Arc::new(Mutex::new(0_i128));
+        let (fleet, budgets, clock) = {
+            let (granted, used) = (granted.clone(), used.clone());
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                vec![dollar_a_day()],
+                t0,
+                move |input| {
+                    let mut used = used.lock().unwrap();
+                    if input
+                        .update_expression()
+                        .is_some_and(|e| e.contains("#used :used"))
+                        && let Some(AttributeValue::N(n)) = input
+                            .expression_attribute_values()
+                            .and_then(|values| values.get(":used"))
+                    {
+                        *used += n.parse::<i128>().unwrap();
+                    }
+                    let granted = *granted.lock().unwrap();
+                    match (named(input, "#granted"), named(input, "#used")) {
+                        (Some(g), Some(u)) => attributes(&[(g, granted), (u, *used)]),
+                        (Some(g), None) => attributes(&[(g, granted)]),
+                        _ => attributes(&[]),
+                    }
+                },
+            )
+        };
+        // $1 a day, $0.01 calls, leased $0.05 at a time. t0: a $0.05 lease
+        // until t0 + 30 s; $0.01 spent and written as its use.
+        let (pk, sk) = a_cent_written_on_a_new_lease(&fleet, &budgets, t0).await;
+        // t0 + 1 s: four calls hold the lease's last $0.04; a fifth's request
+        // for $0.05 more is applied (the table: granted 0.05 + 0.05 = $0.10),
+        // its answer lost (marked as `lease_one` marks it).
+        clock.set_time(at(1_000).into());
+        let in_flight = four_calls_then_short(&budgets, at(1_000));
+        mark_unanswered(&fleet, &pk, &sk);
+        *granted.lock().unwrap() = 100_000_000_000;
+        settle_and_record(&fleet, in_flight, "0.01", at(1_000));
+        // The flush writes the four's $0.04: the table answers granted
+        // $0.10, used 0.01 + 0.04 = $0.05, the use this process wrote (a new
+        // lease would hold $0.04 at most): the lease held, $0.05 more than
+        // the $0.05 counted. Leased $0.10, spent $0.05: five $0.01 calls,
+        // the sixth short. (Before: leased $0.05, the first short, the $0.05
+        // stranded until a lease request is granted or shutdown.)
+        let ahead = under_way.then(|| fleet.shared.leasing.try_lock().unwrap());
+        assert!(fleet.flush().await);
+        drop(ahead);
+        assert_eq!(*used.lock().unwrap(), 50_000_000_000);
+        if under_way {
+            // Under way: leased $0.05, spent $0.05: the first call short.
+            short_of_a_cent(&budgets, at(1_000));
+            return;
+        }
+        cent_calls(&budgets, 5, at(1_000), "of the grant found");
+        short_of_a_cent(&budgets, at(1_000));
     }
 
     #[test]
