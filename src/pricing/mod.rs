@@ -24,6 +24,7 @@ mod document;
 pub mod history;
 mod live;
 mod snapshot;
+#[cfg(feature = "account")]
 pub(crate) use snapshot::as_of_day;
 #[cfg(test)]
 mod tier_props;

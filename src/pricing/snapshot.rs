@@ -182,6 +182,7 @@ impl AsOf {
 
 /// The UTC day a snapshot's `as_of` date (`YYYY-MM`, `YYYY-MM-DD` or an RFC 3339
 /// time, as a receipt's provenance carries it) begins on: a month's first day.
+#[cfg(feature = "account")]
 pub(crate) fn as_of_day(text: &str) -> Option<chrono::NaiveDate> {
     AsOf::parse(text).map(|as_of| as_of.at.date_naive())
 }
