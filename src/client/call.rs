@@ -3428,8 +3428,23 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
+    async fn an_async_submission_dropped_with_an_attempt_in_flight_counts_at_its_estimate() {
+        // As above, but attempt 1, out at 0, is still in flight when the caller
+        // drops the call: SageMaker may have queued it.
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.budget(enforced_at_five_cents_a_call())
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        drop(CallInFlight::new(parts));
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+    }
+
+    #[tokio::test]
     async fn each_attempt_of_an_unanswered_async_submission_that_may_have_queued_counts() {
-        // As above, but the SDK retried: attempts 1 and 2 each timed out after
+        // As the two above, the SDK retrying: attempts 1 and 2 each timed out after
         // sending (at 500 ms and at 1,100 ms), attempt 3 is in flight when the
         // caller drops the call. Each may have queued a job, as a receipt's
         // accepted attempts each count one: 3 x 0.05 = 0.15 USD, nothing held
@@ -3451,21 +3466,6 @@ pub(super) mod tests {
         assert_eq!(
             enforced_spent_and_reserved(&meter),
             (usd("0.15"), rust_decimal::Decimal::ZERO)
-        );
-    }
-
-    #[tokio::test]
-    async fn an_async_submission_dropped_with_an_attempt_in_flight_counts_at_its_estimate() {
-        // As above, but attempt 1, out at 0, is still in flight when the caller
-        // drops the call: SageMaker may have queued it.
-        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
-            builder.budget(enforced_at_five_cents_a_call())
-        });
-        assert!(parts.attempts.attempt_sent(1, 0));
-        drop(CallInFlight::new(parts));
-        assert_eq!(
-            enforced_spent_and_reserved(&meter),
-            (usd("0.05"), rust_decimal::Decimal::ZERO)
         );
     }
 
