@@ -354,6 +354,55 @@ fn fleet_status_json_carries_every_fact_the_text_shows() {
     assert_eq!(client["budget_alerts"], serde_json::json!([]), "{client}");
 }
 
+/// A stream or an asynchronous submission the fleet's budget refuses says so in
+/// text, as a plain call does (docs/cli.md): `REFUSED (not sent)`, not `FAILED
+/// (not billed)`. A first process spends the day's $0.000001 (its first call
+/// costs a few tenths of a micro-dollar; its second, estimated at $0.000001, no
+/// longer fits); then neither a stream nor a submission fits either.
+#[test]
+fn a_stream_or_submission_the_fleet_budget_refuses_says_refused_not_failed() {
+    let table = table_name("refused");
+    init(&table);
+    let budget = [
+        "--fleet-table",
+        table.as_str(),
+        "--budget",
+        "client=0.000001/day",
+        "--estimate",
+        "0.000001",
+    ];
+    let spender = output(sagemeter(
+        &[
+            &["invoke", REALTIME_ENDPOINT, "--body", "{}", "-n", "3"],
+            &budget[..],
+        ]
+        .concat(),
+    ));
+    let stdout = String::from_utf8_lossy(&spender.stdout);
+    assert!(stdout.contains("#2    REFUSED (not sent)"), "{stdout}");
+    for way in ["--stream", "--async"] {
+        let out = output(sagemeter(
+            &[
+                &["invoke", REALTIME_ENDPOINT, way, "--body", "{}"],
+                &budget[..],
+            ]
+            .concat(),
+        ));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{way}: {stdout} {stderr}");
+        assert!(
+            stdout.contains("#1    REFUSED (not sent)"),
+            "{way}: {stdout}"
+        );
+        assert!(!stdout.contains("FAILED"), "{way}: {stdout}");
+        assert!(
+            stderr.contains("budget exceeded for client per day (fleet-wide)"),
+            "{way}: {stderr}"
+        );
+    }
+}
+
 /// Writes `item` (its `pk` and `sk` among its attributes) to the fleet table
 /// `table` as it stands, whatever sagemeter would have written.
 fn put_item(table: &str, item: Vec<(&str, aws_sdk_dynamodb::types::AttributeValue)>) {

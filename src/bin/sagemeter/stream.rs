@@ -287,6 +287,11 @@ fn failed(args: &InvokeArgs, out: &mut dyn Write, e: sagemeter::Error) -> Result
             },
         )
         .map_err(CliError::from),
+        // Refused (a budget, no credentials to sign it): never sent, as a plain
+        // call refused before sending says.
+        None if e.refused_before_sending() => {
+            writeln!(out, "\n#1    REFUSED (not sent)").map_err(CliError::from)
+        }
         None => writeln!(out, "\n#1    FAILED (not billed)").map_err(CliError::from),
     };
     match e {
