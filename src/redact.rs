@@ -416,7 +416,9 @@ fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
 ///   itself reaches the caller, as [`error_chain`] says it);
 /// - DEBUG and TRACE of `hyper_util` print the connection pool's key (`pooling
 ///   idle connection for ("http", user:password@host)`), an endpoint URL's
-///   `user:password` in it.
+///   `user:password` in it; `aws_smithy_http_client`'s DEBUG prints the whole
+///   request URI, the same `user:password` in it, when it adds a proxy's
+///   credentials (`added proxy authentication header for http://user:password@…`).
 const QUIETED: &[(&str, tracing::Level)] = &[
     ("aws_smithy_runtime", tracing::Level::DEBUG),
     ("aws_smithy_http", tracing::Level::DEBUG),
@@ -445,13 +447,15 @@ const QUIETED: &[(&str, tracing::Level)] = &[
     ),
     ("aws_smithy_http::endpoint", tracing::Level::ERROR),
     ("hyper_util", tracing::Level::INFO),
+    ("aws_smithy_http_client", tracing::Level::INFO),
 ];
 
 /// Whether an event of `target` at `level` may be logged without a payload or a
 /// credential in it: anything but the AWS SDK's events that print them (the HTTP
 /// request and response at TRACE, the access key id at DEBUG, a profile's
 /// credentials as `aws_config` loads them at INFO, an endpoint URL's password or a
-/// credential provider's output in a warning) and `hyper_util`'s DEBUG and TRACE. The CLI logs through it
+/// credential provider's output in a warning) and `hyper_util`'s and
+/// `aws_smithy_http_client`'s DEBUG and TRACE. The CLI logs through it
 /// whatever `RUST_LOG` says; install it as a filter of its own in a program that
 /// logs the SDK's events (a directive could be outdone by a more specific one):
 ///
@@ -897,8 +901,8 @@ mod tests {
     }
 
     /// Warnings that quote an endpoint URL (its password, its query) or a credential
-    /// provider's output, and hyper_util's pool at DEBUG and TRACE (the URL's
-    /// user:password):
+    /// provider's output, and hyper_util's pool and the SDK's HTTP client at DEBUG
+    /// and TRACE (the URL's user:password):
     /// not logged; the other warnings of the same crates are.
     #[test]
     fn warnings_quoting_an_endpoint_url_or_a_credential_providers_output_are_not_logged() {
@@ -916,6 +920,11 @@ mod tests {
         let pool = "hyper_util::client::legacy::pool";
         assert!(!may_log(pool, Level::TRACE) && !may_log(pool, Level::DEBUG));
         assert!(may_log(pool, Level::INFO));
+        // Its proxy's credentials added, the SDK's HTTP client logs the request's
+        // URI whole at DEBUG: an endpoint URL's user:password in it.
+        let client = "aws_smithy_http_client::client";
+        assert!(!may_log(client, Level::TRACE) && !may_log(client, Level::DEBUG));
+        assert!(may_log(client, Level::INFO) && may_log(client, Level::WARN));
         assert!(may_log("aws_config::provider_config", Level::WARN));
         assert!(may_log("aws_smithy_runtime_api::client", Level::TRACE));
     }
