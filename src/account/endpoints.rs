@@ -9,7 +9,7 @@ use crate::billing::{
 use crate::endpoint::{
     DiscoveryError, EndpointKind, EndpointProfile, VariantBilling, VariantProfile,
 };
-use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Rate};
+use crate::pricing::{InstanceResources, PriceKey, PriceOrigin, PriceSource, Rate, plausible};
 use crate::totals::storage_stretch;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -1027,9 +1027,12 @@ impl Account {
         ))
     }
 
-    /// The rate of `key`, noting its source on the row (the least fresh wins).
+    /// The rate of `key`, noting its source on the row (the least fresh wins). A
+    /// source's $0, or a rate beyond any SageMaker price, is no rate
+    /// ([`plausible`]): the row is unpriced with the reason, never a burn of $0,
+    /// and a rate × instances (or × provisioned × 3,600) stays within a `Decimal`.
     async fn rate(&self, key: &PriceKey, row: &mut EndpointRow) -> Result<Rate, String> {
-        let rate = self.prices.price(key).await.map_err(|e| e.to_string())?;
+        let rate = plausible(self.prices.price(key).await).map_err(|e| e.to_string())?;
         let source = rate.provenance.source;
         row.price_source = Some(row.price_source.map_or(source, |s| s.max(source)));
         Ok(rate)

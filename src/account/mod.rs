@@ -139,6 +139,10 @@ impl fmt::Debug for AccountBuilder {
 
 impl AccountBuilder {
     /// Where rates come from (default: [`crate::pricing::default_price_source`]).
+    /// An answer of $0, or of more than
+    /// [`MAX_SANE_USD_PER_UNIT`](crate::pricing::MAX_SANE_USD_PER_UNIT) a unit, is
+    /// taken for no rate, as the meter takes it: the endpoint's row is unpriced
+    /// with the reason, and reconcile has no on-demand rate for that charge.
     pub fn price_source(mut self, prices: impl PriceSource + 'static) -> Self {
         self.prices = Some(Arc::new(prices));
         self

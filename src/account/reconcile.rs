@@ -39,7 +39,7 @@ use super::usage_class::UsageClass;
 use crate::billing::{Allocation, Cost, LineItem, LinePrice, StandingPart, round_cost};
 use crate::endpoint::VariantBilling;
 use crate::ledger::{LedgerReader, RolledFileName, TornTail, rolling_dir_of};
-use crate::pricing::{PriceOrigin, Provenance};
+use crate::pricing::{PriceOrigin, Provenance, plausible};
 use crate::report::UNTAGGED;
 use chrono::{Datelike, Months, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -1486,8 +1486,10 @@ impl Account {
             if rates.listed.contains_key(class) || rates.has_metered(class) {
                 continue;
             }
+            // A source's $0, or a rate beyond any SageMaker price, is no rate
+            // (`plausible`): at $0, Q × r = $0 and the whole bill is its discount.
             let rate = match class.price_key(&self.region) {
-                Some(key) => match self.prices.price(&key).await {
+                Some(key) => match plausible(self.prices.price(&key).await) {
                     Ok(rate) => Some(rate.usd_per_unit),
                     Err(err) => {
                         notes.push(format!(

@@ -820,6 +820,64 @@ async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
     );
 }
 
+/// A price source's $0 (or a rate beyond any SageMaker price) is no on-demand
+/// rate: what the bill holds beyond the receipts is unexplained and named, not a
+/// discount of the whole bill (nor a figure too large to work out).
+#[tokio::test]
+async fn a_price_sources_zero_or_absurd_rate_is_no_on_demand_rate_not_a_discount() {
+    // 2 × ml.m5.xlarge all day, no receipts: AWS bills 48 h × $0.23 (us-east-1
+    // on demand) = $11.04. At the real rate all of it is outside sagemeter
+    // (Q × r = 48 × 0.23 = 11.04, discount 11.04 − 11.04 = 0).
+    for (usd_per_hour, what) in [
+        // Q × r = 48 × 0 = $0: the whole $11.04 read as a discount, B − Q × r
+        // = 11.04 − 0 = +$11.04, and the day "explained".
+        (Decimal::ZERO, "0 USD per unit"),
+        // Q × r = 48 × 10²⁵ = 4.8 × 10²⁶: B − Q × r needs 29 digits, and the
+        // reconciliation was refused as of a corrupt ledger.
+        (
+            Decimal::from_i128_with_scale(10i128.pow(25), 0),
+            "10000000000000000000000000 USD per unit",
+        ),
+    ] {
+        let bill = billed_days(&[("2026-11-29", false, "USE1-Host:ml.m5.xlarge", "11.04", "48")]);
+        let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+        let account = Account {
+            prices: std::sync::Arc::new(OnlyThese(vec![(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                usd_per_hour,
+            )])),
+            ..account(&[], &[], &[&bill])
+        };
+        let r = account
+            .reconcile(&Metered::new("us-east-1"), &options)
+            .await
+            .unwrap_or_else(|err| panic!("{what}: {err}"));
+        let day = &r.days[0];
+        // No rate: outside usage and a discount cannot be told apart, so all
+        // 11.04 − 0 metered = $11.04 is unexplained.
+        assert_eq!(day.parts.discount_usd, Decimal::ZERO, "{what}");
+        assert_eq!(day.parts.outside_usd, Decimal::ZERO, "{what}");
+        assert_eq!(day.parts.unexplained_usd, Decimal::new(1104, 2), "{what}");
+        assert_eq!(day.verdict, Verdict::Differs, "{what}");
+        assert_eq!(r.rows[0].effective_rate_ratio, None, "{what}");
+        let named = format!(
+            "no on-demand rate for Host:ml.m5.xlarge in us-east-1: \
+             {}the price source gave {what} for hosting ml.m5.xlarge in us-east-1",
+            if usd_per_hour.is_zero() {
+                ""
+            } else {
+                "malformed price document: "
+            }
+        );
+        assert!(
+            r.notes.iter().any(|n| n.starts_with(&named)),
+            "{named}: {:#?}",
+            r.notes
+        );
+    }
+}
+
 /// The bundled snapshot without its ML storage rates (as in a region it has none
 /// for, with the Price List out of reach).
 #[derive(Debug)]
@@ -4697,6 +4755,117 @@ async fn compute_beyond_the_provisioned_concurrency_without_the_on_demand_rate_i
         "{:?}",
         row.notes
     );
+}
+
+/// A price source's $0 for an instance type is no price (docs/cost-model.md): the
+/// row is unpriced with the reason, as with no rate at all, never a burn of $0.
+#[tokio::test]
+async fn a_price_sources_zero_instance_rate_leaves_the_row_unpriced_not_free() {
+    let list = listed_alone("zero-rated");
+    let [a, b] = described_as(
+        "zero-rated",
+        EndpointStatus::InService,
+        2,
+        ProductionVariantInstanceType::MlG5Xlarge,
+        None,
+        |variant| variant,
+    );
+    let metrics = no_metrics();
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![(
+            PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+            Decimal::ZERO,
+        )])),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    let view = last_day(&account).await;
+    let row = &view.rows[0];
+    // AWS bills 2 × ml.g5.xlarge (real-time, us-east-1, $1.408 an instance-hour)
+    // 2 × 1.408 = $2.816 an hour, 24 × 2.816 = $67.584 over the window. At the
+    // source's $0 the row read $0 and $0, unflagged; the rate is not known, so
+    // neither figure is.
+    assert_eq!(row.usd_per_hour, None);
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.flags, [Flag::Unpriced]);
+    let reason = row.unpriced_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with(
+            "the price source gave 0 USD per unit for hosting ml.g5.xlarge in us-east-1"
+        ),
+        "{reason}"
+    );
+    assert_eq!(view.totals.unpriced, 1);
+    assert_eq!(view.totals.usd_per_hour, Decimal::ZERO);
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+}
+
+/// A serverless variant of 2 GB with a provisioned concurrency of 8.
+fn serverless_2gb_pc_8() -> ProductionVariant {
+    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
+    ProductionVariant::builder()
+        .variant_name("AllTraffic")
+        .model_name("provisioned-model")
+        .serverless_config(
+            ProductionVariantServerlessConfig::builder()
+                .memory_size_in_mb(2048)
+                .max_concurrency(10)
+                .provisioned_concurrency(8)
+                .build(),
+        )
+        .build()
+}
+
+/// A price source's rate beyond any SageMaker price is no price either: the row
+/// is unpriced with the reason, and its arithmetic never overflows.
+#[tokio::test]
+async fn a_price_sources_absurd_provisioned_concurrency_rate_leaves_the_row_unpriced_not_a_panic() {
+    let list = listed_alone("provisioned");
+    let [a, b] = described_variant("provisioned", serverless_2gb_pc_8, false);
+    let metrics = no_metrics();
+    let (region, memory_gb) = ("us-east-1".to_owned(), 2);
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![
+            // 10²⁵ USD a second: a garbled answer.
+            (
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb,
+                },
+                Decimal::from_i128_with_scale(10i128.pow(25), 0),
+            ),
+            (
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region.clone(),
+                    memory_gb,
+                },
+                Decimal::new(233, 7),
+            ),
+            (
+                PriceKey::Serverless { region, memory_gb },
+                Decimal::new(4, 5),
+            ),
+        ])),
+        ..account(&[&list, &a, &b], &[&metrics], &[])
+    };
+    // The standing burn at that rate, 10²⁵ × 8 × 3,600 = 2.88 × 10²⁹ USD an hour,
+    // is beyond what a Decimal holds (about 7.9 × 10²⁸): it panicked. AWS bills 8
+    // provisioned 2 GB at $0.00001 a second (us-east-1) 8 × 0.00001 × 3,600 =
+    // $0.288 an hour; the source's rate is no price, so the burn is not known.
+    let view = last_day(&account).await;
+    let row = &view.rows[0];
+    assert_eq!(row.provisioned_concurrency, Some(8));
+    assert_eq!(row.usd_per_hour, None);
+    assert_eq!(row.window_cost_usd, None);
+    assert_eq!(row.flags, [Flag::Unpriced]);
+    let reason = row.unpriced_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains(
+            "the price source gave 10000000000000000000000000 USD per unit for provisioned \
+             concurrency"
+        ) && reason.contains("not a price"),
+        "{reason}"
+    );
+    assert_eq!(view.totals.unpriced, 1);
 }
 
 /// The bundled snapshot's rates, ml.m5.xlarge's carrying its resources (4 vCPUs,
