@@ -932,11 +932,14 @@ impl Inner {
         }
     }
 
+    /// The fallback's answer for `key`, after the primary failed with `error`. A
+    /// fallback's $0, or a rate beyond any SageMaker price, is no price, as the
+    /// primary's is (see `land`): it is neither served nor kept for the backoff.
     async fn fall_back(&self, key: &PriceKey, error: &PriceError) -> Result<Rate, PriceError> {
         let Some(fallback) = &self.fallback else {
             return Err(error.clone());
         };
-        match fallback.price(key).await {
+        match super::plausible(fallback.price(key).await) {
             Ok(rate) => Ok(Rate::with_note_before(
                 rate,
                 &format!("{PRIMARY_FAILED_NOTE_START}{error})"),
@@ -1063,7 +1066,9 @@ fn cached(rate: &Rate) -> Rate {
 impl CachedPricesBuilder {
     /// The source asked when the primary fails and no good price is known (typically
     /// [`Snapshot::bundled`](super::Snapshot::bundled)). Without one, the primary's
-    /// error is returned.
+    /// error is returned. Its answer of $0, or of more than
+    /// [`MAX_SANE_USD_PER_UNIT`](super::MAX_SANE_USD_PER_UNIT) a unit, is no price,
+    /// as the primary's is: the look-up fails, its error naming that answer.
     pub fn fallback(mut self, fallback: impl PriceSource + 'static) -> Self {
         self.fallback = Some(Arc::new(fallback));
         self
@@ -2258,6 +2263,51 @@ mod tests {
             panic!("{err:?}")
         };
         assert!(reason.ends_with("; fallback: no price for hosting ml.nope.xlarge in us-east-1: check the instance type and region, or set a price override"), "{reason}");
+    }
+
+    /// A fallback's $0 (or a rate beyond any SageMaker price) is no price, as the
+    /// primary's is: the cache neither serves it nor keeps it for the backoff.
+    #[tokio::test]
+    async fn a_fallbacks_zero_or_absurd_rate_is_no_price_and_is_not_kept() {
+        for (usd_per_unit, gave) in [
+            (
+                "0",
+                "the price source gave 0 USD per unit for hosting ml.m5.xlarge in us-east-1; \
+                 not priced at $0",
+            ),
+            (
+                "10000000000000000000000000",
+                "malformed price document: the price source gave 10000000000000000000000000 \
+                 USD per unit for hosting ml.m5.xlarge in us-east-1: not a price",
+            ),
+        ] {
+            let time = clock();
+            let primary = Scripted::answering([Err(throttled())]);
+            let fallback = Scripted::answering([Ok(usd(usd_per_unit)), Ok(usd(usd_per_unit))]);
+            let prices = CachedPrices::builder(primary.clone())
+                .fallback(fallback.clone())
+                .failure_backoff(Duration::from_secs(60))
+                .time_source(SharedTimeSource::new(time.clone()))
+                .build();
+            let expected = format!(
+                "the Price List API throttled the request (ThrottlingException, HTTP 400); \
+                 fallback: {gave}"
+            );
+            for answer in [
+                prices.price(&key()).await,
+                // Within the backoff: what the failure left, not a kept $0.
+                prices.price(&key()).await,
+                prices
+                    .price_now(&key())
+                    .expect("the failure's answer is at hand"),
+            ] {
+                let Err(PriceError::Unavailable { reason }) = &answer else {
+                    panic!("{usd_per_unit}: {answer:?}")
+                };
+                assert!(reason.starts_with(&expected), "{reason}");
+            }
+            assert_eq!((primary.calls(), fallback.calls()), (1, 1));
+        }
     }
 
     #[tokio::test]

@@ -643,7 +643,8 @@ pub(crate) fn is_plausible_usd(usd: Decimal) -> bool {
 /// [`PriceError::Malformed`]. The built-in sources refuse such prices where they
 /// read them, but a custom [`PriceSource`] could still hand one over: the meter
 /// then leaves the line unpriced with the reason, and [`CachedPrices`] takes it as
-/// a failed look-up (the last good price kept, else the fallback's).
+/// a failed look-up (the last good price kept, else the fallback's, which it
+/// checks the same way). So does the account view.
 pub(crate) fn plausible(rate: Result<Rate, PriceError>) -> Result<Rate, PriceError> {
     match rate {
         Ok(rate) if rate.usd_per_unit.is_zero() => Err(PriceError::ZeroOnly {
