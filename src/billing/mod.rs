@@ -718,6 +718,40 @@ fn no_tokens_note(usage: &Usage, direction: &str) -> String {
     }
 }
 
+/// Why a call's per-token line of `direction` ("input", "output") is unpriced
+/// when `cut_off` of its `answers` successful (HTTP 2XX) answers had their body
+/// cut off (the SDK tried again, or failed the call): AWS Marketplace charges
+/// each answer's tokens, and nobody read those. `read` is the count the answer
+/// read reported (`Some(None)`: it reported none), `None` when the call's last
+/// answer was cut off too.
+fn cut_off_tokens_reason(
+    cut_off: u32,
+    answers: u32,
+    direction: &str,
+    read: Option<Option<u64>>,
+) -> String {
+    let of = if answers == 1 { "answer" } else { "answers" };
+    let (was, its, body) = if cut_off == 1 {
+        ("was", "its", "its body was")
+    } else {
+        ("were", "their", "their bodies were")
+    };
+    let reason = format!(
+        "{cut_off} of {answers} {of} (HTTP 2XX) {was} cut off before {body} read: {its} \
+         {direction} tokens are charged but not known"
+    );
+    match read {
+        Some(Some(n)) => {
+            format!("{reason}; the {n} here are those of the answer read (a lower bound)")
+        }
+        Some(None) => format!(
+            "{reason}; the answer read did not report its {direction} tokens either \
+             (configure a TokenCounter)"
+        ),
+        None => reason,
+    }
+}
+
 /// Per-inference and per-token lines, as configured.
 ///
 /// The per-inference fee is one call for each successful (HTTP 2XX) answer the
@@ -736,7 +770,11 @@ fn no_tokens_note(usage: &Usage, direction: &str) -> String {
 /// report a count has that line unpriced (a `TokenCounter` can count it). A call
 /// that got no 2XX answer answered no tokens: its token lines are 0 tokens, $0,
 /// priced, saying why, as its fee line is (not unpriced, which would advise a
-/// `TokenCounter` that cannot help and count the call as unpriced).
+/// `TokenCounter` that cannot help and count the call as unpriced). Each 2XX
+/// answer whose body was cut off (counted in `answers_2xx` beyond the call's
+/// own answer) was charged tokens nobody read: the token lines are then
+/// unpriced, saying so, holding the count of the answer read, if any (a lower
+/// bound), whether or not the call was answered in the end.
 pub(crate) fn usage_charge_lines(
     usage: &Usage,
     answers_2xx: u32,
@@ -778,9 +816,19 @@ pub(crate) fn usage_charge_lines(
         ),
     ];
     let answered = answered_2xx(usage);
+    // The 2XX answers whose body nobody read: their tokens are not known.
+    let answers = answers_2xx.max(u32::from(answered));
+    let cut_off = answers - u32::from(answered);
     for (item, price, count, direction) in tokens {
         if let Some(p) = price {
             lines.push(match count {
+                _ if cut_off > 0 => unpriced(
+                    item,
+                    // What the answer read reported, if any: a lower bound.
+                    Decimal::from(count.filter(|_| answered).unwrap_or(0)),
+                    QuantityUnit::Tokens,
+                    cut_off_tokens_reason(cut_off, answers, direction, answered.then_some(count)),
+                ),
                 _ if !answered => priced(
                     item,
                     Decimal::ZERO,

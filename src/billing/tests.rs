@@ -413,6 +413,152 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
     );
 }
 
+/// Each successful (HTTP 2XX) answer is charged its tokens, as it is its fee: one
+/// whose body was cut off (the SDK tries such an attempt again, or fails the
+/// call) had tokens nobody read. Its call's token lines are unpriced, never
+/// priced without them, the count they hold (that of the answer read) a lower
+/// bound.
+///
+/// At $0.50 per 1,000 calls and $0.0005 / $0.0015 per 1,000 input / output
+/// tokens:
+/// - a 200 cut off, then retries failed in transit (the call an error): 1
+///   inference, 1 × $0.50 / 1,000 = $0.0005, priced; its tokens, charged by AWS
+///   Marketplace, are not known: both token lines unpriced at 0 tokens, not
+///   priced "0 tokens, $0, the call got none";
+/// - a 200 cut off, then a 200 reporting 1,000 in and 500 out: 2 inferences,
+///   2 × $0.0005 = $0.001, priced; the tokens read would be 1,000 × $0.0005 /
+///   1,000 = $0.0005 in and 500 × $0.0015 / 1,000 = $0.00075 out, but the first
+///   answer's (about as much again, $0.00125, not known) are not among them:
+///   both token lines unpriced, holding 1,000 and 500 tokens (a lower bound).
+#[test]
+fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
+    let token_charges = UsageCharges::default()
+        .per_1000_calls(dec("0.50"))
+        .per_1000_tokens(dec("0.0005"), dec("0.0015"));
+    let summary = |lines: &[CostLine]| -> Vec<(LineItem, Decimal, Option<Decimal>, String)> {
+        lines
+            .iter()
+            .map(|l| {
+                let said = match &l.price {
+                    LinePrice::Priced { .. } => String::new(),
+                    LinePrice::Unpriced { reason } => reason.clone(),
+                };
+                (l.item, l.quantity, l.cost_usd(), said)
+            })
+            .collect()
+    };
+    let cut_off_then_failed =
+        usage_charge_lines(&call(10).with_outcome(Outcome::Error), 1, &token_charges);
+    assert_eq!(
+        summary(&cut_off_then_failed),
+        [
+            (
+                LineItem::Inference,
+                Decimal::ONE,
+                Some(dec("0.0005")),
+                String::new()
+            ),
+            (
+                LineItem::InputTokens,
+                Decimal::ZERO,
+                None,
+                "1 of 1 answer (HTTP 2XX) was cut off before its body was read: its input \
+                 tokens are charged but not known"
+                    .to_owned()
+            ),
+            (
+                LineItem::OutputTokens,
+                Decimal::ZERO,
+                None,
+                "1 of 1 answer (HTTP 2XX) was cut off before its body was read: its output \
+                 tokens are charged but not known"
+                    .to_owned()
+            ),
+        ]
+    );
+    // Cancelled after a 200 cut off: the same, not "no answer came".
+    let cut_off_then_cancelled = usage_charge_lines(
+        &call(10).with_outcome(Outcome::Cancelled),
+        1,
+        &token_charges,
+    );
+    assert_eq!(
+        summary(&cut_off_then_cancelled)[1..],
+        summary(&cut_off_then_failed)[1..]
+    );
+    let cut_off_then_answered = usage_charge_lines(
+        &call(10).with_tokens(TokenUsage::new(1000, 500)),
+        2,
+        &token_charges,
+    );
+    assert_eq!(
+        summary(&cut_off_then_answered),
+        [
+            (
+                LineItem::Inference,
+                Decimal::from(2),
+                Some(dec("0.001")),
+                String::new()
+            ),
+            (
+                LineItem::InputTokens,
+                Decimal::from(1000),
+                None,
+                "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its input \
+                 tokens are charged but not known; the 1000 here are those of the answer \
+                 read (a lower bound)"
+                    .to_owned()
+            ),
+            (
+                LineItem::OutputTokens,
+                Decimal::from(500),
+                None,
+                "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its output \
+                 tokens are charged but not known; the 500 here are those of the answer \
+                 read (a lower bound)"
+                    .to_owned()
+            ),
+        ]
+    );
+    // The answer read reported its input and not its output: the output line
+    // says both why.
+    let unreported = usage_charge_lines(
+        &call(10).with_tokens(TokenUsage {
+            input: Some(1000),
+            output: None,
+        }),
+        3,
+        &token_charges,
+    );
+    assert_eq!(
+        summary(&unreported)[2],
+        (
+            LineItem::OutputTokens,
+            Decimal::ZERO,
+            None,
+            "2 of 3 answers (HTTP 2XX) were cut off before their bodies were read: their \
+             output tokens are charged but not known; the answer read did not report its \
+             output tokens either (configure a TokenCounter)"
+                .to_owned()
+        )
+    );
+    // One answer, read: priced as before (1,000 × $0.0005 / 1,000 = $0.0005 in,
+    // 500 × $0.0015 / 1,000 = $0.00075 out).
+    let read = usage_charge_lines(
+        &call(10).with_tokens(TokenUsage::new(1000, 500)),
+        1,
+        &token_charges,
+    );
+    assert_eq!(
+        read.iter().map(|l| l.cost_usd()).collect::<Vec<_>>(),
+        [
+            Some(dec("0.0005")),
+            Some(dec("0.0005")),
+            Some(dec("0.00075"))
+        ]
+    );
+}
+
 #[test]
 fn per_token_charges_without_token_counts_are_unpriced() {
     let charges = UsageCharges::default().per_1000_tokens(dec("0.0005"), dec("0.0015"));
