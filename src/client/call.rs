@@ -86,6 +86,14 @@ pub const MAX_ASYNC_INLINE_BYTES: usize = 128_000;
 /// mistake, refused rather than billed (each GB is data processed).
 pub const MAX_ASYNC_INPUT_BYTES: u64 = 1 << 30;
 
+/// Largest response body SageMaker real-time inference returns: 25 MB, its
+/// payload limit, as for a request ([`MAX_REQUEST_BYTES`]; older API models
+/// state 6 MiB for both, the smaller figure). A success cut off stating a
+/// larger `Content-Length` did not come from SageMaker as stated (a proxy, or
+/// an emulator reached through `AWS_ENDPOINT_URL`): its size is taken as not
+/// known, not billed as data out ([`bill_cut_off_responses`]).
+const MAX_RESPONSE_BYTES: u64 = 25_000_000;
+
 /// What differs between the metered operations; everything else is [`Call`]'s.
 pub(crate) trait MeteredOperation {
     /// The SDK operation's error.
@@ -939,11 +947,12 @@ pub(crate) fn bill_attempts(
 /// The responses of attempts answered 2XX whose body was cut off (the SDK tries
 /// such an attempt again, or fails the call): SageMaker sent each, and bills
 /// it as data out, besides the final body's. Each one's `Content-Length` is
-/// added to the bytes out (saturating), with a note; one that stated none
-/// leaves data out a lower bound, and a note says so. Not an async
+/// added to the bytes out (saturating), with a note; one that stated none, or
+/// one above any SageMaker response's ([`MAX_RESPONSE_BYTES`]: not SageMaker's
+/// word), leaves data out a lower bound, and a note says so. Not an async
 /// submission's: its answer is no data out (its output is, at settlement).
 fn bill_cut_off_responses(usage: &mut Usage, attempts: &AttemptProbe, notes: &mut Vec<String>) {
-    let (sized, bytes, unstated) = attempts.cut_off();
+    let (sized, bytes, unstated, oversized) = attempts.cut_off();
     if sized > 0 {
         usage.bytes_out = usage.bytes_out.saturating_add(bytes);
         notes.push(format!(
@@ -955,6 +964,13 @@ fn bill_cut_off_responses(usage: &mut Usage, attempts: &AttemptProbe, notes: &mu
         notes.push(format!(
             "{unstated} attempt(s) answered 2XX whose body was cut off stated no \
              Content-Length: their response is not in data out, which is a lower bound"
+        ));
+    }
+    if oversized > 0 {
+        notes.push(format!(
+            "{oversized} attempt(s) answered 2XX whose body was cut off stated a \
+             Content-Length above {MAX_RESPONSE_BYTES} bytes, more than any SageMaker \
+             response: their response is not in data out, which is a lower bound"
         ));
     }
 }
@@ -1940,10 +1956,12 @@ struct AttemptLog {
     /// [`timed_out_after_sending`]).
     timed_out: AtomicU32,
     /// Attempts answered 2XX whose body was cut off, with a `Content-Length`,
-    /// and those lengths together (saturating); and those with none.
+    /// and those lengths together (saturating); those with none; and those
+    /// stating one above [`MAX_RESPONSE_BYTES`], not taken.
     cut_off_sized: AtomicU32,
     cut_off_bytes: AtomicU64,
     cut_off_unsized: AtomicU32,
+    cut_off_oversized: AtomicU32,
     /// The latest attempt's connection, as the HTTP client reports it.
     connection: std::sync::Mutex<Option<CaptureSmithyConnection>>,
     /// The sharing clock the call joins when its first request goes out, and
@@ -1993,6 +2011,7 @@ impl AttemptProbe {
             cut_off_sized: AtomicU32::new(0),
             cut_off_bytes: AtomicU64::new(0),
             cut_off_unsized: AtomicU32::new(0),
+            cut_off_oversized: AtomicU32::new(0),
             connection: std::sync::Mutex::new(None),
             seat,
             share: std::sync::OnceLock::new(),
@@ -2100,13 +2119,15 @@ impl AttemptProbe {
     }
 
     /// Attempts answered 2XX whose body was cut off: those that stated a
-    /// `Content-Length`, those lengths together, and those that stated none.
-    fn cut_off(&self) -> (u32, u64, u32) {
+    /// `Content-Length`, those lengths together, those that stated none, and
+    /// those that stated one above [`MAX_RESPONSE_BYTES`].
+    fn cut_off(&self) -> (u32, u64, u32, u32) {
         let log = &self.0;
         (
             log.cut_off_sized.load(Ordering::Relaxed),
             log.cut_off_bytes.load(Ordering::Relaxed),
             log.cut_off_unsized.load(Ordering::Relaxed),
+            log.cut_off_oversized.load(Ordering::Relaxed),
         )
     }
 
@@ -2295,6 +2316,9 @@ impl AttemptProbe {
             AttemptEnd::AnsweredCutOff(length) => {
                 log.answers_2xx.fetch_add(1, Ordering::Relaxed);
                 match length {
+                    Some(bytes) if bytes > MAX_RESPONSE_BYTES => {
+                        log.cut_off_oversized.fetch_add(1, Ordering::Relaxed);
+                    }
                     Some(bytes) => {
                         log.cut_off_sized.fetch_add(1, Ordering::Relaxed);
                         let _ = log.cut_off_bytes.fetch_update(
@@ -2330,7 +2354,8 @@ enum AttemptEnd {
     AnsweredOk,
     /// SageMaker answered with a success whose body could not be read (cut
     /// off): the model ran, and the SDK may try again. With the response's
-    /// `Content-Length`, when it stated one: SageMaker sent that much.
+    /// `Content-Length`, when it stated one: SageMaker sent that much (unless
+    /// it is above [`MAX_RESPONSE_BYTES`], which is not SageMaker's word).
     AnsweredCutOff(Option<u64>),
     /// SageMaker answered with the model's error (the model ran).
     ModelError,
@@ -3604,6 +3629,48 @@ pub(super) mod tests {
         let mut usage = Usage::new(Operation::InvokeEndpointAsync, Duration::from_millis(30));
         bill_attempts(&mut usage, &probe, &mut Vec::new());
         assert_eq!(usage.bytes_out, 0);
+    }
+
+    /// A 200 cut off stating a length no SageMaker response has (a proxy or an
+    /// emulator reached through `AWS_ENDPOINT_URL`, stating
+    /// `Content-Length: 18446744073709551615`) is not data out: taken at its
+    /// word, 2⁶⁴ − 1 B = 17,179,869,184 GB (of 2³⁰ B) × $0.016 a GB =
+    /// $274,877,906.94 on one receipt, poisoning totals and budgets (and more
+    /// than the Parquet ledger's i64 holds). SageMaker's responses are at most
+    /// 25,000,000 B: its size is taken as not known, as one stating none, and
+    /// data out (the retry's 2 B) is said to be a lower bound. One stating
+    /// exactly 25,000,000 B is taken at its word.
+    #[test]
+    fn a_success_cut_off_stating_more_than_any_sagemaker_response_is_not_billed_that_size() {
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::AnsweredCutOff(Some(u64::MAX))),
+            (ms(20), ms(30), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
+        usage.bytes_out = 2;
+        let mut notes = Vec::new();
+        bill_attempts(&mut usage, &probe, &mut notes);
+        assert_eq!(usage.bytes_out, 2);
+        assert!(
+            notes.iter().any(|n| n
+                == "1 attempt(s) answered 2XX whose body was cut off stated a Content-Length \
+                    above 25000000 bytes, more than any SageMaker response: their response \
+                    is not in data out, which is a lower bound"),
+            "{notes:?}"
+        );
+        assert!(
+            !notes.iter().any(|n| n.starts_with("data out includes")),
+            "{notes:?}"
+        );
+        // At the limit: 25,000,000 B + the retry's 2 B.
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::AnsweredCutOff(Some(25_000_000))),
+            (ms(20), ms(30), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
+        usage.bytes_out = 2;
+        bill_attempts(&mut usage, &probe, &mut Vec::new());
+        assert_eq!(usage.bytes_out, 25_000_002);
     }
 
     #[test]
