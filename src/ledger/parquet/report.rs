@@ -507,7 +507,17 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         if let Some(scales) = scales.filter(|s| s.is_valid(i)) {
             // Only trailing zeros come or go: a value with more places than its
             // scale says (rewritten by another tool) is kept as it is.
+            // A scale past a decimal's 28 (its 5 bits say up to 31) is damage,
+            // as the receipt reader says: no decimal has it.
             let own = super::decimal::Scales(scales.value(i)).get(0);
+            if own > Decimal::MAX_SCALE {
+                return Err(format!(
+                    "row {i}: `{}` gives `cost_usd` scale {own}, more than a decimal's {}",
+                    col::AMOUNT_SCALES,
+                    Decimal::MAX_SCALE
+                )
+                .into());
+            }
             if cost_usd.round_dp(own) == cost_usd {
                 cost_usd.rescale(own);
             }
@@ -886,6 +896,46 @@ mod tests {
                 err.contains(&format!("row 0: `{name}` is negative (-5)")),
                 "{err}"
             );
+        }
+    }
+
+    /// An `amount_scales` of another tool's rewrite that gives the cost more
+    /// places than a decimal holds (its 5 bits say up to 31; a `Decimal` holds
+    /// 28) is damage named by its column and row, as the receipt reader refuses
+    /// it: not a cost whose sums or JSON panic.
+    #[test]
+    fn an_amount_scale_past_what_a_decimal_holds_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let path = dir.path().join("scales.parquet");
+        write(
+            &path,
+            &[
+                receipt(0, "0.000000000001", 10),
+                receipt(1, "0.000000000001", 10),
+            ],
+        );
+        // -1 is every bit set: the cost's 5 bits say scale 31.
+        rewrite_column(
+            &path,
+            col::AMOUNT_SCALES,
+            Arc::new(arrow_array::Int64Array::from(vec![-1, -1])),
+        );
+        assert!(
+            super::super::read_all(&path).is_err(),
+            "the receipt reader refuses it"
+        );
+        match report_files([&path], &options) {
+            Err(ReportError::Ledger(LedgerError::Parquet {
+                path: file,
+                message,
+                ..
+            })) => {
+                assert_eq!(file, path);
+                assert!(message.contains("`amount_scales`"), "{message}");
+                assert!(message.contains("31"), "{message}");
+            }
+            other => panic!("not an error on the scale: {other:?}"),
         }
     }
 
