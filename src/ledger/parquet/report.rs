@@ -309,6 +309,12 @@ fn row_group(
     // At most 16,384 rows at a time, fewer when a column of text would pass what
     // a batch holds.
     let batch_rows = group_batch_rows(builder.metadata().row_group(group), &mask, 16 * 1024);
+    // The rows of the file before this batch's first (the earlier row groups',
+    // then the earlier batches'): a damaged row is named by its 1-based row in
+    // the file, as the receipt reader names it.
+    let mut first_row: u64 = (builder.metadata().row_groups()[..group].iter())
+        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+        .sum();
     let reader = builder
         .with_projection(mask)
         .with_row_groups(vec![group])
@@ -318,29 +324,40 @@ fn row_group(
     for batch in reader {
         let batch = batch.map_err(|e| parquet_error(path, "cannot read a row group", e))?;
         rows(&batch, &by, part).map_err(|e| match e {
-            RowsError::Data(message) => ReportError::Ledger(LedgerError::Parquet {
+            RowsError::Data { row, message } => ReportError::Ledger(LedgerError::Parquet {
                 path: path.to_owned(),
-                row: None,
+                row: row.map(|r| first_row + r as u64 + 1),
                 message,
                 source: None,
             }),
             RowsError::Report(e) => e.in_ledgers(&[path.to_owned()], None),
         })?;
+        first_row += batch.num_rows() as u64;
     }
     Ok(())
 }
 
 /// Why a batch's rows could not be reported.
 enum RowsError {
-    /// A column is missing or of another type, or a value does not read.
-    Data(String),
+    /// A column is missing or of another type, or a value does not read: in
+    /// the row of the batch `row` when it is about one.
+    Data { row: Option<usize>, message: String },
     /// A sum overflowed.
     Report(ReportError),
 }
 
 impl From<String> for RowsError {
+    /// About the batch, not one of its rows (a column missing or mistyped).
     fn from(message: String) -> Self {
-        RowsError::Data(message)
+        RowsError::Data { row: None, message }
+    }
+}
+
+/// What is wrong with the batch's row `row`.
+fn in_row(row: usize) -> impl Fn(String) -> RowsError {
+    move |message| RowsError::Data {
+        row: Some(row),
+        message,
     }
 }
 
@@ -463,7 +480,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     ] {
         if array.null_count() > 0 {
             let row = (0..array.len()).find(|&i| array.is_null(i)).unwrap_or(0);
-            return Err(format!("row {row}: `{name}` is null").into());
+            return Err(in_row(row)(format!("`{name}` is null")));
         }
     }
     // Absent from files written before accruals carried it. The same text on
@@ -488,7 +505,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     // as the receipt reader says, not 0.
     let whole = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize, name: &str| {
         u64::try_from(array.value(i))
-            .map_err(|_| format!("row {i}: `{name}` is negative ({})", array.value(i)))
+            .map_err(|_| in_row(i)(format!("`{name}` is negative ({})", array.value(i))))
     };
     let count = |array: &arrow_array::PrimitiveArray<Int64Type>, i: usize, name: &str| match array
         .is_valid(i)
@@ -498,11 +515,11 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
     };
     for i in 0..batch.num_rows() {
         let mut cost_usd = money(cost.value(i), cost_scale).ok_or_else(|| {
-            format!(
-                "row {i}: `cost_usd` {}e{} does not fit a decimal",
+            in_row(i)(format!(
+                "`cost_usd` {}e{} does not fit a decimal",
                 cost.value(i),
                 -i32::from(cost_scale)
-            )
+            ))
         })?;
         if let Some(scales) = scales.filter(|s| s.is_valid(i)) {
             // Only trailing zeros come or go: a value with more places than its
@@ -511,12 +528,11 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             // as the receipt reader says: no decimal has it.
             let own = super::decimal::Scales(scales.value(i)).get(0);
             if own > Decimal::MAX_SCALE {
-                return Err(format!(
-                    "row {i}: `{}` gives `cost_usd` scale {own}, more than a decimal's {}",
+                return Err(in_row(i)(format!(
+                    "`{}` gives `cost_usd` scale {own}, more than a decimal's {}",
                     col::AMOUNT_SCALES,
                     Decimal::MAX_SCALE
-                )
-                .into());
+                )));
             }
             if cost_usd.round_dp(own) == cost_usd {
                 cost_usd.rescale(own);
@@ -542,7 +558,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
             "ok" => Outcome::Ok,
             "error" => Outcome::Error,
             "cancelled" => Outcome::Cancelled,
-            other => return Err(format!("row {i}: unknown outcome `{other}`").into()),
+            other => return Err(in_row(i)(format!("unknown outcome `{other}`"))),
         };
         let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
         row.fully_priced = (from..to).all(|l| reason.is_null(l));
@@ -555,7 +571,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 Some((s, n, fallback)) if s == source && n == note => fallback,
                 _ => {
                     let origin: PriceOrigin =
-                        parse_named(source, "lines.source").map_err(|e| format!("row {i}: {e}"))?;
+                        parse_named(source, "lines.source").map_err(in_row(i))?;
                     let fallback = crate::pricing::is_fallback(origin, note);
                     last_price = Some((source, note, fallback));
                     fallback
@@ -566,14 +582,13 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
                 break;
             }
         }
-        let op: Operation =
-            parse_named(operation.value(i), col::OPERATION).map_err(|e| format!("row {i}: {e}"))?;
+        let op: Operation = parse_named(operation.value(i), col::OPERATION).map_err(in_row(i))?;
         if op == Operation::InvokeEndpointAsync {
             // As `Cost::is_async_settlement` tells it.
             let line_items = (from..to)
                 .map(|l| parse_named::<LineItem>(items.value(l), "lines.item"))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("row {i}: {e}"))?;
+                .map_err(in_row(i))?;
             let notes = notes.value_offsets();
             let row_notes =
                 || (notes[i] as usize..notes[i + 1] as usize).map(|n| note_texts.value(n));
@@ -589,8 +604,7 @@ fn rows(batch: &RecordBatch, by: &GroupBy, part: &mut ReportBuilder) -> Result<(
         }
         if let Some(json) = priced_from.and_then(|c| c.is_valid(i).then(|| c.value(i))) {
             if fallbacks.0 != Some(json) {
-                let mut sources =
-                    super::decode::accrual_sources(json).map_err(|e| format!("row {i}: {e}"))?;
+                let mut sources = super::decode::accrual_sources(json).map_err(in_row(i))?;
                 sources.retain(|s| s.is_fallback());
                 fallbacks = (Some(json), sources);
             }
@@ -849,15 +863,30 @@ mod tests {
         rewrite_column(path, col::COST_USD, Arc::new(cost));
     }
 
-    /// Rewrites `path` (one batch) with column `name` replaced by `values`, as
-    /// another tool would.
+    /// Rewrites `path` with column `name` replaced by `values`, as another tool
+    /// would.
     fn rewrite_column(path: &Path, name: &str, values: arrow_array::ArrayRef) {
+        rewrite_column_in_groups(path, name, values, None);
+    }
+
+    /// [`rewrite_column`] into row groups of `group_rows` rows (the writer's
+    /// default when `None`).
+    fn rewrite_column_in_groups(
+        path: &Path,
+        name: &str,
+        values: arrow_array::ArrayRef,
+        group_rows: Option<usize>,
+    ) {
         use arrow_schema::{Field, Schema};
         use parquet::arrow::ArrowWriter;
         use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        use parquet::file::properties::WriterProperties;
         let file = std::fs::File::open(path).unwrap();
-        let batch = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        // Every row in one batch.
+        let rows = builder.metadata().file_metadata().num_rows() as usize;
+        let batch = builder
+            .with_batch_size(rows.max(1))
             .build()
             .unwrap()
             .next()
@@ -871,8 +900,13 @@ mod tests {
         columns[index] = values;
         let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        let properties = group_rows.map(|rows| {
+            WriterProperties::builder()
+                .set_max_row_group_row_count(Some(rows))
+                .build()
+        });
         let mut out =
-            ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+            ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, properties).unwrap();
         out.write(&batch).unwrap();
         out.close().unwrap();
     }
@@ -893,7 +927,7 @@ mod tests {
             );
             let err = report_files([&path], &options).unwrap_err().to_string();
             assert!(
-                err.contains(&format!("row 0: `{name}` is negative (-5)")),
+                err.contains(&format!("row 1: `{name}` is negative (-5)")),
                 "{err}"
             );
         }
@@ -939,6 +973,47 @@ mod tests {
         }
     }
 
+    /// A damaged row is named by its 1-based row in the file, as the receipt
+    /// reader names it, whatever batch or row group of the report held it: not
+    /// by its place in its batch.
+    #[test]
+    fn a_damaged_row_is_named_by_its_row_in_the_file_as_the_reader_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReportOptions::new(GroupBy::Endpoint);
+        let receipts: Vec<_> = (0..20_000).map(|i| receipt(i, "1.5", 10)).collect();
+        // The last receipt's latency negative: the 20,000th row of the file.
+        let latency = || {
+            let mut us = vec![1_000i64; 20_000];
+            us[19_999] = -5;
+            Arc::new(arrow_array::Int64Array::from(us))
+        };
+        // One row group, read by the report 16,384 rows at a time: the bad row is
+        // the second batch's 3,616th (index 3,615). Row groups of 8,000 rows: the
+        // third's 4,000th (index 3,999), after 2 × 8,000 rows.
+        for group_rows in [None, Some(8_000)] {
+            let path = dir.path().join(format!("{group_rows:?}.parquet"));
+            write(&path, &receipts);
+            rewrite_column_in_groups(&path, col::LATENCY_US, latency(), group_rows);
+            let reader_row = match super::super::read_all(&path) {
+                Err(LedgerError::Parquet { row, .. }) => row,
+                other => panic!("the receipt reader reads it: {other:?}"),
+            };
+            assert_eq!(reader_row, Some(20_000), "{group_rows:?}");
+            match report_files([&path], &options) {
+                Err(ReportError::Ledger(e @ LedgerError::Parquet { .. })) => {
+                    let text = e.to_string();
+                    let LedgerError::Parquet { row, message, .. } = e else {
+                        unreachable!()
+                    };
+                    assert_eq!(row, reader_row, "{group_rows:?}: {text}");
+                    assert_eq!(message, "`latency_us` is negative (-5)", "{text}");
+                    assert!(text.contains(", row 20000: `latency_us`"), "{text}");
+                }
+                other => panic!("{group_rows:?}: not an error on the latency: {other:?}"),
+            }
+        }
+    }
+
     /// A `cost_usd` column of another scale than sagemeter's 12 is read at its
     /// own scale; a null cost is an error, not $0.
     #[test]
@@ -973,7 +1048,7 @@ mod tests {
         // Digits beyond what a Decimal holds stay refused, never rounded.
         assert_eq!(money(i128::MAX, 12), None);
 
-        // A null cost: an error naming the column and the file, never $0.
+        // A null cost: an error naming the column, the row and the file, never $0.
         let null = Decimal128Array::from(vec![None::<i128>])
             .with_precision_and_scale(38, 12)
             .unwrap();
@@ -981,10 +1056,11 @@ mod tests {
         match report_files([&path], &options) {
             Err(ReportError::Ledger(LedgerError::Parquet {
                 path: file,
+                row,
                 message,
                 ..
             })) => {
-                assert_eq!(file, path);
+                assert_eq!((file, row), (path.clone(), Some(1)));
                 assert!(message.contains("`cost_usd` is null"), "{message}");
             }
             other => panic!("not an error on the null cost: {other:?}"),
