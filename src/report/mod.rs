@@ -1579,10 +1579,14 @@ pub fn report_file(path: impl AsRef<Path>, options: &ReportOptions) -> Result<Re
 /// other format, are [`LedgerError::SameReceipts`] (see
 /// [`FirstReceipts`](crate::ledger::FirstReceipts)). Receipts are not
 /// de-duplicated one by one (memory would grow with them).
+///
+/// An empty range ([`ReportError::EmptyRange`]) is refused before any file is
+/// listed or read: a missing ledger is not what the caller hears first.
 pub fn report_files<P: AsRef<Path>>(
     paths: impl IntoIterator<Item = P>,
     options: &ReportOptions,
 ) -> Result<Report, ReportError> {
+    options.validate()?;
     let (mut jsonl, mut parquet) = (Vec::new(), Vec::new());
     for path in paths {
         inputs(path.as_ref(), &mut jsonl, &mut parquet)?;
@@ -2522,5 +2526,12 @@ mod tests {
         let t = parse_time_bound("2026-11-01").unwrap();
         let err = ReportBuilder::new(ReportOptions::default().since(t).until(t)).unwrap_err();
         assert!(matches!(err, ReportError::EmptyRange { .. }), "{err:?}");
+        // Before any ledger is read: a missing one is not what is said.
+        let missing = tempfile::tempdir().unwrap().path().join("missing.jsonl");
+        let err = report_files([missing], &ReportOptions::default().since(t).until(t));
+        assert!(
+            matches!(err, Err(ReportError::EmptyRange { .. })),
+            "{err:?}"
+        );
     }
 }

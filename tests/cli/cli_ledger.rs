@@ -703,6 +703,24 @@ async fn a_report_range_that_is_empty_is_an_invalid_argument() {
         .stderr(predicate::str::contains("the range is empty"));
 }
 
+/// An empty range is refused before any ledger is read: with a ledger that does
+/// not exist (a typo), it is still the invalid argument (exit 2), not the
+/// missing file (exit 1), which the next run would meet once the range is fixed.
+#[tokio::test]
+async fn a_report_range_that_is_empty_is_refused_before_any_ledger_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["missing.jsonl", "missing.parquet"] {
+        sagemeter()
+            .arg("report")
+            .arg(dir.path().join(name))
+            .args(["--since", "2026-12-02", "--until", "2026-12-01"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("the range is empty"))
+            .stderr(predicate::str::contains("cannot open").not());
+    }
+}
+
 /// `ledger convert`'s warning about the current day's file goes to a stderr whose
 /// reader has left: the warning is lost, the conversion is not (no panic, exit 0).
 #[cfg(unix)]
