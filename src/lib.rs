@@ -7,7 +7,8 @@
 //! Price List prices (falling back to a cache, then to a bundled snapshot, and
 //! saying so), **billed** according to how the endpoint is deployed (instance
 //! hours, serverless seconds, data processed, ...) and **recorded** (running
-//! totals, one `tracing` cost line per call). The SDK's own output comes back
+//! totals, one `tracing` cost line per receipt: an async invocation's
+//! settlement has its own). The SDK's own output comes back
 //! with a [`Cost`] receipt attached.
 //!
 //! ```no_run

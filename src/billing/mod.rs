@@ -742,7 +742,7 @@ fn cut_off_tokens_reason(
     );
     match read {
         Some(Some(n)) => {
-            format!("{reason}; the {n} here are those of the answer read (a lower bound)")
+            format!("{reason}; the count here is the answer read's (a lower bound)")
         }
         Some(None) => format!(
             "{reason}; the answer read did not report its {direction} tokens either \

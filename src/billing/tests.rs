@@ -505,8 +505,8 @@ fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
                 Decimal::from(1000),
                 None,
                 "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its input \
-                 tokens are charged but not known; the 1000 here are those of the answer \
-                 read (a lower bound)"
+                 tokens are charged but not known; the count here is the answer read's (a \
+                 lower bound)"
                     .to_owned()
             ),
             (
@@ -514,8 +514,8 @@ fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
                 Decimal::from(500),
                 None,
                 "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its output \
-                 tokens are charged but not known; the 500 here are those of the answer \
-                 read (a lower bound)"
+                 tokens are charged but not known; the count here is the answer read's (a \
+                 lower bound)"
                     .to_owned()
             ),
         ]

@@ -556,7 +556,8 @@ impl ClientBuilder {
     /// A call to an endpoint whose profile is not known yet waits for it after
     /// SageMaker answered: this bounds that wait when the control plane does not
     /// answer. Past it, discovery has failed, as for any other reason: the call's
-    /// compute is unpriced with the reason, and discovery is tried again after 30 s,
+    /// compute is unpriced with the reason, and discovery is tried again after 30 s
+    /// (or [`discovery_refresh`](Self::discovery_refresh), when shorter),
     /// in the background (the calls meanwhile get the failure at once; a call waits
     /// again only after such a retry was dropped before it landed, with a runtime
     /// made for one call).
