@@ -721,15 +721,9 @@ fn no_tokens_note(usage: &Usage, direction: &str) -> String {
 /// Why a call's per-token line of `direction` ("input", "output") is unpriced
 /// when `cut_off` of its `answers` successful (HTTP 2XX) answers had their body
 /// cut off (the SDK tried again, or failed the call): AWS Marketplace charges
-/// each answer's tokens, and nobody read those. `read` is the count the answer
-/// read reported (`Some(None)`: it reported none), `None` when the call's last
-/// answer was cut off too.
-fn cut_off_tokens_reason(
-    cut_off: u32,
-    answers: u32,
-    direction: &str,
-    read: Option<Option<u64>>,
-) -> String {
+/// each answer's tokens, and nobody read those. `unreported`: the answer read
+/// did not report its count either.
+fn cut_off_tokens_reason(cut_off: u32, answers: u32, direction: &str, unreported: bool) -> String {
     let of = if answers == 1 { "answer" } else { "answers" };
     let (was, its, body) = if cut_off == 1 {
         ("was", "its", "its body was")
@@ -740,15 +734,12 @@ fn cut_off_tokens_reason(
         "{cut_off} of {answers} {of} (HTTP 2XX) {was} cut off before {body} read: {its} \
          {direction} tokens are charged but not known"
     );
-    match read {
-        Some(Some(n)) => {
-            format!("{reason}; the count here is the answer read's (a lower bound)")
-        }
-        Some(None) => format!(
+    match unreported {
+        true => format!(
             "{reason}; the answer read did not report its {direction} tokens either \
              (configure a TokenCounter)"
         ),
-        None => reason,
+        false => reason,
     }
 }
 
@@ -772,9 +763,10 @@ fn cut_off_tokens_reason(
 /// priced, saying why, as its fee line is (not unpriced, which would advise a
 /// `TokenCounter` that cannot help and count the call as unpriced). Each 2XX
 /// answer whose body was cut off (counted in `answers_2xx` beyond the call's
-/// own answer) was charged tokens nobody read: the token lines are then
-/// unpriced, saying so, holding the count of the answer read, if any (a lower
-/// bound), whether or not the call was answered in the end.
+/// own answer) was charged tokens nobody read: each token line then has an
+/// unpriced line of 0 tokens after it saying so (after the answer read's priced
+/// tokens, when it reported them: the receipt keeps their cost and is not fully
+/// priced), whether or not the call was answered in the end.
 pub(crate) fn usage_charge_lines(
     usage: &Usage,
     answers_2xx: u32,
@@ -821,14 +813,28 @@ pub(crate) fn usage_charge_lines(
     let cut_off = answers - u32::from(answered);
     for (item, price, count, direction) in tokens {
         if let Some(p) = price {
-            lines.push(match count {
-                _ if cut_off > 0 => unpriced(
+            if cut_off > 0 {
+                // The answer read's tokens, priced when it reported them; the
+                // cut-off answers' after them, not known.
+                if let (true, Some(n)) = (answered, count) {
+                    lines.push(priced(
+                        item,
+                        Decimal::from(n),
+                        QuantityUnit::Tokens,
+                        p / thousand,
+                        &configured,
+                    ));
+                }
+                let unreported = answered && count.is_none();
+                lines.push(unpriced(
                     item,
-                    // What the answer read reported, if any: a lower bound.
-                    Decimal::from(count.filter(|_| answered).unwrap_or(0)),
+                    Decimal::ZERO,
                     QuantityUnit::Tokens,
-                    cut_off_tokens_reason(cut_off, answers, direction, answered.then_some(count)),
-                ),
+                    cut_off_tokens_reason(cut_off, answers, direction, unreported),
+                ));
+                continue;
+            }
+            lines.push(match count {
                 _ if !answered => priced(
                     item,
                     Decimal::ZERO,

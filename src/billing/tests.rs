@@ -415,9 +415,10 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
 
 /// Each successful (HTTP 2XX) answer is charged its tokens, as it is its fee: one
 /// whose body was cut off (the SDK tries such an attempt again, or fails the
-/// call) had tokens nobody read. Its call's token lines are unpriced, never
-/// priced without them, the count they hold (that of the answer read) a lower
-/// bound.
+/// call) had tokens nobody read. Each of its call's token lines has an unpriced
+/// line after it saying so, never priced without them; the answer read's
+/// reported tokens stay priced, so the receipt keeps their cost (a lower
+/// bound, the receipt not fully priced).
 ///
 /// At $0.50 per 1,000 calls and $0.0005 / $0.0015 per 1,000 input / output
 /// tokens:
@@ -429,7 +430,8 @@ fn a_call_not_answered_2xx_has_token_lines_of_0_tokens_priced_at_0() {
 ///   2 × $0.0005 = $0.001, priced; the tokens read would be 1,000 × $0.0005 /
 ///   1,000 = $0.0005 in and 500 × $0.0015 / 1,000 = $0.00075 out, but the first
 ///   answer's (about as much again, $0.00125, not known) are not among them:
-///   both token lines unpriced, holding 1,000 and 500 tokens (a lower bound).
+///   each token line priced as read ($0.0005, $0.00075) and followed by an
+///   unpriced line of 0 tokens: $0.00225 priced, a lower bound.
 #[test]
 fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
     let token_charges = UsageCharges::default()
@@ -503,23 +505,38 @@ fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
             (
                 LineItem::InputTokens,
                 Decimal::from(1000),
+                Some(dec("0.0005")),
+                String::new()
+            ),
+            (
+                LineItem::InputTokens,
+                Decimal::ZERO,
                 None,
                 "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its input \
-                 tokens are charged but not known; the count here is the answer read's (a \
-                 lower bound)"
+                 tokens are charged but not known"
                     .to_owned()
             ),
             (
                 LineItem::OutputTokens,
                 Decimal::from(500),
+                Some(dec("0.00075")),
+                String::new()
+            ),
+            (
+                LineItem::OutputTokens,
+                Decimal::ZERO,
                 None,
                 "1 of 2 answers (HTTP 2XX) was cut off before its body was read: its output \
-                 tokens are charged but not known; the count here is the answer read's (a \
-                 lower bound)"
+                 tokens are charged but not known"
                     .to_owned()
             ),
         ]
     );
+    let priced: Decimal = cut_off_then_answered
+        .iter()
+        .filter_map(CostLine::cost_usd)
+        .sum();
+    assert_eq!(priced, dec("0.00225"));
     // The answer read reported its input and not its output: the output line
     // says both why.
     let unreported = usage_charge_lines(
@@ -530,8 +547,11 @@ fn a_2xx_answer_cut_off_leaves_the_calls_token_lines_unpriced() {
         3,
         &token_charges,
     );
+    // Its input: priced as read, then the cut-off answers' line.
+    assert_eq!(summary(&unreported)[1].2, Some(dec("0.0005")));
+    assert_eq!(summary(&unreported)[2].2, None);
     assert_eq!(
-        summary(&unreported)[2],
+        summary(&unreported)[3],
         (
             LineItem::OutputTokens,
             Decimal::ZERO,

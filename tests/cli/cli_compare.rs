@@ -3040,6 +3040,18 @@ fn a_per_inference_plan_from_a_ledger_charges_the_inferences_its_receipts_charge
             .any(|n| n.as_str().unwrap().starts_with(note)),
         "{json}"
     );
+    // The cut-off answers' tokens (charged by AWS Marketplace, unpriced on the
+    // receipts) are not in a per-token plan: the note says so.
+    assert!(
+        json["ledger_notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains(
+                "once a call: a 2XX answer cut off had tokens too, not counted (a lower bound)"
+            )),
+        "{json}"
+    );
 }
 
 #[test]

@@ -1225,7 +1225,9 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
 /// calls cancelled before their answer), or some got more than one: per-inference
 /// and subscription plans charge the inferences, one per 2XX answer, as AWS
 /// Marketplace does and the receipts did, and per-token plans the answered calls'
-/// tokens, as the receipts did (a call not answered reported none). A
+/// tokens, once a call (a call not answered reported none; the tokens of a 2XX
+/// answer cut off, which AWS Marketplace charges too, are not counted: a lower
+/// bound, as the receipts' unpriced lines say). A
 /// cancelled call may have been answered after its caller left, and then AWS
 /// charged it: the line says how many were cancelled, the answered calls being a
 /// lower bound by as many.
@@ -1235,6 +1237,12 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
     let cancelled = match totals.cancelled_calls {
         Some(n) if n > 0 => format!(" ({n} cancelled: a lower bound)"),
         _ => String::new(),
+    };
+    // A 2XX answer cut off was charged its tokens too; the receipts could not
+    // price them (unpriced lines), and the per-token plans leave them out.
+    let cut_off = match inferences > answered {
+        true => ", once a call: a 2XX answer cut off had tokens too, not counted (a lower bound)",
+        false => "",
     };
     let (charged, counted) = if inferences == answered {
         (String::new(), "those")
@@ -1254,7 +1262,7 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
              charges inferences, and per-token plans charge the answered calls' tokens, as \
              the receipts did (not model errors; a call cancelled before its answer came \
              counts as unanswered, though AWS charges it if SageMaker answered it \
-             afterwards); compute and data are priced for every call",
+             afterwards){cut_off}; compute and data are priced for every call",
             totals.calls
         )
     })
