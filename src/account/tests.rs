@@ -4708,22 +4708,7 @@ async fn a_provisioned_split_updated_within_the_window_is_not_called_a_lower_bou
 /// the cap the rate is not needed.
 #[tokio::test]
 async fn compute_beyond_the_provisioned_concurrency_without_the_on_demand_rate_is_unpriced() {
-    let provisioned_rates = || {
-        let (region, memory_gb) = ("us-east-1".to_owned(), 2);
-        OnlyThese(vec![
-            (
-                PriceKey::ProvisionedConcurrency {
-                    region: region.clone(),
-                    memory_gb,
-                },
-                Decimal::new(1, 5),
-            ),
-            (
-                PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
-                Decimal::new(233, 7),
-            ),
-        ])
-    };
+    let provisioned_rates = || OnlyThese(provisioned_2gb_rates(Decimal::new(1, 5)));
     // 500,000 s of ModelLatency: 413,600 s beyond the 1 × 86,400 s served.
     let view = provisioned_view(&[100_000.0], &[5e11], provisioned_rates()).await;
     let row = &view.rows[0];
@@ -4799,6 +4784,25 @@ async fn a_price_sources_zero_instance_rate_leaves_the_row_unpriced_not_free() {
     assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
 }
 
+/// The provisioned concurrency rates of 2 GB in us-east-1: `standing` USD a
+/// second provisioned, and $0.0000233 a second of its usage.
+fn provisioned_2gb_rates(standing: Decimal) -> Vec<(PriceKey, Decimal)> {
+    let (region, memory_gb) = ("us-east-1".to_owned(), 2);
+    vec![
+        (
+            PriceKey::ProvisionedConcurrency {
+                region: region.clone(),
+                memory_gb,
+            },
+            standing,
+        ),
+        (
+            PriceKey::ProvisionedConcurrencyUsage { region, memory_gb },
+            Decimal::new(233, 7),
+        ),
+    ]
+}
+
 /// A serverless variant of 2 GB with a provisioned concurrency of 8.
 fn serverless_2gb_pc_8() -> ProductionVariant {
     use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
@@ -4822,29 +4826,17 @@ async fn a_price_sources_absurd_provisioned_concurrency_rate_leaves_the_row_unpr
     let list = listed_alone("provisioned");
     let [a, b] = described_variant("provisioned", serverless_2gb_pc_8, false);
     let metrics = no_metrics();
-    let (region, memory_gb) = ("us-east-1".to_owned(), 2);
+    // 10²⁵ USD a second: a garbled answer.
+    let mut rates = provisioned_2gb_rates(Decimal::from_i128_with_scale(10i128.pow(25), 0));
+    rates.push((
+        PriceKey::Serverless {
+            region: "us-east-1".to_owned(),
+            memory_gb: 2,
+        },
+        Decimal::new(4, 5),
+    ));
     let account = Account {
-        prices: std::sync::Arc::new(OnlyThese(vec![
-            // 10²⁵ USD a second: a garbled answer.
-            (
-                PriceKey::ProvisionedConcurrency {
-                    region: region.clone(),
-                    memory_gb,
-                },
-                Decimal::from_i128_with_scale(10i128.pow(25), 0),
-            ),
-            (
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: region.clone(),
-                    memory_gb,
-                },
-                Decimal::new(233, 7),
-            ),
-            (
-                PriceKey::Serverless { region, memory_gb },
-                Decimal::new(4, 5),
-            ),
-        ])),
+        prices: std::sync::Arc::new(OnlyThese(rates)),
         ..account(&[&list, &a, &b], &[&metrics], &[])
     };
     // The standing burn at that rate, 10²⁵ × 8 × 3,600 = 2.88 × 10²⁹ USD an hour,

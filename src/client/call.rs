@@ -3586,6 +3586,21 @@ pub(super) mod tests {
         );
     }
 
+    /// A call's data out and notes when its first attempt, out at 0, was answered
+    /// 200 at 10 ms stating `stated` (`Content-Length`), its body cut off, and the
+    /// SDK's retry, out at 20 ms, answered 2 B at 30 ms.
+    fn cut_off_then_answered_2_bytes(stated: Option<u64>) -> (u64, Vec<String>) {
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::AnsweredCutOff(stated)),
+            (ms(20), ms(30), AttemptEnd::AnsweredOk),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
+        usage.bytes_out = 2;
+        let mut notes = Vec::new();
+        bill_attempts(&mut usage, &probe, &mut notes);
+        (usage.bytes_out, notes)
+    }
+
     #[test]
     fn a_success_cut_off_bills_its_stated_length_out_or_says_data_out_is_a_lower_bound() {
         // One attempt, out at 0, answered 200 at 10 ms stating 100 B, its body
@@ -3605,15 +3620,8 @@ pub(super) mod tests {
         );
         // Stating no length (a chunked answer), then retried and answered 2 B:
         // only those 2 B are known, and data out is said to be a lower bound.
-        let probe = fed(&[
-            (0, ms(10), AttemptEnd::AnsweredCutOff(None)),
-            (ms(20), ms(30), AttemptEnd::AnsweredOk),
-        ]);
-        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
-        usage.bytes_out = 2;
-        let mut notes = Vec::new();
-        bill_attempts(&mut usage, &probe, &mut notes);
-        assert_eq!(usage.bytes_out, 2);
+        let (bytes_out, notes) = cut_off_then_answered_2_bytes(None);
+        assert_eq!(bytes_out, 2);
         assert!(
             notes.iter().any(|n| n
                 == "1 attempt(s) answered 2XX whose body was cut off stated no Content-Length: \
@@ -3642,15 +3650,8 @@ pub(super) mod tests {
     /// exactly 25,000,000 B is taken at its word.
     #[test]
     fn a_success_cut_off_stating_more_than_any_sagemaker_response_is_not_billed_that_size() {
-        let probe = fed(&[
-            (0, ms(10), AttemptEnd::AnsweredCutOff(Some(u64::MAX))),
-            (ms(20), ms(30), AttemptEnd::AnsweredOk),
-        ]);
-        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
-        usage.bytes_out = 2;
-        let mut notes = Vec::new();
-        bill_attempts(&mut usage, &probe, &mut notes);
-        assert_eq!(usage.bytes_out, 2);
+        let (bytes_out, notes) = cut_off_then_answered_2_bytes(Some(u64::MAX));
+        assert_eq!(bytes_out, 2);
         assert!(
             notes.iter().any(|n| n
                 == "1 attempt(s) answered 2XX whose body was cut off stated a Content-Length \
@@ -3663,14 +3664,10 @@ pub(super) mod tests {
             "{notes:?}"
         );
         // At the limit: 25,000,000 B + the retry's 2 B.
-        let probe = fed(&[
-            (0, ms(10), AttemptEnd::AnsweredCutOff(Some(25_000_000))),
-            (ms(20), ms(30), AttemptEnd::AnsweredOk),
-        ]);
-        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_millis(30));
-        usage.bytes_out = 2;
-        bill_attempts(&mut usage, &probe, &mut Vec::new());
-        assert_eq!(usage.bytes_out, 25_000_002);
+        assert_eq!(
+            cut_off_then_answered_2_bytes(Some(25_000_000)).0,
+            25_000_002
+        );
     }
 
     #[test]
