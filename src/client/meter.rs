@@ -17,7 +17,7 @@ use crate::pricing::{
     InstanceResources, PriceKey, PriceOrigin, PriceSource, Provenance, Rate, is_plausible_usd,
     plausible,
 };
-use crate::sink::CostSink;
+use crate::sink::{CostSink, NamesComponents};
 use crate::totals::{
     ClockSeat, EndpointSlot, InstanceClock, RateFrom, StandingRate, StandingTerm, StorageTerm,
     Totals, TotalsSnapshot, VariantSlot, no_storage_terms, no_terms,
@@ -93,9 +93,6 @@ pub(crate) struct MeterInner {
     /// metrics (unless built [`without_metrics`](crate::ClientBuilder::without_metrics)),
     /// then the builder's sinks.
     pub sinks: Vec<MeteredSink>,
-    /// The metrics sink of `sinks`, when on: it is told whether the endpoint lists
-    /// a call's inference component.
-    pub metrics: Option<Arc<crate::sink::CostMetrics>>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
     /// What was warned (or noted) about once already, by the hash of what it was
@@ -2333,8 +2330,9 @@ impl Meter {
     /// (which refuses tasks), on a thread of their own, this one waiting for it.
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
-    /// inference component (the metrics label only those), `None` when not known
-    /// (the metrics then label a bounded number per endpoint).
+    /// inference component, for the sinks that name it (the metrics, EMF; see
+    /// [`MeteredSink::names_components`]): they name only those, and, `None`
+    /// when not known, a bounded number per endpoint.
     pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: Option<bool>) {
         if std::thread::panicking() {
             // On a background task, as the call's own (the caller's runtime,
@@ -2372,17 +2370,15 @@ impl Meter {
         }
         for MeteredSink {
             sink,
+            names_components,
             panic_warn: warn,
         } in &self.inner.sinks
         {
-            let recorded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                match &self.inner.metrics {
-                    Some(metrics) if std::ptr::addr_eq(Arc::as_ptr(sink), Arc::as_ptr(metrics)) => {
-                        metrics.record_call(cost, component_listed);
-                    }
-                    _ => sink.record(cost),
-                }
-            }));
+            let recorded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match names_components {
+                    Some(sink) => sink.record_call(cost, component_listed),
+                    None => sink.record(cost),
+                }));
             if recorded.is_err() {
                 crate::sink::count_panicked(sink.name().to_owned());
                 if warn.should_warn() {
@@ -3175,14 +3171,46 @@ pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
 /// its own. Kept together, so that no sink goes without its limiter.
 pub(crate) struct MeteredSink {
     pub(crate) sink: Arc<dyn CostSink>,
+    /// `sink` again when it names inference components (the metrics, an
+    /// [`EmfSink`](crate::sink::EmfSink)): it is told whether the endpoint lists
+    /// a call's, rather than given the receipt alone.
+    pub(crate) names_components: Option<Arc<dyn NamesComponents>>,
     pub(crate) panic_warn: WarnLimiter,
 }
 
 impl MeteredSink {
+    /// A sink given the receipts alone.
     pub(crate) fn new(sink: Arc<dyn CostSink>) -> Self {
         MeteredSink {
             sink,
+            names_components: None,
             panic_warn: WarnLimiter::new(),
+        }
+    }
+
+    /// A sink told whether the endpoint lists each call's inference component.
+    pub(crate) fn naming_components(sink: Arc<impl NamesComponents + 'static>) -> Self {
+        MeteredSink {
+            sink: sink.clone(),
+            names_components: Some(sink),
+            panic_warn: WarnLimiter::new(),
+        }
+    }
+
+    /// A sink given to [`ClientBuilder::sink`](crate::ClientBuilder::sink): an
+    /// [`EmfSink`](crate::sink::EmfSink), as it is or in an `Arc`, is told whether
+    /// the endpoint lists each call's inference component, as the metrics are;
+    /// any other (one wrapped in a [`Queued`](crate::sink::Queued) too) is given
+    /// the receipts alone.
+    pub(crate) fn given(sink: impl CostSink + 'static) -> Self {
+        use crate::sink::EmfSink;
+        let any: &dyn std::any::Any = &sink;
+        let emf = any
+            .downcast_ref::<EmfSink>()
+            .or_else(|| any.downcast_ref::<Arc<EmfSink>>().map(|emf| &**emf));
+        match emf {
+            Some(emf) => MeteredSink::naming_components(Arc::new(emf.clone())),
+            None => MeteredSink::new(Arc::new(sink)),
         }
     }
 }

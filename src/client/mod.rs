@@ -335,7 +335,7 @@ pub struct ClientBuilder {
     discovery_timeout: Duration,
     sagemaker: Option<aws_sdk_sagemaker::Client>,
     runtime: Option<aws_sdk_sagemakerruntime::Client>,
-    sinks: Vec<Arc<dyn CostSink>>,
+    sinks: Vec<meter::MeteredSink>,
     budgets: Vec<Budget>,
     metric_tag_labels: Vec<String>,
     metrics: bool,
@@ -593,7 +593,7 @@ impl ClientBuilder {
     /// Another place every receipt goes: after the cost log line and the metrics,
     /// in the order sinks are added (see [`crate::sink`]).
     pub fn sink(mut self, sink: impl CostSink + 'static) -> Self {
-        self.sinks.push(Arc::new(sink));
+        self.sinks.push(meter::MeteredSink::given(sink));
         self
     }
 
@@ -855,12 +855,11 @@ impl ClientBuilder {
         })?;
         // Every receipt goes to the cost log line, then to the metrics, then to the
         // caller's sinks: one list, in that order.
-        let mut sinks: Vec<Arc<dyn CostSink>> = Vec::with_capacity(self.sinks.len() + 2);
-        sinks.push(Arc::new(CostLogSink));
-        let metrics = self.metrics.then(|| Arc::new(metrics));
-        if let Some(metrics) = &metrics {
+        let mut sinks = Vec::with_capacity(self.sinks.len() + 2);
+        sinks.push(meter::MeteredSink::new(Arc::new(CostLogSink)));
+        if self.metrics {
             crate::sink::describe_metrics();
-            sinks.push(metrics.clone());
+            sinks.push(meter::MeteredSink::naming_components(Arc::new(metrics)));
         }
         sinks.extend(self.sinks);
         // The system clock's steps forward are checked against the monotonic
@@ -883,7 +882,8 @@ impl ClientBuilder {
             None => {
                 let pricing_config = self.pricing_config.as_ref().unwrap_or(&self.sdk_config);
                 // A price change goes to every sink (a ledger writes a record of it).
-                let told = sinks.clone();
+                let told: Vec<Arc<dyn CostSink>> =
+                    sinks.iter().map(|metered| metered.sink.clone()).collect();
                 Arc::new(
                     CachedPrices::builder(
                         LivePrices::builder(pricing_config)
@@ -958,8 +958,7 @@ impl ClientBuilder {
                 budgets,
                 #[cfg(feature = "fleet")]
                 fleet,
-                sinks: sinks.into_iter().map(meter::MeteredSink::new).collect(),
-                metrics,
+                sinks,
                 time,
                 seq: Default::default(),
                 warned: Default::default(),

@@ -168,8 +168,11 @@ impl LinePool {
 /// Turns one receipt into one line (including its `\n`), appended to `out`, and
 /// names the definitions the line refers to in `refs` (ledger format 2; left
 /// empty by encoders without any). Runs on the threads that record receipts.
-pub(crate) type Encode =
-    Box<dyn Fn(&Cost, &mut Vec<u8>, &mut Refs) -> serde_json::Result<()> + Send + Sync>;
+pub(crate) type Encode = Box<EncodeFn<'static>>;
+
+/// What an [`Encode`] boxes (one borrowing for `'a`, when given for one receipt).
+pub(crate) type EncodeFn<'a> =
+    dyn Fn(&Cost, &mut Vec<u8>, &mut Refs) -> serde_json::Result<()> + Send + Sync + 'a;
 
 /// One line of a batch: its length, the definitions it refers to, and whether it
 /// is a receipt (counted in [`SinkStats`]) or another record (a price change).
@@ -466,13 +469,24 @@ impl BackgroundWriter {
     /// A refusal goes back to the caller, who still holds the receipt: nothing is
     /// counted or logged, so a caller that retries does not show up as a drop.
     pub(crate) fn try_record(&self, cost: &Cost) -> Result<(), Refused> {
+        self.try_record_with(cost, &*self.encode)
+    }
+
+    /// [`try_record`](Self::try_record), the line made by `encode` rather than by
+    /// the writer's own encoder: for a sink that knows more of this receipt than
+    /// the receipt says (the EMF sink, whether the endpoint lists its component).
+    pub(crate) fn try_record_with(
+        &self,
+        cost: &Cost,
+        encode: &EncodeFn<'_>,
+    ) -> Result<(), Refused> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Refused::Closed);
         }
         match self.tx().try_reserve() {
             Ok(permit) => {
                 // Reserve first, encode after: a refused receipt costs nothing.
-                let msg = self.line(cost);
+                let msg = self.line(cost, encode);
                 let unencodable = matches!(msg, Msg::Unencodable(_));
                 permit.send(msg);
                 self.counters.accepted.fetch_add(1, Ordering::Relaxed);
@@ -492,7 +506,13 @@ impl BackgroundWriter {
     /// back (`CostSink::record`): a refused receipt is dropped, and counted,
     /// measured and warned about as such.
     pub(crate) fn record(&self, cost: &Cost) {
-        if let Err(refused) = self.try_record(cost) {
+        self.record_with(cost, &*self.encode);
+    }
+
+    /// [`record`](Self::record), the line made by `encode` (see
+    /// [`try_record_with`](Self::try_record_with)).
+    pub(crate) fn record_with(&self, cost: &Cost, encode: &EncodeFn<'_>) {
+        if let Err(refused) = self.try_record_with(cost, encode) {
             self.dropped(refused);
         }
     }
@@ -520,16 +540,16 @@ impl BackgroundWriter {
         }
     }
 
-    /// The message carrying `cost`'s line, encoded in this thread's scratch buffer
-    /// and copied into a buffer from the pool.
-    fn line(&self, cost: &Cost) -> Msg {
+    /// The message carrying `cost`'s line, encoded by `encode` in this thread's
+    /// scratch buffer and copied into a buffer from the pool.
+    fn line(&self, cost: &Cost, encode: &EncodeFn<'_>) -> Msg {
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
             let mut refs = Refs::default();
-            let msg = match (self.encode)(cost, scratch, &mut refs) {
+            let msg = match encode(cost, scratch, &mut refs) {
                 // A line no reader takes would make every line after it in the
                 // file unreadable: the receipt is lost instead, counted and said.
                 Ok(()) if scratch.len() > crate::ledger::reader::MAX_LINE_BYTES + 1 => {

@@ -1,6 +1,6 @@
 //! [`EmfSink`]: one CloudWatch Embedded Metric Format line per call.
 
-use super::CostSink;
+use super::{CostSink, NamesComponents};
 use crate::billing::Cost;
 use crate::ledger::{
     BackgroundWriter, DEFAULT_CAPACITY, Encode, LedgerError, Options, Refused, SinkStats,
@@ -10,8 +10,9 @@ use crate::usage::Outcome;
 use crate::util::BoxFuture;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The namespace used unless [`EmfSinkBuilder::namespace`] sets another.
 pub const DEFAULT_NAMESPACE: &str = "SageMeter";
@@ -49,6 +50,15 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// metric per dimension set, and there is no set without `Region`: an alarm,
 /// dashboard or `GetMetricData` query names `Region` along with `Endpoint` and
 /// `Variant` (or `InferenceComponent`), or it finds no data.
+/// `InferenceComponent` is what the request named, and every value is 5 more
+/// custom metrics, billed monthly: as the metrics' `inference_component` label,
+/// it is the component's name when the endpoint's profile lists it and `_other`
+/// when it does not, so that names a request makes up cannot make metrics; when
+/// that is not known (the endpoint could not be described, or the sink was given
+/// the receipt by another way than [`ClientBuilder::sink`](crate::ClientBuilder::sink),
+/// e.g. by hand or through a [`Queued`](super::Queued)), each endpoint of each
+/// region keeps the first [`MAX_TAG_LABEL_VALUES`](super::MAX_TAG_LABEL_VALUES)
+/// names and the rest are `_other`. Receipts and ledgers keep the name.
 /// `Timestamp` is the call's start (ms since the epoch); for the settlement of an
 /// asynchronous invocation, when the sink writes its line, on the system clock
 /// (its cost is known only then, up to hours after the submission). `Variant` is
@@ -78,6 +88,7 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 #[derive(Clone, Debug)]
 pub struct EmfSink {
     writer: Arc<BackgroundWriter>,
+    lines: Arc<Lines>,
 }
 
 /// Options of an [`EmfSink`].
@@ -131,6 +142,20 @@ impl EmfSinkBuilder {
         let (name, out) = self
             .out
             .unwrap_or_else(|| ("stdout".to_owned(), Box::new(io::stdout())));
+        let lines = Arc::new(Lines {
+            namespace: self.namespace,
+            components: Mutex::default(),
+        });
+        // A receipt not from the client (`record`, `try_record`): whether its
+        // endpoint lists its component is not known.
+        let encode: Encode = {
+            let lines = lines.clone();
+            Box::new(
+                move |cost: &Cost, out: &mut Vec<u8>, _: &mut crate::ledger::Refs| {
+                    lines.encode(cost, None, out)
+                },
+            )
+        };
         let writer = BackgroundWriter::start(
             Options {
                 kind: "emf",
@@ -138,11 +163,12 @@ impl EmfSinkBuilder {
                 capacity: self.capacity,
                 sync_every: None,
             },
-            encode_emf(self.namespace),
+            encode,
             StreamTarget::new(out),
         )?;
         Ok(EmfSink {
             writer: Arc::new(writer),
+            lines,
         })
     }
 }
@@ -189,6 +215,10 @@ impl EmfSink {
 }
 
 impl CostSink for EmfSink {
+    /// A receipt given by another way than the client's own: whether its endpoint
+    /// lists its inference component is not known, so each endpoint (of each
+    /// region) names at most [`MAX_TAG_LABEL_VALUES`](super::MAX_TAG_LABEL_VALUES)
+    /// components, the rest [`OTHER_TAG_VALUE`](super::OTHER_TAG_VALUE).
     fn record(&self, cost: &Cost) {
         self.writer.record(cost);
     }
@@ -199,6 +229,14 @@ impl CostSink for EmfSink {
 
     fn shutdown(&self) -> BoxFuture<'_, io::Result<()>> {
         Box::pin(async move { Ok(EmfSink::shutdown(self).await?) })
+    }
+}
+
+impl NamesComponents for EmfSink {
+    fn record_call(&self, cost: &Cost, component_listed: Option<bool>) {
+        self.writer.record_with(cost, &|cost, out, _| {
+            self.lines.encode(cost, component_listed, out)
+        });
     }
 }
 
@@ -250,7 +288,7 @@ struct MetricDirective<'a> {
 /// clients of a process, one per region, can call endpoints of the same name).
 const BY_VARIANT: &[[&str; 3]] = &[["Region", "Endpoint", "Variant"]];
 /// And, for a call that named an inference component, by region, endpoint and
-/// component too (components are declared on the endpoint: a bounded set).
+/// component too (a bounded set: see [`Lines::encode`]).
 const BY_VARIANT_AND_COMPONENT: &[[&str; 3]] = &[
     ["Region", "Endpoint", "Variant"],
     ["Region", "Endpoint", "InferenceComponent"],
@@ -301,79 +339,114 @@ fn dimension_value(value: &str) -> &str {
     if valid { value } else { "unknown" }
 }
 
-fn encode_emf(namespace: String) -> Encode {
-    Box::new(
-        move |cost: &Cost, out: &mut Vec<u8>, _: &mut crate::ledger::Refs| {
-            let inference_component = cost
-                .inference_component
-                .as_deref()
-                .filter(|c| !c.is_empty())
-                .map(dimension_value);
-            let line = EmfLine {
-                aws: Metadata {
-                    // A settlement's cost becomes known now, up to hours after
-                    // the submission its receipt is dated by: stamped at the
-                    // submission, it would land in periods an alarm has already
-                    // evaluated (as the metrics counter counts it now).
-                    timestamp: if cost.is_async_settlement() {
-                        chrono::Utc::now().timestamp_millis()
-                    } else {
-                        cost.at.timestamp_millis()
-                    },
-                    cloud_watch_metrics: [MetricDirective {
-                        namespace: &namespace,
-                        // The dimensions named are exactly the members written.
-                        dimensions: match inference_component {
-                            Some(_) => BY_VARIANT_AND_COMPONENT,
-                            None => BY_VARIANT,
-                        },
-                        metrics: [
-                            MetricDefinition {
-                                name: "CostUSD",
-                                unit: "None",
-                            },
-                            MetricDefinition {
-                                name: "LatencyMs",
-                                unit: "Milliseconds",
-                            },
-                            MetricDefinition {
-                                name: "Invocations",
-                                unit: "Count",
-                            },
-                            MetricDefinition {
-                                name: "Errors",
-                                unit: "Count",
-                            },
-                            MetricDefinition {
-                                name: "Unpriced",
-                                unit: "Count",
-                            },
-                        ],
-                    }],
+/// What makes a receipt's line.
+struct Lines {
+    namespace: String,
+    /// The inference components named by their own names when whether the
+    /// endpoint lists them was not known, by region, then endpoint (at most
+    /// [`MAX_TAG_LABEL_VALUES`](super::MAX_TAG_LABEL_VALUES) each).
+    components: Mutex<crate::FastMap<String, crate::FastMap<String, HashSet<String>>>>,
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lines {
+    /// Appends `cost`'s line to `out`. Its `InferenceComponent` dimension is named
+    /// as the metrics' label is ([`component_value`](super::component_value)):
+    /// every value is 5 CloudWatch metrics, billed each month, and the request
+    /// names the component, so a name the endpoint does not list
+    /// (`component_listed` `Some(false)`) is `_other`, and when that is not known
+    /// (`None`) each region's endpoint keeps the first 100 names.
+    fn encode(
+        &self,
+        cost: &Cost,
+        component_listed: Option<bool>,
+        out: &mut Vec<u8>,
+    ) -> serde_json::Result<()> {
+        let namespace = &self.namespace;
+        let region = cost.region.as_deref().unwrap_or_default();
+        let inference_component = cost
+            .inference_component
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .map(|component| {
+                let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+                super::component_value(component, component_listed, &cost.endpoint, || {
+                    let endpoints = crate::util::entry_by_str(&mut components, region);
+                    crate::util::entry_by_str(endpoints, &cost.endpoint)
+                })
+            })
+            .map(dimension_value);
+        let line = EmfLine {
+            aws: Metadata {
+                // A settlement's cost becomes known now, up to hours after
+                // the submission its receipt is dated by: stamped at the
+                // submission, it would land in periods an alarm has already
+                // evaluated (as the metrics counter counts it now).
+                timestamp: if cost.is_async_settlement() {
+                    chrono::Utc::now().timestamp_millis()
+                } else {
+                    cost.at.timestamp_millis()
                 },
-                region: dimension_value(cost.region.as_deref().unwrap_or_default()),
-                endpoint: dimension_value(&cost.endpoint),
-                variant: dimension_value(cost.variant.as_deref().unwrap_or_default()),
-                inference_component,
-                cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
-                latency_ms: super::log::millis(cost.usage.latency),
-                // An async invocation is one invocation with two receipts: its
-                // settlement carries its cost and latency, not a second invocation.
-                invocations: u8::from(!cost.is_async_settlement()),
-                errors: u8::from(cost.usage.outcome != Outcome::Ok),
-                unpriced: u8::from(!cost.is_fully_priced()),
-                call_id: &cost.call_id,
-                operation: cost.usage.operation.as_str(),
-                outcome: cost.usage.outcome.as_str(),
-                price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
-                fully_priced: cost.is_fully_priced(),
-                cost_usd_exact: cost.cost_usd.to_string(),
-            };
-            serde_json::to_writer(&mut *out, &line)?;
-            out.push(b'\n');
-            Ok(())
-        },
-    )
+                cloud_watch_metrics: [MetricDirective {
+                    namespace,
+                    // The dimensions named are exactly the members written.
+                    dimensions: match inference_component {
+                        Some(_) => BY_VARIANT_AND_COMPONENT,
+                        None => BY_VARIANT,
+                    },
+                    metrics: [
+                        MetricDefinition {
+                            name: "CostUSD",
+                            unit: "None",
+                        },
+                        MetricDefinition {
+                            name: "LatencyMs",
+                            unit: "Milliseconds",
+                        },
+                        MetricDefinition {
+                            name: "Invocations",
+                            unit: "Count",
+                        },
+                        MetricDefinition {
+                            name: "Errors",
+                            unit: "Count",
+                        },
+                        MetricDefinition {
+                            name: "Unpriced",
+                            unit: "Count",
+                        },
+                    ],
+                }],
+            },
+            region: dimension_value(region),
+            endpoint: dimension_value(&cost.endpoint),
+            variant: dimension_value(cost.variant.as_deref().unwrap_or_default()),
+            inference_component,
+            cost_usd: cost.cost_usd.to_f64().unwrap_or(0.0),
+            latency_ms: super::log::millis(cost.usage.latency),
+            // An async invocation is one invocation with two receipts: its
+            // settlement carries its cost and latency, not a second invocation.
+            invocations: u8::from(!cost.is_async_settlement()),
+            errors: u8::from(cost.usage.outcome != Outcome::Ok),
+            unpriced: u8::from(!cost.is_fully_priced()),
+            call_id: &cost.call_id,
+            operation: cost.usage.operation.as_str(),
+            outcome: cost.usage.outcome.as_str(),
+            price_source: cost.price_source().map_or("unpriced", |s| s.as_str()),
+            fully_priced: cost.is_fully_priced(),
+            cost_usd_exact: cost.cost_usd.to_string(),
+        };
+        serde_json::to_writer(&mut *out, &line)?;
+        out.push(b'\n');
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -500,6 +573,58 @@ mod tests {
                     "{name} in {line}"
                 );
             }
+        }
+    }
+
+    /// A receipt given to the sink by hand: whether its endpoint lists its
+    /// component is not known, and a request can name any. Each distinct
+    /// `InferenceComponent` value is 5 CloudWatch custom metrics (CostUSD,
+    /// LatencyMs, Invocations, Errors, Unpriced) at $0.30 per metric-month
+    /// (CloudWatch pricing, first 10,000 metrics): 150 names were 150 × 5 = 750
+    /// metrics, $225.00 a month; capped at 100 names and `_other`, 101 × 5 = 505,
+    /// $151.50, however many more names are made up.
+    #[tokio::test]
+    async fn an_endpoint_has_at_most_100_components_by_name_when_its_listing_is_not_known() {
+        let buffer = Buffer::default();
+        let sink = EmfSink::builder()
+            .writer("buffer", buffer.clone())
+            .build()
+            .unwrap();
+        let component_call = |region: &str, name: &str| {
+            let mut call = cost(Some("AllTraffic"), "ok");
+            call.region = Some(region.into());
+            call.inference_component = Some(name.into());
+            call
+        };
+        for i in 0..150 {
+            sink.record(&component_call("us-east-1", &format!("c-{i}")));
+        }
+        // The same endpoint name in another region is another deployment: its
+        // own 100.
+        sink.record(&component_call("eu-west-1", "c-149"));
+        sink.flush().await.unwrap();
+        let lines = buffer.json_lines();
+        assert_eq!(lines.len(), 151);
+        let components: Vec<&str> = lines[..150]
+            .iter()
+            .map(|l| l["InferenceComponent"].as_str().unwrap())
+            .collect();
+        let distinct: std::collections::HashSet<&str> = components.iter().copied().collect();
+        assert!(distinct.len() <= 101, "{} values", distinct.len());
+        // The first 100 keep their names, the other 50 are `_other`.
+        assert_eq!(distinct.len(), 101);
+        assert_eq!(components[99], "c-99");
+        assert!(components[100..].iter().all(|&c| c == "_other"));
+        assert_eq!(lines[150]["InferenceComponent"], "c-149");
+        // Every document still names its dimensions as members.
+        for line in &lines {
+            assert_eq!(
+                line["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([
+                    ["Region", "Endpoint", "Variant"],
+                    ["Region", "Endpoint", "InferenceComponent"]
+                ])
+            );
         }
     }
 

@@ -382,18 +382,11 @@ impl CostMetrics {
 
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let state = &mut *state;
-        // The component is named by the request: a label only when the profile
-        // lists it (or, unknown, while the endpoint has room for it).
-        values.component = match (values.component, component_listed) {
-            (None, _) | (Some(_), Some(true)) => values.component,
-            (Some(_), Some(false)) => Some(OTHER_TAG_VALUE),
-            (Some(component), None) => Some(tag_label_value(
-                &mut crate::util::entry_by_str(&mut state.label_sets, &cost.endpoint).components,
-                "inference_component",
-                Some(component),
-                &cost.endpoint,
-            )),
-        };
+        values.component = values.component.map(|component| {
+            component_value(component, component_listed, &cost.endpoint, || {
+                &mut crate::util::entry_by_str(&mut state.label_sets, &cost.endpoint).components
+            })
+        });
         // The tag label values of this call, bounded per key (no allocation
         // without tag labels).
         let mut tag_values = Vec::with_capacity(self.tag_keys.len());
@@ -489,13 +482,13 @@ impl CostMetrics {
     }
 }
 
-impl CostMetrics {
+impl super::NamesComponents for CostMetrics {
     /// Emits the metrics of a receipt of the client's own calls, saying whether the
     /// endpoint's profile lists the call's inference component: a component it does
     /// not list is labelled [`OTHER_TAG_VALUE`], so that names a request makes up
     /// cannot make series. `None`: not known (the endpoint could not be described),
     /// as for a receipt given by another way (see [`CostSink::record`]).
-    pub(crate) fn record_call(&self, cost: &Cost, component_listed: Option<bool>) {
+    fn record_call(&self, cost: &Cost, component_listed: Option<bool>) {
         self.emit(cost, component_listed);
     }
 }
@@ -657,6 +650,29 @@ fn register<T: Register>(recorder: &dyn Recorder, key: impl FnOnce() -> Key) -> 
 
 /// The label value of one tag: the call's value while the key has room for it,
 /// [`OTHER_TAG_VALUE`] past [`MAX_TAG_LABEL_VALUES`], `""` when the call lacks it.
+/// What a call's inference component is called in a sink's output (the metrics'
+/// `inference_component` label, the EMF sink's `InferenceComponent` dimension),
+/// where each distinct value is a series: the request names it, and a request
+/// can name anything. Its own name when the endpoint's profile lists it (`listed`
+/// `Some(true)`), [`OTHER_TAG_VALUE`] when it does not (`Some(false)`), so that
+/// names a request makes up cannot make series; when that is not known (`None`: the
+/// endpoint could not be described, or the receipt was given to the sink by
+/// another way than the client's own), its own name for the first
+/// [`MAX_TAG_LABEL_VALUES`] names `seen` on the endpoint, then
+/// [`OTHER_TAG_VALUE`] (with one WARN).
+pub(crate) fn component_value<'a, 's>(
+    component: &'a str,
+    listed: Option<bool>,
+    endpoint: &str,
+    seen: impl FnOnce() -> &'s mut HashSet<String>,
+) -> &'a str {
+    match listed {
+        Some(true) => component,
+        Some(false) => OTHER_TAG_VALUE,
+        None => tag_label_value(seen(), "inference_component", Some(component), endpoint),
+    }
+}
+
 fn tag_label_value<'a>(
     seen: &mut HashSet<String>,
     key: &str,

@@ -44,7 +44,7 @@ pub use self::metrics::{
     CostMetrics, MAX_TAG_LABEL_VALUES, OTHER_TAG_VALUE, PROMETHEUS_LABELS, RESERVED_LABELS,
     describe_metrics,
 };
-pub(crate) use self::metrics::{count_panicked, count_refusal};
+pub(crate) use self::metrics::{component_value, count_panicked, count_refusal};
 pub use emf::{DEFAULT_NAMESPACE, EmfSink, EmfSinkBuilder};
 pub use log::CostLogSink;
 pub use queued::{DEFAULT_QUEUE_CAPACITY, Queued};
@@ -107,6 +107,19 @@ pub trait CostSink: fmt::Debug + Send + Sync {
     fn shutdown(&self) -> BoxFuture<'_, std::io::Result<()>> {
         self.flush()
     }
+}
+
+/// A sink of sagemeter's that names a call's inference component in what it
+/// writes ([`CostMetrics`]' `inference_component` label, [`EmfSink`]'s
+/// `InferenceComponent` dimension), where every name is a series: the client
+/// tells it whether the endpoint's profile lists the component, so that a name it
+/// does not list is `_other` (see [`component_value`]). Given a receipt by
+/// [`CostSink::record`], it does not know, and bounds the names per endpoint.
+pub(crate) trait NamesComponents: CostSink {
+    /// [`CostSink::record`] for a receipt of the client's own calls:
+    /// `component_listed` says whether the endpoint's profile lists its inference
+    /// component (`None`: not known, the endpoint could not be described).
+    fn record_call(&self, cost: &Cost, component_listed: Option<bool>);
 }
 
 impl<T: CostSink + ?Sized> CostSink for Arc<T> {

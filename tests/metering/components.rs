@@ -907,6 +907,49 @@ async fn metrics_label_a_call_with_a_component_its_endpoint_lists_and_never_with
     );
 }
 
+/// The EMF sink guards its `InferenceComponent` dimension as the metrics guard
+/// their label: a name the endpoint does not list is `_other`. Each distinct
+/// value is 5 CloudWatch custom metrics (CostUSD, LatencyMs, Invocations, Errors,
+/// Unpriced) at $0.30 per metric-month: the three made-up names were 3 × 5 = 15
+/// metrics ($4.50 a month; 1,000 such names 5,000 metrics, $1,500), one `_other`
+/// value is 5 ($1.50), however many names are made up.
+#[tokio::test]
+async fn emf_documents_name_a_component_its_endpoint_does_not_list_other() {
+    let buffer = crate::support::MemoryWriter::default();
+    let emf = sagemeter::sink::EmfSink::builder()
+        .writer("buffer", buffer.clone())
+        .build()
+        .unwrap();
+    let fake = shared_endpoint().await;
+    let pricelist = price_list().await;
+    let client = Client::builder(&fake.sdk_config().await)
+        .pricing_config(&pricelist.sdk_config("us-east-1"))
+        .sink(emf.clone())
+        .build()
+        .unwrap();
+    // A component the endpoint lists keeps its name.
+    call(&client, Some("small"), None).await;
+    // Names the endpoint does not list (the request's own, answered all the same).
+    for made_up in ["nope-1", "nope-2", "nope-3"] {
+        let cost = call(&client, Some(made_up), None).await;
+        // The receipt keeps the name the request gave.
+        assert_eq!(cost.inference_component.as_deref(), Some(made_up));
+    }
+    emf.flush().await.unwrap();
+
+    let text = buffer.text();
+    let documents: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(documents.len(), 4, "{text}");
+    assert_eq!(documents[0]["InferenceComponent"], "small");
+    for document in &documents[1..] {
+        assert_eq!(document["InferenceComponent"], "_other", "{document}");
+    }
+    assert!(!text.contains("nope"), "{text}");
+}
+
 /// Without DescribeEndpoint permission (or while describing fails) whether the
 /// endpoint lists a component is not known: its components keep their names (at
 /// most 100 per endpoint, as for a receipt given to the sink by hand), not all
