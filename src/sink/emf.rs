@@ -70,11 +70,13 @@ pub const DEFAULT_NAMESPACE: &str = "SageMeter";
 /// one `InvokeEndpointAsync` call has two receipts, and its settlement's document
 /// carries its cost and latency with `Invocations` 0, so that `Sum(Invocations)`
 /// counts the call once (as `sagemeter_invocations_total` does). `Errors` is 1 for
-/// a failed or cancelled call. `Unpriced` is 1 for a call with a line that could not
-/// be priced (as `sagemeter_unpriced_total` counts it): its `CostUSD` is a lower
-/// bound, and `Sum(Unpriced)` is what an alarm watches so that it is never a
-/// silent $0. The other members are properties, searchable in Logs Insights
-/// but not metrics. No payload, no tags (tags are unbounded; see
+/// a failed or cancelled call. `Unpriced` is 1 for a receipt with a line that could
+/// not be priced (as `sagemeter_unpriced_total` counts it): its `CostUSD` is a
+/// lower bound, and `Sum(Unpriced)` is what an alarm watches so that it is never a
+/// silent $0. It counts receipts, not calls: an asynchronous invocation whose
+/// submission and settlement both have an unpriced line counts 2 (100 such
+/// invocations: `Sum(Invocations)` 100, `Sum(Unpriced)` 200). The other members
+/// are properties, searchable in Logs Insights but not metrics. No payload, no tags (tags are unbounded; see
 /// [`CostMetrics::with_tag_labels`](super::CostMetrics::with_tag_labels) for
 /// bounded tag dimensions in Prometheus).
 ///
@@ -690,7 +692,7 @@ mod tests {
         let lines = buffer.json_lines();
         assert_eq!(lines.len(), 2);
         // A metric CloudWatch extracts, declared as such: Sum(Unpriced) counts
-        // the calls whose CostUSD is not the whole cost.
+        // the receipts whose CostUSD is not the whole cost.
         let declared: Vec<&str> = lines[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()

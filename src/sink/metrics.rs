@@ -57,7 +57,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_unpriced_total",
         Unit::Count,
-        "Calls with at least one unpriced cost line (their cost is a lower bound)."
+        "Receipts with at least one unpriced cost line (their cost is a lower bound); an async invocation has two receipts, submission and settlement, and may count twice."
     );
     describe_counter!(
         "sagemeter_cost_micro_usd_total",
@@ -132,7 +132,7 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// |---|---|---|
 /// | `sagemeter_invocations_total` | counter | base |
 /// | `sagemeter_errors_total` | counter | base + `outcome` (`error`, `cancelled`) |
-/// | `sagemeter_unpriced_total` | counter | base |
+/// | `sagemeter_unpriced_total` | counter (receipts: an async invocation's two may count twice) | base |
 /// | `sagemeter_cost_micro_usd_total` | counter | base |
 /// | `sagemeter_tokens_total` | counter | base + `direction` (`input`, `output`) |
 /// | `sagemeter_cost_usd` | histogram | base |
@@ -1083,6 +1083,61 @@ mod tests {
         assert_eq!(per_component.len(), MAX_TAG_LABEL_VALUES + 1);
         assert_eq!(per_component["made-up-0"], 1);
         assert_eq!(per_component[OTHER_TAG_VALUE], 50);
+    }
+
+    /// `sagemeter_unpriced_total` counts receipts, not calls: an asynchronous
+    /// invocation has two, its submission (data in) and its settlement (data out),
+    /// and in a region whose data rates are not known both have an unpriced line,
+    /// so the invocation counts 2 unpriced against 1 invocation (100 such
+    /// invocations: 100 invocations, 200 unpriced). Its help text says so, as the
+    /// report's `unpriced_calls` does.
+    #[test]
+    fn unpriced_counts_receipts_so_an_async_invocation_can_count_twice() {
+        use crate::sink::test_support::{async_submission, settlement_of};
+        let unpriced_line = |item: &str, gigabytes: &str| {
+            serde_json::from_value(serde_json::json!([{
+                "item": item, "quantity": gigabytes, "unit": "gigabytes",
+                "price": {"status": "unpriced", "reason": "no data rate in ap-east-2"}
+            }]))
+            .unwrap()
+        };
+        let mut submission = async_submission();
+        submission.cost_usd = Decimal::ZERO;
+        // 1 byte in: 1 ÷ 2³⁰ GB.
+        submission.lines = unpriced_line("data_in", "0.000000000931322574615478515625");
+        let mut settlement = settlement_of(&submission);
+        settlement.cost_usd = Decimal::ZERO;
+        // 2,048 bytes out: 2,048 ÷ 2³⁰ GB.
+        settlement.lines = unpriced_line("data_out", "0.0000019073486328125");
+        assert!(!submission.is_async_settlement() && settlement.is_async_settlement());
+        assert!(!submission.is_fully_priced() && !settlement.is_fully_priced());
+
+        let recorder = metrics_util::debugging::DebuggingRecorder::new();
+        metrics::with_local_recorder(&recorder, || {
+            describe_metrics();
+            let sink = CostMetrics::new();
+            sink.record(&submission);
+            sink.record(&settlement);
+        });
+        let mut counted = std::collections::BTreeMap::new();
+        let mut unpriced_help = None;
+        for (key, _, help, value) in recorder.snapshotter().snapshot().into_vec() {
+            let metrics_util::debugging::DebugValue::Counter(n) = value else {
+                continue;
+            };
+            if key.key().name() == UNPRICED {
+                unpriced_help = help;
+            }
+            *counted.entry(key.key().name().to_owned()).or_insert(0) += n;
+        }
+        assert_eq!(counted[INVOCATIONS], 1, "{counted:?}");
+        assert_eq!(counted[UNPRICED], 2, "{counted:?}");
+        let help = unpriced_help.expect("described");
+        assert!(
+            help.starts_with("Receipts with at least one unpriced cost line")
+                && help.contains("two receipts"),
+            "{help}"
+        );
     }
 
     /// Tokens count only for a call answered with HTTP 2XX, as in `report` and
