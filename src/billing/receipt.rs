@@ -82,10 +82,10 @@ pub enum LinePrice {
     /// Priced.
     Priced {
         /// USD per unit of the line's quantity.
-        #[serde(serialize_with = "amount::serialize")]
+        #[serde(with = "amount")]
         usd_per_unit: Decimal,
         /// quantity × usd_per_unit, rounded to 10⁻¹² USD.
-        #[serde(serialize_with = "amount::serialize")]
+        #[serde(with = "amount")]
         cost_usd: Decimal,
         /// Where the rate came from.
         provenance: Provenance,
@@ -104,7 +104,7 @@ pub struct CostLine {
     /// What the line is for.
     pub item: LineItem,
     /// How much was used, in `unit`.
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub quantity: Decimal,
     /// The unit of `quantity`.
     pub unit: QuantityUnit,
@@ -132,25 +132,25 @@ pub struct Accrual {
     /// concurrency × the per-second provisioned-concurrency rate of its memory
     /// size for a serverless variant with provisioned concurrency (charged
     /// whether calls come or not).
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub accrued_usd: Decimal,
     /// Compute allocated to calls on receipts so far, for this variant (for
     /// provisioned concurrency, of the calls it served: not those beyond it, billed
     /// on demand).
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub allocated_usd: Decimal,
     /// allocated ÷ accrued, when accrued > 0. For instances, the share of instance
     /// time allocated to calls (1 = busy all the time; at most 1 under processor
     /// sharing). For provisioned concurrency, the calls' inference-duration
     /// charges over the standing charge (a ratio of two rates, not of time).
-    #[serde(serialize_with = "amount::serialize_option")]
+    #[serde(default, with = "amount::option")]
     pub utilisation: Option<Decimal>,
     /// ML storage volumes (`VolumeSizeInGB` × instances × the GB-month rate,
     /// prorated by the second over the calendar month) over the same time, when
     /// the variant's volume size and the storage rate are known.
     #[serde(
         default,
-        serialize_with = "amount::serialize_option",
+        with = "amount::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub storage_usd: Option<Decimal>,
@@ -159,7 +159,7 @@ pub struct Accrual {
     /// allocated. Shown here, never spread over the components' calls.
     #[serde(
         default,
-        serialize_with = "amount::serialize_option",
+        with = "amount::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub unreserved_usd: Option<Decimal>,
@@ -213,7 +213,7 @@ pub struct StandingPart {
     pub billing: VariantBilling,
     /// What its standing capacity costs an hour: instances × the hourly rate, or
     /// provisioned concurrency × the per-second rate × 3,600.
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub usd_per_hour: Decimal,
 }
 
@@ -333,7 +333,7 @@ pub struct Cost {
     /// The cost, line by line.
     pub lines: Vec<CostLine>,
     /// Sum of the priced lines, in USD.
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub cost_usd: Decimal,
     /// Currency of every amount on the receipt (always `USD`; borrowed, so that
     /// a receipt made by a call does not allocate it).
@@ -343,10 +343,10 @@ pub struct Cost {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<std::sync::Arc<str>>,
     /// Everything this client has spent, this call included.
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub running_client_usd: Decimal,
     /// Everything spent on this endpoint through this client, this call included.
-    #[serde(serialize_with = "amount::serialize")]
+    #[serde(with = "amount")]
     pub running_endpoint_usd: Decimal,
     /// Everything the whole fleet (every process sharing the fleet table) has spent
     /// in the current UTC day, this call included; `None` without a fleet (see
@@ -354,7 +354,7 @@ pub struct Cost {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "amount::serialize_option"
+        with = "amount::option"
     )]
     pub running_fleet_usd: Option<Decimal>,
     /// The variant's wall-clock cost since metering began, for instance variants.
@@ -641,10 +641,10 @@ impl fmt::Display for Cost {
 /// Amounts serialised as rust_decimal writes them (a JSON string, every digit of
 /// the scale kept), with the mantissa's digits written by `itoa` instead of
 /// rust_decimal's 96-bit loop: a receipt carries about fifteen of them, and the
-/// ledger writes every receipt.
+/// ledger writes every receipt. Read back from JSON strings only ([`deserialize`](amount::deserialize)).
 pub(crate) mod amount {
     use rust_decimal::Decimal;
-    use serde::Serializer;
+    use serde::{Deserializer, Serializer};
 
     /// Longest text of a decimal: sign, 29 digits, a leading zero and the point.
     pub(crate) const MAX_LEN: usize = 32;
@@ -654,13 +654,33 @@ pub(crate) mod amount {
         s.serialize_str(text(d, &mut buf))
     }
 
-    pub(super) fn serialize_option<S: Serializer>(
-        d: &Option<Decimal>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => serialize(d, s),
-            None => s.serialize_none(),
+    /// An amount from a JSON string only, as [`serialize`] writes it: a JSON
+    /// number reaches a deserializer as an `f64`, which keeps about 17
+    /// significant digits (`0.1234567890123456789` would read as
+    /// `0.12345678901234568`), so it is refused, not rounded silently.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        rust_decimal::serde::str::deserialize(d)
+    }
+
+    /// An amount that may be null, as [`serialize`] and [`deserialize`] do it.
+    pub(super) mod option {
+        use rust_decimal::Decimal;
+        use serde::{Deserializer, Serializer};
+
+        pub(in crate::billing) fn serialize<S: Serializer>(
+            d: &Option<Decimal>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in crate::billing) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Decimal>, D::Error> {
+            rust_decimal::serde::str_option::deserialize(d)
         }
     }
 

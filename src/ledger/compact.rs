@@ -40,6 +40,8 @@ use crate::report::{CallPart, GroupBy, ReportRow};
 use crate::usage::{Operation, Outcome, Usage};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+// Amounts are read from JSON strings only, as the writer writes them (see `Amount`).
+use rust_decimal::serde::{str as amount, str_option as optional_amount};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -812,9 +814,9 @@ pub(crate) fn report_row<'a>(
 struct ReceiptRow<'a> {
     #[serde(rename = "id", borrow)]
     _id: Cow<'a, str>,
-    #[serde(rename = "rc")]
+    #[serde(rename = "rc", deserialize_with = "amount::deserialize")]
     _rc: Decimal,
-    #[serde(rename = "re")]
+    #[serde(rename = "re", deserialize_with = "amount::deserialize")]
     _re: Decimal,
     c: u32,
     at: At,
@@ -825,6 +827,7 @@ struct ReceiptRow<'a> {
     outcome: Option<Outcome>,
     #[serde(default)]
     l: AllPriced,
+    #[serde(deserialize_with = "amount::deserialize")]
     cost: Decimal,
     #[serde(borrow)]
     tags: Option<&'a serde_json::value::RawValue>,
@@ -1005,6 +1008,7 @@ struct Line<'a> {
     price_source: Option<PriceOrigin>,
     item: Option<LineItem>,
     unit: Option<QuantityUnit>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     usd_per_unit: Option<Decimal>,
     source: Option<PriceOrigin>,
     #[serde(borrow)]
@@ -1049,9 +1053,13 @@ struct Line<'a> {
     tries: Option<u32>,
     #[serde(default)]
     l: Vec<LineEntry>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     cost: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     rc: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     re: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     rf: Option<Decimal>,
     ac: Option<AccrualV2>,
     tags: Option<BTreeMap<String, String>>,
@@ -1060,11 +1068,16 @@ struct Line<'a> {
 
 #[derive(Deserialize)]
 struct AccrualV2 {
+    #[serde(deserialize_with = "amount::deserialize")]
     a: Decimal,
+    #[serde(deserialize_with = "amount::deserialize")]
     l: Decimal,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     u: Option<Decimal>,
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     s: Option<Decimal>,
     /// `unreserved_usd` (variants hosting inference components).
+    #[serde(default, deserialize_with = "optional_amount::deserialize")]
     r: Option<Decimal>,
     /// `priced_from` (absent in lines written before accruals carried it).
     #[serde(default)]
@@ -1124,6 +1137,17 @@ impl<'de> Deserialize<'de> for At {
     }
 }
 
+/// An amount, read from a JSON string only, as the writer writes every one: a
+/// JSON number reaches a deserializer as an `f64`, which keeps about 17
+/// significant digits, so it is refused rather than rounded silently.
+struct Amount(Decimal);
+
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        amount::deserialize(d).map(Amount)
+    }
+}
+
 /// A cost line: a reference to a price, or the whole line (format 1's shape).
 enum LineEntry {
     Ref {
@@ -1146,14 +1170,18 @@ impl<'de> Deserialize<'de> for LineEntry {
                 let id = seq
                     .next_element::<u32>()?
                     .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
-                let quantity = seq.next_element::<Option<Decimal>>()?.flatten();
-                let cost = seq.next_element::<Option<Decimal>>()?.flatten();
+                let quantity = seq.next_element::<Option<Amount>>()?.flatten();
+                let cost = seq.next_element::<Option<Amount>>()?.flatten();
                 if seq.next_element::<IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom(
                         "a line reference has more than 3 members",
                     ));
                 }
-                Ok(LineEntry::Ref { id, quantity, cost })
+                Ok(LineEntry::Ref {
+                    id,
+                    quantity: quantity.map(|q| q.0),
+                    cost: cost.map(|c| c.0),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LineEntry, A::Error> {
                 CostLine::deserialize(de::value::MapAccessDeserializer::new(map))

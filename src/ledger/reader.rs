@@ -621,6 +621,37 @@ mod tests {
         ));
     }
 
+    /// A format-1 line's money is read from JSON strings only, as the writer
+    /// writes it: a JSON number would go through `f64` and lose digits
+    /// (`0.1234567890123456789` reads as `0.12345678901234568`), silently.
+    #[test]
+    fn a_format_1_amount_written_as_a_json_number_is_corrupt_not_read_through_f64() {
+        let (items, _) = read(&format!("{RECORD}\n"));
+        assert!(matches!(items.as_slice(), [Ok(_)]), "{items:?}");
+        for (member, number) in [
+            (r#""cost_usd":"0.5""#, r#""cost_usd":0.1234567890123456789"#),
+            (
+                r#""running_client_usd":"0.5""#,
+                r#""running_client_usd":123456.789012345678"#,
+            ),
+            (
+                r#""running_endpoint_usd":"0.5""#,
+                r#""running_endpoint_usd":0.5"#,
+            ),
+        ] {
+            let damaged = RECORD.replacen(member, number, 1);
+            assert_ne!(damaged, RECORD);
+            let (items, _) = read(&format!("{RECORD}\n{damaged}\n"));
+            assert!(
+                matches!(
+                    items.as_slice(),
+                    [Ok(_), Err(LedgerError::Corrupt { line: 2, .. })]
+                ),
+                "{number}: {items:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_torn_last_line_is_skipped_and_reported_with_its_position() {
         let torn = &RECORD[..40];

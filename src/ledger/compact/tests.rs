@@ -565,3 +565,94 @@ proptest! {
         prop_assert_eq!(serde_json::to_value(&read[0]).unwrap(), serde_json::to_value(&costs[0]).unwrap());
     }
 }
+
+/// Money is read from JSON strings only: a JSON number goes through `f64`
+/// (serde_json hands it over as one), which keeps about 17 significant digits,
+/// so `0.1234567890123456789` would read as `0.12345678901234568`, silently.
+/// The writer writes every amount as a string; a number is damage, refused.
+#[test]
+fn money_written_as_a_json_number_is_corrupt_not_read_through_f64() {
+    let context = br#"{"v":2,"context":0,"endpoint":"e","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":null}"#;
+    let price = r#"{"v":2,"price":1,"item":"compute","unit":"calls","usd_per_unit":"0.001","source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    let receipt = r#"{"v":2,"c":0,"id":"x","at":1796169334014650925,"lat":1,"l":[[1,"1","0.001"]],"cost":"0.001","rc":"0.001","re":"0.001","rf":"0.001","ac":{"a":"0.5","l":"0.25","u":"0.5","s":"0.1","r":"0.2"}}"#;
+    let read = |price: &str, receipt: &str| {
+        let mut defs = Definitions::default();
+        read_line(context, &mut defs).unwrap();
+        read_line(price.as_bytes(), &mut defs)?;
+        read_line(receipt.as_bytes(), &mut defs)
+    };
+    // As written: read, to the last digit.
+    let cost = read(price, receipt).unwrap().unwrap();
+    assert_eq!(cost.cost_usd, Decimal::new(1, 3));
+    // 0.1234567890123456789 through f64 is 0.12345678901234568: no longer read.
+    let number = "0.1234567890123456789";
+    let damaged = [
+        (price.replace(r#""0.001""#, number), receipt.to_owned()),
+        (
+            price.to_owned(),
+            receipt.replace(r#""cost":"0.001""#, &format!(r#""cost":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""rc":"0.001""#, r#""rc":123456.789012345678"#),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""re":"0.001""#, &format!(r#""re":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""rf":"0.001""#, &format!(r#""rf":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""a":"0.5""#, &format!(r#""a":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""l":"0.25""#, &format!(r#""l":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""u":"0.5""#, &format!(r#""u":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""s":"0.1""#, &format!(r#""s":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#""r":"0.2""#, &format!(r#""r":{number}"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#"[1,"1","0.001"]"#, &format!(r#"[1,{number}]"#)),
+        ),
+        (
+            price.to_owned(),
+            receipt.replace(r#"[1,"1","0.001"]"#, &format!(r#"[1,"1",{number}]"#)),
+        ),
+    ];
+    for (price, receipt) in damaged {
+        assert!(
+            read(&price, &receipt).is_err(),
+            "read a number as money: {price} {receipt}"
+        );
+    }
+    // A whole line (format 1's shape) in `l`, its amounts numbers.
+    let whole = r#"{"item":"compute","quantity":"1","unit":"calls","price":{"status":"priced","usd_per_unit":"0.001","cost_usd":"0.001","provenance":{"source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}}}"#;
+    let with_whole = receipt.replace(r#"[1,"1","0.001"]"#, whole);
+    assert!(read(price, &with_whole).is_ok());
+    for member in [
+        r#""quantity":"1""#,
+        r#""usd_per_unit":"0.001""#,
+        r#""cost_usd":"0.001""#,
+    ] {
+        let name = member.split(':').next().unwrap();
+        let line = with_whole.replace(member, &format!("{name}:{number}"));
+        assert!(
+            read(price, &line).is_err(),
+            "read a number as money: {line}"
+        );
+    }
+}
