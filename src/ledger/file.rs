@@ -577,7 +577,7 @@ impl FileTarget {
                 // starts on a line boundary. If that fails too, the file is left
                 // alone until the cut succeeds (see `undamage`): a line appended
                 // after a fragment would make every later line unreadable.
-                if let Err(cut) = self.truncate() {
+                if let Err(cut) = self.cut_off_failed_write(bytes) {
                     self.damaged = true;
                     tracing::warn!(target: "sagemeter", good_len = self.good_len,
                         error = %cut, "ledger: could not cut off the partial line of a \
@@ -586,6 +586,35 @@ impl FileTarget {
                 Err(e)
             }
         }
+    }
+
+    /// Cuts off what the failed write of `bytes` left: a partial line after the
+    /// last whole one (a disk full part-way). When the file was cut shorter by
+    /// another program under the write (a copytruncate between the check and
+    /// the `O_APPEND` write), the bytes landed at its new end: they are cut off
+    /// there, lines of them whole too (they refer to definitions the file no
+    /// longer holds), and the file goes on as cut shorter. It is never cut to
+    /// the length this process knew, which would grow it back with zeros.
+    fn cut_off_failed_write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len >= self.good_len {
+            return match len > self.good_len {
+                true => self.truncate(),
+                false => Ok(()),
+            };
+        }
+        tracing::warn!(target: "sagemeter", was = self.good_len, now = len,
+            "ledger: the file was cut shorter by another program during a write that \
+             failed (a copytruncate rotation?); what the write left is cut off, and the \
+             definitions the next receipts need are written again; receipts written just \
+             before it may have been lost (appended after the rotation's copy, they are \
+             in neither file)");
+        let start = landed_at(&self.file, len, bytes)?;
+        self.restart(start)?;
+        if self.good_len < len {
+            self.truncate()?;
+        }
+        Ok(())
     }
 
     /// The bytes just written landed at `start`, before the file's length as
@@ -738,6 +767,31 @@ fn last_line_end(file: &File, len: u64) -> io::Result<u64> {
         end = start;
     }
     Ok(0)
+}
+
+/// Where `bytes`, a failed write's, begin in `file`, whose first `len` bytes
+/// end with as many of them as were written: the earliest offset from which the
+/// file's last bytes are the first of `bytes` (`len` when none are). Lines just
+/// before them that are the same as the write's first (definitions: a receipt is
+/// never written twice) are taken with them, harmlessly: no line before them
+/// refers to them.
+#[cfg(unix)]
+fn landed_at(file: &File, len: u64, bytes: &[u8]) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let most = len.min(bytes.len() as u64);
+    let mut tail = vec![0u8; most as usize];
+    file.read_exact_at(&mut tail, len - most)?;
+    let written = (1..=tail.len())
+        .rev()
+        .find(|&n| tail[tail.len() - n..] == bytes[..n])
+        .unwrap_or(0);
+    Ok(len - written as u64)
+}
+
+/// Elsewhere what the write left is cut back to the file's last whole line.
+#[cfg(not(unix))]
+fn landed_at(_: &File, len: u64, _: &[u8]) -> io::Result<u64> {
+    Ok(len)
 }
 
 /// Whether the file `meta` describes has no name left (no link: removed).
@@ -1350,6 +1404,49 @@ mod tests {
         drop(target);
         assert!(open_ledger_file(&path).is_ok(), "the file opens again");
         assert_eq!(call_ids(&path), ["e"]);
+    }
+
+    /// A copytruncate between the truncation check and a write that then fails
+    /// part-way (a full disk): the failed write's bytes landed at the file's new
+    /// end. They are cut off there, lines of it whole included (it is all or
+    /// nothing, and they refer to definitions the file no longer holds): the
+    /// file is not grown back to its old length, a hole of zeros after them that
+    /// the next receipts, without their definitions, would follow. The next write
+    /// gets its definitions again and reads back.
+    #[test]
+    fn a_write_failing_in_a_file_cut_shorter_under_it_is_cut_off_where_it_landed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (mut target, dict) = target_written(&path, &["a", "b"]);
+        // 10 bytes of the batch (no whole line), then all of it but its last 3
+        // bytes (c's line whole, d's cut in two).
+        let parts: [fn(usize) -> usize; 2] = [|_| 10, |len| len - 3];
+        for part in parts {
+            let before = target.good_len;
+            let armed = Arc::new(AtomicBool::new(true));
+            target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
+                if !armed.swap(false, Ordering::SeqCst) {
+                    return file.write_all(bytes);
+                }
+                file.set_len(0)?; // another program's truncate, just before the write
+                file.write_all(&bytes[..part(bytes.len())])?;
+                Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"))
+            }));
+            let (c, c_lines) = receipts(&dict, &["c", "d"]);
+            let failure = target.write_lines(&c, &c_lines).unwrap_err();
+            assert_eq!(failure.written, 0);
+            let len = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(
+                len, 0,
+                "cut off where it landed, not grown back to {before}"
+            );
+            assert_eq!(target.good_len, 0);
+
+            let (e, e_lines) = receipts(&dict, &["e"]);
+            target.write_lines(&e, &e_lines).unwrap();
+            assert_eq!(call_ids(&path), ["e"]);
+            assert_eq!(target.good_len, std::fs::metadata(&path).unwrap().len());
+        }
     }
 
     /// The WARN events' text seen on the test's thread.
