@@ -463,7 +463,7 @@ fn reference(out: &mut Vec<u8>, id: u32, cost_line: &CostLine, usage: &Usage) {
     else {
         return;
     };
-    let derived_quantity = derived_quantity(cost_line.item, usage);
+    let derived_quantity = derived_quantity(cost_line.item, usage.bytes_in, usage.bytes_out);
     let quantity = match derived_quantity {
         Some(q) if identical(&q, &cost_line.quantity) => None,
         _ => Some(&cost_line.quantity),
@@ -490,12 +490,36 @@ fn reference(out: &mut Vec<u8>, id: u32, cost_line: &CostLine, usage: &Usage) {
 }
 
 /// The quantity a line of data has by the receipt's byte counts.
-fn derived_quantity(item: LineItem, usage: &Usage) -> Option<Decimal> {
+fn derived_quantity(item: LineItem, bytes_in: u64, bytes_out: u64) -> Option<Decimal> {
     match item {
-        LineItem::DataIn => Some(gigabytes(usage.bytes_in).normalize()),
-        LineItem::DataOut => Some(gigabytes(usage.bytes_out).normalize()),
+        LineItem::DataIn => Some(gigabytes(bytes_in).normalize()),
+        LineItem::DataOut => Some(gigabytes(bytes_out).normalize()),
         _ => None,
     }
+}
+
+/// Whether a line of `item` has a quantity without one written.
+fn is_data(item: LineItem) -> bool {
+    matches!(item, LineItem::DataIn | LineItem::DataOut)
+}
+
+/// A line referring to `price` that has no quantity and is not of data.
+fn no_quantity(price: &PriceDef) -> serde_json::Error {
+    de::Error::custom(format_args!(
+        "a `{}` line has no quantity",
+        price.item.as_str()
+    ))
+}
+
+/// A line at `price` (id `id`) × `quantity` without its cost, which is more than
+/// a decimal holds.
+fn cost_overflows(id: u32, price: &PriceDef, quantity: Decimal) -> serde_json::Error {
+    de::Error::custom(format_args!(
+        "a `{}` line at price {id} ({} USD per unit) × {quantity} has no cost, and that \
+         cost is more than a decimal holds",
+        price.item.as_str(),
+        price.usd_per_unit
+    ))
 }
 
 /// A priced line's cost as billing works it out; `None` when it is more than a
@@ -521,6 +545,11 @@ struct PriceDef {
     provenance: Provenance,
     /// Whether it is a fallback ([`Provenance::is_fallback`]), told once.
     fallback: bool,
+    /// Whether a line of data at it has a cost a decimal holds, whatever its
+    /// bytes: the rate is below 10¹⁸ USD per GB (2⁶⁴ bytes are 1.8 × 10¹⁰ GB,
+    /// the cost then below 1.8 × 10²⁸, and a decimal holds 7.9 × 10²⁸). Told
+    /// once, so that a report need not work the quantity out to know.
+    data_cost_fits: bool,
 }
 
 /// A context definition, as read.
@@ -566,12 +595,14 @@ pub(crate) fn read_line(text: &[u8], defs: &mut Definitions) -> serde_json::Resu
             fetched_at: line.fetched_at,
             note: line.note.map(|s| s.into()),
         };
+        let usd_per_unit = line.usd_per_unit.ok_or_else(|| missing("usd_per_unit"))?;
         let def = PriceDef {
             item: line.item.ok_or_else(|| missing("item"))?,
             unit: line.unit.ok_or_else(|| missing("unit"))?,
-            usd_per_unit: line.usd_per_unit.ok_or_else(|| missing("usd_per_unit"))?,
+            usd_per_unit,
             fallback: provenance.is_fallback(),
             provenance,
+            data_cost_fits: usd_per_unit.abs() < Decimal::from(1_000_000_000_000_000_000u64),
         };
         defs.prices.insert(id, def);
         return Ok(None);
@@ -634,25 +665,14 @@ fn receipt(line: Line<'_>, defs: &Definitions) -> serde_json::Result<Cost> {
                 let price = defs.prices.get(&id).ok_or_else(|| {
                     de::Error::custom(format_args!("price {id} is not defined before it"))
                 })?;
-                let quantity = match quantity.or_else(|| derived_quantity(price.item, &usage)) {
-                    Some(q) => q,
-                    None => {
-                        return Err(de::Error::custom(format_args!(
-                            "a `{}` line has no quantity",
-                            price.item.as_str()
-                        )));
-                    }
-                };
+                let derived = || derived_quantity(price.item, usage.bytes_in, usage.bytes_out);
+                let quantity = quantity
+                    .or_else(derived)
+                    .ok_or_else(|| no_quantity(price))?;
                 let cost_usd = match cost {
                     Some(cost) => cost,
-                    None => line_cost(price.usd_per_unit, quantity).ok_or_else(|| {
-                        de::Error::custom(format_args!(
-                            "a `{}` line at price {id} ({} USD per unit) × {quantity} has no \
-                             cost, and that cost is more than a decimal holds",
-                            price.item.as_str(),
-                            price.usd_per_unit
-                        ))
-                    })?,
+                    None => line_cost(price.usd_per_unit, quantity)
+                        .ok_or_else(|| cost_overflows(id, price, quantity))?,
                 };
                 CostLine {
                     item: price.item,
@@ -733,6 +753,11 @@ pub(crate) fn report_row<'a>(
             let mut tags: BTreeMap<Cow<'a, str>, Cow<'a, str>> = serde_json::from_str(raw.get())?;
             tags.remove(key.as_str())
         }
+        // Strings to strings, as the full reader takes them.
+        (_, Some(raw)) => {
+            serde_json::from_str::<StringMap>(raw.get())?;
+            None
+        }
         _ => None,
     };
     let mut report_row = ReportRow::new(row.at.0, &context.endpoint, row.cost);
@@ -748,14 +773,20 @@ pub(crate) fn report_row<'a>(
     // Every line's price must be defined, as the full reader requires: a receipt
     // referring to none is damage, not a priced call. A line is priced from a
     // fallback as its price's provenance says (told once per definition).
-    if let Some(ids) = &row.l.ids {
+    // Its quantity and cost are checked as the full reader takes them.
+    if let Some(refs) = &row.l.refs {
         report_row.fallback_priced = row.l.fallback;
-        for id in ids.iter() {
-            match defs.prices.get(id) {
-                Some(price) => report_row.fallback_priced |= price.fallback,
+        let bytes = (row.bytes_in.unwrap_or(0), row.bytes_out.unwrap_or(0));
+        for line_ref in refs.iter() {
+            match defs.prices.get(&line_ref.id) {
+                Some(price) => {
+                    line_ref.check(price, bytes)?;
+                    report_row.fallback_priced |= price.fallback;
+                }
                 None => {
                     return Err(de::Error::custom(format_args!(
-                        "price {id} is not defined before it"
+                        "price {} is not defined before it",
+                        line_ref.id
                     )));
                 }
             }
@@ -764,7 +795,7 @@ pub(crate) fn report_row<'a>(
     // The whole receipt, built once and only when the fast read cannot tell: a
     // receipt of more lines than it keeps (building it checks their prices), or
     // an asynchronous invocation's (submission or settlement, see below).
-    let whole = if row.l.ids.is_none() || context.operation == Operation::InvokeEndpointAsync {
+    let whole = if row.l.refs.is_none() || context.operation == Operation::InvokeEndpointAsync {
         let line: Line<'_> = serde_json::from_slice(text)?;
         Some(receipt(line, defs)?)
     } else {
@@ -808,8 +839,9 @@ pub(crate) fn report_row<'a>(
     Ok(report_row)
 }
 
-/// The members of a receipt line a report reads (the others are skipped, those
-/// the full reader requires checked for).
+/// The members of a receipt line a report reads; those it does not use are
+/// checked to be of the types the full reader takes, without being kept
+/// (`_`), so that a report takes the lines a conversion takes.
 #[derive(Deserialize)]
 struct ReceiptRow<'a> {
     #[serde(rename = "id", borrow)]
@@ -832,23 +864,111 @@ struct ReceiptRow<'a> {
     #[serde(borrow)]
     tags: Option<&'a serde_json::value::RawValue>,
     ac: Option<AccrualSources>,
+    /// What lines of data without a quantity have (see [`LineRef::check`]).
+    #[serde(rename = "in")]
+    bytes_in: Option<u64>,
+    #[serde(rename = "out")]
+    bytes_out: Option<u64>,
+    #[serde(rename = "ttfb")]
+    _ttfb: Option<u64>,
+    #[serde(rename = "tries")]
+    _tries: Option<u32>,
+    #[serde(rename = "rf")]
+    _rf: Option<Amount>,
+    #[serde(rename = "notes")]
+    _notes: Option<Strings>,
 }
 
-/// The sources of a receipt's accrual, the rest of it skipped.
+/// The sources of a receipt's accrual; its figures checked, not kept.
 #[derive(Deserialize)]
 struct AccrualSources {
     #[serde(default)]
     o: Vec<OriginEntry>,
+    #[serde(rename = "a")]
+    _a: Amount,
+    #[serde(rename = "l")]
+    _l: Amount,
+    #[serde(rename = "u")]
+    _u: Option<Amount>,
+    #[serde(rename = "s")]
+    _s: Option<Amount>,
+    #[serde(rename = "r")]
+    _r: Option<Amount>,
+    /// Read whole, as the full reader reads it: most accruals have none (and an
+    /// empty list allocates nothing).
+    #[serde(rename = "sp", default)]
+    _sp: Vec<StandingPart>,
+    #[serde(rename = "t")]
+    _t: Option<At>,
+}
+
+/// A list of strings: checked, nothing kept or allocated.
+struct Strings;
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Check;
+        impl<'de> Visitor<'de> for Check {
+            type Value = Strings;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of strings")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                while seq.next_element::<Str>()?.is_some() {}
+                Ok(Strings)
+            }
+        }
+        d.deserialize_seq(Check)
+    }
+}
+
+/// A map of strings to strings: checked, nothing kept or allocated.
+struct StringMap;
+
+impl<'de> Deserialize<'de> for StringMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Check;
+        impl<'de> Visitor<'de> for Check {
+            type Value = StringMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map of strings to strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StringMap, A::Error> {
+                while map.next_entry::<Str, Str>()?.is_some() {}
+                Ok(StringMap)
+            }
+        }
+        d.deserialize_map(Check)
+    }
+}
+
+/// One string: checked, not kept.
+struct Str;
+
+impl<'de> Deserialize<'de> for Str {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Check;
+        impl Visitor<'_> for Check {
+            type Value = Str;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Str, E> {
+                Ok(Str)
+            }
+        }
+        d.deserialize_str(Check)
+    }
 }
 
 /// Whether every entry of a receipt's `l` is priced (a reference to a price, or a
 /// whole line whose price has `"status":"priced"`), whether a whole line was
-/// priced from a fallback, and the price ids referred to (`None` past
-/// [`MAX_LINE_REFS`]), read without allocating.
+/// priced from a fallback, and the references (`None` past [`MAX_LINE_REFS`]),
+/// read without allocating.
 struct AllPriced {
     all_priced: bool,
     fallback: bool,
-    ids: Option<PriceIds>,
+    refs: Option<LineRefs>,
 }
 
 /// No lines (absent `l`): all priced, none referred to.
@@ -857,7 +977,7 @@ impl Default for AllPriced {
         AllPriced {
             all_priced: true,
             fallback: false,
-            ids: Some(PriceIds::default()),
+            refs: Some(LineRefs::default()),
         }
     }
 }
@@ -866,19 +986,54 @@ impl Default for AllPriced {
 /// compute, data in and out, tokens, fees); past it the full reader checks them.
 const MAX_LINE_REFS: usize = 8;
 
-/// Up to [`MAX_LINE_REFS`] price ids, inline.
+/// A line reference as read: `[id, quantity?, cost?]`.
+#[derive(Default, Clone, Copy)]
+struct LineRef {
+    id: u32,
+    quantity: Option<Decimal>,
+    /// Whether its cost is written (read, a decimal string; not kept).
+    cost: bool,
+}
+
+impl LineRef {
+    /// Whether the full reader takes it with its price, `price`, and the
+    /// receipt's bytes in and out: a quantity written, or one of data; a cost
+    /// written, or one a decimal holds. What `receipt` works out, told without
+    /// working it out where a bound tells it.
+    fn check(&self, price: &PriceDef, (bytes_in, bytes_out): (u64, u64)) -> serde_json::Result<()> {
+        let quantity = match self.quantity {
+            Some(q) => Some(q),
+            None if is_data(price.item) => None,
+            None => return Err(no_quantity(price)),
+        };
+        if self.cost {
+            return Ok(());
+        }
+        let quantity = match quantity {
+            Some(q) => q,
+            None if price.data_cost_fits => return Ok(()),
+            None => derived_quantity(price.item, bytes_in, bytes_out).unwrap_or_default(),
+        };
+        match line_cost(price.usd_per_unit, quantity) {
+            Some(_) => Ok(()),
+            None => Err(cost_overflows(self.id, price, quantity)),
+        }
+    }
+}
+
+/// Up to [`MAX_LINE_REFS`] line references, inline.
 #[derive(Default)]
-struct PriceIds {
-    ids: [u32; MAX_LINE_REFS],
+struct LineRefs {
+    refs: [LineRef; MAX_LINE_REFS],
     len: usize,
 }
 
-impl PriceIds {
-    /// Adds `id`; false when full.
-    fn push(&mut self, id: u32) -> bool {
-        match self.ids.get_mut(self.len) {
+impl LineRefs {
+    /// Adds `line_ref`; false when full.
+    fn push(&mut self, line_ref: LineRef) -> bool {
+        match self.refs.get_mut(self.len) {
             Some(slot) => {
-                *slot = id;
+                *slot = line_ref;
                 self.len += 1;
                 true
             }
@@ -886,8 +1041,8 @@ impl PriceIds {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &u32> {
-        self.ids[..self.len].iter()
+    fn iter(&self) -> impl Iterator<Item = &LineRef> {
+        self.refs[..self.len].iter()
     }
 }
 
@@ -902,20 +1057,20 @@ impl<'de> Deserialize<'de> for AllPriced {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AllPriced, A::Error> {
                 let mut all_priced = true;
                 let mut fallback = false;
-                let mut ids = Some(PriceIds::default());
+                let mut refs = Some(LineRefs::default());
                 while let Some(entry) = seq.next_element::<Priced>()? {
                     all_priced &= entry.priced;
                     fallback |= entry.fallback;
-                    if let (Some(id), Some(kept)) = (entry.id, ids.as_mut())
-                        && !kept.push(id)
+                    if let (Some(line_ref), Some(kept)) = (entry.line_ref, refs.as_mut())
+                        && !kept.push(line_ref)
                     {
-                        ids = None;
+                        refs = None;
                     }
                 }
                 Ok(AllPriced {
                     all_priced,
                     fallback,
-                    ids,
+                    refs,
                 })
             }
         }
@@ -923,33 +1078,63 @@ impl<'de> Deserialize<'de> for AllPriced {
     }
 }
 
-/// One entry of `l`: priced or not, and the price it refers to (a whole line
-/// carries its own, and says whether it is a fallback).
+/// One entry of `l`: priced or not, and the reference it is (a whole line
+/// carries its own price, and says whether it is a fallback).
 struct Priced {
     priced: bool,
-    id: Option<u32>,
+    line_ref: Option<LineRef>,
     fallback: bool,
 }
 
 impl<'de> Deserialize<'de> for Priced {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde_json::value::RawValue;
+        /// A whole line, its members of the types `CostLine` takes; those of its
+        /// price that depend on its status kept raw, and checked once it is known.
+        #[derive(Deserialize)]
+        struct Whole<'a> {
+            #[serde(rename = "item")]
+            _item: LineItem,
+            #[serde(rename = "quantity")]
+            _quantity: Amount,
+            #[serde(rename = "unit")]
+            _unit: QuantityUnit,
+            #[serde(borrow)]
+            price: Status<'a>,
+        }
         #[derive(Deserialize)]
         struct Status<'a> {
             #[serde(borrow)]
             status: Cow<'a, str>,
             #[serde(borrow)]
-            provenance: Option<Origin<'a>>,
+            usd_per_unit: Option<&'a RawValue>,
+            #[serde(borrow)]
+            cost_usd: Option<&'a RawValue>,
+            #[serde(borrow)]
+            provenance: Option<&'a RawValue>,
+            #[serde(borrow)]
+            reason: Option<&'a RawValue>,
         }
+        /// A provenance, of the types `Provenance` takes.
         #[derive(Deserialize)]
         struct Origin<'a> {
             source: PriceOrigin,
+            #[serde(rename = "sku")]
+            _sku: Option<Str>,
+            #[serde(rename = "effective_date")]
+            _effective_date: Option<Str>,
+            #[serde(rename = "fetched_at")]
+            _fetched_at: Option<DateTime<Utc>>,
             #[serde(borrow)]
             note: Option<Cow<'a, str>>,
         }
-        #[derive(Deserialize)]
-        struct Whole<'a> {
-            #[serde(borrow)]
-            price: Status<'a>,
+        /// `Some(raw)` read as `T`, or the error of a missing member.
+        fn member<'a, T: Deserialize<'a>>(
+            raw: Option<&'a RawValue>,
+            name: &'static str,
+        ) -> serde_json::Result<T> {
+            let raw = raw.ok_or_else(|| de::Error::missing_field(name))?;
+            serde_json::from_str(raw.get())
         }
         struct Entry;
         impl<'de> Visitor<'de> for Entry {
@@ -962,11 +1147,8 @@ impl<'de> Deserialize<'de> for Priced {
                     .next_element::<u32>()?
                     .ok_or_else(|| de::Error::custom("a line reference has no price id"))?;
                 // [id, quantity, cost], as the full reader takes it.
-                for _ in 0..2 {
-                    if seq.next_element::<IgnoredAny>()?.is_none() {
-                        break;
-                    }
-                }
+                let quantity = seq.next_element::<Option<Amount>>()?.flatten();
+                let cost = seq.next_element::<Option<Amount>>()?.flatten();
                 if seq.next_element::<IgnoredAny>()?.is_some() {
                     return Err(de::Error::custom(
                         "a line reference has more than 3 members",
@@ -974,20 +1156,44 @@ impl<'de> Deserialize<'de> for Priced {
                 }
                 Ok(Priced {
                     priced: true,
-                    id: Some(id),
+                    line_ref: Some(LineRef {
+                        id,
+                        quantity: quantity.map(|q| q.0),
+                        cost: cost.is_some(),
+                    }),
                     fallback: false,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Priced, A::Error> {
                 let whole = Whole::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let priced = whole.price.status == "priced";
+                let Status {
+                    status,
+                    usd_per_unit,
+                    cost_usd,
+                    provenance,
+                    reason,
+                } = whole.price;
+                let fallback = match &*status {
+                    "priced" => {
+                        member::<Amount>(usd_per_unit, "usd_per_unit")
+                            .map_err(de::Error::custom)?;
+                        member::<Amount>(cost_usd, "cost_usd").map_err(de::Error::custom)?;
+                        let origin = member::<Origin<'_>>(provenance, "provenance")
+                            .map_err(de::Error::custom)?;
+                        crate::pricing::is_fallback(origin.source, origin.note.as_deref())
+                    }
+                    "unpriced" => {
+                        member::<Str>(reason, "reason").map_err(de::Error::custom)?;
+                        false
+                    }
+                    other => {
+                        return Err(de::Error::unknown_variant(other, &["priced", "unpriced"]));
+                    }
+                };
                 Ok(Priced {
-                    priced,
-                    id: None,
-                    fallback: priced
-                        && whole.price.provenance.is_some_and(|p| {
-                            crate::pricing::is_fallback(p.source, p.note.as_deref())
-                        }),
+                    priced: status == "priced",
+                    line_ref: None,
+                    fallback,
                 })
             }
         }

@@ -447,7 +447,22 @@ fn an_accrual_line_written_before_it_carried_sources_reads_with_none() {
 fn the_reports_fast_read_takes_the_lines_the_full_reader_takes() {
     let context = br#"{"v":2,"context":0,"endpoint":"e","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":null}"#;
     let price = br#"{"v":2,"price":1,"item":"compute","unit":"calls","usd_per_unit":"0.001","source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    // A rate no real price has (5 × 10²⁸ USD an hour): × 2.5 h is more than a
+    // decimal holds, so a line at it has to carry its cost.
+    let huge = br#"{"v":2,"price":2,"item":"compute","unit":"instance_hours","usd_per_unit":"50000000000000000000000000000","source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    let data_in = br#"{"v":2,"price":3,"item":"data_in","unit":"gigabytes","usd_per_unit":"0.016","source":"snapshot","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
     let whole = r#"{"v":2,"c":0,"id":"x","at":1796169334014650925,"lat":1,"l":[[1,"1","0.001"]],"cost":"0.001","rc":"0.001","re":"0.001"}"#;
+    let with = |members: &str| whole.replace(r#","rc":"#, &format!(",{members},\"rc\":"));
+    let lines = |l: &str| whole.replace(r#"[[1,"1","0.001"]]"#, l);
+    let accrual = |ac: &str| with(&format!(r#""ac":{ac}"#));
+    let whole_line = |line: &str| {
+        lines(&format!(
+            r#"[{{"item":"compute","quantity":"1","unit":"calls","price":{line}}}]"#
+        ))
+    };
+    let provenance = r#""provenance":{"source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    let priced =
+        format!(r#"{{"status":"priced","usd_per_unit":"0.001","cost_usd":"0.001",{provenance}}}"#);
     let cases = [
         (whole.to_owned(), true),
         // No lines at all: the full reader takes none.
@@ -458,20 +473,140 @@ fn the_reports_fast_read_takes_the_lines_the_full_reader_takes() {
         (whole.replace(r#""rc":"0.001""#, r#""rc":null"#), false),
         (whole.replace(r#""re":"0.001""#, r#""re":"abc""#), false),
         (whole.replace(r#""id":"x""#, r#""id":5"#), false),
+        (lines(r#"[[1,"1","0.001","extra"]]"#), false),
+        // Line references: the quantity and the cost as the full reader takes
+        // them (a decimal string, or null), the quantity of a line that is not
+        // of data given, the cost given when working it out overflows.
+        (lines(r#"[[1,"2.5"]]"#), true),
+        (lines(r#"[[3]]"#), true),
+        (lines(r#"[[3,null,"0.5"]]"#), true),
+        (lines(r#"[[1]]"#), false),
+        (lines(r#"[[1,null]]"#), false),
+        (lines(r#"[[1,null,"0.001"]]"#), false),
+        (lines(r#"[[1,"abc"]]"#), false),
+        (lines(r#"[[1,"1","abc"]]"#), false),
+        (lines(r#"[[1,1]]"#), false),
+        (lines(r#"[[1,"1",0.001]]"#), false),
+        (lines(r#"[[1,true]]"#), false),
+        (lines(r#"[[2,"2.5"]]"#), false),
+        (lines(r#"[[2,"2.5","1"]]"#), true),
+        (lines(r#"[[4,"1"]]"#), false),
+        (lines(r#"[["1"]]"#), false),
+        (lines(r#"[[]]"#), false),
+        (lines(r#"[5]"#), false),
+        // A whole line (format 1's shape), read as the full reader reads it.
+        (whole_line(&priced), true),
         (
-            whole.replace(r#"[1,"1","0.001"]"#, r#"[1,"1","0.001","extra"]"#),
+            whole_line(r#"{"status":"unpriced","reason":"no rate"}"#),
+            true,
+        ),
+        (whole_line(r#"{"status":"unpriced"}"#), false),
+        (whole_line(r#"{"status":"unpriced","reason":5}"#), false),
+        (
+            whole_line(r#"{"status":"maybe","reason":"no rate"}"#),
             false,
         ),
+        (
+            whole_line(&priced.replace(r#""cost_usd":"0.001","#, "")),
+            false,
+        ),
+        (
+            whole_line(&priced.replace(r#""usd_per_unit":"0.001""#, r#""usd_per_unit":0.001"#)),
+            false,
+        ),
+        (
+            whole_line(&priced.replace(r#""source":"live""#, r#""source":"guess""#)),
+            false,
+        ),
+        (
+            whole_line(&priced.replace(r#""sku":null"#, r#""sku":5"#)),
+            false,
+        ),
+        (
+            whole_line(&priced.replace(r#""fetched_at":null"#, r#""fetched_at":"yesterday""#)),
+            false,
+        ),
+        (
+            whole_line(&priced.replace(&format!(",{provenance}"), "")),
+            false,
+        ),
+        (
+            whole_line(&priced).replace(r#""quantity":"1""#, r#""quantity":"x""#),
+            false,
+        ),
+        (
+            whole_line(&priced).replace(r#""item":"compute""#, r#""item":"lunch""#),
+            false,
+        ),
+        (
+            whole_line(&priced).replace(r#""unit":"calls""#, r#""unit":"bushels""#),
+            false,
+        ),
+        // The members a report does not use, of the types the full reader takes.
+        (
+            with(r#""in":2048,"out":4096,"ttfb":3,"tries":2,"rf":"7.25","notes":["n"]"#),
+            true,
+        ),
+        (with(r#""in":-1"#), false),
+        (with(r#""out":"4096""#), false),
+        (with(r#""ttfb":1.5"#), false),
+        (with(r#""tries":4294967296"#), false),
+        (with(r#""rf":7.25"#), false),
+        (with(r#""rf":"abc""#), false),
+        (with(r#""notes":[1]"#), false),
+        (with(r#""notes":"n""#), false),
+        (with(r#""tags":{"team":"a"}"#), true),
+        (with(r#""tags":{"team":1}"#), false),
+        (with(r#""tags":["team"]"#), false),
+        (with(r#""parts":-1"#), false),
+        (with(r#""outcome":"meh""#), false),
+        (
+            accrual(
+                r#"{"a":"0.5","l":"0.25","u":"0.5","s":"0.1","r":"0.2","t":1796169334014650925}"#,
+            ),
+            true,
+        ),
+        (
+            accrual(
+                r#"{"a":"0.5","l":"0.25","sp":[{"billing":{"kind":"instance","instance_type":"ml.g5.xlarge","instance_count":2},"usd_per_hour":"2.816"}]}"#,
+            ),
+            true,
+        ),
+        (accrual(r#"{"a":"0.5"}"#), false),
+        (accrual(r#"{"l":"0.25"}"#), false),
+        (accrual(r#"{"a":0.5,"l":"0.25"}"#), false),
+        (accrual(r#"{"a":"0.5","l":"x"}"#), false),
+        (accrual(r#"{"a":"0.5","l":"0.25","u":0.5}"#), false),
+        (accrual(r#"{"a":"0.5","l":"0.25","s":"x"}"#), false),
+        (accrual(r#"{"a":"0.5","l":"0.25","r":[]}"#), false),
+        (accrual(r#"{"a":"0.5","l":"0.25","t":"then"}"#), false),
+        (accrual(r#"{"a":"0.5","l":"0.25","sp":5}"#), false),
+        (
+            accrual(r#"{"a":"0.5","l":"0.25","sp":[{"usd_per_hour":"2.816"}]}"#),
+            false,
+        ),
+        (accrual(r#"5"#), false),
     ];
-    for (line, takes) in cases {
+    let mut disagree = Vec::new();
+    for (line, takes) in &cases {
         let mut defs = Definitions::default();
-        read_line(context, &mut defs).unwrap();
-        read_line(price, &mut defs).unwrap();
+        for definition in [&context[..], price, huge, data_in] {
+            read_line(definition, &mut defs).unwrap();
+        }
         let full = read_line(line.as_bytes(), &mut defs.clone());
-        assert_eq!(full.is_ok(), takes, "full reader: {line}: {full:?}");
-        let fast = report_row(line.as_bytes(), &defs, &GroupBy::Endpoint);
-        assert_eq!(fast.is_ok(), takes, "report: {line}");
+        assert_eq!(full.is_ok(), *takes, "full reader: {line}: {full:?}");
+        for by in [GroupBy::Endpoint, GroupBy::Tag("team".into())] {
+            let fast = report_row(line.as_bytes(), &defs, &by);
+            if fast.is_ok() != *takes {
+                disagree.push(format!("{by:?}: {line}"));
+            }
+        }
     }
+    assert!(
+        disagree.is_empty(),
+        "the report disagrees on:\n{}",
+        disagree.join("\n")
+    );
 }
 
 #[test]
@@ -655,4 +790,53 @@ fn money_written_as_a_json_number_is_corrupt_not_read_through_f64() {
             "read a number as money: {line}"
         );
     }
+}
+
+/// The report's fast read checks the members it does not use without keeping
+/// them: a receipt with every one of them (time to first byte, tries, fleet
+/// total, notes, tags, an accrual with every figure) is read without allocating.
+#[test]
+fn the_reports_fast_read_checks_what_it_skips_without_allocating() {
+    let mut cost = typical(1, 2_000);
+    cost.usage.time_to_first_byte = Some(Duration::from_micros(12));
+    cost.usage.attempts = 2;
+    cost.running_fleet_usd = Some(Decimal::new(725, 2));
+    cost.notes = vec!["a note".into(), "another".into()];
+    let accrual = cost.accrual.as_mut().unwrap();
+    accrual.storage_usd = Some(Decimal::new(1, 4));
+    accrual.unreserved_usd = Some(Decimal::new(15, 8));
+    accrual.accrued_to = Some(cost.at);
+    // (Its sources, ids of definitions, are resolved into a list.)
+    accrual.priced_from = Vec::new().into();
+    let file = file_of(std::slice::from_ref(&cost), &Dictionary::default());
+    let mut defs = Definitions::default();
+    let mut receipts = 0;
+    for line in file.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if !line.starts_with(RECEIPT_PREFIX) {
+            read_line(line, &mut defs).unwrap();
+            continue;
+        }
+        for key in [
+            r#""ttfb":"#,
+            r#""tries":"#,
+            r#""rf":"#,
+            r#""notes":"#,
+            r#""tags":"#,
+            r#""t":"#,
+        ] {
+            assert!(String::from_utf8_lossy(line).contains(key), "{key}");
+        }
+        let (row, peak) = crate::test_alloc::peak_held_during(|| {
+            report_row(line, &defs, &GroupBy::Endpoint).map(|row| row.cost_usd)
+        });
+        assert_eq!(row.unwrap(), cost.cost_usd);
+        assert_eq!(
+            peak,
+            0,
+            "bytes allocated reading {}",
+            String::from_utf8_lossy(line)
+        );
+        receipts += 1;
+    }
+    assert_eq!(receipts, 1);
 }
