@@ -665,14 +665,20 @@ impl FileTarget {
     /// the ledger opens its file ([`open_ledger_file`]: created 0600, locked, a
     /// torn tail repaired; a rolling ledger's is its period's file) and goes on
     /// as with a new file: the definitions are written again as receipts need
-    /// them (one WARN each time). When that fails, so does the write (its
+    /// them (one WARN each time). Receipts appended to the file after a
+    /// compressor read it and before it was removed are in no file, and which
+    /// they are cannot be known here: the WARN says they may be lost, and how to
+    /// rotate without. When that fails, so does the write (its
     /// receipts counted lost and the error returned by the next flush, as for any
     /// write error), and the next write tries again.
     fn reopen(&mut self) -> io::Result<()> {
         tracing::warn!(target: "sagemeter", path = %self.path.display(),
             "ledger: the file was removed by another program (a rename rotation whose \
              file was then removed or compressed?); the path is opened again and the \
-             definitions its next receipts need are written again");
+             definitions its next receipts need are written again; receipts written just \
+             before it may have been lost (appended after a compressor read the file, \
+             they are in no file): rotate by rename with a reopen of the ledger in \
+             postrotate and delaycompress");
         let (file, len) = open_ledger_file(&self.path).map_err(|e| {
             let said = e.to_string();
             io::Error::new(
@@ -1504,6 +1510,48 @@ mod tests {
                 "{warn}"
             );
         }
+    }
+
+    /// A rename rotation that compresses the renamed file at once (logrotate's
+    /// `compress` without `delaycompress`, and no reopen): receipts the writer
+    /// appends to it after the compressor read it and before it removed it are
+    /// in no file, and the writer cannot tell which. The WARN on the removed file
+    /// says that receipts written just before it may have been lost, and how to
+    /// rotate without losing any.
+    #[cfg(unix)]
+    #[test]
+    fn a_removed_file_warns_that_receipts_written_just_before_may_be_lost() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warned = Warned::default();
+        let _log =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (mut target, dict) = target_written(&path, &["a"]);
+        // Renamed, read by the compressor, then "a2" appended, then removed.
+        let rotated = tmp.path().join("calls.jsonl.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        let compressed = std::fs::read(&rotated).unwrap();
+        let (a2, a2_lines) = receipts(&dict, &["a2"]);
+        target.write_lines(&a2, &a2_lines).unwrap();
+        std::fs::remove_file(&rotated).unwrap();
+
+        let (b, b_lines) = receipts(&dict, &["b"]);
+        target.write_lines(&b, &b_lines).unwrap();
+        assert_eq!(call_ids(&path), ["b"]);
+        let copy = tmp.path().join("copy.jsonl");
+        std::fs::write(&copy, compressed).unwrap();
+        assert_eq!(call_ids(&copy), ["a"], "a2 is in neither file");
+
+        let warned = warned.0.lock().unwrap().clone();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        let warn = &warned[0];
+        assert!(warn.contains("removed"), "{warn}");
+        assert!(
+            warn.contains("receipts written just before it may have been lost"),
+            "{warn}"
+        );
+        assert!(warn.contains("delaycompress"), "{warn}");
     }
 
     /// Another program cuts the file in the middle of a line (`truncate -s N`)
