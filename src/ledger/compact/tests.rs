@@ -248,6 +248,71 @@ fn values_are_left_out_only_when_working_them_out_gives_the_same_text() {
     );
 }
 
+/// A processor-sharing compute line is priced from its exact instance time,
+/// rounded down once, while its quantity is the hours rounded down at 18
+/// places: `quantity × rate` rounded to 10⁻¹² (half to even) is then not always
+/// its cost, which is written whenever it differs (`docs/ledger.md`'s example).
+/// ml.c5.large at 0.102 USD an hour (AWS's on-demand real-time inference price
+/// in us-east-1), one call alone on one instance:
+/// - 3 µs: 0.102 × 3 / 3,600,000,000 = 85 × 10⁻¹² USD exactly; the quantity is
+///   ⌊3 / 3.6 × 10⁻⁹⌋ at 18 places = 0.000000000833333333 h, × 0.102 =
+///   84.999999966 × 10⁻¹², which rounds to 85 × 10⁻¹²: the same, left out.
+/// - 5 µs: 0.102 × 5 / 3,600,000,000 = 141.666… × 10⁻¹², rounded down to
+///   141 × 10⁻¹²; the quantity is 0.000000001388888888 h, × 0.102 =
+///   141.666666576 × 10⁻¹², which rounds to 142 × 10⁻¹²: not the cost, written.
+#[test]
+fn a_processor_sharing_line_cost_is_written_when_quantity_times_rate_rounds_to_another() {
+    use crate::billing::{RateResult, SharedTime, compute_line};
+    use crate::endpoint::VariantBilling;
+    use crate::pricing::{PriceKey, Provenance, Rate};
+    let billing = VariantBilling::Instance {
+        instance_type: "ml.c5.large".into(),
+        instance_count: 1,
+    };
+    let rate: RateResult = Ok(Rate::new(
+        PriceKey::hosting("us-east-1", "ml.c5.large"),
+        Decimal::new(102, 3),
+        Provenance::new(PriceOrigin::Live),
+    ));
+    for (micros, quantity, cost_usd, written) in [
+        (
+            3,
+            "0.000000000833333333",
+            "0.000000000085",
+            r#"[1,"0.000000000833333333"]"#,
+        ),
+        (
+            5,
+            "0.000000001388888888",
+            "0.000000000141",
+            r#"[1,"0.000000001388888888","0.000000000141"]"#,
+        ),
+    ] {
+        let mut cost = typical(1, 2_048);
+        cost.billing = Some(billing.clone());
+        cost.usage.latency = Duration::from_micros(micros);
+        // 1 µs of an instance is 10⁹ instance-femtoseconds.
+        let time = SharedTime::from_fs(u128::from(micros) * 1_000_000_000);
+        cost.lines[0] = compute_line(
+            &billing,
+            &cost.usage,
+            Allocation::ProcessorSharing,
+            Some(time),
+            None,
+            &rate,
+        );
+        assert_eq!(cost.lines[0].quantity.to_string(), quantity);
+        assert_eq!(cost.lines[0].cost_usd().unwrap().to_string(), cost_usd);
+        let file = file_of(std::slice::from_ref(&cost), &Dictionary::default());
+        let text = String::from_utf8(file).unwrap();
+        assert!(
+            text.contains(&format!(r#""l":[{written},[2],[3]]"#)),
+            "{text}"
+        );
+        assert_same(&read_back(text.as_bytes()), &[cost]);
+    }
+}
+
 #[test]
 fn a_changed_price_gets_a_new_definition_and_old_receipts_keep_theirs() {
     let before = typical(1, 2_048);
