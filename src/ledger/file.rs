@@ -597,7 +597,7 @@ impl FileTarget {
     /// the length this process knew, which would grow it back with zeros.
     fn cut_off_failed_write(&mut self, bytes: &[u8]) -> io::Result<()> {
         let len = self.file.metadata()?.len();
-        if len >= self.good_len {
+        if landed_in_place(&self.file, self.good_len, len, bytes)? {
             return match len > self.good_len {
                 true => self.truncate(),
                 false => Ok(()),
@@ -798,6 +798,34 @@ fn landed_at(file: &File, len: u64, bytes: &[u8]) -> io::Result<u64> {
 #[cfg(not(unix))]
 fn landed_at(_: &File, len: u64, _: &[u8]) -> io::Result<u64> {
     Ok(len)
+}
+
+/// Whether a failed write of `bytes` to `file`, now `len` bytes long, landed
+/// where this process left it (at `good_len`): what lies past it is the start
+/// of `bytes` (nothing, when it wrote nothing). Told by what the file holds, not
+/// by its length alone: a file cut shorter under a large write may be as long
+/// as before, or longer, with the write at its new end.
+#[cfg(unix)]
+fn landed_in_place(file: &File, good_len: u64, len: u64, bytes: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    if len < good_len || len - good_len > bytes.len() as u64 {
+        return Ok(false);
+    }
+    if len == good_len {
+        // Nothing past it: in place, nothing written, unless the file ends with
+        // the write's start (cut to just so much under it).
+        return Ok(landed_at(file, len, bytes)? == len);
+    }
+    let mut past = vec![0u8; (len - good_len) as usize];
+    file.read_exact_at(&mut past, good_len)?;
+    Ok(past == bytes[..past.len()])
+}
+
+/// Elsewhere a file at least as long as this process left it is taken as
+/// written in place.
+#[cfg(not(unix))]
+fn landed_in_place(_: &File, good_len: u64, len: u64, _: &[u8]) -> io::Result<bool> {
+    Ok(len >= good_len)
 }
 
 /// Whether the file `meta` describes has no name left (no link: removed).
@@ -1425,9 +1453,19 @@ mod tests {
         let path = tmp.path().join("calls.jsonl");
         let (mut target, dict) = target_written(&path, &["a", "b"]);
         // 10 bytes of the batch (no whole line), then all of it but its last 3
-        // bytes (c's line whole, d's cut in two).
-        let parts: [fn(usize) -> usize; 2] = [|_| 10, |len| len - 3];
-        for part in parts {
+        // bytes (c's line whole, d's cut in two); then a batch longer than the
+        // file was, all of it but its last 3 bytes: the file, cut to 0 under it,
+        // is longer than this process left it, and still cut under.
+        let many: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        // The receipts, and how many of the batch's bytes land.
+        type Case<'a> = (&'a [&'a str], fn(usize) -> usize);
+        let cases: [Case; 3] = [
+            (&["c", "d"], |_| 10),
+            (&["c", "d"], |len| len - 3),
+            (&many, |len| len - 3),
+        ];
+        for (ids, part) in cases {
             let before = target.good_len;
             let armed = Arc::new(AtomicBool::new(true));
             target.hooks.write = Some(Arc::new(move |file: &mut File, bytes: &[u8]| {
@@ -1438,7 +1476,8 @@ mod tests {
                 file.write_all(&bytes[..part(bytes.len())])?;
                 Err(io::Error::new(io::ErrorKind::StorageFull, "no space left"))
             }));
-            let (c, c_lines) = receipts(&dict, &["c", "d"]);
+            let (c, c_lines) = receipts(&dict, ids);
+            assert!(c.len() as u64 > before || ids.len() == 2);
             let failure = target.write_lines(&c, &c_lines).unwrap_err();
             assert_eq!(failure.written, 0);
             let len = std::fs::metadata(&path).unwrap().len();
