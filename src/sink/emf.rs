@@ -378,9 +378,14 @@ impl Lines {
             .as_deref()
             .filter(|c| !c.is_empty())
             .map(|component| {
-                let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
-                super::component_value(component, component_listed, &cost.endpoint, || {
-                    let endpoints = crate::util::entry_by_str(&mut components, region);
+                // The names seen are locked only when they are needed (the
+                // listing not known), not on every call naming a component.
+                let mut locked = None;
+                let locked = &mut locked;
+                super::component_value(component, component_listed, &cost.endpoint, move || {
+                    let components =
+                        locked.insert(self.components.lock().unwrap_or_else(|e| e.into_inner()));
+                    let endpoints = crate::util::entry_by_str(components, region);
                     crate::util::entry_by_str(endpoints, &cost.endpoint)
                 })
             })
