@@ -86,8 +86,9 @@ struct VariantState {
     /// The earliest start of a metered call: where accrual begins.
     accrual_started_at: Option<SystemTime>,
     last_accrual_at: Option<SystemTime>,
-    /// The monotonic clock at `last_accrual_at`, when the totals keep one.
-    last_accrual_mono: Option<Instant>,
+    /// The reference clock at `last_accrual_at`, when the totals keep one (see
+    /// [`TotalsInner::mono_now`]).
+    last_accrual_mono: Option<Duration>,
     last_call_at: Option<SystemTime>,
     /// This process's calls to the variant and the fleet's, smoothed over the
     /// fleet's last flush intervals (`None` without a fleet): amortised gaps
@@ -283,7 +284,7 @@ const MAX_EARLIER_RATES: usize = 16;
 impl VariantState {
     /// The standing capacity costs `rate` from `now` on: what accrued until now is
     /// at the rate in force before.
-    fn replace_standing(&mut self, rate: StandingRate, now: SystemTime, mono: Option<Instant>) {
+    fn replace_standing(&mut self, rate: StandingRate, now: SystemTime, mono: Option<Duration>) {
         if self.standing.as_ref() == Some(&rate) {
             return;
         }
@@ -314,7 +315,7 @@ impl VariantState {
     /// (no instances, no storage), so that the time until capacity stands again
     /// is not charged at the old rate. Returns where the replaced rate came from,
     /// when one stood.
-    fn stand_at_nothing(&mut self, now: SystemTime, mono: Option<Instant>) -> Option<RateFrom> {
+    fn stand_at_nothing(&mut self, now: SystemTime, mono: Option<Duration>) -> Option<RateFrom> {
         let rate = self.standing.as_ref()?;
         let from = rate.capacity_from.clone();
         let none = StandingRate {
@@ -332,10 +333,11 @@ impl VariantState {
         Some(from)
     }
 
-    /// Accrues from the last accrual to `now` (the monotonic clock then: `mono`)
+    /// Accrues from the last accrual to `now` (the reference clock then: `mono`)
     /// at `rate`; a wall clock that stepped forward since is not charged for
-    /// its step.
-    fn accrue_to(&mut self, rate: &StandingRate, now: SystemTime, mono: Option<Instant>) {
+    /// its step. Time the host was suspended is: the instances ran (and AWS
+    /// billed them) meanwhile, and the reference clock counts it.
+    fn accrue_to(&mut self, rate: &StandingRate, now: SystemTime, mono: Option<Duration>) {
         let Some(mut from) = self.last_accrual_at else {
             return;
         };
@@ -356,7 +358,7 @@ impl VariantState {
 
     /// Accrues over one call: from its start, when it is the first or began
     /// before the first, to its end. Again for the same call, nothing.
-    fn accrue_call(&mut self, clock: InstanceClock, mono: Option<Instant>) {
+    fn accrue_call(&mut self, clock: InstanceClock, mono: Option<Duration>) {
         let rate = self.standing.get_or_insert(clock.standing).clone();
         match self.accrual_started_at {
             None => {
@@ -364,7 +366,7 @@ impl VariantState {
                 self.last_accrual_at = Some(clock.started_at);
                 // The first stretch (the call's own time, and any wait
                 // for its endpoint's discovery) is not checked against
-                // the monotonic clock: its start on it is not known.
+                // the reference clock: its start on it is not known.
                 self.last_accrual_mono = None;
             }
             Some(first) if clock.started_at < first => {
@@ -498,12 +500,61 @@ impl VariantState {
 /// provenance (why a fallback was used).
 pub(crate) type RateFrom = (PriceOrigin, Option<Arc<str>>);
 
+/// The host's clocks that the meter's wall-clock readings are checked against
+/// (see [`Totals::with_monotonic_reference`]); a test's host can be suspended.
+///
+/// The wall clock steps (NTP, a clock set by hand), which is not time the
+/// instances ran; a host suspended (a laptop asleep, a VM paused) is, as
+/// SageMaker's instances keep running and AWS bills them by the second. Only a
+/// clock that counts the suspension tells the two apart.
+pub(crate) trait HostClocks: Send + Sync {
+    /// Time since a fixed start, on [`Instant`]'s clock (on Linux and macOS it
+    /// stands still while the host is suspended).
+    fn awake(&self) -> Duration;
+    /// Time since a fixed start, counting the time the host was suspended, on a
+    /// clock that does not step with the wall clock (Linux's `CLOCK_BOOTTIME`);
+    /// `None` where the host has none.
+    fn with_suspend(&self) -> Option<Duration>;
+}
+
+/// The clocks of the host the process runs on.
+struct SystemClocks;
+
+impl HostClocks for SystemClocks {
+    fn awake(&self) -> Duration {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn with_suspend(&self) -> Option<Duration> {
+        let mut ts = std::mem::MaybeUninit::<libc::timespec>::uninit();
+        // SAFETY: `ts` is valid for writes of a `timespec`; `clock_gettime`
+        // fills it when it returns 0, and it is read only then.
+        let ts = unsafe {
+            if libc::clock_gettime(libc::CLOCK_BOOTTIME, ts.as_mut_ptr()) != 0 {
+                return None;
+            }
+            ts.assume_init()
+        };
+        Some(Duration::new(
+            u64::try_from(ts.tv_sec).ok()?,
+            u32::try_from(ts.tv_nsec).ok()?,
+        ))
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn with_suspend(&self) -> Option<Duration> {
+        None
+    }
+}
+
 struct TotalsInner {
     /// How many calls one instance serves at full speed (processor sharing).
     per_instance: u32,
-    /// Whether the wall clock given is checked against the monotonic clock
+    /// The host's clocks the wall clock given is checked against, if it is
     /// ([`Totals::with_monotonic_reference`]).
-    monotonic: bool,
+    host: Option<Arc<dyn HostClocks>>,
     calls: u64,
     client_usd: Decimal,
     /// Endpoints in the order their slot was first asked for.
@@ -541,9 +592,12 @@ impl TotalsInner {
         }
     }
 
-    /// The monotonic clock now, when the wall clock is checked against it.
-    fn mono_now(&self) -> Option<Instant> {
-        self.monotonic.then(Instant::now)
+    /// The reference clock now, when the wall clock is checked against it: the
+    /// host's clock that counts the time it was suspended, where it has one
+    /// ([`HostClocks::with_suspend`]), or else its awake time.
+    fn mono_now(&self) -> Option<Duration> {
+        let host = self.host.as_ref()?;
+        Some(host.with_suspend().unwrap_or_else(|| host.awake()))
     }
 
     /// The wall clock stepped back from `from` (the last reading before the step
@@ -595,9 +649,9 @@ impl TotalsInner {
     }
 
     /// Moves the sharing clock of the endpoint at `index` to `now` (see
-    /// [`SharingClock::advance`]; `mono`: the monotonic clock now), and
+    /// [`SharingClock::advance`]; `mono`: the reference clock now), and
     /// handles a step back of the wall clock it sees, as a call joining it does.
-    fn advance_clock(&mut self, index: usize, now: SystemTime, mono: Option<Instant>) {
+    fn advance_clock(&mut self, index: usize, now: SystemTime, mono: Option<Duration>) {
         let per_instance = self.per_instance;
         let clock = &mut self.endpoints[index].sharing;
         let before = clock.last_event;
@@ -624,7 +678,7 @@ impl Default for TotalsInner {
     fn default() -> Self {
         TotalsInner {
             per_instance: 1,
-            monotonic: false,
+            host: None,
             calls: 0,
             client_usd: Decimal::ZERO,
             endpoints: Vec::new(),
@@ -681,9 +735,9 @@ struct SharingClock {
     load_fs: u128,
     load_since: Option<SystemTime>,
     last_event: Option<SystemTime>,
-    /// The monotonic clock at `last_event`, when the totals keep one (see
+    /// The reference clock at `last_event`, when the totals keep one (see
     /// [`Totals::with_monotonic_reference`]).
-    last_event_mono: Option<Instant>,
+    last_event_mono: Option<Duration>,
     /// The provisioned concurrency the clock's calls are served on before any
     /// goes on demand: that of the endpoint's only variant, when it is
     /// serverless with provisioned concurrency (`None`: none, or not known yet).
@@ -715,7 +769,7 @@ impl SharingClock {
     /// read before its writes, a stream's last part): taken to be the last event
     /// when it is before it, never for the wall clock stepping back, which would
     /// rewind the clock to it.
-    fn advance_late(&mut self, at: SystemTime, per_instance: u32, mono: Option<Instant>) {
+    fn advance_late(&mut self, at: SystemTime, per_instance: u32, mono: Option<Duration>) {
         let at = self.last_event.map_or(at, |last| last.max(at));
         self.advance(at, per_instance, mono);
     }
@@ -723,11 +777,12 @@ impl SharingClock {
     /// Moves the clock to `now` at the share in force since the last event.
     /// Returns whether the wall clock stepped back (see [`CLOCK_STEPPED_BACK`]).
     ///
-    /// `mono` is the monotonic clock now, when the totals keep one: a wall clock
+    /// `mono` is the reference clock now, when the totals keep one: a wall clock
     /// that moved more than a second further than it since the last event
-    /// stepped forward (NTP, a VM resumed), and only the time that passed is
-    /// shared out, not the step.
-    fn advance(&mut self, now: SystemTime, per_instance: u32, mono: Option<Instant>) -> bool {
+    /// stepped forward (NTP, a clock set by hand), and only the time that passed
+    /// is shared out, not the step. Time the host was suspended passed (the
+    /// reference clock counts it).
+    fn advance(&mut self, now: SystemTime, per_instance: u32, mono: Option<Duration>) -> bool {
         let last = *self.last_event.get_or_insert(now);
         self.load_since.get_or_insert(last);
         if now <= last {
@@ -748,10 +803,10 @@ impl SharingClock {
                 self.last_event_mono = mono;
                 return true;
             }
-            // The last event's monotonic reading stands: the next stretch is
+            // The last event's reference reading stands: the next stretch is
             // measured from it on both clocks, or the wall clock would seem to
-            // have moved further than the monotonic one by what this reading
-            // lagged, and the stretch would be cut to the monotonic one.
+            // have moved further than the reference one by what this reading
+            // lagged, and the stretch would be cut to the reference one.
             if self.last_event_mono.is_none() {
                 self.last_event_mono = mono;
             }
@@ -786,15 +841,16 @@ impl SharingClock {
 
 /// How far back a clock reading must be, before the last one, to be taken for the
 /// wall clock stepping back rather than a reading that waited for the lock; and
-/// how much further than the monotonic clock the wall clock must move to be taken
+/// how much further than the reference clock the wall clock must move to be taken
 /// for stepping forward.
 pub(crate) const CLOCK_STEPPED_BACK: Duration = Duration::from_secs(1);
 
-/// The time that passed between two monotonic readings, for a wall-clock stretch
-/// of `wall`: `wall`, unless it is more than [`CLOCK_STEPPED_BACK`] longer than
-/// what the monotonic clock measured (the wall clock stepped forward): then that.
-fn passed(wall: Duration, mono: Instant, last_mono: Instant) -> Duration {
-    let measured = mono.saturating_duration_since(last_mono);
+/// The time that passed between two readings of the reference clock, for a
+/// wall-clock stretch of `wall`: `wall`, unless it is more than
+/// [`CLOCK_STEPPED_BACK`] longer than what the reference clock measured (the
+/// wall clock stepped forward): then that.
+fn passed(wall: Duration, mono: Duration, last_mono: Duration) -> Duration {
+    let measured = mono.saturating_sub(last_mono);
     if wall > measured + CLOCK_STEPPED_BACK {
         measured
     } else {
@@ -1242,13 +1298,28 @@ impl Totals {
         totals
     }
 
-    /// Checks the wall-clock readings given against the monotonic clock: a wall
-    /// clock that steps forward (NTP, a VM resumed) is not time the instances
-    /// served calls or stood, and neither the sharing clocks nor the accruals
-    /// count the step. Only for readings of the real clock: a test's manual
-    /// clock moves as the test says, not as time passes.
+    /// Checks the wall-clock readings given against a reference clock that
+    /// never steps: a wall clock that steps forward (NTP, a clock set by hand)
+    /// is not time the instances served calls or stood, and neither the sharing
+    /// clocks nor the accruals count the step. Time the host was suspended (a
+    /// laptop asleep, a VM paused) is: the instances ran meanwhile, and AWS
+    /// bills them. So the reference counts it: `CLOCK_BOOTTIME` on Linux; where
+    /// the host has no such clock, [`Instant`]'s, and a suspension may be taken
+    /// for a step. Only for readings of the real clock: a test's manual clock
+    /// moves as the test says, not as time passes.
     pub(crate) fn with_monotonic_reference(self, on: bool) -> Self {
-        self.lock().monotonic = on;
+        self.lock().host = on.then(|| Arc::new(SystemClocks) as Arc<dyn HostClocks>);
+        self
+    }
+
+    /// Checks the wall-clock readings given against `host`'s clocks (a test's
+    /// host, which it suspends), as [`with_monotonic_reference`] does against
+    /// the real host's.
+    ///
+    /// [`with_monotonic_reference`]: Self::with_monotonic_reference
+    #[cfg(test)]
+    pub(crate) fn with_host_clocks(self, host: Arc<dyn HostClocks>) -> Self {
+        self.lock().host = Some(host);
         self
     }
 
@@ -1292,11 +1363,14 @@ impl Totals {
     /// A call's share of instance time, `shared`, at most what a call alone is
     /// allocated over its `latency` (measured on the monotonic clock), when the
     /// totals check the wall clock against it: a share that took in a step
-    /// forward of the wall clock is not charged for the step. Without the check
-    /// (a manual clock), the share as it is.
+    /// forward of the wall clock is not charged for the step. A call in flight
+    /// while the host was suspended is allocated its latency at most too (the
+    /// monotonic clock stands still then): the time it waited is in the
+    /// accrual, not on its receipt. Without the check (a manual clock), the
+    /// share as it is.
     pub(crate) fn cap_share(&self, shared: SharedTime, latency: Duration) -> SharedTime {
         let inner = self.lock();
-        if !inner.monotonic {
+        if inner.host.is_none() {
             return shared;
         }
         // latency / m in instance-femtoseconds, rounded down as shares are.
@@ -2439,6 +2513,91 @@ mod tests {
                 .slots_busy_at_start(),
             0
         );
+    }
+
+    /// A host whose clocks the test moves: awake time runs only while it is
+    /// up, the clock counting suspension ([`super::HostClocks::with_suspend`])
+    /// runs always.
+    #[derive(Default)]
+    struct SuspendingHost {
+        awake_ns: std::sync::atomic::AtomicU64,
+        with_suspend_ns: std::sync::atomic::AtomicU64,
+    }
+
+    impl SuspendingHost {
+        /// `awake` passes with the host up, `suspended` with it asleep.
+        fn passes(&self, awake: Duration, suspended: Duration) {
+            use std::sync::atomic::Ordering::SeqCst;
+            let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap();
+            self.awake_ns.fetch_add(ns(awake), SeqCst);
+            self.with_suspend_ns
+                .fetch_add(ns(awake + suspended), SeqCst);
+        }
+    }
+
+    impl super::HostClocks for SuspendingHost {
+        fn awake(&self) -> Duration {
+            Duration::from_nanos(self.awake_ns.load(std::sync::atomic::Ordering::SeqCst))
+        }
+
+        fn with_suspend(&self) -> Option<Duration> {
+            let ns = self
+                .with_suspend_ns
+                .load(std::sync::atomic::Ordering::SeqCst);
+            Some(Duration::from_nanos(ns))
+        }
+    }
+
+    /// Call A from 0 to 1 s, then `awake` and `suspended` pass on the host while
+    /// the wall clock moves 3610 s, then call B from 3610 to 3611 s, on
+    /// 1 × ml.g5.xlarge; returns what has accrued after B.
+    fn accrued_across(awake: Duration, suspended: Duration) -> Decimal {
+        let host = std::sync::Arc::new(SuspendingHost::default());
+        let (totals, endpoint, variant) = one_variant();
+        let totals = totals.with_host_clocks(host.clone());
+        host.passes(Duration::from_secs(1), Duration::ZERO);
+        record_clock(&totals, endpoint, variant, from_to(0, 1, g5_xlarge(1)));
+        host.passes(awake, suspended);
+        record_clock(
+            &totals,
+            endpoint,
+            variant,
+            from_to(3610, 3611, g5_xlarge(1)),
+        )
+        .accrual
+        .unwrap()
+        .accrued_usd
+    }
+
+    #[test]
+    fn time_the_host_was_suspended_between_calls_accrues() {
+        // The host runs 10 s and sleeps 3600 s between the ends of A and B
+        // (its awake clock moves 10 s, the wall clock and the clock counting
+        // suspension 3610 s). The ml.g5.xlarge ran all along: AWS bills it
+        // from A's start to B's end, 3611 s at $1.408/h:
+        // 1.408 + 11 × 1.408 / 3600 = 1.408 + 0.004302222222… = $1.412302222222
+        // (not 11 s, $0.004302222222, as if the sleep were a clock step).
+        let accrued = accrued_across(Duration::from_secs(10), Duration::from_secs(3600));
+        assert_eq!(accrued, usd("1.412302222222"));
+    }
+
+    /// The real host's clock counting suspension reads, and never goes back.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_linux_host_has_a_clock_counting_suspension() {
+        use super::HostClocks;
+        let first = super::SystemClocks.with_suspend().expect("CLOCK_BOOTTIME");
+        let second = super::SystemClocks.with_suspend().expect("CLOCK_BOOTTIME");
+        assert!(second >= first);
+    }
+
+    #[test]
+    fn a_wall_clock_stepping_forward_between_calls_does_not_accrue_its_step() {
+        // The host runs 10 s between the ends of A and B while the wall clock
+        // steps forward 3600 s (NTP): the instance stood 1 + 10 s, billed
+        // 11 × 1.408 / 3600 = 0.0043022222… = $0.004302222222.
+        let accrued = accrued_across(Duration::from_secs(10), Duration::ZERO);
+        assert_eq!(accrued, usd("0.004302222222"));
     }
 
     #[test]

@@ -634,13 +634,18 @@ impl ClientBuilder {
 
     /// The clock for accrual and caches (default: the SDK config's time source).
     ///
-    /// The system clock's steps forward (NTP, a VM resumed) are not time the
-    /// instances served or stood: they are checked against the monotonic clock and
-    /// not counted. A clock set here moves as it says (a test's manual clock), and
-    /// so does the SDK config's unless it reads within a second of the system
-    /// clock when the client is built (taken then for the system clock, as is no
-    /// time source at all): a manual clock set on the SDK config at a time of its
-    /// own is counted as it moves.
+    /// The system clock's steps forward (NTP, a clock set by hand) are not time
+    /// the instances served or stood: they are checked against a clock that does
+    /// not step and not counted. Time the host was suspended (a laptop asleep, a
+    /// VM paused) is counted: the instances ran meanwhile, and AWS bills them
+    /// (on Linux the check's clock counts it, `CLOCK_BOOTTIME`; on other systems
+    /// a suspension may be taken for a step and left out).
+    ///
+    /// A clock set here moves as it says (a test's manual clock), and so does
+    /// the SDK config's unless it reads within a second of the system clock when
+    /// the client is built (taken then for the system clock, as is no time
+    /// source at all): a manual clock set on the SDK config at a time of its own
+    /// is counted as it moves.
     pub fn time_source(mut self, time: SharedTimeSource) -> Self {
         self.time = Some(time);
         self
@@ -862,8 +867,8 @@ impl ClientBuilder {
             sinks.push(meter::MeteredSink::naming_components(Arc::new(metrics)));
         }
         sinks.extend(self.sinks);
-        // The system clock's steps forward are checked against the monotonic
-        // clock; a clock of the application's moves as it says (see `time_source`).
+        // The system clock's steps forward are checked against a clock that does
+        // not step; a clock of the application's moves as it says (see `time_source`).
         let system_clock = match (&self.time, self.sdk_config.time_source()) {
             (Some(_), _) => false,
             (None, None) => true,
