@@ -2586,10 +2586,17 @@ impl Meter {
                         });
                         match (component, amortized) {
                             // Amortised, the call carries what the accrual added
-                            // since the previous call: nothing, which is not what
-                            // the instance that served it cost.
-                            (None, Some(AmortizedShare::Accrued { parts, .. }))
-                                if parts.is_empty() && no_instance.is_some() =>
+                            // since the previous call, or (the first priced after
+                            // calls at no rate) the gap since it at the
+                            // instances the profile shows: nothing, which is not
+                            // what the instance that served it cost.
+                            (None, Some(share))
+                                if no_instance.is_some()
+                                    && match &share {
+                                        AmortizedShare::Accrued { parts, .. } => parts.is_empty(),
+                                        AmortizedShare::Gap(_) => true,
+                                        AmortizedShare::First => false,
+                                    } =>
                             {
                                 lines.push(unpriced(
                                     LineItem::Compute,

@@ -402,3 +402,81 @@ async fn an_amortized_call_while_the_profile_shows_no_instance_is_unpriced_not_z
     }
     assert!(!second.is_fully_priced());
 }
+
+/// [`Prices::us_east_1`], but with no price for hosting until `known` is set.
+#[derive(Debug)]
+struct HostingPricedLater {
+    known: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    prices: Prices,
+}
+
+impl HostingPricedLater {
+    fn rate(&self, key: &PriceKey) -> Result<Rate, PriceError> {
+        let known = self.known.load(std::sync::atomic::Ordering::SeqCst);
+        match key {
+            PriceKey::Hosting { .. } if !known => Err(PriceError::NotFound { key: key.clone() }),
+            _ => self.prices.rate(key),
+        }
+    }
+}
+
+impl PriceSource for HostingPricedLater {
+    fn price<'a>(&'a self, key: &'a PriceKey) -> BoxFuture<'a, Result<Rate, PriceError>> {
+        Box::pin(async move { self.rate(key) })
+    }
+    fn price_now(&self, key: &PriceKey) -> Option<Result<Rate, PriceError>> {
+        Some(self.rate(key))
+    }
+}
+
+/// Amortised, the first call priced after unpriced ones carries the wall-clock
+/// gap since the previous call at its instances: on a variant whose profile
+/// shows none, 0 instance-hours, which is not what the instance that served it
+/// cost. Its compute is unpriced, saying why, not a priced $0.
+///
+/// 1 × ml.g5.xlarge at no known price; call U from 0 to 1 s (unpriced); a
+/// refresh at 30 s finds 0 instances and the price, $1.408/h; call P from 60 to
+/// 61 s: its gap is 60 s × 0 instances = 0 instance-hours, at $1.408 = $0.
+#[tokio::test]
+async fn an_amortized_gap_while_the_profile_shows_no_instance_is_unpriced_not_zero() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "rt",
+        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
+    );
+    let known = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prices = HostingPricedLater {
+        known: known.clone(),
+        prices: Prices::us_east_1(),
+    };
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(prices)
+        .allocation(sagemeter::billing::Allocation::Amortized)
+        .discovery_refresh(Duration::from_millis(100))
+        .time_source(shared)
+        .build()
+        .unwrap();
+    client.meter().endpoint_profile("rt").await.unwrap();
+    let unpriced = held_call(&fake, &client, &time, "rt", Duration::from_secs(1)).await;
+    assert!(
+        matches!(compute(&unpriced).price, LinePrice::Unpriced { .. }),
+        "{:?}",
+        unpriced.lines
+    );
+    assert!(refreshed(&fake, &client, 0).await, "a refresh stuck");
+    fake.set_instance_count("rt", "AllTraffic", 0);
+    known.store(true, std::sync::atomic::Ordering::SeqCst);
+    advance_and_refresh(&fake, &client, &time, Duration::from_secs(29)).await; // t = 30 s
+    time.advance(Duration::from_secs(30)); // t = 60 s
+    let priced = held_call(&fake, &client, &time, "rt", Duration::from_secs(1)).await;
+    assert!(says_no_instance(&priced), "{:?}", priced.notes);
+    match &compute(&priced).price {
+        LinePrice::Unpriced { reason } => assert!(
+            reason.contains("shows no instance of variant `AllTraffic`"),
+            "{reason}"
+        ),
+        priced => panic!("a gap at no instance priced: {priced:?}"),
+    }
+    assert!(!priced.is_fully_priced());
+}
