@@ -632,9 +632,13 @@ impl TotalsInner {
             if let (Some(from), Some(rate)) = (from, variant.standing.clone()) {
                 variant.accrue_to(&rate, from, None);
             }
+            // An amortised call's gap, too, runs from the new time: from a
+            // previous call after it, the gap would be 0 and the call's
+            // receipt charge nothing while the accrual goes on.
             for at in [
                 &mut variant.accrual_started_at,
                 &mut variant.last_accrual_at,
+                &mut variant.last_call_at,
             ] {
                 if at.is_some_and(|at| at > now) {
                     *at = Some(now);
@@ -2598,6 +2602,45 @@ mod tests {
         // 11 × 1.408 / 3600 = 0.0043022222… = $0.004302222222.
         let accrued = accrued_across(Duration::from_secs(10), Duration::ZERO);
         assert_eq!(accrued, usd("0.004302222222"));
+    }
+
+    #[test]
+    fn an_amortized_gap_after_the_wall_clock_steps_back_is_the_time_since_the_new_time() {
+        use crate::billing::AmortizedShare;
+        let (totals, endpoint, variant) = one_variant();
+        // Call U from 100 to 101 s at no known rate (no instance clock): the
+        // first amortised call.
+        totals.call_started_on("e", None, t(100)).end(t(101), false);
+        assert_eq!(
+            totals.amortized_since_previous_call(variant, None, t(101)),
+            AmortizedShare::First
+        );
+        // The wall clock steps back to 50 s; call P from 50 to 51 s, the first
+        // at a known rate, 2 × ml.g5.xlarge ($1.408/h each).
+        let p = from_to(50, 51, g5_xlarge(2));
+        totals.call_started_on("e", None, t(50)).end(t(51), false);
+        let share = totals.amortized_since_previous_call(variant, Some(&p), t(51));
+        // P's gap runs from the new time, 50 s, to its end: 1 s, which its
+        // receipt charges at its 2 instances: 2 × 1 s × 1.408 / 3600 =
+        // 2.816 / 3600 = 0.000782222… = $0.000782222222, what the accrual
+        // added (not a gap of 0, $0, the accrual adding that all the same).
+        assert_eq!(share, AmortizedShare::Gap(Duration::from_secs(1)));
+        let lines = crate::billing::amortized_compute_lines(
+            &on("ml.g5.xlarge", 2),
+            &crate::usage::Usage::new(
+                crate::usage::Operation::InvokeEndpoint,
+                Duration::from_secs(1),
+            ),
+            share,
+            &Ok(crate::pricing::Rate::new(
+                crate::pricing::PriceKey::hosting("us-east-1", "ml.g5.xlarge"),
+                usd("1.408"),
+                crate::pricing::Provenance::new(crate::pricing::PriceOrigin::Live),
+            )),
+        );
+        assert_eq!(lines[0].cost_usd(), Some(usd("0.000782222222")));
+        let accrual = record_clock(&totals, endpoint, variant, p).accrual.unwrap();
+        assert_eq!(accrual.accrued_usd, usd("0.000782222222"));
     }
 
     #[test]
