@@ -349,8 +349,9 @@ pub struct Cost {
     #[serde(with = "amount")]
     pub running_endpoint_usd: Decimal,
     /// Everything the whole fleet (every process sharing the fleet table) has spent
-    /// in the current UTC day, this call included; `None` without a fleet (see
-    /// the `fleet` module, feature `fleet`, for how fresh it is).
+    /// in the current UTC day, this call included (a duplicate settlement, billed
+    /// nowhere, adds nothing to it); `None` without a fleet (see the `fleet`
+    /// module, feature `fleet`, for how fresh it is).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

@@ -1181,6 +1181,15 @@ impl Settlement {
         tracing::debug!(target: "sagemeter", endpoint = %endpoint, call_id = %call_id,
             settled = where_, "duplicate settlement of an async invocation: not billed again");
         let totals = meter.totals();
+        // The fleet's spend as it stands: this receipt adds nothing to it.
+        #[cfg(feature = "fleet")]
+        let running_fleet_usd = meter
+            .inner
+            .fleet
+            .as_ref()
+            .map(|fleet| fleet.running_usd(meter.now()));
+        #[cfg(not(feature = "fleet"))]
+        let running_fleet_usd = None;
         let tags = meter.tags_into(tags);
         Cost {
             running_endpoint_usd: totals
@@ -1202,7 +1211,7 @@ impl Settlement {
             currency: "USD".into(),
             region: Some(meter.inner.region.clone()),
             running_client_usd: totals.client_usd,
-            running_fleet_usd: None,
+            running_fleet_usd,
             accrual: None,
             tags,
             notes,

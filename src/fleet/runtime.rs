@@ -1355,6 +1355,21 @@ impl Fleet {
         }
     }
 
+    /// The fleet's spend today as far as this process knows, as
+    /// [`record`](Self::record) gives it but adding nothing: for a receipt
+    /// billed nowhere (a duplicate settlement of an async invocation).
+    pub(crate) fn running_usd(&self, now: SystemTime) -> Decimal {
+        let mut guard = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = &mut *guard;
+        state.today.roll(BudgetPeriod::Day, now.into());
+        let running = state
+            .items
+            .get(FLEET_PK)
+            .and_then(|by_period| by_period.get(state.today.sk.as_str()))
+            .map_or(0, Item::running);
+        from_pico(running)
+    }
+
     /// The standing rate of `endpoint`'s `variant` from `now` on, as this
     /// process's profile gives it (found or refreshed), with the terms its price
     /// source's answer announced (`terms`, oldest first: each in force from its

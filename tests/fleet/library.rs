@@ -4194,6 +4194,41 @@ async fn a_duplicate_of_another_processs_settlement_takes_the_lapsed_charge_back
     );
 }
 
+/// A duplicate settlement is billed nowhere, yet carries the fleet's spend as it
+/// stands, as every receipt of a process in a fleet does (`None` only without one).
+#[tokio::test]
+async fn a_duplicate_settlement_carries_the_fleets_running_spend() {
+    let fleet = FakeFleet::start("duplicate-running", "jobs", 1).await;
+    let (_time, shared) = manual_clock();
+    let client = fleet.jobs_process(shared).await;
+    // Submitted with 0 bytes in at $0.016/GB: $0.
+    let invocation = crate::support::submit_async(&client, "jobs", 0).await;
+    assert_eq!(invocation.cost().cost_usd, Decimal::ZERO);
+    let original = invocation.into_parts().2;
+    let copy: sagemeter::client::PendingInference =
+        serde_json::from_str(&serde_json::to_string(&original).unwrap()).unwrap();
+    let completion = || {
+        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(0)
+    };
+    // 10 s at $0.23/h and no output: 10/3600 × 0.23 = 0.000638888889 (12
+    // places), the fleet's whole spend today.
+    let first = client
+        .meter()
+        .settle_async(original, completion())
+        .await
+        .unwrap();
+    assert_eq!(first.running_fleet_usd, Some(dec("0.000638888889")));
+    // Settled again: a duplicate, which adds nothing to it.
+    let again = client
+        .meter()
+        .settle_async(copy, completion())
+        .await
+        .unwrap();
+    assert!(again.is_duplicate_settlement(), "{again:#?}");
+    assert_eq!(again.running_fleet_usd, Some(dec("0.000638888889")));
+    client.meter().shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_hold_that_lapsed_unreleased_before_shutdown_leaves_its_charge_in_the_table() {
     use aws_smithy_async::test_util::ManualTimeSource;
