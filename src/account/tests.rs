@@ -4560,8 +4560,8 @@ async fn a_creation_as_slow_as_its_configs_timeouts_is_not_taken_for_an_update()
     assert_eq!(view.totals.unpriced, 0);
 }
 
-/// A serverless variant of 2 GB with a provisioned concurrency of 1.
-fn serverless_2gb_pc_1() -> ProductionVariant {
+/// A serverless variant of 2 GB with a provisioned concurrency of `N`.
+fn serverless_2gb_pc<const N: i32>() -> ProductionVariant {
     use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
     ProductionVariant::builder()
         .variant_name("AllTraffic")
@@ -4570,7 +4570,7 @@ fn serverless_2gb_pc_1() -> ProductionVariant {
             ProductionVariantServerlessConfig::builder()
                 .memory_size_in_mb(2048)
                 .max_concurrency(10)
-                .provisioned_concurrency(1)
+                .provisioned_concurrency(N)
                 .build(),
         )
         .build()
@@ -4593,7 +4593,7 @@ async fn provisioned_view_listed(
     latency_us: &'static [f64],
     prices: impl PriceSource + 'static,
 ) -> EndpointsView {
-    let [a, b] = described_variant("provisioned", serverless_2gb_pc_1, false);
+    let [a, b] = described_variant("provisioned", serverless_2gb_pc::<1>, false);
     let metrics = metrics_of_variant_0(calls, latency_us);
     let account = Account {
         prices: std::sync::Arc::new(prices),
@@ -4803,28 +4803,12 @@ fn provisioned_2gb_rates(standing: Decimal) -> Vec<(PriceKey, Decimal)> {
     ]
 }
 
-/// A serverless variant of 2 GB with a provisioned concurrency of 8.
-fn serverless_2gb_pc_8() -> ProductionVariant {
-    use aws_sdk_sagemaker::types::ProductionVariantServerlessConfig;
-    ProductionVariant::builder()
-        .variant_name("AllTraffic")
-        .model_name("provisioned-model")
-        .serverless_config(
-            ProductionVariantServerlessConfig::builder()
-                .memory_size_in_mb(2048)
-                .max_concurrency(10)
-                .provisioned_concurrency(8)
-                .build(),
-        )
-        .build()
-}
-
 /// A price source's rate beyond any SageMaker price is no price either: the row
 /// is unpriced with the reason, and its arithmetic never overflows.
 #[tokio::test]
 async fn a_price_sources_absurd_provisioned_concurrency_rate_leaves_the_row_unpriced_not_a_panic() {
     let list = listed_alone("provisioned");
-    let [a, b] = described_variant("provisioned", serverless_2gb_pc_8, false);
+    let [a, b] = described_variant("provisioned", serverless_2gb_pc::<8>, false);
     let metrics = no_metrics();
     // 10²⁵ USD a second: a garbled answer.
     let mut rates = provisioned_2gb_rates(Decimal::from_i128_with_scale(10i128.pow(25), 0));

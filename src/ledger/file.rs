@@ -1510,16 +1510,22 @@ mod tests {
         }
     }
 
+    /// The WARN events on this thread while the guard lives.
+    fn capture_warnings() -> (Warned, tracing::subscriber::DefaultGuard) {
+        use tracing_subscriber::layer::SubscriberExt;
+        let warned = Warned::default();
+        let guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
+        (warned, guard)
+    }
+
     /// A copytruncate rotation copies the file, then cuts it: receipts appended
     /// between the two are in neither file, and the writer cannot tell which
     /// lines the copy got. The WARN on a cut it notices, before a write or under
     /// one, says that receipts written just before it may have been lost.
     #[test]
     fn a_noticed_cut_warns_that_receipts_written_just_before_may_be_lost() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let warned = Warned::default();
-        let _log =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
+        let (warned, _log) = capture_warnings();
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
         let (mut target, dict) = target_written(&path, &["a"]);
@@ -1560,10 +1566,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_removed_file_warns_that_receipts_written_just_before_may_be_lost() {
-        use tracing_subscriber::layer::SubscriberExt;
-        let warned = Warned::default();
-        let _log =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(warned.clone()));
+        let (warned, _log) = capture_warnings();
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
         let (mut target, dict) = target_written(&path, &["a"]);
