@@ -418,7 +418,12 @@ fn without_quoted_values(text: &str) -> std::borrow::Cow<'_, str> {
 ///   idle connection for ("http", user:password@host)`), an endpoint URL's
 ///   `user:password` in it; `aws_smithy_http_client`'s DEBUG prints the whole
 ///   request URI, the same `user:password` in it, when it adds a proxy's
-///   credentials (`added proxy authentication header for http://user:password@…`).
+///   credentials (`added proxy authentication header for http://user:password@…`);
+/// - warnings of the SDK's reader of the shared config and credentials files
+///   (`aws_runtime::env_config`): a file that is not UTF-8 is printed whole, its
+///   secret keys among its bytes, and a sub-property line it cannot read is
+///   quoted; errors only (the file is then read as empty, and a call without
+///   credentials fails saying so).
 const QUIETED: &[(&str, tracing::Level)] = &[
     ("aws_smithy_runtime", tracing::Level::DEBUG),
     ("aws_smithy_http", tracing::Level::DEBUG),
@@ -448,13 +453,15 @@ const QUIETED: &[(&str, tracing::Level)] = &[
     ("aws_smithy_http::endpoint", tracing::Level::ERROR),
     ("hyper_util", tracing::Level::INFO),
     ("aws_smithy_http_client", tracing::Level::INFO),
+    ("aws_runtime::env_config", tracing::Level::ERROR),
 ];
 
 /// Whether an event of `target` at `level` may be logged without a payload or a
 /// credential in it: anything but the AWS SDK's events that print them (the HTTP
 /// request and response at TRACE, the access key id at DEBUG, a profile's
 /// credentials as `aws_config` loads them at INFO, an endpoint URL's password or a
-/// credential provider's output in a warning) and `hyper_util`'s and
+/// credential provider's output in a warning, a credentials file that is not
+/// UTF-8 in a warning) and `hyper_util`'s and
 /// `aws_smithy_http_client`'s DEBUG and TRACE. The CLI logs through it
 /// whatever `RUST_LOG` says; install it as a filter of its own in a program that
 /// logs the SDK's events (a directive could be outdone by a more specific one):
@@ -926,6 +933,15 @@ mod tests {
         assert!(!may_log(client, Level::TRACE) && !may_log(client, Level::DEBUG));
         assert!(may_log(client, Level::INFO) && may_log(client, Level::WARN));
         assert!(may_log("aws_config::provider_config", Level::WARN));
+        // A shared config or credentials file that is not UTF-8: the SDK's
+        // warning prints its bytes whole (its `FromUtf8Error`'s `Debug`).
+        for target in [
+            "aws_runtime::env_config::source",
+            "aws_runtime::env_config::normalize",
+        ] {
+            assert!(!may_log(target, Level::WARN), "{target}");
+            assert!(may_log(target, Level::ERROR), "{target}");
+        }
         assert!(may_log("aws_smithy_runtime_api::client", Level::TRACE));
     }
 

@@ -595,6 +595,37 @@ async fn an_estimate_out_of_range_names_the_flag() {
     assert!(!stderr.contains("Fixed {"), "{stderr}");
 }
 
+/// A credentials file that is not UTF-8 (one Latin-1 byte in a comment, or a file
+/// saved as UTF-16): the SDK warns that it read nothing from it, its error's
+/// `Debug` holding every byte of the file, secret keys among them. Not printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_credentials_file_that_is_not_utf8_is_never_printed() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    let mut file =
+        b"[default]\naws_access_key_id = AKIDMARK\naws_secret_access_key = SECRETMARK\n# cl"
+            .to_vec();
+    file.extend_from_slice(&[0xE9, b'\n']);
+    std::fs::write(&credentials, &file).unwrap();
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .args(["invoke", "rt", "--body", "{}"]);
+    let output = run(cmd).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    // Neither the secret nor its bytes written as numbers ("SECRET": 83 69 67 82 69 84).
+    for leak in [
+        "SECRETMARK",
+        "AKIDMARK",
+        "83, 69, 67, 82, 69, 84",
+        "FromUtf8Error",
+    ] {
+        assert!(!stderr.contains(leak), "{leak} in {stderr}");
+    }
+    assert_eq!(fake.invocations(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_in_neither_file_exits_2_sending_nothing() {
     let fake = fake_rt().await;
