@@ -195,6 +195,10 @@ pub(crate) struct VariantRates {
     /// Why the variant's ML storage is left out of its accrual, when its volume
     /// size is known and its storage rate is not.
     pub storage_unpriced: Option<String>,
+    /// Why the variant's provisioned concurrency is left out of its accrual,
+    /// when it has some and the provisioned-concurrency rate is not known:
+    /// what stands and the price source's reason.
+    pub standing_unpriced: Option<String>,
     /// The share of an instance one copy of each of the variant's inference
     /// components reserves (or why it is unknown), by component name.
     pub components: Vec<(String, Result<CopyShare, String>)>,
@@ -337,6 +341,24 @@ impl VariantRates {
                 }
                 _ => (None, 0, None, None),
             };
+        // Provisioned concurrency whose standing rate is not known: left out of
+        // the accrual, saying so (never a silent $0).
+        let standing_unpriced = match (&variant.billing, &standing.provisioned) {
+            (
+                VariantBilling::Serverless {
+                    provisioned_concurrency: Some(n),
+                    ..
+                },
+                None | Some(Err(_)),
+            ) => {
+                let why = match &standing.provisioned {
+                    Some(Err(err)) => err.to_string(),
+                    _ => "no price source gave it".to_owned(),
+                };
+                Some(format!("{n} × the per-second standing rate, {why}"))
+            }
+            _ => None,
+        };
         let (storage_usd_per_month, storage_from, storage_unpriced, storage_terms) =
             match (&variant.billing, variant.volume_size_gb, &standing.storage) {
                 (VariantBilling::Instance { instance_count, .. }, Some(gb), Some(Ok(rate))) => {
@@ -428,6 +450,7 @@ impl VariantRates {
             storage_usd_per_month,
             storage_from,
             storage_unpriced,
+            standing_unpriced,
             components,
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
@@ -484,6 +507,13 @@ impl VariantRates {
         rates: &VariantRates,
     ) -> Result<(), String> {
         let Some(extra_usd_per_hour) = rates.standing_usd_per_hour else {
+            // Provisioned concurrency at a rate not known: left out, its reason
+            // said (not the inference rate's).
+            if let Some(reason) = &rates.standing_unpriced {
+                return Err(format!(
+                    "its provisioned concurrency's rate is not known ({reason})"
+                ));
+            }
             return match &rates.compute {
                 // Scaled to 0 instances: nothing standing, whatever the rate.
                 _ if matches!(
@@ -498,7 +528,17 @@ impl VariantRates {
                 }
                 Err(err) => Err(err.to_string()),
                 // Serverless without provisioned concurrency: nothing standing.
-                Ok(_) if matches!(extra.billing, VariantBilling::Serverless { .. }) => Ok(()),
+                Ok(_)
+                    if matches!(
+                        extra.billing,
+                        VariantBilling::Serverless {
+                            provisioned_concurrency: None,
+                            ..
+                        }
+                    ) =>
+                {
+                    Ok(())
+                }
                 Ok(_) => Err("its standing rate is not known".to_owned()),
             };
         };
@@ -1913,6 +1953,20 @@ impl Meter {
         format!("the variant's ML storage is not accrued: its rate is not known ({reason})")
     }
 
+    /// The note on a receipt whose variant's accrual leaves its provisioned
+    /// concurrency out (its standing rate is not known), WARNed once per
+    /// endpoint, variant and reason.
+    fn provisioned_left_out(&self, endpoint: &str, variant: &str, reason: &str) -> String {
+        if self.first_warning(("provisioned", endpoint, variant, reason)) {
+            tracing::warn!(target: "sagemeter", endpoint, variant, reason,
+                "a variant's provisioned concurrency could not be priced: its accrual leaves it out");
+        }
+        format!(
+            "the variant's provisioned concurrency is not accrued: its rate is not known \
+             ({reason})"
+        )
+    }
+
     /// Whether `what` (a tuple naming the kind of warning and what it is about)
     /// is warned about for the first time (kept up to [`MAX_WARNED`] keys; past
     /// that, nothing more is warned).
@@ -2500,6 +2554,15 @@ impl Meter {
                             Standing::Nothing => None,
                         };
                         let beside_unknown = standing.as_ref().is_some_and(|s| s.beside_unknown);
+                        // Its provisioned concurrency at a rate not known, and
+                        // no rate of its own in force: nothing of it accrues.
+                        if standing.is_none()
+                            && bill_compute
+                            && let Some(reason) = &rates.standing_unpriced
+                            && !self.inner.totals.keeps_own_rate(rates.totals)
+                        {
+                            notes.push(self.provisioned_left_out(&endpoint, &v.name, reason));
+                        }
                         if let Some(standing) = standing
                             && bill_compute
                         {
@@ -3965,6 +4028,87 @@ mod tests {
             on(&rates),
             (Some(dec("22.40")), vec![(september, dec("16.00"))], 0)
         );
+    }
+
+    /// A fleet billed alongside (a pending serverless fleet) with provisioned
+    /// concurrency whose standing rate is not known is left out with its reason
+    /// (for the WARN), not taken for one with nothing standing; one without
+    /// provisioned concurrency has nothing standing, and adds nothing.
+    #[test]
+    fn a_serverless_fleet_alongside_with_provisioned_concurrency_at_no_rate_is_left_out() {
+        use super::{Hosted, Standing, StandingRates, VariantRates};
+        use crate::endpoint::VariantProfile;
+        use crate::pricing::{PriceError, PriceKey, Provenance, Rate};
+        let dec = |s: &str| s.parse::<rust_decimal::Decimal>().unwrap();
+        let totals = crate::totals::Totals::default();
+        let endpoint = totals.endpoint_slot("e");
+        let stated = crate::FastMap::default();
+        let hosted = Hosted {
+            components: &[],
+            stated: &stated,
+        };
+        // 1 × ml.m5.xlarge at $0.23/h.
+        let production = VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1);
+        let mut rates = VariantRates::new(
+            &production,
+            Ok(Rate::new(
+                PriceKey::hosting("us-east-1", "ml.m5.xlarge"),
+                dec("0.23"),
+                Provenance::new(PriceOrigin::Cache),
+            )),
+            StandingRates::default(),
+            hosted,
+            totals.variant_slot(endpoint, "AllTraffic"),
+        );
+        let inference = || {
+            Ok(Rate::new(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: "us-east-1".to_owned(),
+                    memory_gb: 2,
+                },
+                dec("0.0000233"),
+                Provenance::new(PriceOrigin::Cache),
+            ))
+        };
+        let not_found = PriceError::NotFound {
+            key: PriceKey::ProvisionedConcurrency {
+                region: "us-east-1".to_owned(),
+                memory_gb: 2,
+            },
+        };
+        let with_pc = VariantProfile::serverless("Pending", 2048).with_provisioned_concurrency(2);
+        let with_pc_rates = VariantRates::new(
+            &with_pc,
+            inference(),
+            StandingRates {
+                provisioned: Some(Err(not_found.clone())),
+                ..StandingRates::default()
+            },
+            hosted,
+            totals.variant_slot(endpoint, "Pending"),
+        );
+        let reason = rates.add_alongside(&with_pc, &with_pc_rates).unwrap_err();
+        assert_eq!(
+            reason,
+            format!(
+                "its provisioned concurrency's rate is not known (2 × the per-second standing \
+                 rate, {not_found})"
+            )
+        );
+        let without_pc = VariantProfile::serverless("Shadow", 2048);
+        let without_pc_rates = VariantRates::new(
+            &without_pc,
+            inference(),
+            StandingRates::default(),
+            hosted,
+            totals.variant_slot(endpoint, "Shadow"),
+        );
+        assert_eq!(rates.add_alongside(&without_pc, &without_pc_rates), Ok(()));
+        // The production variant's $0.23/h alone.
+        match rates.standing() {
+            Standing::Stands(rate) => assert_eq!(rate.usd_per_hour_all_instances, dec("0.23")),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A sink that notes the call ids it is handed, or panics on each.

@@ -2972,6 +2972,68 @@ async fn provisioned_concurrency_accrues_its_standing_charge_and_calls_pay_the_i
     );
 }
 
+/// Provisioned concurrency whose standing rate no source gives: AWS bills it all
+/// the same (2 provisioned × $0.00001/s × 100 s = $0.002 between the two calls),
+/// so it is never a silent $0. The accrual leaves it out, every receipt says so
+/// with the reason, and one WARN names the endpoint and variant; the calls
+/// themselves pay the inference rate, which is known (0.0000233 USD/s at 2 GB).
+#[tokio::test]
+async fn provisioned_concurrency_whose_standing_rate_is_not_known_is_left_out_saying_so() {
+    let logs = crate::support::logs::capture();
+    let fake = fake_with_demo_endpoints().await;
+    fake.add_endpoint(
+        "pc-rate-unknown",
+        vec![FakeVariant::serverless("AllTraffic", 2048)],
+    );
+    let (time, shared) = manual_clock();
+    let mut prices = with_standing_rates();
+    prices.0.remove(&PriceKey::ProvisionedConcurrency {
+        region: "us-east-1".to_owned(),
+        memory_gb: 2,
+    });
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new(
+            "pc-rate-unknown",
+            vec![VariantProfile::serverless("AllTraffic", 2048).with_provisioned_concurrency(2)],
+        ))
+        .price_source(prices)
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let first = invoke(&client, "pc-rate-unknown").await.unwrap();
+    time.advance(Duration::from_secs(100));
+    let second = invoke(&client, "pc-rate-unknown").await.unwrap();
+
+    for cost in [first.cost(), second.cost()] {
+        // The call: billed seconds × the inference-duration rate 0.0000233 USD/s.
+        let billed_ms = cost.usage.latency.as_nanos().div_ceil(1_000_000) as u64;
+        let compute = r12(Decimal::from(billed_ms) / Decimal::from(1000) * dec("0.0000233"));
+        assert_eq!(line_cost(cost, LineItem::Compute), compute);
+        // The standing charge is not on the receipt, nor accrued at $0.
+        assert_eq!(cost.accrual, None);
+        assert!(
+            cost.notes.iter().any(|n| n.starts_with(
+                "the variant's provisioned concurrency is not accrued: its rate is not known \
+                 (2 × the per-second standing rate, "
+            )),
+            "{:?}",
+            cost.notes
+        );
+    }
+    let warned = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| {
+            l["fields"]["endpoint"] == "pc-rate-unknown"
+                && l["fields"]["message"]
+                    == "a variant's provisioned concurrency could not be priced: its accrual \
+                        leaves it out"
+        })
+        .count();
+    assert_eq!(warned, 1);
+}
+
 /// A call that starts while the provisioned concurrency is all busy is served on
 /// demand, and AWS bills it at the on-demand serverless rate: with 1 provisioned
 /// and 2 calls in flight from the start, one call pays the provisioned inference rate
