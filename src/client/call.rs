@@ -3453,6 +3453,38 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
+    async fn a_dropped_async_submission_counts_at_its_estimate_on_a_default_tag_budget() {
+        // As above, the budget a tag one, `team` = `search`, which the call has
+        // only through the client's default tags: the reservation was taken on
+        // it, so the timed-out submission counts there at its 0.05 USD estimate
+        // and as one call not fully priced (released from it at (0, 0), four
+        // such submissions a day could go on queueing past its $1).
+        use crate::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
+        let (meter, _, parts) = async_submission_begun_on(1 << 29, |builder| {
+            builder.default_tag("team", "search").budget(
+                Budget::enforce(
+                    BudgetScope::tag("team", "search"),
+                    BudgetPeriod::Day,
+                    usd("1"),
+                )
+                .unwrap()
+                .estimate(Estimate::Fixed { usd: usd("0.05") })
+                .unwrap(),
+            )
+        });
+        assert!(parts.attempts.attempt_sent(1, 0));
+        parts
+            .attempts
+            .attempt_ended(1, AttemptEnd::TimedOut, ms(500));
+        drop(CallInFlight::new(parts));
+        assert_eq!(
+            enforced_spent_and_reserved(&meter),
+            (usd("0.05"), rust_decimal::Decimal::ZERO)
+        );
+        assert_eq!(meter.budget_status()[0].unpriced_calls, 1);
+    }
+
+    #[tokio::test]
     async fn an_async_submission_dropped_with_an_attempt_in_flight_counts_at_its_estimate() {
         // As above, but attempt 1, out at 0, is still in flight when the caller
         // drops the call: SageMaker may have queued it.

@@ -1524,6 +1524,7 @@ impl Meter {
     /// fully, so enforced budgets count it at its estimate; and as many again
     /// for each of its `jobs` (the attempts that may have queued one) past the
     /// first, as a receipt's further jobs are ([`Meter::finish_settled`]).
+    /// `tags` are the call's own: the client's default tags are added here.
     pub(crate) fn settle_at_estimate(
         &self,
         reservation: Reservation,
@@ -1532,6 +1533,9 @@ impl Meter {
         jobs: u32,
     ) {
         let now = self.now();
+        // The client's default tags too, as the reservation took them: a tag
+        // budget matched through one is charged, not only released.
+        let tags = &self.tags_into(tags.clone());
         self.settle_priced(Some(reservation), tags, Decimal::ZERO, Priced::Partly, now);
         for _ in 1..jobs {
             let job = self.reserve_nothing(endpoint);
