@@ -244,11 +244,13 @@ impl InvokeEndpointAsync {
         let call_id = submission_call_id(&output);
         let endpoint = receipt.endpoint().to_owned();
         let started_at = receipt.started_at();
-        let (cost, prepared, may_have_queued) =
-            receipt.make_rated(usage, call_id, notes, Phase::Submitted);
+        // Its part of the hold settled before the sinks run, at the time the
+        // receipt was billed (read again after them, a slow sink could move
+        // the charge into the next period).
+        let cost =
+            receipt.make_settling_part(usage, call_id, notes, Phase::Submitted, hold.as_mut());
         let submitted_at = DateTime::<Utc>::from(started_at);
         if let Some(hold) = &mut hold {
-            meter.settle_part(hold, &cost, &prepared, may_have_queued);
             // Past this SageMaker has run the request or dropped it: a pending
             // invocation kept unsettled (a lost notification) holds no longer.
             // Kept by the budgets as this invocation's: a copy settled here
@@ -1255,7 +1257,7 @@ impl Settlement {
         // Its budgets settled before the sinks run, as a call's are: at the time
         // it was billed, and before another call (during a slow sink) can move
         // the budgets into the next period.
-        meter.finish_settled(call, prepared, hold, Phase::Settled)
+        meter.finish_settled(call, prepared, hold, None, Phase::Settled)
     }
 }
 

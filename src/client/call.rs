@@ -792,21 +792,22 @@ impl Receipt {
         notes: Vec<String>,
         phase: Phase,
     ) -> Cost {
-        self.make_rated(usage, request_id, notes, phase).0
+        self.make_settling_part(usage, request_id, notes, phase, None)
     }
 
-    /// [`make`](Self::make), with the rates the receipt was priced on and the
-    /// attempts that may have queued an async submission's input
-    /// ([`FinishedCall::may_have_queued`]): the submission settles its part of
-    /// the budgets on them (see [`Meter::settle_part`]).
-    #[inline]
-    pub(crate) fn make_rated(
+    /// [`make`](Self::make), settling `part` too (an async submission's hold,
+    /// taken out of the receipt to stay held for its settlement) for the part
+    /// of the call this receipt bills, before the sinks run and at the time it
+    /// was billed, as the receipt's own reservation is (see
+    /// [`Meter::settle_part`]).
+    pub(crate) fn make_settling_part(
         self,
         usage: Usage,
         request_id: Option<String>,
         notes: Vec<String>,
         phase: Phase,
-    ) -> (Cost, Arc<Prepared>, u32) {
+        part: Option<&mut Reservation>,
+    ) -> Cost {
         let Receipt {
             span,
             prepared,
@@ -825,16 +826,16 @@ impl Receipt {
             }
         };
         let ended = in_flight_until.unwrap_or_else(|| parts.meter.now());
-        let (cost, may_have_queued) = in_span(&span, || {
-            let to_price = parts.finish(usage, request_id, notes, ended);
-            let may_have_queued = to_price.call.may_have_queued;
-            (to_price.price(&prepared, phase), may_have_queued)
+        let cost = in_span(&span, || {
+            parts
+                .finish(usage, request_id, notes, ended)
+                .price_settling_part(&prepared, phase, part)
         });
         // After the sinks, so that the cost line (logged inside the span) is not
         // printed with its own figures twice by text formatters, which append the
         // span's fields to each event's.
         record_on_span(&span, &cost);
-        (cost, prepared, may_have_queued)
+        cost
     }
 }
 
@@ -1295,8 +1296,19 @@ pub(crate) struct ToPrice {
 impl ToPrice {
     /// Prices the lines of `phase` → totals → receipt → budgets → sinks.
     pub(super) fn price(self, prepared: &Prepared, phase: Phase) -> Cost {
+        self.price_settling_part(prepared, phase, None)
+    }
+
+    /// [`price`](Self::price), settling `part` (an async submission's hold)
+    /// for this receipt's part of the call before the sinks run.
+    pub(super) fn price_settling_part(
+        self,
+        prepared: &Prepared,
+        phase: Phase,
+        part: Option<&mut Reservation>,
+    ) -> Cost {
         self.meter
-            .finish_settled(self.call, prepared, self.reservation, phase)
+            .finish_settled(self.call, prepared, self.reservation, part, phase)
     }
 
     /// [`price`](Self::price) in the call's `span`, then its cost recorded on it
@@ -3277,7 +3289,7 @@ pub(super) mod tests {
             AttemptEnd::AnsweredCutOff(None),
             ms(20),
         );
-        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued, meter.now());
         // The submission: 2 × 0.5 GB × 0.016 USD/GB = 0.016 USD of data in, and
         // 2 × 0.50 / 1,000 = 0.001 USD of fees: 0.017 USD, spent; attempt 2's
         // job still holds the rest of its estimate, 0.05 − 0.017 = 0.033 USD,
@@ -3321,7 +3333,7 @@ pub(super) mod tests {
         let (cost, may_have_queued) =
             submitted_on_attempt_2_of(&meter, &prepared, parts, AttemptEnd::NotRun, ms(20));
         assert_eq!(cost.usage.attempts, 2);
-        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued, meter.now());
         // The job settled at 0.05 USD of compute, fully priced.
         let _ = hold.settle(&cost.tags, usd("0.05"), Priced::Fully, meter.now().into());
         // The submission's data in is at most one 1 GB input × 0.016 USD/GB =
@@ -3605,7 +3617,7 @@ pub(super) mod tests {
         let mut hold = parts.reservation.take().expect("the call is reserved");
         let (cost, may_have_queued) =
             submitted_on_attempt_2_of(&meter, &prepared, parts, AttemptEnd::TimedOut, ms(100));
-        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued);
+        meter.settle_part(&mut hold, &cost, &prepared, may_have_queued, meter.now());
         // The submission: 0.5 GB × 0.016 USD/GB = 0.008 USD of data in, and
         // 0.50 / 1,000 = 0.0005 USD of fee: 0.0085 USD, spent; attempt 2's
         // job holds the rest of its estimate, 0.05 − 0.0085 = 0.0415 USD.

@@ -1577,19 +1577,21 @@ impl Meter {
     /// Settles the part of a call billed in parts (an async submission) that
     /// `cost` is the receipt of (priced on `prepared`; its attempts that may
     /// have queued the input: [`FinishedCall::may_have_queued`]): the rest of
-    /// its reservation stays held.
+    /// its reservation stays held. At `billed_at`, when the receipt was
+    /// billed, as [`settle_priced`](Self::settle_priced) settles a receipt.
     pub(crate) fn settle_part(
         &self,
         reservation: &mut Reservation,
         cost: &Cost,
         prepared: &Prepared,
         may_have_queued: u32,
+        billed_at: SystemTime,
     ) {
         reservation.settle_part(
             &cost.tags,
             cost.cost_usd,
             priced_for_budgets(cost, prepared, may_have_queued),
-            self.now().into(),
+            billed_at.into(),
         );
     }
 
@@ -2352,6 +2354,7 @@ impl Meter {
         call: FinishedCall,
         prepared: &Prepared,
         reservation: Option<Reservation>,
+        part: Option<&mut Reservation>,
         phase: Phase,
     ) -> Cost {
         let (never_settled_jobs, may_have_queued) = (call.never_settled_jobs, call.may_have_queued);
@@ -2373,6 +2376,11 @@ impl Meter {
         for _ in 0..never_settled_jobs {
             let job = self.reserve_nothing(&cost.endpoint);
             self.settle_priced(job, &cost.tags, Decimal::ZERO, Priced::Partly, billed_at);
+        }
+        // An async submission's part of its hold, the rest held for its
+        // settlement: at the same time, before the sinks too.
+        if let Some(hold) = part {
+            self.settle_part(hold, &cost, prepared, may_have_queued, billed_at);
         }
         self.record_in_sinks(&cost, component_listed(prepared, &cost));
         cost

@@ -737,6 +737,71 @@ async fn a_copy_settled_under_an_alerting_budget_counts_among_its_unpriced_calls
     assert_eq!(status(&client), (dec("0.101015625"), 1));
 }
 
+/// A sink that moves the manual clock on by 1 s at each receipt: a slow sink.
+#[derive(Debug, Clone)]
+struct SlowSink(ManualTimeSource);
+
+impl sagemeter::sink::CostSink for SlowSink {
+    fn record(&self, _cost: &sagemeter::Cost) {
+        self.0.advance(Duration::from_secs(1));
+    }
+    fn name(&self) -> &str {
+        "slow"
+    }
+}
+
+/// An async submission's budget charge is worked out when its receipt was
+/// billed, before the sinks run, as any call's is: submitted at
+/// 14:59:59.990 under an enforced $1 an hour estimating $0.50 a call, with a
+/// sink that takes 1 s, its part is charged in the 14:00 hour, not the 15:00
+/// one the sink's end falls in.
+#[tokio::test]
+async fn an_async_submission_billed_just_before_the_hour_is_charged_in_that_hour() {
+    let fake = fake().await;
+    // 2027-01-15 14:59:59.990 UTC.
+    let time = ManualTimeSource::new(
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(25_199_990),
+    );
+    let r = "us-east-1".to_owned();
+    let client = Client::builder(&fake.sdk_config().await)
+        .time_source(SharedTimeSource::new(time.clone()))
+        .without_discovery()
+        .price_source(NoPrices)
+        .endpoint_profile(
+            EndpointProfile::new(
+                "jobs",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_override(
+            PriceKey::AsyncInference {
+                region: r.clone(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("36"),
+        )
+        .price_override(PriceKey::DataIn { region: r.clone() }, dec("0.016"))
+        .price_override(PriceKey::DataOut { region: r }, dec("0.016"))
+        .budget(
+            Budget::enforce(BudgetScope::endpoint("jobs"), BudgetPeriod::Hour, dec("1"))
+                .unwrap()
+                .estimate(Estimate::Fixed { usd: dec("0.50") })
+                .unwrap(),
+        )
+        .sink(SlowSink(time.clone()))
+        .build()
+        .unwrap();
+    // Its input, 2³⁰ B = 1 GB × $0.016 a GB processed in = $0.016, billed at
+    // 14:59:59.990: spent in the 14:00 hour; the rest of the $0.50 estimate,
+    // 0.50 − 0.016 = $0.484, held for its compute until it settles.
+    let invocation = submit_async(&client, "jobs", 1 << 30).await;
+    assert_eq!(invocation.cost().cost_usd, dec("0.016"));
+    // 15:00:00.990 once the sink is done: the 15:00 hour has nothing spent
+    // (charged after the sinks, it had the $0.016), the $0.484 still held.
+    assert_eq!(spent_held(&client), (Decimal::ZERO, dec("0.484")));
+}
+
 #[tokio::test]
 async fn queued_async_invocations_hold_their_estimate_until_they_settle() {
     let fake = fake().await;
