@@ -763,7 +763,10 @@ impl Discovery {
     /// have refreshed it) is left alone, any older one is refreshed, so that no
     /// profile gets older than `refresh_after` plus one request and a quiet one
     /// is described about once per `refresh_after`. One with a deployment under
-    /// way is refreshed at every tick.
+    /// way is refreshed at every tick. An endpoint found deleted is looked at
+    /// again as a quiet profile is (once its last look is as old), so that one
+    /// created again while no call comes is found, and its instances accrue
+    /// from then; one never found is not (it is forgotten, below).
     ///
     /// At most [`LOOP_REFRESHES_AT_ONCE`] of them are under way at once: the
     /// future returned starts them in turn, each once one before it has landed,
@@ -784,13 +787,31 @@ impl Discovery {
             .refresh_after
             .saturating_sub(self.refresh_tick())
             .max(self.inner.refresh_after / 2);
-        self.forget_unfound(self.inner.time.now());
+        let now = self.inner.time.now();
+        self.forget_unfound(now);
+        // Found deleted, its last look at least `left_alone` ago (a step back of
+        // the clock: due): it is looked at again, as a quiet profile is, so that
+        // one created again while no call comes is found (the hook applies it).
+        let looked_at_before = |at: SystemTime| match now.duration_since(at) {
+            Ok(age) => age >= left_alone,
+            Err(ahead) => ahead.duration() > crate::totals::CLOCK_STEPPED_BACK,
+        };
+        let deleted_due = |slot: &Slot| {
+            slot.found
+                && slot.not_found
+                && slot.profile.is_none()
+                && slot
+                    .error
+                    .as_ref()
+                    .is_some_and(|(_, at)| looked_at_before(*at))
+        };
         let endpoints: Vec<String> = {
             let cache = self.inner.cache.read().unwrap_or_else(|e| e.into_inner());
             cache
                 .iter()
                 .filter(|(endpoint, slot)| {
-                    slot.profile.is_some() && !self.inner.overrides.contains_key(*endpoint)
+                    (slot.profile.is_some() || deleted_due(slot))
+                        && !self.inner.overrides.contains_key(*endpoint)
                 })
                 .map(|(endpoint, _)| endpoint.clone())
                 .collect()
