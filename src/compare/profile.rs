@@ -112,8 +112,9 @@ pub struct UsageProfile {
     /// The per-call figures the builder was never given, whose 0 above is a
     /// placeholder, not a count: a plan that bills one of them refuses it (tokens)
     /// or says it left it unpriced (data processed) rather than price it at $0.
-    /// Empty for a profile from metered calls, and for one deserialised without
-    /// it (every figure there is written out).
+    /// For a profile from metered calls, a payload size no call's receipt knew
+    /// ([`UsageTotals::bytes_in_unknown_calls`], `…_out`); empty for one
+    /// deserialised without it (every figure there is written out).
     #[serde(default, skip_serializing_if = "Unstated::is_empty")]
     pub unstated: Unstated,
 }
@@ -239,6 +240,13 @@ impl UsageProfile {
     /// ([`UsageTotals::settled_calls`]). So are those metered by the SDK interceptor
     /// ([`UsageTotals::intercepted_async_calls`]), whose figures no settlement
     /// brings.
+    ///
+    /// A call whose request or response size is not known
+    /// ([`UsageTotals::bytes_in_unknown_calls`], `…_out`: an input in S3 whose size
+    /// was not given) is left out of that direction's mean rather than counted as
+    /// 0 bytes; when no call's size is known, the direction is
+    /// [unstated](Self::unstated), and a plan billed for data processed says it
+    /// left it unpriced rather than price it at $0.
     ///
     /// A call whose response did not report its tokens
     /// ([`UsageTotals::calls_with_tokens_in`], `…_out`) is left out of that
@@ -440,20 +448,43 @@ impl UsageProfile {
             ),
             _ => None,
         };
+        // A size not known is left out of its mean (never 0 bytes); with none
+        // known, the direction is unstated, as a size the flags did not give.
+        let sized = |unknown: u64, of: u64, what: &str| match of.checked_sub(unknown) {
+            Some(known) => Ok((known, unknown > 0 && known == 0)),
+            None => Err(CompareError::Inconsistent {
+                problem: format!("the totals count {unknown} {what} among {of}"),
+                hint: "calls whose size is not known are part of those calls".into(),
+            }),
+        };
+        let (sized_in, unknown_in) = sized(
+            totals.bytes_in_unknown_calls,
+            totals.calls,
+            "calls whose request size is not known",
+        )?;
+        let (sized_out, unknown_out) = sized(
+            totals.bytes_out_unknown_calls,
+            settled,
+            "settled calls whose response size is not known",
+        )?;
         let profile = UsageProfile {
             period,
             calls_per_period,
             mean_latency,
             billed_ms_per_call,
-            bytes_in_per_call: per_call(totals.bytes_in, totals.calls),
-            bytes_out_per_call: per_call(totals.bytes_out, settled),
+            bytes_in_per_call: per_call(totals.bytes_in, sized_in),
+            bytes_out_per_call: per_call(totals.bytes_out, sized_out),
             tokens_in_per_call: per_call(totals.tokens_in, tokens_in_calls),
             tokens_out_per_call: per_call(totals.tokens_out, tokens_out_calls),
             tokens_reported,
             answered_per_call: inferences.map(|n| per_call(n, totals.calls)),
             answered_calls_per_period,
             token_calls,
-            unstated: Unstated::default(),
+            unstated: Unstated {
+                bytes_in: unknown_in,
+                bytes_out: unknown_out,
+                ..Unstated::default()
+            },
         };
         profile.validate()?;
         Ok(profile)
@@ -856,6 +887,23 @@ pub struct UsageTotals {
     /// [`UsageTotals::from_receipts`] counts them; `None` when not counted apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_calls: Option<u64>,
+    /// Calls among [`calls`](Self::calls) whose request size is not known (not
+    /// zero): an asynchronous invocation's input in S3 whose size was not given, its
+    /// receipt's data-in line unpriced at quantity 0. Their 0 bytes are not in
+    /// [`bytes_in`](Self::bytes_in)'s mean, which is over the other calls.
+    /// [`UsageTotals::from_receipts`] counts them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_in_unknown_calls: u64,
+    /// Settled calls whose response size is not known (an asynchronous output
+    /// whose size was not given, a stream the SDK interceptor did not read), their
+    /// receipts' data-out line unpriced at quantity 0: not in
+    /// [`bytes_out`](Self::bytes_out)'s mean, likewise.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_out_unknown_calls: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl UsageTotals {
@@ -906,6 +954,12 @@ impl UsageTotals {
     /// call; an asynchronous invocation by its settlement, answered unless its
     /// inference failed, or, not settled here (or metered by the interceptor), by
     /// its accepted submission.
+    ///
+    /// A size a receipt records as not known (0 bytes, its data line unpriced at
+    /// quantity 0: an input in S3 whose size was not given, an output or a stream
+    /// not seen) is counted in
+    /// [`bytes_in_unknown_calls`](Self::bytes_in_unknown_calls) or
+    /// [`bytes_out_unknown_calls`](Self::bytes_out_unknown_calls), not as 0 bytes.
     ///
     /// Sums that would pass `u64::MAX` saturate there (and are then refused by
     /// [`UsageProfile::from_totals`] as out of range). A receipt whose compute line
@@ -1004,6 +1058,16 @@ impl UsageTotals {
     /// count, in place of the answered calls.
     pub fn with_inferences(mut self, inferences: u64) -> Self {
         self.inferences = Some(inferences);
+        self
+    }
+
+    /// Sets how many calls' request sizes, and how many settled calls' response
+    /// sizes, are not known (see
+    /// [`bytes_in_unknown_calls`](Self::bytes_in_unknown_calls)): each byte total's
+    /// mean is over the other calls.
+    pub fn with_bytes_unknown_calls(mut self, bytes_in: u64, bytes_out: u64) -> Self {
+        self.bytes_in_unknown_calls = bytes_in;
+        self.bytes_out_unknown_calls = bytes_out;
         self
     }
 
@@ -1145,6 +1209,18 @@ fn inferences(cost: &crate::Cost, answered: bool) -> u64 {
         .max(u64::from(answered || accepted_then_failed))
 }
 
+/// Whether a receipt records its `item` direction's size as not known: 0 bytes
+/// measured and its data line unpriced at quantity 0, as a meter writes a size
+/// it was not given (an input in S3, an output whose size was not given, a
+/// stream the SDK interceptor did not read).
+fn size_unknown(cost: &crate::Cost, item: crate::billing::LineItem, bytes: u64) -> bool {
+    use crate::billing::LinePrice;
+    bytes == 0
+        && cost.lines.iter().any(|l| {
+            l.item == item && l.quantity.is_zero() && matches!(l.price, LinePrice::Unpriced { .. })
+        })
+}
+
 /// The serverless seconds a receipt bills: its compute line's quantity in
 /// seconds (each attempt that reached the model rounded up to the millisecond,
 /// as AWS bills every request it ran), whole milliseconds rounded up; `None`
@@ -1249,12 +1325,24 @@ impl ReceiptTotals {
                 start = true;
             }
         }
+        // A size the meter did not know is written as 0 bytes on a data line
+        // unpriced at quantity 0: not known, not zero, so left out of the sums'
+        // means. Data in is a call's (whole, submitted, or the interceptor's only
+        // receipt), not a settlement's.
+        if part != CallPart::AsyncSettlement
+            && size_unknown(cost, crate::billing::LineItem::DataIn, u.bytes_in)
+        {
+            totals.bytes_in_unknown_calls = totals.bytes_in_unknown_calls.saturating_add(1);
+        }
         totals.bytes_in = totals.bytes_in.saturating_add(u.bytes_in);
         // A settled receipt (a synchronous call, an asynchronous invocation's
         // settlement) only: a submission, or the interceptor's receipt, holds no
         // data out nor tokens.
         let settled = matches!(part, CallPart::Whole | CallPart::AsyncSettlement);
         if settled {
+            if size_unknown(cost, crate::billing::LineItem::DataOut, u.bytes_out) {
+                totals.bytes_out_unknown_calls = totals.bytes_out_unknown_calls.saturating_add(1);
+            }
             totals.bytes_out = totals.bytes_out.saturating_add(u.bytes_out);
         }
         // A call not answered with HTTP 2XX had no tokens to report, and its

@@ -3140,3 +3140,141 @@ fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite
         "{json}"
     );
 }
+
+/// An asynchronous invocation's two receipts as `Client::invoke_endpoint_async`
+/// writes them when its input is in S3 with no `input_bytes` (`bytes_in` given:
+/// the size stated) and its settlement has no output size: each unknown size is
+/// 0 bytes in the usage and a data line of quantity 0, unpriced.
+fn async_receipts_of_sizes(call_id: &str, at: &str, bytes_in: Option<u64>) -> [String; 2] {
+    let mut submission: serde_json::Value =
+        serde_json::from_str(&async_receipt(call_id, at, None)).unwrap();
+    match bytes_in {
+        Some(bytes) => {
+            submission["usage"]["bytes_in"] = bytes.into();
+            submission["lines"][0]["quantity"] =
+                (bytes as f64 / 1_073_741_824.0).to_string().into();
+        }
+        None => {
+            submission["usage"]["bytes_in"] = 0.into();
+            submission["lines"][0]["quantity"] = "0".into();
+            submission["lines"][0]["price"]["reason"] =
+                "the input is in S3 and its size was not given".into();
+        }
+    }
+    let mut settlement: serde_json::Value =
+        serde_json::from_str(&async_receipt(call_id, at, Some((60, 0, 0, 0)))).unwrap();
+    settlement["lines"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+        "item": "data_out", "quantity": "0", "unit": "gigabytes",
+        "price": {"status": "unpriced", "reason": "the output's size was not given"}}));
+    [submission.to_string(), settlement.to_string()]
+}
+
+#[test]
+fn a_ledger_size_not_known_is_left_unpriced_and_out_of_the_means_never_0_bytes() {
+    const INSTANCE: &[&str] = &[
+        "--instance",
+        "ml.m5.xlarge",
+        "--instance-usd-per-hour",
+        "0.23",
+        "--data-usd-per-gb",
+        "0.016",
+        "--period",
+        "day",
+    ];
+    // Ten invocations, one a minute from 10:00, the model 60 s on each: 10 calls in
+    // 600 s, 10 × 86,400 / 600 = 1,440 a day. `sizes(i)` is invocation i's input.
+    let ledger_of = |dir: &tempfile::TempDir, sizes: &dyn Fn(usize) -> Option<u64>| {
+        let lines: Vec<String> = (0..10)
+            .flat_map(|i| {
+                async_receipts_of_sizes(
+                    &format!("s-{i}"),
+                    &format!("2026-05-20T10:0{i}:00Z"),
+                    sizes(i),
+                )
+            })
+            .collect();
+        ledger_in(dir, "spend.jsonl", &lines)
+    };
+    let instance_row = |json: &serde_json::Value| {
+        json["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["plan"]["name"] == "ml.m5.xlarge x1")
+            .cloned()
+            .unwrap_or_else(|| panic!("no instance row in {json}"))
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // No size known, in or out. AWS bills data in and out all the same (1 MiB
+    // inputs would be 1,440 × 2^20 B = 1.40625 GB × 0.016 USD = 0.0225 USD a day):
+    // the row is the instance alone, 24 h × 0.23 = 5.52 USD, and says that the
+    // data is not in it, never priced as 0 bytes.
+    let ledger = ledger_of(&dir, &|_| None);
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(INSTANCE)
+            .arg("--json"),
+    );
+    assert_eq!(json["profile"]["calls_per_period"], "1440", "{json}");
+    assert_eq!(json["profile"]["unstated"]["bytes_in"], true, "{json}");
+    assert_eq!(json["profile"]["unstated"]["bytes_out"], true, "{json}");
+    let row = instance_row(&json);
+    assert_eq!(row["cost_usd"], "5.52");
+    assert!(
+        row["notes"].as_array().unwrap().iter().any(|n| n
+            == "data processed not priced: no payload sizes stated (AWS bills 0.016 USD/GB \
+                in and out)"),
+        "{json}"
+    );
+    let ledger_notes = json["ledger_notes"].to_string();
+    assert!(
+        ledger_notes.contains(
+            "data in: the size of 10 of 10 calls was not known (--bytes-in states the mean \
+             per call); data out: the size of 10 of 10 settled calls was not known \
+             (--bytes-out states the mean per call)"
+        ),
+        "{json}"
+    );
+
+    // Half the inputs known at 1 MiB: the mean is over them, 1 MiB (not 0.5 MiB, the
+    // other five taken as 0 bytes), and the row prices it: 1,440 × 2^20 B = 1.40625
+    // GB × 0.016 USD = 0.0225 USD a day; 5.52 + 0.0225 = 5.5425 USD. No output size
+    // is known: data out is still not priced.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_of(&dir, &|i| (i % 2 == 0).then_some(1_048_576));
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(INSTANCE)
+            .arg("--json"),
+    );
+    assert_eq!(json["profile"]["bytes_in_per_call"], "1048576", "{json}");
+    assert!(
+        json["profile"]["unstated"].get("bytes_in").is_none(),
+        "{json}"
+    );
+    let row = instance_row(&json);
+    assert_eq!(row["cost_usd"], "5.5425");
+    assert!(
+        row["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n
+                == "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"),
+        "{json}"
+    );
+    assert!(
+        json["ledger_notes"]
+            .to_string()
+            .contains("data in: the size of 5 of 10 calls was not known"),
+        "{json}"
+    );
+}

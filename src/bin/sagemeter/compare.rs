@@ -853,6 +853,7 @@ pub async fn run(
                 }
             }
             notes.extend(tokens_reported_note(&totals));
+            notes.extend(bytes_unknown_note(&totals));
             notes.extend(answered_note(&totals));
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
@@ -1130,27 +1131,34 @@ fn override_ledger_figures(
         // A stated mean is billed as stated: rounded up once, not per metered call.
         profile.billed_ms_per_call = None;
     }
-    for (flag, what, stated, figure) in [
+    for (flag, what, stated, figure, unstated) in [
         (
             "--bytes-in",
             "bytes in per call",
             args.bytes_in,
             &mut profile.bytes_in_per_call,
+            &mut profile.unstated.bytes_in,
         ),
         (
             "--bytes-out",
             "bytes out per call",
             args.bytes_out,
             &mut profile.bytes_out_per_call,
+            &mut profile.unstated.bytes_out,
         ),
     ] {
         if let Some(stated) = stated {
+            let ledger = match *unstated {
+                true => "none known".to_owned(),
+                false => fmt_bytes(*figure),
+            };
             replaced.push(format!(
-                "{what} {} from {flag}, in place of the ledger's {}",
+                "{what} {} from {flag}, in place of the ledger's {ledger}",
                 fmt_bytes(stated),
-                fmt_bytes(*figure)
             ));
             *figure = Decimal::from(stated);
+            // A stated mean is known for every call, 0 too.
+            *unstated = false;
         }
     }
     let reported = profile.tokens_reported;
@@ -1217,6 +1225,45 @@ fn tokens_reported_note(totals: &UsageTotals) -> Option<String> {
         format!(
             "tokens in reported by {tokens_in} of {of}, tokens out by {tokens_out} of \
              {could}: each mean per call is over the calls that reported it"
+        )
+    })
+}
+
+/// How many of the ledger's calls had a payload size their receipts record as not
+/// known (an input in S3 whose size was not given, an output or a stream not
+/// seen): each mean per call is over the calls whose size was known, never their
+/// 0 bytes, and a direction no call knew is not priced (its row says so).
+fn bytes_unknown_note(totals: &UsageTotals) -> Option<String> {
+    let settled = totals.settled_calls().unwrap_or(0);
+    let mut parts = Vec::new();
+    for (direction, unknown, of, calls, flag) in [
+        (
+            "in",
+            totals.bytes_in_unknown_calls,
+            totals.calls,
+            "calls",
+            "--bytes-in",
+        ),
+        (
+            "out",
+            totals.bytes_out_unknown_calls,
+            settled,
+            "settled calls",
+            "--bytes-out",
+        ),
+    ] {
+        if unknown > 0 {
+            parts.push(format!(
+                "data {direction}: the size of {unknown} of {of} {calls} was not known \
+                 ({flag} states the mean per call)"
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "{}; each mean per call is over the calls whose size was known, and a \
+             direction none knew is not priced",
+            parts.join("; ")
         )
     })
 }
