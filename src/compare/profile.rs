@@ -239,7 +239,10 @@ impl UsageProfile {
     /// bytes out and tokens per call are taken over the other calls
     /// ([`UsageTotals::settled_calls`]). So are those metered by the SDK interceptor
     /// ([`UsageTotals::intercepted_async_calls`]), whose figures no settlement
-    /// brings.
+    /// brings. A settled call whose model time is not known
+    /// ([`UsageTotals::compute_unseen_calls`]: a serverless stream metered by the
+    /// SDK interceptor) is left out of the mean latency and billed time; with
+    /// none known the mean latency is 0, which serverless refuses.
     ///
     /// A call whose request or response size is not known
     /// ([`UsageTotals::bytes_in_unknown_calls`], `…_out`: an input in S3 whose size
@@ -428,22 +431,29 @@ impl UsageProfile {
             }
             _ => None,
         };
+        // The settled calls whose model time is known: with none, the mean is 0
+        // (a plan billed for it refuses it) and no time is billed.
+        let Some(timed) = totals.timed_calls() else {
+            return Err(CompareError::Inconsistent {
+                problem: format!(
+                    "the totals count {} settled calls whose model time is not known among \
+                     {settled} settled calls",
+                    totals.compute_unseen_calls
+                ),
+                hint: "calls whose model time is not known are part of the settled calls".into(),
+            });
+        };
         let mean_latency = Duration::from_nanos(
-            u64::try_from(mean(totals.busy_time.as_nanos(), settled)).unwrap_or(u64::MAX),
+            u64::try_from(mean(totals.busy_time.as_nanos(), timed)).unwrap_or(u64::MAX),
         );
-        // Σ ceil(ms) / n, exact (a decimal of ms); none without settled calls.
+        // Σ ceil(ms) / n, exact (a decimal of ms); none without timed calls.
         let billed_ms_per_call = match totals.billed_busy_time {
-            Some(billed) if settled > 0 => Some(
+            Some(billed) if timed > 0 => Some(
                 div(
                     Decimal::from_i128_with_scale(billed.as_nanos() as i128, 6),
-                    Decimal::from(settled),
+                    Decimal::from(timed),
                 )
-                .map_err(|o| {
-                    o.of(
-                        format!("{billed:?} billed over {settled} calls"),
-                        HINT_INPUTS,
-                    )
-                })?
+                .map_err(|o| o.of(format!("{billed:?} billed over {timed} calls"), HINT_INPUTS))?
                 .normalize(),
             ),
             _ => None,
@@ -900,6 +910,15 @@ pub struct UsageTotals {
     /// [`bytes_out`](Self::bytes_out)'s mean, likewise.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_out_unknown_calls: u64,
+    /// Settled calls whose model time is not known: their receipt's compute line
+    /// in seconds is unpriced at quantity 0 (a serverless stream metered by the
+    /// SDK interceptor, which does not see the stream run: its latency is only the
+    /// time to the response's headers). A serverless call bills 1 ms at least, so
+    /// that 0 is no time: these calls are left out of the mean latency and billed
+    /// time ([`timed_calls`](Self::timed_calls)). [`UsageTotals::from_receipts`]
+    /// counts them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub compute_unseen_calls: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -1071,6 +1090,13 @@ impl UsageTotals {
         self
     }
 
+    /// Sets how many settled calls' model time is not known (see
+    /// [`compute_unseen_calls`](Self::compute_unseen_calls)).
+    pub fn with_compute_unseen_calls(mut self, calls: u64) -> Self {
+        self.compute_unseen_calls = calls;
+        self
+    }
+
     /// Sets how many of the calls are asynchronous invocations not settled yet.
     pub fn with_unsettled_async_calls(mut self, calls: u64) -> Self {
         self.unsettled_async_calls = calls;
@@ -1093,6 +1119,14 @@ impl UsageTotals {
         self.calls
             .checked_sub(self.unsettled_async_calls)?
             .checked_sub(self.intercepted_async_calls)
+    }
+
+    /// The settled calls whose model time is known: the mean latency and billed
+    /// time per call are over them, not over the
+    /// [`compute_unseen_calls`](Self::compute_unseen_calls). `None` for
+    /// inconsistent totals.
+    pub fn timed_calls(&self) -> Option<u64> {
+        self.settled_calls()?.checked_sub(self.compute_unseen_calls)
     }
 }
 
@@ -1221,10 +1255,24 @@ fn size_unknown(cost: &crate::Cost, item: crate::billing::LineItem, bytes: u64) 
         })
 }
 
+/// Whether a receipt's compute line in seconds is unpriced at quantity 0: the
+/// call's serverless compute time was not seen (a stream metered by the SDK
+/// interceptor). A serverless call that reached the model bills 1 ms at least.
+fn compute_unseen(cost: &crate::Cost) -> bool {
+    use crate::billing::{LineItem, LinePrice, QuantityUnit};
+    cost.lines.iter().any(|l| {
+        l.item == LineItem::Compute
+            && l.unit == QuantityUnit::Seconds
+            && l.quantity.is_zero()
+            && matches!(l.price, LinePrice::Unpriced { .. })
+    })
+}
+
 /// The serverless seconds a receipt bills: its compute line's quantity in
 /// seconds (each attempt that reached the model rounded up to the millisecond,
 /// as AWS bills every request it ran), whole milliseconds rounded up; `None`
-/// when it has no compute line in seconds. A quantity whose milliseconds are
+/// when it has no compute line in seconds, or its time was not seen (unpriced at
+/// 0 s, [`compute_unseen`]). A quantity whose milliseconds are
 /// negative or do not fit in a `u64` (about 5.8 × 10^8 years) is no meter's:
 /// [`CompareError::OutOfRange`], naming the receipt, never a panic or a
 /// fallback to the call's latency.
@@ -1237,6 +1285,9 @@ fn serverless_seconds(cost: &crate::Cost) -> Result<Option<Duration>, CompareErr
     else {
         return Ok(None);
     };
+    if compute_unseen(cost) {
+        return Ok(None);
+    }
     line.quantity
         .checked_mul(Decimal::from(1000))
         .and_then(|ms| rust_decimal::prelude::ToPrimitive::to_u64(&ms.ceil()))
@@ -1266,9 +1317,19 @@ impl ReceiptTotals {
         // receipt without one in seconds (an instance's, or one with usage
         // charges alone), its latency rounded up.
         let compute_seconds = serverless_seconds(cost)?;
-        let billed_ms = |latency: Duration| {
-            compute_seconds
-                .unwrap_or_else(|| Duration::from_millis(crate::billing::billed_millis(latency)))
+        let compute_unseen = compute_unseen(cost);
+        // A settled receipt's model time, in the sums; not seen (its compute line
+        // unpriced at 0 s), counted apart: its latency is no model time.
+        let timed = |totals: &mut UsageTotals, billed: &mut Duration, latency: Duration| {
+            if compute_unseen {
+                totals.compute_unseen_calls = totals.compute_unseen_calls.saturating_add(1);
+                return;
+            }
+            totals.busy_time = totals.busy_time.saturating_add(latency);
+            *billed =
+                billed.saturating_add(compute_seconds.unwrap_or_else(|| {
+                    Duration::from_millis(crate::billing::billed_millis(latency))
+                }));
         };
         let totals = &mut self.totals;
         let u = &cost.usage;
@@ -1287,8 +1348,7 @@ impl ReceiptTotals {
                     if crate::billing::answered_2xx(u) {
                         halves.settled_ok += 1;
                     }
-                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
-                    self.billed = self.billed.saturating_add(billed_ms(u.latency));
+                    timed(totals, &mut self.billed, u.latency);
                 } else {
                     halves.submissions += 1;
                     let accepted = crate::billing::answered_2xx(u);
@@ -1319,8 +1379,7 @@ impl ReceiptTotals {
                     totals.intercepted_async_calls =
                         totals.intercepted_async_calls.saturating_add(1);
                 } else {
-                    totals.busy_time = totals.busy_time.saturating_add(u.latency);
-                    self.billed = self.billed.saturating_add(billed_ms(u.latency));
+                    timed(totals, &mut self.billed, u.latency);
                 }
                 start = true;
             }

@@ -3278,3 +3278,97 @@ fn a_ledger_size_not_known_is_left_unpriced_and_out_of_the_means_never_0_bytes()
         "{json}"
     );
 }
+
+#[test]
+fn a_stream_whose_compute_the_interceptor_did_not_see_is_not_billed_as_0_ms_on_serverless() {
+    // Ten streams metered by the SDK interceptor on a serverless variant, one a
+    // minute: 1,000 B in, the latency 300 ms only to the response's headers, the
+    // compute line 0 s unpriced and the data out 0 GB unpriced (not seen).
+    let receipt = |i: usize| {
+        let unseen = |item: &str, unit: &str| {
+            serde_json::json!({"item": item, "quantity": "0", "unit": unit,
+                "price": {"status": "unpriced", "reason": "InvokeEndpointWithResponseStream \
+                is not metered through the SDK interceptor"}})
+        };
+        serde_json::json!({
+            "call_id": format!("st-{i}"), "at": format!("2026-05-20T10:0{i}:00Z"),
+            "endpoint": "chat", "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 300_000,
+                      "bytes_in": 1000, "bytes_out": 0, "variant": "AllTraffic",
+                      "outcome": "ok"},
+            "lines": [unseen("compute", "seconds"), unseen("data_out", "gigabytes")],
+            "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0",
+            "notes": ["metered by the SDK interceptor"]
+        })
+        .to_string()
+    };
+    let lines: Vec<String> = (0..10).map(receipt).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
+    let args = [
+        "--serverless",
+        "3072",
+        "--serverless-usd-per-second",
+        "0.00006",
+        "--data-usd-per-gb",
+        "0.016",
+        "--period",
+        "day",
+        "--json",
+    ];
+    // AWS bills each of the 1,440 calls a day at least the 300 ms the headers took:
+    // 1,440 × 0.3 s × 0.00006 USD/s = 0.02592 USD a day, never 0 ms of compute. No
+    // call's model time is known: serverless is refused until --latency-ms states it.
+    let out = sagemeter()
+        .args(["compare", "--from-ledger"])
+        .arg(&ledger)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(&stdout) {
+        assert_ne!(json["profile"]["billed_ms_per_call"], "0", "{json}");
+    }
+    // Refused before anything is priced, as a stated profile without a latency is.
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("needs a mean latency") && stderr.contains("--latency-ms"),
+        "{stderr}"
+    );
+
+    // Stated: 1,440 × 0.3 s × 0.00006 = 0.02592 USD; data in 1,440 × 1,000 B /
+    // 2^30 B × 0.016 USD = 0.0000214576721191406… USD; data out not priced (not
+    // seen): 0.0259414576721191406… USD, the row noting the data out it left out.
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(args)
+            .args(["--latency-ms", "300"]),
+    );
+    let row = &json["plans"][0];
+    assert!(
+        row["cost_usd"]
+            .as_str()
+            .unwrap()
+            .starts_with("0.02594145767211914"),
+        "{json}"
+    );
+    assert!(
+        row["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n
+                == "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"),
+        "{json}"
+    );
+    assert!(
+        json["ledger_notes"]
+            .to_string()
+            .contains("model time: 10 of 10 settled calls' time was not seen"),
+        "{json}"
+    );
+}

@@ -854,6 +854,7 @@ pub async fn run(
             }
             notes.extend(tokens_reported_note(&totals));
             notes.extend(bytes_unknown_note(&totals));
+            notes.extend(compute_unseen_note(&totals));
             notes.extend(answered_note(&totals));
             let note;
             (region, note) = ledger_region(path, &read.regions, stated_region, configured_region)?;
@@ -1315,10 +1316,25 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
     })
 }
 
-/// The ledger's mean model time per settled call in milliseconds, to the
-/// nanosecond (as [`UsageProfile::from_totals`] takes it).
+/// How many of the ledger's settled calls' model time was not seen (a serverless
+/// stream metered by the SDK interceptor, its compute line unpriced at 0 s): the
+/// mean latency is over the others, never their 0 ms nor their time to headers.
+fn compute_unseen_note(totals: &UsageTotals) -> Option<String> {
+    let unseen = totals.compute_unseen_calls;
+    (unseen > 0).then(|| {
+        format!(
+            "model time: {unseen} of {} settled calls' time was not seen (a stream metered \
+             by the SDK interceptor: its latency is the time to the response's headers): \
+             the mean latency is over the other calls (--latency-ms states it)",
+            totals.settled_calls().unwrap_or(0)
+        )
+    })
+}
+
+/// The ledger's mean model time per settled call whose time is known, in
+/// milliseconds, to the nanosecond (as [`UsageProfile::from_totals`] takes it).
 fn mean_latency_ms(totals: &UsageTotals) -> Decimal {
-    let settled = totals.settled_calls().unwrap_or(0);
+    let settled = totals.timed_calls().unwrap_or(0);
     if settled == 0 {
         return Decimal::ZERO;
     }
