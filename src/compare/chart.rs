@@ -212,6 +212,16 @@ fn stacked(
     out
 }
 
+/// A break-even's number of calls: as the table writes it below 1,000 (`0.0001`,
+/// `12.5`: a fraction of a call keeps two significant digits, where [`compact`]
+/// would round it to `0`), [`compact`] from there (`3.36M`).
+fn mark_calls(v: f64) -> String {
+    match Decimal::try_from(v) {
+        Ok(calls) if v.abs() < 1e3 => fmt_calls(calls),
+        _ => compact(v),
+    }
+}
+
 /// `40000` → `40k`, `1250000` → `1.25M`.
 fn compact(v: f64) -> String {
     let (scaled, suffix) = if v.abs() >= 1e9 {
@@ -349,7 +359,7 @@ fn draw<DB: DrawingBackend>(
         .map(|(x, y, hollow)| Mark {
             x,
             y,
-            text: format!("{} calls", compact(x)),
+            text: format!("{} calls", mark_calls(x)),
             hollow,
         })
         .collect();
@@ -368,9 +378,9 @@ fn draw<DB: DrawingBackend>(
             .iter()
             .map(|(x, _, past_capacity)| {
                 if *past_capacity {
-                    format!("{} (beyond a plan's capacity)", compact(*x))
+                    format!("{} (beyond a plan's capacity)", mark_calls(*x))
                 } else {
-                    compact(*x)
+                    mark_calls(*x)
                 }
             })
             .collect();
@@ -780,6 +790,38 @@ mod tests {
         assert!(crossovers(&projection).is_empty());
         let svg = render_trend_svg(&projection).unwrap();
         assert!(!svg.contains("commitment no longer cheaper"), "{svg}");
+    }
+
+    /// 1,000 calls a month at 1 USD a call against a subscription of 0.0001 USD:
+    /// they cost the same at 0.0001 ÷ 1 = 0.0001 calls a month, which the table
+    /// writes "0.0001"; the chart's mark says the same, not "0 calls".
+    #[test]
+    fn a_break_even_below_one_call_is_marked_as_the_table_writes_it() {
+        use crate::compare::{PerInferencePlan, Plan, RateTable, SubscriptionPlan, UsageProfile};
+        let profile = UsageProfile::builder()
+            .calls_per_period(1_000)
+            .mean_latency(std::time::Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let plans = [
+            Plan::from(PerInferencePlan::per_call(Decimal::ONE).unwrap()),
+            Plan::from(
+                SubscriptionPlan::builder()
+                    .fee_usd(Decimal::new(1, 4))
+                    .build()
+                    .unwrap(),
+            ),
+        ];
+        let comparison =
+            Comparison::compute(&profile, &plans, &RateTable::new("us-east-1")).unwrap();
+        let at = comparison.break_evens[0].points[0].calls_per_period;
+        assert_eq!(at, Decimal::new(1, 4));
+        assert_eq!(fmt_calls(at), "0.0001");
+        let svg = render_svg(&comparison).unwrap();
+        assert!(svg.contains("0.0001 calls"), "{svg}");
+        assert!(!svg.contains(">0 calls<"), "{svg}");
+        assert_eq!(mark_calls(3_358_000.0), "3.36M");
+        assert_eq!(mark_calls(12.5), "12.5");
     }
 
     #[test]
