@@ -997,18 +997,29 @@ impl Parts {
         Ok(())
     }
 
-    fn normalized(mut self) -> Parts {
-        for v in [
-            &mut self.idle_instance_usd,
-            &mut self.outside_usd,
-            &mut self.standing_usd,
-            &mut self.discount_usd,
-            &mut self.other_usd,
-            &mut self.unexplained_usd,
+    /// Each part rounded to 12 places ([`round_cost`]), and the unexplained
+    /// part what `difference` (the row's, billed less its rounded metered cost)
+    /// leaves of them: the parts add up to it to the last digit, whatever the
+    /// rounding of each (a few 10⁻¹² at most); `of` names a sum refused.
+    fn normalized_to(
+        mut self,
+        difference: Decimal,
+        of: impl Fn(&str) -> String,
+    ) -> Result<Parts, AccountError> {
+        let mut explained = Decimal::ZERO;
+        for (v, what) in [
+            (&mut self.idle_instance_usd, "idle instance time"),
+            (&mut self.outside_usd, "usage outside sagemeter"),
+            (&mut self.standing_usd, "standing charges"),
+            (&mut self.discount_usd, "discount"),
+            (&mut self.other_usd, "other charges"),
         ] {
             *v = round_cost(*v).normalize();
+            explained = add_exactly(explained, *v, || of(what))?;
         }
-        self
+        self.unexplained_usd =
+            subtract_exactly(difference, explained, || of("unexplained amount"))?.normalize();
+        Ok(self)
     }
 }
 
@@ -1247,16 +1258,18 @@ impl Account {
         }
         let mut rows: Vec<ReconcileRow> = rows.into_values().collect();
         for row in &mut rows {
-            let difference = subtract_exactly(row.billed_usd, row.metered_usd, || {
-                format!(
-                    "the billed less the metered cost of {} on {}",
-                    row.group, row.day
-                )
+            // The metered cost as the row shows it (12 places, an amortised gap's
+            // day shares having up to 18), then the difference from it: billed −
+            // metered to the last digit of the figures shown.
+            let metered = round_cost(row.metered_usd);
+            let of = |what: &str| format!("the {what} of {} on {}", row.group, row.day);
+            let difference = subtract_exactly(row.billed_usd, metered, || {
+                of("billed less the metered cost")
             })?;
             row.difference_usd = difference.normalize();
             row.billed_usd = row.billed_usd.normalize();
-            row.metered_usd = round_cost(row.metered_usd).normalize();
-            row.parts = std::mem::take(&mut row.parts).normalized();
+            row.metered_usd = metered.normalize();
+            row.parts = std::mem::take(&mut row.parts).normalized_to(difference, of)?;
             if let Some(d) = days.get_mut(&row.day) {
                 let of = |what: &str| format!("the {what} of {}", d.day);
                 d.billed_usd = add_exactly(d.billed_usd, row.billed_usd, || of("billed cost"))?;
@@ -1273,7 +1286,9 @@ impl Account {
             d.difference_usd = difference.normalize();
             d.billed_usd = d.billed_usd.normalize();
             d.metered_usd = d.metered_usd.normalize();
-            d.parts = d.parts.normalized();
+            // Its rows' parts, added up: they add up to its difference already.
+            let of = |what: &str| format!("the {what} of {}", d.day);
+            d.parts = std::mem::take(&mut d.parts).normalized_to(difference, of)?;
             d.unexplained_gross_usd = gross.get(&d.day).copied().unwrap_or_default().normalize();
             // The day's end (the next midnight, UTC), plus the time its usage
             // takes to reach Cost Explorer.

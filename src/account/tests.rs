@@ -2047,6 +2047,63 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
 }
 
 #[tokio::test]
+async fn a_rows_difference_is_the_billed_less_the_rounded_metered_cost_and_its_parts_add_up_to_it()
+{
+    // 1 × ml.m5.xlarge at $0.23/h, allocation amortised. Call a ends 11-28
+    // 23:00:00; call b, at 11-29 00:00:01 for 60 s, ends 00:01:01: its compute
+    // line carries the 3,661 s between, 3,661 ÷ 3,600 h × 0.23 = 0.2338972222…,
+    // a receipt's 12 places: 0.233897222222. 61 s of them are 11-29's:
+    // 0.233897222222 × 61 ÷ 3,661 = 0.0038972222222185…, which has no end in
+    // decimals; a row shows 12 places (docs/cli.md), 0.003897222222. AWS bills
+    // 11-29 whole, 24 h × 0.23 = 5.52, so billed − metered = 5.52 −
+    // 0.003897222222 = 5.516102777778, all of it outside sagemeter (nobody metered
+    // 00:01:01 to 24:00). Worked out from the unrounded figure instead, the
+    // difference would be 5.5161027777777814…: 18 places, and not billed −
+    // metered as the row shows them.
+    let metered = ledger([
+        amortized_receipt(
+            "a",
+            "2026-11-28T22:59:00Z",
+            60,
+            "ml.m5.xlarge",
+            ("0.5", "0.23", "0.115"),
+            "100",
+            serde_json::json!([]),
+        ),
+        amortized_receipt(
+            "b",
+            "2026-11-29T00:00:01Z",
+            60,
+            "ml.m5.xlarge",
+            ("1.016944444444", "0.23", "0.233897222222"),
+            "100.233897222222",
+            serde_json::json!([]),
+        ),
+    ]);
+    let bill = billed_nov_29(&[("USE1-Host:ml.m5.xlarge", "5.52", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let d = |text: &str| text.parse::<Decimal>().unwrap();
+    let row = row(&r, "Host:ml.m5.xlarge");
+    assert_eq!(row.billed_usd, d("5.52"), "{row:?}");
+    assert_eq!(row.metered_usd, d("0.003897222222"), "{row:?}");
+    assert_eq!(row.difference_usd, d("5.516102777778"), "{row:?}");
+    assert_eq!(row.difference_usd, row.billed_usd - row.metered_usd);
+    assert!(row.difference_usd.scale() <= 12, "{row:?}");
+    assert_eq!(row.parts.outside_usd, d("5.516102777778"), "{row:?}");
+    let p = &row.parts;
+    let parts = p.idle_instance_usd
+        + p.outside_usd
+        + p.standing_usd
+        + p.discount_usd
+        + p.other_usd
+        + p.unexplained_usd;
+    assert_eq!(parts, row.difference_usd, "{row:?}");
+    let day = &r.days[0];
+    assert_eq!(day.difference_usd, day.billed_usd - day.metered_usd);
+    assert!(day.difference_usd.scale() <= 12, "{day:?}");
+}
+
+#[tokio::test]
 async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it_covers() {
     // 1 × ml.m5.xlarge at $0.23/h, allocation amortised. The last call before the
     // weekend ends Fri 11-27 18:00; the next ends Mon 11-30 09:00: its compute
@@ -3258,16 +3315,26 @@ async fn a_part_that_would_be_rounded_is_refused_naming_it() {
 
 #[tokio::test]
 async fn a_rows_difference_that_would_be_rounded_is_refused_naming_it() {
-    // By tag, `rt` untagged: 10¹² USD of training billed to `(untagged)` on 11-29
-    // (other charges: 10¹², exact) and 10⁻¹⁷ USD of data in metered on it, none
-    // billed (unexplained: −10⁻¹⁷, exact). Each part is exact, but the row's
-    // difference, 10¹² − 10⁻¹⁷, is the 29 digits no Decimal holds: refused.
-    let cost = lines_on_nov_29("a", "rt", &[("data_in", "gigabytes", TEN_TO_MINUS_17)]);
+    // By tag, `rt` untagged: a credit of −792,281,625,142.64337593543950335 USD
+    // (2⁹⁶ − 1 at 17 places, the most a Decimal holds, within the 10¹² a day's
+    // bill can carry) against training billed to `(untagged)` on 11-29 (other
+    // charges: as much) and 10⁻¹² USD of data in metered on it, none billed
+    // (unexplained: −10⁻¹²). The row's difference, billed less metered,
+    // −792,281,625,142.64337593543950335 − 0.000000000001, is 10⁵ past 2⁹⁶ − 1
+    // at 17 places: refused. (The metered cost is taken at the 12 places a row
+    // shows it, so a 10⁻¹⁷ USD metered would be 0 there and leave the billed
+    // figure as it is.)
+    let cost = lines_on_nov_29("a", "rt", &[("data_in", "gigabytes", "0.000000000001")]);
     let mut metered = Metered::new("us-east-1");
     metered.add("calls.jsonl", &cost).unwrap();
     let bill = billed_by_tag(
         "2026-11-29",
-        &[("team$", "USE1-Train:ml.p3.2xlarge", TRILLION, "1")],
+        &[(
+            "team$",
+            "USE1-Train:ml.p3.2xlarge",
+            "-792281625142.64337593543950335",
+            "1",
+        )],
     );
     // rt described without an ARN: no tags to list, so untagged.
     let described = mock!(aws_sdk_sagemaker::Client::describe_endpoint).then_output(|| {
