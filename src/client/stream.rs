@@ -347,10 +347,11 @@ impl StreamCall {
 
     /// The receipt, now. Consumes the call: a stream has one receipt.
     ///
-    /// A stream that ended, or was dropped after its `[DONE]` part, is billed to
-    /// that part (without one, to its last part), and leaves the sharing clock
-    /// then (if not at its `[DONE]` part already); one that failed or was dropped
-    /// before, to when that happened ([`billed_until`](Self::billed_until)).
+    /// A stream that ended, or failed or was dropped after its `[DONE]` part, is
+    /// billed to that part (without one, to its last part), and leaves the
+    /// sharing clock then (if not at its `[DONE]` part already); one that failed
+    /// or was dropped before, to when that happened
+    /// ([`billed_until`](Self::billed_until)).
     fn finish(mut self, outcome: Outcome, note: Option<String>) -> Cost {
         let (ended, wall) = self.billed_until(outcome == Outcome::Ok);
         self.leave_clock_at(wall);
@@ -466,7 +467,9 @@ impl RequestId for MeteredResponseStream {
 /// Its receipt is made once, at the first of:
 /// - `recv()` returning `Ok(None)`: the stream ended (outcome `ok`);
 /// - `recv()` returning an error (`ModelStreamError`, `InternalStreamFailure`, a
-///   broken connection): outcome `error`, the time used so far is billed;
+///   broken connection): outcome `error`, the time used so far is billed; after
+///   `recv()` handed over its `[DONE]` part, `ok`, billed to that part, the
+///   error noted (the answer was complete);
 /// - the receiver being dropped first: outcome `cancelled`, billed up to the drop.
 ///   Parts that had already arrived are read first, so a stream dropped after its
 ///   last part but before `recv()` said it ended is `ok`; so is one dropped after
@@ -552,7 +555,24 @@ impl MeteredEventReceiver {
             // Event types newer than this SDK: not payload.
             Ok(Some(_)) => {}
             Ok(None) => self.finish(Outcome::Ok, None),
-            Err(err) => self.finish(Outcome::Error, Some(stream_error_note(err))),
+            Err(err) => {
+                let (outcome, note) = self.failed(err);
+                self.finish(outcome, Some(note));
+            }
+        }
+    }
+
+    /// How a stream that failed ends: `error`, billed to the failure; or, once
+    /// `recv()` handed over its `[DONE]` part, `ok`, billed to that part, the
+    /// failure noted: the answer was complete (as for a drop then).
+    fn failed(&self, err: &SdkError<ResponseStreamError, RawMessage>) -> (Outcome, String) {
+        let note = stream_error_note(err);
+        if self.call.as_ref().is_some_and(StreamCall::answered) {
+            let note =
+                format!("{note}, after its [DONE] part: a complete answer, billed to that part");
+            (Outcome::Ok, note)
+        } else {
+            (Outcome::Error, note)
         }
     }
 
@@ -605,7 +625,10 @@ impl Drop for MeteredEventReceiver {
         let (outcome, note) = match self.held.take() {
             // Its end or failure had come; the receipt was waiting for the rates.
             Some(Ok(None)) => (Outcome::Ok, None),
-            Some(Err(err)) => (Outcome::Error, Some(stream_error_note(&err))),
+            Some(Err(err)) => {
+                let (outcome, note) = self.failed(&err);
+                (outcome, Some(note))
+            }
             _ => {
                 if self.call.is_none() || self.drain_ready() {
                     return;

@@ -715,6 +715,124 @@ async fn a_serverless_stream_dropped_after_done_before_its_end_is_ok_and_billed_
     assert_eq!(h.receipts.all(), vec![cost]);
 }
 
+/// A stream whose `[DONE]` part is followed by an error (here a
+/// `ModelStreamError`, before the caller drops it) has a complete answer all
+/// the same: outcome `ok`, the error noted, billed to its `[DONE]` part, not to
+/// the drop.
+#[tokio::test]
+async fn a_serverless_stream_failing_after_done_is_ok_and_billed_to_done() {
+    let parts = openai_parts();
+    let h = harness(
+        move |_| {
+            Script::new()
+                .part(parts[0])
+                .pause(Duration::from_millis(400))
+                .part(parts[1])
+                .part(parts[2])
+                .pause(Duration::from_millis(400))
+                .part(parts[3])
+                .pause(Duration::from_millis(400))
+                .part(parts[4]) // `data: [DONE]`, at 1.2 s
+                .model_stream_error("StreamBroken") // right after it
+        },
+        |b| b,
+    )
+    .await;
+    let opened = std::time::Instant::now();
+    let mut response = open(&h.client, SERVERLESS_LLM).await;
+    let receipt = response.receipt();
+    read_to_done(&mut response).await;
+    let done = opened.elapsed();
+    tokio::time::sleep(Duration::from_millis(3000).saturating_sub(done)).await;
+    drop(response); // at 3.0 s, the error waiting unread
+
+    let cost = receipt.await.unwrap();
+    assert_eq!(cost.usage.outcome, Outcome::Ok, "{:?}", cost.notes);
+    assert_not_noted_containing(&cost, "cancelled");
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("ModelStreamError (StreamBroken)") && n.contains("[DONE]")),
+        "{:?}",
+        cost.notes
+    );
+    assert_eq!(cost.usage.parts, Some(5));
+    assert_eq!(
+        (cost.usage.input_tokens, cost.usage.output_tokens),
+        (Some(21), Some(3))
+    );
+    // Billed from the request to the `[DONE]` part: the fake's three 400 ms
+    // pauses (1.2 s) and no more than the test took to read that part.
+    assert!(
+        cost.usage.latency >= Duration::from_millis(1200) && cost.usage.latency <= done,
+        "billed {:?}, `[DONE]` read by {done:?}",
+        cost.usage.latency
+    );
+    // Serverless inference, 2048 MB at $0.0000200 per GB-second = 0.00004 USD/s,
+    // by the ms: 1.2 s → 1.200 × 0.00004 = 0.000048 USD (plus 0.00000004 USD a
+    // ms the request and parts took beyond the pauses), not 3.0 s to the drop →
+    // 3.000 × 0.00004 = 0.00012 USD.
+    let usd = line(&cost, LineItem::Compute).cost_usd().unwrap();
+    assert_eq!(
+        usd,
+        r12(serverless_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND))
+    );
+    assert!(usd >= dec("0.000048"), "{usd}");
+    assert!(usd < dec("0.00012"), "{usd} is billed to the drop");
+    assert_eq!(h.receipts.all(), vec![cost]);
+}
+
+/// The same stream read on to its error: `recv()` hands the SDK's error over,
+/// and the receipt is the same, `ok` and billed to the `[DONE]` part, not to
+/// when the error was read.
+#[tokio::test]
+async fn a_serverless_stream_read_to_an_error_after_done_is_ok_and_billed_to_done() {
+    let parts = openai_parts();
+    let h = harness(
+        move |_| {
+            Script::new()
+                .part(parts[0])
+                .part(parts[1])
+                .part(parts[2])
+                .part(parts[3])
+                .pause(Duration::from_millis(1200))
+                .part(parts[4]) // `data: [DONE]`, at 1.2 s
+                .model_stream_error("StreamBroken")
+        },
+        |b| b,
+    )
+    .await;
+    let opened = std::time::Instant::now();
+    let mut response = open(&h.client, SERVERLESS_LLM).await;
+    read_to_done(&mut response).await;
+    let done = opened.elapsed();
+    tokio::time::sleep(Duration::from_millis(3000).saturating_sub(done)).await;
+    let err = response
+        .body
+        .recv()
+        .await
+        .expect_err("the model stream error");
+    assert!(
+        err.as_service_error()
+            .is_some_and(|e| e.is_model_stream_error())
+    );
+
+    let cost = response.cost().expect("a receipt at the error").clone();
+    assert_eq!(cost.usage.outcome, Outcome::Ok, "{:?}", cost.notes);
+    assert!(
+        cost.usage.latency >= Duration::from_millis(1200) && cost.usage.latency <= done,
+        "billed {:?}, `[DONE]` read by {done:?}",
+        cost.usage.latency
+    );
+    // 1.2 s → 1.200 × 0.00004 = 0.000048 USD, not 3.0 s to the error read →
+    // 3.000 × 0.00004 = 0.00012 USD.
+    let usd = line(&cost, LineItem::Compute).cost_usd().unwrap();
+    assert!(usd >= dec("0.000048"), "{usd}");
+    assert!(usd < dec("0.00012"), "{usd} is billed to the error");
+    drop(response);
+    assert_eq!(h.receipts.all(), vec![cost]);
+}
+
 /// A model that writes `[DONE]` as its text, inside an SSE data event
 /// (`data: {"choices":[{"delta":{"content":"[DONE]"}}]}`), has not ended its
 /// stream: dropped there, the stream is `cancelled`, billed to the drop.
