@@ -790,22 +790,24 @@ impl Cost {
 }
 
 /// The async invocations a meter settled lately, by (endpoint, call id,
-/// submission time): a second settlement of one is a duplicate. Entries go
-/// after [`SETTLED_KEPT`] on the meter's clock, or beyond [`MAX_SETTLED`].
+/// submission time), with who billed each first (this client, or another process
+/// of the fleet, as the fleet's table answered) and when: a second settlement of
+/// one is a duplicate of that. Entries go after [`SETTLED_KEPT`] on the meter's
+/// clock, or beyond [`MAX_SETTLED`].
 #[derive(Default)]
 pub(crate) struct SettledCalls(std::sync::Mutex<SettledInner>);
 
 #[derive(Default)]
 struct SettledInner {
-    at: std::collections::HashMap<std::sync::Arc<str>, SystemTime>,
+    at: std::collections::HashMap<std::sync::Arc<str>, SettledBefore>,
     /// In the order remembered (oldest first).
     order: std::collections::VecDeque<(SystemTime, std::sync::Arc<str>)>,
 }
 
 impl SettledCalls {
-    /// Remembers `key` as settled at `now`: `None` the first time, else when it
-    /// was settled before.
-    fn remember(&self, key: &str, now: SystemTime) -> Option<SystemTime> {
+    /// Remembers `key` as settled by this client at `now`: `None` the first
+    /// time, else who settled it before, and when.
+    fn remember(&self, key: &str, now: SystemTime) -> Option<SettledBefore> {
         let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let SettledInner { at, order } = &mut *inner;
         // Forget what is past the bound (a clock set back forgets nothing).
@@ -818,7 +820,7 @@ impl SettledCalls {
             }
         }
         if let Some(before) = at.get(key) {
-            return Some(*before);
+            return Some(before.clone());
         }
         while order.len() >= MAX_SETTLED {
             if let Some((_, old)) = order.pop_front() {
@@ -826,9 +828,23 @@ impl SettledCalls {
             }
         }
         let key: std::sync::Arc<str> = key.into();
-        at.insert(key.clone(), now);
+        let first = SettledBefore {
+            by: SettledBy::ThisClient,
+            at: Some(DateTime::<Utc>::from(now)),
+        };
+        at.insert(key.clone(), first);
         order.push_back((now, key));
         None
+    }
+
+    /// `key`, remembered as settled here, was settled first by another process
+    /// of the fleet (its table says so): a later copy says that, not this client.
+    /// Forgotten meanwhile, it stays forgotten.
+    fn settled_first_by(&self, key: &str, earlier: &SettledBefore) {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = inner.at.get_mut(key) {
+            *before = earlier.clone();
+        }
     }
 }
 
@@ -889,10 +905,7 @@ pub(crate) fn settle(
     );
     let settlement = Settlement::new(meter, pending, completion);
     let job = match earlier {
-        Some(at) => Err(settlement.duplicate(SettledBefore {
-            by: SettledBy::ThisClient,
-            at: Some(DateTime::<Utc>::from(at)),
-        })),
+        Some(earlier) => Err(settlement.duplicate(earlier, Found::Here)),
         None => Ok(Settling(Some(settlement))),
     };
     let meter = meter.clone();
@@ -940,8 +953,21 @@ struct Settlement {
     /// (a settlement dropped after its mark was written), it finds the mark its own.
     #[cfg(feature = "fleet")]
     claimant: Option<String>,
+    /// Its key among the meter's settled calls (see [`settled_key`]).
+    key: String,
     /// Its place among the calls shutdown waits for, until its receipt is recorded.
     _counted: crate::background::Counted,
+}
+
+/// Where a duplicate settlement was found to be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// In the meter's own memory: the first settlement of the invocation was
+    /// made here (billed here, or found a duplicate in the fleet), and deals
+    /// with its budget hold.
+    Here,
+    /// In the fleet's table: another process billed it.
+    InTheFleet,
 }
 
 impl Settlement {
@@ -970,7 +996,9 @@ impl Settlement {
                 if let Some(theirs) = theirs {
                     theirs.settled_elsewhere(meter.now().into());
                 }
-                meter.reserve_nothing(&endpoint).map(|r| r.of_call(call))
+                meter
+                    .reserve_nothing(&endpoint)
+                    .map(|r| r.of_call(call.clone()))
             }
         };
         let submitted = SystemTime::from(submitted_at);
@@ -1101,6 +1129,7 @@ impl Settlement {
             hold,
             #[cfg(feature = "fleet")]
             claimant: meter.inner.fleet.as_ref().map(|f| f.settlement_claimant()),
+            key: call,
             _counted: meter.inner.calls.enter(),
         }
     }
@@ -1132,25 +1161,25 @@ impl Settlement {
 
     /// The receipt of a duplicate settlement: what the caller reported, billed
     /// nowhere (no lines, no totals, sinks or budgets), with a note saying where
-    /// the first settlement was made. The invocation's budget hold goes to the
-    /// first settlement made here; one made by another process of the fleet
-    /// has it taken back here.
-    fn duplicate(self, earlier: SettledBefore) -> Cost {
+    /// the invocation was first settled (`earlier`). The invocation's budget
+    /// hold goes to the first settlement made here; one found by the fleet to
+    /// be another process's has it taken back here.
+    fn duplicate(self, earlier: SettledBefore, found: Found) -> Cost {
         let Settlement {
             meter, call, hold, ..
         } = self;
         // Nothing charged: the first settlement was, or will be.
         if let Some(hold) = hold {
-            match earlier.by {
+            match found {
                 // Made here, the first settlement takes the hold over when it
-                // finishes: a duplicate found at once (two settled together)
-                // comes before that, and must leave the hold where it finds
-                // it.
-                SettledBy::ThisClient => hold.detach(),
+                // finishes (or took it back, the fleet's duplicate): a
+                // duplicate found at once (two settled together) comes before
+                // that, and must leave the hold where it finds it.
+                Found::Here => hold.detach(),
                 // Made by another process of the fleet, the first settlement
                 // never will: the hold is taken back (see
                 // `Reservation::settled_elsewhere`), in the fleet's table too.
-                SettledBy::Fleet => {
+                Found::InTheFleet => {
                     hold.settled_elsewhere(meter.now().into());
                     meter.charge_lapsed();
                 }
@@ -1227,10 +1256,14 @@ impl Settlement {
     fn finish(mut self, prepared: &Prepared, check: FleetCheck) -> Cost {
         match check {
             FleetCheck::Duplicate(at_ms) => {
-                return self.duplicate(SettledBefore {
+                let earlier = SettledBefore {
                     by: SettledBy::Fleet,
                     at: at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
-                });
+                };
+                // A later copy settled here is the fleet's duplicate too.
+                let settled = &self.meter.inner.settled;
+                settled.settled_first_by(&self.key, &earlier);
+                return self.duplicate(earlier, Found::InTheFleet);
             }
             FleetCheck::Unchecked(reason) => self.call.notes.push(format!(
                 "not checked for duplicates in the fleet's other processes (the fleet table \
@@ -1347,8 +1380,17 @@ impl Drop for SettleLater {
 
 #[cfg(test)]
 mod tests {
-    use super::{AsyncCompletion, SettledCalls, async_lifetime};
+    use super::{AsyncCompletion, SettledBefore, SettledBy, SettledCalls, async_lifetime};
+    use chrono::{DateTime, Utc};
     use std::time::{Duration, SystemTime};
+
+    /// Settled first by this client at `at`.
+    fn here(at: SystemTime) -> Option<SettledBefore> {
+        Some(SettledBefore {
+            by: SettledBy::ThisClient,
+            at: Some(DateTime::<Utc>::from(at)),
+        })
+    }
 
     #[test]
     fn a_copy_of_a_notification_redelivered_days_later_is_still_a_duplicate() {
@@ -1358,15 +1400,29 @@ mod tests {
         assert_eq!(settled.remember("ep\0a", t0), None);
         // An SQS message not deleted comes back after its visibility timeout (up
         // to 12 h), or from a dead-letter queue days later: still the same call.
-        assert_eq!(settled.remember("ep\0a", t0 + 12 * hour), Some(t0));
-        assert_eq!(settled.remember("ep\0a", t0 + 13 * 24 * hour), Some(t0));
+        assert_eq!(settled.remember("ep\0a", t0 + 12 * hour), here(t0));
+        assert_eq!(settled.remember("ep\0a", t0 + 13 * 24 * hour), here(t0));
         // Past 14 days, the longest SQS keeps a message, it is forgotten.
         assert_eq!(settled.remember("ep\0b", t0 + hour), None);
         assert_eq!(settled.remember("ep\0a", t0 + 14 * 24 * hour), None);
         assert_eq!(
             settled.remember("ep\0b", t0 + 14 * 24 * hour),
-            Some(t0 + hour)
+            here(t0 + hour)
         );
+    }
+
+    #[test]
+    fn a_copy_after_the_fleet_said_another_process_settled_it_says_so_too() {
+        let settled = SettledCalls::default();
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let fleet = SettledBefore {
+            by: SettledBy::Fleet,
+            at: DateTime::<Utc>::from_timestamp_millis(1_799_999_990_000),
+        };
+        assert_eq!(settled.remember("ep\0a", t1), None);
+        settled.settled_first_by("ep\0a", &fleet);
+        let t2 = t1 + Duration::from_secs(60);
+        assert_eq!(settled.remember("ep\0a", t2), Some(fleet));
     }
 
     #[test]

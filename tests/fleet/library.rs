@@ -2924,6 +2924,51 @@ async fn an_async_invocation_settled_by_two_processes_is_billed_once_across_the_
     );
 }
 
+/// A process that settles a copy another process of the fleet settled first,
+/// then another copy, says of both that the other process settled it: what it
+/// remembers of the first copy is who billed it, not that it saw it.
+#[tokio::test]
+async fn a_second_copy_after_a_fleet_duplicate_is_still_settled_by_the_fleet() {
+    let fleet = FakeFleet::start("settled-twice", "jobs", 1).await;
+    let a = fleet.process(None).await.build().unwrap();
+    let b = fleet.process(None).await.build().unwrap();
+    let invocation = crate::support::submit_async(&a, "jobs", 1024).await;
+    let copy = serde_json::to_string(invocation.pending()).unwrap();
+    let ten_seconds = || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10));
+
+    let first = invocation.settle(ten_seconds()).await;
+    assert!(!first.is_duplicate_settlement(), "{first:#?}");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+        let again = b
+            .meter()
+            .settle_async(pending, ten_seconds())
+            .await
+            .unwrap();
+        assert!(again.is_duplicate_settlement(), "{again:#?}");
+        assert_eq!((again.cost_usd, again.lines.len()), (Decimal::ZERO, 0));
+        let before = again.settled_before.clone().expect("settled before");
+        assert_eq!(
+            before.by,
+            sagemeter::billing::SettledBy::Fleet,
+            "{again:#?}"
+        );
+        assert!(
+            again.notes[0].contains("by another process of the fleet"),
+            "{:?}",
+            again.notes
+        );
+        seen.push(before);
+    }
+    // Both say the same settlement: the first process's, at the same time.
+    assert_eq!(seen[0], seen[1]);
+    let theirs = b.meter().totals();
+    assert_eq!((theirs.client_usd, theirs.calls), (Decimal::ZERO, 0));
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+}
+
 /// A settlement whose future is dropped after its mark reached the fleet table
 /// but before its rates were found (a cold process, a caller's timeout) is
 /// finished in the background as the first settlement, not as a duplicate of its
