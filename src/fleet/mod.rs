@@ -108,13 +108,13 @@
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
 //! transactions). A process's own attributes on an item (its sequence numbers,
-//! its load on an endpoint's item) take about 30 to 110 bytes, and 130 more
+//! its load on an endpoint's item) take about 30 to 150 bytes, and 130 more
 //! while it holds a lease; [`Meter::shutdown`](crate::Meter::shutdown) removes
 //! them once its last write is acknowledged and its lease given back, so an item
 //! holds those of the processes running in its period (and of those that
 //! crashed), not of every process that ever wrote it. DynamoDB bills a write
 //! unit per KB of item, so with a hundred live processes a write to an
-//! endpoint's item costs about a dozen write units, and one to a budget's item
+//! endpoint's item costs about 16 write units, and one to a budget's item
 //! about twenty while every process holds a lease.
 //!
 //! Every spend item expires (`expires_at`, epoch seconds) 35 days after its
