@@ -1828,6 +1828,13 @@ impl Totals {
         ));
     }
 
+    /// The variant's smoothed (local, fleet) call counts, as
+    /// [`set_fleet_share`](Self::set_fleet_share) left them.
+    #[cfg(all(test, feature = "fleet"))]
+    pub(crate) fn fleet_share(&self, variant: VariantSlot) -> Option<(u64, u64)> {
+        self.lock().endpoints[variant.endpoint].variants[variant.variant].fleet_share
+    }
+
     /// Adds one receipt's total, and accrues the variant's instance cost up to the
     /// end of this call. Returns the running totals including this call.
     ///

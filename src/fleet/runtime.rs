@@ -1822,11 +1822,34 @@ impl Fleet {
                 // asked for), and whether the write was sent again without the
                 // lease (it found the lease gone).
                 let applied_now = matches!(added, Added::Applied { .. });
+                // The item's calls per variant after the write, applied now or
+                // before (its answer lost): this process's share of the fleet's
+                // calls since the previous answer, this write's calls its own.
+                let fleet_counts = match &mut added {
+                    Added::Applied { variant_calls, .. }
+                    | Added::AlreadyApplied { variant_calls, .. } => std::mem::take(variant_calls),
+                };
+                if let Some(endpoint) = &write.endpoint {
+                    for (variant, fleet_calls) in fleet_counts {
+                        let local = write
+                            .delta
+                            .variant_calls
+                            .get(&variant)
+                            .copied()
+                            .unwrap_or(0);
+                        shares.push((
+                            endpoint.clone(),
+                            variant,
+                            write.sk.clone(),
+                            fleet_calls,
+                            local,
+                        ));
+                    }
+                }
                 let (held, granted, table_used, table_until, resent) = match added {
                     Added::Applied {
                         spent,
                         unpriced,
-                        variant_calls,
                         accruals,
                         lease_granted,
                         lease_used,
@@ -1847,23 +1870,6 @@ impl Fleet {
                             known.rates.entry(*ms).or_insert_with(|| stretch.clone());
                         }
                         item.confirm_rates();
-                        if let Some(endpoint) = &write.endpoint {
-                            for (variant, fleet_calls) in variant_calls {
-                                let local = write
-                                    .delta
-                                    .variant_calls
-                                    .get(&variant)
-                                    .copied()
-                                    .unwrap_or(0);
-                                shares.push((
-                                    endpoint.clone(),
-                                    variant,
-                                    write.sk.clone(),
-                                    fleet_calls,
-                                    local,
-                                ));
-                            }
-                        }
                         item.known = spent;
                         passed.push((write.pk.clone(), write.sk.clone(), spent, unpriced));
                         if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
@@ -6253,5 +6259,125 @@ mod tests {
         assert_eq!(table.rates_sent(), [rate_name(first), rate_name(refreshed)]);
         let later = call(&a, at(utc("2026-09-01T12:45:00Z")), "0.46", LIVE, two());
         assert_eq!(later.accrued_usd, dec("0.33"), "{later:?}");
+    }
+
+    /// A write applied with its answer lost, found applied when resent, counts
+    /// its calls as this process's: the fleet's count moves past them with them.
+    ///
+    /// A lone process, 3 calls to chat's v1 a flush: W0 (3) answered, the item
+    /// holding 3; W1 (3) applied, 6, its answer lost (a 500); W1 again, found
+    /// applied (the item returned as it is: 6); W2 (the 6 calls since) applied,
+    /// 12. The share's counts are smoothed as `Totals::set_fleet_share` does,
+    /// each weighing 1024 and older ones 3/4 of that. Now: the resend's sample
+    /// is 3 of 3 (3,072 / 3,072), W2's 6 of 6: 3,072 × 3/4 + 6 × 1,024 =
+    /// 8,448 both, a share of 1. Before, the resend gave none and W2's was 6 of
+    /// 12 - 3 = 9: (6,144 / 9,216), 2/3, when this process made every call. From
+    /// the steady state (4,096 c each) that sample takes the share to 5,120 /
+    /// 6,144 = 5/6, then 0.864, 0.890, 0.913…: some 0.79 of a flush interval's
+    /// gaps unbilled per lost answer (0.2 s at 250 ms, 0.2 / 3,600 h × $1.408/h
+    /// ≈ $0.00008 on an ml.g5.xlarge), always short.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_found_applied_when_resent_counts_its_calls_in_the_share() {
+        use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let calls_v1 = format!("{}v1", table::VARIANT_CALLS_PREFIX);
+        // The endpoint's item: its calls to v1, the sequence number applied, and
+        // whether the next applied write's answer is lost.
+        let item = Arc::new(Mutex::new((0u64, 0u64, false)));
+        let (fleet, _, _) = {
+            let item = item.clone();
+            let calls_v1 = calls_v1.clone();
+            scripted_fleet(
+                FleetConfig::dynamodb("scripted"),
+                Vec::new(),
+                t0,
+                move |input| {
+                    let endpoint = matches!(
+                        input.key().and_then(|k| k.get(table::PK)),
+                        Some(AttributeValue::S(pk)) if pk.starts_with(keys::ENDPOINT_PK_PREFIX)
+                    );
+                    if kind(input) != "write" || !endpoint {
+                        return attributes(&[]);
+                    }
+                    let values = input.expression_attribute_values().unwrap();
+                    let number = |name: &str| match values.get(name) {
+                        Some(AttributeValue::N(n)) => n.parse::<u64>().unwrap(),
+                        _ => 0,
+                    };
+                    let seq = number(":seq");
+                    let added = input
+                        .expression_attribute_names()
+                        .into_iter()
+                        .flatten()
+                        .find(|(_, v)| **v == calls_v1)
+                        .map_or(0, |(k, _)| number(&format!(":{}", &k[1..])));
+                    let mut item = item.lock().unwrap();
+                    let (calls, applied, lose) = &mut *item;
+                    if *applied >= seq {
+                        let seq_name = named(input, "#seq").unwrap().to_owned();
+                        return MockResponse::Error(
+                            UpdateItemError::ConditionalCheckFailedException(
+                                ConditionalCheckFailedException::builder()
+                                    .set_item(Some(
+                                        [
+                                            (seq_name, AttributeValue::N(applied.to_string())),
+                                            (
+                                                calls_v1.clone(),
+                                                AttributeValue::N(calls.to_string()),
+                                            ),
+                                        ]
+                                        .into(),
+                                    ))
+                                    .build(),
+                            ),
+                        );
+                    }
+                    *calls += added;
+                    *applied = seq;
+                    if std::mem::take(lose) {
+                        return MockResponse::Http(
+                            aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+                                500.try_into().unwrap(),
+                                aws_smithy_types::body::SdkBody::empty(),
+                            ),
+                        );
+                    }
+                    attributes(&[(calls_v1.as_str(), i128::from(*calls))])
+                },
+            )
+        };
+        let slot = fleet.shared.totals.endpoint_slot("chat");
+        let v1 = fleet.shared.totals.variant_slot(slot, "v1");
+        let three_calls = || {
+            for _ in 0..3 {
+                fleet.record(
+                    "chat",
+                    Some("v1"),
+                    &BTreeMap::new(),
+                    dec("0.01"),
+                    t0.into(),
+                    None,
+                    true,
+                );
+            }
+        };
+        // W0: the count's baseline.
+        three_calls();
+        assert!(fleet.flush().await);
+        assert_eq!(fleet.shared.totals.fleet_share(v1), None);
+        // W1: applied, its answer lost.
+        three_calls();
+        item.lock().unwrap().2 = true;
+        assert!(!fleet.flush().await);
+        assert_eq!(item.lock().unwrap().0, 6);
+        // W1 again: found applied.
+        three_calls();
+        fleet.flush().await;
+        // W2: the 6 calls since.
+        three_calls();
+        assert!(fleet.flush().await);
+        assert_eq!(item.lock().unwrap().0, 12);
+        assert_eq!(fleet.shared.totals.fleet_share(v1), Some((8448, 8448)));
     }
 }

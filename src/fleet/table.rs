@@ -591,6 +591,10 @@ pub(crate) enum Added {
         /// included (its answer was lost, so its thresholds are still to check);
         /// `None` when DynamoDB returned no item.
         spent: Option<(i128, i128)>,
+        /// The item's calls per variant as it holds them now, this write's
+        /// included (empty when DynamoDB returned no item): the fleet's count
+        /// moves past the write's calls with them counted as this process's.
+        variant_calls: BTreeMap<String, u64>,
         /// The accrual starts the item holds later than the write's own,
         /// lowered or not.
         lowering: Lowering,
@@ -986,9 +990,15 @@ impl Table {
                 }
                 let spent =
                     item.map(|a| (int(a, SPENT).unwrap_or(0), int(a, UNPRICED).unwrap_or(0)));
+                // Its calls are in the item's counts only if it was applied.
+                let variant_calls = item
+                    .filter(|_| applied)
+                    .map(variant_calls_in)
+                    .unwrap_or_default();
                 Ok(Some(Added::AlreadyApplied {
                     lease,
                     spent,
+                    variant_calls,
                     lowering,
                 }))
             }
