@@ -578,6 +578,14 @@ impl Metered {
             )));
         }
 
+        // Its standing parts' rates, before any is added up (`average_rate`,
+        // `HeldCompute::by_time`), whether or not the receipt prices instance time.
+        if let Some(accrual) = &cost.accrual {
+            for part in accrual.standing_parts.iter() {
+                figure("a standing rate", part.usd_per_hour)?;
+            }
+        }
+
         // Work out everything the receipt changes first, then change it: an error
         // leaves `self` as it was.
         let mut cells: BTreeMap<(NaiveDate, UsageClass), MeteredCell> = BTreeMap::new();
@@ -663,9 +671,6 @@ impl Metered {
         if let (Some(accrual), Some(class)) = (&cost.accrual, compute_class.clone()) {
             let accrued = figure("an accrual", accrual.accrued_usd)?;
             let allocated = figure("an allocation", accrual.allocated_usd)?;
-            for part in accrual.standing_parts.iter() {
-                figure("a standing rate", part.usd_per_hour)?;
-            }
             let stood = held.stood(standing, stood_before);
             let shares = standing_shares(&class, &stood);
             if cost.running_fleet_usd.is_some() {
@@ -1737,17 +1742,21 @@ fn standing_shares(class: &UsageClass, stood: &Stood<'_>) -> Vec<(UsageClass, De
 /// concurrency) standing, as an amortised compute line states it: their
 /// standing rates ÷ their instances. `None` without any.
 fn average_rate(parts: &[StandingPart]) -> Option<Decimal> {
-    let units: u32 = parts
+    // Counts of up to u32::MAX each, and rates a ledger may carry beyond what a
+    // receipt can: added up as u64, and checked (no average where they overflow).
+    let units: u64 = parts
         .iter()
         .map(|part| match part.billing {
-            VariantBilling::Instance { instance_count, .. } => instance_count,
+            VariantBilling::Instance { instance_count, .. } => u64::from(instance_count),
             VariantBilling::Serverless {
                 provisioned_concurrency,
                 ..
-            } => provisioned_concurrency.unwrap_or(0),
+            } => u64::from(provisioned_concurrency.unwrap_or(0)),
         })
         .sum();
-    let usd: Decimal = parts.iter().map(|part| part.usd_per_hour).sum();
+    let usd = parts.iter().try_fold(Decimal::ZERO, |sum, part| {
+        sum.checked_add(part.usd_per_hour)
+    })?;
     (units > 0).then(|| usd / Decimal::from(units))
 }
 

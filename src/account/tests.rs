@@ -5417,3 +5417,50 @@ async fn endpoints_being_created_burn_nothing_and_are_not_taken_for_scaled_to_ze
     }
     assert_eq!(view.totals.window_unpriced, 0);
 }
+
+#[test]
+fn a_receipt_with_a_standing_rate_beyond_what_a_receipt_can_carry_refuses_its_ledger() {
+    // A standing rate of 79228162514264337593543950335 USD an hour (Decimal's
+    // largest) is beyond the ±10¹² a receipt can carry (docs/account.md): the
+    // ledger is refused, named, whether or not the receipt prices any instance
+    // time (this one carries no line), and nothing panics adding the parts up.
+    let cost = amortized_lines_receipt(
+        "huge",
+        "2026-11-29T12:00:00Z",
+        ("ml.m5.xlarge", 1),
+        serde_json::json!([]),
+        "1",
+        standing(&[
+            ("ml.m5.xlarge", 1, "79228162514264337593543950335"),
+            ("ml.g5.xlarge", 1, "1"),
+        ]),
+    );
+    let err = Metered::new("us-east-1").add("l.jsonl", &cost).unwrap_err();
+    match err {
+        AccountError::Ledger { file, reason } => {
+            assert_eq!(file, "l.jsonl");
+            assert!(reason.contains("a standing rate"), "{reason}");
+        }
+        other => panic!("expected a refused ledger, got {other:?}"),
+    }
+}
+
+#[test]
+fn standing_parts_of_u32_max_instances_each_add_up_without_overflowing() {
+    // Two parts of 4294967295 instances each: 8589934590 instances in all, more
+    // than a u32 holds. Their rates are within what a receipt carries, so the
+    // receipt is taken (its 1 instance-hour at $1 metered), not panicked on.
+    let cost = amortized_lines_receipt(
+        "many",
+        "2026-11-29T12:00:00Z",
+        ("ml.m5.xlarge", u32::MAX),
+        serde_json::json!([priced_hours("1", "1", "1")]),
+        "1",
+        standing(&[
+            ("ml.m5.xlarge", u32::MAX, "1"),
+            ("ml.g5.xlarge", u32::MAX, "1"),
+        ]),
+    );
+    let mut metered = Metered::new("us-east-1");
+    metered.add("l.jsonl", &cost).unwrap();
+}
