@@ -37,7 +37,7 @@ type RunKey = (String, String, Option<String>);
 type StretchKey = (NaiveDate, String, Option<String>, UsageClass);
 
 /// A day's part of an increment: the day, the time it covers, the amount.
-type DayPart = (NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal);
+pub(super) type DayPart = (NaiveDate, DateTime<Utc>, DateTime<Utc>, Decimal);
 
 /// A day's and kind's part of an amount: the day, the kind, the amount.
 pub(super) type ClassPart = (NaiveDate, UsageClass, Decimal);
@@ -201,6 +201,12 @@ pub(super) struct Increment<'a> {
 }
 
 impl Increment<'_> {
+    /// The time the increment covers: from the end of the run's previous call to
+    /// the end of the receipt's.
+    pub(super) fn span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        (self.from, self.to)
+    }
+
     /// `usd` split as the increment is: by UTC day over the time it covers
     /// ([`spread`]), and by kind of instance time with `shares` (the receipt's own
     /// first, taking what rounding leaves; [`shared_out`]), each part exact; an
@@ -665,7 +671,7 @@ fn process_first_call(cost: &Cost, accrued: Decimal, allocated: Decimal) -> bool
 /// is left after a day's part needs more digits than a `Decimal` holds (an
 /// amount beyond $7.9 × 10¹⁰, less an 18-place part: a `Decimal` would round it,
 /// and the days would not add up to the amount); never for an amount within it.
-fn spread(from: DateTime<Utc>, to: DateTime<Utc>, usd: Decimal) -> Option<Vec<DayPart>> {
+pub(super) fn spread(from: DateTime<Utc>, to: DateTime<Utc>, usd: Decimal) -> Option<Vec<DayPart>> {
     let whole = micros(from, to);
     let earliest = to
         .date_naive()

@@ -32,7 +32,7 @@
 //! covers is at its effective rate, so a discount shows as `D`.
 
 use super::Account;
-use super::accrual::{Accruals, shared_out};
+use super::accrual::{Accruals, shared_out, spread};
 use super::bill::{self, Bill};
 use super::error::{AccountError, from_sdk};
 use super::usage_class::UsageClass;
@@ -636,6 +636,7 @@ impl Metered {
                 if amortized && line.item == LineItem::Compute {
                     held.cost_usd = sum(held.cost_usd, cost_usd, "metered cost")?;
                     held.quantity = sum(held.quantity, quantity, "metered quantity")?;
+                    held.lines.push((cost_usd, quantity, usd_per_unit));
                     held.usd_per_unit.get_or_insert(usd_per_unit);
                     // The call's own rate: its line with the price's full
                     // provenance (SKU, effective date, fetch time), which a
@@ -703,27 +704,63 @@ impl Metered {
                 let spread = match update.increment().filter(|_| amortized) {
                     Some(increment) => {
                         let (by_time, rates) = held.by_time(&stood, update.shares());
-                        let costs = increment
-                            .split_as_accrued(held.cost_usd, update.shares())
-                            .map_err(too_long)?;
-                        let hours = increment
-                            .split_as_accrued(held.quantity, &by_time)
-                            .map_err(too_long)?;
                         let allocated = increment
                             .split_as_accrued(update.allocated_usd, update.shares())
                             .map_err(too_long)?;
-                        Some((costs, hours, allocated, rates))
+                        // The lines come one per rate, in the order the rates were
+                        // in force: where the accrual is of one kind, each line
+                        // covers its own stretch of the time, and each day gets
+                        // the cost at the rates AWS billed it at (`by_line`).
+                        // Where they cannot be placed so (several kinds, or sets
+                        // of parts, standing; lines whose instance-hours are not
+                        // the time's), spread evenly over the time, the days the
+                        // receipt only carries at its first line's rate.
+                        let by_line = match (update.shares(), &stood[..]) {
+                            ([(class, _)], [(parts, _)]) => {
+                                let (from, to) = increment.span();
+                                held.by_line(from, to, standing_units(parts))
+                                    .filter(|days| {
+                                        days.keys().eq(allocated.iter().map(|(on, ..)| on))
+                                    })
+                                    .map(|days| (class, days))
+                            }
+                            _ => None,
+                        };
+                        let (costs, hours, line_rates) = match by_line {
+                            Some((class, days)) => {
+                                let mut costs = Vec::new();
+                                let mut hours = Vec::new();
+                                let mut line_rates = BTreeMap::new();
+                                for (on, (usd, quantity, rate)) in days {
+                                    costs.push((on, class.clone(), usd));
+                                    hours.push((on, class.clone(), quantity));
+                                    line_rates.insert(on, rate);
+                                }
+                                (costs, hours, line_rates)
+                            }
+                            None => (
+                                increment
+                                    .split_as_accrued(held.cost_usd, update.shares())
+                                    .map_err(too_long)?,
+                                increment
+                                    .split_as_accrued(held.quantity, &by_time)
+                                    .map_err(too_long)?,
+                                BTreeMap::new(),
+                            ),
+                        };
+                        Some((costs, hours, allocated, rates, line_rates))
                     }
                     None => None,
                 };
                 match spread {
-                    Some((costs, hours, allocated, rates)) => {
+                    Some((costs, hours, allocated, rates, line_rates)) => {
                         let parts = costs.iter().zip(&hours).zip(&allocated);
                         for (((on, of, usd), (_, _, quantity)), (_, _, allocated)) in parts {
                             let cell = cell_of(&self.cells, &mut cells, *on, &cost.endpoint, of);
-                            let rate = match *on == day {
-                                true => held.own_rate(update.shares(), of, &rates),
-                                false => rate_of(&rates, of),
+                            let rate = match (*on == day, line_rates.get(on)) {
+                                (true, _) => held.own_rate(update.shares(), of, &rates),
+                                (false, Some(rate)) => Some(*rate),
+                                (false, None) => rate_of(&rates, of),
                             };
                             let provenance = held.own_provenance.as_ref();
                             let rate = rate.map(|r| (RateFrom::of(cost, *on, provenance), r));
@@ -1742,9 +1779,19 @@ fn standing_shares(class: &UsageClass, stood: &Stood<'_>) -> Vec<(UsageClass, De
 /// concurrency) standing, as an amortised compute line states it: their
 /// standing rates ÷ their instances. `None` without any.
 fn average_rate(parts: &[StandingPart]) -> Option<Decimal> {
-    // Counts of up to u32::MAX each, and rates a ledger may carry beyond what a
-    // receipt can: added up as u64, and checked (no average where they overflow).
-    let units: u64 = parts
+    // Rates a ledger may carry beyond what a receipt can: added up checked (no
+    // average where they overflow).
+    let units = standing_units(parts);
+    let usd = parts.iter().try_fold(Decimal::ZERO, |sum, part| {
+        sum.checked_add(part.usd_per_hour)
+    })?;
+    (units > 0).then(|| usd / Decimal::from(units))
+}
+
+/// The instances (or units of provisioned concurrency) `parts` stand on,
+/// added up as u64: a ledger may state u32::MAX of each.
+fn standing_units(parts: &[StandingPart]) -> u64 {
+    parts
         .iter()
         .map(|part| match part.billing {
             VariantBilling::Instance { instance_count, .. } => u64::from(instance_count),
@@ -1753,11 +1800,7 @@ fn average_rate(parts: &[StandingPart]) -> Option<Decimal> {
                 ..
             } => u64::from(provisioned_concurrency.unwrap_or(0)),
         })
-        .sum();
-    let usd = parts.iter().try_fold(Decimal::ZERO, |sum, part| {
-        sum.checked_add(part.usd_per_hour)
-    })?;
-    (units > 0).then(|| usd / Decimal::from(units))
+        .sum()
 }
 
 /// `endpoint`'s cell of `class` on `day` among `changed` (the cells a receipt
@@ -1792,8 +1835,9 @@ struct HeldCompute {
     quantity: Decimal,
     /// The first line's rate, the earliest stretch's (the lines are in the order
     /// the rates were first in force): the rate of the days the receipt only
-    /// carries (with a shadow or a new fleet billed alongside, the average of
-    /// every instance's).
+    /// carries where its lines cannot each be placed on their own stretch
+    /// ([`HeldCompute::by_line`]; with a shadow or a new fleet billed alongside,
+    /// the average of every instance's).
     usd_per_unit: Option<Decimal>,
     /// The call's own rate, the one it looked up: its line with the price's full
     /// provenance, else its last. The rate of the receipt's own day.
@@ -1808,9 +1852,76 @@ struct HeldCompute {
     /// ([`Accruals::standing`]), when they are of the parts stood on before
     /// ([`Accruals::stood_before`]).
     before_usd: Decimal,
+    /// Each line's cost, instance-hours and rate, in the receipt's order (the
+    /// order the rates were in force).
+    lines: Vec<(Decimal, Decimal, Decimal)>,
 }
 
 impl HeldCompute {
+    /// The lines' cost and instance-hours by UTC day over the time `from` to `to`
+    /// that `instances` stood throughout, each day with the rate of the last line
+    /// over it. The lines come one per rate, in the order the rates were in
+    /// force: each covers its own stretch of the time, in turn, as long as its
+    /// instance-hours take, and is spread over that stretch alone. `None` where
+    /// the lines cannot be placed so: no instances, or the lines' instance-hours
+    /// more than a second an instance off the time's (the count changed).
+    #[allow(clippy::type_complexity)]
+    fn by_line(
+        &self,
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+        instances: u64,
+    ) -> Option<BTreeMap<NaiveDate, (Decimal, Decimal, Decimal)>> {
+        if instances == 0 || self.lines.is_empty() || to <= from {
+            return None;
+        }
+        if self
+            .lines
+            .iter()
+            .any(|(_, quantity, _)| quantity.is_sign_negative())
+        {
+            return None;
+        }
+        let all = self
+            .lines
+            .iter()
+            .try_fold(Decimal::ZERO, |all, (_, quantity, _)| {
+                all.checked_add(*quantity)
+            })?;
+        let whole = Decimal::from((to - from).num_microseconds()?);
+        let instances = Decimal::from(instances);
+        let time = whole
+            .checked_mul(instances)?
+            .checked_div(Decimal::from(3_600_000_000u64))?;
+        if all.is_zero() || (all - time).abs() > instances / Decimal::from(3_600) {
+            return None;
+        }
+        let mut days: BTreeMap<NaiveDate, (Decimal, Decimal, Decimal)> = BTreeMap::new();
+        let (mut start, mut so_far) = (from, Decimal::ZERO);
+        for (i, (usd, quantity, rate)) in self.lines.iter().enumerate() {
+            so_far = so_far.checked_add(*quantity)?;
+            let end = match i + 1 == self.lines.len() {
+                true => to,
+                false => {
+                    let micros = whole.checked_mul(so_far)?.checked_div(all)?.round();
+                    from + chrono::TimeDelta::microseconds(micros.try_into().ok()?)
+                }
+            };
+            let costs = spread(start, end, *usd)?;
+            let hours = spread(start, end, *quantity)?;
+            for ((on, _, _, usd), (_, _, _, quantity)) in costs.into_iter().zip(hours) {
+                let day = days
+                    .entry(on)
+                    .or_insert((Decimal::ZERO, Decimal::ZERO, *rate));
+                day.0 = crate::util::exact_sum(day.0, usd)?;
+                day.1 = crate::util::exact_sum(day.1, quantity)?;
+                day.2 = *rate;
+            }
+            start = end;
+        }
+        Some(days)
+    }
+
     /// The rate of kind `of` on the receipt's own day: the call's own
     /// (`own_usd_per_unit`) where the accrual is of one kind alone (`shares`), else
     /// `rates`' ([`HeldCompute::by_time`]'s, the standing parts').

@@ -2030,20 +2030,79 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
     let r = reconcile_nov_29(&metered, &bill).await.unwrap();
     let row = row(&r, "Host:ml.g5.xlarge");
     // b is 11-29's only receipt and its call's rate is 1.2: on demand 24 × 1.2 =
-    // 28.80 = billed, ratio 1, no discount. Metered on 11-29: b's 30.88 × 20/24 =
-    // 25.7333… plus c's 28.80 × 4/24 = 4.80, 30.5333…: 1.7333… more than billed
-    // (the 10 stale hours, 20 of b's 24 on 11-29: 10 × 0.208 × 20/24), nothing
-    // outside sagemeter. At b's first line's 1.408: on demand 33.792, a −4.992
-    // discount, ratio 0.8523, and 3.2587 of phantom usage outside sagemeter.
+    // 28.80 = billed, ratio 1, no discount. b's lines cover its gap in order:
+    // the 10 h at 1.408 from 11-28 20:00 to 11-29 06:00 (4 h on 11-28, 6 h on
+    // 11-29), the 14 h at 1.2 from 06:00 to 20:00. Metered on 11-29: 6 × 1.408 =
+    // 8.448 plus 16.80, plus c's 4 h × 1.2 = 4.80 (20:00 to 24:00): 30.048,
+    // 1.248 more than billed (the 6 stale hours on 11-29 × 0.208), nothing
+    // outside sagemeter. Spread evenly over b's 24 h instead, 30.88 × 20/24 +
+    // 4.80 = 30.5333… would put 4 × 0.208 × 20/24 of 11-28's stale hours here
+    // too. At b's first line's 1.408: on demand 33.792, a −4.992 discount, ratio
+    // 0.8523, and phantom usage outside sagemeter.
     assert_eq!(row.effective_rate_ratio, Some(Decimal::ONE), "{row:?}");
     assert_eq!(row.parts.discount_usd, Decimal::ZERO, "{row:?}");
     assert_eq!(row.parts.outside_usd, Decimal::ZERO, "{row:?}");
-    assert_eq!(
-        row.parts.unexplained_usd.round_dp(4),
-        Decimal::new(-17333, 4),
-        "{row:?}"
-    );
+    assert_eq!(row.metered_usd, Decimal::new(30048, 3), "{row:?}");
+    assert_eq!(row.parts.unexplained_usd, Decimal::new(-1248, 3), "{row:?}");
     assert_eq!(r.days[0].verdict, Verdict::Differs);
+}
+
+#[tokio::test]
+async fn an_amortised_receipt_whose_price_changed_at_midnight_agrees_with_the_bill() {
+    // As above, but the meter picks the new price up at 00:00 itself: b's gap
+    // (11-28 20:00 to 11-29 20:00) is 4 h × 1.408 = 5.632 (11-28's, 20:00 to
+    // 24:00) then 20 h × 1.2 = 24.00 (11-29's, 00:00 to 20:00). c adds 24 h × 1.2
+    // = 28.80, of which 11-29's 4 h (20:00 to 24:00) are 4.80. Metered on 11-29:
+    // 24.00 + 4.80 = 28.80, as billed (24 h × 1.2): nothing unexplained. Spread
+    // evenly over b's 24 h, (5.632 + 24) × 20/24 + 4.80 = 29.4933… would differ.
+    let own_line = |hours: &str, usd: &str| {
+        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+            "price": {"status": "priced", "usd_per_unit": "1.2", "cost_usd": usd,
+                      "provenance": {"source": "live", "sku": "G5XL", "effective_date":
+                                     "2026-11-29T00:00:00Z", "fetched_at":
+                                     "2026-11-29T00:00:00Z", "note": null}}})
+    };
+    // Each call lasts 1 s: a at 19:59:59 ends at 20:00.
+    let receipt = |id: &str, at: &str, lines: serde_json::Value, accrued: &str, rate: &str| {
+        amortized_lines_receipt(
+            id,
+            at,
+            ("ml.g5.xlarge", 1),
+            lines,
+            accrued,
+            standing(&[("ml.g5.xlarge", 1, rate)]),
+        )
+    };
+    let metered = ledger([
+        receipt(
+            "a",
+            "2026-11-28T19:59:59Z",
+            serde_json::json!([priced_hours("0.01", "1.408", "0.01408")]),
+            "10",
+            "1.408",
+        ),
+        receipt(
+            "b",
+            "2026-11-29T19:59:59Z",
+            serde_json::json!([priced_hours("4", "1.408", "5.632"), own_line("20", "24")]),
+            "39.632",
+            "1.2",
+        ),
+        receipt(
+            "c",
+            "2026-11-30T19:59:59Z",
+            serde_json::json!([own_line("24", "28.8")]),
+            "68.432",
+            "1.2",
+        ),
+    ]);
+    let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
+    let r = reconcile_nov_29(&metered, &bill).await.unwrap();
+    let row = row(&r, "Host:ml.g5.xlarge");
+    assert_eq!(row.metered_usd, Decimal::new(2880, 2), "{row:?}");
+    assert_eq!(row.parts.unexplained_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.outside_usd, Decimal::ZERO, "{row:?}");
+    assert_eq!(row.parts.discount_usd, Decimal::ZERO, "{row:?}");
 }
 
 #[tokio::test]
