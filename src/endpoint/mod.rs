@@ -559,6 +559,14 @@ const LOOP_REFRESHES_AT_ONCE: usize = 8;
 /// again.
 const FORGET_FAILED_AFTER: Duration = Duration::from_secs(5 * 60);
 
+/// How long after an endpoint was found deleted the refresh loop still looks at
+/// it, once per interval, while no call asks for it: long enough to see one
+/// deleted and created again (a blue/green by hand, a redeploy), not for the
+/// life of the process (a service that calls an endpoint per branch or per test
+/// run, each deleted for good, would describe every one of them at each
+/// interval). A call asks again whenever it comes.
+const DELETED_LOOKED_AT_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// `at` in milliseconds since the Unix epoch (0 before it), for [`Slot::asked`].
 fn epoch_millis(at: SystemTime) -> u64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
@@ -591,6 +599,10 @@ struct Slot {
     /// instances stand from then on), however many retries failed between (a
     /// throttled one keeps no `NotFound` in `error`).
     not_found: bool,
+    /// When it was first found not to exist since it last had a profile (kept
+    /// through failed retries): the refresh loop looks at it again for
+    /// [`DELETED_LOOKED_AT_FOR`] from then.
+    gone_since: Option<SystemTime>,
     /// Whether a profile was ever found for it (a slot that never had one is
     /// forgotten once not asked for in [`FORGET_FAILED_AFTER`]).
     found: bool,
@@ -796,10 +808,16 @@ impl Discovery {
             Ok(age) => age >= left_alone,
             Err(ahead) => ahead.duration() > crate::totals::CLOCK_STEPPED_BACK,
         };
+        // (A clock stepped back to before it was found deleted: still watched.)
+        let watched = |since: SystemTime| {
+            now.duration_since(since)
+                .map_or(true, |gone| gone < DELETED_LOOKED_AT_FOR)
+        };
         let deleted_due = |slot: &Slot| {
             slot.found
                 && slot.not_found
                 && slot.profile.is_none()
+                && slot.gone_since.is_some_and(watched)
                 && slot
                     .error
                     .as_ref()
@@ -1227,6 +1245,7 @@ impl DiscoveryInner {
                 refresh_dropped: false,
                 stale_seen: false,
                 not_found: false,
+                gone_since: None,
                 found: false,
                 asked: std::sync::atomic::AtomicU64::new(0),
                 generation: 0,
@@ -1248,6 +1267,7 @@ impl DiscoveryInner {
                         None => slot.not_found,
                     };
                     slot.not_found = false;
+                    slot.gone_since = None;
                     // Said once a deployment, not at every refresh of it.
                     if let Some(reason) = &profile.pending_storage_unknown
                         && slot
@@ -1269,6 +1289,9 @@ impl DiscoveryInner {
                     // hook hears of (its instances are gone).
                     changed = slot.profile.is_some();
                     slot.profile = None;
+                    if !slot.not_found || slot.gone_since.is_none() {
+                        slot.gone_since = Some(now);
+                    }
                     slot.not_found = true;
                     slot.generation = self.next_generation();
                     slot.error = Some((err.clone(), now));

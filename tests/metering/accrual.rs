@@ -324,6 +324,37 @@ async fn an_endpoint_created_again_while_idle_accrues_from_when_the_refresh_find
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.557867"));
 }
 
+/// An endpoint found deleted is looked at again by the refresh loop for a day,
+/// not for the life of the process (a service calling an endpoint per test run,
+/// each deleted for good, would describe them all at every interval); a call
+/// still looks at it whenever it comes.
+#[tokio::test]
+async fn an_endpoint_deleted_for_a_day_is_no_longer_described_until_a_call_asks() {
+    let fake = g5_endpoint(1).await;
+    let (time, shared) = manual_clock();
+    let client = refreshing_client(&fake, shared).await;
+    call(&client, "rt").await;
+    deleted_at_60_s(&fake, &time, &client).await;
+    // t = 23 h: still watched, looked at again (still deleted).
+    time.advance(Duration::from_secs(23 * 3600 - 60));
+    assert!(refreshed(&fake, &client, 3).await);
+    // t = 24 h 1 min: a day after it was found deleted; no call comes: several
+    // of the refresh loop's ticks (100 ms each) pass without a look.
+    time.advance(Duration::from_secs(3600 + 60));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(fake.describe_calls(), 3);
+    // A call asks for it (SageMaker refuses it: the endpoint is gone): it is
+    // described again.
+    let refused = client
+        .invoke_endpoint()
+        .endpoint_name("rt")
+        .body(Blob::new("{}"))
+        .send()
+        .await;
+    assert!(refused.is_err());
+    assert!(refreshed(&fake, &client, 4).await);
+}
+
 /// An endpoint deleted and created again, with a retry of its discovery
 /// throttled in between: the refresh that finds it again still applies its
 /// instances (the throttled retry does not make the deletion forgotten), so
