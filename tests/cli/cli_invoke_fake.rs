@@ -623,6 +623,12 @@ async fn a_credentials_file_that_is_not_utf8_is_never_printed() {
     ] {
         assert!(!stderr.contains(leak), "{leak} in {stderr}");
     }
+    // Why its keys are not found is said, naming the file only.
+    assert!(
+        stderr.contains("the AWS credentials file is not UTF-8")
+            && stderr.contains(&credentials.display().to_string()),
+        "{stderr}"
+    );
     assert_eq!(fake.invocations(), 1);
 }
 

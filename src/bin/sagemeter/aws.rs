@@ -23,6 +23,7 @@ pub const FALLBACK_REGION: &str = "us-east-1";
 /// or by `AWS_PROFILE`, is a usage error (the SDK would fail later, with its reason
 /// in a WARN only).
 pub async fn load(global: &GlobalArgs) -> Result<SdkConfig, CliError> {
+    warn_of_files_not_utf8();
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(region) = &global.region {
         loader = loader.region(Region::new(region.clone()));
@@ -103,6 +104,38 @@ async fn region_past_empty_variables(profile: Option<&str>) -> Option<Region> {
         provider = provider.profile_name(profile);
     }
     provider.build().region().await
+}
+
+/// Says, naming only its path, that the shared config or credentials file in use
+/// (`AWS_CONFIG_FILE`, `AWS_SHARED_CREDENTIALS_FILE`, or `~/.aws/config` and
+/// `~/.aws/credentials`) is not UTF-8 (a Latin-1 byte in a comment, a file
+/// saved as UTF-16): the SDK reads it as empty, so its profiles and keys are not
+/// found. The SDK's own warning prints the file's bytes, secret keys among them,
+/// and is not shown ([`sagemeter::redact::may_log`]).
+fn warn_of_files_not_utf8() {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    for (variable, default) in [
+        ("AWS_CONFIG_FILE", "config"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+    ] {
+        let path = match std::env::var_os(variable).filter(|p| !p.is_empty()) {
+            Some(path) => std::path::PathBuf::from(path),
+            None => match &home {
+                Some(home) => home.join(".aws").join(default),
+                None => continue,
+            },
+        };
+        if let Ok(bytes) = std::fs::read(&path)
+            && std::str::from_utf8(&bytes).is_err()
+        {
+            tracing::warn!(
+                target: "sagemeter::cli",
+                path = %path.display(),
+                "the AWS {default} file is not UTF-8; the AWS SDK reads it as empty \
+                 (its profiles and keys are not found): save it as UTF-8"
+            );
+        }
+    }
 }
 
 /// The profile is in the shared config or credentials file; errors begin with
