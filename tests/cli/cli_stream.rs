@@ -154,6 +154,51 @@ async fn an_interrupt_after_done_says_the_answer_was_whole() {
     }
 }
 
+/// A stream that fails after the model's `[DONE]` (a container resetting its
+/// connection once it has written it): the answer was whole, the receipt `ok`,
+/// printed as a whole call (no `FAILED`), the error a note on stderr, exit 0;
+/// one that fails before `[DONE]` is still a failed call, exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_failing_after_done_prints_its_whole_receipt_and_exits_0() {
+    for done in [true, false] {
+        let fake = FakeStream::start(move |_| {
+            let script =
+                Script::new().part("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n");
+            let script = if done {
+                script.part("data: [DONE]\n\n")
+            } else {
+                script
+            };
+            script.model_stream_error("StreamBroken")
+        })
+        .await;
+        let mut cmd =
+            super::clean_env::sagemeter(&fake.endpoint_url, &super::clean_env::refused_url());
+        cmd.args(["invoke", "llm", "--stream", "--body", "{}"]);
+        let output = super::cli_invoke_fake::run(cmd).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if done {
+            assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+            assert!(!stdout.contains("FAILED"), "{stdout}");
+            assert!(stdout.contains("#1 "), "{stdout}");
+            assert!(
+                stderr.contains("failed after the model's [DONE]")
+                    && stderr.contains("StreamBroken")
+                    && stderr.contains("the answer was whole"),
+                "{stderr}"
+            );
+        } else {
+            assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+            assert!(stdout.contains("#1    FAILED"), "{stdout}");
+            assert!(
+                stderr.contains("the receipt covers it up to the failure"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
 /// The text receipt's lines say their quantities' units: compute is instance-hours on
 /// an instance variant and seconds on a serverless one, data is in GB.
 #[tokio::test(flavor = "multi_thread")]

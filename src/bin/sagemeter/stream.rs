@@ -71,10 +71,7 @@ pub async fn run_stream(
             Ok(Some(_)) => {}
             Ok(None) => break,
             Err(e) => {
-                stream_error = Some(format!(
-                    "the response stream failed ({}); the receipt covers it up to the failure",
-                    crate::failure::describe_stream_error(&e)
-                ));
+                stream_error = Some(crate::failure::describe_stream_error(&e));
                 break;
             }
         }
@@ -86,6 +83,26 @@ pub async fn run_stream(
     }
     drop(response);
     let cost = receipt.wait().await;
+    // Stopped or failed after the model's `[DONE]`: the answer was whole (the
+    // receipt says `ok`, billed to `[DONE]`).
+    let whole = cost
+        .as_ref()
+        .is_some_and(|c| c.usage.outcome == sagemeter::usage::Outcome::Ok);
+    // Failed after `[DONE]` (a container that resets its connection once it has
+    // written it): printed as the whole call it was, the failure said on stderr.
+    let stream_error = match stream_error {
+        Some(error) if whole => {
+            eprintln!(
+                "note: the response stream failed after the model's [DONE] ({error}); \
+                 the answer was whole, billed to [DONE]"
+            );
+            None
+        }
+        Some(error) => Some(format!(
+            "the response stream failed ({error}); the receipt covers it up to the failure"
+        )),
+        None => None,
+    };
     let printed = match write_failed {
         // main takes a reader that left (BrokenPipe) for exit 0.
         Some(e) => Err(e.into()),
@@ -93,11 +110,6 @@ pub async fn run_stream(
     };
     // As for a plain invoke: an interrupt wins, then the call's failure.
     if let Some(code) = stopped_by {
-        // Stopped after the model's `[DONE]`: the answer was whole (the receipt
-        // says `ok`), only the stream's end was not waited for.
-        let whole = cost
-            .as_ref()
-            .is_some_and(|c| c.usage.outcome == sagemeter::usage::Outcome::Ok);
         let what = if whole {
             "the stream's end was not waited for; the model's answer was whole"
         } else {
