@@ -311,8 +311,13 @@ pub(crate) const DATA_IN_UNKNOWN: &str = "the input is in S3 and its size was no
 
 /// Why a settlement's data-out line is unpriced when the output's size was not
 /// given.
-const DATA_OUT_UNKNOWN: &str =
+pub(crate) const DATA_OUT_UNKNOWN: &str =
     "the output's size was not given (AsyncCompletion::output or output_bytes bills it)";
+
+/// Why a settlement's compute line is unpriced when the completion time given is
+/// before the submission's (another host's clock behind the submitting host's).
+pub(crate) const CLOCKS_DISAGREE: &str = "the completion time is before the submission: the \
+    clocks disagree, and the model's time is not known";
 
 /// The note on the receipt of a submission SageMaker accepted but whose caller
 /// dropped it before its receipt was made (a timeout while the endpoint's rates
@@ -1066,12 +1071,7 @@ impl Settlement {
                     // submitting host's: how long the model worked is not known. The
                     // reason stays the same text for every such settlement (it is
                     // warned about once per endpoint); the times go in a note.
-                    unknown.push((
-                        LineItem::Compute,
-                        "the completion time is before the submission: the clocks disagree, \
-                         and the model's time is not known"
-                            .to_owned(),
-                    ));
+                    unknown.push((LineItem::Compute, CLOCKS_DISAGREE.to_owned()));
                     notes.push(format!(
                         "completed at {}, before the submission at {}",
                         crate::util::utc(at)

@@ -194,6 +194,10 @@ fn metered_by(operation: Operation) -> Option<&'static str> {
     }
 }
 
+/// What the reason of a line the interceptor cannot measure says after the
+/// operation's name ([`not_seen`]).
+pub(crate) const NOT_SEEN: &str = "is not metered through the SDK interceptor";
+
 /// The lines of a receipt of `operation` made by the interceptor that it cannot
 /// measure, with why: the compute time and the response's size (a stream the
 /// caller reads, an async output in S3).
@@ -202,10 +206,7 @@ fn not_seen(operation: Operation) -> Vec<(LineItem, String)> {
         return Vec::new();
     };
     let why = |what: &str| {
-        format!(
-            "{operation} is not metered through the SDK interceptor (it does not see the \
-             {what}); use sagemeter::{instead}"
-        )
+        format!("{operation} {NOT_SEEN} (it does not see the {what}); use sagemeter::{instead}")
     };
     vec![
         (LineItem::Compute, why("compute time")),

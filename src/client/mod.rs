@@ -20,13 +20,15 @@ mod meter;
 mod stream;
 
 pub(crate) use async_invoke::{
-    ACCEPTED_MORE_THAN_ONCE_NOTE, ACCEPTED_THEN_FAILED_NOTE, DROPPED_SUBMISSION_NOTE,
+    ACCEPTED_MORE_THAN_ONCE_NOTE, ACCEPTED_THEN_FAILED_NOTE, CLOCKS_DISAGREE, DATA_IN_UNKNOWN,
+    DATA_OUT_UNKNOWN, DROPPED_SUBMISSION_NOTE,
 };
 pub use async_invoke::{
     AsyncCompletion, AsyncInvocation, InvokeEndpointAsync, PendingInference, SettleRefused,
 };
 pub use call::{MAX_ASYNC_INLINE_BYTES, MAX_ASYNC_INPUT_BYTES, MAX_REQUEST_BYTES};
 pub use interceptor::MeteringInterceptor;
+pub(crate) use interceptor::NOT_SEEN as NOT_SEEN_BY_INTERCEPTOR;
 pub use invoke::{InvokeEndpoint, SendMeteredExt};
 pub use meter::Meter;
 pub use stream::{

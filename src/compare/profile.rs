@@ -1243,29 +1243,41 @@ fn inferences(cost: &crate::Cost, answered: bool) -> u64 {
         .max(u64::from(answered || accepted_then_failed))
 }
 
-/// Whether a receipt records its `item` direction's size as not known: 0 bytes
-/// measured and its data line unpriced at quantity 0, as a meter writes a size
-/// it was not given (an input in S3, an output whose size was not given, a
-/// stream the SDK interceptor did not read).
-fn size_unknown(cost: &crate::Cost, item: crate::billing::LineItem, bytes: u64) -> bool {
+/// Whether a receipt's `item` line is one the meter could not measure: at
+/// quantity 0, unpriced for one of the reasons a meter gives a figure it did not
+/// see (an input in S3 whose size was not given, an output whose size was not
+/// given, a settlement whose clocks disagree, a stream or async call the SDK
+/// interceptor did not read). A line unpriced for another reason (its rate not
+/// known) holds a measured quantity, 0 bytes included.
+fn not_measured(cost: &crate::Cost, item: crate::billing::LineItem) -> bool {
     use crate::billing::LinePrice;
-    bytes == 0
-        && cost.lines.iter().any(|l| {
-            l.item == item && l.quantity.is_zero() && matches!(l.price, LinePrice::Unpriced { .. })
-        })
+    use crate::client::{
+        CLOCKS_DISAGREE, DATA_IN_UNKNOWN, DATA_OUT_UNKNOWN, NOT_SEEN_BY_INTERCEPTOR,
+    };
+    cost.lines.iter().any(|l| {
+        l.item == item
+            && l.quantity.is_zero()
+            && matches!(&l.price, LinePrice::Unpriced { reason }
+                if reason == DATA_IN_UNKNOWN
+                    || reason == DATA_OUT_UNKNOWN
+                    || reason == CLOCKS_DISAGREE
+                    || reason.contains(NOT_SEEN_BY_INTERCEPTOR))
+    })
 }
 
-/// Whether a receipt's compute line in seconds is unpriced at quantity 0: the
-/// call's serverless compute time was not seen (a stream metered by the SDK
-/// interceptor). A serverless call that reached the model bills 1 ms at least.
+/// Whether a receipt records its `item` direction's size as not known: 0 bytes
+/// on a data line the meter could not measure ([`not_measured`]).
+fn size_unknown(cost: &crate::Cost, item: crate::billing::LineItem, bytes: u64) -> bool {
+    bytes == 0 && not_measured(cost, item)
+}
+
+/// Whether a receipt's model time was not seen: its compute line (in seconds on
+/// serverless, instance-hours on instances) is one the meter could not measure
+/// ([`not_measured`]: a stream metered by the SDK interceptor, whose latency is
+/// only the time to the response's headers; a settlement whose clocks
+/// disagree). A serverless call that reached the model bills 1 ms at least.
 fn compute_unseen(cost: &crate::Cost) -> bool {
-    use crate::billing::{LineItem, LinePrice, QuantityUnit};
-    cost.lines.iter().any(|l| {
-        l.item == LineItem::Compute
-            && l.unit == QuantityUnit::Seconds
-            && l.quantity.is_zero()
-            && matches!(l.price, LinePrice::Unpriced { .. })
-    })
+    not_measured(cost, crate::billing::LineItem::Compute)
 }
 
 /// The serverless seconds a receipt bills: its compute line's quantity in

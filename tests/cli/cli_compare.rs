@@ -1292,7 +1292,7 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
     assert_eq!(cost("serverless 3072 MB"), "2.308608");
     assert_eq!(
         json["ledger_overrides"][0],
-        "mean latency per call 800 ms from --latency-ms, in place of the ledger's 0 ms"
+        "mean latency per call 800 ms from --latency-ms, in place of the ledger's none known"
     );
 
     // The table says what replaced what.
@@ -1304,7 +1304,7 @@ fn profile_flags_replace_the_ledgers_figures_such_as_an_unsettled_calls_latency(
         .success()
         .stdout(predicate::str::contains(
             "\
-Ledger: mean latency per call 800 ms from --latency-ms, in place of the ledger's 0 ms
+Ledger: mean latency per call 800 ms from --latency-ms, in place of the ledger's none known
 Ledger: bytes in per call 1 GiB from --bytes-in, in place of the ledger's 2,000 B
 Ledger: bytes out per call 512 MiB from --bytes-out, in place of the ledger's 0 B
 Ledger: tokens in per call 1000 from --tokens-in, in place of the ledger's none reported
@@ -3158,7 +3158,9 @@ fn async_receipts_of_sizes(call_id: &str, at: &str, bytes_in: Option<u64>) -> [S
             submission["usage"]["bytes_in"] = 0.into();
             submission["lines"][0]["quantity"] = "0".into();
             submission["lines"][0]["price"]["reason"] =
-                "the input is in S3 and its size was not given".into();
+                "the input is in S3 and its size was not given (Client::invoke_endpoint_async's \
+                 input_bytes bills it; the SDK interceptor cannot see it)"
+                    .into();
         }
     }
     let mut settlement: serde_json::Value =
@@ -3168,7 +3170,8 @@ fn async_receipts_of_sizes(call_id: &str, at: &str, bytes_in: Option<u64>) -> [S
         .unwrap()
         .push(serde_json::json!({
         "item": "data_out", "quantity": "0", "unit": "gigabytes",
-        "price": {"status": "unpriced", "reason": "the output's size was not given"}}));
+        "price": {"status": "unpriced", "reason": "the output's size was not given \
+            (AsyncCompletion::output or output_bytes bills it)"}}));
     [submission.to_string(), settlement.to_string()]
 }
 
@@ -3281,14 +3284,27 @@ fn a_ledger_size_not_known_is_left_unpriced_and_out_of_the_means_never_0_bytes()
 
 #[test]
 fn a_stream_whose_compute_the_interceptor_did_not_see_is_not_billed_as_0_ms_on_serverless() {
-    // Ten streams metered by the SDK interceptor on a serverless variant, one a
-    // minute: 1,000 B in, the latency 300 ms only to the response's headers, the
-    // compute line 0 s unpriced and the data out 0 GB unpriced (not seen).
+    streams_the_interceptor_did_not_time("seconds");
+}
+
+/// On an instance endpoint, the interceptor's stream has a compute line of 0
+/// instance-hours, unpriced: its latency (the time to headers) is no model time
+/// either, for the serverless plan priced from it.
+#[test]
+fn a_stream_the_interceptor_did_not_time_on_instances_is_not_billed_its_time_to_headers() {
+    streams_the_interceptor_did_not_time("instance_hours");
+}
+
+/// Ten streams metered by the SDK interceptor, one a minute: 1,000 B in, the
+/// latency 300 ms only to the response's headers, the compute line 0 `unit`
+/// unpriced and the data out 0 GB unpriced (not seen), compared with serverless.
+fn streams_the_interceptor_did_not_time(unit: &str) {
     let receipt = |i: usize| {
         let unseen = |item: &str, unit: &str| {
             serde_json::json!({"item": item, "quantity": "0", "unit": unit,
                 "price": {"status": "unpriced", "reason": "InvokeEndpointWithResponseStream \
-                is not metered through the SDK interceptor"}})
+                is not metered through the SDK interceptor (it does not see the compute time); \
+                use sagemeter::Client::invoke_endpoint_with_response_stream"}})
         };
         serde_json::json!({
             "call_id": format!("st-{i}"), "at": format!("2026-05-20T10:0{i}:00Z"),
@@ -3296,7 +3312,7 @@ fn a_stream_whose_compute_the_interceptor_did_not_see_is_not_billed_as_0_ms_on_s
             "usage": {"operation": "InvokeEndpointWithResponseStream", "latency_us": 300_000,
                       "bytes_in": 1000, "bytes_out": 0, "variant": "AllTraffic",
                       "outcome": "ok"},
-            "lines": [unseen("compute", "seconds"), unseen("data_out", "gigabytes")],
+            "lines": [unseen("compute", unit), unseen("data_out", "gigabytes")],
             "cost_usd": "0", "currency": "USD",
             "running_client_usd": "0", "running_endpoint_usd": "0",
             "notes": ["metered by the SDK interceptor"]
@@ -3369,6 +3385,60 @@ fn a_stream_whose_compute_the_interceptor_did_not_see_is_not_billed_as_0_ms_on_s
         json["ledger_notes"]
             .to_string()
             .contains("model time: 10 of 10 settled calls' time was not seen"),
+        "{json}"
+    );
+    assert!(
+        json["ledger_overrides"]
+            .to_string()
+            .contains("in place of the ledger's none known"),
+        "{json}"
+    );
+}
+
+/// A call answered with 0 bytes (cancelled before its answer) in a region whose
+/// data rate is not known: its data-out line is unpriced at 0 GB for want of a
+/// rate, but its size was measured. Five such calls and five of 2 MiB out: the
+/// mean is (5 × 0 + 5 × 2,097,152) ÷ 10 = 1,048,576 B, not 2 MiB over the five
+/// "known" ones, and no line says a size was not known.
+#[test]
+fn a_measured_0_byte_answer_whose_rate_is_unknown_is_0_bytes_not_a_size_unknown() {
+    let receipt = |i: usize| {
+        let bytes_out: u64 = if i < 5 { 0 } else { 2 * 1024 * 1024 };
+        let gb = if i < 5 { "0" } else { "0.001953125" };
+        serde_json::json!({
+            "call_id": format!("c-{i}"), "at": format!("2026-05-20T10:0{i}:00Z"),
+            "endpoint": "rt", "variant": "AllTraffic", "allocation": "busy_time",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 100_000,
+                      "bytes_in": 1000, "bytes_out": bytes_out, "variant": "AllTraffic",
+                      "outcome": if i < 5 { "cancelled" } else { "ok" }},
+            "lines": [{"item": "data_out", "quantity": gb, "unit": "gigabytes",
+                "price": {"status": "unpriced",
+                          "reason": "no data processing rate for the region"}}],
+            "cost_usd": "0", "currency": "USD",
+            "running_client_usd": "0", "running_endpoint_usd": "0"
+        })
+        .to_string()
+    };
+    let lines: Vec<String> = (0..10).map(receipt).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = ledger_in(&dir, "spend.jsonl", &lines);
+    let json = json_of(
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args([
+                "--instance",
+                "ml.m5.xlarge",
+                "--instance-usd-per-hour",
+                "0.23",
+                "--period",
+                "day",
+                "--json",
+            ]),
+    );
+    assert_eq!(json["profile"]["bytes_out_per_call"], "1048576", "{json}");
+    assert!(
+        !json["ledger_notes"].to_string().contains("was not known"),
         "{json}"
     );
 }

@@ -884,7 +884,10 @@ pub async fn run(
             // a ledger's mean beyond the hour a profile allows (asynchronous
             // settlements timed from submission count the queue) can still be
             // compared at a stated one.
-            let ledger_latency = args.latency_ms.map(|_| mean_latency_ms(&totals));
+            // `None` inside: no settled call's model time was seen.
+            let ledger_latency = args
+                .latency_ms
+                .map(|_| (totals.timed_calls().unwrap_or(0) > 0).then(|| mean_latency_ms(&totals)));
             if ledger_latency.is_some() {
                 totals.busy_time = Duration::ZERO;
                 totals.billed_busy_time = None;
@@ -1118,14 +1121,18 @@ fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
 /// line per figure replaced, saying what the ledger had.
 fn override_ledger_figures(
     profile: &mut UsageProfile,
-    ledger_ms: Option<Decimal>,
+    ledger_ms: Option<Option<Decimal>>,
     args: &CompareArgs,
 ) -> Result<Vec<String>, CompareError> {
     let mut replaced = Vec::new();
     if let (Some(ms), Some(ledger_ms)) = (args.latency_ms, ledger_ms) {
         let stated = latency(ms)?;
+        let ledger = match ledger_ms {
+            Some(ledger_ms) => format!("{ledger_ms} ms"),
+            None => "none known".to_owned(),
+        };
         replaced.push(format!(
-            "mean latency per call {} ms from --latency-ms, in place of the ledger's {ledger_ms} ms",
+            "mean latency per call {} ms from --latency-ms, in place of the ledger's {ledger}",
             ms.normalize()
         ));
         profile.mean_latency = stated;
@@ -1316,16 +1323,18 @@ fn answered_note(totals: &UsageTotals) -> Option<String> {
     })
 }
 
-/// How many of the ledger's settled calls' model time was not seen (a serverless
-/// stream metered by the SDK interceptor, its compute line unpriced at 0 s): the
-/// mean latency is over the others, never their 0 ms nor their time to headers.
+/// How many of the ledger's settled calls' model time was not seen (a stream
+/// metered by the SDK interceptor, its compute line unpriced at 0; a settlement
+/// whose clocks disagree): the mean latency is over the others, never their 0 ms
+/// nor their time to headers.
 fn compute_unseen_note(totals: &UsageTotals) -> Option<String> {
     let unseen = totals.compute_unseen_calls;
     (unseen > 0).then(|| {
         format!(
             "model time: {unseen} of {} settled calls' time was not seen (a stream metered \
-             by the SDK interceptor: its latency is the time to the response's headers): \
-             the mean latency is over the other calls (--latency-ms states it)",
+             by the SDK interceptor, its latency the time to the response's headers, or a \
+             settlement whose clocks disagree): the mean latency is over the other calls \
+             (--latency-ms states it)",
             totals.settled_calls().unwrap_or(0)
         )
     })
