@@ -1934,6 +1934,20 @@ async fn a_process_restarted_on_the_snapshot_does_not_set_the_days_rate() {
     assert_eq!(r.days[0].verdict, Verdict::Explained);
 }
 
+/// The receipt of a 60 s call `id` at `at` on 1 × ml.m5.xlarge ($0.23/h),
+/// amortised, the first in its ledger: half an hour, $0.115, the accrual at 100.
+fn first_m5_call(id: &str, at: &str) -> crate::billing::Cost {
+    amortized_receipt(
+        id,
+        at,
+        60,
+        "ml.m5.xlarge",
+        ("0.5", "0.23", "0.115"),
+        "100",
+        serde_json::json!([]),
+    )
+}
+
 /// An amortised receipt of `rt` (instance variant `instance_type` × `count`),
 /// called at `at` for `latency_s`, its one compute line `hours` instance-hours
 /// at `rate` costing `usd`, its accrual `accrued` (all of it allocated, as an
@@ -2120,15 +2134,7 @@ async fn a_rows_difference_is_the_billed_less_the_rounded_metered_cost_and_its_p
     // difference would be 5.5161027777777814…: 18 places, and not billed −
     // metered as the row shows them.
     let metered = ledger([
-        amortized_receipt(
-            "a",
-            "2026-11-28T22:59:00Z",
-            60,
-            "ml.m5.xlarge",
-            ("0.5", "0.23", "0.115"),
-            "100",
-            serde_json::json!([]),
-        ),
+        first_m5_call("a", "2026-11-28T22:59:00Z"),
         amortized_receipt(
             "b",
             "2026-11-29T00:00:01Z",
@@ -2170,15 +2176,7 @@ async fn an_amortised_compute_line_after_a_quiet_weekend_is_filed_on_the_days_it
     // by as much (all of it allocated). Those hours are Fri 6 h (1.38), Sat 24 h
     // (5.52), Sun 24 h (5.52) and Mon 9 h (2.07): 1.38 + 5.52 + 5.52 + 2.07 = 14.49.
     let metered = ledger([
-        amortized_receipt(
-            "fri",
-            "2026-11-27T17:59:00Z",
-            60,
-            "ml.m5.xlarge",
-            ("0.5", "0.23", "0.115"),
-            "100",
-            serde_json::json!([]),
-        ),
+        first_m5_call("fri", "2026-11-27T17:59:00Z"),
         amortized_receipt(
             "mon",
             "2026-11-30T08:59:00Z",

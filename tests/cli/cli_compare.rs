@@ -3141,6 +3141,13 @@ fn a_ledgers_answered_calls_are_charged_exactly_when_their_share_is_not_a_finite
     );
 }
 
+/// Whether a plan's row (`--json`) has `note` among its notes.
+fn has_note(row: &serde_json::Value, note: &str) -> bool {
+    row["notes"]
+        .as_array()
+        .is_some_and(|notes| notes.iter().any(|n| n == note))
+}
+
 /// An asynchronous invocation's two receipts as `Client::invoke_endpoint_async`
 /// writes them when its input is in S3 with no `input_bytes` (`bytes_in` given:
 /// the size stated) and its settlement has no output size: each unknown size is
@@ -3230,9 +3237,11 @@ fn a_ledger_size_not_known_is_left_unpriced_and_out_of_the_means_never_0_bytes()
     let row = instance_row(&json);
     assert_eq!(row["cost_usd"], "5.52");
     assert!(
-        row["notes"].as_array().unwrap().iter().any(|n| n
-            == "data processed not priced: no payload sizes stated (AWS bills 0.016 USD/GB \
-                in and out)"),
+        has_note(
+            &row,
+            "data processed not priced: no payload sizes stated (AWS bills 0.016 USD/GB in \
+             and out)"
+        ),
         "{json}"
     );
     let ledger_notes = json["ledger_notes"].to_string();
@@ -3266,12 +3275,10 @@ fn a_ledger_size_not_known_is_left_unpriced_and_out_of_the_means_never_0_bytes()
     let row = instance_row(&json);
     assert_eq!(row["cost_usd"], "5.5425");
     assert!(
-        row["notes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n
-                == "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"),
+        has_note(
+            &row,
+            "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"
+        ),
         "{json}"
     );
     assert!(
@@ -3373,12 +3380,10 @@ fn streams_the_interceptor_did_not_time(unit: &str) {
         "{json}"
     );
     assert!(
-        row["notes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n
-                == "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"),
+        has_note(
+            row,
+            "data out not priced: no response size stated (AWS bills 0.016 USD/GB out)"
+        ),
         "{json}"
     );
     assert!(

@@ -237,6 +237,33 @@ async fn an_endpoint_deleted_and_created_again_accrues_nothing_for_the_hours_bet
 /// deployment), only from when it is in service.
 #[tokio::test]
 async fn an_endpoint_created_again_accrues_nothing_while_it_is_being_created() {
+    // Not 2.9333333…: + 1.408 × 12 / 60 = 0.2816 for the config's count while
+    // creating, + 1.408 × 4 / 60 = 0.0938666… for the fleet being created,
+    // counted again from 10 h 8 min.
+    created_again_at_10_h(CalledAt10H::Yes).await;
+}
+
+/// An endpoint deleted and created again while no call comes: the refresh
+/// loop goes on looking at it after finding it deleted, so its instance
+/// accrues from when it is found in service, not from its next call.
+#[tokio::test]
+async fn an_endpoint_created_again_while_idle_accrues_from_when_the_refresh_finds_it() {
+    // Not 0.0234666…: the new instance left out until the call at 12 h.
+    created_again_at_10_h(CalledAt10H::No).await;
+}
+
+/// Whether a call (refused: the endpoint is not in service) comes at 10 h.
+#[derive(PartialEq)]
+enum CalledAt10H {
+    Yes,
+    No,
+}
+
+/// 1 × ml.g5.xlarge called at 0 s, deleted at 60 s, created again at 10 h
+/// (`Creating`, its instance up at 10 h 8 min, `InService` at 10 h 12 min),
+/// called again at 12 h: each step is seen by the refresh loop (after a call at
+/// 10 h, or with none), and the accrual at 12 h holds what AWS billed.
+async fn created_again_at_10_h(called: CalledAt10H) {
     let fake = g5_endpoint(1).await;
     let (time, shared) = manual_clock();
     let client = refreshing_client(&fake, shared).await;
@@ -246,20 +273,21 @@ async fn an_endpoint_created_again_accrues_nothing_while_it_is_being_created() {
     deleted_at_60_s(&fake, &time, &client).await;
 
     // t = 10 h: created again (config InitialInstanceCount 1), `Creating`,
-    // nothing up yet. A call, refused (not in service), has it looked at again;
-    // from then on the refresh loop looks at it.
+    // nothing up yet: looked at again (by the call, or by the refresh loop).
     fake.start_creating(
         "rt",
         vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
     );
     time.advance(Duration::from_secs(10 * 3600 - 60));
-    let refused = client
-        .invoke_endpoint()
-        .endpoint_name("rt")
-        .body(Blob::new("{}"))
-        .send()
-        .await;
-    assert!(refused.is_err());
+    if called == CalledAt10H::Yes {
+        let refused = client
+            .invoke_endpoint()
+            .endpoint_name("rt")
+            .body(Blob::new("{}"))
+            .send()
+            .await;
+        assert!(refused.is_err());
+    }
     assert!(refreshed(&fake, &client, 3).await);
     // t = 10 h 8 min: its instance is up, the endpoint still `Creating`.
     fake.creating_instances_up("rt", 1);
@@ -276,50 +304,7 @@ async fn an_endpoint_created_again_accrues_nothing_while_it_is_being_created() {
     // AWS billed the instance for the 60 s before the deletion, nothing while
     // the endpoint was deleted or being created, then 10 h 12 min → 12 h = 1.8 h
     // in service: 1.408 × 60 / 3600 = 0.0234666… + 1.408 × 1.8 = 2.5344 →
-    // 2.5578666… (not 2.9333333…: + 1.408 × 12 / 60 = 0.2816 for the config's
-    // count while creating, + 1.408 × 4 / 60 = 0.0938666… for the fleet being
-    // created, counted again from 10 h 8 min).
-    let accrual = next.accrual.clone().expect("an accrual");
-    assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.557867"));
-}
-
-/// An endpoint deleted and created again while no call comes: the refresh
-/// loop goes on looking at it after finding it deleted, so its instance
-/// accrues from when it is found in service, not from its next call.
-#[tokio::test]
-async fn an_endpoint_created_again_while_idle_accrues_from_when_the_refresh_finds_it() {
-    let fake = g5_endpoint(1).await;
-    let (time, shared) = manual_clock();
-    let client = refreshing_client(&fake, shared).await;
-    call(&client, "rt").await; // t = 0: 1 × ml.g5.xlarge, the accrual begins
-
-    // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
-    deleted_at_60_s(&fake, &time, &client).await;
-
-    // t = 10 h: created again (config InitialInstanceCount 1), `Creating`,
-    // nothing up yet. No call comes: the refresh loop looks at it again.
-    fake.start_creating(
-        "rt",
-        vec![FakeVariant::instance("AllTraffic", "ml.g5.xlarge", 1)],
-    );
-    time.advance(Duration::from_secs(10 * 3600 - 60));
-    assert!(refreshed(&fake, &client, 3).await);
-    // t = 10 h 8 min: its instance is up, the endpoint still `Creating`.
-    fake.creating_instances_up("rt", 1);
-    time.advance(Duration::from_secs(8 * 60));
-    assert!(refreshed(&fake, &client, 4).await);
-    // t = 10 h 12 min: `InService`.
-    fake.finish_creating("rt");
-    time.advance(Duration::from_secs(4 * 60));
-    assert!(refreshed(&fake, &client, 5).await);
-
-    // t = 12 h: the first call since 0 s.
-    time.advance(Duration::from_secs(108 * 60));
-    let next = call(&client, "rt").await;
-    // AWS billed the instance for the 60 s before the deletion, nothing while
-    // the endpoint was deleted or being created, then 10 h 12 min → 12 h = 1.8 h
-    // in service: 1.408 × 60 / 3600 = 0.0234666… + 1.408 × 1.8 = 2.5344 →
-    // 2.5578666… (not 0.0234666…, the new instance left out until this call).
+    // 2.5578666….
     let accrual = next.accrual.clone().expect("an accrual");
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("2.557867"));
 }

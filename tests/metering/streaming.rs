@@ -657,62 +657,8 @@ async fn a_stream_dropped_after_its_last_part_has_arrived_is_not_cancelled() {
 /// stream dropped at 3.0 s.
 #[tokio::test]
 async fn a_serverless_stream_dropped_after_done_before_its_end_is_ok_and_billed_to_done() {
-    let parts = openai_parts();
-    let h = harness(
-        move |_| {
-            Script::new()
-                .part(parts[0])
-                .pause(Duration::from_millis(400))
-                .part(parts[1])
-                .part(parts[2])
-                .pause(Duration::from_millis(400))
-                .part(parts[3])
-                .pause(Duration::from_millis(400))
-                .part(parts[4]) // `data: [DONE]`, at 1.2 s
-                .hang_until_client_leaves() // no end until the drop
-        },
-        |b| b,
-    )
-    .await;
-    let opened = std::time::Instant::now();
-    let mut response = open(&h.client, SERVERLESS_LLM).await;
-    let receipt = response.receipt();
-    read_to_done(&mut response).await;
-    let done = opened.elapsed();
-    tokio::time::sleep(Duration::from_millis(3000).saturating_sub(done)).await;
-    drop(response); // at 3.0 s, the end of the stream not arrived
-
-    let cost = receipt.await.unwrap();
-    assert_eq!(cost.usage.outcome, Outcome::Ok, "{:?}", cost.notes);
-    assert_not_noted_containing(&cost, "cancelled");
-    assert_eq!(cost.usage.parts, Some(5));
-    assert_eq!(
-        (cost.usage.input_tokens, cost.usage.output_tokens),
-        (Some(21), Some(3))
-    );
-    // Billed from the request to the `[DONE]` part: the fake's three 400 ms
-    // pauses (1.2 s) and no more than the test took to read that part.
-    assert!(
-        cost.usage.latency >= Duration::from_millis(1200) && cost.usage.latency <= done,
-        "billed {:?}, `[DONE]` read by {done:?}",
-        cost.usage.latency
-    );
-    // 2048 MB at 0.00004 USD/s, by the ms: 1.2 s → 1.200 × 0.00004 = 0.000048 USD
-    // (plus 0.00000004 USD a ms the request and parts took beyond the pauses),
-    // not 3.0 s to the drop → 3.000 × 0.00004 = 0.00012 USD.
-    let compute = line(&cost, LineItem::Compute);
-    assert_eq!(
-        compute.quantity,
-        serverless_seconds(cost.usage.latency).normalize()
-    );
-    let usd = compute.cost_usd().unwrap();
-    assert_eq!(
-        usd,
-        r12(serverless_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND))
-    );
-    assert!(usd >= dec("0.000048"), "{usd}");
-    assert!(usd < dec("0.00012"), "{usd} is billed to the drop");
-    assert_eq!(h.receipts.all(), vec![cost]);
+    // No end until the drop.
+    dropped_at_3_s_after_done(Script::hang_until_client_leaves).await;
 }
 
 /// A stream whose `[DONE]` part is followed by an error (here a
@@ -721,19 +667,35 @@ async fn a_serverless_stream_dropped_after_done_before_its_end_is_ok_and_billed_
 /// the drop.
 #[tokio::test]
 async fn a_serverless_stream_failing_after_done_is_ok_and_billed_to_done() {
+    // Right after `[DONE]`, waiting unread at the drop.
+    let cost = dropped_at_3_s_after_done(|s| s.model_stream_error("StreamBroken")).await;
+    assert!(
+        cost.notes
+            .iter()
+            .any(|n| n.contains("ModelStreamError (StreamBroken)") && n.contains("[DONE]")),
+        "{:?}",
+        cost.notes
+    );
+}
+
+/// A serverless stream of five parts, 400 ms apart, `[DONE]` at 1.2 s and
+/// `after_done` then, read to `[DONE]` and dropped at 3.0 s: its receipt is
+/// `ok`, with its tokens, billed to the `[DONE]` part, and the only one.
+async fn dropped_at_3_s_after_done(after_done: fn(Script) -> Script) -> sagemeter::Cost {
     let parts = openai_parts();
     let h = harness(
         move |_| {
-            Script::new()
-                .part(parts[0])
-                .pause(Duration::from_millis(400))
-                .part(parts[1])
-                .part(parts[2])
-                .pause(Duration::from_millis(400))
-                .part(parts[3])
-                .pause(Duration::from_millis(400))
-                .part(parts[4]) // `data: [DONE]`, at 1.2 s
-                .model_stream_error("StreamBroken") // right after it
+            after_done(
+                Script::new()
+                    .part(parts[0])
+                    .pause(Duration::from_millis(400))
+                    .part(parts[1])
+                    .part(parts[2])
+                    .pause(Duration::from_millis(400))
+                    .part(parts[3])
+                    .pause(Duration::from_millis(400))
+                    .part(parts[4]), // `data: [DONE]`, at 1.2 s
+            )
         },
         |b| b,
     )
@@ -744,18 +706,11 @@ async fn a_serverless_stream_failing_after_done_is_ok_and_billed_to_done() {
     read_to_done(&mut response).await;
     let done = opened.elapsed();
     tokio::time::sleep(Duration::from_millis(3000).saturating_sub(done)).await;
-    drop(response); // at 3.0 s, the error waiting unread
+    drop(response);
 
     let cost = receipt.await.unwrap();
     assert_eq!(cost.usage.outcome, Outcome::Ok, "{:?}", cost.notes);
     assert_not_noted_containing(&cost, "cancelled");
-    assert!(
-        cost.notes
-            .iter()
-            .any(|n| n.contains("ModelStreamError (StreamBroken)") && n.contains("[DONE]")),
-        "{:?}",
-        cost.notes
-    );
     assert_eq!(cost.usage.parts, Some(5));
     assert_eq!(
         (cost.usage.input_tokens, cost.usage.output_tokens),
@@ -772,14 +727,20 @@ async fn a_serverless_stream_failing_after_done_is_ok_and_billed_to_done() {
     // by the ms: 1.2 s → 1.200 × 0.00004 = 0.000048 USD (plus 0.00000004 USD a
     // ms the request and parts took beyond the pauses), not 3.0 s to the drop →
     // 3.000 × 0.00004 = 0.00012 USD.
-    let usd = line(&cost, LineItem::Compute).cost_usd().unwrap();
+    let compute = line(&cost, LineItem::Compute);
+    assert_eq!(
+        compute.quantity,
+        serverless_seconds(cost.usage.latency).normalize()
+    );
+    let usd = compute.cost_usd().unwrap();
     assert_eq!(
         usd,
         r12(serverless_seconds(cost.usage.latency) * dec(SERVERLESS_2GB_USD_PER_SECOND))
     );
     assert!(usd >= dec("0.000048"), "{usd}");
     assert!(usd < dec("0.00012"), "{usd} is billed to the drop");
-    assert_eq!(h.receipts.all(), vec![cost]);
+    assert_eq!(h.receipts.all(), vec![cost.clone()]);
+    cost
 }
 
 /// The same stream read on to its error: `recv()` hands the SDK's error over,
