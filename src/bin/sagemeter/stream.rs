@@ -92,10 +92,10 @@ pub async fn run_stream(
     // written it): printed as the whole call it was, the failure said on stderr.
     let stream_error = match stream_error {
         Some(error) if whole => {
-            eprintln!(
+            crate::output::eprint(&format!(
                 "note: the response stream failed after the model's [DONE] ({error}); \
                  the answer was whole, billed to [DONE]"
-            );
+            ));
             None
         }
         Some(error) => Some(format!(
