@@ -608,28 +608,37 @@ async fn a_credentials_file_that_is_not_utf8_is_never_printed() {
             .to_vec();
     file.extend_from_slice(&[0xE9, b'\n']);
     std::fs::write(&credentials, &file).unwrap();
-    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
-    cmd.env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .args(["invoke", "rt", "--body", "{}"]);
-    let output = run(cmd).await;
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
-    // Neither the secret nor its bytes written as numbers ("SECRET": 83 69 67 82 69 84).
-    for leak in [
-        "SECRETMARK",
-        "AKIDMARK",
-        "83, 69, 67, 82, 69, 84",
-        "FromUtf8Error",
-    ] {
-        assert!(!stderr.contains(leak), "{leak} in {stderr}");
+    // Named whole, or from the home directory as `~/credentials` (a Dockerfile's
+    // ENV does not expand `~`; the SDK does, and so does the check).
+    let named = [
+        credentials.as_os_str(),
+        std::ffi::OsStr::new("~/credentials"),
+    ];
+    for (call, variable) in named.into_iter().enumerate() {
+        let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+        cmd.env("HOME", dir.path())
+            .env("AWS_SHARED_CREDENTIALS_FILE", variable)
+            .args(["invoke", "rt", "--body", "{}"]);
+        let output = run(cmd).await;
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}");
+        // Neither the secret nor its bytes written as numbers ("SECRET": 83 69 67 82 69 84).
+        for leak in [
+            "SECRETMARK",
+            "AKIDMARK",
+            "83, 69, 67, 82, 69, 84",
+            "FromUtf8Error",
+        ] {
+            assert!(!stderr.contains(leak), "{leak} in {stderr}");
+        }
+        // Why its keys are not found is said, naming the file only.
+        assert!(
+            stderr.contains("the AWS credentials file is not UTF-8")
+                && stderr.contains(&credentials.display().to_string()),
+            "{variable:?}: {stderr}"
+        );
+        assert_eq!(fake.invocations(), call as u64 + 1);
     }
-    // Why its keys are not found is said, naming the file only.
-    assert!(
-        stderr.contains("the AWS credentials file is not UTF-8")
-            && stderr.contains(&credentials.display().to_string()),
-        "{stderr}"
-    );
-    assert_eq!(fake.invocations(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -113,14 +113,29 @@ async fn region_past_empty_variables(profile: Option<&str>) -> Option<Region> {
 /// found. The SDK's own warning prints the file's bytes, secret keys among them,
 /// and is not shown ([`sagemeter::redact::may_log`]).
 fn warn_of_files_not_utf8() {
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    use std::path::PathBuf;
+    // As the SDK finds its home: `HOME`, else `USERPROFILE` (Windows).
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .map(PathBuf::from);
     for (variable, default) in [
         ("AWS_CONFIG_FILE", "config"),
         ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
     ] {
-        let path = match std::env::var_os(variable).filter(|p| !p.is_empty()) {
-            Some(path) => std::path::PathBuf::from(path),
-            None => match &home {
+        // As the SDK reads the variable: a leading `~` is the home directory
+        // (`~/.aws/ci` from a Dockerfile's ENV, which does not expand it); an
+        // empty value is a path too (one no file has).
+        let path = match std::env::var(variable) {
+            Ok(path) => match (path.strip_prefix('~'), &home) {
+                (Some(rest), Some(home))
+                    if rest.is_empty() || rest.starts_with(std::path::is_separator) =>
+                {
+                    home.join(rest.trim_start_matches(std::path::is_separator))
+                }
+                _ => PathBuf::from(path),
+            },
+            Err(std::env::VarError::NotUnicode(path)) => PathBuf::from(path),
+            Err(std::env::VarError::NotPresent) => match &home {
                 Some(home) => home.join(".aws").join(default),
                 None => continue,
             },
