@@ -240,8 +240,9 @@ impl UsageProfile {
     /// ([`UsageTotals::settled_calls`]). So are those metered by the SDK interceptor
     /// ([`UsageTotals::intercepted_async_calls`]), whose figures no settlement
     /// brings. A settled call whose model time is not known
-    /// ([`UsageTotals::compute_unseen_calls`]: a serverless stream metered by the
-    /// SDK interceptor) is left out of the mean latency and billed time; with
+    /// ([`UsageTotals::compute_unseen_calls`]: a stream metered by the SDK
+    /// interceptor, a settlement whose clocks disagree) is left out of the mean
+    /// latency and billed time; with
     /// none known the mean latency is 0, which serverless refuses.
     ///
     /// A call whose request or response size is not known
@@ -911,12 +912,13 @@ pub struct UsageTotals {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub bytes_out_unknown_calls: u64,
     /// Settled calls whose model time is not known: their receipt's compute line
-    /// in seconds is unpriced at quantity 0 (a serverless stream metered by the
-    /// SDK interceptor, which does not see the stream run: its latency is only the
-    /// time to the response's headers). A serverless call bills 1 ms at least, so
-    /// that 0 is no time: these calls are left out of the mean latency and billed
-    /// time ([`timed_calls`](Self::timed_calls)). [`UsageTotals::from_receipts`]
-    /// counts them.
+    /// (seconds on serverless, instance-hours on instances) is unpriced at
+    /// quantity 0 for a figure the meter did not see, by the reason on it (a
+    /// stream metered by the SDK interceptor, which does not see the stream run:
+    /// its latency is only the time to the response's headers; a settlement whose
+    /// clocks disagree), not for want of a rate. These calls are left out of the
+    /// mean latency and billed time ([`timed_calls`](Self::timed_calls)).
+    /// [`UsageTotals::from_receipts`] counts them.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub compute_unseen_calls: u64,
 }
