@@ -1948,29 +1948,22 @@ impl Meter {
         }
     }
 
-    /// The note on a receipt whose variant's accrual leaves its ML storage out
-    /// (the volume size is known, the storage rate is not), WARNed once per
-    /// endpoint, variant and reason.
-    fn storage_left_out(&self, endpoint: &str, variant: &str, reason: &str) -> String {
-        if self.first_warning(("storage", endpoint, variant, reason)) {
+    /// The note on a receipt whose variant's accrual leaves `part` of what stands
+    /// out, its rate not known (`ML storage`: the volume size is known, the
+    /// storage rate is not; `provisioned concurrency`: its standing rate), WARNed
+    /// once per part, endpoint, variant and reason.
+    fn left_out_of_accrual(
+        &self,
+        part: &'static str,
+        endpoint: &str,
+        variant: &str,
+        reason: &str,
+    ) -> String {
+        if self.first_warning((part, endpoint, variant, reason)) {
             tracing::warn!(target: "sagemeter", endpoint, variant, reason,
-                "a variant's ML storage could not be priced: its accrual leaves it out");
+                "a variant's {part} could not be priced: its accrual leaves it out");
         }
-        format!("the variant's ML storage is not accrued: its rate is not known ({reason})")
-    }
-
-    /// The note on a receipt whose variant's accrual leaves its provisioned
-    /// concurrency out (its standing rate is not known), WARNed once per
-    /// endpoint, variant and reason.
-    fn provisioned_left_out(&self, endpoint: &str, variant: &str, reason: &str) -> String {
-        if self.first_warning(("provisioned", endpoint, variant, reason)) {
-            tracing::warn!(target: "sagemeter", endpoint, variant, reason,
-                "a variant's provisioned concurrency could not be priced: its accrual leaves it out");
-        }
-        format!(
-            "the variant's provisioned concurrency is not accrued: its rate is not known \
-             ({reason})"
-        )
+        format!("the variant's {part} is not accrued: its rate is not known ({reason})")
     }
 
     /// Whether `what` (a tuple naming the kind of warning and what it is about)
@@ -2573,7 +2566,12 @@ impl Meter {
                             && let Some(reason) = &rates.standing_unpriced
                             && !self.inner.totals.keeps_own_rate(rates.totals)
                         {
-                            notes.push(self.provisioned_left_out(&endpoint, &v.name, reason));
+                            notes.push(self.left_out_of_accrual(
+                                "provisioned concurrency",
+                                &endpoint,
+                                &v.name,
+                                reason,
+                            ));
                         }
                         if let Some(standing) = standing
                             && bill_compute
@@ -2635,7 +2633,12 @@ impl Meter {
                                 ended_at,
                             });
                             if let Some(reason) = &rates.storage_unpriced {
-                                notes.push(self.storage_left_out(&endpoint, &v.name, reason));
+                                notes.push(self.left_out_of_accrual(
+                                    "ML storage",
+                                    &endpoint,
+                                    &v.name,
+                                    reason,
+                                ));
                             }
                         }
                         // An async settlement bills the time the caller states, at
