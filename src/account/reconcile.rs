@@ -718,7 +718,7 @@ impl Metered {
                         let by_line = match (update.shares(), &stood[..]) {
                             ([(class, _)], [(parts, _)]) => {
                                 let (from, to) = increment.span();
-                                held.by_line(from, to, standing_units(parts))
+                                held.by_line(from, to, units_standing(parts, cost))
                                     .filter(|days| {
                                         days.keys().eq(allocated.iter().map(|(on, ..)| on))
                                     })
@@ -1791,16 +1791,28 @@ fn average_rate(parts: &[StandingPart]) -> Option<Decimal> {
 /// The instances (or units of provisioned concurrency) `parts` stand on,
 /// added up as u64: a ledger may state u32::MAX of each.
 fn standing_units(parts: &[StandingPart]) -> u64 {
-    parts
-        .iter()
-        .map(|part| match part.billing {
-            VariantBilling::Instance { instance_count, .. } => u64::from(instance_count),
-            VariantBilling::Serverless {
-                provisioned_concurrency,
-                ..
-            } => u64::from(provisioned_concurrency.unwrap_or(0)),
-        })
-        .sum()
+    parts.iter().map(|part| units_of(&part.billing)).sum()
+}
+
+/// The instances (or units of provisioned concurrency) `cost`'s accrual stood
+/// on: its standing `parts`'; or where it carries none, as the meter writes a
+/// variant's accrual alone, the receipt's own billing's (0 without one).
+fn units_standing(parts: &[StandingPart], cost: &Cost) -> u64 {
+    match parts.is_empty() {
+        false => standing_units(parts),
+        true => cost.billing.as_ref().map_or(0, units_of),
+    }
+}
+
+/// The instances (or units of provisioned concurrency) `billing` stands on.
+fn units_of(billing: &VariantBilling) -> u64 {
+    match billing {
+        VariantBilling::Instance { instance_count, .. } => u64::from(*instance_count),
+        VariantBilling::Serverless {
+            provisioned_concurrency,
+            ..
+        } => u64::from(provisioned_concurrency.unwrap_or(0)),
+    }
 }
 
 /// `endpoint`'s cell of `class` on `day` among `changed` (the cells a receipt

@@ -1628,7 +1628,8 @@ async fn each_day_is_valued_at_its_own_on_demand_rate_across_a_price_change() {
 
 /// A receipt of one 36 s call (0.01 instance-hours) on `rt`'s one ml.g5.xlarge,
 /// ending on the hour `ends` (begun 36 s before), priced at `rate` $/h, with the
-/// process's running `accrued` and `allocated` (the meter's own rate standing).
+/// process's running `accrued` and `allocated` (the variant alone standing: as the
+/// meter writes it, no standing parts).
 fn g5_call_ending(
     id: &str,
     ends: &str,
@@ -1648,8 +1649,7 @@ fn g5_call_ending(
         "lines": [priced_hours("0.01", rate, &compute)],
         "cost_usd": compute, "currency": "USD", "region": "us-east-1",
         "running_client_usd": "0", "running_endpoint_usd": "0",
-        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
-                    "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null}
     }))
     .unwrap()
 }
@@ -1724,7 +1724,8 @@ fn fetched_price(source: &str, fetched: &str) -> serde_json::Value {
 
 /// A receipt of one 36 s call (0.01 instance-hours) on `rt`'s one ml.g5.xlarge,
 /// begun at `at`, priced at `rate` $/h from `provenance`, with the process's
-/// running `accrued` and `allocated` (the meter's own rate standing).
+/// running `accrued` and `allocated` (the variant alone standing: as the meter
+/// writes it, no standing parts).
 fn g5_call_at(
     id: &str,
     at: &str,
@@ -1744,8 +1745,7 @@ fn g5_call_at(
                       "provenance": provenance}}],
         "cost_usd": compute, "currency": "USD", "region": "us-east-1",
         "running_client_usd": "0", "running_endpoint_usd": "0",
-        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null,
-                    "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+        "accrual": {"accrued_usd": accrued, "allocated_usd": allocated, "utilisation": null}
     }))
     .unwrap()
 }
@@ -1997,9 +1997,10 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
                                      "2026-11-29T00:00:00Z", "fetched_at":
                                      "2026-11-29T06:00:00Z", "note": null}}})
     };
-    let receipt =
-        |id: &str, at: &str, lines: serde_json::Value, usd: &str, accrued: &str, rate: &str| {
-            let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+    // As the meter writes them: a variant alone carries no standing parts (the
+    // key is left out of the JSON), its instances are its billing's.
+    let receipt = |id: &str, at: &str, lines: serde_json::Value, usd: &str, accrued: &str| {
+        let cost: crate::billing::Cost = serde_json::from_value(serde_json::json!({
             "call_id": id, "at": at, "endpoint": "rt", "variant": "AllTraffic",
             "billing": {"kind": "instance", "instance_type": "ml.g5.xlarge", "instance_count": 1},
             "allocation": "amortized",
@@ -2008,12 +2009,11 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
             "lines": lines,
             "cost_usd": usd, "currency": "USD", "region": "us-east-1",
             "running_client_usd": "0", "running_endpoint_usd": "0",
-            "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1",
-                        "standing_parts": standing(&[("ml.g5.xlarge", 1, rate)])}
+            "accrual": {"accrued_usd": accrued, "allocated_usd": accrued, "utilisation": "1"}
         }))
         .unwrap();
-            cost
-        };
+        cost
+    };
     let metered = ledger([
         receipt(
             "a",
@@ -2021,7 +2021,6 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
             serde_json::json!([priced_hours("0.01", "1.408", "0.01408")]),
             "0.01408",
             "10",
-            "1.408",
         ),
         receipt(
             "b",
@@ -2029,7 +2028,6 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
             serde_json::json!([priced_hours("10", "1.408", "14.08"), own_line("14", "16.8")]),
             "30.88",
             "40.88",
-            "1.2",
         ),
         receipt(
             "c",
@@ -2037,7 +2035,6 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
             serde_json::json!([own_line("24", "28.8")]),
             "28.8",
             "69.68",
-            "1.2",
         ),
     ]);
     let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
@@ -2076,15 +2073,16 @@ async fn an_amortised_receipt_whose_price_changed_at_midnight_agrees_with_the_bi
                                      "2026-11-29T00:00:00Z", "fetched_at":
                                      "2026-11-29T00:00:00Z", "note": null}}})
     };
-    // Each call lasts 1 s: a at 19:59:59 ends at 20:00.
-    let receipt = |id: &str, at: &str, lines: serde_json::Value, accrued: &str, rate: &str| {
+    // Each call lasts 1 s: a at 19:59:59 ends at 20:00. As the meter writes
+    // them: a variant alone carries no standing parts.
+    let receipt = |id: &str, at: &str, lines: serde_json::Value, accrued: &str| {
         amortized_lines_receipt(
             id,
             at,
             ("ml.g5.xlarge", 1),
             lines,
             accrued,
-            standing(&[("ml.g5.xlarge", 1, rate)]),
+            serde_json::json!([]),
         )
     };
     let metered = ledger([
@@ -2093,21 +2091,18 @@ async fn an_amortised_receipt_whose_price_changed_at_midnight_agrees_with_the_bi
             "2026-11-28T19:59:59Z",
             serde_json::json!([priced_hours("0.01", "1.408", "0.01408")]),
             "10",
-            "1.408",
         ),
         receipt(
             "b",
             "2026-11-29T19:59:59Z",
             serde_json::json!([priced_hours("4", "1.408", "5.632"), own_line("20", "24")]),
             "39.632",
-            "1.2",
         ),
         receipt(
             "c",
             "2026-11-30T19:59:59Z",
             serde_json::json!([own_line("24", "28.8")]),
             "68.432",
-            "1.2",
         ),
     ]);
     let bill = billed_nov_29(&[("USE1-Host:ml.g5.xlarge", "28.80", "24")]);
