@@ -30,7 +30,9 @@
 //! let _body = response.body();
 //! // ... and carries what this call cost, how, and where the price came from.
 //! println!("{}", response.cost());
-//! println!("spent so far: ${}", client.meter().totals().client_usd);
+//! // Priced lines only: a lower bound while some calls could not be priced.
+//! let totals = client.meter().totals();
+//! println!("spent so far: ${} ({} calls unpriced)", totals.client_usd, totals.unpriced_calls);
 //! # Ok(()) }
 //! ```
 //!

@@ -32,9 +32,24 @@ pub struct TotalsSnapshot {
     /// submission: its settlement adds its cost, not a call (as metrics and
     /// reports count it).
     pub calls: u64,
-    /// Everything recorded, in USD.
+    /// Calls whose receipts were not fully priced (a line
+    /// [`Unpriced`](crate::billing::LinePrice::Unpriced)): their priced lines
+    /// are in the sums, the rest in none. An async invocation counts once, at
+    /// its submission if that receipt is not fully priced, else at its
+    /// settlement if that one is not (a settlement by another meter counts
+    /// there, not here, if its submission was fully priced).
+    #[serde(default)]
+    pub unpriced_calls: u64,
+    /// [`unpriced_calls`](Self::unpriced_calls) per endpoint: only endpoints
+    /// with at least one.
+    #[serde(default)]
+    pub unpriced_by_endpoint: HashMap<String, u64>,
+    /// What the priced lines of every receipt recorded add up to, in USD. While
+    /// [`unpriced_calls`](Self::unpriced_calls) is above 0 it is a lower bound:
+    /// what those calls' unpriced lines cost is in no figure (their receipts
+    /// say why, and a WARN did).
     pub client_usd: Decimal,
-    /// Per endpoint, in USD.
+    /// Per endpoint, in USD (priced lines only, as `client_usd`).
     pub by_endpoint: HashMap<String, Decimal>,
     /// Per `endpoint/variant`, in USD.
     pub by_variant: HashMap<String, Decimal>,
@@ -556,6 +571,8 @@ struct TotalsInner {
     /// ([`Totals::with_monotonic_reference`]).
     host: Option<Arc<dyn HostClocks>>,
     calls: u64,
+    /// Calls not fully priced (see [`TotalsSnapshot::unpriced_calls`]).
+    unpriced_calls: u64,
     client_usd: Decimal,
     /// Endpoints in the order their slot was first asked for.
     endpoints: Vec<EndpointTotals>,
@@ -684,6 +701,7 @@ impl Default for TotalsInner {
             per_instance: 1,
             host: None,
             calls: 0,
+            unpriced_calls: 0,
             client_usd: Decimal::ZERO,
             endpoints: Vec::new(),
             slots: FastMap::default(),
@@ -701,6 +719,8 @@ struct EndpointTotals {
     sharing: SharingClock,
     /// `None` until a call to the endpoint is recorded.
     usd: Option<Decimal>,
+    /// Its calls not fully priced (see [`TotalsSnapshot::unpriced_calls`]).
+    unpriced_calls: u64,
     /// Variants in the order their slot was first asked for (a handful at most).
     variants: Vec<VariantState>,
 }
@@ -1840,7 +1860,10 @@ impl Totals {
     ///
     /// `counts_a_call` is false for an async invocation's settlement: it adds its
     /// cost, but its call was counted at its submission (as metrics and reports
-    /// count it, see [`CallPart`](crate::report::CallPart)).
+    /// count it, see [`CallPart`](crate::report::CallPart)). `unpriced_call` is
+    /// true for the receipt that makes its call one not fully priced (for an
+    /// async invocation, the first of its receipts that is not): counted in
+    /// [`TotalsSnapshot::unpriced_calls`], in all and for `endpoint`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record(
         &self,
@@ -1852,11 +1875,16 @@ impl Totals {
         clock: Option<InstanceClock>,
         component: Option<EndpointSlot>,
         counts_a_call: bool,
+        unpriced_call: bool,
     ) -> Recorded {
         let mut inner = self.lock();
         let mono = inner.mono_now();
         if counts_a_call {
             inner.calls += 1;
+        }
+        if unpriced_call {
+            inner.unpriced_calls += 1;
+            inner.endpoints[endpoint.0].unpriced_calls += 1;
         }
         inner.client_usd += cost_usd;
         inner.add_to_tags(tags, cost_usd);
@@ -1911,12 +1939,18 @@ impl Totals {
         // Copied under the lock every call takes (names are shared, not copied),
         // keyed and formatted after it: a process that has called thousands of
         // endpoints holds its calls for a copy, not for building maps.
-        let (calls, client_usd, endpoints, variants, by_tag) = {
+        let (calls, unpriced_calls, client_usd, endpoints, unpriced, variants, by_tag) = {
             let inner = self.lock();
             let endpoints: Vec<(Arc<str>, Decimal)> = inner
                 .endpoints
                 .iter()
                 .filter_map(|e| Some((e.name.clone(), e.usd?)))
+                .collect();
+            let unpriced: Vec<(Arc<str>, u64)> = inner
+                .endpoints
+                .iter()
+                .filter(|e| e.unpriced_calls > 0)
+                .map(|e| (e.name.clone(), e.unpriced_calls))
                 .collect();
             let variants: Vec<(Arc<str>, Arc<str>, Decimal)> = inner
                 .endpoints
@@ -1936,8 +1970,21 @@ impl Totals {
                     (key.clone(), values)
                 })
                 .collect();
-            (inner.calls, inner.client_usd, endpoints, variants, by_tag)
+            (
+                inner.calls,
+                inner.unpriced_calls,
+                inner.client_usd,
+                endpoints,
+                unpriced,
+                variants,
+                by_tag,
+            )
         };
+        // Counted on the endpoint's slot, never on a component's.
+        let unpriced_by_endpoint = unpriced
+            .into_iter()
+            .map(|(name, n)| (name.to_string(), n))
+            .collect();
         let mut by_endpoint = HashMap::new();
         let mut by_component = HashMap::new();
         for (name, usd) in endpoints {
@@ -1956,6 +2003,8 @@ impl Totals {
             .collect();
         TotalsSnapshot {
             calls,
+            unpriced_calls,
+            unpriced_by_endpoint,
             client_usd,
             by_endpoint,
             by_variant,
@@ -2035,6 +2084,7 @@ mod tests {
             Some(clock),
             None,
             true,
+            false,
         )
     }
 
@@ -2087,6 +2137,7 @@ mod tests {
             None,
             None,
             counts_a_call,
+            false,
         )
     }
 
@@ -3474,6 +3525,7 @@ mod tests {
                     Some(clock),
                     None,
                     true,
+                    false,
                 );
                 (lines, recorded.accrual.expect("an accrual"))
             }

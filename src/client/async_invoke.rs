@@ -274,6 +274,7 @@ impl InvokeEndpointAsync {
             tags: cost.tags.clone(),
             invocation_timeout_seconds: Some(processing_limit.as_secs()),
             region: Some(meter.endpoint_region().to_owned()),
+            submission_unpriced: !cost.is_fully_priced(),
             hold: Hold(hold),
         };
         Ok(AsyncInvocation {
@@ -521,6 +522,12 @@ pub struct PendingInference {
     /// versions: settled by the meter given, unchecked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<String>,
+    /// Whether the submission receipt was not fully priced: the invocation was
+    /// counted among the totals' unpriced calls then, and its settlement does
+    /// not count it again. Absent (false) when it was fully priced, and in
+    /// invocations kept by earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    submission_unpriced: bool,
     /// The budget estimate still held for the invocation (this process only).
     #[serde(skip)]
     hold: Hold,
@@ -988,6 +995,7 @@ impl Settlement {
             variant_assumed,
             tags,
             invocation_timeout_seconds,
+            submission_unpriced,
             hold,
             ..
         } = pending;
@@ -1125,6 +1133,7 @@ impl Settlement {
                 unknown,
                 tokens_unseen,
                 variant_assumed,
+                submission_unpriced,
             },
             hold,
             #[cfg(feature = "fleet")]

@@ -1493,6 +1493,7 @@ impl CallParts {
             tokens_unseen,
             // SageMaker's word, or none (the profile's pick, made when priced).
             variant_assumed: false,
+            submission_unpriced: false,
         };
         ToPrice {
             meter,

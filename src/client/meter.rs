@@ -869,6 +869,10 @@ pub(crate) struct FinishedCall {
     /// named: an async settlement's, its submission's pick (see
     /// `EndpointProfile::variant_assumed`). False for any other call.
     pub variant_assumed: bool,
+    /// Whether an async settlement's submission receipt was not fully priced
+    /// (its call counted among the totals' unpriced calls then). False for any
+    /// other call.
+    pub submission_unpriced: bool,
 }
 
 /// The rate of a call on a serverless variant with provisioned concurrency whose
@@ -1105,7 +1109,10 @@ impl Meter {
         crate::ClientBuilder::new(sdk_config)
     }
 
-    /// The running totals of every call metered so far.
+    /// The running totals of every call metered so far. Their sums hold what
+    /// the receipts priced: a call with an unpriced line adds its priced lines
+    /// only, and counts in [`TotalsSnapshot::unpriced_calls`] (per endpoint too),
+    /// so that a figure that leaves some cost out says so.
     pub fn totals(&self) -> TotalsSnapshot {
         self.inner.totals.snapshot()
     }
@@ -2479,6 +2486,7 @@ impl Meter {
             unknown,
             tokens_unseen,
             variant_assumed,
+            submission_unpriced,
         } = call;
         let compute_unknown = unknown.iter().any(|(item, _)| *item == LineItem::Compute);
         let ended_at = self.now();
@@ -2947,6 +2955,13 @@ impl Meter {
             allocated_usd: compute_usd,
         });
         let all_tags = self.tags_into(tags);
+        // A call is unpriced once: an async invocation at the first of its
+        // receipts not fully priced.
+        let some_unpriced = lines
+            .iter()
+            .any(|l| matches!(l.price, LinePrice::Unpriced { .. }));
+        let counted_already = phase == Phase::Settled && submission_unpriced;
+        let unpriced_call = some_unpriced && !counted_already;
         let recorded = self.inner.totals.record(
             &all_tags,
             prepared.totals,
@@ -2965,6 +2980,7 @@ impl Meter {
             }),
             // A settlement is its submission's call, counted then.
             phase != Phase::Settled,
+            unpriced_call,
         );
 
         #[cfg(feature = "fleet")]
@@ -3447,6 +3463,7 @@ mod tests {
             Some(clock),
             None,
             true,
+            false,
         )
     }
 

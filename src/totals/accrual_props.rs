@@ -551,6 +551,7 @@ fn check(run: &Run) -> Result<(), TestCaseError> {
                     Some(clock),
                     None,
                     true,
+                    false,
                 );
                 let accrual = recorded.accrual.expect("a metered call has an accrual");
                 let (_, shown, _) = accrual_of(&totals, slot);

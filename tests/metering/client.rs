@@ -636,6 +636,98 @@ async fn a_call_whose_endpoint_cannot_be_described_still_bills_its_data_never_a_
     assert!(cost.lines.iter().any(|l| l.item == LineItem::DataOut));
 }
 
+/// "Never price silently at $0" holds for the running totals too: a call whose
+/// compute could not be priced (DescribeEndpoint denied, no profile set) adds
+/// only its priced part to `client_usd`, and the snapshot says how many calls
+/// that left out, in all and per endpoint.
+///
+/// AWS bills the call its compute (instance-hours × the instance's rate) and
+/// its data (2 B in: 2 / 2³⁰ GB × 0.016 USD/GB = 2.98e-11 → 0.00000000003 USD,
+/// and the response's bytes out at the same rate): the totals hold the data
+/// lines only, the receipt's `cost_usd`, a lower bound, with 1 call unpriced.
+#[tokio::test]
+async fn totals_count_the_calls_they_could_not_price_in_all_and_per_endpoint() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let client = client_for(&fake).await;
+    let response = invoke(&client, "rt").await.unwrap();
+    let cost = response.cost();
+    assert!(!cost.is_fully_priced());
+    assert_eq!(line_cost(cost, LineItem::DataIn), dec("0.00000000003"));
+    let totals = client.meter().totals();
+    assert_eq!((totals.calls, totals.unpriced_calls), (1, 1));
+    assert_eq!(
+        totals.unpriced_by_endpoint,
+        HashMap::from([("rt".to_owned(), 1)])
+    );
+    assert_eq!(totals.by_endpoint["rt"], cost.cost_usd);
+    assert_eq!(totals.client_usd, cost.cost_usd);
+
+    // A fully priced call counts none.
+    let client = rt_on_one_m5(&fake).await.build().unwrap();
+    let response = invoke(&client, "rt").await.unwrap();
+    assert!(response.cost().is_fully_priced());
+    let totals = client.meter().totals();
+    assert_eq!((totals.calls, totals.unpriced_calls), (1, 0));
+    assert!(totals.unpriced_by_endpoint.is_empty());
+}
+
+/// An async invocation is one call however many of its two receipts are
+/// unpriced: counted unpriced at its submission if that is, else at its
+/// settlement if that is. With DescribeEndpoint denied, a submission of 1 GiB
+/// in S3 is priced (1 GiB × 0.016 USD/GB = 0.016 USD) and its settlement's
+/// compute is not: 1 call, 1 unpriced once settled. A submission whose input
+/// size was not given is unpriced, and so is its settlement: 1 more call, 1
+/// more unpriced, not 2.
+#[tokio::test]
+async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let client = client_for(&fake).await;
+    let counts = |client: &Client| {
+        let t = client.meter().totals();
+        (
+            t.calls,
+            t.unpriced_calls,
+            t.unpriced_by_endpoint.get("rt").copied(),
+        )
+    };
+    let ten_seconds = || {
+        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
+            .output_bytes(2048)
+    };
+
+    let submitted = submit_async(&client, "rt", GIB).await;
+    assert!(submitted.cost().is_fully_priced());
+    assert_eq!(submitted.cost().cost_usd, dec("0.016"));
+    assert_eq!(counts(&client), (1, 0, None));
+    let settled = submitted.settle(ten_seconds()).await;
+    assert!(!settled.is_fully_priced());
+    assert_eq!(counts(&client), (1, 1, Some(1)));
+
+    let submitted = client
+        .invoke_endpoint_async()
+        .endpoint_name("rt")
+        .input_location("s3://fake-bucket/input/2.json")
+        .send()
+        .await
+        .unwrap();
+    assert!(!submitted.cost().is_fully_priced());
+    assert_eq!(counts(&client), (2, 2, Some(2)));
+    // Settled from the copy kept as JSON (as another process would keep it):
+    // the copy remembers its submission was counted.
+    let (_, _, pending) = submitted.into_parts();
+    let pending: sagemeter::client::PendingInference =
+        serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
+    let settled = client
+        .meter()
+        .settle_async(pending, ten_seconds())
+        .await
+        .unwrap();
+    assert!(!settled.is_fully_priced());
+    assert_eq!(counts(&client), (2, 2, Some(2)));
+}
+
 #[tokio::test]
 async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeout() {
     let fake = fake_with_demo_endpoints().await;
