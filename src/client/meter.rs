@@ -1312,13 +1312,19 @@ impl Meter {
     /// file), every sink at once: one that fails does not keep the others from
     /// flushing, and the error names each that failed. Waits as long as the
     /// sinks take: see [`flush_within`](Self::flush_within) for a bound.
+    ///
+    /// It does not wait for the calls in flight
+    /// ([`calls_in_flight`](Self::calls_in_flight)): their receipts reach the
+    /// sinks when they end, for the next flush.
+    /// [`shutdown_within`](Self::shutdown_within) waits for them first.
     pub async fn flush(&self) -> crate::Result<()> {
         self.flush_sinks(None).await
     }
 
     /// [`flush`](Self::flush), waiting at most `timeout`: a sink that has not
     /// finished by then (a broker that is down) is named in the error, and its
-    /// receipts stay queued in it for the next flush or shutdown.
+    /// receipts stay queued in it for the next flush or shutdown. Like `flush`,
+    /// it does not wait for the calls in flight.
     pub async fn flush_within(&self, timeout: std::time::Duration) -> crate::Result<()> {
         self.flush_sinks(Some((timeout, timeout))).await
     }
