@@ -52,7 +52,7 @@ pub fn describe_metrics() {
     describe_counter!(
         "sagemeter_errors_total",
         Unit::Count,
-        "Metered calls (with a receipt) that failed (outcome=error) or were cancelled (outcome=cancelled)."
+        "Metered calls with a receipt that failed (outcome=error) or were cancelled (outcome=cancelled); failures that never reached the model are not billed and not counted."
     );
     describe_counter!(
         "sagemeter_unpriced_total",
@@ -131,7 +131,7 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// | metric | kind | labels |
 /// |---|---|---|
 /// | `sagemeter_invocations_total` | counter | base |
-/// | `sagemeter_errors_total` | counter | base + `outcome` (`error`, `cancelled`) |
+/// | `sagemeter_errors_total` | counter (calls with a receipt: see below) | base + `outcome` (`error`, `cancelled`) |
 /// | `sagemeter_unpriced_total` | counter (receipts: an async invocation's two may count twice) | base |
 /// | `sagemeter_cost_micro_usd_total` | counter | base |
 /// | `sagemeter_tokens_total` | counter | base + `direction` (`input`, `output`) |
@@ -152,6 +152,12 @@ pub(crate) fn count_refusal(err: &crate::Error) {
 /// key ([`with_tag_labels`](Self::with_tag_labels)). A multi-model endpoint's
 /// target model is not a label: an endpoint can serve thousands; reports and the
 /// ledger group by it.
+///
+/// Like every sink, it sees receipts only: `sagemeter_errors_total` counts the
+/// failed and cancelled calls that have one. A failure that never reached the
+/// model (throttled, refused as invalid, a SageMaker 5XX not the model's, a
+/// connection never made) makes no receipt, as AWS bills it nothing, and is
+/// counted by no sink; the caller sees it as the call's error.
 ///
 /// The facade's counters are integers, so cost is counted in micro-dollars. The
 /// sub-micro-dollar remainder of each call is carried to the next call with the
