@@ -357,14 +357,15 @@ fn model_busy(original_status_code: Option<i32>) -> bool {
 /// Whether an SDK error is one a retry may get past without doing the work twice
 /// unseen (see [`Error::is_retryable`]): a failure in transit only when the
 /// connection was never made (a request that went out may have run), and a
-/// timeout only when `timeout_billed` (the call's receipt bills it: a retry is
-/// billed again, and says so).
+/// timeout, the SDK's or the HTTP client's read timeout after connecting, only
+/// when `timeout_billed` (the call's receipt bills it: a retry is billed again,
+/// and says so).
 fn sdk_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, timeout_billed: bool) -> bool {
     match err {
         SdkError::TimeoutError(_) => timeout_billed,
-        SdkError::DispatchFailure(failure) => {
-            failure.as_connector_error().is_some_and(never_connected)
-        }
+        SdkError::DispatchFailure(failure) => failure
+            .as_connector_error()
+            .is_some_and(|err| never_connected(err) || (timeout_billed && err.is_timeout())),
         SdkError::ServiceError(service) => service
             .err()
             .code()
@@ -518,7 +519,8 @@ impl Error {
     /// loaded yet (`ModelNotReadyException`) or answered that it was busy (a
     /// `ModelError` whose `OriginalStatusCode` is 429 or 503: a model server's
     /// "overloaded"), the connection could not be made, the SDK timed out a call
-    /// whose receipt bills it ([`cost`](Self::cost): the retry is billed again), or
+    /// whose receipt bills it (its operation or attempt timeout, or the HTTP
+    /// client's read timeout; [`cost`](Self::cost): the retry is billed again), or
     /// a fleet budget's table could not be reached.
     ///
     /// Not for what would fail again (a request SageMaker refused,
@@ -781,6 +783,23 @@ mod tests {
         let submitted = Error::InvokeAsync {
             endpoint: "rt".into(),
             source: Box::new(SdkError::timeout_error("took too long")),
+            cost: None,
+        };
+        assert!(!submitted.is_retryable());
+        // The HTTP client's read timeout after the request went out: the receipt
+        // bills it as the SDK's other timeouts (the retry is billed too); an async
+        // submission cut off by it may have been queued.
+        fn read_timeout<E>() -> SdkError<E, HttpResponse> {
+            SdkError::dispatch_failure(
+                aws_smithy_runtime_api::client::result::ConnectorError::timeout(
+                    "read timed out".into(),
+                ),
+            )
+        }
+        assert!(invoke(read_timeout()).is_retryable());
+        let submitted = Error::InvokeAsync {
+            endpoint: "rt".into(),
+            source: Box::new(read_timeout()),
             cost: None,
         };
         assert!(!submitted.is_retryable());
