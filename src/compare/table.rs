@@ -30,7 +30,8 @@ impl fmt::Display for Comparison {
             self.period,
             // Whole hours (24, 730, 8,760), grouped as every other figure is.
             calls(self.hours_per_period),
-            self.region
+            // Read from a ledger: no control character of its reaches the terminal.
+            crate::redact::printable(&self.region)
         )?;
         let mut per_call = Vec::new();
         if !p.mean_latency.is_zero() {

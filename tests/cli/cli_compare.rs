@@ -3447,3 +3447,46 @@ fn a_measured_0_byte_answer_whose_rate_is_unknown_is_0_bytes_not_a_size_unknown(
         "{json}"
     );
 }
+
+#[test]
+fn names_from_a_ledger_cannot_write_control_characters_to_the_terminal() {
+    // An endpoint name read from a ledger that clears the screen and forges a line
+    // of its own; a region that sets the window title. Printed as escapes.
+    let dir = tempfile::tempdir().unwrap();
+    let forged = "b\u{1b}[2J\r\nforged  1";
+    let ledger = ledger_in(
+        &dir,
+        "forged.jsonl",
+        &[
+            call_in("a", "us-east-1", "f-1", "2026-05-20T10:00:00Z"),
+            call_in(forged, "us-east-1", "f-2", "2026-05-20T10:10:00Z"),
+        ],
+    );
+    let regions = ledger_in(
+        &dir,
+        "region.jsonl",
+        &[call_in(
+            "a",
+            "us-east-1\u{1b}]0;owned\u{7}",
+            "r-1",
+            "2026-05-20T10:00:00Z",
+        )],
+    );
+    for ledger in [&ledger, &regions] {
+        let output = sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(ledger)
+            .args(["--per-call", "0.01"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        let stdout = String::from_utf8(output).unwrap();
+        assert!(
+            !stdout.chars().any(|c| c.is_control() && c != '\n'),
+            "{stdout:?}"
+        );
+        assert!(!stdout.contains("\nforged"), "{stdout:?}");
+    }
+}

@@ -982,7 +982,7 @@ pub async fn run(
                     "Measured from the AWS Price List's published versions:"
                 )?;
                 for note in &measured {
-                    writeln!(out, "  {note}")?;
+                    writeln!(out, "  {}", sagemeter::redact::printable(note))?;
                 }
                 writeln!(out)?;
             }
@@ -1009,11 +1009,14 @@ pub async fn run(
                 sample.over.says()
             )?;
         }
+        // The notes quote the ledger's endpoint names and regions, and a torn
+        // line's text: no control character of theirs reaches the terminal.
+        let printable = sagemeter::redact::printable;
         for line in notes.iter().chain(&overrides) {
-            writeln!(out, "Ledger: {line}")?;
+            writeln!(out, "Ledger: {}", printable(line))?;
         }
         for line in &skipped {
-            writeln!(out, "Ledger: {line}")?;
+            writeln!(out, "Ledger: {}", printable(&line.to_string()))?;
         }
         for (what, path) in charts {
             writeln!(out, "{what}: {}", path.display())?;

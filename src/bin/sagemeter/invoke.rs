@@ -1378,11 +1378,15 @@ fn write_summary(out: &mut dyn Write, s: &Summary) -> std::io::Result<()> {
     } else {
         writeln!(out, "  price source     {}", sources.join(", "))?;
     }
+    // A price note or reason can quote a SKU or an AWS answer: no control
+    // character of theirs reaches the terminal.
+    let printable = sagemeter::redact::printable;
     for note in &s.price_notes {
-        writeln!(out, "  price note       {note}")?;
+        writeln!(out, "  price note       {}", printable(note))?;
     }
     for reason in &s.unpriced_reasons {
-        writeln!(out, "  UNPRICED         {}", crate::output::for_cli(reason))?;
+        let reason = crate::output::for_cli(reason);
+        writeln!(out, "  UNPRICED         {}", printable(&reason))?;
     }
     // One variant's accrual each: named when there are several.
     let several = s.accruals.len() > 1;

@@ -301,7 +301,10 @@ fn write_series(
     )?;
     for p in series.points.iter().filter(|p| p.usd_per_unit.is_some()) {
         if let Some(note) = &p.note {
-            writeln!(out, "note ({}): {note}", p.version)?;
+            // The note can quote a SKU of the Price List file, the version its
+            // index: no control character of theirs reaches the terminal.
+            let printable = sagemeter::redact::printable;
+            writeln!(out, "note ({}): {}", printable(&p.version), printable(note))?;
         }
     }
     Ok(())

@@ -272,8 +272,10 @@ fn write_receipt(
                 amount
             )?;
         }
+        // A note can quote a SKU or an AWS answer: no control character of its
+        // reaches the terminal.
         for note in &cost.notes {
-            writeln!(out, "      note: {note}")?;
+            writeln!(out, "      note: {}", sagemeter::redact::printable(note))?;
         }
     }
     Ok(())
