@@ -389,6 +389,34 @@ async fn an_empty_aws_region_is_passed_over_for_the_profiles_region() {
     assert_eq!(price["key"]["region"], "eu-west-1", "{price}");
 }
 
+/// An empty or blank `RUST_LOG` is an unset one: the default level (warn) logs,
+/// as the docs say, not a filter that turns every line off. Here the warning that
+/// the config file is not UTF-8 (one Latin-1 byte in a comment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_rust_log_keeps_the_default_warnings() {
+    let server = FakePriceList::start(documents()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    let mut file = b"[default]\n# caf".to_vec();
+    file.extend_from_slice(&[0xE9, b'\n']);
+    std::fs::write(&config, &file).unwrap();
+    for rust_log in ["", "  "] {
+        let output = sagemeter(&server.url)
+            .env("RUST_LOG", rust_log)
+            .env("AWS_CONFIG_FILE", &config)
+            .args(["price", "ml.m5.xlarge", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("WARN") && stderr.contains("the AWS config file is not UTF-8"),
+            "RUST_LOG={rust_log:?}: {stderr}"
+        );
+    }
+}
+
 /// Credentials the Price List endpoint does not know (another partition's, such as
 /// GovCloud's) are refused with HTTP 403: the fallback's note says so, and does
 /// not send the user to add an IAM permission that would not help.

@@ -188,9 +188,14 @@ fn init_tracing(verbose: bool) {
     use tracing_subscriber::util::SubscriberInitExt;
     // Without a configured region the SDK asks the EC2 instance metadata service, and
     // warns when there is none; the CLI then uses us-east-1 (`price`) or says what to
-    // set (`invoke`), so that warning is noise.
-    let mut filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,aws_config::imds=error"));
+    // set (`invoke`), so that warning is noise. An empty or blank RUST_LOG is an
+    // unset one (as an empty AWS_REGION is): parsed, it would be a filter that
+    // turns every line off, warnings too.
+    let default = || EnvFilter::new("warn,aws_config::imds=error");
+    let mut filter = match std::env::var_os(EnvFilter::DEFAULT_ENV) {
+        Some(value) if value.to_str().is_some_and(|v| v.trim().is_empty()) => default(),
+        _ => EnvFilter::try_from_default_env().unwrap_or_else(|_| default()),
+    };
     if verbose {
         filter = filter.add_directive("sagemeter=info".parse().expect("a valid directive"));
     }
