@@ -740,6 +740,13 @@ impl<T: Target> Worker<T> {
                         tracing::error!(target: "sagemeter", error = %e, "receipt lost");
                         self.error.get_or_insert(e);
                     }
+                    Msg::Flush { ack, .. } if !shutdown_acks.is_empty() => {
+                        // Called after the shutdown (queued behind it): it gets
+                        // the final result, as the shutdown does. Answered now, it
+                        // would take the pending error and skip the final fsync,
+                        // and the shutdown would say Ok with a receipt lost.
+                        shutdown_acks.push(ack);
+                    }
                     Msg::Flush { sync, ack } => {
                         let result = self.flush(sync);
                         // Its caller gave up waiting (a flush cancelled by a
@@ -794,8 +801,8 @@ impl<T: Target> Worker<T> {
             tracing::error!(target: "sagemeter", sink = self.kind, name = %self.name.display(),
                 error = %e, "final write of the sink failed");
         }
-        // Every shutdown, and every flush or shutdown too late for the queue,
-        // gets the same result.
+        // Every shutdown, every flush queued behind one, and every flush or
+        // shutdown too late for the queue, gets the same result.
         self.end.send_replace(Some(result.clone()));
         for ack in shutdown_acks {
             let _ = ack.send(result.clone().map_err(shared_error));
@@ -1445,6 +1452,32 @@ pub(super) mod tests {
             "{flush:?}"
         );
         assert_eq!(h.written(), "a\n");
+    }
+
+    /// A flush called just after a shutdown, before the writer took the
+    /// shutdown from the queue, returns the shutdown's own final result: it
+    /// neither takes the pending write error for itself (the shutdown then said
+    /// Ok with a receipt lost) nor returns before the final fsync.
+    #[tokio::test]
+    async fn a_flush_queued_behind_a_shutdown_returns_the_same_final_error() {
+        let h = gated(8);
+        h.fail.store(true, Ordering::SeqCst); // "a" fails: lost_on_error = 1
+        h.writer.try_record(&cost("a")).unwrap();
+        h.entered.recv().unwrap(); // writing "a", blocked on the gate
+        let mut shutdown = Box::pin(h.writer.shutdown());
+        assert!(poll_once(shutdown.as_mut()).is_none(), "queued behind a");
+        let mut flush = Box::pin(h.writer.flush(false));
+        assert!(
+            poll_once(flush.as_mut()).is_none(),
+            "queued behind shutdown"
+        );
+        h.open_gate();
+        let (shutdown, flush) = tokio::join!(shutdown, flush);
+        for err in [shutdown.unwrap_err(), flush.unwrap_err()] {
+            assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+            assert!(err.to_string().contains("disk on fire"), "{err}");
+        }
+        assert_eq!(h.written(), "");
     }
 
     /// A target that panics fails its write rather than Ok: the receipt it was
