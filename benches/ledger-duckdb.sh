@@ -28,7 +28,7 @@ WITH lines AS (
   SELECT * FROM read_ndjson('{d}/calls.jsonl', format = 'newline_delimited',
     columns = {{'c': 'INTEGER', 'context': 'INTEGER', 'endpoint': 'VARCHAR',
                'cost': 'DECIMAL(38,12)', 'lat': 'BIGINT'}})
-), contexts AS (SELECT context AS id, endpoint FROM lines WHERE context IS NOT NULL)
+), contexts AS (SELECT DISTINCT context AS id, endpoint FROM lines WHERE context IS NOT NULL)
 SELECT contexts.endpoint, count(*) AS calls, sum(cost) AS cost_usd,
        quantile_disc(cost, 0.5) AS p50_usd, quantile_disc(lat, 0.95) / 1000 AS p95_ms
 FROM lines JOIN contexts ON lines.c = contexts.id

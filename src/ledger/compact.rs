@@ -57,8 +57,9 @@ pub(crate) const VERSION: u32 = 2;
 pub(crate) const MAX_REFS: usize = 8;
 
 /// Distinct definitions one ledger gives ids to. Beyond it (a process that
-/// changes prices or endpoints without end), receipts are written in format 1,
-/// whole: nothing is lost, only space.
+/// changes prices or endpoints without end), a receipt with a new context is
+/// written in format 1, whole, and a new price in full in its receipt's line:
+/// nothing is lost, only space.
 const MAX_DEFINITIONS: usize = 1 << 16;
 
 /// The longest definition given an id (its members, in bytes): real ones are a few
