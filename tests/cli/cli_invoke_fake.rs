@@ -1772,3 +1772,53 @@ async fn the_summary_says_how_many_calls_reported_the_tokens_it_sums() {
         )
     );
 }
+
+/// Two enforced fleet budgets of one scope and period cannot share the table's one
+/// lease: an invalid argument (exit 2), found before anything is sent, the fleet
+/// table's check (DescribeTable) included.
+#[cfg(feature = "fleet")]
+#[tokio::test(flavor = "multi_thread")]
+async fn two_enforced_fleet_budgets_of_one_scope_are_refused_before_anything_is_sent() {
+    let fake = fake_rt().await;
+    let args = [
+        "invoke",
+        "rt",
+        "--body",
+        "{}",
+        "--fleet-table",
+        "t",
+        "--budget",
+        "endpoint=1/day",
+        "--budget",
+        "endpoint=2/day",
+    ];
+    let output = run_at(&fake.url, &args).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("two enforced fleet budgets"), "{stderr}");
+    assert!(!stderr.contains("Budget::alert"), "{stderr}");
+    assert_eq!(fake.requests(), 0, "{stderr}");
+}
+
+/// `--ledger-roll-bytes` with a file `--ledger` is an invalid argument whatever
+/// the AWS environment: said (exit 2) also where no region is configured.
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_roll_bytes_with_a_file_ledger_is_refused_before_the_region_is_needed() {
+    let fake = fake_rt().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env_remove("AWS_REGION")
+        .args(["invoke", "rt", "--body", "{}", "--ledger"])
+        .arg(&ledger)
+        .args(["--ledger-roll-bytes", "1000"]);
+    let output = run(cmd).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--ledger-roll-bytes needs a directory --ledger"),
+        "{stderr}"
+    );
+    assert!(!ledger.exists());
+    assert_eq!(fake.requests(), 0, "{stderr}");
+}

@@ -656,6 +656,40 @@ pub async fn run(
         )));
     }
 
+    // The argument checks that need no AWS answer come before the AWS config is
+    // loaded: a usage error (exit 2) whatever the environment, and nothing sent.
+    for (key, value) in args.budgets.iter().filter_map(|b| match &b.scope {
+        Some(sagemeter::budget::BudgetScope::Tag { key, value }) => Some((key, value)),
+        _ => None,
+    }) {
+        // The CLI's calls carry only the --tag tags: a tag budget none of them
+        // names covers no call, and would enforce nothing.
+        if args.tags.iter().all(|(k, v)| k != key || v != value) {
+            return Err(CliError::Usage(format!(
+                "--budget tag:{key}={value}=…: no call carries that tag, so the budget would \
+                 limit nothing; add --tag {key}={value} (tags are compared exactly, case \
+                 included)"
+            )));
+        }
+    }
+    let budgets = (args.budgets.iter())
+        .map(|budget| budget.budget(&args.endpoint, args.estimate))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CliError::Usage)?;
+    // A directory (or a path ending in `/`) is a rolling ledger: hourly files.
+    let rolling_ledger = args
+        .ledger
+        .as_ref()
+        .map(|path| path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/'));
+    if let (Some(path), Some(false), Some(_)) =
+        (&args.ledger, rolling_ledger, args.ledger_roll_bytes)
+    {
+        return Err(CliError::Usage(format!(
+            "--ledger-roll-bytes needs a directory --ledger (a path ending in /), not {}",
+            path.display()
+        )));
+    }
+
     let sdk_config = aws::load(global).await?;
     let Some(region) = sdk_config.region().map(ToString::to_string) else {
         return Err(CliError::failed(
@@ -678,30 +712,11 @@ pub async fn run(
     for (key, value) in &args.tags {
         builder = builder.default_tag(key, value);
     }
-    for budget in &args.budgets {
-        // The CLI's calls carry only the --tag tags: a tag budget none of them
-        // names covers no call, and would enforce nothing.
-        if let Some(sagemeter::budget::BudgetScope::Tag { key, value }) = &budget.scope
-            && args.tags.iter().all(|(k, v)| k != key || v != value)
-        {
-            return Err(CliError::Usage(format!(
-                "--budget tag:{key}={value}=…: no call carries that tag, so the budget would \
-                 limit nothing; add --tag {key}={value} (tags are compared exactly, case \
-                 included)"
-            )));
-        }
-        let budget = budget
-            .budget(&args.endpoint, args.estimate)
-            .map_err(CliError::Usage)?;
+    for budget in budgets {
         builder = builder.budget(budget);
     }
     #[cfg(feature = "fleet")]
     if let Some(table) = &args.fleet_table {
-        // A mistyped or missing table is said before any call is sent, not after
-        // the calls, when their increments cannot be written.
-        sagemeter::fleet::check_table(&sdk_config, table)
-            .await
-            .map_err(|e| CliError::Failed(Box::new(e)))?;
         builder = builder.fleet(
             sagemeter::fleet::FleetConfig::dynamodb(table)
                 .lease_ttl(Duration::from_secs(args.lease_ttl))
@@ -710,19 +725,13 @@ pub async fn run(
         );
     }
     let mut ledger_kept = None;
-    if let Some(path) = &args.ledger {
-        // A directory (or a path ending in `/`) is a rolling ledger: hourly files.
-        let ledger = if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
+    if let (Some(path), Some(rolling)) = (&args.ledger, rolling_ledger) {
+        let ledger = if rolling {
             let mut rolling = sagemeter::ledger::JsonlLedger::rolling(path);
             if let Some(bytes) = args.ledger_roll_bytes {
                 rolling = rolling.max_bytes(bytes);
             }
             rolling.open()
-        } else if args.ledger_roll_bytes.is_some() {
-            return Err(CliError::Usage(format!(
-                "--ledger-roll-bytes needs a directory --ledger (a path ending in /), not {}",
-                path.display()
-            )));
         } else {
             sagemeter::ledger::JsonlLedger::open(path)
         }
@@ -730,7 +739,22 @@ pub async fn run(
         ledger_kept = Some((path, ledger.clone()));
         builder = builder.sink(ledger);
     }
-    let client = builder.build().map_err(|e| CliError::Failed(Box::new(e)))?;
+    // What the builder refuses here is what the flags say (two enforced fleet
+    // budgets of one scope and period, a fleet budget below the table's smallest
+    // amount, an empty --fleet-table): the region was checked above, and the CLI
+    // gives no client, override or label the builder could refuse otherwise.
+    let client = builder.build().map_err(|e| match e {
+        sagemeter::Error::Config(e) => CliError::Usage(config_for_cli(&e)),
+        e => CliError::Failed(Box::new(e)),
+    })?;
+    #[cfg(feature = "fleet")]
+    if let Some(table) = &args.fleet_table {
+        // A mistyped or missing table is said before any call is sent, not after
+        // the calls, when their increments cannot be written.
+        sagemeter::fleet::check_table(&sdk_config, table)
+            .await
+            .map_err(|e| CliError::Failed(Box::new(e)))?;
+    }
     let result = run_with(&client, &args, body, &region, out).await;
     // Flushes the ledger: every receipt printed is also on disk, or this says why not.
     let mut problems = Vec::new();
@@ -743,6 +767,18 @@ pub async fn run(
         problems.push(lost);
     }
     after_shutdown(result, &problems)
+}
+
+/// A builder's refusal of what the flags set, said in the CLI's terms: the
+/// library's advice to call a method (`Budget::alert`) is not the CLI user's.
+fn config_for_cli(e: &sagemeter::ConfigError) -> String {
+    match &e.hint {
+        Some(hint) if hint.contains("Budget::alert") => format!(
+            "--budget: {}: give one --budget per scope and period",
+            e.problem
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// The run's `result` once the client is shut down, with what the shutdown found
