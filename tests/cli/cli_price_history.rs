@@ -854,6 +854,18 @@ fn history_flags_are_checked_before_anything_is_sent() {
     let out = price_offline(&["ml.c5.2xlarge", "--since", "2024-01-01"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("go with --history or --trend"));
+    // Said before the AWS config is loaded: not hidden behind a profile that
+    // cannot be found.
+    let out = price_offline(&[
+        "ml.c5.2xlarge",
+        "--since",
+        "2024-01-01",
+        "--profile",
+        "missing",
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("go with --history or --trend"), "{stderr}");
     let out = price_offline(&["ml.c5.2xlarge", "--history", "--since", "01/01/2024"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("is not a date: use YYYY-MM-DD"));

@@ -241,8 +241,8 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let sdk_config = aws::load_with_fallback_region(global).await?;
-    let region = aws::region(&sdk_config);
+    // The flags are checked before the AWS config is loaded: an invalid argument
+    // is said as such whatever the environment (a missing profile, no region).
     let history_asked = args.history || args.trend.is_some();
     let history_only = args.since.is_some()
         || args.until.is_some()
@@ -253,6 +253,11 @@ pub async fn run(
             "--since, --until, --chart and --time-limit go with --history or --trend".into(),
         ));
     }
+    if !history_asked && args.target.is_none() {
+        return Err(CliError::Usage(format!("name what to price: {TARGETS}")));
+    }
+    let sdk_config = aws::load_with_fallback_region(global).await?;
+    let region = aws::region(&sdk_config);
     if history_asked {
         return crate::price_history::run(&args, &sdk_config, &region, out).await;
     }
