@@ -819,6 +819,32 @@ async fn the_chart_of_an_incomplete_history_draws_no_rate_over_the_missing_span(
     );
 }
 
+/// A chart that cannot be drawn (the only version in effect cut short: no rate to
+/// chart) does not hide why: the chart's error is a note, and the incomplete
+/// history's error names the missing version and why (exit 1).
+#[cfg(feature = "charts")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_not_drawn_still_names_the_missing_version() {
+    let server = publish(Some("20250301000000")).await;
+    let cache = tempfile::tempdir().unwrap();
+    let chart = cache.path().join("c5.svg");
+    let out = sagemeter(&refused_url(), &server.url())
+        .env("SAGEMETER_CACHE_DIR", cache.path())
+        .args(["price", "ml.c5.2xlarge", "--history"])
+        .args(["--since", "2025-03-01", "--until", "2025-03-01", "--chart"])
+        .arg(&chart)
+        .output()
+        .expect("run sagemeter");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot draw the chart"), "{stderr}");
+    assert!(
+        stderr.contains("the price history is incomplete: version")
+            && stderr.contains("the file is cut short"),
+        "{stderr}"
+    );
+}
+
 /// `price --history --chart F | head -0` with a version cut short: the reader left
 /// before anything was printed, yet the chart is drawn, and the incomplete history
 /// still fails the command (exit 1), as when the output is read.

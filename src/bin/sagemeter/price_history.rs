@@ -110,9 +110,17 @@ pub async fn run(
     // (`| head`) takes neither the chart nor the incomplete history's exit 1 with it.
     let mut printed = print(args, out, family, &history, &missing, cache_dir);
     if let Some(path) = &args.chart {
-        draw_chart(&history, &missing, path)?;
-        if printed.is_ok() && !args.json {
-            printed = writeln!(out, "chart written to {}", path.display());
+        match draw_chart(&history, &missing, path) {
+            Ok(()) => {
+                if printed.is_ok() && !args.json {
+                    printed = writeln!(out, "chart written to {}", path.display());
+                }
+            }
+            // A history with versions missing can leave nothing to chart: the
+            // chart's error is a note, and the error below names each missing
+            // version and why, which the chart's alone would not.
+            Err(e) if !missing.is_empty() => crate::output::eprint(&format!("note: {e}")),
+            Err(e) => return Err(e),
         }
     }
     let printed = printed.and_then(|()| out.flush());
