@@ -1377,6 +1377,37 @@ async fn an_unpriced_call_s_receipt_line_says_what_a_cli_user_can_do() {
     assert!(!stdout.contains("price override"), "{stdout}");
 }
 
+/// A reason quoting what SageMaker answered (here an instance type no source
+/// prices) is shown with its control characters escaped: no answer clears the
+/// terminal or forges a line.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpriced_reason_on_a_receipt_line_cannot_write_control_characters() {
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint(
+        "odd",
+        vec![FakeVariant::instance(
+            "AllTraffic",
+            "ml.zz9\u{1b}[2J\r\nforged.large",
+            1,
+        )],
+    );
+    let output = run_at(&fake.url, &["invoke", "odd", "--body", "{}"]).await;
+    let stdout = text(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("#1 "))
+        .unwrap_or_else(|| panic!("no receipt line: {stdout}"));
+    assert!(line.contains("UNPRICED"), "{line}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\r'),
+        "{stdout}"
+    );
+    assert!(
+        line.contains("ml.zz9\\u{1b}[2J\\r\\nforged.large"),
+        "{line}"
+    );
+}
+
 /// A call throttled on every attempt has no receipt (AWS bills none): the
 /// summary has no cost per 1,000 calls, not a $0 nothing stands behind.
 #[tokio::test(flavor = "multi_thread")]

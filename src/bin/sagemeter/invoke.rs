@@ -1300,10 +1300,12 @@ fn write_profile(
                 .iter()
                 .map(|v| format!("{} on {}", v.name, describe_billing(&v.billing)))
                 .collect();
+            // What SageMaker answered (variant names, instance types), shown with
+            // its control characters escaped.
             writeln!(
                 out,
                 "endpoint {endpoint} ({region}): {}",
-                variants.join("; ")
+                sagemeter::redact::printable(&variants.join("; "))
             )
         }
         None => writeln!(out, "endpoint {endpoint} ({region}): deployment unknown"),

@@ -215,21 +215,26 @@ fn cli_advice(clause: &str, previous: Option<&str>) -> Option<String> {
 
 /// A receipt as one line (`Display for Cost`), its unpriced reasons worded for a
 /// CLI user ([`for_cli`]). Only the reasons are mapped: the endpoint's, variant's,
-/// component's and model's names before them are shown as they are.
+/// component's and model's names before them are shown as they are. Control
+/// characters (a reason may quote what SageMaker or the Price List answered) are
+/// escaped.
 pub fn receipt_line(cost: &sagemeter::Cost) -> String {
     let line = cost.to_string();
-    if cost.is_fully_priced() {
-        return line;
-    }
-    let reasons: Vec<&str> = cost.unpriced_reasons().collect();
-    let suffix = format!(" UNPRICED: {}", reasons.join("; "));
-    match line.strip_suffix(&suffix) {
-        Some(head) => {
-            let mapped: Vec<_> = reasons.iter().map(|r| for_cli(r)).collect();
-            format!("{head} UNPRICED: {}", mapped.join("; "))
+    let line = match cost.is_fully_priced() {
+        true => line,
+        false => {
+            let reasons: Vec<&str> = cost.unpriced_reasons().collect();
+            let suffix = format!(" UNPRICED: {}", reasons.join("; "));
+            match line.strip_suffix(&suffix) {
+                Some(head) => {
+                    let mapped: Vec<_> = reasons.iter().map(|r| for_cli(r)).collect();
+                    format!("{head} UNPRICED: {}", mapped.join("; "))
+                }
+                None => line,
+            }
         }
-        None => line,
-    }
+    };
+    sagemeter::redact::printable(&line).into_owned()
 }
 
 /// A line on stderr; a stderr that cannot be written to (a closed pipe) is no reason
