@@ -211,7 +211,8 @@ fn optional_str(
 fn parse_term(sku: &str, term_key: &str, term: &Value) -> Result<OnDemandTerm, PriceError> {
     let term = term.as_object().ok_or_else(|| {
         malformed(format!(
-            "on-demand term `{term_key}` of SKU {sku} is not an object"
+            "on-demand term `{}` of SKU {sku} is not an object",
+            clip(term_key)
         ))
     })?;
     let offer_term_code = optional_str(term, "offerTermCode", sku)?.or_else(|| {
@@ -233,7 +234,8 @@ fn parse_term(sku: &str, term_key: &str, term: &Value) -> Result<OnDemandTerm, P
         .and_then(Value::as_object)
         .ok_or_else(|| {
             malformed(format!(
-                "on-demand term `{term_key}` of SKU {sku} has no `priceDimensions` object"
+                "on-demand term `{}` of SKU {sku} has no `priceDimensions` object",
+                clip(term_key)
             ))
         })?;
     let dimensions = dims
@@ -780,13 +782,14 @@ fn provisioned_concurrency_fit(
     } else {
         return Verdict::Other;
     };
-    let usagetype = doc.attribute("usagetype").unwrap_or_default();
+    // Clipped, as every text of the document that reaches a reason.
+    let usagetype = clip(doc.attribute("usagetype").unwrap_or_default());
 
     let mut evidence: Vec<(String, PcCharge)> = Vec::new();
     if let Some(group) = doc.attribute("group")
         && let Some(says) = group_says(group)
     {
-        evidence.push((format!("group {group:?}"), says));
+        evidence.push((format!("group {:?}", clip(group)), says));
     }
     let descriptions = doc
         .on_demand
@@ -872,8 +875,8 @@ fn storage_fit(doc: &PriceDocument, usage: Option<UsageType<'_>>) -> Verdict {
             "SKU {}: its volumeType {:?} and its usagetype {:?} disagree on whether it is \
              hosting ML storage",
             doc.sku,
-            volume.unwrap_or_default(),
-            doc.attribute("usagetype").unwrap_or_default()
+            clip(volume.unwrap_or_default()),
+            clip(doc.attribute("usagetype").unwrap_or_default())
         )),
         (_, Some(true)) => Fit::ExactUsageType.into_verdict(),
         (Some(true), None) => Fit::Described.into_verdict(),
@@ -3046,6 +3049,77 @@ mod tests {
         let err = parse_price_document(&json).unwrap_err().to_string();
         assert!(err.len() < 1024, "{} bytes", err.len());
         assert!(err.contains("1048576 bytes"), "{err}");
+    }
+
+    /// A megabyte of text in a provisioned-concurrency product's group reaches the
+    /// receipt's reason (why the product is the standing charge) clipped to its
+    /// first 200 characters and its length, as a description is.
+    #[test]
+    fn a_hostile_pc_group_makes_a_short_reason() {
+        let group = format!(
+            "ServerlessProvisionedConcurrency-Usage {}",
+            "x".repeat(1 << 20)
+        );
+        let doc = pc_doc(
+            "PCHUGE",
+            "Usage-2GB",
+            Some(&group),
+            STANDING_TEXT,
+            "0.0000100000",
+        );
+        let chosen = select_rate(&standing_2gb(), &[doc]).unwrap();
+        assert_eq!(chosen.usd_per_unit, dec("0.00001"));
+        let reason = chosen.reason.unwrap();
+        assert!(reason.len() < 1024, "{} bytes", reason.len());
+        // 39 bytes of group name and space, then 1,048,576 of `x`.
+        assert!(reason.contains("(1048615 bytes)"), "{reason}");
+    }
+
+    /// A storage product whose megabyte-long volumeType contradicts its usagetype
+    /// is skipped and named in the reason, its volumeType clipped.
+    #[test]
+    fn a_hostile_storage_volume_type_makes_a_short_reason() {
+        let volume = |sku: &str, volume: &str| {
+            parse_price_document(&doc_json(
+                sku,
+                "Storage",
+                json!({ "regionCode": "us-east-1", "volumeType": volume,
+                        "usagetype": "USE1-Host:VolumeUsage.gp2" }),
+                &[("GB-Mo", "0", "Inf", Some("0.1400000000"))],
+            ))
+            .unwrap()
+        };
+        let docs = [
+            volume("GOOD", "General Purpose-Hosting"),
+            volume("HUGE", &"x".repeat(1 << 20)),
+        ];
+        let chosen = select_rate(&PriceKey::storage("us-east-1"), &docs).unwrap();
+        assert_eq!(
+            (chosen.sku.as_str(), chosen.usd_per_unit),
+            ("GOOD", dec("0.14"))
+        );
+        let reason = chosen.reason.unwrap();
+        assert!(reason.len() < 1024, "{} bytes", reason.len());
+        assert!(reason.contains("SKU HUGE"), "{reason}");
+        assert!(reason.contains("(1048576 bytes)"), "{reason}");
+    }
+
+    /// An on-demand term whose key is a megabyte long is named clipped in the
+    /// parse error.
+    #[test]
+    fn a_hostile_term_key_makes_a_short_error() {
+        let key = "K".repeat(1 << 20);
+        let json = json!({
+            "product": { "productFamily": "ML Instance", "sku": "SKU1",
+                         "attributes": { "regionCode": "us-east-1" } },
+            "serviceCode": "AmazonSageMaker",
+            "terms": { "OnDemand": { key: "x" } },
+            "version": "20260501000000", "publicationDate": "2026-05-01T00:00:00Z",
+        })
+        .to_string();
+        let err = parse_price_document(&json).unwrap_err().to_string();
+        assert!(err.len() < 1024, "{} bytes", err.len());
+        assert!(err.contains("(1048576 bytes)"), "{err}");
     }
 
     #[test]
