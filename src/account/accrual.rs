@@ -52,10 +52,21 @@ type Part<'a> = (
     Decimal,
 );
 
-/// A day's and kind's part of an increment: the day, the kind of instance time,
-/// the time it covers, and what the run's stretch of that day and kind holds
-/// with it.
-type Piece = (NaiveDate, UsageClass, DateTime<Utc>, DateTime<Utc>, Decimal);
+/// A day's and kind's part of an increment, and the run's stretch of that day
+/// and kind it goes to.
+#[derive(Debug)]
+struct Piece {
+    day: NaiveDate,
+    class: UsageClass,
+    /// The time it covers.
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    /// What its stretch holds with it.
+    held: Decimal,
+    /// Whether it goes on the run's last stretch of the day and kind (accrued
+    /// at the same rate), rather than starting one.
+    extends: bool,
+}
 
 /// How far back an increment is spread: beyond Cost Explorer's 13 months of
 /// daily costs, no day can be reconciled.
@@ -79,13 +90,18 @@ struct Run {
     carried: Option<Arc<[StandingPart]>>,
 }
 
-/// What one run accrued over a stretch of one day.
+/// What one run accrued over a stretch of one day, at one standing rate.
 #[derive(Debug, Clone)]
 struct Stretch {
     run: u64,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     usd: Decimal,
+    /// The standing rate its receipts accrued at ([`standing_usd_per_hour`]),
+    /// where known: a change (a scale-out) starts a new stretch, so that the
+    /// time replicas cover together is valued at the rate over it ([`union`]),
+    /// not at the day's average.
+    usd_per_hour: Option<Decimal>,
 }
 
 /// The runs' accruals so far.
@@ -163,6 +179,8 @@ pub(super) struct Update {
     classes: Vec<(UsageClass, Decimal)>,
     /// Each day's and kind's part of the increment (added exactly).
     pieces: Vec<Piece>,
+    /// The standing rate the receipt's accrual stood at ([`standing_usd_per_hour`]).
+    usd_per_hour: Option<Decimal>,
     /// The time the increment covers, when the receipt adds one.
     span: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Compute allocated to calls since the run's previous receipt.
@@ -257,6 +275,7 @@ impl Accruals {
         let key = (run.to_owned(), cost.endpoint.clone(), cost.variant.clone());
         let end = accrued_to(cost);
         let first_call = process_first_call(cost, accrued, allocated);
+        let usd_per_hour = standing_usd_per_hour(cost);
         let previous = self.runs.get(&key).filter(|run| {
             accrued >= run.accrued / Decimal::TWO && (!first_call || continues(run, accrued))
         });
@@ -284,7 +303,7 @@ impl Accruals {
             };
             let (pieces, allocated_usd, span) = match first_call {
                 true => (
-                    self.pieces(&key, run.id, start, end, accrued, &classes)?,
+                    self.pieces(&key, (run.id, usd_per_hour), start, end, accrued, &classes)?,
                     allocated,
                     Some((start, end)),
                 ),
@@ -295,6 +314,7 @@ impl Accruals {
                 run,
                 classes,
                 pieces,
+                usd_per_hour,
                 span,
                 allocated_usd,
             });
@@ -303,7 +323,14 @@ impl Accruals {
         let accrued_usd = (accrued - previous.accrued).max(Decimal::ZERO);
         let allocated_usd = (allocated - previous.allocated).max(Decimal::ZERO);
         let to = end.max(previous.to);
-        let pieces = self.pieces(&key, previous.id, previous.to, to, accrued_usd, &classes)?;
+        let pieces = self.pieces(
+            &key,
+            (previous.id, usd_per_hour),
+            previous.to,
+            to,
+            accrued_usd,
+            &classes,
+        )?;
         Ok(Update {
             run: Run {
                 id: previous.id,
@@ -316,6 +343,7 @@ impl Accruals {
             key,
             classes,
             pieces,
+            usd_per_hour,
             span: Some((previous.to, to)),
             allocated_usd,
         })
@@ -350,13 +378,16 @@ impl Accruals {
             .unwrap_or(parts)
     }
 
-    /// `usd`, accrued by run `id` of `key` from `from` to `to`, split by UTC day
-    /// ([`spread`]) and kind ([`shared_out`]), each part with what the run's stretch
-    /// of its day and kind then holds. All exact, or an error naming the amount.
+    /// `usd`, accrued by run `id` of `key` from `from` to `to` at the standing
+    /// rate `usd_per_hour`, split by UTC day ([`spread`]) and kind
+    /// ([`shared_out`]), each part with what the run's stretch of its day and kind
+    /// then holds: its last one's with it, where that one is at the same rate
+    /// ([`same_rate`]), else its own alone (a stretch of its own). All exact, or
+    /// an error naming the amount.
     fn pieces(
         &self,
         key: &RunKey,
-        id: u64,
+        (id, usd_per_hour): (u64, Option<Decimal>),
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         usd: Decimal,
@@ -373,13 +404,22 @@ impl Accruals {
         };
         let mut pieces = Vec::new();
         for (day, class, start, end, usd) in split(from, to, usd, classes).ok_or_else(refused)? {
-            let held = self
+            // A run's increments follow one another: its last stretch of the day
+            // is the one an increment at the same rate goes on.
+            let last = self
                 .stretches
                 .get(&(day, endpoint.clone(), variant.clone(), class.clone()))
-                .and_then(|stretches| stretches.iter().find(|s| s.run == id))
-                .map_or(Decimal::ZERO, |s| s.usd);
-            let held = exact_sum(held, usd).ok_or_else(refused)?;
-            pieces.push((day, class.clone(), start, end, held));
+                .and_then(|stretches| stretches.iter().rev().find(|s| s.run == id))
+                .filter(|s| same_rate(s.usd_per_hour, usd_per_hour));
+            let held = exact_sum(last.map_or(Decimal::ZERO, |s| s.usd), usd).ok_or_else(refused)?;
+            pieces.push(Piece {
+                day,
+                class: class.clone(),
+                from: start,
+                to: end,
+                held,
+                extends: last.is_some(),
+            });
         }
         Ok(pieces)
     }
@@ -387,30 +427,49 @@ impl Accruals {
     /// Makes the change `update` worked out.
     pub(super) fn apply(&mut self, update: Update) {
         let Update {
-            key, run, pieces, ..
+            key,
+            run,
+            pieces,
+            usd_per_hour,
+            ..
         } = update;
         if run.id == self.next_run {
             self.next_run += 1;
         }
         let (_, endpoint, variant) = &key;
-        for (day, class, from, to, held) in pieces {
+        for piece in pieces {
+            let Piece {
+                day,
+                class,
+                from,
+                to,
+                held,
+                extends,
+            } = piece;
             let stretches = self
                 .stretches
                 .entry((day, endpoint.clone(), variant.clone(), class))
                 .or_default();
-            // A run's increments follow one another: one stretch per day, holding
-            // their sum, worked out exactly by `update`.
-            match stretches.iter_mut().find(|s| s.run == run.id) {
+            // A run's increments follow one another: one stretch per day and
+            // standing rate, holding their sum, worked out exactly by `update`.
+            let last = stretches
+                .iter_mut()
+                .rev()
+                .find(|s| s.run == run.id)
+                .filter(|_| extends);
+            match last {
                 Some(s) => {
                     s.from = s.from.min(from);
                     s.to = s.to.max(to);
                     s.usd = held;
+                    s.usd_per_hour = s.usd_per_hour.or(usd_per_hour);
                 }
                 None => stretches.push(Stretch {
                     run: run.id,
                     from,
                     to,
                     usd: held,
+                    usd_per_hour,
                 }),
             }
         }
@@ -540,6 +599,24 @@ fn stood_on(cost: &Cost) -> Option<Arc<[StandingPart]>> {
         billing.clone(),
         usd_per_hour,
     )]))
+}
+
+/// What `cost`'s accrual stood at an hour: its standing parts' rates
+/// ([`carried`]) added up. `None` where they are not known (its own rate
+/// unknown and nothing carried), or overflow.
+fn standing_usd_per_hour(cost: &Cost) -> Option<Decimal> {
+    carried(cost)?.iter().try_fold(Decimal::ZERO, |sum, part| {
+        sum.checked_add(part.usd_per_hour)
+    })
+}
+
+/// Whether increments at the standing rates `a` and `b` go on one stretch: the
+/// same rate, or one of them not known (taken as unchanged).
+fn same_rate(a: Option<Decimal>, b: Option<Decimal>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
 }
 
 /// The standing parts `cost`'s accrual stood on: those it carries, or without
@@ -963,6 +1040,66 @@ mod tests {
         // at the third would add the first 10 s again: + 0.003911111111).
         assert_eq!(accrued, "0.019555555556".parse::<Decimal>().unwrap());
         assert_eq!(allocated, "0.011733333333".parse::<Decimal>().unwrap());
+    }
+
+    /// Replicas' overlapping time is counted once at the rate each ledger
+    /// accrued at over that time, not at its day's average: a ledger whose
+    /// accrual rate changed within the day (a scale-out) keeps a stretch per rate.
+    #[test]
+    fn replicas_overlap_after_a_scale_out_is_counted_once_at_its_rate() {
+        // `rt` stands on 1 × ml.g5.xlarge ($1.408/h) until 12:00, then on 4 after
+        // autoscaling. AWS bills 12 h × 1 + 12 h × 4 = 60 instance-hours × 1.408 =
+        // $84.48 on 12-02. Ledger a meters all day: counting starts at 00:00
+        // (accrued 100); at 12:00 + 12 h × 1.408 = 16.896 → 116.896; at 24:00, on 4
+        // instances, + 12 h × 4 × 1.408 = 67.584 → 184.48. Ledger b, a replica
+        // started at 12:00: its first call (accrued 0), then at 24:00 + 67.584.
+        // The same instances, counted once: 16.896 (00:00 to 12:00, a alone) +
+        // 67.584 (12:00 to 24:00, both at 5.632/h) = 84.48. Averaged over a's day
+        // (84.48 ÷ 24 h), a's part of 12:00 to 24:00 would be 42.24, b's 67.584
+        // the higher: 84.48 + 67.584 − 42.24 = 109.824, 25.344 too much.
+        let class = UsageClass::instance_time("ml.g5.xlarge", false);
+        // A receipt as the meter writes it: on `count` instances, its accrual
+        // `accrued` (the variant alone: no standing parts), nothing allocated.
+        let receipt = |id: &str, at: &str, count: u32, accrued: &str| {
+            let mut cost = g5_call(id, at, 0, "0");
+            cost.billing = Some(VariantBilling::Instance {
+                instance_type: "ml.g5.xlarge".into(),
+                instance_count: count,
+            });
+            cost.accrual = Some(
+                serde_json::from_value(serde_json::json!({
+                    "accrued_usd": accrued, "allocated_usd": "0", "utilisation": null}))
+                .unwrap(),
+            );
+            cost
+        };
+        let mut accruals = Accruals::default();
+        for (run, cost) in [
+            ("a", receipt("a1", "2026-12-02T00:00:00Z", 1, "100")),
+            ("a", receipt("a2", "2026-12-02T12:00:00Z", 1, "116.896")),
+            ("a", receipt("a3", "2026-12-03T00:00:00Z", 4, "184.48")),
+            ("b", receipt("b1", "2026-12-02T12:00:00Z", 4, "0")),
+            ("b", receipt("b2", "2026-12-03T00:00:00Z", 4, "67.584")),
+        ] {
+            let accrued = cost.accrual.as_ref().unwrap().accrued_usd;
+            let update = accruals
+                .update(
+                    run,
+                    &cost,
+                    vec![(class.clone(), Decimal::ONE)],
+                    accrued,
+                    Decimal::ZERO,
+                )
+                .unwrap();
+            accruals.apply(update);
+        }
+        let day = NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
+        let days = accruals.by_day().unwrap();
+        assert_eq!(
+            days[&(day, "rt", &class)],
+            "84.48".parse::<Decimal>().unwrap(),
+            "{days:?}"
+        );
     }
 
     #[test]
