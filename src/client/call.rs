@@ -163,6 +163,13 @@ pub(crate) const DROPPED_NOTE: &str = "the caller dropped the call after its req
     billed as if the model ran until then (at least: the model may have run on after its \
     caller went away)";
 
+/// The note on the receipt of a call its caller dropped while the SDK was
+/// backing off between attempts (no attempt in flight): the time after the
+/// latest attempt's end is not billed.
+pub(crate) const DROPPED_BACKING_OFF_NOTE: &str = "the caller dropped the call while the SDK \
+    was backing off between attempts: billed for the attempts that reached the model, each \
+    until its end (its answer, or its timeout), not until the drop";
+
 /// Whether a call failed because the SDK timed it out after a request went out:
 /// its operation or attempt timeout fired, or the HTTP client's read timeout did
 /// (see [`timed_out_after_sending`]).
@@ -877,8 +884,9 @@ fn failed<O: MeteredOperation>(
 /// submission's once for each submission SageMaker accepted
 /// ([`bill_submissions`]); and the response of each attempt answered 2XX whose
 /// body was cut off as data out ([`bill_cut_off_responses`]). Notes on the
-/// attempts are added only when there were several (on a cut-off response,
-/// whenever there is one). A probe that saw no attempt
+/// attempts are added only when there were several (on an attempt timed out
+/// after sending or a cut-off response, whenever there is one). A probe that
+/// saw no attempt
 /// leaves the call's wall time; one that saw attempts, none of which it took
 /// for reaching the model, bills the latest from its request on. Returns which
 /// attempts' processor share is billed (the latest alone, in that case) and the
@@ -921,10 +929,17 @@ pub(crate) fn bill_attempts(
         if billed > 1 {
             billed_time.serverless_ms = Some(model.serverless_ms);
         }
-        notes.push(format!(
-            "{count} attempts: {billed} reached the model and are billed, {} were not",
-            count - billed
-        ));
+        if billed_time.latest_only {
+            notes.push(format!(
+                "{count} attempts: none was seen reaching the model, though the call's error \
+                 says it ran: the latest is billed, from its request to the call's end"
+            ));
+        } else {
+            notes.push(format!(
+                "{count} attempts: {billed} reached the model and are billed, {} were not",
+                count - billed
+            ));
+        }
         if billed > 1 && usage.bytes_in > 0 {
             usage.bytes_in = usage.bytes_in.saturating_mul(u64::from(billed));
             notes.push(format!(
@@ -932,14 +947,15 @@ pub(crate) fn bill_attempts(
                  reached the model"
             ));
         }
-        let timed_out = attempts.timed_out();
-        if timed_out > 0 {
-            notes.push(format!(
-                "{timed_out} of the attempts timed out after the request was sent: billed \
-                 as if the model ran until the timeout (at least: the model may have run on \
-                 after it)"
-            ));
-        }
+    }
+    // Said of one attempt too: the call may have ended after its timeout (an
+    // operation timeout during the back-off, a drop).
+    let timed_out = attempts.timed_out();
+    if timed_out > 0 {
+        notes.push(format!(
+            "{timed_out} of the attempts timed out after the request was sent: billed as if \
+             the model ran until the timeout (at least: the model may have run on after it)"
+        ));
     }
     bill_cut_off_responses(usage, attempts, notes);
     billed_time
@@ -1674,9 +1690,14 @@ fn dropped(mut parts: CallParts, span: &tracing::Span) {
         // backing off: the model never ran. The reservation is released.
         return;
     }
+    let note = if parts.attempts.in_flight() {
+        DROPPED_NOTE
+    } else {
+        DROPPED_BACKING_OFF_NOTE
+    };
     let mut usage = parts.usage(wall);
     usage.outcome = Outcome::Cancelled;
-    let notes = vec![DROPPED_NOTE.to_owned()];
+    let notes = vec![note.to_owned()];
     let now = parts.meter.now();
     let call = parts.finish(usage, None, notes, now);
     finish_now_or_in_background(call, now, Phase::Whole, span);
@@ -3100,6 +3121,31 @@ pub(super) mod tests {
         assert_eq!(usage.latency, Duration::from_micros(2_100));
         // And its share: that attempt's.
         assert!(billed.latest_only);
+        // Two such attempts (the SDK retried the proxy's 500): out at 0 and
+        // 110 ms, the call's end at 160.1 ms. Billed: the latest, 50.1 ms, and
+        // the note says so, not that none is billed.
+        let probe = fed(&[
+            (0, ms(10), AttemptEnd::NotRun),
+            (ms(110), ms(160), AttemptEnd::NotRun),
+        ]);
+        let mut usage = Usage::new(Operation::InvokeEndpoint, Duration::from_micros(160_100));
+        let mut notes = Vec::new();
+        let billed = bill_attempts(&mut usage, &probe, &mut notes);
+        assert_eq!(usage.latency, Duration::from_micros(50_100));
+        assert!(billed.latest_only);
+        assert!(
+            !notes
+                .iter()
+                .any(|n| n.contains("0 reached the model and are billed")),
+            "{notes:?}"
+        );
+        assert_eq!(
+            notes,
+            [
+                "2 attempts: none was seen reaching the model, though the call's error says \
+                 it ran: the latest is billed, from its request to the call's end"
+            ]
+        );
     }
 
     #[tokio::test]

@@ -3812,6 +3812,18 @@ async fn an_invoke_dropped_while_backing_off_from_a_timed_out_attempt_is_billed_
     let compute = line(cost, LineItem::Compute);
     let billed_hours = crate::support::by_hand::hours(cost.usage.latency);
     assert_eq!(compute.cost_usd(), Some(r12(billed_hours * dec("0.23"))));
+    // The notes say what is billed: the attempt until its timeout, not the
+    // call until the drop.
+    crate::support::receipts::assert_noted_containing(
+        cost,
+        "1 of the attempts timed out after the request was sent: billed as if the model \
+         ran until the timeout",
+    );
+    crate::support::receipts::assert_noted_containing(
+        cost,
+        "the caller dropped the call while the SDK was backing off between attempts",
+    );
+    crate::support::receipts::assert_not_noted_containing(cost, "until then");
 }
 
 /// An adopter's retry classifier that retries the model's errors (424), as a
