@@ -115,9 +115,15 @@ pub struct Usage {
         skip_serializing_if = "Option::is_none"
     )]
     pub time_to_first_byte: Option<Duration>,
-    /// Request body size in bytes.
+    /// Bytes billed as data in: the request body once for each attempt that
+    /// reached the model (SageMaker received, and bills, every such request),
+    /// so a multiple of the body's size when the SDK retried after one did;
+    /// an async submission's input once for each submission SageMaker
+    /// accepted. The receipt's notes say when it is more than one body.
     pub bytes_in: u64,
-    /// Response body size in bytes.
+    /// Bytes billed as data out: the response body (a stream's payloads
+    /// received), plus the `Content-Length` of each attempt answered 2XX whose
+    /// body was cut off (SageMaker sent it; a note says so).
     pub bytes_out: u64,
     /// Number of payload parts received (streams only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
