@@ -153,10 +153,12 @@ pub(crate) fn is_model_error_code(code: Option<&str>) -> bool {
     matches!(code, Some("ModelError" | "ModelStreamError"))
 }
 
-/// The note on the receipt of a call the SDK timed out after sending it.
+/// The note on the receipt of a call the SDK timed out after sending it. Each
+/// attempt is billed to its own end: an attempt timed out at 300 ms under an
+/// operation timeout of 900 ms is billed 300 ms, not until the call's timeout.
 pub(crate) const SDK_TIMEOUT_NOTE: &str = "the SDK timed out the call after its request was \
-    sent: billed as if the model ran until then (at least: the model may have run on after \
-    its caller went away)";
+    sent: each attempt that reached the model is billed until its end, its answer or the \
+    timeout that cut it off (at least: the model may have run on after its caller went away)";
 
 /// The note on the receipt of a call its caller dropped after sending it.
 pub(crate) const DROPPED_NOTE: &str = "the caller dropped the call after its request was sent: \

@@ -3716,6 +3716,10 @@ async fn an_operation_timeout_during_the_back_off_bills_the_attempt_until_its_ow
     let cost = cost.expect("the timed-out call's receipt comes with its error");
     assert_eq!(cost.usage.outcome, Outcome::Cancelled);
     assert_eq!(cost.usage.attempts, 1);
+    // Its notes say what it bills: the attempt to its own timeout, not the call
+    // "until then" (the operation timeout, 600 ms later).
+    crate::support::receipts::assert_noted_containing(&cost, "the SDK timed out the call");
+    crate::support::receipts::assert_not_noted_containing(&cost, "until then");
     // Billed: the attempt until its timeout, 300 ms from its timer's start (its
     // request went out a little after), not the 600 ms of back-off after it.
     assert!(
