@@ -434,6 +434,12 @@ fn fitting_lines(lines: &[LineMeta], room: u64, empty: bool) -> usize {
 /// Creates the directory 0700 if it does not exist; refuses one that others can
 /// read or enter (as for ledger files, its mode is not changed for you).
 pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
+    make_dir_syncing(dir, &super::file::sync_parent_dir)
+}
+
+/// [`make_dir`], `sync_parent` called with each directory it created (the top
+/// one first), once it is there: a seam for tests.
+fn make_dir_syncing(dir: &Path, sync_parent: &dyn Fn(&Path)) -> Result<(), LedgerError> {
     let open_err = |source| LedgerError::Open {
         path: dir.to_owned(),
         source,
@@ -443,6 +449,16 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     let existed = dir.is_dir();
+    // The levels this call creates, the top one first: each new directory's
+    // entry is in its parent, made durable only by fsyncing the parent.
+    let mut created: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|level| {
+            !level.as_os_str().is_empty()
+                && matches!(std::fs::symlink_metadata(level), Err(e) if e.kind() == io::ErrorKind::NotFound)
+        })
+        .collect();
+    created.reverse();
     builder.create(dir).map_err(open_err)?;
     #[cfg(unix)]
     {
@@ -464,6 +480,11 @@ pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
     }
     #[cfg(not(unix))]
     let _ = existed;
+    // Without it, a power loss after a `sync()` that said Ok may take the new
+    // directory, and every file in it, away.
+    for level in created {
+        sync_parent(level);
+    }
     Ok(())
 }
 
@@ -544,6 +565,34 @@ pub(super) mod tests {
     }
 
     use crate::ledger::writer::test_lines as lines;
+
+    /// A rolling ledger opened on a directory that does not exist yet makes it
+    /// and the missing levels above it, and fsyncs each new level's parent:
+    /// otherwise a power loss after a `sync()` that said Ok may take the
+    /// directory, and every file in it, away.
+    #[test]
+    fn a_new_directory_and_each_new_level_above_it_have_their_entries_synced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a").join("b");
+        let synced = Mutex::new(Vec::new());
+        let record = |created: &Path| {
+            synced
+                .lock()
+                .unwrap()
+                .push(created.parent().unwrap().to_owned())
+        };
+        make_dir_syncing(&dir, &record).unwrap();
+        assert!(dir.is_dir());
+        // a's entry is in the temporary directory, b's in a.
+        assert_eq!(
+            *synced.lock().unwrap(),
+            [tmp.path().to_owned(), tmp.path().join("a")]
+        );
+        // A directory that is there already has nothing new to sync.
+        synced.lock().unwrap().clear();
+        make_dir_syncing(&dir, &record).unwrap();
+        assert!(synced.lock().unwrap().is_empty());
+    }
 
     /// The names of the files synced, in order, as the hook saw them.
     fn record_syncs(target: &mut RollingTarget) -> Arc<Mutex<Vec<String>>> {
