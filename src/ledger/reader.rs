@@ -145,6 +145,20 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
     if !meta.is_dir() {
         return Ok(vec![path.to_owned()]);
     }
+    let files = jsonl_files_in(path)?;
+    if files.is_empty() {
+        return Err(no_ledger_file(path));
+    }
+    Ok(files)
+}
+
+/// The `*.jsonl` files of the directory `path` in the order to read them (as
+/// [`ledger_files`] says), none when it holds none.
+fn jsonl_files_in(path: &Path) -> Result<Vec<PathBuf>, LedgerError> {
+    let open_err = |source| LedgerError::Open {
+        path: path.to_owned(),
+        source,
+    };
     let mut files: Vec<PathBuf> = super::rolling::rolled_files(path)
         .map_err(open_err)?
         .into_iter()
@@ -159,16 +173,19 @@ pub fn ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerError>
         .collect();
     others.sort();
     files.extend(others);
-    if files.is_empty() {
-        return Err(LedgerError::Open {
-            path: path.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "the directory holds no ledger file (*.jsonl)",
-            ),
-        });
-    }
     Ok(files)
+}
+
+/// The error of a directory that holds no ledger file: a typo is not an empty
+/// report.
+fn no_ledger_file(dir: &Path) -> LedgerError {
+    LedgerError::Open {
+        path: dir.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "the directory holds no ledger file (*.jsonl)",
+        ),
+    }
 }
 
 /// Whether `path` names a Parquet ledger (`*.parquet`), by its name alone.
@@ -200,7 +217,7 @@ pub(crate) fn is_listed_parquet(name: &str, file: &Path) -> Result<bool, LedgerE
 /// feature, the Parquet files (a `*.parquet` path, or a directory's, as
 /// `parquet::parquet_files` lists them). A path that does not exist is an error
 /// ([`LedgerError::Open`]), a `*.parquet` one too; so is a directory with
-/// neither, and one whose Parquet files cannot be listed.
+/// neither, and one whose Parquet or JSON Lines files cannot be listed.
 /// Without the feature, a `*.parquet` path or a directory holding a Parquet
 /// ledger file is an error naming the feature: its receipts are not left out.
 /// What `report` and `reconcile` read.
@@ -219,13 +236,7 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
         }
         if path.is_dir() {
             let parquet = super::parquet::parquet_files_in(path)?;
-            let mut files = match ledger_files(path) {
-                Ok(files) => files,
-                Err(_) if !parquet.is_empty() => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            files.extend(parquet);
-            return Ok(files);
+            return with_parquet(path, jsonl_files_in(path), parquet);
         }
     }
     #[cfg(not(feature = "parquet"))]
@@ -240,6 +251,24 @@ pub fn any_ledger_files(path: impl AsRef<Path>) -> Result<Vec<PathBuf>, LedgerEr
         }
     }
     ledger_files(path)
+}
+
+/// The directory `dir`'s JSON Lines files (their listing, none when it holds
+/// none), then its Parquet files; an error when it holds neither. A listing
+/// that failed is an error, Parquet files or not: taken for none, it would
+/// leave every JSON Lines receipt of a mixed directory out without a word.
+#[cfg(feature = "parquet")]
+fn with_parquet(
+    dir: &Path,
+    jsonl: Result<Vec<PathBuf>, LedgerError>,
+    parquet: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>, LedgerError> {
+    let mut files = jsonl?;
+    files.extend(parquet);
+    if files.is_empty() {
+        return Err(no_ledger_file(dir));
+    }
+    Ok(files)
 }
 
 /// The first by name of the Parquet ledger files ([`is_listed_parquet`]) of the
@@ -528,6 +557,44 @@ mod tests {
         let mut reader = LedgerReader::new(text.as_bytes(), "mem.jsonl");
         let items: Vec<_> = reader.by_ref().collect();
         (items, reader.torn_tail)
+    }
+
+    /// A directory's JSON Lines files that cannot be listed are an error, not a
+    /// report of its Parquet files alone (its JSON Lines receipts left out
+    /// without a word); a directory that holds none still reads its Parquet files.
+    #[cfg(feature = "parquet")]
+    #[test]
+    fn a_mixed_directory_whose_jsonl_files_cannot_be_listed_is_an_error_not_its_parquet_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let parquet = dir.path().join("sagemeter-2026-12-02T07.parquet");
+        for kind in [
+            std::io::ErrorKind::PermissionDenied,
+            // An entry removed by retention between the listing and its lstat.
+            std::io::ErrorKind::NotFound,
+        ] {
+            let listing = Err(LedgerError::Open {
+                path: dir.path().to_owned(),
+                source: std::io::Error::from(kind),
+            });
+            let err = with_parquet(dir.path(), listing, vec![parquet.clone()]).unwrap_err();
+            assert!(
+                matches!(&err, LedgerError::Open { source, .. } if source.kind() == kind),
+                "{err:?}"
+            );
+        }
+        // No *.jsonl at all: the Parquet files are the ledger.
+        assert_eq!(
+            with_parquet(
+                dir.path(),
+                jsonl_files_in(dir.path()),
+                vec![parquet.clone()]
+            )
+            .unwrap(),
+            [parquet]
+        );
+        // Neither: an error, not an empty report.
+        let err = with_parquet(dir.path(), jsonl_files_in(dir.path()), vec![]).unwrap_err();
+        assert!(err.to_string().contains("no ledger file"), "{err}");
     }
 
     /// A directory's Parquet files that cannot be listed are an error, not a
