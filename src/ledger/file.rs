@@ -167,8 +167,9 @@ impl JsonlLedgerBuilder {
     /// `fsync` at this interval while there is unsynced data (default: only on
     /// [`sync`](JsonlLedger::sync) and [`shutdown`](JsonlLedger::shutdown)).
     /// When an `fsync` takes longer than the interval, the next one starts as
-    /// soon as it ends (covering every line written meanwhile): the periodic
-    /// syncs never take room from receipts in the queue.
+    /// soon as it ends (covering every line written meanwhile). The queue holds
+    /// one more message for the periodic sync: it never takes room from
+    /// receipts.
     pub fn sync_every(mut self, every: Duration) -> Self {
         self.sync_every = Some(every);
         self

@@ -397,7 +397,14 @@ impl BackgroundWriter {
                     "sync_every must be longer than zero",
                 )]),
         )?;
-        let (tx, rx) = mpsc::channel(options.capacity);
+        // One more message for the periodic sync's tick (at most one is queued):
+        // the ticks never take room from receipts. (At the channel's limit, the
+        // capacity itself, a tick may take one slot of 2^61.)
+        let slots = match options.sync_every {
+            Some(_) => options.capacity.saturating_add(1).min(super::MAX_CAPACITY),
+            None => options.capacity,
+        };
+        let (tx, rx) = mpsc::channel(slots);
         let counters = Arc::new(Counters::default());
         let pool = Arc::new(LinePool::default());
         let (end, ended) = watch::channel(None);
@@ -1753,6 +1760,61 @@ pub(super) mod tests {
         assert_eq!(lines.load(Ordering::SeqCst), receipts, "all written");
         // About 1 s / 20 ms = 50 back to back; 10 leaves room for a loaded machine.
         assert!(during >= 10, "only {during} fsyncs in a second");
+    }
+
+    /// The periodic sync's tick never takes a receipt's room in the queue: with
+    /// a queue of 1 and a tick queued behind a slow fsync, a receipt still fits.
+    #[tokio::test]
+    async fn a_tick_queued_behind_a_slow_fsync_leaves_the_receipts_their_whole_capacity() {
+        struct GatedSync {
+            entered: std_mpsc::Sender<()>,
+            gate: std_mpsc::Receiver<()>,
+        }
+        impl Target for GatedSync {
+            fn write_lines(&mut self, _: &[u8], _: &[LineMeta]) -> Result<(), WriteFailure> {
+                Ok(())
+            }
+            fn sync(&mut self) -> io::Result<()> {
+                let _ = self.entered.send(());
+                let _ = self.gate.recv();
+                Ok(())
+            }
+        }
+        let (open, gate) = std_mpsc::channel();
+        let (entered_tx, entered) = std_mpsc::channel();
+        let writer = BackgroundWriter::start(
+            Options {
+                kind: "test",
+                name: "test".into(),
+                capacity: 1,
+                sync_every: Some(Duration::from_millis(10)),
+            },
+            encode_call_id(),
+            GatedSync {
+                entered: entered_tx,
+                gate,
+            },
+        )
+        .unwrap();
+        // Moved after the writer, so dropped before it: a failing assert lets the
+        // fsync go instead of the writer's drop waiting on it for ever.
+        let open = open;
+        writer.try_record(&cost("a")).unwrap();
+        entered.recv().unwrap(); // a tick's fsync of "a", held
+        // The ticker queues the next tick (the last one was taken): wait until it is.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while writer.tx().capacity() == writer.tx().max_capacity() {
+            assert!(Instant::now() < deadline, "no tick queued");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            writer.try_record(&cost("b")),
+            Ok(()),
+            "a receipt refused for a tick"
+        );
+        drop(open); // every later fsync goes through
+        writer.shutdown().await.unwrap();
+        assert_eq!(writer.stats().written, 2);
     }
 
     /// The names of this process's threads (Linux truncates them to 15 bytes).
