@@ -123,12 +123,24 @@ pub(crate) fn rolled_files(dir: &Path) -> io::Result<Vec<(FileName, PathBuf)>> {
         let Some(name) = entry.file_name().to_str().and_then(FileName::parse) else {
             continue;
         };
-        if entry.file_type()?.is_file() {
+        if is_listed_file(entry.file_type())? {
             files.push((name, entry.path()));
         }
     }
     files.sort();
     Ok(files)
+}
+
+/// Whether a rolled file's directory entry, of the type given, is listed: a file
+/// is; one removed since the directory was read (retention, on a file system
+/// that does not give entries' types, so that they are looked up one by one) is
+/// not there to list; any other error finding its type is the listing's.
+fn is_listed_file(file_type: io::Result<std::fs::FileType>) -> io::Result<bool> {
+    match file_type {
+        Ok(file_type) => Ok(file_type.is_file()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// What a rolling ledger needs to pick and open its files.
@@ -495,6 +507,22 @@ pub(super) mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, SystemTime};
+
+    /// A rolled file that retention removed between the directory's read and the
+    /// look-up of its type is not listed; any other error is the listing's, so
+    /// that `report` does not leave a directory's receipts out without a word.
+    #[test]
+    fn a_file_removed_while_listed_is_left_out_and_other_errors_are_passed_on() {
+        let kind = |k: io::ErrorKind| Err::<std::fs::FileType, _>(io::Error::from(k));
+        assert!(!is_listed_file(kind(io::ErrorKind::NotFound)).unwrap());
+        let denied = is_listed_file(kind(io::ErrorKind::PermissionDenied)).unwrap_err();
+        assert_eq!(denied.kind(), io::ErrorKind::PermissionDenied);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"").unwrap();
+        assert!(is_listed_file(std::fs::metadata(&file).map(|m| m.file_type())).unwrap());
+        assert!(!is_listed_file(std::fs::metadata(dir.path()).map(|m| m.file_type())).unwrap());
+    }
 
     /// A clock set by hand that, unlike `ManualTimeSource`, can be set back.
     #[derive(Debug, Clone)]
