@@ -34,10 +34,14 @@ pub struct TotalsSnapshot {
     pub calls: u64,
     /// Calls whose receipts were not fully priced (a line
     /// [`Unpriced`](crate::billing::LinePrice::Unpriced)): their priced lines
-    /// are in the sums, the rest in none. An async invocation counts once, at
-    /// its submission if that receipt is not fully priced, else at its
-    /// settlement if that one is not (a settlement by another meter counts
-    /// there, not here, if its submission was fully priced).
+    /// are in the sums, the rest in none. An async invocation counts once in a
+    /// meter's totals: at its submission if that receipt is not fully priced,
+    /// else at its settlement if that one is not. A settlement by another meter
+    /// (the [`PendingInference`](crate::client::PendingInference) copy settled
+    /// in another process) counts there if it is not fully priced, whatever its
+    /// submission was: those totals hold its priced lines, and none of the
+    /// submission's. So does a copy kept by the previous version, which does
+    /// not say which meter counted its submission.
     #[serde(default)]
     pub unpriced_calls: u64,
     /// [`unpriced_calls`](Self::unpriced_calls) per endpoint: only endpoints

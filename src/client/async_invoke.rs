@@ -274,7 +274,8 @@ impl InvokeEndpointAsync {
             tags: cost.tags.clone(),
             invocation_timeout_seconds: Some(processing_limit.as_secs()),
             region: Some(meter.endpoint_region().to_owned()),
-            submission_unpriced: !cost.is_fully_priced(),
+            // Counted among this meter's unpriced calls with the submission.
+            unpriced_counted_by: (!cost.is_fully_priced()).then(|| meter.inner.id),
             hold: Hold(hold),
         };
         Ok(AsyncInvocation {
@@ -522,12 +523,16 @@ pub struct PendingInference {
     /// versions: settled by the meter given, unchecked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     region: Option<String>,
-    /// Whether the submission receipt was not fully priced: the invocation was
-    /// counted among the totals' unpriced calls then, and its settlement does
-    /// not count it again. Absent (false) when it was fully priced, and in
-    /// invocations kept by earlier versions.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    submission_unpriced: bool,
+    /// The id of the meter that counted the invocation among its totals' unpriced
+    /// calls at its submission (its receipt was not fully priced): settled by
+    /// that meter, an unpriced settlement does not count it again; settled by
+    /// another, it counts there, whose totals hold none of the submission.
+    /// Absent when the submission was fully priced. Copies kept by the previous
+    /// version say `submission_unpriced` instead, read as absent: a meter
+    /// counts their unpriced settlement, rightly, as it cannot be the (older)
+    /// one that counted the submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unpriced_counted_by: Option<u64>,
     /// The budget estimate still held for the invocation (this process only).
     #[serde(skip)]
     hold: Hold,
@@ -995,7 +1000,7 @@ impl Settlement {
             variant_assumed,
             tags,
             invocation_timeout_seconds,
-            submission_unpriced,
+            unpriced_counted_by,
             hold,
             ..
         } = pending;
@@ -1133,7 +1138,7 @@ impl Settlement {
                 unknown,
                 tokens_unseen,
                 variant_assumed,
-                submission_unpriced,
+                submission_counted_unpriced: unpriced_counted_by == Some(meter.inner.id),
             },
             hold,
             #[cfg(feature = "fleet")]

@@ -1511,7 +1511,7 @@ impl CallParts {
             tokens_unseen,
             // SageMaker's word, or none (the profile's pick, made when priced).
             variant_assumed: false,
-            submission_unpriced: false,
+            submission_counted_unpriced: false,
         };
         ToPrice {
             meter,

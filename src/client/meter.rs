@@ -82,6 +82,10 @@ pub(crate) struct MeterInner {
     pub token_counter: Option<Arc<dyn TokenCounter>>,
     pub default_tags: BTreeMap<String, String>,
     pub totals: Totals,
+    /// This meter's id, random (see [`new_meter_id`]): which meter counted an
+    /// async submission among its unpriced calls, so that its settlement here
+    /// is not counted twice and one elsewhere is counted there.
+    pub id: u64,
     pub budgets: Arc<Budgets>,
     /// Totals and budgets shared with the fleet, when on.
     #[cfg(feature = "fleet")]
@@ -109,6 +113,19 @@ pub(crate) struct MeterInner {
     /// The async invocations settled lately: a second settlement of one is a
     /// duplicate, not billed again.
     pub settled: super::async_invoke::SettledCalls,
+}
+
+/// A new meter's id: random, different for each meter of a process (a counter
+/// hashed under std's randomly keyed SipHash) and, but for a 2⁻⁶⁴ chance a
+/// pair, from those of other processes. Not a secret: it only tells meters
+/// apart in a [`PendingInference`](super::PendingInference) copy.
+pub(crate) fn new_meter_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static BUILT: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(BUILT.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// How long [`Meter::prepare_now`] reuses what it found for an endpoint (on the
@@ -869,10 +886,11 @@ pub(crate) struct FinishedCall {
     /// named: an async settlement's, its submission's pick (see
     /// `EndpointProfile::variant_assumed`). False for any other call.
     pub variant_assumed: bool,
-    /// Whether an async settlement's submission receipt was not fully priced
-    /// (its call counted among the totals' unpriced calls then). False for any
-    /// other call.
-    pub submission_unpriced: bool,
+    /// Whether an async settlement's submission receipt was not fully priced and
+    /// counted among this meter's unpriced calls (it was submitted with this
+    /// meter). False for any other call, and for a settlement of another
+    /// meter's submission, which this meter's totals never counted.
+    pub submission_counted_unpriced: bool,
 }
 
 /// The rate of a call on a serverless variant with provisioned concurrency whose
@@ -2492,7 +2510,7 @@ impl Meter {
             unknown,
             tokens_unseen,
             variant_assumed,
-            submission_unpriced,
+            submission_counted_unpriced,
         } = call;
         let compute_unknown = unknown.iter().any(|(item, _)| *item == LineItem::Compute);
         let ended_at = self.now();
@@ -2961,12 +2979,13 @@ impl Meter {
             allocated_usd: compute_usd,
         });
         let all_tags = self.tags_into(tags);
-        // A call is unpriced once: an async invocation at the first of its
-        // receipts not fully priced.
+        // A call is unpriced once in a meter's totals: an async invocation at
+        // the first of its receipts not fully priced that this meter recorded
+        // (a settlement of another meter's unpriced submission counts here).
         let some_unpriced = lines
             .iter()
             .any(|l| matches!(l.price, LinePrice::Unpriced { .. }));
-        let counted_already = phase == Phase::Settled && submission_unpriced;
+        let counted_already = phase == Phase::Settled && submission_counted_unpriced;
         let unpriced_call = some_unpriced && !counted_already;
         let recorded = self.inner.totals.record(
             &all_tags,

@@ -962,6 +962,7 @@ impl ClientBuilder {
                 token_counter: self.token_counter,
                 default_tags: self.default_tags,
                 totals,
+                id: meter::new_meter_id(),
                 budgets,
                 #[cfg(feature = "fleet")]
                 fleet,

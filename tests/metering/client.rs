@@ -728,6 +728,83 @@ async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are(
     assert_eq!(counts(&client), (2, 2, Some(2)));
 }
 
+/// A settlement by another meter (a worker process settling the JSON copy) is
+/// counted there when it is unpriced, even if its submission was unpriced too:
+/// the submitting meter counted the submission in its own totals, not in the
+/// settling one's, whose `client_usd` would otherwise be a lower bound that
+/// says nothing. With DescribeEndpoint denied, a submission of unstated size
+/// is unpriced (meter A: 1 call, 1 unpriced); its settlement by meter B prices
+/// the 2,048 B out (2,048 / 2³⁰ GB × 0.016 USD/GB = 0.000000030517578125 USD,
+/// 0.000000030518 at the receipt's 12 places) and not the compute: B holds that
+/// data line and 1 unpriced call (a settlement adds no call), A still 1.
+///
+/// A copy kept by the previous version says `submission_unpriced: true` and not
+/// which meter counted it: the settling meter counts it, as that one cannot be
+/// the (older) meter that did.
+#[tokio::test]
+async fn an_unpriced_settlement_by_another_meter_counts_there_as_unpriced() {
+    let fake = fake_with_demo_endpoints().await;
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    let submitter = client_for(&fake).await;
+    let counts = |client: &Client| {
+        let t = client.meter().totals();
+        (
+            t.calls,
+            t.unpriced_calls,
+            t.unpriced_by_endpoint.get("rt").copied(),
+        )
+    };
+    let ten_seconds = || {
+        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
+            .output_bytes(2048)
+    };
+    let submit_unsized = |n: u32| {
+        submitter
+            .invoke_endpoint_async()
+            .endpoint_name("rt")
+            .input_location(format!("s3://fake-bucket/input/{n}.json"))
+            .send()
+    };
+
+    let submitted = submit_unsized(1).await.unwrap();
+    assert!(!submitted.cost().is_fully_priced());
+    assert_eq!(counts(&submitter), (1, 1, Some(1)));
+    let (_, _, pending) = submitted.into_parts();
+    let json = serde_json::to_string(&pending).unwrap();
+    let worker = client_for(&fake).await;
+    let settled = worker
+        .meter()
+        .settle_async(serde_json::from_str(&json).unwrap(), ten_seconds())
+        .await
+        .unwrap();
+    assert!(!settled.is_fully_priced());
+    assert_eq!(
+        line_cost(&settled, LineItem::DataOut),
+        dec("0.000000030518")
+    );
+    let totals = worker.meter().totals();
+    assert_eq!(totals.client_usd, settled.cost_usd);
+    assert_eq!(counts(&worker), (0, 1, Some(1)));
+    assert_eq!(counts(&submitter), (1, 1, Some(1)));
+
+    // The previous version's copy: `submission_unpriced`, no meter named.
+    let (_, _, pending) = submit_unsized(2).await.unwrap().into_parts();
+    assert_eq!(counts(&submitter), (2, 2, Some(2)));
+    let mut old: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
+    old.retain(|key, _| !key.starts_with("unpriced_counted"));
+    old.insert("submission_unpriced".into(), true.into());
+    let old = serde_json::to_string(&old).unwrap();
+    let settled = worker
+        .meter()
+        .settle_async(serde_json::from_str(&old).unwrap(), ten_seconds())
+        .await
+        .unwrap();
+    assert!(!settled.is_fully_priced());
+    assert_eq!(counts(&worker), (0, 2, Some(2)));
+    assert_eq!(counts(&submitter), (2, 2, Some(2)));
+}
+
 #[tokio::test]
 async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeout() {
     let fake = fake_with_demo_endpoints().await;
