@@ -272,8 +272,12 @@ impl FleetConfig {
         &self.table
     }
 
-    /// Checks the configuration, and that the table can key each of `budgets`.
-    pub(crate) fn validate(&self, budgets: &[crate::budget::Budget]) -> Result<(), ConfigError> {
+    /// Checks the configuration with the client's `budgets` as
+    /// [`ClientBuilder::build`](crate::ClientBuilder::build) does (the table can key
+    /// each budget, a limit the table can keep, one enforced budget per scope and
+    /// period, the durations), without building a client: for a caller that wants
+    /// to know before it opens its sinks or sends anything. No request is sent.
+    pub fn validate(&self, budgets: &[crate::budget::Budget]) -> Result<(), ConfigError> {
         const OPTION: &str = "ClientBuilder::fleet";
         for (i, budget) in budgets.iter().enumerate() {
             keys::check_scope(budget.scope())

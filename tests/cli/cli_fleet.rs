@@ -526,6 +526,8 @@ fn a_missing_fleet_table_stops_invoke_before_any_call_and_says_how_to_make_it() 
     let made = format!(
         "table `{table}` does not exist: make it with `sagemeter fleet init --table {table}`"
     );
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
     let out = output(sagemeter(&[
         "invoke",
         REALTIME_ENDPOINT,
@@ -534,11 +536,17 @@ fn a_missing_fleet_table_stops_invoke_before_any_call_and_says_how_to_make_it() 
         "--json",
         "--fleet-table",
         &table,
+        "--ledger",
+        ledger.to_str().unwrap(),
     ]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&made), "{stderr}");
     assert!(out.stdout.is_empty(), "no call, no receipt, no summary");
+    assert!(
+        !ledger.exists(),
+        "the ledger's file is not made for a run that never starts"
+    );
     let out = output(sagemeter(&["fleet", "status", "--table", &table]));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

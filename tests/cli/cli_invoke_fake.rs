@@ -1829,6 +1829,20 @@ async fn two_enforced_fleet_budgets_of_one_scope_are_refused_before_anything_is_
     assert!(stderr.contains("two enforced fleet budgets"), "{stderr}");
     assert!(!stderr.contains("Budget::alert"), "{stderr}");
     assert_eq!(fake.requests(), 0, "{stderr}");
+    // Said before the region is needed and before the ledger's file is made.
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("spend.jsonl");
+    let mut cmd = clean_env::sagemeter(&fake.url, &refused_url());
+    cmd.env_remove("AWS_REGION")
+        .args(args)
+        .arg("--ledger")
+        .arg(&ledger);
+    let output = run(cmd).await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("two enforced fleet budgets"), "{stderr}");
+    assert!(!ledger.exists(), "{stderr}");
+    assert_eq!(fake.requests(), 0, "{stderr}");
 }
 
 /// `--ledger-roll-bytes` with a file `--ledger` is an invalid argument whatever

@@ -690,6 +690,23 @@ pub async fn run(
         )));
     }
 
+    // The fleet's checks of the budgets (one enforced budget per scope and period,
+    // a limit the table can keep), before any file is made or request sent.
+    #[cfg(feature = "fleet")]
+    let fleet = match &args.fleet_table {
+        Some(table) => {
+            let fleet = sagemeter::fleet::FleetConfig::dynamodb(table)
+                .lease_ttl(Duration::from_secs(args.lease_ttl))
+                .lease_percent(args.lease_percent)
+                .clock_skew(Duration::from_secs(args.clock_skew));
+            fleet
+                .validate(&budgets)
+                .map_err(|e| CliError::Usage(config_for_cli(&e)))?;
+            Some(fleet)
+        }
+        None => None,
+    };
+
     let sdk_config = aws::load(global).await?;
     let Some(region) = sdk_config.region().map(ToString::to_string) else {
         return Err(CliError::failed(
@@ -716,13 +733,14 @@ pub async fn run(
         builder = builder.budget(budget);
     }
     #[cfg(feature = "fleet")]
-    if let Some(table) = &args.fleet_table {
-        builder = builder.fleet(
-            sagemeter::fleet::FleetConfig::dynamodb(table)
-                .lease_ttl(Duration::from_secs(args.lease_ttl))
-                .lease_percent(args.lease_percent)
-                .clock_skew(Duration::from_secs(args.clock_skew)),
-        );
+    if let Some(fleet) = fleet {
+        // A mistyped or missing table is said before any call is sent (not after
+        // the calls, when their increments cannot be written) and before the
+        // ledger's file is made.
+        sagemeter::fleet::check_table(&sdk_config, fleet.table())
+            .await
+            .map_err(|e| CliError::Failed(Box::new(e)))?;
+        builder = builder.fleet(fleet);
     }
     let mut ledger_kept = None;
     if let (Some(path), Some(rolling)) = (&args.ledger, rolling_ledger) {
@@ -739,22 +757,13 @@ pub async fn run(
         ledger_kept = Some((path, ledger.clone()));
         builder = builder.sink(ledger);
     }
-    // What the builder refuses here is what the flags say (two enforced fleet
-    // budgets of one scope and period, a fleet budget below the table's smallest
-    // amount, an empty --fleet-table): the region was checked above, and the CLI
-    // gives no client, override or label the builder could refuse otherwise.
+    // What the builder refuses is what the flags say, and was checked above (the
+    // fleet's checks, the region); the CLI gives no client, override or label the
+    // builder could refuse otherwise.
     let client = builder.build().map_err(|e| match e {
         sagemeter::Error::Config(e) => CliError::Usage(config_for_cli(&e)),
         e => CliError::Failed(Box::new(e)),
     })?;
-    #[cfg(feature = "fleet")]
-    if let Some(table) = &args.fleet_table {
-        // A mistyped or missing table is said before any call is sent, not after
-        // the calls, when their increments cannot be written.
-        sagemeter::fleet::check_table(&sdk_config, table)
-            .await
-            .map_err(|e| CliError::Failed(Box::new(e)))?;
-    }
     let result = run_with(&client, &args, body, &region, out).await;
     // Flushes the ledger: every receipt printed is also on disk, or this says why not.
     let mut problems = Vec::new();
