@@ -116,16 +116,18 @@ pub(crate) struct MeterInner {
 }
 
 /// A new meter's id: random, different for each meter of a process (a counter
-/// hashed under std's randomly keyed SipHash) and, but for a 2⁻⁶⁴ chance a
-/// pair, from those of other processes. Not a secret: it only tells meters
-/// apart in a [`PendingInference`](super::PendingInference) copy.
+/// hashed under std's randomly keyed SipHash) and, but for a 2⁻⁵³ chance a
+/// pair, from those of other processes. 53 bits, so that a JSON reader that
+/// reads numbers as doubles (JavaScript's) keeps a copy's id whole. Not a
+/// secret: it only tells meters apart in a
+/// [`PendingInference`](super::PendingInference) copy.
 pub(crate) fn new_meter_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static BUILT: AtomicU64 = AtomicU64::new(0);
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(BUILT.fetch_add(1, Ordering::Relaxed));
     hasher.write_u32(std::process::id());
-    hasher.finish()
+    hasher.finish() >> 11
 }
 
 /// How long [`Meter::prepare_now`] reuses what it found for an endpoint (on the
@@ -3390,6 +3392,17 @@ async fn on_every_sink<'a>(
 #[cfg(test)]
 mod tests {
     use super::worse_of;
+
+    /// Meters' ids differ and fit a double's 53 bits: a `PendingInference` copy
+    /// read and written again by JavaScript keeps the id of the meter that
+    /// counted it.
+    #[test]
+    fn meter_ids_differ_and_fit_53_bits() {
+        let ids: std::collections::HashSet<u64> =
+            (0..1000).map(|_| super::new_meter_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|&id| id < 1 << 53 && id as f64 as u64 == id));
+    }
     use crate::pricing::PriceOrigin;
     use std::sync::Arc;
 
