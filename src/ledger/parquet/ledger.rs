@@ -199,7 +199,14 @@ impl ParquetLedgerBuilder {
         // each would take the other's file in progress for a crash's leftover.
         let lock = crate::ledger::file::lock_dir(&self.dir, PARQUET_DIR_LOCK)?;
         warn_about_leftovers(&self.dir);
-        let (tx, rx) = mpsc::channel(self.capacity);
+        // One more message for the ticker's tick (at most one is queued): a tick
+        // waiting behind a busy writer never takes a receipt's room. (At the
+        // channel's limit, the capacity itself, a tick may take one slot of 2^61.)
+        let slots = self
+            .capacity
+            .saturating_add(1)
+            .min(crate::ledger::MAX_CAPACITY);
+        let (tx, rx) = mpsc::channel(slots);
         let counters = Arc::new(Counters::default());
         let (end, ended) = watch::channel(None);
         let unclaimed = Unclaimed::default();
@@ -826,6 +833,42 @@ mod tests {
         assert_eq!(refused, 0, "receipts refused by a queue full of ticks");
         let stats = ledger.stats();
         assert_eq!((stats.accepted, stats.written), (64, 64));
+    }
+
+    /// A tick queued while the writer is busy with a receipt has a slot of its
+    /// own: with a queue of 1, a receipt recorded then still fits.
+    ///
+    /// Figures: a tick every 200 ms; receipt r0 recorded at once, the writer held
+    /// on the clock it reads for r0; at 300 ms one tick (no tick was pending) is
+    /// queued. With the tick in the receipts' one slot, r1 would be refused.
+    #[tokio::test]
+    async fn a_tick_queued_behind_a_busy_writer_leaves_the_receipts_their_whole_capacity() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let clock = HeldClock {
+            held: Arc::new(AtomicBool::new(true)),
+            read: Arc::new(AtomicBool::new(false)),
+        };
+        let ledger = ParquetLedger::rolling(&dir)
+            .capacity(1)
+            .tick(Duration::from_millis(200))
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        let release = Release(clock.held.clone());
+        ledger.try_record(&cost("r0")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !clock.read.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "r0 did not reach the writer");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let r1 = ledger.try_record(&cost("r1"));
+        drop(release);
+        ledger.shutdown().await.unwrap();
+        assert!(r1.is_ok(), "r1 refused: {r1:?}");
+        let stats = ledger.stats();
+        assert_eq!((stats.accepted, stats.written), (2, 2));
     }
 
     /// A clock 3 hours fast, stepped back: `keep_files(2)` keeps the file just
