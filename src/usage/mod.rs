@@ -70,8 +70,10 @@ pub enum Outcome {
     /// The call failed (the model or the service returned an error).
     Error,
     /// The caller dropped the call (e.g. a response stream) before it ended, or
-    /// the SDK timed it out, after its request was sent. Billed as if the model
-    /// ran until then: a lower bound, as the model may have run on after its
+    /// the SDK timed it out, after its request was sent. Billed for the attempts
+    /// that reached the model, each until its end: its answer, its timeout, or,
+    /// for the one in flight, the drop (not the SDK's back-off after an attempt
+    /// until the drop). A lower bound, as the model may have run on after its
     /// caller went away.
     Cancelled,
 }
