@@ -40,8 +40,7 @@ pub struct TotalsSnapshot {
     /// (the [`PendingInference`](crate::client::PendingInference) copy settled
     /// in another process) counts there if it is not fully priced, whatever its
     /// submission was: those totals hold its priced lines, and none of the
-    /// submission's. So does a copy kept by the previous version, which does
-    /// not say which meter counted its submission.
+    /// submission's.
     #[serde(default)]
     pub unpriced_calls: u64,
     /// [`unpriced_calls`](Self::unpriced_calls) per endpoint: only endpoints

@@ -527,10 +527,7 @@ pub struct PendingInference {
     /// calls at its submission (its receipt was not fully priced): settled by
     /// that meter, an unpriced settlement does not count it again; settled by
     /// another, it counts there, whose totals hold none of the submission.
-    /// Absent when the submission was fully priced. Copies kept by the previous
-    /// version say `submission_unpriced` instead, read as absent: a meter
-    /// counts their unpriced settlement, rightly, as it cannot be the (older)
-    /// one that counted the submission.
+    /// Absent when the submission was fully priced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unpriced_counted_by: Option<u64>,
     /// The budget estimate still held for the invocation (this process only).

@@ -672,6 +672,21 @@ async fn totals_count_the_calls_they_could_not_price_in_all_and_per_endpoint() {
     assert!(totals.unpriced_by_endpoint.is_empty());
 }
 
+/// A client's calls and unpriced calls: in all, and on endpoint `rt`.
+fn unpriced_counts(client: &Client) -> (u64, u64, Option<u64>) {
+    let t = client.meter().totals();
+    (
+        t.calls,
+        t.unpriced_calls,
+        t.unpriced_by_endpoint.get("rt").copied(),
+    )
+}
+
+/// An async invocation processed for 10 s, with 2,048 B of output.
+fn ten_seconds_2048_b_out() -> sagemeter::client::AsyncCompletion<'static> {
+    sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10)).output_bytes(2048)
+}
+
 /// An async invocation is one call however many of its two receipts are
 /// unpriced: counted unpriced at its submission if that is, else at its
 /// settlement if that is. With DescribeEndpoint denied, a submission of 1 GiB
@@ -684,26 +699,14 @@ async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are(
     let fake = fake_with_demo_endpoints().await;
     *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
     let client = client_for(&fake).await;
-    let counts = |client: &Client| {
-        let t = client.meter().totals();
-        (
-            t.calls,
-            t.unpriced_calls,
-            t.unpriced_by_endpoint.get("rt").copied(),
-        )
-    };
-    let ten_seconds = || {
-        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
-            .output_bytes(2048)
-    };
 
     let submitted = submit_async(&client, "rt", GIB).await;
     assert!(submitted.cost().is_fully_priced());
     assert_eq!(submitted.cost().cost_usd, dec("0.016"));
-    assert_eq!(counts(&client), (1, 0, None));
-    let settled = submitted.settle(ten_seconds()).await;
+    assert_eq!(unpriced_counts(&client), (1, 0, None));
+    let settled = submitted.settle(ten_seconds_2048_b_out()).await;
     assert!(!settled.is_fully_priced());
-    assert_eq!(counts(&client), (1, 1, Some(1)));
+    assert_eq!(unpriced_counts(&client), (1, 1, Some(1)));
 
     let submitted = client
         .invoke_endpoint_async()
@@ -713,7 +716,7 @@ async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are(
         .await
         .unwrap();
     assert!(!submitted.cost().is_fully_priced());
-    assert_eq!(counts(&client), (2, 2, Some(2)));
+    assert_eq!(unpriced_counts(&client), (2, 2, Some(2)));
     // Settled from the copy kept as JSON (as another process would keep it):
     // the copy remembers its submission was counted.
     let (_, _, pending) = submitted.into_parts();
@@ -721,11 +724,11 @@ async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are(
         serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
     let settled = client
         .meter()
-        .settle_async(pending, ten_seconds())
+        .settle_async(pending, ten_seconds_2048_b_out())
         .await
         .unwrap();
     assert!(!settled.is_fully_priced());
-    assert_eq!(counts(&client), (2, 2, Some(2)));
+    assert_eq!(unpriced_counts(&client), (2, 2, Some(2)));
 }
 
 /// A settlement by another meter (a worker process settling the JSON copy) is
@@ -737,27 +740,11 @@ async fn an_async_invocation_counts_as_one_unpriced_call_whichever_receipts_are(
 /// the 2,048 B out (2,048 / 2³⁰ GB × 0.016 USD/GB = 0.000000030517578125 USD,
 /// 0.000000030518 at the receipt's 12 places) and not the compute: B holds that
 /// data line and 1 unpriced call (a settlement adds no call), A still 1.
-///
-/// A copy kept by the previous version says `submission_unpriced: true` and not
-/// which meter counted it: the settling meter counts it, as that one cannot be
-/// the (older) meter that did.
 #[tokio::test]
 async fn an_unpriced_settlement_by_another_meter_counts_there_as_unpriced() {
     let fake = fake_with_demo_endpoints().await;
     *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
     let submitter = client_for(&fake).await;
-    let counts = |client: &Client| {
-        let t = client.meter().totals();
-        (
-            t.calls,
-            t.unpriced_calls,
-            t.unpriced_by_endpoint.get("rt").copied(),
-        )
-    };
-    let ten_seconds = || {
-        sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(10))
-            .output_bytes(2048)
-    };
     let submit_unsized = |n: u32| {
         submitter
             .invoke_endpoint_async()
@@ -768,13 +755,16 @@ async fn an_unpriced_settlement_by_another_meter_counts_there_as_unpriced() {
 
     let submitted = submit_unsized(1).await.unwrap();
     assert!(!submitted.cost().is_fully_priced());
-    assert_eq!(counts(&submitter), (1, 1, Some(1)));
+    assert_eq!(unpriced_counts(&submitter), (1, 1, Some(1)));
     let (_, _, pending) = submitted.into_parts();
     let json = serde_json::to_string(&pending).unwrap();
     let worker = client_for(&fake).await;
     let settled = worker
         .meter()
-        .settle_async(serde_json::from_str(&json).unwrap(), ten_seconds())
+        .settle_async(
+            serde_json::from_str(&json).unwrap(),
+            ten_seconds_2048_b_out(),
+        )
         .await
         .unwrap();
     assert!(!settled.is_fully_priced());
@@ -784,25 +774,8 @@ async fn an_unpriced_settlement_by_another_meter_counts_there_as_unpriced() {
     );
     let totals = worker.meter().totals();
     assert_eq!(totals.client_usd, settled.cost_usd);
-    assert_eq!(counts(&worker), (0, 1, Some(1)));
-    assert_eq!(counts(&submitter), (1, 1, Some(1)));
-
-    // The previous version's copy: `submission_unpriced`, no meter named.
-    let (_, _, pending) = submit_unsized(2).await.unwrap().into_parts();
-    assert_eq!(counts(&submitter), (2, 2, Some(2)));
-    let mut old: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&serde_json::to_string(&pending).unwrap()).unwrap();
-    old.retain(|key, _| !key.starts_with("unpriced_counted"));
-    old.insert("submission_unpriced".into(), true.into());
-    let old = serde_json::to_string(&old).unwrap();
-    let settled = worker
-        .meter()
-        .settle_async(serde_json::from_str(&old).unwrap(), ten_seconds())
-        .await
-        .unwrap();
-    assert!(!settled.is_fully_priced());
-    assert_eq!(counts(&worker), (0, 2, Some(2)));
-    assert_eq!(counts(&submitter), (2, 2, Some(2)));
+    assert_eq!(unpriced_counts(&worker), (0, 1, Some(1)));
+    assert_eq!(unpriced_counts(&submitter), (1, 1, Some(1)));
 }
 
 #[tokio::test]
