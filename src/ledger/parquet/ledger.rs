@@ -796,6 +796,39 @@ mod tests {
         }
     }
 
+    impl HeldClock {
+        /// Waits (at most 5 s, else fails with `why`) until the writer reads the
+        /// clock, and is held there.
+        fn wait_until_read(&self, why: &str) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !self.read.load(Ordering::SeqCst) {
+                assert!(Instant::now() < deadline, "{why}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    /// A rolling ledger of `capacity` receipts ticking every `tick`, on a
+    /// [`HeldClock`] held until the [`Release`] is dropped.
+    fn held_ledger(
+        capacity: usize,
+        tick: Duration,
+    ) -> (tempfile::TempDir, ParquetLedger, HeldClock, Release) {
+        let tmp = tempfile::tempdir().unwrap();
+        let clock = HeldClock {
+            held: Arc::new(AtomicBool::new(true)),
+            read: Arc::new(AtomicBool::new(false)),
+        };
+        let ledger = ParquetLedger::rolling(tmp.path().join("receipts"))
+            .capacity(capacity)
+            .tick(tick)
+            .time_source(SharedTimeSource::new(clock.clone()))
+            .open()
+            .unwrap();
+        let release = Release(clock.held.clone());
+        (tmp, ledger, clock, release)
+    }
+
     /// While the writer is busy, the ticker queues no tick behind the one the
     /// writer has: ticks take no room from receipts, and none is dropped.
     ///
@@ -806,24 +839,8 @@ mod tests {
     /// refused. With the held tick still pending, none is queued: all 64 go in.
     #[tokio::test]
     async fn a_busy_writer_has_no_ticks_piling_up_in_the_queue_and_drops_no_receipt() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("receipts");
-        let clock = HeldClock {
-            held: Arc::new(AtomicBool::new(true)),
-            read: Arc::new(AtomicBool::new(false)),
-        };
-        let ledger = ParquetLedger::rolling(&dir)
-            .capacity(64)
-            .tick(Duration::from_millis(10))
-            .time_source(SharedTimeSource::new(clock.clone()))
-            .open()
-            .unwrap();
-        let release = Release(clock.held.clone());
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !clock.read.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "no tick woke the writer");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let (_tmp, ledger, clock, release) = held_ledger(64, Duration::from_millis(10));
+        clock.wait_until_read("no tick woke the writer");
         std::thread::sleep(Duration::from_millis(300));
         let refused = (0..64)
             .filter(|i| ledger.try_record(&cost(&format!("r{i}"))).is_err())
@@ -843,25 +860,9 @@ mod tests {
     /// queued. With the tick in the receipts' one slot, r1 would be refused.
     #[tokio::test]
     async fn a_tick_queued_behind_a_busy_writer_leaves_the_receipts_their_whole_capacity() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("receipts");
-        let clock = HeldClock {
-            held: Arc::new(AtomicBool::new(true)),
-            read: Arc::new(AtomicBool::new(false)),
-        };
-        let ledger = ParquetLedger::rolling(&dir)
-            .capacity(1)
-            .tick(Duration::from_millis(200))
-            .time_source(SharedTimeSource::new(clock.clone()))
-            .open()
-            .unwrap();
-        let release = Release(clock.held.clone());
+        let (_tmp, ledger, clock, release) = held_ledger(1, Duration::from_millis(200));
         ledger.try_record(&cost("r0")).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !clock.read.load(Ordering::SeqCst) {
-            assert!(Instant::now() < deadline, "r0 did not reach the writer");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        clock.wait_until_read("r0 did not reach the writer");
         std::thread::sleep(Duration::from_millis(300));
         let r1 = ledger.try_record(&cost("r1"));
         drop(release);
