@@ -1990,13 +1990,7 @@ async fn an_amortised_receipt_across_a_price_change_gives_its_own_day_its_calls_
     // = 14.08 (the stale stretch, bare provenance) then 14 h × 1.2 = 16.80 (the
     // call's own rate, with its SKU and effective date). c's gap is 24 h × 1.2 =
     // 28.80. Accrual: a 10 (counting starts), b + 30.88 = 40.88, c + 28.80 = 69.68.
-    let own_line = |hours: &str, usd: &str| {
-        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
-            "price": {"status": "priced", "usd_per_unit": "1.2", "cost_usd": usd,
-                      "provenance": {"source": "live", "sku": "G5XL", "effective_date":
-                                     "2026-11-29T00:00:00Z", "fetched_at":
-                                     "2026-11-29T06:00:00Z", "note": null}}})
-    };
+    let own_line = |hours: &str, usd: &str| g5_at_1_20(hours, usd, "2026-11-29T06:00:00Z");
     // As the meter writes them: a variant alone carries no standing parts (the
     // key is left out of the JSON), its instances are its billing's.
     let receipt = |id: &str, at: &str, lines: serde_json::Value, usd: &str, accrued: &str| {
@@ -2066,13 +2060,7 @@ async fn an_amortised_receipt_whose_price_changed_at_midnight_agrees_with_the_bi
     // = 28.80, of which 11-29's 4 h (20:00 to 24:00) are 4.80. Metered on 11-29:
     // 24.00 + 4.80 = 28.80, as billed (24 h × 1.2): nothing unexplained. Spread
     // evenly over b's 24 h, (5.632 + 24) × 20/24 + 4.80 = 29.4933… would differ.
-    let own_line = |hours: &str, usd: &str| {
-        serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
-            "price": {"status": "priced", "usd_per_unit": "1.2", "cost_usd": usd,
-                      "provenance": {"source": "live", "sku": "G5XL", "effective_date":
-                                     "2026-11-29T00:00:00Z", "fetched_at":
-                                     "2026-11-29T00:00:00Z", "note": null}}})
-    };
+    let own_line = |hours: &str, usd: &str| g5_at_1_20(hours, usd, "2026-11-29T00:00:00Z");
     // Each call lasts 1 s: a at 19:59:59 ends at 20:00. As the meter writes
     // them: a variant alone carries no standing parts.
     let receipt = |id: &str, at: &str, lines: serde_json::Value, accrued: &str| {
@@ -2603,6 +2591,17 @@ fn priced_hours(hours: &str, rate: &str, usd: &str) -> serde_json::Value {
         "price": {"status": "priced", "usd_per_unit": rate, "cost_usd": usd,
                   "provenance": {"source": "live", "sku": null, "effective_date": null,
                                  "fetched_at": null, "note": null}}})
+}
+
+/// A compute line (JSON) of `hours` instance-hours costing `usd` at the
+/// ml.g5.xlarge rate of $1.20/h in force from 2026-11-29 00:00 (SKU `G5XL`),
+/// fetched live at `fetched_at`.
+fn g5_at_1_20(hours: &str, usd: &str, fetched_at: &str) -> serde_json::Value {
+    serde_json::json!({"item": "compute", "quantity": hours, "unit": "instance_hours",
+        "price": {"status": "priced", "usd_per_unit": "1.2", "cost_usd": usd,
+                  "provenance": {"source": "live", "sku": "G5XL",
+                                 "effective_date": "2026-11-29T00:00:00Z",
+                                 "fetched_at": fetched_at, "note": null}}})
 }
 
 /// An unpriced compute line (JSON) of `hours` instance-hours of ml.unpriced.xlarge.
