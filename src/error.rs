@@ -89,8 +89,10 @@ pub enum Error {
         #[source]
         source: Box<SdkError<ResponseStreamError, RawMessage>>,
     },
-    /// `InvokeEndpointAsync` failed. Not accepted, nothing was queued and `cost` is
-    /// `None`. A submission SageMaker accepted (answered 2XX) but whose answer
+    /// `InvokeEndpointAsync` failed. No attempt was accepted and `cost` is `None`;
+    /// an attempt cut off by a timeout after it was sent may have been queued all
+    /// the same, unseen (budgets count it at its estimate; see
+    /// [`is_retryable`](Error::is_retryable)). A submission SageMaker accepted (answered 2XX) but whose answer
     /// could not be read, and which the SDK's retries then failed, is queued all
     /// the same: `cost` holds its receipt (data in and the per-inference fee of
     /// each accepted submission; its compute cannot be settled, its output
@@ -572,7 +574,9 @@ impl Error {
     /// call the SDK timed out after sending it), or of a failed async submission
     /// SageMaker accepted: [`Error::Invoke`]'s, [`Error::InvokeWithResponseStream`]'s
     /// or [`Error::InvokeAsync`]'s `cost`. `None` for a failure that did not reach
-    /// the model (nothing billed) and for every other error; a stream
+    /// the model (nothing billed), for an async submission no attempt of which was
+    /// accepted (one cut off by a timeout after it was sent may have been queued,
+    /// unseen), and for every other error; a stream
     /// that failed midway ([`Error::ResponseStream`]) has its receipt on the
     /// stream ([`MeteredEventReceiver::cost`](crate::client::MeteredEventReceiver::cost)).
     pub fn cost(&self) -> Option<&Cost> {

@@ -338,8 +338,10 @@ pub struct Cost {
     /// Currency of every amount on the receipt (always `USD`; borrowed, so that
     /// a receipt made by a call does not allocate it).
     pub currency: std::borrow::Cow<'static, str>,
-    /// The AWS region the call was made and priced in (`None` in ledgers written
-    /// before receipts carried it). Shared, so that a call does not allocate it.
+    /// The AWS region the call was priced in, [`Meter::region`](crate::Meter::region):
+    /// the endpoints' region, unless `ClientBuilder::region` prices them at another
+    /// region's rates on purpose (`None` in ledgers written before receipts carried
+    /// it). Shared, so that a call does not allocate it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<std::sync::Arc<str>>,
     /// Everything this client has spent, this call included.

@@ -507,7 +507,7 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the ledgers' receipts were made in eu-west-1 (1), none in us-east-1, the region \
+            "the ledgers' receipts were priced in eu-west-1 (1), none in us-east-1, the region \
              reconciled: use --region eu-west-1"
         ),
         "{err}"
@@ -532,7 +532,7 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(
-            "the ledgers' receipts were made in eu-west-1 (1), none in us-east-1, the region \
+            "the ledgers' receipts were priced in eu-west-1 (1), none in us-east-1, the region \
              reconciled, and 2 carry no region (written before receipts did): they would be \
              taken as us-east-1's, though nothing says they are: use --region eu-west-1"
         ),
@@ -544,7 +544,7 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
     let out = reconcile(&old_and_eu, "eu-west-1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("the ledgers' receipts were made in"), "{err}");
+    assert!(!err.contains("the ledgers' receipts were priced in"), "{err}");
     assert!(err.contains("GetCallerIdentity failed: "), "{err}");
     assert!(
         err.contains(

@@ -154,7 +154,7 @@ fn other_regions_only(metered: &Metered) -> String {
         ),
     };
     format!(
-        "the ledgers' receipts were made in {}, none in {}, the region reconciled{without_region}: \
+        "the ledgers' receipts were priced in {}, none in {}, the region reconciled{without_region}: \
          use {}",
         regions.join(", "),
         metered.region(),
