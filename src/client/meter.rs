@@ -99,9 +99,14 @@ pub(crate) struct MeterInner {
     pub sinks: Vec<MeteredSink>,
     pub time: SharedTimeSource,
     pub seq: AtomicU64,
-    /// What was warned (or noted) about once already, by the hash of what it was
-    /// about (see `Meter::first_warning`): checked without building a key.
-    pub warned: Mutex<HashSet<u64>>,
+    /// The unpriced reasons warned about once already, per endpoint (see
+    /// `Meter::warn_unpriced`).
+    pub warned: WarnedOnce,
+    /// The notes on a variant's configuration logged once already (no volume
+    /// size, a part left out of its accrual, a fleet alongside; see
+    /// `Meter::first_warning`): a set of their own, so that one per variant of
+    /// many endpoints never takes the room of the unpriced reasons' WARNs.
+    pub noted: WarnedOnce,
     pub prepared: PreparedMemo,
     /// The generation of the last answer of discovery (a profile, or a
     /// deletion) applied to the accrual and sharing clocks, per endpoint: held
@@ -1999,13 +2004,11 @@ impl Meter {
         format!("the variant's {part} is not accrued: its rate is not known ({reason})")
     }
 
-    /// Whether `what` (a tuple naming the kind of warning and what it is about)
-    /// is warned about for the first time (kept up to [`MAX_WARNED`] keys; past
-    /// that, nothing more is warned).
+    /// Whether `what` (a tuple naming the kind of note and what it is about) is
+    /// noted for the first time (kept up to [`MAX_WARNED`] keys; past that,
+    /// nothing more is noted: each receipt still carries its note).
     fn first_warning(&self, what: impl std::hash::Hash) -> bool {
-        let key = warning_key(what);
-        let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
-        warned.len() < MAX_WARNED && warned.insert(key)
+        self.inner.noted.first(what) == Seen::First
     }
 
     /// Nothing hosted beyond the variant's own model (a shadow or pending fleet,
@@ -3092,23 +3095,12 @@ impl Meter {
     /// logged at DEBUG (each receipt still says why it is unpriced).
     fn warn_unpriced(&self, cost: &Cost) {
         for reason in cost.unpriced_reasons() {
-            let key = warning_key(("unpriced", &cost.endpoint, &reason));
-            let (first, kept) = {
-                let mut warned = self.inner.warned.lock().unwrap_or_else(|e| e.into_inner());
-                if warned.contains(&key) {
-                    (false, true)
-                } else if warned.len() < MAX_WARNED {
-                    (warned.insert(key), true)
-                } else {
-                    (true, false)
-                }
-            };
-            if first && kept {
-                tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint, reason,
-                    "call could not be fully priced; its receipt says so");
-            } else if first {
-                tracing::debug!(target: "sagemeter", endpoint = %cost.endpoint, reason,
-                    "call could not be fully priced; its receipt says so");
+            match self.inner.warned.first((&cost.endpoint, &reason)) {
+                Seen::First => tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
+                    reason, "call could not be fully priced; its receipt says so"),
+                Seen::Full => tracing::debug!(target: "sagemeter", endpoint = %cost.endpoint,
+                    reason, "call could not be fully priced; its receipt says so"),
+                Seen::Before => {}
             }
         }
     }
@@ -3124,18 +3116,45 @@ fn component_listed(prepared: &Prepared, cost: &Cost) -> Option<bool> {
     Some(profile.component(component).is_some())
 }
 
-/// The key of `what` in [`MeterInner::warned`]: its hash (a fixed-key hasher, so
-/// that nothing is allocated to look a warning up; 64 bits among at most
-/// [`MAX_WARNED`] keys).
-fn warning_key(what: impl std::hash::Hash) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = std::hash::DefaultHasher::new();
-    what.hash(&mut hasher);
-    hasher.finish()
+/// What a meter has logged once already, by the hash of what it was about (a
+/// fixed-key hasher, so that nothing is allocated to look one up; 64 bits among
+/// at most [`MAX_WARNED`] keys).
+#[derive(Default)]
+pub(crate) struct WarnedOnce(Mutex<HashSet<u64>>);
+
+/// Whether what [`WarnedOnce::first`] was asked about is new.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Not seen before, and now kept: log it.
+    First,
+    /// Seen before: logged already.
+    Before,
+    /// Not seen before, but the set is full: not kept.
+    Full,
 }
 
-/// How many distinct (endpoint, reason) pairs [`Meter`] remembers having warned
-/// about: a reason that varies from call to call must not grow the set forever.
+impl WarnedOnce {
+    /// Whether `what` is seen for the first time, keeping it while there is room.
+    pub(crate) fn first(&self, what: impl std::hash::Hash) -> Seen {
+        use std::hash::Hasher;
+        let mut hasher = std::hash::DefaultHasher::new();
+        what.hash(&mut hasher);
+        let key = hasher.finish();
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.contains(&key) {
+            Seen::Before
+        } else if seen.len() < MAX_WARNED {
+            seen.insert(key);
+            Seen::First
+        } else {
+            Seen::Full
+        }
+    }
+}
+
+/// How many distinct things each [`WarnedOnce`] of a [`Meter`] keeps (an
+/// unpriced reason and its endpoint; a variant's note): a reason that varies
+/// from call to call must not grow a set forever.
 const MAX_WARNED: usize = 1024;
 
 /// Which lines of a call a receipt carries.

@@ -970,6 +970,7 @@ impl ClientBuilder {
                 time,
                 seq: Default::default(),
                 warned: Default::default(),
+                noted: Default::default(),
                 prepared: Default::default(),
                 capacity_applied: Default::default(),
                 settled: Default::default(),

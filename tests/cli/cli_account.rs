@@ -544,7 +544,10 @@ fn reconcile_refuses_ledgers_with_no_receipt_of_the_region_old_receipts_without_
     let out = reconcile(&old_and_eu, "eu-west-1");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("the ledgers' receipts were priced in"), "{err}");
+    assert!(
+        !err.contains("the ledgers' receipts were priced in"),
+        "{err}"
+    );
     assert!(err.contains("GetCallerIdentity failed: "), "{err}");
     assert!(
         err.contains(

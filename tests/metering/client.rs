@@ -4655,6 +4655,50 @@ async fn settlements_whose_clocks_disagree_warn_once_not_once_each() {
 }
 
 #[tokio::test]
+async fn many_variants_without_a_volume_size_leave_the_unpriced_warning_its_room() {
+    let logs = logs::capture();
+    let fake = FakeSageMaker::start().await;
+    fake.add_endpoint("wide", vec![FakeVariant::instance("v0", "ml.m5.xlarge", 1)]);
+    fake.add_endpoint(
+        "nope",
+        vec![FakeVariant::instance("AllTraffic", "ml.nope.xlarge", 1)],
+    );
+    // 1,024 variants whose configs state no volume size (as on NVMe types): each
+    // is noted once. Then an endpoint of a type no price source knows: its call
+    // is unpriced, and that is warned about once at WARN, as the docs promise
+    // for up to 1,024 endpoints and reasons, whatever was noted before.
+    let wide = (0..1024)
+        .map(|i| VariantProfile::instance(format!("v{i}"), "ml.m5.xlarge", 1))
+        .collect();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(EndpointProfile::new("wide", wide))
+        .endpoint_profile(EndpointProfile::new(
+            "nope",
+            vec![VariantProfile::instance("AllTraffic", "ml.nope.xlarge", 1)],
+        ))
+        .price_source(FixedPrices::us_east_1())
+        .build()
+        .unwrap();
+    for endpoint in ["wide", "nope"] {
+        client
+            .invoke_endpoint()
+            .endpoint_name(endpoint)
+            .body(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let warned: Vec<_> = logs
+        .at_level("WARN")
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "call could not be fully priced; its receipt says so")
+        .filter(|l| l["fields"]["endpoint"] == "nope")
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", logs.at_level("DEBUG"));
+}
+
+#[tokio::test]
 async fn a_model_error_from_an_endpoint_discovery_cannot_find_keeps_its_receipt() {
     // The runtime answers (the model ran, and failed); DescribeEndpoint knows no
     // such endpoint.
