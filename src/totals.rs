@@ -1431,6 +1431,23 @@ impl Totals {
             .replace_standing(rate, now, mono);
     }
 
+    /// `variant`'s accrual begins at `now`, unless it has begun (with its first
+    /// call recorded) or no rate stands for it: for a variant whose profile was
+    /// found by a retry after its calls got a failure (none of them recorded to
+    /// a variant), so that its standing capacity is metered from then, not from
+    /// the next call.
+    pub(crate) fn begin_accrual(&self, variant: VariantSlot, now: SystemTime) {
+        let mut inner = self.lock();
+        let mono = inner.mono_now();
+        let state = &mut inner.endpoints[variant.endpoint().0].variants[variant.variant];
+        if state.accrual_started_at.is_some() || state.standing.is_none() {
+            return;
+        }
+        state.accrual_started_at = Some(now);
+        state.last_accrual_at = Some(now);
+        state.last_accrual_mono = mono;
+    }
+
     /// What `variant`'s standing capacity costs from `now` on when its own rate
     /// is not known (`unpriced_instances` of its own stand): `rate`, the
     /// standing of the fleets billed alongside it whose rates are known

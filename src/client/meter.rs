@@ -1822,7 +1822,7 @@ impl Meter {
         let weak = Arc::downgrade(&self.inner);
         discovery.on_refreshed({
             let weak = weak.clone();
-            Box::new(move |endpoint: String| {
+            Box::new(move |endpoint: String, first_found: bool| {
                 let weak = weak.clone();
                 Box::pin(async move {
                     if let Some(inner) = weak.upgrade() {
@@ -1830,6 +1830,16 @@ impl Meter {
                         let prepared = meter.prepare(&endpoint).await;
                         if matches!(prepared.profile, Err(DiscoveryError::NotFound { .. })) {
                             meter.endpoint_deleted(&endpoint);
+                        }
+                        // Found at last after the calls got a failure (its
+                        // discovery throttled, timed out, denied): its instances
+                        // stood all along, and are metered from now on, not from
+                        // the next call (whose accrual would begin with it).
+                        if first_found && prepared.profile.is_ok() {
+                            let now = meter.now();
+                            for variant in &prepared.rates {
+                                meter.inner.totals.begin_accrual(variant.totals, now);
+                            }
                         }
                     }
                 })

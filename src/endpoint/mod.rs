@@ -661,9 +661,11 @@ impl Drop for RefreshLoop {
 }
 
 /// What [`Discovery`] runs after a refresh changed an endpoint's profile (see
-/// [`Discovery::on_refreshed`]).
+/// [`Discovery::on_refreshed`]): told the endpoint, and whether the profile is the
+/// first found where none was cached (after discovery failed, or after the
+/// endpoint was found deleted).
 pub(crate) type RefreshHook =
-    Box<dyn Fn(String) -> crate::util::BoxFuture<'static, ()> + Send + Sync>;
+    Box<dyn Fn(String, bool) -> crate::util::BoxFuture<'static, ()> + Send + Sync>;
 
 impl fmt::Debug for Discovery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1234,6 +1236,7 @@ impl DiscoveryInner {
         };
         let now = self.time.now();
         let mut changed = false;
+        let mut first_found = false;
         let answer = {
             let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
             let slot = cache.entry(endpoint.to_owned()).or_insert(Slot {
@@ -1261,10 +1264,17 @@ impl DiscoveryInner {
             let answer = match &result {
                 Ok(profile) => {
                     // Changed: another profile, or one of an endpoint found deleted
-                    // before (created again: its instances stand from now on).
+                    // before (created again: its instances stand from now on), or
+                    // the first found after discovery failed (throttled, timed
+                    // out, denied): the calls meanwhile got the failure, and its
+                    // instances stand from now on, not from the next call. (On a
+                    // call's own discovery the hook applies what the call applies
+                    // again: the same generation, the same rates, no change.)
+                    first_found =
+                        slot.profile.is_none() && (slot.not_found || slot.error.is_some());
                     changed = match &slot.profile {
                         Some((old, _)) => **old != **profile,
-                        None => slot.not_found,
+                        None => first_found,
                     };
                     slot.not_found = false;
                     slot.gone_since = None;
@@ -1329,7 +1339,7 @@ impl DiscoveryInner {
             answer
         };
         if changed && let Some(hook) = self.on_refreshed.get() {
-            hook(endpoint.to_owned()).await;
+            hook(endpoint.to_owned(), first_found).await;
         }
         answer
     }

@@ -390,6 +390,49 @@ async fn an_endpoint_created_again_after_a_throttled_retry_accrues_from_when_it_
     assert_eq!(accrual.accrued_usd.round_dp(6), dec("5.678933"));
 }
 
+/// An endpoint whose first discovery was throttled: the retry a later call
+/// starts in the background finds it, and its instances accrue from then, not
+/// from the next call after (the failure cached before is no profile to compare
+/// the one found with, but the profile is still news to the meter).
+#[tokio::test]
+async fn an_endpoint_first_found_by_a_retry_after_a_throttled_discovery_accrues_from_the_retry() {
+    let fake = g5_endpoint(2).await;
+    let (time, shared) = manual_clock();
+    let conf = fake.sdk_config().await;
+    // A throttled DescribeEndpoint fails at once, not after the SDK's retries.
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&conf)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let client = refreshing(&conf, shared)
+        .sagemaker_client(sagemaker)
+        .build()
+        .unwrap();
+
+    // t = 0: the first call's DescribeEndpoint is throttled; its receipt has
+    // no profile to price it on.
+    *fake.state.describe_error.lock().unwrap() = Some("ThrottlingException".into());
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 1).await);
+
+    // t = 31 s: no longer throttled; the call gets the cached failure at once
+    // and starts a retry in the background, which finds the endpoint.
+    *fake.state.describe_error.lock().unwrap() = None;
+    time.advance(Duration::from_secs(31));
+    call(&client, "rt").await;
+    assert!(refreshed(&fake, &client, 2).await);
+
+    // t = 2 h 31 s: the next call.
+    time.advance(Duration::from_secs(2 * 3600));
+    let next = call(&client, "rt").await;
+    // AWS bills the 2 instances all along; the meter accrues them from when
+    // their profile was found at 31 s: 2 × 1.408 = 2.816 per hour, × 2 h =
+    // 5.632 (not about $0, the 2 h left out until this call applied them).
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd.round_dp(6), dec("5.632"));
+}
+
 #[tokio::test]
 async fn a_variant_dropped_by_an_update_and_brought_back_accrues_nothing_for_the_hours_between() {
     let fake = g5_endpoint(1).await;
