@@ -223,6 +223,10 @@ pub(crate) struct VariantRates {
     /// when it has some and the provisioned-concurrency rate is not known:
     /// what stands and the price source's reason.
     pub standing_unpriced: Option<String>,
+    /// The fleets billed alongside the variant (a shadow, a deployment's new
+    /// fleet) that its accrual leaves out, their standing rate not known: each
+    /// one's name and why.
+    pub alongside_unpriced: Vec<(String, String)>,
     /// The share of an instance one copy of each of the variant's inference
     /// components reserves (or why it is unknown), by component name.
     pub components: Vec<(String, Result<CopyShare, String>)>,
@@ -475,6 +479,7 @@ impl VariantRates {
             storage_from,
             storage_unpriced,
             standing_unpriced,
+            alongside_unpriced: Vec::new(),
             components,
             unreserved_fraction: unreserved,
             billing: variant.billing.clone(),
@@ -1976,8 +1981,9 @@ impl Meter {
     }
 
     /// Folds `extra`'s standing capacity into `own` (production variant
-    /// `variant`'s), or WARNs once per endpoint, variant and reason that the
-    /// accrual leaves it out (its rate is not known).
+    /// `variant`'s), or keeps why the accrual leaves it out (its rate is not
+    /// known), for a note on the variant's receipts, and WARNs once per
+    /// endpoint, variant and reason.
     fn add_alongside(
         &self,
         own: &mut VariantRates,
@@ -1986,13 +1992,14 @@ impl Meter {
         extra: &VariantProfile,
         extra_rates: &VariantRates,
     ) {
-        if let Err(reason) = own.add_alongside(extra, extra_rates)
-            && self.first_warning(("alongside", endpoint, &variant.name, &extra.name, &reason))
-        {
-            tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
-                billed_alongside = %extra.name, reason,
-                "a shadow or pending variant's standing capacity could not be priced: \
-                 the production variant's accrual leaves it out");
+        if let Err(reason) = own.add_alongside(extra, extra_rates) {
+            if self.first_warning(("alongside", endpoint, &variant.name, &extra.name, &reason)) {
+                tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
+                    billed_alongside = %extra.name, reason,
+                    "a shadow or pending variant's standing capacity could not be priced: \
+                     the production variant's accrual leaves it out");
+            }
+            own.alongside_unpriced.push((extra.name.clone(), reason));
         }
     }
 
@@ -2002,7 +2009,7 @@ impl Meter {
     /// once per part, endpoint, variant and reason.
     fn left_out_of_accrual(
         &self,
-        part: &'static str,
+        part: &str,
         endpoint: &str,
         variant: &str,
         reason: &str,
@@ -2682,6 +2689,16 @@ impl Meter {
                             if let Some(reason) = &rates.storage_unpriced {
                                 notes.push(self.left_out_of_accrual(
                                     "ML storage",
+                                    &endpoint,
+                                    &v.name,
+                                    reason,
+                                ));
+                            }
+                            // A shadow or pending fleet whose rate is not
+                            // known: AWS bills its instances all the same.
+                            for (fleet, reason) in &rates.alongside_unpriced {
+                                notes.push(self.left_out_of_accrual(
+                                    &format!("shadow/pending fleet `{fleet}`"),
                                     &endpoint,
                                     &v.name,
                                     reason,

@@ -872,6 +872,43 @@ async fn a_shadow_variants_instances_are_accrued_with_its_production_variant_not
     assert_eq!(first.accrual.as_ref().unwrap().standing_parts.len(), 2);
 }
 
+/// A shadow whose instance type no source prices is left out of the accrual,
+/// and every receipt of its production variant says so: never a silent $0.
+#[tokio::test]
+async fn a_shadow_whose_rate_is_not_known_is_named_on_every_receipt_as_not_accrued() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (time, shared) = manual_clock();
+    // Production: 2 × ml.g5.xlarge ($1.408/h each); shadow: 1 × a type no
+    // source prices.
+    let profile = EndpointProfile::new(
+        "rt",
+        vec![VariantProfile::instance("AllTraffic", "ml.g5.xlarge", 2)],
+    )
+    .with_shadow_variant(VariantProfile::instance(
+        "Shadow",
+        "ml.unpriced.12xlarge",
+        1,
+    ));
+    let client = fixed(&fake, profile, shared).await;
+    call(&client, "rt").await; // t = 0: the accrual begins
+
+    time.advance(Duration::from_secs(3600));
+    let next = call(&client, "rt").await;
+    // One hour of production: 2 × $1.408 = $2.816. AWS also bills the
+    // shadow's instance, whose rate is not known: the receipt says the accrual
+    // leaves it out.
+    let accrual = next.accrual.clone().expect("an accrual");
+    assert_eq!(accrual.accrued_usd, dec("2.816"));
+    assert!(
+        next.notes
+            .iter()
+            .any(|n| n.contains("shadow/pending fleet `Shadow` is not accrued")),
+        "{:?}",
+        next.notes
+    );
+}
+
 /// `rt`'s fixed profile: production `AllTraffic` on 2 × an instance type no
 /// source prices; shadow on 1 × ml.g5.xlarge ($1.408/h).
 fn unpriced_production_beside_a_g5_shadow() -> sagemeter::endpoint::EndpointProfile {
