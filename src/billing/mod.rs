@@ -154,7 +154,8 @@ impl Allocation {
 #[non_exhaustive]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageCharges {
-    /// USD per 1,000 calls answered with HTTP 2XX.
+    /// USD per 1,000 inferences: each HTTP 2XX answer (a call whose 2XX answer
+    /// was cut off and answered again on a retry is 2).
     pub usd_per_1000_calls: Option<Decimal>,
     /// USD per 1,000 input tokens.
     pub usd_per_1000_input_tokens: Option<Decimal>,
@@ -166,8 +167,9 @@ pub struct UsageCharges {
 }
 
 impl UsageCharges {
-    /// A per-inference price, in USD per 1,000 calls: charged for each call that
-    /// got a successful (HTTP 2XX) answer, as AWS Marketplace charges by default,
+    /// A per-inference price, in USD per 1,000 inferences: charged for each
+    /// successful (HTTP 2XX) answer, as AWS Marketplace charges by default, so a
+    /// call whose 2XX answer was cut off and answered again on a retry pays 2;
     /// not for a model error (see `docs/cost-model.md`).
     pub fn per_1000_calls(mut self, usd: Decimal) -> Self {
         self.usd_per_1000_calls = Some(usd);

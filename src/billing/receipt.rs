@@ -84,7 +84,13 @@ pub enum LinePrice {
         /// USD per unit of the line's quantity.
         #[serde(with = "amount")]
         usd_per_unit: Decimal,
-        /// quantity × usd_per_unit, rounded to 10⁻¹² USD.
+        /// What the line costs, to 10⁻¹² USD: quantity × usd_per_unit, rounded,
+        /// for most lines; a processor-sharing or inference-component compute
+        /// line is priced from its exact instance-femtoseconds, rounded down
+        /// once (the quantity shows them rounded, so the product can differ in
+        /// the last digit: 1 ms alone on $0.23/h costs $0.000000063888, the
+        /// product rounded 0.000000063889); an amortised line carries what the
+        /// accrual added (see `docs/cost-model.md`).
         #[serde(with = "amount")]
         cost_usd: Decimal,
         /// Where the rate came from.
@@ -360,7 +366,9 @@ pub struct Cost {
         with = "amount::option"
     )]
     pub running_fleet_usd: Option<Decimal>,
-    /// The variant's wall-clock cost since metering began, for instance variants.
+    /// The variant's wall-clock cost since metering began, for a variant with
+    /// standing capacity: an instance variant, or a serverless one with
+    /// provisioned concurrency.
     pub accrual: Option<Accrual>,
     /// Tags attributed to the call.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
