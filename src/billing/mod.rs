@@ -86,7 +86,9 @@ pub enum Allocation {
     /// default 1). Model servers (TGI, vLLM, any multi-worker container) serve many
     /// calls at once; the calls in flight together are allocated at most `k`
     /// instances, so an endpoint's receipts never add up to more than its
-    /// instances' accrued cost in this process (utilisation ≤ 1 by construction);
+    /// instances' cost in this process over the calls' time (one variant's can:
+    /// SageMaker may route the calls naming no variant to one of several, and a
+    /// variant's accrual begins with its first call; see docs/cost-model.md);
     /// with the fleet on, `n` counts every process's calls (see `sagemeter::fleet`).
     /// Each step is rounded down (in instance-femtoseconds); the cost is priced
     /// from the call's exact share and rounded down once to 10⁻¹² USD, the

@@ -147,7 +147,9 @@ pub struct Accrual {
     pub allocated_usd: Decimal,
     /// allocated ÷ accrued, when accrued > 0. For instances, the share of instance
     /// time allocated to calls (1 = busy all the time; at most 1 under processor
-    /// sharing). For provisioned concurrency, the calls' inference-duration
+    /// sharing on an endpoint of one variant: on one of several, SageMaker may
+    /// route the calls naming no variant to one of them, whose receipts then
+    /// exceed its accrual). For provisioned concurrency, the calls' inference-duration
     /// charges over the standing charge (a ratio of two rates, not of time).
     #[serde(default, with = "amount::option")]
     pub utilisation: Option<Decimal>,
