@@ -24,6 +24,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use std::path::Path;
 
+use super::engine::served;
 use super::format::calls as fmt_calls;
 use super::{CompareError, Comparison, CostCurve, PlanCost, Projection};
 
@@ -295,7 +296,7 @@ fn draw<DB: DrawingBackend>(
         let ends = row.capacity_calls.filter(|c| *c < x_max_dec);
         let last = points.last().copied();
         let label = match ends {
-            Some(c) => format!("{name} (serves up to {} calls)", fmt_calls(c)),
+            Some(c) => format!("{name} (serves up to {} calls)", served(c)),
             None => name,
         };
         chart
@@ -716,11 +717,16 @@ mod tests {
     /// 4,000,000 calls a month of 800 ms against one ml.m5.xlarge at 0.23 USD/h and a
     /// price of 0.00005 USD a call.
     fn beyond_one_instance(more: &[crate::compare::Plan]) -> Comparison {
+        beyond_one_instance_at(800, more)
+    }
+
+    /// [`beyond_one_instance`] with calls of `latency_ms`.
+    fn beyond_one_instance_at(latency_ms: u64, more: &[crate::compare::Plan]) -> Comparison {
         use crate::compare::{InstancePlan, PerInferencePlan, Plan, RateTable, UsageProfile};
         use crate::pricing::PriceKey;
         let profile = UsageProfile::builder()
             .calls_per_period(4_000_000)
-            .mean_latency(std::time::Duration::from_millis(800))
+            .mean_latency(std::time::Duration::from_millis(latency_ms))
             .build()
             .unwrap();
         let mut plans = vec![
@@ -767,6 +773,22 @@ mod tests {
             assert!(svg.contains(text), "{text} missing");
         }
         assert!(!svg.contains(">break-even point<"), "{svg}");
+    }
+
+    /// The legend gives a capacity as the table does: whole calls, rounded down,
+    /// never more than the plan serves.
+    #[test]
+    fn the_legend_rounds_a_capacity_down_as_the_table_does() {
+        // One instance serves 730 h × 3,600 s ÷ 0.7 s = 2,628,000 ÷ 0.7
+        // = 3,754,285.71… calls; 3,754,286 calls of 0.7 s would take 2,628,000.2 s,
+        // more than the 2,628,000 s it runs.
+        let comparison = beyond_one_instance_at(700, &[]);
+        let svg = render_svg(&comparison).unwrap();
+        assert!(
+            svg.contains("ml.m5.xlarge x1 (serves up to 3,754,285 calls)"),
+            "{svg}"
+        );
+        assert!(!svg.contains("3,754,286"), "{svg}");
     }
 
     #[test]

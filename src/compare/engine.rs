@@ -885,7 +885,7 @@ fn price_plan(
                              up to {} calls per {period}; AWS bills each call beyond it at the \
                              on-demand rate, {} USD/s, up to the endpoint's maximum \
                              concurrency of {} (peaks spill over sooner: a lower bound)",
-                            fmt_calls(included),
+                            served(included),
                             on_demand.usd_per_unit.normalize(),
                             p.max_concurrency()
                         ));
@@ -1381,6 +1381,57 @@ mod tests {
         // 7,000,000 calls: 52.56 + 7,000,000 × 0.8 × 0.0000233 (130.48)
         // + 430,000 × 0.8 × 0.0000167 (5.7448) = 188.7848.
         assert_eq!(row.curve.cost_usd(d("7000000")).unwrap(), d("188.7848"));
+    }
+
+    /// The note on what provisioned concurrency serves rounds down, as every other
+    /// capacity does: never more calls than fit its seconds.
+    #[test]
+    fn the_calls_provisioned_concurrency_serves_are_rounded_down_in_its_note() {
+        use crate::compare::ServerlessPlan;
+        let profile = UsageProfile::builder()
+            .calls_per_period(1_000_000)
+            .mean_latency(Duration::from_millis(700))
+            .build()
+            .unwrap();
+        let (region, gb) = ("us-east-1".to_owned(), 2);
+        let rates = RateTable::new("us-east-1")
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.00001"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.0000233"),
+            )
+            .unwrap()
+            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
+            .unwrap();
+        let pc = ServerlessPlan::new(2048)
+            .unwrap()
+            .with_provisioned_concurrency(1)
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &[Plan::from(pc)], &rates).unwrap();
+        let row = &comparison.plans[0];
+        // 1 × 730 h × 3,600 s ÷ 0.7 s = 2,628,000 ÷ 0.7 = 3,754,285.71… calls;
+        // 3,754,286 calls would take 2,628,000.2 s, more than is provisioned.
+        assert!(
+            row.notes.iter().any(|n| n
+                .contains("the provisioned concurrency serves up to 3,754,285 calls per month")),
+            "{:?}",
+            row.notes
+        );
+        assert!(
+            !row.notes.iter().any(|n| n.contains("3,754,286")),
+            "{:?}",
+            row.notes
+        );
     }
 
     #[test]
