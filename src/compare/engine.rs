@@ -423,8 +423,11 @@ pub(crate) fn provisioned_usd(
         .and_then(|x| mul(x, Decimal::from(3600)))
 }
 
-/// The ML storage of an instance or savings plan for one period, zero without a
-/// volume size; adds the rate to `used` and a note.
+/// The ML storage of an instance or savings plan for one period; adds the rate to
+/// `used` and a note. Without a volume size it is zero and a note says the storage
+/// is left out (never a silent $0): SageMaker attaches a volume of the instance
+/// type's default size unless one is set, none on types with NVMe instance storage,
+/// so what is missing cannot be told from the plan.
 fn storage_per_period(
     plan: &str,
     volume_gb: Option<u32>,
@@ -435,6 +438,12 @@ fn storage_per_period(
     notes: &mut Vec<String>,
 ) -> Result<Decimal, CompareError> {
     let Some(gb) = volume_gb else {
+        notes.push(
+            "ML storage not priced: no volume size stated (AWS bills a volume per \
+             instance, of the instance type's default size unless one is set, none on \
+             types with NVMe instance storage; CLI --volume-gb states it)"
+                .into(),
+        );
         return Ok(Decimal::ZERO);
     };
     let rate = rates.require(plan, PriceKey::storage(rates.region()))?;
@@ -1503,6 +1512,64 @@ mod tests {
             matches!(&err, CompareError::MissingRate { key, .. } if *key == PriceKey::storage("us-east-1")),
             "{err}"
         );
+    }
+
+    /// An instance or savings plan with no volume size leaves its ML storage out, and
+    /// says so: AWS bills a volume per instance unless the type has NVMe storage.
+    #[test]
+    fn ml_storage_left_out_for_want_of_a_volume_size_is_noted() {
+        use crate::compare::SubscriptionPlan;
+        let profile = UsageProfile::builder()
+            .calls_per_period(100_000)
+            .build()
+            .unwrap();
+        let subscription = || {
+            Plan::from(
+                SubscriptionPlan::builder()
+                    .fee_usd(d("170"))
+                    .build()
+                    .unwrap(),
+            )
+        };
+        let left_out = |row: &PlanCost| {
+            row.notes
+                .iter()
+                .any(|n| n.starts_with("ML storage not priced"))
+        };
+        let plans = [
+            Plan::from(InstancePlan::new("ml.m5.xlarge", 1).unwrap()),
+            savings("0.1", None),
+            subscription(),
+        ];
+        let comparison = Comparison::compute(&profile, &plans, &m5_rates()).unwrap();
+        // 730 h × 0.23 = 167.90, under the 170 subscription, but without the volume
+        // AWS bills with it (30 GB × 0.14 USD/GB-month = 4.20, 172.10 in all).
+        let instance = comparison.plan("ml.m5.xlarge x1").unwrap();
+        assert_eq!(instance.cost_usd, d("167.9"));
+        assert!(left_out(instance), "{:?}", instance.notes);
+        let savings_row = comparison
+            .plan("savings plan ml.m5.xlarge x1 (1 yr)")
+            .unwrap();
+        assert!(left_out(savings_row), "{:?}", savings_row.notes);
+        assert!(!left_out(comparison.plan("subscription").unwrap()));
+
+        // With a 30 GB volume: 167.90 + 1 × 30 GB × 0.14 × 730 h / 730 h = 172.10,
+        // priced, no such note.
+        let with_volume = [
+            Plan::from(
+                InstancePlan::new("ml.m5.xlarge", 1)
+                    .and_then(|p| p.with_volume_gb(30))
+                    .unwrap(),
+            ),
+            subscription(),
+        ];
+        let rates = m5_rates()
+            .with_rate(PriceKey::storage("us-east-1"), d("0.14"))
+            .unwrap();
+        let comparison = Comparison::compute(&profile, &with_volume, &rates).unwrap();
+        let instance = comparison.plan("ml.m5.xlarge x1").unwrap();
+        assert_eq!(instance.cost_usd, d("172.1"));
+        assert!(!left_out(instance), "{:?}", instance.notes);
     }
 
     #[test]
