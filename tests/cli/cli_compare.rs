@@ -3490,3 +3490,42 @@ fn names_from_a_ledger_cannot_write_control_characters_to_the_terminal() {
         assert!(!stdout.contains("\nforged"), "{stdout:?}");
     }
 }
+
+#[test]
+fn a_profile_flag_or_rate_that_can_never_be_valid_is_refused_before_the_ledger_is_read() {
+    // docs/cli.md: a flag value that can never be valid is exit 2 whatever the ledger
+    // holds; an empty ledger must not turn it into "no calls" (exit 1).
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = dir.path().join("empty.jsonl");
+    std::fs::write(&ledger, "").unwrap();
+    for (flags, says) in [
+        // A month has 730 hours: an instance cannot run 800 of them.
+        (
+            &["--instance", "ml.m5.xlarge", "--hours", "800"][..],
+            "instance hours per period is out of range (got 800)",
+        ),
+        (
+            &[
+                "--instance",
+                "ml.m5.xlarge",
+                "--instance-usd-per-hour=-0.23",
+            ][..],
+            "--instance-usd-per-hour: ",
+        ),
+        (
+            &["--per-call", "0.01", "--latency-ms=-5"][..],
+            "--latency-ms is out of range (got -5)",
+        ),
+    ] {
+        sagemeter()
+            .args(["compare", "--from-ledger"])
+            .arg(&ledger)
+            .args(flags)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(says))
+            .stderr(predicate::str::contains("no calls").not());
+    }
+}
+

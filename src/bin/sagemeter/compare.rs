@@ -14,8 +14,9 @@ use rust_decimal::Decimal;
 use sagemeter::compare::format::bytes as fmt_bytes;
 use sagemeter::compare::{
     CompareError, Comparison, InstancePlan, MAX_HORIZON_MONTHS, MeasuredTrend, PerInferencePlan,
-    PerTokenPlan, Period, Plan, PriceTrend, Projection, RateTable, ReceiptTotals, SavingsPlan,
-    SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, TrendRate, UsageProfile, UsageTotals,
+    PerTokenPlan, Period, Plan, PlanModel, PriceTrend, Projection, RateTable, ReceiptTotals,
+    SavingsPlan, SavingsPlanTerm, ServerlessPlan, SubscriptionPlan, TrendRate, UsageProfile,
+    UsageProfileBuilder, UsageTotals,
 };
 use sagemeter::ledger::LedgerError;
 use sagemeter::pricing::history::PriceListHistory;
@@ -767,6 +768,7 @@ pub async fn run(
                     "--since {since} is not before --until {until}: no call can be in that range"
                 )));
             }
+            check_stated(&args, &plans, &region)?;
             let read = read_ledger(path, &args, stated_region)?;
             let mut totals = read.totals;
             skipped = read.skipped;
@@ -1092,6 +1094,19 @@ fn unstated_tokens(args: &CompareArgs) -> Result<(), CliError> {
 }
 
 fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
+    let mut builder = stated_figures(args)?;
+    if let Some(calls) = args.calls {
+        builder = builder.calls_per_period(calls);
+    }
+    if let Some(calls) = args.calls_per_day {
+        builder = builder.calls_per_day(calls);
+    }
+    builder.build()
+}
+
+/// The profile's figures the flags state, but the calls: the period, the bytes and
+/// tokens per call, the mean latency.
+fn stated_figures(args: &CompareArgs) -> Result<UsageProfileBuilder, CompareError> {
     let mut builder = UsageProfile::builder().period(args.period);
     // A figure not given stays unstated in the profile (its 0 is no count), so
     // the plans that bill it refuse it or say they left it unpriced.
@@ -1107,16 +1122,32 @@ fn profile(args: &CompareArgs) -> Result<UsageProfile, CompareError> {
     if let Some(tokens) = args.tokens_out {
         builder = builder.tokens_out_per_call(tokens);
     }
-    if let Some(calls) = args.calls {
-        builder = builder.calls_per_period(calls);
-    }
-    if let Some(calls) = args.calls_per_day {
-        builder = builder.calls_per_day(calls);
-    }
     if let Some(ms) = args.latency_ms {
         builder = builder.mean_latency(latency(ms)?);
     }
-    builder.build()
+    Ok(builder)
+}
+
+/// With `--from-ledger`, what the flags state is checked before the ledger is read:
+/// a value that can never be valid (`--latency-ms=-5`, `--hours` beyond the period,
+/// a negative rate, bytes or tokens out of bounds) is an invalid argument (exit 2)
+/// whatever the ledger holds, not a ledger without calls (exit 1) found after
+/// reading all of it.
+fn check_stated(args: &CompareArgs, plans: &[Plan], region: &str) -> Result<(), CliError> {
+    // The stated figures on a profile of no calls: their own bounds, and the hours
+    // the instance plans run against the period (the calls come from the ledger).
+    let stated = stated_figures(args)
+        .and_then(|b| b.calls_per_period(0).build())
+        .map_err(usage)?;
+    let hourly: Vec<Plan> = plans
+        .iter()
+        .filter(|p| matches!(p.model, PlanModel::Instance(_) | PlanModel::SavingsPlan(_)))
+        .cloned()
+        .collect();
+    if !hourly.is_empty() {
+        Comparison::check(&stated, &hourly).map_err(usage)?;
+    }
+    stated_rates(args, region).map(drop)
 }
 
 /// With `--from-ledger`: each of `--latency-ms`, `--bytes-in/-out` and
