@@ -3529,3 +3529,31 @@ fn a_profile_flag_or_rate_that_can_never_be_valid_is_refused_before_the_ledger_i
     }
 }
 
+#[test]
+fn control_characters_in_a_plan_name_are_escaped_in_the_table_and_its_notes() {
+    // The instance row's notes are printed "- <plan name>: <note>": the name's
+    // escape sequence (one that would clear the screen) is shown escaped.
+    let output = sagemeter()
+        .args([
+            "compare",
+            "--calls",
+            "100000",
+            "--instance",
+            "ml.m5.xlarge\u{1b}[2J",
+            "--instance-usd-per-hour",
+            "0.23",
+            "--subscription",
+            "170",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(output).unwrap();
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("- ml.m5.xlarge\\u{1b}[2J x1: ML storage not priced"),
+        "{text}"
+    );
+}

@@ -975,7 +975,10 @@ pub async fn run(
         serde_json::to_writer_pretty(&mut *out, &output).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
-        write!(out, "{comparison}")?;
+        // The table quotes plan names and notes, which may hold what a ledger or an
+        // AWS answer said: no control character of theirs reaches the terminal.
+        let printable = sagemeter::redact::printable_lines;
+        write!(out, "{}", printable(&comparison.to_string()))?;
         if let Some(projection) = &projection {
             writeln!(out)?;
             if !measured.is_empty() {
@@ -988,7 +991,7 @@ pub async fn run(
                 }
                 writeln!(out)?;
             }
-            write!(out, "{projection}")?;
+            write!(out, "{}", printable(&projection.to_string()))?;
         }
         if !charts.is_empty()
             || !skipped.is_empty()
