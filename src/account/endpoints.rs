@@ -1395,6 +1395,14 @@ fn finish(
     let scaled_to_zero_in_use = matches!(row.kind, VariantKind::Instance)
         && at_zero
         && used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
+    // At zero now, and CloudWatch did not answer for its calls in the window
+    // (refused, down, or its query not answered): it may have served calls on
+    // instances (or copies) since scaled in, or none. Not a window cost of $0
+    // either. An adapter (no copies of its own) burns nothing on any count: its
+    // $0 is no guess.
+    let adapter = row.inference_component.is_some() && row.copies.is_none();
+    let scaled_to_zero_use_unknown =
+        matches!(row.kind, VariantKind::Instance) && at_zero && !adapter && used.is_none();
     // An asynchronous endpoint's use is not read (see `ASYNC_NOT_COUNTED`): at 0
     // instances now, it may have scaled out for requests queued in the window, and
     // in again, for a time nothing here tells. Not a window cost of $0 either.
@@ -1425,6 +1433,18 @@ fn finish(
             "scaled to zero now (0 {held}), yet it served {calls} calls in the window, on \
              {held} since scaled in: the window's cost and cost per 1,000 calls are not \
              known from the deployment now{model_time}"
+        ));
+    }
+    if scaled_to_zero_use_unknown {
+        let held = if row.instance_count == Some(0) {
+            "instances"
+        } else {
+            "copies"
+        };
+        row.notes.push(format!(
+            "scaled to zero now (0 {held}); CloudWatch did not answer for its calls in the \
+             window, so whether it ran on {held} since scaled in, and for how long, is not \
+             known: the window's cost is not known from the deployment now (not $0)"
         ));
     }
     // Billed earlier (see `billed_earlier`): not a window cost of $0 either.
@@ -1486,7 +1506,11 @@ fn finish(
         ));
     }
     if let Some(burn) = row.usd_per_hour.filter(|_| {
-        !scaled_to_zero_in_use && !async_at_zero && !billed_earlier && !serverless_compute_unknown
+        !scaled_to_zero_in_use
+            && !scaled_to_zero_use_unknown
+            && !async_at_zero
+            && !billed_earlier
+            && !serverless_compute_unknown
     }) {
         let hours = Decimal::from(seconds) / Decimal::from(3600);
         let mut cost = match draft.standing {
@@ -1545,8 +1569,7 @@ fn finish(
     let Some(used) = used else { return };
     row.invocations = Some(used.invocations);
     // An adapter (no copies of its own) runs on its base's copies, whose row
-    // carries its calls' cost: its own $0 is no price per call.
-    let adapter = row.inference_component.is_some() && row.copies.is_none();
+    // carries its calls' cost: its own $0 is no price per call (`adapter`).
     if used.invocations > 0 {
         if let Some(cost) = row.window_cost_usd.filter(|_| !adapter) {
             row.usd_per_1000_invocations = Some(
@@ -1610,9 +1633,9 @@ fn totals(rows: &[EndpointRow], endpoints: usize) -> ViewTotals {
         }
         match row.window_cost_usd {
             Some(cost) => t.window_cost_usd += cost,
-            // Its burn is known, its window's cost is not (scaled to zero since;
-            // serverless, its calls' compute not known; or deleting: billed
-            // earlier for a time not known).
+            // Its burn is known, its window's cost is not (scaled to zero since,
+            // after calls or with its calls not known; serverless, its calls'
+            // compute not known; or deleting: billed earlier for a time not known).
             None if row.usd_per_hour.is_some() => t.window_unpriced += 1,
             None => {}
         }

@@ -436,17 +436,18 @@ impl PriceSource for G5Prices {
 /// hosting `small` (1 copy of 1 GPU), `large` (1 copy of `large_gpus` GPUs) and
 /// `small-lora` (an adapter of small); only large was called (100 times).
 async fn components_view(instances: i32, large_gpus: f32) -> EndpointsView {
-    components_view_with(instances, large_gpus, 1, &[]).await
+    components_view_with(instances, large_gpus, 1, Some(&[])).await
 }
 
 /// [`components_view`] with `small` at `small_copies` copies now, and CloudWatch
 /// answering `more` results besides the variant's and large's 100 calls: by id,
-/// `i2`/`l2` for small, `i3`/`l3` for small-lora (ModelLatency in µs).
+/// `i2`/`l2` for small, `i3`/`l3` for small-lora (ModelLatency in µs). `None`:
+/// CloudWatch refuses ([`metrics_refused`]).
 async fn components_view_with(
     instances: i32,
     large_gpus: f32,
     small_copies: i32,
-    more: &'static [(&'static str, f64)],
+    more: Option<&'static [(&'static str, f64)]>,
 ) -> EndpointsView {
     use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
     use aws_sdk_cloudwatch::types::MetricDataResult;
@@ -559,6 +560,26 @@ async fn components_view_with(
     };
     let small = describe("small", 1.0, small_copies);
     let large = describe("large", large_gpus, 1);
+    let account = |cloudwatch: &Rule| {
+        let mut account = account(
+            &[
+                &list,
+                &endpoint,
+                &config,
+                &components,
+                &small,
+                &large,
+                &adapter,
+            ],
+            &[cloudwatch],
+            &[],
+        );
+        account.prices = std::sync::Arc::new(G5Prices);
+        account
+    };
+    let Some(more) = more else {
+        return last_day(&account(&metrics_refused())).await;
+    };
     // Queries in row order: the variant (0), then its components by name: large (1),
     // small (2). A component's metrics carry only its InferenceComponentName.
     let metrics = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
@@ -583,23 +604,22 @@ async fn components_view_with(
             }
             out.build()
         });
-    let mut account = account(
-        &[
-            &list,
-            &endpoint,
-            &config,
-            &components,
-            &small,
-            &large,
-            &adapter,
-        ],
-        &[&metrics],
-        &[],
-    );
-    account.prices = std::sync::Arc::new(G5Prices);
-    let view = last_day(&account).await;
+    let view = last_day(&account(&metrics)).await;
     assert_eq!(metrics.num_calls(), 1);
     view
+}
+
+/// GetMetricData refused (the caller may not `cloudwatch:GetMetricData`).
+fn metrics_refused() -> Rule {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError;
+    mock!(aws_sdk_cloudwatch::Client::get_metric_data).then_error(|| {
+        GetMetricDataError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not authorized to perform: cloudwatch:GetMetricData")
+                .build(),
+        )
+    })
 }
 
 #[tokio::test]
@@ -702,7 +722,7 @@ async fn a_component_at_zero_copies_after_calls_in_the_window_has_no_window_cost
     // the $14.18/h: 0.125 × 14.18 × 6 = $10.635 of the instance-hours AWS billed.
     // How long it held one is not known from the deployment now, so its window
     // cost is not $0 (nor its cost per 1,000 calls), but unknown.
-    let view = components_view_with(2, 3.0, 0, &[("i2", 500.0)]).await;
+    let view = components_view_with(2, 3.0, 0, Some(&[("i2", 500.0)])).await;
     let small = component_row(&view, "small");
     assert_eq!(small.copies, Some(0));
     assert_eq!(small.reserved_share, Some(Decimal::ZERO));
@@ -740,7 +760,7 @@ async fn an_adapter_row_has_no_utilisation_underused_flag_nor_price_per_call() {
         2,
         3.0,
         1,
-        &[("l1", 1.296e10), ("i3", 100.0), ("l3", 1.44e10)],
+        Some(&[("l1", 1.296e10), ("i3", 100.0), ("l3", 1.44e10)]),
     )
     .await;
     let adapter = component_row(&view, "small-lora");
@@ -4118,6 +4138,70 @@ async fn components_of_a_variant_scaled_to_zero_keep_their_rows_and_calls() {
     assert_eq!(large.copies, Some(1));
     assert_eq!(large.reserved_share, None);
     assert_eq!(view.totals.window_unpriced, 1);
+}
+
+/// An inference-component endpoint that ran 1 × ml.g5.12xlarge ($7.09/h) from
+/// 06:00 to 12:00 of the window, then scaled to zero, viewed by a caller who may
+/// not `cloudwatch:GetMetricData`: AWS billed 6 h × $7.09 = $42.54 for it, which
+/// the deployment now (0 instances) does not tell. No window cost of 0 × $7.09/h
+/// × 24 h = $0, nor $0 per 1,000 calls: none at all, counted in
+/// `window_unpriced`, with a note; so for its components at 0 instances too. A
+/// component at 0 copies on instances still up likewise: its copies since scaled
+/// in reserved a share of them for a time not known.
+#[tokio::test]
+async fn a_variant_at_zero_whose_calls_cloudwatch_did_not_answer_has_no_window_cost_of_zero() {
+    let view = components_view_with(0, 3.0, 1, None).await;
+    assert!(
+        view.warnings
+            .iter()
+            .any(|w| w.starts_with("invocations unknown:")),
+        "{:?}",
+        view.warnings
+    );
+    let (variant, large, small) = (
+        &view.rows[0],
+        component_row(&view, "large"),
+        component_row(&view, "small"),
+    );
+    assert_eq!(variant.inference_component, None);
+    for row in [variant, large, small] {
+        // Nothing burns now: 0 × $7.09/h.
+        assert_eq!(row.usd_per_hour, Some(Decimal::ZERO));
+        assert_eq!(row.invocations, None);
+        assert_eq!(row.window_cost_usd, None, "{row:?}");
+        assert_eq!(row.usd_per_1000_invocations, None, "{row:?}");
+        assert!(
+            row.notes.iter().any(|n| n.starts_with(
+                "scaled to zero now (0 instances); CloudWatch did not answer for its calls"
+            )),
+            "{:?}",
+            row.notes
+        );
+    }
+    // The adapter burns nothing on any count: its $0 is no guess.
+    let adapter = component_row(&view, "small-lora");
+    assert_eq!(adapter.window_cost_usd, Some(Decimal::ZERO), "{adapter:?}");
+    // The totals count the variant (not its components) as not known.
+    assert_eq!(view.totals.window_cost_usd, Decimal::ZERO);
+    assert_eq!(view.totals.window_unpriced, 1);
+    assert_eq!(view.totals.unpriced, 0);
+
+    // 2 × ml.g5.12xlarge up all window, small at 0 copies: the variant's window
+    // is known, 2 × $7.09/h × 24 h = $340.32; small's is not (its copy may have
+    // held 1 of the 8 GPUs for part of the window), not 0.
+    let view = components_view_with(2, 3.0, 0, None).await;
+    assert_eq!(view.rows[0].window_cost_usd, Some(Decimal::new(34032, 2)));
+    let small = component_row(&view, "small");
+    assert_eq!(small.copies, Some(0));
+    assert_eq!(small.window_cost_usd, None, "{small:?}");
+    assert!(
+        small.notes.iter().any(|n| n
+            .starts_with("scaled to zero now (0 copies); CloudWatch did not answer for its calls")),
+        "{:?}",
+        small.notes
+    );
+    assert_eq!(view.totals.window_cost_usd, Decimal::new(34032, 2));
+    assert_eq!(view.totals.window_unpriced, 0);
 }
 
 /// An asynchronous endpoint scaled to zero at the time of the view (0 ×
