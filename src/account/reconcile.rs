@@ -1549,10 +1549,17 @@ impl Account {
                 Some(key) => match plausible(self.prices.price(&key).await) {
                     Ok(rate) => Some(rate.usd_per_unit),
                     Err(err) => {
+                        // A standing charge's difference needs no rate (`explain`):
+                        // what goes without one is its effective rate ratio.
+                        let without = if class.is_standing() {
+                            "its rows by usage type have no effective rate ratio (what its \
+                             bill holds beyond its receipts is standing, which needs no rate)"
+                        } else {
+                            "what its bill and receipts do not explain is unexplained, not \
+                             outside sagemeter or a discount"
+                        };
                         notes.push(format!(
-                            "no on-demand rate for {class} in {}: {err}; what its bill and \
-                             receipts do not explain is unexplained, not outside sagemeter \
-                             or a discount",
+                            "no on-demand rate for {class} in {}: {err}; {without}",
                             self.region
                         ));
                         None

@@ -840,6 +840,44 @@ async fn a_billed_class_without_an_on_demand_rate_is_unexplained_and_named() {
     );
 }
 
+/// A standing charge (ML storage) is explained without an on-demand rate (billed
+/// less metered is its standing part): without one, the note says what it does
+/// cost, the effective rate ratio, and not that the rest is unexplained.
+#[tokio::test]
+async fn a_standing_class_without_an_on_demand_rate_is_not_called_unexplained() {
+    // 2 GB of gp2 ML storage all month: 2 GB-Mo × $0.14 = $0.28 on the day's
+    // bill, no receipts, and a price source that knows no price at all.
+    let bill = billed_days(&[(
+        "2026-11-29",
+        false,
+        "USE1-Host:VolumeUsage.gp2",
+        "0.28",
+        "2",
+    )]);
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1));
+    let account = Account {
+        prices: std::sync::Arc::new(OnlyThese(vec![])),
+        ..account(&[], &[], &[&bill])
+    };
+    let r = account
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap();
+    let storage = row(&r, "Host:VolumeUsage");
+    // Standing: B − M = 0.28 − 0 = $0.28, none of it unexplained.
+    assert_eq!(storage.parts.standing_usd, Decimal::new(28, 2));
+    assert_eq!(storage.parts.unexplained_usd, Decimal::ZERO);
+    assert_eq!(storage.effective_rate_ratio, None);
+    let note = r
+        .notes
+        .iter()
+        .find(|n| n.starts_with("no on-demand rate for Host:VolumeUsage in us-east-1"))
+        .unwrap_or_else(|| panic!("{:#?}", r.notes));
+    assert!(!note.contains("unexplained"), "{note}");
+    assert!(note.contains("no effective rate ratio"), "{note}");
+}
+
 /// A price source's $0 (or a rate beyond any SageMaker price) is no on-demand
 /// rate: what the bill holds beyond the receipts is unexplained and named, not a
 /// discount of the whole bill (nor a figure too large to work out).
