@@ -1609,8 +1609,10 @@ fn expected(case: &Case, model: &Model, groups: &[Group], tag: bool) -> Expected
         row.billed_quantity = row.billed_quantity.add(&c.billed_quantity);
         row.metered_quantity = row.metered_quantity.add(&c.quantity);
         row.unit = c.unit.or(row.unit);
-        // Billed ÷ the billed quantity at on-demand prices, to 4 places.
+        // Billed ÷ the billed quantity at on-demand prices, to 4 places; none for
+        // provisioned concurrency, two usage types at two rates in one row.
         row.ratio = rate
+            .filter(|_| !matches!(class, UsageClass::ProvisionedConcurrency { .. }))
             .map(|r| c.billed_quantity.mul(&r))
             .and_then(|on_demand| {
                 (on_demand.m != BigInt::from(0)).then(|| {

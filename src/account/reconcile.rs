@@ -1082,7 +1082,8 @@ pub struct ReconcileRow {
     /// The difference, explained.
     pub parts: Parts,
     /// Billed ÷ on-demand value of the billed quantity, when known (1 = on-demand;
-    /// 0.7 = 30 % off).
+    /// 0.7 = 30 % off). None for provisioned concurrency, whose row adds two usage
+    /// types billed at two rates (standing and inference seconds).
     pub effective_rate_ratio: Option<Decimal>,
     /// Billed quantity (by usage type only), in `unit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1286,7 +1287,12 @@ impl Account {
                 *quantity =
                     add_exactly(*quantity, cell.metered.quantity, || of("metered quantity"))?;
                 row.unit = cell.unit.clone().or_else(|| row.unit.take());
-                let on_demand = rate.and_then(|r| cell.billed_quantity.checked_mul(r));
+                // Provisioned concurrency adds two usage types billed at two rates
+                // (standing and inference seconds): its quantity at one rate is no
+                // on-demand value, and its ratio is none.
+                let on_demand = rate
+                    .filter(|_| !matches!(class, UsageClass::ProvisionedConcurrency { .. }))
+                    .and_then(|r| cell.billed_quantity.checked_mul(r));
                 row.effective_rate_ratio = on_demand
                     .and_then(|v| cell.billed.checked_div(v))
                     .map(|ratio| ratio.round_dp(4).normalize());

@@ -878,6 +878,79 @@ async fn a_standing_class_without_an_on_demand_rate_is_not_called_unexplained() 
     assert!(note.contains("no effective rate ratio"), "{note}");
 }
 
+/// A provisioned-concurrency row adds two usage types billed at two rates (the
+/// standing `Mem-` seconds and the inference `Usage-` seconds): its billed
+/// quantity at one receipt's rate is no on-demand value, and its ratio is none.
+#[tokio::test]
+async fn a_provisioned_concurrency_row_has_no_effective_rate_ratio() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    use aws_sdk_costexplorer::types::{DateInterval, Group, MetricValue, ResultByTime};
+    // 2 GB, provisioned concurrency 1, all day, billed on demand: the standing
+    // seconds, 86,400 s × $0.00001 = $0.864, and the inference seconds, 1,000 s
+    // × $0.0000233 = $0.0233 (which usage type carries which, public sources
+    // disagree). Summed: B = $0.8873, Q = 87,400 s; at on-demand rates the ratio
+    // is 1, which no single rate × Q gives.
+    let bill = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage).then_output(|| {
+        let metric =
+            |amount: &str, unit: &str| MetricValue::builder().amount(amount).unit(unit).build();
+        let group = |usage_type: &str, usd: &str, seconds: &str| {
+            Group::builder()
+                .keys(usage_type)
+                .metrics("AmortizedCost", metric(usd, "USD"))
+                .metrics("UsageQuantity", metric(seconds, "Second"))
+                .build()
+        };
+        GetCostAndUsageOutput::builder()
+            .results_by_time(
+                ResultByTime::builder()
+                    .time_period(
+                        DateInterval::builder()
+                            .start("2026-11-29")
+                            .end("2026-11-30")
+                            .build()
+                            .unwrap(),
+                    )
+                    .estimated(false)
+                    .groups(group(
+                        "USE1-ProvisionedConcurrency:Usage-2GB",
+                        "0.864",
+                        "86400",
+                    ))
+                    .groups(group(
+                        "USE1-ProvisionedConcurrency:Mem-2GB",
+                        "0.0233",
+                        "1000",
+                    ))
+                    .build(),
+            )
+            .build()
+    });
+    // One call of 1 s served by the provisioned concurrency, at its inference
+    // rate, $0.0000233 a second.
+    let call: crate::billing::Cost = serde_json::from_value(serde_json::json!({
+        "call_id": "c", "at": "2026-11-29T10:00:00Z", "endpoint": "pc",
+        "variant": "AllTraffic",
+        "billing": {"kind": "serverless", "memory_mb": 2048, "provisioned_concurrency": 1},
+        "allocation": "processor_sharing",
+        "usage": {"operation": "InvokeEndpoint", "latency_us": 1000000,
+                  "bytes_in": 0, "bytes_out": 0, "outcome": "ok"},
+        "lines": [{"item": "compute", "quantity": "1", "unit": "seconds",
+                   "price": {"status": "priced", "usd_per_unit": "0.0000233",
+                             "cost_usd": "0.0000233", "provenance": {"source": "snapshot",
+                             "sku": null, "effective_date": null, "fetched_at": null,
+                             "note": null}}}],
+        "cost_usd": "0.0000233", "currency": "USD",
+        "running_client_usd": "0", "running_endpoint_usd": "0"
+    }))
+    .unwrap();
+    let r = reconcile_nov_29(&ledger([call]), &bill).await.unwrap();
+    let pc = row(&r, "ProvisionedConcurrency:2GB");
+    assert_eq!(pc.billed_usd, Decimal::new(8873, 4));
+    // Not 0.8873 ÷ (87,400 s × 0.0000233 = 2.03642) = 0.4357, which reads as
+    // 56 % off a bill AWS charged on demand.
+    assert_eq!(pc.effective_rate_ratio, None, "{pc:?}");
+}
+
 /// A price source's $0 (or a rate beyond any SageMaker price) is no on-demand
 /// rate: what the bill holds beyond the receipts is unexplained and named, not a
 /// discount of the whole bill (nor a figure too large to work out).
