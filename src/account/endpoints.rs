@@ -318,8 +318,8 @@ pub struct ViewTotals {
     /// Variants whose burn is unknown (not in the sums).
     pub unpriced: usize,
     /// Variants whose burn is known and whose window cost is not (scaled to zero
-    /// now, after calls in the window, or asynchronous and scaled to zero now,
-    /// their use not known; serverless, their calls' compute or their calls not
+    /// now, after calls in the window or with their calls not known from
+    /// CloudWatch, or asynchronous and scaled to zero now, their use not known; serverless, their calls' compute or their calls not
     /// known from CloudWatch; or endpoints `Deleting`, `OutOfService`, `Failed`
     /// after serving in the window, or in a status not known here, billed earlier
     /// for a time not known): not in

@@ -154,17 +154,22 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
         usd4(t.idle_usd_per_month),
         usd4(t.window_cost_usd),
     )?;
+    let variants = |n: usize| match n {
+        1 => "1 variant".to_owned(),
+        n => format!("{n} variants"),
+    };
     if t.unpriced > 0 {
-        writeln!(out, "{} variants unpriced, not in the totals", t.unpriced)?;
+        writeln!(out, "{} unpriced, not in the totals", variants(t.unpriced))?;
     }
     if t.window_unpriced > 0 {
         writeln!(
             out,
-            "{} variants whose window cost is not known from the deployment now (scaled to \
-             zero after calls in the window, asynchronous at zero with their use not known, \
-             or deleting or out of service, billed earlier for a time not known): not in \
-             the window's total (see their notes)",
-            t.window_unpriced
+            "{} whose window cost is not known (scaled to zero now after calls in the \
+             window or with its calls not known, asynchronous at zero, serverless with its \
+             calls' compute not known from CloudWatch, or deleting, out of service or \
+             failed after serving, billed earlier for a time not known): not in the \
+             window's total (see the rows' notes)",
+            variants(t.window_unpriced)
         )?;
     }
     for note in &view.notes {
@@ -364,6 +369,41 @@ mod tests {
             row.starts_with("pay-per-use") && !row.contains('$'),
             "{text}"
         );
+    }
+
+    /// A serverless variant whose calls CloudWatch did not answer for: its window
+    /// cost is not known, and the total line says why such a variant's may not be,
+    /// of one variant in the singular.
+    #[test]
+    fn one_serverless_variant_without_a_window_cost_is_told_in_the_singular_with_its_reason() {
+        let text = rendered(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [{
+                "endpoint": "pay-per-use", "variant": "AllTraffic", "status": "InService",
+                "kind": "serverless", "instance_type": null, "instance_count": null,
+                "memory_mb": 3072, "provisioned_concurrency": null, "usd_per_hour": "0",
+                "price_source": "snapshot", "invocations": null, "window_hours": "24",
+                "window_cost_usd": null, "usd_per_1000_invocations": null,
+                "utilisation": null, "flags": [], "unpriced_reason": null,
+                "notes": ["its calls in the window are not known (CloudWatch did not answer \
+                           for them): the compute a serverless variant is billed for per \
+                           second is not known, and so neither are the window's cost and \
+                           cost per 1,000 calls (not $0)"]
+            }],
+            "totals": {"endpoints": 1, "usd_per_hour": "0", "usd_per_month": "0",
+                       "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
+                       "window_cost_usd": "0", "unpriced": 0, "window_unpriced": 1}
+        }));
+        let line = text
+            .lines()
+            .find(|l| l.contains("whose window cost is not known"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(line.starts_with("1 variant whose"), "{line}");
+        assert!(
+            line.contains("serverless with its calls' compute not known from CloudWatch"),
+            "{line}"
+        );
+        assert!(line.contains("failed after serving"), "{line}");
     }
 
     #[test]
