@@ -172,8 +172,11 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
             variants(t.window_unpriced)
         )?;
     }
+    // Names and reasons come from AWS's answers: no control character reaches the
+    // terminal.
+    let printable = sagemeter::redact::printable;
     for note in &view.notes {
-        writeln!(out, "{note}")?;
+        writeln!(out, "{}", printable(note))?;
     }
     if components {
         writeln!(
@@ -184,9 +187,6 @@ fn render(view: &EndpointsView, out: &mut dyn Write) -> std::io::Result<()> {
     }
     // Every row's notes, one line a row: what an estimate rests on, what is left
     // out, why a figure is missing.
-    // Names and reasons come from AWS's answers: no control character reaches the
-    // terminal.
-    let printable = sagemeter::redact::printable;
     for r in view.rows.iter().filter(|r| !r.notes.is_empty()) {
         let line = format!("{}: {}", label(r), r.notes.join("; "));
         writeln!(out, "{}", printable(&line))?;
@@ -404,6 +404,35 @@ mod tests {
             "{line}"
         );
         assert!(line.contains("failed after serving"), "{line}");
+    }
+
+    /// Names, notes and reasons quoting an AWS answer may hold control characters:
+    /// none reaches the terminal raw, wherever it is printed.
+    #[test]
+    fn control_characters_in_names_and_notes_are_printed_escaped() {
+        let clear = "\u{1b}[2J";
+        let text = rendered(serde_json::json!({
+            "region": "us-east-1", "window": "24h", "at": "2026-12-02T12:00:00Z",
+            "rows": [{
+                "endpoint": format!("odd{clear}"), "variant": "AllTraffic",
+                "status": "InService", "kind": "instance",
+                "instance_type": "ml.m5.xlarge", "instance_count": 1,
+                "memory_mb": null, "provisioned_concurrency": null, "usd_per_hour": null,
+                "price_source": null, "invocations": 0, "window_hours": "24",
+                "window_cost_usd": null, "usd_per_1000_invocations": null,
+                "utilisation": null, "flags": ["unpriced"],
+                "unpriced_reason": format!("AWS said {clear}no"),
+                "notes": [format!("a note {clear}quoting AWS")]
+            }],
+            "totals": {"endpoints": 1, "usd_per_hour": "0", "usd_per_month": "0",
+                       "idle_usd_per_hour": "0", "idle_usd_per_month": "0",
+                       "window_cost_usd": "0", "unpriced": 1},
+            "notes": [format!("a view note {clear}quoting AWS")]
+        }));
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("a note \\u{1b}[2Jquoting AWS"), "{text}");
+        assert!(text.contains("a view note \\u{1b}[2Jquoting AWS"), "{text}");
+        assert!(text.contains("AWS said \\u{1b}[2Jno"), "{text}");
     }
 
     #[test]
