@@ -715,7 +715,9 @@ impl<'a> AsyncCompletion<'a> {
     /// The request expired in SageMaker's queue (its `RequestTTLSeconds`
     /// passed) before the model worked on it: 0 s of compute, no output
     /// (0 bytes out), [failed](Self::failed). Its settlement receipt is fully
-    /// priced, at $0, and enforced budgets count the invocation at its
+    /// priced, at $0, whatever the endpoint's profile or rates (neither needs a
+    /// rate: with none at hand, its line is left out, a note says why), and
+    /// enforced budgets count the invocation at its
     /// submission's cost, its hold released. Prefer it to
     /// `processed_for(Duration::ZERO).failed()`, which states no output size:
     /// its data out is left unpriced, and budgets count the invocation at no

@@ -2967,6 +2967,41 @@ impl Meter {
             lines.extend(usage_charge_lines(&usage, answers_2xx, charges));
         }
         lines.retain(|l| billed(l.item));
+        // A settlement that states the request never ran (0 s of compute, as
+        // `AsyncCompletion::expired()` does) and wrote nothing (0 bytes out)
+        // bills nothing of either, at any rate: neither needs one, so neither
+        // is left unpriced when the endpoint cannot be described (no
+        // permission, deleted since) or its rate is not known. Its line goes,
+        // a note says why.
+        if phase == Phase::Settled {
+            let stated_zero = |item: LineItem| match item {
+                LineItem::Compute => usage.latency.is_zero() && !compute_unknown,
+                LineItem::DataOut => {
+                    usage.bytes_out == 0 && !unknown.iter().any(|(i, _)| *i == item)
+                }
+                _ => false,
+            };
+            let mut dropped = |item: LineItem, note: &str| {
+                let before = lines.len();
+                lines.retain(|l| {
+                    !(l.item == item
+                        && stated_zero(item)
+                        && matches!(l.price, LinePrice::Unpriced { .. }))
+                });
+                if lines.len() < before {
+                    notes.push(note.to_owned());
+                }
+            };
+            dropped(
+                LineItem::Compute,
+                "no compute billed: the request never ran (0 s stated), which needs no rate",
+            );
+            dropped(
+                LineItem::DataOut,
+                "no data out billed: the request wrote no output (0 bytes stated), which needs \
+                 no rate",
+            );
+        }
         // A line stated free of charge costs nothing whatever its quantity.
         let free = |line: &CostLine| matches!(line.price, LinePrice::Priced { usd_per_unit, .. } if usd_per_unit.is_zero());
         for (item, reason) in unknown {

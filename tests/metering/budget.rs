@@ -1496,6 +1496,67 @@ async fn an_async_request_that_expired_in_the_queue_settles_fully_priced_at_noth
     );
 }
 
+#[tokio::test]
+async fn an_expired_request_settles_at_nothing_fully_priced_even_when_its_endpoint_cannot_be_described()
+ {
+    let fake = fake().await;
+    // The settling process may not describe the endpoint (no
+    // sagemaker:DescribeEndpoint, or the endpoint deleted since its jobs
+    // expired): its profile, and so its compute rate, are not known.
+    *fake.state.describe_error.lock().unwrap() = Some("AccessDeniedException".into());
+    // `jobs` with discovery on: $1 per 1,000 submissions, data in free, data
+    // out at us-east-1's $0.016 a GB, no price source; $1 a day, each job
+    // estimated at a fixed $0.50.
+    let r = "us-east-1".to_owned();
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(NoPrices)
+        .free_of_charge(PriceKey::DataIn { region: r.clone() })
+        .price_override(PriceKey::DataOut { region: r }, dec("0.016"))
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .budget(daily("jobs", "1", "0.50"))
+        .build()
+        .unwrap();
+    // Submitted: the $0.001 fee, fully priced (a submission bills no
+    // compute); 0.50 − 0.001 = $0.499 held.
+    let submitted = submit_async(&client, "jobs", 1024).await;
+    assert!(
+        submitted.cost().is_fully_priced(),
+        "{:#?}",
+        submitted.cost()
+    );
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.001"), dec("0.499"), 0)
+    );
+    // Expired in the queue: 0 s of compute and 0 bytes out need no rate, 0 ×
+    // any rate = $0. Before, the compute line was unpriced (the profile's
+    // error) and the job counted at its $0.50 estimate, one unpriced call.
+    let settled = submitted.settle(AsyncCompletion::expired()).await;
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, Decimal::ZERO);
+    // The job counts its fee alone: $0.001, nothing held, none unpriced.
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.001"), Decimal::ZERO, 0)
+    );
+    assert_eq!(client.meter().totals().unpriced_calls, 0);
+
+    // Nor does a stated 0 bytes out need a data-out rate: with no price for
+    // it at all (none set, no price source), an expired request is still
+    // fully priced at $0.
+    let client = Client::builder(&fake.sdk_config().await)
+        .price_source(NoPrices)
+        .usage_charges("jobs", UsageCharges::default().per_1000_calls(Decimal::ONE))
+        .build()
+        .unwrap();
+    let settled = submit_async(&client, "jobs", 0)
+        .await
+        .settle(AsyncCompletion::expired())
+        .await;
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, Decimal::ZERO);
+}
+
 /// `jobs` as [`ten_cents_per_ten_seconds`] has it, under $10 a day with each job
 /// estimated at a fixed $0.50, on a clock at 2027-01-15 08:00:00 UTC, its
 /// alerts (threshold, spent) recorded.
