@@ -662,8 +662,10 @@ impl From<SettleRefused> for Error {
 /// The billed compute time is either what the caller knows the model spent
 /// ([`processed_for`](Self::processed_for), e.g. from the container's logs or the
 /// `ModelLatency` metric) or the time from submission to the output landing
-/// ([`completed_at`](Self::completed_at), e.g. the SNS notification's time or the S3
-/// object's `LastModified`), which includes the time in the queue: an upper bound.
+/// ([`completed_at`](Self::completed_at), e.g. the S3 event's or SNS
+/// notification's time; [`completed_within`](Self::completed_within) for the S3
+/// object's `LastModified`, to the second), which includes the time in the queue:
+/// an upper bound.
 #[derive(Clone)]
 pub struct AsyncCompletion<'a> {
     duration: BilledDuration,
@@ -692,7 +694,11 @@ impl std::fmt::Debug for AsyncCompletion<'_> {
 #[derive(Debug, Clone, Copy)]
 enum BilledDuration {
     Processing(Duration),
-    CompletedAt(SystemTime),
+    /// The output landed at most `precision` after the time stated.
+    CompletedAt {
+        at: SystemTime,
+        precision: Duration,
+    },
 }
 
 impl<'a> AsyncCompletion<'a> {
@@ -708,8 +714,34 @@ impl<'a> AsyncCompletion<'a> {
     /// model cannot have worked on it longer, and the rest was queue time (a note
     /// says so). Prefer [`processed_for`](Self::processed_for) when the processing
     /// time is known.
+    ///
+    /// `at` must be the time itself, not rounded down: take it from the S3
+    /// event notification's `eventTime` or the SNS notification's `Timestamp`
+    /// (both to the millisecond). The S3 object's `LastModified` is in whole
+    /// seconds, rounded down (before the submission when both fall in one
+    /// second, which leaves compute unpriced as a clock disagreement): give it
+    /// to [`completed_within`](Self::completed_within) with a precision of
+    /// 1 s.
     pub fn completed_at(at: SystemTime) -> Self {
-        Self::with(BilledDuration::CompletedAt(at))
+        Self::completed_within(at, Duration::ZERO)
+    }
+
+    /// The output landed no later than `at` + `precision` (`at` a time rounded
+    /// down to `precision`, as the S3 object's `LastModified` is to the second):
+    /// billed time = `at` + `precision` − submission, an upper bound, at most the
+    /// request's `InvocationTimeoutSeconds` as for
+    /// [`completed_at`](Self::completed_at). An `at` up to `precision` before the
+    /// submission is the same second, not a disagreement of clocks.
+    ///
+    /// ```
+    /// # use sagemeter::client::AsyncCompletion;
+    /// # use std::time::{Duration, SystemTime};
+    /// # let last_modified = SystemTime::now();
+    /// // `LastModified` of the output object, whole seconds:
+    /// let done = AsyncCompletion::completed_within(last_modified, Duration::from_secs(1));
+    /// ```
+    pub fn completed_within(at: SystemTime, precision: Duration) -> Self {
+        Self::with(BilledDuration::CompletedAt { at, precision })
     }
 
     /// The request expired in SageMaker's queue (its `RequestTTLSeconds`
@@ -1061,12 +1093,20 @@ impl Settlement {
                 limit
             }
             BilledDuration::Processing(stated) => stated,
-            BilledDuration::CompletedAt(at) => {
+            BilledDuration::CompletedAt { at, precision } => {
                 notes.push(
                     "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
                 );
-                let since = at.duration_since(submitted);
+                // Stated to `precision` (rounded down), it landed by its end.
+                let by = at.checked_add(precision).unwrap_or(at);
+                if !precision.is_zero() {
+                    notes.push(format!(
+                        "completed within {} s of the time stated: billed to its end",
+                        precision.as_secs_f64()
+                    ));
+                }
+                let since = by.duration_since(submitted);
                 if let Ok(waited) = since
                     && waited > limit
                 {

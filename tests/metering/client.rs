@@ -825,6 +825,70 @@ async fn a_completion_hours_after_submission_bills_at_most_the_invocation_timeou
     assert_eq!(compute_hours(&cost), (dec("120") / dec("3600")).normalize());
 }
 
+#[tokio::test]
+async fn a_completion_known_to_the_second_bills_to_the_end_of_that_second() {
+    use sagemeter::client::AsyncCompletion;
+    let fake = fake_with_demo_endpoints().await;
+    // 2027-01-15 08:00:00 UTC on a manual clock; `rt` asynchronous, at one
+    // ml.m5.xlarge of AsyncInf at $0.23/h.
+    let (time, shared) = manual_clock();
+    let client = Client::builder(&fake.sdk_config().await)
+        .without_discovery()
+        .endpoint_profile(
+            EndpointProfile::new(
+                "rt",
+                vec![VariantProfile::instance("AllTraffic", "ml.m5.xlarge", 1)],
+            )
+            .asynchronous(),
+        )
+        .price_source(FixedPrices::us_east_1())
+        .price_override(
+            PriceKey::AsyncInference {
+                region: "us-east-1".into(),
+                instance_type: "ml.m5.xlarge".into(),
+            },
+            dec("0.23"),
+        )
+        .time_source(shared)
+        .build()
+        .unwrap();
+    let at = |s: u64, ms: u64| {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + s) + Duration::from_millis(ms)
+    };
+    // A: submitted at 08:00:00.400; its output landed at 08:00:00.850, which
+    // S3's `LastModified` (whole seconds, rounded down) gives as 08:00:00.
+    time.set_time(at(0, 400));
+    let submitted = submit_async(&client, "rt", 1024).await;
+    let last_modified = at(0, 0);
+    // Taken as the time itself, it is before the submission: compute unpriced.
+    let cost = submitted
+        .settle(AsyncCompletion::completed_at(last_modified).output_bytes(0))
+        .await;
+    assert!(!cost.is_fully_priced(), "{cost:#?}");
+    // Within 1 s of it: landed by 08:00:01, 0.6 s after the submission, an
+    // upper bound; 0.6 s × $0.23/h / 3,600 s = $0.0000383333… → $0.000038333333.
+    let other = submit_async(&client, "rt", 1024).await;
+    let cost = other
+        .settle(
+            AsyncCompletion::completed_within(last_modified, Duration::from_secs(1))
+                .output_bytes(0),
+        )
+        .await;
+    assert!(cost.is_fully_priced(), "{cost:#?}");
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000038333333"));
+    // B: submitted at 08:00:05.900, landed at 08:00:06.800 (0.9 s of work),
+    // `LastModified` 08:00:06. Taken as the time itself it would bill 0.1 s,
+    // less than the model ran; within 1 s, to 08:00:07: 1.1 s × $0.23/h /
+    // 3,600 s = $0.0000702777… → $0.000070277778.
+    time.set_time(at(5, 900));
+    let cost = submit_async(&client, "rt", 1024)
+        .await
+        .settle(AsyncCompletion::completed_within(at(6, 0), Duration::from_secs(1)).output_bytes(0))
+        .await;
+    assert!(cost.is_fully_priced(), "{cost:#?}");
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000070277778"));
+}
+
 /// SageMaker expires an async request after its `InvocationTimeoutSeconds` (900 s
 /// by default): a stated processing time past it is billed the timeout, as a
 /// completion time past it is, with a note. At $0.23/h, 1 h stated on a request
