@@ -1746,7 +1746,11 @@ impl Meter {
                 let (compute, standing) = rates_of(extra)?;
                 let hosted = self.hosted_nothing();
                 let extra_rates = VariantRates::new(extra, compute, standing, hosted, slot);
-                self.add_alongside(&mut own, &profile.endpoint, variant, extra, &extra_rates);
+                // Or kept why the accrual leaves it out (its rate not known), for
+                // the note each receipt of the variant then carries, WARNed once.
+                if let Err(reason) = own.add_alongside(extra, &extra_rates) {
+                    own.alongside_unpriced.push((extra.name.clone(), reason));
+                }
             }
             rates.push(own);
         }
@@ -1977,29 +1981,6 @@ impl Meter {
                 "the endpoint config states no VolumeSizeInGB: the variant's ML storage \
                  (a volume of the instance type's default size, none on types with NVMe \
                  instance storage) is not in its accrual"),
-        }
-    }
-
-    /// Folds `extra`'s standing capacity into `own` (production variant
-    /// `variant`'s), or keeps why the accrual leaves it out (its rate is not
-    /// known), for a note on the variant's receipts, and WARNs once per
-    /// endpoint, variant and reason.
-    fn add_alongside(
-        &self,
-        own: &mut VariantRates,
-        endpoint: &str,
-        variant: &VariantProfile,
-        extra: &VariantProfile,
-        extra_rates: &VariantRates,
-    ) {
-        if let Err(reason) = own.add_alongside(extra, extra_rates) {
-            if self.first_warning(("alongside", endpoint, &variant.name, &extra.name, &reason)) {
-                tracing::warn!(target: "sagemeter", endpoint, variant = %variant.name,
-                    billed_alongside = %extra.name, reason,
-                    "a shadow or pending variant's standing capacity could not be priced: \
-                     the production variant's accrual leaves it out");
-            }
-            own.alongside_unpriced.push((extra.name.clone(), reason));
         }
     }
 
@@ -2694,8 +2675,12 @@ impl Meter {
                                     reason,
                                 ));
                             }
-                            // A shadow or pending fleet whose rate is not
-                            // known: AWS bills its instances all the same.
+                        }
+                        // A shadow or pending fleet whose rate is not known: AWS
+                        // bills its instances all the same, whatever stands of
+                        // the variant's own (a serverless variant beside a new
+                        // instance fleet has nothing standing).
+                        if bill_compute {
                             for (fleet, reason) in &rates.alongside_unpriced {
                                 notes.push(self.left_out_of_accrual(
                                     &format!("shadow/pending fleet `{fleet}`"),

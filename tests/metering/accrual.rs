@@ -909,6 +909,34 @@ async fn a_shadow_whose_rate_is_not_known_is_named_on_every_receipt_as_not_accru
     );
 }
 
+#[tokio::test]
+async fn a_new_instance_fleet_whose_rate_is_not_known_beside_a_serverless_variant_is_named_too() {
+    use sagemeter::endpoint::{EndpointProfile, VariantProfile};
+    let fake = FakeSageMaker::start().await;
+    let (_time, shared) = manual_clock();
+    // A serverless endpoint being updated to instances: the serverless variant
+    // (no provisioned concurrency) has nothing standing, and the deployment's
+    // new fleet, 1 × a type no source prices, is billed by the hour from when it
+    // stands. Its hours are not in the accrual; each receipt says so.
+    let profile = EndpointProfile::new("rt", vec![VariantProfile::serverless("AllTraffic", 2048)])
+        .with_pending_variant(VariantProfile::instance(
+            "AllTraffic",
+            "ml.unpriced.12xlarge",
+            1,
+        ));
+    let client = fixed(&fake, profile, shared).await;
+    for _ in 0..2 {
+        let cost = call(&client, "rt").await;
+        assert!(
+            cost.notes
+                .iter()
+                .any(|n| n.contains("shadow/pending fleet `AllTraffic` is not accrued")),
+            "{:?}",
+            cost.notes
+        );
+    }
+}
+
 /// `rt`'s fixed profile: production `AllTraffic` on 2 × an instance type no
 /// source prices; shadow on 1 × ml.g5.xlarge ($1.408/h).
 fn unpriced_production_beside_a_g5_shadow() -> sagemeter::endpoint::EndpointProfile {
