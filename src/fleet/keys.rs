@@ -84,6 +84,11 @@ pub(crate) fn scope_of_pk(pk: &str) -> Option<BudgetScope> {
         return Some(BudgetScope::Client);
     }
     if let Some(name) = scope.strip_prefix("endpoint:") {
+        // A sharing clock of a variant or an inference component (its name
+        // holds the separator no endpoint name can): an item of loads, no scope.
+        if name.contains(crate::totals::COMPONENT_SEPARATOR) {
+            return None;
+        }
         return Some(BudgetScope::endpoint(name));
     }
     let (key, value) = scope.strip_prefix("tag:")?.split_once('=')?;
@@ -158,6 +163,10 @@ mod tests {
             assert_eq!(scope_of_pk(&scope_pk(&scope)), Some(scope));
         }
         assert_eq!(scope_pk(&BudgetScope::Client), "scope#fleet");
+        // The load items of a targeted variant's and an inference component's
+        // sharing clocks are no scope `fleet status` lists.
+        assert_eq!(scope_of_pk("scope#endpoint:ab\u{1f}\u{1f}A"), None);
+        assert_eq!(scope_of_pk("scope#endpoint:ep\u{1f}comp"), None);
         for (period, sk) in [
             (BudgetPeriod::Hour, "hour#2026-12-01T20"),
             (BudgetPeriod::Day, "day#2026-12-01"),

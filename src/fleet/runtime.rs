@@ -18,7 +18,7 @@ use crate::{Error, Result};
 use aws_smithy_async::time::SharedTimeSource;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
@@ -599,10 +599,6 @@ struct Item {
     /// The table's item may hold attributes of this process (`seq:`,
     /// `lease_seq:`, `inflight:`, ...): removed at shutdown.
     marked: bool,
-    /// The variants' and inference components' clocks (as in
-    /// [`table::load_names`]) whose loads this process wrote in the item: their
-    /// attributes are removed at shutdown too.
-    load_clocks: BTreeSet<String>,
 }
 
 /// A stretch this process would write, until compared with the table's.
@@ -696,7 +692,6 @@ impl Item {
             unconfirmed: BTreeMap::new(),
             terms_noted_ms: BTreeMap::new(),
             marked: false,
-            load_clocks: BTreeSet::new(),
         }
     }
 
@@ -1143,17 +1138,11 @@ struct Write {
     /// process's lease (renewed until a new end), or added to what the budget has
     /// committed (a fleet budget's item without a lease), or not at all.
     lease: LeaseUse,
-    /// The loads the write publishes, one per sharing clock of the item's
-    /// endpoint: the clock's name in the totals, and its name in the item (as
-    /// in [`table::load_names`]) with the load.
-    loads: Vec<ClockLoad>,
+    /// The endpoint whose load the write publishes, and the load.
+    load: Option<(String, Load)>,
     /// The endpoint, when the item is an endpoint's item of the day.
     endpoint: Option<String>,
 }
-
-/// A load to publish: the sharing clock's name in the totals, and its name in
-/// the endpoint's item (as in [`table::load_names`]) with the load.
-type ClockLoad = (String, (String, Load));
 
 /// Nanoseconds in a millisecond.
 const NANOS_PER_MS: i128 = 1_000_000;
@@ -1194,22 +1183,6 @@ fn in_period(
 
 fn epoch_ms(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, millis)
-}
-
-/// The endpoint of a sharing clock named `clock` in the totals, and the clock's
-/// name in the endpoint's item (as in [`table::load_names`]): `""` for the
-/// endpoint's own, `variant:<name>` for a targeted production variant's
-/// (`<endpoint>\u{1f}\u{1f}<variant>`), `component:<name>` for an inference
-/// component's (`<endpoint>\u{1f}<component>`).
-fn clock_in_item(clock: &str) -> (&str, String) {
-    let separator = crate::totals::COMPONENT_SEPARATOR;
-    match clock.split_once(separator) {
-        None => (clock, String::new()),
-        Some((endpoint, rest)) => match rest.strip_prefix(separator) {
-            Some(variant) => (endpoint, format!("variant:{variant}")),
-            None => (endpoint, format!("component:{rest}")),
-        },
-    }
 }
 
 fn expires_at(period_end: DateTime<Utc>) -> i64 {
@@ -1708,23 +1681,17 @@ impl Fleet {
                         .as_ref()
                         .is_some_and(|l| l.until_ms.saturating_sub(now_ms) < renew_within);
                     let load = if *sk == day_sk {
-                        loads.remove(pk.as_str()).unwrap_or_default()
+                        loads.remove(pk.as_str())
                     } else {
-                        Vec::new()
+                        None
                     };
-                    item.load_clocks.extend(
-                        load.iter()
-                            .map(|(_, (in_item, _))| in_item)
-                            .filter(|in_item| !in_item.is_empty())
-                            .cloned(),
-                    );
                     // An item with stretches to compare with the table's is
                     // written (read back) too.
                     if item.unacked.is_none()
                         && (!item.pending.is_empty()
                             || !item.unconfirmed.is_empty()
                             || renew
-                            || !load.is_empty())
+                            || load.is_some())
                     {
                         seq += 1;
                         item.pending.read_back = !item.unconfirmed.is_empty();
@@ -1744,7 +1711,7 @@ impl Fleet {
                                 None if fleet_budget_item(pk, sk) => LeaseUse::Unleased,
                                 None => LeaseUse::None,
                             },
-                            loads: load,
+                            load,
                             endpoint: if *sk == day_sk {
                                 endpoint_of(&state.endpoint_pks, pk)
                             } else {
@@ -1791,11 +1758,7 @@ impl Fleet {
                         &write.delta,
                         write.expires_at,
                         write.lease,
-                        &write
-                            .loads
-                            .iter()
-                            .map(|(_, load)| load.clone())
-                            .collect::<Vec<_>>(),
+                        write.load.as_ref().map(|(_, load)| *load),
                     )
                     .await,
             );
@@ -1890,7 +1853,7 @@ impl Fleet {
                         accruals,
                         lease_granted,
                         lease_used,
-                        others_loads,
+                        others_load,
                         ..
                     } => {
                         for (variant, fleet) in accruals {
@@ -1909,8 +1872,8 @@ impl Fleet {
                         item.confirm_rates();
                         item.known = spent;
                         passed.push((write.pk.clone(), write.sk.clone(), spent, unpriced));
-                        for ((clock, (_, load)), others) in write.loads.iter().zip(others_loads) {
-                            loaded.push((clock.clone(), load.milli, others));
+                        if let (Some((endpoint, load)), Some(others)) = (&write.load, others_load) {
+                            loaded.push((endpoint.clone(), load.milli, others));
                         }
                         let held = lease_granted.is_some();
                         (held, lease_granted, lease_used, None, !held)
@@ -2136,12 +2099,10 @@ impl Fleet {
         all && self.stats().unwritten_items == 0
     }
 
-    /// This process's loads per endpoint (by partition key) to publish now, one
-    /// per sharing clock (the endpoint's, or a variant's or an inference
-    /// component's, each published in the endpoint's item under names of its
-    /// own): every clock with calls in flight since the last flush, and those
-    /// whose last published load was not zero (to say they went idle).
-    fn loads(&self, now: SystemTime, now_ms: i64) -> FastMap<String, Vec<ClockLoad>> {
+    /// This process's load per endpoint (by partition key) to publish now: every
+    /// endpoint with calls in flight since the last flush, and those whose last
+    /// published load was not zero (to say they went idle).
+    fn loads(&self, now: SystemTime, now_ms: i64) -> FastMap<String, (String, Load)> {
         let shared = &self.shared;
         let taken = shared.totals.take_loads(now);
         // Loads older than three flush intervals (at least a second) of their
@@ -2150,48 +2111,49 @@ impl Fleet {
         // allowed.
         let horizon_ms = millis(shared.config.flush_every.saturating_mul(3)).max(1000);
         let skew_ms = millis(shared.config.clock_skew);
-        let load = |milli| Load {
-            milli,
-            now_ms,
-            horizon_ms,
-            skew_ms,
-        };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut loads: FastMap<String, Vec<ClockLoad>> = FastMap::default();
-        let mut loaded = HashSet::new();
-        // Clocks this process stops reading the others' load of (idle here,
+        let mut loads = FastMap::default();
+        // Endpoints this process stops reading the others' load of (idle here,
         // its zero published): what was read last would otherwise stand for
         // hours, and its next call would share the instances with calls long
         // ended. As before a first read, it allocates as if alone.
         let mut unread = Vec::new();
-        for (clock, milli) in taken {
-            if milli == 0 && state.published.get(&clock).is_none_or(|p| *p == 0) {
-                unread.push(clock);
+        for (endpoint, milli) in taken {
+            if milli == 0 && state.published.get(&endpoint).is_none_or(|p| *p == 0) {
+                unread.push(endpoint);
                 continue;
             }
-            let (endpoint, in_item) = clock_in_item(&clock);
-            let pk = state.endpoint_pk(endpoint);
-            loaded.insert(clock.clone());
-            loads
-                .entry(pk)
-                .or_default()
-                .push((clock, (in_item, load(milli))));
+            let pk = state.endpoint_pk(&endpoint);
+            let load = Load {
+                milli,
+                now_ms,
+                horizon_ms,
+                skew_ms,
+            };
+            loads.insert(pk, (endpoint, load));
         }
         // Idle here now, after a load not 0 published (left out of the loads
         // taken): its 0, once, to say it went idle.
         let went_idle: Vec<String> = state
             .published
             .keys()
-            .filter(|clock| !loaded.contains(clock.as_str()))
+            .filter(|endpoint| {
+                state
+                    .endpoint_pks
+                    .get(endpoint.as_str())
+                    .is_none_or(|pk| !loads.contains_key(pk.as_str()))
+            })
             .cloned()
             .collect();
-        for clock in went_idle {
-            let (endpoint, in_item) = clock_in_item(&clock);
-            let pk = state.endpoint_pk(endpoint);
-            loads
-                .entry(pk)
-                .or_default()
-                .push((clock, (in_item, load(0))));
+        for endpoint in went_idle {
+            let pk = state.endpoint_pk(&endpoint);
+            let load = Load {
+                milli: 0,
+                now_ms,
+                horizon_ms,
+                skew_ms,
+            };
+            loads.insert(pk, (endpoint, load));
         }
         drop(state);
         // What was read last counts a while: the next call most likely meets the
@@ -3246,14 +3208,13 @@ impl Fleet {
     }
 
     /// Removes this process's attributes (`seq:`, `lease_seq:`, `inflight:`,
-    /// `inflight_at:`, `inflight_for:`, and those of its loads on variants'
-    /// and components' clocks, `inflight_on:`...) from every item it wrote whose writes are all acknowledged
+    /// `inflight_at:`, `inflight_for:`) from every item it wrote whose writes are all acknowledged
     /// and that holds no lease of it, once shut down: an item keeps those only of
     /// the processes still running (or that crashed), not of every process that
     /// ever wrote it. Nothing is lost if this fails; a WARN says so.
     async fn unmark(&self, deadline: tokio::time::Instant) {
         let shared = &self.shared;
-        let done: Vec<(String, String, Vec<String>)> = {
+        let done: Vec<(String, String)> = {
             let state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             state
                 .items
@@ -3265,20 +3226,15 @@ impl Fleet {
                             && item.pending.is_empty()
                             && item.lease.is_none()
                             && !item.lease_unanswered;
-                        done.then(|| {
-                            let clocks = item.load_clocks.iter().cloned().collect();
-                            (pk.clone(), sk.clone(), clocks)
-                        })
+                        done.then(|| (pk.clone(), sk.clone()))
                     })
                 })
                 .collect()
         };
-        for (pk, sk, clocks) in done {
+        for (pk, sk) in done {
             let removed = tokio::time::timeout_at(
                 deadline,
-                shared
-                    .table
-                    .forget_process(&pk, &sk, &shared.process, &clocks),
+                shared.table.forget_process(&pk, &sk, &shared.process),
             )
             .await;
             match removed {

@@ -103,33 +103,6 @@ pub(crate) const LOAD_AT_PREFIX: &str = "inflight_at:";
 /// it writes its load again only once an interval. Absent (written by a
 /// version before it): the reader's own horizon.
 pub(crate) const LOAD_FOR_PREFIX: &str = "inflight_for:";
-/// A process's load on one of the endpoint's variants or inference components
-/// whose calls share that variant's or component's own instances (its own
-/// sharing clock), `inflight_on:<clock>|<process>` (endpoint items), `<clock>`
-/// being `variant:<name>` or `component:<name>`: as [`LOAD_PREFIX`], in the
-/// endpoint's own item, not in an item of its own. A name an older version,
-/// which reads `inflight:` only, never counts as the endpoint's load.
-pub(crate) const CLOCK_LOAD_PREFIX: &str = "inflight_on:";
-/// When that was written, epoch ms, `inflight_on_at:<clock>|<process>`.
-pub(crate) const CLOCK_LOAD_AT_PREFIX: &str = "inflight_on_at:";
-/// How long after that it still counts, ms, `inflight_on_for:<clock>|<process>`.
-pub(crate) const CLOCK_LOAD_FOR_PREFIX: &str = "inflight_on_for:";
-
-/// The names of the attributes of `process`'s load on `clock` (`""`: the
-/// endpoint's own; else `variant:<name>` or `component:<name>`): its load,
-/// when it was written, how long it counts.
-pub(crate) fn load_names(clock: &str, process: &str) -> [String; 3] {
-    if clock.is_empty() {
-        [LOAD_PREFIX, LOAD_AT_PREFIX, LOAD_FOR_PREFIX].map(|prefix| format!("{prefix}{process}"))
-    } else {
-        [
-            CLOCK_LOAD_PREFIX,
-            CLOCK_LOAD_AT_PREFIX,
-            CLOCK_LOAD_FOR_PREFIX,
-        ]
-        .map(|prefix| format!("{prefix}{clock}|{process}"))
-    }
-}
 /// Compute allocated to a variant's calls by every process, `allocated:<variant>`,
 /// pico-USD (endpoint items).
 pub(crate) const ALLOCATED_PREFIX: &str = "allocated:";
@@ -354,7 +327,7 @@ pub(crate) fn int(item: &HashMap<String, AttributeValue>, name: &str) -> Option<
 /// whoever shows the figure names these instead. Sorted.
 pub(crate) fn unreadable_figures(item: &HashMap<String, AttributeValue>) -> Vec<String> {
     const FIGURES: [&str; 5] = [SPENT, CALLS, UNPRICED, COMMITTED, LIMIT];
-    const PER_NAME: [&str; 15] = [
+    const PER_NAME: [&str; 12] = [
         VARIANT_PREFIX,
         VARIANT_CALLS_PREFIX,
         GRANTED_PREFIX,
@@ -363,9 +336,6 @@ pub(crate) fn unreadable_figures(item: &HashMap<String, AttributeValue>) -> Vec<
         LOAD_PREFIX,
         LOAD_AT_PREFIX,
         LOAD_FOR_PREFIX,
-        CLOCK_LOAD_PREFIX,
-        CLOCK_LOAD_AT_PREFIX,
-        CLOCK_LOAD_FOR_PREFIX,
         ALLOCATED_PREFIX,
         ACCRUAL_FROM_PREFIX,
         SEQ_PREFIX,
@@ -589,7 +559,7 @@ pub(crate) enum LeaseUse {
 pub(crate) enum Added {
     /// Applied now: the item's spend after it, what it holds granted to this
     /// process (when the write was applied as the lease's use), and the other
-    /// processes' fresh loads summed (of each load it carried).
+    /// processes' fresh loads summed (when it carried a load).
     Applied {
         spent: i128,
         /// What its budgets were charged beyond the receipts, after it.
@@ -606,9 +576,7 @@ pub(crate) enum Added {
         /// (`lease_used:<process>`), when the write was applied as that use
         /// (`None` too when the answer does not hold it).
         lease_used: Option<i128>,
-        /// The other processes' fresh loads summed, per load the write
-        /// carried (in the same order).
-        others_loads: Vec<u64>,
+        others_load: Option<u64>,
         /// The accrual starts it found later than its own, lowered or not.
         lowering: Lowering,
     },
@@ -655,38 +623,27 @@ pub(crate) struct LeaseHeld {
     pub until_ms: i64,
 }
 
-/// The loads other processes wrote to an endpoint item on `clock` (as in
-/// [`load_names`]) that still count at `load.now_ms`, summed, in thousandths of
-/// a call: each written within the longer of its writer's horizon and this
-/// process's, plus the skew allowed (a writer flushing every 10 s writes its
-/// load every 10 s: it counts 30 s, not the 3 s of a reader flushing every
-/// 250 ms). The loads of the endpoint's other clocks are not counted: their
-/// calls run on other instances.
-fn others_load(
-    item: &HashMap<String, AttributeValue>,
-    clock: &str,
-    process: &str,
-    load: Load,
-) -> u64 {
-    let prefix = match clock {
-        "" => LOAD_PREFIX.to_owned(),
-        clock => format!("{CLOCK_LOAD_PREFIX}{clock}|"),
-    };
+/// The loads other processes wrote to an endpoint item that still count at
+/// `load.now_ms`, summed, in thousandths of a call: each written within the
+/// longer of its writer's horizon and this process's, plus the skew allowed (a
+/// writer flushing every 10 s writes its load every 10 s: it counts 30 s, not
+/// the 3 s of a reader flushing every 250 ms).
+fn others_load(item: &HashMap<String, AttributeValue>, process: &str, load: Load) -> u64 {
     item.keys()
-        .filter_map(|name| name.strip_prefix(prefix.as_str()))
+        .filter_map(|name| name.strip_prefix(LOAD_PREFIX))
         .filter(|p| *p != process)
-        .filter_map(|p| {
-            let [load_name, at_name, for_name] = load_names(clock, p);
-            let horizon = int(item, &for_name).map_or(i128::from(load.horizon_ms), |theirs| {
-                theirs.max(i128::from(load.horizon_ms))
-            });
-            let fresh = int(item, &at_name).is_some_and(|at| {
+        .filter(|p| {
+            let horizon = int(item, &format!("{LOAD_FOR_PREFIX}{p}"))
+                .map_or(i128::from(load.horizon_ms), |theirs| {
+                    theirs.max(i128::from(load.horizon_ms))
+                });
+            int(item, &format!("{LOAD_AT_PREFIX}{p}")).is_some_and(|at| {
                 at.saturating_add(horizon)
                     .saturating_add(i128::from(load.skew_ms))
                     >= i128::from(load.now_ms)
-            });
-            fresh.then(|| int(item, &load_name)).flatten()
+            })
         })
+        .filter_map(|p| int(item, &format!("{LOAD_PREFIX}{p}")))
         .map(|milli| u64::try_from(milli).unwrap_or(0))
         .fold(0u64, u64::saturating_add)
 }
@@ -807,10 +764,10 @@ impl Table {
         delta: &Delta,
         expires_at: i64,
         lease: LeaseUse,
-        loads: &[(String, Load)],
+        load: Option<Load>,
     ) -> Result<Added, TableError> {
         let first = self
-            .add_spend_once(pk, sk, process, seq, delta, expires_at, lease, loads)
+            .add_spend_once(pk, sk, process, seq, delta, expires_at, lease, load)
             .await?;
         match first {
             Some(added) => Ok(added),
@@ -823,7 +780,7 @@ impl Table {
                     delta,
                     expires_at,
                     LeaseUse::Unleased,
-                    loads,
+                    load,
                 )
                 .await?
                 .ok_or_else(|| other("a write without a lease's condition found one")),
@@ -842,7 +799,7 @@ impl Table {
         delta: &Delta,
         expires_at: i64,
         lease: LeaseUse,
-        loads: &[(String, Load)],
+        load: Option<Load>,
     ) -> Result<Option<Added>, TableError> {
         let granted_name = format!("{GRANTED_PREFIX}{process}");
         let used_name = format!("{USED_PREFIX}{process}");
@@ -927,19 +884,17 @@ impl Table {
                 request = request.expression_attribute_values(":used", n(used));
             }
         }
-        // Each clock's load, under names of its own in the endpoint's item.
-        for (i, (clock, load)) in loads.iter().enumerate() {
-            let [load_name, at_name, for_name] = load_names(clock, process);
-            sets.push(format!("#l{i} = :l{i}"));
-            sets.push(format!("#la{i} = :la{i}"));
-            sets.push(format!("#lf{i} = :lf{i}"));
+        if let Some(load) = load {
+            sets.push("#load = :load".to_owned());
+            sets.push("#load_at = :load_at".to_owned());
+            sets.push("#load_for = :load_for".to_owned());
             request = request
-                .expression_attribute_names(format!("#l{i}"), load_name)
-                .expression_attribute_names(format!("#la{i}"), at_name)
-                .expression_attribute_names(format!("#lf{i}"), for_name)
-                .expression_attribute_values(format!(":l{i}"), n(i128::from(load.milli)))
-                .expression_attribute_values(format!(":la{i}"), n(i128::from(load.now_ms)))
-                .expression_attribute_values(format!(":lf{i}"), n(i128::from(load.horizon_ms)));
+                .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
+                .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+                .expression_attribute_names("#load_for", format!("{LOAD_FOR_PREFIX}{process}"))
+                .expression_attribute_values(":load", n(i128::from(load.milli)))
+                .expression_attribute_values(":load_at", n(i128::from(load.now_ms)))
+                .expression_attribute_values(":load_for", n(i128::from(load.horizon_ms)));
         }
         let held = matches!(lease, LeaseUse::Held { .. });
         let request = request
@@ -956,7 +911,7 @@ impl Table {
             // standing rates back: all of the item.
             .return_values(
                 if held
-                    || !loads.is_empty()
+                    || load.is_some()
                     || delta.read_back
                     || !delta.rates.is_empty()
                     || !delta.allocated.is_empty()
@@ -996,12 +951,7 @@ impl Table {
                     } else {
                         None
                     },
-                    others_loads: loads
-                        .iter()
-                        .map(|(clock, load)| {
-                            item.map_or(0, |a| others_load(a, clock, process, *load))
-                        })
-                        .collect(),
+                    others_load: load.map(|load| item.map_or(0, |a| others_load(a, process, load))),
                     lowering,
                 }))
             }
@@ -1248,41 +1198,30 @@ impl Table {
     }
 
     /// Removes `process`'s own attributes from the item (its sequence numbers,
-    /// its loads, on the endpoint and on each of `clocks`, as in [`load_names`],
-    /// what is left of a lease), unless the item holds a lease of it (or is
-    /// gone). True when removed. Only for a process that will not write the
-    /// item again: its writes' sequence numbers no longer guard against a
+    /// its load, what is left of a lease), unless the item holds a lease of it
+    /// (or is gone). True when removed. Only for a process that will not write
+    /// the item again: its writes' sequence numbers no longer guard against a
     /// retry being applied twice.
     pub(crate) async fn forget_process(
         &self,
         pk: &str,
         sk: &str,
         process: &str,
-        clocks: &[String],
     ) -> Result<bool, TableError> {
-        let mut removes = vec!["#seq", "#lseq", "#used", "#until"]
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<_>>();
-        let mut request = self
+        let result = self
             .client
             .update_item()
             .table_name(&self.name)
-            .set_key(Some(self.key(pk, sk)));
-        let own = std::iter::once("").chain(clocks.iter().map(String::as_str));
-        for (i, clock) in own.enumerate() {
-            for (j, name) in load_names(clock, process).into_iter().enumerate() {
-                removes.push(format!("#l{i}_{j}"));
-                request = request.expression_attribute_names(format!("#l{i}_{j}"), name);
-            }
-        }
-        let result = request
-            .update_expression(format!("REMOVE {}", removes.join(", ")))
+            .set_key(Some(self.key(pk, sk)))
+            .update_expression("REMOVE #seq, #lseq, #load, #load_at, #load_for, #used, #until")
             .condition_expression(format!(
                 "attribute_exists({PK}) AND attribute_not_exists(#granted)"
             ))
             .expression_attribute_names("#seq", format!("{SEQ_PREFIX}{process}"))
             .expression_attribute_names("#lseq", format!("{LEASE_SEQ_PREFIX}{process}"))
+            .expression_attribute_names("#load", format!("{LOAD_PREFIX}{process}"))
+            .expression_attribute_names("#load_at", format!("{LOAD_AT_PREFIX}{process}"))
+            .expression_attribute_names("#load_for", format!("{LOAD_FOR_PREFIX}{process}"))
             .expression_attribute_names("#used", format!("{USED_PREFIX}{process}"))
             .expression_attribute_names("#until", format!("{UNTIL_PREFIX}{process}"))
             .expression_attribute_names("#granted", format!("{GRANTED_PREFIX}{process}"))
@@ -1811,18 +1750,18 @@ mod tests {
             horizon_ms: 1000,
             skew_ms: 5000,
         };
-        assert_eq!(others_load(&item, "", "c", load), 3000, "8 s < 30 s + 5 s");
+        assert_eq!(others_load(&item, "c", load), 3000, "8 s < 30 s + 5 s");
         // 36 s after it was written, S's load is past its horizon and the skew.
         let later = Load {
             now_ms: now_ms + 28_000,
             ..load
         };
-        assert_eq!(others_load(&item, "", "c", later), 0, "36 s > 30 s + 5 s");
+        assert_eq!(others_load(&item, "c", later), 0, "36 s > 30 s + 5 s");
         // A writer that publishes no horizon (a version before it) is judged by
         // the reader's: 8 s > 1 s + 5 s.
         let mut old = item.clone();
         old.remove(&format!("{LOAD_FOR_PREFIX}s"));
-        assert_eq!(others_load(&old, "", "c", load), 0);
+        assert_eq!(others_load(&old, "c", load), 0);
         // A writer with a shorter horizon than the reader's is judged by the
         // reader's: 8 s <= 10 s + 5 s.
         let mut quick = item.clone();
@@ -1831,48 +1770,7 @@ mod tests {
             horizon_ms: 10_000,
             ..load
         };
-        assert_eq!(others_load(&quick, "", "c", slow_reader), 3000);
-    }
-
-    /// Two processes calling variant A of endpoint `ab` (its own sharing clock)
-    /// each see the other's load on A, written in the endpoint's item: with 1
-    /// instance, P holding 2 calls and Q 1, each of Q's calls is allocated 1/3
-    /// of the instance, not 1 (alone). The endpoint's own clock and variant B's
-    /// count none of A's loads, nor A's the endpoint's: their calls run on
-    /// other instances.
-    #[test]
-    fn processes_on_one_variant_clock_see_each_others_load() {
-        let n = |v: i64| AttributeValue::N(v.to_string());
-        let now_ms = 1_800_000_000_000;
-        let mut item = HashMap::new();
-        for (clock, process, milli) in [
-            ("variant:A", "p", 2000),
-            ("variant:A", "q", 1000),
-            ("", "r", 5000),
-            ("component:A", "s", 7000),
-        ] {
-            let [load, at, horizon] = load_names(clock, process);
-            item.insert(load, n(milli));
-            item.insert(at, n(now_ms - 100));
-            item.insert(horizon, n(1000));
-        }
-        let load = Load {
-            milli: 1000,
-            now_ms,
-            horizon_ms: 1000,
-            skew_ms: 5000,
-        };
-        assert_eq!(others_load(&item, "variant:A", "q", load), 2000);
-        assert_eq!(others_load(&item, "variant:A", "p", load), 1000);
-        assert_eq!(others_load(&item, "variant:B", "q", load), 0);
-        assert_eq!(others_load(&item, "", "q", load), 5000);
-        assert_eq!(others_load(&item, "component:A", "q", load), 7000);
-        // An older version reads `inflight:` only: none of the clocks' loads.
-        let older: Vec<&String> = item
-            .keys()
-            .filter(|name| name.starts_with(LOAD_PREFIX))
-            .collect();
-        assert_eq!(older, [&format!("{LOAD_PREFIX}r")]);
+        assert_eq!(others_load(&quick, "c", slow_reader), 3000);
     }
 
     #[test]

@@ -1263,142 +1263,6 @@ async fn amortized_allocation_charges_each_variant_once_when_processes_call_diff
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_variants_load_is_shared_in_the_endpoints_own_item_not_in_an_endpoint_of_its_own() {
-    use sagemeter::pricing::PriceKey;
-
-    // Endpoint `ab`: variants A and B, each one ml.m5.xlarge at $0.23/h. Two
-    // processes each hold one call to A (TargetVariant) in flight for 3 s, under
-    // processor sharing, on one manual clock. A's instance serves both calls:
-    // each is allocated 1/2 of it, 1.5 instance-seconds, 1.5 / 3,600 × $0.23 =
-    // $0.0000958333…, $0.000095833333 to the pico-dollar (rounded down). A
-    // process that did not read the other's load on A would allocate its call
-    // the whole instance, 3 / 3,600 × $0.23 = $0.000191666666.
-    let conf = Emulator::shared().sdk_config().await;
-    let table = table_name("variant-load");
-    create_table(&conf, &table).await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let fake = FakeSageMaker::start().await;
-    fake.add_endpoint(
-        "ab",
-        vec![
-            FakeVariant::instance("A", "ml.m5.xlarge", 1),
-            FakeVariant::instance("B", "ml.m5.xlarge", 1),
-        ],
-    );
-    let (clock, time) = manual_clock();
-    let region = "us-east-1";
-    let mut clients = Vec::new();
-    for _ in 0..2 {
-        let client = Client::builder(&fake.sdk_config().await)
-            .without_discovery()
-            .without_metrics()
-            .time_source(time.clone())
-            .endpoint_profile(EndpointProfile::new(
-                "ab",
-                vec![
-                    VariantProfile::instance("A", "ml.m5.xlarge", 1),
-                    VariantProfile::instance("B", "ml.m5.xlarge", 1),
-                ],
-            ))
-            .price_override(PriceKey::hosting(region, "ml.m5.xlarge"), dec("0.23"))
-            .price_override(
-                PriceKey::DataIn {
-                    region: region.into(),
-                },
-                dec("0.016"),
-            )
-            .price_override(
-                PriceKey::DataOut {
-                    region: region.into(),
-                },
-                dec("0.016"),
-            )
-            .fleet(on_table(&table).dynamodb_client(ddb.clone()))
-            .build()
-            .unwrap();
-        clients.push(client);
-    }
-    let call_a = |client: Client| async move {
-        let response = client
-            .invoke_endpoint()
-            .endpoint_name("ab")
-            .target_variant("A")
-            .body(Blob::new("{}"))
-            .send()
-            .await
-            .unwrap();
-        compute_usd(response.cost())
-    };
-    // A first call each (the clock standing still: no instance time) applies
-    // the profile, which gives A a clock of its own.
-    for client in &clients {
-        assert_eq!(call_a(client.clone()).await, Decimal::ZERO);
-    }
-    fake.hold();
-    let mut calls = tokio::task::JoinSet::new();
-    for client in &clients {
-        calls.spawn(call_a(client.clone()));
-    }
-    fake.wait_for_invocations(4).await;
-    // Each publishes its call on A, then reads the other's back.
-    for _ in 0..2 {
-        for client in &clients {
-            flushed(client).await;
-        }
-    }
-    let running = per_process_attributes(&conf, &table).await;
-    assert!(
-        running
-            .iter()
-            .any(|name| name.starts_with("inflight_on:variant:A|")),
-        "no load on A while the calls run: {running:?}"
-    );
-    clock.advance(Duration::from_secs(3));
-    fake.release();
-    let mut computes = Vec::new();
-    while let Some(compute) = calls.join_next().await {
-        computes.push(compute.unwrap());
-    }
-    for client in &clients {
-        client.meter().shutdown().await.unwrap();
-    }
-    assert_eq!(computes, vec![dec("0.000095833333"); 2]);
-    // The table holds the fleet's item and the endpoint's, none named after A's
-    // clock; and no process's load is left in them.
-    let items = ddb
-        .scan()
-        .table_name(&table)
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap();
-    let mut pks: Vec<&str> = items
-        .items()
-        .iter()
-        .filter_map(|item| item.get("pk").and_then(|pk| pk.as_s().ok()))
-        .map(String::as_str)
-        .collect();
-    pks.sort_unstable();
-    pks.dedup();
-    assert_eq!(pks, ["scope#endpoint:ab", "scope#fleet"]);
-    let left = per_process_attributes(&conf, &table).await;
-    assert!(left.is_empty(), "left {left:?}");
-    let status = fleet_status(&conf, &table).await.unwrap();
-    for item in &status {
-        assert!(
-            item.scope == BudgetScope::Client || item.scope == BudgetScope::endpoint("ab"),
-            "a scope not called: {:?}",
-            item.scope
-        );
-    }
-    assert_eq!(
-        scope(&status, &BudgetScope::endpoint("ab")).calls,
-        4,
-        "the endpoint's calls"
-    );
-}
-
 async fn call_endpoint(client: &Client, endpoint: &str) -> Cost {
     client
         .invoke_endpoint()
@@ -2236,15 +2100,12 @@ async fn a_write_sent_again_without_its_reclaimed_lease_is_not_counted_twice() {
 /// The names of the attributes of every item of `table` that belong to one
 /// process (its sequence numbers, load and lease), sorted.
 async fn per_process_attributes(conf: &aws_types::SdkConfig, table: &str) -> Vec<String> {
-    const PER_PROCESS: [&str; 11] = [
+    const PER_PROCESS: [&str; 8] = [
         "seq:",
         "lease_seq:",
         "inflight:",
         "inflight_at:",
         "inflight_for:",
-        "inflight_on:",
-        "inflight_on_at:",
-        "inflight_on_for:",
         "lease_granted:",
         "lease_used:",
         "lease_until:",
