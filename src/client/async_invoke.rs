@@ -921,6 +921,9 @@ enum FleetCheck {
     NotAsked(Option<&'static str>),
     /// The fleet's first settlement of the invocation.
     First,
+    /// The fleet's first to bill the invocation: another settlement's mark
+    /// (its `settled_by`) was never billed, and is taken over.
+    TakenOver(String),
     /// Another settlement came first.
     Duplicate(Option<i64>),
     /// The table could not be written: why.
@@ -938,7 +941,8 @@ type FleetCheckFuture = std::pin::Pin<Box<dyn Future<Output = FleetCheck> + Send
 /// invocation is remembered as settled then, so that a second settlement started
 /// at the same time is the duplicate); the waits are for the endpoint's profile and
 /// rates (on a cold meter) and, with a fleet, one conditional write to its table
-/// (at the same time). The future is dropped before it is done (a timeout, a
+/// (at the same time), then, once the receipt is made, a second one marking it
+/// billed ([`BilledMark`]). The future is dropped before it is done (a timeout, a
 /// cancelled task, or never polled): the settlement finishes in the background
 /// ([`Settling`]), so it is never lost.
 pub(crate) fn settle(
@@ -965,29 +969,83 @@ pub(crate) fn settle(
         let check = settling.fleet_check();
         // Dropped while it waits, `settling` (moved in) finishes in the background.
         price_in_span(&meter, &endpoint, check, move |prepared, check| {
-            settling.finish(prepared, check)
+            let mark = settling.billed_mark(&check);
+            (settling.finish(prepared, check), mark)
         })
         .await
     }
 }
 
 /// The endpoint's rates and the fleet's answer together, then the settlement
-/// receipt `finish` makes of them, in the settlement's call span.
+/// receipt `finish` makes of them, in the settlement's call span; then, the
+/// receipt made, the fleet's mark of it written billed (`finish`'s
+/// [`BilledMark`]), in the background (dropped while it waits, the mark is
+/// written all the same).
 async fn price_in_span(
     meter: &Meter,
     endpoint: &str,
     check: FleetCheckFuture,
-    finish: impl FnOnce(&Prepared, FleetCheck) -> Cost,
+    finish: impl FnOnce(&Prepared, FleetCheck) -> (Cost, Option<BilledMark>),
 ) -> Cost {
     let span = call_span(endpoint, Operation::InvokeEndpointAsync);
     let (prepared, check) = async { tokio::join!(meter.prepare(endpoint), check) }
         .instrument(span.clone())
         .await;
-    let cost = in_span(&span, || finish(&prepared, check));
+    let (cost, mark) = in_span(&span, || finish(&prepared, check));
     if !cost.is_duplicate_settlement() {
         record_on_span(&span, &cost);
     }
+    if let Some(mark) = mark {
+        mark.write_from(meter).instrument(span).await;
+    }
     cost
+}
+
+/// The second write of a settlement's mark in the fleet table, once its receipt
+/// is made (recorded in the totals and handed to the sinks): the mark is billed,
+/// final. Until then (its process killed in between), a later settlement of the
+/// invocation takes the mark over once its claim ended
+/// ([`SETTLEMENT_CLAIM`](crate::fleet::SETTLEMENT_CLAIM)), and bills it.
+#[cfg(feature = "fleet")]
+struct BilledMark {
+    fleet: crate::fleet::Fleet,
+    call_id: String,
+    endpoint: String,
+    claimant: String,
+}
+
+/// No fleet, no mark.
+#[cfg(not(feature = "fleet"))]
+enum BilledMark {}
+
+impl BilledMark {
+    /// Writes the mark in the meter's background tasks (so that shutdown waits
+    /// for it, and a dropped settlement future does not lose it), waiting for it
+    /// here; written here when those take no more tasks (shutdown began).
+    #[cfg(feature = "fleet")]
+    async fn write_from(self, meter: &Meter) {
+        let write = || {
+            self.fleet
+                .mark_settlement_billed(&self.call_id, &self.endpoint, &self.claimant)
+        };
+        let (done, written) = tokio::sync::oneshot::channel::<()>();
+        let task = write();
+        let spawned = meter.inner.background.spawn(async move {
+            task.await;
+            let _ = done.send(());
+        });
+        if spawned {
+            let _ = written.await;
+        } else {
+            // Boxed: the settlement's future stays small.
+            Box::pin(write()).await;
+        }
+    }
+
+    #[cfg(not(feature = "fleet"))]
+    async fn write_from(self, _meter: &Meter) {
+        match self {}
+    }
 }
 
 /// A settlement worked out but for the endpoint's rates: what it bills, and the
@@ -1204,12 +1262,31 @@ impl Settlement {
             return Box::pin(async move {
                 match claim.await {
                     Ok(crate::fleet::Claimed::First) => FleetCheck::First,
+                    Ok(crate::fleet::Claimed::TakenOver { from }) => FleetCheck::TakenOver(from),
                     Ok(crate::fleet::Claimed::Before { at_ms }) => FleetCheck::Duplicate(at_ms),
                     Err(reason) => FleetCheck::Unchecked(reason),
                 }
             });
         }
         Box::pin(std::future::ready(FleetCheck::NotAsked(None)))
+    }
+
+    /// The mark to write billed once the receipt is made: this settlement's,
+    /// when `check` says it holds the invocation's mark in the fleet table.
+    fn billed_mark(&self, check: &FleetCheck) -> Option<BilledMark> {
+        #[cfg(feature = "fleet")]
+        if let (FleetCheck::First | FleetCheck::TakenOver(_), Some(fleet), Some(claimant)) =
+            (check, &self.meter.inner.fleet, &self.claimant)
+        {
+            return Some(BilledMark {
+                fleet: fleet.clone(),
+                call_id: self.call.request_id.clone().unwrap_or_default(),
+                endpoint: self.call.endpoint.clone(),
+                claimant: claimant.clone(),
+            });
+        }
+        let _ = check;
+        None
     }
 
     /// The receipt of a duplicate settlement: what the caller reported, billed
@@ -1323,6 +1400,11 @@ impl Settlement {
                  failed: {reason}): if another process settled this invocation too, it is \
                  counted twice"
             )),
+            FleetCheck::TakenOver(from) => self.call.notes.push(format!(
+                "billed here: the fleet table's mark of this invocation by another settlement \
+                 ({from}) was never billed by the end of its claim (its process stopped before \
+                 its receipt was made), and is taken over"
+            )),
             FleetCheck::NotAsked(Some(note)) => self.call.notes.push(note.to_owned()),
             FleetCheck::NotAsked(None) | FleetCheck::First => {}
         }
@@ -1364,6 +1446,14 @@ impl Settling {
         }
     }
 
+    /// The mark to write billed once the receipt is made (see
+    /// [`Settlement::billed_mark`]).
+    fn billed_mark(&self, check: &FleetCheck) -> Option<BilledMark> {
+        self.0
+            .as_ref()
+            .and_then(|settlement| settlement.billed_mark(check))
+    }
+
     /// The settlement receipt, priced with `prepared`.
     fn finish(mut self, prepared: &Prepared, check: FleetCheck) -> Cost {
         match self.0.take() {
@@ -1403,7 +1493,8 @@ impl SettleLater {
         let check = settlement.fleet_check();
         price_in_span(&meter, &endpoint, check, move |prepared, check| {
             let settlement = self.0.take().expect("settled once");
-            settlement.finish(prepared, check)
+            let mark = settlement.billed_mark(&check);
+            (settlement.finish(prepared, check), mark)
         })
         .await;
     }

@@ -1405,6 +1405,10 @@ impl Meter {
     /// the receipts returned never counts an invocation twice. When the fleet
     /// table cannot be written, the settlement is billed (nothing lost) and its
     /// receipt notes that duplicates in other processes could not be checked.
+    /// A fleet's mark is final once its settlement's receipt is made (a second
+    /// write marks it billed): a mark never billed (its process killed before
+    /// the receipt) is taken over, and billed, by a later settlement once its
+    /// claim (`fleet::SETTLEMENT_CLAIM`, 5 minutes) has passed.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle

@@ -103,7 +103,7 @@
 //! | `pk` | `sk` | attributes |
 //! |---|---|---|
 //! | `scope#fleet`, `scope#endpoint:<name>`, `scope#tag:<key>=<value>` | `hour#2026-12-01T20`, `day#2026-12-01`, `month#2026-12` | `spent_pico`, `calls`, `unpriced_charge_pico`, `variant:<name>`, `calls:<variant>`, `allocated:<variant>`, `accrual_from:<variant>`, `rate:<variant>:<epoch ms>`, `inflight:<process>`, `inflight_at:<process>`, `inflight_for:<process>` (endpoint items), `seq:<process>`, `expires_at`; for budgets also `limit_pico`, `committed_pico`, `alerted:<mode>:<limit>` (per budget) with `alert_by:<mode>:<limit>:<percent>` (the process that marked each threshold), `lease_seq:<process>` per process that leased and, per process holding a lease, `lease_granted:<process>`, `lease_used:<process>`, `lease_until:<process>` |
-//! | `settled#<call id>` | `endpoint#<name>` | `settled_by`, `settled_at_ms`, `expires_at`: an async invocation settled (see [`Meter::settle_async`](crate::Meter::settle_async)); kept 14 days |
+//! | `settled#<call id>` | `endpoint#<name>` | `settled_by`, `settled_at_ms`, `claim_until_ms`, `billed_at_ms` (once its receipt is made), `expires_at`: an async invocation settled (see [`Meter::settle_async`](crate::Meter::settle_async)); kept 14 days |
 //!
 //! A budget's leases live in its own item, so leasing, spending, renewing and
 //! giving back are each one conditional `UpdateItem` of one item (atomic, no
@@ -155,6 +155,14 @@ pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(5);
 /// The longest [`FleetConfig::clock_skew`]: an hour.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
+/// How long an async settlement's mark in the fleet table is its own before its
+/// receipt is made (the invocation marked billed): 5 minutes. Marked and never
+/// billed (its process was killed in between, or the second write failed), the
+/// mark is taken over by a later settlement of the invocation once this, and the
+/// [`clock_skew`](FleetConfig::clock_skew), have passed, and billed there (see
+/// [`Meter::settle_async`](crate::Meter::settle_async)). A settlement waits for
+/// its endpoint's rates (seconds, on a cold meter) within it.
+pub const SETTLEMENT_CLAIM: Duration = Duration::from_secs(5 * 60);
 
 /// What a call that needs a new lease does when the table does not answer.
 #[non_exhaustive]

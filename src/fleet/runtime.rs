@@ -6,7 +6,7 @@ use super::table::{
     self, Added, Claimed, Delta, Failure, FleetAccrual, LeaseEnd, LeaseHeld, LeaseUse, Leased,
     Load, StandingStretch, Table, TableError,
 };
-use super::{FleetConfig, FleetStats, WhenUnavailable};
+use super::{FleetConfig, FleetStats, SETTLEMENT_CLAIM, WhenUnavailable};
 use crate::FastMap;
 use crate::billing::{AccrualCharge, AccrualSource, div_round_dp, round_cost};
 use crate::budget::{
@@ -1566,10 +1566,22 @@ impl Fleet {
             let now = shared.time.now();
             let keep_s = i64::try_from(keep.as_secs()).unwrap_or(i64::MAX);
             let expires_at = (epoch_ms(now) / 1000).saturating_add(keep_s);
+            let now_ms = epoch_ms(now);
+            // A mark not billed is taken over once its claim ended longer ago
+            // than another host's clock may be behind this one.
+            let stale_before_ms = now_ms.saturating_sub(millis(shared.config.clock_skew));
             let result = fleet.counted(
                 shared
                     .table
-                    .claim_settlement(&call_id, &endpoint, &by, epoch_ms(now), expires_at)
+                    .claim_settlement(
+                        &call_id,
+                        &endpoint,
+                        &by,
+                        now_ms,
+                        millis(SETTLEMENT_CLAIM),
+                        stale_before_ms,
+                        expires_at,
+                    )
                     .await,
             );
             if result.is_ok() {
@@ -1585,6 +1597,61 @@ impl Fleet {
                 }
                 err.to_string()
             })
+        }
+    }
+
+    /// Marks the async invocation `call_id` of `endpoint` billed in the table
+    /// by `claimant`, whose mark it holds (see [`claim_settlement`](Self::claim_settlement)),
+    /// once its receipt is made: the mark is final from then on. A failure is
+    /// warned of (once per kind, until a mark goes through again), and breaks
+    /// nothing: the receipt stands, and the mark may be taken over by another
+    /// settlement of the invocation once its claim ([`SETTLEMENT_CLAIM`]) ended.
+    pub(crate) fn mark_settlement_billed(
+        &self,
+        call_id: &str,
+        endpoint: &str,
+        claimant: &str,
+    ) -> impl std::future::Future<Output = ()> + Send + use<> {
+        const DOING: &str = "marking an async settlement billed";
+        let fleet = self.clone();
+        let call_id = call_id.to_owned();
+        let endpoint = endpoint.to_owned();
+        let by = claimant.to_owned();
+        async move {
+            let shared = &fleet.shared;
+            let now_ms = epoch_ms(shared.time.now());
+            let result = fleet.counted(
+                shared
+                    .table
+                    .mark_billed(&call_id, &endpoint, &by, now_ms)
+                    .await,
+            );
+            match result {
+                Ok(true) => {
+                    fleet.answered(DOING);
+                }
+                Ok(false) => {
+                    tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
+                        endpoint = %endpoint, call_id = %call_id,
+                        "an async settlement's mark in the fleet table was taken over by \
+                         another settlement before this one's receipt was made (past its \
+                         claim): the invocation may be billed twice");
+                }
+                Err(err) => {
+                    let first = shared
+                        .warned
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((err.kind, DOING));
+                    if first {
+                        tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
+                            failure = err.kind.as_str(), error = %err,
+                            "fleet table failed marking an async settlement billed; billed all \
+                             the same, but another settlement of the invocation may take its \
+                             mark over once its claim ended, and bill it again");
+                    }
+                }
+            }
         }
     }
 

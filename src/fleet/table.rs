@@ -144,12 +144,22 @@ pub(crate) const SETTLED_PREFIX: &str = "settled#";
 pub(crate) const SETTLED_BY: &str = "settled_by";
 /// When the invocation was settled, epoch ms (settled items).
 pub(crate) const SETTLED_AT: &str = "settled_at_ms";
+/// Until when the settlement that marked the invocation has to make its
+/// receipt, epoch ms (settled items): a mark still not billed after it (and the
+/// clock skew allowed) is another settlement's to take over.
+pub(crate) const CLAIM_UNTIL: &str = "claim_until_ms";
+/// When the settlement that marked the invocation made its receipt, epoch ms
+/// (settled items): a billed mark is final.
+pub(crate) const BILLED_AT: &str = "billed_at_ms";
 
 /// How marking an async invocation settled in the table ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Claimed {
     /// Marked now (or by this very settlement's earlier attempt): the first.
     First,
+    /// Marked now in place of another settlement's mark, `from` (its
+    /// `settled_by`), never billed by its claim's end: this one bills it.
+    TakenOver { from: String },
     /// Another settlement marked it before, at `at_ms` (epoch ms, when known).
     Before { at_ms: Option<i64> },
 }
@@ -1276,18 +1286,106 @@ impl Table {
     }
 
     /// Marks the async invocation `call_id` of `endpoint` settled by `by` (one
-    /// conditional write that creates the item only if it is not there):
-    /// [`Claimed::First`] for the settlement that marked it, whatever its
-    /// retries, [`Claimed::Before`] for any other. The item expires at
-    /// `expires_at` (epoch seconds, the table's TTL attribute).
+    /// conditional write that creates the item only if it is not there), its
+    /// receipt due by `claim_until_ms`: [`Claimed::First`] for the settlement
+    /// that marked it, whatever its retries, [`Claimed::Before`] for any other.
+    /// A mark found not billed ([`mark_billed`](Self::mark_billed)) whose claim
+    /// ended before `stale_before_ms` (its settlement's process is taken to be
+    /// gone) is taken over, with a second conditional write on its `settled_by`:
+    /// [`Claimed::TakenOver`]. A mark without [`CLAIM_UNTIL`] (written by an
+    /// earlier version) claimed until `settled_at_ms` + `hold_ms`. The item
+    /// expires at `expires_at` (epoch seconds, the table's TTL attribute).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn claim_settlement(
         &self,
         call_id: &str,
         endpoint: &str,
         by: &str,
         now_ms: i64,
+        hold_ms: i64,
+        stale_before_ms: i64,
         expires_at: i64,
     ) -> Result<Claimed, TableError> {
+        let key = self.key(
+            &format!("{SETTLED_PREFIX}{call_id}"),
+            &format!("endpoint#{endpoint}"),
+        );
+        let claim = |condition: &str| {
+            self.client
+                .update_item()
+                .table_name(&self.name)
+                .set_key(Some(key.clone()))
+                .update_expression(format!(
+                    "SET {SETTLED_BY} = :by, {SETTLED_AT} = :at, {CLAIM_UNTIL} = :until, \
+                     {EXPIRES_AT} = :exp"
+                ))
+                .condition_expression(condition)
+                .expression_attribute_values(":by", s(by))
+                .expression_attribute_values(":at", n(i128::from(now_ms)))
+                .expression_attribute_values(
+                    ":until",
+                    n(i128::from(now_ms.saturating_add(hold_ms))),
+                )
+                .expression_attribute_values(":exp", n(i128::from(expires_at)))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+        };
+        let by_of = |item: &HashMap<String, AttributeValue>| match item.get(SETTLED_BY) {
+            Some(AttributeValue::S(b)) => Some(b.clone()),
+            _ => None,
+        };
+        let before = |item: &HashMap<String, AttributeValue>| Claimed::Before {
+            at_ms: int(item, SETTLED_AT).and_then(|v| i64::try_from(v).ok()),
+        };
+        let Some(item) =
+            failed_condition(claim(&format!("attribute_not_exists({PK})")).send().await)?
+        else {
+            return Ok(Claimed::First);
+        };
+        let Some(old) = by_of(&item) else {
+            return Ok(before(&item));
+        };
+        // This settlement's own mark (the SDK's retry of a write applied
+        // before its answer was lost, or the settlement asking again after it
+        // was dropped): still the first.
+        if old == by {
+            return Ok(Claimed::First);
+        }
+        let until = int(&item, CLAIM_UNTIL)
+            .or_else(|| int(&item, SETTLED_AT).map(|at| at.saturating_add(i128::from(hold_ms))));
+        let lapsed = until.is_some_and(|until| until < i128::from(stale_before_ms));
+        if item.contains_key(BILLED_AT) || !lapsed {
+            return Ok(before(&item));
+        }
+        // Marked, never billed, its claim long over: the settlement that marked
+        // it stopped before its receipt was made. Taken over if the mark is
+        // still that one's (and still not billed).
+        let taken = claim(&format!(
+            "{SETTLED_BY} = :old AND attribute_not_exists({BILLED_AT})"
+        ))
+        .expression_attribute_values(":old", s(&old))
+        .send()
+        .await;
+        match failed_condition(taken)? {
+            None => Ok(Claimed::TakenOver { from: old }),
+            // Taken over by this very settlement (an SDK retry): still its own.
+            Some(now) if by_of(&now).as_deref() == Some(by) => Ok(Claimed::TakenOver { from: old }),
+            Some(now) => Ok(before(&now)),
+        }
+    }
+
+    /// Marks the async invocation `call_id` of `endpoint` billed (its receipt
+    /// made) by `by`, the settlement that holds its mark: true when written,
+    /// false when the mark is no longer `by`'s (taken over after its claim
+    /// ended) or gone.
+    pub(crate) async fn mark_billed(
+        &self,
+        call_id: &str,
+        endpoint: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<bool, TableError> {
         let result = self
             .client
             .update_item()
@@ -1296,38 +1394,13 @@ impl Table {
                 &format!("{SETTLED_PREFIX}{call_id}"),
                 &format!("endpoint#{endpoint}"),
             )))
-            .update_expression(format!(
-                "SET {SETTLED_BY} = :by, {SETTLED_AT} = :at, {EXPIRES_AT} = :exp"
-            ))
-            .condition_expression(format!("attribute_not_exists({PK})"))
+            .update_expression(format!("SET {BILLED_AT} = :at"))
+            .condition_expression(format!("{SETTLED_BY} = :by"))
             .expression_attribute_values(":by", s(by))
             .expression_attribute_values(":at", n(i128::from(now_ms)))
-            .expression_attribute_values(":exp", n(i128::from(expires_at)))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claimed::First),
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                let item = match e.err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => c.item(),
-                    _ => None,
-                };
-                // This settlement's own mark (the SDK's retry of a write applied
-                // before its answer was lost, or the settlement asking again after
-                // it was dropped): still the first.
-                if matches!(item.and_then(|i| i.get(SETTLED_BY)), Some(AttributeValue::S(b)) if b == by)
-                {
-                    return Ok(Claimed::First);
-                }
-                Ok(Claimed::Before {
-                    at_ms: item
-                        .and_then(|i| int(i, SETTLED_AT))
-                        .and_then(|v| i64::try_from(v).ok()),
-                })
-            }
-            Err(err) => Err(err.into()),
-        }
+        Ok(conditional(result)?.is_some())
     }
 
     /// Every item of the table (for `fleet status`). A next page already asked
@@ -1523,6 +1596,26 @@ fn conditional<T>(
                 .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
         {
             Ok(None)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A conditional write's failed condition: `None` when the write was applied,
+/// the item as it was (`ALL_OLD`; empty when none came back) when its condition
+/// failed.
+fn failed_condition<T>(
+    result: Result<T, SdkError<UpdateItemError, HttpResponse>>,
+) -> Result<Option<HashMap<String, AttributeValue>>, TableError> {
+    match result {
+        Ok(_) => Ok(None),
+        Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+            Ok(Some(match e.err() {
+                UpdateItemError::ConditionalCheckFailedException(c) => {
+                    c.item().cloned().unwrap_or_default()
+                }
+                _ => HashMap::new(),
+            }))
         }
         Err(err) => Err(err.into()),
     }

@@ -16,9 +16,11 @@ use sagemeter::billing::{LineItem, UsageCharges};
 use sagemeter::budget::{Budget, BudgetPeriod, BudgetScope, Estimate};
 use sagemeter::endpoint::{EndpointProfile, VariantProfile};
 use sagemeter::fleet::{
-    FleetConfig, FleetScopeStatus, WhenUnavailable, check_table, create_table, fleet_status,
+    EXPIRES_AT, FleetConfig, FleetScopeStatus, PK, SK, WhenUnavailable, check_table, create_table,
+    fleet_status,
 };
 use sagemeter::{Client, Cost, Error};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -2922,6 +2924,155 @@ async fn an_async_invocation_settled_by_two_processes_is_billed_once_across_the_
         (client.spent_usd, client.calls),
         (submission.cost_usd + first.cost_usd, 1)
     );
+}
+
+/// A settlement's mark in the table is final only once its receipt is made: a
+/// process killed between its mark and its receipt (a deploy's SIGKILL, OOM)
+/// leaves a mark never billed, which the next settlement of the invocation (SQS
+/// redelivering the message) takes over once the claim ended, and bills. A mark
+/// billed, or one whose claim still runs, stays a duplicate.
+#[tokio::test]
+async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
+    let fleet = FakeFleet::start("settled-unbilled", "jobs", 1).await;
+    let a = fleet.process(None).await.build().unwrap();
+    let b = fleet.process(None).await.build().unwrap();
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let minute_ms = 60_000;
+    let key = |call_id: &str| {
+        HashMap::from([
+            (
+                PK.to_owned(),
+                AttributeValue::S(format!("settled#{call_id}")),
+            ),
+            (SK.to_owned(), AttributeValue::S("endpoint#jobs".to_owned())),
+        ])
+    };
+    // A mark written by hand, as a settlement of a process now gone left it.
+    let mark = |call_id: String, settled_ago_ms: i64, billed: bool| {
+        let mut item = key(&call_id);
+        let at = AttributeValue::N((now_ms - settled_ago_ms).to_string());
+        item.insert("settled_by".into(), AttributeValue::S("gone#0".into()));
+        item.insert("settled_at_ms".into(), at.clone());
+        if billed {
+            item.insert("billed_at_ms".into(), at);
+        }
+        item.insert(
+            EXPIRES_AT.into(),
+            AttributeValue::N((now_ms / 1000 + 14 * 24 * 3600).to_string()),
+        );
+        // Boxed, as every wait below: the test's future stays small.
+        Box::pin(
+            fleet
+                .ddb
+                .put_item()
+                .table_name(&fleet.table)
+                .set_item(Some(item))
+                .send(),
+        )
+    };
+    let item = |call_id: String| {
+        let request = fleet
+            .ddb
+            .get_item()
+            .table_name(&fleet.table)
+            .set_key(Some(key(&call_id)))
+            .consistent_read(true)
+            .send();
+        Box::pin(async move { request.await.unwrap().item.expect("the mark") })
+    };
+    let ten_minutes =
+        || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600));
+
+    // Marked 20 minutes ago by `gone#0`, never billed: past its 5-minute claim
+    // (and the 5 s clock skew), so process `b` takes it over and bills it.
+    let lost = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    let call_id = lost.pending().call_id().to_owned();
+    let lost_copy = serde_json::to_string(lost.pending()).unwrap();
+    mark(call_id.clone(), 20 * minute_ms, false).await.unwrap();
+    let billed = Box::pin(b.meter().settle_async(lost.into_parts().2, ten_minutes()))
+        .await
+        .unwrap();
+    assert!(!billed.is_duplicate_settlement(), "{billed:#?}");
+    // 600 s at the endpoint's $0.23/h (ml.m5.xlarge, its profile real-time):
+    // 600/3600 x 0.23 = $0.038333… → 0.038333333333 (12 places), where the
+    // duplicate receipt said $0.
+    assert_eq!(compute_usd(&billed), dec("0.038333333333"));
+    assert!(billed.cost_usd > Decimal::ZERO);
+    assert!(
+        billed
+            .notes
+            .iter()
+            .any(|n| n.contains("(gone#0) was never billed")),
+        "{:?}",
+        billed.notes
+    );
+    let taken = item(call_id.clone()).await;
+    assert!(
+        matches!(taken.get("settled_by"), Some(AttributeValue::S(by)) if by != "gone#0"),
+        "{taken:?}"
+    );
+    assert!(taken.contains_key("billed_at_ms"), "{taken:?}");
+    // A copy settled after that, in another process, is the duplicate of `b`'s.
+    let pending: sagemeter::client::PendingInference = serde_json::from_str(&lost_copy).unwrap();
+    let again = Box::pin(a.meter().settle_async(pending, ten_minutes()))
+        .await
+        .unwrap();
+    assert!(again.is_duplicate_settlement(), "{again:#?}");
+
+    // Marked and billed 20 minutes ago: a duplicate, as before.
+    let done = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    mark(done.pending().call_id().to_owned(), 20 * minute_ms, true)
+        .await
+        .unwrap();
+    let dup = Box::pin(b.meter().settle_async(done.into_parts().2, ten_minutes()))
+        .await
+        .unwrap();
+    assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+    assert_eq!((dup.cost_usd, dup.lines.len()), (Decimal::ZERO, 0));
+
+    // Marked a minute ago, not billed yet: its settlement may still be
+    // pricing it (its claim runs 5 minutes), so a duplicate too.
+    let running = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    mark(running.pending().call_id().to_owned(), minute_ms, false)
+        .await
+        .unwrap();
+    let dup = Box::pin(
+        b.meter()
+            .settle_async(running.into_parts().2, ten_minutes()),
+    )
+    .await
+    .unwrap();
+    assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+
+    // A settlement of its own: its mark is claimed for 5 minutes and billed
+    // once its receipt is made; a copy settled in another process then is a
+    // duplicate.
+    let normal = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    let call_id = normal.pending().call_id().to_owned();
+    let copy = serde_json::to_string(normal.pending()).unwrap();
+    let first = Box::pin(normal.settle(ten_minutes())).await;
+    assert!(!first.is_duplicate_settlement(), "{first:#?}");
+    let written = item(call_id).await;
+    let int = |name: &str| match written.get(name) {
+        Some(AttributeValue::N(v)) => v.parse::<i64>().unwrap(),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(int("claim_until_ms") - int("settled_at_ms"), 5 * minute_ms);
+    assert!(int("billed_at_ms") >= int("settled_at_ms"), "{written:?}");
+    let pending: sagemeter::client::PendingInference = serde_json::from_str(&copy).unwrap();
+    let dup = Box::pin(b.meter().settle_async(pending, ten_minutes()))
+        .await
+        .unwrap();
+    assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
 }
 
 /// A process that settles a copy another process of the fleet settled first,
