@@ -783,9 +783,10 @@ struct BudgetsInner {
     /// call (see [`Invocation::call`]): a settlement of any copy of the
     /// invocation takes it over (see [`Reservation::of_call`]).
     by_call: HashMap<String, HoldKey>,
-    /// The provisional charges of fleet budgets, and what was taken back of
-    /// them outside a settlement here (see [`Reservation::settled_elsewhere`]),
-    /// not yet handed to the fleet (see [`Budgets::take_lapsed_charges`]).
+    /// The provisional charges of fleet budgets, what was taken back of them
+    /// outside a settlement here (see [`Reservation::settled_elsewhere`]), and
+    /// the bounds of what async submissions left unpriced (see
+    /// [`Budgets::settle_part`]), not yet handed to the fleet (see [`Budgets::take_lapsed_charges`]).
     lapsed_charges: Vec<BeyondReceipt>,
     /// The alerts crossed by the lapsed holds a dropped reservation charged
     /// (see [`Reservation`]'s `Drop`), raised at the budgets' next call or
@@ -828,6 +829,32 @@ struct Invocation {
     settled_usd: Decimal,
     /// How fully they were priced.
     priced: Priced,
+    /// What of their unpriced part the budgets counted when they settled.
+    counted: Counted,
+}
+
+/// What of the unpriced part of a call billed in parts its parts settled so
+/// far counted, where and when they settled (see
+/// [`Reservation::settle_part`]), so that neither the last part nor a copy
+/// counts it again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counted {
+    /// One of the budgets' `unpriced_calls`: a part was not fully priced.
+    unpriced_call: bool,
+    /// The bounds of the parts' unpriced lines, charged to the enforced
+    /// budgets covering the call (see [`Priced::AllBut`]), USD.
+    bound_usd: Decimal,
+}
+
+impl Counted {
+    /// What two reservations of one invocation counted together (a copy
+    /// taking over its original's parts).
+    fn and(self, other: Counted) -> Counted {
+        Counted {
+            unpriced_call: self.unpriced_call || other.unpriced_call,
+            bound_usd: self.bound_usd.saturating_add(other.bound_usd),
+        }
+    }
 }
 
 /// What [`BudgetsInner::reclaim`] takes back of a hold kept by the budgets.
@@ -1269,6 +1296,8 @@ pub(crate) struct Reservation {
     /// How fully the parts settled so far were priced (the last part's pricing
     /// joins it: see [`Priced::and`]).
     priced: Priced,
+    /// What of their unpriced part the budgets counted then.
+    counted: Counted,
     /// Set by [`expire_at`](Self::expire_at): what it holds is kept by the budgets
     /// under this key (and `indexes` is empty) until it lapses (then what it
     /// was charged, under the key's number) or is taken back; holding
@@ -1438,6 +1467,7 @@ impl Budgets {
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
             priced: Priced::Fully,
+            counted: Counted::default(),
             lapsing: None,
             call: None,
         })
@@ -1758,6 +1788,7 @@ impl Budgets {
             endpoint: endpoint.to_owned(),
             settled_usd: Decimal::ZERO,
             priced: Priced::Fully,
+            counted: Counted::default(),
             lapsing: None,
             call: None,
         }
@@ -1766,7 +1797,14 @@ impl Budgets {
     /// Adds one part of a call's cost to every budget covering it, and lowers
     /// what the call still holds on each enforced one by as much (not below
     /// zero): the call's spend and hold together stay its estimate until its
-    /// cost passes it. Returns the alerts to raise.
+    /// cost passes it. A part not fully priced is counted as such here, where
+    /// and when it settles, not only with the last part (which another
+    /// client's meter may settle): one of `unpriced_calls`, and on an
+    /// enforced budget the bound of its unpriced lines, if they have one (an
+    /// async input in S3 of unstated size: see [`Priced::AllBut`]). A fleet
+    /// budget's bound is queued for the fleet as a charge beyond the receipt
+    /// (see [`take_lapsed_charges`](Self::take_lapsed_charges)). Returns the
+    /// alerts to raise.
     fn settle_part(
         &self,
         reservation: &mut Reservation,
@@ -1785,15 +1823,27 @@ impl Budgets {
             reservation.lapsing = None;
             reservation.indexes = inner.reclaim(key).held;
         }
+        // What this part leaves unpriced, counted now on the budgets covering
+        // it: its bound on an enforced one (which holds the call), and the
+        // call once among the unpriced ones.
+        let bound = match priced {
+            Priced::AllBut { unpriced_usd } => unpriced_usd,
+            Priced::Fully | Priced::Partly => Decimal::ZERO,
+        };
+        let unpriced_call = priced != Priced::Fully && !reservation.counted.unpriced_call;
         let tracked = &mut inner.tracked;
         for (i, held) in reservation.indexes.iter_mut() {
-            let kept = (*held - cost_usd).max(Decimal::ZERO);
+            let kept = (*held - cost_usd.saturating_add(bound)).max(Decimal::ZERO);
             let state = &mut tracked[*i].state;
             state.reserved = (state.reserved - (*held - kept)).max(Decimal::ZERO);
             *held = kept;
         }
         reservation.settled_usd += cost_usd;
         reservation.priced = reservation.priced.and(priced);
+        reservation.counted = reservation.counted.and(Counted {
+            unpriced_call: priced != Priced::Fully,
+            bound_usd: bound,
+        });
         // A copy's settlement takes over the parts settled so far with the
         // charge.
         if let Some(key) = reservation.lapsing
@@ -1801,13 +1851,31 @@ impl Budgets {
         {
             charged.invocation.settled_usd = reservation.settled_usd;
             charged.invocation.priced = reservation.priced;
+            charged.invocation.counted = reservation.counted;
         }
         let mut alerts = std::mem::take(&mut inner.deferred_alerts);
-        let tracked = &mut inner.tracked;
+        let BudgetsInner {
+            tracked,
+            lapsed_charges,
+            ..
+        } = &mut *inner;
         for &i in &covering {
             let t = &mut tracked[i];
             t.roll(now);
-            t.state.spent += cost_usd;
+            let beyond = if t.budget.mode == BudgetMode::Enforce {
+                bound
+            } else {
+                Decimal::ZERO
+            };
+            t.state.spent += cost_usd.saturating_add(beyond);
+            t.state.unpriced_calls += u64::from(unpriced_call);
+            if t.fleet && !beyond.is_zero() {
+                lapsed_charges.push(BeyondReceipt {
+                    budget: i,
+                    usd: beyond,
+                    period_start: t.state.period_start.unwrap_or(now),
+                });
+            }
             if self.fleet {
                 continue; // the fleet raises alerts, once for all processes
             }
@@ -1838,7 +1906,8 @@ impl Budgets {
         let key = inner.hold_of(reservation);
         let own = reservation.lapsing.take();
         // The parts of a remembered invocation a copy takes over: already
-        // charged, so off the estimate of a budget that holds nothing for it.
+        // charged (with the bound of what they left unpriced), so off the
+        // estimate of an enforced budget that holds nothing for it.
         let mut taken_over = Decimal::ZERO;
         let provisional = match key {
             Some(key) => {
@@ -1849,7 +1918,10 @@ impl Budgets {
                 {
                     reservation.settled_usd += invocation.settled_usd;
                     reservation.priced = reservation.priced.and(invocation.priced);
-                    taken_over = invocation.settled_usd;
+                    reservation.counted = reservation.counted.and(invocation.counted);
+                    taken_over = invocation
+                        .settled_usd
+                        .saturating_add(invocation.counted.bound_usd);
                 }
                 reclaimed.charged
             }
@@ -1960,11 +2032,13 @@ impl Budgets {
             let t = &mut tracked[i];
             let charged = match priced {
                 Priced::Fully => cost_usd,
-                // Parts settled before counted their priced cost then: the
-                // bound of the whole call's unpriced lines is counted now.
-                Priced::AllBut { unpriced_usd } if t.budget.mode == BudgetMode::Enforce => {
-                    cost_usd.saturating_add(unpriced_usd)
-                }
+                // Parts settled before counted their priced cost then, and the
+                // bound of what they left unpriced: the rest of the whole
+                // call's bound is counted now.
+                Priced::AllBut { unpriced_usd } if t.budget.mode == BudgetMode::Enforce => cost_usd
+                    .saturating_add(
+                        (unpriced_usd - reservation.counted.bound_usd).max(Decimal::ZERO),
+                    ),
                 Priced::AllBut { .. } => cost_usd,
                 Priced::Partly => floors
                     .iter()
@@ -1986,7 +2060,10 @@ impl Budgets {
             let spent_before = t.state.spent;
             t.state.spent = (t.state.spent + charged).max(Decimal::ZERO);
             t.unlease_taken_back(spent_before);
-            t.state.unpriced_calls += u64::from(!fully_priced);
+            // Counted once: when a part settled before was not fully priced,
+            // it was counted then.
+            t.state.unpriced_calls +=
+                u64::from(!fully_priced && !reservation.counted.unpriced_call);
             if t.fleet && charged != cost_usd {
                 beyond.push(BeyondReceipt {
                     budget: i,
@@ -2034,8 +2111,9 @@ impl Budgets {
     }
 
     /// The provisional charges of fleet budgets made since the last call (holds
-    /// that lapsed), and what was taken back of them for invocations settled
-    /// elsewhere (below $0), for the fleet to add to the budgets' items as
+    /// that lapsed), what was taken back of them for invocations settled
+    /// elsewhere (below $0), and the bounds of what async submissions left
+    /// unpriced, for the fleet to add to the budgets' items as
     /// charges beyond the receipts; with them, when any is below $0, a guard
     /// to drop once the fleet has them (see [`handing_over`](Self::handing_over)).
     #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
@@ -2067,7 +2145,8 @@ pub struct BudgetStatus {
     /// lapsed: that is spent).
     pub reserved_usd: Decimal,
     /// Calls in the current period whose receipts could not be fully priced (an
-    /// async invocation counts once, when settled). An enforced budget counted
+    /// async invocation counts once: when submitted, where its submission was
+    /// not fully priced, else when settled). An enforced budget counted
     /// each at no less than its estimate; an alerting one counted only their
     /// priced part, so while this is above 0 its `spent_usd` is a lower bound.
     #[serde(default)]
@@ -2138,7 +2217,9 @@ impl Reservation {
     /// submission) and raises alerts; the rest of the estimate stays held until
     /// the last part is [settled](Self::settle_handing), or the reservation is dropped.
     /// A part that is not fully priced makes the whole call count as that part
-    /// is priced ([`Priced`]) when it settles.
+    /// is priced ([`Priced`]) when it settles; what it leaves unpriced counts
+    /// now, here (one unpriced call, and on an enforced budget the bound of
+    /// its unpriced lines, if they have one), whoever settles the last part.
     pub(crate) fn settle_part(
         &mut self,
         tags: &BTreeMap<String, String>,
@@ -2208,6 +2289,7 @@ impl Reservation {
             call: call.to_owned(),
             settled_usd: self.settled_usd,
             priced: self.priced,
+            counted: self.counted,
         };
         if self.indexes.is_empty() {
             // Nothing held (only alerting budgets cover it): nothing to
@@ -2339,8 +2421,10 @@ impl Drop for Reservation {
         inner.deferred_alerts.extend(alerts);
         // A hold still held is released, its invocation remembered with no
         // charge: a copy of it (the pending invocation handed off) may yet be
-        // settled here, and counts its parts settled so far (the bound of an
-        // input of unstated size) as the original would. One charged
+        // settled here, and takes over its parts settled so far as the
+        // original would (what they left unpriced, the bound of an input of
+        // unstated size, was counted when they settled, here, whoever settles
+        // the copy). One charged
         // provisionally when it lapsed stays charged (the work ran, or
         // SageMaker dropped it), and remembered: a copy settled here replaces
         // the charge.
@@ -4010,19 +4094,22 @@ mod tests {
             unpriced_usd: dec("0.016"),
         };
         hold.settle_part(&no_tags, dec("0.001"), input, t0);
+        // The bound counts with the submission, where it is submitted (a copy
+        // may be settled by another client): 0.001 + 0.016 = $0.017, the
+        // $0.016 beyond its receipt queued for the fleet's table.
+        let bound = BeyondReceipt {
+            budget: 0,
+            period_start: BudgetPeriod::Day.start_of(t0),
+            usd: dec("0.016"),
+        };
+        assert_eq!(budgets.take_lapsed_charges().0, vec![bound]);
+        assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.017"));
         let beyond = hold.settle(&no_tags, dec("0.05"), Priced::Fully, t0);
-        // It counts 0.001 + 0.05 + 0.016 = $0.067, of which the bound, $0.016, is
-        // beyond its receipts: the fleet's table counts it too. (At no less than
-        // its estimate it would count max(0.05, 0.009 still held) at settlement,
+        // It counts 0.001 + 0.016 + 0.05 = $0.067 in all, the bound once:
+        // nothing more beyond the settlement's receipt. (At no less than its
+        // estimate it would count max(0.05, 0.009 still held) at settlement,
         // nothing beyond the receipt.)
-        assert_eq!(
-            beyond,
-            vec![BeyondReceipt {
-                budget: 0,
-                period_start: BudgetPeriod::Day.start_of(t0),
-                usd: dec("0.016")
-            }]
-        );
+        assert_eq!(beyond, Vec::new());
         assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.067"));
     }
 

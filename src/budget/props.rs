@@ -334,6 +334,11 @@ struct MRes {
     unbounded: bool,
     /// The bounds of the other such parts, added up.
     bounds: Decimal,
+    /// A part settled before the last was not fully priced: counted among
+    /// the unpriced calls then.
+    counted_unpriced: bool,
+    /// The bounds of such parts, charged to enforced budgets then.
+    counted_bounds: Decimal,
     /// The most any budget held for it when it was reserved.
     estimate: Decimal,
 }
@@ -676,12 +681,31 @@ impl Model {
         // A lapse not yet due, or due but not yet charged, is called off: what
         // it holds is taken back. One charged stays charged, for the last part.
         r.lapse = None;
+        // What it leaves unpriced counts now: its bound on an enforced budget
+        // (off what the call holds there too), the call once among the
+        // unpriced.
+        let bound = match priced {
+            Pricing::Bounded(usd) => dec(usd),
+            Pricing::Fully | Pricing::Partly => Decimal::ZERO,
+        };
         for (_, held) in &mut r.holds {
-            *held = (*held - cost).max(Decimal::ZERO);
+            *held = (*held - cost.saturating_add(bound)).max(Decimal::ZERO);
         }
         r.settled += cost;
         r.priced(priced);
-        self.charge(&covering, now, |_| cost, false)
+        let unpriced = !matches!(priced, Pricing::Fully) && !r.counted_unpriced;
+        r.counted_unpriced |= !matches!(priced, Pricing::Fully);
+        r.counted_bounds += bound;
+        let enforced: Vec<bool> = self.budgets.iter().map(|b| b.spec.enforce).collect();
+        self.charge(
+            &covering,
+            now,
+            |i| match enforced[i] {
+                true => cost.saturating_add(bound),
+                false => cost,
+            },
+            unpriced,
+        )
     }
 
     /// `r` settled at `now`; `taken_over`: the parts settled before of an
@@ -764,7 +788,10 @@ impl Model {
         let charged = |i: usize| match (fully, r.unbounded) {
             (true, _) => cost,
             // Every unpriced line bounded: an enforced budget counts the bounds.
-            (false, false) if enforced[i] => cost + r.bounds,
+            // (less those charged with the parts before).
+            (false, false) if enforced[i] => {
+                cost + (r.bounds - r.counted_bounds).max(Decimal::ZERO)
+            }
             (false, false) => cost,
             (false, true) => floors
                 .iter()
@@ -784,7 +811,7 @@ impl Model {
                 None => whole,
             }
         };
-        self.charge(&covering, now, replaced, !fully)
+        self.charge(&covering, now, replaced, !fully && !r.counted_unpriced)
     }
 }
 
@@ -1022,6 +1049,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                             unpriced: false,
                             unbounded: false,
                             bounds: Decimal::ZERO,
+                            counted_unpriced: false,
+                            counted_bounds: Decimal::ZERO,
                             estimate: estimate.unwrap_or(dec("0.05")),
                         });
                         open.push((reservation, mopen.last().unwrap().clone()));
@@ -1133,7 +1162,7 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                 if model.kept(&r, now) {
                     // The copy settles the invocation, as the original would.
                     let mut r = r;
-                    let taken_over = r.settled;
+                    let taken_over = r.settled + r.counted_bounds;
                     expected = model.settle(specs, &mut r, usd, *priced, now, taken_over);
                     copy.settle(&r.tags, usd, priced.told(), now);
                     if k < open.len() {
@@ -1158,6 +1187,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                         unpriced: false,
                         unbounded: false,
                         bounds: Decimal::ZERO,
+                        counted_unpriced: false,
+                        counted_bounds: Decimal::ZERO,
                         ..r.clone()
                     };
                     expected = model.settle(specs, &mut fresh, usd, *priced, now, Decimal::ZERO);
@@ -1193,6 +1224,8 @@ fn check(run: &Run) -> std::result::Result<(), TestCaseError> {
                     unpriced: false,
                     unbounded: false,
                     bounds: Decimal::ZERO,
+                    counted_unpriced: false,
+                    counted_bounds: Decimal::ZERO,
                     estimate: Decimal::ZERO,
                 };
                 expected = model.settle(specs, &mut r, dec(cost), *priced, now, Decimal::ZERO);

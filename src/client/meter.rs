@@ -1490,8 +1490,9 @@ impl Meter {
     }
 
     /// Hands the fleet the provisional charges its budgets made when async
-    /// holds lapsed (at a reservation, a status or a reservation dropped), and
-    /// what was taken back of them for invocations settled elsewhere, to count
+    /// holds lapsed (at a reservation, a status or a reservation dropped),
+    /// what was taken back of them for invocations settled elsewhere, and the
+    /// bounds of what async submissions left unpriced, to count
     /// in the table as charges beyond the receipts, each in the period it was
     /// made in. Also done at shutdown, and by each of the fleet's flushes (a
     /// drop has no call after it to do it).
@@ -1640,6 +1641,9 @@ impl Meter {
             priced_for_budgets(cost, prepared, may_have_queued),
             billed_at.into(),
         );
+        // The bound of what it left unpriced, charged to fleet budgets beyond
+        // its receipt, handed over now.
+        self.charge_lapsed();
     }
 
     /// Client default tags overlaid with the call's own. Without default tags (the

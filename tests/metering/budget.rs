@@ -638,28 +638,34 @@ async fn an_async_input_in_s3_of_unstated_size_counts_at_its_1_gb_bound_not_at_t
     let client = jobs_with_data_priced(&fake, daily("jobs", "1", "0.50")).await;
     let submit = || submit_of_unstated_size(&client);
     // Submitted from S3 without `input_bytes`: the $0.001 fee is priced, data in
-    // is not (its size is unknown). Held: 0.50 − 0.001 = 0.499.
+    // is not (its size is unknown). The input is at most 1 GB (SageMaker's
+    // async input limit): 2³⁰ bytes = 1 GB × $0.016 = $0.016 at most, counted
+    // with the submission: 0.001 + 0.016 = $0.017 spent, one unpriced call.
+    // Held: 0.50 − 0.017 = 0.483.
     let first = submit().await;
     assert!(!first.cost().is_fully_priced());
     assert_eq!(first.cost().cost_usd, dec("0.001"));
-    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.017"), dec("0.483"), 1)
+    );
     // Settled with its output's size: 10 s at $36/h = 10 / 3,600 × 36 = $0.10 of
     // compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625: all priced.
     let settled = first.settle(ten_seconds_and_a_mib_out()).await;
     assert!(settled.is_fully_priced(), "{settled:#?}");
     assert_eq!(settled.cost_usd, dec("0.100015625"));
-    // The input left unpriced is at most 1 GB (SageMaker's async input limit):
-    // 2³⁰ bytes = 1 GB × $0.016 = $0.016 at most. The invocation counts its
-    // priced 0.001 + 0.100015625 and that bound: $0.117015625, not its $0.50
-    // estimate.
+    // The invocation counts its priced 0.001 + 0.100015625 and the $0.016
+    // bound of its input: $0.117015625, not its $0.50 estimate; still one
+    // unpriced call.
     assert_eq!(
         spent_held_unpriced(&client),
         (dec("0.117015625"), Decimal::ZERO, 1)
     );
     // A second, settled without its output's size: data out is unpriced too,
-    // with no bound. It counts no less than its estimate: the fee (0.001) at
-    // submission, then max(0.10 of compute, 0.499 still held) = 0.499, $0.50 in
-    // all; spent 0.117015625 + 0.50 = 0.617015625.
+    // with no bound. It counts no less than its estimate: the fee (0.001) and
+    // its input's bound (0.016) at submission, then max(0.10 of compute, 0.483
+    // still held) = 0.483, $0.50 in all; spent 0.117015625 + 0.50 =
+    // 0.617015625.
     let second = submit().await;
     let settled = second
         .settle(AsyncCompletion::processed_for(Duration::from_secs(10)))
@@ -678,14 +684,19 @@ async fn a_copy_settled_after_its_original_was_dropped_keeps_the_1_gb_bound_of_i
     // $1 a day on `jobs`, each invocation estimated at a fixed $0.50.
     let client = jobs_with_data_priced(&fake, daily("jobs", "1", "0.50")).await;
     // Submitted from S3 without `input_bytes`: the $0.001 fee ($1 per 1,000
-    // calls) is priced, its data in is not; 0.50 − 0.001 = $0.499 held.
+    // calls) is priced, its data in is not, but is at most 1 GB × $0.016 =
+    // $0.016, counted with the submission: $0.017 spent, one unpriced call;
+    // 0.50 − 0.017 = $0.483 held.
     let original = submit_of_unstated_size(&client).await;
-    assert_eq!(spent_held(&client), (dec("0.001"), dec("0.499")));
+    assert_eq!(
+        spent_held_unpriced(&client),
+        (dec("0.017"), dec("0.483"), 1)
+    );
     // Handed off (serialised for a worker of this process), then dropped
     // before its hold lapses: the hold is released.
     let copy = copy_of(original.pending());
     drop(original);
-    assert_eq!(spent_held(&client), (dec("0.001"), Decimal::ZERO));
+    assert_eq!(spent_held(&client), (dec("0.017"), Decimal::ZERO));
     // The copy settles with its output's size: 10 s at $36/h = 10 / 3,600 ×
     // 36 = $0.10 of compute, and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 =
     // $0.000015625: $0.100015625, all priced.
@@ -696,14 +707,78 @@ async fn a_copy_settled_after_its_original_was_dropped_keeps_the_1_gb_bound_of_i
         .unwrap();
     assert!(settled.is_fully_priced(), "{settled:#?}");
     assert_eq!(settled.cost_usd, dec("0.100015625"));
-    // The invocation still left its input unpriced: at most 1 GB × $0.016 =
-    // $0.016. It counts as it would settled through the original: 0.001 +
-    // 0.100015625 + 0.016 = $0.117015625, one unpriced call (not $0.101015625
-    // and none, as a call fully priced).
+    // The invocation still left its input unpriced, its $0.016 bound counted
+    // once: as it would settled through the original, 0.001 + 0.100015625 +
+    // 0.016 = $0.117015625, one unpriced call (not $0.101015625 and none, as
+    // a call fully priced, nor the bound or the call twice).
     assert_eq!(
         spent_held_unpriced(&client),
         (dec("0.117015625"), Decimal::ZERO, 1)
     );
+}
+
+/// Two clients with `$1` a day on `jobs` (a fixed $0.50 estimate): S submits,
+/// W (a worker's) settles.
+async fn submitter_and_worker(fake: &FakeSageMaker) -> (Client, Client) {
+    let submitter = jobs_with_data_priced(fake, daily("jobs", "1", "0.50")).await;
+    let worker = jobs_with_data_priced(fake, daily("jobs", "1", "0.50")).await;
+    (submitter, worker)
+}
+
+/// What S's budget counts of an async job whose input in S3 is of unstated
+/// size, submitted by S and settled by W: the submission's $0.001 fee ($1 per
+/// 1,000 calls) priced, and its data in unpriced but at most 1 GB (SageMaker's
+/// async input limit) × $0.016 = $0.016, counted where and when it was
+/// submitted: 0.001 + 0.016 = $0.017, one unpriced call, nothing held. W
+/// counts what it settled: 10 s at $36/h = 10 / 3,600 × 36 = $0.10 of compute
+/// and 1 MiB out = 2²⁰ / 2³⁰ GB × $0.016 = $0.000015625, all priced.
+fn counted_where_submitted(submitter: &Client, worker: &Client) {
+    assert_eq!(
+        spent_held_unpriced(submitter),
+        (dec("0.017"), Decimal::ZERO, 1)
+    );
+    assert_eq!(
+        spent_held_unpriced(worker),
+        (dec("0.100015625"), Decimal::ZERO, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_copy_settled_by_another_client_leaves_the_1_gb_bound_of_its_input_counted_where_submitted()
+ {
+    let fake = fake().await;
+    let (submitter, worker) = submitter_and_worker(&fake).await;
+    // Submitted from S3 without `input_bytes`, serialised for a worker, and
+    // the original dropped before its hold lapses.
+    let original = submit_of_unstated_size(&submitter).await;
+    let copy = copy_of(original.pending());
+    drop(original);
+    let settled = worker
+        .meter()
+        .settle_async(copy, ten_seconds_and_a_mib_out())
+        .await
+        .unwrap();
+    assert!(settled.is_fully_priced(), "{settled:#?}");
+    assert_eq!(settled.cost_usd, dec("0.100015625"));
+    // Not $0.001 and no unpriced call, as if its input had been free.
+    counted_where_submitted(&submitter, &worker);
+}
+
+#[tokio::test]
+async fn a_pending_job_settled_by_another_client_in_process_leaves_the_1_gb_bound_counted_where_submitted()
+ {
+    let fake = fake().await;
+    let (submitter, worker) = submitter_and_worker(&fake).await;
+    // The pending half itself (S's hold in it) handed to W in this process:
+    // W's settlement releases S's hold.
+    let (_, _, pending) = submit_of_unstated_size(&submitter).await.into_parts();
+    let settled = worker
+        .meter()
+        .settle_async(pending, ten_seconds_and_a_mib_out())
+        .await
+        .unwrap();
+    assert_eq!(settled.cost_usd, dec("0.100015625"));
+    counted_where_submitted(&submitter, &worker);
 }
 
 #[tokio::test]
