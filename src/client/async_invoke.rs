@@ -1012,6 +1012,9 @@ struct BilledMark {
     call_id: String,
     endpoint: String,
     claimant: String,
+    /// Whether the claim is known to have been written (not when its answer
+    /// was lost): a mark found not this settlement's is then warned of.
+    claimed: bool,
 }
 
 /// No fleet, no mark.
@@ -1026,7 +1029,7 @@ impl BilledMark {
     async fn write_from(self, meter: &Meter) {
         let write = || {
             self.fleet
-                .mark_settlement_billed(&self.call_id, &self.endpoint, &self.claimant)
+                .mark_settlement_billed(&self.call_id, &self.endpoint, &self.claimant, self.claimed)
         };
         let (done, written) = tokio::sync::oneshot::channel::<()>();
         let task = write();
@@ -1272,10 +1275,17 @@ impl Settlement {
     }
 
     /// The mark to write billed once the receipt is made: this settlement's,
-    /// when `check` says it holds the invocation's mark in the fleet table.
+    /// when `check` says it holds the invocation's mark in the fleet table, or
+    /// may (the claim's answer was lost: applied, maybe; the write is
+    /// conditional on the mark being this settlement's, so one not applied is
+    /// left as it is).
     fn billed_mark(&self, check: &FleetCheck) -> Option<BilledMark> {
         #[cfg(feature = "fleet")]
-        if let (FleetCheck::First | FleetCheck::TakenOver(_), Some(fleet), Some(claimant)) =
+        if let (
+            FleetCheck::First | FleetCheck::TakenOver(_) | FleetCheck::Unchecked(_),
+            Some(fleet),
+            Some(claimant),
+        ) =
             (check, &self.meter.inner.fleet, &self.claimant)
         {
             return Some(BilledMark {
@@ -1283,6 +1293,7 @@ impl Settlement {
                 call_id: self.call.request_id.clone().unwrap_or_default(),
                 endpoint: self.call.endpoint.clone(),
                 claimant: claimant.clone(),
+                claimed: !matches!(check, FleetCheck::Unchecked(_)),
             });
         }
         let _ = check;
@@ -1402,8 +1413,9 @@ impl Settlement {
             )),
             FleetCheck::TakenOver(from) => self.call.notes.push(format!(
                 "billed here: the fleet table's mark of this invocation by another settlement \
-                 ({from}) was never billed by the end of its claim (its process stopped before \
-                 its receipt was made), and is taken over"
+                 ({from}) was not marked billed by the end of its claim (its process stopped \
+                 before its receipt was made, or could not mark it), and is taken over: if \
+                 that settlement billed it, it is counted twice"
             )),
             FleetCheck::NotAsked(Some(note)) => self.call.notes.push(note.to_owned()),
             FleetCheck::NotAsked(None) | FleetCheck::First => {}

@@ -1606,11 +1606,15 @@ impl Fleet {
     /// warned of (once per kind, until a mark goes through again), and breaks
     /// nothing: the receipt stands, and the mark may be taken over by another
     /// settlement of the invocation once its claim ([`SETTLEMENT_CLAIM`]) ended.
+    /// `claimed`: the claim is known to have been written (a mark found not
+    /// `claimant`'s then means it was taken over, warned of; with the claim's
+    /// answer lost, it may never have been written).
     pub(crate) fn mark_settlement_billed(
         &self,
         call_id: &str,
         endpoint: &str,
         claimant: &str,
+        claimed: bool,
     ) -> impl std::future::Future<Output = ()> + Send + use<> {
         const DOING: &str = "marking an async settlement billed";
         let fleet = self.clone();
@@ -1630,6 +1634,7 @@ impl Fleet {
                 Ok(true) => {
                     fleet.answered(DOING);
                 }
+                Ok(false) if !claimed => {}
                 Ok(false) => {
                     tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
                         endpoint = %endpoint, call_id = %call_id,

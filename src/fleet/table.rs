@@ -1293,7 +1293,8 @@ impl Table {
     /// ended before `stale_before_ms` (its settlement's process is taken to be
     /// gone) is taken over, with a second conditional write on its `settled_by`:
     /// [`Claimed::TakenOver`]. A mark without [`CLAIM_UNTIL`] (written by an
-    /// earlier version) claimed until `settled_at_ms` + `hold_ms`. The item
+    /// earlier version, as its receipt was made) is final. The claim lasts
+    /// `hold_ms`. The item
     /// expires at `expires_at` (epoch seconds, the table's TTL attribute).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn claim_settlement(
@@ -1352,9 +1353,10 @@ impl Table {
         if old == by {
             return Ok(Claimed::First);
         }
-        let until = int(&item, CLAIM_UNTIL)
-            .or_else(|| int(&item, SETTLED_AT).map(|at| at.saturating_add(i128::from(hold_ms))));
-        let lapsed = until.is_some_and(|until| until < i128::from(stale_before_ms));
+        // A mark with no claim's end is an earlier version's, written as its
+        // receipt was made (nearly always billed): final, never taken over.
+        let lapsed =
+            int(&item, CLAIM_UNTIL).is_some_and(|until| until < i128::from(stale_before_ms));
         if item.contains_key(BILLED_AT) || !lapsed {
             return Ok(before(&item));
         }
@@ -1362,7 +1364,8 @@ impl Table {
         // it stopped before its receipt was made. Taken over if the mark is
         // still that one's (and still not billed).
         let taken = claim(&format!(
-            "{SETTLED_BY} = :old AND attribute_not_exists({BILLED_AT})"
+            "{SETTLED_BY} = :old AND attribute_exists({CLAIM_UNTIL}) \
+             AND attribute_not_exists({BILLED_AT})"
         ))
         .expression_attribute_values(":old", s(&old))
         .send()

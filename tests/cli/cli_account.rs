@@ -264,7 +264,7 @@ fn reconcile_compares_a_ledger_with_the_seeded_bill_and_refuses_what_it_cannot_c
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("made in us-east-1") && err.contains("--region us-east-1"),
+        err.contains("priced in us-east-1") && err.contains("--region us-east-1"),
         "{err}"
     );
 

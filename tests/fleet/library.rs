@@ -2953,12 +2953,21 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
             (SK.to_owned(), AttributeValue::S("endpoint#jobs".to_owned())),
         ])
     };
-    // A mark written by hand, as a settlement of a process now gone left it.
-    let mark = |call_id: String, settled_ago_ms: i64, billed: bool| {
+    // A mark written by hand, as a settlement of a process now gone left it
+    // (claimed 5 minutes; `claimed` false: by an earlier version, which wrote
+    // no claim, as its receipt was made).
+    let mark_of = |call_id: String, settled_ago_ms: i64, billed: bool, claimed: bool| {
         let mut item = key(&call_id);
-        let at = AttributeValue::N((now_ms - settled_ago_ms).to_string());
+        let at_ms = now_ms - settled_ago_ms;
+        let at = AttributeValue::N(at_ms.to_string());
         item.insert("settled_by".into(), AttributeValue::S("gone#0".into()));
         item.insert("settled_at_ms".into(), at.clone());
+        if claimed {
+            item.insert(
+                "claim_until_ms".into(),
+                AttributeValue::N((at_ms + 5 * minute_ms).to_string()),
+            );
+        }
         if billed {
             item.insert("billed_at_ms".into(), at);
         }
@@ -2975,6 +2984,9 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
                 .set_item(Some(item))
                 .send(),
         )
+    };
+    let mark = |call_id: String, settled_ago_ms: i64, billed: bool| {
+        mark_of(call_id, settled_ago_ms, billed, true)
     };
     let item = |call_id: String| {
         let request = fleet
@@ -3008,7 +3020,7 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
         billed
             .notes
             .iter()
-            .any(|n| n.contains("(gone#0) was never billed")),
+            .any(|n| n.contains("(gone#0) was not marked billed")),
         "{:?}",
         billed.notes
     );
@@ -3024,6 +3036,17 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
         .await
         .unwrap();
     assert!(again.is_duplicate_settlement(), "{again:#?}");
+
+    // Marked 20 minutes ago by an earlier version (no claim): final, as that
+    // version wrote it as its receipt was made: a duplicate, not billed again.
+    let earlier = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    mark_of(earlier.pending().call_id().to_owned(), 20 * minute_ms, false, false)
+        .await
+        .unwrap();
+    let dup = Box::pin(b.meter().settle_async(earlier.into_parts().2, ten_minutes()))
+        .await
+        .unwrap();
+    assert!(dup.is_duplicate_settlement(), "{dup:#?}");
 
     // Marked and billed 20 minutes ago: a duplicate, as before.
     let done = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
