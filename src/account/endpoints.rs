@@ -1095,11 +1095,18 @@ fn billed_before(status: &str) -> bool {
 /// `updated` within the span (its `LastModifiedTime`, when it failed, in the span
 /// and later after its creation than its creation may take, [`updated_after`]):
 /// an update failed there, not its creation. One whose creation failed, or that
-/// failed before the span, was not billed in it.
-fn failed_after_serving(status: &str, used: Option<VariantUsage>, updated: bool) -> bool {
+/// failed before the span, was not billed in it. One whose calls CloudWatch was
+/// asked for and did not give (`used_unknown`) may have served: not taken for
+/// one that did not.
+fn failed_after_serving(
+    status: &str,
+    used: Option<VariantUsage>,
+    used_unknown: bool,
+    updated: bool,
+) -> bool {
     let served =
         used.is_some_and(|u| u.invocations > 0 || u.model_latency_us.is_some_and(|us| us > 0.0));
-    status == "Failed" && (served || updated)
+    status == "Failed" && (served || used_unknown || updated)
 }
 
 /// The row of an endpoint that could not be described.
@@ -1273,6 +1280,8 @@ fn finish(
 ) {
     // The span CloudWatch was asked about: the calls and the cost are of the same.
     let from = draft.span_start(window_start, now);
+    // Asked of CloudWatch, and not answered (refused, failed).
+    let used_unknown = used.is_none() && counted_by_cloudwatch(draft);
     let row = &mut draft.row;
     // No datapoint of an asynchronous endpoint is "no calls": none is published.
     let used = if row.kind == VariantKind::AsyncInstance {
@@ -1298,7 +1307,7 @@ fn finish(
     });
     // Billed until its deletion began, it went out of service or it failed after
     // serving, for a time nothing here tells: no window figures (said below).
-    let failed_late = failed_after_serving(&row.status, used, updated.is_some());
+    let failed_late = failed_after_serving(&row.status, used, used_unknown, updated.is_some());
     let billed_earlier = billed_before(&row.status) || failed_late;
     if let Some(modified) = updated
         && !billed_earlier

@@ -4736,6 +4736,33 @@ async fn a_failed_endpoint_that_served_in_the_window_has_no_window_cost_of_zero(
     assert_eq!(view.totals.unpriced, 0);
 }
 
+#[tokio::test]
+async fn a_failed_endpoint_whose_calls_cloudwatch_did_not_give_has_no_window_cost_of_zero() {
+    use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
+    // Created and failed 1,000 h ago, as `called` above, which CloudWatch showed
+    // served 300 calls in the window: with CloudWatch refused, nothing here
+    // tells it from one that did not serve, so its window cost is not known
+    // (it may have been billed 24 h × $0.23 = $5.52), not $0.
+    let list = mock!(aws_sdk_sagemaker::Client::list_endpoints).then_output(|| {
+        ListEndpointsOutput::builder()
+            .endpoints(summary_dated("called", EndpointStatus::Failed, 1000, 1000))
+            .build()
+    });
+    let [a, b] = described("called", EndpointStatus::Failed, 1);
+    let account = account(&[&list, &a, &b], &[&metrics_refused()], &[]);
+    let view = last_day(&account).await;
+    let row = &view.rows[0];
+    assert_eq!(row.window_cost_usd, None, "{row:?}");
+    assert!(
+        row.notes
+            .iter()
+            .any(|n| n.starts_with("Failed now: billed for its instances while it was in service")),
+        "{:?}",
+        row.notes
+    );
+    assert_eq!(view.totals.window_unpriced, 1);
+}
+
 /// [`summary`] of an endpoint created `created_min` minutes before noon and
 /// last modified `modified_min` minutes before it.
 fn summary_minutes(
