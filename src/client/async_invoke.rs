@@ -1028,8 +1028,12 @@ impl BilledMark {
     #[cfg(feature = "fleet")]
     async fn write_from(self, meter: &Meter) {
         let write = || {
-            self.fleet
-                .mark_settlement_billed(&self.call_id, &self.endpoint, &self.claimant, self.claimed)
+            self.fleet.mark_settlement_billed(
+                &self.call_id,
+                &self.endpoint,
+                &self.claimant,
+                self.claimed,
+            )
         };
         let (done, written) = tokio::sync::oneshot::channel::<()>();
         let task = write();
@@ -1159,27 +1163,40 @@ impl Settlement {
                     "billed time runs from submission to completion (queue time included)"
                         .to_owned(),
                 );
-                // Stated to `precision` (rounded down), it landed by its end.
-                let by = at.checked_add(precision).unwrap_or(at);
+                // Stated to `precision` (rounded down), it landed by its end: a
+                // bound past any time (too large to add) bills the most AWS
+                // allows. Landed by the submission, having been stated before
+                // it, it landed before it: the clocks disagree.
                 if !precision.is_zero() {
                     notes.push(format!(
                         "completed within {} s of the time stated: billed to its end",
                         precision.as_secs_f64()
                     ));
                 }
-                let since = by.duration_since(submitted);
+                let since = match at.checked_add(precision) {
+                    Some(by) if by <= submitted && at < submitted => Err(()),
+                    Some(by) => by.duration_since(submitted).map_err(|_| ()),
+                    None => Ok(Duration::MAX),
+                };
                 if let Ok(waited) = since
                     && waited > limit
                 {
                     // Past the invocation timeout the request was in the queue: the
                     // model worked on it for that long at the most.
-                    notes.push(format!(
-                        "billed {bound}, the most the model can have worked on it: the \
-                         rest of the {} s since submission was queue time",
-                        waited.as_secs()
-                    ));
+                    notes.push(if precision.is_zero() {
+                        format!(
+                            "billed {bound}, the most the model can have worked on it: the \
+                             rest of the {} s since submission was queue time",
+                            waited.as_secs()
+                        )
+                    } else {
+                        format!(
+                            "billed {bound}, the most the model can have worked on it: the \
+                             completion's bound is later"
+                        )
+                    });
                 }
-                since.map(|waited| waited.min(limit)).unwrap_or_else(|_| {
+                since.map(|waited| waited.min(limit)).unwrap_or_else(|()| {
                     // Another host's clock (or the notification's) is behind the
                     // submitting host's: how long the model worked is not known. The
                     // reason stays the same text for every such settlement (it is
@@ -1285,8 +1302,7 @@ impl Settlement {
             FleetCheck::First | FleetCheck::TakenOver(_) | FleetCheck::Unchecked(_),
             Some(fleet),
             Some(claimant),
-        ) =
-            (check, &self.meter.inner.fleet, &self.claimant)
+        ) = (check, &self.meter.inner.fleet, &self.claimant)
         {
             return Some(BilledMark {
                 fleet: fleet.clone(),

@@ -2987,12 +2987,13 @@ impl Meter {
             };
             dropped(
                 LineItem::Compute,
-                "no compute billed: the request never ran (0 s stated), which needs no rate",
+                "no compute billed: 0 s of compute (stated, or from submission to \
+                 completion), which costs $0 at any rate, so none is needed",
             );
             dropped(
                 LineItem::DataOut,
-                "no data out billed: the request wrote no output (0 bytes stated), which needs \
-                 no rate",
+                "no data out billed: 0 bytes of output stated, which cost $0 at any rate, so \
+                 none is needed",
             );
         }
         // A line stated free of charge costs nothing whatever its quantity.

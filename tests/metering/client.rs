@@ -887,6 +887,24 @@ async fn a_completion_known_to_the_second_bills_to_the_end_of_that_second() {
         .await;
     assert!(cost.is_fully_priced(), "{cost:#?}");
     assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.000070277778"));
+    // A bound too far to add to any time: the most the model can have worked
+    // on it, the invocation timeout (900 s by default): 0.25 h × $0.23 =
+    // $0.0575, not the 0.1 s to the time stated.
+    let cost = submit_async(&client, "rt", 1024)
+        .await
+        .settle(AsyncCompletion::completed_within(at(6, 0), Duration::MAX).output_bytes(0))
+        .await;
+    assert!(cost.is_fully_priced(), "{cost:#?}");
+    assert_eq!(line_cost(&cost, LineItem::Compute), dec("0.0575"));
+    // Stated 1 s before the submission, within 1 s: landed by the submission
+    // at the latest, before it: the clocks disagree, compute unpriced.
+    let cost = submit_async(&client, "rt", 1024)
+        .await
+        .settle(
+            AsyncCompletion::completed_within(at(4, 900), Duration::from_secs(1)).output_bytes(0),
+        )
+        .await;
+    assert!(!cost.is_fully_priced(), "{cost:#?}");
 }
 
 /// SageMaker expires an async request after its `InvocationTimeoutSeconds` (900 s
