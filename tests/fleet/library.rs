@@ -3040,12 +3040,20 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
     // Marked 20 minutes ago by an earlier version (no claim): final, as that
     // version wrote it as its receipt was made: a duplicate, not billed again.
     let earlier = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
-    mark_of(earlier.pending().call_id().to_owned(), 20 * minute_ms, false, false)
-        .await
-        .unwrap();
-    let dup = Box::pin(b.meter().settle_async(earlier.into_parts().2, ten_minutes()))
-        .await
-        .unwrap();
+    mark_of(
+        earlier.pending().call_id().to_owned(),
+        20 * minute_ms,
+        false,
+        false,
+    )
+    .await
+    .unwrap();
+    let dup = Box::pin(
+        b.meter()
+            .settle_async(earlier.into_parts().2, ten_minutes()),
+    )
+    .await
+    .unwrap();
     assert!(dup.is_duplicate_settlement(), "{dup:#?}");
 
     // Marked and billed 20 minutes ago: a duplicate, as before.
