@@ -1273,6 +1273,32 @@ mod tests {
             .unwrap()
     }
 
+    /// `rates` with us-east-1's 2 GB serverless rates: provisioned concurrency's
+    /// $0.00001/s standing and $0.0000233/s inference duration, on demand
+    /// $0.00004/s.
+    fn with_2_gb_serverless_rates(rates: RateTable) -> RateTable {
+        let (region, gb) = ("us-east-1".to_owned(), 2);
+        rates
+            .with_rate(
+                PriceKey::ProvisionedConcurrency {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.00001"),
+            )
+            .unwrap()
+            .with_rate(
+                PriceKey::ProvisionedConcurrencyUsage {
+                    region: region.clone(),
+                    memory_gb: gb,
+                },
+                d("0.0000233"),
+            )
+            .unwrap()
+            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
+            .unwrap()
+    }
+
     fn savings(commitment: &str, hours: Option<&str>) -> Plan {
         let mut builder = SavingsPlan::builder()
             .instance_type("ml.m5.xlarge")
@@ -1333,26 +1359,7 @@ mod tests {
             .mean_latency(Duration::from_millis(800))
             .build()
             .unwrap();
-        let (region, gb) = ("us-east-1".to_owned(), 2);
-        let rates = m5_rates()
-            .with_rate(
-                PriceKey::ProvisionedConcurrency {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.00001"),
-            )
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.0000233"),
-            )
-            .unwrap()
-            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
-            .unwrap();
+        let rates = with_2_gb_serverless_rates(m5_rates());
         let pc = ServerlessPlan::new(2048)
             .unwrap()
             .with_provisioned_concurrency(2)
@@ -1402,26 +1409,7 @@ mod tests {
             .mean_latency(Duration::from_millis(700))
             .build()
             .unwrap();
-        let (region, gb) = ("us-east-1".to_owned(), 2);
-        let rates = RateTable::new("us-east-1")
-            .with_rate(
-                PriceKey::ProvisionedConcurrency {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.00001"),
-            )
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.0000233"),
-            )
-            .unwrap()
-            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
-            .unwrap();
+        let rates = with_2_gb_serverless_rates(RateTable::new("us-east-1"));
         let pc = ServerlessPlan::new(2048)
             .unwrap()
             .with_provisioned_concurrency(1)
@@ -1918,26 +1906,7 @@ mod tests {
             .mean_latency(Duration::from_millis(1200))
             .build()
             .unwrap();
-        let (region, gb) = ("us-east-1".to_owned(), 2);
-        let rates = RateTable::new(&region)
-            .with_rate(PriceKey::serverless(&region, gb), d("0.00004"))
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrency {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.00001"),
-            )
-            .unwrap()
-            .with_rate(
-                PriceKey::ProvisionedConcurrencyUsage {
-                    region: region.clone(),
-                    memory_gb: gb,
-                },
-                d("0.0000233"),
-            )
-            .unwrap();
+        let rates = with_2_gb_serverless_rates(RateTable::new("us-east-1"));
         let serverless = ServerlessPlan::new(2048).unwrap();
         let pay_per_use = Plan::from(PerInferencePlan::per_thousand_calls(d("0.05")).unwrap());
         let plans = [Plan::from(serverless.clone()), pay_per_use.clone()];

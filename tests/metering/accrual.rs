@@ -340,6 +340,21 @@ async fn an_endpoint_deleted_for_a_day_is_no_longer_described_until_a_call_asks(
     assert!(refreshed(&fake, &client, 4).await);
 }
 
+/// A [`refreshing`] client of `fake` whose DescribeEndpoint the SDK does not
+/// retry: a throttled one fails at once.
+async fn refreshing_without_sdk_retries(fake: &FakeSageMaker, shared: SharedTimeSource) -> Client {
+    let conf = fake.sdk_config().await;
+    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
+        aws_sdk_sagemaker::config::Builder::from(&conf)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    refreshing(&conf, shared)
+        .sagemaker_client(sagemaker)
+        .build()
+        .unwrap()
+}
+
 /// An endpoint deleted and created again, with a retry of its discovery
 /// throttled in between: the refresh that finds it again still applies its
 /// instances (the throttled retry does not make the deletion forgotten), so
@@ -348,17 +363,7 @@ async fn an_endpoint_deleted_for_a_day_is_no_longer_described_until_a_call_asks(
 async fn an_endpoint_created_again_after_a_throttled_retry_accrues_from_when_it_is_found() {
     let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
-    let conf = fake.sdk_config().await;
-    // A throttled DescribeEndpoint fails at once, not after the SDK's retries.
-    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
-        aws_sdk_sagemaker::config::Builder::from(&conf)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    let client = refreshing(&conf, shared)
-        .sagemaker_client(sagemaker)
-        .build()
-        .unwrap();
+    let client = refreshing_without_sdk_retries(&fake, shared).await;
     call(&client, "rt").await; // t = 0: 2 × ml.g5.xlarge, the accrual begins
 
     // t = 60 s: the endpoint is deleted; the refresh loop finds it gone.
@@ -398,17 +403,7 @@ async fn an_endpoint_created_again_after_a_throttled_retry_accrues_from_when_it_
 async fn an_endpoint_first_found_by_a_retry_after_a_throttled_discovery_accrues_from_the_retry() {
     let fake = g5_endpoint(2).await;
     let (time, shared) = manual_clock();
-    let conf = fake.sdk_config().await;
-    // A throttled DescribeEndpoint fails at once, not after the SDK's retries.
-    let sagemaker = aws_sdk_sagemaker::Client::from_conf(
-        aws_sdk_sagemaker::config::Builder::from(&conf)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .build(),
-    );
-    let client = refreshing(&conf, shared)
-        .sagemaker_client(sagemaker)
-        .build()
-        .unwrap();
+    let client = refreshing_without_sdk_retries(&fake, shared).await;
 
     // t = 0: the first call's DescribeEndpoint is throttled; its receipt has
     // no profile to price it on.
