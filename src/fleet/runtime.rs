@@ -1643,12 +1643,7 @@ impl Fleet {
                          claim): the invocation may be billed twice");
                 }
                 Err(err) => {
-                    let first = shared
-                        .warned
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert((err.kind, DOING));
-                    if first {
+                    if fleet.first_failure(&err, DOING) {
                         tracing::warn!(target: "sagemeter::fleet", table = %shared.table.name,
                             failure = err.kind.as_str(), error = %err,
                             "fleet table failed marking an async settlement billed; billed all \
@@ -1661,17 +1656,18 @@ impl Fleet {
     }
 
     fn warn(&self, err: &TableError, doing: &'static str) {
-        let first = self
-            .shared
-            .warned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((err.kind, doing));
-        if first {
+        if self.first_failure(err, doing) {
             tracing::warn!(target: "sagemeter::fleet", table = %self.shared.table.name,
                 failure = err.kind.as_str(), error = %err, doing,
                 "fleet table failed; calls go on, increments are kept and written when it answers");
         }
+    }
+
+    /// Whether `err`'s kind of failure of `doing` is the first since `doing`
+    /// last went through ([`answered`](Self::answered)): warned of once.
+    fn first_failure(&self, err: &TableError, doing: &'static str) -> bool {
+        let mut warned = self.shared.warned.lock().unwrap_or_else(|e| e.into_inner());
+        warned.insert((err.kind, doing))
     }
 
     /// `doing` went through: a later failure of it is warned of afresh. Whether
