@@ -99,7 +99,8 @@ pub struct ReconcileOptions {
     pub until: NaiveDate,
     /// How rows are grouped.
     pub group_by: GroupBy,
-    /// A day agrees, or is explained, within this many USD (default 0.01).
+    /// A day agrees, or is explained, within this many USD (default 0.01); not
+    /// negative ([`Account::reconcile`] refuses one).
     pub tolerance_usd: Decimal,
     /// The account whose bill is read (12 digits): Cost Explorer's answer is
     /// filtered to it (`LINKED_ACCOUNT`). `None` (the default): the caller's own
@@ -134,7 +135,9 @@ impl ReconcileOptions {
         self
     }
 
-    /// Sets the tolerance, USD.
+    /// Sets the tolerance, USD. A negative one is refused by
+    /// [`Account::reconcile`] ([`AccountError::Invalid`]): no difference is
+    /// within it, so a day billed and metered alike would differ.
     pub fn tolerance_usd(mut self, usd: Decimal) -> Self {
         self.tolerance_usd = usd;
         self
@@ -1210,6 +1213,12 @@ impl Account {
         let now = chrono::DateTime::<Utc>::from(self.time.now());
         let today = now.date_naive();
         check_dates(options.since, options.until, today)?;
+        if options.tolerance_usd < Decimal::ZERO {
+            return Err(AccountError::Invalid(format!(
+                "the tolerance ${} is negative: a day billed and metered alike would differ",
+                options.tolerance_usd
+            )));
+        }
         if metered.region != self.region {
             return Err(AccountError::Invalid(format!(
                 "the receipts were gathered for {}, and this account view is of {}",

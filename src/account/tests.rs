@@ -4090,6 +4090,39 @@ async fn the_bill_read_is_the_callers_accounts_or_the_one_named() {
 }
 
 #[tokio::test]
+async fn a_negative_tolerance_is_refused_before_cost_explorer_is_asked() {
+    use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
+    // Within -$0.01 no difference is, not even none: a day billed $5.52 and
+    // metered $5.52 (|5.52 − 5.52| = 0 > −0.01) would come back `Differs`.
+    let never = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+        .then_output(|| GetCostAndUsageOutput::builder().build());
+    let since = NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+    let options = ReconcileOptions::new(since, since + chrono::Days::new(1))
+        .tolerance_usd(Decimal::new(-1, 2));
+    let err = account(&[], &[], &[&never])
+        .reconcile(&Metered::new("us-east-1"), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, AccountError::Invalid(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("the tolerance $-0.01 is negative"),
+        "{err}"
+    );
+    assert_eq!(never.num_calls(), 0);
+
+    // None is as strict as it gets, and taken.
+    let billed_nothing = mock!(aws_sdk_costexplorer::Client::get_cost_and_usage)
+        .then_output(|| GetCostAndUsageOutput::builder().build());
+    account(&[], &[], &[&billed_nothing])
+        .reconcile(
+            &Metered::new("us-east-1"),
+            &options.clone().tolerance_usd(Decimal::ZERO),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn sts_failing_to_name_the_caller_is_its_own_error_and_says_account_skips_it() {
     use aws_sdk_costexplorer::operation::get_cost_and_usage::GetCostAndUsageOutput;
     use aws_sdk_sts::operation::get_caller_identity::{

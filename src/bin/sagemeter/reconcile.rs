@@ -81,6 +81,8 @@ pub async fn run(
     global: &GlobalArgs,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
+    // `Account::reconcile` refuses one too (an invalid option); here it is the
+    // flag's usage error, said before the ledgers are read.
     if args.tolerance < Decimal::ZERO {
         return Err(CliError::Usage(format!(
             "--tolerance {} is negative",
