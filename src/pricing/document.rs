@@ -902,7 +902,8 @@ fn unit_matches(want: PriceUnit, unit: &str) -> bool {
     accepted.iter().any(|a| a.eq_ignore_ascii_case(unit))
 }
 
-fn price_list_unit(want: PriceUnit) -> &'static str {
+/// How the Price List spells `want` (the bundled snapshot's rows spell it so too).
+pub(super) fn price_list_unit(want: PriceUnit) -> &'static str {
     match want {
         PriceUnit::Hour => "Hrs",
         PriceUnit::Second => "second",

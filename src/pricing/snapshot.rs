@@ -1,9 +1,8 @@
 //! The public price snapshot bundled in the crate: the last fallback.
 
-use super::document::parse_amount;
+use super::document::{parse_amount, price_list_unit};
 use super::{
-    BoxFuture, MAX_SANE_USD_PER_UNIT, PriceError, PriceKey, PriceSource, PriceUnit, Provenance,
-    Rate,
+    BoxFuture, MAX_SANE_USD_PER_UNIT, PriceError, PriceKey, PriceSource, Provenance, Rate,
 };
 use rust_decimal::Decimal;
 use std::collections::HashMap;
@@ -454,13 +453,7 @@ impl Snapshot {
                     return Err(bad_line(line, format_args!("unknown kind {other:?}")));
                 }
             };
-            let expected_unit = match key.unit() {
-                PriceUnit::Hour => "Hrs",
-                PriceUnit::Second => "second",
-                PriceUnit::Gigabyte => "GB",
-                PriceUnit::GigabyteMonth => "GB-Mo",
-            };
-            check_unit(line, kind, unit, expected_unit)?;
+            check_unit(line, kind, unit, price_list_unit(key.unit()))?;
             let row = Row {
                 usd: parse_usd(line, usd)?,
                 as_of: parse_as_of(line, as_of)?,
@@ -659,13 +652,15 @@ impl Snapshot {
         self.table.rates.keys().any(|k| instance(k) == Some(wanted))
     }
 
-    /// Every key the snapshot prices (in no particular order); keys with only $0 rows
-    /// are not priced and not listed.
+    /// Every key with a row of its own (in no particular order); keys with only $0
+    /// rows are not priced and not listed, and async inference keys priced at their
+    /// hosting row ([`get`](Self::get)) are not listed.
     pub fn keys(&self) -> impl Iterator<Item = &PriceKey> {
         self.table.rates.keys()
     }
 
-    /// How many keys the snapshot prices.
+    /// How many keys have a row of their own: async inference keys priced at their
+    /// hosting row are not counted.
     pub fn len(&self) -> usize {
         self.table.rates.len()
     }
@@ -739,7 +734,7 @@ impl PriceSource for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pricing::PriceOrigin;
+    use crate::pricing::{PriceOrigin, PriceUnit};
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str_exact(s).unwrap()
