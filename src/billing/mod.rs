@@ -84,11 +84,19 @@ pub enum Allocation {
     /// instance for that stretch of time, `m` being how many calls one instance
     /// serves at full speed ([`ClientBuilder::max_concurrency_per_instance`],
     /// default 1). Model servers (TGI, vLLM, any multi-worker container) serve many
-    /// calls at once; the calls in flight together are allocated at most `k`
-    /// instances, so an endpoint's receipts never add up to more than its
-    /// instances' cost in this process over the calls' time (one variant's can:
-    /// SageMaker may route the calls naming no variant to one of several, and a
-    /// variant's accrual begins with its first call; see docs/cost-model.md);
+    /// calls at once; the calls in flight together on one clock are allocated at
+    /// most its `k` instances, so, when the variants they are routed to share one
+    /// rate, their receipts never add up to more than those instances' cost in
+    /// this process over the calls' time. An endpoint's can, in two cases: calls
+    /// naming a variant and calls naming none at once, each kind on its own clock
+    /// (A and B on 1 × ml.m5.xlarge each, $0.23/h: one call naming A and two
+    /// naming none for an hour, $0.23 + 2 × $0.23 = $0.69 against AWS's $0.46);
+    /// and routable variants of different instance types (A on 1 × ml.g5.12xlarge,
+    /// $7.09/h, B on 1 × ml.m5.xlarge: two calls naming none for an hour, both
+    /// served by A, a whole instance-hour each at A's rate, $14.18 against AWS's
+    /// $7.32). One variant's can too: SageMaker may route the calls naming no
+    /// variant to one of several, and a variant's accrual begins with its first
+    /// call (see docs/cost-model.md);
     /// with the fleet on, `n` counts every process's calls (see `sagemeter::fleet`).
     /// Each step is rounded down (in instance-femtoseconds); the cost is priced
     /// from the call's exact share and rounded down once to 10⁻¹² USD, the
