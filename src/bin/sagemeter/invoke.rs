@@ -508,7 +508,8 @@ struct Summary {
     /// Receipts summed.
     #[serde(skip)]
     receipts: u32,
-    /// Distinct notes of the prices used (why a fallback priced the calls).
+    /// Every distinct note of the prices used, by source (`source: note`), whatever
+    /// the source: a fallback's, a live price's (a serverless free tier's) too.
     #[serde(skip_serializing_if = "BTreeSet::is_empty")]
     price_notes: BTreeSet<String>,
     /// Distinct reasons some lines could not be priced.
