@@ -4107,8 +4107,9 @@ mod tests {
         let beyond = hold.settle(&no_tags, dec("0.05"), Priced::Fully, t0);
         // It counts 0.001 + 0.016 + 0.05 = $0.067 in all, the bound once:
         // nothing more beyond the settlement's receipt. (At no less than its
-        // estimate it would count max(0.05, 0.009 still held) at settlement,
-        // nothing beyond the receipt.)
+        // hold it would count max(0.05, 0) at settlement, nothing beyond the
+        // receipt: the $0.01 held is used up by the submission's
+        // 0.001 + 0.016 = $0.017 ≥ $0.01, so nothing is still held.)
         assert_eq!(beyond, Vec::new());
         assert_eq!(budgets.status(t0)[0].spent_usd, dec("0.067"));
     }
