@@ -835,6 +835,22 @@ impl Cost {
     pub fn is_duplicate_settlement(&self) -> bool {
         self.settled_before.is_some()
     }
+
+    /// Whether this is the receipt of a duplicate settlement
+    /// ([`is_duplicate_settlement`](Self::is_duplicate_settlement), $0, recorded
+    /// nowhere) whose first settlement, in another process of the fleet, was
+    /// still in progress: marked, not billed yet, its claim running until
+    /// [`SettledBefore::claim_until`]. That settlement bills the invocation
+    /// unless its process is killed first (a deploy, the OOM killer), so keep
+    /// the queue message: do not delete it, let its visibility timeout lapse
+    /// (longer than the claim, 5 min 5 s), and its next delivery bills the
+    /// invocation should that settlement never finish (or is a plain duplicate
+    /// once it did). This process does not remember the invocation as settled.
+    pub fn is_settlement_in_progress_elsewhere(&self) -> bool {
+        self.settled_before
+            .as_ref()
+            .is_some_and(|before| before.claim_until.is_some())
+    }
 }
 
 /// The async invocations a meter settled lately, by (endpoint, call id,
@@ -879,6 +895,7 @@ impl SettledCalls {
         let first = SettledBefore {
             by: SettledBy::ThisClient,
             at: Some(DateTime::<Utc>::from(now)),
+            claim_until: None,
         };
         at.insert(key.clone(), first);
         order.push_back((now, key));
@@ -892,6 +909,20 @@ impl SettledCalls {
         let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(before) = inner.at.get_mut(key) {
             *before = earlier.clone();
+        }
+    }
+
+    /// Forgets `key`, remembered as settled here: another process of the
+    /// fleet is settling it still, and may never bill it, so a later copy asks
+    /// the fleet's table again.
+    fn forget(&self, key: &str) {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let SettledInner { at, order } = &mut *inner;
+        if at.remove(key).is_some()
+            // Remembered lately: found from the newest.
+            && let Some(i) = order.iter().rposition(|(_, k)| &**k == key)
+        {
+            order.remove(i);
         }
     }
 }
@@ -924,8 +955,11 @@ enum FleetCheck {
     /// The fleet's first to bill the invocation: another settlement's mark
     /// (its `settled_by`) was never billed, and is taken over.
     TakenOver(String),
-    /// Another settlement came first.
+    /// Another settlement came first (when, epoch ms, if known), and billed it.
     Duplicate(Option<i64>),
+    /// Another settlement came first (when, epoch ms, if known), and has not
+    /// billed it yet: its claim runs until the second (epoch ms).
+    InProgress(Option<i64>, i64),
     /// The table could not be written: why.
     Unchecked(String),
 }
@@ -1284,6 +1318,9 @@ impl Settlement {
                     Ok(crate::fleet::Claimed::First) => FleetCheck::First,
                     Ok(crate::fleet::Claimed::TakenOver { from }) => FleetCheck::TakenOver(from),
                     Ok(crate::fleet::Claimed::Before { at_ms }) => FleetCheck::Duplicate(at_ms),
+                    Ok(crate::fleet::Claimed::InProgress { at_ms, until_ms }) => {
+                        FleetCheck::InProgress(at_ms, until_ms)
+                    }
                     Err(reason) => FleetCheck::Unchecked(reason),
                 }
             });
@@ -1359,13 +1396,21 @@ impl Settlement {
         let when = earlier
             .at
             .map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
-        notes.insert(
-            0,
-            format!(
+        let note = match earlier.claim_until {
+            None => format!(
                 "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}; this receipt is recorded nowhere \
                  (totals, sinks, ledgers and budgets count the invocation once)"
             ),
-        );
+            Some(until) => format!(
+                "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}, whose settlement is still in \
+                 progress (not billed yet, its claim running until {}): it bills the \
+                 invocation, so this receipt is recorded nowhere; keep the queue message (do \
+                 not delete it, let its visibility timeout lapse) so that its next delivery \
+                 bills the invocation should that settlement never finish",
+                until.to_rfc3339()
+            ),
+        };
+        notes.insert(0, note);
         tracing::debug!(target: "sagemeter", endpoint = %endpoint, call_id = %call_id,
             settled = where_, "duplicate settlement of an async invocation: not billed again");
         let totals = meter.totals();
@@ -1416,10 +1461,29 @@ impl Settlement {
                 let earlier = SettledBefore {
                     by: SettledBy::Fleet,
                     at: at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
+                    claim_until: None,
                 };
                 // A later copy settled here is the fleet's duplicate too.
                 let settled = &self.meter.inner.settled;
                 settled.settled_first_by(&self.key, &earlier);
+                return self.duplicate(earlier, Found::InTheFleet);
+            }
+            FleetCheck::InProgress(at_ms, until_ms) => {
+                let earlier = SettledBefore {
+                    by: SettledBy::Fleet,
+                    at: at_ms.and_then(DateTime::<Utc>::from_timestamp_millis),
+                    // Past any calendar (a mark damaged): running still.
+                    claim_until: Some(
+                        DateTime::<Utc>::from_timestamp_millis(until_ms)
+                            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                    ),
+                };
+                // Not billed yet, and maybe never (its process killed before
+                // its receipt): a later copy asks the table again, and takes
+                // the mark over once the claim ended. Its hold is taken back
+                // as a duplicate's: the other settlement bills it, or the copy
+                // that takes the mark over.
+                self.meter.inner.settled.forget(&self.key);
                 return self.duplicate(earlier, Found::InTheFleet);
             }
             FleetCheck::Unchecked(reason) => self.call.notes.push(format!(
@@ -1561,6 +1625,7 @@ mod tests {
         Some(SettledBefore {
             by: SettledBy::ThisClient,
             at: Some(DateTime::<Utc>::from(at)),
+            claim_until: None,
         })
     }
 
@@ -1590,11 +1655,30 @@ mod tests {
         let fleet = SettledBefore {
             by: SettledBy::Fleet,
             at: DateTime::<Utc>::from_timestamp_millis(1_799_999_990_000),
+            claim_until: None,
         };
         assert_eq!(settled.remember("ep\0a", t1), None);
         settled.settled_first_by("ep\0a", &fleet);
         let t2 = t1 + Duration::from_secs(60);
         assert_eq!(settled.remember("ep\0a", t2), Some(fleet));
+    }
+
+    /// A copy found still being settled by another process is forgotten: the
+    /// next copy is the first here again (asks the fleet's table), and is kept
+    /// its full 14 days from then, not from the copy forgotten.
+    #[test]
+    fn a_copy_forgotten_while_another_process_settles_it_is_remembered_afresh_next_time() {
+        let settled = SettledCalls::default();
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let day = Duration::from_secs(24 * 3600);
+        assert_eq!(settled.remember("ep\0a", t1), None);
+        assert_eq!(settled.remember("ep\0b", t1), None);
+        settled.forget("ep\0a");
+        let t2 = t1 + Duration::from_secs(310);
+        assert_eq!(settled.remember("ep\0a", t2), None);
+        // 14 days after the first copy, the second is remembered still.
+        assert_eq!(settled.remember("ep\0a", t1 + 14 * day), here(t2));
+        assert_eq!(settled.remember("ep\0b", t1 + 14 * day), None);
     }
 
     #[test]

@@ -1408,7 +1408,11 @@ impl Meter {
     /// A fleet's mark is final once its settlement's receipt is made (a second
     /// write marks it billed): a mark never billed (its process killed before
     /// the receipt) is taken over, and billed, by a later settlement once its
-    /// claim (`fleet::SETTLEMENT_CLAIM`, 5 minutes) has passed.
+    /// claim (`fleet::SETTLEMENT_CLAIM`, 5 minutes) has passed. A settlement
+    /// that finds the mark while its claim runs is a duplicate that says so
+    /// ([`Cost::is_settlement_in_progress_elsewhere`]): not remembered here, and
+    /// its queue message is to be kept, so that a later copy bills the
+    /// invocation should that settlement never finish.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle

@@ -1544,8 +1544,9 @@ impl Fleet {
 
     /// Marks the async invocation `call_id` of `endpoint` settled in the table by
     /// `claimant` (a [`settlement_claimant`](Self::settlement_claimant)), the item
-    /// kept for `keep` (its TTL): whether this settlement is the fleet's first, or
-    /// why that could not be told. A mark `claimant` made before (an SDK retry, or
+    /// kept for `keep` (its TTL): whether this settlement is the fleet's first
+    /// (or takes over a mark never billed), another's still in progress or
+    /// billed, or why that could not be told. A mark `claimant` made before (an SDK retry, or
     /// the same settlement asking again) is its own: first. The future owns what
     /// it needs (a settlement dropped unfinished completes it in the background).
     /// One WARN per process for a table that cannot be written.

@@ -160,8 +160,16 @@ pub(crate) enum Claimed {
     /// Marked now in place of another settlement's mark, `from` (its
     /// `settled_by`), never billed by its claim's end: this one bills it.
     TakenOver { from: String },
-    /// Another settlement marked it before, at `at_ms` (epoch ms, when known).
+    /// Another settlement marked it before, at `at_ms` (epoch ms, when known),
+    /// and billed it (or marked it as an earlier version did, as its receipt
+    /// was made): final.
     Before { at_ms: Option<i64> },
+    /// Another settlement marked it at `at_ms` (epoch ms, when known) and has
+    /// not billed it yet, its claim running until `until_ms` (epoch ms): it is
+    /// due to bill it, but may never (its process killed before its receipt),
+    /// so a later copy is to ask again, and takes the mark over once the claim
+    /// ended.
+    InProgress { at_ms: Option<i64>, until_ms: i64 },
 }
 
 /// Why a request to the table failed, as far as the fleet acts on it.
@@ -1288,14 +1296,15 @@ impl Table {
     /// Marks the async invocation `call_id` of `endpoint` settled by `by` (one
     /// conditional write that creates the item only if it is not there), its
     /// receipt due by `claim_until_ms`: [`Claimed::First`] for the settlement
-    /// that marked it, whatever its retries, [`Claimed::Before`] for any other.
-    /// A mark found not billed ([`mark_billed`](Self::mark_billed)) whose claim
-    /// ended before `stale_before_ms` (its settlement's process is taken to be
-    /// gone) is taken over, with a second conditional write on its `settled_by`:
-    /// [`Claimed::TakenOver`]. A mark without [`CLAIM_UNTIL`] (written by an
-    /// earlier version, as its receipt was made) is final. The claim lasts
-    /// `hold_ms`. The item
-    /// expires at `expires_at` (epoch seconds, the table's TTL attribute).
+    /// that marked it, whatever its retries, [`Claimed::Before`] for any other
+    /// once the mark is billed ([`mark_billed`](Self::mark_billed)),
+    /// [`Claimed::InProgress`] while it is not and its claim runs. A mark
+    /// found not billed whose claim ended before `stale_before_ms` (its
+    /// settlement's process is taken to be gone) is taken over, with a second
+    /// conditional write on its `settled_by`: [`Claimed::TakenOver`]. A mark
+    /// without [`CLAIM_UNTIL`] (written by an earlier version, as its receipt
+    /// was made) is final. The claim lasts `hold_ms`. The item expires at
+    /// `expires_at` (epoch seconds, the table's TTL attribute).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn claim_settlement(
         &self,
@@ -1336,8 +1345,21 @@ impl Table {
             Some(AttributeValue::S(b)) => Some(b.clone()),
             _ => None,
         };
-        let before = |item: &HashMap<String, AttributeValue>| Claimed::Before {
-            at_ms: int(item, SETTLED_AT).and_then(|v| i64::try_from(v).ok()),
+        // A mark whose claim ended before `stale_before_ms`, never billed.
+        let lapsed = |item: &HashMap<String, AttributeValue>| {
+            int(item, CLAIM_UNTIL).is_some_and(|until| until < i128::from(stale_before_ms))
+        };
+        // Another settlement's mark, as it stands: billed (or an earlier
+        // version's), or still to be billed by a claim that runs.
+        let before = |item: &HashMap<String, AttributeValue>| {
+            let at_ms = int(item, SETTLED_AT).and_then(|v| i64::try_from(v).ok());
+            let until = int(item, CLAIM_UNTIL).and_then(|v| i64::try_from(v).ok());
+            match until {
+                Some(until_ms) if !item.contains_key(BILLED_AT) && !lapsed(item) => {
+                    Claimed::InProgress { at_ms, until_ms }
+                }
+                _ => Claimed::Before { at_ms },
+            }
         };
         let Some(item) =
             failed_condition(claim(&format!("attribute_not_exists({PK})")).send().await)?
@@ -1355,9 +1377,7 @@ impl Table {
         }
         // A mark with no claim's end is an earlier version's, written as its
         // receipt was made (nearly always billed): final, never taken over.
-        let lapsed =
-            int(&item, CLAIM_UNTIL).is_some_and(|until| until < i128::from(stale_before_ms));
-        if item.contains_key(BILLED_AT) || !lapsed {
+        if item.contains_key(BILLED_AT) || !lapsed(&item) {
             return Ok(before(&item));
         }
         // Marked, never billed, its claim long over: the settlement that marked

@@ -3065,10 +3065,13 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
         .await
         .unwrap();
     assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+    assert!(!dup.is_settlement_in_progress_elsewhere(), "{dup:#?}");
     assert_eq!((dup.cost_usd, dup.lines.len()), (Decimal::ZERO, 0));
 
     // Marked a minute ago, not billed yet: its settlement may still be
-    // pricing it (its claim runs 5 minutes), so a duplicate too.
+    // pricing it (its claim runs 5 minutes), so a duplicate too, one that says
+    // that settlement is in progress (see
+    // `a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bills_it`).
     let running = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
     mark(running.pending().call_id().to_owned(), minute_ms, false)
         .await
@@ -3080,6 +3083,7 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
     .await
     .unwrap();
     assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+    assert!(dup.is_settlement_in_progress_elsewhere(), "{dup:#?}");
 
     // A settlement of its own: its mark is claimed for 5 minutes and billed
     // once its receipt is made; a copy settled in another process then is a
@@ -3101,6 +3105,132 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
         .await
         .unwrap();
     assert!(dup.is_duplicate_settlement(), "{dup:#?}");
+
+    a.meter().shutdown().await.unwrap();
+    b.meter().shutdown().await.unwrap();
+}
+
+/// A copy of an async settlement that comes while another process's claim still
+/// runs (SQS delivers at least once: two copies can be in flight together) is a
+/// $0 duplicate that says the other settlement is still in progress, and its
+/// process does not remember it as settled: should the other process be killed
+/// before its receipt, the next copy, once the claim and the clock skew ended,
+/// takes the mark over and bills it. A copy after a billed mark is a plain duplicate.
+#[tokio::test]
+async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bills_it() {
+    let fleet = FakeFleet::start("settled-in-progress", "jobs", 1).await;
+    let a = fleet.process(None).await.build().unwrap();
+    // `b` on a clock of its own, moved on by hand, flushing hourly: the
+    // requests it sends in the test are its settlements'.
+    let started = std::time::SystemTime::now();
+    let clock = aws_smithy_async::test_util::ManualTimeSource::new(started);
+    let b = m5_priced_by_overrides(&fleet.fake, "jobs", 1)
+        .await
+        .without_metrics()
+        .time_source(SharedTimeSource::new(clock.clone()))
+        .fleet(
+            on_table(&fleet.table)
+                .dynamodb_client(fleet.ddb.clone())
+                .flush_every(Duration::from_secs(3600))
+                .lease_ttl(Duration::from_secs(3 * 3600)),
+        )
+        .build()
+        .unwrap();
+    let ten_minutes =
+        || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600));
+    let invocation = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
+    let call_id = invocation.pending().call_id().to_owned();
+    let copy = serde_json::to_string(invocation.pending()).unwrap();
+    let copy = || serde_json::from_str::<sagemeter::client::PendingInference>(&copy).unwrap();
+
+    // Process `gone` marked it just now, its claim running 5 minutes, and is
+    // pricing it still (it is killed before its receipt, it turns out).
+    let now_ms = i64::try_from(
+        started
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let until_ms = now_ms + 5 * 60_000;
+    Box::pin(
+        fleet
+            .ddb
+            .put_item()
+            .table_name(&fleet.table)
+            .item(PK, AttributeValue::S(format!("settled#{call_id}")))
+            .item(SK, AttributeValue::S("endpoint#jobs".into()))
+            .item("settled_by", AttributeValue::S("gone#0".into()))
+            .item("settled_at_ms", AttributeValue::N(now_ms.to_string()))
+            .item("claim_until_ms", AttributeValue::N(until_ms.to_string()))
+            .item(
+                EXPIRES_AT,
+                AttributeValue::N((now_ms / 1000 + 14 * 24 * 3600).to_string()),
+            )
+            .send(),
+    )
+    .await
+    .unwrap();
+
+    // A copy in `b` meanwhile: a $0 duplicate recorded nowhere, that says the
+    // other settlement is in progress, until when, and to keep the message.
+    let during = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
+        .await
+        .unwrap();
+    assert!(during.is_duplicate_settlement(), "{during:#?}");
+    assert!(during.is_settlement_in_progress_elsewhere(), "{during:#?}");
+    assert_eq!((during.cost_usd, during.lines.len()), (Decimal::ZERO, 0));
+    let before = during.settled_before.clone().unwrap();
+    assert_eq!(before.by, sagemeter::billing::SettledBy::Fleet);
+    assert_eq!(
+        before.claim_until,
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(until_ms)
+    );
+    assert!(
+        during.notes[0].contains("still in progress")
+            && during.notes[0].contains("keep the queue message"),
+        "{:?}",
+        during.notes
+    );
+    let theirs = b.meter().totals();
+    assert_eq!((theirs.client_usd, theirs.calls), (Decimal::ZERO, 0));
+
+    // `gone` never billed it. Its message comes again after the claim and the
+    // 5 s clock skew: `b` asks the table again (it did not remember the copy),
+    // takes the mark over and bills it.
+    clock.advance(Duration::from_secs(5 * 60 + 6));
+    let billed = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
+        .await
+        .unwrap();
+    assert!(!billed.is_duplicate_settlement(), "{billed:#?}");
+    // 600 s at ml.m5.xlarge's $0.23/h (the profile is real-time):
+    // 600/3600 x 0.23 = $0.038333… → 0.038333333333 (12 places), where the
+    // copy before said $0 and nobody billed it.
+    assert_eq!(compute_usd(&billed), dec("0.038333333333"));
+    assert!(
+        billed
+            .notes
+            .iter()
+            .any(|n| n.contains("(gone#0) was not marked billed")),
+        "{:?}",
+        billed.notes
+    );
+    assert_eq!(b.meter().totals().client_usd, billed.cost_usd);
+
+    // A copy in `a` now finds the mark billed: a plain duplicate, final.
+    let after = Box::pin(a.meter().settle_async(copy(), ten_minutes()))
+        .await
+        .unwrap();
+    assert!(after.is_duplicate_settlement(), "{after:#?}");
+    assert!(!after.is_settlement_in_progress_elsewhere(), "{after:#?}");
+    assert_eq!(after.settled_before.as_ref().unwrap().claim_until, None);
+    assert!(
+        after.notes[0].contains("by another process of the fleet")
+            && !after.notes[0].contains("in progress"),
+        "{:?}",
+        after.notes
+    );
+    assert_eq!((after.cost_usd, after.lines.len()), (Decimal::ZERO, 0));
 
     a.meter().shutdown().await.unwrap();
     b.meter().shutdown().await.unwrap();
