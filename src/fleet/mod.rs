@@ -412,7 +412,9 @@ pub async fn check_table(
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct FleetStats {
     /// Requests sent to the table: one per operation (a write, a lease, a
-    /// lowering of an accrual's start), the SDK's retries of it not counted.
+    /// lowering of an accrual's start; two for an async settlement's mark
+    /// taken over, its refused create and the takeover), the SDK's retries of
+    /// it not counted.
     pub requests: u64,
     /// Flushes that wrote something.
     pub flushes: u64,

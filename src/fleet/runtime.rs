@@ -1571,20 +1571,22 @@ impl Fleet {
             // A mark not billed is taken over once its claim ended longer ago
             // than another host's clock may be behind this one.
             let stale_before_ms = now_ms.saturating_sub(millis(shared.config.clock_skew));
-            let result = fleet.counted(
-                shared
-                    .table
-                    .claim_settlement(
-                        &call_id,
-                        &endpoint,
-                        &by,
-                        now_ms,
-                        millis(SETTLEMENT_CLAIM),
-                        stale_before_ms,
-                        expires_at,
-                    )
-                    .await,
-            );
+            // Counted as sent: two requests when a mark is taken over.
+            let mut sent = 0;
+            let result = shared
+                .table
+                .claim_settlement(
+                    &call_id,
+                    &endpoint,
+                    &by,
+                    now_ms,
+                    millis(SETTLEMENT_CLAIM),
+                    stale_before_ms,
+                    expires_at,
+                    &mut sent,
+                )
+                .await;
+            shared.requests.fetch_add(sent, Ordering::Relaxed);
             if result.is_ok() {
                 // Warned of afresh should marking fail again.
                 shared.settlement_warned.store(false, Ordering::Relaxed);

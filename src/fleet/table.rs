@@ -1304,7 +1304,8 @@ impl Table {
     /// conditional write on its `settled_by`: [`Claimed::TakenOver`]. A mark
     /// without [`CLAIM_UNTIL`] (written by an earlier version, as its receipt
     /// was made) is final. The claim lasts `hold_ms`. The item expires at
-    /// `expires_at` (epoch seconds, the table's TTL attribute).
+    /// `expires_at` (epoch seconds, the table's TTL attribute). `sent` counts
+    /// the requests made (two when a mark is taken over, or its takeover tried).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn claim_settlement(
         &self,
@@ -1315,6 +1316,7 @@ impl Table {
         hold_ms: i64,
         stale_before_ms: i64,
         expires_at: i64,
+        sent: &mut u64,
     ) -> Result<Claimed, TableError> {
         let key = self.key(
             &format!("{SETTLED_PREFIX}{call_id}"),
@@ -1361,6 +1363,7 @@ impl Table {
                 _ => Claimed::Before { at_ms },
             }
         };
+        *sent += 1;
         let Some(item) =
             failed_condition(claim(&format!("attribute_not_exists({PK})")).send().await)?
         else {
@@ -1383,6 +1386,7 @@ impl Table {
         // Marked, never billed, its claim long over: the settlement that marked
         // it stopped before its receipt was made. Taken over if the mark is
         // still that one's (and still not billed).
+        *sent += 1;
         let taken = claim(&format!(
             "{SETTLED_BY} = :old AND attribute_exists({CLAIM_UNTIL}) \
              AND attribute_not_exists({BILLED_AT})"

@@ -3115,7 +3115,8 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
 /// $0 duplicate that says the other settlement is still in progress, and its
 /// process does not remember it as settled: should the other process be killed
 /// before its receipt, the next copy, once the claim and the clock skew ended,
-/// takes the mark over and bills it. A copy after a billed mark is a plain duplicate.
+/// takes the mark over and bills it (a takeover counted as its two requests,
+/// then the billed mark's one). A copy after a billed mark is a plain duplicate.
 #[tokio::test]
 async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bills_it() {
     let fleet = FakeFleet::start("settled-in-progress", "jobs", 1).await;
@@ -3136,6 +3137,7 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
         )
         .build()
         .unwrap();
+    let requests = || b.meter().fleet_stats().unwrap().requests;
     let ten_minutes =
         || sagemeter::client::AsyncCompletion::processed_for(Duration::from_secs(600));
     let invocation = Box::pin(crate::support::submit_async(&a, "jobs", 0)).await;
@@ -3174,6 +3176,7 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
 
     // A copy in `b` meanwhile: a $0 duplicate recorded nowhere, that says the
     // other settlement is in progress, until when, and to keep the message.
+    let sent = requests();
     let during = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
         .await
         .unwrap();
@@ -3192,6 +3195,8 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
         "{:?}",
         during.notes
     );
+    // One request: the refused create.
+    assert_eq!(requests() - sent, 1);
     let theirs = b.meter().totals();
     assert_eq!((theirs.client_usd, theirs.calls), (Decimal::ZERO, 0));
 
@@ -3199,6 +3204,7 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
     // 5 s clock skew: `b` asks the table again (it did not remember the copy),
     // takes the mark over and bills it.
     clock.advance(Duration::from_secs(5 * 60 + 6));
+    let sent = requests();
     let billed = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
         .await
         .unwrap();
@@ -3216,6 +3222,8 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
         billed.notes
     );
     assert_eq!(b.meter().totals().client_usd, billed.cost_usd);
+    // Three requests: the refused create, the takeover, the billed mark.
+    assert_eq!(requests() - sent, 3);
 
     // A copy in `a` now finds the mark billed: a plain duplicate, final.
     let after = Box::pin(a.meter().settle_async(copy(), ten_minutes()))
