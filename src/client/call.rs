@@ -3441,6 +3441,42 @@ pub(super) mod tests {
         }
     }
 
+    /// A call dropped in flight by a panic in the caller's code, inside a
+    /// `current_thread` runtime's `block_on`: its receipt, made while the
+    /// thread unwinds, is handed to a background task, which the runtime,
+    /// dropped by the same panic, drops unrun. The sinks get it all the same
+    /// (they got nothing, and nothing counted it missing, while the totals
+    /// and budgets had it).
+    #[test]
+    fn a_call_dropped_by_a_panic_that_drops_its_runtime_still_reaches_the_sinks() {
+        let kept = Kept::default();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let meter = serverless_builder()
+                    .sink(kept.clone())
+                    .build_meter()
+                    .unwrap();
+                let request = CallRequest::new(&Some("sls".into()), None, BTreeMap::new());
+                let Ok(call) = Call::begin::<super::super::invoke::InvokeEndpointOperation>(
+                    &meter, request, None,
+                ) else {
+                    panic!("the call begins");
+                };
+                assert!(call.in_flight.parts().attempts.attempt_sent(1, 0));
+                panic!("the caller's code panics while its call is in flight");
+            })
+        }));
+        assert!(unwound.is_err());
+        let receipts = kept.0.lock().unwrap().clone();
+        assert_eq!(receipts.len(), 1, "{receipts:#?}");
+        assert_eq!(receipts[0].usage.operation, Operation::InvokeEndpoint);
+        assert_eq!(receipts[0].usage.outcome, Outcome::Cancelled);
+    }
+
     #[tokio::test]
     async fn an_async_submission_dropped_while_retrying_an_accepted_attempt_is_billed() {
         // 2²⁹ B in S3, an enforced budget estimating a call at 0.05 USD. Attempt 1

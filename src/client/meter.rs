@@ -2431,8 +2431,10 @@ impl Meter {
     /// sink), and the call and the other sinks go on. While the thread is already
     /// unwinding (a receipt made in a `Drop` during a panic), a second panic would
     /// abort the process whatever catches it, so the sinks then run on a
-    /// background task; with no runtime, or once the meter's shutdown has begun
-    /// (which refuses tasks), on a thread of their own, this one waiting for it.
+    /// background task; with no runtime, once the meter's shutdown has begun
+    /// (which refuses tasks), or when the runtime drops the task unrun (one
+    /// dropped by the same panic), at once: on a thread of their own, this one
+    /// waiting for it, while it unwinds.
     ///
     /// `component_listed`: whether the endpoint's profile lists the call's
     /// inference component, for the sinks that name it (the metrics, EMF; see
@@ -2441,38 +2443,52 @@ impl Meter {
     pub(crate) fn record_in_sinks(&self, cost: &Cost, component_listed: Option<bool>) {
         if std::thread::panicking() {
             // On a background task, as the call's own (the caller's runtime,
-            // its metrics recorder and `tracing` subscriber there)...
-            let meter = self.clone();
-            let receipt = cost.clone();
-            let background = self.inner.background.clone();
-            if background.spawn(async move { meter.record_in_sinks(&receipt, component_listed) }) {
-                return;
-            }
-            // ... or, with no runtime or once the meter's shutdown has begun
-            // (which refuses tasks), on a thread of its own, this one waiting
-            // for it: the caller's runtime and `tracing` subscriber carried over.
-            let runtime = tokio::runtime::Handle::try_current().ok();
-            let dispatch = tracing::dispatcher::get_default(Clone::clone);
-            let recorded = std::thread::scope(|scope| {
-                std::thread::Builder::new()
-                    .name("sagemeter-unwinding-receipt".into())
-                    .spawn_scoped(scope, || {
-                        let _runtime = runtime.as_ref().map(|r| r.enter());
-                        tracing::dispatcher::with_default(&dispatch, || {
-                            self.record_in_sinks(cost, component_listed)
-                        });
-                    })
-                    // Joined here: a panic there is this `Err`, not the scope's.
-                    .map(|thread| thread.join().is_ok())
-            });
-            if !matches!(recorded, Ok(true)) {
-                tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
-                    call_id = %cost.call_id,
-                    "a receipt made while the thread was panicking could not reach the sinks: \
-                     the OS refused a thread for them (the totals and budgets have it)");
-            }
+            // its metrics recorder and `tracing` subscriber there). Refused
+            // (no runtime, shutdown begun), or dropped unrun by its runtime
+            // (one dropped by this very panic), the task records it at once.
+            let later = SinksLater {
+                meter: self.clone(),
+                receipt: Some((cost.clone(), component_listed)),
+            };
+            self.inner.background.spawn(later.run());
             return;
         }
+        self.record_in_each_sink(cost, component_listed);
+    }
+
+    /// [`record_in_sinks`](Self::record_in_sinks) at once: on this thread or,
+    /// while it unwinds, on a thread of its own, this one waiting for it (the
+    /// caller's runtime and `tracing` subscriber carried over).
+    fn record_in_sinks_now(&self, cost: &Cost, component_listed: Option<bool>) {
+        if !std::thread::panicking() {
+            self.record_in_each_sink(cost, component_listed);
+            return;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let recorded = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("sagemeter-unwinding-receipt".into())
+                .spawn_scoped(scope, || {
+                    let _runtime = runtime.as_ref().map(|r| r.enter());
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        self.record_in_each_sink(cost, component_listed)
+                    });
+                })
+                // Joined here: a panic there is this `Err`, not the scope's.
+                .map(|thread| thread.join().is_ok())
+        });
+        if !matches!(recorded, Ok(true)) {
+            tracing::warn!(target: "sagemeter", endpoint = %cost.endpoint,
+                call_id = %cost.call_id,
+                "a receipt made while the thread was panicking could not reach the sinks: \
+                 the OS refused a thread for them (the totals and budgets have it)");
+        }
+    }
+
+    /// Each sink on its own, on this thread (not unwinding; see
+    /// [`record_in_sinks`](Self::record_in_sinks)).
+    fn record_in_each_sink(&self, cost: &Cost, component_listed: Option<bool>) {
         for MeteredSink {
             sink,
             names_components,
@@ -3371,6 +3387,35 @@ impl Meter {
 /// An override rate for `key`.
 pub(crate) fn override_rate(key: PriceKey, usd_per_unit: Decimal) -> Rate {
     Rate::new(key, usd_per_unit, Provenance::new(PriceOrigin::Override))
+}
+
+/// A receipt made while the thread was unwinding, for the sinks on a background
+/// task (see [`Meter::record_in_sinks`]). Dropped unrun (the task refused, or
+/// dropped by its runtime: a `current_thread` runtime dropped by the same panic
+/// drops the tasks queued on it), it records the receipt at once, as
+/// `FinishLater` and `SettleLater` finish their calls: without it, the receipt
+/// the totals and budgets counted would reach no sink, counted missing nowhere.
+struct SinksLater {
+    meter: Meter,
+    receipt: Option<(Cost, Option<bool>)>,
+}
+
+impl SinksLater {
+    async fn run(mut self) {
+        if let Some((cost, component_listed)) = self.receipt.take() {
+            self.meter.record_in_sinks(&cost, component_listed);
+        }
+    }
+}
+
+impl Drop for SinksLater {
+    fn drop(&mut self) {
+        // Not through `record_in_sinks`: while unwinding, that would hand it to
+        // another task the same runtime drops.
+        if let Some((cost, component_listed)) = self.receipt.take() {
+            self.meter.record_in_sinks_now(&cost, component_listed);
+        }
+    }
 }
 
 /// A sink the meter hands every receipt to, with what limits its WARNs: a sink
