@@ -288,8 +288,8 @@ impl InvokeEndpointAsync {
 }
 
 /// The call id of an accepted submission (and of its settlement): the request
-/// id, else SageMaker's inference id.
-fn submission_call_id(output: &InvokeEndpointAsyncOutput) -> Option<String> {
+/// id, else SageMaker's inference id (the SDK interceptor's receipts too).
+pub(super) fn submission_call_id(output: &InvokeEndpointAsyncOutput) -> Option<String> {
     output
         .request_id()
         .or(output.inference_id())

@@ -1,10 +1,11 @@
 //! Metering for a plain SDK client, with no change at the call sites.
 
-use super::async_invoke::accepted_then_failed;
+use super::async_invoke::{accepted_then_failed, submission_call_id};
 use super::call::{
     AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, failure_billed,
     finish_in_background, is_model_error_code, timed_out_after_sending,
 };
+use super::invoke::read_output;
 use super::meter::{Meter, Phase, Targets};
 use crate::billing::{INTERCEPTOR_NOTE, LineItem};
 use crate::budget::Refusal;
@@ -382,13 +383,7 @@ impl Intercept for MeteringInterceptor {
         let request_id = match context.output_or_error() {
             Some(Ok(output)) => {
                 if let Some(output) = output.downcast_ref::<InvokeEndpointOutput>() {
-                    let body = output.body().map(|b| b.as_ref()).unwrap_or_default();
-                    usage.bytes_out = body.len() as u64;
-                    usage.variant = output.invoked_production_variant().map(str::to_owned);
-                    if let Some(tokens) = self.meter.count_tokens(body, output.content_type()) {
-                        usage = usage.with_tokens(tokens);
-                    }
-                    output.request_id().map(str::to_owned)
+                    read_output(output, &self.meter, &mut usage)
                 } else if let Some(output) =
                     output.downcast_ref::<InvokeEndpointWithResponseStreamOutput>()
                 {
@@ -402,10 +397,7 @@ impl Intercept for MeteringInterceptor {
                     unseen = true;
                     // The receipt is the inference's, as a Client's submission
                     // receipt is: the request id, else SageMaker's inference id.
-                    output
-                        .request_id()
-                        .or(output.inference_id())
-                        .map(str::to_owned)
+                    submission_call_id(output)
                 } else {
                     return Ok(());
                 }

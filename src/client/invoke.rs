@@ -210,7 +210,11 @@ fn metered(
 
 /// What a receipt reads from an `InvokeEndpoint` answer: bytes out, the variant
 /// that served it and the tokens in its body; returns its request id.
-fn read_output(output: &InvokeEndpointOutput, meter: &Meter, usage: &mut Usage) -> Option<String> {
+pub(super) fn read_output(
+    output: &InvokeEndpointOutput,
+    meter: &Meter,
+    usage: &mut Usage,
+) -> Option<String> {
     let body = output.body().map(Blob::as_ref).unwrap_or_default();
     usage.bytes_out = body.len() as u64;
     usage.variant = output.invoked_production_variant().map(str::to_owned);
