@@ -160,6 +160,19 @@ pub(crate) const SDK_TIMEOUT_NOTE: &str = "the SDK timed out the call after its 
     sent: each attempt that reached the model is billed until its end, its answer or the \
     timeout that cut it off (at least: the model may have run on after its caller went away)";
 
+/// The outcome of a call that failed after reaching the model: `cancelled`,
+/// with [`SDK_TIMEOUT_NOTE`] in `notes`, when the SDK timed it out after sending
+/// it (billed as if the model ran until then, as a dropped call is), else
+/// `error`. For a `Client`'s calls and the SDK interceptor's alike.
+pub(crate) fn failed_outcome(sdk_timed_out: bool, notes: &mut Vec<String>) -> Outcome {
+    if sdk_timed_out {
+        notes.push(SDK_TIMEOUT_NOTE.to_owned());
+        Outcome::Cancelled
+    } else {
+        Outcome::Error
+    }
+}
+
 /// The note on the receipt of a call its caller dropped after sending it.
 pub(crate) const DROPPED_NOTE: &str = "the caller dropped the call after its request was sent: \
     billed as if the model ran until then (at least: the model may have run on after its \
@@ -779,12 +792,7 @@ impl Receipt {
         mut notes: Vec<String>,
         source: SdkError<O::Error, HttpResponse>,
     ) -> Error {
-        if sdk_timed_out(&source) {
-            usage.outcome = Outcome::Cancelled;
-            notes.push(SDK_TIMEOUT_NOTE.to_owned());
-        } else {
-            usage.outcome = Outcome::Error;
-        }
+        usage.outcome = failed_outcome(sdk_timed_out(&source), &mut notes);
         let profile_not_found = self.found().map(Prepared::not_found);
         let endpoint = self.parts.endpoint.clone();
         let cost = self.make(usage, request_id, notes, Phase::Whole);
@@ -1394,12 +1402,7 @@ fn failure_receipt<O: MeteredOperation>(
         .and_then(|e| e.meta().request_id())
         .map(str::to_owned);
     let mut notes = Vec::new();
-    if sdk_timed_out(err) {
-        usage.outcome = Outcome::Cancelled;
-        notes.push(SDK_TIMEOUT_NOTE.to_owned());
-    } else {
-        usage.outcome = Outcome::Error;
-    }
+    usage.outcome = failed_outcome(sdk_timed_out(err), &mut notes);
     Some((usage, request_id, notes))
 }
 

@@ -2,7 +2,7 @@
 
 use super::async_invoke::{accepted_then_failed, submission_call_id};
 use super::call::{
-    AttemptProbe, AttemptWatch, CallInFlight, CallParts, SDK_TIMEOUT_NOTE, failure_billed,
+    AttemptProbe, AttemptWatch, CallInFlight, CallParts, failed_outcome, failure_billed,
     finish_in_background, is_model_error_code, timed_out_after_sending,
 };
 use super::invoke::read_output;
@@ -433,12 +433,7 @@ impl Intercept for MeteringInterceptor {
                     usage.outcome = Outcome::Error;
                     request_id
                 } else if start.attempts.any_ran() {
-                    usage.outcome = if timed_out_after_sending(err) {
-                        notes.push(SDK_TIMEOUT_NOTE.to_owned());
-                        Outcome::Cancelled
-                    } else {
-                        Outcome::Error
-                    };
+                    usage.outcome = failed_outcome(timed_out_after_sending(err), &mut notes);
                     None
                 } else {
                     return Ok(());
