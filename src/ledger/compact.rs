@@ -1316,7 +1316,8 @@ impl OriginEntry {
     }
 }
 
-/// A time: nanoseconds since the epoch, or RFC 3339 text (beyond 2262).
+/// A time: nanoseconds since the epoch, or RFC 3339 text (before 1677 or
+/// beyond 2262), its year signed outside 0-9999.
 pub(crate) struct At(pub(crate) DateTime<Utc>);
 
 impl<'de> Deserialize<'de> for At {
@@ -1334,10 +1335,11 @@ impl<'de> Deserialize<'de> for At {
                 let n = i64::try_from(n).map_err(|_| E::custom("time out of range"))?;
                 self.visit_i64(n)
             }
+            /// As chrono's `Deserialize` reads format 1's times: past year 9999 or
+            /// before year 0, [`instant`] writes a signed year (`+10000-01-01T00:00:00Z`),
+            /// which RFC 3339 proper (`parse_from_rfc3339`) refuses.
             fn visit_str<E: de::Error>(self, s: &str) -> Result<At, E> {
-                DateTime::parse_from_rfc3339(s)
-                    .map(|t| At(t.with_timezone(&Utc)))
-                    .map_err(E::custom)
+                s.parse::<DateTime<Utc>>().map(At).map_err(E::custom)
             }
         }
         d.deserialize_any(AtVisitor)

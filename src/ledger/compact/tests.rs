@@ -749,6 +749,43 @@ fn a_file_appended_to_by_another_process_redefines_its_ids() {
     assert_same(&read_back(&file), &[first, second]);
 }
 
+/// A time beyond what 64 bits of nanoseconds hold is written as RFC 3339 text,
+/// whose year is signed past 9999 or before 0 (as chrono writes it): it reads
+/// back, as format 1's does, not refused as corruption.
+#[test]
+fn a_time_past_year_9999_or_before_year_0_reads_back_as_written() {
+    let on = |year: i32, month: u32, day: u32, nanos: u32| {
+        chrono::NaiveDate::from_ymd_opt(year, month, day)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, nanos)
+            .unwrap()
+            .and_utc()
+    };
+    let far = chrono::NaiveDate::from_ymd_opt(10_000, 1, 1)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let costs: Vec<Cost> = [
+        (far, "\"+10000-01-01T00:00:00Z\""),
+        (on(-1, 12, 31, 500_000_000), "\"-0001-12-31T23:59:59.500Z\""),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (at, text))| {
+        let mut cost = typical(i as u32, 2_048);
+        cost.at = at;
+        cost.accrual.as_mut().unwrap().accrued_to = Some(at);
+        let file = String::from_utf8(file_of(std::slice::from_ref(&cost), &Dictionary::default()))
+            .unwrap();
+        assert_eq!(file.matches(text).count(), 2, "{file}");
+        cost
+    })
+    .collect();
+    let file = file_of(&costs, &Dictionary::default());
+    assert_same(&read_back(&file), &costs);
+}
+
 proptest! {
     #[test]
     fn any_amount_time_and_byte_count_reads_back_exactly(
