@@ -664,7 +664,8 @@ impl fmt::Display for Cost {
 /// ledger writes every receipt. Read back from JSON strings only ([`deserialize`](amount::deserialize)).
 pub(crate) mod amount {
     use rust_decimal::Decimal;
-    use serde::{Deserializer, Serializer};
+    use serde::de::{self, Visitor};
+    use serde::{Deserialize, Deserializer, Serializer};
 
     /// Longest text of a decimal: sign, 29 digits, a leading zero and the point.
     pub(crate) const MAX_LEN: usize = 32;
@@ -677,15 +678,40 @@ pub(crate) mod amount {
     /// An amount from a JSON string only, as [`serialize`] writes it: a JSON
     /// number reaches a deserializer as an `f64`, which keeps about 17
     /// significant digits (`0.1234567890123456789` would read as
-    /// `0.12345678901234568`), so it is refused, not rounded silently.
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        rust_decimal::serde::str::deserialize(d)
+    /// `0.12345678901234568`), so it is refused, not rounded silently. The
+    /// string is read exactly too: one with more significant digits than a
+    /// `Decimal` holds is refused, where `Decimal::from_str` would round it
+    /// (`0.00000000000000000000000000015` to `0.0000000000000000000000000002`).
+    /// Every amount [`serialize`] writes reads back, the very same decimal.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        Exact::deserialize(d).map(|Exact(d)| d)
+    }
+
+    /// An amount read by [`deserialize`]: the one reading of both ledger formats.
+    struct Exact(Decimal);
+
+    impl<'de> Deserialize<'de> for Exact {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct ExactVisitor;
+            impl Visitor<'_> for ExactVisitor {
+                type Value = Exact;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a decimal string with no more digits than a decimal holds")
+                }
+                fn visit_str<E: de::Error>(self, s: &str) -> Result<Exact, E> {
+                    Decimal::from_str_exact(s)
+                        .map(Exact)
+                        .map_err(|_| E::invalid_value(de::Unexpected::Str(s), &self))
+                }
+            }
+            d.deserialize_str(ExactVisitor)
+        }
     }
 
     /// An amount that may be null, as [`serialize`] and [`deserialize`] do it.
-    pub(super) mod option {
+    pub(crate) mod option {
         use rust_decimal::Decimal;
-        use serde::{Deserializer, Serializer};
+        use serde::{Deserialize, Deserializer, Serializer};
 
         pub(in crate::billing) fn serialize<S: Serializer>(
             d: &Option<Decimal>,
@@ -697,10 +723,10 @@ pub(crate) mod amount {
             }
         }
 
-        pub(in crate::billing) fn deserialize<'de, D: Deserializer<'de>>(
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<Decimal>, D::Error> {
-            rust_decimal::serde::str_option::deserialize(d)
+            Option::<super::Exact>::deserialize(d).map(|d| d.map(|super::Exact(d)| d))
         }
     }
 
@@ -764,6 +790,55 @@ pub(crate) mod amount {
                 let ours = format!("\"{}\"", text(&d, &mut buf));
                 prop_assert_eq!(ours, serde_json::to_string(&d).unwrap());
             }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+            /// What both ledger formats read an amount with reads every one
+            /// [`serialize`] writes: the same value, scale and sign.
+            #[test]
+            fn every_amount_written_reads_back_the_same_decimal(
+                m in 0u128..(1 << 96),
+                scale in 0u32..=28,
+                negative: bool,
+            ) {
+                let d = Decimal::from_i128_with_scale(m as i128, scale);
+                let d = if negative { -d } else { d };
+                let mut buf = [0u8; MAX_LEN];
+                let json = format!("\"{}\"", text(&d, &mut buf));
+                let read = deserialize(&mut serde_json::Deserializer::from_str(&json)).unwrap();
+                prop_assert_eq!(read, d);
+                prop_assert_eq!(read.scale(), d.scale());
+                prop_assert_eq!(read.is_sign_negative(), d.is_sign_negative());
+                let read = option::deserialize(&mut serde_json::Deserializer::from_str(&json));
+                prop_assert_eq!(read.unwrap(), Some(d));
+            }
+        }
+
+        /// A decimal holds 28 digits after the point: `from_str` rounds a 29th
+        /// (`…15` to `…2`), so an amount with one is refused, not read as another.
+        #[test]
+        fn an_amount_with_more_digits_than_a_decimal_holds_is_refused_not_rounded() {
+            let read = |json: &str| deserialize(&mut serde_json::Deserializer::from_str(json));
+            let read_option =
+                |json: &str| option::deserialize(&mut serde_json::Deserializer::from_str(json));
+            for json in [
+                r#""0.00000000000000000000000000015""#,
+                r#""79228162514264337593543950335.5""#,
+                r#""792281625142643375935439503351""#,
+            ] {
+                assert!(read(json).is_err(), "read {json} rounded");
+                assert!(read_option(json).is_err(), "read {json} rounded");
+            }
+            // The most digits a decimal holds, read exactly; null is no amount.
+            let most = Decimal::from_i128_with_scale(15, 28);
+            assert_eq!(read(r#""0.0000000000000000000000000015""#).unwrap(), most);
+            assert_eq!(
+                read(r#""79228162514264337593543950335""#).unwrap(),
+                Decimal::MAX
+            );
+            assert_eq!(read_option("null").unwrap(), None);
         }
 
         #[test]

@@ -40,8 +40,9 @@ use crate::report::{CallPart, GroupBy, ReportRow};
 use crate::usage::{Operation, Outcome, Usage};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-// Amounts are read from JSON strings only, as the writer writes them (see `Amount`).
-use rust_decimal::serde::{str as amount, str_option as optional_amount};
+// Amounts are read from JSON strings only, and exactly, as the writer writes them
+// and as format 1 reads them (see `Amount`).
+use crate::billing::amount::{self, option as optional_amount};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -1348,7 +1349,8 @@ impl<'de> Deserialize<'de> for At {
 
 /// An amount, read from a JSON string only, as the writer writes every one: a
 /// JSON number reaches a deserializer as an `f64`, which keeps about 17
-/// significant digits, so it is refused rather than rounded silently.
+/// significant digits, so it is refused rather than rounded silently; so is a
+/// string with more digits than a decimal holds ([`amount::deserialize`]).
 struct Amount(Decimal);
 
 impl<'de> Deserialize<'de> for Amount {

@@ -572,6 +572,50 @@ mod tests {
         assert_eq!(by_hand(&cost), old);
     }
 
+    /// An amount with more significant digits than a decimal holds is not what
+    /// the writer wrote: corruption, not read rounded
+    /// (`0.00000000000000000000000000015` would be `0.0000000000000000000000000002`).
+    #[test]
+    fn an_amount_with_more_digits_than_a_decimal_holds_is_corrupt_not_rounded() {
+        let line = concat!(
+            r#"{"v":1,"call_id":"x","at":"2026-11-29T09:22:12.500Z","endpoint":"e","variant":null,"#,
+            r#""billing":null,"allocation":"busy_time","usage":{"operation":"InvokeEndpoint","#,
+            r#""latency_us":1,"bytes_in":1,"bytes_out":1,"variant":null,"outcome":"ok"},"#,
+            r#""lines":[],"cost_usd":"0.0000000000000000000000000001","currency":"USD","#,
+            r#""running_client_usd":"0","running_endpoint_usd":"0","#,
+            r#""accrual":{"accrued_usd":"0.5","allocated_usd":"0.25","utilisation":"0.5"}}"#,
+            "\n"
+        );
+        let read = |line: &str| {
+            crate::ledger::LedgerReader::new(line.as_bytes(), "mem.jsonl")
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let cost = &read(line).unwrap()[0];
+        assert_eq!(cost.cost_usd, Decimal::from_i128_with_scale(1, 28));
+        assert_eq!(by_hand(cost), line);
+        let too_many = "0.00000000000000000000000000015";
+        for (member, damaged) in [
+            (
+                r#""cost_usd":"0.0000000000000000000000000001""#,
+                format!(r#""cost_usd":"{too_many}""#),
+            ),
+            (
+                r#""utilisation":"0.5""#,
+                format!(r#""utilisation":"{too_many}""#),
+            ),
+        ] {
+            // After a line read, so that the file is a ledger with a corrupt line.
+            let damaged = format!("{line}{}", line.replace(member, &damaged));
+            assert!(
+                matches!(
+                    read(&damaged),
+                    Err(crate::ledger::LedgerError::Corrupt { .. })
+                ),
+                "read rounded: {damaged}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_is_escaped_as_serde_json_escapes_it(s in any::<String>(), t in "[ -~\\\\\"\t\n\u{0}-\u{1f}é]{0,40}") {

@@ -1110,7 +1110,7 @@ mod tests {
         let mut submission = async_submission();
         submission.cost_usd = Decimal::ZERO;
         // 1 byte in: 1 ÷ 2³⁰ GB.
-        submission.lines = unpriced_line("data_in", "0.000000000931322574615478515625");
+        submission.lines = unpriced_line("data_in", "0.0000000009313225746154785156");
         let mut settlement = settlement_of(&submission);
         settlement.cost_usd = Decimal::ZERO;
         // 2,048 bytes out: 2,048 ÷ 2³⁰ GB.

@@ -1563,10 +1563,10 @@ mod tests {
                 {"item": "compute", "quantity": "0.0000138888888888888888888889",
                  "unit": "instance_hours",
                  "price": {"status": "unpriced", "reason": "no price for hosting ml.zz9.large"}},
-                {"item": "data_in", "quantity": "0.000000001862645149230957031250",
+                {"item": "data_in", "quantity": "0.0000000018626451492309570312",
                  "unit": "gigabytes", "price": priced(
                  "0.000000000030")},
-                {"item": "data_out", "quantity": "0.000000391155481338500976562500",
+                {"item": "data_out", "quantity": "0.0000003911554813385009765625",
                  "unit": "gigabytes", "price": priced(
                  "0.000000006259")}],
             "cost_usd": "0.000000006289", "currency": "USD",

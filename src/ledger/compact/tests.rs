@@ -123,7 +123,7 @@ fn every_field() -> Vec<Cost> {
             {"item": "output_tokens", "quantity": "79228162514264337593543950335",
              "unit": "tokens", "price": {"status": "priced", "usd_per_unit": "1",
              "cost_usd": "1", "provenance": provenance("snapshot")}},
-            {"item": "data_in", "quantity": "0.000000013969838619232177734375", "unit": "gigabytes",
+            {"item": "data_in", "quantity": "0.0000000139698386192321777344", "unit": "gigabytes",
              "price": {"status": "priced", "usd_per_unit": "0.016", "cost_usd": "0.5",
              "provenance": provenance("snapshot")}}
         ],
@@ -890,6 +890,66 @@ fn money_written_as_a_json_number_is_corrupt_not_read_through_f64() {
         assert!(
             read(price, &line).is_err(),
             "read a number as money: {line}"
+        );
+    }
+}
+
+/// An amount with more significant digits than a decimal holds is not what the
+/// writer wrote: corruption, in every amount of a receipt, not read rounded
+/// (`0.00000000000000000000000000015` would be `0.0000000000000000000000000002`).
+#[test]
+fn an_amount_with_more_digits_than_a_decimal_holds_is_corrupt_not_rounded() {
+    let context = br#"{"v":2,"context":0,"endpoint":"e","variant":"AllTraffic","billing":null,"allocation":"processor_sharing","currency":"USD","region":"us-east-1","operation":"InvokeEndpoint","usage_variant":null}"#;
+    let price = r#"{"v":2,"price":1,"item":"compute","unit":"calls","usd_per_unit":"0.001","source":"live","sku":null,"effective_date":null,"fetched_at":null,"note":null}"#;
+    let receipt = r#"{"v":2,"c":0,"id":"x","at":1796169334014650925,"lat":1,"l":[[1,"1","0.001"]],"cost":"0.001","rc":"0.001","re":"0.001","rf":"0.001","ac":{"a":"0.5","l":"0.25","u":"0.5","s":"0.1","r":"0.2"}}"#;
+    let read = |price: &str, receipt: &str| {
+        let mut defs = Definitions::default();
+        read_line(context, &mut defs).unwrap();
+        read_line(price.as_bytes(), &mut defs)?;
+        read_line(receipt.as_bytes(), &mut defs)
+    };
+    assert!(read(price, receipt).is_ok());
+    let too_many = r#""0.00000000000000000000000000015""#;
+    let mut damaged = vec![(price.replace(r#""0.001""#, too_many), receipt.to_owned())];
+    for member in [
+        r#""cost":"0.001""#,
+        r#""rc":"0.001""#,
+        r#""re":"0.001""#,
+        r#""rf":"0.001""#,
+        r#""a":"0.5""#,
+        r#""l":"0.25""#,
+        r#""u":"0.5""#,
+        r#""s":"0.1""#,
+        r#""r":"0.2""#,
+    ] {
+        let name = member.split(':').next().unwrap();
+        damaged.push((
+            price.to_owned(),
+            receipt.replace(member, &format!("{name}:{too_many}")),
+        ));
+    }
+    damaged.push((
+        price.to_owned(),
+        receipt.replace(r#"[1,"1","0.001"]"#, &format!(r#"[1,{too_many}]"#)),
+    ));
+    damaged.push((
+        price.to_owned(),
+        receipt.replace(r#"[1,"1","0.001"]"#, &format!(r#"[1,"1",{too_many}]"#)),
+    ));
+    for (price, receipt) in damaged {
+        assert!(
+            read(&price, &receipt).is_err(),
+            "read an amount rounded: {price} {receipt}"
+        );
+        // Through the ledger's reader, as a report reads it: corruption.
+        let file = format!(
+            "{}\n{price}\n{receipt}\n",
+            std::str::from_utf8(context).unwrap()
+        );
+        let read = LedgerReader::new(file.as_bytes(), "mem.jsonl").collect::<Result<Vec<_>, _>>();
+        assert!(
+            matches!(read, Err(LedgerError::Corrupt { .. })),
+            "read an amount rounded: {receipt}"
         );
     }
 }
