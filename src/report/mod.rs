@@ -808,8 +808,13 @@ pub struct Report {
     pub outside_range: u64,
     /// A torn last line of the ledger, skipped (the first, of many files).
     pub torn_tail: Option<TornTail>,
-    /// The file of [`torn_tail`](Self::torn_tail).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The file of [`torn_tail`](Self::torn_tail). Lossy UTF-8 in JSON (see
+    /// [`lossy_path`]): a name that is not UTF-8 must not cut the output short.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "lossy_path::option"
+    )]
     pub torn_tail_file: Option<std::path::PathBuf>,
     /// Files whose torn last line was skipped.
     #[serde(default)]
@@ -1543,6 +1548,33 @@ fn series(key: String, hourly: &Hourly, bucket: Bucket) -> Result<Series, Overfl
             })
             .collect(),
     })
+}
+
+/// Paths as JSON strings, their bytes that are not UTF-8 replaced by U+FFFD (as
+/// `Path::display` shows them in text output), for `#[serde(serialize_with)]`:
+/// serde's own `Path` serialiser fails on such a name, and a `--json` output
+/// would stop part-way through.
+pub mod lossy_path {
+    use serde::{Serialize, Serializer};
+    use std::path::{Path, PathBuf};
+
+    /// `path`, lossy.
+    pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&path.to_string_lossy())
+    }
+
+    /// `path`, lossy, or `null`.
+    pub fn option<S: Serializer>(path: &Option<PathBuf>, serializer: S) -> Result<S::Ok, S::Error> {
+        path.as_deref().map(Lossy).serialize(serializer)
+    }
+
+    struct Lossy<'a>(&'a Path);
+
+    impl Serialize for Lossy<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serialize(self.0, serializer)
+        }
+    }
 }
 
 /// A report of receipts already in memory.
@@ -2448,6 +2480,29 @@ mod tests {
         );
         assert!(table.contains(r"e\u{1b}[2J\r\nforged  999"), "{table}");
         assert!(!table.lines().any(|l| l.starts_with("forged")), "{table}");
+    }
+
+    /// A torn ledger's file name that is not UTF-8 is written lossy in the JSON
+    /// (as `display` shows it), not an error that cuts the output short.
+    #[cfg(unix)]
+    #[test]
+    fn a_torn_tail_file_not_utf8_is_written_lossy_in_json() {
+        use std::os::unix::ffi::OsStrExt;
+        let at = parse_time_bound("2026-11-01").unwrap();
+        let mut builder = ReportBuilder::new(ReportOptions::default()).unwrap();
+        builder
+            .add_row(&ReportRow::new(at, "e", Decimal::ONE))
+            .unwrap();
+        let mut report = builder.finish().unwrap();
+        let file = PathBuf::from(std::ffi::OsStr::from_bytes(b"/ledgers/calls-\xff.jsonl"));
+        report.torn_tail_file = Some(file.clone());
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["torn_tail_file"], "/ledgers/calls-\u{fffd}.jsonl");
+        assert_eq!(json["torn_tail_file"], file.display().to_string());
+        // None is left out, as before.
+        report.torn_tail_file = None;
+        let json = serde_json::to_value(&report).unwrap();
+        assert!(json.get("torn_tail_file").is_none(), "{json}");
     }
 
     /// A latency beyond i64's microseconds is shown as it is, not as i64::MAX.

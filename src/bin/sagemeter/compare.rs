@@ -420,16 +420,10 @@ fn span(seconds: Decimal) -> String {
 #[derive(Serialize)]
 struct SkippedLine {
     /// Lossy UTF-8 in JSON: a name that is not UTF-8 must not cut the output short.
-    #[serde(serialize_with = "lossy_path")]
+    #[serde(serialize_with = "sagemeter::report::lossy_path::serialize")]
     file: PathBuf,
     line: u64,
     bytes: u64,
-}
-
-/// A path as a JSON string, its bytes that are not UTF-8 replaced by U+FFFD (as
-/// `Path::display` shows them in the text output).
-fn lossy_path<S: serde::Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&path.to_string_lossy())
 }
 
 impl std::fmt::Display for SkippedLine {
