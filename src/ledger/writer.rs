@@ -1386,7 +1386,7 @@ pub(super) mod tests {
     }
 
     /// Polls `future` once: `Some` with its output if it is done already.
-    fn poll_once<F: Future>(future: Pin<&mut F>) -> Option<F::Output> {
+    pub(crate) fn poll_once<F: Future>(future: Pin<&mut F>) -> Option<F::Output> {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match future.poll(&mut cx) {
             std::task::Poll::Ready(output) => Some(output),

@@ -540,6 +540,13 @@ impl Worker {
             for msg in batch.drain(..) {
                 match msg {
                     Msg::Receipt(cost) => self.write(&cost, period),
+                    Msg::Flush { ack } if !shutdown_acks.is_empty() => {
+                        // Called after the shutdown (queued behind it): it gets
+                        // the final result, as the shutdown does. Answered now, it
+                        // would take the pending error, and the shutdown would say
+                        // Ok with receipts lost.
+                        shutdown_acks.push(ack);
+                    }
                     Msg::Flush { ack } => {
                         // Its caller gave up waiting (a flush cancelled by a
                         // timeout): the error is kept for the next flush or
@@ -577,8 +584,8 @@ impl Worker {
             tracing::error!(target: "sagemeter", sink = KIND, name = %self.dir.display(),
                 error = %e, "final write of the Parquet ledger failed");
         }
-        // Every shutdown, and every flush or shutdown too late for the queue,
-        // gets the same result.
+        // Every shutdown, every flush queued behind one, and every flush or
+        // shutdown too late for the queue, gets the same result.
         self.end.send_replace(Some(result.clone()));
         for ack in shutdown_acks {
             let _ = ack.send(result.clone().map_err(shared_error));
@@ -983,6 +990,35 @@ mod tests {
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].call_id, "a1");
         assert!(!tmp_name.exists(), "no in-progress file left");
+    }
+
+    /// A flush called just after a shutdown, before the writer took the
+    /// shutdown from the queue, returns the shutdown's own final result: it does
+    /// not take the pending error for itself, leaving the shutdown to say Ok with
+    /// a receipt lost. The writer is held on its clock with a1 taken; a1's file
+    /// cannot be made (the hour's last number is taken): lost_on_error = 1.
+    #[tokio::test]
+    async fn a_flush_queued_behind_a_shutdown_returns_the_same_final_error() {
+        use crate::ledger::writer::tests::poll_once;
+        let (tmp, ledger, clock, release) = held_ledger(8, Duration::from_secs(3600));
+        let last = "sagemeter-2026-12-02T07.4294967295.parquet";
+        std::fs::write(tmp.path().join("receipts").join(last), b"").unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        clock.wait_until_read("a1 did not reach the writer");
+        let mut shutdown = Box::pin(ledger.shutdown());
+        assert!(poll_once(shutdown.as_mut()).is_none(), "queued behind a1");
+        let mut flush = Box::pin(ledger.flush());
+        assert!(
+            poll_once(flush.as_mut()).is_none(),
+            "queued behind shutdown"
+        );
+        drop(release);
+        let (shutdown, flush) = tokio::join!(shutdown, flush);
+        for err in [shutdown.unwrap_err(), flush.unwrap_err()] {
+            assert!(matches!(err, LedgerError::Write { lost: 1, .. }), "{err:?}");
+            assert!(err.to_string().contains(last), "{err}");
+        }
+        assert_eq!(ledger.stats().lost_on_error, 1);
     }
 
     /// The ticker stops when the writer does, not up to a tick later (here an
