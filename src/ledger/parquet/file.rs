@@ -117,6 +117,17 @@ fn to_io(e: parquet::errors::ParquetError) -> io::Error {
     }
 }
 
+/// The Parquet writer of a new in-progress `file`, made exactly 0600 first (the
+/// umask may have taken bits away).
+fn start(file: File) -> io::Result<ArrowWriter<File>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    ArrowWriter::try_new(file, schema::schema(), Some(properties())).map_err(to_io)
+}
+
 impl ParquetFileWriter {
     /// Starts `path`: creates its [`in_progress`] name with mode 0600. Refuses when
     /// `path` exists (a finished file is never overwritten) or `.NAME.tmp` does (another
@@ -142,22 +153,12 @@ impl ParquetFileWriter {
             path: tmp.clone(),
             source,
         })?;
-        // The umask may have taken bits away; make it exactly 0600.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(open_err)?;
-        }
-        let writer = ArrowWriter::try_new(file, schema::schema(), Some(properties()))
-            .map_err(|e| open_err(to_io(e)));
-        let writer = match writer {
-            Ok(writer) => writer,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
+        // Made by this call: removed on any error from here on, or a rerun would
+        // take it for another writer's file and refuse.
+        let writer = start(file).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            open_err(e)
+        })?;
         Ok(ParquetFileWriter {
             path,
             tmp,
