@@ -93,6 +93,8 @@ pub const MAX_CAPACITY: usize = usize::MAX >> 3;
 /// - `flush().await`: everything acknowledged before it is written to the OS (it
 ///   survives the process crashing, not the machine losing power).
 /// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
+///   The first `sync` of a file (new, or opened again) fsyncs its directory too,
+///   so that the file's name survives as well; a failure of that is its error.
 ///   A rolling ledger fsyncs each file it rolls away from (when it holds lines not
 ///   yet fsynced) before closing it, so `sync` vouches for the lines of every
 ///   file; a failure of that `fsync` is returned by the next `sync` or `shutdown`.
@@ -436,6 +438,10 @@ pub(super) struct FileTarget {
     defined: Defined,
     /// Written since the last [`sync`](Target::sync).
     unsynced: bool,
+    /// The file's directory entry is not known to be durable yet (the file may
+    /// have just been made): the next [`sync`](Target::sync) fsyncs its
+    /// directory too, and fails when that does (tried again at the next).
+    entry_unsynced: bool,
     /// A failed write left bytes after `good_len` (a partial line) that could not
     /// be cut off: nothing is appended until they are.
     damaged: bool,
@@ -452,6 +458,9 @@ pub(super) struct FileHooks {
     /// Called before the file is cut back to its last whole line; an error fails
     /// the cut as one from the OS would.
     before_truncate: Option<Arc<dyn Fn() -> io::Result<()> + Send + Sync>>,
+    /// Fsyncs the file's directory in place of [`sync_parent_dir`]: a test can
+    /// fail it.
+    sync_dir: Option<DirSyncHook>,
 }
 
 /// Where an append landed.
@@ -466,6 +475,10 @@ enum Landed {
 /// A [`FileHooks::write`]: writes (some of) the bytes to the file, or fails.
 type WriteHook = Arc<dyn Fn(&mut File, &[u8]) -> io::Result<()> + Send + Sync>;
 
+/// A [`FileHooks::sync_dir`]: fsyncs the directory of the file at the path given,
+/// or fails.
+type DirSyncHook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
+
 impl FileTarget {
     /// `file` at `path`, opened for appending ([`open_ledger_file`]), `len`
     /// bytes long (whole lines).
@@ -478,6 +491,7 @@ impl FileTarget {
             dict,
             defined: Defined::default(),
             unsynced: false,
+            entry_unsynced: true,
             damaged: false,
             hooks: FileHooks::default(),
         }
@@ -692,6 +706,7 @@ impl FileTarget {
         })?;
         // The file without a name is closed, and its lock released.
         self.file = file;
+        self.entry_unsynced = true;
         self.damaged = false;
         self.restart(len)
     }
@@ -881,8 +896,18 @@ impl Target for FileTarget {
         .into())
     }
 
+    /// Fsyncs the data, and the first time (after a reopen too) the file's
+    /// directory entry: a power loss after a `sync` that said Ok takes neither
+    /// the lines nor the name of a file just made.
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
+        if self.entry_unsynced {
+            match &self.hooks.sync_dir {
+                Some(sync_dir) => sync_dir(&self.path)?,
+                None => sync_parent_dir(&self.path)?,
+            }
+            self.entry_unsynced = false;
+        }
         self.unsynced = false;
         Ok(())
     }
@@ -913,7 +938,8 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
                 file.set_permissions(std::fs::Permissions::from_mode(0o600))
                     .map_err(open_err)?;
             }
-            sync_parent_dir(path);
+            // Its directory entry is made durable by the first `sync` of its
+            // `FileTarget`, which returns the failure if that cannot be done.
             return Ok((file, 0));
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -1191,20 +1217,37 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
     Ok(line_start)
 }
 
-/// Makes a new (or renamed) file's directory entry durable, best effort.
-pub(crate) fn sync_parent_dir(path: &Path) {
+/// Makes a new (or renamed) file's directory entry durable: fsyncs its
+/// directory. A file system that does not fsync directories at all (`EINVAL`
+/// or `ENOTSUP`, as some network and FUSE mounts answer) has nothing to do
+/// here: that is Ok, as it is where this is not Unix; any other failure (the
+/// directory cannot be opened, an I/O error) is returned, as the entry may not
+/// survive a power loss.
+pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        if let Ok(dir) = File::open(parent) {
-            let _ = dir.sync_all();
+        match File::open(parent)?.sync_all() {
+            Err(e) if dir_sync_unsupported(&e) => Ok(()),
+            synced => synced,
         }
     }
     #[cfg(not(unix))]
-    let _ = path;
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// Whether an fsync of a directory failed only because its file system does
+/// not do that (see [`sync_parent_dir`]).
+#[cfg(unix)]
+fn dir_sync_unsupported(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Unsupported
+        || matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTSUP))
 }
 
 #[cfg(test)]
@@ -1627,6 +1670,54 @@ mod tests {
         target.write_lines(&d, &d_lines).unwrap();
         assert_eq!(call_ids(&path), ["a", "d"]);
         assert_eq!(target.good_len, std::fs::metadata(&path).unwrap().len());
+    }
+
+    /// The directory of a file just made cannot be fsynced (an I/O error): the
+    /// file's `sync` fails, not Ok with the file's name perhaps undone by a
+    /// power loss, and the next `sync` fsyncs the directory again; once that
+    /// works, later syncs fsync the data only. EINVAL (a mount that does not
+    /// fsync directories) is nothing to do; a directory that cannot be opened
+    /// is an error.
+    #[test]
+    fn a_failed_fsync_of_a_new_files_directory_fails_its_syncs_until_one_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (file, len) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(path.clone(), file, len, Arc::new(Dictionary::default()));
+        let dir_syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let dir_fails = Arc::new(AtomicBool::new(true));
+        let (calls, fails, file_path) = (dir_syncs.clone(), dir_fails.clone(), path.clone());
+        target.hooks.sync_dir = Some(Arc::new(move |synced: &Path| {
+            assert_eq!(synced, file_path);
+            calls.fetch_add(1, Ordering::SeqCst);
+            match fails.load(Ordering::SeqCst) {
+                true => Err(io::Error::from_raw_os_error(libc::EIO)),
+                false => Ok(()),
+            }
+        }));
+        let (a, a_lines) = lines('a', 1);
+        target.write_lines(&a, &a_lines).unwrap();
+        let err = target.sync().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        dir_fails.store(false, Ordering::SeqCst);
+        target.sync().unwrap();
+        target.sync().unwrap();
+        assert_eq!(
+            dir_syncs.load(Ordering::SeqCst),
+            2,
+            "tried again once, then done"
+        );
+
+        assert!(dir_sync_unsupported(&io::Error::from_raw_os_error(
+            libc::EINVAL
+        )));
+        assert!(!dir_sync_unsupported(&io::Error::from_raw_os_error(
+            libc::EIO
+        )));
+        let gone = tmp.path().join("gone").join("calls.jsonl");
+        let err = sync_parent_dir(&gone).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        sync_parent_dir(&path).unwrap();
     }
 
     #[test]

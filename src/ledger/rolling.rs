@@ -443,15 +443,19 @@ fn fitting_lines(lines: &[LineMeta], room: u64, empty: bool) -> usize {
     n
 }
 
-/// Creates the directory 0700 if it does not exist; refuses one that others can
-/// read or enter (as for ledger files, its mode is not changed for you).
+/// Creates the directory 0700 if it does not exist, its entry (and each new
+/// level's) made durable; refuses one that others can read or enter (as for
+/// ledger files, its mode is not changed for you).
 pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
     make_dir_syncing(dir, &super::file::sync_parent_dir)
 }
 
 /// [`make_dir`], `sync_parent` called with each directory it created (the top
-/// one first), once it is there: a seam for tests.
-fn make_dir_syncing(dir: &Path, sync_parent: &dyn Fn(&Path)) -> Result<(), LedgerError> {
+/// one first), once it is there: a seam for tests. Its failure fails this.
+fn make_dir_syncing(
+    dir: &Path,
+    sync_parent: &dyn Fn(&Path) -> io::Result<()>,
+) -> Result<(), LedgerError> {
     let open_err = |source| LedgerError::Open {
         path: dir.to_owned(),
         source,
@@ -495,7 +499,7 @@ fn make_dir_syncing(dir: &Path, sync_parent: &dyn Fn(&Path)) -> Result<(), Ledge
     // Without it, a power loss after a `sync()` that said Ok may take the new
     // directory, and every file in it, away.
     for level in created {
-        sync_parent(level);
+        sync_parent(level).map_err(open_err)?;
     }
     Ok(())
 }
@@ -607,7 +611,8 @@ pub(super) mod tests {
             synced
                 .lock()
                 .unwrap()
-                .push(created.parent().unwrap().to_owned())
+                .push(created.parent().unwrap().to_owned());
+            Ok(())
         };
         make_dir_syncing(&dir, &record).unwrap();
         assert!(dir.is_dir());
@@ -620,6 +625,15 @@ pub(super) mod tests {
         synced.lock().unwrap().clear();
         make_dir_syncing(&dir, &record).unwrap();
         assert!(synced.lock().unwrap().is_empty());
+        // A new level whose entry cannot be made durable fails the open, not
+        // an Ok that a power loss may undo.
+        let failing = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
+        let err = make_dir_syncing(&dir.join("c"), &failing).unwrap_err();
+        assert!(
+            matches!(&err, LedgerError::Open { source, .. }
+            if source.raw_os_error() == Some(libc::EIO)),
+            "{err:?}"
+        );
     }
 
     /// The names of the files synced, in order, as the hook saw them.

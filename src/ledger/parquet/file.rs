@@ -277,22 +277,34 @@ impl ParquetFileWriter {
     /// Writes the footer, fsyncs, and gives the file its final name, never over
     /// a file: one made at that name while this was written makes this fail
     /// ([`LedgerError::Write`], the file's receipts lost) and is left as it is.
+    ///
+    /// The final name is made durable too (its directory fsynced): when that
+    /// fails, so does this, and the file is removed, as on any other error.
     pub fn finish(mut self) -> Result<ParquetFileSummary, LedgerError> {
         let lost = self.rows;
-        self.close().map_err(|source| LedgerError::Write {
-            path: self.path.clone(),
+        let write_err = |path: &Path, source| LedgerError::Write {
+            path: path.to_owned(),
             lost,
             source,
-        })
+        };
+        let summary = self
+            .close_renaming(|_| Ok(None))
+            .map_err(|e| write_err(&self.path, e))?;
+        if let Err(e) = crate::ledger::file::sync_parent_dir(&summary.path) {
+            let _ = std::fs::remove_file(&summary.path);
+            return Err(write_err(&summary.path, e));
+        }
+        Ok(summary)
     }
 
-    pub(crate) fn close(&mut self) -> io::Result<ParquetFileSummary> {
-        self.close_renaming(|_| Ok(None))
-    }
-
-    /// [`close`](Self::close), giving the file the name `another(taken)` returns
-    /// when its final name `taken` was made by someone else while it was written
-    /// (`None`: fails, the file lost). A file at the final name is never replaced.
+    /// Writes the footer, fsyncs and gives the file its final name, or the name
+    /// `another(taken)` returns when its final name `taken` was made by someone
+    /// else while it was written (`None`: fails, the file lost). A file at the
+    /// final name is never replaced. That name is not made durable here: the
+    /// caller fsyncs the directory ([`sync_parent_dir`]) and says when that
+    /// fails, the file kept or not as it needs.
+    ///
+    /// [`sync_parent_dir`]: crate::ledger::file::sync_parent_dir
     pub(crate) fn close_renaming(
         &mut self,
         mut another: impl FnMut(&Path) -> io::Result<Option<PathBuf>>,
@@ -329,14 +341,11 @@ impl ParquetFileWriter {
             })
             .and_then(|()| std::fs::metadata(&self.path));
         match result {
-            Ok(meta) => {
-                crate::ledger::file::sync_parent_dir(&self.path);
-                Ok(ParquetFileSummary {
-                    path: self.path.clone(),
-                    rows: self.rows,
-                    bytes: meta.len(),
-                })
-            }
+            Ok(meta) => Ok(ParquetFileSummary {
+                path: self.path.clone(),
+                rows: self.rows,
+                bytes: meta.len(),
+            }),
             Err(e) => {
                 let _ = std::fs::remove_file(&self.tmp);
                 Err(e)

@@ -692,7 +692,8 @@ impl Worker {
         Ok(name)
     }
 
-    /// Closes the current file, if any: footer, fsync, final name. A final name
+    /// Closes the current file, if any: footer, fsync, final name, fsync of the
+    /// directory (whose failure is the next flush's error). A final name
     /// made by someone else meanwhile (a conversion or a sync into the
     /// directory) is left alone: the file takes the next sequence number.
     fn close(&mut self) {
@@ -708,8 +709,17 @@ impl Worker {
             Ok(Some(self.dir.join(naming::file_name(&next))))
         });
         match closed {
-            Ok(_) => {
+            Ok(summary) => {
                 self.counters.written.fetch_add(rows, Ordering::Relaxed);
+                // The receipts are in the file, kept; only its name may not
+                // survive a power loss: the next flush or shutdown says so.
+                if let Err(e) = crate::ledger::file::sync_parent_dir(&summary.path) {
+                    tracing::error!(target: "sagemeter", sink = KIND,
+                        path = %summary.path.display(), error = %e,
+                        "cannot fsync the Parquet ledger's directory: the file's name \
+                         may not survive a power loss");
+                    self.error.get_or_insert(e);
+                }
                 self.remove_old();
             }
             Err(e) => self.file_lost(rows, e),
