@@ -679,12 +679,19 @@ pub(crate) mod amount {
     /// number reaches a deserializer as an `f64`, which keeps about 17
     /// significant digits (`0.1234567890123456789` would read as
     /// `0.12345678901234568`), so it is refused, not rounded silently. The
-    /// string is read exactly too: one with more significant digits than a
-    /// `Decimal` holds is refused, where `Decimal::from_str` would round it
-    /// (`0.00000000000000000000000000015` to `0.0000000000000000000000000002`).
-    /// Every amount [`serialize`] writes reads back, the very same decimal.
+    /// string is read by [`exact`] too. Every amount [`serialize`] writes reads
+    /// back, the very same decimal.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
         Exact::deserialize(d).map(|Exact(d)| d)
+    }
+
+    /// The decimal text `s` read exactly: the one rule for every amount a ledger
+    /// holds as text (both JSON Lines formats, the Parquet lines' quantities and
+    /// rates). Text with more significant digits than a `Decimal` holds is
+    /// refused, where `Decimal::from_str` would round it
+    /// (`0.00000000000000000000000000015` to `0.0000000000000000000000000002`).
+    pub(crate) fn exact(s: &str) -> Result<Decimal, rust_decimal::Error> {
+        Decimal::from_str_exact(s)
     }
 
     /// An amount read by [`deserialize`]: the one reading of both ledger formats.
@@ -699,7 +706,7 @@ pub(crate) mod amount {
                     f.write_str("a decimal string with no more digits than a decimal holds")
                 }
                 fn visit_str<E: de::Error>(self, s: &str) -> Result<Exact, E> {
-                    Decimal::from_str_exact(s)
+                    exact(s)
                         .map(Exact)
                         .map_err(|_| E::invalid_value(de::Unexpected::Str(s), &self))
                 }

@@ -6,7 +6,7 @@
 
 use super::decimal::{Scales, from_money};
 use super::schema::{MONEY_SCALE, SCALED_AMOUNTS, col, line};
-use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, StandingPart};
+use crate::billing::{Accrual, AccrualSource, Cost, CostLine, LinePrice, StandingPart, amount};
 use crate::endpoint::VariantBilling;
 use crate::pricing::Provenance;
 use crate::usage::Usage;
@@ -503,8 +503,13 @@ impl Lines<'_> {
     fn line(&self, j: usize) -> Result<CostLine, String> {
         let decimal_text = |a: &StringArray, name: &str| -> Result<Decimal, String> {
             let s = text(a, j, name)?;
-            s.parse()
-                .map_err(|_| format!("`lines.{name}` `{s}` is not a decimal number"))
+            // Exactly, as the JSON columns' amounts are read: never rounded.
+            amount::exact(s).map_err(|_| {
+                format!(
+                    "`lines.{name}` `{s}` is not a decimal number with no more digits \
+                     than a decimal holds"
+                )
+            })
         };
         let price = match text(self.status, j, "lines.status")? {
             "priced" => {
@@ -545,5 +550,81 @@ impl Lines<'_> {
             unit: named(text(self.unit, j, "lines.unit")?, "lines.unit")?,
             price,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::encode::Columns;
+    use super::*;
+
+    /// A serverless call: 2 s of compute at $0.00006 per second, one priced line.
+    fn priced_call() -> Cost {
+        serde_json::from_value(serde_json::json!({
+            "call_id": "r1", "at": "2026-12-02T10:00:00Z",
+            "endpoint": "e", "variant": "AllTraffic",
+            "billing": {"kind": "serverless", "memory_mb": 3072},
+            "allocation": "processor_sharing",
+            "usage": {"operation": "InvokeEndpoint", "latency_us": 2_000_000, "bytes_in": 0,
+                      "bytes_out": 0, "variant": "AllTraffic", "outcome": "ok"},
+            "lines": [{"item": "compute", "quantity": "2", "unit": "seconds",
+                       "price": {"status": "priced", "usd_per_unit": "0.00006",
+                                 "cost_usd": "0.00012",
+                                 "provenance": {"source": "live", "sku": "SKU3GB",
+                                                "effective_date": "2026-05-20",
+                                                "fetched_at": null, "note": null}}}],
+            "cost_usd": "0.00012", "currency": "USD", "region": "us-east-1",
+            "running_client_usd": "1", "running_endpoint_usd": "1", "accrual": null
+        }))
+        .unwrap()
+    }
+
+    /// The batch sagemeter writes for `cost`, with the text field `name` of
+    /// every line holding `value`, as another tool may write it.
+    fn with_line_text(cost: &Cost, name: &str, value: &str) -> RecordBatch {
+        let mut columns = Columns::default();
+        columns.push(cost).unwrap();
+        let batch = columns.take_batch();
+        let index = batch.schema().index_of(col::LINES).unwrap();
+        let lines = batch.column(index).as_any().downcast_ref::<ListArray>();
+        let (field, offsets, values, nulls) = lines.unwrap().clone().into_parts();
+        let values = values.as_any().downcast_ref::<StructArray>().unwrap();
+        let (fields, mut children, line_nulls) = values.clone().into_parts();
+        let at = fields.find(name).unwrap().0;
+        children[at] = Arc::new(StringArray::from(vec![value; values.len()]));
+        let values = StructArray::new(fields, children, line_nulls);
+        let mut columns = batch.columns().to_vec();
+        columns[index] = Arc::new(ListArray::new(field, offsets, Arc::new(values), nulls));
+        RecordBatch::try_new(batch.schema(), columns).unwrap()
+    }
+
+    /// A quantity or rate with 29 places, one more than a decimal holds (another
+    /// tool's file), is damage named by its column and row, as an amount of the
+    /// JSON columns is, not read rounded (`…15` as `…2`); 28 places read exactly.
+    #[test]
+    fn a_line_amount_with_more_digits_than_a_decimal_holds_is_refused_not_rounded() {
+        let cost = priced_call();
+        for name in [line::QUANTITY, line::USD_PER_UNIT] {
+            let text = "0.00000000000000000000000000015";
+            let batch = with_line_text(&cost, name, text);
+            let err = decode(&batch, &mut Vec::new()).unwrap_err();
+            assert_eq!(err.row, Some(0), "{name}: {err:?}");
+            assert!(
+                err.message.contains(&format!("`lines.{name}` `{text}`")),
+                "{name}: {err:?}"
+            );
+
+            let batch = with_line_text(&cost, name, "0.0000000000000000000000000015");
+            let mut read = Vec::new();
+            decode(&batch, &mut read).unwrap();
+            let first = &read[0].lines[0];
+            let value = match &first.price {
+                _ if name == line::QUANTITY => first.quantity,
+                LinePrice::Priced { usd_per_unit, .. } => *usd_per_unit,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(value, Decimal::from_i128_with_scale(15, 28), "{name}");
+            assert_eq!(value.scale(), 28, "{name}");
+        }
     }
 }
