@@ -378,7 +378,6 @@ pub(crate) fn write_record(cost: &Cost, dict: &Dictionary, out: &mut Vec<u8>, re
     });
 }
 
-/// `{"v":2,"<kind>":<id>,<members>}\n`
 /// An instant as format 2 writes it ([`At`] reads it): nanoseconds since the
 /// epoch, or RFC 3339 text for one beyond what 64 bits of nanoseconds hold.
 fn instant(out: &mut Vec<u8>, t: &DateTime<Utc>) {
@@ -388,6 +387,7 @@ fn instant(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     }
 }
 
+/// `{"v":2,"<kind>":<id>,<members>}\n`
 fn definition_line(kind: &[u8], id: u32, members: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(members.len() + 32);
     out.extend_from_slice(b"{\"v\":2,\"");
