@@ -396,11 +396,13 @@ pub struct SettledBefore {
     /// When, if known (the first settler's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
-    /// Set while that settlement is still in progress in another process of
-    /// the fleet (marked in the fleet table, not billed yet): until when its
-    /// claim runs. It is due to bill the invocation, but its process may be
-    /// killed before it does: see [`Cost::is_settlement_in_progress_elsewhere`].
-    /// `None`: billed, final.
+    /// Set while that settlement is still in progress: in another process of
+    /// the fleet (marked in the fleet table, not billed yet), until when its
+    /// claim runs; in this client (a copy settled while the first copy here
+    /// had no receipt yet), 5 minutes after it started, the claim it makes with
+    /// a fleet. It is due to bill the invocation, but may find another
+    /// settlement in progress, or its process be killed, before it does: see
+    /// [`Cost::is_settlement_in_progress_elsewhere`]. `None`: billed, final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim_until: Option<DateTime<Utc>>,
 }

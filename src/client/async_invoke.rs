@@ -815,6 +815,12 @@ impl<'a> AsyncCompletion<'a> {
 /// visibility timeout (up to 12 h), or from a dead-letter queue's redrive.
 pub(crate) const SETTLED_KEPT: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// How long a settlement holds an async invocation before its receipt is made:
+/// 5 minutes, its claim in the fleet table (`fleet::SETTLEMENT_CLAIM`, the same
+/// duration). A copy settled in this process while the first copy here is still
+/// settling says the first holds it until then (see [`SettledCalls::remember`]).
+pub(crate) const SETTLEMENT_CLAIM: Duration = Duration::from_secs(5 * 60);
+
 /// The most settlements a meter remembers (the oldest are forgotten first): about
 /// 10 MB at worst; 14 days of them at up to 0.08 settlements a second (with a
 /// fleet, its table remembers the rest).
@@ -838,14 +844,17 @@ impl Cost {
 
     /// Whether this is the receipt of a duplicate settlement
     /// ([`is_duplicate_settlement`](Self::is_duplicate_settlement), $0, recorded
-    /// nowhere) whose first settlement, in another process of the fleet, was
-    /// still in progress: marked, not billed yet, its claim running until
-    /// [`SettledBefore::claim_until`]. That settlement bills the invocation
-    /// unless its process is killed first (a deploy, the OOM killer), so keep
-    /// the queue message: do not delete it, let its visibility timeout lapse
-    /// (longer than the claim, 5 min 5 s), and its next delivery bills the
-    /// invocation should that settlement never finish (or is a plain duplicate
-    /// once it did). This process does not remember the invocation as settled.
+    /// nowhere) whose first settlement was still in progress, until
+    /// [`SettledBefore::claim_until`]: in another process of the fleet (marked,
+    /// not billed yet, its claim running), or in this process (a copy settled at
+    /// the same moment, its receipt not made yet; with or without a fleet, as it
+    /// may still find another process's claim running, and be no settlement).
+    /// That settlement bills the invocation unless its process is killed first
+    /// (a deploy, the OOM killer), so keep the queue message: do not delete it,
+    /// let its visibility timeout lapse (longer than the claim, 5 min 5 s), and
+    /// its next delivery bills the invocation should that settlement never
+    /// finish (or is a plain duplicate once it did). This process does not
+    /// remember the invocation as settled by this copy.
     pub fn is_settlement_in_progress_elsewhere(&self) -> bool {
         self.settled_before
             .as_ref()
@@ -856,7 +865,11 @@ impl Cost {
 /// The async invocations a meter settled lately, by (endpoint, call id,
 /// submission time), with who billed each first (this client, or another process
 /// of the fleet, as the fleet's table answered) and when: a second settlement of
-/// one is a duplicate of that. Entries go after [`SETTLED_KEPT`] on the meter's
+/// one is a duplicate of that. Each is remembered as its settlement starts,
+/// pending (`claim_until` set: still in progress here) until it ends: billed
+/// here ([`settled_here`](Self::settled_here)), by another process
+/// ([`settled_first_by`](Self::settled_first_by)), or in progress in another
+/// ([`forget`](Self::forget)). Entries go after [`SETTLED_KEPT`] on the meter's
 /// clock, or beyond [`MAX_SETTLED`].
 #[derive(Default)]
 pub(crate) struct SettledCalls(std::sync::Mutex<SettledInner>);
@@ -869,8 +882,10 @@ struct SettledInner {
 }
 
 impl SettledCalls {
-    /// Remembers `key` as settled by this client at `now`: `None` the first
-    /// time, else who settled it before, and when.
+    /// Remembers `key` as being settled by this client at `now`, pending until
+    /// its settlement ends (due within [`SETTLEMENT_CLAIM`], as its claim in
+    /// the fleet): `None` the first time, else who settled it before, and when (a
+    /// pending one still in progress).
     fn remember(&self, key: &str, now: SystemTime) -> Option<SettledBefore> {
         let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let SettledInner { at, order } = &mut *inner;
@@ -895,14 +910,26 @@ impl SettledCalls {
         let first = SettledBefore {
             by: SettledBy::ThisClient,
             at: Some(DateTime::<Utc>::from(now)),
-            claim_until: None,
+            // A clock at the end of time: in progress all the same.
+            claim_until: Some(DateTime::<Utc>::from(
+                now.checked_add(SETTLEMENT_CLAIM).unwrap_or(now),
+            )),
         };
         at.insert(key.clone(), first);
         order.push_back((now, key));
         None
     }
 
-    /// `key`, remembered as settled here, was settled first by another process
+    /// `key`, remembered as being settled here, was billed here: final.
+    /// Forgotten meanwhile, it stays forgotten.
+    fn settled_here(&self, key: &str) {
+        let mut inner = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(before) = inner.at.get_mut(key) {
+            before.claim_until = None;
+        }
+    }
+
+    /// `key`, remembered as being settled here, was settled first by another process
     /// of the fleet (its table says so): a later copy says that, not this client.
     /// Forgotten meanwhile, it stays forgotten.
     fn settled_first_by(&self, key: &str, earlier: &SettledBefore) {
@@ -972,8 +999,9 @@ type FleetCheckFuture = std::pin::Pin<Box<dyn Future<Output = FleetCheck> + Send
 ///
 /// Everything but the rates and the fleet's answer is worked out at once, before
 /// the future is first polled (the output body is read then, not kept; the
-/// invocation is remembered as settled then, so that a second settlement started
-/// at the same time is the duplicate); the waits are for the endpoint's profile and
+/// invocation is remembered as being settled then, pending until its receipt,
+/// so that a second settlement started at the same time is a duplicate that
+/// says the first is in progress); the waits are for the endpoint's profile and
 /// rates (on a cold meter) and, with a fleet, one conditional write to its table
 /// (at the same time), then, once the receipt is made, a second one marking it
 /// billed ([`BilledMark`]). The future is dropped before it is done (a timeout, a
@@ -1110,8 +1138,8 @@ struct Settlement {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Found {
     /// In the meter's own memory: the first settlement of the invocation was
-    /// made here (billed here, or found a duplicate in the fleet), and deals
-    /// with its budget hold.
+    /// made here (billed here, or found a duplicate in the fleet), or is being
+    /// made (pending), and deals with its budget hold.
     Here,
     /// In the fleet's table: another process billed it.
     InTheFleet,
@@ -1396,12 +1424,21 @@ impl Settlement {
         let when = earlier
             .at
             .map_or_else(String::new, |at| format!(" at {}", at.to_rfc3339()));
-        let note = match earlier.claim_until {
-            None => format!(
+        let note = match (earlier.claim_until, earlier.by) {
+            (None, _) => format!(
                 "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}; this receipt is recorded nowhere \
                  (totals, sinks, ledgers and budgets count the invocation once)"
             ),
-            Some(until) => format!(
+            (Some(until), SettledBy::ThisClient) => format!(
+                "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}, the first copy settled in this \
+                 process, still settling (its receipt not made yet, due by {}): it bills \
+                 the invocation, or finds another process of the fleet settling it, so this \
+                 receipt is recorded nowhere; keep the queue message (do not delete it, let its \
+                 visibility timeout lapse) so that its next delivery bills the invocation \
+                 should no settlement finish",
+                until.to_rfc3339()
+            ),
+            (Some(until), SettledBy::Fleet) => format!(
                 "{DUPLICATE_SETTLEMENT_NOTE} {where_}{when}, whose settlement is still in \
                  progress (not billed yet, its claim running until {}): it bills the \
                  invocation, so this receipt is recorded nowhere; keep the queue message (do \
@@ -1504,6 +1541,7 @@ impl Settlement {
             meter,
             mut call,
             hold,
+            key,
             ..
         } = self;
         if let Ok(profile) = &prepared.profile
@@ -1517,7 +1555,10 @@ impl Settlement {
         // Its budgets settled before the sinks run, as a call's are: at the time
         // it was billed, and before another call (during a slow sink) can move
         // the budgets into the next period.
-        meter.finish_settled(call, prepared, hold, None, Phase::Settled)
+        let cost = meter.finish_settled(call, prepared, hold, None, Phase::Settled);
+        // Billed here: a later copy is a plain duplicate, no longer one to keep.
+        meter.inner.settled.settled_here(&key);
+        cost
     }
 }
 
@@ -1620,7 +1661,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use std::time::{Duration, SystemTime};
 
-    /// Settled first by this client at `at`.
+    /// Settled first by this client at `at`, billed.
     fn here(at: SystemTime) -> Option<SettledBefore> {
         Some(SettledBefore {
             by: SettledBy::ThisClient,
@@ -1635,12 +1676,14 @@ mod tests {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let hour = Duration::from_secs(3600);
         assert_eq!(settled.remember("ep\0a", t0), None);
+        settled.settled_here("ep\0a");
         // An SQS message not deleted comes back after its visibility timeout (up
         // to 12 h), or from a dead-letter queue days later: still the same call.
         assert_eq!(settled.remember("ep\0a", t0 + 12 * hour), here(t0));
         assert_eq!(settled.remember("ep\0a", t0 + 13 * 24 * hour), here(t0));
         // Past 14 days, the longest SQS keeps a message, it is forgotten.
         assert_eq!(settled.remember("ep\0b", t0 + hour), None);
+        settled.settled_here("ep\0b");
         assert_eq!(settled.remember("ep\0a", t0 + 14 * 24 * hour), None);
         assert_eq!(
             settled.remember("ep\0b", t0 + 14 * 24 * hour),
@@ -1676,9 +1719,38 @@ mod tests {
         settled.forget("ep\0a");
         let t2 = t1 + Duration::from_secs(310);
         assert_eq!(settled.remember("ep\0a", t2), None);
+        settled.settled_here("ep\0a");
         // 14 days after the first copy, the second is remembered still.
         assert_eq!(settled.remember("ep\0a", t1 + 14 * day), here(t2));
         assert_eq!(settled.remember("ep\0b", t1 + 14 * day), None);
+    }
+
+    /// A copy that comes while the first copy in this process still settles
+    /// says it is in progress, until 5 minutes after the first started (keep the
+    /// message: the first may yet find another process's claim running, and be
+    /// forgotten); once the first is billed here, a copy is a plain duplicate;
+    /// once it is forgotten, a copy is the first here again.
+    #[test]
+    fn a_copy_while_the_first_copy_here_still_settles_is_in_progress_until_it_ends() {
+        let settled = SettledCalls::default();
+        let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(settled.remember("ep\0a", t1), None);
+        // 1,800,000,000 s + 5 min (300 s) = 1,800,000,300 s.
+        let settling = SettledBefore {
+            by: SettledBy::ThisClient,
+            at: Some(DateTime::<Utc>::from(t1)),
+            claim_until: DateTime::<Utc>::from_timestamp(1_800_000_300, 0),
+        };
+        assert_eq!(settled.remember("ep\0a", t2), Some(settling.clone()));
+        settled.settled_here("ep\0a");
+        assert_eq!(settled.remember("ep\0a", t2), here(t1));
+
+        assert_eq!(settled.remember("ep\0b", t1), None);
+        let b = settled.remember("ep\0b", t2);
+        assert_eq!(b.and_then(|b| b.claim_until), settling.claim_until);
+        settled.forget("ep\0b");
+        assert_eq!(settled.remember("ep\0b", t2), None);
     }
 
     #[test]

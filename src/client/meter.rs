@@ -1412,7 +1412,9 @@ impl Meter {
     /// that finds the mark while its claim runs is a duplicate that says so
     /// ([`Cost::is_settlement_in_progress_elsewhere`]): not remembered here, and
     /// its queue message is to be kept, so that a later copy bills the
-    /// invocation should that settlement never finish.
+    /// invocation should that settlement never finish. So is a copy settled
+    /// here while the first copy here is still settling (its receipt not made
+    /// yet), with or without a fleet: the first may yet find such a mark.
     ///
     /// [`PendingInference`]: super::PendingInference
     /// [`AsyncInvocation::settle`]: super::AsyncInvocation::settle

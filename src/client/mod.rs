@@ -19,6 +19,8 @@ mod invoke;
 mod meter;
 mod stream;
 
+#[cfg(feature = "fleet")]
+pub(crate) use async_invoke::SETTLEMENT_CLAIM;
 pub(crate) use async_invoke::{
     ACCEPTED_MORE_THAN_ONCE_NOTE, ACCEPTED_THEN_FAILED_NOTE, CLOCKS_DISAGREE, DATA_IN_UNKNOWN,
     DATA_OUT_UNKNOWN, DROPPED_SUBMISSION_NOTE,

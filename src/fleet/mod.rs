@@ -162,7 +162,7 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(3600);
 /// [`clock_skew`](FleetConfig::clock_skew), have passed, and billed there (see
 /// [`Meter::settle_async`](crate::Meter::settle_async)). A settlement waits for
 /// its endpoint's rates (seconds, on a cold meter) within it.
-pub const SETTLEMENT_CLAIM: Duration = Duration::from_secs(5 * 60);
+pub const SETTLEMENT_CLAIM: Duration = crate::client::SETTLEMENT_CLAIM;
 
 /// What a call that needs a new lease does when the table does not answer.
 #[non_exhaustive]

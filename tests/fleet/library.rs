@@ -3116,7 +3116,9 @@ async fn a_mark_never_billed_is_taken_over_and_billed_by_the_next_settlement() {
 /// process does not remember it as settled: should the other process be killed
 /// before its receipt, the next copy, once the claim and the clock skew ended,
 /// takes the mark over and bills it (a takeover counted as its two requests,
-/// then the billed mark's one). A copy after a billed mark is a plain duplicate.
+/// then the billed mark's one). Two copies in the process at once say so both:
+/// the second, found while the first is still settling, is not a final
+/// duplicate of it. A copy after a billed mark is a plain duplicate.
 #[tokio::test]
 async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bills_it() {
     let fleet = FakeFleet::start("settled-in-progress", "jobs", 1).await;
@@ -3174,12 +3176,35 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
     .await
     .unwrap();
 
-    // A copy in `b` meanwhile: a $0 duplicate recorded nowhere, that says the
-    // other settlement is in progress, until when, and to keep the message.
+    // Two copies in `b` meanwhile, at once (the second started before the
+    // table answered the first): each a $0 duplicate recorded nowhere, that
+    // says the other settlement is in progress, until when, and to keep the
+    // message.
     let sent = requests();
-    let during = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
-        .await
-        .unwrap();
+    let first_copy = b.meter().settle_async(copy(), ten_minutes());
+    let second_copy = b.meter().settle_async(copy(), ten_minutes());
+    let (during, also) = tokio::join!(Box::pin(first_copy), Box::pin(second_copy));
+    let (during, also) = (during.unwrap(), also.unwrap());
+    // The second found the first still settling here: it keeps its message
+    // too, as the first copy does not bill it (and `gone` may never).
+    assert!(also.is_duplicate_settlement(), "{also:#?}");
+    assert!(also.is_settlement_in_progress_elsewhere(), "{also:#?}");
+    assert_eq!((also.cost_usd, also.lines.len()), (Decimal::ZERO, 0));
+    let first_here = also.settled_before.clone().unwrap();
+    assert_eq!(first_here.by, sagemeter::billing::SettledBy::ThisClient);
+    // Until 5 minutes after the first copy started, on `b`'s clock.
+    assert_eq!(
+        first_here.claim_until,
+        Some(chrono::DateTime::<chrono::Utc>::from(
+            started + Duration::from_secs(300)
+        ))
+    );
+    assert!(
+        also.notes[0].contains("still settling")
+            && also.notes[0].contains("keep the queue message"),
+        "{:?}",
+        also.notes
+    );
     assert!(during.is_duplicate_settlement(), "{during:#?}");
     assert!(during.is_settlement_in_progress_elsewhere(), "{during:#?}");
     assert_eq!((during.cost_usd, during.lines.len()), (Decimal::ZERO, 0));
@@ -3195,7 +3220,7 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
         "{:?}",
         during.notes
     );
-    // One request: the refused create.
+    // One request, the first copy's refused create: the second asked nothing.
     assert_eq!(requests() - sent, 1);
     let theirs = b.meter().totals();
     assert_eq!((theirs.client_usd, theirs.calls), (Decimal::ZERO, 0));
@@ -3224,6 +3249,15 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
     assert_eq!(b.meter().totals().client_usd, billed.cost_usd);
     // Three requests: the refused create, the takeover, the billed mark.
     assert_eq!(requests() - sent, 3);
+    // Another copy in `b` now: billed here, final, a plain duplicate.
+    let again = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
+        .await
+        .unwrap();
+    assert!(again.is_duplicate_settlement(), "{again:#?}");
+    assert!(!again.is_settlement_in_progress_elsewhere(), "{again:#?}");
+    let billed_here = again.settled_before.clone().unwrap();
+    assert_eq!(billed_here.by, sagemeter::billing::SettledBy::ThisClient);
+    assert_eq!(billed_here.claim_until, None);
 
     // A copy in `a` now finds the mark billed: a plain duplicate, final.
     let after = Box::pin(a.meter().settle_async(copy(), ten_minutes()))
