@@ -93,8 +93,11 @@ pub const MAX_CAPACITY: usize = usize::MAX >> 3;
 /// - `flush().await`: everything acknowledged before it is written to the OS (it
 ///   survives the process crashing, not the machine losing power).
 /// - `sync().await`: the same, then `fsync` (`sync_data`): it survives power loss.
-///   The first `sync` of a file (new, or opened again) fsyncs its directory too,
-///   so that the file's name survives as well; a failure of that is its error.
+///   The first `sync` of a file this process created (new, or made again after
+///   another program removed it) fsyncs its directory too, so that the file's
+///   name survives as well; a failure of that is its error. A directory that
+///   cannot be opened for reading (`EACCES`, `EPERM`: a write-and-enter-only
+///   drop directory) cannot be fsynced at all: one WARN for the file, not an error.
 ///   A rolling ledger fsyncs each file it rolls away from (when it holds lines not
 ///   yet fsynced) before closing it, so `sync` vouches for the lines of every
 ///   file; a failure of that `fsync` is returned by the next `sync` or `shutdown`.
@@ -288,8 +291,8 @@ impl JsonlLedgerBuilder {
             )?;
             BackgroundWriter::start(options, encode, target)?
         } else {
-            let (file, len) = open_ledger_file(&path)?;
-            let target = FileTarget::new(path.clone(), file, len, dict);
+            let (file, len, created) = open_ledger_file(&path)?;
+            let target = FileTarget::new(path.clone(), file, len, created, dict);
             BackgroundWriter::start(options, encode, target)?
         };
         Ok(JsonlLedger {
@@ -438,9 +441,10 @@ pub(super) struct FileTarget {
     defined: Defined,
     /// Written since the last [`sync`](Target::sync).
     unsynced: bool,
-    /// The file's directory entry is not known to be durable yet (the file may
-    /// have just been made): the next [`sync`](Target::sync) fsyncs its
-    /// directory too, and fails when that does (tried again at the next).
+    /// This process created the file and its directory entry is not known to be
+    /// durable yet: the next [`sync`](Target::sync) fsyncs its directory too,
+    /// and fails when that does (tried again at the next). A file that was
+    /// there already has no new name at stake.
     entry_unsynced: bool,
     /// A failed write left bytes after `good_len` (a partial line) that could not
     /// be cut off: nothing is appended until they are.
@@ -481,8 +485,15 @@ type DirSyncHook = Arc<dyn Fn(&Path) -> io::Result<()> + Send + Sync>;
 
 impl FileTarget {
     /// `file` at `path`, opened for appending ([`open_ledger_file`]), `len`
-    /// bytes long (whole lines).
-    pub(super) fn new(path: PathBuf, file: File, len: u64, dict: Arc<Dictionary>) -> Self {
+    /// bytes long (whole lines); `created` when that open made it (its entry is
+    /// made durable by the first [`sync`](Target::sync)).
+    pub(super) fn new(
+        path: PathBuf,
+        file: File,
+        len: u64,
+        created: bool,
+        dict: Arc<Dictionary>,
+    ) -> Self {
         FileTarget {
             path,
             file,
@@ -491,7 +502,7 @@ impl FileTarget {
             dict,
             defined: Defined::default(),
             unsynced: false,
-            entry_unsynced: true,
+            entry_unsynced: created,
             damaged: false,
             hooks: FileHooks::default(),
         }
@@ -694,7 +705,7 @@ impl FileTarget {
              before it may have been lost (appended after a compressor read the file, \
              they are in no file): rotate by rename with a reopen of the ledger in \
              postrotate and delaycompress");
-        let (file, len) = open_ledger_file(&self.path).map_err(|e| {
+        let (file, len, created) = open_ledger_file(&self.path).map_err(|e| {
             let said = e.to_string();
             io::Error::new(
                 io::Error::from(e).kind(),
@@ -706,7 +717,8 @@ impl FileTarget {
         })?;
         // The file without a name is closed, and its lock released.
         self.file = file;
-        self.entry_unsynced = true;
+        // Made again here, its name is new; one another program made is not ours.
+        self.entry_unsynced = created;
         self.damaged = false;
         self.restart(len)
     }
@@ -896,14 +908,15 @@ impl Target for FileTarget {
         .into())
     }
 
-    /// Fsyncs the data, and the first time (after a reopen too) the file's
-    /// directory entry: a power loss after a `sync` that said Ok takes neither
-    /// the lines nor the name of a file just made.
+    /// Fsyncs the data, and the first time for a file this process created
+    /// (after a reopen too) the file's directory entry: a power loss after a
+    /// `sync` that said Ok takes neither the lines nor the name of a file just
+    /// made ([`sync_entry`]).
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
         if self.entry_unsynced {
             match &self.hooks.sync_dir {
-                Some(sync_dir) => sync_dir(&self.path)?,
+                Some(sync_dir) => sync_entry(&self.path, &**sync_dir)?,
                 None => sync_parent_dir(&self.path)?,
             }
             self.entry_unsynced = false;
@@ -913,8 +926,9 @@ impl Target for FileTarget {
     }
 }
 
-/// Opens or creates the file as the type's docs say; returns it and its length.
-pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> {
+/// Opens or creates the file as the type's docs say; returns it, its length and
+/// whether this call created it.
+pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64, bool), LedgerError> {
     let open_err = |source| LedgerError::Open {
         path: path.to_owned(),
         source,
@@ -940,7 +954,7 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
             }
             // Its directory entry is made durable by the first `sync` of its
             // `FileTarget`, which returns the failure if that cannot be done.
-            return Ok((file, 0));
+            return Ok((file, 0, true));
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(refused_link(&e, path).unwrap_or_else(|| open_err(e))),
@@ -990,7 +1004,7 @@ pub(super) fn open_ledger_file(path: &Path) -> Result<(File, u64), LedgerError> 
         }
     }
     let len = repair_torn_tail(&mut file, meta.len(), path).map_err(open_err)?;
-    Ok((file, len))
+    Ok((file, len, false))
 }
 
 /// Whether `file` holds nothing but NUL bytes and blanks, with no line end: a
@@ -1218,12 +1232,45 @@ fn repair_torn_tail(file: &mut File, len: u64, path: &Path) -> io::Result<u64> {
 }
 
 /// Makes a new (or renamed) file's directory entry durable: fsyncs its
-/// directory. A file system that does not fsync directories at all (`EINVAL`
-/// or `ENOTSUP`, as some network and FUSE mounts answer) has nothing to do
-/// here: that is Ok, as it is where this is not Unix; any other failure (the
-/// directory cannot be opened, an I/O error) is returned, as the entry may not
-/// survive a power loss.
+/// directory ([`fsync_parent_dir`]), with [`sync_entry`]'s rule for a directory
+/// that cannot be read.
 pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
+    sync_entry(path, &fsync_parent_dir)
+}
+
+/// Makes the entry of the new `path` durable with `fsync_dir` (which fsyncs
+/// its directory). A directory that cannot be opened for reading (`EACCES`,
+/// `EPERM`: a write-and-enter-only drop directory, mode 1733) cannot be fsynced
+/// by any means: failing every sync for it would break a ledger that works, so
+/// that is one WARN (the name may not survive a power loss) and Ok. Any other
+/// failure (an I/O error) is returned.
+pub(crate) fn sync_entry(
+    path: &Path,
+    fsync_dir: &dyn Fn(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    match fsync_dir(path) {
+        Err(e) if dir_unreadable(&e) => {
+            tracing::warn!(target: "sagemeter", path = %path.display(), error = %e,
+                "ledger: the directory cannot be opened for reading, so it cannot be \
+                 fsynced: the new name may not survive a power loss");
+            Ok(())
+        }
+        synced => synced,
+    }
+}
+
+/// Whether an fsync of a directory failed because the directory cannot be
+/// opened for reading (see [`sync_entry`]).
+fn dir_unreadable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied
+}
+
+/// Fsyncs the directory of `path`. A file system that does not fsync
+/// directories at all (`EINVAL` or `ENOTSUP`, as some network and FUSE mounts
+/// answer) has nothing to do here: that is Ok, as it is where this is not Unix;
+/// any other failure (the directory cannot be opened, an I/O error) is
+/// returned, as the entry may not survive a power loss.
+pub(crate) fn fsync_parent_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         let parent = match path.parent() {
@@ -1243,7 +1290,7 @@ pub(crate) fn sync_parent_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Whether an fsync of a directory failed only because its file system does
-/// not do that (see [`sync_parent_dir`]).
+/// not do that (see [`fsync_parent_dir`]).
 #[cfg(unix)]
 fn dir_sync_unsupported(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Unsupported
@@ -1337,8 +1384,8 @@ mod tests {
     /// receipts `ids` written to it in one write.
     fn target_written(path: &Path, ids: &[&str]) -> (FileTarget, Arc<Dictionary>) {
         let dict = Arc::new(Dictionary::default());
-        let (file, len) = open_ledger_file(path).unwrap();
-        let mut target = FileTarget::new(path.to_path_buf(), file, len, dict.clone());
+        let (file, len, created) = open_ledger_file(path).unwrap();
+        let mut target = FileTarget::new(path.to_path_buf(), file, len, created, dict.clone());
         let (bytes, lines) = receipts(&dict, ids);
         target.write_lines(&bytes, &lines).unwrap();
         (target, dict)
@@ -1676,14 +1723,20 @@ mod tests {
     /// file's `sync` fails, not Ok with the file's name perhaps undone by a
     /// power loss, and the next `sync` fsyncs the directory again; once that
     /// works, later syncs fsync the data only. EINVAL (a mount that does not
-    /// fsync directories) is nothing to do; a directory that cannot be opened
-    /// is an error.
+    /// fsync directories) is nothing to do; a directory that is not there is an
+    /// error.
     #[test]
     fn a_failed_fsync_of_a_new_files_directory_fails_its_syncs_until_one_works() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
-        let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(path.clone(), file, len, Arc::new(Dictionary::default()));
+        let (file, len, created) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(
+            path.clone(),
+            file,
+            len,
+            created,
+            Arc::new(Dictionary::default()),
+        );
         let dir_syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let dir_fails = Arc::new(AtomicBool::new(true));
         let (calls, fails, file_path) = (dir_syncs.clone(), dir_fails.clone(), path.clone());
@@ -1720,12 +1773,87 @@ mod tests {
         sync_parent_dir(&path).unwrap();
     }
 
+    /// A target whose directory fsyncs go to `answer`, counted in the count
+    /// returned.
+    fn with_dir_syncs(
+        target: &mut FileTarget,
+        answer: fn() -> io::Result<()>,
+    ) -> Arc<std::sync::atomic::AtomicUsize> {
+        let dir_syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let calls = dir_syncs.clone();
+        target.hooks.sync_dir = Some(Arc::new(move |_: &Path| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            answer()
+        }));
+        dir_syncs
+    }
+
+    /// A file that was there when the ledger opened it has no new name at
+    /// stake: its syncs never fsync its directory, so a directory that cannot
+    /// be (a write-and-enter-only drop directory) never fails them.
+    #[test]
+    fn an_existing_file_opened_has_no_directory_entry_to_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (_, _, created) = open_ledger_file(&path).unwrap();
+        assert!(created);
+        let (file, len, created) = open_ledger_file(&path).unwrap();
+        assert!(!created, "there already");
+        let dict = Arc::new(Dictionary::default());
+        let mut target = FileTarget::new(path.clone(), file, len, created, dict);
+        let dir_syncs = with_dir_syncs(&mut target, || {
+            Err(io::Error::from_raw_os_error(libc::EACCES))
+        });
+        let (a, a_lines) = lines('a', 1);
+        target.write_lines(&a, &a_lines).unwrap();
+        target.sync().unwrap();
+        assert_eq!(dir_syncs.load(Ordering::SeqCst), 0);
+    }
+
+    /// A new file's directory that cannot be opened for reading (EACCES, EPERM:
+    /// a write-and-enter-only drop directory) cannot be fsynced by any means:
+    /// the sync is Ok, with one WARN that the name may not survive a power
+    /// loss, and later syncs do not try again.
+    #[test]
+    fn a_new_files_directory_that_cannot_be_read_is_warned_once_not_an_error() {
+        let (warned, _log) = capture_warnings();
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("calls.jsonl");
+        let (file, len, created) = open_ledger_file(&path).unwrap();
+        let dict = Arc::new(Dictionary::default());
+        let mut target = FileTarget::new(path.clone(), file, len, created, dict);
+        let dir_syncs = with_dir_syncs(&mut target, || {
+            Err(io::Error::from_raw_os_error(libc::EACCES))
+        });
+        for n in 0..2 {
+            let (a, a_lines) = lines('a', n + 1);
+            target.write_lines(&a, &a_lines).unwrap();
+            target.sync().unwrap();
+        }
+        assert_eq!(dir_syncs.load(Ordering::SeqCst), 1);
+        let warned = warned.0.lock().unwrap().clone();
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(
+            warned[0].contains("may not survive a power loss"),
+            "{}",
+            warned[0]
+        );
+        assert!(dir_unreadable(&io::Error::from_raw_os_error(libc::EPERM)));
+        assert!(!dir_unreadable(&io::Error::from_raw_os_error(libc::EIO)));
+    }
+
     #[test]
     fn a_partial_line_that_cannot_be_cut_off_stops_writes_until_it_is() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("calls.jsonl");
-        let (file, len) = open_ledger_file(&path).unwrap();
-        let mut target = FileTarget::new(path.clone(), file, len, Arc::new(Dictionary::default()));
+        let (file, len, created) = open_ledger_file(&path).unwrap();
+        let mut target = FileTarget::new(
+            path.clone(),
+            file,
+            len,
+            created,
+            Arc::new(Dictionary::default()),
+        );
         let (a, a_lines) = lines('a', 1);
         target.write_lines(&a, &a_lines).unwrap();
 

@@ -236,13 +236,13 @@ impl RollingTarget {
                 // repaired when it was opened.
                 Some((current, file)) if *current == name => file.len(),
                 _ => {
-                    let (file, len) = self.open_file(path)?;
-                    opened = Some((file, len));
+                    let (file, len, created) = self.open_file(path)?;
+                    opened = Some((file, len, created));
                     len
                 }
             };
             if self.full(len, need) {
-                if let Some((file, _)) = opened.take() {
+                if let Some((file, ..)) = opened.take() {
                     sync_repair(path, &file);
                 }
                 // A file named with the last number there is (put there by
@@ -261,13 +261,14 @@ impl RollingTarget {
             }
         }
         let path = self.rolling.dir.join(name.file_name());
-        let (file, len) = match opened {
+        let (file, len, created) = match opened {
             Some(opened) => opened,
             None => self.open_file(&path)?,
         };
-        let outgoing = self
-            .current
-            .replace((name, FileTarget::new(path, file, len, self.dict.clone())));
+        let outgoing = self.current.replace((
+            name,
+            FileTarget::new(path, file, len, created, self.dict.clone()),
+        ));
         if let Some((old, mut file)) = outgoing
             && file.unsynced()
         {
@@ -286,8 +287,8 @@ impl RollingTarget {
     }
 
     /// Opens (or creates) the ledger file at `path`, repairing a torn tail;
-    /// returns it and its length after the repair.
-    fn open_file(&self, path: &Path) -> io::Result<(std::fs::File, u64)> {
+    /// returns it, its length after the repair and whether this created it.
+    fn open_file(&self, path: &Path) -> io::Result<(std::fs::File, u64, bool)> {
         if let Some(before_open) = &self.hooks.before_open {
             before_open(path)?;
         }
@@ -447,11 +448,16 @@ fn fitting_lines(lines: &[LineMeta], room: u64, empty: bool) -> usize {
 /// level's) made durable; refuses one that others can read or enter (as for
 /// ledger files, its mode is not changed for you).
 pub(crate) fn make_dir(dir: &Path) -> Result<(), LedgerError> {
-    make_dir_syncing(dir, &super::file::sync_parent_dir)
+    make_dir_syncing(dir, &super::file::fsync_parent_dir)
 }
 
 /// [`make_dir`], `sync_parent` called with each directory it created (the top
-/// one first), once it is there: a seam for tests. Its failure fails this.
+/// one first), once it is there: a seam for tests. Its failure fails this
+/// (with [`sync_entry`]'s rule for a parent that cannot be read), and the
+/// levels it created are removed, so that the next open makes them again and
+/// tries again, rather than finding them there and trusting their entries.
+///
+/// [`sync_entry`]: super::file::sync_entry
 fn make_dir_syncing(
     dir: &Path,
     sync_parent: &dyn Fn(&Path) -> io::Result<()>,
@@ -498,8 +504,14 @@ fn make_dir_syncing(
     let _ = existed;
     // Without it, a power loss after a `sync()` that said Ok may take the new
     // directory, and every file in it, away.
-    for level in created {
-        sync_parent(level).map_err(open_err)?;
+    for level in &created {
+        if let Err(e) = super::file::sync_entry(level, sync_parent) {
+            // Deepest first: each is empty once the one below it is gone.
+            for made in created.iter().rev() {
+                let _ = std::fs::remove_dir(made);
+            }
+            return Err(open_err(e));
+        }
     }
     Ok(())
 }
@@ -626,14 +638,26 @@ pub(super) mod tests {
         make_dir_syncing(&dir, &record).unwrap();
         assert!(synced.lock().unwrap().is_empty());
         // A new level whose entry cannot be made durable fails the open, not
-        // an Ok that a power loss may undo.
+        // an Ok that a power loss may undo, and the levels it made are gone:
+        // the next open makes them again and syncs their entries, rather than
+        // finding them there and trusting them.
+        let deeper = dir.join("c").join("d");
         let failing = |_: &Path| Err(io::Error::from_raw_os_error(libc::EIO));
-        let err = make_dir_syncing(&dir.join("c"), &failing).unwrap_err();
+        let err = make_dir_syncing(&deeper, &failing).unwrap_err();
         assert!(
             matches!(&err, LedgerError::Open { source, .. }
             if source.raw_os_error() == Some(libc::EIO)),
             "{err:?}"
         );
+        assert!(!dir.join("c").exists());
+        synced.lock().unwrap().clear();
+        make_dir_syncing(&deeper, &record).unwrap();
+        assert_eq!(*synced.lock().unwrap(), [dir.clone(), dir.join("c")]);
+        // A parent that cannot be opened for reading (a write-and-enter-only
+        // drop directory) cannot be fsynced by any means: not an error.
+        let unreadable = |_: &Path| Err(io::Error::from_raw_os_error(libc::EACCES));
+        make_dir_syncing(&dir.join("e"), &unreadable).unwrap();
+        assert!(dir.join("e").is_dir());
     }
 
     /// The names of the files synced, in order, as the hook saw them.
