@@ -122,6 +122,10 @@ pub struct ParquetLedgerBuilder {
     capacity: usize,
     /// How often the clock is looked at ([`TICK`]; shorter in tests).
     tick: Duration,
+    /// Fsyncs the directory of a file given its final name
+    /// ([`fsync_parent_dir`](crate::ledger::file::fsync_parent_dir); one that
+    /// fails in tests).
+    sync_dir: fn(&Path) -> io::Result<()>,
 }
 
 impl ParquetLedgerBuilder {
@@ -170,6 +174,13 @@ impl ParquetLedgerBuilder {
     #[cfg(test)]
     fn tick(mut self, every: Duration) -> Self {
         self.tick = every;
+        self
+    }
+
+    /// Fsyncs a finished file's directory with `sync_dir`.
+    #[cfg(test)]
+    fn sync_dir(mut self, sync_dir: fn(&Path) -> io::Result<()>) -> Self {
+        self.sync_dir = sync_dir;
         self
     }
 
@@ -231,6 +242,7 @@ impl ParquetLedgerBuilder {
             lock: Some(lock),
             tick_pending: tick_pending.clone(),
             _tick_stop: tick_stop,
+            sync_dir: self.sync_dir,
         };
         let open_err = |source| LedgerError::Open {
             path: self.dir.clone(),
@@ -299,6 +311,7 @@ impl ParquetLedger {
             time: None,
             capacity: DEFAULT_CAPACITY,
             tick: TICK,
+            sync_dir: crate::ledger::file::fsync_parent_dir,
         }
     }
 
@@ -528,6 +541,8 @@ struct Worker {
     tick_pending: Arc<AtomicBool>,
     /// Dropped with the worker: tells the ticker to stop.
     _tick_stop: std::sync::mpsc::Sender<()>,
+    /// Fsyncs a finished file's directory (see [`ParquetLedgerBuilder`]).
+    sync_dir: fn(&Path) -> io::Result<()>,
 }
 
 impl Worker {
@@ -713,7 +728,7 @@ impl Worker {
                 self.counters.written.fetch_add(rows, Ordering::Relaxed);
                 // The receipts are in the file, kept; only its name may not
                 // survive a power loss: the next flush or shutdown says so.
-                if let Err(e) = crate::ledger::file::sync_parent_dir(&summary.path) {
+                if let Err(e) = crate::ledger::file::sync_entry(&summary.path, &self.sync_dir) {
                     tracing::error!(target: "sagemeter", sink = KIND,
                         path = %summary.path.display(), error = %e,
                         "cannot fsync the Parquet ledger's directory: the file's name \
@@ -1029,6 +1044,29 @@ mod tests {
             assert!(err.to_string().contains(last), "{err}");
         }
         assert_eq!(ledger.stats().lost_on_error, 1);
+    }
+
+    /// A file whose directory cannot be fsynced once it has its final name
+    /// (an I/O error): its receipt is in it, counted written and the file kept,
+    /// but the flush that closed it fails (lost 0), not Ok with the name
+    /// perhaps undone by a power loss.
+    #[tokio::test]
+    async fn a_failed_fsync_of_a_finished_files_directory_fails_the_flush_and_keeps_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("receipts");
+        let ledger = ParquetLedger::rolling(&dir)
+            .sync_dir(|_| Err(io::Error::from_raw_os_error(libc::EIO)))
+            .open()
+            .unwrap();
+        ledger.try_record(&cost("a1")).unwrap();
+        let err = ledger.flush().await.unwrap_err();
+        assert!(matches!(err, LedgerError::Write { lost: 0, .. }), "{err:?}");
+        assert_eq!(ledger.stats().written, 1);
+        assert_eq!(
+            crate::ledger::parquet::parquet_files(&dir).unwrap().len(),
+            1
+        );
+        ledger.shutdown().await.unwrap();
     }
 
     /// The ticker stops when the writer does, not up to a tick later (here an
