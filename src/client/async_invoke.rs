@@ -1013,11 +1013,11 @@ pub(crate) fn settle(
     completion: AsyncCompletion<'_>,
 ) -> impl Future<Output = Cost> + Send + use<> {
     let endpoint = pending.endpoint.clone();
-    let earlier = meter.inner.settled.remember(
-        &settled_key(&pending.endpoint, &pending.call_id, pending.submitted_at),
-        meter.now(),
-    );
+    // Made before the invocation is remembered: a panic making it (a token
+    // counter's, say) leaves no record pending that nothing would resolve,
+    // and the next copy bills the invocation.
     let settlement = Settlement::new(meter, pending, completion);
+    let earlier = meter.inner.settled.remember(&settlement.key, meter.now());
     let job = match earlier {
         Some(earlier) => Err(settlement.duplicate(earlier, Found::Here)),
         None => Ok(Settling(Some(settlement))),
