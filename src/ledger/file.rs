@@ -1260,7 +1260,8 @@ pub(crate) fn sync_entry(
 }
 
 /// Whether an fsync of a directory failed because the directory cannot be
-/// opened for reading (see [`sync_entry`]).
+/// opened for reading (see [`sync_entry`]; [`fsync_parent_dir`] gives a denial
+/// of the fsync itself another kind).
 fn dir_unreadable(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::PermissionDenied
 }
@@ -1279,6 +1280,10 @@ pub(crate) fn fsync_parent_dir(path: &Path) -> io::Result<()> {
         };
         match File::open(parent)?.sync_all() {
             Err(e) if dir_sync_unsupported(&e) => Ok(()),
+            // Denied by the fsync itself (a network mount whose ticket expired),
+            // not by opening the directory: the name is at stake, an error
+            // that `sync_entry` must not take for an unreadable directory.
+            Err(e) if dir_unreadable(&e) => Err(io::Error::other(e)),
             synced => synced,
         }
     }
