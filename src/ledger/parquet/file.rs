@@ -279,7 +279,11 @@ impl ParquetFileWriter {
     /// ([`LedgerError::Write`], the file's receipts lost) and is left as it is.
     ///
     /// The final name is made durable too (its directory fsynced): when that
-    /// fails, so does this, and the file is removed, as on any other error.
+    /// fails, so does this, and the file is removed, as on any other error;
+    /// but a directory that cannot be opened for reading (`EACCES`, `EPERM`:
+    /// written and entered only, mode 1733) cannot be fsynced by any means,
+    /// and the file is kept, with one WARN that its name may not survive a
+    /// power loss.
     pub fn finish(mut self) -> Result<ParquetFileSummary, LedgerError> {
         let lost = self.rows;
         let write_err = |path: &Path, source| LedgerError::Write {
