@@ -471,16 +471,31 @@ fn make_dir_syncing(
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     let existed = dir.is_dir();
-    // The levels this call creates, the top one first: each new directory's
-    // entry is in its parent, made durable only by fsyncing the parent.
-    let mut created: Vec<&Path> = dir
+    // The levels missing, the top one first: each new directory's entry is in
+    // its parent, made durable only by fsyncing the parent.
+    let mut missing: Vec<&Path> = dir
         .ancestors()
         .take_while(|level| {
             !level.as_os_str().is_empty()
                 && matches!(std::fs::symlink_metadata(level), Err(e) if e.kind() == io::ErrorKind::NotFound)
         })
         .collect();
-    created.reverse();
+    missing.reverse();
+    // Made one by one, so that a level another opener made meanwhile (two
+    // ledgers opened at once under a new parent) is not taken for this call's,
+    // to be synced or removed.
+    let mut created: Vec<&Path> = Vec::with_capacity(missing.len());
+    let mut one_level = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut one_level, 0o700);
+    for level in missing {
+        match one_level.create(level) {
+            Ok(()) => created.push(level),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(open_err(e)),
+        }
+    }
+    // There now (a directory, not a file of that name), whoever made it.
     builder.create(dir).map_err(open_err)?;
     #[cfg(unix)]
     {
