@@ -3247,8 +3247,12 @@ async fn a_copy_while_another_claim_runs_is_not_remembered_and_the_next_copy_bil
         billed.notes
     );
     assert_eq!(b.meter().totals().client_usd, billed.cost_usd);
-    // Three requests: the refused create, the takeover, the billed mark.
-    assert_eq!(requests() - sent, 3);
+    // Three requests: the refused create, the takeover, the billed mark (two
+    // before a takeover counted its own). The receipt also starts `b`'s flush
+    // loop, whose first flush (at once, in the background) writes the
+    // receipt's increments: under load it may be counted by now too.
+    let settled_with = requests() - sent;
+    assert!(settled_with >= 3, "{settled_with} requests");
     // Another copy in `b` now: billed here, final, a plain duplicate.
     let again = Box::pin(b.meter().settle_async(copy(), ten_minutes()))
         .await
